@@ -1,0 +1,70 @@
+import { join } from 'node:path';
+import { mkdirSync } from 'node:fs';
+import type { Command } from 'commander';
+import { QuantkitError } from '../../errors.js';
+import type { Tensor } from '../../tensor/tensor.js';
+import { decodeModel, encodeTensorProto } from '../../io/onnx/proto.js';
+import { tensorToProto } from '../../io/onnx/tensor.js';
+import { runModel } from '../../interp/run.js';
+import { writeFileAtomic } from '../../node/files.js';
+import { parseInputBinding, readModelBytes, readTensorFile } from '../inputs.js';
+import { summarizeTensor } from '../summary.js';
+
+interface RunOptions {
+  input: string[];
+  out?: string;
+  force?: boolean;
+}
+
+export function registerRun(program: Command): void {
+  program
+    .command('run')
+    .description('run a model with the pure-TypeScript reference interpreter')
+    .argument('<model>', 'ONNX model file')
+    .requiredOption('-i, --input <[name=]file>', 'input tensor (.npy or TensorProto .pb); repeat for each input', collect, [])
+    .option('-o, --out <dir>', 'write outputs as dir/output_<i>.pb (TensorProto, name set)')
+    .option('-f, --force', 'replace existing output files')
+    .action(async (modelPath: string, opts: RunOptions) => {
+      await runCommand(modelPath, opts);
+    });
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+export async function runCommand(modelPath: string, opts: RunOptions): Promise<void> {
+  const model = decodeModel(readModelBytes(modelPath), modelPath);
+  const graph = model.graph;
+  if (!graph) throw new QuantkitError('QK_MODEL_NO_GRAPH', `${modelPath} has no graph`, 'is this an ONNX model file?');
+  const initializerNames = new Set(graph.initializer.map((t) => t.name));
+  // Before IR 4 initializers were also listed as graph inputs; those are not for the user to bind.
+  const graphInputs = graph.input.map((v) => v.name).filter((n) => !initializerNames.has(n));
+
+  const bound = new Map<string, Tensor>();
+  let positional = 0;
+  for (const arg of opts.input) {
+    const binding = parseInputBinding(arg);
+    const name = binding.name ?? graphInputs[positional++];
+    if (name === undefined) {
+      throw new QuantkitError('QK_TOO_MANY_INPUTS', `${opts.input.length} inputs given but ${modelPath} takes ${graphInputs.length} (${graphInputs.join(', ')})`, 'drop the extra --input');
+    }
+    if (!graphInputs.includes(name)) {
+      throw new QuantkitError('QK_UNKNOWN_INPUT', `${modelPath} has no input named '${name}'`, `its inputs are: ${graphInputs.join(', ')}`);
+    }
+    bound.set(name, readTensorFile(binding.path));
+  }
+
+  const outputs = runModel(model, bound);
+  const names = graph.output.map((v) => v.name);
+  if (opts.out) mkdirSync(opts.out, { recursive: true });
+  for (const [i, name] of names.entries()) {
+    const tensor = outputs.get(name);
+    if (!tensor) throw new QuantkitError('QK_OUTPUT_NOT_PRODUCED', `graph output '${name}' was not produced`, 'the model may be malformed');
+    process.stdout.write(`output ${i} ${summarizeTensor(name, tensor)}\n`);
+    if (opts.out) {
+      const path = join(opts.out, `output_${i}.pb`);
+      await writeFileAtomic(path, [encodeTensorProto(tensorToProto({ ...tensor, name }))], { force: opts.force ?? false });
+    }
+  }
+}

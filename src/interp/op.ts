@@ -1,0 +1,40 @@
+import { QuantkitError } from '../errors.js';
+import type { DType } from '../tensor/dtype.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { NodeAttributes } from './attributes.js';
+
+/** What an op implementation gets besides its inputs. */
+export interface OpContext {
+  readonly attrs: NodeAttributes;
+  /** Opset version of the node's domain in the model (ops whose semantics changed check it). */
+  readonly opset: number;
+  /** How errors name the node, e.g. `node 'q1' (#2, QuantizeLinear)`. */
+  readonly where: string;
+}
+
+/**
+ * One operator: inputs in node order (undefined where an optional input is absent or named ''),
+ * outputs in node order. Implementations never mutate their inputs.
+ */
+export type OpImpl = (inputs: readonly (Tensor | undefined)[], ctx: OpContext) => Tensor[];
+
+/** Context for calling an op directly (tests, constant folding): attributes from a plain object. */
+export function opContext(attrs: Record<string, unknown> = {}, opset = 25, where = 'node'): OpContext {
+  return { attrs: new NodeAttributes(new Map(Object.entries(attrs)), where), opset, where };
+}
+
+export function requireInput(inputs: readonly (Tensor | undefined)[], index: number, name: string, ctx: OpContext): Tensor {
+  const t = inputs[index];
+  if (!t) throw new QuantkitError('QK_MISSING_INPUT', `${ctx.where}: required input #${index} '${name}' is missing`, 'connect the input in the model');
+  return t;
+}
+
+export function expectDType(t: Tensor, allowed: readonly DType[], name: string, ctx: OpContext): void {
+  if (!allowed.includes(t.dtype)) {
+    throw new QuantkitError('QK_BAD_INPUT_TYPE', `${ctx.where}: input '${name}' has type ${t.dtype}`, `this op accepts ${allowed.join(', ')}`);
+  }
+}
+
+export function badShape(ctx: OpContext, message: string): QuantkitError {
+  return new QuantkitError('QK_BAD_SHAPE', `${ctx.where}: ${message}`, 'check the input shapes against the ONNX operator spec');
+}

@@ -1,0 +1,55 @@
+import { QuantkitError } from '../../errors.js';
+import type { Tensor } from '../../tensor/tensor.js';
+import { allocData, makeTensor } from '../../tensor/tensor.js';
+import type { OpContext, OpImpl } from '../op.js';
+import { expectDType, requireInput } from '../op.js';
+import { matmulF64 } from '../matmul-kernel.js';
+import { planMatMul } from '../matmul-shape.js';
+import { clamp, roundHalfEven } from '../rounding.js';
+import { roundToFloat, toFloat64 } from '../values.js';
+import { integerRange } from './quantize-linear.js';
+import { offsetByZeroPoint } from './matmul-integer.js';
+
+/**
+ * ONNX QLinearMatMul (opset 10/21), int8/uint8, per-tensor scales, as the ONNX reference computes
+ * it (whose outputs the conformance data hold):
+ *   C = (a − a_zp) × (b − b_zp) exactly (int32);
+ *   multiplier = a_scale · b_scale / y_scale, each step rounded to the scales' type (fp32/fp16/bf16);
+ *   y = saturate(round_half_even(C · multiplier + y_zp)) with C · multiplier in float64
+ *   (NumPy promotes int32 × float32 to float64).
+ */
+export const QLinearMatMul: OpImpl = (inputs, ctx) => {
+  const a = requireInput(inputs, 0, 'a', ctx);
+  const aScale = requireInput(inputs, 1, 'a_scale', ctx);
+  const aZp = requireInput(inputs, 2, 'a_zero_point', ctx);
+  const b = requireInput(inputs, 3, 'b', ctx);
+  const bScale = requireInput(inputs, 4, 'b_scale', ctx);
+  const bZp = requireInput(inputs, 5, 'b_zero_point', ctx);
+  const yScale = requireInput(inputs, 6, 'y_scale', ctx);
+  const yZp = requireInput(inputs, 7, 'y_zero_point', ctx);
+  for (const [t, n] of [[a, 'a'], [b, 'b'], [yZp, 'y_zero_point']] as const) expectDType(t, ['int8', 'uint8'], n, ctx);
+  const plan = planMatMul(a.dims, b.dims, ctx);
+  const c = matmulF64(offsetByZeroPoint(a, aZp, true, ctx), offsetByZeroPoint(b, bZp, false, ctx), plan);
+  const multiplier = requantMultiplier(aScale, bScale, yScale, ctx);
+  const zp = scalarValue(yZp, 'y_zero_point', ctx);
+  const [lo, hi] = integerRange(yZp.dtype);
+  const y = allocData(yZp.dtype, c.length) as Int8Array | Uint8Array;
+  for (let i = 0; i < c.length; i++) y[i] = clamp(roundHalfEven((c[i] as number) * multiplier + zp), lo, hi);
+  return [makeTensor(yZp.dtype, plan.outDims, y)];
+};
+
+/** a_scale · b_scale / y_scale in the scales' own precision (per-tensor scales only). */
+export function requantMultiplier(aScale: Tensor, bScale: Tensor, yScale: Tensor, ctx: OpContext): number {
+  const p = aScale.dtype;
+  const s = Float64Array.of(scalarValue(aScale, 'a_scale', ctx) * scalarValue(bScale, 'b_scale', ctx));
+  roundToFloat(p, s);
+  s[0] = (s[0] as number) / scalarValue(yScale, 'y_scale', ctx);
+  return roundToFloat(p, s)[0] as number;
+}
+
+export function scalarValue(t: Tensor, name: string, ctx: OpContext): number {
+  if (t.data.length !== 1) {
+    throw new QuantkitError('QK_UNSUPPORTED_QUANT_GRANULARITY', `${ctx.where}: '${name}' has ${t.data.length} elements; the reference interpreter runs per-tensor ${name} only here`, 'use per-tensor scales and zero points');
+  }
+  return toFloat64(t)[0] as number;
+}
