@@ -13,7 +13,7 @@ import { roundToDtype } from './scale-dtype.js';
  */
 export interface BlockwiseCodes {
   readonly codes: Uint8Array;
-  /** One constant per block, as stored (rounded to the scale dtype). */
+  /** One constant per block, as stored (rounded to the scale dtype): absmax / tableMax. */
   readonly absmax: Float32Array;
   readonly blockSize: number;
 }
@@ -23,6 +23,12 @@ export interface BlockwiseOptions {
   readonly scaleDtype?: ScaleDtype | undefined;
   readonly nonFinite?: NonFinite | undefined;
   readonly name?: string | undefined;
+  /**
+   * Largest table magnitude: the stored constant is absmax / tableMax, so codes index an
+   * unnormalised table (6 for OCP E2M1, giving MX-style scales). 1 for normalised tables
+   * (NF4, bitsandbytes FP4, dynamic tree), where the constant is absmax itself.
+   */
+  readonly tableMax?: number | undefined;
 }
 
 export const DEFAULT_CODEBOOK_BLOCK = 64;
@@ -54,7 +60,7 @@ export function quantizeBlockwise(data: Float32Array, cb: Codebook, opts: Blockw
       const m = x < 0 ? -x : x;
       if (m > a) a = m;
     }
-    const stored = roundToDtype(a, opts.scaleDtype ?? 'float32');
+    const stored = roundToDtype(a / (opts.tableMax ?? 1), opts.scaleDtype ?? 'float32');
     absmax[b] = stored;
     if (stored === 0) {
       codes.fill(zeroCode, start, end);

@@ -1,0 +1,60 @@
+import { onnxDataType } from '../tensor/dtype.js';
+import {
+  GraphProtoSchema, ModelProtoSchema, NodeProtoSchema, OperatorSetIdProtoSchema, StringStringEntryProtoSchema,
+  TensorProto_DataLocation, TensorShapeProtoSchema, TensorShapeProto_DimensionSchema, TypeProtoSchema,
+  TypeProto_TensorSchema, ValueInfoProtoSchema, create,
+  type ModelProto, type TensorProto, type ValueInfoProto,
+} from '../io/onnx/proto.js';
+import { tensorToProto } from '../io/onnx/tensor.js';
+import type { Initializer, Model, ValueInfo } from './model.js';
+
+function valueInfoProto(v: ValueInfo): ValueInfoProto {
+  const tensorType = create(TypeProto_TensorSchema, { elemType: v.dtype ? onnxDataType(v.dtype) : 0 });
+  if (v.dims) {
+    tensorType.shape = create(TensorShapeProtoSchema, {
+      dim: v.dims.map((d) => create(TensorShapeProto_DimensionSchema, {
+        value: typeof d === 'number' ? { case: 'dimValue', value: BigInt(d) }
+          : typeof d === 'string' ? { case: 'dimParam', value: d } : { case: undefined },
+      })),
+    });
+  }
+  return create(ValueInfoProtoSchema, { name: v.name, type: create(TypeProtoSchema, { value: { case: 'tensorType', value: tensorType } }) });
+}
+
+/**
+ * An initializer as a TensorProto. Unchanged in-file tensors are passed through as read (their
+ * bytes stay identical); external ones are re-read so the result is self-contained — the file
+ * writer decides afterwards which tensors go to external data.
+ */
+export function initializerProto(init: Initializer): TensorProto {
+  const src = init.source;
+  if (src && src.dataLocation !== TensorProto_DataLocation.EXTERNAL) return src;
+  const p = tensorToProto(init.load());
+  p.name = init.name;
+  return p;
+}
+
+export function modelToProto(model: Model): ModelProto {
+  const g = model.graph;
+  const graph = create(GraphProtoSchema, {
+    name: g.name,
+    node: g.nodes.map((n) => create(NodeProtoSchema, {
+      name: n.name, opType: n.opType, domain: n.domain, input: n.inputs, output: n.outputs, attribute: n.attributes,
+    })),
+    initializer: [...g.initializers.values()].map(initializerProto),
+    input: g.inputs.map(valueInfoProto),
+    output: g.outputs.map(valueInfoProto),
+    valueInfo: [...g.valueInfo.values()].map(valueInfoProto),
+  });
+  return create(ModelProtoSchema, {
+    irVersion: BigInt(model.irVersion),
+    opsetImport: [...model.opsets].map(([domain, version]) => create(OperatorSetIdProtoSchema, { domain, version: BigInt(version) })),
+    producerName: model.producerName,
+    producerVersion: model.producerVersion,
+    domain: model.domain,
+    modelVersion: BigInt(model.modelVersion),
+    docString: model.docString,
+    metadataProps: model.metadata.map(([key, value]) => create(StringStringEntryProtoSchema, { key, value })),
+    graph,
+  });
+}
