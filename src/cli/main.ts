@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { isQuantkitError } from '../errors.js';
+import { registerInspect } from './commands/inspect.js';
 import { registerRun } from './commands/run.js';
 
 /**
@@ -12,6 +13,7 @@ export function buildProgram(): Command {
     .version('0.1.0')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
+  registerInspect(program);
   registerRun(program);
   return program;
 }

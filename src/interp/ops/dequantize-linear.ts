@@ -28,7 +28,7 @@ export const DequantizeLinear: OpImpl = (inputs, ctx) => {
   }
   const xs = toFloat64(x);
   const scales = toFloat64(scale);
-  const zps = zeroPoint ? toFloat64(zeroPoint) : new Float64Array(1);
+  const zps = zeroPoint ? toFloat64(zeroPoint) : new Float64Array(scale.data.length); // absent zero point: 0 everywhere
   const map = scaleIndexMap(x.dims, scale, zeroPoint, ctx);
   const y = new Float64Array(xs.length);
   for (let i = 0; i < y.length; i++) {

@@ -37,7 +37,7 @@ export const QuantizeLinear: OpImpl = (inputs, ctx) => {
   const precision = divisionPrecision(scale.dtype, ctx);
   const xs = roundToFloat(precision, Float64Array.from(toFloat64(x)));
   const scales = roundToFloat(precision, Float64Array.from(toFloat64(scale)));
-  const zps = zeroPoint ? toFloat64(zeroPoint) : new Float64Array(1);
+  const zps = zeroPoint ? toFloat64(zeroPoint) : new Float64Array(scale.data.length); // absent zero point: 0 everywhere
   const map = scaleIndexMap(x.dims, scale, zeroPoint, ctx);
   const q = new Float64Array(xs.length);
   for (let i = 0; i < q.length; i++) q[i] = (xs[i] as number) / (scales[map[i] as number] as number);

@@ -1,0 +1,43 @@
+import type { Command } from 'commander';
+import { modelFromProto } from '../../graph/from-onnx.js';
+import { inspectModel, type InspectReport } from '../../flows/inspect.js';
+import { openOnnxFile } from '../../node/model-file.js';
+import { formatBytes, formatTable } from '../table.js';
+
+export function registerInspect(program: Command): void {
+  program
+    .command('inspect')
+    .description('opsets, op counts, inputs/outputs, parameters and bytes by dtype, largest tensors, what can be quantized')
+    .argument('<model>', 'ONNX model file')
+    .option('--json', 'print the report as JSON')
+    .option('--top <n>', 'how many of the largest tensors to list', '10')
+    .action((path: string, opts: { json?: boolean; top: string }) => {
+      const file = openOnnxFile(path);
+      try {
+        const model = modelFromProto(file.proto, { external: file.external, label: path });
+        const report = inspectModel(model, Math.max(1, Number.parseInt(opts.top, 10) || 10));
+        process.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : renderInspect(path, report));
+      } finally {
+        file.close();
+      }
+    });
+}
+
+const dimsText = (dims: readonly (number | string | null)[] | null) => (dims ? `[${dims.map((d) => d ?? '?').join(', ')}]` : '[?]');
+
+export function renderInspect(path: string, r: InspectReport): string {
+  const out: string[] = [];
+  out.push(`${path}: IR ${r.irVersion}, opsets ${Object.entries(r.opsets).map(([d, v]) => `${d} ${v}`).join(', ')}${r.producer ? `, from ${r.producer}` : ''}`);
+  out.push(`parameters: ${r.parameters.toLocaleString('en-US')} in ${formatBytes(r.parameterBytes)}`);
+  for (const v of r.inputs) out.push(`  input  ${v.name} ${v.dtype}${dimsText(v.dims)}`);
+  for (const v of r.outputs) out.push(`  output ${v.name} ${v.dtype}${dimsText(v.dims)}`);
+  if (r.externalDataFiles.length) out.push(`external data: ${r.externalDataFiles.join(', ')}`);
+  out.push('', formatTable(['op', 'count'], Object.entries(r.opCounts).sort((a, b) => b[1] - a[1]).map(([op, n]) => [op, String(n)])));
+  out.push('', formatTable(['dtype', 'tensors', 'params', 'bytes'], Object.entries(r.byDtype).map(([d, s]) => [d, String(s.tensors), String(s.params), formatBytes(s.bytes)])));
+  out.push('', 'largest tensors:', formatTable(['name', 'dtype', 'dims', 'bytes', 'where'], r.largest.map((t) => [t.name, t.dtype, dimsText(t.dims), formatBytes(t.bytes), t.location])));
+  const yes = r.quantizable.filter((q) => q.quantizable);
+  const no = r.quantizable.filter((q) => !q.quantizable);
+  out.push('', `quantizable weights: ${yes.length} of ${r.quantizable.length} initializers`);
+  out.push(formatTable(['tensor', 'quantizable', 'why'], [...yes, ...no].map((q) => [q.name, q.quantizable ? 'yes' : 'no', q.reason])));
+  return `${out.join('\n')}\n`;
+}

@@ -1,0 +1,105 @@
+import { storageBytes, type DType } from '../tensor/dtype.js';
+import { elementCount } from '../tensor/tensor.js';
+import { TensorProto_DataLocation } from '../io/onnx/proto.js';
+import type { Dim, Model } from '../graph/model.js';
+import { consumers } from '../graph/topology.js';
+
+export interface TensorSummary {
+  name: string;
+  dtype: DType;
+  dims: number[];
+  params: number;
+  bytes: number;
+  /** Where its bytes live: 'inline', or the external-data file location. */
+  location: string;
+}
+
+export interface QuantizableVerdict {
+  name: string;
+  quantizable: boolean;
+  /** Which ops read it (e.g. 'MatMul B'), or why it is left alone. */
+  reason: string;
+}
+
+export interface InspectReport {
+  irVersion: number;
+  producer: string;
+  opsets: Record<string, number>;
+  opCounts: Record<string, number>;
+  inputs: { name: string; dtype: string; dims: Dim[] | null }[];
+  outputs: { name: string; dtype: string; dims: Dim[] | null }[];
+  parameters: number;
+  parameterBytes: number;
+  byDtype: Record<string, { tensors: number; params: number; bytes: number }>;
+  externalDataFiles: string[];
+  largest: TensorSummary[];
+  quantizable: QuantizableVerdict[];
+}
+
+/** The weight input slot of each op that quantization rewrites, and the float types it takes. */
+const WEIGHT_SLOTS: Record<string, number> = { MatMul: 1, Gemm: 1, Conv: 1, Gather: 0, ConvTranspose: 1 };
+
+function locationOf(model: Model, name: string): string {
+  const src = model.graph.initializers.get(name)?.source;
+  if (src && src.dataLocation === TensorProto_DataLocation.EXTERNAL) {
+    return src.externalData.find((e) => e.key === 'location')?.value ?? 'external';
+  }
+  return 'inline';
+}
+
+function verdict(model: Model, name: string, dtype: DType, dims: readonly number[], readers: { opType: string; inputs: string[] }[]): QuantizableVerdict {
+  if (dtype !== 'float32' && dtype !== 'float16' && dtype !== 'bfloat16') return { name, quantizable: false, reason: `already ${dtype}` };
+  if (readers.length === 0) return { name, quantizable: false, reason: 'not read by any node' };
+  const uses: string[] = [];
+  for (const r of readers) {
+    const slot = WEIGHT_SLOTS[r.opType];
+    const at = r.inputs.indexOf(name);
+    if (slot === undefined || at !== slot) {
+      return { name, quantizable: false, reason: `read by ${r.opType} input ${at}, not a weight slot` };
+    }
+    uses.push(`${r.opType} ${r.opType === 'Gather' ? 'data' : 'weight'}`);
+  }
+  if (dims.length < 2) return { name, quantizable: false, reason: `rank ${dims.length}: biases and scalars stay in float` };
+  return { name, quantizable: true, reason: [...new Set(uses)].join(', ') };
+}
+
+export function inspectModel(model: Model, largestCount = 10): InspectReport {
+  const g = model.graph;
+  const opCounts: Record<string, number> = {};
+  for (const n of g.nodes) {
+    const key = n.domain ? `${n.domain}.${n.opType}` : n.opType;
+    opCounts[key] = (opCounts[key] ?? 0) + 1;
+  }
+  const readers = consumers(g);
+  const tensors: TensorSummary[] = [];
+  const byDtype: InspectReport['byDtype'] = {};
+  const externalFiles = new Set<string>();
+  const quantizable: QuantizableVerdict[] = [];
+  for (const init of g.initializers.values()) {
+    const params = elementCount(init.dims);
+    const bytes = storageBytes(init.dtype, params);
+    const location = locationOf(model, init.name);
+    if (location !== 'inline') externalFiles.add(location);
+    tensors.push({ name: init.name, dtype: init.dtype, dims: [...init.dims], params, bytes, location });
+    const d = (byDtype[init.dtype] ??= { tensors: 0, params: 0, bytes: 0 });
+    d.tensors++;
+    d.params += params;
+    d.bytes += bytes;
+    quantizable.push(verdict(model, init.name, init.dtype, init.dims, readers.get(init.name) ?? []));
+  }
+  const io = (v: { name: string; dtype: DType | undefined; dims: Dim[] | undefined }) => ({ name: v.name, dtype: v.dtype ?? 'unknown', dims: v.dims ?? null });
+  return {
+    irVersion: model.irVersion,
+    producer: [model.producerName, model.producerVersion].filter(Boolean).join(' '),
+    opsets: Object.fromEntries([...model.opsets].map(([d, v]) => [d || 'ai.onnx', v])),
+    opCounts,
+    inputs: g.inputs.map(io),
+    outputs: g.outputs.map(io),
+    parameters: tensors.reduce((s, t) => s + t.params, 0),
+    parameterBytes: tensors.reduce((s, t) => s + t.bytes, 0),
+    byDtype,
+    externalDataFiles: [...externalFiles],
+    largest: [...tensors].sort((a, b) => b.bytes - a.bytes).slice(0, largestCount),
+    quantizable,
+  };
+}
