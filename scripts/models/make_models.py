@@ -105,16 +105,17 @@ def read_r_string_vectors(rdb_bytes):
         yield lines
 
 
-def locate_austen_rdb(explicit):
-    if explicit:
-        return explicit
-    if os.path.exists(AUSTEN_RDB):
-        return AUSTEN_RDB
-    tmp = tempfile.mkdtemp(prefix="austen-")
-    subprocess.run(["apt-get", "download", "r-cran-janeaustenr"], cwd=tmp, check=True)
-    deb = glob.glob(os.path.join(tmp, "r-cran-janeaustenr_*.deb"))[0]
-    subprocess.run(["dpkg-deb", "-x", deb, os.path.join(tmp, "x")], check=True)
-    return os.path.join(tmp, "x", AUSTEN_RDB.lstrip("/"))
+def read_austen_rdb(explicit):
+    """The bytes of janeaustenr's Rdata.rdb: given path, installed package, or a fetched .deb."""
+    if explicit or os.path.exists(AUSTEN_RDB):
+        with open(explicit or AUSTEN_RDB, "rb") as f:
+            return f.read()
+    with tempfile.TemporaryDirectory(prefix="austen-") as tmp:
+        subprocess.run(["apt-get", "download", "r-cran-janeaustenr"], cwd=tmp, check=True)
+        deb = glob.glob(os.path.join(tmp, "r-cran-janeaustenr_*.deb"))[0]
+        subprocess.run(["dpkg-deb", "-x", deb, os.path.join(tmp, "x")], check=True)
+        with open(os.path.join(tmp, "x", AUSTEN_RDB.lstrip("/")), "rb") as f:
+            return f.read()
 
 
 def reflow(lines):
@@ -132,8 +133,7 @@ def reflow(lines):
     return "\n".join(paragraphs) + "\n"
 
 
-def load_corpus(rdb_path):
-    data = open(rdb_path, "rb").read()
+def load_corpus(data):
     books = [reflow(lines) for lines in read_r_string_vectors(data)]
     return books, hashlib.sha256(data).hexdigest()
 
@@ -230,8 +230,7 @@ def disjoint_windows(ids, count, length, rng):
 
 def make_lm(args, metrics):
     seed_everything(1234)
-    rdb = locate_austen_rdb(args.austen_rdb)
-    books, rdb_sha = load_corpus(rdb)
+    books, rdb_sha = load_corpus(read_austen_rdb(args.austen_rdb))
     itos = build_vocab(books)
     stoi = {ch: i for i, ch in enumerate(itos)}
     # Held-out split: the last 10 % of every novel is validation/eval text, the rest is training.

@@ -11,7 +11,10 @@ export function buildProgram(): Command {
   const program = new Command('quantkit')
     .description('Quantize neural networks: bit-exact formats, quantizers, ONNX models ONNX Runtime runs')
     .version('0.1.0')
-    .showHelpAfterError('(run with --help for usage)')
+    .configureOutput({
+      // One line, like every other user error: what is wrong, then where to look.
+      outputError: (text, write) => write(`quantkit: ${text.trim()} (see quantkit --help)\n`),
+    })
     .exitOverride();
   registerInspect(program);
   registerRun(program);
