@@ -9,6 +9,7 @@ import { MatMulInteger } from './ops/matmul-integer.js';
 import { QLinearConv } from './ops/qlinear-conv.js';
 import { QLinearMatMul } from './ops/qlinear-matmul.js';
 import { QuantizeLinear } from './ops/quantize-linear.js';
+import { BatchNormalization, MaxPool } from './ops/pool-norm.js';
 import { Flatten, Reshape, Transpose } from './ops/shape.js';
 
 /** The default ONNX domain is spelled '' in NodeProto; 'ai.onnx' names it too. */
@@ -21,8 +22,8 @@ function key(domain: string, opType: string): string {
 }
 
 const DEFAULT_OPS: Record<string, OpImpl> = {
-  Add, Cast, CastLike, Conv, ConvInteger, DequantizeLinear, DynamicQuantizeLinear, Flatten, Gemm,
-  MatMul, MatMulInteger, Mul, QLinearConv, QLinearMatMul, QuantizeLinear, Relu, Reshape, Transpose,
+  Add, BatchNormalization, Cast, CastLike, Conv, ConvInteger, DequantizeLinear, DynamicQuantizeLinear, Flatten, Gemm,
+  MatMul, MatMulInteger, MaxPool, Mul, QLinearConv, QLinearMatMul, QuantizeLinear, Relu, Reshape, Transpose,
 };
 
 /** opType (+ domain) → implementation. `Constant` is handled by the executor itself. */

@@ -1,7 +1,7 @@
 // Test helper: one-node ONNX models run in ONNX Runtime (the independent truth for Q/DQ math).
 import { create, toBinary } from '@bufbuild/protobuf';
 import {
-  AttributeProto_AttributeType, GraphProtoSchema, ModelProtoSchema, NodeProtoSchema, OperatorSetIdProtoSchema,
+  AttributeProtoSchema, AttributeProto_AttributeType, GraphProtoSchema, ModelProtoSchema, NodeProtoSchema, OperatorSetIdProtoSchema,
   TensorProtoSchema, TypeProtoSchema, ValueInfoProtoSchema,
 } from 'onnx-buf';
 import type { AttributeProto, TensorProto } from 'onnx-buf';
@@ -51,7 +51,7 @@ export function int8Init(name: string, dims: number[], values: Int8Array): Tenso
 }
 
 export function intAttr(name: string, i: number): AttributeProto {
-  return { name, type: AttributeProto_AttributeType.INT, i: BigInt(i) } as unknown as AttributeProto;
+  return create(AttributeProtoSchema, { name, type: AttributeProto_AttributeType.INT, i: BigInt(i) });
 }
 
 export async function runModel(model: Uint8Array, feeds: Record<string, ort.Tensor>): Promise<Record<string, ort.Tensor>> {

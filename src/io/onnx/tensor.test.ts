@@ -207,7 +207,7 @@ describe('round trip property', () => {
 });
 
 describe('validation', () => {
-  const base = (over: Partial<TensorProto>) => create(TensorProtoSchema, { name: 'w', dims: [2n, 2n], dataType: 1, ...over });
+  const base = (over: Partial<TensorProto>): TensorProto => Object.assign(create(TensorProtoSchema, { name: 'w', dims: [2n, 2n], dataType: 1 }), over);
 
   it('raw_data shorter or longer than the dims need: QK_TENSOR_DATA_LENGTH', () => {
     expect(codeOf(() => tensorFromProto(base({ rawData: new Uint8Array(15) })))).toBe('QK_TENSOR_DATA_LENGTH');
