@@ -1,29 +1,34 @@
-import type { MinifloatSpec } from './minifloat.js';
-import { decodeMinifloat, encodeMinifloat } from './minifloat.js';
-
-/** float4e2m1 (float4.md): 1 sign, 2 exponent (bias 1), 1 mantissa bit; no Inf, no NaN; max 6. */
-export const FLOAT4E2M1: MinifloatSpec = {
-  mantissaBits: 1, exponentBits: 2, bias: 1,
-  maxCode: 0x7, infCode: -1, nanCode: -1, nanSign: 'signed', unsignedZero: false,
-};
-
-/** Code NaN encodes to; see encodeFloat4e2m1. */
-export const FLOAT4E2M1_NAN_CODE = 0x7;
+import { roundToMagnitudeCode, signBit } from './minifloat.js';
 
 /**
- * 4-bit code (0..15) of the float4e2m1 nearest to the exact value of `x`, ties to even, following
- * float4.md's Cast table: always saturating (|x| > 6 and ±Inf → ±6; the Cast `saturate`
- * attribute applies to float8 only, and with no Inf/NaN codes there is nothing else to give),
- * ±0 → ±0, NaN → +6.
+ * float4e2m1 (OCP MX FP4; ONNX float4 spec page): 1 sign, 2 exponent (bias 1), 1 mantissa bit.
+ * Magnitudes 0, 0.5, 1, 1.5, 2, 3, 4, 6; no Inf, no NaN; ±0. Codes are 0..15, unpacked.
+ *
+ * The spec's Cast table always saturates: |x| > 6 and ±Inf become ±6, NaN becomes +6; within
+ * range, round to nearest even. There is no non-saturating mode (the Cast `saturate` attribute
+ * applies to float8 only), so this encoder takes no such flag.
+ * Note: ONNX's test_cast_*_to_FLOAT4E2M1 data (generated with ml_dtypes) encodes NaN as 0x8 (−0),
+ * which contradicts the spec table; we follow the spec.
  */
+
+const MAN_BITS = 1;
+const BIAS = 1;
+const MAX_MAG = 0x7;
+
 export function encodeFloat4e2m1(x: number): number {
-  return encodeMinifloat(x, FLOAT4E2M1, true, FLOAT4E2M1_NAN_CODE);
+  if (x !== x) return MAX_MAG;
+  const sign = signBit(x) << 3;
+  const mag = roundToMagnitudeCode(Math.abs(x), MAN_BITS, BIAS);
+  return sign | (mag > MAX_MAG ? MAX_MAG : mag);
 }
 
-const TABLE = new Float64Array(16);
-for (let c = 0; c < 16; c++) TABLE[c] = decodeMinifloat(c, FLOAT4E2M1, () => false, () => false);
+const TABLE = new Float64Array([0, 0.5, 1, 1.5, 2, 3, 4, 6, -0, -0.5, -1, -1.5, -2, -3, -4, -6]);
 
-/** Exact value of float4e2m1 `code` (low 4 bits used). */
+/** The 16 decoded values, indexed by code (the spec's table of representable values). */
+export function float4e2m1Table(): Float64Array {
+  return TABLE;
+}
+
 export function decodeFloat4e2m1(code: number): number {
   return TABLE[code & 0xf] as number;
 }

@@ -1,75 +1,95 @@
-import type { MinifloatSpec } from './minifloat.js';
-import { decodeMinifloat, encodeMinifloat } from './minifloat.js';
+import { magnitudeCodeValue, roundToMagnitudeCode, signBit } from './minifloat.js';
 
-/** The four float8 formats of ONNX (float8.md), named as their DTypes. */
+/**
+ * The four ONNX float8 formats (ONNX float8 spec page; Cast operator tables). Codes are bytes:
+ *   float8e4m3fn    bias 7,  max 448,   NaN S.1111.111, no Inf, ±0
+ *   float8e4m3fnuz  bias 8,  max 240,   NaN 0x80 only, no Inf, one zero
+ *   float8e5m2      bias 15, max 57344, Inf S.11111.00, NaN S.11111.{01,10,11}, ±0
+ *   float8e5m2fnuz  bias 16, max 57344, NaN 0x80 only, no Inf, one zero
+ *
+ * Encoding rounds the exact double to nearest, ties to even ("[x]" in the spec tables), then:
+ *   saturate = true:  ±Inf and rounded values beyond ±max become ±max, for all four kinds.
+ *   saturate = false: out of range becomes NaN (e4m3fn keeps the sign, the fnuz kinds have one
+ *                     NaN) or ±Inf for e5m2; ±Inf likewise.
+ * Where the float8 page's saturate table says ±Inf → NaN for the fnuz kinds, we follow the Cast
+ * operator's table (±Inf → ±FLT_MAX): ONNX's test_cast_FLOAT_to_FLOAT8E4M3FNUZ/E5M2FNUZ data and
+ * ONNX Runtime agree with the operator page.
+ */
 export type Float8Kind = 'float8e4m3fn' | 'float8e4m3fnuz' | 'float8e5m2' | 'float8e5m2fnuz';
 
 export const FLOAT8_KINDS: readonly Float8Kind[] = ['float8e4m3fn', 'float8e4m3fnuz', 'float8e5m2', 'float8e5m2fnuz'];
 
-// Field layouts and special codes, float8.md tables "Float8 types":
-//   E4M3FN   bias 7:  no Inf; NaN S.1111.111; max S.1111.110 = 448
-//   E4M3FNUZ bias 8:  no Inf, no -0; NaN 1.0000.000 (0x80); max S.1111.111 = 240
-//   E5M2     bias 15: IEEE-like; Inf S.11111.00, NaN S.11111.{01,10,11}; max 57344
-//   E5M2FNUZ bias 16: no Inf, no -0; NaN 0x80; max S.11111.11 = 57344
-const SPECS: Record<Float8Kind, MinifloatSpec> = {
-  float8e4m3fn: { mantissaBits: 3, exponentBits: 4, bias: 7, maxCode: 0x7e, infCode: -1, nanCode: 0x7f, nanSign: 'signed', unsignedZero: false },
-  float8e4m3fnuz: { mantissaBits: 3, exponentBits: 4, bias: 8, maxCode: 0x7f, infCode: -1, nanCode: 0x80, nanSign: 'single', unsignedZero: true },
-  float8e5m2: { mantissaBits: 2, exponentBits: 5, bias: 15, maxCode: 0x7b, infCode: 0x7c, nanCode: 0x7e, nanSign: 'signed', unsignedZero: false },
-  float8e5m2fnuz: { mantissaBits: 2, exponentBits: 5, bias: 16, maxCode: 0x7f, infCode: -1, nanCode: 0x80, nanSign: 'single', unsignedZero: true },
+interface Float8Layout {
+  readonly manBits: number;
+  readonly bias: number;
+  /** Largest finite magnitude code. */
+  readonly maxMag: number;
+  /** fnuz: no −0; 0x80 is the only NaN. */
+  readonly uz: boolean;
+  /** Magnitude code written for NaN (or overflow without saturation) when the sign is kept. */
+  readonly nanMag: number;
+  /** Magnitude code of Inf, or −1 if the format has none. */
+  readonly infMag: number;
+}
+
+const LAYOUTS: Record<Float8Kind, Float8Layout> = {
+  float8e4m3fn: { manBits: 3, bias: 7, maxMag: 0x7e, uz: false, nanMag: 0x7f, infMag: -1 },
+  float8e4m3fnuz: { manBits: 3, bias: 8, maxMag: 0x7f, uz: true, nanMag: 0, infMag: -1 },
+  // 0x7e: the quiet NaN (top mantissa bit set) that ONNX's conformance data uses for e5m2.
+  float8e5m2: { manBits: 2, bias: 15, maxMag: 0x7b, uz: false, nanMag: 0x7e, infMag: 0x7c },
+  float8e5m2fnuz: { manBits: 2, bias: 16, maxMag: 0x7f, uz: true, nanMag: 0, infMag: -1 },
 };
 
-export function float8Spec(kind: Float8Kind): MinifloatSpec {
-  return SPECS[kind];
+const UZ_NAN = 0x80;
+
+/** Code for a value out of range (or ±Inf) with the given sign bit, per the saturate mode. */
+function outOfRange(l: Float8Layout, sign: number, saturate: boolean): number {
+  if (saturate) return sign | l.maxMag;
+  if (l.uz) return UZ_NAN;
+  return sign | (l.infMag >= 0 ? l.infMag : l.nanMag);
 }
 
-/** True when `code` is a NaN of `kind`. */
-export function isFloat8NaN(code: number, kind: Float8Kind): boolean {
-  switch (kind) {
-    case 'float8e4m3fn': return (code & 0x7f) === 0x7f;
-    case 'float8e5m2': return (code & 0x7f) > 0x7c;
-    default: return code === 0x80;
-  }
-}
-
-function isFloat8Inf(code: number, kind: Float8Kind): boolean {
-  return kind === 'float8e5m2' && (code & 0x7f) === 0x7c;
-}
-
-/**
- * Code of the float8 `kind` nearest to the exact value of `x`, ties to even. Out-of-range and
- * infinite inputs follow ONNX Cast (operators-quantization.md), confirmed by the conformance data:
- * saturate → ±max for all four kinds (FNUZ included: Inf → ±max, not NaN as float8.md's older
- * table has it); no saturate → E5M2 ±Inf, E4M3FN ±NaN (0x7F/0xFF), FNUZ NaN (0x80).
- * -0 stays -0 except in FNUZ kinds (no -0: anything rounding to zero is +0). NaN → the positive NaN.
- */
 export function encodeFloat8(x: number, kind: Float8Kind, saturate = true): number {
-  return encodeMinifloat(x, SPECS[kind], saturate);
+  const l = LAYOUTS[kind];
+  const sign = signBit(x) << 7;
+  if (x !== x) return l.uz ? UZ_NAN : sign | l.nanMag;
+  const a = Math.abs(x);
+  if (a === Infinity) return outOfRange(l, sign, saturate);
+  const mag = roundToMagnitudeCode(a, l.manBits, l.bias);
+  if (mag > l.maxMag) return outOfRange(l, sign, saturate);
+  // fnuz has a single zero: −0 and negative values that round to zero encode as +0.
+  if (mag === 0 && l.uz) return 0;
+  return sign | mag;
 }
 
-const TABLES: Record<Float8Kind, Float64Array> = {
-  float8e4m3fn: buildTable('float8e4m3fn'),
-  float8e4m3fnuz: buildTable('float8e4m3fnuz'),
-  float8e5m2: buildTable('float8e5m2'),
-  float8e5m2fnuz: buildTable('float8e5m2fnuz'),
-};
+function decodeByLayout(code: number, l: Float8Layout): number {
+  if (l.uz && code === UZ_NAN) return NaN;
+  const mag = code & 0x7f;
+  let v: number;
+  if (l.infMag >= 0 && mag === l.infMag) v = Infinity;
+  else if (mag > l.maxMag) v = NaN; // e4m3fn S.1111.111, e5m2 S.11111.{01,10,11}
+  else v = magnitudeCodeValue(mag, l.manBits, l.bias);
+  return code & 0x80 ? -v : v;
+}
 
-function buildTable(kind: Float8Kind): Float64Array {
-  const t = new Float64Array(256);
-  for (let c = 0; c < 256; c++) t[c] = decodeMinifloat(c, SPECS[kind], (k) => isFloat8NaN(k, kind), (k) => isFloat8Inf(k, kind));
+const tables = new Map<Float8Kind, Float64Array>();
+/** The 256 decoded values of a kind, built once: decoding a tensor is one lookup per element. */
+export function float8Table(kind: Float8Kind): Float64Array {
+  let t = tables.get(kind);
+  if (!t) {
+    t = new Float64Array(256);
+    for (let c = 0; c < 256; c++) t[c] = decodeByLayout(c, LAYOUTS[kind]);
+    tables.set(kind, t);
+  }
   return t;
 }
 
-/** Exact value of float8 `code` (a table lookup). */
 export function decodeFloat8(code: number, kind: Float8Kind): number {
-  return TABLES[kind][code & 0xff] as number;
+  return float8Table(kind)[code & 0xff] as number;
 }
 
-/** The table of all 256 values of `kind`, indexed by code (read-only by convention). */
-export function float8Table(kind: Float8Kind): Float64Array {
-  return TABLES[kind];
-}
-
-/** Largest finite value of `kind`: 448, 240, 57344, 57344. */
+/** Largest finite value of a kind (448, 240, 57344, 57344). */
 export function float8Max(kind: Float8Kind): number {
-  return decodeFloat8(SPECS[kind].maxCode, kind);
+  const l = LAYOUTS[kind];
+  return magnitudeCodeValue(l.maxMag, l.manBits, l.bias);
 }

@@ -1,73 +1,85 @@
-import { roundHalfEven } from './bits.js';
+/**
+ * Number → integer conversions for the integer dtypes. Two different operations, both from ONNX:
+ *
+ * saturateToInt — what QuantizeLinear does ("For (x / y_scale), it rounds to the nearest even",
+ *   then "saturate" to the type's range): round half to even, clamp to [min, max]. NaN → 0 (the
+ *   spec leaves it undefined; 0 is the neutral code), ±Inf → max / min.
+ *
+ * castToInt — what ONNX Cast does from a float:
+ *   4- and 2-bit targets (ONNX int4 page, "Cast"): round to nearest, ties to even, then keep the
+ *     low bits (two's complement): 8 → int4 −8, −1 → uint4 15, as test_cast_FLOAT_to_INT4/UINT4
+ *     and _INT2/_UINT2 pin. (ONNX Runtime 1.30 rounds ties away from zero here; we follow the spec.)
+ *   8-, 16-, 32-bit targets: C-style truncation toward zero (ONNX's reference uses numpy astype);
+ *     out of range is undefined in the spec, we keep the low bits as ONNX Runtime does for int8
+ *     (1e6 → int8 64); NaN and ±Inf → 0, also as ONNX Runtime does.
+ */
+export type IntDType = 'int2' | 'uint2' | 'int4' | 'uint4' | 'int8' | 'uint8' | 'int16' | 'uint16' | 'int32' | 'uint32';
 
-export { roundHalfEven } from './bits.js';
+export const INT_DTYPES: readonly IntDType[] = ['int2', 'uint2', 'int4', 'uint4', 'int8', 'uint8', 'int16', 'uint16', 'int32', 'uint32'];
 
-/** Integer element types whose values fit a JS number exactly (int64/uint64 need BigInt). */
-export type IntegerDType = 'int2' | 'uint2' | 'int4' | 'uint4' | 'int8' | 'uint8' | 'int16' | 'uint16' | 'int32' | 'uint32';
+interface IntLayout { readonly bits: number; readonly signed: boolean; readonly min: number; readonly max: number }
 
-export const INTEGER_DTYPES: readonly IntegerDType[] = ['int2', 'uint2', 'int4', 'uint4', 'int8', 'uint8', 'int16', 'uint16', 'int32', 'uint32'];
+function layout(bits: number, signed: boolean): IntLayout {
+  return signed ? { bits, signed, min: -(2 ** (bits - 1)), max: 2 ** (bits - 1) - 1 } : { bits, signed, min: 0, max: 2 ** bits - 1 };
+}
 
-const BITS: Record<IntegerDType, number> = {
-  int2: 2, uint2: 2, int4: 4, uint4: 4, int8: 8, uint8: 8, int16: 16, uint16: 16, int32: 32, uint32: 32,
+const LAYOUTS: Record<IntDType, IntLayout> = {
+  int2: layout(2, true), uint2: layout(2, false), int4: layout(4, true), uint4: layout(4, false),
+  int8: layout(8, true), uint8: layout(8, false), int16: layout(16, true), uint16: layout(16, false),
+  int32: layout(32, true), uint32: layout(32, false),
 };
 
-export function isIntegerDType(s: string): s is IntegerDType {
-  return Object.prototype.hasOwnProperty.call(BITS, s);
+export function isIntDType(s: string): s is IntDType {
+  return Object.prototype.hasOwnProperty.call(LAYOUTS, s);
 }
 
-export function integerBits(dtype: IntegerDType): number {
-  return BITS[dtype];
+/** Inclusive range of an integer dtype, e.g. int4 → {min: −8, max: 7}. */
+export function intRange(dtype: IntDType): { readonly min: number; readonly max: number } {
+  return LAYOUTS[dtype];
 }
 
-export function isSignedInteger(dtype: IntegerDType): boolean {
-  return dtype[0] === 'i';
+/** Round half to even (IEEE roundTiesToEven) for any double; NaN and ±Inf pass through. */
+export function roundHalfEven(x: number): number {
+  // |x| ≥ 2^52 is already an integer; the subtraction below is exact for smaller |x|.
+  if (!(Math.abs(x) < 4503599627370496)) return x;
+  const f = Math.floor(x);
+  const d = x - f;
+  if (d > 0.5) return f + 1;
+  if (d < 0.5) return f;
+  return f % 2 === 0 ? f : f + 1;
 }
 
-/** Smallest value of `dtype`: -2^(bits-1) signed, 0 unsigned. */
-export function integerMin(dtype: IntegerDType): number {
-  return isSignedInteger(dtype) ? -(2 ** (BITS[dtype] - 1)) : 0;
+/** Round half away from zero (C `round`), for callers that ask for 'half-away'. */
+export function roundHalfAway(x: number): number {
+  return x < 0 ? -Math.round(-x) + 0 : Math.round(x); // Math.round ties toward +Inf; mirror for negatives
 }
 
-/** Largest value of `dtype`: 2^(bits-1) − 1 signed, 2^bits − 1 unsigned. */
-export function integerMax(dtype: IntegerDType): number {
-  return isSignedInteger(dtype) ? 2 ** (BITS[dtype] - 1) - 1 : 2 ** BITS[dtype] - 1;
-}
-
-/**
- * What ONNX QuantizeLinear does to an already-scaled value (operators-quantization.md,
- * QuantizeLinear: "rounding to nearest ties to even", then "saturate"): round the exact value
- * half to even, then clamp to [min, max] of `dtype`. ±Inf clamp to the ends. NaN is left open
- * by ONNX; it gives 0 here so that one bad activation cannot turn into the extreme code.
- */
-export function saturateRoundToInteger(x: number, dtype: IntegerDType): number {
+/** QuantizeLinear's saturate(round_half_even(x)) into `dtype`'s range. NaN → 0. */
+export function saturateToInt(x: number, dtype: IntDType): number {
+  const { min, max } = LAYOUTS[dtype];
   if (x !== x) return 0;
-  const lo = integerMin(dtype);
-  const hi = integerMax(dtype);
-  if (x <= lo) return lo;
-  if (x >= hi) return hi;
   const r = roundHalfEven(x);
-  return r === 0 ? 0 : r; // no -0 in an integer
+  return r < min ? min : r > max ? max : r;
 }
 
-/** Same as saturateRoundToInteger with explicit bounds, for callers that clamp to a sub-range (e.g. symmetric int8 in [-127, 127]). */
-export function saturateRoundToRange(x: number, lo: number, hi: number): number {
-  if (x !== x) return 0;
-  if (x <= lo) return lo;
-  if (x >= hi) return hi;
-  const r = roundHalfEven(x);
-  return r === 0 ? 0 : r;
-}
-
-/**
- * Reduces an integer-valued number modulo 2^bits into `dtype`'s range (two's complement for signed):
- * what ONNX Cast does to an out-of-range integer ("discard higher bits and reinterpret",
- * e.g. 200 → int8 −56; the conformance case test_cast_FLOAT_to_INT4 has −9 → 7 and 8 → −8).
- * `x` must be an integer; any finite double is (ToInt32 is exact modulo 2^32).
- */
-export function wrapToInteger(x: number, dtype: IntegerDType): number {
-  const bits = BITS[dtype];
-  const low32 = x | 0;
-  if (bits === 32) return isSignedInteger(dtype) ? low32 : low32 >>> 0;
-  const shift = 32 - bits;
-  return isSignedInteger(dtype) ? (low32 << shift) >> shift : (low32 << shift) >>> shift;
+/** ONNX Cast float → integer `dtype` (see the module comment for the rules). NaN, ±Inf → 0. */
+export function castToInt(x: number, dtype: IntDType): number {
+  const { bits, signed } = LAYOUTS[dtype];
+  if (bits <= 4) {
+    // `| 0` is ECMAScript ToInt32: exact modulo 2^32 for any finite double, 0 for NaN/±Inf,
+    // so the low `bits` bits are the two's-complement low bits of the rounded value.
+    const low = roundHalfEven(x) | 0;
+    const shift = 32 - bits;
+    return signed ? (low << shift) >> shift : (low << shift) >>> shift;
+  }
+  // ToInt32 truncates toward zero first, which is the C cast for in-range values.
+  const t = x | 0;
+  switch (dtype) {
+    case 'int8': return (t << 24) >> 24;
+    case 'uint8': return t & 0xff;
+    case 'int16': return (t << 16) >> 16;
+    case 'uint16': return t & 0xffff;
+    case 'uint32': return t >>> 0;
+    default: return t;
+  }
 }

@@ -129,7 +129,13 @@ export function quantizeAffine(
   const halfEven = (opts.rounding ?? 'half-even') === 'half-even';
   const clampNonFinite = opts.nonFinite === 'clamp';
   const what = opts.name ?? 'tensor';
-  forEachRun(layout, (start, end, b) => {
+  // The runs of forEachRun, inlined: a callback per run deoptimises this hot loop in V8.
+  const { rows, rowLen, colBlock, rowBase } = layout;
+  for (let row = 0; row < rows; row++) {
+    const rowStart = row * rowLen;
+    for (let j = 0, b = rowBase[row] as number; j < rowLen; j += colBlock, b++) {
+    const start = rowStart + j;
+    const end = rowStart + Math.min(j + colBlock, rowLen);
     const s = scale[b] as number;
     const z = zeroPoint ? (zeroPoint[b] as number) : 0;
     const lo = qmin - z;
@@ -154,7 +160,8 @@ export function quantizeAffine(
       }
       codes[i] = r + z;
     }
-  });
+    }
+  }
   return codes;
 }
 

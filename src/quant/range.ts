@@ -2,7 +2,7 @@ import { QuantkitError } from '../errors.js';
 import type { IntRange, NonFinite } from './affine.js';
 import { nonFiniteError, paramsFromRange } from './affine.js';
 import type { BlockLayout } from './layout.js';
-import { forEachRun, gatherBlocks } from './layout.js';
+import { gatherBlocks } from './layout.js';
 
 /**
  * Range choosers: which real interval [lo, hi] a block of values is quantized over. The
@@ -25,7 +25,13 @@ export function blockMinMax(data: Float32Array, layout: BlockLayout, nonFinite: 
   const lo = new Float32Array(layout.numBlocks).fill(Infinity);
   const hi = new Float32Array(layout.numBlocks).fill(-Infinity);
   const clamp = nonFinite === 'clamp';
-  forEachRun(layout, (start, end, b) => {
+  // forEachRun inlined (a callback per run deoptimises the hot loop).
+  const { rows, rowLen, colBlock, rowBase } = layout;
+  for (let row = 0; row < rows; row++) {
+    const rowStart = row * rowLen;
+    for (let j = 0, b = rowBase[row] as number; j < rowLen; j += colBlock, b++) {
+    const start = rowStart + j;
+    const end = rowStart + Math.min(j + colBlock, rowLen);
     let mn = lo[b] as number;
     let mx = hi[b] as number;
     for (let i = start; i < end; i++) {
@@ -39,7 +45,8 @@ export function blockMinMax(data: Float32Array, layout: BlockLayout, nonFinite: 
     }
     lo[b] = mn;
     hi[b] = mx;
-  });
+    }
+  }
   // Blocks with no finite value (empty, or all NaN under 'clamp') get the empty range [0, 0].
   for (let b = 0; b < layout.numBlocks; b++) {
     if ((lo[b] as number) > (hi[b] as number)) { lo[b] = 0; hi[b] = 0; }

@@ -129,6 +129,7 @@ export function readNpy(bytes: Uint8Array, label = '<npy>'): Tensor {
       `convert the array first, e.g. x.astype(np.float32); supported: ${Object.keys(DESCR).join(', ')}`,
     );
   }
+  // With at most one dimension Fortran and C order are the same bytes, so only real matrices are refused.
   if (header.fortranOrder && header.shape.length > 1) {
     throw new QuantkitError(
       'QK_NPY_FORTRAN_ORDER',

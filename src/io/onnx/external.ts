@@ -1,4 +1,4 @@
-import { QuantkitError } from '../../errors.js';
+import { isQuantkitError, QuantkitError } from '../../errors.js';
 import { dtypeFromOnnx, storageBytes } from '../../tensor/dtype.js';
 import type { ByteSource } from '../source.js';
 import { TensorProto_DataLocation, type TensorProto } from './proto.js';
@@ -124,7 +124,14 @@ export function readExternalTensorBytes(p: TensorProto, files: ExternalDataFiles
       `tensor '${name}': ${dtype} [${p.dims.join(', ')}] needs ${need} bytes but external_data length says ${ref.length}`,
       'the model and its data file disagree; re-export them together');
   }
-  const src = files.open(ref.location);
+  let src: ByteSource;
+  try {
+    src = files.open(ref.location);
+  } catch (e) {
+    // The opener knows the file, not the tensor; name both.
+    if (isQuantkitError(e)) throw new QuantkitError(e.code, `tensor '${name}': ${e.message}`, e.hint);
+    throw e;
+  }
   if (ref.offset > src.size || need > src.size - ref.offset) {
     outOfBounds(name, `bytes [${ref.offset}, ${ref.offset + need}) lie outside ${src.label} (${src.size} bytes)`);
   }

@@ -12,7 +12,7 @@ import { QuantkitError } from '../../errors.js';
 export {
   AttributeProtoSchema, AttributeProto_AttributeType, GraphProtoSchema, ModelProtoSchema,
   NodeProtoSchema, OperatorSetIdProtoSchema, StringStringEntryProtoSchema, TensorProtoSchema,
-  TensorProto_DataLocation, TensorShapeProtoSchema, TensorShapeProto_DimensionSchema,
+  TensorProto_DataLocation, TensorProto_SegmentSchema, TensorShapeProtoSchema, TensorShapeProto_DimensionSchema,
   TypeProtoSchema, TypeProto_TensorSchema, ValueInfoProtoSchema,
 } from 'onnx-buf';
 export type {

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { isQuantkitError } from '../../errors.js';
 import { ALL_DTYPES, dtypeInfo, onnxDataType, type DType } from '../../tensor/dtype.js';
 import { makeTensor, type Tensor, type TensorData } from '../../tensor/tensor.js';
-import { StringStringEntryProtoSchema, TensorProtoSchema, TensorProto_DataLocation, create, decodeTensorProto, encodeTensorProto, type TensorProto } from './proto.js';
+import { StringStringEntryProtoSchema, TensorProtoSchema, TensorProto_SegmentSchema, TensorProto_DataLocation, create, decodeTensorProto, encodeTensorProto, type TensorProto } from './proto.js';
 import { tensorFromProto, tensorToProto } from './tensor.js';
 
 const ROOT = '/work/shared/onnx-node-tests';
@@ -254,6 +254,12 @@ describe('validation', () => {
     const t = tensorFromProto(p, undefined, { external: (q) => (q.name === 'w' ? raw : new Uint8Array()) });
     expect(plain(t)).toEqual({ dtype: 'float32', dims: [2, 2], data: [1, 2, 3, 4] });
     expect(codeOf(() => tensorFromProto(p, undefined, { external: () => raw.subarray(4) }))).toBe('QK_TENSOR_DATA_LENGTH');
+  });
+
+  it('segmented tensors are refused: QK_TENSOR_BAD_FIELD', () => {
+    const p = base({ rawData: new Uint8Array(16) });
+    p.segment = create(TensorProto_SegmentSchema, { begin: 0n, end: 4n });
+    expect(codeOf(() => tensorFromProto(p))).toBe('QK_TENSOR_BAD_FIELD');
   });
 
   it('zero-element tensors need no data', () => {

@@ -78,6 +78,9 @@ export function tensorFromProto(p: TensorProto, where?: string, opts: TensorFrom
   const label = describe(p, where);
   const dtype = dtypeFromOnnx(p.dataType, label);
   const dims = dimsOf(p, label);
+  if (p.segment) {
+    throw new QuantkitError('QK_TENSOR_BAD_FIELD', `${label} is one segment of a larger tensor`, 'segmented TensorProtos are not supported; re-export the tensor whole');
+  }
   const count = elementCount(dims);
   const data = readData(p, dtype, dims, count, label, opts);
   return p.name ? { dtype, dims, data, name: p.name } : { dtype, dims, data };

@@ -61,7 +61,10 @@ function mutate(base: Uint8Array, r: () => number): Uint8Array {
   switch (int(9)) {
     case 0: { // flip bytes anywhere
       const out = base.slice();
-      for (let k = 1 + int(4); k > 0 && out.length > 0; k--) out[int(out.length)] ^= 1 << int(8);
+      for (let k = 1 + int(4); k > 0 && out.length > 0; k--) {
+        const at = int(out.length);
+        out[at] = (out[at] as number) ^ (1 << int(8));
+      }
       return out;
     }
     case 1: { // flip bytes in the length field or just after it
