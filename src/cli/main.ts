@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { isQuantkitError } from '../errors.js';
+import { registerFootprint } from './commands/footprint.js';
 import { registerInspect } from './commands/inspect.js';
 import { registerRun } from './commands/run.js';
 
@@ -16,6 +17,7 @@ export function buildProgram(): Command {
       outputError: (text, write) => write(`quantkit: ${text.trim()} (see quantkit --help)\n`),
     })
     .exitOverride();
+  registerFootprint(program);
   registerInspect(program);
   registerRun(program);
   return program;

@@ -1,0 +1,152 @@
+import { NF4_TABLE } from '../quant/codebook.js';
+
+/*
+ * The data an HTML report draws (web/report renders it). Lives in flows, not web, because flows
+ * build it and may not import web; web imports these types and helpers. Browser-safe on purpose:
+ * no Node imports here.
+ */
+
+/** A histogram over [min, max] in equal-width bins. */
+export interface Histogram {
+  readonly min: number;
+  readonly max: number;
+  readonly counts: readonly number[];
+}
+
+/** Quantization levels to draw over a weight histogram. */
+export interface GridLevels {
+  readonly label: string;
+  readonly levels: readonly number[];
+}
+
+export interface LayerWeights {
+  readonly name: string;
+  readonly dims: readonly number[];
+  readonly histogram: Histogram;
+  /** Levels of the block (or channel) that holds the tensor's largest |w|; other blocks scale them down. */
+  readonly grids: readonly GridLevels[];
+}
+
+/** One scheme's measured result on one model (fp32 is the baseline row). */
+export interface SchemeRow {
+  readonly scheme: string;
+  readonly bytes: number;
+  /** fp32 bytes / these bytes. */
+  readonly ratio: number;
+  /** Perplexity for an LM, accuracy (0–1) for a classifier. */
+  readonly quality: number;
+  /** (quality − fp32 quality) / fp32 quality. */
+  readonly qualityChange: number;
+  /** Bits per character for an LM. */
+  readonly bitsPerChar?: number;
+  /** Mean |logit − fp32 logit| over the evaluation set. */
+  readonly meanAbsLogitDiff?: number;
+  /** Over all quantized weights together; null for fp32 or when no weight changed. */
+  readonly weightSqnrDb: number | null;
+  /** Per quantized weight tensor; a missing layer was left in fp32. */
+  readonly layerSqnrDb: Readonly<Record<string, number | null>>;
+  /** Median latency / fp32 median latency, same run. */
+  readonly latencyRatio: number | null;
+}
+
+export interface CalibrationThreshold {
+  readonly method: string;
+  readonly lo: number;
+  readonly hi: number;
+}
+
+export interface CalibrationPlot {
+  readonly tensor: string;
+  readonly histogram: Histogram;
+  readonly thresholds: readonly CalibrationThreshold[];
+}
+
+export interface ModelReport {
+  readonly name: string;
+  readonly description: string;
+  readonly quality: { readonly name: string; readonly higherIsBetter: boolean; readonly percent: boolean };
+  readonly rows: readonly SchemeRow[];
+  readonly layers: readonly LayerWeights[];
+  readonly calibration: readonly CalibrationPlot[];
+}
+
+export interface ReportData {
+  readonly title: string;
+  readonly subtitle: string;
+  readonly models: readonly ModelReport[];
+}
+
+/** Equal-width histogram of finite values; an empty or constant input gets a one-wide range. */
+export function histogram(values: Float32Array, bins: number): Histogram {
+  let min = Infinity;
+  let max = -Infinity;
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i] as number;
+    if (v < min) min = v;
+    if (v > max) max = v;
+  }
+  if (!(min <= max)) { min = 0; max = 1; }
+  if (min === max) { min -= 0.5; max += 0.5; }
+  const counts = new Array<number>(bins).fill(0);
+  const scale = bins / (max - min);
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i] as number;
+    if (!Number.isFinite(v)) continue;
+    const b = Math.min(bins - 1, Math.floor((v - min) * scale)); // max lands in the last bin
+    counts[b] = (counts[b] as number) + 1;
+  }
+  return { min, max, counts };
+}
+
+function maxAbs(w: Float32Array): number {
+  let m = 0;
+  for (let i = 0; i < w.length; i++) m = Math.max(m, Math.abs(w[i] as number));
+  return m;
+}
+
+/**
+ * The grids a reader compares: int8 symmetric (absmax / 127 per channel), 4-bit integer absmax
+ * (MatMulNBits symmetric RTN: the largest magnitude maps to −8, so steps of absmax / 8 from −8 to
+ * +7) and NF4 (absmax · the NF4 table). Each is drawn for the block that holds the largest |w|.
+ */
+export function weightGrids(w: Float32Array): GridLevels[] {
+  const m = maxAbs(w);
+  if (m === 0) return [];
+  const int8 = Array.from({ length: 255 }, (_, i) => ((i - 127) * m) / 127);
+  const int4 = Array.from({ length: 16 }, (_, i) => ((i - 8) * m) / 8);
+  const nf4 = Array.from(NF4_TABLE, (v) => v * m);
+  return [
+    { label: 'int8 (255 levels)', levels: int8 },
+    { label: 'int4 absmax (16 levels)', levels: int4 },
+    { label: 'nf4 (16 levels)', levels: nf4 },
+  ];
+}
+
+export interface ParetoPoint {
+  readonly size: number;
+  readonly quality: number;
+}
+
+/**
+ * Indices of the points no other point beats on both size (smaller is better) and quality, sorted
+ * by size. A point equal to another on both axes keeps the first.
+ */
+export function paretoFront(points: readonly ParetoPoint[], higherIsBetter: boolean): number[] {
+  const better = (a: number, b: number) => (higherIsBetter ? a > b : a < b);
+  const order = points.map((_, i) => i).sort((a, b) => {
+    const pa = points[a] as ParetoPoint;
+    const pb = points[b] as ParetoPoint;
+    return pa.size - pb.size || (better(pa.quality, pb.quality) ? -1 : better(pb.quality, pa.quality) ? 1 : a - b);
+  });
+  const front: number[] = [];
+  let best: number | undefined;
+  for (const i of order) {
+    const q = (points[i] as ParetoPoint).quality;
+    if (!Number.isFinite(q)) continue;
+    if (best === undefined || better(q, best)) {
+      front.push(i);
+      best = q;
+    }
+  }
+  return front;
+}

@@ -1,0 +1,84 @@
+import type { Graph, GraphNode, Initializer, Model } from '../../graph/model.js';
+import type { SchemeName, WeightOnlyScheme } from './scheme.js';
+
+export interface WeightOnlyOptions {
+  readonly scheme: SchemeName;
+  /** MatMulNBits / MatMulBnb4 block size (default: the scheme's, 32 for q4, 64 for nf4/fp4). */
+  readonly blockSize?: number | undefined;
+  /** Op types (MatMul, Conv ...) or node / weight names left in fp32. */
+  readonly exclude?: readonly string[] | undefined;
+  /** Keep the first and the last weight-consuming layer (in execution order) in fp32. */
+  readonly keepFirstLast?: boolean | undefined;
+  /** nf4/fp4: double-quantize the absmax constants (stored dequantized; see bnb4-quant.ts). */
+  readonly doubleQuant?: boolean | undefined;
+  /** q4/q4-asym: 'native' = MatMulNBits (default), 'qdq' = opset-21 blocked DequantizeLinear + MatMul. */
+  readonly format?: 'native' | 'qdq' | undefined;
+  /** Plain round-to-nearest scales (ONNX Runtime's quantizer), no per-block search. */
+  readonly rtn?: boolean | undefined;
+  /** fp16: op types kept in fp32 (with Casts around them); default DEFAULT_FP16_BLOCK_LIST. */
+  readonly fp16BlockList?: readonly string[] | undefined;
+}
+
+/** One weight tensor (shared by one or more nodes): what was done to it. */
+export interface LayerReport {
+  /** Consumer node names (more than one for tied weights). */
+  nodes: string[];
+  opTypes: string[];
+  weight: string;
+  dims: number[];
+  /** Scheme applied, or 'fp32' when left alone. */
+  scheme: string;
+  /** Graph form, e.g. 'DequantizeLinear(axis=1)', 'MatMulNBits', or '' when skipped. */
+  form: string;
+  /** SQNR of the stored weight against the original (dB); null when unchanged, Infinity when exact. */
+  sqnrDb: number | null;
+  bytesBefore: number;
+  bytesAfter: number;
+  /** Why it was left in fp32, or notes (clamped values, double-quant savings). */
+  note: string;
+}
+
+export interface WeightOnlyReport {
+  scheme: string;
+  blockSize: number | null;
+  layers: LayerReport[];
+  totals: {
+    /** All initializer bytes before and after (what the weights of the file weigh). */
+    bytesBefore: number;
+    bytesAfter: number;
+    ratio: number;
+    quantizedLayers: number;
+    skippedLayers: number;
+  };
+  /** Model-level notes: opset raised, BN folded, values clamped, etc. */
+  notes: string[];
+}
+
+/** A node that reads a weight initializer in its weight slot. */
+export interface WeightSite {
+  readonly node: GraphNode;
+  readonly slot: number;
+  readonly weight: Initializer;
+}
+
+export interface HandlerContext {
+  readonly model: Model;
+  readonly graph: Graph;
+  readonly scheme: WeightOnlyScheme;
+  readonly options: WeightOnlyOptions;
+  readonly blockSize: number;
+  /** Makes a fresh value/initializer name. */
+  readonly name: (base: string) => string;
+  /** Nodes to put at the front of the graph (DequantizeLinear / Cast of initializers). */
+  readonly prologue: GraphNode[];
+  readonly notes: string[];
+}
+
+/** Rewrites every eligible site of one weight; returns the report row. */
+export interface WeightHandler {
+  /** Why the site cannot take this scheme, or undefined when it can. */
+  reject(site: WeightSite, ctx: HandlerContext): string | undefined;
+  /** Model-level preparation (opset, domain imports); a string is a reason to skip everything. */
+  prepare?(ctx: HandlerContext): string | undefined;
+  apply(weight: string, sites: readonly WeightSite[], ctx: HandlerContext): Omit<LayerReport, 'nodes' | 'opTypes' | 'weight' | 'dims' | 'bytesBefore' | 'bytesAfter'> & { addedBytes: number };
+}
