@@ -1,0 +1,57 @@
+import { QuantkitError } from '../../errors.js';
+import { sqnrDb } from '../../quant/metrics.js';
+import { makeTensor } from '../../tensor/tensor.js';
+import { addInitializer } from './graph-edit.js';
+import { BNB4_QUANT_TYPE, dequantizeBnb4, quantizeBnb4, type Bnb4Type } from './bnb4-quant.js';
+import { linearView, rejectLinear, replaceLinear, transposedWeight } from './linear-site.js';
+import { NonFiniteWeight } from './nbits-quant.js';
+import type { HandlerContext, WeightHandler, WeightSite } from './types.js';
+
+/** nf4 / fp4: com.microsoft MatMulBnb4 replacing the MatMul (or Gemm); see bnb4-quant.ts. */
+function apply(type: Bnb4Type) {
+  return (weight: string, sites: readonly WeightSite[], ctx: HandlerContext) => {
+    const done = new Map<string, { inputs: string[]; sqnr: number; bytes: number; dqBytes: number | undefined; K: number; N: number }>();
+    for (const site of sites) {
+      const view = linearView(site);
+      let q = done.get(view.key);
+      if (!q) {
+        const wt = transposedWeight(view);
+        let w;
+        try {
+          w = quantizeBnb4(wt, { type, blockSize: ctx.blockSize, rtn: ctx.options.rtn ?? false, doubleQuant: ctx.options.doubleQuant ?? false });
+        } catch (e) {
+          if (e instanceof NonFiniteWeight) throw new QuantkitError('QK_NONFINITE_WEIGHTS', `weight '${weight}' has a non-finite value (${e.value})`, 'fix the weights, or --exclude this tensor');
+          throw e;
+        }
+        const inputs = [
+          addInitializer(ctx.graph, ctx.name(`${weight}_${type}`), makeTensor('uint8', [w.packed.length], w.packed)),
+          addInitializer(ctx.graph, ctx.name(`${weight}_absmax`), makeTensor('float32', [w.absmax.length], w.absmax)),
+        ];
+        const back = dequantizeBnb4(w, type, ctx.blockSize);
+        q = { inputs, sqnr: sqnrDb(wt, back), bytes: w.packed.length + 4 * w.absmax.length, dqBytes: w.doubleQuantBytes === undefined ? undefined : w.packed.length + w.doubleQuantBytes, K: view.K, N: view.N };
+        done.set(view.key, q);
+      }
+      replaceLinear(site, ctx, 'MatMulBnb4', q.inputs, { K: q.K, N: q.N, block_size: ctx.blockSize, quant_type: BNB4_QUANT_TYPE[type] });
+    }
+    const all = [...done.values()];
+    const bytes = all.reduce((s, d) => s + d.bytes, 0);
+    const notes: string[] = [];
+    if (ctx.options.rtn) notes.push('absmax round-to-nearest (--rtn)');
+    if (ctx.options.doubleQuant) {
+      const dq = all.reduce((s, d) => s + (d.dqBytes ?? d.bytes), 0);
+      notes.push(`double-quant: stored as fp32 absmax (MatMulBnb4 reads fp32 only); ${bytes - dq} bytes smaller in a format carrying 8-bit constants`);
+    }
+    return { scheme: type, form: `MatMulBnb4(${type}, block=${ctx.blockSize})`, sqnrDb: Math.min(...all.map((d) => d.sqnr)), note: notes.join('; '), addedBytes: bytes };
+  };
+}
+
+export function bnb4Handler(type: Bnb4Type): WeightHandler {
+  return {
+    reject: (site, ctx) => rejectLinear(site, ctx.graph),
+    prepare: (ctx) => {
+      if (!ctx.model.opsets.has('com.microsoft')) ctx.model.opsets.set('com.microsoft', 1);
+      return undefined;
+    },
+    apply: apply(type),
+  };
+}

@@ -1,0 +1,167 @@
+import { QuantkitError } from '../../errors.js';
+import type { Initializer, Model } from '../../graph/model.js';
+import { topologicalOrder, uniqueName, usedNames } from '../../graph/topology.js';
+import { storageBytes } from '../../tensor/dtype.js';
+import { bnb4Handler } from './bnb4-handler.js';
+import { bf16Handler, float8Handler, int8Handler } from './dq-storage.js';
+import { convertToFloat16 } from './fp16.js';
+import { isRead } from './graph-edit.js';
+import { nbitsHandler } from './nbits-handler.js';
+import { checkBlockSize, schemeByName, type WeightOnlyScheme } from './scheme.js';
+import type { HandlerContext, LayerReport, WeightHandler, WeightOnlyOptions, WeightOnlyReport, WeightSite } from './types.js';
+
+export type { LayerReport, WeightOnlyOptions, WeightOnlyReport } from './types.js';
+export { SCHEMES, SCHEME_NAMES, BLOCK_SIZES, type SchemeName } from './scheme.js';
+
+/*
+ * Weight-only post-training quantization: every node that reads a weight initializer in its
+ * weight slot (MatMul B, Gemm B, Conv W, Gather data) is a site; sites are grouped by weight so a
+ * tied weight is quantized once; the scheme's handler rewrites each group, loading one weight at
+ * a time.
+ *
+ * Differences from ONNX Runtime's own quantizer (onnxruntime.quantization, 1.30), by design:
+ *  - int8: identical weights for per-channel symmetric int8 with reduce_range off (scale =
+ *    max|w|/127 in float32, zero point 0, round half to even) — except that a channel whose
+ *    max|w|/127 underflows below FLT_MIN (subnormal-only channels) gets scale FLT_MIN instead of
+ *    a subnormal one, and ORT's quantize_dynamic refuses weights held in Constant nodes (ours
+ *    lifts them to initializers first). ORT writes an explicit int8 zero-point tensor of zeros; we
+ *    omit it (the ONNX default is 0), saving C bytes per weight.
+ *  - q4 (MatMul4BitsQuantizer, RTN): with --rtn the codes and scales are bit-identical (MLAS
+ *    BlockwiseQuantizer: scale = m / -8 with m the value of largest magnitude, code =
+ *    roundf(w · (1/scale) + 8) clamped to [0, 15]) except for an all-zero block, where ORT stores
+ *    scale 0 and we store 1 (codes are 8 either way, so the weights are equal). Without --rtn the
+ *    scale of each block is searched for the least squared error (nbits-quant.ts), so codes and
+ *    scales differ by design; the search's first candidate is ORT's scale, so no block is worse.
+ *  - q4-asym: ORT's range2scalezp over [min(lo,0), max(hi,0)]; same search as above.
+ *  - MatMulBnb4 has no ORT Python quantizer path for fp32 models; ours follows bitsandbytes.
+ */
+
+const HANDLERS: Record<Exclude<WeightOnlyScheme['kind'], 'fp16'>, (s: WeightOnlyScheme, o: WeightOnlyOptions) => WeightHandler> = {
+  'dq-int8': () => int8Handler,
+  nbits: (s, o) => {
+    const n = s as Extract<WeightOnlyScheme, { kind: 'nbits' }>;
+    return nbitsHandler(n.bits, n.symmetric, o.format ?? 'native');
+  },
+  bnb4: (s) => bnb4Handler((s as Extract<WeightOnlyScheme, { kind: 'bnb4' }>).type),
+  'cast-store': () => bf16Handler,
+  'dq-float8': (s) => float8Handler((s as Extract<WeightOnlyScheme, { kind: 'dq-float8' }>).dtype),
+};
+
+/** Weight input slot of each op type whose weights the schemes quantize. */
+const WEIGHT_SLOT: Record<string, number> = { MatMul: 1, Gemm: 1, Conv: 1, Gather: 0 };
+
+export function initializerBytes(init: Initializer): number {
+  let count = 1;
+  for (const d of init.dims) count *= d;
+  return storageBytes(init.dtype, count);
+}
+
+export function totalInitializerBytes(model: Model): number {
+  let s = 0;
+  for (const init of model.graph.initializers.values()) s += initializerBytes(init);
+  return s;
+}
+
+/** Weight-reading sites in execution order. */
+export function findWeightSites(model: Model): WeightSite[] {
+  const g = model.graph;
+  const sites: WeightSite[] = [];
+  for (const n of topologicalOrder(g)) {
+    if (n.domain !== '') continue;
+    const slot = WEIGHT_SLOT[n.opType];
+    if (slot === undefined) continue;
+    const name = n.inputs[slot];
+    const weight = name ? g.initializers.get(name) : undefined;
+    if (!weight || weight.dtype !== 'float32') continue;
+    // MatMul may carry the weight on the left (x · W is usual; W · x is rare but legal).
+    sites.push({ node: n, slot, weight });
+  }
+  return sites;
+}
+
+function matchesExclude(site: WeightSite, exclude: readonly string[]): string | undefined {
+  for (const e of exclude) {
+    if (e === site.node.opType || e === site.node.name || e === site.weight.name) return `excluded (--exclude ${e})`;
+  }
+  return undefined;
+}
+
+/** Rewrites `model` in place; returns the per-layer report. */
+export function quantizeWeights(model: Model, options: WeightOnlyOptions): WeightOnlyReport {
+  const scheme = schemeByName(options.scheme);
+  const blockSize = scheme.kind === 'nbits' || scheme.kind === 'bnb4' ? checkBlockSize(options.blockSize ?? scheme.defaultBlockSize) : null;
+  if (options.doubleQuant && scheme.kind !== 'bnb4') {
+    throw new QuantkitError('QK_BAD_OPTION', `--double-quant applies to nf4/fp4, not '${options.scheme}'`, 'drop --double-quant or use --scheme nf4');
+  }
+  if (options.format === 'qdq' && scheme.kind !== 'nbits') {
+    throw new QuantkitError('QK_BAD_OPTION', `--format qdq applies to q4/q4-asym, not '${options.scheme}'`, 'drop --format qdq');
+  }
+  const bytesBefore = totalInitializerBytes(model);
+  const notes: string[] = [];
+  if (scheme.kind === 'fp16') {
+    const r = convertToFloat16(model, options.fp16BlockList);
+    const bytesAfter = totalInitializerBytes(model);
+    return {
+      scheme: options.scheme, blockSize: null, layers: r.layers, notes: [...notes, ...r.notes],
+      totals: { bytesBefore, bytesAfter, ratio: bytesBefore === 0 ? 1 : bytesAfter / bytesBefore, quantizedLayers: r.layers.filter((l) => l.scheme !== 'fp32').length, skippedLayers: r.layers.filter((l) => l.scheme === 'fp32').length },
+    };
+  }
+
+  const g = model.graph;
+  const taken = usedNames(g);
+  const handler = HANDLERS[scheme.kind](scheme, options);
+  const ctx: HandlerContext = {
+    model, graph: g, scheme, options, blockSize: blockSize ?? 0,
+    name: (base) => uniqueName(g, base, taken),
+    prologue: [], notes,
+  };
+
+  const sites = findWeightSites(model);
+  const keepFirstLast = new Set<WeightSite>();
+  if (options.keepFirstLast && sites.length > 0) {
+    keepFirstLast.add(sites[0] as WeightSite);
+    keepFirstLast.add(sites[sites.length - 1] as WeightSite);
+  }
+  const byWeight = new Map<string, WeightSite[]>();
+  for (const s of sites) {
+    const list = byWeight.get(s.weight.name);
+    if (list) list.push(s); else byWeight.set(s.weight.name, [s]);
+  }
+
+  const globalReason = handler.prepare?.(ctx);
+  const layers: LayerReport[] = [];
+  for (const [weight, group] of byWeight) {
+    const init = group[0]?.weight as Initializer;
+    const before = initializerBytes(init);
+    const eligible: WeightSite[] = [];
+    const reasons: string[] = [];
+    for (const s of group) {
+      const why = globalReason
+        ?? (keepFirstLast.has(s) ? 'kept fp32 (--keep-first-last)' : undefined)
+        ?? matchesExclude(s, options.exclude ?? [])
+        ?? handler.reject(s, ctx);
+      if (why) reasons.push(`${s.node.name || s.node.opType}: ${why}`); else eligible.push(s);
+    }
+    const base = { nodes: group.map((s) => s.node.name), opTypes: group.map((s) => s.node.opType), weight, dims: [...init.dims], bytesBefore: before };
+    if (eligible.length === 0) {
+      layers.push({ ...base, scheme: 'fp32', form: '', sqnrDb: null, bytesAfter: before, note: [...new Set(reasons.map((r) => r.replace(/^[^:]*: /, '')))].join('; ') });
+      continue;
+    }
+    const r = handler.apply(weight, eligible, ctx);
+    const keptOriginal = isRead(g, weight) || ctx.prologue.some((n) => n.inputs.includes(weight));
+    if (!keptOriginal) g.initializers.delete(weight);
+    const note = [r.note, reasons.length > 0 ? `fp32 copy kept for ${reasons.join('; ')}` : ''].filter(Boolean).join('; ');
+    layers.push({ ...base, scheme: r.scheme, form: r.form, sqnrDb: r.sqnrDb, bytesAfter: r.addedBytes + (keptOriginal ? before : 0), note });
+  }
+  g.nodes = [...ctx.prologue, ...g.nodes];
+
+  const bytesAfter = totalInitializerBytes(model);
+  const quantized = layers.filter((l) => l.scheme !== 'fp32').length;
+  return {
+    scheme: options.scheme,
+    blockSize,
+    layers,
+    notes,
+    totals: { bytesBefore, bytesAfter, ratio: bytesBefore === 0 ? 1 : bytesAfter / bytesBefore, quantizedLayers: quantized, skippedLayers: layers.length - quantized },
+  };
+}

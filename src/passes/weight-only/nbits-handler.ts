@@ -1,0 +1,153 @@
+import { QuantkitError } from '../../errors.js';
+import { sqnrDb } from '../../quant/metrics.js';
+import { makeTensor } from '../../tensor/tensor.js';
+import { addInitializer, node, rewireInputs } from './graph-edit.js';
+import { linearView, rejectLinear, replaceLinear, transposedWeight, type LinearView } from './linear-site.js';
+import { dequantizeNBits, NonFiniteWeight, quantizeNBits, type NBitsWeights } from './nbits-quant.js';
+import { ensureOpset } from './opset.js';
+import type { HandlerContext, WeightHandler, WeightSite } from './types.js';
+
+/**
+ * q4 / q4-asym / q8-block. Native form: com.microsoft MatMulNBits replacing the MatMul (or Gemm).
+ * QDQ form (--format qdq, 4-bit only): the weight stored int4 (symmetric) or uint4 + zero points
+ * (asymmetric) with an opset-21 blocked DequantizeLinear (block_size along K) feeding the
+ * original op — the file then needs no contrib op.
+ */
+
+function quantize(view: LinearView, bits: 4 | 8, symmetric: boolean, ctx: HandlerContext, weight: string): NBitsWeights {
+  try {
+    return quantizeNBits(view.K, view.N, view.column, { bits, blockSize: ctx.blockSize, symmetric, rtn: ctx.options.rtn ?? false });
+  } catch (e) {
+    if (e instanceof NonFiniteWeight) {
+      throw new QuantkitError('QK_NONFINITE_WEIGHTS', `weight '${weight}' has a non-finite value (${e.value}) at input ${e.col}, output ${e.row}`, 'fix the weights, or --exclude this tensor');
+    }
+    throw e;
+  }
+}
+
+function nativeApply(bits: 4 | 8, symmetric: boolean) {
+  return (weight: string, sites: readonly WeightSite[], ctx: HandlerContext) => {
+    const done = new Map<string, { inputs: string[]; sqnr: number; bytes: number; K: number; N: number }>();
+    for (const site of sites) {
+      const view = linearView(site);
+      let q = done.get(view.key);
+      if (!q) {
+        const w = quantize(view, bits, symmetric, ctx, weight);
+        const bName = addInitializer(ctx.graph, ctx.name(`${weight}_Q${bits}`), makeTensor('uint8', [view.N, w.kBlocks, (ctx.blockSize * bits) / 8], w.packed));
+        const sName = addInitializer(ctx.graph, ctx.name(`${weight}_scales`), makeTensor('float32', [view.N, w.kBlocks], w.scales));
+        const inputs = [bName, sName];
+        let bytes = w.packed.length + 4 * w.scales.length;
+        if (w.zeroPoints) {
+          inputs.push(addInitializer(ctx.graph, ctx.name(`${weight}_zero_points`), makeTensor('uint8', [view.N, w.zeroPoints.length / view.N], w.zeroPoints)));
+          bytes += w.zeroPoints.length;
+        }
+        const back = dequantizeNBits(w, ctx.blockSize);
+        const orig = new Float32Array(view.K * view.N);
+        const col = new Float32Array(view.K);
+        for (let n = 0; n < view.N; n++) {
+          view.column(n, col);
+          for (let k = 0; k < view.K; k++) orig[k * view.N + n] = col[k] as number;
+        }
+        q = { inputs, sqnr: sqnrDb(orig, back), bytes, K: view.K, N: view.N };
+        done.set(view.key, q);
+      }
+      replaceLinear(site, ctx, 'MatMulNBits', q.inputs, { K: q.K, N: q.N, bits, block_size: ctx.blockSize });
+    }
+    const all = [...done.values()];
+    return {
+      scheme: ctx.options.scheme,
+      form: `MatMulNBits(bits=${bits}, block=${ctx.blockSize}${symmetric ? '' : ', zero points'})`,
+      sqnrDb: Math.min(...all.map((d) => d.sqnr)),
+      note: ctx.options.rtn ? 'round-to-nearest (--rtn)' : '',
+      addedBytes: all.reduce((s, d) => s + d.bytes, 0),
+    };
+  };
+}
+
+/** QDQ form: one DequantizeLinear for the weight in its original layout, shared by all sites. */
+function qdqApply(symmetric: boolean) {
+  return (weight: string, sites: readonly WeightSite[], ctx: HandlerContext) => {
+    const first = sites[0] as WeightSite;
+    // The stored weight keeps B's layout; blocks run along its K axis (0 for [K, N], 1 for Gemm transB).
+    const view = linearView(first);
+    const transB = view.key.split('|')[1] === 'T';
+    if (!view.key.endsWith('|1')) throw new QuantkitError('QK_QDQ_GEMM_ALPHA', `Gemm '${first.node.name}' has alpha ≠ 1, which the QDQ form cannot fold`, 'use the native form (drop --format qdq)');
+    const w = quantize(view, 4, symmetric, ctx, weight);
+    const { K, N, kBlocks } = w;
+    const bs = ctx.blockSize;
+    const dims = [...first.weight.dims];
+    const codes = symmetric ? new Int8Array(K * N) : new Uint8Array(K * N);
+    const back = new Float32Array(K * N);
+    const orig = transposedWeight(view);
+    const origB = new Float32Array(K * N);
+    for (let n = 0; n < N; n++) {
+      for (let k = 0; k < K; k++) {
+        const p = n * kBlocks + Math.floor(k / bs);
+        const q = (w.codes[p * bs + (k % bs)] as number) - (symmetric ? 8 : 0);
+        const i = transB ? n * K + k : k * N + n;
+        codes[i] = q;
+        back[i] = Math.fround((q - (symmetric ? 0 : (w.zp[p] as number))) * (w.scales[p] as number));
+        origB[i] = orig[n * K + k] as number;
+      }
+    }
+    // Scale / zero-point tensors have B's shape with the K axis divided into blocks.
+    const pDims = transB ? [N, kBlocks] : [kBlocks, N];
+    const scale = new Float32Array(K === 0 ? 0 : kBlocks * N);
+    const zp = new Uint8Array(scale.length);
+    for (let n = 0; n < N; n++) {
+      for (let b = 0; b < kBlocks; b++) {
+        const i = transB ? n * kBlocks + b : b * N + n;
+        scale[i] = w.scales[n * kBlocks + b] as number;
+        zp[i] = w.zp[n * kBlocks + b] as number;
+      }
+    }
+    const inputs = [
+      addInitializer(ctx.graph, ctx.name(`${weight}_${symmetric ? 'int4' : 'uint4'}`), makeTensor(symmetric ? 'int4' : 'uint4', dims, codes)),
+      addInitializer(ctx.graph, ctx.name(`${weight}_scale`), makeTensor('float32', pDims, scale)),
+    ];
+    let bytes = Math.ceil(codes.length / 2) + 4 * scale.length;
+    if (!symmetric) {
+      inputs.push(addInitializer(ctx.graph, ctx.name(`${weight}_zero_point`), makeTensor('uint4', pDims, zp)));
+      bytes += Math.ceil(zp.length / 2);
+    }
+    const out = ctx.name(`${weight}_dequantized`);
+    ctx.prologue.push(node('DequantizeLinear', inputs, [out], ctx.name(`${weight}_DequantizeLinear`), { axis: transB ? 1 : 0, block_size: bs }));
+    rewireInputs(sites.map((s) => s.node), weight, out);
+    return {
+      scheme: ctx.options.scheme,
+      form: `DequantizeLinear(${symmetric ? 'int4' : 'uint4'}, block=${bs})`,
+      sqnrDb: sqnrDb(origB, back),
+      note: ctx.options.rtn ? 'round-to-nearest (--rtn)' : '',
+      addedBytes: bytes,
+    };
+  };
+}
+
+export function nbitsHandler(bits: 4 | 8, symmetric: boolean, format: 'native' | 'qdq'): WeightHandler {
+  if (format === 'qdq') {
+    if (bits !== 4) throw new QuantkitError('QK_QDQ_UNSUPPORTED', `--format qdq is for 4-bit schemes, not ${bits}-bit`, 'use --scheme int8 for 8-bit DequantizeLinear weights');
+    return {
+      reject: (site, ctx) => {
+        const r = rejectLinear(site, ctx.graph);
+        if (r) return r;
+        if (site.node.opType === 'Gemm' && site.node.attributes.some((a) => a.name === 'alpha' && a.f !== 1)) return 'Gemm with alpha ≠ 1 (QDQ form keeps the op)';
+        return undefined;
+      },
+      prepare: (ctx) => {
+        const r = ensureOpset(ctx.model, 21);
+        if (!r.ok) return `blocked DequantizeLinear needs opset 21, and raising opset ${ctx.model.opsets.get('') ?? 1} would change ${r.blockers.join(', ')}`;
+        if (r.raisedFrom !== undefined) ctx.notes.push(`default opset raised from ${r.raisedFrom} to 21 for blocked DequantizeLinear (no node in the graph changes meaning)`);
+        return undefined;
+      },
+      apply: qdqApply(symmetric),
+    };
+  }
+  return {
+    reject: (site, ctx) => rejectLinear(site, ctx.graph),
+    prepare: (ctx) => {
+      if (!ctx.model.opsets.has('com.microsoft')) ctx.model.opsets.set('com.microsoft', 1);
+      return undefined;
+    },
+    apply: nativeApply(bits, symmetric),
+  };
+}
