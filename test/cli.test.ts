@@ -1,8 +1,9 @@
-import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { encodeModel } from '../src/io/onnx/proto.js';
+import { decodeTensorProto, encodeModel } from '../src/io/onnx/proto.js';
+import { tensorFromProto } from '../src/io/onnx/tensor.js';
 import { makeModel } from '../src/io/onnx/build.js';
 import { REPO, SHARED, runCli } from './helpers/cli.js';
 
@@ -26,7 +27,11 @@ describe('quantkit CLI', () => {
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^output 0 /);
-    expect(existsSync(join(out, 'output_0.pb'))).toBe(true);
+    const got = tensorFromProto(decodeTensorProto(readFileSync(join(out, 'output_0.pb'))));
+    const want = tensorFromProto(decodeTensorProto(readFileSync(join(CASE, 'test_data_set_0', 'output_0.pb'))));
+    expect(got.dtype).toBe(want.dtype);
+    expect(got.dims).toEqual(want.dims);
+    expect([...(got.data as Float32Array)]).toEqual([...(want.data as Float32Array)]);
   });
 
   it('refuses to replace an existing output without --force', () => {

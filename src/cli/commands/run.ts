@@ -64,7 +64,7 @@ export async function runCommand(modelPath: string, opts: RunOptions): Promise<v
     process.stdout.write(`output ${i} ${summarizeTensor(name, tensor)}\n`);
     if (opts.out) {
       const path = join(opts.out, `output_${i}.pb`);
-      await writeFileAtomic(path, [encodeTensorProto(tensorToProto({ ...tensor, name }))], { force: opts.force ?? false });
+      await writeFileAtomic(path, [encodeTensorProto(tensorToProto({ ...tensor, name }))], { force: opts.force ?? false, inputs: [modelPath, ...opts.input.map((a) => parseInputBinding(a).path)] });
     }
   }
 }

@@ -90,6 +90,7 @@ export const PAGE_SCRIPT = String.raw`
         { label: 'Pareto front', data: front, showLine: true, borderColor: '#d62728', backgroundColor: '#d62728', pointRadius: 0, borderWidth: 1.5 }
       ] },
       options: {
+        layout: { padding: { right: 40 } },
         plugins: { title: { display: true, text: model.name + ': size vs ' + model.quality.name + (model.quality.higherIsBetter ? ' (higher is better)' : ' (lower is better)') },
           tooltip: { callbacks: { label: function (c) { return (c.datasetIndex === 0 ? model.rows[c.dataIndex].scheme + ': ' : '') + c.parsed.x.toFixed(1) + ' KiB, ' + c.parsed.y.toFixed(3); } } } },
         scales: { x: { type: 'logarithmic', title: { display: true, text: 'file size (KiB, log scale)' } },
@@ -162,7 +163,9 @@ export const PAGE_SCRIPT = String.raw`
         })) },
         options: {
           plugins: { title: { display: true, text: model.name + ': activations at ' + c.tensor + ' with calibration ranges' }, qkLines: sets },
-          scales: { x: { type: 'linear', min: c.histogram.min, max: c.histogram.max, title: { display: true, text: 'activation value' } },
+          scales: { x: { type: 'linear', title: { display: true, text: 'activation value' },
+              min: Math.min.apply(null, [c.histogram.min].concat(c.thresholds.map(function (t) { return t.lo; }))),
+              max: Math.max.apply(null, [c.histogram.max].concat(c.thresholds.map(function (t) { return t.hi; }))) },
             y: { type: 'logarithmic', title: { display: true, text: 'count (log)' } } }
         },
         plugins: [linesPlugin]
