@@ -10,6 +10,9 @@ import type { Range } from './minmax.js';
  *    equals min-max; 2048 bins give 1921 candidates. For a tensor with negative values the
  *    histogram is signed: 2×2048 bins over [-A, A] (each half has TensorRT's resolution), and
  *    the candidates are symmetric windows [-T, T].
+ *    Exact zeros are left out of the histogram: zero is exact for every candidate range, and
+ *    a Relu output is mostly zeros, whose spike in bin 0 would dominate the first level of Q
+ *    and drag the threshold far down (measured on the digits CNN: 1.4 % accuracy lost).
  * 2. Candidates: i = 128, 129, …, 2048 kept bins (all of them, stride 1; i = 2048 is the
  *    un-clipped range, so entropy never does worse than min-max by its own measure). Signed: half
  *    widths j = 128 … 2048, the window is [c - j, c + j) around the centre c.
@@ -47,7 +50,7 @@ export interface EntropyResult {
 }
 
 export function entropyHistogram(absMax: number, hasNegatives: boolean): Histogram {
-  return hasNegatives ? new Histogram('signed', absMax, 2 * DEFAULT_HISTOGRAM_BINS) : new Histogram('abs', absMax, DEFAULT_HISTOGRAM_BINS);
+  return hasNegatives ? new Histogram('signed', absMax, 2 * DEFAULT_HISTOGRAM_BINS, true) : new Histogram('abs', absMax, DEFAULT_HISTOGRAM_BINS, true);
 }
 
 /** Adds ε to zero entries and takes the same total evenly from the non-zero ones. */

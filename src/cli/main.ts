@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { isQuantkitError } from '../errors.js';
 import { registerFootprint } from './commands/footprint.js';
 import { registerInspect } from './commands/inspect.js';
+import { registerQuantize } from './commands/quantize.js';
 import { registerRun } from './commands/run.js';
 
 /**
@@ -19,6 +20,7 @@ export function buildProgram(): Command {
     .exitOverride();
   registerFootprint(program);
   registerInspect(program);
+  registerQuantize(program);
   registerRun(program);
   return program;
 }

@@ -86,13 +86,18 @@ export function histogram(values: Float32Array, bins: number): Histogram {
     if (v > max) max = v;
   }
   if (!(min <= max)) { min = 0; max = 1; }
-  if (min === max) { min -= 0.5; max += 0.5; }
+  if (min === max) {
+    // ±0.5, or wider where 0.5 is below the value's float64 resolution.
+    const half = Math.max(0.5, Math.abs(min) * 2 ** -20);
+    min -= half;
+    max += half;
+  }
   const counts = new Array<number>(bins).fill(0);
   const scale = bins / (max - min);
   for (let i = 0; i < values.length; i++) {
     const v = values[i] as number;
     if (!Number.isFinite(v)) continue;
-    const b = Math.min(bins - 1, Math.floor((v - min) * scale)); // max lands in the last bin
+    const b = Math.max(0, Math.min(bins - 1, Math.floor((v - min) * scale))); // max lands in the last bin
     counts[b] = (counts[b] as number) + 1;
   }
   return { min, max, counts };

@@ -63,7 +63,10 @@ export function encodeFloat8(x: number, kind: Float8Kind, saturate = true): numb
 }
 
 function decodeByLayout(code: number, l: Float8Layout): number {
-  if (l.uz && code === UZ_NAN) return NaN;
+  // 0x80 has the sign bit set, so it decodes to a negative NaN, as ml_dtypes does and as ONNX's
+  // test_cast_FLOAT8E4M3FNUZ_to_FLOAT16 expects (0x80 → 0xFE00). Negation flips a NaN's sign bit
+  // and typed arrays keep it, so the table below carries it through to the float16 encoder.
+  if (l.uz && code === UZ_NAN) return -NaN;
   const mag = code & 0x7f;
   let v: number;
   if (l.infMag >= 0 && mag === l.infMag) v = Infinity;

@@ -37,7 +37,11 @@ export function encodeE8m0(x: number, saturate = true, roundMode: E8m0RoundMode 
   return code;
 }
 
+// All 256 values, so decoding a tensor of scales is one lookup per element.
+const TABLE = new Float64Array(256);
+for (let c = 0; c < 255; c++) TABLE[c] = pow2(c - BIAS);
+TABLE[E8M0_NAN] = NaN;
+
 export function decodeE8m0(code: number): number {
-  const c = code & 0xff;
-  return c === E8M0_NAN ? NaN : pow2(c - BIAS);
+  return TABLE[code & 0xff] as number;
 }

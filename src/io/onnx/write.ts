@@ -156,8 +156,9 @@ function headerProto(t: TensorToWrite, keepTyped: boolean): TensorProto {
     dims: t.dims.map((d) => BigInt(d)),
   });
   if (src) {
-    p.docString = src.docString;
-    p.metadataProps = src.metadataProps;
+    // proto2 presence: assigning '' would write an empty doc_string field the source never had.
+    if (src.docString) p.docString = src.docString;
+    if (src.metadataProps.length) p.metadataProps = src.metadataProps;
     if (keepTyped) {
       p.floatData = src.floatData; p.int32Data = src.int32Data; p.stringData = src.stringData;
       p.int64Data = src.int64Data; p.doubleData = src.doubleData; p.uint64Data = src.uint64Data;
@@ -275,7 +276,8 @@ export function planOnnxWrite(skeleton: ModelProto, tensors: readonly TensorToWr
   const aiOnnx = skeleton.opsetImport.find((o) => o.domain === '' || o.domain === 'ai.onnx');
   const irVersion = chooseIrVersion(Number(skeleton.irVersion), aiOnnx ? Number(aiOnnx.version) : undefined, tensors.map((t) => t.dtype));
   const graphNoInit = create(GraphProtoSchema, { ...skeleton.graph, initializer: [] });
-  const modelNoGraph = create(ModelProtoSchema, { ...skeleton, irVersion: BigInt(irVersion), graph: undefined });
+  const { graph: _graph, ...rest } = skeleton;
+  const modelNoGraph = create(ModelProtoSchema, { ...rest, irVersion: BigInt(irVersion) });
   const graphHead = toBinary(GraphProtoSchema, graphNoInit);
   const modelHead = toBinary(ModelProtoSchema, modelNoGraph);
   const raws = tensors.map(rawSize);

@@ -115,7 +115,7 @@ export function quantizeBnb4(wt: Float32Array, o: Bnb4Options): Bnb4Weights {
     const v = wt[i] as number;
     if (!Number.isFinite(v)) throw new NonFiniteWeight(0, i, v);
   }
-  let absmax = new Float32Array(nb);
+  let absmax: Float32Array = new Float32Array(nb);
   for (let b = 0; b < nb; b++) {
     const start = b * bs;
     const end = Math.min(start + bs, n);

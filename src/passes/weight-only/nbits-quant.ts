@@ -44,8 +44,8 @@ export interface NBitsWeights {
 
 const f = Math.fround;
 const FLT_MIN = 2 ** -126;
-/** Clip ratios tried by the search: 1 (RTN) down to 0.6 of the range. */
-const RATIOS: Float32Array = Float32Array.from({ length: 41 }, (_, i) => 1 - i * 0.01);
+/** Clip ratios tried by the search: 1 (RTN) down to 0.6 of the range, step 0.02. */
+const RATIOS: Float32Array = Float32Array.from({ length: 21 }, (_, i) => 1 - i * 0.02);
 
 function roundHalfEven(v: number): number {
   const r = Math.round(v);
@@ -59,9 +59,10 @@ function roundHalfAway(v: number): number {
 /** Squared error of x ≈ (clamp(round(x/s) + z, 0, qmax) − z) · s over block values. */
 function blockError(x: Float32Array, len: number, s: number, z: number, qmax: number, limit: number): number {
   let err = 0;
+  const inv = f(1 / s);
   for (let i = 0; i < len; i++) {
     const v = x[i] as number;
-    let q = roundHalfEven(f(v / s)) + z;
+    let q = roundHalfEven(f(v * inv)) + z;
     q = q < 0 ? 0 : q > qmax ? qmax : q;
     const d = v - f((q - z) * s);
     err += d * d;
@@ -73,9 +74,10 @@ function blockError(x: Float32Array, len: number, s: number, z: number, qmax: nu
 function leastSquaresScale(x: Float32Array, len: number, s: number, z: number, qmax: number): number {
   let xc = 0;
   let cc = 0;
+  const inv = f(1 / s);
   for (let i = 0; i < len; i++) {
     const v = x[i] as number;
-    let q = roundHalfEven(f(v / s)) + z;
+    let q = roundHalfEven(f(v * inv)) + z;
     q = q < 0 ? 0 : q > qmax ? qmax : q;
     const c = q - z;
     xc += v * c;
@@ -203,13 +205,13 @@ export function quantizeNBits(K: number, N: number, rowOf: (n: number, out: Floa
       const base = p * blockSize;
       const byteBase = p * blob;
       // RTN reproduces MLAS BlockwiseQuantizer bit for bit: roundf(v · (1/scale) + zp), ties away
-      // from zero; the search path uses QuantizeLinear's v / scale with ties to even.
+      // from zero; the search path rounds v · (1/scale) half to even, exactly as it scored it.
       const inv = f(1 / c.scale);
       for (let i = 0; i < blockSize; i++) {
         let q = c.zp;
         if (i < len) {
           const v = block[i] as number;
-          q = o.rtn ? roundHalfAway(f(f(v * inv) + c.zp)) : roundHalfEven(f(v / c.scale)) + c.zp;
+          q = o.rtn ? roundHalfAway(f(f(v * inv) + c.zp)) : roundHalfEven(f(v * inv)) + c.zp;
           q = q < 0 ? 0 : q > qmax ? qmax : q;
         }
         codes[base + i] = q;

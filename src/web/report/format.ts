@@ -12,13 +12,14 @@ export function formatSize(n: number): string {
 }
 
 export function formatQuality(model: Pick<ModelReport, 'quality'>, q: number): string {
+  if (Number.isNaN(q)) return '—';
   if (!Number.isFinite(q)) return String(q);
   return model.quality.percent ? `${(q * 100).toFixed(2)} %` : q.toFixed(3);
 }
 
 /** Relative change, signed, in percent; '—' for the baseline itself. */
 export function formatChange(row: SchemeRow, isBaseline: boolean): string {
-  if (isBaseline) return '—';
+  if (isBaseline || Number.isNaN(row.qualityChange)) return '—';
   const pct = row.qualityChange * 100;
   const s = Math.abs(pct) < 0.005 ? '0.00' : pct.toFixed(2);
   return `${pct > 0 && s !== '0.00' ? '+' : ''}${s} %`;
@@ -37,16 +38,20 @@ export function formatRatio(r: number | null, digits = 2): string {
 /** The column headers and text cells of a model's scheme table (fp32 first). */
 export function schemeTable(model: ModelReport): { header: string[]; rows: string[][] } {
   const lm = model.rows.some((r) => r.bitsPerChar !== undefined);
-  const header = ['scheme', 'size', 'ratio', model.quality.name, ...(lm ? ['bits/char'] : []), 'change', 'weight SQNR', 'latency'];
+  // quantize --report has no evaluation data: no quality columns then, nor latency.
+  const measured = model.rows.some((r) => !Number.isNaN(r.quality));
+  const timed = model.rows.some((r) => r.latencyRatio !== null);
+  const header = ['scheme', 'size', 'ratio', ...(measured ? [model.quality.name] : []), ...(lm ? ['bits/char'] : []),
+    ...(measured ? ['change'] : []), 'weight SQNR', ...(timed ? ['latency'] : [])];
   const rows = model.rows.map((r, i) => [
     r.scheme,
     formatSize(r.bytes),
     formatRatio(r.ratio),
-    formatQuality(model, r.quality),
+    ...(measured ? [formatQuality(model, r.quality)] : []),
     ...(lm ? [r.bitsPerChar === undefined ? '—' : r.bitsPerChar.toFixed(3)] : []),
-    formatChange(r, i === 0),
+    ...(measured ? [formatChange(r, i === 0)] : []),
     formatSqnr(r.weightSqnrDb),
-    formatRatio(r.latencyRatio),
+    ...(timed ? [formatRatio(r.latencyRatio)] : []),
   ]);
   return { header, rows };
 }

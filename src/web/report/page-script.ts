@@ -69,9 +69,16 @@ export const PAGE_SCRIPT = String.raw`
       ctx.save();
       ctx.font = '10px sans-serif';
       ctx.fillStyle = '#333';
+      // Points often coincide (same size, same accuracy): a label that would overlap one already
+      // drawn is moved down a line, then left out (the table and the tooltip still name it).
+      var boxes = [];
       for (var i = 0; i < meta.data.length; i++) {
-        var p = meta.data[i];
-        ctx.fillText(ds.qkLabels[i], p.x + 5, p.y - 4);
+        var p = meta.data[i], text = ds.qkLabels[i], w = ctx.measureText(text).width;
+        for (var k = 0; k < 4; k++) {
+          var box = { x: p.x + 5, y: p.y - 4 + k * 11, w: w, h: 10 };
+          var clash = boxes.some(function (b) { return box.x < b.x + b.w && b.x < box.x + box.w && box.y - box.h < b.y && b.y - b.h < box.y; });
+          if (!clash) { boxes.push(box); ctx.fillText(text, box.x, box.y); break; }
+        }
       }
       ctx.restore();
     }
@@ -87,7 +94,7 @@ export const PAGE_SCRIPT = String.raw`
       type: 'scatter',
       data: { datasets: [
         { label: 'schemes', data: pts, qkLabels: model.rows.map(function (r) { return r.scheme; }), backgroundColor: '#1f77b4', pointRadius: 4 },
-        { label: 'Pareto front', data: front, showLine: true, borderColor: '#d62728', backgroundColor: '#d62728', pointRadius: 0, borderWidth: 1.5 }
+        { label: 'Pareto front', data: front, showLine: true, borderColor: '#d62728', backgroundColor: 'rgba(0,0,0,0)', pointRadius: 7, pointBorderWidth: 1.5, borderWidth: 1.5 }
       ] },
       options: {
         layout: { padding: { right: 40 } },
@@ -109,7 +116,7 @@ export const PAGE_SCRIPT = String.raw`
       type: 'bar',
       data: { labels: layerNames.map(shortName), datasets: sqnrSets },
       options: {
-        plugins: { title: { display: true, text: model.name + ': weight SQNR per layer (dB, higher is better)' }, legend: { position: 'right' } },
+        plugins: { title: { display: true, text: model.name + ': weight SQNR per layer (dB, higher is better)' }, legend: { position: 'bottom', labels: { boxWidth: 12 } } },
         scales: { y: { title: { display: true, text: 'SQNR (dB)' } }, x: { ticks: { autoSkip: false, maxRotation: 60, minRotation: 30 } } }
       }
     });

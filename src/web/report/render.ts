@@ -69,10 +69,8 @@ int4 spaces them evenly.</p>
 <h2>${escapeHtml(model.name)}</h2>
 <p>${escapeHtml(model.description)}</p>
 ${table(t.header, t.rows)}
-<div class="grid2">
-<div class="chart"><canvas id="scatter-${m}"></canvas></div>
-<div class="chart"><canvas id="sqnr-${m}"></canvas></div>
-</div>
+${model.rows.some((r) => Number.isFinite(r.quality)) ? `<div class="chart"><canvas id="scatter-${m}"></canvas></div>` : ''}
+<div class="chart tall"><canvas id="sqnr-${m}"></canvas></div>
 ${layerTable(model)}
 ${weights}
 ${calibrationSection(model, m)}

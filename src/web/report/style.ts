@@ -12,9 +12,8 @@ th, td { padding: 2px 10px; border-bottom: 1px solid #eee; text-align: left; whi
 th { border-bottom: 2px solid #ccc; }
 td.num { text-align: right; }
 tbody tr:first-child { background: #f4f7fb; }
-.grid2 { display: grid; grid-template-columns: 1fr 1fr; gap: 12px; }
-@media (max-width: 900px) { .grid2 { grid-template-columns: 1fr; } }
-.chart { position: relative; height: 320px; margin: 8px 0; }
+.chart { position: relative; height: 340px; margin: 8px 0; }
+.chart.tall { height: 420px; }
 .controls { display: flex; flex-wrap: wrap; gap: 14px; align-items: center; }
 .swatch { display: inline-block; width: 14px; height: 3px; vertical-align: middle; margin-right: 4px; }
 .s0 { background: rgba(31,119,180,0.6); } .s1 { background: #d62728; } .s2 { background: #2ca02c; } .s3 { background: #ff7f0e; }

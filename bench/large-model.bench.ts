@@ -1,0 +1,85 @@
+// A model with more weights than protobuf's 2 GiB allows, generated on the fly (streamed: one
+// tensor in memory at a time), then `convert` (external → external relocation) and `inspect` each
+// run in a child process whose peak RSS is reported as a ratio to the weight bytes.
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, statfsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { makeModel } from '../src/io/onnx/build.js';
+import { planOnnxWrite, type TensorToWrite } from '../src/io/onnx/write.js';
+import { writeOnnxModel } from '../src/node/model-writer.js';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const SIDE = 4096; // 4096 x 4096 fp32 = 64 MiB per weight
+
+/** Writes `dir/model.onnx` + `model.onnx.data` with at least `weightBytes` of fp32 weights. */
+export async function generateLargeModel(dir: string, weightBytes: number, side = SIDE): Promise<{ path: string; weightBytes: number }> {
+  const perTensor = side * side * 4;
+  const count = Math.ceil(weightBytes / perTensor);
+  const names = Array.from({ length: count }, (_, i) => `w${i}`);
+  const skeleton = makeModel({
+    nodes: names.map((w, i) => ({ opType: 'MatMul', inputs: [i === 0 ? 'x' : `h${i - 1}`, w], outputs: [i === count - 1 ? 'y' : `h${i}`], name: `mm${i}` })),
+    inputs: [{ name: 'x', dtype: 'float32', dims: ['batch', side] }],
+    outputs: [{ name: 'y', dtype: 'float32', dims: ['batch', side] }],
+    opsets: { '': 17 },
+  });
+  const tensors: TensorToWrite[] = names.map((name, i) => ({
+    name, dtype: 'float32', dims: [side, side],
+    rawBytes: () => {
+      // Cheap deterministic fill; a fresh buffer per tensor, dropped once written.
+      const w = new Float32Array(side * side);
+      for (let k = 0; k < w.length; k += 1024) w[k] = (i + 1) * 1e-3;
+      return new Uint8Array(w.buffer);
+    },
+  }));
+  const plan = planOnnxWrite(skeleton, tensors, { externalData: true, dataLocation: 'model.onnx.data' });
+  const path = join(dir, 'model.onnx');
+  await writeOnnxModel(path, plan, { force: false, inputs: [] });
+  return { path, weightBytes: count * perTensor };
+}
+
+export interface ChildReport { job: string; peakRss: number }
+
+export function runChild(args: string[]): ChildReport {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(HERE, 'large-model.child.ts'), ...args], { encoding: 'utf8', maxBuffer: 1 << 20 });
+  if (r.status !== 0) throw new Error(`child ${args[0]} failed (${r.status}): ${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop() as string) as ChildReport;
+}
+
+function freeBytes(dir: string): number {
+  const s = statfsSync(dir);
+  return s.bavail * s.bsize;
+}
+
+export async function run(): Promise<{ name: string; ratio: number; detail: string }[]> {
+  const weights = 2.2e9;
+  const root = tmpdir();
+  // Source + relocated copy, with headroom.
+  if (freeBytes(root) < 2.5 * weights) {
+    return [{ name: 'large model (> 2 GB)', ratio: NaN, detail: `skipped: ${(freeBytes(root) / 1e9).toFixed(1)} GB free in ${root}, needs ${(2.5 * weights / 1e9).toFixed(1)}` }];
+  }
+  const dir = mkdtempSync(join(root, 'qk-large-'));
+  try {
+    const t0 = performance.now();
+    const { path, weightBytes } = await generateLargeModel(dir, weights);
+    const genS = (performance.now() - t0) / 1000;
+    const out = join(dir, 'relocated');
+    mkdirSync(out);
+    const t1 = performance.now();
+    const conv = runChild(['convert', path, join(out, 'model.onnx')]);
+    const convS = (performance.now() - t1) / 1000;
+    const insp = runChild(['inspect', path]);
+    const gb = (b: number) => `${(b / 1e9).toFixed(2)} GB`;
+    return [
+      { name: 'convert > 2 GB model, peak RSS / weight bytes', ratio: conv.peakRss / weightBytes, detail: `${gb(weightBytes)} weights, peak RSS ${gb(conv.peakRss)}, ${(weightBytes / 1e6 / convS).toFixed(0)} MB/s (generate ${genS.toFixed(1)} s)` },
+      { name: 'inspect > 2 GB model, peak RSS / weight bytes', ratio: insp.peakRss / weightBytes, detail: `peak RSS ${gb(insp.peakRss)}` },
+    ];
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  for (const row of await run()) console.log(`${row.name}: ${row.ratio.toFixed(3)} (${row.detail})`);
+}

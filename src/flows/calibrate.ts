@@ -1,0 +1,225 @@
+import { SingleBar, Presets } from 'cli-progress';
+import * as ort from 'onnxruntime-node';
+import { QuantkitError } from '../errors.js';
+import type { Model } from '../graph/model.js';
+import { modelToProto } from '../graph/to-onnx.js';
+import { encodeModel } from '../io/onnx/proto.js';
+import type { IntRange } from '../quant/affine.js';
+import { ChannelAbsMaxObserver } from '../calib/minmax.js';
+import { needsHistogram, TensorCalibrator, type CalibMethod } from '../calib/method.js';
+import type { Range } from '../calib/minmax.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { removeDeadNodes } from '../graph/topology.js';
+import { methodName } from '../calib/method.js';
+import { foldBatchNorm } from '../passes/fold-batchnorm.js';
+import { ensureOpset } from '../passes/weight-only/opset.js';
+import { planStaticQuant, type PlanOptions } from '../passes/activation/plan.js';
+import { insertStaticQdq, type QdqOptions, type StaticReport } from '../passes/activation/qdq.js';
+import { applySmoothQuant, findSmoothSites, type SmoothQuantReport } from '../passes/activation/smoothquant.js';
+
+/**
+ * Calibration: an augmented copy of the model that also outputs the tensors to observe runs in
+ * ONNX Runtime batch by batch; observers keep running statistics or histograms, never the
+ * activations, so memory is bounded by (batch activations + observer state) for any number of
+ * samples. Methods with a histogram take two passes (min-max, then the histogram over that range).
+ */
+
+/** Calibration inputs by graph input name; axis 0 of each is the sample axis. */
+export type CalibrationData = Map<string, Tensor>;
+
+export interface CalibrationProgress {
+  /** Called after every batch: samples done, samples per pass, pass number (1-based), passes. */
+  (done: number, total: number, pass: number, passes: number): void;
+}
+
+export interface RunBatchesOptions {
+  readonly batchSize?: number | undefined;
+  readonly progress?: CalibrationProgress | undefined;
+  readonly pass?: number;
+  readonly passes?: number;
+}
+
+function sampleCount(data: CalibrationData): number {
+  let n: number | undefined;
+  for (const [name, t] of data) {
+    const k = t.dims[0];
+    if (k === undefined) throw new QuantkitError('QK_CALIB_SCALAR', `calibration input '${name}' is a scalar`, 'give arrays whose first axis is the sample axis');
+    if (n !== undefined && k !== n) throw new QuantkitError('QK_CALIB_MISMATCH', `calibration inputs have ${n} and ${k} samples ('${name}')`, 'give every input the same number of samples');
+    n = k;
+  }
+  if (n === undefined || n === 0) throw new QuantkitError('QK_CALIB_EMPTY', 'no calibration samples', 'pass --calib [name=]x.npy with at least one sample');
+  return n;
+}
+
+/** Samples [start, start + count) of a tensor as an ORT tensor (a view, no copy). */
+function sliceSamples(t: Tensor, start: number, count: number): ort.Tensor {
+  const per = t.dims.slice(1).reduce((a, b) => a * b, 1);
+  const dims = [count, ...t.dims.slice(1)];
+  const d = t.data;
+  if (d instanceof Float32Array) return new ort.Tensor('float32', d.subarray(start * per, (start + count) * per), dims);
+  if (d instanceof BigInt64Array) return new ort.Tensor('int64', d.subarray(start * per, (start + count) * per), dims);
+  if (d instanceof Int32Array) return new ort.Tensor('int32', d.subarray(start * per, (start + count) * per), dims);
+  throw new QuantkitError('QK_CALIB_INPUT_TYPE', `calibration input of type ${t.dtype} is not supported`, 'give float32, int64 or int32 arrays');
+}
+
+/** Serializes a copy of `model` whose graph also outputs `extra` tensors. */
+export function augmentedModelBytes(model: Model, extra: readonly string[]): Uint8Array {
+  const have = new Set(model.graph.outputs.map((v) => v.name));
+  const outputs = [...model.graph.outputs, ...extra.filter((t) => !have.has(t)).map((name) => ({ name, dtype: 'float32' as const, dims: undefined }))];
+  return encodeModel(modelToProto({ ...model, graph: { ...model.graph, outputs } }));
+}
+
+export async function createSession(bytes: Uint8Array): Promise<ort.InferenceSession> {
+  try {
+    return await ort.InferenceSession.create(bytes, { graphOptimizationLevel: 'all', intraOpNumThreads: 2 });
+  } catch (e) {
+    throw new QuantkitError('QK_ORT_LOAD_FAILED', `ONNX Runtime cannot load the model: ${e instanceof Error ? e.message : String(e)}`, 'the graph uses an op or type this ONNX Runtime lacks; --exclude the op');
+  }
+}
+
+/**
+ * Runs the session over the data in batches and hands each batch's requested outputs to `visit`
+ * (the arrays are only valid during the call).
+ */
+export async function runBatches(session: ort.InferenceSession, data: CalibrationData, outputs: readonly string[], visit: (out: Record<string, ort.Tensor>) => void, opts: RunBatchesOptions = {}): Promise<void> {
+  const n = sampleCount(data);
+  const batch = Math.max(1, Math.floor(opts.batchSize ?? 16));
+  for (const name of data.keys()) {
+    if (!session.inputNames.includes(name)) throw new QuantkitError('QK_UNKNOWN_INPUT', `the model has no input named '${name}'`, `its inputs are: ${session.inputNames.join(', ')}`);
+  }
+  for (let start = 0; start < n; start += batch) {
+    const count = Math.min(batch, n - start);
+    const feeds: Record<string, ort.Tensor> = {};
+    for (const [name, t] of data) feeds[name] = sliceSamples(t, start, count);
+    const out = await session.run(feeds, [...outputs]);
+    visit(out);
+    for (const t of Object.values(out)) t.dispose();
+    opts.progress?.(start + count, n, opts.pass ?? 1, opts.passes ?? 1);
+  }
+}
+
+export interface CalibrateOptions {
+  readonly method: CalibMethod;
+  /** Activation integer range: u8 asymmetric [0, 255] by default. */
+  readonly q?: IntRange & { symmetric: boolean };
+  readonly batchSize?: number | undefined;
+  readonly progress?: CalibrationProgress | undefined;
+}
+
+export interface CalibrationResult {
+  readonly ranges: Map<string, Range>;
+  readonly calibrators: Map<string, TensorCalibrator>;
+  readonly samples: number;
+}
+
+/** Calibrated ranges of `tensors` (float activations of `model`) over the data. */
+export async function calibrateRanges(model: Model, tensors: readonly string[], data: CalibrationData, opts: CalibrateOptions): Promise<CalibrationResult> {
+  const q = opts.q ?? { qmin: 0, qmax: 255, symmetric: false };
+  const calibrators = new Map(tensors.map((t) => [t, new TensorCalibrator(t, opts.method, q)]));
+  const samples = sampleCount(data);
+  if (tensors.length === 0) return { ranges: new Map(), calibrators, samples };
+  const session = await createSession(augmentedModelBytes(model, tensors));
+  const passes = needsHistogram(opts.method) ? 2 : 1;
+  try {
+    const floatData = (out: Record<string, ort.Tensor>, t: string): Float32Array => {
+      const v = out[t];
+      if (!v || !(v.data instanceof Float32Array)) throw new QuantkitError('QK_CALIB_NOT_FLOAT', `tensor '${t}' is not float32 at run time`, 'only float activations can be calibrated');
+      return v.data;
+    };
+    await runBatches(session, data, tensors, (out) => {
+      for (const [t, c] of calibrators) c.observeFirst(floatData(out, t));
+    }, { batchSize: opts.batchSize, progress: opts.progress, pass: 1, passes });
+    if (passes === 2) {
+      for (const c of calibrators.values()) c.startSecond();
+      await runBatches(session, data, tensors, (out) => {
+        for (const [t, c] of calibrators) c.observeSecond(floatData(out, t));
+      }, { batchSize: opts.batchSize, progress: opts.progress, pass: 2, passes });
+    }
+  } finally {
+    await session.release();
+  }
+  const ranges = new Map<string, Range>();
+  for (const [t, c] of calibrators) ranges.set(t, c.range());
+  return { ranges, calibrators, samples };
+}
+
+/** Per-channel (last axis) max |x| of each tensor: SmoothQuant's activation statistic. */
+export async function calibrateChannelAbsMax(model: Model, tensors: readonly string[], data: CalibrationData, opts: { batchSize?: number | undefined; progress?: CalibrationProgress | undefined } = {}): Promise<Map<string, Float32Array>> {
+  const result = new Map<string, Float32Array>();
+  if (tensors.length === 0) return result;
+  const observers = new Map(tensors.map((t) => [t, new ChannelAbsMaxObserver()]));
+  const session = await createSession(augmentedModelBytes(model, tensors));
+  try {
+    await runBatches(session, data, tensors, (out) => {
+      for (const [t, o] of observers) {
+        const v = out[t];
+        if (v && v.data instanceof Float32Array) o.observe(v.data, v.dims[v.dims.length - 1] ?? 1);
+      }
+    }, { batchSize: opts.batchSize, progress: opts.progress });
+  } finally {
+    await session.release();
+  }
+  for (const [t, o] of observers) if (o.absMax) result.set(t, o.absMax);
+  return result;
+}
+
+/**
+ * A cli-progress bar on stderr, shown when stderr is a TTY or when forced (--progress). Returns
+ * the callback for the calibration functions and a stop function.
+ */
+export function progressBar(label: string, force = false): { progress: CalibrationProgress | undefined; stop: () => void } {
+  if (!force && !process.stderr.isTTY) return { progress: undefined, stop: () => {} };
+  const bar = new SingleBar({ format: `${label} pass {pass}/{passes} [{bar}] {value}/{total} samples`, stream: process.stderr, noTTYOutput: force, notTTYSchedule: 500 }, Presets.shades_classic);
+  let started = false;
+  let lastPass = 0;
+  return {
+    progress: (done, total, pass, passes) => {
+      if (!started) { bar.start(total, 0, { pass, passes }); started = true; }
+      if (pass !== lastPass) { bar.setTotal(total); lastPass = pass; }
+      bar.update(done, { pass, passes });
+    },
+    stop: () => { if (started) bar.stop(); },
+  };
+}
+
+export interface StaticQuantOptions extends PlanOptions, QdqOptions {
+  readonly method: CalibMethod;
+  readonly batchSize?: number | undefined;
+  readonly progress?: CalibrationProgress | undefined;
+  /** SmoothQuant migration strength α (0…1); undefined = off. */
+  readonly smoothQuant?: number | undefined;
+}
+
+export interface StaticQuantResult {
+  readonly model: Model;
+  readonly report: StaticReport & { method: string; samples: number; smoothQuant: SmoothQuantReport | null };
+}
+
+/**
+ * int8-static: BatchNorm folded first; SmoothQuant (optional) from per-channel statistics; the
+ * tensors to quantize chosen by the fusion rules (passes/activation/plan.ts); their ranges
+ * calibrated; Q/DQ written. Rewrites `model` in place.
+ */
+export async function quantizeStatic(model: Model, data: CalibrationData, opts: StaticQuantOptions): Promise<StaticQuantResult> {
+  const opset = ensureOpset(model, 13);
+  if (!opset.ok) {
+    throw new QuantkitError('QK_OPSET_TOO_OLD', `the model's opset ${model.opsets.get('') ?? 1} is below 13 (per-channel DequantizeLinear) and ${opset.blockers.join(', ')} change meaning when raised`, 're-export the model with opset 13 or newer');
+  }
+  const folded = foldBatchNorm(model);
+  let sq: SmoothQuantReport | null = null;
+  if (opts.smoothQuant !== undefined) {
+    const sites = findSmoothSites(model, opts);
+    const stats = await calibrateChannelAbsMax(model, sites.map((s) => s.activation), data, opts);
+    sq = applySmoothQuant(model, sites, stats, opts.smoothQuant);
+  }
+  const plan = planStaticQuant(model, opts);
+  const q = opts.activationType === 'int8' ? { qmin: -128, qmax: 127, symmetric: true } : { qmin: 0, qmax: 255, symmetric: false };
+  const calibrated = plan.sources.filter((s) => !plan.fixedRanges.has(s));
+  const cal = await calibrateRanges(model, calibrated, data, { method: opts.method, q, batchSize: opts.batchSize, progress: opts.progress });
+  const ranges = new Map([...cal.ranges, ...plan.fixedRanges]);
+  const report = insertStaticQdq(model, plan, ranges, opts);
+  removeDeadNodes(model.graph);
+  if (folded > 0) report.notes.unshift(`${folded} BatchNormalization node(s) folded into the preceding Conv/Gemm`);
+  if (opset.raisedFrom !== undefined) report.notes.unshift(`opset raised from ${opset.raisedFrom} to 13`);
+  return { model, report: { ...report, method: methodName(opts.method), samples: cal.samples, smoothQuant: sq } };
+}

@@ -1,0 +1,99 @@
+import * as ort from 'onnxruntime-node';
+import { QuantkitError } from '../errors.js';
+import type { Tensor } from '../tensor/tensor.js';
+
+/**
+ * Quality of a model measured by running it in ONNX Runtime (onnxruntime-node, CPU):
+ * a language model's mean next-token cross-entropy and perplexity over eval windows, and a
+ * classifier's accuracy (and mean |logit difference| against a reference model).
+ */
+
+export async function openSession(model: Uint8Array): Promise<ort.InferenceSession> {
+  try {
+    return await ort.InferenceSession.create(model, { graphOptimizationLevel: 'all', intraOpNumThreads: 2 });
+  } catch (e) {
+    throw new QuantkitError('QK_ORT_LOAD_FAILED', `ONNX Runtime cannot load the model: ${e instanceof Error ? e.message : String(e)}`, 'the rewritten graph uses an op or type this ONNX Runtime lacks; try another scheme or --exclude the op');
+  }
+}
+
+function ortTensor(t: Tensor): ort.Tensor {
+  if (t.data instanceof BigInt64Array) return new ort.Tensor('int64', t.data, [...t.dims]);
+  if (t.data instanceof Float32Array) return new ort.Tensor('float32', t.data, [...t.dims]);
+  throw new QuantkitError('QK_EVAL_INPUT_TYPE', `eval input of type ${t.dtype} is not supported`, 'give int64 token ids or float32 inputs');
+}
+
+export interface PerplexityResult {
+  /** Mean cross-entropy in nats per predicted token. */
+  readonly crossEntropy: number;
+  readonly perplexity: number;
+  readonly tokens: number;
+}
+
+/**
+ * windows: int64 [count, T + 1]; the model reads ids [:, :T] and its logits [b, T, vocab] at
+ * position t are scored against id t + 1. Summed in float64 with a stable log-sum-exp.
+ */
+export async function lmPerplexity(model: Uint8Array | ort.InferenceSession, windows: Tensor, batch = 16): Promise<PerplexityResult> {
+  const session = model instanceof Uint8Array ? await openSession(model) : model;
+  const [count, len] = windows.dims as [number, number];
+  const ids = windows.data as BigInt64Array;
+  const T = len - 1;
+  const inName = session.inputNames[0] as string;
+  const outName = session.outputNames[0] as string;
+  let nll = 0;
+  let tokens = 0;
+  for (let start = 0; start < count; start += batch) {
+    const b = Math.min(batch, count - start);
+    const input = new BigInt64Array(b * T);
+    for (let i = 0; i < b; i++) input.set(ids.subarray((start + i) * len, (start + i) * len + T), i * T);
+    const out = await session.run({ [inName]: new ort.Tensor('int64', input, [b, T]) });
+    const logits = out[outName] as ort.Tensor;
+    const data = logits.data as Float32Array;
+    const vocab = logits.dims[2] as number;
+    for (let i = 0; i < b; i++) {
+      for (let t = 0; t < T; t++) {
+        const row = (i * T + t) * vocab;
+        let max = -Infinity;
+        for (let v = 0; v < vocab; v++) max = Math.max(max, data[row + v] as number);
+        let sum = 0;
+        for (let v = 0; v < vocab; v++) sum += Math.exp((data[row + v] as number) - max);
+        const target = Number(ids[(start + i) * len + t + 1]);
+        nll += Math.log(sum) + max - (data[row + target] as number);
+        tokens++;
+      }
+    }
+  }
+  const crossEntropy = nll / tokens;
+  return { crossEntropy, perplexity: Math.exp(crossEntropy), tokens };
+}
+
+export interface ClassifierResult {
+  readonly accuracy: number;
+  readonly logits: Float32Array;
+  readonly classes: number;
+  /** Mean |logit − reference logit| when a reference is given. */
+  readonly meanAbsLogitDiff: number | undefined;
+}
+
+/** x: float32 [n, ...]; labels: int64 [n]. */
+export async function classifierAccuracy(model: Uint8Array | ort.InferenceSession, x: Tensor, labels: Tensor, reference?: Float32Array): Promise<ClassifierResult> {
+  const session = model instanceof Uint8Array ? await openSession(model) : model;
+  const out = await session.run({ [session.inputNames[0] as string]: ortTensor(x) });
+  const t = out[session.outputNames[0] as string] as ort.Tensor;
+  const logits = t.data as Float32Array;
+  const n = x.dims[0] as number;
+  const classes = logits.length / n;
+  let correct = 0;
+  for (let i = 0; i < n; i++) {
+    let best = 0;
+    for (let c = 1; c < classes; c++) if ((logits[i * classes + c] as number) > (logits[i * classes + best] as number)) best = c;
+    if (BigInt(best) === BigInt((labels.data as BigInt64Array)[i] as bigint)) correct++;
+  }
+  let diff: number | undefined;
+  if (reference) {
+    let s = 0;
+    for (let i = 0; i < logits.length; i++) s += Math.abs((logits[i] as number) - (reference[i] as number));
+    diff = s / logits.length;
+  }
+  return { accuracy: correct / n, logits, classes, meanAbsLogitDiff: diff };
+}

@@ -1,0 +1,88 @@
+import { QuantkitError } from '../../errors.js';
+import { attributeValue } from '../../io/onnx/attribute.js';
+import { makeAttribute } from '../../io/onnx/attribute.js';
+import type { Graph, GraphNode, Initializer } from '../../graph/model.js';
+import type { AttributeProto } from '../../io/onnx/proto.js';
+import { findAttribute, memoryInitializer } from '../../graph/model.js';
+import { uniqueName, usedNames } from '../../graph/topology.js';
+import { affineParams, quantizeAffine } from '../../quant/affine.js';
+import { blockShapeFor, makeLayout } from '../../quant/layout.js';
+import { blockRanges } from '../../quant/range.js';
+import type { DType } from '../../tensor/dtype.js';
+import { makeTensor, type TensorData } from '../../tensor/tensor.js';
+
+/** Small graph-editing helpers shared by the activation passes. */
+export class GraphEditor {
+  private readonly taken: Set<string>;
+
+  constructor(readonly graph: Graph) {
+    this.taken = usedNames(graph);
+  }
+
+  name(base: string): string {
+    return uniqueName(this.graph, base, this.taken);
+  }
+
+  /** Adds an initializer under a fresh name derived from `base`; returns the name. */
+  constant(base: string, dtype: DType, dims: readonly number[], data: TensorData): string {
+    const name = this.name(base);
+    this.graph.initializers.set(name, memoryInitializer(name, makeTensor(dtype, dims, data)));
+    return name;
+  }
+
+  /** An INTS attribute, for nodes that need one (ReduceMax axes before opset 18). */
+  intsAttribute(name: string, values: number[]): AttributeProto[] {
+    return [makeAttribute(name, values, 'ints')];
+  }
+
+  /** Appends a node (callers re-sort the graph topologically at the end). Attributes are INTs. */
+  node(opType: string, inputs: string[], outputs: string[], attrs: Record<string, number> = {}, domain = ''): GraphNode {
+    const n: GraphNode = {
+      name: this.name(`${outputs[0] ?? opType}_node`),
+      opType, domain, inputs, outputs,
+      attributes: Object.entries(attrs).map(([k, v]) => makeAttribute(k, v, 'int')),
+    };
+    this.graph.nodes.push(n);
+    return n;
+  }
+}
+
+export function intAttr(node: GraphNode, name: string, fallback: number): number {
+  const a = findAttribute(node, name);
+  if (!a) return fallback;
+  const v = attributeValue(a);
+  return typeof v === 'number' ? v : typeof v === 'bigint' ? Number(v) : fallback;
+}
+
+export function floatAttr(node: GraphNode, name: string, fallback: number): number {
+  const a = findAttribute(node, name);
+  if (!a) return fallback;
+  const v = attributeValue(a);
+  return typeof v === 'number' ? v : fallback;
+}
+
+export function loadFloat32(init: Initializer): Float32Array {
+  const t = init.load();
+  if (!(t.data instanceof Float32Array)) {
+    throw new QuantkitError('QK_WEIGHT_NOT_FLOAT32', `initializer '${init.name}' is ${t.dtype}, not float32`, 'activation quantization reads fp32 models; convert the model to fp32 first');
+  }
+  return t.data;
+}
+
+/**
+ * s8 symmetric per-channel weights along `axis`, narrow range [-127, 127] (as ONNX Runtime's
+ * quantizer writes them: no -128, so u8×s8 products never need the extra code), scale = max|w|/127.
+ */
+export function quantizeWeightPerChannel(data: Float32Array, dims: readonly number[], axis: number, name: string): { codes: Int8Array; scales: Float32Array } {
+  const layout = makeLayout(dims, blockShapeFor(dims, { axis }));
+  const q = { qmin: -127, qmax: 127, symmetric: true };
+  const r = blockRanges(data, layout, { kind: 'absmax' }, q, 'error', name);
+  const params = affineParams(r.lo, r.hi, q);
+  const codes = quantizeAffine(data, layout, params, new Int8Array(data.length), { name }) as Int8Array;
+  return { codes, scales: params.scale };
+}
+
+/** Replaces input `from` by `to` on one node (every slot that reads it). */
+export function rewireInput(node: GraphNode, from: string, to: string): void {
+  for (let i = 0; i < node.inputs.length; i++) if (node.inputs[i] === from) node.inputs[i] = to;
+}

@@ -1,0 +1,148 @@
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Command } from 'commander';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { registerDemo } from '../src/cli/commands/demo.js';
+import { combinedSqnrDb, demoVariants, runDemo, type DemoModelResult, type DemoRow } from '../src/flows/demo.js';
+import { classifierAccuracy, lmPerplexity } from '../src/flows/evaluate.js';
+import { readNpy } from '../src/io/npy/npy.js';
+import { SCHEME_NAMES } from '../src/passes/weight-only/index.js';
+import { REPO } from './helpers/cli.js';
+
+/*
+ * The demo's numbers are measured, not typed: the orderings quantization must show, the fp32 row
+ * equal to a direct evaluation (and to what PyTorch measured when the models were made,
+ * models/metrics.json), and a quantized file re-evaluated from disk equal to its row.
+ */
+
+const MODELS = join(REPO, 'models');
+const metrics = JSON.parse(readFileSync(join(MODELS, 'metrics.json'), 'utf8')) as {
+  lm?: { eval_perplexity: number; eval_bits_per_char: number };
+  cnn: { test_accuracy: number };
+};
+
+function row(m: DemoModelResult, label: string): DemoRow {
+  const r = m.rows.find((x) => x.scheme === label);
+  if (!r) throw new Error(`no row '${label}' in ${m.rows.map((x) => x.scheme).join(', ')}`);
+  return r;
+}
+
+describe('demoVariants', () => {
+  it('enumerates the scheme table: every scheme appears, block-wise ones at 32/64/128, q4 also as RTN', () => {
+    const v = demoVariants();
+    for (const s of SCHEME_NAMES) expect(v.some((x) => x.scheme === s)).toBe(true);
+    expect(v.filter((x) => x.scheme === 'q4').map((x) => x.label)).toEqual(['q4 b32', 'q4 b64', 'q4 b128', 'q4-rtn b64']);
+    expect(new Set(v.map((x) => x.label)).size).toBe(v.length);
+  });
+
+  it('filters by scheme or label, and names an unknown one', () => {
+    expect(demoVariants(['int8', 'nf4 b64']).map((x) => x.label)).toEqual(['int8', 'nf4 b64']);
+    expect(() => demoVariants(['int3'])).toThrow(/unknown scheme 'int3'/);
+  });
+});
+
+describe('combinedSqnrDb', () => {
+  it('adds noise energies: 20 dB on signal 1 and exact on signal 1 → noise 0.01 of 2 → 23.01 dB', () => {
+    expect(combinedSqnrDb([{ signal: 1, sqnrDb: 20 }, { signal: 1, sqnrDb: Infinity }])).toBeCloseTo(10 * Math.log10(200), 12);
+    expect(combinedSqnrDb([{ signal: 1, sqnrDb: null }])).toBeNull();
+    expect(combinedSqnrDb([{ signal: 3, sqnrDb: Infinity }])).toBe(Infinity);
+  });
+});
+
+describe('quantkit demo on the shipped LM', () => {
+  let lm: DemoModelResult;
+  let out = '';
+
+  beforeAll(async () => {
+    if (!existsSync(join(MODELS, 'lm.onnx'))) throw new Error('models/lm.onnx is missing: run scripts/models/make_models.py (see its header)');
+    out = mkdtempSync(join(tmpdir(), 'qk-demo-'));
+    const r = await runDemo({ models: ['lm'], schemes: ['fp16', 'int8', 'q4', 'nf4 b64'], outDir: out, warmRuns: 1, timedRuns: 3 });
+    lm = r.models[0] as DemoModelResult;
+  });
+
+  afterAll(() => {
+    if (out) rmSync(out, { recursive: true, force: true });
+  });
+
+  it('fp16 ≈ fp32: |Δ perplexity| < 0.1 %', () => {
+    expect(Math.abs(row(lm, 'fp16').qualityChange)).toBeLessThan(0.001);
+  });
+
+  it('int8 has a lower perplexity and a higher weight SQNR than every q4 row', () => {
+    const int8 = row(lm, 'int8');
+    for (const r of lm.rows.filter((x) => x.scheme.startsWith('q4'))) {
+      expect(int8.quality).toBeLessThan(r.quality);
+      expect(int8.weightSqnrDb as number).toBeGreaterThan(r.weightSqnrDb as number);
+    }
+  });
+
+  it('q4 block 32 beats q4 block 128 (perplexity and weight SQNR)', () => {
+    expect(row(lm, 'q4 b32').quality).toBeLessThan(row(lm, 'q4 b128').quality);
+    expect(row(lm, 'q4 b32').weightSqnrDb as number).toBeGreaterThan(row(lm, 'q4 b128').weightSqnrDb as number);
+  });
+
+  it('nf4 beats int4 absmax (symmetric round-to-nearest q4) at block size 64', () => {
+    expect(row(lm, 'nf4 b64').quality).toBeLessThan(row(lm, 'q4-rtn b64').quality);
+  });
+
+  it('the fp32 row equals a direct evaluation and what PyTorch measured (metrics.json)', async () => {
+    const windows = readNpy(readFileSync(join(MODELS, 'lm-eval.npy')));
+    const direct = await lmPerplexity(new Uint8Array(readFileSync(join(MODELS, 'lm.onnx'))), windows);
+    const fp32 = row(lm, 'fp32');
+    expect(fp32.quality).toBeCloseTo(direct.perplexity, 4);
+    expect(fp32.bitsPerChar as number).toBeCloseTo(direct.crossEntropy / Math.LN2, 5);
+    expect(fp32.quality / (metrics.lm?.eval_perplexity ?? NaN)).toBeCloseTo(1, 3);
+  });
+
+  it('the numbers are measured: rows differ, and a written file re-evaluates to its row', async () => {
+    expect(new Set(lm.rows.map((r) => r.quality)).size).toBe(lm.rows.length);
+    expect(new Set(lm.rows.map((r) => r.bytes)).size).toBeGreaterThan(3);
+    const q4 = row(lm, 'q4 b64');
+    expect(readdirSync(out)).toContain('lm.q4-b64.onnx');
+    const bytes = new Uint8Array(readFileSync(q4.file));
+    expect(bytes.length).toBe(q4.bytes);
+    const direct = await lmPerplexity(bytes, readNpy(readFileSync(join(MODELS, 'lm-eval.npy'))));
+    expect(q4.quality).toBeCloseTo(direct.perplexity, 4);
+    expect(row(lm, 'fp32').bytes).toBe(readFileSync(join(MODELS, 'lm.onnx')).length);
+  });
+});
+
+describe('quantkit demo on the shipped CNN', () => {
+  it('every scheme of the table keeps accuracy within 1 point of fp32, and fp32 matches a direct evaluation', async () => {
+    const r = await runDemo({ models: ['cnn'], warmRuns: 1, timedRuns: 3 });
+    const cnn = r.models[0] as DemoModelResult;
+    expect(cnn.rows).toHaveLength(demoVariants().length + 1);
+    const x = readNpy(readFileSync(join(MODELS, 'cnn-test-x.npy')));
+    const y = readNpy(readFileSync(join(MODELS, 'cnn-test-y.npy')));
+    const direct = await classifierAccuracy(new Uint8Array(readFileSync(join(MODELS, 'cnn.onnx'))), x, y);
+    expect(row(cnn, 'fp32').quality).toBe(direct.accuracy);
+    expect(direct.accuracy).toBeCloseTo(metrics.cnn.test_accuracy, 5);
+    for (const q of cnn.rows) expect(q.quality, q.scheme).toBeGreaterThan(direct.accuracy - 0.01);
+    for (const q of cnn.rows.slice(1)) expect(q.latencyRatio, q.scheme).toBeGreaterThan(0);
+    expect(r.outDir).toBeUndefined();
+  });
+});
+
+describe('quantkit demo command', () => {
+  it('prints the table for --model cnn --schemes int8,nf4 and writes the report', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'qk-demo-cli-'));
+    const chunks: string[] = [];
+    const spy = vi.spyOn(process.stdout, 'write').mockImplementation((c: string | Uint8Array) => { chunks.push(String(c)); return true; });
+    try {
+      const program = new Command().exitOverride();
+      registerDemo(program);
+      await program.parseAsync(['node', 'quantkit', 'demo', '--model', 'cnn', '--schemes', 'int8,nf4', '--report', join(dir, 'r.html')]);
+    } finally {
+      spy.mockRestore();
+    }
+    const text = chunks.join('');
+    expect(text).toMatch(/^scheme\s+size\s+ratio\s+accuracy\s+change\s+weight SQNR\s+latency$/m);
+    expect(text).toMatch(/^fp32\s+152\.2 KiB\s+1\.00×\s+99\.60 %\s+—/m);
+    expect(text).toMatch(/^nf4 b128\s/m);
+    expect(text).toContain(`report written to ${join(dir, 'r.html')}`);
+    const html = readFileSync(join(dir, 'r.html'), 'utf8');
+    expect(html).toContain('<canvas id="scatter-0">');
+    rmSync(dir, { recursive: true, force: true });
+  });
+});

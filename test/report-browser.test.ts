@@ -1,0 +1,139 @@
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { chromium, type BrowserContext } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { demoReportData, runDemo, type DemoResult } from '../src/flows/demo.js';
+import { quantizeFile } from '../src/flows/quantize.js';
+import { quantizeReportData } from '../src/flows/quantize-report.js';
+import { loadReportAssets } from '../src/flows/report-assets.js';
+import { renderReport } from '../src/web/report/index.js';
+import { REPO } from './helpers/cli.js';
+
+/*
+ * The demo's HTML report opened in a real browser (Debian's chromium, headless, driven by
+ * playwright-core): no console or page error, no network request, every chart drawn (its canvas
+ * holds many coloured pixels), the layer selector redraws, and a full-page screenshot lands in
+ * test-output/report.png for a person to look at.
+ */
+
+const CHROMIUM = '/usr/bin/chromium';
+const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const OUT = join(REPO, 'test-output');
+
+describe('HTML report in headless Chromium', () => {
+  let context: BrowserContext | undefined;
+  let profile = '';
+  let result: DemoResult;
+  let file = '';
+  const errors: string[] = [];
+  const requests: string[] = [];
+
+  beforeAll(async () => {
+    if (!existsSync(CHROMIUM)) {
+      throw new Error(`${CHROMIUM} is missing: install Debian's browser with 'apt-get install -y chromium' (.ci/run does it)`);
+    }
+    result = await runDemo({ models: ['cnn', 'lm'], warmRuns: 1, timedRuns: 3 });
+    mkdirSync(OUT, { recursive: true });
+    file = join(OUT, 'report.html');
+    writeFileSync(file, renderReport(demoReportData(result), loadReportAssets()));
+    profile = mkdtempSync(join(tmpdir(), 'qk-chromium-'));
+    context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, args: ARGS, headless: true, viewport: { width: 1280, height: 900 } });
+    // Self-contained means no request but the file itself.
+    await context.route('**/*', (route) => {
+      const url = route.request().url();
+      if (url.startsWith('file:')) return route.continue();
+      requests.push(url);
+      return route.abort();
+    });
+  });
+
+  afterAll(async () => {
+    await context?.close();
+    if (profile) rmSync(profile, { recursive: true, force: true });
+  });
+
+  it('renders every chart without console errors or network, and saves a screenshot', async () => {
+    const ctx = context as BrowserContext;
+    const page = await ctx.newPage();
+    page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') errors.push(`console ${m.type()}: ${m.text()}`); });
+    page.on('pageerror', (e) => errors.push(`page error: ${e.message}`));
+    await page.goto(pathToFileURL(file).href);
+    await page.waitForSelector('body[data-qk-ready]');
+
+    const expectedCharts = result.models.reduce((n, m) => n + 2 + (m.layers.length > 0 ? 1 : 0) + m.calibration.length, 0);
+    const ready = await page.getAttribute('body', 'data-qk-ready');
+    expect(Number(ready)).toBe(expectedCharts);
+
+    // Per canvas: coloured pixels (data series, grid levels; axes and gridlines are grey) and how
+    // many finite data points its Chart instance holds.
+    const canvases = await page.evaluate(() => {
+      const charts = (window as unknown as { qkCharts: { canvas: HTMLCanvasElement; data: { datasets: { data: unknown[] }[] } }[] }).qkCharts;
+      return charts.map((c) => {
+        const cv = c.canvas;
+        const px = cv.getContext('2d')?.getImageData(0, 0, cv.width, cv.height).data;
+        let coloured = 0;
+        let drawn = 0;
+        if (px) {
+          for (let i = 0; i < px.length; i += 4) {
+            const r = px[i] ?? 0, g = px[i + 1] ?? 0, b = px[i + 2] ?? 0, a = px[i + 3] ?? 0;
+            if (a > 0) drawn++;
+            if (a > 60 && Math.max(r, g, b) - Math.min(r, g, b) > 60) coloured++;
+          }
+        }
+        const points = c.data.datasets.reduce((n, d) => n + d.data.filter((v) => v !== null && v !== undefined).length, 0);
+        return { id: cv.id, width: cv.width, height: cv.height, drawn, coloured, points };
+      });
+    });
+    expect(canvases).toHaveLength(expectedCharts);
+    for (const c of canvases) {
+      expect(c.width * c.height, `${c.id} has a size`).toBeGreaterThan(100_000);
+      expect(c.points, `${c.id} has data`).toBeGreaterThan(0);
+      expect(c.coloured, `${c.id} draws coloured data`).toBeGreaterThan(300);
+      expect(c.drawn / (c.width * c.height), `${c.id} is not blank`).toBeGreaterThan(0.02);
+    }
+
+    // The tables list every row the demo measured.
+    const text = await page.innerText('main');
+    for (const m of result.models) for (const r of m.rows) expect(text).toContain(r.scheme);
+
+    // Choosing another layer redraws the histogram with that layer's name in the title.
+    const layers = result.models[0]?.layers ?? [];
+    if (layers.length > 1) {
+      await page.selectOption('#layer-0', '1');
+      const title = await page.evaluate(() => {
+        const charts = (window as unknown as { qkCharts: { canvas: HTMLCanvasElement; options: { plugins: { title: { text: string } } } }[] }).qkCharts;
+        return charts.find((c) => c.canvas.id === 'weights-0')?.options.plugins.title.text;
+      });
+      expect(title).toContain(layers[1]?.name);
+      await page.selectOption('#layer-0', '0');
+    }
+
+    await page.screenshot({ path: join(OUT, 'report.png'), fullPage: true });
+    expect(errors).toEqual([]);
+    expect(requests).toEqual([]);
+  });
+
+  it('a quantize --report (no evaluation data) renders its SQNR and weight charts without errors', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'qk-qreport-'));
+    const input = join(REPO, 'models', 'cnn.onnx');
+    const output = join(dir, 'cnn-q4.onnx');
+    const r = await quantizeFile(input, output, { scheme: 'q4', blockSize: 32 });
+    const html = renderReport(quantizeReportData(input, output, r.report, r.inputFileBytes, r.outputFileBytes), loadReportAssets());
+    writeFileSync(join(dir, 'q.html'), html);
+    const page = await (context as BrowserContext).newPage();
+    const pageErrors: string[] = [];
+    page.on('console', (m) => { if (m.type() === 'error') pageErrors.push(m.text()); });
+    page.on('pageerror', (e) => pageErrors.push(e.message));
+    await page.goto(pathToFileURL(join(dir, 'q.html')).href);
+    await page.waitForSelector('body[data-qk-ready]');
+    expect(await page.getAttribute('body', 'data-qk-ready')).toBe('2'); // no scatter: quality not measured
+    const text = await page.innerText('table');
+    expect(text).toContain('q4 b32');
+    expect(text).not.toContain('NaN');
+    expect(pageErrors).toEqual([]);
+    rmSync(dir, { recursive: true, force: true });
+  });
+});
