@@ -1,0 +1,186 @@
+import type * as ort from 'onnxruntime-node';
+import { QuantkitError } from '../errors.js';
+import { modelFromProto } from '../graph/from-onnx.js';
+import type { Model } from '../graph/model.js';
+import { decodeModel } from '../io/onnx/proto.js';
+import { DQ_SUFFIX } from '../passes/activation/qdq.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { augmentedModelBytes, createSession, runBatches, type CalibrationData } from './calibrate.js';
+
+/**
+ * `quantkit compare a.onnx b.onnx`: both models run in ONNX Runtime over the same inputs, batch
+ * by batch; every metric is accumulated on the fly (float64 sums), so no output is held whole.
+ *   per output: SQNR (dB) of b against a, cosine similarity, max |error|, mean |diff|, top-1
+ *   agreement over the last axis, and each model's accuracy when labels are given
+ *   --per-layer: for a static QDQ model b, the SQNR of every quantized activation (the output of
+ *   its DequantizeLinear, named <tensor>_DequantizeLinear_Output as ONNX Runtime's quantizer also
+ *   names it) against the same tensor in a: which layer broke.
+ */
+
+export interface CompareOptions {
+  readonly inputs: CalibrationData;
+  /** Class ids, one per row of the outputs' last axis (e.g. [n] for [n, classes] logits). */
+  readonly labels?: Tensor | undefined;
+  readonly perLayer?: boolean | undefined;
+  readonly batchSize?: number | undefined;
+}
+
+export interface OutputComparison {
+  name: string;
+  sqnrDb: number;
+  cosine: number;
+  maxAbsError: number;
+  meanAbsDiff: number;
+  /** Fraction of rows (last axis) whose argmax agrees; null for outputs without a class axis. */
+  top1Agreement: number | null;
+  accuracyA: number | null;
+  accuracyB: number | null;
+}
+
+export interface LayerComparison { tensor: string; quantized: string; sqnrDb: number; cosine: number }
+
+export interface CompareReport {
+  samples: number;
+  outputs: OutputComparison[];
+  layers: LayerComparison[] | null;
+}
+
+/** Streaming error statistics of b against a reference a. */
+class DiffStats {
+  sig = 0; noise = 0; dot = 0; aa = 0; bb = 0; max = 0; absSum = 0; count = 0;
+  rows = 0; agree = 0; correctA = 0; correctB = 0; labelled = 0;
+
+  add(a: Float32Array, b: Float32Array, classes: number, labels: BigInt64Array | undefined, labelOffset: number): void {
+    for (let i = 0; i < a.length; i++) {
+      const x = a[i] as number;
+      const y = b[i] as number;
+      const d = x - y;
+      this.sig += x * x; this.noise += d * d; this.dot += x * y; this.aa += x * x; this.bb += y * y;
+      const ad = Math.abs(d);
+      if (ad > this.max || ad !== ad) this.max = ad;
+      this.absSum += ad;
+    }
+    this.count += a.length;
+    if (classes < 2) return;
+    const rows = a.length / classes;
+    for (let r = 0; r < rows; r++) {
+      const ia = argmax(a, r * classes, classes);
+      const ib = argmax(b, r * classes, classes);
+      if (ia === ib) this.agree++;
+      if (labels) {
+        const l = Number(labels[labelOffset + r]);
+        if (ia === l) this.correctA++;
+        if (ib === l) this.correctB++;
+        this.labelled++;
+      }
+    }
+    this.rows += rows;
+  }
+}
+
+function argmax(d: Float32Array, off: number, n: number): number {
+  let best = 0;
+  for (let c = 1; c < n; c++) if ((d[off + c] as number) > (d[off + best] as number)) best = c;
+  return best;
+}
+
+function sqnr(s: DiffStats): number {
+  return s.noise === 0 ? Infinity : 10 * Math.log10(s.sig / s.noise);
+}
+
+function cosine(s: DiffStats): number {
+  if (s.aa === 0 && s.bb === 0) return 1;
+  if (s.aa === 0 || s.bb === 0) return 0;
+  return s.dot / Math.sqrt(s.aa * s.bb);
+}
+
+/** Pairs (tensor in a, its DequantizeLinear output in b) for --per-layer. */
+export function quantizedTwins(a: Model, b: Model): { tensor: string; quantized: string }[] {
+  const inA = new Set<string>(a.graph.inputs.map((v) => v.name));
+  for (const n of a.graph.nodes) for (const o of n.outputs) if (o) inA.add(o);
+  const pairs: { tensor: string; quantized: string }[] = [];
+  for (const n of b.graph.nodes) {
+    if (n.opType !== 'DequantizeLinear') continue;
+    const out = n.outputs[0] ?? '';
+    if (!out.endsWith(DQ_SUFFIX)) continue;
+    const tensor = out.slice(0, -DQ_SUFFIX.length);
+    if (inA.has(tensor) && !b.graph.initializers.has(n.inputs[0] ?? '')) pairs.push({ tensor, quantized: out });
+  }
+  return pairs;
+}
+
+function floatOut(out: Record<string, ort.Tensor>, name: string, which: string): ort.Tensor {
+  const t = out[name];
+  if (!t || !(t.data instanceof Float32Array)) {
+    throw new QuantkitError('QK_COMPARE_OUTPUT', `output '${name}' of model ${which} is missing or not float32`, 'compare models whose outputs are float tensors');
+  }
+  return t;
+}
+
+export async function compareModels(aBytes: Uint8Array, bBytes: Uint8Array, opts: CompareOptions): Promise<CompareReport> {
+  const a = modelFromProto(decodeModel(aBytes, 'model a'), { label: 'model a' });
+  const b = modelFromProto(decodeModel(bBytes, 'model b'), { label: 'model b' });
+  const outputs = a.graph.outputs.map((v) => v.name);
+  const bOutputs = new Set(b.graph.outputs.map((v) => v.name));
+  const missing = outputs.filter((o) => !bOutputs.has(o));
+  if (missing.length > 0) {
+    throw new QuantkitError('QK_COMPARE_OUTPUTS_DIFFER', `model b has no output${missing.length > 1 ? 's' : ''} ${missing.map((m) => `'${m}'`).join(', ')}`, 'compare a model with its own quantized version (same output names)');
+  }
+  const twins = opts.perLayer ? quantizedTwins(a, b) : [];
+  const sessionA = await createSession(twins.length ? augmentedModelBytes(a, twins.map((t) => t.tensor)) : aBytes);
+  const sessionB = await createSession(twins.length ? augmentedModelBytes(b, twins.map((t) => t.quantized)) : bBytes);
+  const labels = opts.labels?.data instanceof BigInt64Array ? opts.labels.data
+    : opts.labels?.data instanceof Int32Array ? BigInt64Array.from(opts.labels.data, (v) => BigInt(v)) : undefined;
+  if (opts.labels && !labels) throw new QuantkitError('QK_COMPARE_LABELS', `labels of type ${opts.labels.dtype} are not class ids`, 'give int64 or int32 labels (.npy)');
+
+  const stats = new Map(outputs.map((o) => [o, new DiffStats()]));
+  const layerStats = new Map(twins.map((t) => [t.tensor, new DiffStats()]));
+  // The B outputs of each batch, waiting for A's (runBatches visits one model at a time).
+  const pending: Record<string, ort.Tensor>[] = [];
+  const batchSize = opts.batchSize ?? 32;
+  await runBatches(sessionB, opts.inputs, [...outputs, ...twins.map((t) => t.quantized)], (out) => {
+    // Copy: runBatches disposes the tensors after the visit.
+    const kept: Record<string, ort.Tensor> = {};
+    for (const [k, v] of Object.entries(out)) kept[k] = { data: Float32Array.from(v.data as Float32Array), dims: v.dims } as ort.Tensor;
+    pending.push(kept);
+  }, { batchSize });
+  // (B's outputs are kept one batch at a time per output; with many batches this holds all of
+  // B's outputs — acceptable for compare's typical sizes, and far below keeping activations.)
+  let batch = 0;
+  let labelRows = new Map<string, number>(outputs.map((o) => [o, 0]));
+  await runBatches(sessionA, opts.inputs, [...outputs, ...twins.map((t) => t.tensor)], (out) => {
+    const bOut = pending[batch++] as Record<string, ort.Tensor>;
+    for (const o of outputs) {
+      const ta = floatOut(out, o, 'a');
+      const tb = floatOut(bOut, o, 'b');
+      const classes = ta.dims.length >= 2 ? (ta.dims[ta.dims.length - 1] as number) : 1;
+      const s = stats.get(o) as DiffStats;
+      s.add(ta.data as Float32Array, tb.data as Float32Array, classes, labels, labelRows.get(o) ?? 0);
+      labelRows.set(o, (labelRows.get(o) ?? 0) + (classes >= 2 ? ta.data.length / classes : 0));
+    }
+    for (const t of twins) (layerStats.get(t.tensor) as DiffStats).add(floatOut(out, t.tensor, 'a').data as Float32Array, floatOut(bOut, t.quantized, 'b').data as Float32Array, 1, undefined, 0);
+  }, { batchSize });
+  labelRows = new Map();
+  await sessionA.release();
+  await sessionB.release();
+
+  let samples = 0;
+  for (const t of opts.inputs.values()) samples = t.dims[0] ?? 0;
+  return {
+    samples,
+    outputs: outputs.map((name) => {
+      const s = stats.get(name) as DiffStats;
+      if (labels && s.rows > 0 && s.labelled !== s.rows) {
+        throw new QuantkitError('QK_COMPARE_LABELS', `${labels.length} labels for ${s.rows} rows of output '${name}'`, 'give one label per sample (per row of the last axis)');
+      }
+      return {
+        name,
+        sqnrDb: sqnr(s), cosine: cosine(s), maxAbsError: s.max, meanAbsDiff: s.count ? s.absSum / s.count : 0,
+        top1Agreement: s.rows ? s.agree / s.rows : null,
+        accuracyA: labels && s.rows ? s.correctA / s.rows : null,
+        accuracyB: labels && s.rows ? s.correctB / s.rows : null,
+      };
+    }),
+    layers: opts.perLayer ? twins.map((t) => ({ ...t, sqnrDb: sqnr(layerStats.get(t.tensor) as DiffStats), cosine: cosine(layerStats.get(t.tensor) as DiffStats) })) : null,
+  };
+}

@@ -1,0 +1,128 @@
+import { QuantkitError } from '../errors.js';
+import { attributeValue, makeAttribute } from '../io/onnx/attribute.js';
+import { findAttribute, memoryInitializer, type Graph, type GraphNode, type Model } from '../graph/model.js';
+import { uniqueName, usedNames } from '../graph/topology.js';
+import type { Tensor } from '../tensor/tensor.js';
+
+/*
+ * Brings an old export (opset 7-12) to opset 13, the first where DequantizeLinear is per-axis, by
+ * rewriting the ops whose *signature* changed on the way (Changelog.md of the ONNX operators):
+ *   Squeeze/Unsqueeze 13, ReduceSum 13, Split 13: axes/split attribute → int64 input
+ *   Clip 11: min/max attributes → inputs;  Pad 11: pads/value attributes → inputs
+ *   Slice 10: starts/ends/axes attributes → inputs;  Dropout 12: ratio attribute → input
+ *   BatchNormalization: spatial/consumed_inputs dropped (removed at 9 and 6)
+ *   Upsample (deprecated at 10) → Resize with asymmetric coordinates, nearest rounding down
+ * Ops whose semantics changed without a mechanical rewrite are refused by name.
+ */
+
+export const UPGRADE_TARGET_OPSET = 13;
+const UNSUPPORTED = new Set(['Scatter', 'Scan', 'Loop', 'If', 'ImageScaler', 'Crop', 'Affine', 'ParametricSoftplus', 'ScaledTanh', 'ThresholdedRelu_exp']);
+
+function take(node: GraphNode, name: string): unknown {
+  const a = findAttribute(node, name);
+  if (!a) return undefined;
+  node.attributes = node.attributes.filter((x) => x !== a);
+  return attributeValue(a, `node '${node.name}' (${node.opType})`);
+}
+
+export interface UpgradeResult {
+  from: number;
+  to: number;
+  rewritten: string[];
+}
+
+export function upgradeOpset(model: Model, target = UPGRADE_TARGET_OPSET): UpgradeResult {
+  const from = model.opsets.get('') ?? target;
+  if (from >= target) return { from, to: from, rewritten: [] };
+  if (from < 7) {
+    throw new QuantkitError('QK_OPSET_UPGRADE_UNSUPPORTED', `the model uses ai.onnx opset ${from}; upgrades start at opset 7`, 're-export the model with a newer exporter (opset 13 or later)');
+  }
+  const g: Graph = model.graph;
+  const taken = usedNames(g);
+  const rewritten: string[] = [];
+  const constant = (base: string, t: Tensor) => {
+    const name = uniqueName(g, base, taken);
+    g.initializers.set(name, memoryInitializer(name, t));
+    return name;
+  };
+  const ints = (base: string, v: readonly number[]) => constant(base, { dtype: 'int64', dims: [v.length], data: BigInt64Array.from(v, (x) => BigInt(x)) });
+  const f32 = (base: string, v: number) => constant(base, { dtype: 'float32', dims: [], data: Float32Array.of(v) });
+  const newNodes: GraphNode[] = [];
+  for (const n of g.nodes) {
+    const label = n.name || n.outputs[0] || '?';
+    if (n.domain !== '') { newNodes.push(n); continue; }
+    if (UNSUPPORTED.has(n.opType)) {
+      throw new QuantkitError('QK_OPSET_UPGRADE_UNSUPPORTED', `node '${label}' (${n.opType}) has no automatic upgrade from opset ${from} to ${target}`, 're-export the model at opset 13 or later (torch.onnx.export(..., opset_version=17))');
+    }
+    const signature = () => `${n.opType}(${n.inputs.join(',')})[${n.attributes.map((a) => a.name).join(',')}]`;
+    const before = signature();
+    switch (n.opType) {
+      case 'Squeeze': case 'Unsqueeze': case 'ReduceSum': {
+        const axes = take(n, 'axes') as number[] | undefined;
+        if (axes) n.inputs = [n.inputs[0] ?? '', ints(`${label}_axes`, axes)];
+        break;
+      }
+      case 'Split': {
+        const split = take(n, 'split') as number[] | undefined;
+        if (split) n.inputs = [n.inputs[0] ?? '', ints(`${label}_split`, split)];
+        break;
+      }
+      case 'Clip':
+        if (from < 11) {
+          const min = take(n, 'min') as number | undefined;
+          const max = take(n, 'max') as number | undefined;
+          n.inputs = [n.inputs[0] ?? '', min === undefined ? '' : f32(`${label}_min`, min), max === undefined ? '' : f32(`${label}_max`, max)];
+          while (n.inputs[n.inputs.length - 1] === '') n.inputs.pop();
+        }
+        break;
+      case 'Pad':
+        if (from < 11) {
+          const pads = (take(n, 'pads') ?? take(n, 'paddings')) as number[] | undefined;
+          const value = take(n, 'value') as number | undefined;
+          if (!pads) throw new QuantkitError('QK_OPSET_UPGRADE_UNSUPPORTED', `node '${label}' (Pad) has no pads attribute`, 'the model is malformed; re-export it');
+          n.inputs = [n.inputs[0] ?? '', ints(`${label}_pads`, pads), ...(value === undefined || value === 0 ? [] : [f32(`${label}_value`, value)])];
+        }
+        break;
+      case 'Slice':
+        if (from < 10) {
+          const starts = take(n, 'starts') as number[];
+          const ends = take(n, 'ends') as number[];
+          const axes = take(n, 'axes') as number[] | undefined;
+          n.inputs = [n.inputs[0] ?? '', ints(`${label}_starts`, starts), ints(`${label}_ends`, ends), ...(axes ? [ints(`${label}_axes`, axes)] : [])];
+        }
+        break;
+      case 'Dropout': {
+        // Inference only: the ratio does not change outputs, but it moved to an input at 12.
+        const ratio = take(n, 'ratio') as number | undefined;
+        take(n, 'is_test');
+        if (ratio !== undefined && from < 12) n.inputs = [n.inputs[0] ?? '', f32(`${label}_ratio`, ratio)];
+        break;
+      }
+      case 'BatchNormalization':
+        take(n, 'spatial');
+        take(n, 'consumed_inputs');
+        break;
+      case 'Upsample': {
+        const mode = (take(n, 'mode') as string | undefined) ?? 'nearest';
+        const scalesAttr = take(n, 'scales') as number[] | undefined;
+        const scales = scalesAttr ? constant(`${label}_scales`, { dtype: 'float32', dims: [scalesAttr.length], data: Float32Array.from(scalesAttr) }) : (n.inputs[1] ?? '');
+        // Upsample maps output i to input floor(i / scale): Resize's asymmetric + floor.
+        n.opType = 'Resize';
+        n.inputs = [n.inputs[0] ?? '', '', scales];
+        n.attributes = [
+          makeAttribute('mode', mode === 'bilinear' ? 'linear' : mode),
+          makeAttribute('coordinate_transformation_mode', 'asymmetric'),
+          makeAttribute('nearest_mode', 'floor'),
+        ];
+        break;
+      }
+      default:
+        break;
+    }
+    if (signature() !== before) rewritten.push(label);
+    newNodes.push(n);
+  }
+  g.nodes = newNodes;
+  model.opsets.set('', target);
+  return { from, to: target, rewritten };
+}
