@@ -17,7 +17,7 @@ const LAYERS = {
   passes: ['graph', 'interp', 'io', 'calib', 'train', 'quant', 'kernels', 'formats', 'tensor'],
   flows: ['node', 'passes', 'graph', 'interp', 'io', 'calib', 'train', 'quant', 'kernels', 'formats', 'tensor'],
   web: ['flows', 'passes', 'graph', 'interp', 'io', 'calib', 'train', 'quant', 'kernels', 'formats', 'tensor'],
-  cli: ['node', 'flows', 'passes', 'graph', 'interp', 'io', 'calib', 'train', 'quant', 'kernels', 'formats', 'tensor'],
+  cli: ['web', 'node', 'flows', 'passes', 'graph', 'interp', 'io', 'calib', 'train', 'quant', 'kernels', 'formats', 'tensor'],
 };
 const ALL = Object.keys(LAYERS);
 // Modules that touch Node APIs may live only where files are allowed: the CLI (and tests/benches).

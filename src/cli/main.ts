@@ -1,5 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { isQuantkitError } from '../errors.js';
+import { registerConvert } from './commands/convert.js';
+import { registerDemo } from './commands/demo.js';
 import { registerFootprint } from './commands/footprint.js';
 import { registerInspect } from './commands/inspect.js';
 import { registerQuantize } from './commands/quantize.js';
@@ -18,6 +20,8 @@ export function buildProgram(): Command {
       outputError: (text, write) => write(`quantkit: ${text.trim()} (see quantkit --help)\n`),
     })
     .exitOverride();
+  registerDemo(program);
+  registerConvert(program);
   registerFootprint(program);
   registerInspect(program);
   registerQuantize(program);

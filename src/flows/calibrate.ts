@@ -1,3 +1,4 @@
+import { readFileSync, statSync } from 'node:fs';
 import { SingleBar, Presets } from 'cli-progress';
 import * as ort from 'onnxruntime-node';
 import { QuantkitError } from '../errors.js';
@@ -10,7 +11,12 @@ import { needsHistogram, TensorCalibrator, type CalibMethod } from '../calib/met
 import type { Range } from '../calib/minmax.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { removeDeadNodes } from '../graph/topology.js';
-import { methodName } from '../calib/method.js';
+import { methodName, parseCalibMethod } from '../calib/method.js';
+import { modelFromProto } from '../graph/from-onnx.js';
+import { readNpy } from '../io/npy/npy.js';
+import { openOnnxFile } from '../node/model-file.js';
+import { writeFileAtomic } from '../node/files.js';
+import { quantizeDynamic, type DynamicReport } from '../passes/activation/dynamic.js';
 import { foldBatchNorm } from '../passes/fold-batchnorm.js';
 import { ensureOpset } from '../passes/weight-only/opset.js';
 import { planStaticQuant, type PlanOptions } from '../passes/activation/plan.js';
@@ -77,24 +83,35 @@ export async function createSession(bytes: Uint8Array): Promise<ort.InferenceSes
   }
 }
 
+/** The data cut into batches along axis 0, as ORT feeds (views, no copies). */
+export function* feedBatches(data: CalibrationData, batchSize = 16): Generator<{ feeds: Record<string, ort.Tensor>; done: number; total: number }> {
+  const n = sampleCount(data);
+  const batch = Math.max(1, Math.floor(batchSize));
+  for (let start = 0; start < n; start += batch) {
+    const count = Math.min(batch, n - start);
+    const feeds: Record<string, ort.Tensor> = {};
+    for (const [name, t] of data) feeds[name] = sliceSamples(t, start, count);
+    yield { feeds, done: start + count, total: n };
+  }
+}
+
+export function checkInputNames(session: ort.InferenceSession, data: CalibrationData): void {
+  for (const name of data.keys()) {
+    if (!session.inputNames.includes(name)) throw new QuantkitError('QK_UNKNOWN_INPUT', `the model has no input named '${name}'`, `its inputs are: ${session.inputNames.join(', ')}`);
+  }
+}
+
 /**
  * Runs the session over the data in batches and hands each batch's requested outputs to `visit`
  * (the arrays are only valid during the call).
  */
 export async function runBatches(session: ort.InferenceSession, data: CalibrationData, outputs: readonly string[], visit: (out: Record<string, ort.Tensor>) => void, opts: RunBatchesOptions = {}): Promise<void> {
-  const n = sampleCount(data);
-  const batch = Math.max(1, Math.floor(opts.batchSize ?? 16));
-  for (const name of data.keys()) {
-    if (!session.inputNames.includes(name)) throw new QuantkitError('QK_UNKNOWN_INPUT', `the model has no input named '${name}'`, `its inputs are: ${session.inputNames.join(', ')}`);
-  }
-  for (let start = 0; start < n; start += batch) {
-    const count = Math.min(batch, n - start);
-    const feeds: Record<string, ort.Tensor> = {};
-    for (const [name, t] of data) feeds[name] = sliceSamples(t, start, count);
+  checkInputNames(session, data);
+  for (const { feeds, done, total } of feedBatches(data, opts.batchSize ?? 16)) {
     const out = await session.run(feeds, [...outputs]);
     visit(out);
     for (const t of Object.values(out)) t.dispose();
-    opts.progress?.(start + count, n, opts.pass ?? 1, opts.passes ?? 1);
+    opts.progress?.(done, total, opts.pass ?? 1, opts.passes ?? 1);
   }
 }
 
@@ -222,4 +239,116 @@ export async function quantizeStatic(model: Model, data: CalibrationData, opts: 
   if (folded > 0) report.notes.unshift(`${folded} BatchNormalization node(s) folded into the preceding Conv/Gemm`);
   if (opset.raisedFrom !== undefined) report.notes.unshift(`opset raised from ${opset.raisedFrom} to 13`);
   return { model, report: { ...report, method: methodName(opts.method), samples: cal.samples, smoothQuant: sq } };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The int8-dynamic / int8-static schemes of `quantkit quantize` (file to file).
+
+export const ACTIVATION_SCHEMES = ['int8-dynamic', 'int8-static'] as const;
+export type ActivationScheme = (typeof ACTIVATION_SCHEMES)[number];
+
+export function isActivationScheme(s: string): s is ActivationScheme {
+  return (ACTIVATION_SCHEMES as readonly string[]).includes(s);
+}
+
+export interface ActivationFileOptions {
+  readonly scheme: ActivationScheme;
+  /** `--calib [name=]x.npy`, as given (int8-static). */
+  readonly calib?: readonly string[] | undefined;
+  /** `--method` text: minmax | moving-average[:c] | percentile[:p] | entropy | mse. */
+  readonly method?: string | undefined;
+  readonly calibBatch?: number | undefined;
+  /** `--smoothquant [alpha]`: true = 0.5. */
+  readonly smoothQuant?: boolean | number | undefined;
+  /** 'uint8' (default) or 'int8' symmetric activations (int8-static). */
+  readonly activationType?: 'uint8' | 'int8' | undefined;
+  /** int8-dynamic graph form, and per-token activation scales. */
+  readonly dynamicForm?: 'integer' | 'contrib' | undefined;
+  readonly perToken?: boolean | undefined;
+  readonly exclude?: readonly string[] | undefined;
+  readonly keepFirstLast?: boolean | undefined;
+  readonly force?: boolean | undefined;
+  /** Show the calibration progress bar even when stderr is not a TTY. */
+  readonly progress?: boolean | undefined;
+}
+
+export type ActivationReport =
+  | ({ scheme: 'int8-static' } & StaticQuantResult['report'])
+  | ({ scheme: 'int8-dynamic' } & DynamicReport);
+
+function readCalibFiles(bindings: readonly string[], inputNames: readonly string[]): CalibrationData {
+  const data: CalibrationData = new Map();
+  let positional = 0;
+  for (const arg of bindings) {
+    const eq = arg.indexOf('=');
+    const named = eq > 0 && !arg.slice(0, eq).includes('/');
+    const name = named ? arg.slice(0, eq) : inputNames[positional++];
+    const path = named ? arg.slice(eq + 1) : arg;
+    if (name === undefined) throw new QuantkitError('QK_TOO_MANY_INPUTS', `${bindings.length} --calib files for a model with ${inputNames.length} input(s) (${inputNames.join(', ')})`, 'drop the extra --calib');
+    if (!inputNames.includes(name)) throw new QuantkitError('QK_UNKNOWN_INPUT', `the model has no input named '${name}' (--calib ${arg})`, `its inputs are: ${inputNames.join(', ')}`);
+    if (!path.endsWith('.npy')) throw new QuantkitError('QK_INPUT_FORMAT', `--calib '${path}' is not a .npy file`, 'give calibration arrays as NumPy .npy, first axis = samples');
+    let bytes: Uint8Array;
+    try {
+      bytes = readFileSync(path);
+    } catch (e) {
+      throw new QuantkitError('QK_FILE_UNREADABLE', `cannot read '${path}' (${(e as NodeJS.ErrnoException).code ?? 'unknown'})`, 'check the path and its permissions');
+    }
+    data.set(name, readNpy(bytes, path));
+  }
+  return data;
+}
+
+/** Quantizes a model file with int8-dynamic or int8-static; writes the output atomically. */
+export async function quantizeActivationFile(inPath: string, outPath: string, o: ActivationFileOptions): Promise<{ report: ActivationReport; inputFileBytes: number; outputFileBytes: number }> {
+  const file = openOnnxFile(inPath);
+  let report: ActivationReport;
+  let bytes: Uint8Array;
+  try {
+    const model = modelFromProto(file.proto, { external: file.external, label: inPath });
+    if (o.scheme === 'int8-dynamic') {
+      if (o.calib?.length) throw new QuantkitError('QK_BAD_OPTION', '--calib is for int8-static; int8-dynamic finds activation scales at run time', 'drop --calib or use --scheme int8-static');
+      const folded = foldBatchNorm(model);
+      const r = quantizeDynamic(model, { exclude: o.exclude, keepFirstLast: o.keepFirstLast, form: o.dynamicForm, perToken: o.perToken });
+      removeDeadNodes(model.graph);
+      if (folded > 0) r.notes.unshift(`${folded} BatchNormalization node(s) folded into the preceding Conv/Gemm`);
+      report = { scheme: 'int8-dynamic', ...r };
+    } else {
+      if (!o.calib?.length) throw new QuantkitError('QK_CALIB_MISSING', 'int8-static needs calibration data', 'pass --calib [name=]x.npy (a few hundred representative samples)');
+      const data = readCalibFiles(o.calib, model.graph.inputs.map((v) => v.name));
+      const alpha = o.smoothQuant === true ? 0.5 : o.smoothQuant === false ? undefined : o.smoothQuant;
+      if (alpha !== undefined && !(alpha >= 0 && alpha <= 1)) throw new QuantkitError('QK_BAD_OPTION', `--smoothquant ${alpha} is outside [0, 1]`, 'use e.g. --smoothquant 0.5');
+      const bar = progressBar('calibrating', o.progress ?? false);
+      try {
+        const r = await quantizeStatic(model, data, {
+          method: parseCalibMethod(o.method ?? 'minmax'), batchSize: o.calibBatch, progress: bar.progress,
+          smoothQuant: alpha, exclude: o.exclude, keepFirstLast: o.keepFirstLast, activationType: o.activationType,
+        });
+        report = { scheme: 'int8-static', ...r.report };
+      } finally {
+        bar.stop();
+      }
+    }
+    bytes = encodeModel(modelToProto(model));
+  } finally {
+    file.close();
+  }
+  await writeFileAtomic(outPath, [bytes], { force: o.force ?? false, inputs: [inPath] });
+  return { report, inputFileBytes: statSync(inPath).size, outputFileBytes: bytes.length };
+}
+
+/** The terminal text of an activation-scheme report. */
+export function formatActivationReport(r: ActivationReport): string {
+  const out: string[] = [];
+  if (r.scheme === 'int8-static') {
+    out.push(`int8-static (${r.method}, ${r.samples} calibration samples)`);
+    for (const n of r.quantizedNodes) out.push(`  quantized ${n.opType} ${n.node}${n.weight ? ` (weight ${n.weight}${n.bias ? ', int32 bias' : ''})` : ' (activation × activation)'}`);
+    for (const t of r.tensors) out.push(`  activation ${t.name}: [${t.lo.toPrecision(4)}, ${t.hi.toPrecision(4)}] scale ${t.scale.toPrecision(4)} zero point ${t.zeroPoint}${t.source !== t.name ? ` (scale of ${t.source})` : ''}`);
+    if (r.smoothQuant) for (const g of r.smoothQuant.groups) out.push(`  smoothquant α=${r.smoothQuant.alpha} ${g.activation}: max |x| ${g.maxAbsBefore.toPrecision(4)} → ${g.maxAbsAfter.toPrecision(4)}, 1/s folded into ${g.foldedInto}`);
+  } else {
+    out.push(`int8-dynamic (${r.form})`);
+    for (const n of r.quantizedNodes) out.push(`  quantized ${n.opType} ${n.node} (weight ${n.weight})`);
+  }
+  for (const s of r.skipped) out.push(`  kept fp32 ${s.opType} ${s.node}: ${s.reason}`);
+  for (const n of r.notes) out.push(`note: ${n}`);
+  return `${out.join('\n')}\n`;
 }

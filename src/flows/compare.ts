@@ -5,7 +5,7 @@ import type { Model } from '../graph/model.js';
 import { decodeModel } from '../io/onnx/proto.js';
 import { DQ_SUFFIX } from '../passes/activation/qdq.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { augmentedModelBytes, createSession, runBatches, type CalibrationData } from './calibrate.js';
+import { augmentedModelBytes, checkInputNames, createSession, feedBatches, type CalibrationData } from './calibrate.js';
 
 /**
  * `quantkit compare a.onnx b.onnx`: both models run in ONNX Runtime over the same inputs, batch
@@ -135,34 +135,30 @@ export async function compareModels(aBytes: Uint8Array, bBytes: Uint8Array, opts
 
   const stats = new Map(outputs.map((o) => [o, new DiffStats()]));
   const layerStats = new Map(twins.map((t) => [t.tensor, new DiffStats()]));
-  // The B outputs of each batch, waiting for A's (runBatches visits one model at a time).
-  const pending: Record<string, ort.Tensor>[] = [];
-  const batchSize = opts.batchSize ?? 32;
-  await runBatches(sessionB, opts.inputs, [...outputs, ...twins.map((t) => t.quantized)], (out) => {
-    // Copy: runBatches disposes the tensors after the visit.
-    const kept: Record<string, ort.Tensor> = {};
-    for (const [k, v] of Object.entries(out)) kept[k] = { data: Float32Array.from(v.data as Float32Array), dims: v.dims } as ort.Tensor;
-    pending.push(kept);
-  }, { batchSize });
-  // (B's outputs are kept one batch at a time per output; with many batches this holds all of
-  // B's outputs — acceptable for compare's typical sizes, and far below keeping activations.)
-  let batch = 0;
-  let labelRows = new Map<string, number>(outputs.map((o) => [o, 0]));
-  await runBatches(sessionA, opts.inputs, [...outputs, ...twins.map((t) => t.tensor)], (out) => {
-    const bOut = pending[batch++] as Record<string, ort.Tensor>;
-    for (const o of outputs) {
-      const ta = floatOut(out, o, 'a');
-      const tb = floatOut(bOut, o, 'b');
-      const classes = ta.dims.length >= 2 ? (ta.dims[ta.dims.length - 1] as number) : 1;
-      const s = stats.get(o) as DiffStats;
-      s.add(ta.data as Float32Array, tb.data as Float32Array, classes, labels, labelRows.get(o) ?? 0);
-      labelRows.set(o, (labelRows.get(o) ?? 0) + (classes >= 2 ? ta.data.length / classes : 0));
+  // Both models run batch by batch in lockstep: only one batch of outputs is alive at a time.
+  checkInputNames(sessionA, opts.inputs);
+  checkInputNames(sessionB, opts.inputs);
+  const labelRows = new Map<string, number>(outputs.map((o) => [o, 0]));
+  try {
+    for (const { feeds } of feedBatches(opts.inputs, opts.batchSize ?? 32)) {
+      const outA = await sessionA.run(feeds, [...outputs, ...twins.map((t) => t.tensor)]);
+      const outB = await sessionB.run(feeds, [...outputs, ...twins.map((t) => t.quantized)]);
+      for (const o of outputs) {
+        const ta = floatOut(outA, o, 'a');
+        const tb = floatOut(outB, o, 'b');
+        if (ta.data.length !== tb.data.length) throw new QuantkitError('QK_COMPARE_SHAPES', `output '${o}' has ${ta.data.length} values in a and ${tb.data.length} in b`, 'compare a model with its own quantized version');
+        const classes = ta.dims.length >= 2 ? (ta.dims[ta.dims.length - 1] as number) : 1;
+        const row = labelRows.get(o) ?? 0;
+        (stats.get(o) as DiffStats).add(ta.data as Float32Array, tb.data as Float32Array, classes, labels, row);
+        labelRows.set(o, row + (classes >= 2 ? ta.data.length / classes : 0));
+      }
+      for (const t of twins) (layerStats.get(t.tensor) as DiffStats).add(floatOut(outA, t.tensor, 'a').data as Float32Array, floatOut(outB, t.quantized, 'b').data as Float32Array, 1, undefined, 0);
+      for (const v of [...Object.values(outA), ...Object.values(outB)]) v.dispose();
     }
-    for (const t of twins) (layerStats.get(t.tensor) as DiffStats).add(floatOut(out, t.tensor, 'a').data as Float32Array, floatOut(bOut, t.quantized, 'b').data as Float32Array, 1, undefined, 0);
-  }, { batchSize });
-  labelRows = new Map();
-  await sessionA.release();
-  await sessionB.release();
+  } finally {
+    await sessionA.release();
+    await sessionB.release();
+  }
 
   let samples = 0;
   for (const t of opts.inputs.values()) samples = t.dims[0] ?? 0;
@@ -170,7 +166,7 @@ export async function compareModels(aBytes: Uint8Array, bBytes: Uint8Array, opts
     samples,
     outputs: outputs.map((name) => {
       const s = stats.get(name) as DiffStats;
-      if (labels && s.rows > 0 && s.labelled !== s.rows) {
+      if (labels && s.rows > 0 && labels.length !== s.rows) {
         throw new QuantkitError('QK_COMPARE_LABELS', `${labels.length} labels for ${s.rows} rows of output '${name}'`, 'give one label per sample (per row of the last axis)');
       }
       return {

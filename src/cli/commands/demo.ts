@@ -5,7 +5,6 @@ import { demoReportData, runDemo, type DemoProgress, type DemoResult } from '../
 import { DEMO_MODEL_NAMES, type DemoModelName } from '../../flows/demo-models.js';
 import { loadReportAssets } from '../../flows/report-assets.js';
 import { writeFileAtomic } from '../../node/files.js';
-// eslint-disable-next-line no-restricted-imports -- cli writes the web report (lead: allow cli → web in eslint.config.js)
 import { renderReport, schemeTable } from '../../web/report/index.js';
 import { formatTable } from '../table.js';
 

@@ -6,8 +6,9 @@ import { SCHEME_NAMES, type SchemeName, type WeightOnlyReport } from '../../pass
 import { writeFileAtomic } from '../../node/files.js';
 import { loadReportAssets } from '../../flows/report-assets.js';
 import { quantizeReportData } from '../../flows/quantize-report.js';
-// eslint-disable-next-line no-restricted-imports -- cli writes the web report (lead: allow cli → web in eslint.config.js)
 import { renderReport } from '../../web/report/index.js';
+// int8-dynamic / int8-static (activation engineer's edit): the schemes live in flows/calibrate.ts.
+import { formatActivationReport, isActivationScheme, quantizeActivationFile, ACTIVATION_SCHEMES } from '../../flows/calibrate.js';
 
 interface QuantizeCliOptions {
   output: string;
@@ -21,6 +22,15 @@ interface QuantizeCliOptions {
   json?: boolean;
   force?: boolean;
   report?: string;
+  // int8-static / int8-dynamic options (activation engineer's edit)
+  calib?: string[];
+  method?: string;
+  calibBatch?: string;
+  smoothquant?: boolean | string;
+  activations?: string;
+  dynamicForm?: string;
+  perToken?: boolean;
+  progress?: boolean;
 }
 
 function collect(value: string, previous: string[]): string[] {
@@ -33,7 +43,7 @@ export function registerQuantize(program: Command): void {
     .description('weight-only quantization to a model ONNX Runtime runs (per-layer report)')
     .argument('<in>', 'ONNX model file')
     .requiredOption('-o, --output <file>', 'output ONNX file')
-    .requiredOption('-s, --scheme <scheme>', `one of ${SCHEME_NAMES.join(', ')}`)
+    .requiredOption('-s, --scheme <scheme>', `one of ${[...SCHEME_NAMES, ...ACTIVATION_SCHEMES].join(', ')}`)
     .option('--block-size <n>', 'block size for q4/q4-asym/q8-block (default 32) and nf4/fp4 (default 64): 16, 32, 64, 128, 256')
     .option('--exclude <op|name...>', 'keep these op types, node names or weight names in fp32 (repeatable, comma-separated)', collect, [])
     .option('--keep-first-last', 'keep the first and last weight layers in fp32')
@@ -43,7 +53,17 @@ export function registerQuantize(program: Command): void {
     .option('--json', 'print the report as JSON')
     .option('-f, --force', 'replace an existing output file')
     .option('--report <file.html>', 'also write a self-contained HTML report (weight histograms with the grid, SQNR per layer)')
+    // int8-static / int8-dynamic options (activation engineer's edit)
+    .option('--calib <[name=]file.npy...>', 'int8-static: calibration inputs, first axis = samples (repeat per model input)')
+    .option('--method <m>', 'int8-static range method: minmax (default), moving-average[:c], percentile[:p] (99.99), entropy, mse')
+    .option('--calib-batch <n>', 'int8-static: samples per calibration run (default 16)')
+    .option('--smoothquant [alpha]', 'int8-static: SmoothQuant for MatMul activations (alpha default 0.5)')
+    .option('--activations <type>', "int8-static: 'u8' asymmetric (default) or 's8' symmetric activations")
+    .option('--dynamic-form <form>', "int8-dynamic: 'integer' (MatMulInteger/ConvInteger, default) or 'contrib' (DynamicQuantizeMatMul)")
+    .option('--per-token', 'int8-dynamic: one s8 scale per token (row) of each MatMul activation')
+    .option('--progress', 'show the calibration progress bar even when stderr is not a terminal')
     .action(async (input: string, opts: QuantizeCliOptions) => {
+      if (isActivationScheme(opts.scheme)) { await activationQuantizeCommand(input, opts); return; } // activation engineer's edit
       await quantizeCommand(input, opts);
     });
 }
@@ -111,4 +131,26 @@ export function formatReport(r: WeightOnlyReport): string {
     ...r.notes.map((n) => `note: ${n}`),
     '',
   ].join('\n');
+}
+
+// ---- int8-dynamic / int8-static (activation engineer's edit): options → flows/calibrate.ts ----
+async function activationQuantizeCommand(input: string, opts: QuantizeCliOptions): Promise<void> {
+  const scheme = opts.scheme as (typeof ACTIVATION_SCHEMES)[number];
+  const batch = opts.calibBatch === undefined ? undefined : Number(opts.calibBatch);
+  if (batch !== undefined && !(Number.isInteger(batch) && batch > 0)) throw new QuantkitError('QK_BAD_OPTION', `--calib-batch '${opts.calibBatch}' is not a positive integer`, 'e.g. --calib-batch 32');
+  const alpha = opts.smoothquant === undefined ? undefined : opts.smoothquant === true ? 0.5 : Number(opts.smoothquant);
+  if (alpha !== undefined && !(alpha >= 0 && alpha <= 1)) throw new QuantkitError('QK_BAD_OPTION', `--smoothquant '${String(opts.smoothquant)}' is not in [0, 1]`, 'e.g. --smoothquant 0.5');
+  if (opts.activations !== undefined && opts.activations !== 'u8' && opts.activations !== 's8') throw new QuantkitError('QK_BAD_OPTION', `--activations '${opts.activations}' is not known`, "use 'u8' or 's8'");
+  if (opts.dynamicForm !== undefined && opts.dynamicForm !== 'integer' && opts.dynamicForm !== 'contrib') throw new QuantkitError('QK_BAD_OPTION', `--dynamic-form '${opts.dynamicForm}' is not known`, "use 'integer' or 'contrib'");
+  const r = await quantizeActivationFile(input, opts.output, {
+    scheme, calib: opts.calib, method: opts.method, calibBatch: batch, smoothQuant: alpha,
+    activationType: opts.activations === 's8' ? 'int8' : 'uint8', dynamicForm: opts.dynamicForm as 'integer' | 'contrib' | undefined,
+    perToken: opts.perToken ?? false, exclude: opts.exclude, keepFirstLast: opts.keepFirstLast ?? false, force: opts.force ?? false, progress: opts.progress ?? false,
+  });
+  if (opts.json) {
+    process.stdout.write(`${JSON.stringify({ input, output: opts.output, inputFileBytes: r.inputFileBytes, outputFileBytes: r.outputFileBytes, ...r.report }, jsonNumbers, 2)}\n`);
+  } else {
+    process.stdout.write(formatActivationReport(r.report));
+    process.stdout.write(`file: ${r.inputFileBytes} → ${r.outputFileBytes} bytes (${(r.outputFileBytes / r.inputFileBytes).toFixed(3)}×) written to ${opts.output}\n`);
+  }
 }

@@ -18,6 +18,18 @@ type RoundMode = 'up' | 'down' | 'nearest';
  * - integer to integer: keep the low bits, two's complement (200 int16 → -56 int8);
  * - to bool: zero → false, anything else (NaN included) → true; from bool: 0/1.
  */
+/**
+ * float4e2m1 has no NaN. The float4 page's Cast table sends NaN to 6, but ONNX's reference
+ * implementation (which produced the backend conformance outputs) writes code 0x8 (−0), and
+ * `quantkit run` must agree bit for bit with those outputs. formats/ keeps the page's rule for
+ * the quantizers; only the interpreter's Cast follows the reference here.
+ */
+const FLOAT4_NAN_CODE_OF_ONNX_REFERENCE = 0x8;
+
+function markFloat4NaN(values: Float64Array, codes: Uint8Array): void {
+  for (let i = 0; i < values.length; i++) if (Number.isNaN(values[i])) codes[i] = FLOAT4_NAN_CODE_OF_ONNX_REFERENCE;
+}
+
 export function castTensor(input: Tensor, to: DType, opts: { saturate?: boolean; roundMode?: RoundMode } = {}): Tensor {
   if (input.dtype === to) return input;
   const toInfo = dtypeInfo(to);
@@ -28,7 +40,10 @@ export function castTensor(input: Tensor, to: DType, opts: { saturate?: boolean;
   if (toInfo.kind === 'float') {
     const saturate = opts.saturate ?? true;
     const encodeOpts = to === 'float8e8m0' ? { saturate, roundMode: opts.roundMode ?? 'up' } : { saturate };
-    return makeTensor(to, input.dims, encodeFloat(to, toFloat64(input), encodeOpts));
+    const values = toFloat64(input);
+    const encoded = encodeFloat(to, values, encodeOpts);
+    if (to === 'float4e2m1') markFloat4NaN(values, encoded as Uint8Array);
+    return makeTensor(to, input.dims, encoded);
   }
   if (toInfo.kind === 'bool') {
     const out = new Uint8Array(input.data.length);
