@@ -8,7 +8,8 @@ import { normal, studentT } from '../src/quant/testdata.test-util.js';
  * (Migacz, GTC 2017, slide "Calibration: the algorithm"), written from the pseudo-code with
  * ordinary arrays and no code shared with src/calib. Conventions it must share with ours, because
  * the slides leave them open: the last level takes the remainder bins, expansion is over bins
- * where P is non-zero, zero bins are smoothed with 1e-4 counts, the threshold is the upper edge.
+ * where P is non-zero, zero bins are smoothed with 1e-4 counts, the threshold is the upper edge,
+ * and exact zeros (a Relu's spike) are left out of the histogram.
  */
 function trtHistogram(data: Float32Array, bins: number): { hist: number[]; width: number } {
   let max = 0;
@@ -80,6 +81,20 @@ describe('entropy calibration (TensorRT procedure)', () => {
     expect(entropy).toBeLessThan(0.5 * minmax);
     expect(entropy).toBeCloseTo(expected, 9);
     console.log(`heavy tail |t3|: min-max hi ${minmax.toFixed(3)}, entropy threshold ${entropy.toFixed(3)} (independent TensorRT: ${expected.toFixed(3)})`);
+  });
+
+  it('a Relu-like tensor (60 % exact zeros + heavy tail): zeros are left out, as in the independent computation', () => {
+    const t = studentT(30_000, 3, 21);
+    const x = t.map((v, i) => (i % 5 < 3 ? 0 : Math.abs(v)));
+    const ref = trtHistogram(x.filter((v) => v !== 0), 2048);
+    const expected = trtThreshold(ref.hist, ref.width);
+    const cal = new TensorCalibrator('relu', { kind: 'entropy' }, { qmin: 0, qmax: 255, symmetric: false });
+    cal.observeFirst(x);
+    cal.startSecond();
+    cal.observeSecond(x);
+    expect(cal.histogram()?.zeros).toBe(18_000);
+    expect(cal.range().hi).toBeCloseTo(expected, 9);
+    expect(cal.range().hi).toBeLessThan(0.5 * cal.minmax.range().hi);
   });
 
   it('keeps (nearly) the full range when there is no tail: a uniform distribution', () => {

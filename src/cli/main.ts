@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { isQuantkitError } from '../errors.js';
+import { registerCompare } from './commands/compare.js';
 import { registerConvert } from './commands/convert.js';
 import { registerDemo } from './commands/demo.js';
 import { registerFootprint } from './commands/footprint.js';
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
     .exitOverride();
   registerDemo(program);
   registerConvert(program);
+  registerCompare(program);
   registerFootprint(program);
   registerInspect(program);
   registerQuantize(program);

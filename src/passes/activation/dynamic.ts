@@ -15,15 +15,22 @@ import { dropUnreadInitializers } from './qdq.js';
  *              (ReduceMax |x| over the last axis / 127, Round, Cast to int8), MatMulInteger
  *              s8 × s8, then Mul by s_row and by s_w. ONNX's MatMulInteger takes a per-tensor
  *              activation zero point only (ORT rejects a per-row one), hence symmetric.
- * Gemm (transA = 0) is handled as a MatMul plus an Add of its bias; Conv as ConvInteger (kernel
- * shape and attributes kept) plus Mul and the bias Add over the channel axis.
+ * Gemm (transA = 0) is handled as a MatMul plus an Add of its bias; Conv (only with conv: true)
+ * as ConvInteger (kernel shape and attributes kept) plus Mul and the bias Add over the channel axis.
+ * Default form: 'integer' — measured against 'contrib' in bench/int8.bench.ts (ORT fuses the
+ * integer chain into the same DynamicQuantizeMatMul kernel, so they run alike), and it is plain
+ * ONNX that any runtime can load.
  */
 export interface DynamicOptions {
   readonly exclude?: readonly string[] | undefined;
   readonly keepFirstLast?: boolean | undefined;
   readonly form?: 'integer' | 'contrib' | undefined;
   readonly perToken?: boolean | undefined;
-  /** Also rewrite Conv as ConvInteger (default true). */
+  /**
+   * Also rewrite Conv as ConvInteger. Default false: ONNX Runtime 1.30's ConvInteger is a slow
+   * reference kernel (bench/int8.bench.ts: the digits CNN ran 11× slower than fp32 with it), and
+   * static QDQ (QLinearConv) is the fast path for convolutions.
+   */
   readonly conv?: boolean | undefined;
 }
 
@@ -49,7 +56,7 @@ function findSites(model: Model, opts: DynamicOptions, skipped: DynamicReport['s
     const w = g.initializers.get(n.inputs[1] ?? '');
     if (!w || w.dtype !== 'float32') { skip('weight is not an fp32 initializer'); continue; }
     if (g.initializers.has(n.inputs[0] ?? '')) { skip('constant on the activation side'); continue; }
-    if (n.opType === 'Conv' && opts.conv === false) { skip('Conv left in fp32 (conv: false)'); continue; }
+    if (n.opType === 'Conv' && opts.conv !== true) { skip('Conv kept in fp32 (ORT\'s ConvInteger is slower than fp32 Conv; use int8-static for convolutions)'); continue; }
     if (n.opType === 'Conv' && w.dims.length !== 4) { skip(`Conv weight of rank ${w.dims.length} (2-D convolutions only)`); continue; }
     if (n.opType !== 'Conv' && w.dims.length !== 2) { skip(`weight of rank ${w.dims.length}`); continue; }
     if (n.opType === 'Gemm' && (intAttr(n, 'transA', 0) !== 0 || floatAttr(n, 'alpha', 1) !== 1 || floatAttr(n, 'beta', 1) !== 1)) { skip('Gemm with transA or alpha/beta ≠ 1'); continue; }

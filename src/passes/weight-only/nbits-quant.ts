@@ -11,11 +11,20 @@
  *
  * Scale choice. ONNX Runtime's MatMul4BitsQuantizer is round-to-nearest: symmetric takes the
  * value of largest magnitude m and sets scale = m / −2^(bits−1) (so m lands on the extra negative
- * code), asymmetric maps [min(lo,0), max(hi,0)] onto [0, 2^bits − 1]. `search` instead tries a
- * grid of clipped scales per block (both signs for symmetric, shrunken ranges for asymmetric),
- * keeps the one with the least squared reconstruction error, then refines it with the
- * least-squares scale for the chosen codes (Σx·c / Σc²) while that lowers the error. Plain RTN is
- * the first grid point, so the search never does worse than RTN on any block.
+ * code), asymmetric maps [min(lo,0), max(hi,0)] onto [0, 2^bits − 1]. The default search instead
+ * starts from a few candidate scales (RTN's, and m mapped onto the largest positive code — or a
+ * shrunken range for asymmetric) and refines each by alternating least squares: with the codes c
+ * fixed, the scale minimising Σ(x − s·c)² is s = Σx·c / Σc²; re-rounding with that scale can only
+ * lower the error again (each code is the nearest one in range), so every step is monotone. The
+ * block keeps the candidate of least squared error, measured from the same sums (Σx², Σx·c, Σc²),
+ * so no block is worse than RTN, which is always a candidate.
+ *
+ * Speed: the search is a handful of fused passes over each block (absmax; two candidates scored
+ * per pass; the final pass rounds, packs and accumulates the SQNR sums), all on typed arrays with
+ * scalar locals. Rounding half to even uses the 1.5·2^52 trick: in float64, (v + M) − M rounds v
+ * to an integer with ties to even for |v| < 2^51 — exact, and far cheaper than Math.round plus a
+ * tie fix-up. A [K, N] MatMul weight is transposed a panel of columns at a time so every pass reads
+ * contiguous memory.
  */
 
 export interface NBitsOptions {
@@ -36,54 +45,22 @@ export interface NBitsWeights {
   readonly scales: Float32Array;
   /** Packed [N · ceil(kBlocks·bits/8)] for asymmetric; undefined for symmetric (default zp). */
   readonly zeroPoints: Uint8Array | undefined;
-  /** Unpacked codes [N · kBlocks · blockSize] (padding included), e.g. for the QDQ form. */
+  /** Unpacked codes [N · kBlocks · blockSize] (padding included), e.g. for the QDQ form; unpacked on first use. */
   readonly codes: Uint8Array;
   /** Per-block zero point [N · kBlocks]. */
   readonly zp: Uint8Array;
+  /** Σx² over the weight and Σ(x − dequantized x)²: the SQNR without a dequantized copy. */
+  readonly signalSq: number;
+  readonly noiseSq: number;
 }
 
 const f = Math.fround;
 const FLT_MIN = 2 ** -126;
-/** Clip ratios tried by the search: 1 (RTN) down to 0.6 of the range, step 0.02. */
-const RATIOS: Float32Array = Float32Array.from({ length: 21 }, (_, i) => 1 - i * 0.02);
-
-function roundHalfEven(v: number): number {
-  const r = Math.round(v);
-  return r - v === 0.5 && (r & 1) !== 0 ? r - 1 : r;
-}
+/** 1.5 · 2^52: (v + ROUNDER) − ROUNDER is v rounded to an integer, ties to even, in float64. */
+const ROUNDER = 6755399441055744;
 
 function roundHalfAway(v: number): number {
   return v < 0 ? -Math.floor(-v + 0.5) : Math.floor(v + 0.5);
-}
-
-/** Squared error of x ≈ (clamp(round(x/s) + z, 0, qmax) − z) · s over block values. */
-function blockError(x: Float32Array, len: number, s: number, z: number, qmax: number, limit: number): number {
-  let err = 0;
-  const inv = f(1 / s);
-  for (let i = 0; i < len; i++) {
-    const v = x[i] as number;
-    let q = roundHalfEven(f(v * inv)) + z;
-    q = q < 0 ? 0 : q > qmax ? qmax : q;
-    const d = v - f((q - z) * s);
-    err += d * d;
-    if (err >= limit) return err; // cannot win; stop early
-  }
-  return err;
-}
-
-function leastSquaresScale(x: Float32Array, len: number, s: number, z: number, qmax: number): number {
-  let xc = 0;
-  let cc = 0;
-  const inv = f(1 / s);
-  for (let i = 0; i < len; i++) {
-    const v = x[i] as number;
-    let q = roundHalfEven(f(v * inv)) + z;
-    q = q < 0 ? 0 : q > qmax ? qmax : q;
-    const c = q - z;
-    xc += v * c;
-    cc += c * c;
-  }
-  return cc > 0 ? xc / cc : s;
 }
 
 /** A sane stored scale: finite, normal, never 0 (a block of zeros or subnormals gets a harmless one). */
@@ -93,82 +70,243 @@ function saneScale(s: number): number {
   return a;
 }
 
-interface BlockChoice { scale: number; zp: number }
-
-function chooseSymmetric(x: Float32Array, len: number, bits: number, rtn: boolean): BlockChoice {
-  const mid = 1 << (bits - 1);
-  const qmax = (1 << bits) - 1;
-  let m = 0;
-  for (let i = 0; i < len; i++) {
-    const v = x[i] as number;
-    if (Math.abs(v) > Math.abs(m)) m = v;
+/** Thrown (and turned into a QuantkitError naming the tensor by the caller) on NaN/Inf weights. */
+export class NonFiniteWeight extends Error {
+  constructor(readonly row: number, readonly col: number, readonly value: number) {
+    super(`non-finite weight ${value} at output ${row}, input ${col}`);
   }
-  if (m === 0) return { scale: 1, zp: mid };
-  // ORT: scale = m / -mid, i.e. the largest magnitude maps to code 0 (value -mid).
-  const rtnScale = saneScale(m / -mid);
-  if (rtn) return { scale: rtnScale, zp: mid };
-  let best = rtnScale;
-  let bestErr = blockError(x, len, best, mid, qmax, Infinity);
-  // Second family: the largest magnitude on the positive side (code qmax, value mid-1).
-  const bases = [m / -mid, m / (mid - 1)];
-  for (const base of bases) {
-    for (let r = 0; r < RATIOS.length; r++) {
-      const s = saneScale(base * (RATIOS[r] as number));
-      const e = blockError(x, len, s, mid, qmax, bestErr);
-      if (e < bestErr) { bestErr = e; best = s; }
-    }
-  }
-  for (let it = 0; it < 3; it++) {
-    const s = saneScale(leastSquaresScale(x, len, best, mid, qmax));
-    const e = blockError(x, len, s, mid, qmax, bestErr);
-    if (!(e < bestErr)) break;
-    bestErr = e;
-    best = s;
-  }
-  return { scale: best, zp: mid };
 }
 
-function asymParams(lo: number, hi: number, qmax: number): BlockChoice {
+// Scratch for the sums of one pass (no allocation per block).
+const SUMS = new Float64Array(8);
+
+/**
+ * Σx·c and Σc² for two scales at once (c = clamp(rne(x/s) + z, 0, qmax) − z): SUMS[0..1] for s1,
+ * SUMS[2..3] for s2. Two candidates per pass halve the loads and loop overhead.
+ */
+function sums2(x: Float32Array, off: number, len: number, s1: number, s2: number, z: number, qmax: number): void {
+  const i1 = 1 / s1;
+  const i2 = 1 / s2;
+  const lo = -z;
+  const hi = qmax - z;
+  let xc1 = 0, cc1 = 0, xc2 = 0, cc2 = 0;
+  for (let i = off, end = off + len; i < end; i++) {
+    const v = x[i] as number;
+    let c1 = (v * i1 + ROUNDER) - ROUNDER;
+    c1 = c1 < lo ? lo : c1 > hi ? hi : c1;
+    let c2 = (v * i2 + ROUNDER) - ROUNDER;
+    c2 = c2 < lo ? lo : c2 > hi ? hi : c2;
+    xc1 += v * c1; cc1 += c1 * c1;
+    xc2 += v * c2; cc2 += c2 * c2;
+  }
+  SUMS[0] = xc1; SUMS[1] = cc1; SUMS[2] = xc2; SUMS[3] = cc2;
+}
+
+/** Σ(x − s·c)² from the sums: Σx² − 2sΣxc + s²Σc². */
+const sqErr = (xx: number, s: number, xc: number, cc: number) => xx - 2 * s * xc + s * s * cc;
+
+/** Least-squares refinements per candidate (each one pass, shared by the two candidates). */
+const LS_STEPS = 2;
+
+/** Chosen scale of a symmetric block (zero point fixed at 2^(bits−1)); 0 for an all-zero block. */
+function searchSymmetric(x: Float32Array, off: number, len: number, m: number, xx: number, mid: number, qmax: number): number {
+  let a = saneScale(m / -mid); // RTN: m → code 0 (value −mid)
+  let b = saneScale(m / (mid - 1)); // m → the largest positive code (value mid − 1)
+  let best = a;
+  let bestErr = Infinity;
+  for (let step = 0; ; step++) {
+    sums2(x, off, len, a, b, mid, qmax);
+    const xcA = SUMS[0] as number, ccA = SUMS[1] as number, xcB = SUMS[2] as number, ccB = SUMS[3] as number;
+    const eA = sqErr(xx, a, xcA, ccA);
+    const eB = sqErr(xx, b, xcB, ccB);
+    if (eA < bestErr) { bestErr = eA; best = a; }
+    if (eB < bestErr) { bestErr = eB; best = b; }
+    if (step === LS_STEPS) break;
+    // m always lands on a non-zero code for both candidates, so Σc² > 0.
+    a = ccA > 0 ? saneScale(xcA / ccA) : a;
+    b = ccB > 0 ? saneScale(xcB / ccB) : b;
+  }
+  return best;
+}
+
+// Asymmetric: the chosen (scale, zero point) of a block.
+let asymScale = 1;
+let asymZp = 0;
+
+function asymParams(lo: number, hi: number, qmax: number): void {
   // ORT range2scalezp: the range always holds 0; zp = roundf(−lo / scale) clamped.
   const a = Math.min(lo, 0);
   const b = Math.max(hi, 0);
   const span = f(b - a);
-  if (span === 0) return { scale: 1, zp: 0 };
-  const scale = saneScale(f(span / qmax));
-  const z = f(-a / scale);
-  return { scale, zp: z < 0 ? 0 : z > qmax ? qmax : Math.sign(z) * Math.floor(Math.abs(z) + 0.5) };
+  if (span === 0) { asymScale = 1; asymZp = 0; return; }
+  asymScale = saneScale(f(span / qmax));
+  const z = f(-a / asymScale);
+  asymZp = z < 0 ? 0 : z > qmax ? qmax : Math.sign(z) * Math.floor(Math.abs(z) + 0.5);
 }
 
-function chooseAsymmetric(x: Float32Array, len: number, bits: number, rtn: boolean): BlockChoice {
-  const qmax = (1 << bits) - 1;
-  let lo = Infinity;
-  let hi = -Infinity;
-  for (let i = 0; i < len; i++) {
-    const v = x[i] as number;
-    if (v < lo) lo = v;
-    if (v > hi) hi = v;
-  }
-  if (!(lo <= hi)) return { scale: 1, zp: 0 };
-  const first = asymParams(lo, hi, qmax);
-  if (rtn || (lo === 0 && hi === 0)) return first;
-  let best = first;
-  let bestErr = blockError(x, len, first.scale, first.zp, qmax, Infinity);
-  // Shrink each end independently on a coarse grid (outliers sit on one side).
-  for (let i = 0; i < RATIOS.length; i += 2) {
-    for (let j = 0; j < RATIOS.length; j += 2) {
-      const c = asymParams(lo * (RATIOS[i] as number), hi * (RATIOS[j] as number), qmax);
-      const e = blockError(x, len, c.scale, c.zp, qmax, bestErr);
-      if (e < bestErr) { bestErr = e; best = c; }
+/**
+ * Asymmetric search: candidates RTN and a 0.9-shrunken range, each refined by a least-squares fit
+ * x ≈ a·q + b over its codes (scale a, zero point −b/a rounded into range). The zero point's
+ * rounding makes a step non-monotone, so every candidate's error is measured and the least kept.
+ */
+function searchAsymmetric(x: Float32Array, off: number, len: number, lo: number, hi: number, xx: number, qmax: number): void {
+  asymParams(lo, hi, qmax);
+  let bestS = asymScale;
+  let bestZ = asymZp;
+  let bestErr = Infinity;
+  let sx = 0;
+  for (let i = off, end = off + len; i < end; i++) sx += x[i] as number;
+  for (const shrink of [1, 0.9]) {
+    asymParams(lo * shrink, hi * shrink, qmax);
+    let s = asymScale;
+    let z = asymZp;
+    for (let step = 0; ; step++) {
+      const inv = 1 / s;
+      let sq = 0, sqq = 0, sxq = 0;
+      for (let i = off, end = off + len; i < end; i++) {
+        const v = x[i] as number;
+        let q = (v * inv + ROUNDER) - ROUNDER + z;
+        q = q < 0 ? 0 : q > qmax ? qmax : q;
+        sq += q; sqq += q * q; sxq += v * q;
+      }
+      // c = q − z: Σxc = Σxq − zΣx, Σc² = Σq² − 2zΣq + n·z².
+      const e = sqErr(xx, s, sxq - z * sx, sqq - 2 * z * sq + len * z * z);
+      if (e < bestErr) { bestErr = e; bestS = s; bestZ = z; }
+      const den = len * sqq - sq * sq;
+      if (step === LS_STEPS || !(den > 0)) break;
+      const a = (len * sxq - sx * sq) / den;
+      if (!(a > 0)) break;
+      const zz = -((sx - a * sq) / len) / a;
+      s = saneScale(a);
+      z = zz < 0 ? 0 : zz > qmax ? qmax : (zz + ROUNDER) - ROUNDER;
     }
   }
-  for (let it = 0; it < 3; it++) {
-    const s = saneScale(leastSquaresScale(x, len, best.scale, best.zp, qmax));
-    const e = blockError(x, len, s, best.zp, qmax, bestErr);
-    if (!(e < bestErr)) break;
-    bestErr = e;
-    best = { scale: s, zp: best.zp };
+  asymScale = bestS;
+  asymZp = bestZ;
+}
+
+/** Output buffers and the quantization of one row (one output column n of W). */
+class RowEncoder {
+  readonly kBlocks: number;
+  readonly blob: number;
+  readonly packed: Uint8Array;
+  readonly scales: Float32Array;
+  readonly zp: Uint8Array;
+  signalSq = 0;
+  noiseSq = 0;
+  private readonly bits: number;
+  private readonly qmax: number;
+  private readonly mid: number;
+  private readonly logPerByte: number;
+
+  constructor(readonly K: number, readonly N: number, private readonly o: NBitsOptions) {
+    this.bits = o.bits;
+    this.kBlocks = Math.ceil(K / o.blockSize);
+    this.blob = (o.blockSize * o.bits) / 8;
+    this.qmax = (1 << o.bits) - 1;
+    this.mid = 1 << (o.bits - 1);
+    this.logPerByte = o.bits === 8 ? 0 : o.bits === 4 ? 1 : 2;
+    this.packed = new Uint8Array(N * this.kBlocks * this.blob);
+    this.scales = new Float32Array(N * this.kBlocks);
+    this.zp = new Uint8Array(N * this.kBlocks);
   }
-  return best;
+
+  /** Quantizes row n, read from x[off .. off + K). */
+  encodeRow(n: number, x: Float32Array, off: number): void {
+    const { K, kBlocks, qmax, mid, bits, logPerByte } = this;
+    const { blockSize, symmetric } = this.o;
+    const rtn = this.o.rtn ?? false;
+    const perMask = (1 << logPerByte) - 1;
+    const packed = this.packed;
+    let signal = 0;
+    let noise = 0;
+    for (let b = 0; b < kBlocks; b++) {
+      const start = off + b * blockSize;
+      const len = Math.min(blockSize, K - b * blockSize);
+      // Pass 1: range, Σx², and the finiteness check (v − v is NaN for NaN and ±Inf).
+      let m = 0, am = 0, lo = Infinity, hi = -Infinity, xx = 0;
+      for (let i = start, end = start + len; i < end; i++) {
+        const v = x[i] as number;
+        if (v - v !== 0) throw new NonFiniteWeight(n, i - off, v);
+        const av = v < 0 ? -v : v;
+        if (av > am) { am = av; m = v; }
+        if (v < lo) lo = v;
+        if (v > hi) hi = v;
+        xx += v * v;
+      }
+      let scale: number;
+      let z: number;
+      if (symmetric) {
+        z = mid;
+        if (m === 0) scale = 1;
+        else if (rtn) scale = saneScale(m / -mid);
+        else scale = searchSymmetric(x, start, len, m, xx, mid, qmax);
+      } else {
+        if (rtn || (lo === 0 && hi === 0)) asymParams(lo, hi, qmax);
+        else searchAsymmetric(x, start, len, lo, hi, xx, qmax);
+        scale = asymScale;
+        z = asymZp;
+      }
+      const p = n * kBlocks + b;
+      this.scales[p] = scale;
+      this.zp[p] = z;
+      const byteBase = p * this.blob;
+      // Final pass: codes, packing, and the reconstruction error against what ORT dequantizes.
+      // RTN reproduces MLAS BlockwiseQuantizer bit for bit: roundf(v · (1/scale) + zp), ties away
+      // from zero; the search rounds v / scale half to even, exactly as it scored it.
+      const invF = f(1 / scale);
+      const inv = 1 / scale;
+      for (let i = 0; i < len; i++) {
+        const v = x[start + i] as number;
+        let q = rtn ? roundHalfAway(f(f(v * invF) + z)) : (v * inv + ROUNDER) - ROUNDER + z;
+        q = q < 0 ? 0 : q > qmax ? qmax : q;
+        const d = v - f((q - z) * scale);
+        noise += d * d;
+        const byte = byteBase + (i >> logPerByte);
+        packed[byte] = (packed[byte] as number) | (q << ((i & perMask) * bits));
+      }
+      for (let i = len; i < blockSize; i++) {
+        const byte = byteBase + (i >> logPerByte);
+        packed[byte] = (packed[byte] as number) | (z << ((i & perMask) * bits));
+      }
+      signal += xx;
+    }
+    this.signalSq += signal;
+    this.noiseSq += noise;
+  }
+
+  finish(): NBitsWeights {
+    const { K, N, kBlocks, packed, scales, zp, bits, signalSq, noiseSq } = this;
+    const { blockSize, symmetric } = this.o;
+    let zeroPoints: Uint8Array | undefined;
+    if (!symmetric) {
+      const perByte = 8 / bits;
+      const zpBytes = Math.ceil((kBlocks * bits) / 8);
+      zeroPoints = new Uint8Array(N * zpBytes);
+      for (let n = 0; n < N; n++) {
+        for (let b = 0; b < kBlocks; b++) {
+          const byte = n * zpBytes + Math.floor(b / perByte);
+          zeroPoints[byte] = (zeroPoints[byte] as number) | ((zp[n * kBlocks + b] as number) << ((b % perByte) * bits));
+        }
+      }
+    }
+    let codes: Uint8Array | undefined;
+    return {
+      K, N, kBlocks, packed, scales, zeroPoints, zp, signalSq, noiseSq,
+      get codes(): Uint8Array {
+        codes ??= unpackCodes(packed, N * kBlocks * blockSize, bits);
+        return codes;
+      },
+    };
+  }
+}
+
+function unpackCodes(packed: Uint8Array, count: number, bits: number): Uint8Array {
+  const out = new Uint8Array(count);
+  const per = 8 / bits;
+  const mask = (1 << bits) - 1;
+  for (let i = 0; i < count; i++) out[i] = ((packed[Math.floor(i / per)] as number) >> ((i % per) * bits)) & mask;
+  return out;
 }
 
 /**
@@ -177,61 +315,47 @@ function chooseAsymmetric(x: Float32Array, len: number, bits: number, rtn: boole
  * decides the memory layout.
  */
 export function quantizeNBits(K: number, N: number, rowOf: (n: number, out: Float32Array) => void, o: NBitsOptions): NBitsWeights {
-  const { bits, blockSize } = o;
-  const kBlocks = Math.ceil(K / blockSize);
-  const blob = (blockSize * bits) / 8;
-  const perByte = 8 / bits;
-  const qmax = (1 << bits) - 1;
-  const packed = new Uint8Array(N * kBlocks * blob);
-  const scales = new Float32Array(N * kBlocks);
-  const zp = new Uint8Array(N * kBlocks);
-  const codes = new Uint8Array(N * kBlocks * blockSize);
+  const enc = new RowEncoder(K, N, o);
   const row = new Float32Array(K);
-  const block = new Float32Array(blockSize);
   for (let n = 0; n < N; n++) {
     rowOf(n, row);
-    for (let b = 0; b < kBlocks; b++) {
-      const start = b * blockSize;
-      const len = Math.min(blockSize, K - start);
-      for (let i = 0; i < len; i++) {
-        const v = row[start + i] as number;
-        if (!Number.isFinite(v)) throw new NonFiniteWeight(n, start + i, v);
-        block[i] = v;
-      }
-      const c = o.symmetric ? chooseSymmetric(block, len, bits, o.rtn ?? false) : chooseAsymmetric(block, len, bits, o.rtn ?? false);
-      const p = n * kBlocks + b;
-      scales[p] = c.scale;
-      zp[p] = c.zp;
-      const base = p * blockSize;
-      const byteBase = p * blob;
-      // RTN reproduces MLAS BlockwiseQuantizer bit for bit: roundf(v · (1/scale) + zp), ties away
-      // from zero; the search path rounds v · (1/scale) half to even, exactly as it scored it.
-      const inv = f(1 / c.scale);
-      for (let i = 0; i < blockSize; i++) {
-        let q = c.zp;
-        if (i < len) {
-          const v = block[i] as number;
-          q = o.rtn ? roundHalfAway(f(f(v * inv) + c.zp)) : roundHalfEven(f(v * inv)) + c.zp;
-          q = q < 0 ? 0 : q > qmax ? qmax : q;
-        }
-        codes[base + i] = q;
-        const byte = byteBase + Math.floor(i / perByte);
-        packed[byte] = (packed[byte] as number) | (q << ((i % perByte) * bits));
-      }
-    }
+    enc.encodeRow(n, row, 0);
   }
-  let zeroPoints: Uint8Array | undefined;
-  if (!o.symmetric) {
-    const zpBytes = Math.ceil((kBlocks * bits) / 8);
-    zeroPoints = new Uint8Array(N * zpBytes);
+  return enc.finish();
+}
+
+/** Columns transposed per panel: 16 floats = one 64-byte cache line of each row of W. */
+const PANEL = 16;
+
+/**
+ * The same for a whole matrix in memory: `data` is alpha⁻¹·W as stored, either [K, N] (MatMul B;
+ * `transposed` false) or [N, K] (Gemm with transB = 1). The [K, N] case transposes PANEL columns
+ * at a time into a small buffer, so reads stay sequential.
+ */
+export function quantizeNBitsMatrix(data: Float32Array, K: number, N: number, transposed: boolean, alpha: number, o: NBitsOptions): NBitsWeights {
+  const enc = new RowEncoder(K, N, o);
+  if (transposed && alpha === 1) {
+    for (let n = 0; n < N; n++) enc.encodeRow(n, data, n * K);
+    return enc.finish();
+  }
+  if (transposed) {
+    const row = new Float32Array(K);
     for (let n = 0; n < N; n++) {
-      for (let b = 0; b < kBlocks; b++) {
-        const byte = n * zpBytes + Math.floor(b / perByte);
-        zeroPoints[byte] = (zeroPoints[byte] as number) | ((zp[n * kBlocks + b] as number) << ((b % perByte) * bits));
-      }
+      for (let k = 0; k < K; k++) row[k] = alpha * (data[n * K + k] as number);
+      enc.encodeRow(n, row, 0);
     }
+    return enc.finish();
   }
-  return { K, N, kBlocks, packed, scales, zeroPoints, codes, zp };
+  const panel = new Float32Array(PANEL * K);
+  for (let n0 = 0; n0 < N; n0 += PANEL) {
+    const w = Math.min(PANEL, N - n0);
+    for (let k = 0; k < K; k++) {
+      const src = k * N + n0;
+      for (let j = 0; j < w; j++) panel[j * K + k] = alpha * (data[src + j] as number);
+    }
+    for (let j = 0; j < w; j++) enc.encodeRow(n0 + j, panel, j * K);
+  }
+  return enc.finish();
 }
 
 /** W[k, n] as MatMulNBits dequantizes it, row-major [K, N]. */
@@ -247,9 +371,7 @@ export function dequantizeNBits(w: NBitsWeights, blockSize: number): Float32Arra
   return out;
 }
 
-/** Thrown (and turned into a QuantkitError naming the tensor by the caller) on NaN/Inf weights. */
-export class NonFiniteWeight extends Error {
-  constructor(readonly row: number, readonly col: number, readonly value: number) {
-    super(`non-finite weight ${value} at output ${row}, input ${col}`);
-  }
+/** SQNR in dB from the sums the quantizer kept (Infinity when exact), as quant/metrics sqnrDb. */
+export function nbitsSqnrDb(w: NBitsWeights): number {
+  return w.noiseSq === 0 ? Infinity : 10 * Math.log10(w.signalSq / w.noiseSq);
 }
