@@ -6,21 +6,16 @@ import { makeModel, type NodeSpec } from '../src/io/onnx/build.js';
 import { decodeModel, encodeModel } from '../src/io/onnx/proto.js';
 import { readNpy } from '../src/io/npy/npy.js';
 import { runModel } from '../src/interp/run.js';
+import { mulberry32 } from '../src/quant/prng.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import { REPO } from './helpers/cli.js';
 
 // The float ops of the reference interpreter against ONNX Runtime's CPU kernels. The interpreter
 // accumulates in float64 and rounds once; ORT accumulates in fp32, so agreement is to ~1e-5.
 
-function rng(seed: number) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
-  };
+function rng(seed: number): () => number {
+  const uniform = mulberry32(seed);
+  return () => uniform() * 2 - 1;
 }
 
 function randomTensor(dims: number[], seed: number): Tensor {

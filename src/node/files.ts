@@ -150,10 +150,12 @@ function statOrUndefined(path: string) {
 }
 
 function writeFailed(path: string, e: unknown): QuantkitError {
+  if (e instanceof QuantkitError) return e;
   return new QuantkitError('QK_OUTPUT_WRITE_FAILED', `cannot write ${path} (${errnoOf(e)})`, 'check the folder exists, is writable, and the disk has space');
 }
 
-function checkOutput(target: string, options: WriteOptions): void {
+/** Refuses a missing folder, an output that is an input (also through links), a folder, or an existing file without force. */
+export function checkOutput(target: string, options: WriteOptions): void {
   const folder = statOrUndefined(dirname(target));
   if (!folder?.isDirectory()) {
     throw new QuantkitError('QK_OUTPUT_DIR_MISSING', `the folder of ${target} does not exist`, 'create the folder first');
@@ -179,36 +181,45 @@ function checkOutput(target: string, options: WriteOptions): void {
 export async function writeFileAtomic(path: string, chunks: Iterable<Uint8Array> | AsyncIterable<Uint8Array>, options: WriteOptions): Promise<void> {
   const target = resolve(path);
   checkOutput(target, options);
-  const tmp = join(dirname(target), `.${basename(target)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-  let handle: FileHandle | undefined;
-  let tmpExists = false;
+  const tmp = await writeTemp(target, chunks);
   try {
-    try {
-      handle = await open(tmp, 'wx');
-      tmpExists = true;
-    } catch (e) {
-      throw writeFailed(target, e);
-    }
-    for await (const chunk of chunks) {
-      let done = 0;
-      while (done < chunk.length) {
-        const { bytesWritten } = await handle.write(chunk, done, chunk.length - done).catch((e: unknown) => { throw writeFailed(target, e); });
-        done += bytesWritten;
-      }
-    }
-    await handle.sync().catch((e: unknown) => { throw writeFailed(target, e); });
-    await handle.close();
-    handle = undefined;
     await publish(tmp, target, options.force);
-    tmpExists = false;
   } finally {
-    if (handle) await handle.close().catch(() => undefined);
-    if (tmpExists) await unlink(tmp).catch(() => undefined);
+    await unlink(tmp).catch(() => undefined);
   }
   await syncFolder(dirname(target));
 }
 
-async function publish(tmp: string, target: string, force: boolean): Promise<void> {
+/** Streams `chunks` into a fresh, fsynced temp file beside `target` and returns its path; removes it on failure. */
+export async function writeTemp(target: string, chunks: Iterable<Uint8Array> | AsyncIterable<Uint8Array>): Promise<string> {
+  const tmp = join(dirname(target), `.${basename(target)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  let handle: FileHandle | undefined;
+  try {
+    handle = await open(tmp, 'wx');
+  } catch (e) {
+    throw writeFailed(target, e);
+  }
+  try {
+    for await (const chunk of chunks) {
+      let done = 0;
+      while (done < chunk.length) {
+        const { bytesWritten } = await handle.write(chunk, done, chunk.length - done);
+        done += bytesWritten;
+      }
+    }
+    await handle.sync();
+    await handle.close();
+    handle = undefined;
+    return tmp;
+  } catch (e) {
+    if (handle) await handle.close().catch(() => undefined);
+    await unlink(tmp).catch(() => undefined);
+    throw writeFailed(target, e);
+  }
+}
+
+/** Moves a finished temp file to `target`; without force, never over a file that exists by then. */
+export async function publish(tmp: string, target: string, force: boolean): Promise<void> {
   if (force) {
     await rename(tmp, target).catch((e: unknown) => { throw writeFailed(target, e); });
     return;
@@ -227,7 +238,7 @@ async function publish(tmp: string, target: string, force: boolean): Promise<voi
 }
 
 /** Makes the rename itself durable; best effort (not every platform can fsync a folder). */
-async function syncFolder(dir: string): Promise<void> {
+export async function syncFolder(dir: string): Promise<void> {
   let h: FileHandle | undefined;
   try {
     h = await open(dir, 'r');

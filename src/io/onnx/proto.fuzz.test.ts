@@ -5,7 +5,7 @@ import { makeTensor } from '../../tensor/tensor.js';
 import { attributeValue } from './attribute.js';
 import { makeModel } from './build.js';
 import { decodeModel, encodeModel } from './proto.js';
-import { prng } from './prng.test-util.js';
+import { mulberry32 as prng } from '../../quant/prng.js';
 import { tensorFromProto } from './tensor.js';
 
 const ITERATIONS = Number(process.env.QK_FUZZ_ITERATIONS ?? 400);

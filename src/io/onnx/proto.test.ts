@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { prng } from './prng.test-util.js';
+import { mulberry32 as prng } from '../../quant/prng.js';
 import { isQuantkitError, type QuantkitError } from '../../errors.js';
 import { attributeValue } from './attribute.js';
 import { ModelProtoSchema, TensorProtoSchema, decodeModel, decodeTensorProto, encodeModel, encodeTensorProto, equals } from './proto.js';
