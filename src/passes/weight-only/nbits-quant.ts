@@ -77,6 +77,14 @@ export class NonFiniteWeight extends Error {
   }
 }
 
+function throwNonFinite(x: Float32Array, start: number, len: number, n: number, off: number): never {
+  for (let i = start; i < start + len; i++) {
+    const v = x[i] as number;
+    if (!Number.isFinite(v)) throw new NonFiniteWeight(n, i - off, v);
+  }
+  throw new Error('unreachable: a non-finite sum of squares of finite float32 values');
+}
+
 // Scratch for the sums of one pass (no allocation per block).
 const SUMS = new Float64Array(8);
 
@@ -223,16 +231,34 @@ class RowEncoder {
     for (let b = 0; b < kBlocks; b++) {
       const start = off + b * blockSize;
       const len = Math.min(blockSize, K - b * blockSize);
-      // Pass 1: range, Σx², and the finiteness check (v − v is NaN for NaN and ±Inf).
-      let m = 0, am = 0, lo = Infinity, hi = -Infinity, xx = 0;
-      for (let i = start, end = start + len; i < end; i++) {
-        const v = x[i] as number;
-        if (v - v !== 0) throw new NonFiniteWeight(n, i - off, v);
-        const av = v < 0 ? -v : v;
-        if (av > am) { am = av; m = v; }
-        if (v < lo) lo = v;
-        if (v > hi) hi = v;
-        xx += v * v;
+      // Pass 1: Σx² and the range. Data-dependent branches mispredict on random weights, so the
+      // loop keeps only branch-free Math.max/abs; the finiteness check rides on Σx² (NaN or ±Inf
+      // in, non-finite sum out — a float32 squared cannot overflow a double).
+      let am = 0, xx = 0, lo = 0, hi = 0;
+      if (symmetric) {
+        for (let i = start, end = start + len; i < end; i++) {
+          const v = x[i] as number;
+          am = Math.max(am, Math.abs(v));
+          xx += v * v;
+        }
+      } else {
+        lo = Infinity;
+        hi = -Infinity;
+        for (let i = start, end = start + len; i < end; i++) {
+          const v = x[i] as number;
+          lo = Math.min(lo, v);
+          hi = Math.max(hi, v);
+          xx += v * v;
+        }
+      }
+      if (!(xx < Infinity)) throwNonFinite(x, start, len, n, off);
+      // m: the FIRST value of largest magnitude, as MLAS picks it (matters only for ties ±m).
+      let m = 0;
+      if (symmetric && am > 0) {
+        for (let i = start; ; i++) {
+          const v = x[i] as number;
+          if (Math.abs(v) === am) { m = v; break; }
+        }
       }
       let scale: number;
       let z: number;
