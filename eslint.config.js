@@ -44,7 +44,7 @@ const layerRules = ALL.map((layer) => {
 });
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'models/**', 'scripts/**'] },
+  { ignores: ['dist/**', 'node_modules/**', 'models/**', 'scripts/**/*.py'] },
   ...tseslint.configs.recommended,
   {
     rules: {

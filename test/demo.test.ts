@@ -4,7 +4,12 @@ import { join } from 'node:path';
 import { Command } from 'commander';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { registerDemo } from '../src/cli/commands/demo.js';
-import { combinedSqnrDb, demoVariants, runDemo, type DemoModelResult, type DemoRow } from '../src/flows/demo.js';
+import * as ort from 'onnxruntime-node';
+import { augmentedModelBytes } from '../src/flows/calibrate.js';
+import { combinedSqnrDb, DEMO_CALIB_METHODS, demoVariants, runDemo, variantsForModel, type DemoModelResult, type DemoRow } from '../src/flows/demo.js';
+import { modelFromProto } from '../src/graph/from-onnx.js';
+import { decodeModel } from '../src/io/onnx/proto.js';
+import type { Tensor } from '../src/tensor/tensor.js';
 import { classifierAccuracy, lmPerplexity } from '../src/flows/evaluate.js';
 import { readNpy } from '../src/io/npy/npy.js';
 import { SCHEME_NAMES } from '../src/passes/weight-only/index.js';
@@ -36,6 +41,18 @@ describe('demoVariants', () => {
     expect(new Set(v.map((x) => x.label)).size).toBe(v.length);
   });
 
+  it('activation schemes: int8-dynamic once, int8-static per range method without and with SmoothQuant', () => {
+    const v = demoVariants();
+    expect(v.filter((x) => x.scheme === 'int8-dynamic').map((x) => x.label)).toEqual(['int8-dynamic']);
+    expect(v.filter((x) => x.scheme === 'int8-static').map((x) => x.label)).toEqual([
+      'int8-static minmax', 'int8-static percentile', 'int8-static entropy', 'int8-static mse',
+      'int8-static+sq minmax', 'int8-static+sq percentile', 'int8-static+sq entropy', 'int8-static+sq mse',
+    ]);
+    // A model without MatMul activations (the CNN) runs every row but the SmoothQuant ones.
+    expect(variantsForModel(v, false)).toHaveLength(v.length - DEMO_CALIB_METHODS.length);
+    expect(variantsForModel(v, true)).toHaveLength(v.length);
+  });
+
   it('filters by scheme or label, and names an unknown one', () => {
     expect(demoVariants(['int8', 'nf4 b64']).map((x) => x.label)).toEqual(['int8', 'nf4 b64']);
     expect(() => demoVariants(['int3'])).toThrow(/unknown scheme 'int3'/);
@@ -57,7 +74,7 @@ describe('quantkit demo on the shipped LM', () => {
   beforeAll(async () => {
     if (!existsSync(join(MODELS, 'lm.onnx'))) throw new Error('models/lm.onnx is missing: run scripts/models/make_models.py (see its header)');
     out = mkdtempSync(join(tmpdir(), 'qk-demo-'));
-    const r = await runDemo({ models: ['lm'], schemes: ['fp16', 'int8', 'q4', 'nf4 b64'], outDir: out, warmRuns: 1, timedRuns: 3 });
+    const r = await runDemo({ models: ['lm'], schemes: ['fp16', 'int8', 'q4', 'nf4 b64', 'int8-dynamic', 'int8-static'], outDir: out, warmRuns: 1, timedRuns: 3 });
     lm = r.models[0] as DemoModelResult;
   });
 
@@ -86,6 +103,61 @@ describe('quantkit demo on the shipped LM', () => {
     expect(row(lm, 'nf4 b64').quality).toBeLessThan(row(lm, 'q4-rtn b64').quality);
   });
 
+  it('int8-dynamic: perplexity within +1 % of fp32', () => {
+    expect(row(lm, 'int8-dynamic').qualityChange).toBeLessThan(0.01);
+  });
+
+  it('int8-static: every method within +1 %, SmoothQuant rows within +0.5 %, and SmoothQuant helps min-max', () => {
+    for (const m of DEMO_CALIB_METHODS) {
+      expect(row(lm, `int8-static ${m}`).qualityChange, m).toBeLessThan(0.01);
+      expect(row(lm, `int8-static+sq ${m}`).qualityChange, `${m} + SmoothQuant`).toBeLessThan(0.005);
+    }
+    expect(row(lm, 'int8-static+sq minmax').quality).toBeLessThan(row(lm, 'int8-static minmax').quality);
+  });
+
+  it('activation rows store the int8 row\'s weights: the same weight SQNR by another code path', () => {
+    const int8 = row(lm, 'int8').weightSqnrDb as number;
+    for (const label of ['int8-dynamic', ...DEMO_CALIB_METHODS.map((m) => `int8-static ${m}`)]) {
+      expect(row(lm, label).weightSqnrDb as number, label).toBeCloseTo(int8, 2);
+    }
+    // SmoothQuant rescales the weights first: no weight-format SQNR for those rows.
+    expect(row(lm, 'int8-static+sq mse').weightSqnrDb).toBeNull();
+  });
+
+  it('calibration plots: the tensors whose ranges differ most, each method\'s range, min-max = what ORT sees on lm-calib.npy', async () => {
+    expect(lm.calibration).toHaveLength(3);
+    for (const c of lm.calibration) {
+      expect(c.thresholds.map((t) => t.method)).toEqual(['minmax', 'percentile:99.99', 'entropy', 'mse']);
+      const [mm, pct] = c.thresholds;
+      // min-max is the observed range, which the histogram spans; percentile clips inside it.
+      expect(mm?.lo).toBe(c.histogram.min);
+      expect(mm?.hi).toBe(c.histogram.max);
+      for (const t of c.thresholds) expect(t.hi - t.lo, t.method).toBeLessThanOrEqual((mm?.hi ?? 0) - (mm?.lo ?? 0));
+      expect((pct?.hi ?? Infinity) - (pct?.lo ?? 0)).toBeLessThan((mm?.hi ?? 0) - (mm?.lo ?? 0));
+    }
+    // Independent truth: the first plotted tensor read straight from ONNX Runtime on the
+    // calibration set has exactly that range and that many values; on the eval set it differs.
+    const plot = lm.calibration[0] as DemoModelResult['calibration'][number];
+    const model = modelFromProto(decodeModel(readFileSync(join(MODELS, 'lm.onnx'))));
+    const session = await ort.InferenceSession.create(augmentedModelBytes(model, [plot.tensor]));
+    const observe = async (ids: Tensor, context: number) => {
+      const [n, width] = ids.dims as [number, number];
+      const data = new BigInt64Array(n * context);
+      for (let i = 0; i < n; i++) data.set((ids.data as BigInt64Array).subarray(i * width, i * width + context), i * context);
+      const out = (await session.run({ input_ids: new ort.Tensor('int64', data, [n, context]) }, [plot.tensor]))[plot.tensor]?.data as Float32Array;
+      let lo = Infinity, hi = -Infinity;
+      for (const v of out) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
+      return { lo, hi, count: out.length };
+    };
+    const calib = await observe(readNpy(readFileSync(join(MODELS, 'lm-calib.npy'))), 64);
+    const evalSet = await observe(readNpy(readFileSync(join(MODELS, 'lm-eval.npy'))), 64);
+    await session.release();
+    expect(plot.thresholds[0]?.lo).toBe(calib.lo);
+    expect(plot.thresholds[0]?.hi).toBe(calib.hi);
+    expect(plot.histogram.counts.reduce((a, b) => a + b, 0)).toBe(calib.count);
+    expect(evalSet.hi).not.toBe(calib.hi);
+  });
+
   it('the fp32 row equals a direct evaluation and what PyTorch measured (metrics.json)', async () => {
     const windows = readNpy(readFileSync(join(MODELS, 'lm-eval.npy')));
     const direct = await lmPerplexity(new Uint8Array(readFileSync(join(MODELS, 'lm.onnx'))), windows);
@@ -109,18 +181,49 @@ describe('quantkit demo on the shipped LM', () => {
 });
 
 describe('quantkit demo on the shipped CNN', () => {
-  it('every scheme of the table keeps accuracy within 1 point of fp32, and fp32 matches a direct evaluation', async () => {
+  let cnn: DemoModelResult;
+  let fp32Accuracy = NaN;
+  let outDir: string | undefined = '';
+
+  beforeAll(async () => {
     const r = await runDemo({ models: ['cnn'], warmRuns: 1, timedRuns: 3 });
-    const cnn = r.models[0] as DemoModelResult;
-    expect(cnn.rows).toHaveLength(demoVariants().length + 1);
+    cnn = r.models[0] as DemoModelResult;
+    outDir = r.outDir;
     const x = readNpy(readFileSync(join(MODELS, 'cnn-test-x.npy')));
     const y = readNpy(readFileSync(join(MODELS, 'cnn-test-y.npy')));
-    const direct = await classifierAccuracy(new Uint8Array(readFileSync(join(MODELS, 'cnn.onnx'))), x, y);
-    expect(row(cnn, 'fp32').quality).toBe(direct.accuracy);
-    expect(direct.accuracy).toBeCloseTo(metrics.cnn.test_accuracy, 5);
-    for (const q of cnn.rows) expect(q.quality, q.scheme).toBeGreaterThan(direct.accuracy - 0.01);
+    fp32Accuracy = (await classifierAccuracy(new Uint8Array(readFileSync(join(MODELS, 'cnn.onnx'))), x, y)).accuracy;
+  });
+
+  it('every scheme of the table keeps accuracy within 1 point of fp32, and fp32 matches a direct evaluation', () => {
+    // No MatMul activations: SmoothQuant rows are left out.
+    expect(cnn.rows).toHaveLength(variantsForModel(demoVariants(), false).length + 1);
+    expect(row(cnn, 'fp32').quality).toBe(fp32Accuracy);
+    expect(fp32Accuracy).toBeCloseTo(metrics.cnn.test_accuracy, 5);
+    for (const q of cnn.rows) expect(q.quality, q.scheme).toBeGreaterThan(fp32Accuracy - 0.01);
     for (const q of cnn.rows.slice(1)) expect(q.latencyRatio, q.scheme).toBeGreaterThan(0);
-    expect(r.outDir).toBeUndefined();
+    expect(outDir).toBeUndefined();
+  });
+
+  it('digits CNN int8-static drops ≤ 0.5 % accuracy with every range method; int8-dynamic too', () => {
+    for (const m of DEMO_CALIB_METHODS) expect(row(cnn, `int8-static ${m}`).quality, m).toBeGreaterThanOrEqual(fp32Accuracy - 0.005);
+    expect(row(cnn, 'int8-dynamic').quality).toBeGreaterThanOrEqual(fp32Accuracy - 0.005);
+    expect(cnn.rows.some((r) => r.scheme.startsWith('int8-static+sq'))).toBe(false);
+  });
+
+  it('calibration plots: Relu outputs (range starts at 0), methods disagreeing most first', () => {
+    expect(cnn.calibration).toHaveLength(3);
+    const spread = (c: DemoModelResult['calibration'][number]) => {
+      const his = c.thresholds.map((t) => t.hi);
+      return (Math.max(...his) - Math.min(...his)) / (c.histogram.max - c.histogram.min);
+    };
+    for (const c of cnn.calibration) {
+      expect(c.tensor).toMatch(/Relu/);
+      expect(c.thresholds.map((t) => t.lo)).toEqual([0, 0, 0, 0]);
+    }
+    const spreads = cnn.calibration.map(spread);
+    expect([...spreads].sort((a, b) => b - a)).toEqual(spreads);
+    // 128 calibration images: the plotted histograms count every value of the tensor over them.
+    for (const c of cnn.calibration) expect(c.histogram.counts.reduce((a, b) => a + b, 0) % 128).toBe(0);
   });
 });
 

@@ -5,6 +5,7 @@ import * as ort from 'onnxruntime-node';
 import { QuantkitError } from '../errors.js';
 import { readNpy } from '../io/npy/npy.js';
 import type { Tensor } from '../tensor/tensor.js';
+import type { CalibrationData } from './calibrate.js';
 import { classifierAccuracy, lmPerplexity } from './evaluate.js';
 
 /*
@@ -36,6 +37,11 @@ export interface DemoModel {
   evaluate(session: ort.InferenceSession): Promise<Quality>;
   /** A small batch for timing (the latency of one request, not of the whole evaluation set). */
   readonly latencyFeeds: Record<string, ort.Tensor>;
+  /**
+   * The shipped calibration set by graph input name (int8-static): samples apart from the
+   * evaluation set, so a calibrated range never sees the data it is scored on. Read when called.
+   */
+  calibrationData(): CalibrationData;
 }
 
 const MISSING_HINT = 'reinstall quantkit, or run scripts/models/make_models.py to make the shipped models';
@@ -67,6 +73,14 @@ function lmModel(dir: string): DemoModel {
       return { value: r.perplexity, bitsPerChar: r.crossEntropy / Math.LN2 };
     },
     latencyFeeds: { input_ids: new ort.Tensor('int64', latency, [n, context]) },
+    calibrationData() {
+      // lm-calib.npy: int64 [samples, context], windows of the training text.
+      const calib = npy(dir, 'lm-calib.npy');
+      if (!(calib.data instanceof BigInt64Array) || calib.dims.length !== 2 || calib.dims[1] !== context) {
+        throw new QuantkitError('QK_DEMO_BAD_DATA', `${join(dir, 'lm-calib.npy')} is ${calib.dtype}[${calib.dims.join(', ')}], expected int64 [samples, ${context}]`, MISSING_HINT);
+      }
+      return new Map([['input_ids', calib]]);
+    },
   };
 }
 
@@ -89,6 +103,13 @@ function cnnModel(dir: string): DemoModel {
       return { value: r.accuracy, logits: r.logits };
     },
     latencyFeeds: { input: new ort.Tensor('float32', x.data.slice(0, n * per), [n, ...x.dims.slice(1)]) },
+    calibrationData() {
+      const calib = npy(dir, 'cnn-calib-x.npy');
+      if (!(calib.data instanceof Float32Array) || calib.dims.slice(1).join() !== x.dims.slice(1).join()) {
+        throw new QuantkitError('QK_DEMO_BAD_DATA', `${join(dir, 'cnn-calib-x.npy')} is ${calib.dtype}[${calib.dims.join(', ')}], expected float32 [samples, ${x.dims.slice(1).join(', ')}]`, MISSING_HINT);
+      }
+      return new Map([['input', calib]]);
+    },
   };
 }
 

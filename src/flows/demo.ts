@@ -3,12 +3,22 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { QuantkitError } from '../errors.js';
 import { modelFromProto } from '../graph/from-onnx.js';
-import { decodeModel } from '../io/onnx/proto.js';
 import { foldBatchNorm } from '../passes/fold-batchnorm.js';
 import { SCHEMES, SCHEME_NAMES, type LayerReport, type SchemeName } from '../passes/weight-only/index.js';
+import { DEFAULT_PERCENTILE, parseCalibMethod } from '../calib/method.js';
+import { modelToProto } from '../graph/to-onnx.js';
+import { removeDeadNodes } from '../graph/topology.js';
+import { decodeModel, encodeModel } from '../io/onnx/proto.js';
+import { quantizeDynamic } from '../passes/activation/dynamic.js';
+import { intAttr, quantizeWeightPerChannel } from '../passes/activation/graph-util.js';
+import { planStaticQuant } from '../passes/activation/plan.js';
+import type { QuantizedTensorReport } from '../passes/activation/qdq.js';
+import { findSmoothSites } from '../passes/activation/smoothquant.js';
+import { sqnrDb } from '../quant/metrics.js';
+import { ACTIVATION_SCHEMES, calibrateRanges, quantizeStatic, type ActivationScheme, type CalibrationData } from './calibrate.js';
 import { quantizeModelBytes } from './quantize.js';
 import { DEMO_MODEL_NAMES, loadDemoModel, meanAbsDiff, openDemoSession, SHIPPED_MODELS_DIR, timePair, type DemoModel, type DemoModelName } from './demo-models.js';
-import { histogram, weightGrids, type LayerWeights, type ModelReport, type ReportData, type SchemeRow } from './report-data.js';
+import { histogram, rebinHistogram, thresholdSpread, weightGrids, type CalibrationPlot, type CalibrationThreshold, type LayerWeights, type ModelReport, type ReportData, type SchemeRow } from './report-data.js';
 
 /*
  * `quantkit demo`: every scheme the scheme table has, on each shipped model, measured in ONNX
@@ -16,44 +26,85 @@ import { histogram, weightGrids, type LayerWeights, type ModelReport, type Repor
  * Nothing in the table is typed in: change a scheme and its row changes.
  */
 
-/** One row of the demo: a scheme of the table with the options the demo sweeps. */
-export interface DemoVariant {
-  /** Row label, e.g. 'q4 b32' or 'q4-rtn b64'. */
+/** One row of the demo: a scheme with the options the demo sweeps. */
+export type DemoVariant = WeightOnlyVariant | DynamicVariant | StaticVariant;
+
+interface VariantBase {
+  /** Row label, e.g. 'q4 b32', 'q4-rtn b64', 'int8-static entropy', 'int8-static+sq mse'. */
   readonly label: string;
+}
+export interface WeightOnlyVariant extends VariantBase {
+  readonly kind: 'weight-only';
   readonly scheme: SchemeName;
   readonly blockSize?: number;
   readonly rtn?: boolean;
+}
+export interface DynamicVariant extends VariantBase {
+  readonly kind: 'int8-dynamic';
+  readonly scheme: 'int8-dynamic';
+}
+export interface StaticVariant extends VariantBase {
+  readonly kind: 'int8-static';
+  readonly scheme: 'int8-static';
+  /** `--method` text. */
+  readonly method: string;
+  /** SmoothQuant α; such a row runs only on a model with MatMul activations to smooth. */
+  readonly smoothQuant?: number;
 }
 
 /** Block sizes swept for every block-wise scheme (MatMulNBits / MatMulBnb4). */
 export const DEMO_BLOCK_SIZES = [32, 64, 128] as const;
 /** Round-to-nearest q4 (ONNX Runtime's own quantizer) at this block size, the "int4 absmax" baseline NF4 is held against. */
 const RTN_BLOCK_SIZE = 64;
+/**
+ * The range methods compared for int8-static. calib/method.ts has no list of its methods to
+ * enumerate; moving-average is left out on purpose: over a fixed calibration set it is min-max
+ * with lag (it exists for streams and QAT), so it would add a row and no insight.
+ */
+export const DEMO_CALIB_METHODS = ['minmax', 'percentile', 'entropy', 'mse'] as const;
+/** `quantize --smoothquant` without a value uses 0.5 (Xiao et al.'s default). */
+export const DEMO_SMOOTHQUANT_ALPHA = 0.5;
+
+/** The rows each activation scheme gives; keyed by the scheme list so a new scheme must add its entry. */
+const ACTIVATION_VARIANTS: Readonly<Record<ActivationScheme, () => DemoVariant[]>> = {
+  'int8-dynamic': () => [{ kind: 'int8-dynamic', label: 'int8-dynamic', scheme: 'int8-dynamic' }],
+  'int8-static': () => [
+    ...DEMO_CALIB_METHODS.map((method): StaticVariant => ({ kind: 'int8-static', label: `int8-static ${method}`, scheme: 'int8-static', method })),
+    ...DEMO_CALIB_METHODS.map((method): StaticVariant => ({ kind: 'int8-static', label: `int8-static+sq ${method}`, scheme: 'int8-static', method, smoothQuant: DEMO_SMOOTHQUANT_ALPHA })),
+  ],
+};
 
 /**
- * The rows, enumerated from the scheme table: a scheme without blocks gives one row; a block-wise
- * scheme one row per block size; a symmetric integer 4-bit scheme also its plain round-to-nearest
- * form. `only` filters by scheme name or label.
+ * The rows, enumerated from the scheme tables: a weight-only scheme without blocks gives one row;
+ * a block-wise one a row per block size; a symmetric integer 4-bit scheme also its plain
+ * round-to-nearest form; then each activation scheme its rows (int8-static: one per range method,
+ * without and with SmoothQuant). `only` filters by scheme name or label.
  */
 export function demoVariants(only?: readonly string[]): DemoVariant[] {
   const out: DemoVariant[] = [];
   for (const name of SCHEME_NAMES) {
     const s = SCHEMES[name];
     if (!('defaultBlockSize' in s)) {
-      out.push({ label: name, scheme: name });
+      out.push({ kind: 'weight-only', label: name, scheme: name });
       continue;
     }
-    for (const b of DEMO_BLOCK_SIZES) out.push({ label: `${name} b${b}`, scheme: name, blockSize: b });
-    if (s.kind === 'nbits' && s.symmetric && s.bits === 4) out.push({ label: `${name}-rtn b${RTN_BLOCK_SIZE}`, scheme: name, blockSize: RTN_BLOCK_SIZE, rtn: true });
+    for (const b of DEMO_BLOCK_SIZES) out.push({ kind: 'weight-only', label: `${name} b${b}`, scheme: name, blockSize: b });
+    if (s.kind === 'nbits' && s.symmetric && s.bits === 4) out.push({ kind: 'weight-only', label: `${name}-rtn b${RTN_BLOCK_SIZE}`, scheme: name, blockSize: RTN_BLOCK_SIZE, rtn: true });
   }
+  for (const a of ACTIVATION_SCHEMES) out.push(...ACTIVATION_VARIANTS[a]());
   if (!only || only.length === 0) return out;
   const wanted = new Set(only);
   const picked = out.filter((v) => wanted.has(v.scheme) || wanted.has(v.label));
   const unknown = only.filter((w) => !out.some((v) => v.scheme === w || v.label === w));
   if (unknown.length > 0) {
-    throw new QuantkitError('QK_UNKNOWN_SCHEME', `unknown scheme ${unknown.map((u) => `'${u}'`).join(', ')} for the demo`, `use scheme names (${SCHEME_NAMES.join(', ')}) or row labels such as 'q4 b64'`);
+    throw new QuantkitError('QK_UNKNOWN_SCHEME', `unknown scheme ${unknown.map((u) => `'${u}'`).join(', ')} for the demo`, `use scheme names (${[...SCHEME_NAMES, ...ACTIVATION_SCHEMES].join(', ')}) or row labels such as 'q4 b64' or 'int8-static entropy'`);
   }
   return picked;
+}
+
+/** The variants a model can run: SmoothQuant rows need MatMul activations to smooth (the CNN has none). */
+export function variantsForModel(variants: readonly DemoVariant[], hasSmoothSites: boolean): DemoVariant[] {
+  return variants.filter((v) => hasSmoothSites || v.kind !== 'int8-static' || v.smoothQuant === undefined);
 }
 
 export interface DemoProgress {
@@ -75,8 +126,10 @@ export interface DemoOptions {
   /** Untimed and timed runs of the latency batch per row (default 3 and 15). */
   readonly warmRuns?: number;
   readonly timedRuns?: number;
-  /** Weight histogram bins in the report (default 80). */
+  /** Weight and activation histogram bins in the report (default 80). */
   readonly histogramBins?: number;
+  /** Activation tensors per model whose calibration ranges the report plots (default 3). */
+  readonly calibrationPlots?: number;
 }
 
 export interface DemoRow extends SchemeRow {
@@ -96,21 +149,56 @@ export interface DemoResult {
   readonly seconds: number;
 }
 
-interface Weights { readonly name: string; readonly dims: readonly number[]; readonly values: Float32Array; readonly energy: number }
+interface Weights {
+  readonly name: string;
+  readonly dims: readonly number[];
+  readonly values: Float32Array;
+  readonly energy: number;
+  /** Output-channel axis when a Conv/Gemm/MatMul reads it as its weight (int8 per-channel scales). */
+  readonly channelAxis: number | undefined;
+}
 
-/** The fp32 weights the schemes quantize: after BatchNormalization folding, as quantizeModel does. */
-function readWeights(model: DemoModel): Map<string, Weights> {
+/**
+ * The fp32 weights the schemes quantize: after BatchNormalization folding, as quantizeModel does;
+ * and whether the model has MatMul activations SmoothQuant can smooth.
+ */
+function readWeights(model: DemoModel): { weights: Map<string, Weights>; hasSmoothSites: boolean } {
   const m = modelFromProto(decodeModel(readFileSync(model.file), model.file), { label: model.file });
   foldBatchNorm(m);
-  const out = new Map<string, Weights>();
+  // The axes passes/activation gives its s8 per-channel weights: Conv 0, Gemm by transB, MatMul last.
+  const axes = new Map<string, number>();
+  for (const n of m.graph.nodes) {
+    const w = n.inputs[1];
+    if (w === undefined || n.domain !== '') continue;
+    if (n.opType === 'Conv') axes.set(w, 0);
+    else if (n.opType === 'Gemm') axes.set(w, intAttr(n, 'transB', 0) === 1 ? 0 : 1);
+    else if (n.opType === 'MatMul') axes.set(w, -1);
+  }
+  const weights = new Map<string, Weights>();
   for (const init of m.graph.initializers.values()) {
     if (init.dtype !== 'float32' || init.dims.length < 2) continue;
     const values = init.load().data as Float32Array;
     let energy = 0;
     for (let i = 0; i < values.length; i++) energy += (values[i] as number) * (values[i] as number);
-    out.set(init.name, { name: init.name, dims: init.dims, values, energy });
+    const axis = axes.get(init.name);
+    weights.set(init.name, { name: init.name, dims: init.dims, values, energy, channelAxis: axis === -1 ? init.dims.length - 1 : axis });
   }
-  return out;
+  return { weights, hasSmoothSites: findSmoothSites(m).length > 0 };
+}
+
+/**
+ * SQNR of a weight stored as the activation schemes store it (s8 per channel, [-127, 127],
+ * scale max|w|/127: passes/activation/graph-util.ts), dequantized as DequantizeLinear does.
+ */
+function int8ChannelSqnrDb(w: Weights): number | null {
+  if (w.channelAxis === undefined) return null;
+  const { codes, scales } = quantizeWeightPerChannel(w.values, w.dims, w.channelAxis, w.name);
+  let inner = 1;
+  for (let d = w.channelAxis + 1; d < w.dims.length; d++) inner *= w.dims[d] as number;
+  const channels = w.dims[w.channelAxis] as number;
+  const back = new Float32Array(codes.length);
+  for (let i = 0; i < codes.length; i++) back[i] = (codes[i] as number) * (scales[Math.floor(i / inner) % channels] as number);
+  return sqnrDb(w.values, back);
 }
 
 /**
@@ -145,10 +233,92 @@ function fileLabel(label: string): string {
   return label.replace(/[^A-Za-z0-9_.-]+/g, '-');
 }
 
-async function demoOneModel(name: DemoModelName, variants: readonly DemoVariant[], opts: DemoOptions, outDir: string): Promise<DemoModelResult> {
+interface QuantizedVariant {
+  readonly bytes: Uint8Array;
+  readonly weightSqnrDb: number | null;
+  readonly layerSqnrDb: Record<string, number | null>;
+  /** int8-static: the range each activation tensor was given, and the method's full name (percentile:99.99). */
+  readonly ranges?: readonly QuantizedTensorReport[];
+  readonly method?: string;
+}
+
+/**
+ * Weight SQNR of an activation scheme's s8 per-channel weights. Only the combined number: layer by
+ * layer it equals the int8 weight-only row (the same weights, passes/weight-only/index.ts), so
+ * repeating it in the per-layer bars would only crowd them.
+ */
+function activationWeightSqnr(weightNames: readonly (string | null)[], weights: Map<string, Weights>): { weightSqnrDb: number | null; layerSqnrDb: Record<string, number | null> } {
+  const layers: { signal: number; sqnrDb: number | null }[] = [];
+  for (const name of new Set(weightNames)) {
+    const w = name === null ? undefined : weights.get(name);
+    if (w) layers.push({ signal: w.energy, sqnrDb: int8ChannelSqnrDb(w) });
+  }
+  return { weightSqnrDb: combinedSqnrDb(layers), layerSqnrDb: {} };
+}
+
+async function quantizeVariant(v: DemoVariant, source: Uint8Array, label: string, weights: Map<string, Weights>, calibration: () => CalibrationData): Promise<QuantizedVariant> {
+  if (v.kind === 'weight-only') {
+    const { bytes, report } = quantizeModelBytes(source, { scheme: v.scheme, blockSize: v.blockSize, rtn: v.rtn }, label);
+    const layerSqnrDb: Record<string, number | null> = {};
+    for (const l of report.layers) if (l.sqnrDb !== null && isWeightLayer(l)) layerSqnrDb[l.weight] = l.sqnrDb;
+    const weightSqnrDb = combinedSqnrDb(report.layers.filter(isWeightLayer).map((l) => ({ signal: weights.get(l.weight)?.energy ?? 0, sqnrDb: l.sqnrDb })));
+    return { bytes, weightSqnrDb, layerSqnrDb };
+  }
+  const model = modelFromProto(decodeModel(source, label), { label });
+  if (v.kind === 'int8-dynamic') {
+    // As `quantize --scheme int8-dynamic` does (flows/calibrate.ts quantizeActivationFile), in memory.
+    foldBatchNorm(model);
+    const r = quantizeDynamic(model);
+    removeDeadNodes(model.graph);
+    return { bytes: encodeModel(modelToProto(model)), ...activationWeightSqnr(r.quantizedNodes.map((n) => n.weight), weights) };
+  }
+  const r = await quantizeStatic(model, calibration(), { method: parseCalibMethod(v.method), smoothQuant: v.smoothQuant });
+  // SmoothQuant scales the weights before quantizing them, so their SQNR against the original
+  // weights measures the smoothing, not the format: those rows show none.
+  const sqnr = v.smoothQuant === undefined ? activationWeightSqnr(r.report.quantizedNodes.map((n) => n.weight), weights) : { weightSqnrDb: null, layerSqnrDb: {} };
+  return { bytes: encodeModel(modelToProto(model)), ...sqnr, ranges: r.report.tensors, method: r.report.method };
+}
+
+/**
+ * The calibration plots: every calibrated activation of the int8-static plan observed once more
+ * on the calibration set (a min-max pass, then a fine histogram over that range), with the range
+ * each method's row used; the `count` tensors whose ranges differ most between methods are kept.
+ */
+async function calibrationPlots(source: Uint8Array, label: string, data: CalibrationData, chosen: ReadonlyMap<string, readonly QuantizedTensorReport[]>, count: number, bins: number): Promise<CalibrationPlot[]> {
+  if (count <= 0) return [];
+  // The same graph quantizeStatic calibrates: BatchNorm folded, the plan's calibrated sources.
+  const model = modelFromProto(decodeModel(source, label), { label });
+  foldBatchNorm(model);
+  const plan = planStaticQuant(model);
+  const tensors = plan.sources.filter((t) => !plan.fixedRanges.has(t));
+  const cal = await calibrateRanges(model, tensors, data, { method: { kind: 'percentile', percentile: DEFAULT_PERCENTILE } });
+  const candidates: { plot: CalibrationPlot; spread: number }[] = [];
+  for (const t of tensors) {
+    const c = cal.calibrators.get(t);
+    const h = c?.histogram();
+    if (!c || !h) continue;
+    const observed = c.minmax.range();
+    const thresholds: CalibrationThreshold[] = [];
+    for (const [method, ranges] of chosen) {
+      const r = ranges.find((x) => x.name === t && x.source === t);
+      if (r) thresholds.push({ method, lo: r.lo, hi: r.hi });
+    }
+    if (thresholds.length === 0 || !(observed.lo <= observed.hi)) continue;
+    // 'abs' histograms hold |x|; the observer picks them only when no value is negative.
+    const plot = { tensor: t, histogram: rebinHistogram(h.counts, h.lo, h.width, observed.lo, observed.hi, bins), thresholds };
+    candidates.push({ plot, spread: thresholdSpread(thresholds, observed.lo, observed.hi) });
+  }
+  // Stable: equal spreads keep execution order.
+  return candidates.sort((x, y) => y.spread - x.spread).slice(0, count).map((c) => c.plot);
+}
+
+async function demoOneModel(name: DemoModelName, allVariants: readonly DemoVariant[], opts: DemoOptions, outDir: string): Promise<DemoModelResult> {
   const model = loadDemoModel(name, opts.modelsDir ?? SHIPPED_MODELS_DIR);
   const source = new Uint8Array(readFileSync(model.file));
-  const weights = readWeights(model);
+  const { weights, hasSmoothSites } = readWeights(model);
+  const variants = variantsForModel(allVariants, hasSmoothSites);
+  let calib: CalibrationData | undefined;
+  const calibrationData = (): CalibrationData => (calib ??= model.calibrationData());
   opts.progress?.start(name, variants.length + 1);
   const warm = opts.warmRuns ?? 3;
   const timed = opts.timedRuns ?? 15;
@@ -156,6 +326,8 @@ async function demoOneModel(name: DemoModelName, variants: readonly DemoVariant[
   const baseSession = await openDemoSession(source, model.file);
   const rows: DemoRow[] = [];
   const quantizedLayers = new Set<string>();
+  /** Method name → the ranges its int8-static row (without SmoothQuant) used. */
+  const chosenRanges = new Map<string, readonly QuantizedTensorReport[]>();
   try {
     const base = await model.evaluate(baseSession);
     const baseTiming = await timePair(baseSession, baseSession, model.latencyFeeds, warm, timed);
@@ -167,7 +339,9 @@ async function demoOneModel(name: DemoModelName, variants: readonly DemoVariant[
       ...(base.logits ? { meanAbsLogitDiff: 0 } : {}), weightSqnrDb: null, layerSqnrDb: {}, latencyRatio: 1, latencyMs: baseTiming.baseMs,
     });
     for (const v of variants) {
-      const { bytes, report } = quantizeModelBytes(source, { scheme: v.scheme, blockSize: v.blockSize, rtn: v.rtn }, model.file);
+      const { bytes, weightSqnrDb, layerSqnrDb, ranges, method } = await quantizeVariant(v, source, model.file, weights, calibrationData);
+      for (const l of Object.keys(layerSqnrDb)) quantizedLayers.add(l);
+      if (ranges && method && v.kind === 'int8-static' && v.smoothQuant === undefined) chosenRanges.set(method, ranges);
       const file = join(outDir, `${name}.${fileLabel(v.label)}.onnx`);
       writeFileSync(file, bytes);
       const session = await openDemoSession(bytes, file);
@@ -179,13 +353,6 @@ async function demoOneModel(name: DemoModelName, variants: readonly DemoVariant[
       } finally {
         await session.release();
       }
-      const layerSqnrDb: Record<string, number | null> = {};
-      for (const l of report.layers) {
-        if (l.sqnrDb === null || !isWeightLayer(l)) continue;
-        layerSqnrDb[l.weight] = l.sqnrDb;
-        quantizedLayers.add(l.weight);
-      }
-      const weightSqnrDb = combinedSqnrDb(report.layers.filter(isWeightLayer).map((l) => ({ signal: weights.get(l.weight)?.energy ?? 0, sqnrDb: l.sqnrDb })));
       rows.push({
         scheme: v.label, file, bytes: bytes.length, ratio: source.length / bytes.length,
         quality: q.value, qualityChange: (q.value - q0) / q0,
@@ -203,7 +370,8 @@ async function demoOneModel(name: DemoModelName, variants: readonly DemoVariant[
   const layers: LayerWeights[] = [...weights.values()]
     .filter((w) => quantizedLayers.has(w.name))
     .map((w) => ({ name: w.name, dims: w.dims, histogram: histogram(w.values, bins), grids: weightGrids(w.values) }));
-  return { name: model.name, description: model.description, quality: model.quality, rows, layers, calibration: [] };
+  const calibration = chosenRanges.size === 0 ? [] : await calibrationPlots(source, model.file, calibrationData(), chosenRanges, opts.calibrationPlots ?? 3, bins);
+  return { name: model.name, description: model.description, quality: model.quality, rows, layers, calibration };
 }
 
 /** Runs the demo; quantized files go to opts.outDir, or to a temp folder removed before returning. */
@@ -232,7 +400,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
 export function demoReportData(result: DemoResult): ReportData {
   return {
     title: 'quantkit demo: every scheme on the shipped models',
-    subtitle: `Measured with ONNX Runtime in one run (${result.seconds.toFixed(1)} s). Size is the .onnx file; latency is the median of timed runs relative to fp32.`,
+    subtitle: `Measured with ONNX Runtime in one run (${result.seconds.toFixed(1)} s). Size is the .onnx file; latency is the median of timed runs relative to fp32. int8-static rows are calibrated on the shipped calibration sets, never on the evaluation data.`,
     models: result.models,
   };
 }

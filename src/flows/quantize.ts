@@ -1,11 +1,17 @@
 import { statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { modelFromProto } from '../graph/from-onnx.js';
 import type { Model } from '../graph/model.js';
 import { modelToProto } from '../graph/to-onnx.js';
 import { removeDeadNodes } from '../graph/topology.js';
-import { decodeModel, encodeModel } from '../io/onnx/proto.js';
+import { parseExternalDataRef } from '../io/onnx/external.js';
+import { decodeModel, encodeModel, TensorProto_DataLocation, type ModelProto, type TensorProto } from '../io/onnx/proto.js';
+import { planOnnxWrite, tensorFromProtoToWrite, tensorToWrite, type TensorToWrite } from '../io/onnx/write.js';
 import { openOnnxFile } from '../node/model-file.js';
-import { writeFileAtomic } from '../node/files.js';
+import { dataFileName, writeOnnxModel } from '../node/model-writer.js';
+import { dtypeInfo, storageBytes } from '../tensor/dtype.js';
+import { elementCount, type Tensor } from '../tensor/tensor.js';
+import { skeletonOf } from './convert.js';
 import { foldBatchNorm } from '../passes/fold-batchnorm.js';
 import { quantizeWeights, type WeightOnlyOptions, type WeightOnlyReport } from '../passes/weight-only/index.js';
 
@@ -37,22 +43,95 @@ export function quantizeModelBytes(bytes: Uint8Array, options: WeightOnlyOptions
 
 export interface QuantizeFileOptions extends WeightOnlyOptions {
   readonly force?: boolean | undefined;
+  /**
+   * Output weights (bytes) from which the result goes to an external data file even when the
+   * input was self-contained (default 1 GiB: well inside protobuf's 2 GiB, and ORT maps big
+   * external files instead of parsing them). An input with external data always gets one.
+   */
+  readonly externalThreshold?: number | undefined;
 }
 
 export interface QuantizeFileResult {
   readonly report: WeightOnlyReport;
+  /** The .onnx plus its external data files. */
   readonly inputFileBytes: number;
+  /** The .onnx plus its data file, when one was written. */
   readonly outputFileBytes: number;
+  /** The data file written beside the output, if any. */
+  readonly dataPath: string | undefined;
 }
 
+const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+export const DEFAULT_EXTERNAL_OUTPUT_BYTES = 2 ** 30;
+
+/**
+ * fp32 external initializers load as a view of the bytes just read (a fresh buffer per load),
+ * not a decoded copy: one 64 MB weight costs one allocation and one read, not two plus a copy.
+ */
+function viewExternalFloats(model: Model, external: (p: TensorProto) => Uint8Array): void {
+  if (!LITTLE_ENDIAN_HOST) return;
+  const inits = model.graph.initializers;
+  for (const [name, init] of inits) {
+    const p = init.source;
+    if (!p || init.dtype !== 'float32' || p.dataLocation !== TensorProto_DataLocation.EXTERNAL) continue;
+    inits.set(name, {
+      ...init,
+      load: (): Tensor => {
+        // readExternalTensorBytes has checked the length against dims; a fresh read starts at 0.
+        const raw = external(p);
+        if (raw.byteOffset % 4 !== 0) return init.load();
+        return { dtype: 'float32', dims: init.dims, data: new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4) };
+      },
+    });
+  }
+}
+
+/** Initializers to write: unchanged ones copied from the input; new ones as raw views, no re-encoding. */
+function tensorsToWrite(model: Model, external: (p: TensorProto) => Uint8Array): TensorToWrite[] {
+  return [...model.graph.initializers.values()].map((init): TensorToWrite => {
+    if (init.source) return tensorFromProtoToWrite(init.source, init.dtype, external);
+    const { bits, kind } = dtypeInfo(init.dtype);
+    if (!LITTLE_ENDIAN_HOST || bits < 8 || kind === 'string' || kind === 'bool') return tensorToWrite(init.name, init.dtype, init.dims, () => init.load());
+    return {
+      name: init.name, dtype: init.dtype, dims: init.dims,
+      // Byte-wide and wider element types: the typed array's bytes ARE raw_data (little-endian).
+      rawBytes: () => {
+        const d = init.load().data as Exclude<Tensor['data'], string[]>;
+        return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
+      },
+    };
+  });
+}
+
+/** The files a model reads: itself and each distinct external data file. */
+function inputFiles(path: string, proto: ModelProto): string[] {
+  const files = new Set([resolve(path)]);
+  for (const p of proto.graph?.initializer ?? []) {
+    if (p.dataLocation === TensorProto_DataLocation.EXTERNAL) files.add(join(dirname(resolve(path)), parseExternalDataRef(p).location));
+  }
+  return [...files];
+}
+
+/**
+ * File to file, streaming: weights are read one at a time through the lazy loader, quantized and
+ * dropped (only the narrow results stay), then the output is written tensor by tensor — with an
+ * external data file when the input had one or the weights are big — by node/model-writer.
+ */
 export async function quantizeFile(inPath: string, outPath: string, options: QuantizeFileOptions): Promise<QuantizeFileResult> {
   const file = openOnnxFile(inPath);
   try {
+    const inputs = inputFiles(inPath, file.proto);
+    const hadExternal = inputs.length > 1;
     const model = modelFromProto(file.proto, { external: file.external, label: inPath });
+    viewExternalFloats(model, file.external);
     const { report } = quantizeModel(model, options);
-    const bytes = encodeModel(modelToProto(model));
-    await writeFileAtomic(outPath, [bytes], { force: options.force ?? false, inputs: [inPath] });
-    return { report, inputFileBytes: statSync(inPath).size, outputFileBytes: bytes.length };
+    const tensors = tensorsToWrite(model, file.external);
+    const bytesOut = tensors.reduce((sum, t) => sum + storageBytes(t.dtype, elementCount(t.dims)), 0);
+    const external = hadExternal || bytesOut >= (options.externalThreshold ?? DEFAULT_EXTERNAL_OUTPUT_BYTES);
+    const plan = planOnnxWrite(skeletonOf(model), tensors, { externalData: external ? true : 'auto', dataLocation: dataFileName(outPath) });
+    const written = await writeOnnxModel(outPath, plan, { force: options.force ?? false, inputs });
+    const inputFileBytes = inputs.reduce((sum, f) => sum + statSync(f).size, 0);
+    return { report, inputFileBytes, outputFileBytes: statSync(written.modelPath).size + written.dataBytes, dataPath: written.dataPath };
   } finally {
     file.close();
   }

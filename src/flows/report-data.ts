@@ -50,6 +50,7 @@ export interface SchemeRow {
 }
 
 export interface CalibrationThreshold {
+  /** Calibration method name as `--method` spells it (minmax, percentile:99.99, entropy, mse). */
   readonly method: string;
   readonly lo: number;
   readonly hi: number;
@@ -57,6 +58,7 @@ export interface CalibrationThreshold {
 
 export interface CalibrationPlot {
   readonly tensor: string;
+  /** Over the tensor's observed [min, max] on the calibration set. */
   readonly histogram: Histogram;
   readonly thresholds: readonly CalibrationThreshold[];
 }
@@ -154,4 +156,45 @@ export function paretoFront(points: readonly ParetoPoint[], higherIsBetter: bool
     }
   }
   return front;
+}
+
+/**
+ * Folds a fine fixed-width histogram (bin i covers [lo + i·width, lo + (i+1)·width), as the
+ * calibration observers keep it) into `bins` equal bins over [min, max], each fine bin going
+ * whole to the display bin that holds its centre. The observers' bins are 20–40× finer than a
+ * plot's, so the shift this makes is at most half a fine bin.
+ */
+export function rebinHistogram(counts: ArrayLike<number>, lo: number, width: number, min: number, max: number, bins: number): Histogram {
+  if (!(min < max)) {
+    let total = 0;
+    for (let i = 0; i < counts.length; i++) total += counts[i] as number;
+    const half = Math.max(0.5, Math.abs(min) * 2 ** -20);
+    return { min: min - half, max: min + half, counts: [total] };
+  }
+  const out = new Array<number>(bins).fill(0);
+  const scale = bins / (max - min);
+  for (let i = 0; i < counts.length; i++) {
+    const c = counts[i] as number;
+    if (c === 0) continue;
+    const centre = lo + (i + 0.5) * width;
+    const b = Math.max(0, Math.min(bins - 1, Math.floor((centre - min) * scale)));
+    out[b] = (out[b] as number) + c;
+  }
+  return { min, max, counts: out };
+}
+
+/**
+ * How far apart the methods' ranges of one tensor lie, relative to the observed range: (spread of
+ * the lows + spread of the highs) / (observed max − observed min). 0 when every method chose the
+ * same range (or only one method ran), up to ~1 when one method clips away most of the range.
+ */
+export function thresholdSpread(thresholds: readonly CalibrationThreshold[], observedMin: number, observedMax: number): number {
+  const width = observedMax - observedMin;
+  if (thresholds.length < 2 || !(width > 0)) return 0;
+  let loMin = Infinity, loMax = -Infinity, hiMin = Infinity, hiMax = -Infinity;
+  for (const t of thresholds) {
+    loMin = Math.min(loMin, t.lo); loMax = Math.max(loMax, t.lo);
+    hiMin = Math.min(hiMin, t.hi); hiMax = Math.max(hiMax, t.hi);
+  }
+  return (loMax - loMin + hiMax - hiMin) / width;
 }

@@ -48,6 +48,12 @@ export interface ParamOptions extends IntRange {
 
 const f = Math.fround;
 const FLT_MIN = 2 ** -126;
+/**
+ * 1.5 · 2^52: in float64, (v + ROUNDER) − ROUNDER is v rounded to an integer with ties to even
+ * (IEEE 754 round-to-nearest-even of the addition) for |v| < 2^51 — here v is already clamped to
+ * the code range. Exact, and much cheaper than Math.round plus a tie fix-up.
+ */
+const ROUNDER = 6755399441055744;
 
 /**
  * Scale and zero point from a real range, in float32 arithmetic exactly as ONNX Runtime does it
@@ -131,35 +137,54 @@ export function quantizeAffine(
   const what = opts.name ?? 'tensor';
   // The runs of forEachRun, inlined: a callback per run deoptimises this hot loop in V8.
   const { rows, rowLen, colBlock, rowBase } = layout;
+  if (colBlock === 1 && rowLen > 1) {
+    // Per-column parameters (e.g. per output channel of a [K, N] MatMul weight): one parameter
+    // per element along the row, so walk the row once instead of in runs of one.
+    for (let row = 0; row < rows; row++) {
+      const rowStart = row * rowLen;
+      const b0 = rowBase[row] as number;
+      for (let j = 0; j < rowLen; j++) {
+        const i = rowStart + j;
+        const x = data[i] as number;
+        const s = scale[b0 + j] as number;
+        const z = zeroPoint ? (zeroPoint[b0 + j] as number) : 0;
+        const lo = qmin - z;
+        const hi = qmax - z;
+        let v: number;
+        if (x - x !== 0) {
+          if (!clampNonFinite) throw nonFiniteError(i, x, what);
+          v = x !== x ? 0 : x > 0 ? hi : lo;
+        } else {
+          v = f(x / s);
+          v = v < lo ? lo : v > hi ? hi : v;
+        }
+        codes[i] = (halfEven ? (v + ROUNDER) - ROUNDER : roundHalfAway(v)) + z;
+      }
+    }
+    return codes;
+  }
   for (let row = 0; row < rows; row++) {
     const rowStart = row * rowLen;
     for (let j = 0, b = rowBase[row] as number; j < rowLen; j += colBlock, b++) {
-    const start = rowStart + j;
-    const end = rowStart + Math.min(j + colBlock, rowLen);
-    const s = scale[b] as number;
-    const z = zeroPoint ? (zeroPoint[b] as number) : 0;
-    const lo = qmin - z;
-    const hi = qmax - z;
-    for (let i = start; i < end; i++) {
-      const x = data[i] as number;
-      let v: number;
-      if (x - x !== 0) {
-        // NaN or ±Inf (x - x is NaN for both): one branch in the hot loop covers the check.
-        if (!clampNonFinite) throw nonFiniteError(i, x, what);
-        v = x !== x ? 0 : x > 0 ? hi : lo;
-      } else {
-        v = f(x / s);
-        v = v < lo ? lo : v > hi ? hi : v;
+      const start = rowStart + j;
+      const end = rowStart + Math.min(j + colBlock, rowLen);
+      const s = scale[b] as number;
+      const z = zeroPoint ? (zeroPoint[b] as number) : 0;
+      const lo = qmin - z;
+      const hi = qmax - z;
+      for (let i = start; i < end; i++) {
+        const x = data[i] as number;
+        let v: number;
+        if (x - x !== 0) {
+          // NaN or ±Inf (x - x is NaN for both): one branch in the hot loop covers the check.
+          if (!clampNonFinite) throw nonFiniteError(i, x, what);
+          v = x !== x ? 0 : x > 0 ? hi : lo;
+        } else {
+          v = f(x / s);
+          v = v < lo ? lo : v > hi ? hi : v;
+        }
+        codes[i] = (halfEven ? (v + ROUNDER) - ROUNDER : roundHalfAway(v)) + z;
       }
-      let r: number;
-      if (halfEven) {
-        r = Math.round(v);
-        if (r - v === 0.5 && (r & 1) !== 0) r -= 1;
-      } else {
-        r = roundHalfAway(v);
-      }
-      codes[i] = r + z;
-    }
     }
   }
   return codes;

@@ -1,7 +1,7 @@
 import { QuantkitError } from '../../errors.js';
 import { encodeBfloat16, decodeBfloat16 } from '../../formats/bfloat16.js';
 import { decodeFloat8, encodeFloat8, float8Max } from '../../formats/float8.js';
-import { affineParams, dequantizeAffine, quantizeAffine } from '../../quant/affine.js';
+import { affineParams, quantizeAffine } from '../../quant/affine.js';
 import { blockShapeFor, makeLayout } from '../../quant/layout.js';
 import { blockRanges } from '../../quant/range.js';
 import { sqnrDb } from '../../quant/metrics.js';
@@ -50,6 +50,46 @@ function loadFloat32(site: WeightSite): Float32Array {
   return t.data;
 }
 
+/** Dims around `axis`: [outer, channels, inner] (row-major: element (o, c, i) at (o·C + c)·inner + i). */
+function aroundAxis(dims: readonly number[], axis: number): [number, number, number] {
+  let outer = 1;
+  let inner = 1;
+  for (let k = 0; k < axis; k++) outer *= dims[k] as number;
+  for (let k = axis + 1; k < dims.length; k++) inner *= dims[k] as number;
+  return [outer, dims[axis] as number, inner];
+}
+
+/** max|x| per channel of `axis`, one sequential pass whatever the axis. */
+function channelAbsMax(data: Float32Array, [outer, C, inner]: [number, number, number]): Float32Array {
+  const am = new Float32Array(C);
+  for (let o = 0, i = 0; o < outer; o++) {
+    for (let c = 0; c < C; c++) {
+      let a = am[c] as number;
+      for (let e = 0; e < inner; e++, i++) a = Math.max(a, Math.abs(data[i] as number));
+      am[c] = a;
+    }
+  }
+  return am;
+}
+
+/** SQNR of per-channel codes against the original, without a dequantized copy. */
+function channelSqnrDb(data: Float32Array, codes: Int8Array, scale: Float32Array, [outer, C, inner]: [number, number, number]): number {
+  let sig = 0;
+  let noise = 0;
+  for (let o = 0, i = 0; o < outer; o++) {
+    for (let c = 0; c < C; c++) {
+      const s = scale[c] as number;
+      for (let e = 0; e < inner; e++, i++) {
+        const x = data[i] as number;
+        const d = x - Math.fround((codes[i] as number) * s); // what DequantizeLinear yields
+        sig += x * x;
+        noise += d * d;
+      }
+    }
+  }
+  return noise === 0 ? Infinity : 10 * Math.log10(sig / noise);
+}
+
 function int8Apply(weight: string, sites: readonly WeightSite[], ctx: HandlerContext) {
   const first = sites[0] as WeightSite;
   const dims = [...first.weight.dims];
@@ -57,16 +97,18 @@ function int8Apply(weight: string, sites: readonly WeightSite[], ctx: HandlerCon
   const axis = outputChannelAxis(first);
   const layout = makeLayout(dims, blockShapeFor(dims, { axis }));
   const q = { qmin: -127, qmax: 127, symmetric: true };
-  const r = blockRanges(data, layout, { kind: 'absmax' }, q, 'error', weight);
-  const params = affineParams(r.lo, r.hi, q);
+  const shape3 = aroundAxis(dims, axis);
+  // Symmetric absmax range per channel: [−max|w|, max|w|] (a NaN/Inf weight makes quantizeAffine
+  // below fail naming the element).
+  const am = channelAbsMax(data, shape3);
+  const params = affineParams(am.map((a) => -a), am, q);
   const codes = quantizeAffine(data, layout, params, new Int8Array(data.length), { name: weight }) as Int8Array;
-  const back = dequantizeAffine(codes, layout, params);
   const qName = addInitializer(ctx.graph, ctx.name(`${weight}_quantized`), makeTensor('int8', dims, codes));
   const sName = addInitializer(ctx.graph, ctx.name(`${weight}_scale`), makeTensor('float32', [params.scale.length], params.scale));
   const out = ctx.name(`${weight}_dequantized`);
   ctx.prologue.push(node('DequantizeLinear', [qName, sName], [out], ctx.name(`${weight}_DequantizeLinear`), { axis }));
   rewireInputs(sites.map((s) => s.node), weight, out);
-  return { scheme: 'int8', form: `DequantizeLinear(axis=${axis})`, sqnrDb: sqnrDb(data, back), note: '', addedBytes: codes.length + 4 * params.scale.length };
+  return { scheme: 'int8', form: `DequantizeLinear(axis=${axis})`, sqnrDb: channelSqnrDb(data, codes, params.scale, shape3), note: '', addedBytes: codes.length + 4 * params.scale.length };
 }
 
 function float8Apply(kind: 'float8e4m3fn' | 'float8e5m2') {

@@ -16,6 +16,10 @@ export interface LinearView {
   readonly column: (n: number, out: Float32Array) => void;
   /** Identifies equal views of one tensor (tied weights quantized once). */
   readonly key: string;
+  /** The stored weight: [K, N], or [N, K] when `transposed` (Gemm transB); W = alpha · data. */
+  readonly data: Float32Array;
+  readonly transposed: boolean;
+  readonly alpha: number;
 }
 
 export function rejectLinear(site: WeightSite, graph: Graph): string | undefined {
@@ -43,7 +47,7 @@ export function linearView(site: WeightSite): LinearView {
   const column = transB
     ? (n: number, out: Float32Array) => { for (let k = 0; k < K; k++) out[k] = alpha * (data[n * K + k] as number); }
     : (n: number, out: Float32Array) => { for (let k = 0; k < K; k++) out[k] = alpha * (data[k * N + n] as number); };
-  return { K, N, column, key: `${site.weight.name}|${transB ? 'T' : ''}|${alpha}` };
+  return { K, N, column, key: `${site.weight.name}|${transB ? 'T' : ''}|${alpha}`, data, transposed: transB, alpha };
 }
 
 /** The whole alpha·W as [N, K] row-major (W transposed), for SQNR and row-flattened formats. */

@@ -3,7 +3,7 @@ import { sqnrDb } from '../../quant/metrics.js';
 import { makeTensor } from '../../tensor/tensor.js';
 import { addInitializer, node, rewireInputs } from './graph-edit.js';
 import { linearView, rejectLinear, replaceLinear, transposedWeight, type LinearView } from './linear-site.js';
-import { dequantizeNBits, NonFiniteWeight, quantizeNBits, type NBitsWeights } from './nbits-quant.js';
+import { NonFiniteWeight, nbitsSqnrDb, quantizeNBitsMatrix, type NBitsWeights } from './nbits-quant.js';
 import { ensureOpset } from './opset.js';
 import type { HandlerContext, WeightHandler, WeightSite } from './types.js';
 
@@ -16,7 +16,7 @@ import type { HandlerContext, WeightHandler, WeightSite } from './types.js';
 
 function quantize(view: LinearView, bits: 4 | 8, symmetric: boolean, ctx: HandlerContext, weight: string): NBitsWeights {
   try {
-    return quantizeNBits(view.K, view.N, view.column, { bits, blockSize: ctx.blockSize, symmetric, rtn: ctx.options.rtn ?? false });
+    return quantizeNBitsMatrix(view.data, view.K, view.N, view.transposed, view.alpha, { bits, blockSize: ctx.blockSize, symmetric, rtn: ctx.options.rtn ?? false });
   } catch (e) {
     if (e instanceof NonFiniteWeight) {
       throw new QuantkitError('QK_NONFINITE_WEIGHTS', `weight '${weight}' has a non-finite value (${e.value}) at input ${e.col}, output ${e.row}`, 'fix the weights, or --exclude this tensor');
@@ -41,14 +41,8 @@ function nativeApply(bits: 4 | 8, symmetric: boolean) {
           inputs.push(addInitializer(ctx.graph, ctx.name(`${weight}_zero_points`), makeTensor('uint8', [view.N, w.zeroPoints.length / view.N], w.zeroPoints)));
           bytes += w.zeroPoints.length;
         }
-        const back = dequantizeNBits(w, ctx.blockSize);
-        const orig = new Float32Array(view.K * view.N);
-        const col = new Float32Array(view.K);
-        for (let n = 0; n < view.N; n++) {
-          view.column(n, col);
-          for (let k = 0; k < view.K; k++) orig[k * view.N + n] = col[k] as number;
-        }
-        q = { inputs, sqnr: sqnrDb(orig, back), bytes, K: view.K, N: view.N };
+        // SQNR from the sums the quantizer kept: no dequantized copy, no transposed original.
+        q = { inputs, sqnr: nbitsSqnrDb(w), bytes, K: view.K, N: view.N };
         done.set(view.key, q);
       }
       replaceLinear(site, ctx, 'MatMulNBits', q.inputs, { K: q.K, N: q.N, bits, block_size: ctx.blockSize });

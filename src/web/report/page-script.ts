@@ -108,7 +108,8 @@ export const PAGE_SCRIPT = String.raw`
 
     // Per-layer SQNR bars, one colour per scheme.
     var layerNames = model.layers.map(function (l) { return l.name; });
-    var sqnrSets = quantRows.filter(function (r) { return r.weightSqnrDb !== null; }).map(function (r, i) {
+    // Rows with per-layer numbers only (activation schemes give a combined one: their weights are int8's).
+    var sqnrSets = quantRows.filter(function (r) { return Object.keys(r.layerSqnrDb).length > 0; }).map(function (r, i) {
       return { label: r.scheme, backgroundColor: PALETTE[i % PALETTE.length],
         data: layerNames.map(function (n) { var v = r.layerSqnrDb[n]; return v === undefined || v === null ? null : v; }) };
     });

@@ -36,7 +36,7 @@ function table(header: readonly string[], rows: readonly (readonly string[])[], 
 }
 
 function layerTable(model: ModelReport): string {
-  const quant = model.rows.slice(1).filter((r) => r.weightSqnrDb !== null);
+  const quant = model.rows.slice(1).filter((r) => Object.keys(r.layerSqnrDb).length > 0);
   if (model.layers.length === 0 || quant.length === 0) return '';
   const header = ['layer', 'shape', ...quant.map((r) => r.scheme)];
   const rows = model.layers.map((l) => [l.name, l.dims.join('×'), ...quant.map((r) => formatSqnr(r.layerSqnrDb[l.name] ?? null))]);
