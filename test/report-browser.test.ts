@@ -95,6 +95,40 @@ describe('HTML report in headless Chromium', () => {
       expect(c.drawn / (c.width * c.height), `${c.id} is not blank`).toBeGreaterThan(0.02);
     }
 
+    // Calibration: one chart per plotted tensor (both models have some). Inside the plot area
+    // (legend and title excluded) the grey histogram is filled and each method's range is drawn
+    // as coloured vertical lines, so the area holds grey and coloured pixels.
+    const calibPlots = result.models.reduce((n, m) => n + m.calibration.length, 0);
+    expect(calibPlots).toBeGreaterThanOrEqual(4);
+    const calib = await page.evaluate(() => {
+      const charts = (window as unknown as { qkCharts: { canvas: HTMLCanvasElement; chartArea: { left: number; top: number; right: number; bottom: number }; data: { datasets: { data: unknown[] }[] } }[] }).qkCharts;
+      return charts.filter((c) => c.canvas.id.startsWith('calib-')).map((c) => {
+        const cv = c.canvas;
+        const k = cv.width / cv.clientWidth; // device pixels per CSS pixel
+        const a = c.chartArea;
+        const px = cv.getContext('2d')?.getImageData(Math.round(a.left * k), Math.round(a.top * k), Math.round((a.right - a.left) * k), Math.round((a.bottom - a.top) * k)).data;
+        let grey = 0;
+        let coloured = 0;
+        if (px) {
+          for (let i = 0; i < px.length; i += 4) {
+            const r = px[i] ?? 0, g = px[i + 1] ?? 0, b = px[i + 2] ?? 0, al = px[i + 3] ?? 0;
+            if (al < 40) continue;
+            if (Math.max(r, g, b) - Math.min(r, g, b) > 60) coloured++;
+            else if (Math.max(r, g, b) < 235) grey++;
+          }
+        }
+        const bins = (c.data.datasets[0]?.data ?? []).filter((v) => (v as { y: number | null }).y !== null).length;
+        return { id: cv.id, grey, coloured, bins, legend: c.data.datasets.length - 1 };
+      });
+    });
+    expect(calib).toHaveLength(calibPlots);
+    for (const c of calib) {
+      expect(c.bins, `${c.id} histogram bins`).toBeGreaterThan(5);
+      expect(c.legend, `${c.id} methods`).toBe(4);
+      expect(c.grey, `${c.id} histogram area`).toBeGreaterThan(2000);
+      expect(c.coloured, `${c.id} threshold lines`).toBeGreaterThan(200);
+    }
+
     // The tables list every row the demo measured.
     const text = await page.innerText('main');
     for (const m of result.models) for (const r of m.rows) expect(text).toContain(r.scheme);

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { NF4_TABLE } from '../quant/codebook.js';
-import { histogram, paretoFront, weightGrids } from './report-data.js';
+import { histogram, paretoFront, rebinHistogram, thresholdSpread, weightGrids } from './report-data.js';
 
 describe('histogram', () => {
   it('bins a hand-worked example, the maximum in the last bin', () => {
@@ -61,5 +61,39 @@ describe('paretoFront', () => {
         else expect(dominated || pts.some((q, j) => j !== i && front.has(j) && q.size === p.size && q.quality === p.quality)).toBe(true);
       });
     }));
+  });
+});
+
+describe('rebinHistogram', () => {
+  it('folds fine bins into display bins by their centres (hand-worked)', () => {
+    // Fine bins of width 0.25 from −1: centres −0.875, −0.625, … 0.875; 2 display bins over [−1, 1].
+    const h = rebinHistogram([1, 2, 3, 4, 5, 6, 7, 8], -1, 0.25, -1, 1, 2);
+    expect(h).toEqual({ min: -1, max: 1, counts: [10, 26] });
+  });
+
+  it('crops to [min, max]: an |x| histogram of non-negative values over [0.5, 2]', () => {
+    // Bins of width 0.5 from 0: the empty first bin vanishes, counts land where their centres are.
+    expect(rebinHistogram([0, 3, 1, 2], 0, 0.5, 0.5, 2, 3)).toEqual({ min: 0.5, max: 2, counts: [3, 1, 2] });
+  });
+
+  it('keeps every count, whatever the bins (property)', () => {
+    fc.assert(fc.property(fc.array(fc.nat(1000), { minLength: 1, maxLength: 300 }), fc.integer({ min: 1, max: 40 }), (counts, bins) => {
+      const h = rebinHistogram(counts, 0, 1, 0, counts.length, bins);
+      expect(h.counts.reduce((a, b) => a + b, 0)).toBe(counts.reduce((a, b) => a + b, 0));
+      expect(h.counts).toHaveLength(bins);
+    }));
+  });
+
+  it('an empty range (a constant tensor) becomes one bin around the value', () => {
+    expect(rebinHistogram([2, 5], 0, 0, 3, 3, 10)).toEqual({ min: 2.5, max: 3.5, counts: [7] });
+  });
+});
+
+describe('thresholdSpread', () => {
+  it('(spread of lows + spread of highs) / observed width, 0 for one method', () => {
+    const t = [{ method: 'minmax', lo: -1, hi: 3 }, { method: 'entropy', lo: -0.5, hi: 2 }, { method: 'mse', lo: -1, hi: 2.5 }];
+    expect(thresholdSpread(t, -1, 3)).toBeCloseTo((0.5 + 1) / 4, 15);
+    expect(thresholdSpread(t.slice(0, 1), -1, 3)).toBe(0);
+    expect(thresholdSpread(t, 2, 2)).toBe(0);
   });
 });
