@@ -1,18 +1,38 @@
 import { Command, CommanderError } from 'commander';
 import { isQuantkitError } from '../errors.js';
-import { registerCompare } from './commands/compare.js';
-import { registerConvert } from './commands/convert.js';
-import { registerDemo } from './commands/demo.js';
-import { registerFootprint } from './commands/footprint.js';
-import { registerInspect } from './commands/inspect.js';
-import { registerQuantize } from './commands/quantize.js';
-import { registerRun } from './commands/run.js';
+
+type Register = (program: Command) => void;
+
+/**
+ * Each command's module, imported only when that command runs: `quantkit quantize` then skips
+ * the demo's models and report assets, the calibration and compare flows and the interpreter
+ * (start-up is most of a small job's time). Listed in the order `--help` shows them.
+ */
+const COMMANDS: Record<string, () => Promise<Register>> = {
+  demo: async () => (await import('./commands/demo.js')).registerDemo,
+  convert: async () => (await import('./commands/convert.js')).registerConvert,
+  compare: async () => (await import('./commands/compare.js')).registerCompare,
+  footprint: async () => (await import('./commands/footprint.js')).registerFootprint,
+  inspect: async () => (await import('./commands/inspect.js')).registerInspect,
+  quantize: async () => (await import('./commands/quantize.js')).registerQuantize,
+  run: async () => (await import('./commands/run.js')).registerRun,
+};
+
+/**
+ * The command argv names: commander's program itself takes no option with a value, so it is the
+ * first argument not starting with '-'. Undefined (help, --version, a typo) registers them all,
+ * so help lists every command and a typo gets commander's suggestion.
+ */
+function requestedCommand(argv: readonly string[]): string | undefined {
+  const first = argv.slice(2).find((a) => !a.startsWith('-'));
+  return first !== undefined && Object.hasOwn(COMMANDS, first) ? first : undefined;
+}
 
 /**
  * Exit codes: 0 ok, 1 user error (bad flag, bad file, unsupported op: one line naming it and the
  * way out), 2 internal error (a bug: the stack is shown only with QK_DEBUG=1).
  */
-export function buildProgram(): Command {
+export async function buildProgram(argv: readonly string[] = []): Promise<Command> {
   const program = new Command('quantkit')
     .description('Quantize neural networks: bit-exact formats, quantizers, ONNX models ONNX Runtime runs')
     .version('0.1.0')
@@ -21,19 +41,16 @@ export function buildProgram(): Command {
       outputError: (text, write) => write(`quantkit: ${text.trim()} (see quantkit --help)\n`),
     })
     .exitOverride();
-  registerDemo(program);
-  registerConvert(program);
-  registerCompare(program);
-  registerFootprint(program);
-  registerInspect(program);
-  registerQuantize(program);
-  registerRun(program);
+  const only = requestedCommand(argv);
+  const names = only === undefined ? Object.keys(COMMANDS) : [only];
+  const registers = await Promise.all(names.map((n) => (COMMANDS[n] as () => Promise<Register>)()));
+  for (const register of registers) register(program);
   return program;
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const program = buildProgram();
   try {
+    const program = await buildProgram(argv);
     await program.parseAsync(argv);
     return 0;
   } catch (e) {

@@ -23,7 +23,7 @@ export function registerDemo(program: Command): void {
     .command('demo')
     .description('quantize the shipped models with every scheme, measure each in ONNX Runtime, print the table')
     .option('--model <name>', `which shipped model: ${DEMO_MODEL_NAMES.join(', ')} or all`, 'all')
-    .option('--schemes <list>', "comma-separated scheme names or row labels (e.g. 'int8,q4,nf4 b64'); default: every scheme")
+    .option('--schemes <list>', "comma-separated scheme names or row labels (e.g. 'int8,q4,nf4 b64,int8-static entropy'); default: every scheme")
     .option('--out <dir>', 'keep the quantized models in this folder (default: a temp folder, removed after)')
     .option('--report <file.html>', 'also write a self-contained HTML report with plots')
     .option('--json', 'print the results as JSON instead of tables')
