@@ -42,7 +42,8 @@ export async function buildProgram(argv: readonly string[] = []): Promise<Comman
     })
     .exitOverride();
   const only = requestedCommand(argv);
-  const names = only === undefined ? Object.keys(COMMANDS) : [only];
+  const versionOnly = only === undefined && argv.slice(2).some((a) => a === '-V' || a === '--version');
+  const names = versionOnly ? [] : only === undefined ? Object.keys(COMMANDS) : [only];
   const registers = await Promise.all(names.map((n) => (COMMANDS[n] as () => Promise<Register>)()));
   for (const register of registers) register(program);
   return program;

@@ -14,6 +14,9 @@ import { elementCount, type Tensor } from '../tensor/tensor.js';
 import { skeletonOf } from './convert.js';
 import { foldBatchNorm } from '../passes/fold-batchnorm.js';
 import { quantizeWeights, type WeightOnlyOptions, type WeightOnlyReport } from '../passes/weight-only/index.js';
+import type { PrecomputedWeights } from '../passes/weight-only/types.js';
+import { modelDirFiles } from '../node/files.js';
+import { precomputeWeights, type PoolOptions } from './quantize-pool.js';
 
 /**
  * Weight-only quantization of a model: BatchNormalization folded into the preceding Conv/Gemm
@@ -27,7 +30,11 @@ export interface QuantizeResult {
 }
 
 export function quantizeModel(model: Model, options: WeightOnlyOptions): QuantizeResult {
-  const folded = foldBatchNorm(model);
+  return quantizeFolded(model, foldBatchNorm(model), options);
+}
+
+/** The rewrite after BN folding (`folded` nodes were folded). */
+function quantizeFolded(model: Model, folded: number, options: WeightOnlyOptions): QuantizeResult {
   const report = quantizeWeights(model, options);
   removeDeadNodes(model.graph);
   if (folded > 0) report.notes.unshift(`${folded} BatchNormalization node${folded === 1 ? '' : 's'} folded into the preceding Conv/Gemm`);
@@ -49,6 +56,8 @@ export interface QuantizeFileOptions extends WeightOnlyOptions {
    * external files instead of parsing them). An input with external data always gets one.
    */
   readonly externalThreshold?: number | undefined;
+  /** Worker threads for big models (quantize-pool.ts); `{ threads: 1 }` keeps to the main thread. */
+  readonly pool?: PoolOptions | undefined;
 }
 
 export interface QuantizeFileResult {
@@ -124,7 +133,17 @@ export async function quantizeFile(inPath: string, outPath: string, options: Qua
     const hadExternal = inputs.length > 1;
     const model = modelFromProto(file.proto, { external: file.external, label: inPath });
     viewExternalFloats(model, file.external);
-    const { report } = quantizeModel(model, options);
+    const folded = foldBatchNorm(model);
+    // Big models: the weights are quantized on worker threads first (each reading its own bytes
+    // from the data file), the pass then takes their results instead of loading the weights.
+    const files = modelDirFiles(inPath);
+    let precomputed: PrecomputedWeights | undefined;
+    try {
+      precomputed = await precomputeWeights(model, options, files, options.pool);
+    } finally {
+      files.close();
+    }
+    const { report } = quantizeFolded(model, folded, { ...options, precomputed });
     const tensors = tensorsToWrite(model, file.external);
     const bytesOut = tensors.reduce((sum, t) => sum + storageBytes(t.dtype, elementCount(t.dims)), 0);
     const external = hadExternal || bytesOut >= (options.externalThreshold ?? DEFAULT_EXTERNAL_OUTPUT_BYTES);

@@ -63,6 +63,29 @@ describe('upgradeOpset to 13: ONNX Runtime outputs identical before and after', 
     ], ['ua', 'cb'], { lo: { dtype: 'float32', dims: [], data: Float32Array.of(0) } }));
   });
 
+  it('opset 11: Softmax over axis 1 of a 4-D input (coerced to 2-D before 13) is spelled out; over the last axis it is kept', async () => {
+    const rewritten = await expectSameAfterUpgrade(oldModel(11, [
+      { opType: 'Softmax', inputs: ['x'], outputs: ['s'], name: 'sm', attributes: { axis: 1 } },
+      { opType: 'LogSoftmax', inputs: ['x'], outputs: ['l'], name: 'lsm', attributes: { axis: -1 } },
+    ], ['s', 'l']));
+    expect(rewritten).toEqual(['sm']);
+  });
+
+  it('opset 14 to 19: Reduce* axes attribute becomes an input (changed at 18)', async () => {
+    const proto = oldModel(14, [
+      { opType: 'ReduceMean', inputs: ['x'], outputs: ['m'], name: 'mean', attributes: { axes: [-1], keepdims: 1 } },
+      { opType: 'ReduceMax', inputs: ['x'], outputs: ['mx'], name: 'max', attributes: { axes: [1, 2], keepdims: 0 } },
+      { opType: 'ReduceSumSquare', inputs: ['x'], outputs: ['ss'], name: 'ss' },
+    ], ['m', 'mx', 'ss']);
+    const x = f32([1, 2, 4, 4], 3);
+    const before = await run(proto, x);
+    const model = modelFromProto(proto);
+    expect(upgradeOpset(model, 19).rewritten).toEqual(['mean', 'max']);
+    const upgraded = modelToProto(model);
+    upgraded.irVersion = 9n;
+    expect(await run(upgraded, x)).toEqual(before);
+  });
+
   it('an op without an upgrade is a named error', () => {
     const model = modelFromProto(oldModel(9, [{ opType: 'Scatter', inputs: ['x', 'i', 'x'], outputs: ['y'], name: 'sc' }], ['y']));
     expect(() => upgradeOpset(model)).toThrow(/QK_OPSET_UPGRADE_UNSUPPORTED|'sc' \(Scatter\)/);

@@ -5,9 +5,14 @@ import { uniqueName, usedNames } from '../graph/topology.js';
 import type { Tensor } from '../tensor/tensor.js';
 
 /*
- * Brings an old export (opset 7-12) to opset 13, the first where DequantizeLinear is per-axis, by
- * rewriting the ops whose *signature* changed on the way (Changelog.md of the ONNX operators):
+ * Brings an old export (opset 7-12) to opset 13, the first where DequantizeLinear is per-axis, or
+ * any export to a later target (19 for float8, 21 for int4), by rewriting the ops whose
+ * *signature* changed on the way (Changelog.md of the ONNX operators):
  *   Squeeze/Unsqueeze 13, ReduceSum 13, Split 13: axes/split attribute → int64 input
+ *   ReduceMean/Max/Min/Prod/L1/L2/LogSum/LogSumExp/SumSquare 18: axes attribute → int64 input
+ *   Softmax/LogSoftmax/Hardmax 13: before, the input was coerced to 2-D at `axis` and normalized
+ *     over everything after it; kept as is when `axis` is the last axis, otherwise rewritten as
+ *     Reshape(op(Flatten(x, axis), axis = -1), Shape(x)), the old definition spelled out
  *   Clip 11: min/max attributes → inputs;  Pad 11: pads/value attributes → inputs
  *   Slice 10: starts/ends/axes attributes → inputs;  Dropout 12: ratio attribute → input
  *   BatchNormalization: spatial/consumed_inputs dropped (removed at 9 and 6)
@@ -16,6 +21,10 @@ import type { Tensor } from '../tensor/tensor.js';
  */
 
 export const UPGRADE_TARGET_OPSET = 13;
+const REDUCE_18 = new Set(['ReduceMean', 'ReduceMax', 'ReduceMin', 'ReduceProd', 'ReduceL1', 'ReduceL2', 'ReduceLogSum', 'ReduceLogSumExp', 'ReduceSumSquare']);
+const SOFTMAX_13 = new Set(['Softmax', 'LogSoftmax', 'Hardmax']);
+/** Ops whose incompatible revisions (opset-raise blockers) this pass rewrites. */
+export const UPGRADABLE = new Set(['Squeeze', 'Unsqueeze', 'ReduceSum', 'Split', 'Clip', 'Pad', 'Slice', 'Dropout', 'BatchNormalization', 'Upsample', ...REDUCE_18, ...SOFTMAX_13]);
 const UNSUPPORTED = new Set(['Scatter', 'Scan', 'Loop', 'If', 'ImageScaler', 'Crop', 'Affine', 'ParametricSoftplus', 'ScaledTanh', 'ThresholdedRelu_exp']);
 
 function take(node: GraphNode, name: string): unknown {
@@ -48,6 +57,10 @@ export function upgradeOpset(model: Model, target = UPGRADE_TARGET_OPSET): Upgra
   const ints = (base: string, v: readonly number[]) => constant(base, { dtype: 'int64', dims: [v.length], data: BigInt64Array.from(v, (x) => BigInt(x)) });
   const f32 = (base: string, v: number) => constant(base, { dtype: 'float32', dims: [], data: Float32Array.of(v) });
   const newNodes: GraphNode[] = [];
+  const rankOf = (name: string): number | undefined => {
+    const v = g.valueInfo.get(name) ?? g.inputs.find((i) => i.name === name) ?? g.outputs.find((o) => o.name === name);
+    return v?.dims?.length ?? g.initializers.get(name)?.dims.length;
+  };
   for (const n of g.nodes) {
     const label = n.name || n.outputs[0] || '?';
     if (n.domain !== '') { newNodes.push(n); continue; }
@@ -61,6 +74,36 @@ export function upgradeOpset(model: Model, target = UPGRADE_TARGET_OPSET): Upgra
         const axes = take(n, 'axes') as number[] | undefined;
         if (axes) n.inputs = [n.inputs[0] ?? '', ints(`${label}_axes`, axes)];
         break;
+      }
+      case 'ReduceMean': case 'ReduceMax': case 'ReduceMin': case 'ReduceProd': case 'ReduceL1': case 'ReduceL2':
+      case 'ReduceLogSum': case 'ReduceLogSumExp': case 'ReduceSumSquare':
+        if (from < 18 && target >= 18) {
+          const axes = take(n, 'axes') as number[] | undefined;
+          if (axes) n.inputs = [n.inputs[0] ?? '', ints(`${label}_axes`, axes)];
+        }
+        break;
+      case 'Softmax': case 'LogSoftmax': case 'Hardmax': {
+        if (from >= 13) break;
+        const axis = (take(n, 'axis') as number | undefined) ?? 1;
+        const rank = rankOf(n.inputs[0] ?? '');
+        if (axis === -1 || (rank !== undefined && (axis === rank - 1 || axis + rank === rank - 1))) {
+          n.attributes.push(makeAttribute('axis', -1, 'int'));
+          break;
+        }
+        const x = n.inputs[0] ?? '';
+        const y = n.outputs[0] ?? '';
+        const shape = uniqueName(g, `${label}_shape`, taken);
+        const flat = uniqueName(g, `${label}_2d`, taken);
+        const out2d = uniqueName(g, `${label}_2d_out`, taken);
+        newNodes.push({ name: uniqueName(g, `${label}_Shape`, taken), opType: 'Shape', domain: '', inputs: [x], outputs: [shape], attributes: [] });
+        newNodes.push({ name: uniqueName(g, `${label}_Flatten`, taken), opType: 'Flatten', domain: '', inputs: [x], outputs: [flat], attributes: [makeAttribute('axis', axis, 'int')] });
+        n.inputs = [flat];
+        n.outputs = [out2d];
+        n.attributes.push(makeAttribute('axis', -1, 'int'));
+        newNodes.push(n);
+        newNodes.push({ name: uniqueName(g, `${label}_Reshape`, taken), opType: 'Reshape', domain: '', inputs: [out2d, shape], outputs: [y], attributes: [] });
+        rewritten.push(label);
+        continue;
       }
       case 'Split': {
         const split = take(n, 'split') as number[] | undefined;

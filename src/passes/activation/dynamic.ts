@@ -2,6 +2,7 @@ import type { GraphNode, Model } from '../../graph/model.js';
 import { topologicalOrder } from '../../graph/topology.js';
 import { floatAttr, GraphEditor, intAttr, loadFloat32, quantizeWeightPerChannel } from './graph-util.js';
 import { dropUnreadInitializers } from './qdq.js';
+import { equalizeNormScales } from './smoothquant.js';
 
 /**
  * int8-dynamic: weights quantized ahead (s8 per output channel, symmetric [-127, 127]);
@@ -86,6 +87,11 @@ export function quantizeDynamic(model: Model, opts: DynamicOptions = {}): Dynami
   const ed = new GraphEditor(g);
   const form = opts.form ?? DEFAULT_DYNAMIC_FORM;
   const report: DynamicReport = { form: opts.perToken ? 'per-token' : form, quantizedNodes: [], skipped: [], notes: [] };
+  // One activation scale per tensor (per row with perToken) cannot serve a channel many times
+  // larger than the rest: fold the norm's per-channel magnitude into the weights first (exact in
+  // fp32, no data needed; smoothquant.ts equalizeNormScales).
+  const eq = equalizeNormScales(model, { exclude: opts.exclude });
+  if (eq.groups.length > 0) report.notes.push(`${eq.groups.length} normalization scale(s) folded into the weights they feed (${eq.groups.map((gr) => gr.foldedInto).join(', ')})`);
   const sites = findSites(model, opts, report.skipped);
   // One DynamicQuantizeLinear per activation tensor, shared by every site that reads it.
   const dql = new Map<string, { q: string; s: string; z: string }>();

@@ -1,3 +1,4 @@
+import { equalizeNormScales } from '../activation/smoothquant.js';
 import { QuantkitError } from '../../errors.js';
 import type { Initializer, Model } from '../../graph/model.js';
 import { topologicalOrder, uniqueName, usedNames } from '../../graph/topology.js';
@@ -105,6 +106,15 @@ export function quantizeWeights(model: Model, options: WeightOnlyOptions): Weigh
       scheme: options.scheme, blockSize: null, layers: r.layers, notes: [...notes, ...r.notes],
       totals: { bytesBefore, bytesAfter, ratio: bytesBefore === 0 ? 1 : bytesAfter / bytesBefore, quantizedLayers: r.layers.filter((l) => l.scheme !== 'fp32').length, skippedLayers: r.layers.filter((l) => l.scheme === 'fp32').length },
     };
+  }
+
+  // Integer and codebook grids have one scale per channel or block, so a channel whose norm scale
+  // γ is large (an activation-outlier channel) with correspondingly small weights loses them to
+  // the others' scale. Folding the norm's per-channel magnitude into the weights first (exact in
+  // fp32; see equalizeNormScales) quantizes the weights the normalized input actually meets.
+  if (scheme.kind === 'dq-int8' || scheme.kind === 'nbits' || scheme.kind === 'bnb4') {
+    const eq = equalizeNormScales(model, { exclude: options.exclude });
+    if (eq.groups.length > 0) notes.push(`${eq.groups.length} normalization scale(s) folded into the weights they feed (${eq.groups.map((gr) => gr.foldedInto).join(', ')})`);
   }
 
   const g = model.graph;

@@ -35,19 +35,25 @@ export function rejectLinear(site: WeightSite, graph: Graph): string | undefined
   return undefined;
 }
 
-export function linearView(site: WeightSite): LinearView {
-  const t = site.weight.load();
-  if (!(t.data instanceof Float32Array)) throw new QuantkitError('QK_WEIGHT_NOT_FLOAT32', `weight '${site.weight.name}' is ${t.dtype}, not float32`, 'weight-only quantization reads fp32 weights');
-  const data = t.data;
+export type LinearShape = Pick<LinearView, 'K' | 'N' | 'key' | 'transposed' | 'alpha'>;
+
+/** K, N, layout and key of a site's view, without loading the weight. */
+export function linearShape(site: WeightSite): LinearShape {
   const [d0, d1] = site.weight.dims as [number, number];
   const transB = site.node.opType === 'Gemm' && intAttr(site.node, 'transB', 0) === 1;
   const alpha = site.node.opType === 'Gemm' ? floatAttr(site.node, 'alpha', 1) : 1;
-  const K = transB ? d1 : d0;
-  const N = transB ? d0 : d1;
+  return { K: transB ? d1 : d0, N: transB ? d0 : d1, key: `${site.weight.name}|${transB ? 'T' : ''}|${alpha}`, transposed: transB, alpha };
+}
+
+export function linearView(site: WeightSite): LinearView {
+  const { K, N, key, transposed: transB, alpha } = linearShape(site);
+  const t = site.weight.load();
+  if (!(t.data instanceof Float32Array)) throw new QuantkitError('QK_WEIGHT_NOT_FLOAT32', `weight '${site.weight.name}' is ${t.dtype}, not float32`, 'weight-only quantization reads fp32 weights');
+  const data = t.data;
   const column = transB
     ? (n: number, out: Float32Array) => { for (let k = 0; k < K; k++) out[k] = alpha * (data[n * K + k] as number); }
     : (n: number, out: Float32Array) => { for (let k = 0; k < K; k++) out[k] = alpha * (data[k * N + n] as number); };
-  return { K, N, column, key: `${site.weight.name}|${transB ? 'T' : ''}|${alpha}`, data, transposed: transB, alpha };
+  return { K, N, column, key, data, transposed: transB, alpha };
 }
 
 /** The whole alpha·W as [N, K] row-major (W transposed), for SQNR and row-flattened formats. */

@@ -2,8 +2,8 @@ import { QuantkitError } from '../../errors.js';
 import { sqnrDb } from '../../quant/metrics.js';
 import { makeTensor } from '../../tensor/tensor.js';
 import { addInitializer, node, rewireInputs } from './graph-edit.js';
-import { linearView, rejectLinear, replaceLinear, transposedWeight, type LinearView } from './linear-site.js';
-import { NonFiniteWeight, nbitsSqnrDb, quantizeNBitsMatrix, type NBitsWeights } from './nbits-quant.js';
+import { linearShape, linearView, rejectLinear, replaceLinear, transposedWeight, type LinearView } from './linear-site.js';
+import { NonFiniteWeight, nbitsSqnrDb, quantizeNBitsMatrix, type NBitsOptions, type NBitsWeights } from './nbits-quant.js';
 import { ensureOpset } from './opset.js';
 import type { HandlerContext, WeightHandler, WeightSite } from './types.js';
 
@@ -14,9 +14,13 @@ import type { HandlerContext, WeightHandler, WeightSite } from './types.js';
  * original op — the file then needs no contrib op.
  */
 
+/** Key of an nbits result computed ahead (e.g. by a worker thread) for a view and options. */
+export const nbitsKey = (viewKey: string, o: NBitsOptions) => `${viewKey}|nbits|${o.bits}|${o.blockSize}|${o.symmetric}|${o.rtn ?? false}`;
+
 function quantize(view: LinearView, bits: 4 | 8, symmetric: boolean, ctx: HandlerContext, weight: string): NBitsWeights {
+  const o: NBitsOptions = { bits, blockSize: ctx.blockSize, symmetric, rtn: ctx.options.rtn ?? false };
   try {
-    return quantizeNBitsMatrix(view.data, view.K, view.N, view.transposed, view.alpha, { bits, blockSize: ctx.blockSize, symmetric, rtn: ctx.options.rtn ?? false });
+    return quantizeNBitsMatrix(view.data, view.K, view.N, view.transposed, view.alpha, o);
   } catch (e) {
     if (e instanceof NonFiniteWeight) {
       throw new QuantkitError('QK_NONFINITE_WEIGHTS', `weight '${weight}' has a non-finite value (${e.value}) at input ${e.col}, output ${e.row}`, 'fix the weights, or --exclude this tensor');
@@ -29,10 +33,11 @@ function nativeApply(bits: 4 | 8, symmetric: boolean) {
   return (weight: string, sites: readonly WeightSite[], ctx: HandlerContext) => {
     const done = new Map<string, { inputs: string[]; sqnr: number; bytes: number; K: number; N: number }>();
     for (const site of sites) {
-      const view = linearView(site);
+      const view = linearShape(site); // K, N and key only: a result computed ahead needs no load
       let q = done.get(view.key);
       if (!q) {
-        const w = quantize(view, bits, symmetric, ctx, weight);
+        const o: NBitsOptions = { bits, blockSize: ctx.blockSize, symmetric, rtn: ctx.options.rtn ?? false };
+        const w = ctx.options.precomputed?.nbits.get(nbitsKey(view.key, o)) ?? quantize(linearView(site), bits, symmetric, ctx, weight);
         const bName = addInitializer(ctx.graph, ctx.name(`${weight}_Q${bits}`), makeTensor('uint8', [view.N, w.kBlocks, (ctx.blockSize * bits) / 8], w.packed));
         const sName = addInitializer(ctx.graph, ctx.name(`${weight}_scales`), makeTensor('float32', [view.N, w.kBlocks], w.scales));
         const inputs = [bName, sName];

@@ -19,12 +19,13 @@
  * block keeps the candidate of least squared error, measured from the same sums (Σx², Σx·c, Σc²),
  * so no block is worse than RTN, which is always a candidate.
  *
- * Speed: the search is a handful of fused passes over each block (absmax; two candidates scored
- * per pass; the final pass rounds, packs and accumulates the SQNR sums), all on typed arrays with
+ * Speed: the symmetric search is three fused passes over each block (absmax and Σx²; both
+ * starts scored in one pass; one re-rounding at the refined scale that keeps its codes, which are
+ * then packed as they are, the last least-squares step costing no pass), all on typed arrays with
  * scalar locals. Rounding half to even uses the 1.5·2^52 trick: in float64, (v + M) − M rounds v
  * to an integer with ties to even for |v| < 2^51 — exact, and far cheaper than Math.round plus a
- * tie fix-up. A [K, N] MatMul weight is transposed a panel of columns at a time so every pass reads
- * contiguous memory.
+ * tie fix-up. A [K, N] MatMul weight is transposed one strip of blockSize rows at a time so every
+ * pass reads contiguous memory.
  */
 
 export interface NBitsOptions {
@@ -117,29 +118,26 @@ function sums2(x: Float32Array, off: number, len: number, s1: number, s2: number
 const sqErr = (xx: number, s: number, xc: number, cc: number) => xx - 2 * s * xc + s * s * cc;
 
 
-/** Σx·c and Σc² for one scale: SUMS[0..1]. */
-function sums1(x: Float32Array, off: number, len: number, s: number, z: number, qmax: number): void {
-  const inv = 1 / s;
-  const lo = -z;
-  const hi = qmax - z;
-  let xc = 0, cc = 0;
-  for (let i = off, end = off + len; i < end; i++) {
-    const v = x[i] as number;
-    let c = (v * inv + ROUNDER) - ROUNDER;
-    c = c < lo ? lo : c > hi ? hi : c;
-    xc += v * c; cc += c * c;
-  }
-  SUMS[0] = xc; SUMS[1] = cc;
-}
-
 /**
- * Least-squares refinements of the better start (one pass each). On the project's char LM
- * (block 32): 0 steps +1.97 % perplexity, 1 step +1.60 %, 2 steps +1.45 %, 3 steps +1.50 %; the
- * former 42-point clip grid + 3 refinements gave +1.55 % at ~20× the cost, RTN +2.04 %.
+ * Least-squares refinements of the asymmetric search's starts (one pass each). On the project's
+ * char LM (block 32, symmetric, re-rounding each step): 0 steps +1.97 % perplexity, 1 step
+ * +1.60 %, 2 steps +1.45 %, 3 steps +1.50 %; the former 42-point clip grid + 3 refinements gave
+ * +1.55 % at ~20× the cost, RTN +2.04 %.
  */
 const LS_STEPS = 2;
 
-/** Chosen scale of a symmetric block (zero point fixed at 2^(bits−1)); m ≠ 0. */
+/** Codes q (0..qmax) of the last symmetric block, when the search kept them (codesKept). */
+const CODES = new Float64Array(256);
+let codesKept = false;
+
+/**
+ * Chosen scale of a symmetric block (zero point fixed at 2^(bits−1)); m ≠ 0. The better of the
+ * two starts gives s1 = Σxc/Σc² (its least-squares scale); one pass re-rounds at s1, keeping the
+ * codes (each the nearest in range, so the error can only drop); with those codes FIXED,
+ * s2 = Σxc/Σc² is again the least-squares scale, so it can only drop once more — for free, no
+ * pass. The errors are measured from the sums (float32 rounding of a scale can cost a hair), and
+ * the start wins if nothing beat it (then codesKept is false and the caller rounds at it).
+ */
 function searchSymmetric(x: Float32Array, off: number, len: number, m: number, xx: number, mid: number, qmax: number): number {
   const a = saneScale(m / -mid); // RTN: m → code 0 (value −mid)
   const b = saneScale(m / (mid - 1)); // m → the largest positive code (value mid − 1)
@@ -147,20 +145,29 @@ function searchSymmetric(x: Float32Array, off: number, len: number, m: number, x
   const eA = sqErr(xx, a, SUMS[0] as number, SUMS[1] as number);
   const eB = sqErr(xx, b, SUMS[2] as number, SUMS[3] as number);
   // m lands on a non-zero code for both starts, so Σc² > 0.
-  let best = eB < eA ? b : a;
-  let bestErr = eB < eA ? eB : eA;
-  let s = eB < eA ? saneScale((SUMS[2] as number) / (SUMS[3] as number)) : saneScale((SUMS[0] as number) / (SUMS[1] as number));
-  for (let step = 0; step < LS_STEPS; step++) {
-    sums1(x, off, len, s, mid, qmax);
-    const xc = SUMS[0] as number, cc = SUMS[1] as number;
-    const e = sqErr(xx, s, xc, cc);
-    if (!(e < bestErr)) break;
-    bestErr = e;
-    best = s;
-    s = saneScale(xc / cc);
+  const start = eB < eA ? b : a;
+  const startErr = eB < eA ? eB : eA;
+  const s1 = eB < eA ? saneScale((SUMS[2] as number) / (SUMS[3] as number)) : saneScale((SUMS[0] as number) / (SUMS[1] as number));
+  const inv = 1 / s1;
+  const hi = qmax - mid;
+  let xc = 0, cc = 0;
+  for (let i = off, j = 0, end = off + len; i < end; i++, j++) {
+    const v = x[i] as number;
+    let c = (v * inv + ROUNDER) - ROUNDER;
+    c = c < -mid ? -mid : c > hi ? hi : c;
+    CODES[j] = c + mid;
+    xc += v * c; cc += c * c;
   }
-  chosenErr = bestErr;
-  return best;
+  let best = s1;
+  let bestErr = sqErr(xx, s1, xc, cc);
+  if (cc > 0) {
+    const s2 = saneScale(xc / cc);
+    const e2 = sqErr(xx, s2, xc, cc);
+    if (e2 < bestErr) { best = s2; bestErr = e2; }
+  }
+  codesKept = bestErr < startErr;
+  chosenErr = codesKept ? bestErr : startErr;
+  return codesKept ? best : start;
 }
 
 // Asymmetric: the chosen (scale, zero point) of a block.
@@ -248,6 +255,15 @@ class RowEncoder {
 
   /** Quantizes row n, read from x[off .. off + K). */
   encodeRow(n: number, x: Float32Array, off: number): void {
+    const blockSize = this.o.blockSize;
+    for (let b = 0; b < this.kBlocks; b++) this.encodeBlock(n, b, x, off + b * blockSize, off);
+  }
+
+  /**
+   * Quantizes block b of row n, read from x[start .. start + len); `rowOff` is where the row
+   * would begin in x (for naming a non-finite element's column only).
+   */
+  encodeBlock(n: number, b: number, x: Float32Array, start: number, rowOff: number): void {
     const { K, kBlocks, qmax, mid, bits, logPerByte } = this;
     const { blockSize, symmetric } = this.o;
     const rtn = this.o.rtn ?? false;
@@ -255,8 +271,7 @@ class RowEncoder {
     const packed = this.packed;
     let signal = 0;
     let noise = 0;
-    for (let b = 0; b < kBlocks; b++) {
-      const start = off + b * blockSize;
+    {
       const len = Math.min(blockSize, K - b * blockSize);
       // Pass 1: Σx² and the range. Data-dependent branches mispredict on random weights, so the
       // loop keeps only branch-free Math.max/abs; the finiteness check rides on Σx² (NaN or ±Inf
@@ -278,7 +293,7 @@ class RowEncoder {
           xx += v * v;
         }
       }
-      if (!(xx < Infinity)) throwNonFinite(x, start, len, n, off);
+      if (!(xx < Infinity)) throwNonFinite(x, start, len, n, rowOff);
       // m: the FIRST value of largest magnitude, as MLAS picks it (matters only for ties ±m).
       let m = 0;
       if (symmetric && am > 0) {
@@ -289,11 +304,15 @@ class RowEncoder {
       }
       let scale: number;
       let z: number;
+      let fromCodes = false;
       if (symmetric) {
         z = mid;
         if (m === 0) scale = 1;
         else if (rtn) scale = saneScale(m / -mid);
-        else scale = searchSymmetric(x, start, len, m, xx, mid, qmax);
+        else {
+          scale = searchSymmetric(x, start, len, m, xx, mid, qmax);
+          fromCodes = codesKept;
+        }
       } else {
         if (rtn || (lo === 0 && hi === 0)) asymParams(lo, hi, qmax);
         else searchAsymmetric(x, start, len, lo, hi, xx, qmax);
@@ -321,6 +340,15 @@ class RowEncoder {
           packed[byte] = (packed[byte] as number) | (q << ((i & perMask) * bits));
         }
         noise += Math.max(0, sqErr(xx, scale, xc, cc));
+      } else if (fromCodes) {
+        // The search's kept codes, packed as they are.
+        let i = 0;
+        if (bits === 4) for (; i + 1 < len; i += 2) packed[byteBase + (i >> 1)] = (CODES[i] as number) | ((CODES[i + 1] as number) << 4);
+        for (; i < len; i++) {
+          const byte = byteBase + (i >> logPerByte);
+          packed[byte] = (packed[byte] as number) | ((CODES[i] as number) << ((i & perMask) * bits));
+        }
+        noise += Math.max(0, chosenErr);
       } else {
         const inv = 1 / scale;
         let i = 0;
@@ -367,15 +395,24 @@ class RowEncoder {
         }
       }
     }
-    let codes: Uint8Array | undefined;
-    return {
-      K, N, kBlocks, packed, scales, zeroPoints, zp, signalSq, noiseSq,
-      get codes(): Uint8Array {
-        codes ??= unpackCodes(packed, N * kBlocks * blockSize, bits);
-        return codes;
-      },
-    };
+    return nbitsWeightsFrom({ K, N, kBlocks, packed, scales, zeroPoints, zp, signalSq, noiseSq }, blockSize, bits);
   }
+}
+
+/** What a quantizer computes (all but the lazily unpacked codes): what a worker thread sends back. */
+export type NBitsParts = Omit<NBitsWeights, 'codes'>;
+
+/** The weights from their parts; `codes` is unpacked from `packed` on first use. */
+export function nbitsWeightsFrom(parts: NBitsParts, blockSize: number, bits: number): NBitsWeights {
+  const { K, N, kBlocks, packed, scales, zeroPoints, zp, signalSq, noiseSq } = parts;
+  let codes: Uint8Array | undefined;
+  return {
+    K, N, kBlocks, packed, scales, zeroPoints, zp, signalSq, noiseSq,
+    get codes(): Uint8Array {
+      codes ??= unpackCodes(packed, N * kBlocks * blockSize, bits);
+      return codes;
+    },
+  };
 }
 
 function unpackCodes(packed: Uint8Array, count: number, bits: number): Uint8Array {
@@ -401,13 +438,10 @@ export function quantizeNBits(K: number, N: number, rowOf: (n: number, out: Floa
   return enc.finish();
 }
 
-/** Columns transposed per panel: 16 floats = one 64-byte cache line of each row of W. */
-const PANEL = 16;
-
 /**
  * The same for a whole matrix in memory: `data` is alpha⁻¹·W as stored, either [K, N] (MatMul B;
- * `transposed` false) or [N, K] (Gemm with transB = 1). The [K, N] case transposes PANEL columns
- * at a time into a small buffer, so reads stay sequential.
+ * `transposed` false) or [N, K] (Gemm with transB = 1). The [K, N] case transposes one strip of
+ * blockSize rows at a time into a small buffer, so reads stay sequential.
  */
 export function quantizeNBitsMatrix(data: Float32Array, K: number, N: number, transposed: boolean, alpha: number, o: NBitsOptions): NBitsWeights {
   const enc = new RowEncoder(K, N, o);
@@ -423,14 +457,20 @@ export function quantizeNBitsMatrix(data: Float32Array, K: number, N: number, tr
     }
     return enc.finish();
   }
-  const panel = new Float32Array(PANEL * K);
-  for (let n0 = 0; n0 < N; n0 += PANEL) {
-    const w = Math.min(PANEL, N - n0);
-    for (let k = 0; k < K; k++) {
-      const src = k * N + n0;
-      for (let j = 0; j < w; j++) panel[j * K + k] = alpha * (data[src + j] as number);
+  // One strip of blockSize rows of W (contiguous, blockSize · N floats: 512 KB for 32 × 4096,
+  // L2-sized) is transposed into [N][blockSize] and its N blocks encoded. Reads are sequential
+  // and the scattered writes stay in cache; a panel of columns over all K rows instead strides
+  // N·4 bytes per element, a TLB miss per row of a 4096-wide weight.
+  const bs = o.blockSize;
+  const tile = new Float32Array(N * bs);
+  for (let b = 0, k0 = 0; k0 < K; b++, k0 += bs) {
+    const rows = Math.min(bs, K - k0);
+    for (let i = 0; i < rows; i++) {
+      const src = (k0 + i) * N;
+      if (alpha === 1) for (let n = 0, t = i; n < N; n++, t += bs) tile[t] = data[src + n] as number;
+      else for (let n = 0, t = i; n < N; n++, t += bs) tile[t] = alpha * (data[src + n] as number);
     }
-    for (let j = 0; j < w; j++) enc.encodeRow(n0 + j, panel, j * K);
+    for (let n = 0; n < N; n++) enc.encodeBlock(n, b, tile, n * bs, n * bs - k0);
   }
   return enc.finish();
 }

@@ -1,4 +1,5 @@
 import type { Model } from '../../graph/model.js';
+import { UPGRADABLE, upgradeOpset } from '../upgrade-opset.js';
 
 /**
  * Raising the default-domain opset changes the meaning of every node that had an incompatible
@@ -32,12 +33,18 @@ export function opsetRaiseBlockers(model: Model, target: number): string[] {
   return [...blockers].sort();
 }
 
-/** Raises the default opset to at least `target` when that is safe; returns what was done. */
+/**
+ * Raises the default opset to at least `target` when that is safe or the changed ops can be
+ * rewritten (passes/upgrade-opset.ts); returns what was done.
+ */
 export function ensureOpset(model: Model, target: number): { ok: true; raisedFrom?: number } | { ok: false; blockers: string[] } {
   const from = model.opsets.get('') ?? 1;
   if (from >= target) return { ok: true };
   const blockers = opsetRaiseBlockers(model, target);
-  if (blockers.length > 0) return { ok: false, blockers };
+  // Blockers with a mechanical rewrite (an attribute turned input, ...) are rewritten; the rest refuse.
+  const stuck = blockers.filter((b) => !UPGRADABLE.has(b));
+  if (stuck.length > 0) return { ok: false, blockers: stuck };
+  if (blockers.length > 0) upgradeOpset(model, target);
   model.opsets.set('', target);
   // Opset 21 needs IR 10 (int4, blocked quantization); opset 19 IR 9 (float8).
   const ir = target >= 21 ? 10 : target >= 19 ? 9 : target >= 15 ? 8 : 7;

@@ -1,4 +1,6 @@
 import type { Graph, GraphNode, Initializer, Model } from '../../graph/model.js';
+import type { Int8Weights } from './dq-storage.js';
+import type { NBitsWeights } from './nbits-quant.js';
 import type { SchemeName, WeightOnlyScheme } from './scheme.js';
 
 export interface WeightOnlyOptions {
@@ -17,6 +19,18 @@ export interface WeightOnlyOptions {
   readonly rtn?: boolean | undefined;
   /** fp16: op types kept in fp32 (with Casts around them); default DEFAULT_FP16_BLOCK_LIST. */
   readonly fp16BlockList?: readonly string[] | undefined;
+  /**
+   * Results computed ahead by the very kernels the handlers call (flows/quantize-pool.ts runs
+   * them on worker threads); a handler takes the one under its key instead of computing it.
+   */
+  readonly precomputed?: PrecomputedWeights | undefined;
+}
+
+export interface PrecomputedWeights {
+  /** By nbitsKey(view key, options) (nbits-handler.ts). */
+  readonly nbits: ReadonlyMap<string, NBitsWeights>;
+  /** By int8Key(weight, axis) (dq-storage.ts). */
+  readonly int8: ReadonlyMap<string, Int8Weights>;
 }
 
 /** One weight tensor (shared by one or more nodes): what was done to it. */

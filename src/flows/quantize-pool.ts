@@ -1,0 +1,91 @@
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import type { Model } from '../graph/model.js';
+import type { ModelDirFiles } from '../node/files.js';
+import type { Int8Weights } from '../passes/weight-only/dq-storage.js';
+import { planWeightJobs, type WeightJob } from '../passes/weight-only/jobs.js';
+import { nbitsWeightsFrom, type NBitsWeights } from '../passes/weight-only/nbits-quant.js';
+import type { PrecomputedWeights, WeightOnlyOptions } from '../passes/weight-only/types.js';
+import type { WorkerReply, WorkerRequest } from './quantize-worker.js';
+
+/*
+ * Weight quantization on all cores: the pass's jobs (passes/weight-only/jobs.ts) handed to worker
+ * threads, one weight at a time each, in model order; results come back as moved buffers and are
+ * handed to the pass, which then only rewires the graph. Small models stay on the main thread:
+ * starting a worker (~30 ms and ~30 MB each) would cost more than it saves.
+ */
+
+/** Weights below this many fp32 bytes in all are quantized on the main thread. */
+export const PARALLEL_FROM_BYTES = 64 * 2 ** 20;
+
+const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+export interface PoolOptions {
+  /** Threads to use (default: the machine's available parallelism, at most 4). */
+  readonly threads?: number | undefined;
+  /** Total weight bytes from which workers are used (default PARALLEL_FROM_BYTES). */
+  readonly fromBytes?: number | undefined;
+}
+
+/** The worker script beside this module: .js when built, .ts under tsx/vitest (then tsx loads it). */
+function workerScript(): { url: URL; execArgv: string[] } {
+  const ts = import.meta.url.endsWith('.ts');
+  const url = new URL(`./quantize-worker.${ts ? 'ts' : 'js'}`, import.meta.url);
+  const hasTsx = process.execArgv.some((a) => a.includes('tsx'));
+  return { url, execArgv: ts && !hasTsx ? [...process.execArgv, '--import', 'tsx'] : process.execArgv };
+}
+
+/**
+ * Runs the pass's jobs for `model` on worker threads; undefined when the model is small, the host
+ * big-endian or there is one core. Each job's file is resolved through `files` (the model folder's
+ * checks) and its byte range checked; anything odd is left to the pass.
+ */
+export async function precomputeWeights(model: Model, options: WeightOnlyOptions, files: ModelDirFiles, pool: PoolOptions = {}): Promise<PrecomputedWeights | undefined> {
+  if (!LITTLE_ENDIAN_HOST) return undefined;
+  const threads = Math.max(1, Math.min(pool.threads ?? availableParallelism(), 4));
+  const planned = planWeightJobs(model, options);
+  const total = planned.reduce((s, j) => s + j.bytes, 0);
+  if (threads < 2 || planned.length < 2 || total < (pool.fromBytes ?? PARALLEL_FROM_BYTES)) return undefined;
+  const queue: WorkerRequest[] = [];
+  const jobs = new Map<string, WeightJob>();
+  for (const job of planned) {
+    try {
+      const src = files.open(job.location);
+      if (job.offset + job.bytes > src.size) continue;
+      queue.push({ job, path: src.path });
+      jobs.set(job.key, job);
+    } catch {
+      // missing or refused file: the pass raises the error
+    }
+  }
+  const nbits = new Map<string, NBitsWeights>();
+  const int8 = new Map<string, Int8Weights>();
+  const { url, execArgv } = workerScript();
+  const workers = Array.from({ length: Math.min(threads, queue.length) }, () => new Worker(url, { execArgv }));
+  try {
+    await Promise.all(workers.map((w) => new Promise<void>((resolvePromise) => {
+      const next = () => {
+        const req = queue.shift();
+        if (req) w.postMessage(req); else resolvePromise();
+      };
+      w.on('message', (reply: WorkerReply) => {
+        if (reply.ok) {
+          const r = reply.result;
+          if (r.kind === 'int8') int8.set(r.key, r.weights);
+          else {
+            const job = jobs.get(r.key);
+            if (job?.kind === 'nbits') nbits.set(r.key, nbitsWeightsFrom(r.parts, job.o.blockSize, job.o.bits));
+          }
+        }
+        next();
+      });
+      // A worker that dies leaves its weight (and, if all die, the rest) to the pass.
+      w.on('error', () => resolvePromise());
+      w.on('exit', () => resolvePromise());
+      next();
+    })));
+  } finally {
+    await Promise.all(workers.map((w) => w.terminate()));
+  }
+  return { nbits, int8 };
+}
