@@ -183,7 +183,7 @@ function readWeights(model: DemoModel): { weights: Map<string, Weights>; hasSmoo
     const axis = axes.get(init.name);
     weights.set(init.name, { name: init.name, dims: init.dims, values, energy, channelAxis: axis === -1 ? init.dims.length - 1 : axis });
   }
-  return { weights, hasSmoothSites: findSmoothSites(m).length > 0 };
+  return { weights, hasSmoothSites: findSmoothSites(m).some((s) => s.matmuls.some((n) => n.opType === 'MatMul')) };
 }
 
 /**

@@ -68,6 +68,8 @@ export interface QuantizeFileResult {
   readonly outputFileBytes: number;
   /** The data file written beside the output, if any. */
   readonly dataPath: string | undefined;
+  /** Weights quantized on worker threads (0: all on the main thread, as for small models). */
+  readonly workerResults: number;
 }
 
 const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
@@ -150,7 +152,8 @@ export async function quantizeFile(inPath: string, outPath: string, options: Qua
     const plan = planOnnxWrite(skeletonOf(model), tensors, { externalData: external ? true : 'auto', dataLocation: dataFileName(outPath) });
     const written = await writeOnnxModel(outPath, plan, { force: options.force ?? false, inputs });
     const inputFileBytes = inputs.reduce((sum, f) => sum + statSync(f).size, 0);
-    return { report, inputFileBytes, outputFileBytes: statSync(written.modelPath).size + written.dataBytes, dataPath: written.dataPath };
+    const workerResults = precomputed ? precomputed.nbits.size + precomputed.int8.size : 0;
+    return { report, inputFileBytes, outputFileBytes: statSync(written.modelPath).size + written.dataBytes, dataPath: written.dataPath, workerResults };
   } finally {
     file.close();
   }

@@ -274,32 +274,29 @@ class RowEncoder {
     {
       const len = Math.min(blockSize, K - b * blockSize);
       // Pass 1: Σx² and the range. Data-dependent branches mispredict on random weights, so the
-      // loop keeps only branch-free Math.max/abs; the finiteness check rides on Σx² (NaN or ±Inf
-      // in, non-finite sum out — a float32 squared cannot overflow a double).
-      let am = 0, xx = 0, lo = 0, hi = 0;
-      if (symmetric) {
-        for (let i = start, end = start + len; i < end; i++) {
-          const v = x[i] as number;
-          am = Math.max(am, Math.abs(v));
-          xx += v * v;
-        }
-      } else {
-        lo = Infinity;
-        hi = -Infinity;
-        for (let i = start, end = start + len; i < end; i++) {
-          const v = x[i] as number;
-          lo = Math.min(lo, v);
-          hi = Math.max(hi, v);
-          xx += v * v;
-        }
+      // loop keeps only branch-free Math.min/max; the finiteness check rides on Σx² (NaN or ±Inf
+      // in, non-finite sum out — a float32 squared cannot overflow a double). Symmetric blocks
+      // start the range at 0, so max(hi, −lo) is max|x|.
+      let xx = 0;
+      let lo = symmetric ? 0 : Infinity;
+      let hi = symmetric ? 0 : -Infinity;
+      for (let i = start, end = start + len; i < end; i++) {
+        const v = x[i] as number;
+        lo = Math.min(lo, v);
+        hi = Math.max(hi, v);
+        xx += v * v;
       }
       if (!(xx < Infinity)) throwNonFinite(x, start, len, n, rowOff);
-      // m: the FIRST value of largest magnitude, as MLAS picks it (matters only for ties ±m).
+      // m: the FIRST value of largest magnitude, as MLAS picks it — a scan only when both +m and
+      // −m occur.
       let m = 0;
-      if (symmetric && am > 0) {
-        for (let i = start; ; i++) {
-          const v = x[i] as number;
-          if (Math.abs(v) === am) { m = v; break; }
+      if (symmetric) {
+        m = hi > -lo ? hi : -lo > hi ? lo : 0;
+        if (m === 0 && hi > 0) {
+          for (let i = start; ; i++) {
+            const v = x[i] as number;
+            if (v === hi || v === lo) { m = v; break; }
+          }
         }
       }
       let scale: number;
