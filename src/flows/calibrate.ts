@@ -276,7 +276,7 @@ export type ActivationReport =
   | ({ scheme: 'int8-static' } & StaticQuantResult['report'])
   | ({ scheme: 'int8-dynamic' } & DynamicReport);
 
-function readCalibFiles(bindings: readonly string[], inputNames: readonly string[]): CalibrationData {
+export function readCalibFiles(bindings: readonly string[], inputNames: readonly string[]): CalibrationData {
   const data: CalibrationData = new Map();
   let positional = 0;
   for (const arg of bindings) {

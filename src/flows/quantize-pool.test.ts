@@ -16,14 +16,13 @@ import { quantizeFile } from './quantize.js';
  */
 
 const K = 100;
-const N = 24;
 
 function weight(seed: number, n: number): Float32Array {
   let s = seed >>> 0;
   return Float32Array.from({ length: n }, () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32 - 0.5) * (seed % 3 + 1));
 }
 
-async function writeModel(dir: string): Promise<string> {
+async function writeModel(dir: string, poison?: { weight: number; index: number; value: number }): Promise<string> {
   const skeleton = makeModel({
     nodes: [
       { opType: 'MatMul', inputs: ['x', 'w0'], outputs: ['h0'], name: 'mm0' },
@@ -39,10 +38,14 @@ async function writeModel(dir: string): Promise<string> {
   const dims: Record<string, number[]> = { w0: [K, K], w1: [K, K], w2: [K, K], w3: [K, K] };
   const tensors: TensorToWrite[] = Object.entries(dims).map(([name, d], i) => ({
     name, dtype: 'float32', dims: d,
-    rawBytes: () => new Uint8Array(weight(i + 7, K * K).buffer),
+    rawBytes: () => {
+      const w = weight(i + 7, K * K);
+      if (poison?.weight === i) w[poison.index] = poison.value;
+      return new Uint8Array(w.buffer);
+    },
   }));
-  const path = join(dir, 'model.onnx');
-  await writeOnnxModel(path, planOnnxWrite(skeleton, tensors, { externalData: true, threshold: 0, dataLocation: 'model.onnx.data' }), { force: false, inputs: [] });
+  const path = join(dir, poison ? 'poisoned.onnx' : 'model.onnx');
+  await writeOnnxModel(path, planOnnxWrite(skeleton, tensors, { externalData: true, threshold: 0, dataLocation: poison ? 'poisoned.onnx.data' : 'model.onnx.data' }), { force: false, inputs: [] });
   return path;
 }
 
@@ -54,6 +57,15 @@ describe('quantizeFile on worker threads', () => {
     input = await writeModel(dir);
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  for (const scheme of ['q4', 'int8'] as const) {
+    it(`${scheme}: a NaN in a weight fails with the same named error as on the main thread`, async () => {
+      const bad = await writeModel(mkdtempSync(join(dir, 'bad')), { weight: 2, index: 3 * K + 5, value: NaN });
+      for (const pool of [{ threads: 1 }, { threads: 2, fromBytes: 0 }]) {
+        await expect(quantizeFile(bad, join(dir, `bad-${scheme}.onnx`), { scheme, force: true, pool })).rejects.toMatchObject({ code: 'QK_NONFINITE_WEIGHTS', message: expect.stringContaining('w2') as unknown });
+      }
+    });
+  }
 
   const cases: [SchemeName, Record<string, unknown>][] = [
     ['q4', {}], ['q4', { rtn: true }], ['q4-asym', { blockSize: 16 }], ['q8-block', {}], ['int8', {}], ['q4', { exclude: ['w3'] }],

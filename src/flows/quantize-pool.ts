@@ -1,8 +1,10 @@
+import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
+import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { Model } from '../graph/model.js';
 import type { ModelDirFiles } from '../node/files.js';
-import type { Int8Weights } from '../passes/weight-only/dq-storage.js';
+import type { Int8Weights } from '../passes/weight-only/int8-quant.js';
 import { planWeightJobs, type WeightJob } from '../passes/weight-only/jobs.js';
 import { nbitsWeightsFrom, type NBitsWeights } from '../passes/weight-only/nbits-quant.js';
 import type { PrecomputedWeights, WeightOnlyOptions } from '../passes/weight-only/types.js';
@@ -27,12 +29,18 @@ export interface PoolOptions {
   readonly fromBytes?: number | undefined;
 }
 
-/** The worker script beside this module: .js when built, .ts under tsx/vitest (then tsx loads it). */
-function workerScript(): { url: URL; execArgv: string[] } {
+/**
+ * A worker running quantize-worker beside this module: the .js file when built; under tsx or
+ * vitest (this module is .ts) a bootstrap that first registers tsx's loader in the worker —
+ * `--import tsx` in a worker's execArgv does not reach its entry module.
+ */
+function startWorker(): Worker {
   const ts = import.meta.url.endsWith('.ts');
   const url = new URL(`./quantize-worker.${ts ? 'ts' : 'js'}`, import.meta.url);
-  const hasTsx = process.execArgv.some((a) => a.includes('tsx'));
-  return { url, execArgv: ts && !hasTsx ? [...process.execArgv, '--import', 'tsx'] : process.execArgv };
+  if (!ts) return new Worker(url);
+  const tsxApi = pathToFileURL(createRequire(import.meta.url).resolve('tsx/package.json').replace(/package\.json$/, 'dist/esm/api/index.mjs')).href;
+  const boot = `const { register } = await import(${JSON.stringify(tsxApi)}); register(); await import(${JSON.stringify(url.href)});`;
+  return new Worker(new URL(`data:text/javascript,${encodeURIComponent(boot)}`));
 }
 
 /**
@@ -60,8 +68,7 @@ export async function precomputeWeights(model: Model, options: WeightOnlyOptions
   }
   const nbits = new Map<string, NBitsWeights>();
   const int8 = new Map<string, Int8Weights>();
-  const { url, execArgv } = workerScript();
-  const workers = Array.from({ length: Math.min(threads, queue.length) }, () => new Worker(url, { execArgv }));
+  const workers = Array.from({ length: Math.min(threads, queue.length) }, startWorker);
   try {
     await Promise.all(workers.map((w) => new Promise<void>((resolvePromise) => {
       const next = () => {

@@ -1,6 +1,7 @@
 import { parentPort } from 'node:worker_threads';
 import { closeSync, openSync, readSync } from 'node:fs';
-import { runWeightJob, type WeightJob } from '../passes/weight-only/jobs.js';
+import { runWeightJob } from '../passes/weight-only/job-run.js';
+import type { WeightJob } from '../passes/weight-only/jobs.js';
 
 /*
  * Worker thread of quantize-pool.ts: reads one weight's bytes straight from its data file (the

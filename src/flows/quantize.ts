@@ -17,6 +17,7 @@ import { quantizeWeights, type WeightOnlyOptions, type WeightOnlyReport } from '
 import type { PrecomputedWeights } from '../passes/weight-only/types.js';
 import { modelDirFiles } from '../node/files.js';
 import { precomputeWeights, type PoolOptions } from './quantize-pool.js';
+import { gptqFromCalibFiles, type GptqFileOptions } from './gptq.js';
 
 /**
  * Weight-only quantization of a model: BatchNormalization folded into the preceding Conv/Gemm
@@ -48,7 +49,7 @@ export function quantizeModelBytes(bytes: Uint8Array, options: WeightOnlyOptions
   return { bytes: encodeModel(modelToProto(r.model)), report: r.report };
 }
 
-export interface QuantizeFileOptions extends WeightOnlyOptions {
+export interface QuantizeFileOptions extends WeightOnlyOptions, GptqFileOptions {
   readonly force?: boolean | undefined;
   /**
    * Output weights (bytes) from which the result goes to an external data file even when the
@@ -74,28 +75,6 @@ export interface QuantizeFileResult {
 
 const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 export const DEFAULT_EXTERNAL_OUTPUT_BYTES = 2 ** 30;
-
-/**
- * fp32 external initializers load as a view of the bytes just read (a fresh buffer per load),
- * not a decoded copy: one 64 MB weight costs one allocation and one read, not two plus a copy.
- */
-function viewExternalFloats(model: Model, external: (p: TensorProto) => Uint8Array): void {
-  if (!LITTLE_ENDIAN_HOST) return;
-  const inits = model.graph.initializers;
-  for (const [name, init] of inits) {
-    const p = init.source;
-    if (!p || init.dtype !== 'float32' || p.dataLocation !== TensorProto_DataLocation.EXTERNAL) continue;
-    inits.set(name, {
-      ...init,
-      load: (): Tensor => {
-        // readExternalTensorBytes has checked the length against dims; a fresh read starts at 0.
-        const raw = external(p);
-        if (raw.byteOffset % 4 !== 0) return init.load();
-        return { dtype: 'float32', dims: init.dims, data: new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4) };
-      },
-    });
-  }
-}
 
 /** Initializers to write: unchanged ones copied from the input; new ones as raw views, no re-encoding. */
 function tensorsToWrite(model: Model, external: (p: TensorProto) => Uint8Array): TensorToWrite[] {
@@ -133,26 +112,29 @@ export async function quantizeFile(inPath: string, outPath: string, options: Qua
   try {
     const inputs = inputFiles(inPath, file.proto);
     const hadExternal = inputs.length > 1;
+    // Weights load lazily; an fp32 external one as a view of the bytes just read (io/onnx/tensor.ts).
     const model = modelFromProto(file.proto, { external: file.external, label: inPath });
-    viewExternalFloats(model, file.external);
     const folded = foldBatchNorm(model);
+    // --calib: GPTQ's results (flows/gptq.ts) instead of the data-free ones (GPTQ engineer's edit).
+    const gptq = await gptqFromCalibFiles(model, options);
     // Big models: the weights are quantized on worker threads first (each reading its own bytes
     // from the data file), the pass then takes their results instead of loading the weights.
     const files = modelDirFiles(inPath);
     let precomputed: PrecomputedWeights | undefined;
     try {
-      precomputed = await precomputeWeights(model, options, files, options.pool);
+      precomputed = gptq?.precomputed ?? await precomputeWeights(model, options, files, options.pool);
     } finally {
       files.close();
     }
     const { report } = quantizeFolded(model, folded, { ...options, precomputed });
+    if (gptq) report.notes.push(...gptq.notes);
     const tensors = tensorsToWrite(model, file.external);
     const bytesOut = tensors.reduce((sum, t) => sum + storageBytes(t.dtype, elementCount(t.dims)), 0);
     const external = hadExternal || bytesOut >= (options.externalThreshold ?? DEFAULT_EXTERNAL_OUTPUT_BYTES);
     const plan = planOnnxWrite(skeletonOf(model), tensors, { externalData: external ? true : 'auto', dataLocation: dataFileName(outPath) });
     const written = await writeOnnxModel(outPath, plan, { force: options.force ?? false, inputs });
     const inputFileBytes = inputs.reduce((sum, f) => sum + statSync(f).size, 0);
-    const workerResults = precomputed ? precomputed.nbits.size + precomputed.int8.size : 0;
+    const workerResults = precomputed && !gptq ? precomputed.nbits.size + precomputed.int8.size : 0;
     return { report, inputFileBytes, outputFileBytes: statSync(written.modelPath).size + written.dataBytes, dataPath: written.dataPath, workerResults };
   } finally {
     file.close();

@@ -8,7 +8,7 @@ import { loadReportAssets } from '../../flows/report-assets.js';
 import { quantizeReportData } from '../../flows/quantize-report.js';
 import { renderReport } from '../../web/report/index.js';
 // int8-dynamic / int8-static (activation engineer's edit): the schemes live in flows/calibrate.ts.
-import { formatActivationReport, isActivationScheme, quantizeActivationFile, ACTIVATION_SCHEMES } from '../../flows/calibrate.js';
+import { formatActivationReport, isActivationScheme, progressBar, quantizeActivationFile, ACTIVATION_SCHEMES } from '../../flows/calibrate.js';
 
 interface QuantizeCliOptions {
   output: string;
@@ -31,6 +31,7 @@ interface QuantizeCliOptions {
   dynamicForm?: string;
   perToken?: boolean;
   progress?: boolean;
+  actOrder?: boolean; // GPTQ (--calib with q4/q4-asym/q8-block/nf4/fp4)
 }
 
 function collect(value: string, previous: string[]): string[] {
@@ -54,7 +55,7 @@ export function registerQuantize(program: Command): void {
     .option('-f, --force', 'replace an existing output file')
     .option('--report <file.html>', 'also write a self-contained HTML report (weight histograms with the grid, SQNR per layer)')
     // int8-static / int8-dynamic options (activation engineer's edit)
-    .option('--calib <[name=]file.npy...>', 'int8-static: calibration inputs, first axis = samples (repeat per model input)')
+    .option('--calib <[name=]file.npy...>', 'int8-static: calibration inputs, first axis = samples (repeat per model input); q4/q4-asym/q8-block/nf4/fp4: GPTQ rounding from these inputs')
     .option('--method <m>', 'int8-static range method: minmax (default), moving-average[:c], percentile[:p] (99.99), entropy, mse')
     .option('--calib-batch <n>', 'int8-static: samples per calibration run (default 16)')
     .option('--smoothquant [alpha]', 'int8-static: SmoothQuant for MatMul activations (alpha default 0.5)')
@@ -62,6 +63,7 @@ export function registerQuantize(program: Command): void {
     .option('--dynamic-form <form>', "int8-dynamic: 'integer' (MatMulInteger/ConvInteger, default) or 'contrib' (DynamicQuantizeMatMul)")
     .option('--per-token', 'int8-dynamic: one s8 scale per token (row) of each MatMul activation')
     .option('--progress', 'show the calibration progress bar even when stderr is not a terminal')
+    .option('--act-order', 'GPTQ (--calib with a 4-bit scheme): quantize inputs in order of decreasing activation energy')
     .action(async (input: string, opts: QuantizeCliOptions) => {
       if (isActivationScheme(opts.scheme)) { await activationQuantizeCommand(input, opts); return; } // activation engineer's edit
       await quantizeCommand(input, opts);
@@ -82,7 +84,12 @@ export async function quantizeCommand(input: string, opts: QuantizeCliOptions): 
   if (opts.format !== undefined && opts.format !== 'native' && opts.format !== 'qdq') {
     throw new QuantkitError('QK_BAD_OPTION', `--format '${opts.format}' is not known`, "use 'native' or 'qdq'");
   }
+  // --calib with a block-quantized scheme: GPTQ (flows/gptq.ts; GPTQ engineer's edit).
+  const calibBatch = opts.calibBatch === undefined ? undefined : Number(opts.calibBatch);
+  if (calibBatch !== undefined && !(Number.isInteger(calibBatch) && calibBatch > 0)) throw new QuantkitError('QK_BAD_OPTION', `--calib-batch '${opts.calibBatch}' is not a positive integer`, 'e.g. --calib-batch 32');
+  const bar = progressBar('GPTQ', opts.progress ?? false);
   const r = await quantizeFile(input, opts.output, {
+    calib: opts.calib, gptq: { calibBatch, progress: bar.progress, actOrder: opts.actOrder ?? false },
     scheme: opts.scheme as SchemeName,
     blockSize: parseBlockSize(opts.blockSize),
     exclude: opts.exclude,
@@ -91,7 +98,7 @@ export async function quantizeCommand(input: string, opts: QuantizeCliOptions): 
     format: opts.format as 'native' | 'qdq' | undefined,
     rtn: opts.rtn ?? false,
     force: opts.force ?? false,
-  });
+  }).finally(() => bar.stop());
   if (opts.report) {
     const data = quantizeReportData(input, opts.output, r.report, r.inputFileBytes, r.outputFileBytes);
     await writeFileAtomic(opts.report, [new TextEncoder().encode(renderReport(data, loadReportAssets()))], { force: opts.force ?? false, inputs: [input, opts.output] });

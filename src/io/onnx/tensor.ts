@@ -99,7 +99,7 @@ function readData(p: TensorProto, dtype: DType, dims: readonly number[], count: 
     if (dtype === 'string') {
       throw new QuantkitError('QK_TENSOR_BAD_FIELD', `${label} is a string tensor with external data`, 'onnx.proto keeps strings in string_data only; the file is corrupt');
     }
-    return fromRaw(opts.external(p), dtype, dims, count, label, 'external data');
+    return fromRaw(opts.external(p), dtype, dims, count, label, 'external data', true);
   }
   if (p.rawData.length > 0) {
     if (dtype === 'string') {
@@ -119,7 +119,12 @@ function readData(p: TensorProto, dtype: DType, dims: readonly number[], count: 
 // ---------------------------------------------------------------------------------------------
 // raw_data
 
-function fromRaw(raw: Uint8Array, dtype: DType, dims: readonly number[], count: number, label: string, field: string): TensorData {
+/**
+ * `fresh`: raw came from the external-data reader. When it is a buffer of its own (offset 0, the
+ * whole ArrayBuffer: a fresh read, nothing else shares it) on a little-endian host, the tensor's
+ * storage is a typed view of it — a 64 MB weight costs one allocation and no copy.
+ */
+function fromRaw(raw: Uint8Array, dtype: DType, dims: readonly number[], count: number, label: string, field: string, fresh = false): TensorData {
   const need = storageBytes(dtype, count);
   if (raw.length !== need) throw lengthError(label, dtype, dims, field, raw.length, need, 'bytes');
   const { bits, kind } = dtypeInfo(dtype);
@@ -129,6 +134,12 @@ function fromRaw(raw: Uint8Array, dtype: DType, dims: readonly number[], count: 
     const out = new Uint8Array(count);
     for (let i = 0; i < count; i++) out[i] = raw[i] !== 0 ? 1 : 0;
     return out;
+  }
+  if (fresh && LITTLE_ENDIAN_HOST && raw.byteOffset === 0 && raw.byteLength === raw.buffer.byteLength) {
+    const empty = allocData(dtype, 0);
+    if (empty instanceof Array) throw new Error('unreachable: strings have no raw form');
+    const View = empty.constructor as new (buffer: ArrayBufferLike, byteOffset: number, length: number) => Exclude<TensorData, string[]>;
+    return new View(raw.buffer, 0, count);
   }
   const out = allocData(dtype, count);
   if (out instanceof Array) throw new Error('unreachable: strings have no raw form');

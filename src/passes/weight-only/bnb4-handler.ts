@@ -7,6 +7,9 @@ import { linearView, rejectLinear, replaceLinear, transposedWeight } from './lin
 import { NonFiniteWeight } from './nbits-quant.js';
 import type { HandlerContext, WeightHandler, WeightSite } from './types.js';
 
+/** Key of a bnb4 result computed ahead (GPTQ, gptq-handler.ts) for a view and options. */
+export const bnb4Key = (viewKey: string, type: Bnb4Type, blockSize: number, rtn: boolean) => `${viewKey}|bnb4|${type}|${blockSize}|${rtn}`;
+
 /** nf4 / fp4: com.microsoft MatMulBnb4 replacing the MatMul (or Gemm); see bnb4-quant.ts. */
 function apply(type: Bnb4Type) {
   return (weight: string, sites: readonly WeightSite[], ctx: HandlerContext) => {
@@ -16,12 +19,15 @@ function apply(type: Bnb4Type) {
       let q = done.get(view.key);
       if (!q) {
         const wt = transposedWeight(view);
-        let w;
-        try {
-          w = quantizeBnb4(wt, { type, blockSize: ctx.blockSize, rtn: ctx.options.rtn ?? false, doubleQuant: ctx.options.doubleQuant ?? false });
-        } catch (e) {
-          if (e instanceof NonFiniteWeight) throw new QuantkitError('QK_NONFINITE_WEIGHTS', `weight '${weight}' has a non-finite value (${e.value})`, 'fix the weights, or --exclude this tensor');
-          throw e;
+        // A result computed ahead (GPTQ with calibration data, gptq-handler.ts) is taken as is.
+        let w = ctx.options.precomputed?.bnb4?.get(bnb4Key(view.key, type, ctx.blockSize, ctx.options.rtn ?? false));
+        if (!w) {
+          try {
+            w = quantizeBnb4(wt, { type, blockSize: ctx.blockSize, rtn: ctx.options.rtn ?? false, doubleQuant: ctx.options.doubleQuant ?? false });
+          } catch (e) {
+            if (e instanceof NonFiniteWeight) throw new QuantkitError('QK_NONFINITE_WEIGHTS', `weight '${weight}' has a non-finite value (${e.value})`, 'fix the weights, or --exclude this tensor');
+            throw e;
+          }
         }
         const inputs = [
           addInitializer(ctx.graph, ctx.name(`${weight}_${type}`), makeTensor('uint8', [w.packed.length], w.packed)),

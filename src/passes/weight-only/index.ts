@@ -161,7 +161,8 @@ export function quantizeWeights(model: Model, options: WeightOnlyOptions): Weigh
     const keptOriginal = isRead(g, weight) || ctx.prologue.some((n) => n.inputs.includes(weight));
     if (!keptOriginal) g.initializers.delete(weight);
     const note = [r.note, reasons.length > 0 ? `fp32 copy kept for ${reasons.join('; ')}` : ''].filter(Boolean).join('; ');
-    layers.push({ ...base, scheme: r.scheme, form: r.form, sqnrDb: r.sqnrDb, bytesAfter: r.addedBytes + (keptOriginal ? before : 0), note });
+    const form = options.precomputed?.gptq?.has(weight) ? `${r.form} gptq` : r.form; // GPTQ results (gptq-handler.ts)
+    layers.push({ ...base, scheme: r.scheme, form, sqnrDb: r.sqnrDb, bytesAfter: r.addedBytes + (keptOriginal ? before : 0), note });
   }
   g.nodes = [...ctx.prologue, ...g.nodes];
 

@@ -1,17 +1,18 @@
 import type { Initializer, Model } from '../../graph/model.js';
 import { parseExternalDataRef } from '../../io/onnx/external.js';
 import { TensorProto_DataLocation } from '../../io/onnx/proto.js';
-import { int8Key, outputChannelAxis, quantizeInt8Channels, rejectStorage, type Int8Weights } from './dq-storage.js';
+import { outputChannelAxis, rejectStorage } from './dq-storage.js';
+import { int8Key, type Int8Weights } from './int8-quant.js';
 import { findWeightSites } from './index.js';
 import { linearShape, rejectLinear } from './linear-site.js';
 import { nbitsKey } from './nbits-handler.js';
-import { quantizeNBitsMatrix, type NBitsOptions, type NBitsParts } from './nbits-quant.js';
+import type { NBitsOptions, NBitsParts } from './nbits-quant.js';
 import { checkBlockSize, schemeByName } from './scheme.js';
 import type { WeightOnlyOptions, WeightSite } from './types.js';
 
 /*
  * Weight quantizations that can run ahead of the pass, anywhere (flows/quantize-pool.ts runs them
- * on worker threads): each job names an fp32 weight stored as external data (file location, byte
+ * on worker threads, with job-run.ts): each job names an fp32 weight stored as external data (file location, byte
  * offset and length, so a worker reads it itself) and the exact kernel call its handler would
  * make; the handler then takes the result by key (WeightOnlyOptions.precomputed). A job the pass
  * ends up not using costs time only; a job that fails is simply not used, and the pass, computing
@@ -84,17 +85,4 @@ export function planWeightJobs(model: Model, options: WeightOnlyOptions): Weight
     }
   }
   return jobs;
-}
-
-/** Runs one job on the weight's fp32 values; the result's buffers are the ones to transfer. */
-export function runWeightJob(job: WeightJob, data: Float32Array): { result: WeightJobResult; transfer: ArrayBuffer[] } {
-  if (job.kind === 'int8') {
-    const weights = quantizeInt8Channels(data, job.dims, job.axis, job.weight);
-    return { result: { kind: 'int8', key: job.key, weights }, transfer: [weights.codes.buffer as ArrayBuffer, weights.scale.buffer as ArrayBuffer] };
-  }
-  const w = quantizeNBitsMatrix(data, job.K, job.N, job.transposed, job.alpha, job.o);
-  const parts: NBitsParts = { K: w.K, N: w.N, kBlocks: w.kBlocks, packed: w.packed, scales: w.scales, zeroPoints: w.zeroPoints, zp: w.zp, signalSq: w.signalSq, noiseSq: w.noiseSq };
-  const transfer = [parts.packed.buffer, parts.scales.buffer, parts.zp.buffer] as ArrayBuffer[];
-  if (parts.zeroPoints) transfer.push(parts.zeroPoints.buffer as ArrayBuffer);
-  return { result: { kind: 'nbits', key: job.key, parts }, transfer };
 }

@@ -71,7 +71,8 @@ function qdqApply(symmetric: boolean) {
     const view = linearView(first);
     const transB = view.key.split('|')[1] === 'T';
     if (!view.key.endsWith('|1')) throw new QuantkitError('QK_QDQ_GEMM_ALPHA', `Gemm '${first.node.name}' has alpha ≠ 1, which the QDQ form cannot fold`, 'use the native form (drop --format qdq)');
-    const w = quantize(view, 4, symmetric, ctx, weight);
+    const o: NBitsOptions = { bits: 4, blockSize: ctx.blockSize, symmetric, rtn: ctx.options.rtn ?? false };
+    const w = ctx.options.precomputed?.nbits.get(nbitsKey(view.key, o)) ?? quantize(view, 4, symmetric, ctx, weight);
     const { K, N, kBlocks } = w;
     const bs = ctx.blockSize;
     const dims = [...first.weight.dims];

@@ -227,6 +227,11 @@ function searchAsymmetric(x: Float32Array, off: number, len: number, lo: number,
   chosenErr = bestErr;
 }
 
+/** The float32 bit patterns of x, as int32 (the same memory). */
+function int32View(x: Float32Array): Int32Array {
+  return new Int32Array(x.buffer, x.byteOffset, x.length);
+}
+
 /** Output buffers and the quantization of one row (one output column n of W). */
 class RowEncoder {
   readonly kBlocks: number;
@@ -253,17 +258,17 @@ class RowEncoder {
     this.zp = new Uint8Array(N * this.kBlocks);
   }
 
-  /** Quantizes row n, read from x[off .. off + K). */
-  encodeRow(n: number, x: Float32Array, off: number): void {
+  /** Quantizes row n, read from x[off .. off + K) (xi: x's bits, int32View(x)). */
+  encodeRow(n: number, x: Float32Array, off: number, xi = int32View(x)): void {
     const blockSize = this.o.blockSize;
-    for (let b = 0; b < this.kBlocks; b++) this.encodeBlock(n, b, x, off + b * blockSize, off);
+    for (let b = 0; b < this.kBlocks; b++) this.encodeBlock(n, b, x, xi, off + b * blockSize, off);
   }
 
   /**
    * Quantizes block b of row n, read from x[start .. start + len); `rowOff` is where the row
    * would begin in x (for naming a non-finite element's column only).
    */
-  encodeBlock(n: number, b: number, x: Float32Array, start: number, rowOff: number): void {
+  encodeBlock(n: number, b: number, x: Float32Array, xi: Int32Array, start: number, rowOff: number): void {
     const { K, kBlocks, qmax, mid, bits, logPerByte } = this;
     const { blockSize, symmetric } = this.o;
     const rtn = this.o.rtn ?? false;
@@ -274,29 +279,35 @@ class RowEncoder {
     {
       const len = Math.min(blockSize, K - b * blockSize);
       // Pass 1: Σx² and the range. Data-dependent branches mispredict on random weights, so the
-      // loop keeps only branch-free Math.min/max; the finiteness check rides on Σx² (NaN or ±Inf
-      // in, non-finite sum out — a float32 squared cannot overflow a double). Symmetric blocks
-      // start the range at 0, so max(hi, −lo) is max|x|.
+      // loop keeps only branch-free max/min; the finiteness check rides on Σx² (NaN or ±Inf in,
+      // non-finite sum out — a float32 squared cannot overflow a double). Symmetric blocks need
+      // only max|x|: taken on the float32 bit patterns with the sign bit cleared, whose int32
+      // order is the order of magnitudes — an integer max (a compare and a conditional move),
+      // where a float Math.max must also handle NaN and −0 and took longer than the whole pass.
       let xx = 0;
-      let lo = symmetric ? 0 : Infinity;
-      let hi = symmetric ? 0 : -Infinity;
-      for (let i = start, end = start + len; i < end; i++) {
-        const v = x[i] as number;
-        lo = Math.min(lo, v);
-        hi = Math.max(hi, v);
-        xx += v * v;
+      let lo = Infinity;
+      let hi = -Infinity;
+      let amBits = 0;
+      if (symmetric) {
+        for (let i = start, end = start + len; i < end; i++) {
+          const v = x[i] as number;
+          amBits = Math.max(amBits, (xi[i] as number) & 0x7fffffff);
+          xx += v * v;
+        }
+      } else {
+        for (let i = start, end = start + len; i < end; i++) {
+          const v = x[i] as number;
+          lo = Math.min(lo, v);
+          hi = Math.max(hi, v);
+          xx += v * v;
+        }
       }
       if (!(xx < Infinity)) throwNonFinite(x, start, len, n, rowOff);
-      // m: the FIRST value of largest magnitude, as MLAS picks it — a scan only when both +m and
-      // −m occur.
+      // m: the FIRST value of largest magnitude, as MLAS picks it (matters only for ties ±m).
       let m = 0;
-      if (symmetric) {
-        m = hi > -lo ? hi : -lo > hi ? lo : 0;
-        if (m === 0 && hi > 0) {
-          for (let i = start; ; i++) {
-            const v = x[i] as number;
-            if (v === hi || v === lo) { m = v; break; }
-          }
+      if (symmetric && amBits > 0) {
+        for (let i = start; ; i++) {
+          if (((xi[i] as number) & 0x7fffffff) === amBits) { m = x[i] as number; break; }
         }
       }
       let scale: number;
@@ -428,9 +439,10 @@ function unpackCodes(packed: Uint8Array, count: number, bits: number): Uint8Arra
 export function quantizeNBits(K: number, N: number, rowOf: (n: number, out: Float32Array) => void, o: NBitsOptions): NBitsWeights {
   const enc = new RowEncoder(K, N, o);
   const row = new Float32Array(K);
+  const rowBits = int32View(row);
   for (let n = 0; n < N; n++) {
     rowOf(n, row);
-    enc.encodeRow(n, row, 0);
+    enc.encodeRow(n, row, 0, rowBits);
   }
   return enc.finish();
 }
@@ -443,14 +455,16 @@ export function quantizeNBits(K: number, N: number, rowOf: (n: number, out: Floa
 export function quantizeNBitsMatrix(data: Float32Array, K: number, N: number, transposed: boolean, alpha: number, o: NBitsOptions): NBitsWeights {
   const enc = new RowEncoder(K, N, o);
   if (transposed && alpha === 1) {
-    for (let n = 0; n < N; n++) enc.encodeRow(n, data, n * K);
+    const bits = int32View(data);
+    for (let n = 0; n < N; n++) enc.encodeRow(n, data, n * K, bits);
     return enc.finish();
   }
   if (transposed) {
     const row = new Float32Array(K);
+    const rowBits = int32View(row);
     for (let n = 0; n < N; n++) {
       for (let k = 0; k < K; k++) row[k] = alpha * (data[n * K + k] as number);
-      enc.encodeRow(n, row, 0);
+      enc.encodeRow(n, row, 0, rowBits);
     }
     return enc.finish();
   }
@@ -460,6 +474,7 @@ export function quantizeNBitsMatrix(data: Float32Array, K: number, N: number, tr
   // N·4 bytes per element, a TLB miss per row of a 4096-wide weight.
   const bs = o.blockSize;
   const tile = new Float32Array(N * bs);
+  const tileBits = int32View(tile);
   for (let b = 0, k0 = 0; k0 < K; b++, k0 += bs) {
     const rows = Math.min(bs, K - k0);
     for (let i = 0; i < rows; i++) {
@@ -467,7 +482,7 @@ export function quantizeNBitsMatrix(data: Float32Array, K: number, N: number, tr
       if (alpha === 1) for (let n = 0, t = i; n < N; n++, t += bs) tile[t] = data[src + n] as number;
       else for (let n = 0, t = i; n < N; n++, t += bs) tile[t] = alpha * (data[src + n] as number);
     }
-    for (let n = 0; n < N; n++) enc.encodeBlock(n, b, tile, n * bs, n * bs - k0);
+    for (let n = 0; n < N; n++) enc.encodeBlock(n, b, tile, tileBits, n * bs, n * bs - k0);
   }
   return enc.finish();
 }

@@ -1,5 +1,6 @@
 import type { Graph, GraphNode, Initializer, Model } from '../../graph/model.js';
-import type { Int8Weights } from './dq-storage.js';
+import type { Int8Weights } from './int8-quant.js';
+import type { Bnb4Weights } from './bnb4-quant.js';
 import type { NBitsWeights } from './nbits-quant.js';
 import type { SchemeName, WeightOnlyScheme } from './scheme.js';
 
@@ -31,6 +32,10 @@ export interface PrecomputedWeights {
   readonly nbits: ReadonlyMap<string, NBitsWeights>;
   /** By int8Key(weight, axis) (dq-storage.ts). */
   readonly int8: ReadonlyMap<string, Int8Weights>;
+  /** By bnb4Key(view key, ...) (bnb4-handler.ts): nf4/fp4 results computed ahead (GPTQ). */
+  readonly bnb4?: ReadonlyMap<string, Bnb4Weights> | undefined;
+  /** Weights whose results above came from GPTQ (calibration data): the report's form says so. */
+  readonly gptq?: ReadonlySet<string> | undefined;
 }
 
 /** One weight tensor (shared by one or more nodes): what was done to it. */

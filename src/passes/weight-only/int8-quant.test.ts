@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { affineParams, quantizeAffine } from '../../quant/affine.js';
 import { blockShapeFor, makeLayout } from '../../quant/layout.js';
 import { sqnrDb } from '../../quant/metrics.js';
-import { quantizeInt8Channels } from './dq-storage.js';
+import { quantizeInt8Channels } from './int8-quant.js';
 
 /** The reference: per-channel absmax, affineParams, quantizeAffine (float division per element). */
 function reference(data: Float32Array, dims: number[], axis: number): { codes: Int8Array; scale: Float32Array } {

@@ -1,0 +1,58 @@
+import type * as ort from 'onnxruntime-node';
+import { QuantkitError } from '../errors.js';
+import type { Model } from '../graph/model.js';
+import { accumulateGram, symmetrize } from '../quant/gptq.js';
+import { augmentedModelBytes, createSession, runBatches, type CalibrationData, type CalibrationProgress } from './calibrate.js';
+
+/*
+ * GPTQ's layer statistics: for each linear layer input X (a float32 activation whose last axis is
+ * the layer's K), H = XᵀX summed over every token of the calibration data. The activations come
+ * from the calibration machinery (calibrate.ts: an augmented copy of the model that also outputs
+ * them, run in ONNX Runtime batch by batch); only H is kept, K² float64 per activation, so memory
+ * is bounded by one batch's activations plus the matrices, whatever the number of samples.
+ */
+
+export interface HessianOptions {
+  readonly batchSize?: number | undefined;
+  readonly progress?: CalibrationProgress | undefined;
+  /** For the progress callback: this collection's number and the number of collections. */
+  readonly pass?: number;
+  readonly passes?: number;
+}
+
+export interface LayerHessian {
+  /** XᵀX [K, K], symmetric. */
+  readonly h: Float64Array;
+  /** Rows (tokens) summed. */
+  readonly rows: number;
+}
+
+/** XᵀX of each activation (name → K, its last axis) of `model` over the calibration data. */
+export async function collectHessians(model: Model, activations: ReadonlyMap<string, number>, data: CalibrationData, opts: HessianOptions = {}): Promise<Map<string, LayerHessian>> {
+  const sums = new Map<string, { h: Float64Array; rows: number; K: number }>();
+  for (const [name, K] of activations) sums.set(name, { h: new Float64Array(K * K), rows: 0, K });
+  if (sums.size === 0) return new Map();
+  const names = [...sums.keys()];
+  const session = await createSession(augmentedModelBytes(model, names));
+  try {
+    await runBatches(session, data, names, (out: Record<string, ort.Tensor>) => {
+      for (const [name, s] of sums) {
+        const t = out[name];
+        if (!t || !(t.data instanceof Float32Array)) throw new QuantkitError('QK_CALIB_NOT_FLOAT', `layer input '${name}' is not float32 at run time`, 'GPTQ reads float32 layer inputs; --exclude the layer');
+        const last = t.dims[t.dims.length - 1];
+        if (last !== s.K) throw new QuantkitError('QK_GPTQ_SHAPE', `layer input '${name}' has last axis ${String(last)}, the weight it meets has K = ${s.K}`, '--exclude the layer');
+        const rows = t.data.length / s.K;
+        accumulateGram(s.h, t.data, rows, s.K);
+        s.rows += rows;
+      }
+    }, { batchSize: opts.batchSize, progress: opts.progress, pass: opts.pass ?? 1, passes: opts.passes ?? 1 });
+  } finally {
+    await session.release();
+  }
+  const result = new Map<string, LayerHessian>();
+  for (const [name, s] of sums) {
+    symmetrize(s.h, s.K);
+    result.set(name, { h: s.h, rows: s.rows });
+  }
+  return result;
+}

@@ -1,0 +1,147 @@
+import { affineParams, nonFiniteError } from '../../quant/affine.js';
+
+/*
+ * Per-channel symmetric int8 weights (the int8 scheme of dq-storage.ts), on its own so a worker
+ * thread (flows/quantize-worker.ts) loads only this and not the graph code around the handlers.
+ */
+
+/** 1.5 · 2^52: (v + ROUNDER) − ROUNDER rounds v to an integer, ties to even (see quant/affine.ts). */
+const ROUNDER = 6755399441055744;
+
+/** Dims around `axis`: [outer, channels, inner] (row-major: element (o, c, i) at (o·C + c)·inner + i). */
+function aroundAxis(dims: readonly number[], axis: number): [number, number, number] {
+  let outer = 1;
+  let inner = 1;
+  for (let k = 0; k < axis; k++) outer *= dims[k] as number;
+  for (let k = axis + 1; k < dims.length; k++) inner *= dims[k] as number;
+  return [outer, dims[axis] as number, inner];
+}
+
+/** max|x| per column of rows of C (n elements), into am (a loop of its own: V8 optimises it whole). */
+function rowsAbsMax(data: Float32Array, am: Float32Array, n: number, C: number): void {
+  for (let i = 0, c = 0; i < n; i++) {
+    am[c] = Math.max(am[c] as number, Math.abs(data[i] as number));
+    c = c + 1 === C ? 0 : c + 1;
+  }
+}
+
+/** max|x| per channel of `axis`, one sequential pass whatever the axis. */
+function channelAbsMax(data: Float32Array, [outer, C, inner]: [number, number, number]): Float32Array {
+  const am = new Float32Array(C);
+  if (inner === 1) {
+    rowsAbsMax(data, am, outer * C, C);
+    return am;
+  }
+  for (let o = 0, i = 0; o < outer; o++) {
+    for (let c = 0; c < C; c++) {
+      let a = am[c] as number;
+      for (let e = 0; e < inner; e++, i++) a = Math.max(a, Math.abs(data[i] as number));
+      am[c] = a;
+    }
+  }
+  return am;
+}
+
+/**
+ * Stores the int8 code of x (scale s, r = 1/s) at codes[i]; returns what DequantizeLinear makes
+ * of it. x · r is within a few 2^-53 (relative) of x / s, and fround(x / s) within 2^-24 · 127 <
+ * 1e-5 of it, so both round to the same integer unless x / s lies that close to a half-integer;
+ * only then is the exact fround(x / s) computed (~1 element in 10^5).
+ */
+function int8Code(x: number, s: number, r: number, codes: Int8Array, i: number, name: string): number {
+  if (x - x !== 0) throw nonFiniteError(i, x, name); // NaN or ±Inf: x − x is NaN for both
+  let v = x * r;
+  v = v < -127 ? -127 : v > 127 ? 127 : v;
+  let q = (v + ROUNDER) - ROUNDER;
+  const t = v - q;
+  if (t > 0.49999 || t < -0.49999) {
+    v = Math.fround(x / s);
+    v = v < -127 ? -127 : v > 127 ? 127 : v;
+    q = (v + ROUNDER) - ROUNDER;
+  }
+  codes[i] = q;
+  return Math.fround(q * s);
+}
+
+/** round_half_even(clamp(fround(x / s), ±127)): the definition, for elements near a tie. */
+function exactCode(x: number, s: number): number {
+  let v = Math.fround(x / s);
+  v = v < -127 ? -127 : v > 127 ? 127 : v;
+  return (v + ROUNDER) - ROUNDER;
+}
+
+const SUMS2 = new Float64Array(2);
+
+/** Codes of rows of C channels (n elements); Σx² and Σ(x − dequantized)² into SUMS2. */
+function int8Rows(data: Float32Array, scale: Float32Array, rcp: Float64Array, codes: Int8Array, n: number, C: number, name: string): void {
+  let sig = 0;
+  let noise = 0;
+  for (let i = 0, c = 0; i < n; i++) {
+    const x = data[i] as number;
+    const sc = scale[c] as number;
+    if (x - x !== 0) throw nonFiniteError(i, x, name);
+    let v = x * (rcp[c] as number);
+    v = v < -127 ? -127 : v > 127 ? 127 : v;
+    let q = (v + ROUNDER) - ROUNDER;
+    const t = v - q;
+    if (t > 0.49999 || t < -0.49999) q = exactCode(x, sc);
+    codes[i] = q;
+    const d = x - Math.fround(q * sc);
+    sig += x * x;
+    noise += d * d;
+    c = c + 1 === C ? 0 : c + 1;
+  }
+  SUMS2[0] = sig;
+  SUMS2[1] = noise;
+}
+
+/** Per-channel symmetric int8 weights and the SQNR of what DequantizeLinear gives back. */
+export interface Int8Weights {
+  readonly codes: Int8Array;
+  readonly scale: Float32Array;
+  readonly sqnrDb: number;
+}
+
+/** Key of an int8 result computed ahead (e.g. by a worker thread) for `weight` along `axis`. */
+export const int8Key = (weight: string, axis: number) => `${weight}|int8|${axis}`;
+
+/**
+ * max|w| per channel (its own pass: the scales must be known before any code), then one fused
+ * pass that rounds and sums the SQNR. Codes equal quantizeAffine's with these parameters
+ * (tested): v = fround(x / s) clamped to ±127, rounded half to even, as ONNX Runtime's quantizer
+ * computes them — through a multiply by 1/s where that provably gives the same integer.
+ */
+export function quantizeInt8Channels(data: Float32Array, dims: readonly number[], axis: number, name: string): Int8Weights {
+  const shape3 = aroundAxis(dims, axis);
+  const [outer, C, inner] = shape3;
+  const am = channelAbsMax(data, shape3);
+  // Symmetric absmax range per channel: [−max|w|, max|w|] (a NaN/Inf weight fails below, named).
+  const params = affineParams(am.map((a) => -a), am, { qmin: -127, qmax: 127, symmetric: true });
+  const scale = params.scale;
+  const rcp = Float64Array.from(scale, (v) => 1 / v);
+  const codes = new Int8Array(data.length);
+  // One element: x → code (written) and its squared reconstruction error (returned); inlined by
+  // V8 into both loops below.
+  let sig = 0;
+  let noise = 0;
+  if (inner === 1) {
+    // [outer, C]: the MatMul / Gemm case, channels along the row — one flat loop.
+    int8Rows(data, scale, rcp, codes, outer * C, C, name);
+    sig = SUMS2[0] as number;
+    noise = SUMS2[1] as number;
+  } else {
+    for (let o = 0, i = 0; o < outer; o++) {
+      for (let c = 0; c < C; c++) {
+        const s = scale[c] as number;
+        const r = rcp[c] as number;
+        for (let e = 0; e < inner; e++, i++) {
+          const x = data[i] as number;
+          const d = x - int8Code(x, s, r, codes, i, name);
+          sig += x * x;
+          noise += d * d;
+        }
+      }
+    }
+  }
+  return { codes, scale, sqnrDb: noise === 0 ? Infinity : 10 * Math.log10(sig / noise) };
+}
