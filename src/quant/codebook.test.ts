@@ -2,7 +2,8 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { decodeFloat4e2m1, encodeFloat4e2m1 } from '../formats/float4.js';
 import { dequantizeBlockwise, quantizeBlockwise } from './blockwise.js';
-import { FP4_BNB_TABLE, FP4_E2M1_TABLE, NF4_TABLE, fp4BnbCodebook, fp4E2M1Codebook, makeCodebook, nearestCode, nf4Codebook } from './codebook.js';
+import { FP4_BNB_TABLE, FP4_E2M1_TABLE, NF4_TABLE, fp4BnbCodebook, fp4E2M1Codebook, makeCodebook, nearestCode, nearestCodeReference, nf4Codebook } from './codebook.js';
+import { kmeans1d } from './kmeans.js';
 import { dequantize, pack, quantize } from './quantize.js';
 
 function bruteNearest(table: Float32Array, x: number): number {
@@ -104,5 +105,20 @@ describe('block-wise codebook quantization', () => {
     const q = quantizeBlockwise(new Float32Array(100), nf4Codebook());
     expect(Array.from(q.absmax)).toEqual([0, 0]);
     expect(Array.from(dequantizeBlockwise(q, NF4_TABLE)).every((v) => v === 0)).toBe(true);
+  });
+});
+
+describe('bucketed nearestCode', () => {
+  it('equals the binary-search reference on every codebook, at midpoints, neighbours and random values', () => {
+    const books = [nf4Codebook(), fp4E2M1Codebook(), fp4BnbCodebook(), makeCodebook(Float32Array.of(0.5)), makeCodebook(Float32Array.of(-1, 1))];
+    const km = kmeans1d(Float32Array.from({ length: 2000 }, (_, i) => Math.sin(i) * Math.exp((i % 7) - 3)), { k: 256, seed: 3 });
+    books.push(makeCodebook(km));
+    for (const cb of books) {
+      const probes: number[] = [0, -0, NaN, Infinity, -Infinity, 1e-45, -1e-45, 1e30, -1e30];
+      for (const m of cb.midpoints) probes.push(m, Math.fround(m), m + Math.abs(m) * 1e-15 + 1e-300, m - Math.abs(m) * 1e-15 - 1e-300);
+      for (const v of cb.sortedValues) probes.push(v);
+      for (const x of probes) expect(nearestCode(cb, x)).toBe(nearestCodeReference(cb, x));
+      fc.assert(fc.property(fc.double({ min: -2, max: 2, noNaN: true }), (x) => nearestCode(cb, x) === nearestCodeReference(cb, x)), { numRuns: 2000 });
+    }
   });
 });

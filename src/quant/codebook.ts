@@ -45,6 +45,21 @@ export interface Codebook {
   /** midpoints[i] lies between sortedValues[i] and sortedValues[i + 1]. */
   readonly midpoints: Float64Array;
   readonly tie: TieBreak;
+  /**
+   * Lookup acceleration: x falls in bucket floor((x − bucketOrigin) · bucketScale) (clamped), and
+   * bucketStart[b] counts the midpoints whose own bucket is below b. Bucketing is monotone in x,
+   * so every midpoint counted lies below x, and a short forward scan finishes the search with
+   * the same answer as the binary search.
+   */
+  readonly bucketOrigin: number;
+  readonly bucketScale: number;
+  readonly bucketStart: Uint16Array;
+}
+
+function bucketOf(x: number, origin: number, scale: number, buckets: number): number {
+  const b = Math.floor((x - origin) * scale);
+  // NaN (∞ · 0 when the table has one midpoint) goes to bucket 0, whose start is always safe.
+  return b >= buckets ? buckets - 1 : b > 0 ? b : 0;
 }
 
 /**
@@ -65,14 +80,43 @@ export function makeCodebook(values: Float32Array, tie: TieBreak = 'lower-value'
   }
   const midpoints = new Float64Array(Math.max(0, sv.length - 1));
   for (let i = 0; i + 1 < sv.length; i++) midpoints[i] = ((sv[i] as number) + (sv[i + 1] as number)) / 2;
-  return { values, sortedValues: Float64Array.from(sv), sortedCodes: Uint16Array.from(sc), midpoints, tie };
+  const buckets = Math.max(1, 16 * sv.length);
+  const origin = midpoints.length > 0 ? (midpoints[0] as number) : 0;
+  const span = midpoints.length > 1 ? (midpoints[midpoints.length - 1] as number) - origin : 0;
+  const scale = span > 0 && Number.isFinite(buckets / span) ? buckets / span : 0;
+  const bucketStart = new Uint16Array(buckets);
+  for (const m of midpoints) {
+    const b = bucketOf(m, origin, scale, buckets);
+    if (b + 1 < buckets) bucketStart[b + 1] = (bucketStart[b + 1] as number) + 1;
+  }
+  for (let k = 1; k < buckets; k++) bucketStart[k] = (bucketStart[k] as number) + (bucketStart[k - 1] as number);
+  return {
+    values, sortedValues: Float64Array.from(sv), sortedCodes: Uint16Array.from(sc), midpoints, tie,
+    bucketOrigin: origin, bucketScale: scale, bucketStart,
+  };
 }
 
-/** The code whose value is nearest to x (binary search over the midpoints). NaN → the code of the smallest |value|. */
+/** The code whose value is nearest to x. NaN → the code of the smallest |value|. */
 export function nearestCode(cb: Codebook, x: number): number {
+  if (x !== x) return nearestCode(cb, 0);
+  const m = cb.midpoints;
+  const starts = cb.bucketStart;
+  let lo = starts[bucketOf(x, cb.bucketOrigin, cb.bucketScale, starts.length)] as number;
+  while (lo < m.length && x > (m[lo] as number)) lo++;
+  if (cb.tie === 'even-code' && lo < m.length && x === m[lo]) {
+    const a = cb.sortedCodes[lo] as number;
+    const b = cb.sortedCodes[lo + 1] as number;
+    return (a & 1) === 0 ? a : b;
+  }
+  return cb.sortedCodes[lo] as number;
+}
+
+/** The plain binary search over the midpoints: the reference the bucketed lookup must equal. */
+export function nearestCodeReference(cb: Codebook, x: number): number {
+  if (x !== x) return nearestCodeReference(cb, 0);
   const m = cb.midpoints;
   let lo = 0;
-  let hi = m.length; // answer index in [0, m.length]
+  let hi = m.length;
   while (lo < hi) {
     const mid = (lo + hi) >> 1;
     if (x > (m[mid] as number)) lo = mid + 1;
@@ -83,7 +127,6 @@ export function nearestCode(cb: Codebook, x: number): number {
     const b = cb.sortedCodes[lo + 1] as number;
     return (a & 1) === 0 ? a : b;
   }
-  if (x !== x) return nearestCode(cb, 0);
   return cb.sortedCodes[lo] as number;
 }
 
