@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { classifierAccuracy, lmPerplexity } from '../src/flows/evaluate.js';
 import { quantizeModelBytes } from '../src/flows/quantize.js';
@@ -14,10 +14,9 @@ import type { Tensor } from '../src/tensor/tensor.js';
 const ALL: SchemeName[] = ['int8', 'q4', 'q4-asym', 'q8-block', 'nf4', 'fp4', 'fp16', 'bf16', 'fp8', 'fp8-e5m2'];
 const model = (name: string) => new URL(`../models/${name}`, import.meta.url).pathname;
 
-// Skipped (not failed) while a model file is absent: scripts/models/make_models.py makes them
-// (issue 6's model script); the lead commits the outputs, which lifts the skip.
+// The shipped models (scripts/models/make_models.py makes them; they are committed).
 
-describe.skipIf(!existsSync(model('cnn.onnx')))('digits CNN (BatchNormalization folded first)', () => {
+describe('digits CNN (BatchNormalization folded first)', () => {
   let bytes: Uint8Array;
   let x: Tensor;
   let y: Tensor;
@@ -41,7 +40,7 @@ describe.skipIf(!existsSync(model('cnn.onnx')))('digits CNN (BatchNormalization 
   }
 });
 
-describe.skipIf(!existsSync(model('lm.onnx')))('char transformer LM perplexity', () => {
+describe('char transformer LM perplexity', () => {
   let bytes: Uint8Array;
   let windows: Tensor;
   let base: number;

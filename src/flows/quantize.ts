@@ -115,7 +115,7 @@ export async function quantizeFile(inPath: string, outPath: string, options: Qua
     // Weights load lazily; an fp32 external one as a view of the bytes just read (io/onnx/tensor.ts).
     const model = modelFromProto(file.proto, { external: file.external, label: inPath });
     const folded = foldBatchNorm(model);
-    // --calib: GPTQ's results (flows/gptq.ts) instead of the data-free ones (GPTQ engineer's edit).
+    // --calib: GPTQ's results (flows/gptq.ts) instead of the data-free ones.
     const gptq = await gptqFromCalibFiles(model, options);
     // Big models: the weights are quantized on worker threads first (each reading its own bytes
     // from the data file), the pass then takes their results instead of loading the weights.

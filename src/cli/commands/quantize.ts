@@ -2,12 +2,12 @@ import type { Command } from 'commander';
 import { QuantkitError } from '../../errors.js';
 import { quantizeFile } from '../../flows/quantize.js';
 import { SCHEME_NAMES, type SchemeName, type WeightOnlyReport } from '../../passes/weight-only/index.js';
-// --report (demo engineer's edit): the HTML report of web/report for this run.
+// --report: the HTML report of web/report for this run.
 import { writeFileAtomic } from '../../node/files.js';
 import { loadReportAssets } from '../../flows/report-assets.js';
 import { quantizeReportData } from '../../flows/quantize-report.js';
 import { renderReport } from '../../web/report/index.js';
-// int8-dynamic / int8-static (activation engineer's edit): the schemes live in flows/calibrate.ts.
+// int8-dynamic / int8-static: the schemes live in flows/calibrate.ts.
 import { formatActivationReport, isActivationScheme, progressBar, quantizeActivationFile, ACTIVATION_SCHEMES } from '../../flows/calibrate.js';
 
 interface QuantizeCliOptions {
@@ -22,7 +22,7 @@ interface QuantizeCliOptions {
   json?: boolean;
   force?: boolean;
   report?: string;
-  // int8-static / int8-dynamic options (activation engineer's edit)
+  // int8-static / int8-dynamic options
   calib?: string[];
   method?: string;
   calibBatch?: string;
@@ -54,7 +54,7 @@ export function registerQuantize(program: Command): void {
     .option('--json', 'print the report as JSON')
     .option('-f, --force', 'replace an existing output file')
     .option('--report <file.html>', 'also write a self-contained HTML report (weight histograms with the grid, SQNR per layer)')
-    // int8-static / int8-dynamic options (activation engineer's edit)
+    // int8-static / int8-dynamic options
     .option('--calib <[name=]file.npy...>', 'int8-static: calibration inputs, first axis = samples (repeat per model input); q4/q4-asym/q8-block/nf4/fp4: GPTQ rounding from these inputs')
     .option('--method <m>', 'int8-static range method: minmax (default), moving-average[:c], percentile[:p] (99.99), entropy, mse')
     .option('--calib-batch <n>', 'int8-static: samples per calibration run (default 16)')
@@ -65,7 +65,7 @@ export function registerQuantize(program: Command): void {
     .option('--progress', 'show the calibration progress bar even when stderr is not a terminal')
     .option('--act-order', 'GPTQ (--calib with a 4-bit scheme): quantize inputs in order of decreasing activation energy')
     .action(async (input: string, opts: QuantizeCliOptions) => {
-      if (isActivationScheme(opts.scheme)) { await activationQuantizeCommand(input, opts); return; } // activation engineer's edit
+      if (isActivationScheme(opts.scheme)) { await activationQuantizeCommand(input, opts); return; }
       await quantizeCommand(input, opts);
     });
 }
@@ -84,7 +84,7 @@ export async function quantizeCommand(input: string, opts: QuantizeCliOptions): 
   if (opts.format !== undefined && opts.format !== 'native' && opts.format !== 'qdq') {
     throw new QuantkitError('QK_BAD_OPTION', `--format '${opts.format}' is not known`, "use 'native' or 'qdq'");
   }
-  // --calib with a block-quantized scheme: GPTQ (flows/gptq.ts; GPTQ engineer's edit).
+  // --calib with a block-quantized scheme: GPTQ (flows/gptq.ts).
   const calibBatch = opts.calibBatch === undefined ? undefined : Number(opts.calibBatch);
   if (calibBatch !== undefined && !(Number.isInteger(calibBatch) && calibBatch > 0)) throw new QuantkitError('QK_BAD_OPTION', `--calib-batch '${opts.calibBatch}' is not a positive integer`, 'e.g. --calib-batch 32');
   const bar = progressBar('GPTQ', opts.progress ?? false);
@@ -140,7 +140,7 @@ export function formatReport(r: WeightOnlyReport): string {
   ].join('\n');
 }
 
-// ---- int8-dynamic / int8-static (activation engineer's edit): options → flows/calibrate.ts ----
+// ---- int8-dynamic / int8-static: options → flows/calibrate.ts ----
 async function activationQuantizeCommand(input: string, opts: QuantizeCliOptions): Promise<void> {
   const scheme = opts.scheme as (typeof ACTIVATION_SCHEMES)[number];
   const batch = opts.calibBatch === undefined ? undefined : Number(opts.calibBatch);

@@ -1,3 +1,5 @@
+import { quantizeSymBlocksWasm } from '../../kernels/nbits-wasm.js';
+
 /**
  * Block-wise integer quantization of a weight matrix in the layout ONNX Runtime's
  * com.microsoft MatMulNBits reads (docs/ContribOperators.md, MatMulNBits):
@@ -452,7 +454,18 @@ export function quantizeNBits(K: number, N: number, rowOf: (n: number, out: Floa
  * `transposed` false) or [N, K] (Gemm with transB = 1). The [K, N] case transposes one strip of
  * blockSize rows at a time into a small buffer, so reads stay sequential.
  */
-export function quantizeNBitsMatrix(data: Float32Array, K: number, N: number, transposed: boolean, alpha: number, o: NBitsOptions): NBitsWeights {
+export function quantizeNBitsMatrix(data: Float32Array, K: number, N: number, transposed: boolean, alpha: number, o: NBitsOptions, kernel: 'auto' | 'js' = 'auto'): NBitsWeights {
+  // The symmetric search on a MatMul B, the default q4/q8-block case, has a WebAssembly SIMD twin
+  // (kernels/nbits-wasm.ts) giving the same bytes; a block with NaN/Inf falls through to the JS
+  // kernel, which names it.
+  if (kernel === 'auto' && !transposed && alpha === 1 && o.symmetric && !(o.rtn ?? false) && (o.bits === 4 || o.bits === 8)) {
+    const w = quantizeSymBlocksWasm(data, K, N, o.bits, o.blockSize);
+    if (w && 'packed' in w) {
+      const kBlocks = Math.ceil(K / o.blockSize);
+      const zp = new Uint8Array(N * kBlocks).fill(1 << (o.bits - 1));
+      return nbitsWeightsFrom({ K, N, kBlocks, packed: w.packed, scales: w.scales, zeroPoints: undefined, zp, signalSq: w.signalSq, noiseSq: w.noiseSq }, o.blockSize, o.bits);
+    }
+  }
   const enc = new RowEncoder(K, N, o);
   if (transposed && alpha === 1) {
     const bits = int32View(data);
