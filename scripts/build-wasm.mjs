@@ -32,11 +32,17 @@ async function build(wabt, name) {
 
 const check = process.argv.includes('--check');
 const wabt = await initWabt();
-process.on('uncaughtException', (e) => { process.stderr.write(`${e instanceof Error ? e.message : String(e)}\n`); process.exit(2); });
 let stale = 0;
 for (const name of KERNELS) {
   const out = join(ROOT, 'src/kernels', `${name}-wasm.generated.ts`);
-  const text = await build(wabt, name);
+  let text;
+  try {
+    text = await build(wabt, name);
+  } catch (e) {
+    // wabt's own message names the line and column; its stack is a minified page of emscripten.
+    process.stderr.write(`${e instanceof Error ? e.message : String(e)}\n`);
+    process.exit(2);
+  }
   let old = '';
   try { old = readFileSync(out, 'utf8'); } catch { /* first build */ }
   if (check) {

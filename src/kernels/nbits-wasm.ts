@@ -60,7 +60,7 @@ const ACC_BYTES = 512;
 /**
  * Symmetric block quantization (zero point 2^(bits−1)) of a MatMul weight B given row-major
  * [K, N], blocks of `blockSize` along K: the JS kernel's scale search, in WebAssembly. Returns
- * undefined where WebAssembly SIMD is missing, and `{ nonFinite: [n, b] }` for the first block
+ * undefined where WebAssembly SIMD is missing or its memory cannot grow that far, and `{ nonFinite: [n, b] }` for the first block
  * (output n, block b) holding NaN or ±Inf, for the caller to report.
  */
 export function quantizeSymBlocksWasm(data: Float32Array, K: number, N: number, bits: 4 | 8, blockSize: number): SymBlocks | { readonly nonFinite: readonly [number, number] } | undefined {
@@ -77,7 +77,13 @@ export function quantizeSymBlocksWasm(data: Float32Array, K: number, N: number, 
   const scalesAt = (packedAt + packedBytes + 15) & ~15;
   const end = scalesAt + N4 * kBlocks * 4;
   const mem = k.memory;
-  if (end > mem.buffer.byteLength) mem.grow(Math.ceil((end - mem.buffer.byteLength) / 65536));
+  if (end > mem.buffer.byteLength) {
+    try {
+      mem.grow(Math.ceil((end - mem.buffer.byteLength) / 65536));
+    } catch {
+      return undefined; // beyond what the engine gives a 32-bit memory: the JS kernel does it
+    }
+  }
   const f32 = new Float32Array(mem.buffer);
   const f64 = new Float64Array(mem.buffer, 0, 2);
   f64[0] = 0;
