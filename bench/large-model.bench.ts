@@ -6,9 +6,7 @@ import { mkdirSync, mkdtempSync, rmSync, statfsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { makeModel } from '../src/io/onnx/build.js';
-import { planOnnxWrite, type TensorToWrite } from '../src/io/onnx/write.js';
-import { writeOnnxModel } from '../src/node/model-writer.js';
+import { writeMatMulStack } from '../test/helpers/matmul-stack.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const SIDE = 4096; // 4096 x 4096 fp32 = 64 MiB per weight
@@ -16,27 +14,9 @@ const SIDE = 4096; // 4096 x 4096 fp32 = 64 MiB per weight
 /** Writes `dir/model.onnx` + `model.onnx.data` with at least `weightBytes` of fp32 weights. */
 export async function generateLargeModel(dir: string, weightBytes: number, side = SIDE): Promise<{ path: string; weightBytes: number }> {
   const perTensor = side * side * 4;
-  const count = Math.ceil(weightBytes / perTensor);
-  const names = Array.from({ length: count }, (_, i) => `w${i}`);
-  const skeleton = makeModel({
-    nodes: names.map((w, i) => ({ opType: 'MatMul', inputs: [i === 0 ? 'x' : `h${i - 1}`, w], outputs: [i === count - 1 ? 'y' : `h${i}`], name: `mm${i}` })),
-    inputs: [{ name: 'x', dtype: 'float32', dims: ['batch', side] }],
-    outputs: [{ name: 'y', dtype: 'float32', dims: ['batch', side] }],
-    opsets: { '': 17 },
-  });
-  const tensors: TensorToWrite[] = names.map((name, i) => ({
-    name, dtype: 'float32', dims: [side, side],
-    rawBytes: () => {
-      // Cheap deterministic fill; a fresh buffer per tensor, dropped once written.
-      const w = new Float32Array(side * side);
-      for (let k = 0; k < w.length; k += 1024) w[k] = (i + 1) * 1e-3;
-      return new Uint8Array(w.buffer);
-    },
-  }));
-  const plan = planOnnxWrite(skeleton, tensors, { externalData: true, dataLocation: 'model.onnx.data' });
-  const path = join(dir, 'model.onnx');
-  await writeOnnxModel(path, plan, { force: false, inputs: [] });
-  return { path, weightBytes: count * perTensor };
+  const layers = Math.ceil(weightBytes / perTensor);
+  const path = await writeMatMulStack(dir, { layers, side, fill: 'sparse' });
+  return { path, weightBytes: layers * perTensor };
 }
 
 export interface ChildReport { job: string; peakRss: number }

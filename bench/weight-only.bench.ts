@@ -8,9 +8,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
-import { makeModel } from '../src/io/onnx/build.js';
-import { planOnnxWrite, type TensorToWrite } from '../src/io/onnx/write.js';
-import { writeOnnxModel } from '../src/node/model-writer.js';
+import { writeMatMulStack } from '../test/helpers/matmul-stack.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, '..');
@@ -22,34 +20,9 @@ const RUNS = 3;
 /** The issue's measurements of the Python tool (onnxruntime.quantization), not re-measured here. */
 const PYTHON = { int8: { mbs: 148, rss: 1.67e9 }, q4: { mbs: 244, rss: 0.9e9 } } as const;
 
-/** Writes dir/model.onnx + model.onnx.data: x → MatMul(w0) → … → MatMul(w7) → y, weights ~N(0, 1/64²). */
-export async function generateStack(dir: string): Promise<string> {
-  const names = Array.from({ length: LAYERS }, (_, i) => `w${i}`);
-  const skeleton = makeModel({
-    nodes: names.map((w, i) => ({ opType: 'MatMul', inputs: [i === 0 ? 'x' : `h${i - 1}`, w], outputs: [i === LAYERS - 1 ? 'y' : `h${i}`], name: `mm${i}` })),
-    inputs: [{ name: 'x', dtype: 'float32', dims: ['batch', SIDE] }],
-    outputs: [{ name: 'y', dtype: 'float32', dims: ['batch', SIDE] }],
-    opsets: { '': 17 },
-  });
-  const tensors: TensorToWrite[] = names.map((name, layer) => ({
-    name, dtype: 'float32', dims: [SIDE, SIDE],
-    rawBytes: () => {
-      // Irwin–Hall (sum of 4 uniforms) ≈ normal; one buffer per tensor, dropped once written.
-      const w = new Float32Array(SIDE * SIDE);
-      let s = (layer + 1) * 0x9e3779b1;
-      const k = Math.sqrt(3) / SIDE ** 0.5 / 2 ** 32;
-      for (let i = 0; i < w.length; i++) {
-        let u = 0;
-        for (let j = 0; j < 4; j++) { s = (Math.imul(s, 1664525) + 1013904223) >>> 0; u += s; }
-        w[i] = (u - 2 * 2 ** 32) * k;
-      }
-      return new Uint8Array(w.buffer);
-    },
-  }));
-  const plan = planOnnxWrite(skeleton, tensors, { externalData: true, dataLocation: 'model.onnx.data' });
-  const path = join(dir, 'model.onnx');
-  await writeOnnxModel(path, plan, { force: false, inputs: [] });
-  return path;
+/** The 537 MB stack of the issue, generated on the fly. */
+export function generateStack(dir: string): Promise<string> {
+  return writeMatMulStack(dir, { layers: LAYERS, side: SIDE, fill: 'normal' });
 }
 
 interface ChildRun { wallS: number; peakRss: number; stdout: string }
