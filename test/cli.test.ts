@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -75,6 +75,13 @@ describe('quantkit CLI', () => {
     expect(r.stderr.trim().split("\n")).toHaveLength(1);
     expect(r.stderr).toMatch(/unknown option/);
     expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('a flag that the chosen scheme would ignore is refused, naming the flag', () => {
+    const out = join(dir, 'never-written.onnx');
+    expectOneLineUserError(runCli(['quantize', join(REPO, 'models/cnn.onnx'), '-o', out, '--scheme', 'int8-dynamic', '--block-size', '64']), /QK_OPTION_NOT_FOR_SCHEME.*--block-size/);
+    expectOneLineUserError(runCli(['quantize', join(REPO, 'models/cnn.onnx'), '-o', out, '--scheme', 'q4', '--method', 'entropy']), /QK_OPTION_NOT_FOR_SCHEME.*--method/);
+    expect(existsSync(out)).toBe(false);
   });
 
   it('a missing file is a one-line error with exit 1', () => {

@@ -41,7 +41,7 @@ function collect(value: string, previous: string[]): string[] {
 export function registerQuantize(program: Command): void {
   program
     .command('quantize')
-    .description('weight-only quantization to a model ONNX Runtime runs (per-layer report)')
+    .description('quantize a model into one ONNX Runtime runs: weight-only, or int8 with dynamic or calibrated activations (per-layer report)')
     .argument('<in>', 'ONNX model file')
     .requiredOption('-o, --output <file>', 'output ONNX file')
     .requiredOption('-s, --scheme <scheme>', `one of ${[...SCHEME_NAMES, ...ACTIVATION_SCHEMES].join(', ')}`)
@@ -65,9 +65,43 @@ export function registerQuantize(program: Command): void {
     .option('--progress', 'show the calibration progress bar even when stderr is not a terminal')
     .option('--act-order', 'GPTQ (--calib with a 4-bit scheme): quantize inputs in order of decreasing activation energy')
     .action(async (input: string, opts: QuantizeCliOptions) => {
-      if (isActivationScheme(opts.scheme)) { await activationQuantizeCommand(input, opts); return; }
+      if (isActivationScheme(opts.scheme)) {
+        refuseOptions(opts, WEIGHT_ONLY_OPTIONS, 'weight-only schemes');
+        await activationQuantizeCommand(input, opts);
+        return;
+      }
+      refuseOptions(opts, ACTIVATION_OPTIONS, 'int8-dynamic and int8-static');
       await quantizeCommand(input, opts);
     });
+}
+
+/** Flags that only some schemes read; given to another scheme they would be silently ignored. */
+const WEIGHT_ONLY_OPTIONS = { blockSize: '--block-size', doubleQuant: '--double-quant', format: '--format', rtn: '--rtn', actOrder: '--act-order', report: '--report' } as const;
+const ACTIVATION_OPTIONS = { method: '--method', smoothquant: '--smoothquant', activations: '--activations', dynamicForm: '--dynamic-form', perToken: '--per-token' } as const;
+
+function refuseOptions(opts: QuantizeCliOptions, flags: Readonly<Partial<Record<keyof QuantizeCliOptions, string>>>, appliesTo: string): void {
+  for (const [key, flag] of Object.entries(flags)) {
+    if (opts[key as keyof QuantizeCliOptions] !== undefined) {
+      throw new QuantkitError('QK_OPTION_NOT_FOR_SCHEME', `${flag} does not apply to --scheme ${opts.scheme}`, `it is for ${appliesTo}; drop it`);
+    }
+  }
+}
+
+function parseCalibBatch(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (!(Number.isInteger(n) && n > 0)) throw new QuantkitError('QK_BAD_OPTION', `--calib-batch '${text}' is not a positive integer`, 'e.g. --calib-batch 32');
+  return n;
+}
+
+/** The JSON form of a report, or its table and the file sizes. */
+function printResult(opts: QuantizeCliOptions, input: string, r: { inputFileBytes: number; outputFileBytes: number; report: object }, table: string): void {
+  if (opts.json) {
+    process.stdout.write(`${JSON.stringify({ input, output: opts.output, inputFileBytes: r.inputFileBytes, outputFileBytes: r.outputFileBytes, ...r.report }, jsonNumbers, 2)}\n`);
+    return;
+  }
+  process.stdout.write(table);
+  process.stdout.write(`file: ${r.inputFileBytes} → ${r.outputFileBytes} bytes (${(r.outputFileBytes / r.inputFileBytes).toFixed(3)}×) written to ${opts.output}\n`);
 }
 
 function parseBlockSize(s: string | undefined): number | undefined {
@@ -85,8 +119,7 @@ export async function quantizeCommand(input: string, opts: QuantizeCliOptions): 
     throw new QuantkitError('QK_BAD_OPTION', `--format '${opts.format}' is not known`, "use 'native' or 'qdq'");
   }
   // --calib with a block-quantized scheme: GPTQ (flows/gptq.ts).
-  const calibBatch = opts.calibBatch === undefined ? undefined : Number(opts.calibBatch);
-  if (calibBatch !== undefined && !(Number.isInteger(calibBatch) && calibBatch > 0)) throw new QuantkitError('QK_BAD_OPTION', `--calib-batch '${opts.calibBatch}' is not a positive integer`, 'e.g. --calib-batch 32');
+  const calibBatch = parseCalibBatch(opts.calibBatch);
   const bar = progressBar('GPTQ', opts.progress ?? false);
   const r = await quantizeFile(input, opts.output, {
     calib: opts.calib, gptq: { calibBatch, progress: bar.progress, actOrder: opts.actOrder ?? false },
@@ -103,12 +136,7 @@ export async function quantizeCommand(input: string, opts: QuantizeCliOptions): 
     const data = quantizeReportData(input, opts.output, r.report, r.inputFileBytes, r.outputFileBytes);
     await writeFileAtomic(opts.report, [new TextEncoder().encode(renderReport(data, loadReportAssets()))], { force: opts.force ?? false, inputs: [input, opts.output] });
   }
-  if (opts.json) {
-    process.stdout.write(`${JSON.stringify({ input, output: opts.output, inputFileBytes: r.inputFileBytes, outputFileBytes: r.outputFileBytes, ...r.report }, jsonNumbers, 2)}\n`);
-  } else {
-    process.stdout.write(formatReport(r.report));
-    process.stdout.write(`file: ${r.inputFileBytes} → ${r.outputFileBytes} bytes (${(r.outputFileBytes / r.inputFileBytes).toFixed(3)}×) written to ${opts.output}\n`);
-  }
+  printResult(opts, input, r, formatReport(r.report));
   return r.report;
 }
 
@@ -143,8 +171,7 @@ export function formatReport(r: WeightOnlyReport): string {
 // ---- int8-dynamic / int8-static: options → flows/calibrate.ts ----
 async function activationQuantizeCommand(input: string, opts: QuantizeCliOptions): Promise<void> {
   const scheme = opts.scheme as (typeof ACTIVATION_SCHEMES)[number];
-  const batch = opts.calibBatch === undefined ? undefined : Number(opts.calibBatch);
-  if (batch !== undefined && !(Number.isInteger(batch) && batch > 0)) throw new QuantkitError('QK_BAD_OPTION', `--calib-batch '${opts.calibBatch}' is not a positive integer`, 'e.g. --calib-batch 32');
+  const batch = parseCalibBatch(opts.calibBatch);
   const alpha = opts.smoothquant === undefined ? undefined : opts.smoothquant === true ? 0.5 : Number(opts.smoothquant);
   if (alpha !== undefined && !(alpha >= 0 && alpha <= 1)) throw new QuantkitError('QK_BAD_OPTION', `--smoothquant '${String(opts.smoothquant)}' is not in [0, 1]`, 'e.g. --smoothquant 0.5');
   if (opts.activations !== undefined && opts.activations !== 'u8' && opts.activations !== 's8') throw new QuantkitError('QK_BAD_OPTION', `--activations '${opts.activations}' is not known`, "use 'u8' or 's8'");
@@ -154,10 +181,5 @@ async function activationQuantizeCommand(input: string, opts: QuantizeCliOptions
     activationType: opts.activations === 's8' ? 'int8' : 'uint8', dynamicForm: opts.dynamicForm as 'integer' | 'contrib' | undefined,
     perToken: opts.perToken ?? false, exclude: opts.exclude, keepFirstLast: opts.keepFirstLast ?? false, force: opts.force ?? false, progress: opts.progress ?? false,
   });
-  if (opts.json) {
-    process.stdout.write(`${JSON.stringify({ input, output: opts.output, inputFileBytes: r.inputFileBytes, outputFileBytes: r.outputFileBytes, ...r.report }, jsonNumbers, 2)}\n`);
-  } else {
-    process.stdout.write(formatActivationReport(r.report));
-    process.stdout.write(`file: ${r.inputFileBytes} → ${r.outputFileBytes} bytes (${(r.outputFileBytes / r.inputFileBytes).toFixed(3)}×) written to ${opts.output}\n`);
-  }
+  printResult(opts, input, r, formatActivationReport(r.report));
 }
