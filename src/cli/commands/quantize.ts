@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { QuantkitError } from '../../errors.js';
+import { formatTable } from '../table.js';
 import { quantizeFile } from '../../flows/quantize.js';
 import { SCHEME_NAMES, type SchemeName, type WeightOnlyReport } from '../../passes/weight-only/index.js';
 // --report: the HTML report of web/report for this run.
@@ -145,10 +146,6 @@ function jsonNumbers(_key: string, value: unknown): unknown {
   return typeof value === 'number' && !Number.isFinite(value) ? (value > 0 ? 'inf' : value < 0 ? '-inf' : 'nan') : value;
 }
 
-function pad(s: string, n: number): string {
-  return s.length >= n ? s : s + ' '.repeat(n - s.length);
-}
-
 export function formatReport(r: WeightOnlyReport): string {
   const rows = r.layers.map((l) => [
     l.weight, l.opTypes.join(','), l.scheme, l.form,
@@ -156,12 +153,9 @@ export function formatReport(r: WeightOnlyReport): string {
     String(l.bytesBefore), String(l.bytesAfter), l.note,
   ]);
   const head = ['weight', 'op', 'scheme', 'form', 'SQNR dB', 'bytes before', 'bytes after', 'note'];
-  const widths = head.map((h, i) => Math.min(48, Math.max(h.length, ...rows.map((row) => (row[i] as string).length))));
-  const line = (cells: string[]) => cells.map((c, i) => pad(c, widths[i] as number)).join('  ').trimEnd();
   const t = r.totals;
   return [
-    line(head),
-    ...rows.map(line),
+    formatTable(head, rows),
     `total weights: ${t.bytesBefore} → ${t.bytesAfter} bytes (${t.ratio.toFixed(3)}×); ${t.quantizedLayers} quantized, ${t.skippedLayers} kept fp32`,
     ...r.notes.map((n) => `note: ${n}`),
     '',
