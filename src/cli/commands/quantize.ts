@@ -20,6 +20,7 @@ interface QuantizeCliOptions {
   doubleQuant?: boolean;
   format?: string;
   rtn?: boolean;
+  quantizeEmbeddings?: boolean;
   json?: boolean;
   force?: boolean;
   report?: string;
@@ -51,6 +52,7 @@ export function registerQuantize(program: Command): void {
     .option('--keep-first-last', 'keep the first and last weight layers in fp32')
     .option('--double-quant', 'nf4/fp4: double-quantize the absmax constants')
     .option('--format <form>', "q4/q4-asym: 'native' (MatMulNBits, default) or 'qdq' (opset-21 blocked DequantizeLinear)")
+    .option('--quantize-embeddings', 'q4/q4-asym/q8-block/nf4/fp4: quantize Gather embedding tables too (GatherBlockQuantized; int8 rows for nf4/fp4 and tied tables)')
     .option('--rtn', 'plain round-to-nearest scales (what ONNX Runtime\'s quantizer does), no per-block search')
     .option('--json', 'print the report as JSON')
     .option('-f, --force', 'replace an existing output file')
@@ -77,7 +79,7 @@ export function registerQuantize(program: Command): void {
 }
 
 /** Flags that only some schemes read; given to another scheme they would be silently ignored. */
-const WEIGHT_ONLY_OPTIONS = { blockSize: '--block-size', doubleQuant: '--double-quant', format: '--format', rtn: '--rtn', actOrder: '--act-order', report: '--report' } as const;
+const WEIGHT_ONLY_OPTIONS = { blockSize: '--block-size', quantizeEmbeddings: '--quantize-embeddings', doubleQuant: '--double-quant', format: '--format', rtn: '--rtn', actOrder: '--act-order', report: '--report' } as const;
 const ACTIVATION_OPTIONS = { method: '--method', smoothquant: '--smoothquant', activations: '--activations', dynamicForm: '--dynamic-form', perToken: '--per-token' } as const;
 
 function refuseOptions(opts: QuantizeCliOptions, flags: Readonly<Partial<Record<keyof QuantizeCliOptions, string>>>, appliesTo: string): void {
@@ -131,6 +133,7 @@ export async function quantizeCommand(input: string, opts: QuantizeCliOptions): 
     doubleQuant: opts.doubleQuant ?? false,
     format: opts.format as 'native' | 'qdq' | undefined,
     rtn: opts.rtn ?? false,
+    quantizeEmbeddings: opts.quantizeEmbeddings ?? false,
     force: opts.force ?? false,
   }).finally(() => bar.stop());
   if (opts.report) {

@@ -18,6 +18,12 @@ export interface WeightOnlyOptions {
   readonly format?: 'native' | 'qdq' | undefined;
   /** Plain round-to-nearest scales (ONNX Runtime's quantizer), no per-block search. */
   readonly rtn?: boolean | undefined;
+  /**
+   * q4/q4-asym/q8-block/nf4/fp4: also quantize Gather embedding tables (GatherBlockQuantized at
+   * the scheme's bits; int8 rows for nf4/fp4 and for tables tied to a head). Off by default: the
+   * table is usually small next to the MatMuls and costs quality.
+   */
+  readonly quantizeEmbeddings?: boolean | undefined;
   /** fp16: op types kept in fp32 (with Casts around them); default DEFAULT_FP16_BLOCK_LIST. */
   readonly fp16BlockList?: readonly string[] | undefined;
   /**
