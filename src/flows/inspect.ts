@@ -16,6 +16,8 @@ export interface TensorSummary {
 
 export interface QuantizableVerdict {
   name: string;
+  /** Names of the nodes that read it (exporters often give weights opaque names like onnx::MatMul_265). */
+  readers: string[];
   quantizable: boolean;
   /** Which ops read it (e.g. 'MatMul B'), or why it is left alone. */
   reason: string;
@@ -47,20 +49,24 @@ function locationOf(model: Model, name: string): string {
   return 'inline';
 }
 
-function verdict(model: Model, name: string, dtype: DType, dims: readonly number[], readers: { opType: string; inputs: string[] }[]): QuantizableVerdict {
-  if (dtype !== 'float32' && dtype !== 'float16' && dtype !== 'bfloat16') return { name, quantizable: false, reason: `already ${dtype}` };
-  if (readers.length === 0) return { name, quantizable: false, reason: 'not read by any node' };
+function verdict(name: string, dtype: DType, dims: readonly number[], readers: { name: string; opType: string; inputs: string[] }[]): QuantizableVerdict {
+  return { name, readers: readers.map((r) => r.name), ...quantizability(name, dtype, dims, readers) };
+}
+
+function quantizability(name: string, dtype: DType, dims: readonly number[], readers: { opType: string; inputs: string[] }[]): { quantizable: boolean; reason: string } {
+  if (dtype !== 'float32' && dtype !== 'float16' && dtype !== 'bfloat16') return { quantizable: false, reason: `already ${dtype}` };
+  if (readers.length === 0) return { quantizable: false, reason: 'not read by any node' };
   const uses: string[] = [];
   for (const r of readers) {
     const slot = WEIGHT_SLOTS[r.opType];
     const at = r.inputs.indexOf(name);
     if (slot === undefined || at !== slot) {
-      return { name, quantizable: false, reason: `read by ${r.opType} input ${at}, not a weight slot` };
+      return { quantizable: false, reason: `read by ${r.opType} input ${at}, not a weight slot` };
     }
     uses.push(`${r.opType} ${r.opType === 'Gather' ? 'data' : 'weight'}`);
   }
-  if (dims.length < 2) return { name, quantizable: false, reason: `rank ${dims.length}: biases and scalars stay in float` };
-  return { name, quantizable: true, reason: [...new Set(uses)].join(', ') };
+  if (dims.length < 2) return { quantizable: false, reason: `rank ${dims.length}: biases and scalars stay in float` };
+  return { quantizable: true, reason: [...new Set(uses)].join(', ') };
 }
 
 export function inspectModel(model: Model, largestCount = 10): InspectReport {
@@ -85,7 +91,7 @@ export function inspectModel(model: Model, largestCount = 10): InspectReport {
     d.tensors++;
     d.params += params;
     d.bytes += bytes;
-    quantizable.push(verdict(model, init.name, init.dtype, init.dims, readers.get(init.name) ?? []));
+    quantizable.push(verdict(init.name, init.dtype, init.dims, readers.get(init.name) ?? []));
   }
   const io = (v: { name: string; dtype: DType | undefined; dims: Dim[] | undefined }) => ({ name: v.name, dtype: v.dtype ?? 'unknown', dims: v.dims ?? null });
   return {

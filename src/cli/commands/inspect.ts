@@ -38,6 +38,10 @@ export function renderInspect(path: string, r: InspectReport): string {
   const yes = r.quantizable.filter((q) => q.quantizable);
   const no = r.quantizable.filter((q) => !q.quantizable);
   out.push('', `quantizable weights: ${yes.length} of ${r.quantizable.length} initializers`);
-  out.push(formatTable(['tensor', 'quantizable', 'why'], [...yes, ...no].map((q) => [q.name, q.quantizable ? 'yes' : 'no', q.reason])));
+  // Integer tensors (shapes, indices) are never weights; the table counts them instead of listing them.
+  const listedNo = no.filter((q) => !q.reason.startsWith('already int') && !q.reason.startsWith('already uint') && !q.reason.startsWith('already bool'));
+  const readBy = (names: string[]) => (names.length === 0 ? '' : names.length === 1 ? (names[0] as string) : `${names[0] as string} +${names.length - 1}`);
+  out.push(formatTable(['tensor', 'read by', 'quantizable', 'why'], [...yes, ...listedNo].map((q) => [q.name, readBy(q.readers), q.quantizable ? 'yes' : 'no', q.reason])));
+  if (listedNo.length < no.length) out.push(`(${no.length - listedNo.length} integer tensors — shapes, indices — not listed; --json has them all)`);
   return `${out.join('\n')}\n`;
 }

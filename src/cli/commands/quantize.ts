@@ -151,11 +151,11 @@ function jsonNumbers(_key: string, value: unknown): unknown {
 
 export function formatReport(r: WeightOnlyReport): string {
   const rows = r.layers.map((l) => [
-    l.weight, l.opTypes.join(','), l.scheme, l.form,
+    l.weight, l.nodes.length > 1 ? `${l.nodes[0] as string} +${l.nodes.length - 1}` : (l.nodes[0] ?? ''), l.opTypes.join(','), l.scheme, l.form,
     l.sqnrDb === null ? '-' : Number.isFinite(l.sqnrDb) ? l.sqnrDb.toFixed(1) : 'inf',
     String(l.bytesBefore), String(l.bytesAfter), l.note,
   ]);
-  const head = ['weight', 'op', 'scheme', 'form', 'SQNR dB', 'bytes before', 'bytes after', 'note'];
+  const head = ['weight', 'node', 'op', 'scheme', 'form', 'SQNR dB', 'bytes before', 'bytes after', 'note'];
   const t = r.totals;
   return [
     formatTable(head, rows),
