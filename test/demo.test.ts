@@ -11,6 +11,7 @@ import { modelFromProto } from '../src/graph/from-onnx.js';
 import { decodeModel } from '../src/io/onnx/proto.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import { classifierAccuracy, lmPerplexity } from '../src/flows/evaluate.js';
+import { quantizeModelBytesGptq } from '../src/flows/gptq.js';
 import { readNpy } from '../src/io/npy/npy.js';
 import { SCHEME_NAMES } from '../src/passes/weight-only/index.js';
 import { REPO } from './helpers/cli.js';
@@ -34,10 +35,12 @@ function row(m: DemoModelResult, label: string): DemoRow {
 }
 
 describe('demoVariants', () => {
-  it('enumerates the scheme table: every scheme appears, block-wise ones at 32/64/128, q4 also as RTN', () => {
+  it('enumerates the scheme table: every scheme appears, block-wise ones at 32/64/128, q4 also as RTN, 4-bit ones with GPTQ', () => {
     const v = demoVariants();
     for (const s of SCHEME_NAMES) expect(v.some((x) => x.scheme === s)).toBe(true);
-    expect(v.filter((x) => x.scheme === 'q4').map((x) => x.label)).toEqual(['q4 b32', 'q4 b64', 'q4 b128', 'q4-rtn b64']);
+    expect(v.filter((x) => x.scheme === 'q4').map((x) => x.label)).toEqual(['q4 b32', 'q4 b64', 'q4 b128', 'q4-rtn b64', 'q4 b32 +gptq']);
+    // GPTQ at each scheme's default block size (scheme.ts), for symmetric q4, nf4 and fp4.
+    expect(v.filter((x) => x.kind === 'gptq').map((x) => x.label)).toEqual(['q4 b32 +gptq', 'nf4 b64 +gptq', 'fp4 b64 +gptq']);
     expect(new Set(v.map((x) => x.label)).size).toBe(v.length);
   });
 
@@ -74,7 +77,7 @@ describe('quantkit demo on the shipped LM', () => {
   beforeAll(async () => {
     if (!existsSync(join(MODELS, 'lm.onnx'))) throw new Error('models/lm.onnx is missing: run scripts/models/make_models.py (see its header)');
     out = mkdtempSync(join(tmpdir(), 'qk-demo-'));
-    const r = await runDemo({ models: ['lm'], schemes: ['fp16', 'int8', 'q4', 'nf4 b64', 'int8-dynamic', 'int8-static'], outDir: out, warmRuns: 1, timedRuns: 3 });
+    const r = await runDemo({ models: ['lm'], schemes: ['fp16', 'int8', 'q4', 'nf4 b64', 'nf4 b64 +gptq', 'fp4 b64', 'fp4 b64 +gptq', 'int8-dynamic', 'int8-static'], outDir: out, warmRuns: 1, timedRuns: 3 });
     lm = r.models[0] as DemoModelResult;
   });
 
@@ -101,6 +104,21 @@ describe('quantkit demo on the shipped LM', () => {
 
   it('nf4 beats int4 absmax (symmetric round-to-nearest q4) at block size 64', () => {
     expect(row(lm, 'nf4 b64').quality).toBeLessThan(row(lm, 'q4-rtn b64').quality);
+  });
+
+  it('GPTQ rows: perplexity below the same scheme\'s data-free row and within budget (q4, nf4 ≤ +3 %, fp4 ≤ +6 %)', () => {
+    const budgets = { 'q4 b32': 0.03, 'nf4 b64': 0.03, 'fp4 b64': 0.06 };
+    for (const [dataFree, budget] of Object.entries(budgets)) {
+      const g = row(lm, `${dataFree} +gptq`);
+      expect(g.quality, dataFree).toBeLessThan(row(lm, dataFree).quality);
+      expect(g.qualityChange, dataFree).toBeLessThanOrEqual(budget);
+    }
+  });
+
+  it('a GPTQ row is calibrated on lm-calib.npy: its file is what quantizeModelBytesGptq makes from that set', async () => {
+    const calib = new Map([['input_ids', readNpy(readFileSync(join(MODELS, 'lm-calib.npy')))]]);
+    const direct = await quantizeModelBytesGptq(new Uint8Array(readFileSync(join(MODELS, 'lm.onnx'))), { scheme: 'q4', blockSize: 32 }, calib);
+    expect(Buffer.from(readFileSync(row(lm, 'q4 b32 +gptq').file)).equals(Buffer.from(direct.bytes))).toBe(true);
   });
 
   it('int8-dynamic: perplexity within +1 % of fp32', () => {
@@ -200,6 +218,8 @@ describe('quantkit demo on the shipped CNN', () => {
     expect(row(cnn, 'fp32').quality).toBe(fp32Accuracy);
     expect(fp32Accuracy).toBeCloseTo(metrics.cnn.test_accuracy, 5);
     for (const q of cnn.rows) expect(q.quality, q.scheme).toBeGreaterThan(fp32Accuracy - 0.01);
+    // GPTQ reaches the CNN's Gemm layers through the same path, on cnn-calib-x.npy.
+    expect(cnn.rows.filter((r) => r.scheme.endsWith('+gptq')).map((r) => r.scheme)).toEqual(['q4 b32 +gptq', 'nf4 b64 +gptq', 'fp4 b64 +gptq']);
     for (const q of cnn.rows.slice(1)) expect(q.latencyRatio, q.scheme).toBeGreaterThan(0);
     expect(outDir).toBeUndefined();
   });

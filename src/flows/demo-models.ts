@@ -38,7 +38,7 @@ export interface DemoModel {
   /** A small batch for timing (the latency of one request, not of the whole evaluation set). */
   readonly latencyFeeds: Record<string, ort.Tensor>;
   /**
-   * The shipped calibration set by graph input name (int8-static): samples apart from the
+   * The shipped calibration set by graph input name (int8-static ranges, GPTQ's layer statistics): samples apart from the
    * evaluation set, so a calibrated range never sees the data it is scored on. Read when called.
    */
   calibrationData(): CalibrationData;
