@@ -12,7 +12,7 @@ import { encodeSafetensors } from './write.js';
  */
 const ITERATIONS = Number(process.env.QK_FUZZ_ITERATIONS ?? 2000);
 const SEED = Number(process.env.QK_FUZZ_SEED ?? 0x5afe7e45);
-const SLOW_CASE_MS = 250;
+const SLOW_CASE_MS = 2000; // a hang detector, not a timing test: generous for a loaded CI machine
 
 function rng(seed: number): () => number {
   let s = seed >>> 0;
