@@ -264,6 +264,16 @@ class RowQuantizer {
 }
 
 /**
+ * With act-order every group's parameters are chosen up front from the original rows, so the
+ * stored layout stays group-by-K; `pos` maps an original row to its place in quantization order.
+ */
+function chooseStaticGroups(rq: RowQuantizer, W: Float64Array, perm: Int32Array, K: number): void {
+  const pos = new Int32Array(K);
+  for (let i = 0; i < K; i++) pos[perm[i] as number] = i;
+  for (let b = 0; b < rq.kBlocks; b++) rq.chooseBlock(b, W, (k) => pos[k] as number);
+}
+
+/**
  * GPTQ with lazy batch updates. w: [K, N] row-major (alpha already folded in); hessian: XᵀX
  * [K, K] (any positive multiple: the scale cancels). Returns codes and group parameters in the
  * [N, K] / [N, kBlocks] order MatMulNBits and MatMulBnb4 store.
@@ -273,12 +283,7 @@ export function gptqQuantize(w: Float32Array, K: number, N: number, hessian: Flo
   const rq = new RowQuantizer(K, N, quantizer);
   const bs = quantizer.blockSize;
   const actOrder = opts.actOrder ?? false;
-  // Position of each original row in quantization order (static groups read original rows).
-  if (actOrder) {
-    const pos = new Int32Array(K);
-    for (let i = 0; i < K; i++) pos[perm[i] as number] = i;
-    for (let b = 0; b < rq.kBlocks; b++) rq.chooseBlock(b, W, (k) => pos[k] as number);
-  }
+  if (actOrder) chooseStaticGroups(rq, W, perm, K);
   // A batch is a whole number of groups, so a group chosen at its first row sees the same
   // (fully updated) values as in the reference.
   const B = Math.max(bs, Math.ceil((opts.batch ?? 128) / bs) * bs);
@@ -316,11 +321,7 @@ export function gptqQuantizeReference(w: Float32Array, K: number, N: number, hes
   const rq = new RowQuantizer(K, N, quantizer);
   const bs = quantizer.blockSize;
   const actOrder = opts.actOrder ?? false;
-  if (actOrder) {
-    const pos = new Int32Array(K);
-    for (let i = 0; i < K; i++) pos[perm[i] as number] = i;
-    for (let b = 0; b < rq.kBlocks; b++) rq.chooseBlock(b, W, (k) => pos[k] as number);
-  }
+  if (actOrder) chooseStaticGroups(rq, W, perm, K);
   const err = new Float64Array(N);
   for (let i = 0; i < K; i++) {
     const k = perm[i] as number;

@@ -4,7 +4,7 @@ import { nearestCode, fp4BnbCodebook, nf4Codebook } from '../../quant/codebook.j
 import { gptqQuantize, type GptqOptions, type GptqResult, type GroupParams, type GroupQuantizer } from '../../quant/gptq.js';
 import { bnb4Table, quantizeBnb4, type Bnb4Type, type Bnb4Weights } from './bnb4-quant.js';
 import { bnb4Key } from './bnb4-handler.js';
-import { findWeightSites } from './index.js';
+import { findWeightSites, userSkipReason } from './index.js';
 import { linearShape, rejectLinear, type LinearShape, type LinearView } from './linear-site.js';
 import { nbitsKey } from './nbits-handler.js';
 import { NonFiniteWeight, nbitsWeightsFrom, quantizeNBitsMatrix, type NBitsOptions, type NBitsWeights } from './nbits-quant.js';
@@ -191,16 +191,11 @@ export function planGptq(model: Model, options: WeightOnlyOptions): GptqPlan {
   const scheme = gptqScheme(options);
   const blockSize = gptqBlockSize(scheme, options);
   const sites = findWeightSites(model);
-  const skipped = new Set<WeightSite>();
-  if (options.keepFirstLast && sites.length > 0) {
-    skipped.add(sites[0] as WeightSite);
-    skipped.add(sites[sites.length - 1] as WeightSite);
-  }
-  const exclude = options.exclude ?? [];
+  const skipReason = userSkipReason(sites, options);
   const byKey = new Map<string, { weight: string; shape: LinearShape; sites: WeightSite[] }>();
   const notes: string[] = [];
   for (const s of sites) {
-    if (skipped.has(s) || exclude.some((e) => e === s.node.opType || e === s.node.name || e === s.weight.name)) continue;
+    if (skipReason(s)) continue;
     if (rejectLinear(s, model.graph)) continue;
     const shape = linearShape(s);
     if (scheme.kind === 'bnb4' && shape.K % blockSize !== 0) {

@@ -94,6 +94,16 @@ function matchesExclude(site: WeightSite, exclude: readonly string[]): string | 
   return undefined;
 }
 
+/**
+ * Why the user's flags keep a site in fp32 (--keep-first-last over `sites` in execution order,
+ * then --exclude), or undefined: the one rule the pass, its worker jobs and GPTQ all follow.
+ */
+export function userSkipReason(sites: readonly WeightSite[], options: WeightOnlyOptions): (site: WeightSite) => string | undefined {
+  const firstLast = new Set<WeightSite>(options.keepFirstLast && sites.length > 0 ? [sites[0] as WeightSite, sites[sites.length - 1] as WeightSite] : []);
+  const exclude = options.exclude ?? [];
+  return (site) => (firstLast.has(site) ? 'kept fp32 (--keep-first-last)' : matchesExclude(site, exclude));
+}
+
 /** Rewrites `model` in place; returns the per-layer report. */
 export function quantizeWeights(model: Model, options: WeightOnlyOptions): WeightOnlyReport {
   const scheme = schemeByName(options.scheme);
@@ -134,11 +144,7 @@ export function quantizeWeights(model: Model, options: WeightOnlyOptions): Weigh
   };
 
   const sites = findWeightSites(model);
-  const keepFirstLast = new Set<WeightSite>();
-  if (options.keepFirstLast && sites.length > 0) {
-    keepFirstLast.add(sites[0] as WeightSite);
-    keepFirstLast.add(sites[sites.length - 1] as WeightSite);
-  }
+  const skipReason = userSkipReason(sites, options);
   const byWeight = new Map<string, WeightSite[]>();
   for (const s of sites) {
     const list = byWeight.get(s.weight.name);
@@ -154,8 +160,7 @@ export function quantizeWeights(model: Model, options: WeightOnlyOptions): Weigh
     const reasons: string[] = [];
     for (const s of group) {
       const why = globalReason
-        ?? (keepFirstLast.has(s) ? 'kept fp32 (--keep-first-last)' : undefined)
-        ?? matchesExclude(s, options.exclude ?? [])
+        ?? skipReason(s)
         ?? handler.reject(s, ctx);
       if (why) reasons.push(`${s.node.name || s.node.opType}: ${why}`); else eligible.push(s);
     }

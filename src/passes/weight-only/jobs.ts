@@ -3,7 +3,7 @@ import { parseExternalDataRef } from '../../io/onnx/external.js';
 import { TensorProto_DataLocation } from '../../io/onnx/proto.js';
 import { outputChannelAxis, rejectStorage } from './dq-storage.js';
 import { int8Key, type Int8Weights } from './int8-quant.js';
-import { findWeightSites } from './index.js';
+import { findWeightSites, userSkipReason } from './index.js';
 import { linearShape, rejectLinear } from './linear-site.js';
 import { nbitsKey } from './nbits-handler.js';
 import type { NBitsOptions, NBitsParts } from './nbits-quant.js';
@@ -56,15 +56,10 @@ export function planWeightJobs(model: Model, options: WeightOnlyOptions): Weight
   const nbits = scheme.kind === 'nbits' && (options.format ?? 'native') === 'native' ? scheme : undefined;
   if (!nbits && scheme.kind !== 'dq-int8') return [];
   const sites = findWeightSites(model);
-  const skipped = new Set<WeightSite>();
-  if (options.keepFirstLast && sites.length > 0) {
-    skipped.add(sites[0] as WeightSite);
-    skipped.add(sites[sites.length - 1] as WeightSite);
-  }
-  const exclude = options.exclude ?? [];
+  const skipReason = userSkipReason(sites, options);
   const firstSite = new Map<string, WeightSite>();
   for (const s of sites) {
-    if (skipped.has(s) || exclude.some((e) => e === s.node.opType || e === s.node.name || e === s.weight.name)) continue;
+    if (skipReason(s)) continue;
     if (!firstSite.has(s.weight.name)) firstSite.set(s.weight.name, s);
   }
   const jobs: WeightJob[] = [];
