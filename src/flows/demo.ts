@@ -18,6 +18,7 @@ import { sqnrDb } from '../quant/metrics.js';
 import { ACTIVATION_SCHEMES, calibrateRanges, quantizeStatic, type ActivationScheme, type CalibrationData } from './calibrate.js';
 import { quantizeModelBytesGptq } from './gptq.js';
 import { quantizeModelBytes } from './quantize.js';
+import { trackTemp, untrackTemp } from '../node/temp-registry.js';
 import { DEMO_MODEL_NAMES, loadDemoModel, meanAbsDiff, openDemoSession, SHIPPED_MODELS_DIR, timePair, type DemoModel, type DemoModelName } from './demo-models.js';
 import { histogram, rebinHistogram, thresholdSpread, weightGrids, type CalibrationPlot, type CalibrationThreshold, type LayerWeights, type ModelReport, type ReportData, type SchemeRow } from './report-data.js';
 
@@ -398,6 +399,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
     outDir = opts.outDir;
   } else {
     outDir = mkdtempSync(join(tmpdir(), 'quantkit-demo-'));
+    trackTemp(outDir); // Ctrl-C mid-demo removes it too
   }
   try {
     const models: DemoModelResult[] = [];
@@ -405,7 +407,10 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
     return { models, outDir: opts.outDir, seconds: (performance.now() - t0) / 1000 };
   } finally {
     opts.progress?.stop();
-    if (!opts.outDir) rmSync(outDir, { recursive: true, force: true });
+    if (!opts.outDir) {
+      rmSync(outDir, { recursive: true, force: true });
+      untrackTemp(outDir);
+    }
   }
 }
 
