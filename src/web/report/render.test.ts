@@ -14,7 +14,7 @@ function data(scheme = 'int8'): ReportData {
         { scheme: 'fp32', bytes: 2048, ratio: 1, quality: 3.25, qualityChange: 0, bitsPerChar: 1.7, weightSqnrDb: null, layerSqnrDb: {}, latencyRatio: 1 },
         { scheme, bytes: 512, ratio: 4, quality: 3.5, qualityChange: 0.25 / 3.25, bitsPerChar: 1.8, weightSqnrDb: 40, layerSqnrDb: { w: 40 }, latencyRatio: 1.5 },
       ],
-      layers: [{ name: 'w', dims: [2, 2], histogram: { min: -1, max: 1, counts: [1, 3] }, grids: [] }],
+      layers: [{ name: 'w', readers: ['/fc/MatMul'], dims: [2, 2], histogram: { min: -1, max: 1, counts: [1, 3] }, grids: [] }],
       calibration: [],
     }],
   };
