@@ -74,3 +74,25 @@ describe('report formatting', () => {
     expect(escapeHtml(`<a href="x">&'`)).toBe('&#60;a href=&#34;x&#34;&#62;&#38;&#39;');
   });
 });
+
+describe('report notes and layer names', () => {
+  it('a row without weight SQNR for a stated reason shows "— [1]" and the reason under the table', () => {
+    const d = data();
+    const model = d.models[0]!;
+    const rows = [...model.rows, { ...model.rows[1]!, scheme: 'int8-static+sq mse', weightSqnrDb: null, weightSqnrNote: 'weights rescaled', layerSqnrDb: {} }];
+    const t = schemeTable({ ...model, rows });
+    expect(t.rows[2]?.[6]).toBe('— [1]');
+    expect(t.rows[0]?.[6]).toBe('—'); // fp32: nothing to explain
+    expect(t.notes).toEqual(['[1] weights rescaled']);
+    const html = renderReport({ ...d, models: [{ ...model, rows }] }, { chartJs: FAKE_CHART });
+    expect(html).toContain('<p class="note">[1] weights rescaled</p>');
+  });
+
+  it('names layers by their reading nodes in the table, the selector and the embedded chart labels', () => {
+    const html = renderReport(data(), { chartJs: FAKE_CHART });
+    expect(html).toContain('<td>/fc/MatMul</td><td>w</td>');
+    expect(html).toContain('<option value="0">/fc/MatMul (w) [2×2]</option>');
+    expect((embedded(html) as { models: { layerLabels: string[] }[] }).models[0]?.layerLabels).toEqual(['/fc/MatMul']);
+    expect(html).toContain('<canvas id="sqnr-0-0">');
+  });
+});

@@ -49,9 +49,9 @@ function bitsTitle(bits: readonly number[]): string {
 
 /**
  * Splits the rows with per-layer numbers into panels (4 bits and less; more than 4) and gives each
- * series its style: families take colours in order of appearance within the panel, a family's
- * variants take (point style, dash) pairs in order; a pair already used in the panel with the same
- * colour (more families than colours) moves on to the next free one, so every series is unique.
+ * series its style: families take colours in order of appearance (4-bit panel first), a family's
+ * variants take (point style, dash) pairs in order; a pair already used with the same colour (more
+ * families than colours) moves on to the next free one, so no two series of a model look alike.
  */
 export function sqnrPanels(rows: readonly SchemeRow[]): SqnrPanel[] {
   const withLayers = rows.filter((r) => Object.keys(r.layerSqnrDb).length > 0);
@@ -61,12 +61,13 @@ export function sqnrPanels(rows: readonly SchemeRow[]): SqnrPanel[] {
     groups.set(key, [...(groups.get(key) ?? []), r]);
   }
   const panels: SqnrPanel[] = [];
+  // Colours are per model, not per panel: one colour means one family on every panel.
+  const families: string[] = [];
+  const variantsSeen = new Map<string, number>();
+  const used = new Set<string>();
   for (const key of ['low', 'high'] as const) {
     const group = groups.get(key);
     if (!group) continue;
-    const families: string[] = [];
-    const variantsSeen = new Map<string, number>();
-    const used = new Set<string>();
     const series = group.map((r) => {
       const s = seriesOf(r);
       if (!families.includes(s.family)) families.push(s.family);
