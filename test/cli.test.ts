@@ -1,7 +1,7 @@
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { decodeTensorProto, encodeModel } from '../src/io/onnx/proto.js';
 import { tensorFromProto } from '../src/io/onnx/tensor.js';
 import { makeModel } from '../src/io/onnx/build.js';
@@ -19,6 +19,7 @@ function expectOneLineUserError(r: { code: number; stderr: string }, code: RegEx
 
 describe('quantkit CLI', () => {
   const dir = mkdtempSync(join(tmpdir(), 'qk-cli-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it('runs a conformance model and writes output_0.pb equal to the expected bytes', () => {
     const out = join(dir, 'run-out');

@@ -10,7 +10,7 @@ import { modelToProto } from '../src/graph/to-onnx.js';
 import { readNpy } from '../src/io/npy/npy.js';
 import { decodeModel, encodeModel } from '../src/io/onnx/proto.js';
 import { sqnrDb } from '../src/quant/metrics.js';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -66,6 +66,7 @@ describe('quantkit compare', () => {
       await program.parseAsync(['node', 'quantkit', 'compare', 'models/cnn.onnx', join(dir, 'q.onnx'), '--input', 'models/cnn-test-x.npy', '--labels', 'models/cnn-test-y.npy', '--json']);
     } finally {
       spy.mockRestore();
+      rmSync(dir, { recursive: true, force: true });
     }
     const report = JSON.parse(writes.join('')) as { samples: number; outputs: { name: string; accuracyA: number }[] };
     expect(report.samples).toBe(497);

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -44,7 +44,10 @@ describe('ONNX node conformance: `quantkit run` writes outputs bit-identical to 
   const outRoot = mkdtempSync(join(tmpdir(), 'qk-conformance-'));
   // runCommand summarises each output on stdout; keep the test log readable.
   beforeAll(() => { vi.spyOn(process.stdout, 'write').mockImplementation(() => true); });
-  afterAll(() => { vi.restoreAllMocks(); });
+  afterAll(() => {
+    vi.restoreAllMocks();
+    rmSync(outRoot, { recursive: true, force: true });
+  });
 
   it('finds all 102 conformance cases', () => {
     expect(CASES.length).toBe(102);

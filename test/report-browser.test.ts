@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -9,6 +9,8 @@ import { quantizeFile } from '../src/flows/quantize.js';
 import { quantizeReportData } from '../src/flows/quantize-report.js';
 import { loadReportAssets } from '../src/flows/report-assets.js';
 import { renderReport } from '../src/web/report/index.js';
+import { sqnrPanels } from '../src/web/report/sqnr-chart.js';
+import { decodeModel } from '../src/io/onnx/proto.js';
 import { REPO } from './helpers/cli.js';
 
 /*
@@ -63,7 +65,8 @@ describe('HTML report in headless Chromium', () => {
     await page.goto(pathToFileURL(file).href);
     await page.waitForSelector('body[data-qk-ready]');
 
-    const expectedCharts = result.models.reduce((n, m) => n + 2 + (m.layers.length > 0 ? 1 : 0) + m.calibration.length, 0);
+    const sqnrPanelCount = (m: DemoResult['models'][number]) => sqnrPanels(m.rows.slice(1)).length;
+    const expectedCharts = result.models.reduce((n, m) => n + 1 + sqnrPanelCount(m) + (m.layers.length > 0 ? 1 : 0) + m.calibration.length, 0);
     const ready = await page.getAttribute('body', 'data-qk-ready');
     expect(Number(ready)).toBe(expectedCharts);
 
@@ -121,6 +124,46 @@ describe('HTML report in headless Chromium', () => {
       expect(c.areaColoured, `${c.id} threshold lines`).toBeGreaterThan(200);
     }
 
+    // Scatter labels: none covers another label or a point, and (nearly) every scheme is named on
+    // the chart (points at one spot share a label; one with no free place is left to the tooltip).
+    const labels = await page.evaluate(() => (window as unknown as { qkLabels: Record<string, { placed: { x: number; y: number; w: number; h: number; lines: string[] }[]; hidden: string[]; markers: { x: number; y: number; w: number; h: number }[] }> }).qkLabels);
+    const overlap = (a: { x: number; y: number; w: number; h: number }, b: typeof a) => a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h;
+    for (const [m, model] of result.models.entries()) {
+      const l = labels[`scatter-${m}`];
+      expect(l, `scatter-${m} labels`).toBeDefined();
+      const placed = l?.placed ?? [];
+      for (const [i, a] of placed.entries()) {
+        for (const b of placed.slice(i + 1)) expect(overlap(a, b), `${a.lines.join(',')} vs ${b.lines.join(',')}`).toBe(false);
+        for (const mk of l?.markers ?? []) expect(overlap(a, mk), `${a.lines.join(',')} covers a point`).toBe(false);
+      }
+      const named = placed.flatMap((p) => p.lines);
+      expect(new Set(named).size, `labels on ${model.name}'s scatter`).toBe(named.length);
+      expect(named.length, `${model.name}: schemes named on the chart`).toBeGreaterThanOrEqual(Math.floor(0.9 * model.rows.length));
+    }
+
+    // Per-layer SQNR: every series of a model (all its panels) has its own colour/point/dash,
+    // every row with per-layer numbers is drawn, and the x axis names the node that reads each
+    // weight, as the ONNX file itself says (not the initializer name).
+    const sqnr = await page.evaluate(() => (window as unknown as { qkCharts: { canvas: HTMLCanvasElement; data: { labels: string[]; datasets: { label: string; borderColor: string; pointStyle: string; borderDash: number[] }[] } }[] }).qkCharts
+      .filter((c) => c.canvas.id.startsWith('sqnr-'))
+      .map((c) => ({ id: c.canvas.id, labels: c.data.labels, sets: c.data.datasets.map((d) => ({ label: d.label, style: `${d.borderColor}|${d.pointStyle}|${d.borderDash.join(',')}` })) })));
+    for (const [m, model] of result.models.entries()) {
+      const charts = sqnr.filter((c) => c.id.startsWith(`sqnr-${m}-`));
+      const sets = charts.flatMap((c) => c.sets);
+      expect(sets.map((d) => d.label).sort()).toEqual(model.rows.slice(1).filter((r) => Object.keys(r.layerSqnrDb).length > 0).map((r) => r.scheme).sort());
+      expect(new Set(sets.map((d) => d.style)).size, `${model.name}: distinct series styles`).toBe(sets.length);
+    }
+    const lmIndex = result.models.findIndex((m) => m.name === 'lm');
+    const lm = result.models[lmIndex];
+    if (lm) {
+      const proto = decodeModel(readFileSync(join(REPO, 'models', 'lm.onnx')), 'lm.onnx');
+      const readers = (w: string) => (proto.graph?.node ?? []).filter((n) => n.input.includes(w)).map((n) => n.name);
+      const expected = lm.layers.map((l) => readers(l.name).join(' + '));
+      expect(expected).toContain('/blocks.0/attn/q/MatMul');
+      for (const c of sqnr.filter((x) => x.id.startsWith(`sqnr-${lmIndex}-`))) expect(c.labels).toEqual(expected);
+    }
+    expect(await page.innerText('main')).toContain('[1] not measured for +sq rows');
+
     // The tables list every row the demo measured.
     const text = await page.innerText('main');
     for (const m of result.models) for (const r of m.rows) expect(text).toContain(r.scheme);
@@ -155,7 +198,7 @@ describe('HTML report in headless Chromium', () => {
     page.on('pageerror', (e) => pageErrors.push(e.message));
     await page.goto(pathToFileURL(join(dir, 'q.html')).href);
     await page.waitForSelector('body[data-qk-ready]');
-    expect(await page.getAttribute('body', 'data-qk-ready')).toBe('2'); // no scatter: quality not measured
+    expect(await page.getAttribute('body', 'data-qk-ready')).toBe('2'); // no scatter: quality not measured; one SQNR panel
     const text = await page.innerText('table');
     expect(text).toContain('q4 b32');
     expect(text).not.toContain('NaN');

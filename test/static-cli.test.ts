@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
@@ -21,7 +21,10 @@ describe('quantkit quantize --scheme int8-static | int8-dynamic', () => {
     out = [];
     vi.spyOn(process.stdout, 'write').mockImplementation((s) => { out.push(String(s)); return true; });
   });
-  afterEach(() => vi.restoreAllMocks());
+  afterEach(() => {
+    vi.restoreAllMocks();
+    rmSync(dir, { recursive: true, force: true });
+  });
 
   it('int8-static --method entropy on the CNN: a model ORT runs at fp32 accuracy, JSON report', async () => {
     const target = join(dir, 'cnn-static.onnx');

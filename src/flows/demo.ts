@@ -18,8 +18,10 @@ import { sqnrDb } from '../quant/metrics.js';
 import { ACTIVATION_SCHEMES, calibrateRanges, quantizeStatic, type ActivationScheme, type CalibrationData } from './calibrate.js';
 import { quantizeModelBytesGptq } from './gptq.js';
 import { quantizeModelBytes } from './quantize.js';
+import { trackTemp, untrackTemp } from '../node/temp-registry.js';
 import { DEMO_MODEL_NAMES, loadDemoModel, meanAbsDiff, openDemoSession, SHIPPED_MODELS_DIR, timePair, type DemoModel, type DemoModelName } from './demo-models.js';
-import { histogram, rebinHistogram, thresholdSpread, weightGrids, type CalibrationPlot, type CalibrationThreshold, type LayerWeights, type ModelReport, type ReportData, type SchemeRow } from './report-data.js';
+import { histogram, readersByTensor, rebinHistogram, thresholdSpread, weightGrids, type CalibrationPlot, type CalibrationThreshold, type LayerWeights, type ModelReport, type ReportData, type SchemeRow, type SeriesKey } from './report-data.js';
+import { weightOnlySeries } from './report-series.js';
 
 /*
  * `quantkit demo`: every scheme the scheme table has, on each shipped model, measured in ONNX
@@ -166,6 +168,8 @@ interface Weights {
   readonly energy: number;
   /** Output-channel axis when a Conv/Gemm/MatMul reads it as its weight (int8 per-channel scales). */
   readonly channelAxis: number | undefined;
+  /** The nodes that read it (the report labels layers by them). */
+  readonly readers: readonly string[];
 }
 
 /**
@@ -185,13 +189,14 @@ function readWeights(model: DemoModel): { weights: Map<string, Weights>; hasSmoo
     else if (n.opType === 'MatMul') axes.set(w, -1);
   }
   const weights = new Map<string, Weights>();
+  const readers = readersByTensor(m.graph.nodes);
   for (const init of m.graph.initializers.values()) {
     if (init.dtype !== 'float32' || init.dims.length < 2) continue;
     const values = init.load().data as Float32Array;
     let energy = 0;
     for (let i = 0; i < values.length; i++) energy += (values[i] as number) * (values[i] as number);
     const axis = axes.get(init.name);
-    weights.set(init.name, { name: init.name, dims: init.dims, values, energy, channelAxis: axis === -1 ? init.dims.length - 1 : axis });
+    weights.set(init.name, { name: init.name, dims: init.dims, values, energy, channelAxis: axis === -1 ? init.dims.length - 1 : axis, readers: readers.get(init.name) ?? [] });
   }
   return { weights, hasSmoothSites: findSmoothSites(m).some((s) => s.matmuls.some((n) => n.opType === 'MatMul')) };
 }
@@ -250,7 +255,12 @@ interface QuantizedVariant {
   /** int8-static: the range each activation tensor was given, and the method's full name (percentile:99.99). */
   readonly ranges?: readonly QuantizedTensorReport[];
   readonly method?: string;
+  readonly series?: SeriesKey;
+  readonly weightSqnrNote?: string;
 }
+
+/** The footnote a SmoothQuant row's empty weight SQNR cell carries. */
+export const SMOOTHQUANT_SQNR_NOTE = 'not measured for +sq rows: SmoothQuant multiplies each weight row by its smoothing factor before quantizing (and divides the activation by it), so the stored weights are not the original ones and an SQNR against them would measure the rescaling, not the format; the format is the int8-static rows\' s8 per-channel one';
 
 /**
  * Weight SQNR of an activation scheme's s8 per-channel weights. Only the combined number: layer by
@@ -275,7 +285,7 @@ async function quantizeVariant(v: DemoVariant, source: Uint8Array, label: string
     const layerSqnrDb: Record<string, number | null> = {};
     for (const l of report.layers) if (l.sqnrDb !== null && isWeightLayer(l)) layerSqnrDb[l.weight] = l.sqnrDb;
     const weightSqnrDb = combinedSqnrDb(report.layers.filter(isWeightLayer).map((l) => ({ signal: weights.get(l.weight)?.energy ?? 0, sqnrDb: l.sqnrDb })));
-    return { bytes, weightSqnrDb, layerSqnrDb };
+    return { bytes, weightSqnrDb, layerSqnrDb, series: weightOnlySeries(v.scheme, { blockSize: v.blockSize, rtn: v.kind === 'weight-only' && v.rtn, gptq: v.kind === 'gptq' }) };
   }
   const model = modelFromProto(decodeModel(source, label), { label });
   if (v.kind === 'int8-dynamic') {
@@ -288,7 +298,7 @@ async function quantizeVariant(v: DemoVariant, source: Uint8Array, label: string
   const r = await quantizeStatic(model, calibration(), { method: parseCalibMethod(v.method), smoothQuant: v.smoothQuant });
   // SmoothQuant scales the weights before quantizing them, so their SQNR against the original
   // weights measures the smoothing, not the format: those rows show none.
-  const sqnr = v.smoothQuant === undefined ? activationWeightSqnr(r.report.quantizedNodes.map((n) => n.weight), weights) : { weightSqnrDb: null, layerSqnrDb: {} };
+  const sqnr = v.smoothQuant === undefined ? activationWeightSqnr(r.report.quantizedNodes.map((n) => n.weight), weights) : { weightSqnrDb: null, layerSqnrDb: {}, weightSqnrNote: SMOOTHQUANT_SQNR_NOTE };
   return { bytes: encodeModel(modelToProto(model)), ...sqnr, ranges: r.report.tensors, method: r.report.method };
 }
 
@@ -352,7 +362,7 @@ async function demoOneModel(name: DemoModelName, allVariants: readonly DemoVaria
       ...(base.logits ? { meanAbsLogitDiff: 0 } : {}), weightSqnrDb: null, layerSqnrDb: {}, latencyRatio: 1, latencyMs: baseTiming.baseMs,
     });
     for (const v of variants) {
-      const { bytes, weightSqnrDb, layerSqnrDb, ranges, method } = await quantizeVariant(v, source, model.file, weights, calibrationData);
+      const { bytes, weightSqnrDb, layerSqnrDb, ranges, method, series, weightSqnrNote } = await quantizeVariant(v, source, model.file, weights, calibrationData);
       for (const l of Object.keys(layerSqnrDb)) quantizedLayers.add(l);
       if (ranges && method && v.kind === 'int8-static' && v.smoothQuant === undefined) chosenRanges.set(method, ranges);
       const file = join(outDir, `${name}.${fileLabel(v.label)}.onnx`);
@@ -367,11 +377,11 @@ async function demoOneModel(name: DemoModelName, allVariants: readonly DemoVaria
         await session.release();
       }
       rows.push({
-        scheme: v.label, file, bytes: bytes.length, ratio: source.length / bytes.length,
+        scheme: v.label, ...(series ? { series } : {}), file, bytes: bytes.length, ratio: source.length / bytes.length,
         quality: q.value, qualityChange: (q.value - q0) / q0,
         ...(q.bitsPerChar === undefined ? {} : { bitsPerChar: q.bitsPerChar }),
         ...(q.logits && base.logits ? { meanAbsLogitDiff: meanAbsDiff(q.logits, base.logits) } : {}),
-        weightSqnrDb, layerSqnrDb, latencyRatio: t.otherMs / t.baseMs, latencyMs: t.otherMs,
+        weightSqnrDb, ...(weightSqnrNote ? { weightSqnrNote } : {}), layerSqnrDb, latencyRatio: t.otherMs / t.baseMs, latencyMs: t.otherMs,
       });
       opts.progress?.step(v.label);
     }
@@ -382,7 +392,7 @@ async function demoOneModel(name: DemoModelName, allVariants: readonly DemoVaria
   const bins = opts.histogramBins ?? 80;
   const layers: LayerWeights[] = [...weights.values()]
     .filter((w) => quantizedLayers.has(w.name))
-    .map((w) => ({ name: w.name, dims: w.dims, histogram: histogram(w.values, bins), grids: weightGrids(w.values) }));
+    .map((w) => ({ name: w.name, readers: w.readers, dims: w.dims, histogram: histogram(w.values, bins), grids: weightGrids(w.values) }));
   const calibration = chosenRanges.size === 0 ? [] : await calibrationPlots(source, model.file, calibrationData(), chosenRanges, opts.calibrationPlots ?? 3, bins);
   return { name: model.name, description: model.description, quality: model.quality, rows, layers, calibration };
 }
@@ -398,6 +408,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
     outDir = opts.outDir;
   } else {
     outDir = mkdtempSync(join(tmpdir(), 'quantkit-demo-'));
+    trackTemp(outDir); // Ctrl-C mid-demo removes it too
   }
   try {
     const models: DemoModelResult[] = [];
@@ -405,7 +416,10 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
     return { models, outDir: opts.outDir, seconds: (performance.now() - t0) / 1000 };
   } finally {
     opts.progress?.stop();
-    if (!opts.outDir) rmSync(outDir, { recursive: true, force: true });
+    if (!opts.outDir) {
+      rmSync(outDir, { recursive: true, force: true });
+      untrackTemp(outDir);
+    }
   }
 }
 

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { NF4_TABLE } from '../quant/codebook.js';
-import { histogram, paretoFront, rebinHistogram, thresholdSpread, weightGrids } from './report-data.js';
+import { histogram, paretoFront, readersByTensor, rebinHistogram, thresholdSpread, weightGrids } from './report-data.js';
 
 describe('histogram', () => {
   it('bins a hand-worked example, the maximum in the last bin', () => {
@@ -95,5 +95,17 @@ describe('thresholdSpread', () => {
     expect(thresholdSpread(t, -1, 3)).toBeCloseTo((0.5 + 1) / 4, 15);
     expect(thresholdSpread(t.slice(0, 1), -1, 3)).toBe(0);
     expect(thresholdSpread(t, 2, 2)).toBe(0);
+  });
+});
+
+describe('readersByTensor', () => {
+  it('lists each tensor’s reading nodes once, in node order; an unnamed node by its op type', () => {
+    const r = readersByTensor([
+      { name: '/tok/Gather', opType: 'Gather', inputs: ['tok.weight', 'ids'] },
+      { name: '', opType: 'Mul', inputs: ['h', 'h'] },
+      { name: '/head/MatMul', opType: 'MatMul', inputs: ['h', 'tok.weight'] },
+      { name: 'opt', opType: 'Clip', inputs: ['h', '', 'max'] },
+    ]);
+    expect(Object.fromEntries(r)).toEqual({ 'tok.weight': ['/tok/Gather', '/head/MatMul'], ids: ['/tok/Gather'], h: ['Mul', '/head/MatMul', 'opt'], max: ['opt'] });
   });
 });

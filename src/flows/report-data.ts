@@ -20,16 +20,33 @@ export interface GridLevels {
 }
 
 export interface LayerWeights {
+  /** The weight initializer's name (the key of SchemeRow.layerSqnrDb). */
   readonly name: string;
+  /** Names of the nodes that read it, in graph order: charts label a layer by them (an exported initializer is often just 'onnx::MatMul_265'). */
+  readonly readers: readonly string[];
   readonly dims: readonly number[];
   readonly histogram: Histogram;
   /** Levels of the block (or channel) that holds the tensor's largest |w|; other blocks scale them down. */
   readonly grids: readonly GridLevels[];
 }
 
+/**
+ * Where a row's per-layer series goes: `family` is the scheme (one colour per family), `variant`
+ * what sets this row apart inside it (block size, +gptq, rtn: one marker and dash per variant),
+ * `bits` what each stored weight costs (4-bit formats get their own panel: their SQNRs sit within a
+ * few dB of each other, far below 8- and 16-bit ones).
+ */
+export interface SeriesKey {
+  readonly family: string;
+  readonly variant: string;
+  readonly bits: number;
+}
+
 /** One scheme's measured result on one model (fp32 is the baseline row). */
 export interface SchemeRow {
   readonly scheme: string;
+  /** Absent: a family of its own (the scheme label), no variant, 8 bits. */
+  readonly series?: SeriesKey;
   readonly bytes: number;
   /** fp32 bytes / these bytes. */
   readonly ratio: number;
@@ -43,6 +60,8 @@ export interface SchemeRow {
   readonly meanAbsLogitDiff?: number;
   /** Over all quantized weights together; null for fp32 or when no weight changed. */
   readonly weightSqnrDb: number | null;
+  /** Why a quantized row has no weight SQNR (the tables show it as a footnote). */
+  readonly weightSqnrNote?: string;
   /** Per quantized weight tensor; a missing layer was left in fp32. */
   readonly layerSqnrDb: Readonly<Record<string, number | null>>;
   /** Median latency / fp32 median latency, same run. */
@@ -76,6 +95,24 @@ export interface ReportData {
   readonly title: string;
   readonly subtitle: string;
   readonly models: readonly ModelReport[];
+}
+
+/**
+ * For each tensor, the names of the nodes that read it, in node order; a node without a name is
+ * called by its op type.
+ */
+export function readersByTensor(nodes: Iterable<{ readonly name: string; readonly opType: string; readonly inputs: readonly string[] }>): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const n of nodes) {
+    const label = n.name === '' ? n.opType : n.name;
+    for (const t of new Set(n.inputs)) {
+      if (t === '') continue;
+      const list = out.get(t);
+      if (!list) out.set(t, [label]);
+      else if (!list.includes(label)) list.push(label);
+    }
+  }
+  return out;
 }
 
 /** Equal-width histogram of finite values; an empty or constant input gets a one-wide range. */

@@ -5,6 +5,7 @@ import { basename, dirname, isAbsolute, join, resolve, sep } from 'node:path';
 import { QuantkitError } from '../errors.js';
 import type { ExternalDataFiles } from '../io/onnx/external.js';
 import type { ByteSource } from '../io/source.js';
+import { trackTemp, untrackTemp } from './temp-registry.js';
 
 /*
  * Node adapters for files: ByteSources that read at offsets (never the whole file, fine past
@@ -185,12 +186,15 @@ export async function writeFileAtomic(path: string, chunks: Iterable<Uint8Array>
   try {
     await publish(tmp, target, options.force);
   } finally {
-    await unlink(tmp).catch(() => undefined);
+    await removeTemp(tmp);
   }
   await syncFolder(dirname(target));
 }
 
-/** Streams `chunks` into a fresh, fsynced temp file beside `target` and returns its path; removes it on failure. */
+/**
+ * Streams `chunks` into a fresh, fsynced temp file beside `target` and returns its path; removes it
+ * on failure. Until publish() or removeTemp() the file is tracked, so a signal or exit removes it.
+ */
 export async function writeTemp(target: string, chunks: Iterable<Uint8Array> | AsyncIterable<Uint8Array>): Promise<string> {
   const tmp = join(dirname(target), `.${basename(target)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
   let handle: FileHandle | undefined;
@@ -199,6 +203,7 @@ export async function writeTemp(target: string, chunks: Iterable<Uint8Array> | A
   } catch (e) {
     throw writeFailed(target, e);
   }
+  trackTemp(tmp);
   try {
     for await (const chunk of chunks) {
       let done = 0;
@@ -213,15 +218,22 @@ export async function writeTemp(target: string, chunks: Iterable<Uint8Array> | A
     return tmp;
   } catch (e) {
     if (handle) await handle.close().catch(() => undefined);
-    await unlink(tmp).catch(() => undefined);
+    await removeTemp(tmp);
     throw writeFailed(target, e);
   }
+}
+
+/** Deletes a temp file from writeTemp() that will not be published (a no-op once it was). */
+export async function removeTemp(tmp: string): Promise<void> {
+  await unlink(tmp).catch(() => undefined);
+  untrackTemp(tmp);
 }
 
 /** Moves a finished temp file to `target`; without force, never over a file that exists by then. */
 export async function publish(tmp: string, target: string, force: boolean): Promise<void> {
   if (force) {
     await rename(tmp, target).catch((e: unknown) => { throw writeFailed(target, e); });
+    untrackTemp(tmp);
     return;
   }
   try {
@@ -232,9 +244,10 @@ export async function publish(tmp: string, target: string, force: boolean): Prom
     // Filesystems without hard links: check again, then rename (a narrow race, the best there is).
     if (statOrUndefined(target)) throw new QuantkitError('QK_OUTPUT_EXISTS', `${target} already exists`, 'pass --force to replace it');
     await rename(tmp, target).catch((e2: unknown) => { throw writeFailed(target, e2); });
+    untrackTemp(tmp);
     return;
   }
-  await unlink(tmp).catch(() => undefined);
+  await removeTemp(tmp);
 }
 
 /** Makes the rename itself durable; best effort (not every platform can fsync a folder). */

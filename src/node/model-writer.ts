@@ -1,7 +1,6 @@
-import { unlink } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { OnnxWritePlan } from '../io/onnx/write.js';
-import { checkOutput, publish, syncFolder, writeTemp } from './files.js';
+import { checkOutput, publish, removeTemp, syncFolder, writeTemp } from './files.js';
 
 /*
  * Writes an ONNX model (and its external data file) planned by io/onnx/write.ts. Both files go to
@@ -57,7 +56,7 @@ export async function writeOnnxModel(modelPath: string, plan: OnnxWritePlan, opt
     await publish(modelTmp, target, opts.force);
     temps.pop();
   } finally {
-    for (const t of temps) await unlink(t).catch(() => undefined);
+    for (const t of temps) await removeTemp(t);
   }
   await syncFolder(dirname(target));
   return { modelPath: target, dataPath: dataTarget, dataBytes: plan.dataSize };

@@ -70,7 +70,7 @@ export function renderDemoTables(result: DemoResult): string {
   const parts: string[] = [];
   for (const m of result.models) {
     const t = schemeTable(m);
-    parts.push(`${m.name}: ${m.description}`, formatTable(t.header, t.rows), '');
+    parts.push(`${m.name}: ${m.description}`, formatTable(t.header, t.rows), ...t.notes, '');
   }
   parts.push(`measured in ${result.seconds.toFixed(1)} s with ONNX Runtime; size = .onnx file, latency = median run ÷ fp32 median run`);
   if (result.outDir) parts.push(`quantized models kept in ${result.outDir}`);

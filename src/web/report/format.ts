@@ -35,8 +35,17 @@ export function formatRatio(r: number | null, digits = 2): string {
   return r === null || !Number.isFinite(r) ? '—' : `${r.toFixed(digits)}×`;
 }
 
-/** The column headers and text cells of a model's scheme table (fp32 first). */
-export function schemeTable(model: ModelReport): { header: string[]; rows: string[][] } {
+/**
+ * The column headers and text cells of a model's scheme table (fp32 first), and its footnotes: a
+ * row whose weight SQNR is missing for a stated reason shows '— [n]', and notes[n − 1] says why.
+ */
+export function schemeTable(model: ModelReport): { header: string[]; rows: string[][]; notes: string[] } {
+  const notes: string[] = [];
+  const sqnrCell = (r: SchemeRow): string => {
+    if (r.weightSqnrDb !== null || r.weightSqnrNote === undefined) return formatSqnr(r.weightSqnrDb);
+    if (!notes.includes(r.weightSqnrNote)) notes.push(r.weightSqnrNote);
+    return `— [${notes.indexOf(r.weightSqnrNote) + 1}]`;
+  };
   const lm = model.rows.some((r) => r.bitsPerChar !== undefined);
   // quantize --report has no evaluation data: no quality columns then, nor latency.
   const measured = model.rows.some((r) => !Number.isNaN(r.quality));
@@ -50,8 +59,8 @@ export function schemeTable(model: ModelReport): { header: string[]; rows: strin
     ...(measured ? [formatQuality(model, r.quality)] : []),
     ...(lm ? [r.bitsPerChar === undefined ? '—' : r.bitsPerChar.toFixed(3)] : []),
     ...(measured ? [formatChange(r, i === 0)] : []),
-    formatSqnr(r.weightSqnrDb),
+    sqnrCell(r),
     ...(timed ? [formatRatio(r.latencyRatio)] : []),
   ]);
-  return { header, rows };
+  return { header, rows, notes: notes.map((n, i) => `[${i + 1}] ${n}`) };
 }

@@ -60,26 +60,78 @@ export const PAGE_SCRIPT = String.raw`
       ctx.restore();
     }
   };
-  // Scheme names next to the scatter points (a reader should not need to hover).
+  // Scheme names next to the scatter points (a reader should not need to hover), laid out so no
+  // label covers another label or a point: points at the same spot (same size, same quality) share
+  // one label, a line per scheme; each label takes the first free place around its point, nearest
+  // first (right, left, above, below, then the diagonals, then the same farther out with a leader
+  // line); the most crowded points choose first. A label with no free place within reach is left
+  // out (the table and the tooltip still name it). window.qkLabels[canvas id] records the layout.
+  window.qkLabels = {};
+  var LABEL_LINE = 11, MARKER = 5, RINGS = 8;
+  // Labels keep LABEL_GAP px from anything, so two side by side never read as one.
+  var LABEL_GAP = 3;
+  function overlaps(a, b) { return a.x - LABEL_GAP < b.x + b.w && b.x < a.x + a.w + LABEL_GAP && a.y - 1 < b.y + b.h && b.y < a.y + a.h + 1; }
   var pointLabels = {
     id: 'qkPointLabels',
     afterDatasetsDraw: function (chart) {
-      var meta = chart.getDatasetMeta(0), ds = chart.data.datasets[0], ctx = chart.ctx;
+      var meta = chart.getDatasetMeta(0), ds = chart.data.datasets[0], ctx = chart.ctx, area = chart.chartArea;
       if (!ds || !ds.qkLabels) return;
       ctx.save();
       ctx.font = '10px sans-serif';
-      ctx.fillStyle = '#333';
-      // Points often coincide (same size, same accuracy): a label that would overlap one already
-      // drawn is moved down a line, then left out (the table and the tooltip still name it).
-      var boxes = [];
+      var groups = [], taken = [];
+      // The Pareto front's rings (dataset 1) are obstacles too.
+      (chart.data.datasets.length > 1 ? chart.getDatasetMeta(1).data : []).forEach(function (p) {
+        if (isFinite(p.x) && isFinite(p.y)) taken.push({ x: p.x - MARKER - 3, y: p.y - MARKER - 3, w: 2 * MARKER + 6, h: 2 * MARKER + 6 });
+      });
       for (var i = 0; i < meta.data.length; i++) {
-        var p = meta.data[i], text = ds.qkLabels[i], w = ctx.measureText(text).width;
-        for (var k = 0; k < 4; k++) {
-          var box = { x: p.x + 5, y: p.y - 4 + k * 11, w: w, h: 10 };
-          var clash = boxes.some(function (b) { return box.x < b.x + b.w && b.x < box.x + box.w && box.y - box.h < b.y && b.y - b.h < box.y; });
-          if (!clash) { boxes.push(box); ctx.fillText(text, box.x, box.y); break; }
-        }
+        var p = meta.data[i];
+        if (!isFinite(p.x) || !isFinite(p.y)) continue;
+        taken.push({ x: p.x - MARKER, y: p.y - MARKER, w: 2 * MARKER, h: 2 * MARKER });
+        var g = null;
+        for (var j = 0; j < groups.length; j++) if (Math.abs(groups[j].x - p.x) < 2 && Math.abs(groups[j].y - p.y) < 2) g = groups[j];
+        if (g) g.lines.push(ds.qkLabels[i]);
+        else groups.push({ x: p.x, y: p.y, lines: [ds.qkLabels[i]] });
       }
+      groups.forEach(function (g) {
+        g.w = Math.max.apply(null, g.lines.map(function (t) { return ctx.measureText(t).width; }));
+        g.h = g.lines.length * LABEL_LINE;
+        g.crowd = groups.filter(function (o) { return Math.abs(o.x - g.x) < 60 && Math.abs(o.y - g.y) < 30; }).length;
+      });
+      var order = groups.slice().sort(function (a, b) { return b.crowd - a.crowd || a.x - b.x; });
+      var placed = [], hidden = [], markers = taken.slice();
+      // Ring by ring over all labels, so every label gets its nearest free place before any takes a far one.
+      for (var ring = 0; ring < RINGS; ring++) {
+        var d = 6 + ring * 12;
+        order.forEach(function (g) {
+          if (g.box) return;
+          var cands = [[g.x + d, g.y - g.h / 2], [g.x - d - g.w, g.y - g.h / 2], [g.x - g.w / 2, g.y - d - g.h], [g.x - g.w / 2, g.y + d],
+            [g.x + d, g.y - d - g.h], [g.x + d, g.y + d], [g.x - d - g.w, g.y - d - g.h], [g.x - d - g.w, g.y + d]];
+          for (var c = 0; c < cands.length && !g.box; c++) {
+            var b = { x: cands[c][0], y: cands[c][1], w: g.w, h: g.h };
+            if (b.x < area.left + 2 || b.x + b.w > chart.width - 2 || b.y < area.top || b.y + b.h > area.bottom) continue;
+            if (!taken.some(function (t) { return overlaps(b, t); })) { g.box = b; g.ring = ring; taken.push(b); }
+          }
+        });
+      }
+      order.forEach(function (g) {
+        var box = g.box;
+        if (!box) { hidden.push(g.lines.join(', ')); return; }
+        placed.push({ x: box.x, y: box.y, w: box.w, h: box.h, lines: g.lines, px: g.x, py: g.y });
+        if (g.ring > 0) {
+          // Not right next to the point: a leader line from the point to the label's nearest edge.
+          var lx = Math.max(box.x, Math.min(g.x, box.x + box.w)), ly = Math.max(box.y, Math.min(g.y, box.y + box.h));
+          ctx.strokeStyle = '#999';
+          ctx.lineWidth = 1;
+          ctx.beginPath();
+          ctx.moveTo(g.x, g.y);
+          ctx.lineTo(lx, ly);
+          ctx.stroke();
+        }
+        ctx.fillStyle = '#333';
+        ctx.textBaseline = 'top';
+        for (var k = 0; k < g.lines.length; k++) ctx.fillText(g.lines[k], box.x, box.y + k * LABEL_LINE);
+      });
+      window.qkLabels[chart.canvas.id] = { placed: placed, hidden: hidden, markers: markers };
       ctx.restore();
     }
   };
@@ -101,25 +153,34 @@ export const PAGE_SCRIPT = String.raw`
         plugins: { title: { display: true, text: model.name + ': size vs ' + model.quality.name + (model.quality.higherIsBetter ? ' (higher is better)' : ' (lower is better)') },
           tooltip: { callbacks: { label: function (c) { return (c.datasetIndex === 0 ? model.rows[c.dataIndex].scheme + ': ' : '') + c.parsed.x.toFixed(1) + ' KiB, ' + c.parsed.y.toFixed(3); } } } },
         scales: { x: { type: 'logarithmic', title: { display: true, text: 'file size (KiB, log scale)' } },
-          y: { title: { display: true, text: model.quality.name + (model.quality.percent ? ' (%)' : '') } } }
+          // Room above and below the extreme points for their labels.
+          y: { grace: '8%', title: { display: true, text: model.quality.name + (model.quality.percent ? ' (%)' : '') } } }
       },
       plugins: [pointLabels]
     });
 
-    // Per-layer SQNR bars, one colour per scheme.
-    var layerNames = model.layers.map(function (l) { return l.name; });
-    // Rows with per-layer numbers only (activation schemes give a combined one: their weights are int8's).
-    var sqnrSets = quantRows.filter(function (r) { return Object.keys(r.layerSqnrDb).length > 0; }).map(function (r, i) {
-      return { label: r.scheme, backgroundColor: PALETTE[i % PALETTE.length],
-        data: layerNames.map(function (n) { var v = r.layerSqnrDb[n]; return v === undefined || v === null ? null : v; }) };
-    });
-    make('sqnr-' + m, {
-      type: 'bar',
-      data: { labels: layerNames.map(shortName), datasets: sqnrSets },
-      options: {
-        plugins: { title: { display: true, text: model.name + ': weight SQNR per layer (dB, higher is better)' }, legend: { position: 'bottom', labels: { boxWidth: 12 } } },
-        scales: { y: { title: { display: true, text: 'SQNR (dB)' } }, x: { ticks: { autoSkip: false, maxRotation: 60, minRotation: 30 } } }
-      }
+    // Per-layer weight SQNR: one panel per group of stored bits (render.ts / sqnr-chart.ts chose
+    // the panels and each series' colour, point and dash), layers named by the nodes that read them.
+    // Activation schemes have no per-layer numbers (their weights are the int8 row's).
+    var rowByScheme = {};
+    quantRows.forEach(function (r) { rowByScheme[r.scheme] = r; });
+    model.sqnrPanels.forEach(function (panel, p) {
+      var sets = panel.series.map(function (s) {
+        var r = rowByScheme[s.scheme];
+        return { label: s.scheme, borderColor: s.style.color, backgroundColor: s.style.color, borderDash: s.style.dash,
+          pointStyle: s.style.pointStyle, pointRadius: 4.5, pointHoverRadius: 6, borderWidth: 1.5, fill: false,
+          data: model.layers.map(function (l) { var v = r.layerSqnrDb[l.name]; return v === undefined || v === null ? null : v; }) };
+      });
+      make('sqnr-' + m + '-' + p, {
+        type: 'line',
+        data: { labels: model.layerLabels.map(shortName), datasets: sets },
+        options: {
+          plugins: { title: { display: true, text: model.name + ': weight SQNR per layer, ' + panel.title + ' (dB, higher is better)' },
+            legend: { position: 'bottom', labels: { usePointStyle: true, boxWidth: 8, boxHeight: 8 } },
+            tooltip: { callbacks: { title: function (items) { var i = items[0].dataIndex; return model.layerLabels[i] + ' (weight ' + model.layers[i].name + ')'; } } } },
+          scales: { y: { title: { display: true, text: 'SQNR (dB)' } }, x: { ticks: { autoSkip: false, maxRotation: 60, minRotation: 30 } } }
+        }
+      });
     });
 
     // Weight histogram of the selected layer with the selected grids over it.
@@ -141,7 +202,7 @@ export const PAGE_SCRIPT = String.raw`
         data: { datasets: [{ label: layer.name + ' [' + layer.dims.join('×') + ']', data: binCenters(layer.histogram),
           stepped: 'middle', fill: true, pointRadius: 0, borderWidth: 1, borderColor: '#555', backgroundColor: 'rgba(120,120,120,0.35)' }] },
         options: {
-          plugins: { title: { display: true, text: model.name + ': weights of ' + layer.name + ' with quantization levels' }, qkLines: gridSets(layer) },
+          plugins: { title: { display: true, text: model.name + ': weights of ' + model.layerLabels[select ? Number(select.value) : 0] + ' (' + layer.name + ') with quantization levels' }, qkLines: gridSets(layer) },
           scales: { x: { type: 'linear', min: layer.histogram.min, max: layer.histogram.max, title: { display: true, text: 'weight value' } },
             y: { title: { display: true, text: 'count' }, beginAtZero: true } }
         },

@@ -14,7 +14,7 @@ function data(scheme = 'int8'): ReportData {
         { scheme: 'fp32', bytes: 2048, ratio: 1, quality: 3.25, qualityChange: 0, bitsPerChar: 1.7, weightSqnrDb: null, layerSqnrDb: {}, latencyRatio: 1 },
         { scheme, bytes: 512, ratio: 4, quality: 3.5, qualityChange: 0.25 / 3.25, bitsPerChar: 1.8, weightSqnrDb: 40, layerSqnrDb: { w: 40 }, latencyRatio: 1.5 },
       ],
-      layers: [{ name: 'w', dims: [2, 2], histogram: { min: -1, max: 1, counts: [1, 3] }, grids: [] }],
+      layers: [{ name: 'w', readers: ['/fc/MatMul'], dims: [2, 2], histogram: { min: -1, max: 1, counts: [1, 3] }, grids: [] }],
       calibration: [],
     }],
   };
@@ -72,5 +72,27 @@ describe('report formatting', () => {
     expect(formatSqnr(Infinity)).toBe('exact');
     expect(formatChange({ ...model.rows[1]!, qualityChange: -0.00001 }, false)).toBe('0.00 %');
     expect(escapeHtml(`<a href="x">&'`)).toBe('&#60;a href=&#34;x&#34;&#62;&#38;&#39;');
+  });
+});
+
+describe('report notes and layer names', () => {
+  it('a row without weight SQNR for a stated reason shows "— [1]" and the reason under the table', () => {
+    const d = data();
+    const model = d.models[0]!;
+    const rows = [...model.rows, { ...model.rows[1]!, scheme: 'int8-static+sq mse', weightSqnrDb: null, weightSqnrNote: 'weights rescaled', layerSqnrDb: {} }];
+    const t = schemeTable({ ...model, rows });
+    expect(t.rows[2]?.[6]).toBe('— [1]');
+    expect(t.rows[0]?.[6]).toBe('—'); // fp32: nothing to explain
+    expect(t.notes).toEqual(['[1] weights rescaled']);
+    const html = renderReport({ ...d, models: [{ ...model, rows }] }, { chartJs: FAKE_CHART });
+    expect(html).toContain('<p class="note">[1] weights rescaled</p>');
+  });
+
+  it('names layers by their reading nodes in the table, the selector and the embedded chart labels', () => {
+    const html = renderReport(data(), { chartJs: FAKE_CHART });
+    expect(html).toContain('<td>/fc/MatMul</td><td>w</td>');
+    expect(html).toContain('<option value="0">/fc/MatMul (w) [2×2]</option>');
+    expect((embedded(html) as { models: { layerLabels: string[] }[] }).models[0]?.layerLabels).toEqual(['/fc/MatMul']);
+    expect(html).toContain('<canvas id="sqnr-0-0">');
   });
 });

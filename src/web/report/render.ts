@@ -1,6 +1,7 @@
 import { paretoFront, type ModelReport, type ReportData } from '../../flows/report-data.js';
 import { formatSqnr, schemeTable } from './format.js';
 import { PAGE_SCRIPT } from './page-script.js';
+import { layerLabel, sqnrPanels } from './sqnr-chart.js';
 import { REPORT_CSS } from './style.js';
 
 /** What the page needs besides the data; the caller reads Chart.js's UMD build (web/ has no file access). */
@@ -38,9 +39,9 @@ function table(header: readonly string[], rows: readonly (readonly string[])[], 
 function layerTable(model: ModelReport): string {
   const quant = model.rows.slice(1).filter((r) => Object.keys(r.layerSqnrDb).length > 0);
   if (model.layers.length === 0 || quant.length === 0) return '';
-  const header = ['layer', 'shape', ...quant.map((r) => r.scheme)];
-  const rows = model.layers.map((l) => [l.name, l.dims.join('×'), ...quant.map((r) => formatSqnr(r.layerSqnrDb[l.name] ?? null))]);
-  return `<details><summary>weight SQNR per layer (table)</summary>${table(header, rows, 2)}</details>`;
+  const header = ['layer (reading node)', 'weight', 'shape', ...quant.map((r) => r.scheme)];
+  const rows = model.layers.map((l) => [layerLabel(l), l.name, l.dims.join('×'), ...quant.map((r) => formatSqnr(r.layerSqnrDb[l.name] ?? null))]);
+  return `<details><summary>weight SQNR per layer (table)</summary>${table(header, rows, 3)}</details>`;
 }
 
 function calibrationSection(model: ModelReport, m: number): string {
@@ -56,7 +57,7 @@ ${plots.join('\n')}`;
 
 function modelSection(model: ModelReport, m: number): string {
   const t = schemeTable(model);
-  const layers = model.layers.map((l, i) => `<option value="${i}">${escapeHtml(l.name)} [${l.dims.join('×')}]</option>`).join('');
+  const layers = model.layers.map((l, i) => `<option value="${i}">${escapeHtml(layerLabel(l))} (${escapeHtml(l.name)}) [${l.dims.join('×')}]</option>`).join('');
   const grids = (model.layers[0]?.grids ?? []).map((g, i) =>
     `<label><input type="checkbox" id="grid-${m}-${i}" checked> <span class="swatch s${i}"></span>${escapeHtml(g.label)}</label>`).join(' ');
   const weights = model.layers.length === 0 ? '' : `<h3>Weights and quantization levels</h3>
@@ -69,8 +70,9 @@ int4 spaces them evenly.</p>
 <h2>${escapeHtml(model.name)}</h2>
 <p>${escapeHtml(model.description)}</p>
 ${table(t.header, t.rows)}
-${model.rows.some((r) => Number.isFinite(r.quality)) ? `<div class="chart"><canvas id="scatter-${m}"></canvas></div>` : ''}
-<div class="chart tall"><canvas id="sqnr-${m}"></canvas></div>
+${t.notes.map((n) => `<p class="note">${escapeHtml(n)}</p>`).join('\n')}
+${model.rows.some((r) => Number.isFinite(r.quality)) ? `<div class="chart tall"><canvas id="scatter-${m}"></canvas></div>` : ''}
+${sqnrPanels(model.rows.slice(1)).map((_, p) => `<div class="chart tall"><canvas id="sqnr-${m}-${p}"></canvas></div>`).join('\n')}
 ${layerTable(model)}
 ${weights}
 ${calibrationSection(model, m)}
@@ -87,6 +89,8 @@ export function renderReport(data: ReportData, assets: ReportAssets): string {
     models: data.models.map((m) => ({
       ...m,
       pareto: paretoFront(m.rows.map((r) => ({ size: r.bytes, quality: r.quality })), m.quality.higherIsBetter),
+      layerLabels: m.layers.map(layerLabel),
+      sqnrPanels: sqnrPanels(m.rows.slice(1)),
     })),
   };
   return `<!DOCTYPE html>

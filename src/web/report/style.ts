@@ -18,5 +18,6 @@ tbody tr:first-child { background: #f4f7fb; }
 .swatch { display: inline-block; width: 14px; height: 3px; vertical-align: middle; margin-right: 4px; }
 .s0 { background: rgba(31,119,180,0.6); } .s1 { background: #d62728; } .s2 { background: #2ca02c; } .s3 { background: #ff7f0e; }
 details { margin: 6px 0; }
+p.note { color: #555; font-size: 12px; margin: 2px 0 8px; max-width: 900px; }
 footer { padding: 16px; font-size: 12px; }
 `;
