@@ -15,6 +15,7 @@ import type { PrecomputedWeights, WeightOnlyOptions, WeightOnlyReport } from '..
 import { makeTensor } from '../tensor/tensor.js';
 import { readCalibFiles, type CalibrationData, type CalibrationProgress } from './calibrate.js';
 import { collectHessians } from './hessian.js';
+import { checkedCalibration } from './input-check.js';
 
 /*
  * GPTQ for the block-quantized weight-only schemes (q4, q4-asym, q8-block, nf4, fp4) when
@@ -181,6 +182,7 @@ export interface GptqFileOptions {
 export async function gptqFromCalibFiles(model: Model, options: WeightOnlyOptions & GptqFileOptions): Promise<GptqPrecomputed | undefined> {
   if (!options.calib?.length) return undefined;
   gptqScheme(options);
-  const data = readCalibFiles(options.calib, model.graph.inputs.map((v) => v.name));
-  return gptqPrecompute(model, options, data, options.gptq);
+  const calib = checkedCalibration(model, readCalibFiles(options.calib, model.graph.inputs.map((v) => v.name)), options.gptq?.calibBatch);
+  const r = await gptqPrecompute(model, options, calib.data, options.gptq);
+  return { ...r, notes: [...calib.notes, ...r.notes] };
 }
