@@ -40,7 +40,8 @@ export function checkInputArrays(model: Model, data: ReadonlyMap<string, Tensor>
     if (v.dtype !== undefined && t.dtype !== v.dtype) {
       throw new QuantkitError('QK_INPUT_DTYPE', `${what}, but the model's input is ${declared(v)}`, `save the array as ${v.dtype}${NUMPY[v.dtype] ? ` (numpy: x.astype(np.${NUMPY[v.dtype] as string}))` : ''}`);
     }
-    if (t.dims.length === 0) throw new QuantkitError('QK_INPUT_RANK', `${what}, a scalar`, `give an array whose first axis is the sample axis, shaped like ${declared(v)}`);
+    const batched = o.batchSize !== undefined;
+    if (batched && t.dims.length === 0) throw new QuantkitError('QK_INPUT_RANK', `${what}, a scalar`, `give an array whose first axis is the sample axis, shaped like ${declared(v)}`);
     if (v.dims && t.dims.length !== v.dims.length) {
       throw new QuantkitError('QK_INPUT_RANK', `${what} (rank ${t.dims.length}), but the model's input is ${declared(v)} (rank ${v.dims.length})`, `give a rank-${v.dims.length} array, first axis = samples`);
     }
@@ -48,17 +49,18 @@ export function checkInputArrays(model: Model, data: ReadonlyMap<string, Tensor>
       if (!v.dims) break;
       const have = t.dims[axis] as number;
       if (typeof want !== 'number' || want <= 0 || have === want) continue;
-      if (axis > 0) throw new QuantkitError('QK_INPUT_SHAPE', `${what}, but the model's input is ${declared(v)}: axis ${axis} must be ${want}`, `give arrays shaped ${dimsText(['N', ...v.dims.slice(1)])}`);
+      if (axis > 0 || !batched) throw new QuantkitError('QK_INPUT_SHAPE', `${what}, but the model's input is ${declared(v)}: axis ${axis} must be ${want}`, `give arrays shaped ${dimsText(batched ? ['N', ...v.dims.slice(1)] : v.dims)}`);
     }
     const batchAxis = v.dims?.[0];
     if (typeof batchAxis === 'number' && batchAxis > 0 && o.batchSize !== undefined && o.batchSize !== batchAxis) {
       const flag = o.batchFlag ? `${o.batchFlag} ${batchAxis}` : `batches of ${batchAxis}`;
       throw new QuantkitError('QK_INPUT_BATCH', `the model's input '${name}' is ${declared(v)}: it takes exactly ${batchAxis} sample(s) per run, not ${o.batchSize}`, `pass ${flag}`);
     }
-    if (typeof batchAxis === 'number' && batchAxis > 0 && (t.dims[0] as number) % batchAxis !== 0) {
+    if (batched && typeof batchAxis === 'number' && batchAxis > 0 && (t.dims[0] as number) % batchAxis !== 0) {
       throw new QuantkitError('QK_INPUT_BATCH', `${what}, but the model runs ${batchAxis} sample(s) at a time and ${t.dims[0] as number} is not a multiple`, `give a multiple of ${batchAxis} samples`);
     }
     const n = t.dims[0] as number;
+    if (!batched) continue;
     if (samples && samples.n !== n) throw new QuantkitError('QK_INPUT_SAMPLES', `${o.flag} arrays hold ${samples.n} samples ('${samples.name}') and ${n} ('${name}')`, 'give every input the same number of samples (first axis)');
     samples ??= { name, n };
   }
