@@ -16,6 +16,8 @@ import { makeTensor } from '../tensor/tensor.js';
 import { readCalibFiles, type CalibrationData, type CalibrationProgress } from './calibrate.js';
 import { collectHessians } from './hessian.js';
 import { checkedCalibration } from './input-check.js';
+import { QuantkitError } from '../errors.js';
+import { FLOAT32_SQUARE_LIMIT, overflowingWeight } from '../passes/non-finite.js';
 
 /*
  * GPTQ for the block-quantized weight-only schemes (q4, q4-asym, q8-block, nf4, fp4) when
@@ -97,6 +99,10 @@ function workingCopy(model: Model): { work: Model; nodeOf: Map<GraphNode, GraphN
  */
 export async function gptqPrecompute(model: Model, options: WeightOnlyOptions, data: CalibrationData, o: GptqFlowOptions = {}): Promise<GptqPrecomputed> {
   gptqScheme(options); // refuses other schemes before any work
+  // XᵀX and the layer outputs are float32 in ONNX Runtime: a weight whose products overflow would
+  // surface as a matrix that is not positive definite, far from its cause.
+  const huge = overflowingWeight(model);
+  if (huge) throw new QuantkitError('QK_WEIGHT_OVERFLOW', `'${huge.name}' holds ${huge.value}: past ±${FLOAT32_SQUARE_LIMIT.toPrecision(3)} its float32 products overflow, and GPTQ's statistics with them`, 'fix the model\'s weights, or quantize without --calib');
   // The pass folds outlier norm scales into the weights first (passes/weight-only/index.ts); the
   // statistics must be those of the folded model (its second fold finds nothing left to do).
   const eq = equalizeNormScales(model, { exclude: options.exclude });

@@ -2,7 +2,6 @@ import type * as ort from 'onnxruntime-node';
 import { QuantkitError } from '../errors.js';
 import type { Model } from '../graph/model.js';
 import { accumulateGram, symmetrize } from '../quant/gptq.js';
-import { overflowingWeight } from '../passes/non-finite.js';
 import { augmentedModelBytes, createSession, runBatches, type CalibrationData, type CalibrationProgress } from './calibrate.js';
 
 /*
@@ -33,11 +32,12 @@ function allFinite(d: Float32Array): boolean {
   return true;
 }
 
-/** The calibration data are finite (input-check.ts), so NaN/Inf here come from the model itself. */
-function nonFiniteActivation(model: Model, name: string): QuantkitError {
-  const w = overflowingWeight(model);
-  const cause = w ? `; '${w.name}' holds ${w.value}, which a float32 product cannot take` : '; the float32 model overflows on this data';
-  return new QuantkitError('QK_CALIB_NON_FINITE', `layer input '${name}' holds NaN or ±Inf on the calibration data${cause}`, w ? `fix '${w.name}' in the model` : 'check the model on this data in ONNX Runtime, or --exclude the layers after the overflow');
+/**
+ * The calibration data are finite (input-check.ts) and the weights checked (gptq.ts), so NaN/Inf
+ * here come from the model's arithmetic on this data: a float32 overflow.
+ */
+function nonFiniteActivation(name: string): QuantkitError {
+  return new QuantkitError('QK_CALIB_NON_FINITE', `layer input '${name}' holds NaN or ±Inf on the calibration data: the float32 model overflows on it`, 'check the model on this data in ONNX Runtime; GPTQ needs finite layer inputs');
 }
 
 /** XᵀX of each activation (name → K, its last axis) of `model` over the calibration data. */
@@ -55,7 +55,7 @@ export async function collectHessians(model: Model, activations: ReadonlyMap<str
         const last = t.dims[t.dims.length - 1];
         if (last !== s.K) throw new QuantkitError('QK_GPTQ_SHAPE', `layer input '${name}' has last axis ${String(last)}, the weight it meets has K = ${s.K}`, '--exclude the layer');
         const rows = t.data.length / s.K;
-        if (!allFinite(t.data)) throw nonFiniteActivation(model, name);
+        if (!allFinite(t.data)) throw nonFiniteActivation(name);
         accumulateGram(s.h, t.data, rows, s.K);
         s.rows += rows;
       }

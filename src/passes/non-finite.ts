@@ -102,14 +102,13 @@ export function resolveNonFinite(model: Model, policy: NonFinitePolicy): NonFini
 
 /**
  * The first weight (in a weight slot) whose values cannot take part in a float32 sum of products:
- * non-finite, or so large its square overflows. For error messages when a float32 run of the model
- * produced NaN/Inf.
+ * non-finite, or so large its square overflows. Other tensors may hold ±Inf by design (masks).
  */
 export function overflowingWeight(model: Model): { name: string; value: number } | undefined {
   const readers = consumers(model.graph);
   for (const init of model.graph.initializers.values()) {
     const weight = (readers.get(init.name) ?? []).some((n) => n.domain === '' && n.inputs[WEIGHT_SLOTS[n.opType] ?? -1] === init.name);
-    const d = weight || init.dims.length <= 1 ? floatData(init) : undefined;
+    const d = weight ? floatData(init) : undefined;
     if (!d) continue;
     for (const x of d) if (!(Math.abs(x) <= FLOAT32_SQUARE_LIMIT)) return { name: init.name, value: x };
   }
