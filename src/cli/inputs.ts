@@ -24,7 +24,6 @@ function readBytes(path: string): Uint8Array {
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code ?? 'unknown';
     if (code === 'EISDIR') throw new QuantkitError('QK_FILE_IS_DIRECTORY', `${path} is a directory, not a file`, 'give the file inside it');
-    if (code === 'ENOENT') throw new QuantkitError('QK_FILE_NOT_FOUND', `${path} does not exist`, 'check the path');
     throw new QuantkitError('QK_FILE_UNREADABLE', `cannot read '${path}' (${code})`, 'check the path and its permissions');
   }
 }

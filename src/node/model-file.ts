@@ -13,7 +13,6 @@ function fileSize(path: string): number {
     st = statSync(path);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code ?? 'unknown';
-    if (code === 'ENOENT') throw new QuantkitError('QK_FILE_NOT_FOUND', `${path} does not exist`, 'check the path');
     throw new QuantkitError('QK_FILE_UNREADABLE', `cannot read '${path}' (${code})`, 'check the path and its permissions');
   }
   if (st.isDirectory()) throw new QuantkitError('QK_FILE_IS_DIRECTORY', `${path} is a directory, not a model file`, 'give the .onnx file inside it');
