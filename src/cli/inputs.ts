@@ -23,6 +23,7 @@ function readBytes(path: string): Uint8Array {
     return readFileSync(path);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code ?? 'unknown';
+    if (code === 'EISDIR') throw new QuantkitError('QK_FILE_IS_DIRECTORY', `${path} is a directory, not a file`, 'give the file inside it');
     throw new QuantkitError('QK_FILE_UNREADABLE', `cannot read '${path}' (${code})`, 'check the path and its permissions');
   }
 }

@@ -22,6 +22,9 @@ import { ensureOpset } from '../passes/weight-only/opset.js';
 import { planStaticQuant, type PlanOptions } from '../passes/activation/plan.js';
 import { insertStaticQdq, type QdqOptions, type StaticReport } from '../passes/activation/qdq.js';
 import { applySmoothQuant, findSmoothSites, type SmoothQuantReport } from '../passes/activation/smoothquant.js';
+import { checkedCalibration } from './input-check.js';
+import { checkExcludes } from './exclude-check.js';
+import { resolveNonFinite, type NonFinitePolicy } from '../passes/non-finite.js';
 
 /**
  * Calibration: an augmented copy of the model that also outputs the tensors to observe runs in
@@ -75,11 +78,12 @@ export function augmentedModelBytes(model: Model, extra: readonly string[]): Uin
   return encodeModel(modelToProto({ ...model, graph: { ...model.graph, outputs } }));
 }
 
-export async function createSession(bytes: Uint8Array): Promise<ort.InferenceSession> {
+export async function createSession(bytes: Uint8Array, hint = 'the graph uses an op or type this ONNX Runtime lacks; --exclude the op'): Promise<ort.InferenceSession> {
   try {
-    return await ort.InferenceSession.create(bytes, { graphOptimizationLevel: 'all', intraOpNumThreads: 2 });
+    // logSeverityLevel 3: ORT's own error lines stay off stderr; its failures come back as exceptions.
+    return await ort.InferenceSession.create(bytes, { graphOptimizationLevel: 'all', intraOpNumThreads: 2, logSeverityLevel: 3 });
   } catch (e) {
-    throw new QuantkitError('QK_ORT_LOAD_FAILED', `ONNX Runtime cannot load the model: ${e instanceof Error ? e.message : String(e)}`, 'the graph uses an op or type this ONNX Runtime lacks; --exclude the op');
+    throw new QuantkitError('QK_ORT_LOAD_FAILED', `ONNX Runtime cannot load the model: ${e instanceof Error ? e.message : String(e)}`, hint);
   }
 }
 
@@ -156,7 +160,11 @@ export async function calibrateRanges(model: Model, tensors: readonly string[], 
     await session.release();
   }
   const ranges = new Map<string, Range>();
-  for (const [t, c] of calibrators) ranges.set(t, c.range());
+  for (const [t, c] of calibrators) {
+    // The data are finite (input-check.ts): a tensor never finite comes from the model itself.
+    if (c.minmax.count === 0 && c.minmax.nonFinite > 0) throw new QuantkitError('QK_CALIB_NON_FINITE', `activation '${t}' is NaN or ±Inf for every calibration sample`, 'a weight or bias upstream of it is NaN/Inf or overflows float32; fix the model');
+    ranges.set(t, c.range());
+  }
   return { ranges, calibrators, samples };
 }
 
@@ -270,6 +278,8 @@ export interface ActivationFileOptions {
   readonly force?: boolean | undefined;
   /** Show the calibration progress bar even when stderr is not a TTY. */
   readonly progress?: boolean | undefined;
+  /** NaN/±Inf in the weights: refuse (default), clamp, or keep them unquantized (passes/non-finite.ts). */
+  readonly nonFinite?: NonFinitePolicy | undefined;
 }
 
 export type ActivationReport =
@@ -305,6 +315,9 @@ export async function quantizeActivationFile(inPath: string, outPath: string, o:
   let bytes: Uint8Array;
   try {
     const model = modelFromProto(file.proto, { external: file.external, label: inPath });
+    checkExcludes(model, o.exclude, false);
+    const nonFinite = resolveNonFinite(model, o.nonFinite ?? 'error');
+    o = { ...o, exclude: [...(o.exclude ?? []), ...nonFinite.exclude] };
     if (o.scheme === 'int8-dynamic') {
       if (o.calib?.length) throw new QuantkitError('QK_BAD_OPTION', '--calib is for int8-static; int8-dynamic finds activation scales at run time', 'drop --calib or use --scheme int8-static');
       const folded = foldBatchNorm(model);
@@ -314,7 +327,8 @@ export async function quantizeActivationFile(inPath: string, outPath: string, o:
       report = { scheme: 'int8-dynamic', ...r };
     } else {
       if (!o.calib?.length) throw new QuantkitError('QK_CALIB_MISSING', 'int8-static needs calibration data', 'pass --calib [name=]x.npy (a few hundred representative samples)');
-      const data = readCalibFiles(o.calib, model.graph.inputs.map((v) => v.name));
+      const calib = checkedCalibration(model, readCalibFiles(o.calib, model.graph.inputs.map((v) => v.name)), o.calibBatch);
+      const data = calib.data;
       const alpha = o.smoothQuant === true ? 0.5 : o.smoothQuant === false ? undefined : o.smoothQuant;
       if (alpha !== undefined && !(alpha >= 0 && alpha <= 1)) throw new QuantkitError('QK_BAD_OPTION', `--smoothquant ${alpha} is outside [0, 1]`, 'use e.g. --smoothquant 0.5');
       const bar = progressBar('calibrating', o.progress ?? false);
@@ -324,10 +338,12 @@ export async function quantizeActivationFile(inPath: string, outPath: string, o:
           smoothQuant: alpha, exclude: o.exclude, keepFirstLast: o.keepFirstLast, activationType: o.activationType,
         });
         report = { scheme: 'int8-static', ...r.report };
+        report.notes.push(...calib.notes);
       } finally {
         bar.stop();
       }
     }
+    report.notes.push(...nonFinite.notes);
     bytes = encodeModel(modelToProto(model));
   } finally {
     file.close();

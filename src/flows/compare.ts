@@ -6,6 +6,7 @@ import { decodeModel } from '../io/onnx/proto.js';
 import { DQ_SUFFIX } from '../passes/activation/qdq.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { augmentedModelBytes, checkInputNames, createSession, feedBatches, type CalibrationData } from './calibrate.js';
+import { checkInputArrays } from './input-check.js';
 
 /**
  * `quantkit compare a.onnx b.onnx`: both models run in ONNX Runtime over the same inputs, batch
@@ -117,6 +118,29 @@ function floatOut(out: Record<string, ort.Tensor>, name: string, which: string):
   return t;
 }
 
+/** ONNX Runtime's failure on the user's arrays, as a user error naming what the model takes. */
+async function runOrExplain(session: ort.InferenceSession, feeds: Record<string, ort.Tensor>, outputs: string[], which: string, model: Model): Promise<Record<string, ort.Tensor>> {
+  try {
+    return await session.run(feeds, outputs);
+  } catch (e) {
+    const given = Object.entries(feeds).map(([n, t]) => `${n} ${t.type}[${t.dims.join(', ')}]`).join(', ');
+    const wants = model.graph.inputs.map((v) => `${v.name} ${v.dtype ?? '?'}[${(v.dims ?? []).map((d) => d ?? '?').join(', ')}]`).join(', ');
+    const first = (e instanceof Error ? e.message : String(e)).split('\n')[0] ?? '';
+    throw new QuantkitError('QK_ORT_RUN_FAILED', `ONNX Runtime cannot run model ${which} on the --input arrays (${given}): ${first}`, `the model takes ${wants}`);
+  }
+}
+
+/** Labels: one class id in [0, classes) per row of the output's last axis. */
+function checkLabels(labels: BigInt64Array, output: string, classes: number, rows: number): void {
+  if (labels.length !== rows) {
+    throw new QuantkitError('QK_COMPARE_LABELS', `${labels.length} labels for ${rows} rows of output '${output}' (its last axis, ${classes} classes, is the class axis)`, `give ${rows} labels, one per row`);
+  }
+  for (let i = 0; i < labels.length; i++) {
+    const l = labels[i] as bigint;
+    if (l < 0n || l >= BigInt(classes)) throw new QuantkitError('QK_COMPARE_LABELS', `label ${l} at index ${i} is not a class of output '${output}' (0…${classes - 1})`, 'give class ids of the model\'s outputs');
+  }
+}
+
 export async function compareModels(aBytes: Uint8Array, bBytes: Uint8Array, opts: CompareOptions): Promise<CompareReport> {
   const a = modelFromProto(decodeModel(aBytes, 'model a'), { label: 'model a' });
   const b = modelFromProto(decodeModel(bBytes, 'model b'), { label: 'model b' });
@@ -126,12 +150,14 @@ export async function compareModels(aBytes: Uint8Array, bBytes: Uint8Array, opts
   if (missing.length > 0) {
     throw new QuantkitError('QK_COMPARE_OUTPUTS_DIFFER', `model b has no output${missing.length > 1 ? 's' : ''} ${missing.map((m) => `'${m}'`).join(', ')}`, 'compare a model with its own quantized version (same output names)');
   }
-  const twins = opts.perLayer ? quantizedTwins(a, b) : [];
-  const sessionA = await createSession(twins.length ? augmentedModelBytes(a, twins.map((t) => t.tensor)) : aBytes);
-  const sessionB = await createSession(twins.length ? augmentedModelBytes(b, twins.map((t) => t.quantized)) : bBytes);
+  checkInputArrays(a, opts.inputs, { flag: '--input', batchSize: opts.batchSize ?? 32, batchFlag: '--batch' });
   const labels = opts.labels?.data instanceof BigInt64Array ? opts.labels.data
     : opts.labels?.data instanceof Int32Array ? BigInt64Array.from(opts.labels.data, (v) => BigInt(v)) : undefined;
   if (opts.labels && !labels) throw new QuantkitError('QK_COMPARE_LABELS', `labels of type ${opts.labels.dtype} are not class ids`, 'give int64 or int32 labels (.npy)');
+  const twins = opts.perLayer ? quantizedTwins(a, b) : [];
+  const loadHint = (which: string) => `model ${which} must be one ONNX Runtime loads as it is; compare runs the two files unchanged`;
+  const sessionA = await createSession(twins.length ? augmentedModelBytes(a, twins.map((t) => t.tensor)) : aBytes, loadHint('a'));
+  const sessionB = await createSession(twins.length ? augmentedModelBytes(b, twins.map((t) => t.quantized)) : bBytes, loadHint('b'));
 
   const stats = new Map(outputs.map((o) => [o, new DiffStats()]));
   const layerStats = new Map(twins.map((t) => [t.tensor, new DiffStats()]));
@@ -140,15 +166,16 @@ export async function compareModels(aBytes: Uint8Array, bBytes: Uint8Array, opts
   checkInputNames(sessionB, opts.inputs);
   const labelRows = new Map<string, number>(outputs.map((o) => [o, 0]));
   try {
-    for (const { feeds } of feedBatches(opts.inputs, opts.batchSize ?? 32)) {
-      const outA = await sessionA.run(feeds, [...outputs, ...twins.map((t) => t.tensor)]);
-      const outB = await sessionB.run(feeds, [...outputs, ...twins.map((t) => t.quantized)]);
+    for (const { feeds, done, total } of feedBatches(opts.inputs, opts.batchSize ?? 32)) {
+      const outA = await runOrExplain(sessionA, feeds, [...outputs, ...twins.map((t) => t.tensor)], 'a', a);
+      const outB = await runOrExplain(sessionB, feeds, [...outputs, ...twins.map((t) => t.quantized)], 'b', a);
       for (const o of outputs) {
         const ta = floatOut(outA, o, 'a');
         const tb = floatOut(outB, o, 'b');
         if (ta.data.length !== tb.data.length) throw new QuantkitError('QK_COMPARE_SHAPES', `output '${o}' has ${ta.data.length} values in a and ${tb.data.length} in b`, 'compare a model with its own quantized version');
         const classes = ta.dims.length >= 2 ? (ta.dims[ta.dims.length - 1] as number) : 1;
         const row = labelRows.get(o) ?? 0;
+        if (labels && row === 0 && classes >= 2) checkLabels(labels, o, classes, (ta.data.length / classes) * (total / done));
         (stats.get(o) as DiffStats).add(ta.data as Float32Array, tb.data as Float32Array, classes, labels, row);
         labelRows.set(o, row + (classes >= 2 ? ta.data.length / classes : 0));
       }

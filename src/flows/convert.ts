@@ -1,13 +1,13 @@
 import { extname, join, dirname, resolve } from 'node:path';
 import { QuantkitError } from '../errors.js';
-import { dtypeFromOnnx } from '../tensor/dtype.js';
+import { dtypeFromOnnx, dtypeInfo } from '../tensor/dtype.js';
 import { TensorProto_DataLocation, type ModelProto, type TensorProto } from '../io/onnx/proto.js';
 import { parseExternalDataRef } from '../io/onnx/external.js';
 import { planOnnxWrite, tensorFromProtoToWrite, tensorToWrite, type TensorToWrite } from '../io/onnx/write.js';
 import { readSafetensorsHeader, readSafetensorsTensor, safetensorsChunks, safetensorsDTypeName } from '../io/safetensors/index.js';
 import { modelFromProto } from '../graph/from-onnx.js';
 import { modelToProto } from '../graph/to-onnx.js';
-import type { Model } from '../graph/model.js';
+import type { Initializer, Model } from '../graph/model.js';
 import { fileSource, writeFileAtomic } from '../node/files.js';
 import { openOnnxFile } from '../node/model-file.js';
 import { dataFileName, writeOnnxModel, type DataFileNaming } from '../node/model-writer.js';
@@ -15,7 +15,7 @@ import { dataFileName, writeOnnxModel, type DataFileNaming } from '../node/model
 /*
  * `quantkit convert`: moves weights between containers without touching their bytes.
  *   ONNX → ONNX          inline ↔ external data, relocation, data file renaming; the graph as is
- *   ONNX → safetensors   the initializers (and weights lifted from Constant nodes)
+ *   ONNX → safetensors   the initializers and the weights held in Constant nodes (not shape constants)
  *   safetensors → safetensors
  * Every path streams: one tensor is read, written and dropped at a time.
  */
@@ -38,6 +38,20 @@ export interface ConvertResult {
   readonly dataPath: string | undefined;
   /** Tensors left out (e.g. string tensors have no safetensors dtype). */
   readonly skipped: string[];
+  /** ONNX → safetensors: Constant-node values left out as not parameters (see isCheckpointTensor). */
+  readonly constantsLeftOut?: number;
+}
+
+/**
+ * What a safetensors checkpoint of an ONNX model holds: its initializers, and the Constant-node
+ * values that are weights or buffers (exporters such as paddle2onnx keep every weight in Constant
+ * nodes) — float and bool tensors of rank 1 or more. Integer and scalar Constants are shapes, axes
+ * and op constants (eps, a -inf mask value): graph plumbing, not parameters.
+ */
+function isCheckpointTensor(init: Initializer): boolean {
+  if (init.source) return true; // a real initializer of the file
+  const kind = dtypeInfo(init.dtype).kind;
+  return kind !== 'int' && kind !== 'uint' && init.dims.length >= 1;
 }
 
 export function formatOf(path: string): ContainerFormat {
@@ -101,12 +115,13 @@ export async function convertFile(input: string, output: string, opts: ConvertOp
     const inputs = onnxInputs(input, file.proto);
     if (to === 'safetensors') {
       const model = modelFromProto(file.proto, { external: file.external, label: input });
-      const inits = [...model.graph.initializers.values()];
+      const all = [...model.graph.initializers.values()];
+      const inits = all.filter(isCheckpointTensor);
       const kept = inits.filter((t) => safetensorsDTypeName(t.dtype) !== undefined);
       const skipped = inits.filter((t) => safetensorsDTypeName(t.dtype) === undefined).map((t) => t.name);
       const entries = kept.map((t) => ({ name: t.name, dtype: t.dtype, dims: t.dims }));
       await writeFileAtomic(output, safetensorsChunks(entries, (i) => (kept[i] as (typeof kept)[number]).load()), { force, inputs });
-      return { from, to, tensors: kept.length, externalTensors: 0, dataPath: undefined, skipped };
+      return { from, to, tensors: kept.length, externalTensors: 0, dataPath: undefined, skipped, constantsLeftOut: all.length - inits.length };
     }
     const g = file.proto.graph;
     if (!g) throw new QuantkitError('QK_MODEL_NO_GRAPH', `${input} has no graph`, 'is this an ONNX model file?');

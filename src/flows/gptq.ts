@@ -15,6 +15,9 @@ import type { PrecomputedWeights, WeightOnlyOptions, WeightOnlyReport } from '..
 import { makeTensor } from '../tensor/tensor.js';
 import { readCalibFiles, type CalibrationData, type CalibrationProgress } from './calibrate.js';
 import { collectHessians } from './hessian.js';
+import { checkedCalibration } from './input-check.js';
+import { QuantkitError } from '../errors.js';
+import { FLOAT32_SQUARE_LIMIT, overflowingWeight } from '../passes/non-finite.js';
 
 /*
  * GPTQ for the block-quantized weight-only schemes (q4, q4-asym, q8-block, nf4, fp4) when
@@ -96,6 +99,10 @@ function workingCopy(model: Model): { work: Model; nodeOf: Map<GraphNode, GraphN
  */
 export async function gptqPrecompute(model: Model, options: WeightOnlyOptions, data: CalibrationData, o: GptqFlowOptions = {}): Promise<GptqPrecomputed> {
   gptqScheme(options); // refuses other schemes before any work
+  // XᵀX and the layer outputs are float32 in ONNX Runtime: a weight whose products overflow would
+  // surface as a matrix that is not positive definite, far from its cause.
+  const huge = overflowingWeight(model);
+  if (huge) throw new QuantkitError('QK_WEIGHT_OVERFLOW', `'${huge.name}' holds ${huge.value}: past ±${FLOAT32_SQUARE_LIMIT.toPrecision(3)} its float32 products overflow, and GPTQ's statistics with them`, 'fix the model\'s weights, or quantize without --calib');
   // The pass folds outlier norm scales into the weights first (passes/weight-only/index.ts); the
   // statistics must be those of the folded model (its second fold finds nothing left to do).
   const eq = equalizeNormScales(model, { exclude: options.exclude });
@@ -181,6 +188,7 @@ export interface GptqFileOptions {
 export async function gptqFromCalibFiles(model: Model, options: WeightOnlyOptions & GptqFileOptions): Promise<GptqPrecomputed | undefined> {
   if (!options.calib?.length) return undefined;
   gptqScheme(options);
-  const data = readCalibFiles(options.calib, model.graph.inputs.map((v) => v.name));
-  return gptqPrecompute(model, options, data, options.gptq);
+  const calib = checkedCalibration(model, readCalibFiles(options.calib, model.graph.inputs.map((v) => v.name)), options.gptq?.calibBatch);
+  const r = await gptqPrecompute(model, options, calib.data, options.gptq);
+  return { ...r, notes: [...calib.notes, ...r.notes] };
 }

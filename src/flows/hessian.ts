@@ -27,6 +27,19 @@ export interface LayerHessian {
   readonly rows: number;
 }
 
+function allFinite(d: Float32Array): boolean {
+  for (let i = 0; i < d.length; i++) if ((d[i] as number) - (d[i] as number) !== 0) return false;
+  return true;
+}
+
+/**
+ * The calibration data are finite (input-check.ts) and the weights checked (gptq.ts), so NaN/Inf
+ * here come from the model's arithmetic on this data: a float32 overflow.
+ */
+function nonFiniteActivation(name: string): QuantkitError {
+  return new QuantkitError('QK_CALIB_NON_FINITE', `layer input '${name}' holds NaN or ±Inf on the calibration data: the float32 model overflows on it`, 'check the model on this data in ONNX Runtime; GPTQ needs finite layer inputs');
+}
+
 /** XᵀX of each activation (name → K, its last axis) of `model` over the calibration data. */
 export async function collectHessians(model: Model, activations: ReadonlyMap<string, number>, data: CalibrationData, opts: HessianOptions = {}): Promise<Map<string, LayerHessian>> {
   const sums = new Map<string, { h: Float64Array; rows: number; K: number }>();
@@ -42,6 +55,7 @@ export async function collectHessians(model: Model, activations: ReadonlyMap<str
         const last = t.dims[t.dims.length - 1];
         if (last !== s.K) throw new QuantkitError('QK_GPTQ_SHAPE', `layer input '${name}' has last axis ${String(last)}, the weight it meets has K = ${s.K}`, '--exclude the layer');
         const rows = t.data.length / s.K;
+        if (!allFinite(t.data)) throw nonFiniteActivation(name);
         accumulateGram(s.h, t.data, rows, s.K);
         s.rows += rows;
       }

@@ -1,4 +1,4 @@
-import { storageBytes, type DType } from '../tensor/dtype.js';
+import { dtypeInfo, storageBytes, type DType } from '../tensor/dtype.js';
 import { elementCount } from '../tensor/tensor.js';
 import { TensorProto_DataLocation } from '../io/onnx/proto.js';
 import type { Dim, Model } from '../graph/model.js';
@@ -30,8 +30,11 @@ export interface InspectReport {
   opCounts: Record<string, number>;
   inputs: { name: string; dtype: string; dims: Dim[] | null }[];
   outputs: { name: string; dtype: string; dims: Dim[] | null }[];
+  /** Elements of the model's parameters: float tensors and quantized weights (PARAMETER_RULE). */
   parameters: number;
   parameterBytes: number;
+  /** Initializers not counted as parameters (shape constants, indices) and their elements. */
+  otherTensors: { tensors: number; elements: number };
   byDtype: Record<string, { tensors: number; params: number; bytes: number }>;
   externalDataFiles: string[];
   largest: TensorSummary[];
@@ -40,6 +43,23 @@ export interface InspectReport {
 
 /** The weight input slot of each op that quantization rewrites, and the float types it takes. */
 const WEIGHT_SLOTS: Record<string, number> = { MatMul: 1, Gemm: 1, Conv: 1, Gather: 0, ConvTranspose: 1 };
+
+/**
+ * The quantized data input of the ops that dequantize integer weights: an integer initializer read
+ * there is a parameter; other integer initializers are shapes, axes or indices.
+ */
+const QUANTIZED_DATA_SLOTS: Record<string, number> = {
+  DequantizeLinear: 0, MatMulNBits: 1, MatMulBnb4: 1, GatherBlockQuantized: 0, MatMulInteger: 1, ConvInteger: 1,
+  QLinearMatMul: 3, QLinearConv: 3, DynamicQuantizeMatMul: 1,
+};
+
+export const PARAMETER_RULE = 'float tensors, and integer tensors read as quantized weights; shape constants and indices not counted';
+
+function isParameter(dtype: DType, name: string, readers: readonly { opType: string; inputs: string[] }[]): boolean {
+  const kind = dtypeInfo(dtype).kind;
+  if (kind === 'float') return true;
+  return readers.some((r) => r.inputs[QUANTIZED_DATA_SLOTS[r.opType] ?? -1] === name);
+}
 
 function locationOf(model: Model, name: string): string {
   const src = model.graph.initializers.get(name)?.source;
@@ -81,17 +101,26 @@ export function inspectModel(model: Model, largestCount = 10): InspectReport {
   const byDtype: InspectReport['byDtype'] = {};
   const externalFiles = new Set<string>();
   const quantizable: QuantizableVerdict[] = [];
+  const params = { count: 0, bytes: 0 };
+  const other = { tensors: 0, elements: 0 };
   for (const init of g.initializers.values()) {
-    const params = elementCount(init.dims);
-    const bytes = storageBytes(init.dtype, params);
+    const count = elementCount(init.dims);
+    const bytes = storageBytes(init.dtype, count);
     const location = locationOf(model, init.name);
     if (location !== 'inline') externalFiles.add(location);
-    tensors.push({ name: init.name, dtype: init.dtype, dims: [...init.dims], params, bytes, location });
+    tensors.push({ name: init.name, dtype: init.dtype, dims: [...init.dims], params: count, bytes, location });
     const d = (byDtype[init.dtype] ??= { tensors: 0, params: 0, bytes: 0 });
     d.tensors++;
-    d.params += params;
+    d.params += count;
     d.bytes += bytes;
     quantizable.push(verdict(init.name, init.dtype, init.dims, readers.get(init.name) ?? []));
+    if (isParameter(init.dtype, init.name, readers.get(init.name) ?? [])) {
+      params.count += count;
+      params.bytes += bytes;
+    } else {
+      other.tensors++;
+      other.elements += count;
+    }
   }
   const io = (v: { name: string; dtype: DType | undefined; dims: Dim[] | undefined }) => ({ name: v.name, dtype: v.dtype ?? 'unknown', dims: v.dims ?? null });
   return {
@@ -101,8 +130,9 @@ export function inspectModel(model: Model, largestCount = 10): InspectReport {
     opCounts,
     inputs: g.inputs.map(io),
     outputs: g.outputs.map(io),
-    parameters: tensors.reduce((s, t) => s + t.params, 0),
-    parameterBytes: tensors.reduce((s, t) => s + t.bytes, 0),
+    parameters: params.count,
+    parameterBytes: params.bytes,
+    otherTensors: other,
     byDtype,
     externalDataFiles: [...externalFiles],
     largest: [...tensors].sort((a, b) => b.bytes - a.bytes).slice(0, largestCount),

@@ -18,6 +18,8 @@ import type { PrecomputedWeights } from '../passes/weight-only/types.js';
 import { modelDirFiles } from '../node/files.js';
 import { precomputeWeights, type PoolOptions } from './quantize-pool.js';
 import { gptqFromCalibFiles, type GptqFileOptions } from './gptq.js';
+import { checkExcludes } from './exclude-check.js';
+import { resolveNonFinite, type NonFinitePolicy } from '../passes/non-finite.js';
 
 /**
  * Weight-only quantization of a model: BatchNormalization folded into the preceding Conv/Gemm
@@ -51,6 +53,8 @@ export function quantizeModelBytes(bytes: Uint8Array, options: WeightOnlyOptions
 
 export interface QuantizeFileOptions extends WeightOnlyOptions, GptqFileOptions {
   readonly force?: boolean | undefined;
+  /** NaN/±Inf in the weights: refuse (default), clamp, or keep them unquantized (passes/non-finite.ts). */
+  readonly nonFinite?: NonFinitePolicy | undefined;
   /**
    * Output weights (bytes) from which the result goes to an external data file even when the
    * input was self-contained (default 1 GiB: well inside protobuf's 2 GiB, and ORT maps big
@@ -114,6 +118,10 @@ export async function quantizeFile(inPath: string, outPath: string, options: Qua
     const hadExternal = inputs.length > 1;
     // Weights load lazily; an fp32 external one as a view of the bytes just read (io/onnx/tensor.ts).
     const model = modelFromProto(file.proto, { external: file.external, label: inPath });
+    checkExcludes(model, options.exclude, true);
+    // NaN/±Inf weights: refused, clamped or kept out of quantization, one rule for every scheme.
+    const nonFinite = resolveNonFinite(model, options.nonFinite ?? 'error');
+    options = { ...options, exclude: [...(options.exclude ?? []), ...nonFinite.exclude] };
     const folded = foldBatchNorm(model);
     // --calib: GPTQ's results (flows/gptq.ts) instead of the data-free ones.
     const gptq = await gptqFromCalibFiles(model, options);
@@ -128,6 +136,7 @@ export async function quantizeFile(inPath: string, outPath: string, options: Qua
     }
     const { report } = quantizeFolded(model, folded, { ...options, precomputed });
     if (gptq) report.notes.push(...gptq.notes);
+    report.notes.push(...nonFinite.notes);
     const tensors = tensorsToWrite(model, file.external);
     const bytesOut = tensors.reduce((sum, t) => sum + storageBytes(t.dtype, elementCount(t.dims)), 0);
     const external = hadExternal || bytesOut >= (options.externalThreshold ?? DEFAULT_EXTERNAL_OUTPUT_BYTES);

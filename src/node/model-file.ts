@@ -1,6 +1,6 @@
 import { readFileSync, statSync } from 'node:fs';
 import { QuantkitError } from '../errors.js';
-import { decodeModel } from '../io/onnx/proto.js';
+import { decodeModel, encodeModel, TensorProto_DataLocation } from '../io/onnx/proto.js';
 import { readExternalTensorBytes } from '../io/onnx/external.js';
 import { modelDirFiles } from './files.js';
 
@@ -8,12 +8,15 @@ import { modelDirFiles } from './files.js';
 const PROTOBUF_LIMIT = 2 ** 31 - 1;
 
 function fileSize(path: string): number {
+  let st: ReturnType<typeof statSync>;
   try {
-    return statSync(path).size;
+    st = statSync(path);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code ?? 'unknown';
     throw new QuantkitError('QK_FILE_UNREADABLE', `cannot read '${path}' (${code})`, 'check the path and its permissions');
   }
+  if (st.isDirectory()) throw new QuantkitError('QK_FILE_IS_DIRECTORY', `${path} is a directory, not a model file`, 'give the .onnx file inside it');
+  return st.size;
 }
 
 /**
@@ -32,4 +35,27 @@ export function openOnnxFile(path: string) {
     external: (p: Parameters<typeof readExternalTensorBytes>[0]) => readExternalTensorBytes(p, files),
     close: () => files.close(),
   };
+}
+
+/**
+ * The model's bytes with every external tensor read in (from the model's own folder, like
+ * openOnnxFile), for consumers that take one buffer: ONNX Runtime given bytes looks for external
+ * data in the working directory, and the reference interpreter reads none. A self-contained file
+ * comes back as read.
+ */
+export function readOnnxFileInlined(path: string): Uint8Array {
+  const file = openOnnxFile(path);
+  try {
+    const initializers = file.proto.graph?.initializer ?? [];
+    if (!initializers.some((p) => p.dataLocation === TensorProto_DataLocation.EXTERNAL)) return readFileSync(path);
+    for (const p of initializers) {
+      if (p.dataLocation !== TensorProto_DataLocation.EXTERNAL) continue;
+      p.rawData = file.external(p) as Uint8Array<ArrayBuffer>;
+      p.dataLocation = TensorProto_DataLocation.DEFAULT;
+      p.externalData = [];
+    }
+    return encodeModel(file.proto);
+  } finally {
+    file.close();
+  }
 }

@@ -183,14 +183,50 @@ const HANDLERS: Record<QuantFormat, Handler> = {
   'float8e4m3fn': float8Handler, 'float8e5m2': float8Handler,
 };
 
+/**
+ * The `quantkit quantize` scheme names that mean one library format (q4 is int4 in blocks of 32
+ * along the last axis, symmetric). int8, nf4 and fp4 are not aliases: the library's names mean
+ * per-tensor int8, and fp4 is the E2M1 grid (the CLI's fp4 is bitsandbytes' fp4-bnb).
+ */
+const SCHEME_ALIASES: Record<string, (s: QuantSpec) => QuantSpec> = {
+  'q4': (s) => ({ ...s, format: 'int4', blockSize: s.blockSize ?? 32 }),
+  'q4-asym': (s) => ({ ...s, format: 'uint4', blockSize: s.blockSize ?? 32 }),
+  'q8-block': (s) => ({ ...s, format: 'int8', blockSize: s.blockSize ?? 32 }),
+  'fp16': (s) => ({ ...s, format: 'float16' }),
+  'bf16': (s) => ({ ...s, format: 'bfloat16' }),
+  'fp8': (s) => ({ ...s, format: 'float8e4m3fn' }),
+  'fp8-e5m2': (s) => ({ ...s, format: 'float8e5m2' }),
+};
+
+const FORMATS_TEXT = `${Object.keys(HANDLERS).join(', ')} (or the CLI's ${Object.keys(SCHEME_ALIASES).join(', ')})`;
+
 function handlerFor(format: string): Handler {
   const h = (HANDLERS as Record<string, Handler | undefined>)[format];
-  if (!h) throw new QuantkitError('QK_UNKNOWN_FORMAT', `unknown quantization format '${format}'`, `use one of ${Object.keys(HANDLERS).join(', ')}`);
+  if (!h) throw new QuantkitError('QK_UNKNOWN_FORMAT', `unknown quantization format '${format}': use one of ${FORMATS_TEXT}`, `e.g. quantize(w, { format: 'nf4', blockSize: 64 })`);
   return h;
 }
 
-/** Quantizes `data` (row-major, of `spec.shape`, default 1-D) to the format the spec names. */
-export function quantize(data: Float32Array, spec: QuantSpec & { shape?: readonly number[] | undefined }): Quantized {
+/** The spec with a CLI scheme name resolved, and the fields every format reads checked. */
+function checkedSpec<S extends QuantSpec>(spec: S | undefined): S {
+  if (spec === null || typeof spec !== 'object') {
+    throw new QuantkitError('QK_QUANT_SPEC', `quantize(data, spec) needs a spec object naming a format: one of ${FORMATS_TEXT}`, "e.g. quantize(w, { format: 'nf4' })");
+  }
+  const alias = SCHEME_ALIASES[spec.format as string];
+  const s = (alias ? alias(spec) : spec) as S;
+  handlerFor(s.format);
+  if (s.blockSize !== undefined && !(Number.isInteger(s.blockSize) && s.blockSize >= 1)) {
+    throw new QuantkitError('QK_BAD_BLOCK_SIZE', `blockSize ${String(s.blockSize)} is not a positive integer`, 'use e.g. 32, 64 or 128, or leave it out for the format\'s default');
+  }
+  return s;
+}
+
+/**
+ * Quantizes `data` (row-major, of `spec.shape`, default 1-D) to the format the spec names (a
+ * library format, or one of the CLI's scheme names that means one: see SCHEME_ALIASES).
+ */
+export function quantize(data: Float32Array, options: QuantSpec & { shape?: readonly number[] | undefined }): Quantized {
+  if (!(data instanceof Float32Array)) throw new QuantkitError('QK_QUANT_DATA', 'quantize(data, spec) needs data as a Float32Array', 'e.g. Float32Array.from(values)');
+  const spec = checkedSpec(options);
   const shape = spec.shape ?? [data.length];
   let n = 1;
   for (const d of shape) n *= d;

@@ -4,7 +4,8 @@ import { compareModels, type CompareReport } from '../../flows/compare.js';
 import { modelFromProto } from '../../graph/from-onnx.js';
 import { decodeModel } from '../../io/onnx/proto.js';
 import type { Tensor } from '../../tensor/tensor.js';
-import { parseInputBinding, readModelBytes, readTensorFile } from '../inputs.js';
+import { readOnnxFileInlined } from '../../node/model-file.js';
+import { parseInputBinding, readTensorFile } from '../inputs.js';
 import { formatTable } from '../table.js';
 
 interface CompareCliOptions {
@@ -31,8 +32,10 @@ export function registerCompare(program: Command): void {
     .option('--batch <n>', 'samples per ONNX Runtime run', '32')
     .option('--json', 'print the report as JSON')
     .action(async (a: string, b: string, opts: CompareCliOptions) => {
-      const aBytes = readModelBytes(a);
-      const bBytes = readModelBytes(b);
+      if (opts.input.length === 0) throw new QuantkitError('QK_INPUT_MISSING', 'compare needs the inputs to run both models on', 'pass --input [name=]x.npy (first axis = samples), once per model input');
+      // External data resolved from each model's own folder (ONNX Runtime given bytes would look in the working directory).
+      const aBytes = readOnnxFileInlined(a);
+      const bBytes = readOnnxFileInlined(b);
       const inputNames = modelFromProto(decodeModel(aBytes, a), { label: a }).graph.inputs.map((v) => v.name);
       const inputs = new Map<string, Tensor>();
       let positional = 0;

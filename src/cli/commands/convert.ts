@@ -47,6 +47,7 @@ export function registerConvert(program: Command): void {
       });
       const ext = r.dataPath ? `, ${r.externalTensors} in ${r.dataPath}` : '';
       const skipped = r.skipped.length ? ` (skipped ${r.skipped.length} without a ${r.to} dtype: ${r.skipped.slice(0, 5).join(', ')})` : '';
-      process.stdout.write(`wrote ${output}: ${r.tensors} tensors${ext}${skipped}\n`);
+      const constants = r.constantsLeftOut ? `; left out ${r.constantsLeftOut} Constant-node values that are not weights (shapes, axes, scalars)` : '';
+      process.stdout.write(`wrote ${output}: ${r.tensors} tensors${ext}${skipped}${constants}\n`);
     });
 }

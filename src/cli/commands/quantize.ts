@@ -10,6 +10,7 @@ import { quantizeReportData } from '../../flows/quantize-report.js';
 import { renderReport } from '../../web/report/index.js';
 // int8-dynamic / int8-static: the schemes live in flows/calibrate.ts.
 import { formatActivationReport, isActivationScheme, progressBar, quantizeActivationFile, ACTIVATION_SCHEMES } from '../../flows/calibrate.js';
+import { NON_FINITE_POLICIES, type NonFinitePolicy } from '../../passes/non-finite.js';
 
 interface QuantizeCliOptions {
   output: string;
@@ -34,6 +35,7 @@ interface QuantizeCliOptions {
   perToken?: boolean;
   progress?: boolean;
   actOrder?: boolean; // GPTQ (--calib with q4/q4-asym/q8-block/nf4/fp4)
+  nonFinite?: string;
 }
 
 function collect(value: string, previous: string[]): string[] {
@@ -67,6 +69,7 @@ export function registerQuantize(program: Command): void {
     .option('--per-token', 'int8-dynamic: one s8 scale per token (row) of each MatMul activation')
     .option('--progress', 'show the calibration progress bar even when stderr is not a terminal')
     .option('--act-order', 'GPTQ (--calib with a 4-bit scheme): quantize inputs in order of decreasing activation energy')
+    .option('--non-finite <policy>', "NaN/±Inf in the weights: 'error' (default), 'clamp' (NaN → 0, ±Inf → the tensor's finite extremes) or 'keep' (leave those tensors unquantized)")
     .action(async (input: string, opts: QuantizeCliOptions) => {
       if (isActivationScheme(opts.scheme)) {
         refuseOptions(opts, WEIGHT_ONLY_OPTIONS, 'weight-only schemes');
@@ -107,6 +110,11 @@ function printResult(opts: QuantizeCliOptions, input: string, r: { inputFileByte
   process.stdout.write(`file: ${r.inputFileBytes} → ${r.outputFileBytes} bytes (${(r.outputFileBytes / r.inputFileBytes).toFixed(3)}×) written to ${opts.output}\n`);
 }
 
+function parseNonFinite(s: string | undefined): NonFinitePolicy | undefined {
+  if (s === undefined || (NON_FINITE_POLICIES as readonly string[]).includes(s)) return s as NonFinitePolicy | undefined;
+  throw new QuantkitError('QK_BAD_OPTION', `--non-finite '${s}' is not known`, `use ${NON_FINITE_POLICIES.join(', ')}`);
+}
+
 function parseBlockSize(s: string | undefined): number | undefined {
   if (s === undefined) return undefined;
   const n = Number(s);
@@ -116,7 +124,7 @@ function parseBlockSize(s: string | undefined): number | undefined {
 
 export async function quantizeCommand(input: string, opts: QuantizeCliOptions): Promise<WeightOnlyReport> {
   if (!(SCHEME_NAMES as string[]).includes(opts.scheme)) {
-    throw new QuantkitError('QK_UNKNOWN_SCHEME', `unknown scheme '${opts.scheme}'`, `use one of ${SCHEME_NAMES.join(', ')}`);
+    throw new QuantkitError('QK_UNKNOWN_SCHEME', `unknown scheme '${opts.scheme}'`, `use one of ${[...SCHEME_NAMES, ...ACTIVATION_SCHEMES].join(', ')}`);
   }
   if (opts.format !== undefined && opts.format !== 'native' && opts.format !== 'qdq') {
     throw new QuantkitError('QK_BAD_OPTION', `--format '${opts.format}' is not known`, "use 'native' or 'qdq'");
@@ -135,6 +143,7 @@ export async function quantizeCommand(input: string, opts: QuantizeCliOptions): 
     rtn: opts.rtn ?? false,
     quantizeEmbeddings: opts.quantizeEmbeddings ?? false,
     force: opts.force ?? false,
+    nonFinite: parseNonFinite(opts.nonFinite),
   }).finally(() => bar.stop());
   if (opts.report) {
     const data = quantizeReportData(input, opts.output, r.report, r.inputFileBytes, r.outputFileBytes);
@@ -176,7 +185,7 @@ async function activationQuantizeCommand(input: string, opts: QuantizeCliOptions
   const r = await quantizeActivationFile(input, opts.output, {
     scheme, calib: opts.calib, method: opts.method, calibBatch: batch, smoothQuant: alpha,
     activationType: opts.activations === 's8' ? 'int8' : 'uint8', dynamicForm: opts.dynamicForm as 'integer' | 'contrib' | undefined,
-    perToken: opts.perToken ?? false, exclude: opts.exclude, keepFirstLast: opts.keepFirstLast ?? false, force: opts.force ?? false, progress: opts.progress ?? false,
+    perToken: opts.perToken ?? false, nonFinite: parseNonFinite(opts.nonFinite), exclude: opts.exclude, keepFirstLast: opts.keepFirstLast ?? false, force: opts.force ?? false, progress: opts.progress ?? false,
   });
   printResult(opts, input, r, formatActivationReport(r.report));
 }

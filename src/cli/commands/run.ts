@@ -7,7 +7,10 @@ import { decodeModel, encodeTensorProto } from '../../io/onnx/proto.js';
 import { tensorToProto } from '../../io/onnx/tensor.js';
 import { runModel } from '../../interp/run.js';
 import { writeFileAtomic } from '../../node/files.js';
-import { parseInputBinding, readModelBytes, readTensorFile } from '../inputs.js';
+import { parseInputBinding, readTensorFile } from '../inputs.js';
+import { readOnnxFileInlined } from '../../node/model-file.js';
+import { modelFromProto } from '../../graph/from-onnx.js';
+import { checkInputArrays } from '../../flows/input-check.js';
 import { summarizeTensor } from '../summary.js';
 
 interface RunOptions {
@@ -34,7 +37,8 @@ function collect(value: string, previous: string[]): string[] {
 }
 
 export async function runCommand(modelPath: string, opts: RunOptions): Promise<void> {
-  const model = decodeModel(readModelBytes(modelPath), modelPath);
+  // External data read from the model's own folder: the interpreter takes one self-contained proto.
+  const model = decodeModel(readOnnxFileInlined(modelPath), modelPath);
   const graph = model.graph;
   if (!graph) throw new QuantkitError('QK_MODEL_NO_GRAPH', `${modelPath} has no graph`, 'is this an ONNX model file?');
   const initializerNames = new Set(graph.initializer.map((t) => t.name));
@@ -55,6 +59,7 @@ export async function runCommand(modelPath: string, opts: RunOptions): Promise<v
     bound.set(name, readTensorFile(binding.path));
   }
 
+  checkInputArrays(modelFromProto(model, { label: modelPath }), bound, { flag: '--input' });
   const outputs = runModel(model, bound);
   const names = graph.output.map((v) => v.name);
   if (opts.out) mkdirSync(opts.out, { recursive: true });

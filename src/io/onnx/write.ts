@@ -194,7 +194,10 @@ function inlineLayout(t: TensorToWrite, rawLength: number): InlineTensor {
 function checkedRaw(t: TensorToWrite, expected: number): Uint8Array {
   const bytes = t.rawBytes();
   if (bytes.length !== expected) {
-    throw new QuantkitError('QK_TENSOR_DATA_LENGTH', `tensor '${t.name}' (${t.dtype} [${t.dims.join(', ')}]) has ${bytes.length} bytes of data but needs ${expected}`, 'the tensor and its declared dims disagree; this is a bug in the pass that built it, or a corrupt input');
+    throw new QuantkitError('QK_TENSOR_DATA_LENGTH', `tensor '${t.name}' (${t.dtype} [${t.dims.join(', ')}]) has ${bytes.length} bytes of data but needs ${expected}`, t.template
+      // Copied from an input file: the file is at fault; built by a pass: quantkit is.
+      ? 'the dims and the stored data disagree: the file is truncated or corrupt; re-export it'
+      : 'the tensor and its declared dims disagree; this is a bug in the pass that built it');
   }
   return bytes;
 }
