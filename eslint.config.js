@@ -1,4 +1,4 @@
-// Layer directions from the design: a layer may import only the layers listed as below it.
+// Layer directions: a layer may import only the layers listed below it in LAYERS.
 // Enforced with ESLint's own no-restricted-imports so a wrong import fails `npm run lint`.
 import tseslint from 'typescript-eslint';
 
@@ -34,7 +34,7 @@ const layerRules = ALL.map((layer) => {
         patterns: [
           ...forbidden.map((other) => ({
             group: [`**/${other}/**`, `../${other}/*`, `../../${other}/*`],
-            message: `layer '${layer}' must not import '${other}' (see the layer table in DESIGN: imports point down only)`,
+            message: `layer '${layer}' must not import '${other}' (LAYERS in eslint.config.js: imports point down only)`,
           })),
           ...(nodeAllowed ? [] : [{ group: NODE_ONLY, message: `layer '${layer}' must stay browser-safe: no Node APIs outside cli/, flows/ and node/` }]),
         ],
