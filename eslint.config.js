@@ -1,4 +1,4 @@
-// Layer directions from the design: a layer may import only the layers listed as below it.
+// Layer directions: a layer may import only the layers listed below it in LAYERS.
 // Enforced with ESLint's own no-restricted-imports so a wrong import fails `npm run lint`.
 import tseslint from 'typescript-eslint';
 
@@ -12,9 +12,11 @@ const LAYERS = {
   io: ['formats', 'tensor'],
   // Node adapters (files as ByteSources, atomic writes, ONNX Runtime sessions) for the CLI and flows.
   node: ['io', 'formats', 'tensor'],
-  graph: ['io', 'formats', 'tensor'],
-  interp: ['graph', 'io', 'kernels', 'quant', 'formats', 'tensor'],
-  passes: ['graph', 'interp', 'io', 'calib', 'train', 'quant', 'kernels', 'formats', 'tensor'],
+  // The IR: io/ (ONNX protos) only through the boundary files in ONNX_BOUNDARY below.
+  graph: ['formats', 'tensor'],
+  // The interpreter and the passes work on the IR and never see ONNX protos.
+  interp: ['graph', 'kernels', 'quant', 'formats', 'tensor'],
+  passes: ['graph', 'interp', 'calib', 'train', 'quant', 'kernels', 'formats', 'tensor'],
   flows: ['node', 'passes', 'graph', 'interp', 'io', 'calib', 'train', 'quant', 'kernels', 'formats', 'tensor'],
   web: ['flows', 'passes', 'graph', 'interp', 'io', 'calib', 'train', 'quant', 'kernels', 'formats', 'tensor'],
   cli: ['web', 'node', 'flows', 'passes', 'graph', 'interp', 'io', 'calib', 'train', 'quant', 'kernels', 'formats', 'tensor'],
@@ -23,25 +25,53 @@ const ALL = Object.keys(LAYERS);
 // Modules that touch Node APIs may live only where files are allowed: the CLI (and tests/benches).
 const NODE_ONLY = ['node:*', 'fs', 'path', 'os', 'child_process', 'onnxruntime-node'];
 
-const layerRules = ALL.map((layer) => {
-  const forbidden = ALL.filter((other) => other !== layer && !LAYERS[layer].includes(other));
+/*
+ * The graph <-> ONNX boundary: the only graph/ files that read or write ONNX protos (io/onnx).
+ * model.ts may import proto *types* only: Initializer.source, the link flows/ use to write an
+ * unchanged tensor back as it was read.
+ */
+const ONNX_BOUNDARY = ['src/graph/from-onnx.ts', 'src/graph/to-onnx.ts'];
+const ONNX_TYPES_ONLY = ['src/graph/model.ts'];
+const TESTS = ['src/**/*.test.ts', 'src/**/*.bench.ts'];
+
+function layerPattern(layer, other) {
+  return {
+    group: [`**/${other}/**`, `../${other}/*`, `../../${other}/*`],
+    message: `layer '${layer}' must not import '${other}' (LAYERS in eslint.config.js: imports point down only)`,
+  };
+}
+
+/** The import rule for files of `layer`, which may also import the layers in `extra`. */
+function restrict(layer, files, ignores, extra = []) {
+  const forbidden = ALL.filter((other) => other !== layer && !LAYERS[layer].includes(other) && !extra.includes(other));
   const nodeAllowed = layer === 'cli' || layer === 'flows' || layer === 'node';
   return {
-    files: [`src/${layer}/**/*.ts`],
-    ignores: ['src/**/*.test.ts', 'src/**/*.bench.ts'],
+    files,
+    ignores,
     rules: {
       'no-restricted-imports': ['error', {
         patterns: [
-          ...forbidden.map((other) => ({
-            group: [`**/${other}/**`, `../${other}/*`, `../../${other}/*`],
-            message: `layer '${layer}' must not import '${other}' (see the layer table in DESIGN: imports point down only)`,
-          })),
+          ...forbidden.map((other) => layerPattern(layer, other)),
           ...(nodeAllowed ? [] : [{ group: NODE_ONLY, message: `layer '${layer}' must stay browser-safe: no Node APIs outside cli/, flows/ and node/` }]),
         ],
       }],
     },
   };
-});
+}
+
+const layerRules = [
+  ...ALL.map((layer) => restrict(layer, [`src/${layer}/**/*.ts`], [...TESTS, ...(layer === 'graph' ? [...ONNX_BOUNDARY, ...ONNX_TYPES_ONLY] : [])])),
+  restrict('graph', ONNX_BOUNDARY, TESTS, ['io']),
+  restrict('graph', ONNX_TYPES_ONLY, TESTS, ['io']),
+  {
+    files: ONNX_TYPES_ONLY,
+    rules: {
+      '@typescript-eslint/no-restricted-imports': ['error', {
+        patterns: [{ ...layerPattern('graph', 'io'), message: "graph/model.ts may import ONNX proto types only; code that reads or writes protos belongs in graph/from-onnx.ts or to-onnx.ts", allowTypeImports: true }],
+      }],
+    },
+  },
+];
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'models/**', 'scripts/**/*.py'] },

@@ -91,7 +91,7 @@ describe('encodeNumbers / decodeToFloat64', () => {
 });
 
 // ONNX Cast conformance data read straight from the .pb files: what the format layer alone must
-// reproduce (the interpreter's end-to-end runner is src/interp/conformance.test.ts).
+// reproduce (the end-to-end runner, through `quantkit run`, is test/conformance.test.ts).
 const CASES = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'shared', 'onnx-node-tests');
 
 function load(name: string, file: string): Tensor {

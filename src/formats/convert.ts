@@ -6,7 +6,8 @@ import { encodeFloat16, float16Table } from './float16.js';
 import { float4e2m1Table, encodeFloat4e2m1 } from './float4.js';
 import { encodeFloat8, float8Table } from './float8.js';
 import { decodeE8m0, encodeE8m0, type E8m0RoundMode } from './float8e8m0.js';
-import { castToInt, roundHalfEven, saturateToInt } from './integer.js';
+import { castToInt, saturateToInt } from './integer.js';
+import { roundHalfEven } from './rounding.js';
 
 /**
  * Generic, dtype-driven encode/decode between JS numbers and tensor storage (one slot per element,

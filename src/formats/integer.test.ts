@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { INT_DTYPES, castToInt, intRange, isIntDType, roundHalfAway, roundHalfEven, saturateToInt } from './integer.js';
+import { INT_DTYPES, castToInt, intRange, isIntDType, saturateToInt } from './integer.js';
+import { roundHalfAway, roundHalfEven } from './rounding.js';
 
 /** Reference rounding by exact BigInt-free reasoning on halves: x = n + 1/2 exactly ↔ 2x is an odd integer. */
 function refHalfEven(x: number): number {

@@ -15,6 +15,8 @@
  *     |x| ≥ 2^31, then the low bits: 1e6 → int8 64, NaN → int8 0, NaN → int32 −2^31.
  *     uint32 keeps the value modulo 2^32 (ORT's uint32 results out of range follow no simple rule).
  */
+import { roundHalfEven } from './rounding.js';
+
 export type IntDType = 'int2' | 'uint2' | 'int4' | 'uint4' | 'int8' | 'uint8' | 'int16' | 'uint16' | 'int32' | 'uint32';
 
 export const INT_DTYPES: readonly IntDType[] = ['int2', 'uint2', 'int4', 'uint4', 'int8', 'uint8', 'int16', 'uint16', 'int32', 'uint32'];
@@ -40,28 +42,12 @@ export function intRange(dtype: IntDType): { readonly min: number; readonly max:
   return LAYOUTS[dtype];
 }
 
-/** Round half to even (IEEE roundTiesToEven) for any double; NaN and ±Inf pass through. */
-export function roundHalfEven(x: number): number {
-  // |x| ≥ 2^52 is already an integer; the subtraction below is exact for smaller |x|.
-  if (!(Math.abs(x) < 4503599627370496)) return x;
-  const f = Math.floor(x);
-  const d = x - f;
-  if (d > 0.5) return f + 1;
-  if (d < 0.5) return f;
-  return f % 2 === 0 ? f : f + 1;
-}
-
-/** Round half away from zero (C `round`), for callers that ask for 'half-away'. */
-export function roundHalfAway(x: number): number {
-  return x < 0 ? -Math.round(-x) + 0 : Math.round(x); // Math.round ties toward +Inf; mirror for negatives
-}
-
 /** QuantizeLinear's saturate(round_half_even(x)) into `dtype`'s range. NaN → 0. */
 export function saturateToInt(x: number, dtype: IntDType): number {
   const { min, max } = LAYOUTS[dtype];
   if (x !== x) return 0;
   const r = roundHalfEven(x);
-  return r < min ? min : r > max ? max : r;
+  return r < min ? min : r > max ? max : r + 0; // + 0: an integer code has no −0 (roundHalfEven(−0.5) is −0)
 }
 
 /** ONNX Cast float → integer `dtype` (see the module comment for the rules). */

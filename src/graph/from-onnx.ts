@@ -1,9 +1,14 @@
-import { QuantkitError } from '../errors.js';
+import { isQuantkitError, QuantkitError } from '../errors.js';
 import { dtypeFromOnnx } from '../tensor/dtype.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { attributeValue } from '../io/onnx/attribute.js';
-import type { ModelProto, NodeProto, TensorProto, ValueInfoProto } from '../io/onnx/proto.js';
+import { parseExternalDataRef } from '../io/onnx/external.js';
+import {
+  AttributeProto_AttributeType as AT, TensorProto_DataLocation,
+  type AttributeProto, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto,
+} from '../io/onnx/proto.js';
 import { tensorFromProto, type TensorFromProtoOptions } from '../io/onnx/tensor.js';
+import type { Attribute } from './attributes.js';
 import type { Dim, Graph, GraphNode, Initializer, Model, ValueInfo } from './model.js';
 import { memoryInitializer } from './model.js';
 
@@ -37,7 +42,57 @@ function protoInitializer(p: TensorProto, opts: FromOnnxOptions): Initializer {
     dims,
     source: p,
     load: () => tensorFromProto(p, where, external ? { external } : {}),
+    externalData: () => {
+      if (p.dataLocation !== TensorProto_DataLocation.EXTERNAL) return undefined;
+      const ref = parseExternalDataRef(p);
+      return { location: ref.location, offset: ref.offset };
+    },
   };
+}
+
+/** The AttributeProto each attribute was read from: graph/to-onnx.ts writes an unchanged one back as read. */
+const attributeSources = new WeakMap<Attribute, AttributeProto>();
+
+export function attributeSource(a: Attribute): AttributeProto | undefined {
+  return attributeSources.get(a);
+}
+
+/** Kinds the IR does not model: carried opaque, written back from their proto. */
+const OPAQUE_KINDS: Partial<Record<AT, string>> = {
+  [AT.GRAPH]: 'a graph', [AT.GRAPHS]: 'a list of graphs', [AT.SPARSE_TENSOR]: 'a sparse tensor',
+  [AT.SPARSE_TENSORS]: 'a list of sparse tensors', [AT.TYPE_PROTO]: 'a type proto', [AT.TYPE_PROTOS]: 'a list of type protos',
+};
+
+/**
+ * An AttributeProto as a typed attribute. A value that does not decode (no type, invalid UTF-8, a
+ * tensor of an unknown type ...) is kept opaque rather than refused here: a pass that never reads
+ * it still writes it back unchanged, and one that reads it gets a named error.
+ */
+function attributeFrom(a: AttributeProto, where: string): Attribute {
+  const opaque = OPAQUE_KINDS[a.type];
+  let attr: Attribute;
+  if (opaque) {
+    attr = { name: a.name, kind: 'opaque', found: opaque };
+  } else {
+    try {
+      const v = attributeValue(a, where);
+      switch (a.type) {
+        case AT.INT: attr = { name: a.name, kind: 'int', value: v as number | bigint }; break;
+        case AT.FLOAT: attr = { name: a.name, kind: 'float', value: v as number }; break;
+        case AT.STRING: attr = { name: a.name, kind: 'string', value: v as string }; break;
+        case AT.TENSOR: attr = { name: a.name, kind: 'tensor', value: v as Tensor }; break;
+        case AT.INTS: attr = { name: a.name, kind: 'ints', value: v as (number | bigint)[] }; break;
+        case AT.FLOATS: attr = { name: a.name, kind: 'floats', value: v as number[] }; break;
+        case AT.STRINGS: attr = { name: a.name, kind: 'strings', value: v as string[] }; break;
+        default: attr = { name: a.name, kind: 'tensors', value: v as Tensor[] }; break; // AT.TENSORS: attributeValue refuses other types
+      }
+    } catch (e) {
+      if (!isQuantkitError(e)) throw e;
+      attr = { name: a.name, kind: 'opaque', found: `a value that does not decode (${e.message})` };
+    }
+  }
+  attributeSources.set(attr, a);
+  return attr;
 }
 
 function valueInfoFrom(v: ValueInfoProto): ValueInfo {
@@ -91,7 +146,7 @@ export function modelFromProto(proto: ModelProto, opts: FromOnnxOptions = {}): M
         continue;
       }
     }
-    nodes.push({ name: n.name, opType: n.opType, domain: n.domain === 'ai.onnx' ? '' : n.domain, inputs: [...n.input], outputs: [...n.output], attributes: [...n.attribute] });
+    nodes.push({ name: n.name, opType: n.opType, domain: n.domain === 'ai.onnx' ? '' : n.domain, inputs: [...n.input], outputs: [...n.output], attributes: n.attribute.map((a) => attributeFrom(a, where)) });
   }
 
   const opsets = new Map<string, number>();

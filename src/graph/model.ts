@@ -1,11 +1,13 @@
 import type { DType } from '../tensor/dtype.js';
 import type { Tensor } from '../tensor/tensor.js';
-import type { AttributeProto, TensorProto } from '../io/onnx/proto.js';
+// Type only: the link back to the file's bytes that flows/ use to write an unchanged tensor as read.
+import type { TensorProto } from '../io/onnx/proto.js';
+import type { Attribute } from './attributes.js';
 
 /**
- * The in-memory model IR that passes rewrite. Nodes keep their AttributeProtos untouched (so an
- * unknown attribute survives a round trip); initializers are loaded on demand, so a pass that
- * visits one weight at a time never holds the whole model in memory.
+ * The in-memory model IR that passes rewrite. Attributes are typed plain values (graph/attributes.ts;
+ * one read from a file and left unchanged is written back byte for byte); initializers are loaded
+ * on demand, so a pass that visits one weight at a time never holds the whole model in memory.
  */
 export interface GraphNode {
   name: string;
@@ -14,7 +16,7 @@ export interface GraphNode {
   domain: string;
   inputs: string[];
   outputs: string[];
-  attributes: AttributeProto[];
+  attributes: Attribute[];
 }
 
 /** A dimension: a size, a symbolic name (dim_param), or unknown. */
@@ -38,6 +40,18 @@ export interface Initializer {
    * bytes (and its external-data reference); undefined for tensors a pass created.
    */
   readonly source: TensorProto | undefined;
+  /**
+   * Where an unchanged tensor stored as ONNX external data keeps its bytes (a worker can read
+   * them itself); undefined when the bytes are in the model or a pass made the tensor. Parsed on
+   * call: throws QuantkitError when the reference is malformed.
+   */
+  readonly externalData?: () => ExternalBytes | undefined;
+}
+
+export interface ExternalBytes {
+  /** File path relative to the model's folder, '/'-separated, checked to stay inside it. */
+  readonly location: string;
+  readonly offset: number;
 }
 
 export interface Graph {
@@ -65,9 +79,4 @@ export interface Model {
 
 export function memoryInitializer(name: string, tensor: Tensor): Initializer {
   return { name, dtype: tensor.dtype, dims: tensor.dims, load: () => tensor, source: undefined };
-}
-
-/** The node's attribute of that name, if present. */
-export function findAttribute(node: GraphNode, name: string): AttributeProto | undefined {
-  return node.attributes.find((a) => a.name === name);
 }

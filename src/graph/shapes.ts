@@ -1,7 +1,7 @@
-import { attributeValue } from '../io/onnx/attribute.js';
 import { dtypeFromOnnx, type DType } from '../tensor/dtype.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { findAttribute, type Dim, type Graph, type GraphNode, type ValueInfo } from './model.js';
+import { hasAttr, intAttr, intsAttr, stringAttr } from './attributes.js';
+import type { Dim, Graph, GraphNode, ValueInfo } from './model.js';
 import { topologicalOrder } from './topology.js';
 
 /*
@@ -25,21 +25,6 @@ interface Ctx {
 }
 
 const UNKNOWN: Known = { dtype: undefined, dims: undefined };
-
-function attr(node: GraphNode, name: string): unknown {
-  const a = findAttribute(node, name);
-  return a ? attributeValue(a, `node '${node.name}' (${node.opType})`) : undefined;
-}
-
-function intAttr(node: GraphNode, name: string, fallback: number): number {
-  const v = attr(node, name);
-  return typeof v === 'number' ? v : fallback;
-}
-
-function intsAttr(node: GraphNode, name: string): number[] | undefined {
-  const v = attr(node, name);
-  return Array.isArray(v) && v.every((x) => typeof x === 'number') ? (v as number[]) : undefined;
-}
 
 function intsOf(t: Tensor | undefined): number[] | undefined {
   if (!t || (t.dtype !== 'int64' && t.dtype !== 'int32')) return undefined;
@@ -119,7 +104,7 @@ const conv: Rule = (n, [x, w]) => {
   const strides = intsAttr(n, 'strides') ?? new Array<number>(spatial).fill(1);
   const dil = intsAttr(n, 'dilations') ?? new Array<number>(spatial).fill(1);
   const pads = intsAttr(n, 'pads') ?? new Array<number>(2 * spatial).fill(0);
-  const autoPad = attr(n, 'auto_pad');
+  const autoPad = stringAttr(n, 'auto_pad');
   const out: Dim[] = [x.dims[0] as Dim, w.dims[0] as Dim];
   for (let i = 0; i < spatial; i++) {
     const d = x.dims[2 + i];
@@ -168,14 +153,14 @@ const flatten: Rule = (n, [x]) => {
 };
 
 const cast: Rule = (n, [x]) => {
-  const to = attr(n, 'to');
-  return [{ dtype: typeof to === 'number' ? dtypeFromOnnx(to, `node '${n.name}' Cast.to`) : undefined, dims: x?.dims }];
+  const to = intAttr(n, 'to');
+  return [{ dtype: to !== undefined ? dtypeFromOnnx(to, `node '${n.name}' Cast.to`) : undefined, dims: x?.dims }];
 };
 
 /** QuantizeLinear: y has the zero point's type, else output_dtype, else uint8 (opset 21 docs). */
 const quantizeLinear: Rule = (n, [x, , zp]) => {
-  const outputDtype = attr(n, 'output_dtype');
-  const dtype = zp?.dtype ?? (typeof outputDtype === 'number' && outputDtype !== 0 ? dtypeFromOnnx(outputDtype) : 'uint8');
+  const outputDtype = intAttr(n, 'output_dtype', 0);
+  const dtype = zp?.dtype ?? (outputDtype !== 0 ? dtypeFromOnnx(outputDtype) : 'uint8');
   return [{ dtype, dims: x?.dims }];
 };
 
@@ -213,8 +198,8 @@ const unsqueeze: Rule = (n, [x], c) => {
 
 const squeeze: Rule = (n, [x], c) => {
   if (!x?.dims) return [{ dtype: x?.dtype, dims: undefined }];
-  const given = n.inputs.length > 1 || findAttribute(n, 'axes') ? axesOf(n, c) : undefined;
-  if ((n.inputs.length > 1 || findAttribute(n, 'axes')) && !given) return [{ dtype: x.dtype, dims: undefined }];
+  const given = n.inputs.length > 1 || hasAttr(n, 'axes') ? axesOf(n, c) : undefined;
+  if ((n.inputs.length > 1 || hasAttr(n, 'axes')) && !given) return [{ dtype: x.dtype, dims: undefined }];
   if (!given && x.dims.some((d) => typeof d !== 'number')) return [{ dtype: x.dtype, dims: undefined }];
   const rank = x.dims.length;
   const drop = new Set(given ? given.map((a) => normAxis(a, rank)) : x.dims.flatMap((d, i) => (d === 1 ? [i] : [])));

@@ -3,9 +3,12 @@ import {
   GraphProtoSchema, ModelProtoSchema, NodeProtoSchema, OperatorSetIdProtoSchema, StringStringEntryProtoSchema,
   TensorProto_DataLocation, TensorShapeProtoSchema, TensorShapeProto_DimensionSchema, TypeProtoSchema,
   TypeProto_TensorSchema, ValueInfoProtoSchema, create,
-  type ModelProto, type TensorProto, type ValueInfoProto,
+  type AttributeProto, type ModelProto, type TensorProto, type ValueInfoProto,
 } from '../io/onnx/proto.js';
+import { makeAttribute, type AttributeInput } from '../io/onnx/attribute.js';
 import { tensorToProto } from '../io/onnx/tensor.js';
+import type { Attribute } from './attributes.js';
+import { attributeSource } from './from-onnx.js';
 import type { Initializer, Model, ValueInfo } from './model.js';
 
 function valueInfoProto(v: ValueInfo): ValueInfoProto {
@@ -34,12 +37,21 @@ export function initializerProto(init: Initializer): TensorProto {
   return p;
 }
 
+/** An attribute as an AttributeProto: one read from the file and left unchanged goes back as read. */
+function attributeProto(a: Attribute): AttributeProto {
+  const source = attributeSource(a);
+  if (source) return source;
+  // Opaque attributes come only from from-onnx, which records their source.
+  if (a.kind === 'opaque') throw new Error(`attribute '${a.name}' is opaque but has no source proto`);
+  return makeAttribute(a.name, a.value as AttributeInput, a.kind);
+}
+
 export function modelToProto(model: Model): ModelProto {
   const g = model.graph;
   const graph = create(GraphProtoSchema, {
     name: g.name,
     node: g.nodes.map((n) => create(NodeProtoSchema, {
-      name: n.name, opType: n.opType, domain: n.domain, input: n.inputs, output: n.outputs, attribute: n.attributes,
+      name: n.name, opType: n.opType, domain: n.domain, input: n.inputs, output: n.outputs, attribute: n.attributes.map(attributeProto),
     })),
     initializer: [...g.initializers.values()].map(initializerProto),
     input: g.inputs.map(valueInfoProto),

@@ -1,11 +1,12 @@
 import { QuantkitError } from '../errors.js';
 import type { DType } from '../tensor/dtype.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { NodeAttributes } from './attributes.js';
+import { AttributeReader, attrsFrom, type AttributeInput } from '../graph/attributes.js';
 
 /** What an op implementation gets besides its inputs. */
 export interface OpContext {
-  readonly attrs: NodeAttributes;
+  /** The node's attributes, typed (graph/attributes.ts): ops never see protobuf messages. */
+  readonly attrs: AttributeReader;
   /** Opset version of the node's domain in the model (ops whose semantics changed check it). */
   readonly opset: number;
   /** How errors name the node, e.g. `node 'q1' (#2, QuantizeLinear)`. */
@@ -19,8 +20,8 @@ export interface OpContext {
 export type OpImpl = (inputs: readonly (Tensor | undefined)[], ctx: OpContext) => Tensor[];
 
 /** Context for calling an op directly (tests, constant folding): attributes from a plain object. */
-export function opContext(attrs: Record<string, unknown> = {}, opset = 25, where = 'node'): OpContext {
-  return { attrs: new NodeAttributes(new Map(Object.entries(attrs)), where), opset, where };
+export function opContext(attrs: Readonly<Record<string, AttributeInput>> = {}, opset = 25, where = 'node'): OpContext {
+  return { attrs: new AttributeReader(attrsFrom(attrs), where), opset, where };
 }
 
 export function requireInput(inputs: readonly (Tensor | undefined)[], index: number, name: string, ctx: OpContext): Tensor {

@@ -48,3 +48,8 @@ export function scaleIndexMap(xDims: readonly number[], scale: Tensor, zeroPoint
   }
   return map;
 }
+
+/** Saturation of a rounded value to a code range [lo, hi]. */
+export function clamp(v: number, lo: number, hi: number): number {
+  return v < lo ? lo : v > hi ? hi : v;
+}

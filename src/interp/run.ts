@@ -1,9 +1,9 @@
 import { QuantkitError } from '../errors.js';
-import { attributeValue } from '../io/onnx/attribute.js';
-import type { GraphProto, ModelProto, NodeProto } from '../io/onnx/proto.js';
-import { tensorFromProto } from '../io/onnx/tensor.js';
+import { AttributeReader } from '../graph/attributes.js';
+import { modelFromProto } from '../graph/from-onnx.js';
+import type { GraphNode, Model } from '../graph/model.js';
+import { topologicalOrder } from '../graph/topology.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { NodeAttributes } from './attributes.js';
 import type { OpContext } from './op.js';
 import type { OpRegistry } from './registry.js';
 import { defaultRegistry } from './registry.js';
@@ -12,38 +12,52 @@ export interface RunOptions {
   registry?: OpRegistry;
 }
 
+/** A decoded ONNX ModelProto (io/onnx/proto.ts decodeModel), named through the graph boundary that reads it. */
+type ModelProto = Parameters<typeof modelFromProto>[0];
+
 /**
- * Runs `model` on `inputs` (graph input name → tensor) with the pure-TypeScript reference ops and
- * returns the graph outputs by name. Initializers and Constant nodes are values; an input that has
- * an initializer may be overridden by `inputs`. Nodes run in graph order when that order is
- * topological (ONNX requires it), otherwise in a topological order computed here.
+ * Runs an ONNX model on `inputs` (graph input name → tensor) with the pure-TypeScript reference
+ * ops and returns the graph outputs by name. An input that has an initializer (listed as a graph
+ * input: ONNX's overridable default) may be overridden by `inputs`; other names are ignored.
  */
 export function runModel(model: ModelProto, inputs: Map<string, Tensor>, opts: RunOptions = {}): Map<string, Tensor> {
+  const declared = new Set(model.graph?.input.map((v) => v.name));
+  return runGraph(modelFromProto(model), new Map([...inputs].filter(([name]) => declared.has(name))), opts);
+}
+
+/**
+ * Runs the IR `model` on `inputs` and returns the graph outputs by name. Initializers (and the
+ * Constant nodes graph/from-onnx lifted to initializers) are values; a tensor in `inputs` named
+ * like an initializer overrides it. Nodes run in graph/topology's order.
+ */
+export function runGraph(model: Model, inputs: Map<string, Tensor>, opts: RunOptions = {}): Map<string, Tensor> {
   const graph = model.graph;
-  if (!graph) throw new QuantkitError('QK_ONNX_NO_GRAPH', 'the model has no graph', 'load a complete ONNX model');
   const registry = opts.registry ?? defaultRegistry();
-  const opsets = new Map(model.opsetImport.map((o) => [o.domain === 'ai.onnx' ? '' : o.domain, Number(o.version)]));
   const values = new Map<string, Tensor>();
-  for (const init of graph.initializer) values.set(init.name, tensorFromProto(init, `initializer '${init.name}'`));
-  for (const input of graph.input) {
+  for (const [name, init] of graph.initializers) values.set(name, init.load());
+  for (const [name, t] of inputs) if (values.has(name)) values.set(name, t);
+  for (const input of graph.inputs) {
     const given = inputs.get(input.name);
-    if (given) values.set(input.name, given);
-    else if (!values.has(input.name)) {
+    if (!given) {
       throw new QuantkitError('QK_MISSING_INPUT', `graph input '${input.name}' has no value`, `pass a tensor for '${input.name}' (inputs given: ${[...inputs.keys()].join(', ') || 'none'})`);
     }
+    values.set(input.name, given);
   }
-  for (const [index, node] of topologicalOrder(graph, values)) {
-    const where = `node '${node.name || node.output[0] || '?'}' (#${index}, ${node.opType})`;
-    const outputs = node.opType === 'Constant' && (node.domain === '' || node.domain === 'ai.onnx')
-      ? [constantValue(node, where)]
-      : runNode(node, index, where, values, registry, opsets);
-    node.output.forEach((name, k) => {
+  const index = new Map(graph.nodes.map((n, i) => [n, i]));
+  for (const node of topologicalOrder(graph)) {
+    const i = index.get(node) as number;
+    const where = `node '${node.name || node.outputs[0] || '?'}' (#${i}, ${node.opType})`;
+    const attrs = new AttributeReader(node.attributes, where);
+    const outputs = node.opType === 'Constant' && node.domain === ''
+      ? [constantValue(attrs, where)]
+      : runNode(node, i, { attrs, opset: model.opsets.get(node.domain) ?? 0, where }, values, registry);
+    node.outputs.forEach((name, k) => {
       const t = outputs[k];
       if (name !== '' && t) values.set(name, t);
     });
   }
   const result = new Map<string, Tensor>();
-  for (const out of graph.output) {
+  for (const out of graph.outputs) {
     const t = values.get(out.name);
     if (!t) throw new QuantkitError('QK_MISSING_OUTPUT', `graph output '${out.name}' was not produced by any node`, 'check the model: every graph output must be a node output, initializer or input');
     result.set(out.name, t);
@@ -51,7 +65,7 @@ export function runModel(model: ModelProto, inputs: Map<string, Tensor>, opts: R
   return result;
 }
 
-function runNode(node: NodeProto, index: number, where: string, values: Map<string, Tensor>, registry: OpRegistry, opsets: Map<string, number>): Tensor[] {
+function runNode(node: GraphNode, index: number, ctx: OpContext, values: Map<string, Tensor>, registry: OpRegistry): Tensor[] {
   const impl = registry.get(node.opType, node.domain);
   if (!impl) {
     throw new QuantkitError(
@@ -60,56 +74,27 @@ function runNode(node: NodeProto, index: number, where: string, values: Map<stri
       `supported ops: ${registry.names().join(', ')}`,
     );
   }
-  const args = node.input.map((name, k) => {
+  const args = node.inputs.map((name, k) => {
     if (name === '') return undefined; // an omitted optional input
     const t = values.get(name);
-    if (!t) throw new QuantkitError('QK_MISSING_INPUT', `${where}: input #${k} '${name}' has no value`, 'it is not a graph input, initializer or earlier node output');
+    if (!t) throw new QuantkitError('QK_MISSING_INPUT', `${ctx.where}: input #${k} '${name}' has no value`, 'it is not a graph input, initializer or earlier node output');
     return t;
   });
-  const ctx: OpContext = { attrs: attributesOf(node, where), opset: opsets.get(node.domain === 'ai.onnx' ? '' : node.domain) ?? 0, where };
   return impl(args, ctx);
 }
 
-function attributesOf(node: NodeProto, where: string): NodeAttributes {
-  return new NodeAttributes(new Map(node.attribute.map((a) => [a.name, attributeValue(a, where)])), where);
-}
-
-/** Constant: the `value` tensor attribute (the value_float/value_ints/... forms as 0-D/1-D tensors). */
-function constantValue(node: NodeProto, where: string): Tensor {
-  const attrs = attributesOf(node, where);
+/**
+ * A Constant that graph/from-onnx left as a node (it lifts the single-valued ones to initializers):
+ * the `value` tensor, or value_float/value_int/value_floats/value_ints as 0-D/1-D tensors.
+ */
+function constantValue(attrs: AttributeReader, where: string): Tensor {
   const t = attrs.tensor('value');
   if (t) return t;
   if (attrs.has('value_float')) return { dtype: 'float32', dims: [], data: Float32Array.of(attrs.float('value_float', 0)) };
   if (attrs.has('value_int')) return { dtype: 'int64', dims: [], data: BigInt64Array.of(BigInt(attrs.int('value_int', 0))) };
-  const floats = node.attribute.find((a) => a.name === 'value_floats');
-  if (floats) return { dtype: 'float32', dims: [floats.floats.length], data: Float32Array.from(floats.floats) };
-  const ints = node.attribute.find((a) => a.name === 'value_ints');
-  if (ints) return { dtype: 'int64', dims: [ints.ints.length], data: BigInt64Array.from(ints.ints) };
+  const floats = attrs.floats('value_floats');
+  if (floats) return { dtype: 'float32', dims: [floats.length], data: Float32Array.from(floats) };
+  const ints = attrs.int64s('value_ints');
+  if (ints) return { dtype: 'int64', dims: [ints.length], data: BigInt64Array.from(ints) };
   throw new QuantkitError('QK_UNSUPPORTED_OP', `${where}: Constant without a value, value_float(s) or value_int(s) attribute`, 'the reference interpreter supports tensor, float and int constants');
-}
-
-/**
- * Node order to run: graph order if every input is available when its node comes (the ONNX rule),
- * else Kahn's algorithm over value names. Unresolvable inputs are reported when the node runs.
- */
-function topologicalOrder(graph: GraphProto, initial: Map<string, Tensor>): [number, NodeProto][] {
-  const nodes = graph.node.map((n, i) => [i, n] as [number, NodeProto]);
-  const available = new Set(initial.keys());
-  let inOrder = true;
-  for (const [, n] of nodes) {
-    if (n.input.some((name) => name !== '' && !available.has(name))) inOrder = false;
-    for (const o of n.output) available.add(o);
-  }
-  if (inOrder) return nodes;
-  const ready = new Set(initial.keys());
-  const pending = [...nodes];
-  const order: [number, NodeProto][] = [];
-  while (pending.length > 0) {
-    const k = pending.findIndex(([, n]) => n.input.every((name) => name === '' || ready.has(name)));
-    if (k < 0) return [...order, ...pending]; // a cycle or a missing value: the node reports it
-    const [entry] = pending.splice(k, 1) as [[number, NodeProto]];
-    order.push(entry);
-    for (const o of entry[1].output) ready.add(o);
-  }
-  return order;
 }

@@ -1,7 +1,7 @@
 import type { Graph, GraphNode, Model } from '../graph/model.js';
 import { memoryInitializer } from '../graph/model.js';
 import { consumers, uniqueName, usedNames } from '../graph/topology.js';
-import { makeAttribute } from '../io/onnx/attribute.js';
+import { floatAttr, intAttr, makeAttr } from '../graph/attributes.js';
 import { makeTensor } from '../tensor/tensor.js';
 
 /**
@@ -24,7 +24,7 @@ export function foldBatchNorm(model: Model): number {
   for (const bn of g.nodes) {
     if (bn.opType !== 'BatchNormalization' || bn.domain !== '') continue;
     if (bn.outputs.slice(1).some((o) => o !== '')) continue;
-    if (bn.attributes.some((a) => a.name === 'training_mode' && a.i !== 0n)) continue;
+    if (intAttr(bn, 'training_mode', 0) !== 0) continue;
     const x = bn.inputs[0] as string;
     const prev = producer.get(x);
     if (!prev || (prev.opType !== 'Conv' && prev.opType !== 'Gemm') || prev.domain !== '') continue;
@@ -32,7 +32,7 @@ export function foldBatchNorm(model: Model): number {
     const params = bn.inputs.slice(1, 5).map((name) => floatInit(g, name));
     if (params.some((p) => !p)) continue;
     const [gamma, beta, mean, variance] = params as [Float32Array, Float32Array, Float32Array, Float32Array];
-    const eps = bn.attributes.find((a) => a.name === 'epsilon')?.f ?? 1e-5;
+    const eps = floatAttr(bn, 'epsilon', 1e-5);
     const C = gamma.length;
     const w = floatInit(g, prev.inputs[1]);
     if (!w) continue;
@@ -50,11 +50,11 @@ export function foldBatchNorm(model: Model): number {
       if (!b || b.length !== C) continue;
       bias = Float64Array.from(b);
     } else {
-      const transA = prev.attributes.find((a) => a.name === 'transA')?.i ?? 0n;
-      const transB = (prev.attributes.find((a) => a.name === 'transB')?.i ?? 0n) === 1n;
-      const alpha = prev.attributes.find((a) => a.name === 'alpha')?.f ?? 1;
-      const betaG = prev.attributes.find((a) => a.name === 'beta')?.f ?? 1;
-      if (transA !== 0n || wDims.length !== 2) continue;
+      const transA = intAttr(prev, 'transA', 0);
+      const transB = intAttr(prev, 'transB', 0) === 1;
+      const alpha = floatAttr(prev, 'alpha', 1);
+      const betaG = floatAttr(prev, 'beta', 1);
+      if (transA !== 0 || wDims.length !== 2) continue;
       const N = transB ? (wDims[0] as number) : (wDims[1] as number);
       const K = transB ? (wDims[1] as number) : (wDims[0] as number);
       if (N !== C) continue;
@@ -69,7 +69,7 @@ export function foldBatchNorm(model: Model): number {
       if (!c0 || (c0.length !== 1 && c0.length !== N)) continue;
       bias = Float64Array.from({ length: N }, (_, n) => betaG * (c0[c0.length === 1 ? 0 : n] as number));
       prev.attributes = prev.attributes.filter((a) => a.name !== 'alpha' && a.name !== 'beta')
-        .concat([makeAttribute('alpha', 1, 'float'), makeAttribute('beta', 1, 'float')]);
+        .concat([makeAttr('alpha', 1, 'float'), makeAttr('beta', 1, 'float')]);
     }
     const newB = new Float32Array(C);
     for (let c = 0; c < C; c++) newB[c] = ((bias[c] as number) - (mean[c] as number)) * (s[c] as number) + (beta[c] as number);

@@ -1,7 +1,6 @@
-import { attributeValue } from '../io/onnx/attribute.js';
+import { AttributeReader, nodeLabel } from '../graph/attributes.js';
 import { memoryInitializer, type Graph, type GraphNode } from '../graph/model.js';
 import { removeDeadNodes, topologicalOrder } from '../graph/topology.js';
-import { NodeAttributes } from '../interp/attributes.js';
 import { defaultRegistry, type OpRegistry } from '../interp/registry.js';
 import type { Tensor } from '../tensor/tensor.js';
 
@@ -22,10 +21,6 @@ export interface FoldResult {
   skipped: string[];
 }
 
-function where(n: GraphNode): string {
-  return `node '${n.name || n.outputs[0] || '?'}' (${n.opType})`;
-}
-
 export function foldConstants(graph: Graph, opset: number, registry: OpRegistry = defaultRegistry()): FoldResult {
   const folded: string[] = [];
   const skipped: string[] = [];
@@ -36,7 +31,7 @@ export function foldConstants(graph: Graph, opset: number, registry: OpRegistry 
     const present = node.inputs.filter((i) => i !== '');
     // An initializer that is also a graph input can be overridden at run time: not a constant.
     if (present.length === 0 || !present.every((i) => graph.initializers.has(i) && !graphInputs.has(i))) continue;
-    const label = where(node);
+    const label = nodeLabel(node);
     let outputs: Tensor[];
     if (node.opType === 'Identity') {
       outputs = [graph.initializers.get(present[0] as string)!.load()];
@@ -47,7 +42,7 @@ export function foldConstants(graph: Graph, opset: number, registry: OpRegistry 
         continue;
       }
       const args = node.inputs.map((i) => (i === '' ? undefined : graph.initializers.get(i)!.load()));
-      const attrs = new NodeAttributes(new Map(node.attributes.map((a) => [a.name, attributeValue(a, label)])), label);
+      const attrs = new AttributeReader(node.attributes, label);
       outputs = impl(args, { attrs, opset, where: label });
     }
     node.outputs.forEach((name, k) => {

@@ -1,6 +1,6 @@
 import { QuantkitError } from '../errors.js';
-import { attributeValue, makeAttribute } from '../io/onnx/attribute.js';
-import { findAttribute, memoryInitializer, type Graph, type GraphNode, type Model } from '../graph/model.js';
+import { attributesOf, makeAttr, removeAttr } from '../graph/attributes.js';
+import { memoryInitializer, type Graph, type GraphNode, type Model } from '../graph/model.js';
 import { uniqueName, usedNames } from '../graph/topology.js';
 import type { Tensor } from '../tensor/tensor.js';
 
@@ -27,11 +27,21 @@ const SOFTMAX_13 = new Set(['Softmax', 'LogSoftmax', 'Hardmax']);
 export const UPGRADABLE = new Set(['Squeeze', 'Unsqueeze', 'ReduceSum', 'Split', 'Clip', 'Pad', 'Slice', 'Dropout', 'BatchNormalization', 'Upsample', ...REDUCE_18, ...SOFTMAX_13]);
 const UNSUPPORTED = new Set(['Scatter', 'Scan', 'Loop', 'If', 'ImageScaler', 'Crop', 'Affine', 'ParametricSoftplus', 'ScaledTanh', 'ThresholdedRelu_exp']);
 
-function take(node: GraphNode, name: string): unknown {
-  const a = findAttribute(node, name);
-  if (!a) return undefined;
-  node.attributes = node.attributes.filter((x) => x !== a);
-  return attributeValue(a, `node '${node.name}' (${node.opType})`);
+/** Typed reads that also remove the attribute from the node (it becomes an input, or goes). */
+function taker(node: GraphNode) {
+  const read = attributesOf(node);
+  const take = <T>(name: string, value: T): T => {
+    removeAttr(node, name);
+    return value;
+  };
+  return {
+    int: (name: string) => take(name, read.int(name)),
+    int64s: (name: string) => take(name, read.int64s(name)),
+    float: (name: string) => take(name, read.float(name)),
+    floats: (name: string) => take(name, read.floats(name)),
+    string: (name: string) => take(name, read.string(name)),
+    drop: (name: string) => void removeAttr(node, name),
+  };
 }
 
 export interface UpgradeResult {
@@ -54,7 +64,7 @@ export function upgradeOpset(model: Model, target = UPGRADE_TARGET_OPSET): Upgra
     g.initializers.set(name, memoryInitializer(name, t));
     return name;
   };
-  const ints = (base: string, v: readonly number[]) => constant(base, { dtype: 'int64', dims: [v.length], data: BigInt64Array.from(v, (x) => BigInt(x)) });
+  const ints = (base: string, v: readonly (number | bigint)[]) => constant(base, { dtype: 'int64', dims: [v.length], data: BigInt64Array.from(v, (x) => BigInt(x)) });
   const f32 = (base: string, v: number) => constant(base, { dtype: 'float32', dims: [], data: Float32Array.of(v) });
   const newNodes: GraphNode[] = [];
   const rankOf = (name: string): number | undefined => {
@@ -69,25 +79,26 @@ export function upgradeOpset(model: Model, target = UPGRADE_TARGET_OPSET): Upgra
     }
     const signature = () => `${n.opType}(${n.inputs.join(',')})[${n.attributes.map((a) => a.name).join(',')}]`;
     const before = signature();
+    const take = taker(n);
     switch (n.opType) {
       case 'Squeeze': case 'Unsqueeze': case 'ReduceSum': {
-        const axes = take(n, 'axes') as number[] | undefined;
+        const axes = take.int64s('axes');
         if (axes) n.inputs = [n.inputs[0] ?? '', ints(`${label}_axes`, axes)];
         break;
       }
       case 'ReduceMean': case 'ReduceMax': case 'ReduceMin': case 'ReduceProd': case 'ReduceL1': case 'ReduceL2':
       case 'ReduceLogSum': case 'ReduceLogSumExp': case 'ReduceSumSquare':
         if (from < 18 && target >= 18) {
-          const axes = take(n, 'axes') as number[] | undefined;
+          const axes = take.int64s('axes');
           if (axes) n.inputs = [n.inputs[0] ?? '', ints(`${label}_axes`, axes)];
         }
         break;
       case 'Softmax': case 'LogSoftmax': case 'Hardmax': {
         if (from >= 13) break;
-        const axis = (take(n, 'axis') as number | undefined) ?? 1;
+        const axis = take.int('axis') ?? 1;
         const rank = rankOf(n.inputs[0] ?? '');
         if (axis === -1 || (rank !== undefined && (axis === rank - 1 || axis + rank === rank - 1))) {
-          n.attributes.push(makeAttribute('axis', -1, 'int'));
+          n.attributes.push(makeAttr('axis', -1, 'int'));
           break;
         }
         const x = n.inputs[0] ?? '';
@@ -96,66 +107,67 @@ export function upgradeOpset(model: Model, target = UPGRADE_TARGET_OPSET): Upgra
         const flat = uniqueName(g, `${label}_2d`, taken);
         const out2d = uniqueName(g, `${label}_2d_out`, taken);
         newNodes.push({ name: uniqueName(g, `${label}_Shape`, taken), opType: 'Shape', domain: '', inputs: [x], outputs: [shape], attributes: [] });
-        newNodes.push({ name: uniqueName(g, `${label}_Flatten`, taken), opType: 'Flatten', domain: '', inputs: [x], outputs: [flat], attributes: [makeAttribute('axis', axis, 'int')] });
+        newNodes.push({ name: uniqueName(g, `${label}_Flatten`, taken), opType: 'Flatten', domain: '', inputs: [x], outputs: [flat], attributes: [makeAttr('axis', axis, 'int')] });
         n.inputs = [flat];
         n.outputs = [out2d];
-        n.attributes.push(makeAttribute('axis', -1, 'int'));
+        n.attributes.push(makeAttr('axis', -1, 'int'));
         newNodes.push(n);
         newNodes.push({ name: uniqueName(g, `${label}_Reshape`, taken), opType: 'Reshape', domain: '', inputs: [out2d, shape], outputs: [y], attributes: [] });
         rewritten.push(label);
         continue;
       }
       case 'Split': {
-        const split = take(n, 'split') as number[] | undefined;
+        const split = take.int64s('split');
         if (split) n.inputs = [n.inputs[0] ?? '', ints(`${label}_split`, split)];
         break;
       }
       case 'Clip':
         if (from < 11) {
-          const min = take(n, 'min') as number | undefined;
-          const max = take(n, 'max') as number | undefined;
+          const min = take.float('min');
+          const max = take.float('max');
           n.inputs = [n.inputs[0] ?? '', min === undefined ? '' : f32(`${label}_min`, min), max === undefined ? '' : f32(`${label}_max`, max)];
           while (n.inputs[n.inputs.length - 1] === '') n.inputs.pop();
         }
         break;
       case 'Pad':
         if (from < 11) {
-          const pads = (take(n, 'pads') ?? take(n, 'paddings')) as number[] | undefined;
-          const value = take(n, 'value') as number | undefined;
+          const pads = take.int64s('pads') ?? take.int64s('paddings');
+          const value = take.float('value');
           if (!pads) throw new QuantkitError('QK_OPSET_UPGRADE_UNSUPPORTED', `node '${label}' (Pad) has no pads attribute`, 'the model is malformed; re-export it');
           n.inputs = [n.inputs[0] ?? '', ints(`${label}_pads`, pads), ...(value === undefined || value === 0 ? [] : [f32(`${label}_value`, value)])];
         }
         break;
       case 'Slice':
         if (from < 10) {
-          const starts = take(n, 'starts') as number[];
-          const ends = take(n, 'ends') as number[];
-          const axes = take(n, 'axes') as number[] | undefined;
+          const starts = take.int64s('starts');
+          const ends = take.int64s('ends');
+          const axes = take.int64s('axes');
+          if (!starts || !ends) throw new QuantkitError('QK_OPSET_UPGRADE_UNSUPPORTED', `node '${label}' (Slice) lacks its starts or ends attribute`, 'the model is malformed; re-export it');
           n.inputs = [n.inputs[0] ?? '', ints(`${label}_starts`, starts), ints(`${label}_ends`, ends), ...(axes ? [ints(`${label}_axes`, axes)] : [])];
         }
         break;
       case 'Dropout': {
         // Inference only: the ratio does not change outputs, but it moved to an input at 12.
-        const ratio = take(n, 'ratio') as number | undefined;
-        take(n, 'is_test');
+        const ratio = take.float('ratio');
+        take.drop('is_test');
         if (ratio !== undefined && from < 12) n.inputs = [n.inputs[0] ?? '', f32(`${label}_ratio`, ratio)];
         break;
       }
       case 'BatchNormalization':
-        take(n, 'spatial');
-        take(n, 'consumed_inputs');
+        take.drop('spatial');
+        take.drop('consumed_inputs');
         break;
       case 'Upsample': {
-        const mode = (take(n, 'mode') as string | undefined) ?? 'nearest';
-        const scalesAttr = take(n, 'scales') as number[] | undefined;
+        const mode = take.string('mode') ?? 'nearest';
+        const scalesAttr = take.floats('scales');
         const scales = scalesAttr ? constant(`${label}_scales`, { dtype: 'float32', dims: [scalesAttr.length], data: Float32Array.from(scalesAttr) }) : (n.inputs[1] ?? '');
         // Upsample maps output i to input floor(i / scale): Resize's asymmetric + floor.
         n.opType = 'Resize';
         n.inputs = [n.inputs[0] ?? '', '', scales];
         n.attributes = [
-          makeAttribute('mode', mode === 'bilinear' ? 'linear' : mode),
-          makeAttribute('coordinate_transformation_mode', 'asymmetric'),
-          makeAttribute('nearest_mode', 'floor'),
+          makeAttr('mode', mode === 'bilinear' ? 'linear' : mode),
+          makeAttr('coordinate_transformation_mode', 'asymmetric'),
+          makeAttr('nearest_mode', 'floor'),
         ];
         break;
       }

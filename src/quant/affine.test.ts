@@ -11,7 +11,7 @@ import { QuantkitError } from '../errors.js';
 import { affineParams, allocCodes, dequantizeAffine, intRange, paramsFromRange, quantizeAffine } from './affine.js';
 import { blockShapeFor, makeLayout } from './layout.js';
 import { blockMinMax, blockRanges } from './range.js';
-import { roundHalfAway, roundHalfEven } from './rounding.js';
+import { roundHalfAway, roundHalfEven } from '../formats/rounding.js';
 import { dequantize, quantize } from './quantize.js';
 
 // One-node ONNX models run in ONNX Runtime: the independent truth for the Q/DQ math.

@@ -1,8 +1,7 @@
 import { QuantkitError } from '../errors.js';
 import type { BlockLayout } from './layout.js';
 import { forEachRun } from './layout.js';
-import type { Rounding } from './rounding.js';
-import { roundHalfAway } from './rounding.js';
+import { ROUNDER, roundHalfAway, type Rounding } from '../formats/rounding.js';
 import type { ScaleDtype } from './scale-dtype.js';
 import { storeScale } from './scale-dtype.js';
 
@@ -48,13 +47,6 @@ export interface ParamOptions extends IntRange {
 
 const f = Math.fround;
 const FLT_MIN = 2 ** -126;
-/**
- * 1.5 · 2^52: in float64, (v + ROUNDER) − ROUNDER is v rounded to an integer with ties to even
- * (IEEE 754 round-to-nearest-even of the addition) for |v| < 2^51 — here v is already clamped to
- * the code range. Exact, and much cheaper than Math.round plus a tie fix-up.
- */
-const ROUNDER = 6755399441055744;
-
 /**
  * Scale and zero point from a real range, in float32 arithmetic exactly as ONNX Runtime does it
  * (DynamicQuantizeLinear, and the quantization tool's compute_scale_zp):

@@ -1,6 +1,6 @@
 import type { NonFinite } from './affine.js';
 import type { RangeMethod } from './range.js';
-import type { Rounding } from './rounding.js';
+import type { Rounding } from '../formats/rounding.js';
 import type { ScaleDtype } from './scale-dtype.js';
 
 export type QuantFormat =

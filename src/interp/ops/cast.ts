@@ -110,7 +110,7 @@ function castAttrs(ctx: OpContext): { saturate: boolean; roundMode: RoundMode } 
 
 export const Cast: OpImpl = (inputs, ctx) => {
   const input = requireInput(inputs, 0, 'input', ctx);
-  const to = ctx.attrs.optionalInt('to');
+  const to = ctx.attrs.int('to');
   if (to === undefined) throw new QuantkitError('QK_BAD_ATTRIBUTE', `${ctx.where}: Cast needs the 'to' attribute`, 'set to= the target TensorProto.DataType');
   return [castTensor(input, dtypeFromOnnx(to, `${ctx.where} attribute 'to'`), castAttrs(ctx))];
 };

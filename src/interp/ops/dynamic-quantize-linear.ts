@@ -1,7 +1,8 @@
 import { makeTensor } from '../../tensor/tensor.js';
 import type { OpImpl } from '../op.js';
 import { expectDType, requireInput } from '../op.js';
-import { clamp, roundHalfEven } from '../rounding.js';
+import { roundHalfEven } from '../../formats/rounding.js';
+import { clamp } from '../quant-params.js';
 
 /**
  * ONNX DynamicQuantizeLinear (opset 11), uint8 only, computed in float32 as the spec's reference:

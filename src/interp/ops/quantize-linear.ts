@@ -5,8 +5,8 @@ import type { Tensor } from '../../tensor/tensor.js';
 import { allocData, makeTensor } from '../../tensor/tensor.js';
 import type { OpContext, OpImpl } from '../op.js';
 import { requireInput } from '../op.js';
-import { scaleIndexMap } from '../quant-params.js';
-import { clamp, roundHalfEven } from '../rounding.js';
+import { clamp, scaleIndexMap } from '../quant-params.js';
+import { roundHalfEven } from '../../formats/rounding.js';
 import { encodeFloat, isFloat, roundToFloat, toFloat64 } from '../values.js';
 
 const QUANT_TYPES: readonly DType[] = [

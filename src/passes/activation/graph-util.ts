@@ -1,9 +1,7 @@
 import { QuantkitError } from '../../errors.js';
-import { attributeValue } from '../../io/onnx/attribute.js';
-import { makeAttribute } from '../../io/onnx/attribute.js';
+import { makeAttr, type Attribute } from '../../graph/attributes.js';
 import type { Graph, GraphNode, Initializer } from '../../graph/model.js';
-import type { AttributeProto } from '../../io/onnx/proto.js';
-import { findAttribute, memoryInitializer } from '../../graph/model.js';
+import { memoryInitializer } from '../../graph/model.js';
 import { uniqueName, usedNames } from '../../graph/topology.js';
 import { affineParams, quantizeAffine } from '../../quant/affine.js';
 import { blockShapeFor, makeLayout } from '../../quant/layout.js';
@@ -31,8 +29,8 @@ export class GraphEditor {
   }
 
   /** An INTS attribute, for nodes that need one (ReduceMax axes before opset 18). */
-  intsAttribute(name: string, values: number[]): AttributeProto[] {
-    return [makeAttribute(name, values, 'ints')];
+  intsAttribute(name: string, values: number[]): Attribute[] {
+    return [makeAttr(name, values, 'ints')];
   }
 
   /** Appends a node (callers re-sort the graph topologically at the end). Attributes are INTs. */
@@ -40,26 +38,15 @@ export class GraphEditor {
     const n: GraphNode = {
       name: this.name(`${outputs[0] ?? opType}_node`),
       opType, domain, inputs, outputs,
-      attributes: Object.entries(attrs).map(([k, v]) => makeAttribute(k, v, 'int')),
+      attributes: Object.entries(attrs).map(([k, v]) => makeAttr(k, v, 'int')),
     };
     this.graph.nodes.push(n);
     return n;
   }
 }
 
-export function intAttr(node: GraphNode, name: string, fallback: number): number {
-  const a = findAttribute(node, name);
-  if (!a) return fallback;
-  const v = attributeValue(a);
-  return typeof v === 'number' ? v : typeof v === 'bigint' ? Number(v) : fallback;
-}
-
-export function floatAttr(node: GraphNode, name: string, fallback: number): number {
-  const a = findAttribute(node, name);
-  if (!a) return fallback;
-  const v = attributeValue(a);
-  return typeof v === 'number' ? v : fallback;
-}
+// The typed readers live in graph/attributes.ts; re-exported here for the passes that import them from this module.
+export { floatAttr, intAttr } from '../../graph/attributes.js';
 
 export function loadFloat32(init: Initializer): Float32Array {
   const t = init.load();

@@ -1,8 +1,7 @@
 import type { Graph, GraphNode } from '../../graph/model.js';
 import { topologicalOrder } from '../../graph/topology.js';
 import { dtypeFromOnnx, type DType } from '../../tensor/dtype.js';
-import { attributeValue } from '../../io/onnx/attribute.js';
-import type { Tensor } from '../../tensor/tensor.js';
+import { intAttr } from '../../graph/attributes.js';
 
 /**
  * Element type of every value, propagated through the graph by each op's type rule (ONNX
@@ -27,16 +26,12 @@ export function inferElemTypes(graph: Graph): Map<string, DType> {
   return types;
 }
 
-function attr(n: GraphNode, name: string) {
-  return n.attributes.find((a) => a.name === name);
-}
-
 function outputTypes(n: GraphNode, input: (i: number) => DType | undefined): (DType | undefined)[] {
   const first = n.inputs.map((_, i) => input(i)).find((t) => t !== undefined);
   switch (n.opType) {
     case 'Cast': {
-      const to = attr(n, 'to');
-      return [to ? dtypeFromOnnx(Number(to.i)) : undefined];
+      const to = intAttr(n, 'to');
+      return [to !== undefined ? dtypeFromOnnx(to) : undefined];
     }
     case 'CastLike': return [input(1)];
     case 'Shape': case 'Size': case 'NonZero': case 'ArgMax': case 'ArgMin': return ['int64'];
@@ -45,8 +40,7 @@ function outputTypes(n: GraphNode, input: (i: number) => DType | undefined): (DT
     case 'ConstantOfShape': case 'Constant': {
       const a = n.attributes[0];
       if (!a) return ['float32'];
-      const v = attributeValue(a);
-      return [typeof v === 'object' && v !== null && 'dtype' in v ? (v as Tensor).dtype : a.name.startsWith('value_int') ? 'int64' : 'float32'];
+      return [a.kind === 'tensor' ? a.value.dtype : a.name.startsWith('value_int') ? 'int64' : 'float32'];
     }
     case 'TopK': return [first, 'int64'];
     case 'MaxPool': return [first, 'int64'];

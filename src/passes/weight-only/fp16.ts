@@ -1,8 +1,7 @@
 import type { GraphNode, Model } from '../../graph/model.js';
 import { consumers, uniqueName, usedNames } from '../../graph/topology.js';
 import { decodeFloat16, encodeFloat16 } from '../../formats/float16.js';
-import { makeAttribute } from '../../io/onnx/attribute.js';
-import { tensorFromProto } from '../../io/onnx/tensor.js';
+import { makeAttr } from '../../graph/attributes.js';
 import { sqnrDb } from '../../quant/metrics.js';
 import { makeTensor, type Tensor } from '../../tensor/tensor.js';
 import { inferElemTypes } from './elem-types.js';
@@ -135,12 +134,12 @@ export function convertToFloat16(model: Model, blockList: readonly string[] = DE
     }
     // Ops that make floats from attributes now make fp16.
     if (n.opType === 'Cast') {
-      n.attributes = n.attributes.map((a) => (a.name === 'to' && Number(a.i) === FLOAT ? makeAttribute('to', FLOAT16) : a));
+      n.attributes = n.attributes.map((a) => (a.name === 'to' && a.kind === 'int' && a.value === FLOAT ? makeAttr('to', FLOAT16) : a));
     }
     if (n.opType === 'ConstantOfShape' || n.opType === 'Constant') {
       n.attributes = n.attributes.map((a) => {
-        if (a.name !== 'value' || !a.t || a.t.dataType !== FLOAT) return a;
-        return makeAttribute('value', toFp16(tensorFromProto(a.t)).tensor);
+        if (a.name !== 'value' || a.kind !== 'tensor' || a.value.dtype !== 'float32') return a;
+        return makeAttr('value', toFp16(a.value).tensor);
       });
     }
   }

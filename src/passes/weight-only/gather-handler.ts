@@ -1,7 +1,7 @@
 import { QuantkitError } from '../../errors.js';
 import { makeTensor } from '../../tensor/tensor.js';
 import { int8Handler, rejectStorage } from './dq-storage.js';
-import { makeAttribute } from '../../io/onnx/attribute.js';
+import { attrsFrom } from '../../graph/attributes.js';
 import { addInitializer, intAttr } from './graph-edit.js';
 import { nbitsKey } from './nbits-handler.js';
 import { NonFiniteWeight, nbitsSqnrDb, quantizeNBitsMatrix, type NBitsOptions, type NBitsWeights } from './nbits-quant.js';
@@ -118,7 +118,7 @@ export function blockGatherPart(bits: 4 | 8, symmetric: boolean): GatherPart {
         n.opType = 'GatherBlockQuantized';
         n.domain = 'com.microsoft';
         n.inputs = [inputs[0] as string, n.inputs[1] as string, ...inputs.slice(1)];
-        n.attributes = Object.entries({ gather_axis: 0, quantize_axis: 1, block_size: bs, bits }).map(([k, v]) => makeAttribute(k, v));
+        n.attributes = attrsFrom({ gather_axis: 0, quantize_axis: 1, block_size: bs, bits });
       }
       if (!ctx.model.opsets.has('com.microsoft')) ctx.model.opsets.set('com.microsoft', 1);
       return {

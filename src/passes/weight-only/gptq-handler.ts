@@ -1,4 +1,5 @@
 import { QuantkitError } from '../../errors.js';
+import { ROUNDER } from '../../formats/rounding.js';
 import type { Model } from '../../graph/model.js';
 import { nearestCode, fp4BnbCodebook, nf4Codebook } from '../../quant/codebook.js';
 import { gptqQuantize, type GptqOptions, type GptqResult, type GroupParams, type GroupQuantizer } from '../../quant/gptq.js';
@@ -39,8 +40,6 @@ export const gptqBlockSize = (s: GptqScheme, options: WeightOnlyOptions) => chec
 export const nbitsOptionsOf = (s: Extract<GptqScheme, { kind: 'nbits' }>, blockSize: number, options: WeightOnlyOptions): NBitsOptions =>
   ({ bits: s.bits, blockSize, symmetric: s.symmetric, rtn: options.rtn ?? false });
 
-/** 1.5 · 2^52: (v + ROUNDER) − ROUNDER rounds v to an integer, ties to even (as nbits-quant.ts). */
-const ROUNDER = 6755399441055744;
 const f = Math.fround;
 
 /** MatMulNBits groups: the data-free search picks (scale, zero point); codes round half to even. */

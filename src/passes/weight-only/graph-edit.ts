@@ -1,6 +1,6 @@
 import type { Graph, GraphNode } from '../../graph/model.js';
 import { memoryInitializer } from '../../graph/model.js';
-import { makeAttribute, type AttributeInput } from '../../io/onnx/attribute.js';
+import { attrsFrom, type AttributeInput } from '../../graph/attributes.js';
 import type { Tensor } from '../../tensor/tensor.js';
 
 /** Small graph-building helpers shared by the weight-only handlers. */
@@ -17,20 +17,12 @@ export function node(opType: string, inputs: string[], outputs: string[], name: 
     domain,
     inputs,
     outputs,
-    attributes: Object.entries(attributes).map(([k, v]) => makeAttribute(k, v)),
+    attributes: attrsFrom(attributes),
   };
 }
 
-/** Integer attribute value, or `fallback` when absent. */
-export function intAttr(n: GraphNode, name: string, fallback: number): number {
-  const a = n.attributes.find((x) => x.name === name);
-  return a ? Number(a.i) : fallback;
-}
-
-export function floatAttr(n: GraphNode, name: string, fallback: number): number {
-  const a = n.attributes.find((x) => x.name === name);
-  return a ? a.f : fallback;
-}
+// The typed readers live in graph/attributes.ts; re-exported here for the handlers that import them from this module.
+export { floatAttr, intAttr } from '../../graph/attributes.js';
 
 /** Replaces every read of `from` in `nodes` (only those) by `to`. */
 export function rewireInputs(nodes: readonly GraphNode[], from: string, to: string): void {

@@ -81,7 +81,8 @@ export function findWeightSites(model: Model): WeightSite[] {
     const name = n.inputs[slot];
     const weight = name ? g.initializers.get(name) : undefined;
     if (!weight || weight.dtype !== 'float32') continue;
-    // MatMul may carry the weight on the left (x · W is usual; W · x is rare but legal).
+    // Only the slot WEIGHT_SLOT names counts: a MatMul with its initializer on the left (W · x,
+    // rare but legal) is not a site and stays fp32.
     sites.push({ node: n, slot, weight });
   }
   return sites;

@@ -1,12 +1,11 @@
 import { affineParams, nonFiniteError } from '../../quant/affine.js';
+import { ROUNDER } from '../../formats/rounding.js';
 
 /*
  * Per-channel symmetric int8 weights (the int8 scheme of dq-storage.ts), on its own so a worker
  * thread (flows/quantize-worker.ts) loads only this and not the graph code around the handlers.
  */
 
-/** 1.5 · 2^52: (v + ROUNDER) − ROUNDER rounds v to an integer, ties to even (see quant/affine.ts). */
-const ROUNDER = 6755399441055744;
 
 /** Dims around `axis`: [outer, channels, inner] (row-major: element (o, c, i) at (o·C + c)·inner + i). */
 function aroundAxis(dims: readonly number[], axis: number): [number, number, number] {

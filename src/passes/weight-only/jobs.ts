@@ -1,6 +1,4 @@
-import type { Initializer, Model } from '../../graph/model.js';
-import { parseExternalDataRef } from '../../io/onnx/external.js';
-import { TensorProto_DataLocation } from '../../io/onnx/proto.js';
+import type { ExternalBytes, Initializer, Model } from '../../graph/model.js';
 import { outputChannelAxis, rejectStorage } from './dq-storage.js';
 import { int8Key, type Int8Weights } from './int8-quant.js';
 import { findWeightSites, userSkipReason } from './index.js';
@@ -39,12 +37,10 @@ export type WeightJobResult =
   | { readonly kind: 'int8'; readonly key: string; readonly weights: Int8Weights };
 
 /** Where an untouched fp32 external initializer's bytes lie, or undefined. */
-function externalBytes(init: Initializer): { location: string; offset: number } | undefined {
-  const p = init.source;
-  if (!p || init.dtype !== 'float32' || p.dataLocation !== TensorProto_DataLocation.EXTERNAL) return undefined;
+function externalBytes(init: Initializer): ExternalBytes | undefined {
+  if (init.dtype !== 'float32') return undefined;
   try {
-    const ref = parseExternalDataRef(p);
-    return { location: ref.location, offset: ref.offset };
+    return init.externalData?.();
   } catch {
     return undefined; // the pass reports it
   }

@@ -1,4 +1,5 @@
 import { QuantkitError } from '../../errors.js';
+import { floatAttr } from '../../graph/attributes.js';
 import { sqnrDb } from '../../quant/metrics.js';
 import { makeTensor } from '../../tensor/tensor.js';
 import { addInitializer, node, rewireInputs } from './graph-edit.js';
@@ -130,7 +131,7 @@ export function nbitsHandler(bits: 4 | 8, symmetric: boolean, format: 'native' |
       reject: (site, ctx) => {
         const r = rejectLinear(site, ctx.graph);
         if (r) return r;
-        if (site.node.opType === 'Gemm' && site.node.attributes.some((a) => a.name === 'alpha' && a.f !== 1)) return 'Gemm with alpha ≠ 1 (QDQ form keeps the op)';
+        if (site.node.opType === 'Gemm' && floatAttr(site.node, 'alpha', 1) !== 1) return 'Gemm with alpha ≠ 1 (QDQ form keeps the op)';
         return undefined;
       },
       prepare: (ctx) => {

@@ -1,4 +1,5 @@
 import { quantizeSymBlocksWasm } from '../../kernels/nbits-wasm.js';
+import { ROUNDER } from '../../formats/rounding.js';
 
 /**
  * Block-wise integer quantization of a weight matrix in the layout ONNX Runtime's
@@ -59,8 +60,6 @@ export interface NBitsWeights {
 
 const f = Math.fround;
 const FLT_MIN = 2 ** -126;
-/** 1.5 · 2^52: (v + ROUNDER) − ROUNDER is v rounded to an integer, ties to even, in float64. */
-const ROUNDER = 6755399441055744;
 
 function roundHalfAway(v: number): number {
   return v < 0 ? -Math.floor(-v + 0.5) : Math.floor(v + 0.5);

@@ -1,7 +1,7 @@
 import { QuantkitError } from '../../errors.js';
 
 /**
- * A weight-only scheme is a plain object; `kind` picks the handler (see handlers.ts). Adding a
+ * A weight-only scheme is a plain object; `kind` picks the handler (HANDLERS in index.ts). Adding a
  * scheme adds one row to SCHEMES.
  */
 export type WeightOnlyScheme =
