@@ -1,6 +1,6 @@
-import { attributeValue } from '../io/onnx/attribute.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { findAttribute, type Graph, type GraphNode } from './model.js';
+import { intAttr } from './attributes.js';
+import type { Graph, GraphNode } from './model.js';
 import { consumers, producers } from './topology.js';
 
 /*
@@ -35,12 +35,6 @@ const PASS_THROUGH = new Set(['Identity', 'Cast', 'Unsqueeze', 'Squeeze', 'Resha
 function intsOf(t: Tensor | undefined): number[] | undefined {
   if (!t || (t.dtype !== 'int64' && t.dtype !== 'int32')) return undefined;
   return Array.from(t.data as ArrayLike<number | bigint>, (v) => Number(v));
-}
-
-function intAttr(node: GraphNode, name: string, fallback: number): number {
-  const a = findAttribute(node, name);
-  const v = a ? attributeValue(a, `node '${node.name}' (${node.opType})`) : undefined;
-  return typeof v === 'number' ? v : fallback;
 }
 
 class Tracer {
