@@ -2,7 +2,7 @@ import { QuantkitError } from '../../errors.js';
 import { sqnrDb } from '../../quant/metrics.js';
 import { makeTensor } from '../../tensor/tensor.js';
 import { addInitializer } from './graph-edit.js';
-import { BNB4_QUANT_TYPE, dequantizeBnb4, quantizeBnb4, type Bnb4Type } from './bnb4-quant.js';
+import { BNB4_QUANT_TYPE, dataFreeSearch, dequantizeBnb4, quantizeBnb4, type Bnb4Type } from './bnb4-quant.js';
 import { linearView, rejectLinear, replaceLinear, transposedWeight } from './linear-site.js';
 import { NonFiniteWeight } from './nbits-quant.js';
 import type { HandlerContext, WeightHandler, WeightSite } from './types.js';
@@ -13,6 +13,8 @@ export const bnb4Key = (viewKey: string, type: Bnb4Type, blockSize: number, rtn:
 /** nf4 / fp4: com.microsoft MatMulBnb4 replacing the MatMul (or Gemm); see bnb4-quant.ts. */
 function apply(type: Bnb4Type) {
   return (weight: string, sites: readonly WeightSite[], ctx: HandlerContext) => {
+    // Data-free nf4 stores the plain absmax (bnb4-quant.ts dataFreeSearch says why).
+    const absmax = (ctx.options.rtn ?? false) || !dataFreeSearch(type);
     const done = new Map<string, { inputs: string[]; sqnr: number; bytes: number; dqBytes: number | undefined; K: number; N: number }>();
     for (const site of sites) {
       const view = linearView(site);
@@ -23,7 +25,7 @@ function apply(type: Bnb4Type) {
         let w = ctx.options.precomputed?.bnb4?.get(bnb4Key(view.key, type, ctx.blockSize, ctx.options.rtn ?? false));
         if (!w) {
           try {
-            w = quantizeBnb4(wt, { type, blockSize: ctx.blockSize, rtn: ctx.options.rtn ?? false, doubleQuant: ctx.options.doubleQuant ?? false });
+            w = quantizeBnb4(wt, { type, blockSize: ctx.blockSize, rtn: absmax, doubleQuant: ctx.options.doubleQuant ?? false });
           } catch (e) {
             if (e instanceof NonFiniteWeight) throw new QuantkitError('QK_NONFINITE_WEIGHTS', `weight '${weight}' has a non-finite value (${e.value})`, 'fix the weights, or --exclude this tensor');
             throw e;
@@ -43,6 +45,7 @@ function apply(type: Bnb4Type) {
     const bytes = all.reduce((s, d) => s + d.bytes, 0);
     const notes: string[] = [];
     if (ctx.options.rtn) notes.push('absmax round-to-nearest (--rtn)');
+    else if (absmax && !ctx.options.precomputed?.gptq?.has(weight)) notes.push('absmax per block (bitsandbytes)');
     if (ctx.options.doubleQuant) {
       const dq = all.reduce((s, d) => s + (d.dqBytes ?? d.bytes), 0);
       notes.push(`double-quant: stored as fp32 absmax (MatMulBnb4 reads fp32 only); ${bytes - dq} bytes smaller in a format carrying 8-bit constants`);

@@ -11,9 +11,10 @@ import { NonFiniteWeight } from './nbits-quant.js';
  *           (bitsandbytes' order; checked numerically against ORT 1.30, see the tests)
  *   absmax  float32 [ceil(N·K / blockSize)]
  *   value   = table[code] · absmax, quant_type 0 = bitsandbytes FP4, 1 = NF4.
- * The stored constant need not be the true absmax: `search` picks, per block, the constant
- * with the least squared error among clipped candidates and a least-squares refinement (plain
- * absmax, bitsandbytes' choice, is the first candidate). --double-quant: MatMulBnb4 reads fp32
+ * The stored constant need not be the true absmax: unless `rtn`, chooseConstant picks, per
+ * block, the constant with the least squared error among clipped candidates and a least-squares
+ * refinement (plain absmax, bitsandbytes' choice, is the first candidate); which callers ask for
+ * it is dataFreeSearch's rule. --double-quant: MatMulBnb4 reads fp32
  * constants only, so the constants are double-quantized (QLoRA) and stored dequantized, and the
  * codes re-chosen against them; the bytes a format carrying the 8-bit constants would save are
  * reported.
@@ -102,6 +103,22 @@ function chooseConstant(x: Float32Array, start: number, end: number, cb: Codeboo
     best = s;
   }
   return best;
+}
+
+/**
+ * Whether the data-free default searches the per-block constant for `type` (else: absmax, as
+ * bitsandbytes and --rtn). The search lowers every block's squared weight error, but that is not
+ * what a model's output feels. Measured in ONNX Runtime on every LM the project has (README's
+ * scheme table; scripts/measure/weight-only-quality.ts): fp4's search lowers perplexity on each,
+ * while nf4's raises it on models/lm.onnx (+2.05 % vs +1.84 % of fp32 for absmax) and on a
+ * held-out LM (+3.22 % vs +2.51 %); no variant tried — fewer or milder candidates, least squares
+ * only, errors weighted by |w| or w² — stayed at or below absmax on all of them. NF4's levels are
+ * quantiles of N(0, 1) normalised to the block's absmax, the scale they were built for. Under GPTQ
+ * (gptq-handler.ts), which carries each block's error onto the weights not yet quantized, the
+ * search helps nf4 too (lm.onnx +0.99 % vs +1.22 %, both variant LMs likewise), so it keeps it.
+ */
+export function dataFreeSearch(type: Bnb4Type): boolean {
+  return type === 'fp4';
 }
 
 /** Quantizes the flattened [N, K] weight `wt` (already transposed to the op's layout). */
