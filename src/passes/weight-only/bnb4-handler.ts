@@ -35,8 +35,9 @@ function apply(type: Bnb4Type) {
           addInitializer(ctx.graph, ctx.name(`${weight}_${type}`), makeTensor('uint8', [w.packed.length], w.packed)),
           addInitializer(ctx.graph, ctx.name(`${weight}_absmax`), makeTensor('float32', [w.absmax.length], w.absmax)),
         ];
-        const back = dequantizeBnb4(w, type, ctx.blockSize);
-        q = { inputs, sqnr: sqnrDb(wt, back), bytes: w.packed.length + 4 * w.absmax.length, dqBytes: w.doubleQuantBytes === undefined ? undefined : w.packed.length + w.doubleQuantBytes, K: view.K, N: view.N };
+        // The quantizer's own sums when it kept them (GPTQ's results: from a dequantized copy).
+        const sqnr = w.noiseSq !== undefined && w.signalSq !== undefined ? (w.noiseSq === 0 ? Infinity : 10 * Math.log10(w.signalSq / w.noiseSq)) : sqnrDb(wt, dequantizeBnb4(w, type, ctx.blockSize));
+        q = { inputs, sqnr, bytes: w.packed.length + 4 * w.absmax.length, dqBytes: w.doubleQuantBytes === undefined ? undefined : w.packed.length + w.doubleQuantBytes, K: view.K, N: view.N };
         done.set(view.key, q);
       }
       replaceLinear(site, ctx, 'MatMulBnb4', q.inputs, { K: q.K, N: q.N, block_size: ctx.blockSize, quant_type: BNB4_QUANT_TYPE[type] });
