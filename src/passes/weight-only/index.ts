@@ -156,7 +156,9 @@ export function quantizeWeights(model: Model, options: WeightOnlyOptions): Weigh
   const layers: LayerReport[] = [];
   // Float initializers no weight site reads (positional tables, masks ...): other-tensors.ts.
   const others = [...g.initializers.keys()].filter((name) => !byWeight.has(name));
+  let done = 0;
   for (const [weight, group] of byWeight) {
+    options.progress?.(done++, byWeight.size, `quantizing weights (${options.scheme})`);
     const init = group[0]?.weight as Initializer;
     const before = initializerBytes(init);
     const eligible: WeightSite[] = [];
@@ -185,6 +187,7 @@ export function quantizeWeights(model: Model, options: WeightOnlyOptions): Weigh
     const form = options.precomputed?.gptq?.has(weight) ? `${r.form} gptq` : r.form; // GPTQ results (gptq-handler.ts)
     layers.push({ ...base, scheme: r.scheme, form, sqnrDb: r.sqnrDb, bytesAfter: r.addedBytes + (keptOriginal ? before : 0), note });
   }
+  options.progress?.(byWeight.size, byWeight.size, `quantizing weights (${options.scheme})`);
   if (handler.store && globalReason === undefined) {
     const r = storeOtherTensors(ctx, handler.store, others, (name, readers) => {
       const e = (options.exclude ?? []).find((x) => x === name || readers.some((n) => n.opType === x || n.name === x));

@@ -32,6 +32,8 @@ export interface WeightOnlyOptions {
    * them on worker threads); a handler takes the one under its key instead of computing it.
    */
   readonly precomputed?: PrecomputedWeights | undefined;
+  /** Called as weights are done (`step` names the stage), for a progress bar. */
+  readonly progress?: ((done: number, total: number, step: string) => void) | undefined;
 }
 
 export interface PrecomputedWeights {
