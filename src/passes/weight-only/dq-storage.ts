@@ -159,7 +159,14 @@ function prepareOpset(target: number, what: string) {
   };
 }
 
-export const int8Handler: WeightHandler = { reject: rejectStorage, prepare: prepareOpset(13, 'per-axis DequantizeLinear'), apply: int8Apply, store: int8Store };
+/** ONNX Runtime widens int8 weights at every run (no DequantizeLinear → MatMul fusion for int8). */
+function int8Prepare(ctx: HandlerContext): string | undefined {
+  const r = prepareOpset(13, 'per-axis DequantizeLinear')(ctx);
+  if (r === undefined) ctx.notes.push('int8 weight-only is smaller, not faster: ONNX Runtime dequantizes the weights at every run (1.2–2.1× fp32 latency measured); q8-block or q4 (MatMulNBits) run fused');
+  return r;
+}
+
+export const int8Handler: WeightHandler = { reject: rejectStorage, prepare: int8Prepare, apply: int8Apply, store: int8Store };
 export const bf16Handler: WeightHandler = { reject: rejectStorage, prepare: prepareOpset(13, 'Cast from bfloat16'), apply: applyStore(bf16Store), store: bf16Store };
 export function float8Handler(kind: 'float8e4m3fn' | 'float8e5m2'): WeightHandler {
   const store = float8Store(kind);
