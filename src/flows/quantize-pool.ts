@@ -69,6 +69,8 @@ export async function precomputeWeights(model: Model, options: WeightOnlyOptions
   const nbits = new Map<string, NBitsWeights>();
   const int8 = new Map<string, Int8Weights>();
   const workers = Array.from({ length: Math.min(threads, queue.length) }, startWorker);
+  const jobCount = queue.length;
+  let finished = 0;
   try {
     await Promise.all(workers.map((w) => new Promise<void>((resolvePromise) => {
       const next = () => {
@@ -76,6 +78,7 @@ export async function precomputeWeights(model: Model, options: WeightOnlyOptions
         if (req) w.postMessage(req); else resolvePromise();
       };
       w.on('message', (reply: WorkerReply) => {
+        options.progress?.(++finished, jobCount, `quantizing weights on ${workers.length} threads (${options.scheme})`);
         if (reply.ok) {
           const r = reply.result;
           if (r.kind === 'int8') int8.set(r.key, r.weights);

@@ -7,6 +7,7 @@ import { SCHEME_NAMES, type SchemeName, type WeightOnlyReport } from '../../pass
 import { writeFileAtomic } from '../../node/files.js';
 import { loadReportAssets } from '../../flows/report-assets.js';
 import { quantizeReportData } from '../../flows/quantize-report.js';
+import { stepProgressBar } from '../../flows/progress.js';
 import { renderReport } from '../../web/report/index.js';
 // int8-dynamic / int8-static: the schemes live in flows/calibrate.ts.
 import { formatActivationReport, isActivationScheme, progressBar, quantizeActivationFile, ACTIVATION_SCHEMES } from '../../flows/calibrate.js';
@@ -67,7 +68,7 @@ export function registerQuantize(program: Command): void {
     .option('--activations <type>', "int8-static: 'u8' asymmetric (default) or 's8' symmetric activations")
     .option('--dynamic-form <form>', "int8-dynamic: 'integer' (MatMulInteger/ConvInteger, default) or 'contrib' (DynamicQuantizeMatMul)")
     .option('--per-token', 'int8-dynamic: one s8 scale per token (row) of each MatMul activation')
-    .option('--progress', 'show the calibration progress bar even when stderr is not a terminal')
+    .option('--progress', 'show progress bars (calibration, GPTQ, weight quantization) even when stderr is not a terminal')
     .option('--act-order', 'GPTQ (--calib with a 4-bit scheme): quantize inputs in order of decreasing activation energy')
     .option('--non-finite <policy>', "NaN/±Inf in the weights: 'error' (default), 'clamp' (NaN → 0, ±Inf → the tensor's finite extremes) or 'keep' (leave those tensors unquantized)")
     .action(async (input: string, opts: QuantizeCliOptions) => {
@@ -132,6 +133,7 @@ export async function quantizeCommand(input: string, opts: QuantizeCliOptions): 
   // --calib with a block-quantized scheme: GPTQ (flows/gptq.ts).
   const calibBatch = parseCalibBatch(opts.calibBatch);
   const bar = progressBar('GPTQ', opts.progress ?? false);
+  const steps = stepProgressBar(opts.progress ?? false);
   const r = await quantizeFile(input, opts.output, {
     calib: opts.calib, gptq: { calibBatch, progress: bar.progress, actOrder: opts.actOrder ?? false },
     scheme: opts.scheme as SchemeName,
@@ -144,7 +146,8 @@ export async function quantizeCommand(input: string, opts: QuantizeCliOptions): 
     quantizeEmbeddings: opts.quantizeEmbeddings ?? false,
     force: opts.force ?? false,
     nonFinite: parseNonFinite(opts.nonFinite),
-  }).finally(() => bar.stop());
+    progress: steps.progress,
+  }).finally(() => { bar.stop(); steps.stop(); });
   if (opts.report) {
     const data = quantizeReportData(input, opts.output, r.report, r.inputFileBytes, r.outputFileBytes);
     await writeFileAtomic(opts.report, [new TextEncoder().encode(renderReport(data, loadReportAssets()))], { force: opts.force ?? false, inputs: [input, opts.output] });

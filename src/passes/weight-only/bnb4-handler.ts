@@ -2,7 +2,7 @@ import { QuantkitError } from '../../errors.js';
 import { sqnrDb } from '../../quant/metrics.js';
 import { makeTensor } from '../../tensor/tensor.js';
 import { addInitializer } from './graph-edit.js';
-import { BNB4_QUANT_TYPE, dequantizeBnb4, quantizeBnb4, type Bnb4Type } from './bnb4-quant.js';
+import { BNB4_QUANT_TYPE, dataFreeSearch, dequantizeBnb4, quantizeBnb4, type Bnb4Type } from './bnb4-quant.js';
 import { linearView, rejectLinear, replaceLinear, transposedWeight } from './linear-site.js';
 import { NonFiniteWeight } from './nbits-quant.js';
 import type { HandlerContext, WeightHandler, WeightSite } from './types.js';
@@ -13,6 +13,8 @@ export const bnb4Key = (viewKey: string, type: Bnb4Type, blockSize: number, rtn:
 /** nf4 / fp4: com.microsoft MatMulBnb4 replacing the MatMul (or Gemm); see bnb4-quant.ts. */
 function apply(type: Bnb4Type) {
   return (weight: string, sites: readonly WeightSite[], ctx: HandlerContext) => {
+    // Data-free nf4 stores the plain absmax (bnb4-quant.ts dataFreeSearch says why).
+    const absmax = (ctx.options.rtn ?? false) || !dataFreeSearch(type);
     const done = new Map<string, { inputs: string[]; sqnr: number; bytes: number; dqBytes: number | undefined; K: number; N: number }>();
     for (const site of sites) {
       const view = linearView(site);
@@ -23,7 +25,7 @@ function apply(type: Bnb4Type) {
         let w = ctx.options.precomputed?.bnb4?.get(bnb4Key(view.key, type, ctx.blockSize, ctx.options.rtn ?? false));
         if (!w) {
           try {
-            w = quantizeBnb4(wt, { type, blockSize: ctx.blockSize, rtn: ctx.options.rtn ?? false, doubleQuant: ctx.options.doubleQuant ?? false });
+            w = quantizeBnb4(wt, { type, blockSize: ctx.blockSize, rtn: absmax, doubleQuant: ctx.options.doubleQuant ?? false });
           } catch (e) {
             if (e instanceof NonFiniteWeight) throw new QuantkitError('QK_NONFINITE_WEIGHTS', `weight '${weight}' has a non-finite value (${e.value})`, 'fix the weights, or --exclude this tensor');
             throw e;
@@ -33,8 +35,9 @@ function apply(type: Bnb4Type) {
           addInitializer(ctx.graph, ctx.name(`${weight}_${type}`), makeTensor('uint8', [w.packed.length], w.packed)),
           addInitializer(ctx.graph, ctx.name(`${weight}_absmax`), makeTensor('float32', [w.absmax.length], w.absmax)),
         ];
-        const back = dequantizeBnb4(w, type, ctx.blockSize);
-        q = { inputs, sqnr: sqnrDb(wt, back), bytes: w.packed.length + 4 * w.absmax.length, dqBytes: w.doubleQuantBytes === undefined ? undefined : w.packed.length + w.doubleQuantBytes, K: view.K, N: view.N };
+        // The quantizer's own sums when it kept them (GPTQ's results: from a dequantized copy).
+        const sqnr = w.noiseSq !== undefined && w.signalSq !== undefined ? (w.noiseSq === 0 ? Infinity : 10 * Math.log10(w.signalSq / w.noiseSq)) : sqnrDb(wt, dequantizeBnb4(w, type, ctx.blockSize));
+        q = { inputs, sqnr, bytes: w.packed.length + 4 * w.absmax.length, dqBytes: w.doubleQuantBytes === undefined ? undefined : w.packed.length + w.doubleQuantBytes, K: view.K, N: view.N };
         done.set(view.key, q);
       }
       replaceLinear(site, ctx, 'MatMulBnb4', q.inputs, { K: q.K, N: q.N, block_size: ctx.blockSize, quant_type: BNB4_QUANT_TYPE[type] });
@@ -43,6 +46,7 @@ function apply(type: Bnb4Type) {
     const bytes = all.reduce((s, d) => s + d.bytes, 0);
     const notes: string[] = [];
     if (ctx.options.rtn) notes.push('absmax round-to-nearest (--rtn)');
+    else if (absmax && !ctx.options.precomputed?.gptq?.has(weight)) notes.push('absmax per block (bitsandbytes)');
     if (ctx.options.doubleQuant) {
       const dq = all.reduce((s, d) => s + (d.dqBytes ?? d.bytes), 0);
       notes.push(`double-quant: stored as fp32 absmax (MatMulBnb4 reads fp32 only); ${bytes - dq} bytes smaller in a format carrying 8-bit constants`);

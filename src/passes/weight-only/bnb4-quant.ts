@@ -1,5 +1,6 @@
 import type { Codebook } from '../../quant/codebook.js';
 import { fp4BnbCodebook, nearestCode, nf4Codebook, FP4_BNB_TABLE, NF4_TABLE } from '../../quant/codebook.js';
+import { makeCodebookLut, type CodebookLut } from '../../quant/codebook-lut.js';
 import { doubleDequantize, doubleQuantize } from '../../quant/double-quant.js';
 import { NonFiniteWeight } from './nbits-quant.js';
 
@@ -11,9 +12,10 @@ import { NonFiniteWeight } from './nbits-quant.js';
  *           (bitsandbytes' order; checked numerically against ORT 1.30, see the tests)
  *   absmax  float32 [ceil(N·K / blockSize)]
  *   value   = table[code] · absmax, quant_type 0 = bitsandbytes FP4, 1 = NF4.
- * The stored constant need not be the true absmax: `search` picks, per block, the constant
- * with the least squared error among clipped candidates and a least-squares refinement (plain
- * absmax, bitsandbytes' choice, is the first candidate). --double-quant: MatMulBnb4 reads fp32
+ * The stored constant need not be the true absmax: unless `rtn`, chooseConstant picks, per
+ * block, the constant with the least squared error among clipped candidates and a least-squares
+ * refinement (plain absmax, bitsandbytes' choice, is the first candidate); which callers ask for
+ * it is dataFreeSearch's rule. --double-quant: MatMulBnb4 reads fp32
  * constants only, so the constants are double-quantized (QLoRA) and stored dequantized, and the
  * codes re-chosen against them; the bytes a format carrying the 8-bit constants would save are
  * reported.
@@ -34,6 +36,9 @@ export interface Bnb4Weights {
   readonly codes: Uint8Array;
   /** Bytes the absmax constants would take double-quantized (8-bit codes + fp32 per 256 + mean). */
   readonly doubleQuantBytes: number | undefined;
+  /** Σx² and Σ(x − dequantized x)², summed as quant/metrics sqnrDb sums them (absent: compute it). */
+  readonly signalSq?: number;
+  readonly noiseSq?: number;
 }
 
 export const BNB4_QUANT_TYPE: Record<Bnb4Type, number> = { fp4: 0, nf4: 1 };
@@ -49,54 +54,90 @@ function codebookOf(type: Bnb4Type): Codebook {
 const f = Math.fround;
 const RATIOS: Float32Array = Float32Array.from({ length: 31 }, (_, i) => 1 - i * 0.01);
 
-function encodeBlock(x: Float32Array, start: number, end: number, s: number, cb: Codebook, codes: Uint8Array): void {
-  const zero = nearestCode(cb, 0);
-  if (s === 0) { codes.fill(zero, start, end); return; }
-  // bitsandbytes multiplies by the float32 reciprocal (kQuantizeBlockwise).
-  const inv = f(1 / s);
-  for (let i = start; i < end; i++) codes[i] = nearestCode(cb, f((x[i] as number) * inv));
-}
+/*
+ * Speed: every pass below maps x · (1/s) to a code through a CodebookLut (one table read and one
+ * compare, the same code as nearestCode's search; quant/codebook-lut.ts), and the final pass also
+ * packs and sums the SQNR, so the handler needs no dequantized copy. When 1/s overflows (a block
+ * of subnormals) x · (1/s) can be NaN, which only nearestCode maps (to the zero code): such blocks
+ * take it. bnb4-reference.test-util.ts keeps the plain form these must equal byte for byte.
+ */
 
-function blockError(x: Float32Array, start: number, end: number, s: number, cb: Codebook, table: Float32Array, limit: number): number {
+function lutsOf(type: Bnb4Type): CodebookLut {
+  return type === 'nf4' ? (nf4Lut ??= makeCodebookLut(nf4Codebook())) : (fp4Lut ??= makeCodebookLut(fp4BnbCodebook()));
+}
+let nf4Lut: CodebookLut | undefined;
+let fp4Lut: CodebookLut | undefined;
+
+function blockError(x: Float32Array, start: number, end: number, s: number, cb: Codebook, l: CodebookLut, table: Float32Array, limit: number): number {
   const inv = f(1 / s);
   let err = 0;
+  if (!(inv < Infinity)) {
+    for (let i = start; i < end; i++) {
+      const v = x[i] as number;
+      const d = v - f((table[nearestCode(cb, f(v * inv))] as number) * s);
+      err += d * d;
+      if (err >= limit) return err;
+    }
+    return err;
+  }
+  const { origin, scale, cells, below, above, mid } = l;
   for (let i = start; i < end; i++) {
     const v = x[i] as number;
-    const d = v - f((table[nearestCode(cb, f(v * inv))] as number) * s);
+    const t = f(v * inv);
+    let c = Math.floor((t - origin) * scale);
+    c = c >= cells ? cells - 1 : c > 0 ? c : 0;
+    const code = t > (mid[c] as number) ? (above[c] as number) : (below[c] as number);
+    const d = v - f((table[code] as number) * s);
     err += d * d;
     if (err >= limit) return err;
   }
   return err;
 }
 
-function chooseConstant(x: Float32Array, start: number, end: number, cb: Codebook, table: Float32Array): number {
-  let a = 0;
+/** Σ x·t and Σ t² over the block's codes at scale s (t the code's table value), into LS. */
+const LS = new Float64Array(2);
+function leastSquaresSums(x: Float32Array, start: number, end: number, s: number, cb: Codebook, l: CodebookLut, table: Float32Array): void {
+  const inv = f(1 / s);
+  const lut = inv < Infinity;
+  const { origin, scale, cells, below, above, mid } = l;
+  let xt = 0;
+  let tt = 0;
   for (let i = start; i < end; i++) {
-    const m = Math.abs(x[i] as number);
-    if (m > a) a = m;
+    const v = x[i] as number;
+    const q = f(v * inv);
+    let code: number;
+    if (lut) {
+      let c = Math.floor((q - origin) * scale);
+      c = c >= cells ? cells - 1 : c > 0 ? c : 0;
+      code = q > (mid[c] as number) ? (above[c] as number) : (below[c] as number);
+    } else {
+      code = nearestCode(cb, q);
+    }
+    const t = table[code] as number;
+    xt += v * t;
+    tt += t * t;
   }
+  LS[0] = xt;
+  LS[1] = tt;
+}
+
+function chooseConstant(x: Float32Array, start: number, end: number, a: number, cb: Codebook, l: CodebookLut, table: Float32Array): number {
   if (a === 0) return 0;
   let best = f(a);
-  let bestErr = blockError(x, start, end, best, cb, table, Infinity);
+  let bestErr = blockError(x, start, end, best, cb, l, table, Infinity);
   for (let r = 1; r < RATIOS.length; r++) {
     const s = f(a * (RATIOS[r] as number));
-    const e = blockError(x, start, end, s, cb, table, bestErr);
+    const e = blockError(x, start, end, s, cb, l, table, bestErr);
     if (e < bestErr) { bestErr = e; best = s; }
   }
   for (let it = 0; it < 3; it++) {
-    const inv = f(1 / best);
-    let xt = 0;
-    let tt = 0;
-    for (let i = start; i < end; i++) {
-      const v = x[i] as number;
-      const t = table[nearestCode(cb, f(v * inv))] as number;
-      xt += v * t;
-      tt += t * t;
-    }
+    leastSquaresSums(x, start, end, best, cb, l, table);
+    const xt = LS[0] as number;
+    const tt = LS[1] as number;
     if (!(tt > 0)) break;
     const s = f(xt / tt);
     if (!(s > 0)) break;
-    const e = blockError(x, start, end, s, cb, table, bestErr);
+    const e = blockError(x, start, end, s, cb, l, table, bestErr);
     if (!(e < bestErr)) break;
     bestErr = e;
     best = s;
@@ -104,28 +145,99 @@ function chooseConstant(x: Float32Array, start: number, end: number, cb: Codeboo
   return best;
 }
 
+/** Codes of one block at constant s into codes[], packed into `packed`; Σx² and Σ(x − x̂)² into SUMS. */
+const SUMS = new Float64Array(2);
+function encodeBlock(x: Float32Array, start: number, end: number, s: number, cb: Codebook, l: CodebookLut, table: Float32Array, codes: Uint8Array, packed: Uint8Array): void {
+  let sig = 0;
+  let noise = 0;
+  if (s === 0) {
+    const zero = nearestCode(cb, 0);
+    codes.fill(zero, start, end);
+    for (let i = start; i < end; i++) {
+      const v = x[i] as number;
+      const d = v - f((table[zero] as number) * s);
+      sig += v * v;
+      noise += d * d;
+    }
+  } else {
+    // bitsandbytes multiplies by the float32 reciprocal (kQuantizeBlockwise).
+    const inv = f(1 / s);
+    const lut = inv < Infinity;
+    const { origin, scale, cells, below, above, mid } = l;
+    for (let i = start; i < end; i++) {
+      const v = x[i] as number;
+      const q = f(v * inv);
+      let code: number;
+      if (lut) {
+        let c = Math.floor((q - origin) * scale);
+        c = c >= cells ? cells - 1 : c > 0 ? c : 0;
+        code = q > (mid[c] as number) ? (above[c] as number) : (below[c] as number);
+      } else {
+        code = nearestCode(cb, q);
+      }
+      codes[i] = code;
+      const d = v - f((table[code] as number) * s);
+      sig += v * v;
+      noise += d * d;
+    }
+  }
+  // Two codes a byte, the first in the high nibble.
+  let i = start;
+  if ((i & 1) === 1 && i < end) { packed[i >> 1] = (packed[i >> 1] as number) | (codes[i] as number); i++; }
+  for (; i + 1 < end; i += 2) packed[i >> 1] = ((codes[i] as number) << 4) | (codes[i + 1] as number);
+  if (i < end) packed[i >> 1] = (codes[i] as number) << 4;
+  SUMS[0] = sig;
+  SUMS[1] = noise;
+}
+
+/**
+ * Whether the data-free default searches the per-block constant for `type` (else: absmax, as
+ * bitsandbytes and --rtn). The search lowers every block's squared weight error, but that is not
+ * what a model's output feels. Measured in ONNX Runtime on every LM the project has (README's
+ * scheme table; scripts/measure/weight-only-quality.ts): fp4's search lowers perplexity on each,
+ * while nf4's raises it on models/lm.onnx (+2.05 % vs +1.84 % of fp32 for absmax) and on a
+ * held-out LM (+3.22 % vs +2.51 %); no variant tried — fewer or milder candidates, least squares
+ * only, errors weighted by |w| or w² — stayed at or below absmax on all of them. NF4's levels are
+ * quantiles of N(0, 1) normalised to the block's absmax, the scale they were built for. Under GPTQ
+ * (gptq-handler.ts), which carries each block's error onto the weights not yet quantized, the
+ * search helps nf4 too (lm.onnx +0.99 % vs +1.22 %, both variant LMs likewise), so it keeps it.
+ */
+export function dataFreeSearch(type: Bnb4Type): boolean {
+  return type === 'fp4';
+}
+
+/**
+ * max |x| of a block, from the float32 bit patterns with the sign cleared (their int32 order is
+ * the order of magnitudes: an integer max, no branch to mispredict); a pattern at or above
+ * +Inf's is ±Inf or NaN, named by the first such element.
+ */
+const ABS = new Float32Array(1);
+const ABS_BITS = new Int32Array(ABS.buffer);
+function blockAbsMax(x: Float32Array, xi: Int32Array, start: number, end: number): number {
+  let m = 0;
+  for (let i = start; i < end; i++) m = Math.max(m, (xi[i] as number) & 0x7fffffff);
+  if (m >= 0x7f800000) {
+    for (let i = start; i < end; i++) if (!Number.isFinite(x[i] as number)) throw new NonFiniteWeight(0, i, x[i] as number);
+  }
+  ABS_BITS[0] = m;
+  return ABS[0] as number;
+}
+
 /** Quantizes the flattened [N, K] weight `wt` (already transposed to the op's layout). */
 export function quantizeBnb4(wt: Float32Array, o: Bnb4Options): Bnb4Weights {
   const cb = codebookOf(o.type);
+  const l = lutsOf(o.type);
   const table = bnb4Table(o.type);
   const n = wt.length;
   const bs = o.blockSize;
   const nb = Math.ceil(n / bs);
-  for (let i = 0; i < n; i++) {
-    const v = wt[i] as number;
-    if (!Number.isFinite(v)) throw new NonFiniteWeight(0, i, v);
-  }
+  const bits = new Int32Array(wt.buffer, wt.byteOffset, wt.length);
   let absmax: Float32Array = new Float32Array(nb);
   for (let b = 0; b < nb; b++) {
     const start = b * bs;
     const end = Math.min(start + bs, n);
-    if (o.rtn) {
-      let a = 0;
-      for (let i = start; i < end; i++) a = Math.max(a, Math.abs(wt[i] as number));
-      absmax[b] = a;
-    } else {
-      absmax[b] = chooseConstant(wt, start, end, cb, table);
-    }
+    const a = blockAbsMax(wt, bits, start, end);
+    absmax[b] = o.rtn ? a : chooseConstant(wt, start, end, a, cb, l, table);
   }
   let doubleQuantBytes: number | undefined;
   if (o.doubleQuant) {
@@ -137,13 +249,15 @@ export function quantizeBnb4(wt: Float32Array, o: Bnb4Options): Bnb4Weights {
     doubleQuantBytes = nb + 4 * dq.inner.absmax.length + 4;
   }
   const codes = new Uint8Array(n);
-  for (let b = 0; b < nb; b++) encodeBlock(wt, b * bs, Math.min((b + 1) * bs, n), absmax[b] as number, cb, codes);
   const packed = new Uint8Array(Math.ceil(n / 2));
-  for (let i = 0; i < n; i++) {
-    const c = codes[i] as number;
-    packed[i >> 1] = (packed[i >> 1] as number) | ((i & 1) === 0 ? c << 4 : c);
+  let signalSq = 0;
+  let noiseSq = 0;
+  for (let b = 0; b < nb; b++) {
+    encodeBlock(wt, b * bs, Math.min((b + 1) * bs, n), absmax[b] as number, cb, l, table, codes, packed);
+    signalSq += SUMS[0] as number;
+    noiseSq += SUMS[1] as number;
   }
-  return { packed, absmax, codes, doubleQuantBytes };
+  return { packed, absmax, codes, doubleQuantBytes, signalSq, noiseSq };
 }
 
 /** The flattened [N, K] weight as MatMulBnb4 dequantizes it. */

@@ -8,7 +8,7 @@ import { onnxDataType } from '../../tensor/dtype.js';
 import { makeTensor } from '../../tensor/tensor.js';
 import { addInitializer, intAttr, node, rewireInputs } from './graph-edit.js';
 import { ensureOpset } from './opset.js';
-import { int8Key, quantizeInt8Channels } from './int8-quant.js';
+import { int8Key, quantizeInt8Channels, type Int8Weights } from './int8-quant.js';
 import type { HandlerContext, WeightHandler, WeightSite } from './types.js';
 
 /**
@@ -50,26 +50,52 @@ function loadFloat32(site: WeightSite): Float32Array {
   return t.data;
 }
 
+/** A float tensor stored narrow: the value that now stands for it (made by a prologue node) and the report's figures. */
+export interface StoredTensor {
+  readonly out: string;
+  readonly scheme: string;
+  readonly form: string;
+  readonly sqnrDb: number;
+  readonly addedBytes: number;
+}
+
+/**
+ * Stores the fp32 tensor `weight` narrow with one scale per slice of `axis` (undefined: one
+ * scale for the whole tensor) and puts the node that widens it back in the prologue. Readers are
+ * the caller's to rewire.
+ */
+export type TensorStore = (weight: string, data: Float32Array, dims: readonly number[], axis: number | undefined, ctx: HandlerContext) => StoredTensor;
+
+/** DequantizeLinear of (codes, scale) in the prologue; a per-tensor scale is a scalar, with no axis. */
+function dequantizeNode(weight: string, q: string, scale: Float32Array, axis: number | undefined, ctx: HandlerContext): { out: string; scaleBytes: number } {
+  const sName = addInitializer(ctx.graph, ctx.name(`${weight}_scale`), makeTensor('float32', axis === undefined ? [] : [scale.length], scale));
+  const out = ctx.name(`${weight}_dequantized`);
+  ctx.prologue.push(node('DequantizeLinear', [q, sName], [out], ctx.name(`${weight}_DequantizeLinear`), axis === undefined ? {} : { axis }));
+  return { out, scaleBytes: 4 * scale.length };
+}
+
+function storeInt8With(weight: string, w: Int8Weights, dims: readonly number[], axis: number | undefined, ctx: HandlerContext): StoredTensor {
+  const qName = addInitializer(ctx.graph, ctx.name(`${weight}_quantized`), makeTensor('int8', [...dims], w.codes));
+  const d = dequantizeNode(weight, qName, w.scale, axis, ctx);
+  return { out: d.out, scheme: 'int8', form: axis === undefined ? 'DequantizeLinear(per-tensor)' : `DequantizeLinear(axis=${axis})`, sqnrDb: w.sqnrDb, addedBytes: w.codes.length + d.scaleBytes };
+}
+
+export const int8Store: TensorStore = (weight, data, dims, axis, ctx) =>
+  // Per-tensor: the whole tensor as one channel.
+  storeInt8With(weight, axis === undefined ? quantizeInt8Channels(data, [1, data.length], 0, weight) : quantizeInt8Channels(data, dims, axis, weight), dims, axis, ctx);
+
 function int8Apply(weight: string, sites: readonly WeightSite[], ctx: HandlerContext) {
   const first = sites[0] as WeightSite;
   const dims = [...first.weight.dims];
   const axis = outputChannelAxis(first);
-  const { codes, scale, sqnrDb: sqnr } = ctx.options.precomputed?.int8.get(int8Key(weight, axis)) ?? quantizeInt8Channels(loadFloat32(first), dims, axis, weight);
-  const params = { scale };
-  const qName = addInitializer(ctx.graph, ctx.name(`${weight}_quantized`), makeTensor('int8', dims, codes));
-  const sName = addInitializer(ctx.graph, ctx.name(`${weight}_scale`), makeTensor('float32', [params.scale.length], params.scale));
-  const out = ctx.name(`${weight}_dequantized`);
-  ctx.prologue.push(node('DequantizeLinear', [qName, sName], [out], ctx.name(`${weight}_DequantizeLinear`), { axis }));
-  rewireInputs(sites.map((s) => s.node), weight, out);
-  return { scheme: 'int8', form: `DequantizeLinear(axis=${axis})`, sqnrDb: sqnr, note: '', addedBytes: codes.length + 4 * params.scale.length };
+  const w = ctx.options.precomputed?.int8.get(int8Key(weight, axis)) ?? quantizeInt8Channels(loadFloat32(first), dims, axis, weight);
+  const r = storeInt8With(weight, w, dims, axis, ctx);
+  rewireInputs(sites.map((s) => s.node), weight, r.out);
+  return { scheme: r.scheme, form: r.form, sqnrDb: r.sqnrDb, note: '', addedBytes: r.addedBytes };
 }
 
-function float8Apply(kind: 'float8e4m3fn' | 'float8e5m2') {
-  return (weight: string, sites: readonly WeightSite[], ctx: HandlerContext) => {
-    const first = sites[0] as WeightSite;
-    const dims = [...first.weight.dims];
-    const data = loadFloat32(first);
-    const axis = outputChannelAxis(first);
+export function float8Store(kind: 'float8e4m3fn' | 'float8e5m2'): TensorStore {
+  return (weight, data, dims, axis, ctx) => {
     const layout = makeLayout(dims, blockShapeFor(dims, { axis }));
     const r = blockRanges(data, layout, { kind: 'absmax' }, { qmin: -1, qmax: 1, symmetric: true }, 'error', weight);
     const fmax = float8Max(kind);
@@ -94,19 +120,13 @@ function float8Apply(kind: 'float8e4m3fn' | 'float8e5m2') {
         back[i] = Math.fround((table[c] as number) * s);
       }
     }
-    const qName = addInitializer(ctx.graph, ctx.name(`${weight}_${kind}`), makeTensor(kind, dims, codes));
-    const sName = addInitializer(ctx.graph, ctx.name(`${weight}_scale`), makeTensor('float32', [scale.length], scale));
-    const out = ctx.name(`${weight}_dequantized`);
-    ctx.prologue.push(node('DequantizeLinear', [qName, sName], [out], ctx.name(`${weight}_DequantizeLinear`), { axis }));
-    rewireInputs(sites.map((s) => s.node), weight, out);
-    return { scheme: kind === 'float8e4m3fn' ? 'fp8' : 'fp8-e5m2', form: `DequantizeLinear(${kind}, axis=${axis})`, sqnrDb: sqnrDb(data, back), note: '', addedBytes: codes.length + 4 * scale.length };
+    const qName = addInitializer(ctx.graph, ctx.name(`${weight}_${kind}`), makeTensor(kind, [...dims], codes));
+    const d = dequantizeNode(weight, qName, scale, axis, ctx);
+    return { out: d.out, scheme: kind === 'float8e4m3fn' ? 'fp8' : 'fp8-e5m2', form: `DequantizeLinear(${kind}, ${axis === undefined ? 'per-tensor' : `axis=${axis}`})`, sqnrDb: sqnrDb(data, back), addedBytes: codes.length + d.scaleBytes };
   };
 }
 
-function bf16Apply(weight: string, sites: readonly WeightSite[], ctx: HandlerContext) {
-  const first = sites[0] as WeightSite;
-  const dims = [...first.weight.dims];
-  const data = loadFloat32(first);
+export const bf16Store: TensorStore = (weight, data, dims, _axis, ctx) => {
   const bits = new Uint16Array(data.length);
   const back = new Float32Array(data.length);
   for (let i = 0; i < data.length; i++) {
@@ -114,11 +134,20 @@ function bf16Apply(weight: string, sites: readonly WeightSite[], ctx: HandlerCon
     bits[i] = b;
     back[i] = decodeBfloat16(b);
   }
-  const qName = addInitializer(ctx.graph, ctx.name(`${weight}_bf16`), makeTensor('bfloat16', dims, bits));
+  const qName = addInitializer(ctx.graph, ctx.name(`${weight}_bf16`), makeTensor('bfloat16', [...dims], bits));
   const out = ctx.name(`${weight}_float`);
   ctx.prologue.push(node('Cast', [qName], [out], ctx.name(`${weight}_Cast`), { to: onnxDataType('float32') }));
-  rewireInputs(sites.map((s) => s.node), weight, out);
-  return { scheme: 'bf16', form: 'Cast(bfloat16→float)', sqnrDb: sqnrDb(data, back), note: '', addedBytes: 2 * bits.length };
+  return { out, scheme: 'bf16', form: 'Cast(bfloat16→float)', sqnrDb: sqnrDb(data, back), addedBytes: 2 * bits.length };
+};
+
+/** A site handler from a store: per output channel, the one narrow value feeding every site. */
+function applyStore(store: TensorStore) {
+  return (weight: string, sites: readonly WeightSite[], ctx: HandlerContext) => {
+    const first = sites[0] as WeightSite;
+    const r = store(weight, loadFloat32(first), [...first.weight.dims], outputChannelAxis(first), ctx);
+    rewireInputs(sites.map((s) => s.node), weight, r.out);
+    return { scheme: r.scheme, form: r.form, sqnrDb: r.sqnrDb, note: '', addedBytes: r.addedBytes };
+  };
 }
 
 function prepareOpset(target: number, what: string) {
@@ -130,8 +159,16 @@ function prepareOpset(target: number, what: string) {
   };
 }
 
-export const int8Handler: WeightHandler = { reject: rejectStorage, prepare: prepareOpset(13, 'per-axis DequantizeLinear'), apply: int8Apply };
-export const bf16Handler: WeightHandler = { reject: rejectStorage, prepare: prepareOpset(13, 'Cast from bfloat16'), apply: bf16Apply };
+/** ONNX Runtime widens int8 weights at every run (no DequantizeLinear → MatMul fusion for int8). */
+function int8Prepare(ctx: HandlerContext): string | undefined {
+  const r = prepareOpset(13, 'per-axis DequantizeLinear')(ctx);
+  if (r === undefined) ctx.notes.push('int8 weight-only is smaller, not faster: ONNX Runtime dequantizes the weights at every run (1.2–2.1× fp32 latency measured); q8-block or q4 (MatMulNBits) run fused');
+  return r;
+}
+
+export const int8Handler: WeightHandler = { reject: rejectStorage, prepare: int8Prepare, apply: int8Apply, store: int8Store };
+export const bf16Handler: WeightHandler = { reject: rejectStorage, prepare: prepareOpset(13, 'Cast from bfloat16'), apply: applyStore(bf16Store), store: bf16Store };
 export function float8Handler(kind: 'float8e4m3fn' | 'float8e5m2'): WeightHandler {
-  return { reject: rejectStorage, prepare: prepareOpset(19, 'float8 DequantizeLinear'), apply: float8Apply(kind) };
+  const store = float8Store(kind);
+  return { reject: rejectStorage, prepare: prepareOpset(19, 'float8 DequantizeLinear'), apply: applyStore(store), store };
 }

@@ -9,6 +9,7 @@ import { convertToFloat16 } from './fp16.js';
 import { blockGatherPart, int8RowsGatherPart, withGatherPart } from './gather-handler.js';
 import { isRead } from './graph-edit.js';
 import { nbitsHandler } from './nbits-handler.js';
+import { STORE_MIN_ELEMENTS, storeOtherTensors } from './other-tensors.js';
 import { checkBlockSize, schemeByName, type WeightOnlyScheme } from './scheme.js';
 import type { HandlerContext, LayerReport, WeightHandler, WeightOnlyOptions, WeightOnlyReport, WeightSite } from './types.js';
 
@@ -154,7 +155,11 @@ export function quantizeWeights(model: Model, options: WeightOnlyOptions): Weigh
 
   const globalReason = handler.prepare?.(ctx);
   const layers: LayerReport[] = [];
+  // Float initializers no weight site reads (positional tables, masks ...): other-tensors.ts.
+  const others = [...g.initializers.keys()].filter((name) => !byWeight.has(name));
+  let done = 0;
   for (const [weight, group] of byWeight) {
+    options.progress?.(done++, byWeight.size, `quantizing weights (${options.scheme})`);
     const init = group[0]?.weight as Initializer;
     const before = initializerBytes(init);
     const eligible: WeightSite[] = [];
@@ -166,6 +171,12 @@ export function quantizeWeights(model: Model, options: WeightOnlyOptions): Weigh
       if (why) reasons.push(`${s.node.name || s.node.opType}: ${why}`); else eligible.push(s);
     }
     const base = { nodes: group.map((s) => s.node.name), opTypes: group.map((s) => s.node.opType), weight, dims: [...init.dims], bytesBefore: before };
+    // A storage scheme stores a weight its site rules reject (rank 1, Gather along axis 1) as any
+    // other float tensor, unless the user's flags keep it.
+    if (eligible.length === 0 && handler.store && globalReason === undefined && !group.some((s) => skipReason(s))) {
+      others.push(weight);
+      continue;
+    }
     if (eligible.length === 0) {
       layers.push({ ...base, scheme: 'fp32', form: '', sqnrDb: null, bytesAfter: before, note: [...new Set(reasons.map((r) => r.replace(/^[^:]*: /, '')))].join('; ') });
       continue;
@@ -176,6 +187,21 @@ export function quantizeWeights(model: Model, options: WeightOnlyOptions): Weigh
     const note = [r.note, reasons.length > 0 ? `fp32 copy kept for ${reasons.join('; ')}` : ''].filter(Boolean).join('; ');
     const form = options.precomputed?.gptq?.has(weight) ? `${r.form} gptq` : r.form; // GPTQ results (gptq-handler.ts)
     layers.push({ ...base, scheme: r.scheme, form, sqnrDb: r.sqnrDb, bytesAfter: r.addedBytes + (keptOriginal ? before : 0), note });
+  }
+  options.progress?.(byWeight.size, byWeight.size, `quantizing weights (${options.scheme})`);
+  if (handler.store && globalReason === undefined) {
+    const r = storeOtherTensors(ctx, handler.store, others, (name, readers) => {
+      const e = (options.exclude ?? []).find((x) => x === name || readers.some((n) => n.opType === x || n.name === x));
+      return e === undefined ? undefined : `excluded (--exclude ${e})`;
+    });
+    layers.push(...r.layers);
+    notes.push(...r.notes);
+  } else {
+    const big = others.filter((name) => {
+      const init = g.initializers.get(name);
+      return init?.dtype === 'float32' && isRead(g, name) && init.dims.reduce((a, b) => a * b, 1) >= STORE_MIN_ELEMENTS;
+    });
+    if (big.length > 0) notes.push(`kept fp32: ${big.length} float tensor${big.length === 1 ? '' : 's'} outside weight inputs (${scheme.kind === 'nbits' || scheme.kind === 'bnb4' ? `${options.scheme} quantizes MatMul/Gemm weights` : 'the scheme could not be applied'}): ${big.join(', ')}`);
   }
   g.nodes = [...ctx.prologue, ...g.nodes];
 

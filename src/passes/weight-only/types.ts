@@ -3,6 +3,7 @@ import type { Int8Weights } from './int8-quant.js';
 import type { Bnb4Weights } from './bnb4-quant.js';
 import type { NBitsWeights } from './nbits-quant.js';
 import type { SchemeName, WeightOnlyScheme } from './scheme.js';
+import type { TensorStore } from './dq-storage.js';
 
 export interface WeightOnlyOptions {
   readonly scheme: SchemeName;
@@ -31,6 +32,8 @@ export interface WeightOnlyOptions {
    * them on worker threads); a handler takes the one under its key instead of computing it.
    */
   readonly precomputed?: PrecomputedWeights | undefined;
+  /** Called as weights are done (`step` names the stage), for a progress bar. */
+  readonly progress?: ((done: number, total: number, step: string) => void) | undefined;
 }
 
 export interface PrecomputedWeights {
@@ -106,4 +109,9 @@ export interface WeightHandler {
   /** Model-level preparation (opset, domain imports); a string is a reason to skip everything. */
   prepare?(ctx: HandlerContext): string | undefined;
   apply(weight: string, sites: readonly WeightSite[], ctx: HandlerContext): Omit<LayerReport, 'nodes' | 'opTypes' | 'weight' | 'dims' | 'bytesBefore' | 'bytesAfter'> & { addedBytes: number };
+  /**
+   * Storage schemes (any reader can take the widened value): how a float tensor outside a weight
+   * slot is stored (other-tensors.ts). Absent: such tensors stay fp32.
+   */
+  store?: TensorStore;
 }
