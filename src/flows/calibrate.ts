@@ -19,6 +19,7 @@ import { writeFileAtomic } from '../node/files.js';
 import { quantizeDynamic, type DynamicReport } from '../passes/activation/dynamic.js';
 import { foldBatchNorm } from '../passes/fold-batchnorm.js';
 import { ensureOpset } from '../passes/weight-only/opset.js';
+import { opsetRaiseNote, settleOpset } from '../passes/opset-floor.js';
 import { planStaticQuant, type PlanOptions } from '../passes/activation/plan.js';
 import { insertStaticQdq, type QdqOptions, type StaticReport } from '../passes/activation/qdq.js';
 import { applySmoothQuant, findSmoothSites, type SmoothQuantReport } from '../passes/activation/smoothquant.js';
@@ -236,6 +237,8 @@ export async function quantizeStatic(model: Model, data: CalibrationData, opts: 
   const ranges = new Map([...cal.ranges, ...plan.fixedRanges]);
   const report = insertStaticQdq(model, plan, ranges, opts);
   removeDeadNodes(model.graph);
+  const raised = settleOpset(model);
+  if (raised) report.notes.push(opsetRaiseNote(raised));
   if (folded > 0) report.notes.unshift(`${folded} BatchNormalization node(s) folded into the preceding Conv/Gemm`);
   if (opset.raisedFrom !== undefined) report.notes.unshift(`opset raised from ${opset.raisedFrom} to 13`);
   return { model, report: { ...report, method: methodName(opts.method), samples: cal.samples, smoothQuant: sq } };

@@ -13,6 +13,7 @@ import { dtypeInfo, storageBytes } from '../tensor/dtype.js';
 import { elementCount, type Tensor } from '../tensor/tensor.js';
 import { skeletonOf } from './convert.js';
 import { foldBatchNorm } from '../passes/fold-batchnorm.js';
+import { opsetRaiseNote, settleOpset } from '../passes/opset-floor.js';
 import { quantizeWeights, type WeightOnlyOptions, type WeightOnlyReport } from '../passes/weight-only/index.js';
 import type { PrecomputedWeights } from '../passes/weight-only/types.js';
 import { modelDirFiles } from '../node/files.js';
@@ -38,6 +39,9 @@ export function quantizeModel(model: Model, options: WeightOnlyOptions): Quantiz
 function quantizeFolded(model: Model, folded: number, options: WeightOnlyOptions): QuantizeResult {
   const report = quantizeWeights(model, options);
   removeDeadNodes(model.graph);
+  // The handlers raise the opset for the forms they write; this catches any that did not.
+  const raised = settleOpset(model);
+  if (raised) report.notes.push(opsetRaiseNote(raised));
   if (folded > 0) report.notes.unshift(`${folded} BatchNormalization node${folded === 1 ? '' : 's'} folded into the preceding Conv/Gemm`);
   return { model, report };
 }
