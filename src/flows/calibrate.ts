@@ -20,6 +20,8 @@ import { quantizeDynamic, type DynamicReport } from '../passes/activation/dynami
 import { foldBatchNorm } from '../passes/fold-batchnorm.js';
 import { ensureOpset } from '../passes/weight-only/opset.js';
 import { opsetRaiseNote, settleOpset } from '../passes/opset-floor.js';
+import type { Verification } from '../node/verify-model.js';
+import { firstSamples, verifyOutput, type VerifyOption } from './verify-output.js';
 import { planStaticQuant, type PlanOptions } from '../passes/activation/plan.js';
 import { insertStaticQdq, type QdqOptions, type StaticReport } from '../passes/activation/qdq.js';
 import { applySmoothQuant, findSmoothSites, type SmoothQuantReport } from '../passes/activation/smoothquant.js';
@@ -254,7 +256,7 @@ export function isActivationScheme(s: string): s is ActivationScheme {
   return (ACTIVATION_SCHEMES as readonly string[]).includes(s);
 }
 
-export interface ActivationFileOptions {
+export interface ActivationFileOptions extends VerifyOption {
   readonly scheme: ActivationScheme;
   /** `--calib [name=]x.npy`, as given (int8-static). */
   readonly calib?: readonly string[] | undefined;
@@ -302,10 +304,11 @@ export function readCalibFiles(bindings: readonly string[], inputNames: readonly
 }
 
 /** Quantizes a model file with int8-dynamic or int8-static; writes the output atomically. */
-export async function quantizeActivationFile(inPath: string, outPath: string, o: ActivationFileOptions): Promise<{ report: ActivationReport; inputFileBytes: number; outputFileBytes: number }> {
+export async function quantizeActivationFile(inPath: string, outPath: string, o: ActivationFileOptions): Promise<{ report: ActivationReport; inputFileBytes: number; outputFileBytes: number; verification: Verification }> {
   const file = openOnnxFile(inPath);
   let report: ActivationReport;
   let bytes: Uint8Array;
+  let samples: Map<string, Tensor> | undefined;
   try {
     const model = modelFromProto(file.proto, { external: file.external, label: inPath });
     if (o.scheme === 'int8-dynamic') {
@@ -318,6 +321,7 @@ export async function quantizeActivationFile(inPath: string, outPath: string, o:
     } else {
       if (!o.calib?.length) throw new QuantkitError('QK_CALIB_MISSING', 'int8-static needs calibration data', 'pass --calib [name=]x.npy (a few hundred representative samples)');
       const data = readCalibFiles(o.calib, model.graph.inputs.map((v) => v.name));
+      samples = firstSamples(data, model.graph.inputs);
       const alpha = o.smoothQuant === true ? 0.5 : o.smoothQuant === false ? undefined : o.smoothQuant;
       if (alpha !== undefined && !(alpha >= 0 && alpha <= 1)) throw new QuantkitError('QK_BAD_OPTION', `--smoothquant ${alpha} is outside [0, 1]`, 'use e.g. --smoothquant 0.5');
       const bar = progressBar('calibrating', o.progress ?? false);
@@ -336,7 +340,8 @@ export async function quantizeActivationFile(inPath: string, outPath: string, o:
     file.close();
   }
   await writeFileAtomic(outPath, [bytes], { force: o.force ?? false, inputs: [inPath] });
-  return { report, inputFileBytes: statSync(inPath).size, outputFileBytes: bytes.length };
+  const verification = await verifyOutput({ modelPath: outPath }, `quantize --scheme ${o.scheme}`, { verify: o.verify, samples });
+  return { report, inputFileBytes: statSync(inPath).size, outputFileBytes: bytes.length, verification };
 }
 
 /** The terminal text of an activation-scheme report. */

@@ -19,6 +19,9 @@ import type { PrecomputedWeights } from '../passes/weight-only/types.js';
 import { modelDirFiles } from '../node/files.js';
 import { precomputeWeights, type PoolOptions } from './quantize-pool.js';
 import { gptqFromCalibFiles, type GptqFileOptions } from './gptq.js';
+import { readCalibFiles } from './calibrate.js';
+import { firstSamples, verifyOutput, type VerifyOption } from './verify-output.js';
+import type { Verification } from '../node/verify-model.js';
 
 /**
  * Weight-only quantization of a model: BatchNormalization folded into the preceding Conv/Gemm
@@ -53,7 +56,7 @@ export function quantizeModelBytes(bytes: Uint8Array, options: WeightOnlyOptions
   return { bytes: encodeModel(modelToProto(r.model)), report: r.report };
 }
 
-export interface QuantizeFileOptions extends WeightOnlyOptions, GptqFileOptions {
+export interface QuantizeFileOptions extends WeightOnlyOptions, GptqFileOptions, VerifyOption {
   readonly force?: boolean | undefined;
   /**
    * Output weights (bytes) from which the result goes to an external data file even when the
@@ -75,6 +78,8 @@ export interface QuantizeFileResult {
   readonly dataPath: string | undefined;
   /** Weights quantized on worker threads (0: all on the main thread, as for small models). */
   readonly workerResults: number;
+  /** The written model loaded and run in ONNX Runtime (or why not). */
+  readonly verification: Verification;
 }
 
 const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
@@ -138,8 +143,12 @@ export async function quantizeFile(inPath: string, outPath: string, options: Qua
     const plan = planOnnxWrite(skeletonOf(model), tensors, { externalData: external ? true : 'auto', dataLocation: dataFileName(outPath) });
     const written = await writeOnnxModel(outPath, plan, { force: options.force ?? false, inputs });
     const inputFileBytes = inputs.reduce((sum, f) => sum + statSync(f).size, 0);
+    const outputFileBytes = statSync(written.modelPath).size + written.dataBytes;
     const workerResults = precomputed && !gptq ? precomputed.nbits.size + precomputed.int8.size : 0;
-    return { report, inputFileBytes, outputFileBytes: statSync(written.modelPath).size + written.dataBytes, dataPath: written.dataPath, workerResults };
+    // GPTQ's calibration inputs (read again: only the first samples are needed, after the write).
+    const samples = options.calib?.length && options.verify !== false ? firstSamples(readCalibFiles(options.calib, model.graph.inputs.map((v) => v.name)), model.graph.inputs) : undefined;
+    const verification = await verifyOutput(written, `quantize --scheme ${options.scheme}`, { verify: options.verify, samples });
+    return { report, inputFileBytes, outputFileBytes, dataPath: written.dataPath, workerResults, verification };
   } finally {
     file.close();
   }

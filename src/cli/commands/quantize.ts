@@ -8,6 +8,7 @@ import { writeFileAtomic } from '../../node/files.js';
 import { loadReportAssets } from '../../flows/report-assets.js';
 import { quantizeReportData } from '../../flows/quantize-report.js';
 import { renderReport } from '../../web/report/index.js';
+import { describeVerification, type Verification } from '../../node/verify-model.js';
 // int8-dynamic / int8-static: the schemes live in flows/calibrate.ts.
 import { formatActivationReport, isActivationScheme, progressBar, quantizeActivationFile, ACTIVATION_SCHEMES } from '../../flows/calibrate.js';
 
@@ -34,6 +35,7 @@ interface QuantizeCliOptions {
   perToken?: boolean;
   progress?: boolean;
   actOrder?: boolean; // GPTQ (--calib with q4/q4-asym/q8-block/nf4/fp4)
+  verify: boolean; // --no-verify turns it off
 }
 
 function collect(value: string, previous: string[]): string[] {
@@ -67,6 +69,7 @@ export function registerQuantize(program: Command): void {
     .option('--per-token', 'int8-dynamic: one s8 scale per token (row) of each MatMul activation')
     .option('--progress', 'show the calibration progress bar even when stderr is not a terminal')
     .option('--act-order', 'GPTQ (--calib with a 4-bit scheme): quantize inputs in order of decreasing activation energy')
+    .option('--no-verify', 'do not load and run the written model in ONNX Runtime before reporting success')
     .action(async (input: string, opts: QuantizeCliOptions) => {
       if (isActivationScheme(opts.scheme)) {
         refuseOptions(opts, WEIGHT_ONLY_OPTIONS, 'weight-only schemes');
@@ -98,13 +101,14 @@ function parseCalibBatch(text: string | undefined): number | undefined {
 }
 
 /** The JSON form of a report, or its table and the file sizes. */
-function printResult(opts: QuantizeCliOptions, input: string, r: { inputFileBytes: number; outputFileBytes: number; report: object }, table: string): void {
+function printResult(opts: QuantizeCliOptions, input: string, r: { inputFileBytes: number; outputFileBytes: number; report: object; verification: Verification }, table: string): void {
   if (opts.json) {
-    process.stdout.write(`${JSON.stringify({ input, output: opts.output, inputFileBytes: r.inputFileBytes, outputFileBytes: r.outputFileBytes, ...r.report }, jsonNumbers, 2)}\n`);
+    process.stdout.write(`${JSON.stringify({ input, output: opts.output, inputFileBytes: r.inputFileBytes, outputFileBytes: r.outputFileBytes, verification: r.verification, ...r.report }, jsonNumbers, 2)}\n`);
     return;
   }
   process.stdout.write(table);
   process.stdout.write(`file: ${r.inputFileBytes} → ${r.outputFileBytes} bytes (${(r.outputFileBytes / r.inputFileBytes).toFixed(3)}×) written to ${opts.output}\n`);
+  process.stdout.write(`${describeVerification(r.verification)}\n`);
 }
 
 function parseBlockSize(s: string | undefined): number | undefined {
@@ -135,6 +139,7 @@ export async function quantizeCommand(input: string, opts: QuantizeCliOptions): 
     rtn: opts.rtn ?? false,
     quantizeEmbeddings: opts.quantizeEmbeddings ?? false,
     force: opts.force ?? false,
+    verify: opts.verify,
   }).finally(() => bar.stop());
   if (opts.report) {
     const data = quantizeReportData(input, opts.output, r.report, r.inputFileBytes, r.outputFileBytes);
@@ -177,6 +182,7 @@ async function activationQuantizeCommand(input: string, opts: QuantizeCliOptions
     scheme, calib: opts.calib, method: opts.method, calibBatch: batch, smoothQuant: alpha,
     activationType: opts.activations === 's8' ? 'int8' : 'uint8', dynamicForm: opts.dynamicForm as 'integer' | 'contrib' | undefined,
     perToken: opts.perToken ?? false, exclude: opts.exclude, keepFirstLast: opts.keepFirstLast ?? false, force: opts.force ?? false, progress: opts.progress ?? false,
+    verify: opts.verify,
   });
   printResult(opts, input, r, formatActivationReport(r.report));
 }
