@@ -18,8 +18,7 @@ import { openOnnxFile } from '../node/model-file.js';
 import { writeFileAtomic } from '../node/files.js';
 import { quantizeDynamic, type DynamicReport } from '../passes/activation/dynamic.js';
 import { foldBatchNorm } from '../passes/fold-batchnorm.js';
-import { ensureOpset } from '../passes/weight-only/opset.js';
-import { opsetRaiseNote, settleOpset } from '../passes/opset-floor.js';
+import { opsetRaiseNote, raiseOpset, settleOpset } from '../passes/opset-floor.js';
 import type { Verification } from '../node/verify-model.js';
 import { firstSamples, verifyOutput, type VerifyOption } from './verify-output.js';
 import { planStaticQuant, type PlanOptions } from '../passes/activation/plan.js';
@@ -221,10 +220,8 @@ export interface StaticQuantResult {
  * calibrated; Q/DQ written. Rewrites `model` in place.
  */
 export async function quantizeStatic(model: Model, data: CalibrationData, opts: StaticQuantOptions): Promise<StaticQuantResult> {
-  const opset = ensureOpset(model, 13);
-  if (!opset.ok) {
-    throw new QuantkitError('QK_OPSET_TOO_OLD', `the model's opset ${model.opsets.get('') ?? 1} is below 13 (per-channel DequantizeLinear) and ${opset.blockers.join(', ')} change meaning when raised`, 're-export the model with opset 13 or newer');
-  }
+  // Raised first: the passes below write per-axis Q/DQ and read the graph in its opset-13 form.
+  const opset = raiseOpset(model, { opset: 13, what: 'per-axis QuantizeLinear/DequantizeLinear' });
   const folded = foldBatchNorm(model);
   let sq: SmoothQuantReport | null = null;
   if (opts.smoothQuant !== undefined) {
@@ -242,7 +239,7 @@ export async function quantizeStatic(model: Model, data: CalibrationData, opts: 
   const raised = settleOpset(model);
   if (raised) report.notes.push(opsetRaiseNote(raised));
   if (folded > 0) report.notes.unshift(`${folded} BatchNormalization node(s) folded into the preceding Conv/Gemm`);
-  if (opset.raisedFrom !== undefined) report.notes.unshift(`opset raised from ${opset.raisedFrom} to 13`);
+  if (opset) report.notes.unshift(opsetRaiseNote(opset));
   return { model, report: { ...report, method: methodName(opts.method), samples: cal.samples, smoothQuant: sq } };
 }
 

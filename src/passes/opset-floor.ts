@@ -120,13 +120,12 @@ export interface OpsetRaise {
 }
 
 /**
- * Raises the model's default-domain opset to what its nodes need (after a pass added newer
- * ops); undefined when it already declares enough. Refuses (QK_OPSET_TOO_OLD) when an existing
- * node would change meaning and has no mechanical rewrite.
+ * Raises the model's default-domain opset to at least `need.opset`, rewriting the nodes whose
+ * signature changed on the way; undefined when it already declares enough. Refuses
+ * (QK_OPSET_TOO_OLD) when an existing node would change meaning and has no mechanical rewrite.
  */
-export function settleOpset(model: Model): OpsetRaise | undefined {
+export function raiseOpset(model: Model, need: OpsetNeed): OpsetRaise | undefined {
   const from = model.opsets.get('') ?? 1;
-  const need = requiredOpset(model);
   if (need.opset <= from) return undefined;
   const rewritten = opsetRaiseBlockers(model, need.opset);
   const r = ensureOpset(model, need.opset);
@@ -135,6 +134,11 @@ export function settleOpset(model: Model): OpsetRaise | undefined {
       `re-export the model at opset ${need.opset} or newer, or --exclude the layers that need it`);
   }
   return { from, to: need.opset, what: need.what, rewritten };
+}
+
+/** After a pass: raises the model to the opset its nodes need (requiredOpset). */
+export function settleOpset(model: Model): OpsetRaise | undefined {
+  return raiseOpset(model, requiredOpset(model));
 }
 
 /** The report's note for a raise. */
