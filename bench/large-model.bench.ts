@@ -1,6 +1,8 @@
 // A model with more weights than protobuf's 2 GiB allows, generated on the fly (streamed: one
 // tensor in memory at a time), then `convert` (external → external relocation) and `inspect` each
-// run in a child process whose peak RSS is reported as a ratio to the weight bytes.
+// run in a child process whose peak RSS is reported as a ratio to the weight bytes. The streaming
+// rows skip the check after the write (--no-verify): that check is ONNX Runtime holding the whole
+// model, measured in its own row (a convert with the check on, the default).
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, statfsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -35,9 +37,9 @@ function freeBytes(dir: string): number {
 export async function run(): Promise<{ name: string; ratio: number; detail: string }[]> {
   const weights = 2.2e9;
   const root = tmpdir();
-  // Source + relocated copy, with headroom.
-  if (freeBytes(root) < 2.5 * weights) {
-    return [{ name: 'large model (> 2 GB)', ratio: NaN, detail: `skipped: ${(freeBytes(root) / 1e9).toFixed(1)} GB free in ${root}, needs ${(2.5 * weights / 1e9).toFixed(1)}` }];
+  // Source + two relocated copies, with headroom.
+  if (freeBytes(root) < 3.5 * weights) {
+    return [{ name: 'large model (> 2 GB)', ratio: NaN, detail: `skipped: ${(freeBytes(root) / 1e9).toFixed(1)} GB free in ${root}, needs ${(3.5 * weights / 1e9).toFixed(1)}` }];
   }
   const dir = mkdtempSync(join(root, 'qk-large-'));
   try {
@@ -47,13 +49,20 @@ export async function run(): Promise<{ name: string; ratio: number; detail: stri
     const out = join(dir, 'relocated');
     mkdirSync(out);
     const t1 = performance.now();
-    const conv = runChild(['convert', path, join(out, 'model.onnx')]);
+    const conv = runChild(['convert', path, join(out, 'model.onnx'), '--no-verify']);
     const convS = (performance.now() - t1) / 1000;
     const insp = runChild(['inspect', path]);
+    // The default: ONNX Runtime loads the written model from its path (data file beside it) and runs it once.
+    const checkedDir = join(dir, 'checked');
+    mkdirSync(checkedDir);
+    const t2 = performance.now();
+    const checked = runChild(['convert', path, join(checkedDir, 'model.onnx')]);
+    const checkedS = (performance.now() - t2) / 1000;
     const gb = (b: number) => `${(b / 1e9).toFixed(2)} GB`;
     return [
       { name: 'convert > 2 GB model, peak RSS / weight bytes', ratio: conv.peakRss / weightBytes, detail: `${gb(weightBytes)} weights, peak RSS ${gb(conv.peakRss)}, ${(weightBytes / 1e6 / convS).toFixed(0)} MB/s (generate ${genS.toFixed(1)} s)` },
       { name: 'inspect > 2 GB model, peak RSS / weight bytes', ratio: insp.peakRss / weightBytes, detail: `peak RSS ${gb(insp.peakRss)}` },
+      { name: 'convert > 2 GB model with the ONNX Runtime check, peak RSS / weight bytes', ratio: checked.peakRss / weightBytes, detail: `peak RSS ${gb(checked.peakRss)}, ${checkedS.toFixed(1)} s (streaming convert alone ${convS.toFixed(1)} s)` },
     ];
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -16,9 +16,10 @@ function peakRssBytes(): number {
   return process.resourceUsage().maxRSS * 1024;
 }
 
-const [job, input, output] = process.argv.slice(2);
+const [job, input, output, flag] = process.argv.slice(2);
 if (job === 'convert' && input && output) {
-  const r = await convertFile(input, output, { externalData: true, force: true });
+  // As the CLI: the written model is loaded and run in ONNX Runtime unless --no-verify.
+  const r = await convertFile(input, output, { externalData: true, force: true, verify: flag !== '--no-verify' });
   process.stdout.write(`${JSON.stringify({ job, tensors: r.tensors, peakRss: peakRssBytes() })}\n`);
 } else if (job === 'inspect' && input) {
   const file = openOnnxFile(input);
@@ -26,6 +27,6 @@ if (job === 'convert' && input && output) {
   file.close();
   process.stdout.write(`${JSON.stringify({ job, parameterBytes: report.parameterBytes, peakRss: peakRssBytes() })}\n`);
 } else {
-  process.stderr.write('usage: large-model.child.ts convert <in> <out> | inspect <in>\n');
+  process.stderr.write('usage: large-model.child.ts convert <in> <out> [--no-verify] | inspect <in>\n');
   process.exit(2);
 }

@@ -42,7 +42,8 @@ describe('quantkit quantize', () => {
     const target = join(dir, 'q4.onnx');
     await program().parseAsync(['node', 'quantkit', 'quantize', input, '-o', target, '--scheme', 'q4', '--block-size', '16', '--json']);
     const report = JSON.parse(out.join(''));
-    expect(Object.keys(report)).toEqual(['input', 'output', 'inputFileBytes', 'outputFileBytes', 'scheme', 'blockSize', 'layers', 'notes', 'totals']);
+    expect(Object.keys(report)).toEqual(['input', 'output', 'inputFileBytes', 'outputFileBytes', 'verification', 'scheme', 'blockSize', 'layers', 'notes', 'totals']);
+    expect(report.verification).toMatchObject({ status: 'verified', feeds: [{ name: 'X', source: 'synthetic' }], outputs: ['Y'] });
     expect(Object.keys(report.layers[0])).toEqual(['nodes', 'opTypes', 'weight', 'dims', 'bytesBefore', 'scheme', 'form', 'sqnrDb', 'bytesAfter', 'note']);
     expect(report.layers[0]).toMatchObject({ weight: 'W', scheme: 'q4', bytesBefore: 64 * 48 * 4, bytesAfter: 48 * 4 * 8 + 48 * 4 * 4 });
     expect(report.outputFileBytes).toBe(statSync(target).size);

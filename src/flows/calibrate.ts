@@ -18,7 +18,9 @@ import { openOnnxFile } from '../node/model-file.js';
 import { writeFileAtomic } from '../node/files.js';
 import { quantizeDynamic, type DynamicReport } from '../passes/activation/dynamic.js';
 import { foldBatchNorm } from '../passes/fold-batchnorm.js';
-import { ensureOpset } from '../passes/weight-only/opset.js';
+import { opsetRaiseNote, raiseOpset, settleOpset } from '../passes/opset-floor.js';
+import type { Verification } from '../node/verify-model.js';
+import { firstSamples, verifyOutput, type VerifyOption } from './verify-output.js';
 import { planStaticQuant, type PlanOptions } from '../passes/activation/plan.js';
 import { insertStaticQdq, type QdqOptions, type StaticReport } from '../passes/activation/qdq.js';
 import { applySmoothQuant, findSmoothSites, type SmoothQuantReport } from '../passes/activation/smoothquant.js';
@@ -226,10 +228,8 @@ export interface StaticQuantResult {
  * calibrated; Q/DQ written. Rewrites `model` in place.
  */
 export async function quantizeStatic(model: Model, data: CalibrationData, opts: StaticQuantOptions): Promise<StaticQuantResult> {
-  const opset = ensureOpset(model, 13);
-  if (!opset.ok) {
-    throw new QuantkitError('QK_OPSET_TOO_OLD', `the model's opset ${model.opsets.get('') ?? 1} is below 13 (per-channel DequantizeLinear) and ${opset.blockers.join(', ')} change meaning when raised`, 're-export the model with opset 13 or newer');
-  }
+  // Raised first: the passes below write per-axis Q/DQ and read the graph in its opset-13 form.
+  const opset = raiseOpset(model, { opset: 13, what: 'per-axis QuantizeLinear/DequantizeLinear' });
   const folded = foldBatchNorm(model);
   let sq: SmoothQuantReport | null = null;
   if (opts.smoothQuant !== undefined) {
@@ -244,8 +244,10 @@ export async function quantizeStatic(model: Model, data: CalibrationData, opts: 
   const ranges = new Map([...cal.ranges, ...plan.fixedRanges]);
   const report = insertStaticQdq(model, plan, ranges, opts);
   removeDeadNodes(model.graph);
+  const raised = settleOpset(model);
+  if (raised) report.notes.push(opsetRaiseNote(raised));
   if (folded > 0) report.notes.unshift(`${folded} BatchNormalization node(s) folded into the preceding Conv/Gemm`);
-  if (opset.raisedFrom !== undefined) report.notes.unshift(`opset raised from ${opset.raisedFrom} to 13`);
+  if (opset) report.notes.unshift(opsetRaiseNote(opset));
   return { model, report: { ...report, method: methodName(opts.method), samples: cal.samples, smoothQuant: sq } };
 }
 
@@ -259,7 +261,7 @@ export function isActivationScheme(s: string): s is ActivationScheme {
   return (ACTIVATION_SCHEMES as readonly string[]).includes(s);
 }
 
-export interface ActivationFileOptions {
+export interface ActivationFileOptions extends VerifyOption {
   readonly scheme: ActivationScheme;
   /** `--calib [name=]x.npy`, as given (int8-static). */
   readonly calib?: readonly string[] | undefined;
@@ -309,10 +311,11 @@ export function readCalibFiles(bindings: readonly string[], inputNames: readonly
 }
 
 /** Quantizes a model file with int8-dynamic or int8-static; writes the output atomically. */
-export async function quantizeActivationFile(inPath: string, outPath: string, o: ActivationFileOptions): Promise<{ report: ActivationReport; inputFileBytes: number; outputFileBytes: number }> {
+export async function quantizeActivationFile(inPath: string, outPath: string, o: ActivationFileOptions): Promise<{ report: ActivationReport; inputFileBytes: number; outputFileBytes: number; verification: Verification }> {
   const file = openOnnxFile(inPath);
   let report: ActivationReport;
   let bytes: Uint8Array;
+  let samples: Map<string, Tensor> | undefined;
   try {
     const model = modelFromProto(file.proto, { external: file.external, label: inPath });
     checkExcludes(model, o.exclude, false);
@@ -329,6 +332,7 @@ export async function quantizeActivationFile(inPath: string, outPath: string, o:
       if (!o.calib?.length) throw new QuantkitError('QK_CALIB_MISSING', 'int8-static needs calibration data', 'pass --calib [name=]x.npy (a few hundred representative samples)');
       const calib = checkedCalibration(model, readCalibFiles(o.calib, model.graph.inputs.map((v) => v.name)), o.calibBatch);
       const data = calib.data;
+      samples = firstSamples(data, model.graph.inputs);
       const alpha = o.smoothQuant === true ? 0.5 : o.smoothQuant === false ? undefined : o.smoothQuant;
       if (alpha !== undefined && !(alpha >= 0 && alpha <= 1)) throw new QuantkitError('QK_BAD_OPTION', `--smoothquant ${alpha} is outside [0, 1]`, 'use e.g. --smoothquant 0.5');
       const bar = progressBar('calibrating', o.progress ?? false);
@@ -349,7 +353,8 @@ export async function quantizeActivationFile(inPath: string, outPath: string, o:
     file.close();
   }
   await writeFileAtomic(outPath, [bytes], { force: o.force ?? false, inputs: [inPath] });
-  return { report, inputFileBytes: statSync(inPath).size, outputFileBytes: bytes.length };
+  const verification = await verifyOutput({ modelPath: outPath }, `quantize --scheme ${o.scheme}`, { verify: o.verify, samples });
+  return { report, inputFileBytes: statSync(inPath).size, outputFileBytes: bytes.length, verification };
 }
 
 /** The terminal text of an activation-scheme report. */

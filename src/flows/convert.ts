@@ -11,6 +11,8 @@ import type { Initializer, Model } from '../graph/model.js';
 import { fileSource, writeFileAtomic } from '../node/files.js';
 import { openOnnxFile } from '../node/model-file.js';
 import { dataFileName, writeOnnxModel, type DataFileNaming } from '../node/model-writer.js';
+import type { Verification } from '../node/verify-model.js';
+import { verifyOutput, type VerifyOption } from './verify-output.js';
 
 /*
  * `quantkit convert`: moves weights between containers without touching their bytes.
@@ -22,7 +24,7 @@ import { dataFileName, writeOnnxModel, type DataFileNaming } from '../node/model
 
 export type ContainerFormat = 'onnx' | 'safetensors';
 
-export interface ConvertOptions {
+export interface ConvertOptions extends VerifyOption {
   /** Put tensors of `threshold` bytes or more in a data file beside the output (ONNX output). */
   readonly externalData?: boolean;
   readonly threshold?: number;
@@ -40,6 +42,8 @@ export interface ConvertResult {
   readonly skipped: string[];
   /** ONNX → safetensors: Constant-node values left out as not parameters (see isCheckpointTensor). */
   readonly constantsLeftOut?: number;
+  /** ONNX outputs: the written model loaded and run in ONNX Runtime (or why not). */
+  readonly verification?: Verification | undefined;
 }
 
 /**
@@ -133,12 +137,14 @@ export async function convertFile(input: string, output: string, opts: ConvertOp
       dataLocation,
     });
     const written = await writeOnnxModel(output, plan, { force, inputs });
+    const verification = await verifyOutput(written, 'convert', { verify: opts.verify });
     return {
       from, to,
       tensors: tensors.length,
       externalTensors: plan.tensors.filter((t) => t.offset !== undefined).length,
       dataPath: written.dataPath,
       skipped: [],
+      verification,
     };
   } finally {
     file.close();

@@ -6,6 +6,7 @@ import { decodeModel, encodeModel } from '../io/onnx/proto.js';
 import type { GptqOptions } from '../quant/gptq.js';
 import { equalizeNormScales } from '../passes/activation/smoothquant.js';
 import { foldBatchNorm } from '../passes/fold-batchnorm.js';
+import { opsetRaiseNote, settleOpset } from '../passes/opset-floor.js';
 import type { Bnb4Weights } from '../passes/weight-only/bnb4-quant.js';
 import { gptqLayer, gptqScheme, planGptq, storedLayout, type GptqLayer } from '../passes/weight-only/gptq-handler.js';
 import { linearView } from '../passes/weight-only/linear-site.js';
@@ -162,6 +163,8 @@ export async function quantizeModelGptq(model: Model, options: WeightOnlyOptions
   const g = await gptqPrecompute(model, options, data, o);
   const report = quantizeWeights(model, { ...options, precomputed: g.precomputed });
   removeDeadNodes(model.graph);
+  const raised = settleOpset(model);
+  if (raised) report.notes.push(opsetRaiseNote(raised));
   if (folded > 0) report.notes.unshift(`${folded} BatchNormalization node${folded === 1 ? '' : 's'} folded into the preceding Conv/Gemm`);
   report.notes.push(...g.notes);
   return { model, report, gptq: g };

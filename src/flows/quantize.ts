@@ -13,6 +13,7 @@ import { dtypeInfo, storageBytes } from '../tensor/dtype.js';
 import { elementCount, type Tensor } from '../tensor/tensor.js';
 import { skeletonOf } from './convert.js';
 import { foldBatchNorm } from '../passes/fold-batchnorm.js';
+import { opsetRaiseNote, settleOpset } from '../passes/opset-floor.js';
 import { quantizeWeights, type WeightOnlyOptions, type WeightOnlyReport } from '../passes/weight-only/index.js';
 import type { PrecomputedWeights } from '../passes/weight-only/types.js';
 import { modelDirFiles } from '../node/files.js';
@@ -20,6 +21,9 @@ import { precomputeWeights, type PoolOptions } from './quantize-pool.js';
 import { gptqFromCalibFiles, type GptqFileOptions } from './gptq.js';
 import { checkExcludes } from './exclude-check.js';
 import { resolveNonFinite, type NonFinitePolicy } from '../passes/non-finite.js';
+import { readCalibFiles } from './calibrate.js';
+import { firstSamples, verifyOutput, type VerifyOption } from './verify-output.js';
+import type { Verification } from '../node/verify-model.js';
 
 /**
  * Weight-only quantization of a model: BatchNormalization folded into the preceding Conv/Gemm
@@ -40,6 +44,9 @@ export function quantizeModel(model: Model, options: WeightOnlyOptions): Quantiz
 function quantizeFolded(model: Model, folded: number, options: WeightOnlyOptions): QuantizeResult {
   const report = quantizeWeights(model, options);
   removeDeadNodes(model.graph);
+  // The handlers raise the opset for the forms they write; this catches any that did not.
+  const raised = settleOpset(model);
+  if (raised) report.notes.push(opsetRaiseNote(raised));
   if (folded > 0) report.notes.unshift(`${folded} BatchNormalization node${folded === 1 ? '' : 's'} folded into the preceding Conv/Gemm`);
   return { model, report };
 }
@@ -51,7 +58,7 @@ export function quantizeModelBytes(bytes: Uint8Array, options: WeightOnlyOptions
   return { bytes: encodeModel(modelToProto(r.model)), report: r.report };
 }
 
-export interface QuantizeFileOptions extends WeightOnlyOptions, GptqFileOptions {
+export interface QuantizeFileOptions extends WeightOnlyOptions, GptqFileOptions, VerifyOption {
   readonly force?: boolean | undefined;
   /** NaN/±Inf in the weights: refuse (default), clamp, or keep them unquantized (passes/non-finite.ts). */
   readonly nonFinite?: NonFinitePolicy | undefined;
@@ -75,6 +82,8 @@ export interface QuantizeFileResult {
   readonly dataPath: string | undefined;
   /** Weights quantized on worker threads (0: all on the main thread, as for small models). */
   readonly workerResults: number;
+  /** The written model loaded and run in ONNX Runtime (or why not). */
+  readonly verification: Verification;
 }
 
 const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
@@ -143,8 +152,12 @@ export async function quantizeFile(inPath: string, outPath: string, options: Qua
     const plan = planOnnxWrite(skeletonOf(model), tensors, { externalData: external ? true : 'auto', dataLocation: dataFileName(outPath) });
     const written = await writeOnnxModel(outPath, plan, { force: options.force ?? false, inputs });
     const inputFileBytes = inputs.reduce((sum, f) => sum + statSync(f).size, 0);
+    const outputFileBytes = statSync(written.modelPath).size + written.dataBytes;
     const workerResults = precomputed && !gptq ? precomputed.nbits.size + precomputed.int8.size : 0;
-    return { report, inputFileBytes, outputFileBytes: statSync(written.modelPath).size + written.dataBytes, dataPath: written.dataPath, workerResults };
+    // GPTQ's calibration inputs (read again: only the first samples are needed, after the write).
+    const samples = options.calib?.length && options.verify !== false ? firstSamples(readCalibFiles(options.calib, model.graph.inputs.map((v) => v.name)), model.graph.inputs) : undefined;
+    const verification = await verifyOutput(written, `quantize --scheme ${options.scheme}`, { verify: options.verify, samples });
+    return { report, inputFileBytes, outputFileBytes, dataPath: written.dataPath, workerResults, verification };
   } finally {
     file.close();
   }

@@ -86,6 +86,36 @@ describe('upgradeOpset to 13: ONNX Runtime outputs identical before and after', 
     expect(await run(upgraded, x)).toEqual(before);
   });
 
+  it('opset 9 to 11 rewrites only what changed by 11: Clip, Slice, Upsample (as Resize 10 spells it); Squeeze/Unsqueeze/Dropout keep their attributes', async () => {
+    const proto = oldModel(9, [
+      { opType: 'Unsqueeze', inputs: ['x'], outputs: ['u'], name: 'unsq', attributes: { axes: [0] } },
+      { opType: 'Squeeze', inputs: ['u'], outputs: ['s'], name: 'sq', attributes: { axes: [0] } },
+      { opType: 'Clip', inputs: ['s'], outputs: ['c'], name: 'clip', attributes: { min: -0.5, max: 1.25 } },
+      { opType: 'Slice', inputs: ['c'], outputs: ['sl'], name: 'slice', attributes: { starts: [1, 0], ends: [4, 3], axes: [2, 3] } },
+      { opType: 'Dropout', inputs: ['sl'], outputs: ['d'], name: 'drop', attributes: { ratio: 0.3 } },
+      { opType: 'Upsample', inputs: ['d', 'scales'], outputs: ['y'], name: 'up', attributes: { mode: 'nearest' } },
+    ], ['y'], { scales: { dtype: 'float32', dims: [4], data: Float32Array.of(1, 1, 2, 3) } });
+    const x = f32([1, 2, 4, 4], 5);
+    const before = await run(proto, x);
+    const model = modelFromProto(proto);
+    expect(upgradeOpset(model, 11).rewritten).toEqual(['clip', 'slice', 'up']);
+    const byName = new Map(model.graph.nodes.map((n) => [n.name, n]));
+    for (const n of ['unsq', 'sq']) expect(byName.get(n)?.attributes.map((a) => a.name)).toEqual(['axes']);
+    expect(byName.get('drop')?.attributes.map((a) => a.name)).toEqual(['ratio']);
+    expect(byName.get('up')?.inputs.length).toBe(3); // Resize 11: X, roi, scales
+    const upgraded = modelToProto(model);
+    expect(upgraded.opsetImport.find((o) => o.domain === '')?.version).toBe(11n);
+    upgraded.irVersion = 6n;
+    expect(await run(upgraded, x)).toEqual(before);
+    // Resize 10 is Upsample renamed: raising to 10 only is the same rewrite in its 10 form.
+    const ten = modelFromProto(proto);
+    upgradeOpset(ten, 10);
+    expect(ten.graph.nodes.find((n) => n.name === 'up')?.inputs.length).toBe(2); // Resize 10: X, scales
+    const ten10 = modelToProto(ten);
+    ten10.irVersion = 5n;
+    expect(await run(ten10, x)).toEqual(before);
+  });
+
   it('an op without an upgrade is a named error', () => {
     const model = modelFromProto(oldModel(9, [{ opType: 'Scatter', inputs: ['x', 'i', 'x'], outputs: ['y'], name: 'sc' }], ['y']));
     expect(() => upgradeOpset(model)).toThrow(/QK_OPSET_UPGRADE_UNSUPPORTED|'sc' \(Scatter\)/);

@@ -6,8 +6,8 @@ import type { Tensor } from '../tensor/tensor.js';
 
 /*
  * Brings an old export (opset 7-12) to opset 13, the first where DequantizeLinear is per-axis, or
- * any export to a later target (19 for float8, 21 for int4), by rewriting the ops whose
- * *signature* changed on the way (Changelog.md of the ONNX operators):
+ * any export to another target (11 for DynamicQuantizeLinear, 19 for float8, 21 for int4), by
+ * rewriting the ops whose *signature* changed between the two (Changelog.md of the ONNX operators):
  *   Squeeze/Unsqueeze 13, ReduceSum 13, Split 13: axes/split attribute → int64 input
  *   ReduceMean/Max/Min/Prod/L1/L2/LogSum/LogSumExp/SumSquare 18: axes attribute → int64 input
  *   Softmax/LogSoftmax/Hardmax 13: before, the input was coerced to 2-D at `axis` and normalized
@@ -67,6 +67,10 @@ export function upgradeOpset(model: Model, target = UPGRADE_TARGET_OPSET): Upgra
   const ints = (base: string, v: readonly (number | bigint)[]) => constant(base, { dtype: 'int64', dims: [v.length], data: BigInt64Array.from(v, (x) => BigInt(x)) });
   const f32 = (base: string, v: number) => constant(base, { dtype: 'float32', dims: [], data: Float32Array.of(v) });
   const newNodes: GraphNode[] = [];
+  // A rewrite applies when the raise crosses the version that changed the op: a raise from 9 to
+  // 11 (int8-dynamic's DynamicQuantizeLinear) moves Clip's bounds to inputs but leaves Squeeze's
+  // axes an attribute, as opset 11 still spells it.
+  const crosses = (version: number) => from < version && target >= version;
   const rankOf = (name: string): number | undefined => {
     const v = g.valueInfo.get(name) ?? g.inputs.find((i) => i.name === name) ?? g.outputs.find((o) => o.name === name);
     return v?.dims?.length ?? g.initializers.get(name)?.dims.length;
@@ -82,19 +86,20 @@ export function upgradeOpset(model: Model, target = UPGRADE_TARGET_OPSET): Upgra
     const take = taker(n);
     switch (n.opType) {
       case 'Squeeze': case 'Unsqueeze': case 'ReduceSum': {
+        if (!crosses(13)) break;
         const axes = take.int64s('axes');
         if (axes) n.inputs = [n.inputs[0] ?? '', ints(`${label}_axes`, axes)];
         break;
       }
       case 'ReduceMean': case 'ReduceMax': case 'ReduceMin': case 'ReduceProd': case 'ReduceL1': case 'ReduceL2':
       case 'ReduceLogSum': case 'ReduceLogSumExp': case 'ReduceSumSquare':
-        if (from < 18 && target >= 18) {
+        if (crosses(18)) {
           const axes = take.int64s('axes');
           if (axes) n.inputs = [n.inputs[0] ?? '', ints(`${label}_axes`, axes)];
         }
         break;
       case 'Softmax': case 'LogSoftmax': case 'Hardmax': {
-        if (from >= 13) break;
+        if (!crosses(13)) break;
         const axis = take.int('axis') ?? 1;
         const rank = rankOf(n.inputs[0] ?? '');
         if (axis === -1 || (rank !== undefined && (axis === rank - 1 || axis + rank === rank - 1))) {
@@ -117,12 +122,13 @@ export function upgradeOpset(model: Model, target = UPGRADE_TARGET_OPSET): Upgra
         continue;
       }
       case 'Split': {
+        if (!crosses(13)) break;
         const split = take.int64s('split');
         if (split) n.inputs = [n.inputs[0] ?? '', ints(`${label}_split`, split)];
         break;
       }
       case 'Clip':
-        if (from < 11) {
+        if (crosses(11)) {
           const min = take.float('min');
           const max = take.float('max');
           n.inputs = [n.inputs[0] ?? '', min === undefined ? '' : f32(`${label}_min`, min), max === undefined ? '' : f32(`${label}_max`, max)];
@@ -130,7 +136,7 @@ export function upgradeOpset(model: Model, target = UPGRADE_TARGET_OPSET): Upgra
         }
         break;
       case 'Pad':
-        if (from < 11) {
+        if (crosses(11)) {
           const pads = take.int64s('pads') ?? take.int64s('paddings');
           const value = take.float('value');
           if (!pads) throw new QuantkitError('QK_OPSET_UPGRADE_UNSUPPORTED', `node '${label}' (Pad) has no pads attribute`, 'the model is malformed; re-export it');
@@ -138,7 +144,7 @@ export function upgradeOpset(model: Model, target = UPGRADE_TARGET_OPSET): Upgra
         }
         break;
       case 'Slice':
-        if (from < 10) {
+        if (crosses(10)) {
           const starts = take.int64s('starts');
           const ends = take.int64s('ends');
           const axes = take.int64s('axes');
@@ -148,9 +154,10 @@ export function upgradeOpset(model: Model, target = UPGRADE_TARGET_OPSET): Upgra
         break;
       case 'Dropout': {
         // Inference only: the ratio does not change outputs, but it moved to an input at 12.
-        const ratio = take.float('ratio');
         take.drop('is_test');
-        if (ratio !== undefined && from < 12) n.inputs = [n.inputs[0] ?? '', f32(`${label}_ratio`, ratio)];
+        if (!crosses(12)) break;
+        const ratio = take.float('ratio');
+        if (ratio !== undefined) n.inputs = [n.inputs[0] ?? '', f32(`${label}_ratio`, ratio)];
         break;
       }
       case 'BatchNormalization':
@@ -158,12 +165,21 @@ export function upgradeOpset(model: Model, target = UPGRADE_TARGET_OPSET): Upgra
         take.drop('consumed_inputs');
         break;
       case 'Upsample': {
+        if (!crosses(10)) break;
         const mode = take.string('mode') ?? 'nearest';
         const scalesAttr = take.floats('scales');
         const scales = scalesAttr ? constant(`${label}_scales`, { dtype: 'float32', dims: [scalesAttr.length], data: Float32Array.from(scalesAttr) }) : (n.inputs[1] ?? '');
-        // Upsample maps output i to input floor(i / scale): Resize's asymmetric + floor.
+        // Upsample maps output i to input floor(i / scale): Resize's asymmetric + floor. Resize 10
+        // is Upsample renamed (no roi input, no coordinate modes).
         n.opType = 'Resize';
-        n.inputs = [n.inputs[0] ?? '', '', scales];
+        if (target < 11) {
+          n.inputs = [n.inputs[0] ?? '', scales];
+          n.attributes = [makeAttr('mode', mode === 'bilinear' ? 'linear' : mode)];
+          break;
+        }
+        // roi is optional from 13 only; before, an empty tensor stands for none.
+        const roi = target >= 13 ? '' : constant(`${label}_roi`, { dtype: 'float32', dims: [0], data: new Float32Array(0) });
+        n.inputs = [n.inputs[0] ?? '', roi, scales];
         n.attributes = [
           makeAttr('mode', mode === 'bilinear' ? 'linear' : mode),
           makeAttr('coordinate_transformation_mode', 'asymmetric'),

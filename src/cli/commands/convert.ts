@@ -2,12 +2,14 @@ import type { Command } from 'commander';
 import { QuantkitError } from '../../errors.js';
 import { convertFile } from '../../flows/convert.js';
 import type { DataFileNaming } from '../../node/model-writer.js';
+import { describeVerification } from '../../node/verify-model.js';
 
 interface ConvertFlags {
   externalData?: boolean;
   threshold?: string;
   dataName: string;
   force?: boolean;
+  verify: boolean;
 }
 
 function parseThreshold(text: string | undefined): number | undefined {
@@ -34,6 +36,7 @@ export function registerConvert(program: Command): void {
     .option('--threshold <bytes>', 'smallest tensor that goes to external data (default 1024)')
     .option('--data-name <naming>', "external data file naming: 'onnx.data' (model.onnx.data) or 'onnx_data' (model.onnx_data)", 'onnx.data')
     .option('-f, --force', 'replace existing output files')
+    .option('--no-verify', 'ONNX output: do not load and run it in ONNX Runtime before reporting success')
     .action(async (input: string, output: string, flags: ConvertFlags) => {
       const threshold = parseThreshold(flags.threshold);
       if (threshold !== undefined && !flags.externalData) {
@@ -44,10 +47,12 @@ export function registerConvert(program: Command): void {
         ...(threshold === undefined ? {} : { threshold }),
         dataNaming: parseNaming(flags.dataName),
         force: flags.force ?? false,
+        verify: flags.verify,
       });
       const ext = r.dataPath ? `, ${r.externalTensors} in ${r.dataPath}` : '';
       const skipped = r.skipped.length ? ` (skipped ${r.skipped.length} without a ${r.to} dtype: ${r.skipped.slice(0, 5).join(', ')})` : '';
       const constants = r.constantsLeftOut ? `; left out ${r.constantsLeftOut} Constant-node values that are not weights (shapes, axes, scalars)` : '';
       process.stdout.write(`wrote ${output}: ${r.tensors} tensors${ext}${skipped}${constants}\n`);
+      if (r.verification) process.stdout.write(`${describeVerification(r.verification)}\n`);
     });
 }

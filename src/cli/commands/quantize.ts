@@ -9,6 +9,7 @@ import { loadReportAssets } from '../../flows/report-assets.js';
 import { quantizeReportData } from '../../flows/quantize-report.js';
 import { stepProgressBar } from '../../flows/progress.js';
 import { renderReport } from '../../web/report/index.js';
+import { describeVerification, type Verification } from '../../node/verify-model.js';
 // int8-dynamic / int8-static: the schemes live in flows/calibrate.ts.
 import { formatActivationReport, isActivationScheme, progressBar, quantizeActivationFile, ACTIVATION_SCHEMES } from '../../flows/calibrate.js';
 import { NON_FINITE_POLICIES, type NonFinitePolicy } from '../../passes/non-finite.js';
@@ -37,6 +38,7 @@ interface QuantizeCliOptions {
   progress?: boolean;
   actOrder?: boolean; // GPTQ (--calib with q4/q4-asym/q8-block/nf4/fp4)
   nonFinite?: string;
+  verify: boolean; // --no-verify turns it off
 }
 
 function collect(value: string, previous: string[]): string[] {
@@ -71,6 +73,7 @@ export function registerQuantize(program: Command): void {
     .option('--progress', 'show progress bars (calibration, GPTQ, weight quantization) even when stderr is not a terminal')
     .option('--act-order', 'GPTQ (--calib with a 4-bit scheme): quantize inputs in order of decreasing activation energy')
     .option('--non-finite <policy>', "NaN/±Inf in the weights: 'error' (default), 'clamp' (NaN → 0, ±Inf → the tensor's finite extremes) or 'keep' (leave those tensors unquantized)")
+    .option('--no-verify', 'do not load and run the written model in ONNX Runtime before reporting success')
     .action(async (input: string, opts: QuantizeCliOptions) => {
       if (isActivationScheme(opts.scheme)) {
         refuseOptions(opts, WEIGHT_ONLY_OPTIONS, 'weight-only schemes');
@@ -102,13 +105,14 @@ function parseCalibBatch(text: string | undefined): number | undefined {
 }
 
 /** The JSON form of a report, or its table and the file sizes. */
-function printResult(opts: QuantizeCliOptions, input: string, r: { inputFileBytes: number; outputFileBytes: number; report: object }, table: string): void {
+function printResult(opts: QuantizeCliOptions, input: string, r: { inputFileBytes: number; outputFileBytes: number; report: object; verification: Verification }, table: string): void {
   if (opts.json) {
-    process.stdout.write(`${JSON.stringify({ input, output: opts.output, inputFileBytes: r.inputFileBytes, outputFileBytes: r.outputFileBytes, ...r.report }, jsonNumbers, 2)}\n`);
+    process.stdout.write(`${JSON.stringify({ input, output: opts.output, inputFileBytes: r.inputFileBytes, outputFileBytes: r.outputFileBytes, verification: r.verification, ...r.report }, jsonNumbers, 2)}\n`);
     return;
   }
   process.stdout.write(table);
   process.stdout.write(`file: ${r.inputFileBytes} → ${r.outputFileBytes} bytes (${(r.outputFileBytes / r.inputFileBytes).toFixed(3)}×) written to ${opts.output}\n`);
+  process.stdout.write(`${describeVerification(r.verification)}\n`);
 }
 
 function parseNonFinite(s: string | undefined): NonFinitePolicy | undefined {
@@ -147,6 +151,7 @@ export async function quantizeCommand(input: string, opts: QuantizeCliOptions): 
     force: opts.force ?? false,
     nonFinite: parseNonFinite(opts.nonFinite),
     progress: steps.progress,
+    verify: opts.verify,
   }).finally(() => { bar.stop(); steps.stop(); });
   if (opts.report) {
     const data = quantizeReportData(input, opts.output, r.report, r.inputFileBytes, r.outputFileBytes);
@@ -189,6 +194,7 @@ async function activationQuantizeCommand(input: string, opts: QuantizeCliOptions
     scheme, calib: opts.calib, method: opts.method, calibBatch: batch, smoothQuant: alpha,
     activationType: opts.activations === 's8' ? 'int8' : 'uint8', dynamicForm: opts.dynamicForm as 'integer' | 'contrib' | undefined,
     perToken: opts.perToken ?? false, nonFinite: parseNonFinite(opts.nonFinite), exclude: opts.exclude, keepFirstLast: opts.keepFirstLast ?? false, force: opts.force ?? false, progress: opts.progress ?? false,
+    verify: opts.verify,
   });
   printResult(opts, input, r, formatActivationReport(r.report));
 }

@@ -1,6 +1,7 @@
 import type { GraphNode, Model } from '../../graph/model.js';
 import { topologicalOrder } from '../../graph/topology.js';
 import { floatAttr, GraphEditor, intAttr, loadFloat32, quantizeWeightPerChannel } from './graph-util.js';
+import { opsetRaiseNote, settleOpset } from '../opset-floor.js';
 import { dropUnreadInitializers } from './qdq.js';
 import { equalizeNormScales } from './smoothquant.js';
 
@@ -158,6 +159,9 @@ export function quantizeDynamic(model: Model, opts: DynamicOptions = {}): Dynami
   }
   g.nodes = topologicalOrder(g);
   dropUnreadInitializers(model);
+  // DynamicQuantizeLinear and Round are opset 11, MatMulInteger/ConvInteger 10.
+  const raised = settleOpset(model);
+  if (raised) report.notes.push(opsetRaiseNote(raised));
   return report;
 }
 
