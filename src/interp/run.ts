@@ -4,12 +4,19 @@ import type { GraphProto, ModelProto, NodeProto } from '../io/onnx/proto.js';
 import { tensorFromProto } from '../io/onnx/tensor.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { NodeAttributes } from './attributes.js';
+import type { Emulation } from './emulate.js';
+import { type FusedSite, fusedSites, withFusedSaturation } from './qdq-emulation.js';
 import type { OpContext } from './op.js';
 import type { OpRegistry } from './registry.js';
 import { defaultRegistry } from './registry.js';
 
 export interface RunOptions {
   registry?: OpRegistry;
+  /**
+   * Reproduce a CPU kernel's integer arithmetic (emulate.ts) in the integer ops and in the QDQ
+   * patterns ONNX Runtime fuses into integer kernels (qdq-emulation.ts). Default: exact ONNX semantics.
+   */
+  emulate?: Emulation | undefined;
 }
 
 /**
@@ -32,11 +39,16 @@ export function runModel(model: ModelProto, inputs: Map<string, Tensor>, opts: R
       throw new QuantkitError('QK_MISSING_INPUT', `graph input '${input.name}' has no value`, `pass a tensor for '${input.name}' (inputs given: ${[...inputs.keys()].join(', ') || 'none'})`);
     }
   }
+  const fused = opts.emulate ? fusedSites(graph) : new Map<NodeProto, FusedSite>();
   for (const [index, node] of topologicalOrder(graph, values)) {
     const where = `node '${node.name || node.output[0] || '?'}' (#${index}, ${node.opType})`;
     const outputs = node.opType === 'Constant' && (node.domain === '' || node.domain === 'ai.onnx')
       ? [constantValue(node, where)]
-      : runNode(node, index, where, values, registry, opsets);
+      : runNode(node, index, where, values, registry, opsets, opts.emulate);
+    const site = fused.get(node);
+    if (site && opts.emulate && outputs[0]) {
+      outputs[0] = withFusedSaturation(node, site, outputs[0], values, opts.emulate, { attrs: attributesOf(node, where), opset: 0, where });
+    }
     node.output.forEach((name, k) => {
       const t = outputs[k];
       if (name !== '' && t) values.set(name, t);
@@ -51,7 +63,7 @@ export function runModel(model: ModelProto, inputs: Map<string, Tensor>, opts: R
   return result;
 }
 
-function runNode(node: NodeProto, index: number, where: string, values: Map<string, Tensor>, registry: OpRegistry, opsets: Map<string, number>): Tensor[] {
+function runNode(node: NodeProto, index: number, where: string, values: Map<string, Tensor>, registry: OpRegistry, opsets: Map<string, number>, emulate: Emulation | undefined): Tensor[] {
   const impl = registry.get(node.opType, node.domain);
   if (!impl) {
     throw new QuantkitError(
@@ -66,7 +78,7 @@ function runNode(node: NodeProto, index: number, where: string, values: Map<stri
     if (!t) throw new QuantkitError('QK_MISSING_INPUT', `${where}: input #${k} '${name}' has no value`, 'it is not a graph input, initializer or earlier node output');
     return t;
   });
-  const ctx: OpContext = { attrs: attributesOf(node, where), opset: opsets.get(node.domain === 'ai.onnx' ? '' : node.domain) ?? 0, where };
+  const ctx: OpContext = { attrs: attributesOf(node, where), opset: opsets.get(node.domain === 'ai.onnx' ? '' : node.domain) ?? 0, where, emulate };
   return impl(args, ctx);
 }
 

@@ -3,9 +3,11 @@ import { topologicalOrder } from '../../graph/topology.js';
 import { floatAttr, GraphEditor, intAttr, loadFloat32, quantizeWeightPerChannel } from './graph-util.js';
 import { dropUnreadInitializers } from './qdq.js';
 import { equalizeNormScales } from './smoothquant.js';
+import { DEFAULT_TARGET, type Target, type WeightForm, weightFormFor, type WeightFormReport, weightFormReport } from './weight-form.js';
 
 /**
- * int8-dynamic: weights quantized ahead (s8 per output channel, symmetric [-127, 127]);
+ * int8-dynamic: weights quantized ahead (s8 per output channel, symmetric, in the target's weight
+ * form: pair-safe by default, weight-form.ts);
  * activations quantized at run time, so no calibration. Graph forms:
  *   'integer'  DynamicQuantizeLinear(x) → (x_q u8, s_x, z_x), one per activation tensor however
  *              many MatMuls read it; MatMulInteger(x_q, W_q, z_x, 0) or ConvInteger → int32;
@@ -33,6 +35,10 @@ export interface DynamicOptions {
    * static QDQ (QLinearConv) is the fast path for convolutions.
    */
   readonly conv?: boolean | undefined;
+  /** The CPU the model is for (weight-form.ts); default 'any': weights no u8×s8 kernel saturates on. */
+  readonly target?: Target | undefined;
+  /** Overrides the target's weight form (measurements compare the forms). */
+  readonly weightForm?: WeightForm | undefined;
 }
 
 export interface DynamicReport {
@@ -40,6 +46,7 @@ export interface DynamicReport {
   quantizedNodes: { node: string; opType: string; weight: string }[];
   skipped: { node: string; opType: string; reason: string }[];
   notes: string[];
+  weights: WeightFormReport;
 }
 
 export const DEFAULT_DYNAMIC_FORM = 'integer' as const;
@@ -86,7 +93,11 @@ export function quantizeDynamic(model: Model, opts: DynamicOptions = {}): Dynami
   const g = model.graph;
   const ed = new GraphEditor(g);
   const form = opts.form ?? DEFAULT_DYNAMIC_FORM;
-  const report: DynamicReport = { form: opts.perToken ? 'per-token' : form, quantizedNodes: [], skipped: [], notes: [] };
+  const target = opts.target ?? DEFAULT_TARGET;
+  const weightForm = opts.weightForm ?? weightFormFor(target);
+  let channelsTotal = 0;
+  let reducedTotal = 0;
+  const report: DynamicReport = { form: opts.perToken ? 'per-token' : form, quantizedNodes: [], skipped: [], notes: [], weights: weightFormReport(weightForm, target, 0, 0) };
   // One activation scale per tensor (per row with perToken) cannot serve a channel many times
   // larger than the rest: fold the norm's per-channel magnitude into the weights first (exact in
   // fp32, no data needed; smoothquant.ts equalizeNormScales).
@@ -108,8 +119,10 @@ export function quantizeDynamic(model: Model, opts: DynamicOptions = {}): Dynami
     if (n.opType === 'Conv') {
       const init = g.initializers.get(site.weight);
       const w = loadFloat32(init as NonNullable<typeof init>);
-      const { codes, scales } = quantizeWeightPerChannel(w, site.dims, 0, site.weight);
+      const { codes, scales, reducedChannels } = quantizeWeightPerChannel(w, site.dims, 0, site.weight, weightForm);
       const M = scales.length;
+      channelsTotal += M;
+      reducedTotal += reducedChannels;
       const d = dqlOf(ed, dql, x);
       const wq = ed.constant(`${site.weight}_quantized`, 'int8', site.dims, codes);
       // ORT's ConvInteger takes a per-tensor weight zero point only; symmetric weights have 0.
@@ -126,7 +139,9 @@ export function quantizeDynamic(model: Model, opts: DynamicOptions = {}): Dynami
     }
 
     const { data, K, N } = matmulWeight(model, site);
-    const { codes, scales } = quantizeWeightPerChannel(data, [K, N], 1, site.weight);
+    const { codes, scales, reducedChannels } = quantizeWeightPerChannel(data, [K, N], 1, site.weight, weightForm);
+    channelsTotal += N;
+    reducedTotal += reducedChannels;
     const wq = ed.constant(`${site.weight}_quantized`, 'int8', [K, N], codes);
     const ws = ed.constant(`${site.weight}_scale`, 'float32', [N], scales);
     const wz = ed.constant(`${site.weight}_zero_point`, 'int8', [N], new Int8Array(N));
@@ -158,6 +173,7 @@ export function quantizeDynamic(model: Model, opts: DynamicOptions = {}): Dynami
   }
   g.nodes = topologicalOrder(g);
   dropUnreadInitializers(model);
+  report.weights = weightFormReport(weightForm, target, channelsTotal, reducedTotal);
   return report;
 }
 
