@@ -9,11 +9,14 @@
  *                                                                 # ORT on its AVX2 (no VNNI) path
  *   npx tsx scripts/measure-saturation.ts interp /tmp/sat [n]      # reference interpreter, native
  *                                                                 # and --emulate avx2-u8s8 (CNNs only)
+ *   npx tsx scripts/measure-saturation.ts dots /tmp/sat            # LMs: saturated dot products per
+ *                                                                 # integer op, on ORT's activation codes
  * Not part of the test suite: qemu's AVX2 emulation is a measurement aid; the tests use the
  * interpreter's emulation (src/interp/emulate.ts), which needs no particular CPU.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
 import { parseCalibMethod } from '../src/calib/method.js';
 import { quantizeStatic } from '../src/flows/calibrate.js';
 import { classifierAccuracy, lmPerplexity } from '../src/flows/evaluate.js';
@@ -27,6 +30,7 @@ import { quantizeDynamic } from '../src/passes/activation/dynamic.js';
 import { WEIGHT_FORMS, type WeightForm } from '../src/passes/activation/weight-form.js';
 import { foldBatchNorm } from '../src/passes/fold-batchnorm.js';
 import type { Tensor } from '../src/tensor/tensor.js';
+import { saturatedDots } from '../test/helpers/saturation.js';
 
 const root = new URL('..', import.meta.url).pathname;
 const npy = (p: string): Tensor => readNpy(readFileSync(join(root, p)));
@@ -122,8 +126,25 @@ function interp(dir: string, count: number): void {
   }
 }
 
+/** The LMs: per integer op, the dot products the AVX2 kernel would saturate on ORT's own activation codes. */
+async function dots(dir: string): Promise<void> {
+  const index = JSON.parse(readFileSync(join(dir, 'index.json'), 'utf8')) as Entry[];
+  for (const e of index.filter((k) => k.kind === 'lm' && k.form !== 'fp32')) {
+    const m = MODELS.find((k) => k.model === e.model);
+    const w = npy(m && 'evalSet' in m ? m.evalSet : '');
+    const [count, len] = w.dims as [number, number];
+    const T = len - 1;
+    const ids = new BigInt64Array(count * T);
+    for (let i = 0; i < count; i++) ids.set((w.data as BigInt64Array).subarray(i * len, i * len + T), i * T);
+    const model = modelFromProto(decodeModel(readFileSync(join(dir, e.file)), e.file), { label: e.file });
+    const r = await saturatedDots(model, { input_ids: new ort.Tensor('int64', ids, [count, T]) });
+    console.log(`${e.model}\t${e.scheme}\t${e.form}\tsaturated dot products ${r.saturated} of ${r.dots} (${(100 * r.saturated / r.dots).toFixed(3)} %)`);
+  }
+}
+
 const [mode, dir = '/tmp/quantkit-saturation', count] = process.argv.slice(2);
 if (mode === 'generate') await generate(dir);
 else if (mode === 'evaluate') await evaluate(dir);
+else if (mode === 'dots') await dots(dir);
 else if (mode === 'interp') interp(dir, Number(count ?? 497));
 else console.error('usage: measure-saturation.ts generate|evaluate|interp <dir> [count]');
