@@ -94,13 +94,11 @@ function dynamic(path: string, weightForm?: WeightForm, perToken = false): Model
 
 describe('LMs: no integer op saturates under avx2-u8s8 with the default weights (ORT activation codes)', () => {
   for (const lm of LMS) {
-    it(`${lm.name} int8-dynamic, int8-dynamic --per-token and int8-static: 0 saturated dot products`, async () => {
+    it(`${lm.name} int8-dynamic and int8-static: 0 saturated dot products`, async () => {
       const feeds = lmFeeds(lm.data);
-      for (const model of [dynamic(lm.model), dynamic(lm.model, undefined, true)]) {
-        const r = await saturatedDots(model, feeds);
-        expect(r.sites).toBeGreaterThan(0);
-        expect(r.saturated).toBe(0);
-      }
+      const dyn = await saturatedDots(dynamic(lm.model), feeds);
+      expect(dyn.sites).toBeGreaterThan(0);
+      expect(dyn.saturated).toBe(0);
       const model = load(lm.model);
       await quantizeStatic(model, new Map([['input_ids', npy(lm.calib)]]), { method: parseCalibMethod('minmax') });
       const r = await saturatedDots(model, feeds);

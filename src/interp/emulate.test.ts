@@ -41,12 +41,17 @@ describe('integer ops under --emulate avx2-u8s8', () => {
     // Two saturated pairs (2 · 32767) minus a_zp · Σb (10 · 508).
     expect(values(MatMulInteger([a, b, zp], emulated())[0])).toEqual([2 * 32767 - 10 * 508]);
   });
-  it('MatMulInteger: s8 activations are flipped to u8 (x ^ 0x80) before the products, so they saturate too', () => {
+  it('MatMulInteger: s8 × s8 (the S8S8 kernel) stays exact', () => {
     const a = s8([1, 2], 127, 127);
     const b = s8([2, 1], 127, 127);
-    expect(values(MatMulInteger([a, b], opContext())[0])).toEqual([2 * 127 * 127]);
-    // (127 + 128) · 127 · 2 = 64770 → 32767; minus the flipped zero point 128 · Σb (254).
-    expect(values(MatMulInteger([a, b], emulated())[0])).toEqual([32767 - 128 * 254]);
+    expect(values(MatMulInteger([a, b], emulated())[0])).toEqual([2 * 127 * 127]);
+  });
+  it('convolutions flip s8 activations to u8 (x ^ 0x80) before the products, so they saturate', () => {
+    const xs = s8([1, 2, 1, 1], 127, 127);
+    const ws = s8([1, 2, 1, 1], 127, 127);
+    expect(values(ConvInteger([xs, ws], opContext())[0])).toEqual([2 * 127 * 127]);
+    // (127 + 128) · 127 · 2 = 64770 → 32767; minus the flipped zero point 128 · Σw (254).
+    expect(values(ConvInteger([xs, ws], emulated())[0])).toEqual([32767 - 128 * 254]);
   });
   it('MatMulInteger: u8 weights (the U8U8 kernel) stay exact', () => {
     const a = u8([1, 2], 255, 255);

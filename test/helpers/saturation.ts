@@ -26,8 +26,9 @@ function integerSites(model: Model): Site[] {
   for (const n of g.nodes) {
     if (n.opType === 'MatMulInteger') {
       const w = weightOf(n.inputs[1]);
+      // Per-token codes are s8 (a Cast): s8 × s8 MatMulInteger does not saturate (emulate.ts).
       const codesType: DType = prod.get(n.inputs[0] ?? '')?.opType === 'Cast' ? 'int8' : 'uint8';
-      if (w) sites.push({ node: n.name, codes: n.inputs[0] as string, codesType, weight: w.data, K: w.dims[0], N: w.dims[1], transB: false });
+      if (w && codesType === 'uint8') sites.push({ node: n.name, codes: n.inputs[0] as string, codesType, weight: w.data, K: w.dims[0], N: w.dims[1], transB: false });
       continue;
     }
     if (n.opType !== 'MatMul' && n.opType !== 'Gemm') continue;

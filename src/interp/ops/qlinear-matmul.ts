@@ -32,7 +32,7 @@ export const QLinearMatMul: OpImpl = (inputs, ctx) => {
   const plan = planMatMul(a.dims, b.dims, ctx);
   const c = matmulF64(offsetByZeroPoint(a, aZp, true, ctx), offsetByZeroPoint(b, bZp, false, ctx), plan);
   // ctx.emulate: the accumulator as the emulated kernel leaves it (emulate.ts), then requantized.
-  if (saturates(ctx.emulate, a.dtype, b.dtype)) addInPlace(c, matmulSaturationError(kernelCodes(a), toFloat64(b), plan));
+  if (a.dtype === 'uint8' && saturates(ctx.emulate, a.dtype, b.dtype)) addInPlace(c, matmulSaturationError(kernelCodes(a), toFloat64(b), plan));
   const multiplier = requantMultiplier(aScale, bScale, yScale, ctx);
   const zp = scalarValue(yZp, 'y_zero_point', ctx);
   const [lo, hi] = integerRange(yZp.dtype);

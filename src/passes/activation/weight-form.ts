@@ -16,8 +16,9 @@
  * pair-safe scale lands near seven-bit's and the two measure alike (within ±0.005 |Δlogit|, ±0.5 %
  * perplexity, either way by model). Pair-safe is the default because its scale is never coarser than
  * seven-bit's and keeps full range on any channel with one dominant weight per sign.
- * s8 activations need it too: x86 flips them to u8 (x ^ 0x80) first (measured under qemu: full
- * range 0.050 → 0.497 mean |Δlogit| on the CNN with --activations s8).
+ * s8 activations of int8-static (QDQ) need it too (measured under qemu: full range 0.050 → 0.497
+ * mean |Δlogit| on the CNN with --activations s8); int8-dynamic --per-token's s8 × s8 MatMulInteger
+ * does not (perplexities on AVX2 equal VNNI's), so it writes full range.
  */
 export const WEIGHT_FORMS = ['pair-safe', 'seven-bit', 'full'] as const;
 export type WeightForm = (typeof WEIGHT_FORMS)[number];
@@ -48,8 +49,10 @@ export interface WeightFormReport {
   readonly reason: string;
 }
 
-export function weightFormReport(form: WeightForm, target: Target | null, channels: number, reducedChannels: number): WeightFormReport {
-  const reason = form === 'full'
+export function weightFormReport(form: WeightForm, target: Target | null, channels: number, reducedChannels: number, signedActivations = false): WeightFormReport {
+  const reason = signedActivations
+    ? 'full-range s8 [-127, 127]: per-token s8 × s8 kernels do not saturate on any CPU'
+    : form === 'full'
     ? `full-range s8 [-127, 127]${target ? ` for --target ${target}` : ''}: exact only where u8×s8 kernels accumulate in int32 (VNNI, ARM, WebAssembly); x86 without VNNI saturates pairs of products`
     : form === 'pair-safe'
       ? `pair-safe s8 (${reducedChannels} of ${channels} channels' scales raised) so u8×s8 kernels without VNNI cannot saturate; --target vnni|arm|wasm for full range`
