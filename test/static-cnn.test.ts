@@ -17,9 +17,11 @@ const testX = readNpy(readFileSync('models/cnn-test-x.npy'));
 const testY = readNpy(readFileSync('models/cnn-test-y.npy'));
 const calibX = readNpy(readFileSync('models/cnn-calib-x.npy'));
 
-// ONNX Runtime 1.30's quantize_static on this model with BN folded: mean |logit diff| 0.072–0.076
-// depending on the method (issue 7); ours must be closer to fp32 than the best of those.
-const ORT_BEST_LOGIT_DIFF = 0.072;
+// ONNX Runtime 1.30's quantize_static on this model with BN folded, in its form that every x86 CPU
+// runs exactly (reduce_range=True, 7-bit weights): mean |logit diff| 0.095 (issue 11; full range
+// gave 0.072–0.076 with VNNI and 0.636 without). Our default pair-safe weights are exact on every
+// CPU too (test/saturation.test.ts), so this holds on either kind of CI machine; ours must be closer.
+const ORT_BEST_LOGIT_DIFF = 0.095;
 
 /** QDQ around every Conv/Gemm (activation and weight through DequantizeLinear), none between Conv/Gemm and Relu. */
 function assertQdqStructure(model: Model): void {
@@ -64,7 +66,7 @@ describe('digits CNN int8-static (BN folded, QDQ, run in onnxruntime-node)', () 
       assertQdqStructure(model);
       expect(report.quantizedNodes.length).toBe(4);
       const q = await classifierAccuracy(encodeModel(modelToProto(model)), testX, testY, fp32.logits);
-      console.log(`cnn int8-static ${method}: accuracy ${(q.accuracy * 100).toFixed(2)} % (fp32 ${(fp32.accuracy * 100).toFixed(2)} %), mean |logit diff| ${q.meanAbsLogitDiff?.toFixed(4)} (ORT 0.072–0.076)`);
+      console.log(`cnn int8-static ${method}: accuracy ${(q.accuracy * 100).toFixed(2)} % (fp32 ${(fp32.accuracy * 100).toFixed(2)} %), mean |logit diff| ${q.meanAbsLogitDiff?.toFixed(4)} (ORT reduce_range 0.095)`);
       expect(q.accuracy).toBeGreaterThanOrEqual(fp32.accuracy - 0.005);
       expect(q.meanAbsLogitDiff).toBeLessThan(ORT_BEST_LOGIT_DIFF);
     });

@@ -23,6 +23,7 @@ import type { Verification } from '../node/verify-model.js';
 import { firstSamples, verifyOutput, type VerifyOption } from './verify-output.js';
 import { planStaticQuant, type PlanOptions } from '../passes/activation/plan.js';
 import { insertStaticQdq, type QdqOptions, type StaticReport } from '../passes/activation/qdq.js';
+import type { Target } from '../passes/activation/weight-form.js';
 import { applySmoothQuant, findSmoothSites, type SmoothQuantReport } from '../passes/activation/smoothquant.js';
 import { checkedCalibration } from './input-check.js';
 import { checkExcludes } from './exclude-check.js';
@@ -275,6 +276,8 @@ export interface ActivationFileOptions extends VerifyOption {
   /** int8-dynamic graph form, and per-token activation scales. */
   readonly dynamicForm?: 'integer' | 'contrib' | undefined;
   readonly perToken?: boolean | undefined;
+  /** `--target`: the CPU the model runs on, which picks the weight form (passes/activation/weight-form.ts). */
+  readonly target?: Target | undefined;
   readonly exclude?: readonly string[] | undefined;
   readonly keepFirstLast?: boolean | undefined;
   readonly force?: boolean | undefined;
@@ -324,7 +327,7 @@ export async function quantizeActivationFile(inPath: string, outPath: string, o:
     if (o.scheme === 'int8-dynamic') {
       if (o.calib?.length) throw new QuantkitError('QK_BAD_OPTION', '--calib is for int8-static; int8-dynamic finds activation scales at run time', 'drop --calib or use --scheme int8-static');
       const folded = foldBatchNorm(model);
-      const r = quantizeDynamic(model, { exclude: o.exclude, keepFirstLast: o.keepFirstLast, form: o.dynamicForm, perToken: o.perToken });
+      const r = quantizeDynamic(model, { exclude: o.exclude, keepFirstLast: o.keepFirstLast, form: o.dynamicForm, perToken: o.perToken, target: o.target });
       removeDeadNodes(model.graph);
       if (folded > 0) r.notes.unshift(`${folded} BatchNormalization node(s) folded into the preceding Conv/Gemm`);
       report = { scheme: 'int8-dynamic', ...r };
@@ -339,7 +342,7 @@ export async function quantizeActivationFile(inPath: string, outPath: string, o:
       try {
         const r = await quantizeStatic(model, data, {
           method: parseCalibMethod(o.method ?? 'minmax'), batchSize: o.calibBatch, progress: bar.progress,
-          smoothQuant: alpha, exclude: o.exclude, keepFirstLast: o.keepFirstLast, activationType: o.activationType,
+          smoothQuant: alpha, exclude: o.exclude, keepFirstLast: o.keepFirstLast, activationType: o.activationType, target: o.target,
         });
         report = { scheme: 'int8-static', ...r.report };
         report.notes.push(...calib.notes);
@@ -370,6 +373,7 @@ export function formatActivationReport(r: ActivationReport): string {
     for (const n of r.quantizedNodes) out.push(`  quantized ${n.opType} ${n.node} (weight ${n.weight})`);
   }
   for (const s of r.skipped) out.push(`  kept fp32 ${s.opType} ${s.node}: ${s.reason}`);
+  out.push(`weights: ${r.weights.reason}`);
   for (const n of r.notes) out.push(`note: ${n}`);
   return `${out.join('\n')}\n`;
 }

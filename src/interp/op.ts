@@ -2,6 +2,7 @@ import { QuantkitError } from '../errors.js';
 import type { DType } from '../tensor/dtype.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { AttributeReader, attrsFrom, type AttributeInput } from '../graph/attributes.js';
+import type { Emulation } from './emulate.js';
 
 /** What an op implementation gets besides its inputs. */
 export interface OpContext {
@@ -11,6 +12,8 @@ export interface OpContext {
   readonly opset: number;
   /** How errors name the node, e.g. `node 'q1' (#2, QuantizeLinear)`. */
   readonly where: string;
+  /** A CPU kernel's integer arithmetic to reproduce (emulate.ts); undefined = exact ONNX semantics. */
+  readonly emulate?: Emulation | undefined;
 }
 
 /**

@@ -4,12 +4,19 @@ import { modelFromProto } from '../graph/from-onnx.js';
 import type { GraphNode, Model } from '../graph/model.js';
 import { topologicalOrder } from '../graph/topology.js';
 import type { Tensor } from '../tensor/tensor.js';
+import type { Emulation } from './emulate.js';
+import { type FusedSite, fusedSites, withFusedSaturation } from './qdq-emulation.js';
 import type { OpContext } from './op.js';
 import type { OpRegistry } from './registry.js';
 import { defaultRegistry } from './registry.js';
 
 export interface RunOptions {
   registry?: OpRegistry;
+  /**
+   * Reproduce a CPU kernel's integer arithmetic (emulate.ts) in the integer ops and in the QDQ
+   * patterns ONNX Runtime fuses into integer kernels (qdq-emulation.ts). Default: exact ONNX semantics.
+   */
+  emulate?: Emulation | undefined;
 }
 
 /** A decoded ONNX ModelProto (io/onnx/proto.ts decodeModel), named through the graph boundary that reads it. */
@@ -44,13 +51,18 @@ export function runGraph(model: Model, inputs: Map<string, Tensor>, opts: RunOpt
     values.set(input.name, given);
   }
   const index = new Map(graph.nodes.map((n, i) => [n, i]));
+  const fused = opts.emulate ? fusedSites(graph) : new Map<GraphNode, FusedSite>();
   for (const node of topologicalOrder(graph)) {
     const i = index.get(node) as number;
     const where = `node '${node.name || node.outputs[0] || '?'}' (#${i}, ${node.opType})`;
     const attrs = new AttributeReader(node.attributes, where);
     const outputs = node.opType === 'Constant' && node.domain === ''
       ? [constantValue(attrs, where)]
-      : runNode(node, i, { attrs, opset: model.opsets.get(node.domain) ?? 0, where }, values, registry);
+      : runNode(node, i, { attrs, opset: model.opsets.get(node.domain) ?? 0, where, emulate: opts.emulate }, values, registry);
+    const site = fused.get(node);
+    if (site && opts.emulate && outputs[0]) {
+      outputs[0] = withFusedSaturation(node, site, outputs[0], values, opts.emulate, { attrs, opset: 0, where });
+    }
     node.outputs.forEach((name, k) => {
       const t = outputs[k];
       if (name !== '' && t) values.set(name, t);

@@ -13,6 +13,7 @@ import { describeVerification, type Verification } from '../../node/verify-model
 // int8-dynamic / int8-static: the schemes live in flows/calibrate.ts.
 import { formatActivationReport, isActivationScheme, progressBar, quantizeActivationFile, ACTIVATION_SCHEMES } from '../../flows/calibrate.js';
 import { NON_FINITE_POLICIES, type NonFinitePolicy } from '../../passes/non-finite.js';
+import { isTarget, type Target, TARGETS } from '../../passes/activation/weight-form.js';
 
 interface QuantizeCliOptions {
   output: string;
@@ -35,6 +36,7 @@ interface QuantizeCliOptions {
   activations?: string;
   dynamicForm?: string;
   perToken?: boolean;
+  target?: string;
   progress?: boolean;
   actOrder?: boolean; // GPTQ (--calib with q4/q4-asym/q8-block/nf4/fp4)
   nonFinite?: string;
@@ -70,6 +72,7 @@ export function registerQuantize(program: Command): void {
     .option('--activations <type>', "int8-static: 'u8' asymmetric (default) or 's8' symmetric activations")
     .option('--dynamic-form <form>', "int8-dynamic: 'integer' (MatMulInteger/ConvInteger, default) or 'contrib' (DynamicQuantizeMatMul)")
     .option('--per-token', 'int8-dynamic: one s8 scale per token (row) of each MatMul activation')
+    .option('--target <cpu>', `int8-static/int8-dynamic: the CPU the model runs on: ${TARGETS.join(', ')} (default any: pair-safe weights exact on every CPU; vnni/arm/wasm: full-range weights, exact only there)`)
     .option('--progress', 'show progress bars (calibration, GPTQ, weight quantization) even when stderr is not a terminal')
     .option('--act-order', 'GPTQ (--calib with a 4-bit scheme): quantize inputs in order of decreasing activation energy')
     .option('--non-finite <policy>', "NaN/±Inf in the weights: 'error' (default), 'clamp' (NaN → 0, ±Inf → the tensor's finite extremes) or 'keep' (leave those tensors unquantized)")
@@ -87,7 +90,7 @@ export function registerQuantize(program: Command): void {
 
 /** Flags that only some schemes read; given to another scheme they would be silently ignored. */
 const WEIGHT_ONLY_OPTIONS = { blockSize: '--block-size', quantizeEmbeddings: '--quantize-embeddings', doubleQuant: '--double-quant', format: '--format', rtn: '--rtn', actOrder: '--act-order', report: '--report' } as const;
-const ACTIVATION_OPTIONS = { method: '--method', smoothquant: '--smoothquant', activations: '--activations', dynamicForm: '--dynamic-form', perToken: '--per-token' } as const;
+const ACTIVATION_OPTIONS = { method: '--method', smoothquant: '--smoothquant', activations: '--activations', dynamicForm: '--dynamic-form', perToken: '--per-token', target: '--target' } as const;
 
 function refuseOptions(opts: QuantizeCliOptions, flags: Readonly<Partial<Record<keyof QuantizeCliOptions, string>>>, appliesTo: string): void {
   for (const [key, flag] of Object.entries(flags)) {
@@ -189,11 +192,12 @@ async function activationQuantizeCommand(input: string, opts: QuantizeCliOptions
   const alpha = opts.smoothquant === undefined ? undefined : opts.smoothquant === true ? 0.5 : Number(opts.smoothquant);
   if (alpha !== undefined && !(alpha >= 0 && alpha <= 1)) throw new QuantkitError('QK_BAD_OPTION', `--smoothquant '${String(opts.smoothquant)}' is not in [0, 1]`, 'e.g. --smoothquant 0.5');
   if (opts.activations !== undefined && opts.activations !== 'u8' && opts.activations !== 's8') throw new QuantkitError('QK_BAD_OPTION', `--activations '${opts.activations}' is not known`, "use 'u8' or 's8'");
+  if (opts.target !== undefined && !isTarget(opts.target)) throw new QuantkitError('QK_BAD_OPTION', `--target '${opts.target}' is not known`, `use one of: ${TARGETS.join(', ')}`);
   if (opts.dynamicForm !== undefined && opts.dynamicForm !== 'integer' && opts.dynamicForm !== 'contrib') throw new QuantkitError('QK_BAD_OPTION', `--dynamic-form '${opts.dynamicForm}' is not known`, "use 'integer' or 'contrib'");
   const r = await quantizeActivationFile(input, opts.output, {
     scheme, calib: opts.calib, method: opts.method, calibBatch: batch, smoothQuant: alpha,
     activationType: opts.activations === 's8' ? 'int8' : 'uint8', dynamicForm: opts.dynamicForm as 'integer' | 'contrib' | undefined,
-    perToken: opts.perToken ?? false, nonFinite: parseNonFinite(opts.nonFinite), exclude: opts.exclude, keepFirstLast: opts.keepFirstLast ?? false, force: opts.force ?? false, progress: opts.progress ?? false,
+    perToken: opts.perToken ?? false, target: opts.target as Target | undefined, nonFinite: parseNonFinite(opts.nonFinite), exclude: opts.exclude, keepFirstLast: opts.keepFirstLast ?? false, force: opts.force ?? false, progress: opts.progress ?? false,
     verify: opts.verify,
   });
   printResult(opts, input, r, formatActivationReport(r.report));

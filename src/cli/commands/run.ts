@@ -5,6 +5,7 @@ import { QuantkitError } from '../../errors.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { decodeModel, encodeTensorProto } from '../../io/onnx/proto.js';
 import { tensorToProto } from '../../io/onnx/tensor.js';
+import { EMULATIONS, isEmulation } from '../../interp/emulate.js';
 import { runModel } from '../../interp/run.js';
 import { writeFileAtomic } from '../../node/files.js';
 import { parseInputBinding, readTensorFile } from '../inputs.js';
@@ -17,6 +18,7 @@ interface RunOptions {
   input: string[];
   out?: string;
   force?: boolean;
+  emulate?: string;
 }
 
 export function registerRun(program: Command): void {
@@ -27,6 +29,7 @@ export function registerRun(program: Command): void {
     .requiredOption('-i, --input <[name=]file>', 'input tensor (.npy or TensorProto .pb); repeat for each input', collect, [])
     .option('-o, --out <dir>', 'write outputs as dir/output_<i>.pb (TensorProto, name set)')
     .option('-f, --force', 'replace existing output files')
+    .option('--emulate <kernel>', `reproduce a CPU kernel's integer arithmetic: ${EMULATIONS.join(', ')} (x86 u8×s8 without VNNI: pairs of products saturate in int16)`)
     .action(async (modelPath: string, opts: RunOptions) => {
       await runCommand(modelPath, opts);
     });
@@ -37,6 +40,8 @@ function collect(value: string, previous: string[]): string[] {
 }
 
 export async function runCommand(modelPath: string, opts: RunOptions): Promise<void> {
+  const emulate = opts.emulate;
+  if (emulate !== undefined && !isEmulation(emulate)) throw new QuantkitError('QK_BAD_OPTION', `--emulate '${emulate}' is not known`, `use one of: ${EMULATIONS.join(', ')}`);
   // External data read from the model's own folder: the interpreter takes one self-contained proto.
   const model = decodeModel(readOnnxFileInlined(modelPath), modelPath);
   const graph = model.graph;
@@ -60,7 +65,7 @@ export async function runCommand(modelPath: string, opts: RunOptions): Promise<v
   }
 
   checkInputArrays(modelFromProto(model, { label: modelPath }), bound, { flag: '--input' });
-  const outputs = runModel(model, bound);
+  const outputs = runModel(model, bound, { emulate });
   const names = graph.output.map((v) => v.name);
   if (opts.out) mkdirSync(opts.out, { recursive: true });
   for (const [i, name] of names.entries()) {

@@ -5,7 +5,8 @@ import { convolve, planConv } from '../conv-plan.js';
 import type { OpContext, OpImpl } from '../op.js';
 import { badShape, expectDType, requireInput } from '../op.js';
 import { toFloat64 } from '../values.js';
-import { toInt32 } from './matmul-integer.js';
+import { addInPlace, toInt32 } from './matmul-integer.js';
+import { convSaturationError, kernelCodes, saturates } from '../emulate.js';
 
 /** x − x_zero_point with a per-tensor zero point (ConvInteger/QLinearConv allow only that for x). */
 export function offsetInput(x: Tensor, zp: Tensor | undefined, ctx: OpContext): Float64Array {
@@ -28,6 +29,12 @@ export function offsetWeight(w: Tensor, zp: Tensor | undefined, plan: ConvPlan, 
   return v;
 }
 
+/** The emulated kernel's saturation error for x (codes, padding at its zero point) ⊛ w. */
+export function convSaturationErrorOf(x: Tensor, xZp: Tensor | undefined, w: Tensor, plan: ConvPlan, order: 'hwc' | 'chw'): Float64Array {
+  const pad = xZp ? (kernelCodes(xZp)[0] as number) : x.dtype === 'int8' ? 128 : 0;
+  return convSaturationError(kernelCodes(x), pad, toFloat64(w), plan, order);
+}
+
 /** ONNX ConvInteger (opset 10): int32 convolution of (x − x_zp) with (w − w_zp). */
 export const ConvInteger: OpImpl = (inputs, ctx) => {
   const x = requireInput(inputs, 0, 'x', ctx);
@@ -36,5 +43,7 @@ export const ConvInteger: OpImpl = (inputs, ctx) => {
   expectDType(w, ['int8', 'uint8'], 'w', ctx);
   const plan = planConv(x.dims, w.dims, ctx);
   const y = convolve(offsetInput(x, inputs[2], ctx), offsetWeight(w, inputs[3], plan, ctx), plan);
+  // ORT's ConvInteger is an NCHW im2col + GEMM: K runs over (c, kh, kw).
+  if (saturates(ctx.emulate, x.dtype, w.dtype)) addInPlace(y, convSaturationErrorOf(x, inputs[2], w, plan, 'chw'));
   return [makeTensor('int32', plan.outDims, toInt32(y))];
 };

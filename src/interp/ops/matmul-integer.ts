@@ -6,6 +6,7 @@ import { expectDType, requireInput } from '../op.js';
 import { matmulF64, matrixParamIndex } from '../matmul-kernel.js';
 import { planMatMul } from '../matmul-shape.js';
 import { toFloat64 } from '../values.js';
+import { kernelCodes, matmulSaturationError, saturates } from '../emulate.js';
 
 /**
  * `t − zero_point` as exact float64 values: per-tensor, per-row (rows = true, for A) or
@@ -20,6 +21,10 @@ export function offsetByZeroPoint(t: Tensor, zp: Tensor | undefined, rows: boole
   return v;
 }
 
+export function addInPlace(y: Float64Array, d: Float64Array): void {
+  for (let i = 0; i < y.length; i++) y[i] = (y[i] as number) + (d[i] as number);
+}
+
 /** Wraps an exact integer to int32, as the spec allows accumulation to overflow only in 32 bits. */
 export function toInt32(values: Float64Array): Int32Array {
   const out = new Int32Array(values.length);
@@ -27,7 +32,10 @@ export function toInt32(values: Float64Array): Int32Array {
   return out;
 }
 
-/** ONNX MatMulInteger (opset 10): int32 (A − a_zero_point) × (B − b_zero_point), numpy.matmul shapes. */
+/**
+ * ONNX MatMulInteger (opset 10): int32 (A − a_zero_point) × (B − b_zero_point), numpy.matmul shapes;
+ * with ctx.emulate, plus what the emulated kernel's saturation changes (emulate.ts).
+ */
 export const MatMulInteger: OpImpl = (inputs, ctx) => {
   const a = requireInput(inputs, 0, 'A', ctx);
   const b = requireInput(inputs, 1, 'B', ctx);
@@ -35,5 +43,6 @@ export const MatMulInteger: OpImpl = (inputs, ctx) => {
   expectDType(b, ['int8', 'uint8'], 'B', ctx);
   const plan = planMatMul(a.dims, b.dims, ctx);
   const y = matmulF64(offsetByZeroPoint(a, inputs[2], true, ctx), offsetByZeroPoint(b, inputs[3], false, ctx), plan);
+  if (a.dtype === 'uint8' && saturates(ctx.emulate, a.dtype, b.dtype)) addInPlace(y, matmulSaturationError(kernelCodes(a), toFloat64(b), plan));
   return [makeTensor('int32', plan.outDims, toInt32(y))];
 };

@@ -5,7 +5,9 @@ import { badShape, expectDType, requireInput } from '../op.js';
 import { roundHalfEven } from '../../formats/rounding.js';
 import { clamp } from '../quant-params.js';
 import { toFloat64 } from '../values.js';
-import { offsetInput, offsetWeight } from './conv-integer.js';
+import { convSaturationErrorOf, offsetInput, offsetWeight } from './conv-integer.js';
+import { addInPlace } from './matmul-integer.js';
+import { saturates } from '../emulate.js';
 import { integerRange } from './quantize-linear.js';
 import { scalarValue } from './qlinear-matmul.js';
 
@@ -27,6 +29,8 @@ export const QLinearConv: OpImpl = (inputs, ctx) => {
   for (const [t, n] of [[x, 'x'], [w, 'w'], [yZp, 'y_zero_point']] as const) expectDType(t, ['int8', 'uint8'], n, ctx);
   const plan = planConv(x.dims, w.dims, ctx);
   const acc = convolve(offsetInput(x, xZp, ctx), offsetWeight(w, wZp, plan, ctx), plan);
+  // ORT runs QLinearConv on x86 in NHWC: K runs over (kh, kw, c).
+  if (saturates(ctx.emulate, x.dtype, w.dtype)) addInPlace(acc, convSaturationErrorOf(x, xZp, w, plan, 'hwc'));
   const { outChannels: M } = plan;
   const ws = toFloat64(wScale);
   if (ws.length !== 1 && ws.length !== M) throw badShape(ctx, `w_scale must be a scalar or have ${M} elements`);

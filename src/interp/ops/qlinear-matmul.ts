@@ -9,7 +9,8 @@ import { roundHalfEven } from '../../formats/rounding.js';
 import { clamp } from '../quant-params.js';
 import { roundToFloat, toFloat64 } from '../values.js';
 import { integerRange } from './quantize-linear.js';
-import { offsetByZeroPoint } from './matmul-integer.js';
+import { addInPlace, offsetByZeroPoint } from './matmul-integer.js';
+import { kernelCodes, matmulSaturationError, saturates } from '../emulate.js';
 
 /**
  * ONNX QLinearMatMul (opset 10/21), int8/uint8, per-tensor scales, as the ONNX reference computes
@@ -31,6 +32,8 @@ export const QLinearMatMul: OpImpl = (inputs, ctx) => {
   for (const [t, n] of [[a, 'a'], [b, 'b'], [yZp, 'y_zero_point']] as const) expectDType(t, ['int8', 'uint8'], n, ctx);
   const plan = planMatMul(a.dims, b.dims, ctx);
   const c = matmulF64(offsetByZeroPoint(a, aZp, true, ctx), offsetByZeroPoint(b, bZp, false, ctx), plan);
+  // ctx.emulate: the accumulator as the emulated kernel leaves it (emulate.ts), then requantized.
+  if (a.dtype === 'uint8' && saturates(ctx.emulate, a.dtype, b.dtype)) addInPlace(c, matmulSaturationError(kernelCodes(a), toFloat64(b), plan));
   const multiplier = requantMultiplier(aScale, bScale, yScale, ctx);
   const zp = scalarValue(yZp, 'y_zero_point', ctx);
   const [lo, hi] = integerRange(yZp.dtype);

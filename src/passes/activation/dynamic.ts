@@ -4,9 +4,11 @@ import { floatAttr, GraphEditor, intAttr, loadFloat32, quantizeWeightPerChannel 
 import { opsetRaiseNote, settleOpset } from '../opset-floor.js';
 import { dropUnreadInitializers } from './qdq.js';
 import { equalizeNormScales } from './smoothquant.js';
+import { DEFAULT_TARGET, type Target, type WeightForm, weightFormFor, type WeightFormReport, weightFormReport } from './weight-form.js';
 
 /**
- * int8-dynamic: weights quantized ahead (s8 per output channel, symmetric [-127, 127]);
+ * int8-dynamic: weights quantized ahead (s8 per output channel, symmetric, in the target's weight
+ * form: pair-safe by default, weight-form.ts);
  * activations quantized at run time, so no calibration. Graph forms:
  *   'integer'  DynamicQuantizeLinear(x) → (x_q u8, s_x, z_x), one per activation tensor however
  *              many MatMuls read it; MatMulInteger(x_q, W_q, z_x, 0) or ConvInteger → int32;
@@ -34,6 +36,10 @@ export interface DynamicOptions {
    * static QDQ (QLinearConv) is the fast path for convolutions.
    */
   readonly conv?: boolean | undefined;
+  /** The CPU the model is for (weight-form.ts); default 'any': weights no u8×s8 kernel saturates on. */
+  readonly target?: Target | undefined;
+  /** Overrides the target's weight form (measurements compare the forms). */
+  readonly weightForm?: WeightForm | undefined;
 }
 
 export interface DynamicReport {
@@ -41,6 +47,7 @@ export interface DynamicReport {
   quantizedNodes: { node: string; opType: string; weight: string }[];
   skipped: { node: string; opType: string; reason: string }[];
   notes: string[];
+  weights: WeightFormReport;
 }
 
 export const DEFAULT_DYNAMIC_FORM = 'integer' as const;
@@ -87,7 +94,14 @@ export function quantizeDynamic(model: Model, opts: DynamicOptions = {}): Dynami
   const g = model.graph;
   const ed = new GraphEditor(g);
   const form = opts.form ?? DEFAULT_DYNAMIC_FORM;
-  const report: DynamicReport = { form: opts.perToken ? 'per-token' : form, quantizedNodes: [], skipped: [], notes: [] };
+  const target = opts.target ?? DEFAULT_TARGET;
+  // Per-token MatMulInteger is s8 × s8, which ORT runs without a saturating int16 step on every
+  // CPU (measured on its AVX2 path under qemu: full-range perplexities equal VNNI's), so it keeps
+  // full range whatever the target.
+  const weightForm = opts.weightForm ?? (opts.perToken ? 'full' : weightFormFor(target));
+  let channelsTotal = 0;
+  let reducedTotal = 0;
+  const report: DynamicReport = { form: opts.perToken ? 'per-token' : form, quantizedNodes: [], skipped: [], notes: [], weights: weightFormReport(weightForm, target, 0, 0) };
   // One activation scale per tensor (per row with perToken) cannot serve a channel many times
   // larger than the rest: fold the norm's per-channel magnitude into the weights first (exact in
   // fp32, no data needed; smoothquant.ts equalizeNormScales).
@@ -109,8 +123,10 @@ export function quantizeDynamic(model: Model, opts: DynamicOptions = {}): Dynami
     if (n.opType === 'Conv') {
       const init = g.initializers.get(site.weight);
       const w = loadFloat32(init as NonNullable<typeof init>);
-      const { codes, scales } = quantizeWeightPerChannel(w, site.dims, 0, site.weight);
+      const { codes, scales, reducedChannels } = quantizeWeightPerChannel(w, site.dims, 0, site.weight, weightForm);
       const M = scales.length;
+      channelsTotal += M;
+      reducedTotal += reducedChannels;
       const d = dqlOf(ed, dql, x);
       const wq = ed.constant(`${site.weight}_quantized`, 'int8', site.dims, codes);
       // ORT's ConvInteger takes a per-tensor weight zero point only; symmetric weights have 0.
@@ -127,7 +143,9 @@ export function quantizeDynamic(model: Model, opts: DynamicOptions = {}): Dynami
     }
 
     const { data, K, N } = matmulWeight(model, site);
-    const { codes, scales } = quantizeWeightPerChannel(data, [K, N], 1, site.weight);
+    const { codes, scales, reducedChannels } = quantizeWeightPerChannel(data, [K, N], 1, site.weight, weightForm);
+    channelsTotal += N;
+    reducedTotal += reducedChannels;
     const wq = ed.constant(`${site.weight}_quantized`, 'int8', [K, N], codes);
     const ws = ed.constant(`${site.weight}_scale`, 'float32', [N], scales);
     const wz = ed.constant(`${site.weight}_zero_point`, 'int8', [N], new Int8Array(N));
@@ -162,6 +180,7 @@ export function quantizeDynamic(model: Model, opts: DynamicOptions = {}): Dynami
   // DynamicQuantizeLinear and Round are opset 11, MatMulInteger/ConvInteger 10.
   const raised = settleOpset(model);
   if (raised) report.notes.push(opsetRaiseNote(raised));
+  report.weights = weightFormReport(weightForm, target, channelsTotal, reducedTotal, opts.perToken === true && opts.weightForm === undefined);
   return report;
 }
 

@@ -3,12 +3,17 @@ import { consumers, topologicalOrder } from '../../graph/topology.js';
 import { paramsFromRange } from '../../quant/affine.js';
 import { floatAttr, GraphEditor, loadFloat32, quantizeWeightPerChannel, rewireInput } from './graph-util.js';
 import { VALUE_PRESERVING, type SkippedSite, type StaticPlan } from './plan.js';
+import { DEFAULT_TARGET, type Target, type WeightForm, weightFormFor, type WeightFormReport, weightFormReport } from './weight-form.js';
 
 export interface Range { readonly lo: number; readonly hi: number }
 
 export interface QdqOptions {
   /** 'uint8' asymmetric (default, ORT's fast u8×s8 path) or 'int8' symmetric activations. */
   readonly activationType?: 'uint8' | 'int8' | undefined;
+  /** The CPU the model is for (weight-form.ts); default 'any': weights no u8×s8 kernel saturates on. */
+  readonly target?: Target | undefined;
+  /** Overrides the target's weight form (measurements compare the forms). */
+  readonly weightForm?: WeightForm | undefined;
 }
 
 export interface QuantizedTensorReport {
@@ -25,6 +30,7 @@ export interface StaticReport {
   skipped: SkippedSite[];
   tensors: QuantizedTensorReport[];
   notes: string[];
+  weights: WeightFormReport;
 }
 
 /** ONNX Runtime's quantizer names its Q/DQ outputs this way; `compare --per-layer` relies on it. */
@@ -43,7 +49,8 @@ function activationParams(r: Range, type: 'uint8' | 'int8') {
  * Writes the QDQ form of a plan (see plan.ts for which tensors and why):
  *   activations  QuantizeLinear → DequantizeLinear with one scalar scale/zero point per source,
  *                u8 asymmetric by default (s8 symmetric as an option)
- *   weights      s8 per-channel symmetric [-127, 127] behind DequantizeLinear(axis)
+ *   weights      s8 per-channel symmetric behind DequantizeLinear(axis), in the target's weight
+ *                form (pair-safe by default, weight-form.ts)
  *   bias         (Conv, Gemm) int32 with scale s_x·s_w[c] and zero point 0 behind
  *                DequantizeLinear(axis=0) — the form ORT folds into QLinearConv/QGemm
  * Rewrites `model` in place. `ranges` holds a calibrated range for every plan source.
@@ -97,6 +104,10 @@ export function insertStaticQdq(model: Model, plan: StaticPlan, ranges: Map<stri
 
   // Weights and biases.
   const weightDq = new Map<string, { dq: string; scales: Float32Array }>();
+  const target = opts.target ?? DEFAULT_TARGET;
+  const form = opts.weightForm ?? weightFormFor(target);
+  let channelsTotal = 0;
+  let reducedTotal = 0;
   const quantizedNodes: StaticReport['quantizedNodes'] = [];
   for (const site of plan.sites) {
     const n = site.node;
@@ -109,8 +120,10 @@ export function insertStaticQdq(model: Model, plan: StaticPlan, ranges: Map<stri
     if (!w) {
       const init = g.initializers.get(wName);
       if (!init) continue;
-      const { codes, scales } = quantizeWeightPerChannel(loadFloat32(init), init.dims, site.weightAxis, wName);
+      const { codes, scales, reducedChannels } = quantizeWeightPerChannel(loadFloat32(init), init.dims, site.weightAxis, wName, form);
       const channels = scales.length;
+      channelsTotal += channels;
+      reducedTotal += reducedChannels;
       const qName = ed.constant(`${wName}_quantized`, 'int8', init.dims, codes);
       const sName = ed.constant(`${wName}_scale`, 'float32', [channels], scales);
       const zName = ed.constant(`${wName}_zero_point`, 'int8', [channels], new Int8Array(channels));
@@ -156,7 +169,7 @@ export function insertStaticQdq(model: Model, plan: StaticPlan, ranges: Map<stri
 
   g.nodes = topologicalOrder(g);
   dropUnreadInitializers(model);
-  return { quantizedNodes, skipped: plan.skipped, tensors: tensorsReport, notes };
+  return { quantizedNodes, skipped: plan.skipped, tensors: tensorsReport, notes, weights: weightFormReport(form, target, channelsTotal, reducedTotal) };
 }
 
 /** Removes initializers no node reads and no graph output names (the replaced fp32 weights). */
