@@ -48,23 +48,33 @@ export async function lmPerplexity(model: Uint8Array | ort.InferenceSession, win
     for (let i = 0; i < b; i++) input.set(ids.subarray((start + i) * len, (start + i) * len + T), i * T);
     const out = await session.run({ [inName]: new ort.Tensor('int64', input, [b, T]) });
     const logits = out[outName] as ort.Tensor;
-    const data = logits.data as Float32Array;
-    const vocab = logits.dims[2] as number;
-    for (let i = 0; i < b; i++) {
-      for (let t = 0; t < T; t++) {
-        const row = (i * T + t) * vocab;
-        let max = -Infinity;
-        for (let v = 0; v < vocab; v++) max = Math.max(max, data[row + v] as number);
-        let sum = 0;
-        for (let v = 0; v < vocab; v++) sum += Math.exp((data[row + v] as number) - max);
-        const target = Number(ids[(start + i) * len + t + 1]);
-        nll += Math.log(sum) + max - (data[row + target] as number);
-        tokens++;
-      }
-    }
+    const scored = windowsNll(logits.data as Float32Array, logits.dims[2] as number, ids, len, start, b);
+    nll += scored.nll;
+    tokens += scored.tokens;
   }
   const crossEntropy = nll / tokens;
   return { crossEntropy, perplexity: Math.exp(crossEntropy), tokens };
+}
+
+/**
+ * Negative log-likelihood of windows start … start + b − 1 given their logits [b, T, vocab]
+ * (position t scored against id t + 1), in float64 with a stable log-sum-exp.
+ */
+export function windowsNll(data: Float32Array, vocab: number, ids: BigInt64Array, len: number, start: number, b: number): { nll: number; tokens: number } {
+  const T = len - 1;
+  let nll = 0;
+  for (let i = 0; i < b; i++) {
+    for (let t = 0; t < T; t++) {
+      const row = (i * T + t) * vocab;
+      let max = -Infinity;
+      for (let v = 0; v < vocab; v++) max = Math.max(max, data[row + v] as number);
+      let sum = 0;
+      for (let v = 0; v < vocab; v++) sum += Math.exp((data[row + v] as number) - max);
+      const target = Number(ids[(start + i) * len + t + 1]);
+      nll += Math.log(sum) + max - (data[row + target] as number);
+    }
+  }
+  return { nll, tokens: b * T };
 }
 
 export interface ClassifierResult {
