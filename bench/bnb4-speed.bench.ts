@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { quantizeFile } from '../src/flows/quantize.js';
+import { quantizeFile } from '../src/flows/quantize-file.js';
 import { writeMatMulStack } from '../test/helpers/matmul-stack.js';
 
 const RUNS = 2;

@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
 import { parseCalibMethod } from '../src/calib/method.js';
-import { quantizeStatic } from '../src/flows/calibrate.js';
+import { quantizeStatic } from '../src/flows/calibrate-node.js';
 import { modelFromProto } from '../src/graph/from-onnx.js';
 import type { Model } from '../src/graph/model.js';
 import { modelToProto } from '../src/graph/to-onnx.js';

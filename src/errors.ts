@@ -23,3 +23,17 @@ export class QuantkitError extends Error {
 export function isQuantkitError(e: unknown): e is QuantkitError {
   return e instanceof QuantkitError;
 }
+
+/**
+ * A bad option, named in library terms (`doubleQuant`, `method`): `options` lists the option
+ * names its message and hint mention, so each front end shows them in its own spelling (the CLI's
+ * flags: cli/option-flags.ts).
+ */
+export class OptionError extends QuantkitError {
+  readonly options: readonly string[];
+
+  constructor(code: string, message: string, hint: string | undefined, options: readonly string[]) {
+    super(code, message, hint);
+    this.options = options;
+  }
+}

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { lmPerplexity, type PerplexityResult } from '../src/flows/evaluate.js';
+import { lmPerplexity, type PerplexityResult } from '../src/flows/evaluate-node.js';
 import { modelFromProto } from '../src/graph/from-onnx.js';
 import { modelToProto } from '../src/graph/to-onnx.js';
 import { readNpy } from '../src/io/npy/npy.js';

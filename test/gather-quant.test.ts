@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { lmPerplexity } from '../src/flows/evaluate.js';
+import { lmPerplexity } from '../src/flows/evaluate-node.js';
 import { quantizeModelBytes } from '../src/flows/quantize.js';
 import { modelFromProto } from '../src/graph/from-onnx.js';
 import type { Model } from '../src/graph/model.js';

@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { lmPerplexity } from '../src/flows/evaluate.js';
+import { lmPerplexity } from '../src/flows/evaluate-node.js';
 import { quantizeModelBytesGptq } from '../src/flows/gptq.js';
 import { quantizeModelBytes } from '../src/flows/quantize.js';
 import { readNpy } from '../src/io/npy/npy.js';

@@ -5,7 +5,7 @@ import { pathToFileURL } from 'node:url';
 import { chromium, type BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demoReportData, runDemo, type DemoResult } from '../src/flows/demo.js';
-import { quantizeFile } from '../src/flows/quantize.js';
+import { quantizeFile } from '../src/flows/quantize-file.js';
 import { quantizeReportData } from '../src/flows/quantize-report.js';
 import { loadReportAssets } from '../src/flows/report-assets.js';
 import { renderReport } from '../src/web/report/index.js';

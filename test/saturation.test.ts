@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import { parseCalibMethod } from '../src/calib/method.js';
-import { quantizeStatic } from '../src/flows/calibrate.js';
+import { quantizeStatic } from '../src/flows/calibrate-node.js';
 import { modelFromProto } from '../src/graph/from-onnx.js';
 import type { Model } from '../src/graph/model.js';
 import { modelToProto } from '../src/graph/to-onnx.js';

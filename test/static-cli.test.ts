@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Command } from 'commander';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { registerQuantize } from '../src/cli/commands/quantize.js';
-import { classifierAccuracy, lmPerplexity } from '../src/flows/evaluate.js';
+import { classifierAccuracy, lmPerplexity } from '../src/flows/evaluate-node.js';
 import { readNpy } from '../src/io/npy/npy.js';
 
 function program(): Command {

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseCalibMethod } from '../src/calib/method.js';
-import { quantizeStatic } from '../src/flows/calibrate.js';
-import { classifierAccuracy, type ClassifierResult } from '../src/flows/evaluate.js';
+import { quantizeStatic } from '../src/flows/calibrate-node.js';
+import { classifierAccuracy, type ClassifierResult } from '../src/flows/evaluate-node.js';
 import { modelFromProto } from '../src/graph/from-onnx.js';
 import type { Model } from '../src/graph/model.js';
 import { modelToProto } from '../src/graph/to-onnx.js';

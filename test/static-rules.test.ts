@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { quantizeStatic } from '../src/flows/calibrate.js';
-import { openSession } from '../src/flows/evaluate.js';
+import { quantizeStatic } from '../src/flows/calibrate-node.js';
+import { openSession } from '../src/flows/evaluate-node.js';
 import { modelFromProto } from '../src/graph/from-onnx.js';
 import { modelToProto } from '../src/graph/to-onnx.js';
 import { consumers, producers } from '../src/graph/topology.js';

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseCalibMethod } from '../src/calib/method.js';
-import { quantizeStatic } from '../src/flows/calibrate.js';
-import { classifierAccuracy, lmPerplexity } from '../src/flows/evaluate.js';
+import { quantizeStatic } from '../src/flows/calibrate-node.js';
+import { classifierAccuracy, lmPerplexity } from '../src/flows/evaluate-node.js';
 import { quantizeModelBytesGptq } from '../src/flows/gptq.js';
 import { quantizeModelBytes } from '../src/flows/quantize.js';
 import { modelFromProto } from '../src/graph/from-onnx.js';

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { classifierAccuracy, lmPerplexity } from '../src/flows/evaluate.js';
+import { classifierAccuracy, lmPerplexity } from '../src/flows/evaluate-node.js';
 import { quantizeModelBytes } from '../src/flows/quantize.js';
 import { readNpy } from '../src/io/npy/npy.js';
 import type { SchemeName } from '../src/passes/weight-only/index.js';

@@ -1,7 +1,7 @@
 // Weight-only quality on every shipped and variant model, per scheme, default vs --rtn:
 // perplexity (LMs) or accuracy (CNNs) in ONNX Runtime. `npx tsx scripts/measure/weight-only-quality.ts [scheme …]`
 import { readFileSync } from 'node:fs';
-import { classifierAccuracy, lmPerplexity } from '../../src/flows/evaluate.js';
+import { classifierAccuracy, lmPerplexity } from '../../src/flows/evaluate-node.js';
 import { quantizeModelBytes } from '../../src/flows/quantize.js';
 import { readNpy } from '../../src/io/npy/npy.js';
 import type { SchemeName } from '../../src/passes/weight-only/index.js';

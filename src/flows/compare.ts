@@ -1,4 +1,3 @@
-import type * as ort from 'onnxruntime-node';
 import { QuantkitError } from '../errors.js';
 import { modelFromProto } from '../graph/from-onnx.js';
 import type { Model } from '../graph/model.js';
@@ -6,6 +5,8 @@ import { decodeModel } from '../io/onnx/proto.js';
 import { DQ_SUFFIX } from '../passes/activation/qdq.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { augmentedModelBytes, checkInputNames, createSession, feedBatches, type CalibrationData } from './calibrate.js';
+import { nodeRuntime } from '../node/ort-runtime.js';
+import type { RuntimeSession, RuntimeTensor } from './runtime.js';
 import { checkInputArrays } from './input-check.js';
 
 /**
@@ -110,16 +111,16 @@ export function quantizedTwins(a: Model, b: Model): { tensor: string; quantized:
   return pairs;
 }
 
-function floatOut(out: Record<string, ort.Tensor>, name: string, which: string): ort.Tensor {
+function floatOut(out: Record<string, RuntimeTensor>, name: string, which: string): { data: Float32Array; dims: readonly number[] } {
   const t = out[name];
   if (!t || !(t.data instanceof Float32Array)) {
     throw new QuantkitError('QK_COMPARE_OUTPUT', `output '${name}' of model ${which} is missing or not float32`, 'compare models whose outputs are float tensors');
   }
-  return t;
+  return { data: t.data, dims: t.dims };
 }
 
 /** ONNX Runtime's failure on the user's arrays, as a user error naming what the model takes. */
-async function runOrExplain(session: ort.InferenceSession, feeds: Record<string, ort.Tensor>, outputs: string[], which: string, model: Model): Promise<Record<string, ort.Tensor>> {
+async function runOrExplain(session: RuntimeSession, feeds: Record<string, RuntimeTensor>, outputs: string[], which: string, model: Model): Promise<Record<string, RuntimeTensor>> {
   try {
     return await session.run(feeds, outputs);
   } catch (e) {
@@ -156,8 +157,8 @@ export async function compareModels(aBytes: Uint8Array, bBytes: Uint8Array, opts
   if (opts.labels && !labels) throw new QuantkitError('QK_COMPARE_LABELS', `labels of type ${opts.labels.dtype} are not class ids`, 'give int64 or int32 labels (.npy)');
   const twins = opts.perLayer ? quantizedTwins(a, b) : [];
   const loadHint = (which: string) => `model ${which} must be one ONNX Runtime loads as it is; compare runs the two files unchanged`;
-  const sessionA = await createSession(twins.length ? augmentedModelBytes(a, twins.map((t) => t.tensor)) : aBytes, loadHint('a'));
-  const sessionB = await createSession(twins.length ? augmentedModelBytes(b, twins.map((t) => t.quantized)) : bBytes, loadHint('b'));
+  const sessionA = await createSession(nodeRuntime, twins.length ? augmentedModelBytes(a, twins.map((t) => t.tensor)) : aBytes, loadHint('a'));
+  const sessionB = await createSession(nodeRuntime, twins.length ? augmentedModelBytes(b, twins.map((t) => t.quantized)) : bBytes, loadHint('b'));
 
   const stats = new Map(outputs.map((o) => [o, new DiffStats()]));
   const layerStats = new Map(twins.map((t) => [t.tensor, new DiffStats()]));
@@ -166,7 +167,7 @@ export async function compareModels(aBytes: Uint8Array, bBytes: Uint8Array, opts
   checkInputNames(sessionB, opts.inputs);
   const labelRows = new Map<string, number>(outputs.map((o) => [o, 0]));
   try {
-    for (const { feeds, done, total } of feedBatches(opts.inputs, opts.batchSize ?? 32)) {
+    for (const { feeds, done, total } of feedBatches(nodeRuntime, opts.inputs, opts.batchSize ?? 32)) {
       const outA = await runOrExplain(sessionA, feeds, [...outputs, ...twins.map((t) => t.tensor)], 'a', a);
       const outB = await runOrExplain(sessionB, feeds, [...outputs, ...twins.map((t) => t.quantized)], 'b', a);
       for (const o of outputs) {

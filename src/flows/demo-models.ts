@@ -6,7 +6,7 @@ import { QuantkitError } from '../errors.js';
 import { readNpy } from '../io/npy/npy.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { CalibrationData } from './calibrate.js';
-import { classifierAccuracy, lmPerplexity } from './evaluate.js';
+import { classifierAccuracy, lmPerplexity } from './evaluate-node.js';
 
 /*
  * The two models that ship in models/ (made by scripts/models/make_models.py) and how the demo

@@ -15,7 +15,9 @@ import { planStaticQuant } from '../passes/activation/plan.js';
 import type { QuantizedTensorReport } from '../passes/activation/qdq.js';
 import { findSmoothSites } from '../passes/activation/smoothquant.js';
 import { sqnrDb } from '../quant/metrics.js';
-import { ACTIVATION_SCHEMES, calibrateRanges, quantizeStatic, type ActivationScheme, type CalibrationData } from './calibrate.js';
+import { calibrateRanges, quantizeStatic, type CalibrationData } from './calibrate.js';
+import { ACTIVATION_SCHEMES, type ActivationScheme } from './schemes.js';
+import { nodeRuntime } from '../node/ort-runtime.js';
 import { quantizeModelBytesGptq } from './gptq.js';
 import { quantizeModelBytes } from './quantize.js';
 import { trackTemp, untrackTemp } from '../node/temp-registry.js';
@@ -289,13 +291,13 @@ async function quantizeVariant(v: DemoVariant, source: Uint8Array, label: string
   }
   const model = modelFromProto(decodeModel(source, label), { label });
   if (v.kind === 'int8-dynamic') {
-    // As `quantize --scheme int8-dynamic` does (flows/calibrate.ts quantizeActivationFile), in memory.
+    // As `quantize --scheme int8-dynamic` does (flows/activation-file.ts), in memory.
     foldBatchNorm(model);
     const r = quantizeDynamic(model);
     removeDeadNodes(model.graph);
     return { bytes: encodeModel(modelToProto(model)), ...activationWeightSqnr(r.quantizedNodes.map((n) => n.weight), weights) };
   }
-  const r = await quantizeStatic(model, calibration(), { method: parseCalibMethod(v.method), smoothQuant: v.smoothQuant });
+  const r = await quantizeStatic(nodeRuntime, model, calibration(), { method: parseCalibMethod(v.method), smoothQuant: v.smoothQuant });
   // SmoothQuant scales the weights before quantizing them, so their SQNR against the original
   // weights measures the smoothing, not the format: those rows show none.
   const sqnr = v.smoothQuant === undefined ? activationWeightSqnr(r.report.quantizedNodes.map((n) => n.weight), weights) : { weightSqnrDb: null, layerSqnrDb: {}, weightSqnrNote: SMOOTHQUANT_SQNR_NOTE };
@@ -314,7 +316,7 @@ async function calibrationPlots(source: Uint8Array, label: string, data: Calibra
   foldBatchNorm(model);
   const plan = planStaticQuant(model);
   const tensors = plan.sources.filter((t) => !plan.fixedRanges.has(t));
-  const cal = await calibrateRanges(model, tensors, data, { method: { kind: 'percentile', percentile: DEFAULT_PERCENTILE } });
+  const cal = await calibrateRanges(nodeRuntime, model, tensors, data, { method: { kind: 'percentile', percentile: DEFAULT_PERCENTILE } });
   const candidates: { plot: CalibrationPlot; spread: number }[] = [];
   for (const t of tensors) {
     const c = cal.calibrators.get(t);

@@ -1,24 +1,25 @@
-import * as ort from 'onnxruntime-node';
 import { QuantkitError } from '../errors.js';
 import type { Tensor } from '../tensor/tensor.js';
+import type { OnnxRuntime, RuntimeSession, RuntimeTensor } from './runtime.js';
 
 /**
- * Quality of a model measured by running it in ONNX Runtime (onnxruntime-node, CPU):
- * a language model's mean next-token cross-entropy and perplexity over eval windows, and a
- * classifier's accuracy (and mean |logit difference| against a reference model).
+ * Quality of a model measured by running it in ONNX Runtime (the runtime passed in:
+ * onnxruntime-node through evaluate-node.ts, onnxruntime-web in a browser): a language model's
+ * mean next-token cross-entropy and perplexity over eval windows, and a classifier's accuracy
+ * (and mean |logit difference| against a reference model).
  */
 
-export async function openSession(model: Uint8Array): Promise<ort.InferenceSession> {
+export async function openSession(runtime: OnnxRuntime, model: Uint8Array): Promise<RuntimeSession> {
   try {
-    return await ort.InferenceSession.create(model, { graphOptimizationLevel: 'all', intraOpNumThreads: 2 });
+    return await runtime.createSession(model, { graphOptimizationLevel: 'all', intraOpNumThreads: 2 });
   } catch (e) {
     throw new QuantkitError('QK_ORT_LOAD_FAILED', `ONNX Runtime cannot load the model: ${e instanceof Error ? e.message : String(e)}`, 'the rewritten graph uses an op or type this ONNX Runtime lacks; try another scheme or --exclude the op');
   }
 }
 
-function ortTensor(t: Tensor): ort.Tensor {
-  if (t.data instanceof BigInt64Array) return new ort.Tensor('int64', t.data, [...t.dims]);
-  if (t.data instanceof Float32Array) return new ort.Tensor('float32', t.data, [...t.dims]);
+function ortTensor(runtime: OnnxRuntime, t: Tensor): RuntimeTensor {
+  if (t.data instanceof BigInt64Array) return runtime.tensor('int64', t.data, [...t.dims]);
+  if (t.data instanceof Float32Array) return runtime.tensor('float32', t.data, [...t.dims]);
   throw new QuantkitError('QK_EVAL_INPUT_TYPE', `eval input of type ${t.dtype} is not supported`, 'give int64 token ids or float32 inputs');
 }
 
@@ -33,8 +34,8 @@ export interface PerplexityResult {
  * windows: int64 [count, T + 1]; the model reads ids [:, :T] and its logits [b, T, vocab] at
  * position t are scored against id t + 1. Summed in float64 with a stable log-sum-exp.
  */
-export async function lmPerplexity(model: Uint8Array | ort.InferenceSession, windows: Tensor, batch = 16): Promise<PerplexityResult> {
-  const session = model instanceof Uint8Array ? await openSession(model) : model;
+export async function lmPerplexity(runtime: OnnxRuntime, model: Uint8Array | RuntimeSession, windows: Tensor, batch = 16): Promise<PerplexityResult> {
+  const session = model instanceof Uint8Array ? await openSession(runtime, model) : model;
   const [count, len] = windows.dims as [number, number];
   const ids = windows.data as BigInt64Array;
   const T = len - 1;
@@ -46,8 +47,8 @@ export async function lmPerplexity(model: Uint8Array | ort.InferenceSession, win
     const b = Math.min(batch, count - start);
     const input = new BigInt64Array(b * T);
     for (let i = 0; i < b; i++) input.set(ids.subarray((start + i) * len, (start + i) * len + T), i * T);
-    const out = await session.run({ [inName]: new ort.Tensor('int64', input, [b, T]) });
-    const logits = out[outName] as ort.Tensor;
+    const out = await session.run({ [inName]: runtime.tensor('int64', input, [b, T]) });
+    const logits = out[outName] as RuntimeTensor;
     const scored = windowsNll(logits.data as Float32Array, logits.dims[2] as number, ids, len, start, b);
     nll += scored.nll;
     tokens += scored.tokens;
@@ -86,10 +87,10 @@ export interface ClassifierResult {
 }
 
 /** x: float32 [n, ...]; labels: int64 [n]. */
-export async function classifierAccuracy(model: Uint8Array | ort.InferenceSession, x: Tensor, labels: Tensor, reference?: Float32Array): Promise<ClassifierResult> {
-  const session = model instanceof Uint8Array ? await openSession(model) : model;
-  const out = await session.run({ [session.inputNames[0] as string]: ortTensor(x) });
-  const t = out[session.outputNames[0] as string] as ort.Tensor;
+export async function classifierAccuracy(runtime: OnnxRuntime, model: Uint8Array | RuntimeSession, x: Tensor, labels: Tensor, reference?: Float32Array): Promise<ClassifierResult> {
+  const session = model instanceof Uint8Array ? await openSession(runtime, model) : model;
+  const out = await session.run({ [session.inputNames[0] as string]: ortTensor(runtime, x) });
+  const t = out[session.outputNames[0] as string] as RuntimeTensor;
   const logits = t.data as Float32Array;
   const n = x.dims[0] as number;
   const classes = logits.length / n;

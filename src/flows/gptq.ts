@@ -14,7 +14,9 @@ import type { NBitsWeights } from '../passes/weight-only/nbits-quant.js';
 import { quantizeWeights } from '../passes/weight-only/index.js';
 import type { PrecomputedWeights, WeightOnlyOptions, WeightOnlyReport } from '../passes/weight-only/types.js';
 import { makeTensor } from '../tensor/tensor.js';
-import { readCalibFiles, type CalibrationData, type CalibrationProgress } from './calibrate.js';
+import type { CalibrationData, CalibrationProgress } from './calibrate.js';
+import { readCalibFiles } from '../node/calib-files.js';
+import { nodeRuntime } from '../node/ort-runtime.js';
 import { collectHessians } from './hessian.js';
 import { checkedCalibration } from './input-check.js';
 import { QuantkitError } from '../errors.js';
@@ -118,7 +120,7 @@ export async function gptqPrecompute(model: Model, options: WeightOnlyOptions, d
   for (const [si, stage] of stages.entries()) {
     const wanted = new Map<string, number>();
     for (const l of stage) for (const a of l.activations) wanted.set(a, l.shape.K);
-    const hs = await collectHessians(work, wanted, data, { batchSize: o.calibBatch, progress: o.progress, pass: si + 1, passes: stages.length });
+    const hs = await collectHessians(nodeRuntime, work, wanted, data, { batchSize: o.calibBatch, progress: o.progress, pass: si + 1, passes: stages.length });
     for (const l of stage) {
       const K = l.shape.K;
       const h = new Float64Array(K * K);

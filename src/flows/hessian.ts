@@ -1,8 +1,8 @@
-import type * as ort from 'onnxruntime-node';
 import { QuantkitError } from '../errors.js';
 import type { Model } from '../graph/model.js';
 import { accumulateGram, symmetrize } from '../quant/gptq.js';
 import { augmentedModelBytes, createSession, runBatches, type CalibrationData, type CalibrationProgress } from './calibrate.js';
+import type { OnnxRuntime, RuntimeTensor } from './runtime.js';
 
 /*
  * GPTQ's layer statistics: for each linear layer input X (a float32 activation whose last axis is
@@ -41,14 +41,14 @@ function nonFiniteActivation(name: string): QuantkitError {
 }
 
 /** XᵀX of each activation (name → K, its last axis) of `model` over the calibration data. */
-export async function collectHessians(model: Model, activations: ReadonlyMap<string, number>, data: CalibrationData, opts: HessianOptions = {}): Promise<Map<string, LayerHessian>> {
+export async function collectHessians(runtime: OnnxRuntime, model: Model, activations: ReadonlyMap<string, number>, data: CalibrationData, opts: HessianOptions = {}): Promise<Map<string, LayerHessian>> {
   const sums = new Map<string, { h: Float64Array; rows: number; K: number }>();
   for (const [name, K] of activations) sums.set(name, { h: new Float64Array(K * K), rows: 0, K });
   if (sums.size === 0) return new Map();
   const names = [...sums.keys()];
-  const session = await createSession(augmentedModelBytes(model, names));
+  const session = await createSession(runtime, augmentedModelBytes(model, names));
   try {
-    await runBatches(session, data, names, (out: Record<string, ort.Tensor>) => {
+    await runBatches(runtime, session, data, names, (out: Record<string, RuntimeTensor>) => {
       for (const [name, s] of sums) {
         const t = out[name];
         if (!t || !(t.data instanceof Float32Array)) throw new QuantkitError('QK_CALIB_NOT_FLOAT', `layer input '${name}' is not float32 at run time`, 'GPTQ reads float32 layer inputs; --exclude the layer');

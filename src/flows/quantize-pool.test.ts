@@ -6,7 +6,7 @@ import { makeModel } from '../io/onnx/build.js';
 import { planOnnxWrite, type TensorToWrite } from '../io/onnx/write.js';
 import { writeOnnxModel } from '../node/model-writer.js';
 import type { SchemeName } from '../passes/weight-only/index.js';
-import { quantizeFile } from './quantize.js';
+import { quantizeFile } from './quantize-file.js';
 
 /*
  * The worker-thread path (quantize-pool.ts) against the main-thread path on the same model: the

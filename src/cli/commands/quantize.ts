@@ -1,17 +1,18 @@
 import type { Command } from 'commander';
 import { QuantkitError } from '../../errors.js';
 import { formatTable } from '../table.js';
-import { quantizeFile } from '../../flows/quantize.js';
-import { SCHEME_NAMES, type SchemeName, type WeightOnlyReport } from '../../passes/weight-only/index.js';
+import { quantizeFile } from '../../flows/quantize-file.js';
+import type { SchemeName, WeightOnlyReport } from '../../passes/weight-only/index.js';
 // --report: the HTML report of web/report for this run.
 import { writeFileAtomic } from '../../node/files.js';
 import { loadReportAssets } from '../../flows/report-assets.js';
 import { quantizeReportData } from '../../flows/quantize-report.js';
-import { stepProgressBar } from '../../flows/progress.js';
+import { progressBar, stepProgressBar } from '../progress.js';
 import { renderReport } from '../../web/report/index.js';
 import { describeVerification, type Verification } from '../../node/verify-model.js';
-// int8-dynamic / int8-static: the schemes live in flows/calibrate.ts.
-import { formatActivationReport, isActivationScheme, progressBar, quantizeActivationFile, ACTIVATION_SCHEMES } from '../../flows/calibrate.js';
+import { quantizeActivationFile } from '../../flows/activation-file.js';
+import { formatActivationReport } from '../activation-report.js';
+import { ALL_SCHEME_NAMES, SCHEME_TABLE, schemeRow, schemesOf, type ActivationScheme, type SchemeFamily, type SchemeOption } from '../../flows/schemes.js';
 import { NON_FINITE_POLICIES, type NonFinitePolicy } from '../../passes/non-finite.js';
 import { isTarget, type Target, TARGETS } from '../../passes/activation/weight-form.js';
 
@@ -53,7 +54,7 @@ export function registerQuantize(program: Command): void {
     .description('quantize a model into one ONNX Runtime runs: weight-only, or int8 with dynamic or calibrated activations (per-layer report)')
     .argument('<in>', 'ONNX model file')
     .requiredOption('-o, --output <file>', 'output ONNX file')
-    .requiredOption('-s, --scheme <scheme>', `one of ${[...SCHEME_NAMES, ...ACTIVATION_SCHEMES].join(', ')}`)
+    .requiredOption('-s, --scheme <scheme>', `one of ${ALL_SCHEME_NAMES.join(', ')}`)
     .option('--block-size <n>', 'block size for q4/q4-asym/q8-block (default 32) and nf4/fp4 (default 64): 16, 32, 64, 128, 256')
     .option('--exclude <op|name...>', 'keep these op types, node names or weight names in fp32 (repeatable, comma-separated)', collect, [])
     .option('--keep-first-last', 'keep the first and last weight layers in fp32')
@@ -78,25 +79,47 @@ export function registerQuantize(program: Command): void {
     .option('--non-finite <policy>', "NaN/±Inf in the weights: 'error' (default), 'clamp' (NaN → 0, ±Inf → the tensor's finite extremes) or 'keep' (leave those tensors unquantized)")
     .option('--no-verify', 'do not load and run the written model in ONNX Runtime before reporting success')
     .action(async (input: string, opts: QuantizeCliOptions) => {
-      if (isActivationScheme(opts.scheme)) {
-        refuseOptions(opts, WEIGHT_ONLY_OPTIONS, 'weight-only schemes');
-        await activationQuantizeCommand(input, opts);
-        return;
-      }
-      refuseOptions(opts, ACTIVATION_OPTIONS, 'int8-dynamic and int8-static');
-      await quantizeCommand(input, opts);
+      const row = schemeRow(opts.scheme);
+      refuseOptions(opts, row.options);
+      await FAMILY_COMMANDS[row.family](input, opts);
     });
 }
 
-/** Flags that only some schemes read; given to another scheme they would be silently ignored. */
-const WEIGHT_ONLY_OPTIONS = { blockSize: '--block-size', quantizeEmbeddings: '--quantize-embeddings', doubleQuant: '--double-quant', format: '--format', rtn: '--rtn', actOrder: '--act-order', report: '--report' } as const;
-const ACTIVATION_OPTIONS = { method: '--method', smoothquant: '--smoothquant', activations: '--activations', dynamicForm: '--dynamic-form', perToken: '--per-token', target: '--target' } as const;
+/** One command per scheme family (flows/schemes.ts): each reads its family's flags. */
+const FAMILY_COMMANDS: Record<SchemeFamily, (input: string, opts: QuantizeCliOptions) => Promise<unknown>> = {
+  'weight-only': (input, opts) => quantizeCommand(input, opts),
+  activation: (input, opts) => activationQuantizeCommand(input, opts),
+};
 
-function refuseOptions(opts: QuantizeCliOptions, flags: Readonly<Partial<Record<keyof QuantizeCliOptions, string>>>, appliesTo: string): void {
-  for (const [key, flag] of Object.entries(flags)) {
-    if (opts[key as keyof QuantizeCliOptions] !== undefined) {
-      throw new QuantkitError('QK_OPTION_NOT_FOR_SCHEME', `${flag} does not apply to --scheme ${opts.scheme}`, `it is for ${appliesTo}; drop it`);
-    }
+/** The flag (and the property commander stores it under) of each option some schemes do not read. */
+const SCHEME_OPTION_FLAGS: Record<SchemeOption, { key: keyof QuantizeCliOptions; flag: string }> = {
+  blockSize: { key: 'blockSize', flag: '--block-size' },
+  quantizeEmbeddings: { key: 'quantizeEmbeddings', flag: '--quantize-embeddings' },
+  doubleQuant: { key: 'doubleQuant', flag: '--double-quant' },
+  format: { key: 'format', flag: '--format' },
+  rtn: { key: 'rtn', flag: '--rtn' },
+  actOrder: { key: 'actOrder', flag: '--act-order' },
+  report: { key: 'report', flag: '--report' },
+  method: { key: 'method', flag: '--method' },
+  smoothQuant: { key: 'smoothquant', flag: '--smoothquant' },
+  activationType: { key: 'activations', flag: '--activations' },
+  dynamicForm: { key: 'dynamicForm', flag: '--dynamic-form' },
+  perToken: { key: 'perToken', flag: '--per-token' },
+  target: { key: 'target', flag: '--target' },
+};
+
+/** Who reads a flag, for the message: "weight-only schemes", "int8-dynamic and int8-static". */
+const FAMILY_WORDS: Record<SchemeFamily, () => string> = {
+  'weight-only': () => 'weight-only schemes',
+  activation: () => schemesOf('activation').join(' and '),
+};
+
+/** A flag the scheme does not read would be silently ignored: refused, naming who reads it. */
+function refuseOptions(opts: QuantizeCliOptions, accepted: readonly SchemeOption[]): void {
+  for (const [option, { key, flag }] of Object.entries(SCHEME_OPTION_FLAGS) as [SchemeOption, { key: keyof QuantizeCliOptions; flag: string }][]) {
+    if (accepted.includes(option) || opts[key] === undefined) continue;
+    const readers = [...new Set(ALL_SCHEME_NAMES.filter((n) => (SCHEME_TABLE[n].options as readonly SchemeOption[]).includes(option)).map((n) => SCHEME_TABLE[n].family))];
+    throw new QuantkitError('QK_OPTION_NOT_FOR_SCHEME', `${flag} does not apply to --scheme ${opts.scheme}`, `it is for ${readers.map((f) => FAMILY_WORDS[f]()).join(' and ')}; drop it`);
   }
 }
 
@@ -131,9 +154,6 @@ function parseBlockSize(s: string | undefined): number | undefined {
 }
 
 export async function quantizeCommand(input: string, opts: QuantizeCliOptions): Promise<WeightOnlyReport> {
-  if (!(SCHEME_NAMES as string[]).includes(opts.scheme)) {
-    throw new QuantkitError('QK_UNKNOWN_SCHEME', `unknown scheme '${opts.scheme}'`, `use one of ${[...SCHEME_NAMES, ...ACTIVATION_SCHEMES].join(', ')}`);
-  }
   if (opts.format !== undefined && opts.format !== 'native' && opts.format !== 'qdq') {
     throw new QuantkitError('QK_BAD_OPTION', `--format '${opts.format}' is not known`, "use 'native' or 'qdq'");
   }
@@ -185,20 +205,21 @@ export function formatReport(r: WeightOnlyReport): string {
   ].join('\n');
 }
 
-// ---- int8-dynamic / int8-static: options → flows/calibrate.ts ----
+// ---- int8-dynamic / int8-static: options → flows/activation-file.ts ----
 async function activationQuantizeCommand(input: string, opts: QuantizeCliOptions): Promise<void> {
-  const scheme = opts.scheme as (typeof ACTIVATION_SCHEMES)[number];
+  const scheme = opts.scheme as ActivationScheme;
   const batch = parseCalibBatch(opts.calibBatch);
   const alpha = opts.smoothquant === undefined ? undefined : opts.smoothquant === true ? 0.5 : Number(opts.smoothquant);
   if (alpha !== undefined && !(alpha >= 0 && alpha <= 1)) throw new QuantkitError('QK_BAD_OPTION', `--smoothquant '${String(opts.smoothquant)}' is not in [0, 1]`, 'e.g. --smoothquant 0.5');
   if (opts.activations !== undefined && opts.activations !== 'u8' && opts.activations !== 's8') throw new QuantkitError('QK_BAD_OPTION', `--activations '${opts.activations}' is not known`, "use 'u8' or 's8'");
   if (opts.target !== undefined && !isTarget(opts.target)) throw new QuantkitError('QK_BAD_OPTION', `--target '${opts.target}' is not known`, `use one of: ${TARGETS.join(', ')}`);
   if (opts.dynamicForm !== undefined && opts.dynamicForm !== 'integer' && opts.dynamicForm !== 'contrib') throw new QuantkitError('QK_BAD_OPTION', `--dynamic-form '${opts.dynamicForm}' is not known`, "use 'integer' or 'contrib'");
+  const bar = progressBar('calibrating', opts.progress ?? false);
   const r = await quantizeActivationFile(input, opts.output, {
     scheme, calib: opts.calib, method: opts.method, calibBatch: batch, smoothQuant: alpha,
     activationType: opts.activations === 's8' ? 'int8' : 'uint8', dynamicForm: opts.dynamicForm as 'integer' | 'contrib' | undefined,
-    perToken: opts.perToken ?? false, target: opts.target as Target | undefined, nonFinite: parseNonFinite(opts.nonFinite), exclude: opts.exclude, keepFirstLast: opts.keepFirstLast ?? false, force: opts.force ?? false, progress: opts.progress ?? false,
+    perToken: opts.perToken ?? false, target: opts.target as Target | undefined, nonFinite: parseNonFinite(opts.nonFinite), exclude: opts.exclude, keepFirstLast: opts.keepFirstLast ?? false, force: opts.force ?? false, progress: bar.progress,
     verify: opts.verify,
-  });
+  }).finally(() => bar.stop());
   printResult(opts, input, r, formatActivationReport(r.report));
 }

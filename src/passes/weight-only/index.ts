@@ -1,5 +1,5 @@
 import { equalizeNormScales } from '../activation/smoothquant.js';
-import { QuantkitError } from '../../errors.js';
+import { OptionError } from '../../errors.js';
 import type { Initializer, Model } from '../../graph/model.js';
 import { topologicalOrder, uniqueName, usedNames } from '../../graph/topology.js';
 import { storageBytes } from '../../tensor/dtype.js';
@@ -106,26 +106,41 @@ export function userSkipReason(sites: readonly WeightSite[], options: WeightOnly
   return (site) => (firstLast.has(site) ? 'kept fp32 (--keep-first-last)' : matchesExclude(site, exclude));
 }
 
-/** Rewrites `model` in place; returns the per-layer report. */
-export function quantizeWeights(model: Model, options: WeightOnlyOptions): WeightOnlyReport {
+/** The scheme of `options` and its block size, refusing options that only other schemes read. */
+function checkedScheme(options: WeightOnlyOptions): { scheme: WeightOnlyScheme; blockSize: number | null } {
   const scheme = schemeByName(options.scheme);
   const blockSize = scheme.kind === 'nbits' || scheme.kind === 'bnb4' ? checkBlockSize(options.blockSize ?? scheme.defaultBlockSize) : null;
   if (options.doubleQuant && scheme.kind !== 'bnb4') {
-    throw new QuantkitError('QK_BAD_OPTION', `--double-quant applies to nf4/fp4, not '${options.scheme}'`, 'drop --double-quant or use --scheme nf4');
+    throw new OptionError('QK_BAD_OPTION', `doubleQuant applies to nf4/fp4, not '${options.scheme}'`, 'drop doubleQuant or use scheme nf4', ['doubleQuant', 'scheme']);
   }
   if (options.format === 'qdq' && scheme.kind !== 'nbits') {
-    throw new QuantkitError('QK_BAD_OPTION', `--format qdq applies to q4/q4-asym, not '${options.scheme}'`, 'drop --format qdq');
+    throw new OptionError('QK_BAD_OPTION', `format qdq applies to q4/q4-asym, not '${options.scheme}'`, 'drop format qdq', ['format']);
   }
+  return { scheme, blockSize };
+}
+
+/**
+ * fp16: the whole graph converted (fp16.ts), not weight by weight, so it has no weight handler;
+ * the scheme table (flows/schemes.ts) sends fp16 here and every other scheme to quantizeWeights.
+ */
+export function convertWeightsToFloat16(model: Model, options: WeightOnlyOptions): WeightOnlyReport {
+  const { scheme } = checkedScheme(options);
+  if (scheme.kind !== 'fp16') throw new Error(`convertWeightsToFloat16 takes fp16, not '${options.scheme}'`);
+  const bytesBefore = totalInitializerBytes(model);
+  const r = convertToFloat16(model, options.fp16BlockList);
+  const bytesAfter = totalInitializerBytes(model);
+  return {
+    scheme: options.scheme, blockSize: null, layers: r.layers, notes: [...r.notes],
+    totals: { bytesBefore, bytesAfter, ratio: bytesBefore === 0 ? 1 : bytesAfter / bytesBefore, quantizedLayers: r.layers.filter((l) => l.scheme !== 'fp32').length, skippedLayers: r.layers.filter((l) => l.scheme === 'fp32').length },
+  };
+}
+
+/** Rewrites `model` in place; returns the per-layer report. */
+export function quantizeWeights(model: Model, options: WeightOnlyOptions): WeightOnlyReport {
+  const { scheme, blockSize } = checkedScheme(options);
+  if (scheme.kind === 'fp16') throw new Error('fp16 converts the whole graph: call convertWeightsToFloat16');
   const bytesBefore = totalInitializerBytes(model);
   const notes: string[] = [];
-  if (scheme.kind === 'fp16') {
-    const r = convertToFloat16(model, options.fp16BlockList);
-    const bytesAfter = totalInitializerBytes(model);
-    return {
-      scheme: options.scheme, blockSize: null, layers: r.layers, notes: [...notes, ...r.notes],
-      totals: { bytesBefore, bytesAfter, ratio: bytesBefore === 0 ? 1 : bytesAfter / bytesBefore, quantizedLayers: r.layers.filter((l) => l.scheme !== 'fp32').length, skippedLayers: r.layers.filter((l) => l.scheme === 'fp32').length },
-    };
-  }
 
   // Integer and codebook grids have one scale per channel or block, so a channel whose norm scale
   // γ is large (an activation-outlier channel) with correspondingly small weights loses them to

@@ -1,5 +1,26 @@
 import { Presets, SingleBar } from 'cli-progress';
 
+/*
+ * Progress bars on stderr for the flows' progress callbacks: shown when stderr is a terminal, or
+ * when forced (--progress).
+ */
+
+/** Calibration-style progress: samples per pass, over one or more passes. */
+export function progressBar(label: string, force = false): { progress: ((done: number, total: number, pass: number, passes: number) => void) | undefined; stop: () => void } {
+  if (!force && !process.stderr.isTTY) return { progress: undefined, stop: () => {} };
+  const bar = new SingleBar({ format: `${label} pass {pass}/{passes} [{bar}] {value}/{total} samples`, stream: process.stderr, noTTYOutput: force, notTTYSchedule: 500 }, Presets.shades_classic);
+  let started = false;
+  let lastPass = 0;
+  return {
+    progress: (done, total, pass, passes) => {
+      if (!started) { bar.start(total, 0, { pass, passes }); started = true; }
+      if (pass !== lastPass) { bar.setTotal(total); lastPass = pass; }
+      bar.update(done, { pass, passes });
+    },
+    stop: () => { if (started) bar.stop(); },
+  };
+}
+
 /**
  * A progress bar for steps counted in items (weights quantized): on stderr when it is a terminal
  * (or `force`, --progress), and only once the work has run for `after` ms, so the many runs that
