@@ -34,6 +34,16 @@ const ONNX_BOUNDARY = ['src/graph/from-onnx.ts', 'src/graph/to-onnx.ts'];
 const ONNX_TYPES_ONLY = ['src/graph/model.ts'];
 const TESTS = ['src/**/*.test.ts', 'src/**/*.bench.ts'];
 
+/*
+ * flows/ is browser-safe except these modules, the Node side of its jobs (files, worker threads,
+ * onnxruntime-node bound in): the in-memory jobs (quantize.ts, calibrate.ts, evaluate.ts ...) take
+ * the runtime as an argument and reach no Node API, so the web page can bundle them.
+ */
+const NODE_FLOWS = [
+  'activation-file', 'calibrate-node', 'compare', 'convert', 'demo', 'demo-models', 'evaluate-node', 'gptq',
+  'quantize-file', 'quantize-pool', 'quantize-report', 'quantize-worker', 'report-assets', 'verify-output',
+].map((m) => `src/flows/${m}.ts`);
+
 function layerPattern(layer, other) {
   return {
     group: [`**/${other}/**`, `../${other}/*`, `../../${other}/*`],
@@ -42,9 +52,9 @@ function layerPattern(layer, other) {
 }
 
 /** The import rule for files of `layer`, which may also import the layers in `extra`. */
-function restrict(layer, files, ignores, extra = []) {
-  const forbidden = ALL.filter((other) => other !== layer && !LAYERS[layer].includes(other) && !extra.includes(other));
-  const nodeAllowed = layer === 'cli' || layer === 'flows' || layer === 'node';
+function restrict(layer, files, ignores, extra = [], browserSafe = false) {
+  const forbidden = ALL.filter((other) => other !== layer && (browserSafe ? other === 'node' || !LAYERS[layer].includes(other) : !LAYERS[layer].includes(other)) && !extra.includes(other));
+  const nodeAllowed = !browserSafe && (layer === 'cli' || layer === 'flows' || layer === 'node');
   return {
     files,
     ignores,
@@ -52,7 +62,7 @@ function restrict(layer, files, ignores, extra = []) {
       'no-restricted-imports': ['error', {
         patterns: [
           ...forbidden.map((other) => layerPattern(layer, other)),
-          ...(nodeAllowed ? [] : [{ group: NODE_ONLY, message: `layer '${layer}' must stay browser-safe: no Node APIs outside cli/, flows/ and node/` }]),
+          ...(nodeAllowed ? [] : [{ group: NODE_ONLY, message: browserSafe ? `this flows/ module must stay browser-safe (it is not in NODE_FLOWS in eslint.config.js): no Node APIs, node/ or onnxruntime-node; take the runtime as an argument` : `layer '${layer}' must stay browser-safe: no Node APIs outside cli/, flows/ and node/` }]),
         ],
       }],
     },
@@ -60,7 +70,8 @@ function restrict(layer, files, ignores, extra = []) {
 }
 
 const layerRules = [
-  ...ALL.map((layer) => restrict(layer, [`src/${layer}/**/*.ts`], [...TESTS, ...(layer === 'graph' ? [...ONNX_BOUNDARY, ...ONNX_TYPES_ONLY] : [])])),
+  ...ALL.map((layer) => restrict(layer, [`src/${layer}/**/*.ts`], [...TESTS, ...(layer === 'graph' ? [...ONNX_BOUNDARY, ...ONNX_TYPES_ONLY] : []), ...(layer === 'flows' ? NODE_FLOWS : [])], [], layer === 'flows')),
+  restrict('flows', NODE_FLOWS, TESTS),
   restrict('graph', ONNX_BOUNDARY, TESTS, ['io']),
   restrict('graph', ONNX_TYPES_ONLY, TESTS, ['io']),
   {

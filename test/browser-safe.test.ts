@@ -21,6 +21,29 @@ function reachable(entry: string): Set<string> {
   return seen;
 }
 
+const NODE_ONLY = ['fs', 'path', 'os', 'child_process', 'worker_threads', 'onnxruntime-node'];
+
+/** The Node built-ins, Node-only packages and node/ or cli/ modules `entry` reaches. */
+function nodeReach(entry: string): string[] {
+  const modules = [...reachable(join(REPO, entry))];
+  return modules.filter((m) => (m.startsWith('pkg:') ? m.startsWith('pkg:node:') || NODE_ONLY.includes(m.slice(4)) : m.includes('/src/node/') || m.includes('/src/cli/')));
+}
+
+describe('browser-safe flows', () => {
+  // The in-memory jobs the web page will run: ONNX Runtime comes in as an argument (flows/runtime.ts).
+  for (const entry of ['src/flows/quantize.ts', 'src/flows/calibrate.ts', 'src/flows/evaluate.ts', 'src/flows/scheme-handlers.ts']) {
+    it(`${entry} reaches no Node built-in, onnxruntime-node, node/ or cli/ module`, () => {
+      expect(nodeReach(entry)).toEqual([]);
+      expect(reachable(join(REPO, entry)).size).toBeGreaterThan(3); // the walk went past the entry
+    });
+  }
+
+  it('the walk finds Node imports where they are: the file-to-file twins', () => {
+    expect(nodeReach('src/flows/quantize-file.ts')).toEqual(expect.arrayContaining(['pkg:node:fs', expect.stringMatching(/\/src\/node\/model-file\.ts$/)]));
+    expect(nodeReach('src/flows/evaluate-node.ts')).toEqual(expect.arrayContaining(['pkg:onnxruntime-node']));
+  });
+});
+
 describe('library entry', () => {
   it('reaches no Node built-in and no Node-only package', () => {
     const modules = [...reachable(join(REPO, 'src/index.ts'))];

@@ -1,4 +1,4 @@
-import { QuantkitError } from '../errors.js';
+import { OptionError, QuantkitError } from '../errors.js';
 import type { IntRange } from '../quant/affine.js';
 import { entropyHistogram, entropyRange, type EntropyOptions } from './entropy.js';
 import { DEFAULT_HISTOGRAM_BINS, Histogram, histogramPercentileRange } from './histogram.js';
@@ -15,16 +15,16 @@ export type CalibMethod =
 
 export const DEFAULT_PERCENTILE = 99.99;
 
-/** `minmax | moving-average[:c] | percentile[:p] | entropy | mse`, as the CLI's --method takes it. */
+/** `minmax | moving-average[:c] | percentile[:p] | entropy | mse` (the CLI's --method). */
 export function parseCalibMethod(text: string): CalibMethod {
   const [name, arg, extra] = text.split(':');
   const num = (fallback: number, what: string, ok: (v: number) => boolean): number => {
     if (arg === undefined || arg === '') return fallback;
     const v = Number(arg);
-    if (!Number.isFinite(v) || !ok(v)) throw new QuantkitError('QK_BAD_METHOD', `--method ${text}: ${what} '${arg}' is out of range`, 'e.g. percentile:99.99 or moving-average:0.01');
+    if (!Number.isFinite(v) || !ok(v)) throw new OptionError('QK_BAD_METHOD', `method ${text}: ${what} '${arg}' is out of range`, 'e.g. percentile:99.99 or moving-average:0.01', ['method']);
     return v;
   };
-  if (extra !== undefined) throw new QuantkitError('QK_BAD_METHOD', `--method ${text} has too many ':' parts`, 'use e.g. percentile:99.99');
+  if (extra !== undefined) throw new OptionError('QK_BAD_METHOD', `method ${text} has too many ':' parts`, 'use e.g. percentile:99.99', ['method']);
   switch (name) {
     case 'minmax': return { kind: 'minmax' };
     case 'moving-average': return { kind: 'moving-average', averagingConstant: num(0.01, 'averaging constant', (v) => v > 0 && v <= 1) };

@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { isQuantkitError } from '../errors.js';
+import { formatCliError } from './option-flags.js';
 
 type Register = (program: Command) => void;
 
@@ -60,7 +61,7 @@ export async function main(argv: string[]): Promise<number> {
       return e.exitCode === 0 || e.code === 'commander.helpDisplayed' || e.code === 'commander.version' ? 0 : 1;
     }
     if (isQuantkitError(e)) {
-      process.stderr.write(`quantkit: ${e.format()}\n`);
+      process.stderr.write(`quantkit: ${formatCliError(e)}\n`);
       return 1;
     }
     const err = e instanceof Error ? e : new Error(String(e));
