@@ -1,4 +1,4 @@
-import { QuantkitError } from '../../errors.js';
+import { QuantkitError, type ErrorCode } from '../../errors.js';
 import { dtypeInfo, type DType } from '../../tensor/dtype.js';
 import { elementCount, type Tensor } from '../../tensor/tensor.js';
 import type { ByteSource } from '../source.js';
@@ -41,7 +41,7 @@ export interface SafetensorsHeader {
 
 const FIX_HINT = 'the file is truncated or corrupt, or was not written by a safetensors writer; re-download or re-export it';
 
-function fail(code: string, src: ByteSource, message: string, hint = FIX_HINT): never {
+function fail(code: ErrorCode, src: ByteSource, message: string, hint = FIX_HINT): never {
   throw new QuantkitError(code, `${src.label}: ${message}`, hint);
 }
 

@@ -1,4 +1,4 @@
-import { QuantkitError } from '../../errors.js';
+import { QuantkitError, type ErrorCode } from '../../errors.js';
 import { dtypeInfo, type DType } from '../../tensor/dtype.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { SAFETENSORS_DTYPE_NAMES, safetensorsDTypeName } from './dtypes.js';
@@ -38,7 +38,7 @@ const WRITE_HINT = 'fix the tensor list before saving';
 // strict readers, ours and serde_json, refuse).
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
-function checkText(s: string, what: string, code: string): void {
+function checkText(s: string, what: string, code: ErrorCode): void {
   if (LONE_SURROGATE.test(s)) throw new QuantkitError(code, `${what} ${JSON.stringify(s)} contains a lone UTF-16 surrogate, which UTF-8 cannot encode`, WRITE_HINT);
 }
 
