@@ -1,6 +1,7 @@
 import type { Codebook } from '../../quant/codebook.js';
 import { fp4BnbCodebook, nearestCode, nf4Codebook, FP4_BNB_TABLE, NF4_TABLE } from '../../quant/codebook.js';
 import { makeCodebookLut, type CodebookLut } from '../../quant/codebook-lut.js';
+import { searchBnb4Constants } from '../../kernels/bnb4-search.js';
 import { doubleDequantize, doubleQuantize } from '../../quant/double-quant.js';
 import { NonFiniteWeight } from './nbits-quant.js';
 
@@ -236,8 +237,11 @@ export function quantizeBnb4(wt: Float32Array, o: Bnb4Options): Bnb4Weights {
   for (let b = 0; b < nb; b++) {
     const start = b * bs;
     const end = Math.min(start + bs, n);
-    const a = blockAbsMax(wt, bits, start, end);
-    absmax[b] = o.rtn ? a : chooseConstant(wt, start, end, a, cb, l, table);
+    absmax[b] = blockAbsMax(wt, bits, start, end);
+  }
+  // The search, in WebAssembly SIMD where it runs (kernels/bnb4-search.ts: the same constants).
+  if (!o.rtn && !searchBnb4Constants(wt, bs, cb, RATIOS, absmax)) {
+    for (let b = 0; b < nb; b++) absmax[b] = chooseConstant(wt, b * bs, Math.min((b + 1) * bs, n), absmax[b] as number, cb, l, table);
   }
   let doubleQuantBytes: number | undefined;
   if (o.doubleQuant) {

@@ -1,0 +1,121 @@
+import { bnb4SearchWasmBase64 } from './bnb4-search-wasm.generated.js';
+
+/*
+ * Driver of the WebAssembly SIMD search of nf4 / fp4 block constants (bnb4-search.wat): for each
+ * block, the candidate constants absmax · ratio and up to three least-squares steps, keeping the
+ * one of least squared error, in the order and float arithmetic of the JS search in
+ * passes/weight-only/bnb4-quant.ts (chooseConstant), so the chosen constants are bit-identical to
+ * it. The module is instantiated once per thread on first use; where WebAssembly SIMD is missing
+ * the caller keeps its JS search.
+ */
+
+interface Exports {
+  readonly memory: WebAssembly.Memory;
+  readonly search: (input: number, len: number, blockSize: number, abs: number, out: number, scratch: number) => void;
+}
+
+/** A codebook as the search reads it: sorted distinct values and the float64 midpoints between them. */
+export interface SearchTable {
+  readonly sortedValues: ArrayLike<number>;
+  /** midpoints[i] between sortedValues[i] and [i + 1]; x > midpoints[i] rounds up ('lower-value' ties). */
+  readonly midpoints: ArrayLike<number>;
+}
+
+// Byte addresses of the kernel's constants (bnb4-search.wat's header) and of the scratch.
+const TH = 0;
+const VAL = 256;
+const RATIO = 512;
+const SCRATCH = 1024;
+/** Floats handed to the kernel per call (1 MiB): keeps each thread's memory small. */
+const CHUNK_FLOATS = 1 << 18;
+
+let instance: Exports | null | undefined;
+
+function decodeBase64(b64: string): Uint8Array<ArrayBuffer> {
+  const s = atob(b64);
+  const out = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
+  return out;
+}
+
+function kernel(): Exports | null {
+  if (instance !== undefined) return instance;
+  instance = null;
+  try {
+    if (typeof WebAssembly === 'object') {
+      const bytes = decodeBase64(bnb4SearchWasmBase64);
+      // validate() is false where the engine lacks SIMD: that is the feature test.
+      if (WebAssembly.validate(bytes)) instance = new WebAssembly.Instance(new WebAssembly.Module(bytes)).exports as unknown as Exports;
+    }
+  } catch {
+    instance = null;
+  }
+  return instance;
+}
+
+/** True where the WebAssembly SIMD kernel can run. */
+export function bnb4SearchWasmAvailable(): boolean {
+  return kernel() !== null;
+}
+
+const F = new Float32Array(1);
+const I = new Int32Array(F.buffer);
+
+/**
+ * The largest float32 ≤ m: for every float32 t (±Inf too), t > m ⟺ t > floatAtOrBelow(m), which
+ * lets the kernel compare in float32 where the JS search compares with the float64 midpoint.
+ */
+export function floatAtOrBelow(m: number): number {
+  F[0] = m;
+  if ((F[0] as number) <= m) return F[0] as number;
+  const t = F[0] as number;
+  if (t === 0) I[0] = 0x80000001; // just below +0: −(smallest subnormal)
+  else I[0] = (I[0] as number) + (t > 0 ? -1 : 1);
+  return F[0] as number;
+}
+
+/**
+ * Replaces each block's absolute maximum in `absmax` (block b = x[b·blockSize …], the last block
+ * possibly short) by the chosen constant: 0 for an all-zero block, else the best of
+ * absmax · ratios[r] (ratios[0] must be 1) refined by least squares, as chooseConstant. Returns
+ * false, leaving `absmax` untouched, where the kernel cannot run: no WebAssembly SIMD, memory
+ * that cannot grow, or a table it does not take (more than 16 values, or none equal to 0 — the
+ * kernel pads short blocks with zeros, which must quantize to an exact 0).
+ */
+export function searchBnb4Constants(x: Float32Array, blockSize: number, table: SearchTable, ratios: Float32Array, absmax: Float32Array): boolean {
+  const k = kernel();
+  const values = table.sortedValues;
+  if (!k || values.length > 16 || values.length < 1 || table.midpoints.length !== values.length - 1) return false;
+  if (!Array.prototype.includes.call(values, 0) || ratios.length !== 31 || ratios[0] !== 1) return false;
+  const nb = Math.ceil(x.length / blockSize);
+  if (absmax.length !== nb || !(blockSize >= 1)) return false;
+  const chunkBlocks = Math.max(1, Math.floor(CHUNK_FLOATS / blockSize));
+  const input = SCRATCH + 48 * blockSize;
+  const abs = input + 4 * chunkBlocks * blockSize;
+  const end = abs + 4 * chunkBlocks;
+  const mem = k.memory;
+  if (end > mem.buffer.byteLength) {
+    try {
+      mem.grow(Math.ceil((end - mem.buffer.byteLength) / 65536));
+    } catch {
+      return false;
+    }
+  }
+  const f32 = new Float32Array(mem.buffer);
+  const top = values[values.length - 1] as number;
+  for (let j = 0; j < 16; j++) {
+    f32.fill(j < table.midpoints.length ? floatAtOrBelow(table.midpoints[j] as number) : Infinity, (TH >> 2) + 4 * j, (TH >> 2) + 4 * j + 4);
+    f32.fill(j < values.length ? (values[j] as number) : top, (VAL >> 2) + 4 * j, (VAL >> 2) + 4 * j + 4);
+  }
+  f32.set(ratios, RATIO >> 2);
+  for (let b0 = 0; b0 < nb; b0 += chunkBlocks) {
+    const b1 = Math.min(nb, b0 + chunkBlocks);
+    const x0 = b0 * blockSize;
+    const x1 = Math.min(x.length, b1 * blockSize);
+    f32.set(x.subarray(x0, x1), input >> 2);
+    f32.set(absmax.subarray(b0, b1), abs >> 2);
+    k.search(input, x1 - x0, blockSize, abs, abs, SCRATCH);
+    absmax.set(f32.subarray(abs >> 2, (abs >> 2) + (b1 - b0)), b0);
+  }
+  return true;
+}
