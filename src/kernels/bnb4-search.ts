@@ -11,7 +11,7 @@ import { bnb4SearchWasmBase64 } from './bnb4-search-wasm.generated.js';
 
 interface Exports {
   readonly memory: WebAssembly.Memory;
-  readonly search: (input: number, len: number, blockSize: number, abs: number, out: number, scratch: number) => void;
+  readonly search: (input: number, len: number, blockSize: number, abs: number, out: number, scratch: number, symmetric: number) => void;
 }
 
 /** A codebook as the search reads it: sorted distinct values and the float64 midpoints between them. */
@@ -23,7 +23,7 @@ export interface SearchTable {
 
 // Byte addresses of the kernel's constants (bnb4-search.wat's header) and of the scratch.
 const TH = 0;
-const VAL = 256;
+const DV = 256;
 const RATIO = 512;
 const SCRATCH = 1024;
 /** Floats handed to the kernel per call (1 MiB): keeps each thread's memory small. */
@@ -74,6 +74,39 @@ export function floatAtOrBelow(m: number): number {
   return F[0] as number;
 }
 
+function bitsOf(x: number): number {
+  F[0] = x;
+  return I[0] as number;
+}
+
+/**
+ * Writes the kernel's thresholds (TH) and value deltas (DV) for `table` into `mem` (an Int32 view
+ * of the constants), in the symmetric form where the table allows it (bnb4-search.wat's header);
+ * returns whether it did.
+ */
+function writeTable(mem: Int32Array, table: SearchTable): boolean {
+  const values = table.sortedValues;
+  const mids = table.midpoints;
+  const n = values.length;
+  const half = (n - 1) / 2;
+  let symmetric = n % 2 === 1 && half <= 7 && values[half] === 0;
+  for (let i = 0; symmetric && i < n; i++) symmetric = values[i] === -(values[n - 1 - i] as number);
+  for (let j = 0; symmetric && j < half; j++) symmetric = bitsOf(floatAtOrBelow(mids[half + j] as number)) < 0x3fffffff;
+  const put = (at: number, j: number, v: number) => mem.fill(v, (at >> 2) + 4 * j, (at >> 2) + 4 * j + 4);
+  for (let j = 0; j < 15; j++) {
+    if (symmetric) {
+      const p = mids[half + j] as number;
+      put(TH, j, j < half ? 2 * bitsOf(floatAtOrBelow(p)) + (Math.fround(p) === p ? 0 : 1) : 0x7fffffff);
+      put(DV, j + 1, j < half ? (bitsOf(values[half + j + 1] as number) - bitsOf(values[half + j] as number)) | 0 : 0);
+    } else {
+      put(TH, j, j < n - 1 ? bitsOf(floatAtOrBelow(mids[j] as number)) : bitsOf(Infinity));
+      put(DV, j + 1, j < n - 1 ? (bitsOf(values[j + 1] as number) - bitsOf(values[j] as number)) | 0 : 0);
+    }
+  }
+  put(DV, 0, symmetric ? 0 : bitsOf(values[0] as number));
+  return symmetric;
+}
+
 /**
  * Replaces each block's absolute maximum in `absmax` (block b = x[b·blockSize …], the last block
  * possibly short) by the chosen constant: 0 for an all-zero block, else the best of
@@ -102,11 +135,7 @@ export function searchBnb4Constants(x: Float32Array, blockSize: number, table: S
     }
   }
   const f32 = new Float32Array(mem.buffer);
-  const top = values[values.length - 1] as number;
-  for (let j = 0; j < 16; j++) {
-    f32.fill(j < table.midpoints.length ? floatAtOrBelow(table.midpoints[j] as number) : Infinity, (TH >> 2) + 4 * j, (TH >> 2) + 4 * j + 4);
-    f32.fill(j < values.length ? (values[j] as number) : top, (VAL >> 2) + 4 * j, (VAL >> 2) + 4 * j + 4);
-  }
+  const symmetric = writeTable(new Int32Array(mem.buffer, 0, RATIO >> 2), table);
   f32.set(ratios, RATIO >> 2);
   for (let b0 = 0; b0 < nb; b0 += chunkBlocks) {
     const b1 = Math.min(nb, b0 + chunkBlocks);
@@ -114,7 +143,7 @@ export function searchBnb4Constants(x: Float32Array, blockSize: number, table: S
     const x1 = Math.min(x.length, b1 * blockSize);
     f32.set(x.subarray(x0, x1), input >> 2);
     f32.set(absmax.subarray(b0, b1), abs >> 2);
-    k.search(input, x1 - x0, blockSize, abs, abs, SCRATCH);
+    k.search(input, x1 - x0, blockSize, abs, abs, SCRATCH, symmetric ? 1 : 0);
     absmax.set(f32.subarray(abs >> 2, (abs >> 2) + (b1 - b0)), b0);
   }
   return true;

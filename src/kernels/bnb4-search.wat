@@ -10,85 +10,102 @@
 ;; to the table's 0 (the driver checks the table has one), so d = 0, x·t = 0 and t² = 0.
 ;;
 ;; Nearest table value of t = x·inv (the codebook's nearestCode with 'lower-value' ties): the
-;; value sortedValues[k] with k = #{midpoints m : t > m}. The float64 midpoints are replaced by
-;; float32 thresholds T = the largest float32 ≤ m, for which t > m ⟺ t > T for every float32 t
-;; (±Inf included); a chain of compare-and-select walks the sorted thresholds. NaN t (0·∞, when
-;; 1/s overflows) is mapped to 0 first, as nearestCode maps NaN to the code of 0.
+;; value sortedValues[k] with k = #{midpoints m : t > m}. NaN t (0·∞, when 1/s overflows) is
+;; mapped to 0 first, as nearestCode maps NaN to the code of 0. The value's bit pattern is built as
+;; bits(sortedValues[0]) + Σ_{j<k} (bits(sortedValues[j+1]) − bits(sortedValues[j])), one
+;; compare, and, add per threshold (integer sums: exact). Two forms, chosen by the driver:
+;;  - any table (≤ 16 values): the float64 midpoints m are replaced by float32 thresholds
+;;    T = the largest float32 ≤ m, for which t > m ⟺ t > T for every float32 t (±Inf included).
+;;  - a table symmetric about 0 (fp4: values ±m_0 = 0 < m_1 < … < m_7, all < 2): the magnitude
+;;    index from |t| over the ≤ 7 positive midpoints p, then t's sign. A tie goes to the lower
+;;    value, i.e. |t| > p picks the larger magnitude for t ≥ 0 but |t| ≥ p does for t < 0. Both
+;;    are one signed integer compare of key = 2·min(bits(|t|), 2^30 − 1) + sign(t) against
+;;    K = 2·bits(D) + (0 if p is a float32 else 1), D the largest float32 ≤ p (the driver's
+;;    floatAtOrBelow; bnb4-search.ts derives it); the clamp keeps the key's sign bit clear and
+;;    sits above every threshold (all < 2).
 ;;
-;; Constants (written by the driver): TH 0: 15 thresholds, each splat to an f32x4 (padding +Inf,
-;; never exceeded); VAL 256: 16 sorted values splat (padding repeats the largest); RATIO 512: the
-;; 31 candidate ratios (f32). Results of a pass: ERR 640 (f64 × 4), LS 704 (Σx·t × 4, Σt² × 4).
-;; ABS 768: the four blocks' absolute maxima (f32 × 4).
+;; Constants (written by the driver): TH 0: 15 thresholds, each splat (f32 T, or i32 K for the
+;; symmetric form; padding never exceeded); DV 256: the first value's bits, then the 15 deltas,
+;; each splat (padding 0); RATIO 512: the 31 candidate ratios (f32). Results of a pass: ERR 640
+;; (f64 × 4), LS 704 (Σx·t × 4, Σt² × 4). ABS 768: the four blocks' absolute maxima (f32 × 4).
 (module
   (memory (export "memory") 1)
 
-  ;; The nearest table value of each lane of $t (see above).
-  (func $value (param $t v128) (result v128)
-    (local $v v128)
-    (local.set $t (v128.and (local.get $t) (f32x4.eq (local.get $t) (local.get $t))))
-    (local.set $v (v128.load offset=256 (i32.const 0)))
-    (local.set $v (v128.bitselect (v128.load offset=272 (i32.const 0)) (local.get $v) (f32x4.gt (local.get $t) (v128.load offset=0 (i32.const 0)))))
-    (local.set $v (v128.bitselect (v128.load offset=288 (i32.const 0)) (local.get $v) (f32x4.gt (local.get $t) (v128.load offset=16 (i32.const 0)))))
-    (local.set $v (v128.bitselect (v128.load offset=304 (i32.const 0)) (local.get $v) (f32x4.gt (local.get $t) (v128.load offset=32 (i32.const 0)))))
-    (local.set $v (v128.bitselect (v128.load offset=320 (i32.const 0)) (local.get $v) (f32x4.gt (local.get $t) (v128.load offset=48 (i32.const 0)))))
-    (local.set $v (v128.bitselect (v128.load offset=336 (i32.const 0)) (local.get $v) (f32x4.gt (local.get $t) (v128.load offset=64 (i32.const 0)))))
-    (local.set $v (v128.bitselect (v128.load offset=352 (i32.const 0)) (local.get $v) (f32x4.gt (local.get $t) (v128.load offset=80 (i32.const 0)))))
-    (local.set $v (v128.bitselect (v128.load offset=368 (i32.const 0)) (local.get $v) (f32x4.gt (local.get $t) (v128.load offset=96 (i32.const 0)))))
-    (local.set $v (v128.bitselect (v128.load offset=384 (i32.const 0)) (local.get $v) (f32x4.gt (local.get $t) (v128.load offset=112 (i32.const 0)))))
-    (local.set $v (v128.bitselect (v128.load offset=400 (i32.const 0)) (local.get $v) (f32x4.gt (local.get $t) (v128.load offset=128 (i32.const 0)))))
-    (local.set $v (v128.bitselect (v128.load offset=416 (i32.const 0)) (local.get $v) (f32x4.gt (local.get $t) (v128.load offset=144 (i32.const 0)))))
-    (local.set $v (v128.bitselect (v128.load offset=432 (i32.const 0)) (local.get $v) (f32x4.gt (local.get $t) (v128.load offset=160 (i32.const 0)))))
-    (local.set $v (v128.bitselect (v128.load offset=448 (i32.const 0)) (local.get $v) (f32x4.gt (local.get $t) (v128.load offset=176 (i32.const 0)))))
-    (local.set $v (v128.bitselect (v128.load offset=464 (i32.const 0)) (local.get $v) (f32x4.gt (local.get $t) (v128.load offset=192 (i32.const 0)))))
-    (local.set $v (v128.bitselect (v128.load offset=480 (i32.const 0)) (local.get $v) (f32x4.gt (local.get $t) (v128.load offset=208 (i32.const 0)))))
-    (local.set $v (v128.bitselect (v128.load offset=496 (i32.const 0)) (local.get $v) (f32x4.gt (local.get $t) (v128.load offset=224 (i32.const 0)))))
-    (local.get $v))
-
-  ;; The upper two f32 lanes of $v in the lower two (for f64x2.promote_low_f32x4).
-  (func $high (param $v v128) (result v128)
-    (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 (local.get $v) (local.get $v)))
-
-  ;; Σ(x − f32(value(x·inv)·s))² of each lane's block (JS blockError without its early exit, which
-  ;; only ever cuts short a sum that cannot win) to ERR. X at $xs (f32x4 per element), the same
-  ;; promoted to float64 at $xd (two f64x2 per element).
-  (func $err (param $xs i32) (param $xd i32) (param $n i32) (param $s v128) (param $inv v128)
-    (local $i i32) (local $q v128) (local $d v128) (local $ea v128) (local $eb v128)
+  ;; One pass over the four blocks at the per-lane constants $s (inverse $inv): with $ls = 0,
+  ;; Σ(x − f32(v·s))² to ERR (JS blockError without its early exit, which only ever cuts short a
+  ;; sum that cannot win); with $ls = 1, Σx·v and Σv² to LS (JS leastSquaresSums); v = the table
+  ;; value nearest x·inv (see above; $symmetric: the symmetric form). X at $xs (f32x4 per element),
+  ;; the same promoted to float64 at $xd (two f64x2 per element). One function with the lookup
+  ;; written inline: V8 does not inline WebAssembly calls, and a call in the loop spills every
+  ;; register.
+  (func $pass (param $xs i32) (param $xd i32) (param $n i32) (param $s v128) (param $inv v128) (param $ls i32) (param $symmetric i32)
+    (local $i i32) (local $t v128) (local $v v128) (local $k v128) (local $u v128)
+    (local $a0 v128) (local $a1 v128) (local $b0 v128) (local $b1 v128) (local $abs v128) (local $cap v128) (local $sign v128)
+    (local.set $abs (v128.const i32x4 0x7fffffff 0x7fffffff 0x7fffffff 0x7fffffff))
+    (local.set $cap (v128.const i32x4 0x3fffffff 0x3fffffff 0x3fffffff 0x3fffffff))
+    (local.set $sign (v128.const i32x4 0x80000000 0x80000000 0x80000000 0x80000000))
     (block $done
       (loop $el
         (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
-        (local.set $q (f32x4.mul (call $value (f32x4.mul (v128.load (local.get $xs)) (local.get $inv))) (local.get $s)))
-        (local.set $d (f64x2.sub (v128.load (local.get $xd)) (f64x2.promote_low_f32x4 (local.get $q))))
-        (local.set $ea (f64x2.add (local.get $ea) (f64x2.mul (local.get $d) (local.get $d))))
-        (local.set $d (f64x2.sub (v128.load offset=16 (local.get $xd)) (f64x2.promote_low_f32x4 (call $high (local.get $q)))))
-        (local.set $eb (f64x2.add (local.get $eb) (f64x2.mul (local.get $d) (local.get $d))))
+        (local.set $t (f32x4.mul (v128.load (local.get $xs)) (local.get $inv)))
+        (local.set $t (v128.and (local.get $t) (f32x4.eq (local.get $t) (local.get $t))))
+        (local.set $v (v128.load offset=256 (i32.const 0)))
+        (if (local.get $symmetric)
+          (then
+            (local.set $k (i32x4.add
+              (i32x4.shl (i32x4.min_u (v128.and (local.get $t) (local.get $abs)) (local.get $cap)) (i32.const 1))
+              (i32x4.shr_u (local.get $t) (i32.const 31))))
+            (local.set $v (i32x4.add (local.get $v) (v128.and (v128.load offset=272 (i32.const 0)) (i32x4.gt_s (local.get $k) (v128.load offset=0 (i32.const 0))))))
+            (local.set $v (i32x4.add (local.get $v) (v128.and (v128.load offset=288 (i32.const 0)) (i32x4.gt_s (local.get $k) (v128.load offset=16 (i32.const 0))))))
+            (local.set $v (i32x4.add (local.get $v) (v128.and (v128.load offset=304 (i32.const 0)) (i32x4.gt_s (local.get $k) (v128.load offset=32 (i32.const 0))))))
+            (local.set $v (i32x4.add (local.get $v) (v128.and (v128.load offset=320 (i32.const 0)) (i32x4.gt_s (local.get $k) (v128.load offset=48 (i32.const 0))))))
+            (local.set $v (i32x4.add (local.get $v) (v128.and (v128.load offset=336 (i32.const 0)) (i32x4.gt_s (local.get $k) (v128.load offset=64 (i32.const 0))))))
+            (local.set $v (i32x4.add (local.get $v) (v128.and (v128.load offset=352 (i32.const 0)) (i32x4.gt_s (local.get $k) (v128.load offset=80 (i32.const 0))))))
+            (local.set $v (i32x4.add (local.get $v) (v128.and (v128.load offset=368 (i32.const 0)) (i32x4.gt_s (local.get $k) (v128.load offset=96 (i32.const 0))))))
+            (local.set $v (v128.or (local.get $v) (v128.and (local.get $t) (local.get $sign)))))
+          (else
+            (local.set $v (i32x4.add (local.get $v) (v128.and (v128.load offset=272 (i32.const 0)) (f32x4.gt (local.get $t) (v128.load offset=0 (i32.const 0))))))
+            (local.set $v (i32x4.add (local.get $v) (v128.and (v128.load offset=288 (i32.const 0)) (f32x4.gt (local.get $t) (v128.load offset=16 (i32.const 0))))))
+            (local.set $v (i32x4.add (local.get $v) (v128.and (v128.load offset=304 (i32.const 0)) (f32x4.gt (local.get $t) (v128.load offset=32 (i32.const 0))))))
+            (local.set $v (i32x4.add (local.get $v) (v128.and (v128.load offset=320 (i32.const 0)) (f32x4.gt (local.get $t) (v128.load offset=48 (i32.const 0))))))
+            (local.set $v (i32x4.add (local.get $v) (v128.and (v128.load offset=336 (i32.const 0)) (f32x4.gt (local.get $t) (v128.load offset=64 (i32.const 0))))))
+            (local.set $v (i32x4.add (local.get $v) (v128.and (v128.load offset=352 (i32.const 0)) (f32x4.gt (local.get $t) (v128.load offset=80 (i32.const 0))))))
+            (local.set $v (i32x4.add (local.get $v) (v128.and (v128.load offset=368 (i32.const 0)) (f32x4.gt (local.get $t) (v128.load offset=96 (i32.const 0))))))
+            (local.set $v (i32x4.add (local.get $v) (v128.and (v128.load offset=384 (i32.const 0)) (f32x4.gt (local.get $t) (v128.load offset=112 (i32.const 0))))))
+            (local.set $v (i32x4.add (local.get $v) (v128.and (v128.load offset=400 (i32.const 0)) (f32x4.gt (local.get $t) (v128.load offset=128 (i32.const 0))))))
+            (local.set $v (i32x4.add (local.get $v) (v128.and (v128.load offset=416 (i32.const 0)) (f32x4.gt (local.get $t) (v128.load offset=144 (i32.const 0))))))
+            (local.set $v (i32x4.add (local.get $v) (v128.and (v128.load offset=432 (i32.const 0)) (f32x4.gt (local.get $t) (v128.load offset=160 (i32.const 0))))))
+            (local.set $v (i32x4.add (local.get $v) (v128.and (v128.load offset=448 (i32.const 0)) (f32x4.gt (local.get $t) (v128.load offset=176 (i32.const 0))))))
+            (local.set $v (i32x4.add (local.get $v) (v128.and (v128.load offset=464 (i32.const 0)) (f32x4.gt (local.get $t) (v128.load offset=192 (i32.const 0))))))
+            (local.set $v (i32x4.add (local.get $v) (v128.and (v128.load offset=480 (i32.const 0)) (f32x4.gt (local.get $t) (v128.load offset=208 (i32.const 0))))))
+            (local.set $v (i32x4.add (local.get $v) (v128.and (v128.load offset=496 (i32.const 0)) (f32x4.gt (local.get $t) (v128.load offset=224 (i32.const 0))))))))
+        (if (local.get $ls)
+          (then
+            (local.set $u (f64x2.promote_low_f32x4 (local.get $v)))
+            (local.set $a0 (f64x2.add (local.get $a0) (f64x2.mul (v128.load (local.get $xd)) (local.get $u))))
+            (local.set $b0 (f64x2.add (local.get $b0) (f64x2.mul (local.get $u) (local.get $u))))
+            (local.set $u (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 (local.get $v) (local.get $v))))
+            (local.set $a1 (f64x2.add (local.get $a1) (f64x2.mul (v128.load offset=16 (local.get $xd)) (local.get $u))))
+            (local.set $b1 (f64x2.add (local.get $b1) (f64x2.mul (local.get $u) (local.get $u)))))
+          (else
+            (local.set $v (f32x4.mul (local.get $v) (local.get $s)))
+            (local.set $u (f64x2.sub (v128.load (local.get $xd)) (f64x2.promote_low_f32x4 (local.get $v))))
+            (local.set $a0 (f64x2.add (local.get $a0) (f64x2.mul (local.get $u) (local.get $u))))
+            (local.set $u (f64x2.sub (v128.load offset=16 (local.get $xd)) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 (local.get $v) (local.get $v)))))
+            (local.set $a1 (f64x2.add (local.get $a1) (f64x2.mul (local.get $u) (local.get $u))))))
         (local.set $xs (i32.add (local.get $xs) (i32.const 16)))
         (local.set $xd (i32.add (local.get $xd) (i32.const 32)))
         (local.set $i (i32.add (local.get $i) (i32.const 1)))
         (br $el)))
-    (v128.store offset=640 (i32.const 0) (local.get $ea))
-    (v128.store offset=656 (i32.const 0) (local.get $eb)))
-
-  ;; Σx·t and Σt² (t = value(x·inv)) of each lane's block to LS (JS leastSquaresSums).
-  (func $ls (param $xs i32) (param $xd i32) (param $n i32) (param $inv v128)
-    (local $i i32) (local $t v128) (local $u v128) (local $xa v128) (local $xb v128) (local $ta v128) (local $tb v128)
-    (block $done
-      (loop $el
-        (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
-        (local.set $t (call $value (f32x4.mul (v128.load (local.get $xs)) (local.get $inv))))
-        (local.set $u (f64x2.promote_low_f32x4 (local.get $t)))
-        (local.set $xa (f64x2.add (local.get $xa) (f64x2.mul (v128.load (local.get $xd)) (local.get $u))))
-        (local.set $ta (f64x2.add (local.get $ta) (f64x2.mul (local.get $u) (local.get $u))))
-        (local.set $u (f64x2.promote_low_f32x4 (call $high (local.get $t))))
-        (local.set $xb (f64x2.add (local.get $xb) (f64x2.mul (v128.load offset=16 (local.get $xd)) (local.get $u))))
-        (local.set $tb (f64x2.add (local.get $tb) (f64x2.mul (local.get $u) (local.get $u))))
-        (local.set $xs (i32.add (local.get $xs) (i32.const 16)))
-        (local.set $xd (i32.add (local.get $xd) (i32.const 32)))
-        (local.set $i (i32.add (local.get $i) (i32.const 1)))
-        (br $el)))
-    (v128.store offset=704 (i32.const 0) (local.get $xa))
-    (v128.store offset=720 (i32.const 0) (local.get $xb))
-    (v128.store offset=736 (i32.const 0) (local.get $ta))
-    (v128.store offset=752 (i32.const 0) (local.get $tb)))
+    (if (local.get $ls)
+      (then
+        (v128.store offset=704 (i32.const 0) (local.get $a0))
+        (v128.store offset=720 (i32.const 0) (local.get $a1))
+        (v128.store offset=736 (i32.const 0) (local.get $b0))
+        (v128.store offset=752 (i32.const 0) (local.get $b1)))
+      (else
+        (v128.store offset=640 (i32.const 0) (local.get $a0))
+        (v128.store offset=656 (i32.const 0) (local.get $a1)))))
 
   ;; Two f64x2 lane masks (lanes 0–1, 2–3) as one i32x4 mask.
   (func $narrow (param $a v128) (param $b v128) (result v128)
@@ -96,8 +113,8 @@
 
   ;; The chosen constant of each of the ceil($len / $bs) blocks of the $len floats at $in, whose
   ;; absolute maxima are the f32s at $abs, to the f32s at $out (JS chooseConstant, block by block).
-  ;; $xs: scratch of 48·$bs bytes, 16-aligned.
-  (func (export "search") (param $in i32) (param $len i32) (param $bs i32) (param $abs i32) (param $out i32) (param $xs i32)
+  ;; $xs: scratch of 48·$bs bytes, 16-aligned. $symmetric: the table's form (see above).
+  (func (export "search") (param $in i32) (param $len i32) (param $bs i32) (param $abs i32) (param $out i32) (param $xs i32) (param $symmetric i32)
     (local $nb i32) (local $g i32) (local $j i32) (local $i i32) (local $b i32) (local $xd i32) (local $r i32) (local $it i32)
     (local $x v128) (local $a v128) (local $s v128) (local $best v128) (local $bestA v128) (local $bestB v128)
     (local $eA v128) (local $eB v128) (local $mA v128) (local $mB v128) (local $act v128) (local $res v128)
@@ -129,19 +146,19 @@
         (loop $promote
           (local.set $x (v128.load (i32.add (local.get $xs) (i32.shl (local.get $i) (i32.const 4)))))
           (v128.store (i32.add (local.get $xd) (i32.shl (local.get $i) (i32.const 5))) (f64x2.promote_low_f32x4 (local.get $x)))
-          (v128.store offset=16 (i32.add (local.get $xd) (i32.shl (local.get $i) (i32.const 5))) (f64x2.promote_low_f32x4 (call $high (local.get $x))))
+          (v128.store offset=16 (i32.add (local.get $xd) (i32.shl (local.get $i) (i32.const 5))) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 (local.get $x) (local.get $x))))
           (local.set $i (i32.add (local.get $i) (i32.const 1)))
           (br_if $promote (i32.lt_u (local.get $i) (local.get $bs))))
         ;; Ratio 1 (the absmax itself), then each smaller ratio replacing the best on a strictly
         ;; smaller error (ties keep the earlier candidate).
         (local.set $best (local.get $a))
-        (call $err (local.get $xs) (local.get $xd) (local.get $bs) (local.get $a) (f32x4.div (v128.const f32x4 1 1 1 1) (local.get $a)))
+        (call $pass (local.get $xs) (local.get $xd) (local.get $bs) (local.get $a) (f32x4.div (v128.const f32x4 1 1 1 1) (local.get $a)) (i32.const 0) (local.get $symmetric))
         (local.set $bestA (v128.load offset=640 (i32.const 0)))
         (local.set $bestB (v128.load offset=656 (i32.const 0)))
         (local.set $r (i32.const 1))
         (loop $ratio
           (local.set $s (f32x4.mul (local.get $a) (v128.load32_splat offset=512 (i32.shl (local.get $r) (i32.const 2)))))
-          (call $err (local.get $xs) (local.get $xd) (local.get $bs) (local.get $s) (f32x4.div (v128.const f32x4 1 1 1 1) (local.get $s)))
+          (call $pass (local.get $xs) (local.get $xd) (local.get $bs) (local.get $s) (f32x4.div (v128.const f32x4 1 1 1 1) (local.get $s)) (i32.const 0) (local.get $symmetric))
           (local.set $eA (v128.load offset=640 (i32.const 0)))
           (local.set $eB (v128.load offset=656 (i32.const 0)))
           (local.set $mA (f64x2.lt (local.get $eA) (local.get $bestA)))
@@ -156,7 +173,7 @@
         (local.set $it (i32.const 0))
         (block $refined
           (loop $step
-            (call $ls (local.get $xs) (local.get $xd) (local.get $bs) (f32x4.div (v128.const f32x4 1 1 1 1) (local.get $best)))
+            (call $pass (local.get $xs) (local.get $xd) (local.get $bs) (local.get $best) (f32x4.div (v128.const f32x4 1 1 1 1) (local.get $best)) (i32.const 1) (local.get $symmetric))
             (local.set $s (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23
               (f32x4.demote_f64x2_zero (f64x2.div (v128.load offset=704 (i32.const 0)) (v128.load offset=736 (i32.const 0))))
               (f32x4.demote_f64x2_zero (f64x2.div (v128.load offset=720 (i32.const 0)) (v128.load offset=752 (i32.const 0))))))
@@ -165,7 +182,7 @@
                             (f64x2.gt (v128.load offset=752 (i32.const 0)) (f64x2.splat (f64.const 0))))
               (f32x4.gt (local.get $s) (f32x4.splat (f32.const 0))))))
             (br_if $refined (i32.eqz (v128.any_true (local.get $act))))
-            (call $err (local.get $xs) (local.get $xd) (local.get $bs) (local.get $s) (f32x4.div (v128.const f32x4 1 1 1 1) (local.get $s)))
+            (call $pass (local.get $xs) (local.get $xd) (local.get $bs) (local.get $s) (f32x4.div (v128.const f32x4 1 1 1 1) (local.get $s)) (i32.const 0) (local.get $symmetric))
             (local.set $eA (v128.load offset=640 (i32.const 0)))
             (local.set $eB (v128.load offset=656 (i32.const 0)))
             (local.set $act (v128.and (local.get $act)
