@@ -58,6 +58,16 @@ export function bnb4SearchWasmAvailable(): boolean {
   return kernel() !== null;
 }
 
+let enabled = true;
+
+/**
+ * Turns the kernel off in this thread (the callers take their JS search) or on again: the
+ * baseline of bench/bnb4-speed.bench.ts and of the tests that compare whole files.
+ */
+export function enableBnb4SearchWasm(on: boolean): void {
+  enabled = on;
+}
+
 const F = new Float32Array(1);
 const I = new Int32Array(F.buffer);
 
@@ -116,7 +126,7 @@ function writeTable(mem: Int32Array, table: SearchTable): boolean {
  * kernel pads short blocks with zeros, which must quantize to an exact 0).
  */
 export function searchBnb4Constants(x: Float32Array, blockSize: number, table: SearchTable, ratios: Float32Array, absmax: Float32Array): boolean {
-  const k = kernel();
+  const k = enabled ? kernel() : null;
   const values = table.sortedValues;
   if (!k || values.length > 16 || values.length < 1 || table.midpoints.length !== values.length - 1) return false;
   if (!Array.prototype.includes.call(values, 0) || ratios.length !== 31 || ratios[0] !== 1) return false;
