@@ -28,6 +28,7 @@
 ;; symmetric form; padding never exceeded); DV 256: the first value's bits, then the 15 deltas,
 ;; each splat (padding 0); RATIO 512: the 31 candidate ratios (f32). Results of a pass: ERR 640
 ;; (f64 × 4), LS 704 (Σx·t × 4, Σt² × 4). ABS 768: the four blocks' absolute maxima (f32 × 4).
+;; CAP2 784 and SIGN 800: i32x4 constants of $errSymmetric, written by search.
 (module
   (memory (export "memory") 1)
 
@@ -107,6 +108,78 @@
         (v128.store offset=640 (i32.const 0) (local.get $a0))
         (v128.store offset=656 (i32.const 0) (local.get $a1)))))
 
+  ;; $pass's error sums (ERR) for a symmetric table, the hot loop of the search: written out with
+  ;; no branch in the loop (TurboFan keeps the sums in registers only then) and two elements a
+  ;; turn sharing each threshold's loads; the sums still add element i before element i + 1.
+  ;; $n must be even (block sizes are powers of two ≥ 16). Finite $inv only (no NaN t to map):
+  ;; the key is min(bits(t) << 1, 2^31 − 2) + sign(t), the same key as $pass's (CAP2 784, SIGN
+  ;; 800: constants from memory, one load each where V8 rebuilds a v128.const every turn).
+  (func $errSymmetric (param $xs i32) (param $xd i32) (param $n i32) (param $s v128) (param $inv v128)
+    (local $i i32) (local $t0 v128) (local $t1 v128) (local $k0 v128) (local $k1 v128) (local $v0 v128) (local $v1 v128)
+    (local $c v128) (local $dv v128) (local $u v128) (local $a0 v128) (local $a1 v128) (local $cap v128) (local $sign v128)
+    (block $done
+      (loop $el
+        (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+        (local.set $t0 (f32x4.mul (v128.load offset=0 (local.get $xs)) (local.get $inv)))
+        (local.set $cap (v128.load offset=784 (i32.const 0)))
+        (local.set $k0 (i32x4.add (i32x4.min_u (i32x4.shl (local.get $t0) (i32.const 1)) (local.get $cap))
+                                    (i32x4.shr_u (local.get $t0) (i32.const 31))))
+        (local.set $t1 (f32x4.mul (v128.load offset=16 (local.get $xs)) (local.get $inv)))
+        (local.set $k1 (i32x4.add (i32x4.min_u (i32x4.shl (local.get $t1) (i32.const 1)) (local.get $cap))
+                                    (i32x4.shr_u (local.get $t1) (i32.const 31))))
+        (local.set $v0 (v128.load offset=256 (i32.const 0)))
+        (local.set $v1 (local.get $v0))
+        (local.set $c (v128.load offset=0 (i32.const 0)))
+        (local.set $dv (v128.load offset=272 (i32.const 0)))
+        (local.set $v0 (i32x4.add (local.get $v0) (v128.and (local.get $dv) (i32x4.gt_s (local.get $k0) (local.get $c)))))
+        (local.set $v1 (i32x4.add (local.get $v1) (v128.and (local.get $dv) (i32x4.gt_s (local.get $k1) (local.get $c)))))
+        (local.set $c (v128.load offset=16 (i32.const 0)))
+        (local.set $dv (v128.load offset=288 (i32.const 0)))
+        (local.set $v0 (i32x4.add (local.get $v0) (v128.and (local.get $dv) (i32x4.gt_s (local.get $k0) (local.get $c)))))
+        (local.set $v1 (i32x4.add (local.get $v1) (v128.and (local.get $dv) (i32x4.gt_s (local.get $k1) (local.get $c)))))
+        (local.set $c (v128.load offset=32 (i32.const 0)))
+        (local.set $dv (v128.load offset=304 (i32.const 0)))
+        (local.set $v0 (i32x4.add (local.get $v0) (v128.and (local.get $dv) (i32x4.gt_s (local.get $k0) (local.get $c)))))
+        (local.set $v1 (i32x4.add (local.get $v1) (v128.and (local.get $dv) (i32x4.gt_s (local.get $k1) (local.get $c)))))
+        (local.set $c (v128.load offset=48 (i32.const 0)))
+        (local.set $dv (v128.load offset=320 (i32.const 0)))
+        (local.set $v0 (i32x4.add (local.get $v0) (v128.and (local.get $dv) (i32x4.gt_s (local.get $k0) (local.get $c)))))
+        (local.set $v1 (i32x4.add (local.get $v1) (v128.and (local.get $dv) (i32x4.gt_s (local.get $k1) (local.get $c)))))
+        (local.set $c (v128.load offset=64 (i32.const 0)))
+        (local.set $dv (v128.load offset=336 (i32.const 0)))
+        (local.set $v0 (i32x4.add (local.get $v0) (v128.and (local.get $dv) (i32x4.gt_s (local.get $k0) (local.get $c)))))
+        (local.set $v1 (i32x4.add (local.get $v1) (v128.and (local.get $dv) (i32x4.gt_s (local.get $k1) (local.get $c)))))
+        (local.set $c (v128.load offset=80 (i32.const 0)))
+        (local.set $dv (v128.load offset=352 (i32.const 0)))
+        (local.set $v0 (i32x4.add (local.get $v0) (v128.and (local.get $dv) (i32x4.gt_s (local.get $k0) (local.get $c)))))
+        (local.set $v1 (i32x4.add (local.get $v1) (v128.and (local.get $dv) (i32x4.gt_s (local.get $k1) (local.get $c)))))
+        (local.set $c (v128.load offset=96 (i32.const 0)))
+        (local.set $dv (v128.load offset=368 (i32.const 0)))
+        (local.set $v0 (i32x4.add (local.get $v0) (v128.and (local.get $dv) (i32x4.gt_s (local.get $k0) (local.get $c)))))
+        (local.set $v1 (i32x4.add (local.get $v1) (v128.and (local.get $dv) (i32x4.gt_s (local.get $k1) (local.get $c)))))
+        (local.set $v0 (f32x4.mul (v128.or (local.get $v0) (v128.and (local.get $t0) (local.tee $sign (v128.load offset=800 (i32.const 0))))) (local.get $s)))
+        (local.set $u (f64x2.sub (v128.load offset=0 (local.get $xd)) (f64x2.promote_low_f32x4 (local.get $v0))))
+        (local.set $a0 (f64x2.add (local.get $a0) (f64x2.mul (local.get $u) (local.get $u))))
+        (local.set $u (f64x2.sub (v128.load offset=16 (local.get $xd)) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 (local.get $v0) (local.get $v0)))))
+        (local.set $a1 (f64x2.add (local.get $a1) (f64x2.mul (local.get $u) (local.get $u))))
+        (local.set $v1 (f32x4.mul (v128.or (local.get $v1) (v128.and (local.get $t1) (local.get $sign))) (local.get $s)))
+        (local.set $u (f64x2.sub (v128.load offset=32 (local.get $xd)) (f64x2.promote_low_f32x4 (local.get $v1))))
+        (local.set $a0 (f64x2.add (local.get $a0) (f64x2.mul (local.get $u) (local.get $u))))
+        (local.set $u (f64x2.sub (v128.load offset=48 (local.get $xd)) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 (local.get $v1) (local.get $v1)))))
+        (local.set $a1 (f64x2.add (local.get $a1) (f64x2.mul (local.get $u) (local.get $u))))
+        (local.set $xs (i32.add (local.get $xs) (i32.const 32)))
+        (local.set $xd (i32.add (local.get $xd) (i32.const 64)))
+        (local.set $i (i32.add (local.get $i) (i32.const 2)))
+        (br $el)))
+    (v128.store offset=640 (i32.const 0) (local.get $a0))
+    (v128.store offset=656 (i32.const 0) (local.get $a1)))
+
+  ;; $pass, or $errSymmetric where it applies.
+  (func $errPass (param $xs i32) (param $xd i32) (param $n i32) (param $s v128) (param $inv v128) (param $symmetric i32)
+    (if (i32.and (local.get $symmetric) (i32x4.all_true (f32x4.lt (local.get $inv) (v128.const f32x4 inf inf inf inf))))
+      (then (call $errSymmetric (local.get $xs) (local.get $xd) (local.get $n) (local.get $s) (local.get $inv)))
+      (else (call $pass (local.get $xs) (local.get $xd) (local.get $n) (local.get $s) (local.get $inv) (i32.const 0) (local.get $symmetric)))))
+
   ;; Two f64x2 lane masks (lanes 0–1, 2–3) as one i32x4 mask.
   (func $narrow (param $a v128) (param $b v128) (result v128)
     (i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27 (local.get $a) (local.get $b)))
@@ -118,6 +191,8 @@
     (local $nb i32) (local $g i32) (local $j i32) (local $i i32) (local $b i32) (local $xd i32) (local $r i32) (local $it i32)
     (local $x v128) (local $a v128) (local $s v128) (local $best v128) (local $bestA v128) (local $bestB v128)
     (local $eA v128) (local $eB v128) (local $mA v128) (local $mB v128) (local $act v128) (local $res v128)
+    (v128.store offset=784 (i32.const 0) (v128.const i32x4 0x7ffffffe 0x7ffffffe 0x7ffffffe 0x7ffffffe))
+    (v128.store offset=800 (i32.const 0) (v128.const i32x4 0x80000000 0x80000000 0x80000000 0x80000000))
     (local.set $nb (i32.div_u (i32.sub (i32.add (local.get $len) (local.get $bs)) (i32.const 1)) (local.get $bs)))
     (local.set $xd (i32.add (local.get $xs) (i32.shl (local.get $bs) (i32.const 4))))
     (block $groups
@@ -152,13 +227,13 @@
         ;; Ratio 1 (the absmax itself), then each smaller ratio replacing the best on a strictly
         ;; smaller error (ties keep the earlier candidate).
         (local.set $best (local.get $a))
-        (call $pass (local.get $xs) (local.get $xd) (local.get $bs) (local.get $a) (f32x4.div (v128.const f32x4 1 1 1 1) (local.get $a)) (i32.const 0) (local.get $symmetric))
+        (call $errPass (local.get $xs) (local.get $xd) (local.get $bs) (local.get $a) (f32x4.div (v128.const f32x4 1 1 1 1) (local.get $a)) (local.get $symmetric))
         (local.set $bestA (v128.load offset=640 (i32.const 0)))
         (local.set $bestB (v128.load offset=656 (i32.const 0)))
         (local.set $r (i32.const 1))
         (loop $ratio
           (local.set $s (f32x4.mul (local.get $a) (v128.load32_splat offset=512 (i32.shl (local.get $r) (i32.const 2)))))
-          (call $pass (local.get $xs) (local.get $xd) (local.get $bs) (local.get $s) (f32x4.div (v128.const f32x4 1 1 1 1) (local.get $s)) (i32.const 0) (local.get $symmetric))
+          (call $errPass (local.get $xs) (local.get $xd) (local.get $bs) (local.get $s) (f32x4.div (v128.const f32x4 1 1 1 1) (local.get $s)) (local.get $symmetric))
           (local.set $eA (v128.load offset=640 (i32.const 0)))
           (local.set $eB (v128.load offset=656 (i32.const 0)))
           (local.set $mA (f64x2.lt (local.get $eA) (local.get $bestA)))
@@ -182,7 +257,7 @@
                             (f64x2.gt (v128.load offset=752 (i32.const 0)) (f64x2.splat (f64.const 0))))
               (f32x4.gt (local.get $s) (f32x4.splat (f32.const 0))))))
             (br_if $refined (i32.eqz (v128.any_true (local.get $act))))
-            (call $pass (local.get $xs) (local.get $xd) (local.get $bs) (local.get $s) (f32x4.div (v128.const f32x4 1 1 1 1) (local.get $s)) (i32.const 0) (local.get $symmetric))
+            (call $errPass (local.get $xs) (local.get $xd) (local.get $bs) (local.get $s) (f32x4.div (v128.const f32x4 1 1 1 1) (local.get $s)) (local.get $symmetric))
             (local.set $eA (v128.load offset=640 (i32.const 0)))
             (local.set $eB (v128.load offset=656 (i32.const 0)))
             (local.set $act (v128.and (local.get $act)
