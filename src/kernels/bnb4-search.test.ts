@@ -1,13 +1,15 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { fp4BnbCodebook, nf4Codebook, type Codebook } from '../quant/codebook.js';
+import { quantizeBnb4 } from '../passes/weight-only/bnb4-quant.js';
 import { quantizeBnb4Reference } from '../passes/weight-only/bnb4-reference.test-util.js';
-import { bnb4SearchWasmAvailable, floatAtOrBelow, searchBnb4Constants } from './bnb4-search.js';
+import { bnb4SearchWasmAvailable, enableBnb4SearchWasm, encodeBnb4Blocks, floatAtOrBelow, searchBnb4Constants } from './bnb4-search.js';
 
 /*
  * The WebAssembly search against the plain JS search of bnb4-reference.test-util.ts (binary search
  * over the codebook's float64 midpoints, per-element early exit, one block at a time): the chosen
- * constant of every block must be the same float32, on blocks built to make the search's edge
+ * constant of every block must be the same float32, and the codes at those constants the same
+ * bytes with the same float64 error sums as the JS encoder's, on blocks built to make the edge
  * cases happen — exact ties between candidates, elements on a midpoint, ±0, subnormals (1/s
  * overflows), magnitudes whose squared errors overflow, short last blocks and groups of fewer
  * than four blocks.
@@ -32,11 +34,29 @@ function kernelConstants(w: Float32Array, blockSize: number, cb: Codebook): Floa
   return a;
 }
 
+/** The JS quantizer's result with the kernel off (its sums; the reference has none). */
+function jsQuantizer(w: Float32Array, blockSize: number, type: 'nf4' | 'fp4') {
+  enableBnb4SearchWasm(false);
+  try {
+    return quantizeBnb4(w, { type, blockSize });
+  } finally {
+    enableBnb4SearchWasm(true);
+  }
+}
+
+/** Constants, then codes, packed bytes and sums at those constants (encodeBnb4Blocks). */
 function expectSame(w: Float32Array, blockSize: number, type: 'nf4' | 'fp4', cb: Codebook): void {
-  const ref = quantizeBnb4Reference(w, { type, blockSize }).absmax;
+  const ref = quantizeBnb4Reference(w, { type, blockSize });
   const got = kernelConstants(w, blockSize, cb);
   // Bit patterns, so that −0 ≠ +0 and NaN would show.
-  expect(new Int32Array(got.buffer)).toEqual(new Int32Array(ref.buffer));
+  expect(new Int32Array(got.buffer)).toEqual(new Int32Array(ref.absmax.buffer));
+  const codes = new Uint8Array(w.length);
+  const packed = new Uint8Array(Math.ceil(w.length / 2));
+  const sums = encodeBnb4Blocks(w, blockSize, cb, ref.absmax, codes, packed);
+  expect(codes).toEqual(ref.codes);
+  expect(packed).toEqual(ref.packed);
+  const js = jsQuantizer(w, blockSize, type);
+  expect(sums).toEqual([js.signalSq, js.noiseSq]);
 }
 
 function normal(n: number, seed: number): Float32Array {
@@ -45,7 +65,7 @@ function normal(n: number, seed: number): Float32Array {
   return Float32Array.from({ length: n }, () => u() + u() + u() + u() - 2);
 }
 
-describe('bnb4 constant search in WebAssembly = the JS search, block for block', () => {
+describe('bnb4 constant search and encoding in WebAssembly = the JS quantizer, block for block', () => {
   it('runs here (WebAssembly SIMD is on by default since Node 16)', () => {
     expect(bnb4SearchWasmAvailable()).toBe(true);
   });
@@ -111,9 +131,9 @@ describe('bnb4 constant search in WebAssembly = the JS search, block for block',
   it('declines a table it cannot take: no 0 among the values, or more than 16 values', () => {
     const w = normal(64, 1);
     const a = blockMaxima(w, 64);
-    expect(searchBnb4Constants(w, 64, { sortedValues: [-1, 1], midpoints: [0] }, RATIOS, a)).toBe(false);
+    expect(searchBnb4Constants(w, 64, { sortedValues: [-1, 1], midpoints: [0], sortedCodes: [0, 1] }, RATIOS, a)).toBe(false);
     const many = Array.from({ length: 17 }, (_, i) => i - 8);
-    expect(searchBnb4Constants(w, 64, { sortedValues: many, midpoints: many.slice(1).map((v) => v - 0.5) }, RATIOS, a)).toBe(false);
+    expect(searchBnb4Constants(w, 64, { sortedValues: many, midpoints: many.slice(1).map((v) => v - 0.5), sortedCodes: many.map((_, i) => i) }, RATIOS, a)).toBe(false);
     expect(a).toEqual(blockMaxima(w, 64));
   });
 });
