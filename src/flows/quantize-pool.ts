@@ -6,7 +6,8 @@ import type { Model } from '../graph/model.js';
 import type { ModelDirFiles } from '../node/files.js';
 import type { Bnb4Weights } from '../passes/weight-only/bnb4-quant.js';
 import type { Int8Weights } from '../passes/weight-only/int8-quant.js';
-import { bnb4WeightsFrom } from '../passes/weight-only/job-run.js';
+import { bnb4WeightsFrom, joinBnb4Parts } from '../passes/weight-only/job-run.js';
+import type { Bnb4Parts } from '../passes/weight-only/jobs.js';
 import { planWeightJobs, type WeightJob } from '../passes/weight-only/jobs.js';
 import { nbitsWeightsFrom, type NBitsWeights } from '../passes/weight-only/nbits-quant.js';
 import type { PrecomputedWeights, WeightOnlyOptions } from '../passes/weight-only/types.js';
@@ -71,6 +72,7 @@ export async function precomputeWeights(model: Model, options: WeightOnlyOptions
   const nbits = new Map<string, NBitsWeights>();
   const int8 = new Map<string, Int8Weights>();
   const bnb4 = new Map<string, Bnb4Weights>();
+  const bnb4Pending = new Map<string, Bnb4Parts[]>();
   const workers = Array.from({ length: Math.min(threads, queue.length) }, startWorker);
   const jobCount = queue.length;
   let finished = 0;
@@ -87,7 +89,13 @@ export async function precomputeWeights(model: Model, options: WeightOnlyOptions
           if (r.kind === 'int8') int8.set(r.key, r.weights);
           else if (r.kind === 'bnb4') {
             const job = jobs.get(r.key);
-            if (job?.kind === 'bnb4') bnb4.set(r.key, bnb4WeightsFrom(r.parts, job.K * job.N));
+            if (job?.kind === 'bnb4') {
+              // A weight cut in parts is used once all its parts are back (else the pass does it).
+              const got = bnb4Pending.get(job.resultKey) ?? [];
+              got[job.part] = r.parts;
+              bnb4Pending.set(job.resultKey, got);
+              if (got.filter(Boolean).length === job.parts) bnb4.set(job.resultKey, bnb4WeightsFrom(joinBnb4Parts(got), job.K * job.N));
+            }
           } else {
             const job = jobs.get(r.key);
             if (job?.kind === 'nbits') nbits.set(r.key, nbitsWeightsFrom(r.parts, job.o.blockSize, job.o.bits));
