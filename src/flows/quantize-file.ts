@@ -124,7 +124,7 @@ export async function quantizeFile(inPath: string, outPath: string, options: Qua
     const written = await writeOnnxModel(outPath, plan, { force: options.force ?? false, inputs });
     const inputFileBytes = inputs.reduce((sum, f) => sum + statSync(f).size, 0);
     const outputFileBytes = statSync(written.modelPath).size + written.dataBytes;
-    const workerResults = precomputed && !gptq ? precomputed.nbits.size + precomputed.int8.size : 0;
+    const workerResults = precomputed && !gptq ? precomputed.nbits.size + precomputed.int8.size + (precomputed.bnb4?.size ?? 0) : 0;
     // GPTQ's calibration inputs (read again: only the first samples are needed, after the write).
     const samples = options.calib?.length && options.verify !== false ? firstSamples(readCalibFiles(options.calib, model.graph.inputs.map((v) => v.name)), model.graph.inputs) : undefined;
     const verification = await verifyOutput(written, `quantize --scheme ${options.scheme}`, { verify: options.verify, samples });

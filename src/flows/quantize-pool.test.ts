@@ -58,7 +58,7 @@ describe('quantizeFile on worker threads', () => {
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  for (const scheme of ['q4', 'int8'] as const) {
+  for (const scheme of ['q4', 'int8', 'fp4', 'nf4'] as const) {
     it(`${scheme}: a NaN in a weight fails with the same named error as on the main thread`, async () => {
       const bad = await writeModel(mkdtempSync(join(dir, 'bad')), { weight: 2, index: 3 * K + 5, value: NaN });
       for (const pool of [{ threads: 1 }, { threads: 2, fromBytes: 0 }]) {
@@ -69,6 +69,7 @@ describe('quantizeFile on worker threads', () => {
 
   const cases: [SchemeName, Record<string, unknown>][] = [
     ['q4', {}], ['q4', { rtn: true }], ['q4-asym', { blockSize: 16 }], ['q8-block', {}], ['int8', {}], ['q4', { exclude: ['w3'] }],
+    ['fp4', {}], ['fp4', { rtn: true, blockSize: 32 }], ['nf4', {}], ['nf4', { doubleQuant: true }],
   ];
   for (const [scheme, extra] of cases) {
     it(`${scheme} ${JSON.stringify(extra)}: the same bytes and report as on the main thread`, async () => {

@@ -4,7 +4,10 @@ import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { Model } from '../graph/model.js';
 import type { ModelDirFiles } from '../node/files.js';
+import type { Bnb4Weights } from '../passes/weight-only/bnb4-quant.js';
 import type { Int8Weights } from '../passes/weight-only/int8-quant.js';
+import { bnb4WeightsFrom, joinBnb4Parts } from '../passes/weight-only/job-run.js';
+import type { Bnb4Parts } from '../passes/weight-only/jobs.js';
 import { planWeightJobs, type WeightJob } from '../passes/weight-only/jobs.js';
 import { nbitsWeightsFrom, type NBitsWeights } from '../passes/weight-only/nbits-quant.js';
 import type { PrecomputedWeights, WeightOnlyOptions } from '../passes/weight-only/types.js';
@@ -68,6 +71,8 @@ export async function precomputeWeights(model: Model, options: WeightOnlyOptions
   }
   const nbits = new Map<string, NBitsWeights>();
   const int8 = new Map<string, Int8Weights>();
+  const bnb4 = new Map<string, Bnb4Weights>();
+  const bnb4Pending = new Map<string, Bnb4Parts[]>();
   const workers = Array.from({ length: Math.min(threads, queue.length) }, startWorker);
   const jobCount = queue.length;
   let finished = 0;
@@ -82,7 +87,16 @@ export async function precomputeWeights(model: Model, options: WeightOnlyOptions
         if (reply.ok) {
           const r = reply.result;
           if (r.kind === 'int8') int8.set(r.key, r.weights);
-          else {
+          else if (r.kind === 'bnb4') {
+            const job = jobs.get(r.key);
+            if (job?.kind === 'bnb4') {
+              // A weight cut in parts is used once all its parts are back (else the pass does it).
+              const got = bnb4Pending.get(job.resultKey) ?? [];
+              got[job.part] = r.parts;
+              bnb4Pending.set(job.resultKey, got);
+              if (got.filter(Boolean).length === job.parts) bnb4.set(job.resultKey, bnb4WeightsFrom(joinBnb4Parts(got), job.K * job.N));
+            }
+          } else {
             const job = jobs.get(r.key);
             if (job?.kind === 'nbits') nbits.set(r.key, nbitsWeightsFrom(r.parts, job.o.blockSize, job.o.bits));
           }
@@ -97,5 +111,5 @@ export async function precomputeWeights(model: Model, options: WeightOnlyOptions
   } finally {
     await Promise.all(workers.map((w) => w.terminate()));
   }
-  return { nbits, int8 };
+  return { nbits, int8, bnb4 };
 }

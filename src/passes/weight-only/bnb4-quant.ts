@@ -1,6 +1,7 @@
 import type { Codebook } from '../../quant/codebook.js';
 import { fp4BnbCodebook, nearestCode, nf4Codebook, FP4_BNB_TABLE, NF4_TABLE } from '../../quant/codebook.js';
 import { makeCodebookLut, type CodebookLut } from '../../quant/codebook-lut.js';
+import { encodeBnb4Blocks, searchBnb4Constants } from '../../kernels/bnb4-search.js';
 import { doubleDequantize, doubleQuantize } from '../../quant/double-quant.js';
 import { NonFiniteWeight } from './nbits-quant.js';
 
@@ -236,8 +237,11 @@ export function quantizeBnb4(wt: Float32Array, o: Bnb4Options): Bnb4Weights {
   for (let b = 0; b < nb; b++) {
     const start = b * bs;
     const end = Math.min(start + bs, n);
-    const a = blockAbsMax(wt, bits, start, end);
-    absmax[b] = o.rtn ? a : chooseConstant(wt, start, end, a, cb, l, table);
+    absmax[b] = blockAbsMax(wt, bits, start, end);
+  }
+  // The search, in WebAssembly SIMD where it runs (kernels/bnb4-search.ts: the same constants).
+  if (!o.rtn && !searchBnb4Constants(wt, bs, cb, RATIOS, absmax)) {
+    for (let b = 0; b < nb; b++) absmax[b] = chooseConstant(wt, b * bs, Math.min((b + 1) * bs, n), absmax[b] as number, cb, l, table);
   }
   let doubleQuantBytes: number | undefined;
   if (o.doubleQuant) {
@@ -250,9 +254,11 @@ export function quantizeBnb4(wt: Float32Array, o: Bnb4Options): Bnb4Weights {
   }
   const codes = new Uint8Array(n);
   const packed = new Uint8Array(Math.ceil(n / 2));
-  let signalSq = 0;
-  let noiseSq = 0;
-  for (let b = 0; b < nb; b++) {
+  // In WebAssembly SIMD where it runs (kernels/bnb4-search.ts: the same codes and sums).
+  const sums = encodeBnb4Blocks(wt, bs, cb, absmax, codes, packed);
+  let signalSq = sums?.[0] ?? 0;
+  let noiseSq = sums?.[1] ?? 0;
+  for (let b = 0; !sums && b < nb; b++) {
     encodeBlock(wt, b * bs, Math.min((b + 1) * bs, n), absmax[b] as number, cb, l, table, codes, packed);
     signalSq += SUMS[0] as number;
     noiseSq += SUMS[1] as number;

@@ -1,4 +1,6 @@
 import type { ExternalBytes, Initializer, Model } from '../../graph/model.js';
+import { bnb4Key, dataFreeBnb4Options } from './bnb4-handler.js';
+import type { Bnb4Options, Bnb4Weights } from './bnb4-quant.js';
 import { outputChannelAxis, rejectStorage } from './dq-storage.js';
 import { int8Key, type Int8Weights } from './int8-quant.js';
 import { findWeightSites, userSkipReason } from './index.js';
@@ -30,11 +32,35 @@ interface JobBase {
 
 export type WeightJob =
   | (JobBase & { readonly kind: 'nbits'; readonly K: number; readonly N: number; readonly transposed: boolean; readonly alpha: number; readonly o: NBitsOptions })
-  | (JobBase & { readonly kind: 'int8'; readonly axis: number });
+  | (JobBase & { readonly kind: 'int8'; readonly axis: number })
+  | (JobBase & {
+    readonly kind: 'bnb4'; readonly K: number; readonly N: number; readonly transposed: boolean; readonly alpha: number; readonly o: Bnb4Options;
+    /** The handler's key of the whole result; `key` names this part. */
+    readonly resultKey: string;
+    /** Part `part` of `parts`: elements [start, end) of the [N, K] layout, whole blocks. */
+    readonly part: number; readonly parts: number; readonly start: number; readonly end: number;
+  });
+
+/**
+ * What a worker sends back of a bnb4 result (codes are unpacked from `packed` when needed); for
+ * one part of several, each block's Σx² and Σ(x − x̂)² (interleaved) instead of the totals, which
+ * the pool sums in block order as the quantizer does, so the SQNR is the same to the last bit.
+ */
+export type Bnb4Parts = Omit<Bnb4Weights, 'codes'> & { readonly blockSums?: Float64Array };
+
+/**
+ * Parts a bnb4 weight is cut into: its blocks are independent, so two workers can share one big
+ * weight (three weights on two threads would leave one idle for a third of the time). Not with
+ * --double-quant, whose second-level constants span all blocks.
+ */
+function bnb4Parts(elements: number, o: Bnb4Options): number {
+  return o.doubleQuant || elements < 4 * o.blockSize ? 1 : 2;
+}
 
 export type WeightJobResult =
   | { readonly kind: 'nbits'; readonly key: string; readonly parts: NBitsParts }
-  | { readonly kind: 'int8'; readonly key: string; readonly weights: Int8Weights };
+  | { readonly kind: 'int8'; readonly key: string; readonly weights: Int8Weights }
+  | { readonly kind: 'bnb4'; readonly key: string; readonly parts: Bnb4Parts };
 
 /** Where an untouched fp32 external initializer's bytes lie, or undefined. */
 function externalBytes(init: Initializer): ExternalBytes | undefined {
@@ -46,11 +72,12 @@ function externalBytes(init: Initializer): ExternalBytes | undefined {
   }
 }
 
-/** The jobs the pass would run for `options` (native q4/q4-asym/q8-block and int8 only). */
+/** The jobs the pass would run for `options` (native q4/q4-asym/q8-block, nf4/fp4 and int8 only). */
 export function planWeightJobs(model: Model, options: WeightOnlyOptions): WeightJob[] {
   const scheme = schemeByName(options.scheme);
   const nbits = scheme.kind === 'nbits' && (options.format ?? 'native') === 'native' ? scheme : undefined;
-  if (!nbits && scheme.kind !== 'dq-int8') return [];
+  const bnb4 = scheme.kind === 'bnb4' ? scheme : undefined;
+  if (!nbits && !bnb4 && scheme.kind !== 'dq-int8') return [];
   const sites = findWeightSites(model);
   const skipReason = userSkipReason(sites, options);
   const firstSite = new Map<string, WeightSite>();
@@ -69,6 +96,20 @@ export function planWeightJobs(model: Model, options: WeightOnlyOptions): Weight
       const o: NBitsOptions = { bits: nbits.bits, blockSize: checkBlockSize(options.blockSize ?? nbits.defaultBlockSize), symmetric: nbits.symmetric, rtn: options.rtn ?? false };
       const shape = linearShape(site);
       jobs.push({ kind: 'nbits', key: nbitsKey(shape.key, o), weight, dims, ...where, bytes, K: shape.K, N: shape.N, transposed: shape.transposed, alpha: shape.alpha, o });
+    } else if (bnb4) {
+      if (rejectLinear(site, model.graph)) continue;
+      const blockSize = checkBlockSize(options.blockSize ?? bnb4.defaultBlockSize);
+      const shape = linearShape(site);
+      const resultKey = bnb4Key(shape.key, bnb4.type, blockSize, options.rtn ?? false);
+      const o = dataFreeBnb4Options(bnb4.type, blockSize, options);
+      const elements = shape.K * shape.N;
+      const parts = bnb4Parts(elements, o);
+      const blocks = Math.ceil(elements / blockSize);
+      for (let part = 0; part < parts; part++) {
+        const start = Math.round((blocks * part) / parts) * blockSize;
+        const end = Math.min(elements, Math.round((blocks * (part + 1)) / parts) * blockSize);
+        jobs.push({ kind: 'bnb4', key: `${resultKey}#${part}`, resultKey, part, parts, start, end, weight, dims, ...where, bytes, K: shape.K, N: shape.N, transposed: shape.transposed, alpha: shape.alpha, o });
+      }
     } else {
       if (rejectStorage(site)) continue;
       const axis = outputChannelAxis(site);
