@@ -59,19 +59,16 @@ export function inCliWords<T>(value: T): T {
 
 /**
  * OptionErrors written before options were marked (passes/weight-only/index.ts) name them bare:
- * there the first mention of each listed option that the text does not mark is the option.
+ * an option neither their message nor their hint marks is its first mention in each.
  */
-function bareOptionsAsFlags(text: string, options: readonly string[]): string {
-  let out = text;
-  for (const o of options) {
-    if (text.includes(`\`${o}\``) || !Object.hasOwn(OPTION_FLAGS, o)) continue;
-    out = out.replace(new RegExp(`\\b${o}\\b`), OPTION_FLAGS[o] as string);
-  }
-  return out;
+function bareOptions(e: QuantkitError): readonly string[] {
+  if (!(e instanceof OptionError)) return [];
+  return e.options.filter((o) => Object.hasOwn(OPTION_FLAGS, o) && !`${e.message}\n${e.hint ?? ''}`.includes(`\`${o}\``));
 }
 
 /** The one-line terminal form of a user error, with library option names shown as flags. */
 export function formatCliError(e: QuantkitError): string {
-  const words = (text: string) => cliWording(e instanceof OptionError ? bareOptionsAsFlags(text, e.options) : text);
+  const bare = bareOptions(e);
+  const words = (text: string) => cliWording(bare.reduce((t, o) => t.replace(new RegExp(`\\b${o}\\b`), OPTION_FLAGS[o] as string), text));
   return `error ${e.code}: ${words(e.message)}${e.hint ? ` (${words(e.hint)})` : ''}`;
 }
