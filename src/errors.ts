@@ -163,9 +163,9 @@ export function isQuantkitError(e: unknown): e is QuantkitError {
 }
 
 /**
- * A bad option, named in library terms (`doubleQuant`, `method`): `options` lists the option
- * names its message and hint mention, so each front end shows them in its own spelling (the CLI's
- * flags: cli/option-flags.ts).
+ * A failure whose message or hint names options, in library terms and marked in backticks
+ * ("pass `force` to replace it"): `options` lists them, so each front end shows them in its own
+ * spelling (the CLI's flags: cli/option-flags.ts). Report notes mark options the same way.
  */
 export class OptionError extends QuantkitError {
   readonly options: readonly string[];

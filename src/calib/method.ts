@@ -21,10 +21,10 @@ export function parseCalibMethod(text: string): CalibMethod {
   const num = (fallback: number, what: string, ok: (v: number) => boolean): number => {
     if (arg === undefined || arg === '') return fallback;
     const v = Number(arg);
-    if (!Number.isFinite(v) || !ok(v)) throw new OptionError('QK_BAD_METHOD', `method ${text}: ${what} '${arg}' is out of range`, 'e.g. percentile:99.99 or moving-average:0.01', ['method']);
+    if (!Number.isFinite(v) || !ok(v)) throw new OptionError('QK_BAD_METHOD', `\`method\` ${text}: ${what} '${arg}' is out of range`, 'e.g. percentile:99.99 or moving-average:0.01', ['method']);
     return v;
   };
-  if (extra !== undefined) throw new OptionError('QK_BAD_METHOD', `method ${text} has too many ':' parts`, 'use e.g. percentile:99.99', ['method']);
+  if (extra !== undefined) throw new OptionError('QK_BAD_METHOD', `\`method\` ${text} has too many ':' parts`, 'use e.g. percentile:99.99', ['method']);
   switch (name) {
     case 'minmax': return { kind: 'minmax' };
     case 'moving-average': return { kind: 'moving-average', averagingConstant: num(0.01, 'averaging constant', (v) => v > 0 && v <= 1) };

@@ -1,6 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { isQuantkitError } from '../errors.js';
-import { formatCliError } from './option-flags.js';
+import { cliWording, formatCliError } from './option-flags.js';
 
 type Register = (program: Command) => void;
 
@@ -65,7 +65,8 @@ export async function main(argv: string[]): Promise<number> {
       return 1;
     }
     const err = e instanceof Error ? e : new Error(String(e));
-    process.stderr.write(`quantkit: internal error: ${err.message} (please report it; set QK_DEBUG=1 for the stack)\n`);
+    // A ModelVerificationError (node/verify-model.ts) names the option that keeps the file.
+    process.stderr.write(`quantkit: internal error: ${cliWording(err.message)} (please report it; set QK_DEBUG=1 for the stack)\n`);
     if (process.env.QK_DEBUG) process.stderr.write(`${err.stack ?? ''}\n`);
     return 2;
   }

@@ -1,12 +1,19 @@
 import { OptionError, type QuantkitError } from '../errors.js';
 
 /*
- * The library names its options in its own terms (OptionError.options: `doubleQuant`, `method`);
- * the CLI prints them as the flags a user types. The wording of flags lives here, in cli/.
+ * The library names its options in its own terms, marked in backticks wherever its text mentions
+ * one (errors, hints, report notes: "pass `force` to replace it", "excluded (`exclude`)"); the CLI
+ * prints them as the flags a user types. The wording of flags lives here, in cli/: everything the
+ * CLI prints from the library goes through cliWording (or inCliWords for a whole report).
  */
 
+/**
+ * Library option → flag. A key may also be an option set to a value when the CLI has a flag of
+ * its own for that setting (`verify: false` is --no-verify).
+ */
 export const OPTION_FLAGS: Readonly<Record<string, string>> = {
   scheme: '--scheme',
+  schemes: '--schemes',
   blockSize: '--block-size',
   doubleQuant: '--double-quant',
   format: '--format',
@@ -15,20 +22,53 @@ export const OPTION_FLAGS: Readonly<Record<string, string>> = {
   calibBatch: '--calib-batch',
   smoothQuant: '--smoothquant',
   exclude: '--exclude',
+  keepFirstLast: '--keep-first-last',
+  target: '--target',
+  nonFinite: '--non-finite',
+  force: '--force',
+  'verify: false': '--no-verify',
+  inputs: '--input',
+  batchSize: '--batch',
+  externalData: '--external-data',
+  threshold: '--threshold',
+  params: '--params',
 };
 
-/** First mention of each named option in `text`, as its flag (later mentions are the user's own text). */
-function withFlags(text: string, options: readonly string[]): string {
-  let out = text;
-  for (const o of options) {
-    const flag = OPTION_FLAGS[o];
-    if (flag !== undefined) out = out.replace(new RegExp(`\\b${o}\\b`), flag);
+/** The flag for a marked option, or the mark unchanged when the CLI has no flag of that name. */
+function flagOf(mark: string, option: string): string {
+  return Object.hasOwn(OPTION_FLAGS, option) ? (OPTION_FLAGS[option] as string) : mark;
+}
+
+/** Library text in the CLI's words: each `option` it marks becomes the option's flag. */
+export function cliWording(text: string): string {
+  return text.replace(/`([^`\n]+)`/g, flagOf);
+}
+
+/**
+ * A library result (report, verification) with every string in the CLI's words, for printing as
+ * text or JSON; numbers, typed arrays and class instances pass through as they are.
+ */
+export function inCliWords<T>(value: T): T {
+  if (typeof value === 'string') return cliWording(value) as T;
+  if (Array.isArray(value)) return value.map((v: unknown) => inCliWords(v)) as T;
+  if (value !== null && typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, inCliWords(v)])) as T;
   }
-  return out;
+  return value;
+}
+
+/**
+ * OptionErrors written before options were marked (passes/weight-only/index.ts) name them bare:
+ * an option neither their message nor their hint marks is its first mention in each.
+ */
+function bareOptions(e: QuantkitError): readonly string[] {
+  if (!(e instanceof OptionError)) return [];
+  return e.options.filter((o) => Object.hasOwn(OPTION_FLAGS, o) && !`${e.message}\n${e.hint ?? ''}`.includes(`\`${o}\``));
 }
 
 /** The one-line terminal form of a user error, with library option names shown as flags. */
 export function formatCliError(e: QuantkitError): string {
-  if (!(e instanceof OptionError)) return e.format();
-  return `error ${e.code}: ${withFlags(e.message, e.options)}${e.hint ? ` (${withFlags(e.hint, e.options)})` : ''}`;
+  const bare = bareOptions(e);
+  const words = (text: string) => cliWording(bare.reduce((t, o) => t.replace(new RegExp(`\\b${o}\\b`), OPTION_FLAGS[o] as string), text));
+  return `error ${e.code}: ${words(e.message)}${e.hint ? ` (${words(e.hint)})` : ''}`;
 }

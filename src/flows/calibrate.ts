@@ -1,4 +1,4 @@
-import { QuantkitError } from '../errors.js';
+import { OptionError, QuantkitError } from '../errors.js';
 import type { Model } from '../graph/model.js';
 import { modelToProto } from '../graph/to-onnx.js';
 import { encodeModel } from '../io/onnx/proto.js';
@@ -47,7 +47,7 @@ function sampleCount(data: CalibrationData): number {
     if (n !== undefined && k !== n) throw new QuantkitError('QK_CALIB_MISMATCH', `calibration inputs have ${n} and ${k} samples ('${name}')`, 'give every input the same number of samples');
     n = k;
   }
-  if (n === undefined || n === 0) throw new QuantkitError('QK_CALIB_EMPTY', 'no calibration samples', 'pass --calib [name=]x.npy with at least one sample');
+  if (n === undefined || n === 0) throw new OptionError('QK_CALIB_EMPTY', 'no calibration samples', 'pass `calib` [name=]x.npy with at least one sample', ['calib']);
   return n;
 }
 
@@ -69,12 +69,16 @@ export function augmentedModelBytes(model: Model, extra: readonly string[]): Uin
   return encodeModel(modelToProto({ ...model, graph: { ...model.graph, outputs } }));
 }
 
-export async function createSession(runtime: OnnxRuntime, bytes: Uint8Array, hint = 'the graph uses an op or type this ONNX Runtime lacks; --exclude the op'): Promise<RuntimeSession> {
+/** A session on `bytes`; a model ONNX Runtime refuses is a user error with `hint` (by default: exclude the op). */
+export async function createSession(runtime: OnnxRuntime, bytes: Uint8Array, hint?: string): Promise<RuntimeSession> {
   try {
     // logSeverityLevel 3: ORT's own error lines stay off stderr; its failures come back as exceptions.
     return await runtime.createSession(bytes, { graphOptimizationLevel: 'all', intraOpNumThreads: 2, logSeverityLevel: 3 });
   } catch (e) {
-    throw new QuantkitError('QK_ORT_LOAD_FAILED', `ONNX Runtime cannot load the model: ${e instanceof Error ? e.message : String(e)}`, hint);
+    const message = `ONNX Runtime cannot load the model: ${e instanceof Error ? e.message : String(e)}`;
+    throw hint === undefined
+      ? new OptionError('QK_ORT_LOAD_FAILED', message, 'the graph uses an op or type this ONNX Runtime lacks; `exclude` the op', ['exclude'])
+      : new QuantkitError('QK_ORT_LOAD_FAILED', message, hint);
   }
 }
 

@@ -1,4 +1,4 @@
-import { QuantkitError } from '../errors.js';
+import { OptionError, QuantkitError } from '../errors.js';
 import { modelFromProto } from '../graph/from-onnx.js';
 import type { Model } from '../graph/model.js';
 import { decodeModel } from '../io/onnx/proto.js';
@@ -127,7 +127,7 @@ async function runOrExplain(session: RuntimeSession, feeds: Record<string, Runti
     const given = Object.entries(feeds).map(([n, t]) => `${n} ${t.type}[${t.dims.join(', ')}]`).join(', ');
     const wants = model.graph.inputs.map((v) => `${v.name} ${v.dtype ?? '?'}[${(v.dims ?? []).map((d) => d ?? '?').join(', ')}]`).join(', ');
     const first = (e instanceof Error ? e.message : String(e)).split('\n')[0] ?? '';
-    throw new QuantkitError('QK_ORT_RUN_FAILED', `ONNX Runtime cannot run model ${which} on the --input arrays (${given}): ${first}`, `the model takes ${wants}`);
+    throw new OptionError('QK_ORT_RUN_FAILED', `ONNX Runtime cannot run model ${which} on the \`inputs\` arrays (${given}): ${first}`, `the model takes ${wants}`, ['inputs']);
   }
 }
 
@@ -151,7 +151,7 @@ export async function compareModels(aBytes: Uint8Array, bBytes: Uint8Array, opts
   if (missing.length > 0) {
     throw new QuantkitError('QK_COMPARE_OUTPUTS_DIFFER', `model b has no output${missing.length > 1 ? 's' : ''} ${missing.map((m) => `'${m}'`).join(', ')}`, 'compare a model with its own quantized version (same output names)');
   }
-  checkInputArrays(a, opts.inputs, { flag: '--input', batchSize: opts.batchSize ?? 32, batchFlag: '--batch' });
+  checkInputArrays(a, opts.inputs, { option: 'inputs', batchSize: opts.batchSize ?? 32, batchOption: 'batchSize' });
   const labels = opts.labels?.data instanceof BigInt64Array ? opts.labels.data
     : opts.labels?.data instanceof Int32Array ? BigInt64Array.from(opts.labels.data, (v) => BigInt(v)) : undefined;
   if (opts.labels && !labels) throw new QuantkitError('QK_COMPARE_LABELS', `labels of type ${opts.labels.dtype} are not class ids`, 'give int64 or int32 labels (.npy)');

@@ -1,5 +1,5 @@
 import { extname, join, dirname, resolve } from 'node:path';
-import { QuantkitError } from '../errors.js';
+import { OptionError, QuantkitError } from '../errors.js';
 import { dtypeFromOnnx, dtypeInfo } from '../tensor/dtype.js';
 import { TensorProto_DataLocation, type ModelProto, type TensorProto } from '../io/onnx/proto.js';
 import { parseExternalDataRef } from '../io/onnx/external.js';
@@ -97,7 +97,7 @@ export async function convertFile(input: string, output: string, opts: ConvertOp
     throw new QuantkitError('QK_CONVERT_UNSUPPORTED', `cannot convert ${input} (safetensors) to ONNX: a checkpoint has no graph`, 'export the model to ONNX from its framework; convert works ONNX→ONNX, ONNX→safetensors and safetensors→safetensors');
   }
   if (opts.externalData && to !== 'onnx') {
-    throw new QuantkitError('QK_BAD_OPTION', '--external-data applies to ONNX outputs only', `drop --external-data, or write ${output} as .onnx`);
+    throw new OptionError('QK_BAD_OPTION', '`externalData` applies to ONNX outputs only', `drop \`externalData\`, or write ${output} as .onnx`, ['externalData']);
   }
 
   if (from === 'safetensors') {

@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
-import { QuantkitError } from '../errors.js';
+import { OptionError, QuantkitError } from '../errors.js';
 import { readNpy } from '../io/npy/npy.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { CalibrationData } from './calibrate.js';
@@ -130,7 +130,7 @@ export async function openDemoSession(bytes: Uint8Array, label: string): Promise
   try {
     return await ort.InferenceSession.create(bytes, { intraOpNumThreads: 1, interOpNumThreads: 1, graphOptimizationLevel: 'all' });
   } catch (e) {
-    throw new QuantkitError('QK_ORT_LOAD_FAILED', `ONNX Runtime cannot load ${label}: ${e instanceof Error ? e.message : String(e)}`, 'leave this scheme out with --schemes');
+    throw new OptionError('QK_ORT_LOAD_FAILED', `ONNX Runtime cannot load ${label}: ${e instanceof Error ? e.message : String(e)}`, 'leave this scheme out with `schemes`', ['schemes']);
   }
 }
 

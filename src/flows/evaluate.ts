@@ -1,4 +1,4 @@
-import { QuantkitError } from '../errors.js';
+import { OptionError, QuantkitError } from '../errors.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { OnnxRuntime, RuntimeSession, RuntimeTensor } from './runtime.js';
 
@@ -13,7 +13,7 @@ export async function openSession(runtime: OnnxRuntime, model: Uint8Array): Prom
   try {
     return await runtime.createSession(model, { graphOptimizationLevel: 'all', intraOpNumThreads: 2 });
   } catch (e) {
-    throw new QuantkitError('QK_ORT_LOAD_FAILED', `ONNX Runtime cannot load the model: ${e instanceof Error ? e.message : String(e)}`, 'the rewritten graph uses an op or type this ONNX Runtime lacks; try another scheme or --exclude the op');
+    throw new OptionError('QK_ORT_LOAD_FAILED', `ONNX Runtime cannot load the model: ${e instanceof Error ? e.message : String(e)}`, 'the rewritten graph uses an op or type this ONNX Runtime lacks; try another scheme or `exclude` the op', ['exclude']);
   }
 }
 

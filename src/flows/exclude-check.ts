@@ -1,4 +1,4 @@
-import { QuantkitError } from '../errors.js';
+import { OptionError } from '../errors.js';
 import type { Model } from '../graph/model.js';
 import { consumers } from '../graph/topology.js';
 
@@ -18,11 +18,11 @@ export function checkExcludes(model: Model, exclude: readonly string[] | undefin
     if (g.initializers.has(e)) {
       if (matchesWeights) continue;
       const readers = (consumers(g).get(e) ?? []).map((n) => n.name).filter(Boolean);
-      throw new QuantkitError('QK_EXCLUDE_NO_MATCH', `--exclude ${e} names a weight; int8-dynamic and int8-static exclude op types and node names`,
-        readers.length ? `exclude the node(s) reading it: ${readers.slice(0, 5).join(', ')}` : 'no node reads it; drop it');
+      throw new OptionError('QK_EXCLUDE_NO_MATCH', `\`exclude\` ${e} names a weight; int8-dynamic and int8-static exclude op types and node names`,
+        readers.length ? `exclude the node(s) reading it: ${readers.slice(0, 5).join(', ')}` : 'no node reads it; drop it', ['exclude']);
     }
     const ops = [...opTypes].sort().join(', ');
-    throw new QuantkitError('QK_EXCLUDE_NO_MATCH', `--exclude ${e} matches no op type, node name${matchesWeights ? ' or weight name' : ''} in the model`,
-      `op types here: ${ops}; quantkit inspect lists the weights and the nodes reading them`);
+    throw new OptionError('QK_EXCLUDE_NO_MATCH', `\`exclude\` ${e} matches no op type, node name${matchesWeights ? ' or weight name' : ''} in the model`,
+      `op types here: ${ops}; quantkit inspect lists the weights and the nodes reading them`, ['exclude']);
   }
 }

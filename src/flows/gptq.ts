@@ -19,7 +19,7 @@ import { readCalibFiles } from '../node/calib-files.js';
 import { nodeRuntime } from '../node/ort-runtime.js';
 import { collectHessians } from './hessian.js';
 import { checkedCalibration } from './input-check.js';
-import { QuantkitError } from '../errors.js';
+import { OptionError } from '../errors.js';
 import { FLOAT32_SQUARE_LIMIT, overflowingWeight } from '../passes/non-finite.js';
 
 /*
@@ -105,7 +105,7 @@ export async function gptqPrecompute(model: Model, options: WeightOnlyOptions, d
   // XᵀX and the layer outputs are float32 in ONNX Runtime: a weight whose products overflow would
   // surface as a matrix that is not positive definite, far from its cause.
   const huge = overflowingWeight(model);
-  if (huge) throw new QuantkitError('QK_WEIGHT_OVERFLOW', `'${huge.name}' holds ${huge.value}: past ±${FLOAT32_SQUARE_LIMIT.toPrecision(3)} its float32 products overflow, and GPTQ's statistics with them`, 'fix the model\'s weights, or quantize without --calib');
+  if (huge) throw new OptionError('QK_WEIGHT_OVERFLOW', `'${huge.name}' holds ${huge.value}: past ±${FLOAT32_SQUARE_LIMIT.toPrecision(3)} its float32 products overflow, and GPTQ's statistics with them`, 'fix the model\'s weights, or quantize without `calib`', ['calib']);
   // The pass folds outlier norm scales into the weights first (passes/weight-only/index.ts); the
   // statistics must be those of the folded model (its second fold finds nothing left to do).
   const eq = equalizeNormScales(model, { exclude: options.exclude });

@@ -1,4 +1,4 @@
-import { QuantkitError } from '../errors.js';
+import { OptionError, QuantkitError } from '../errors.js';
 import type { Model } from '../graph/model.js';
 import { accumulateGram, symmetrize } from '../quant/gptq.js';
 import { augmentedModelBytes, createSession, runBatches, type CalibrationData, type CalibrationProgress } from './calibrate.js';
@@ -51,9 +51,9 @@ export async function collectHessians(runtime: OnnxRuntime, model: Model, activa
     await runBatches(runtime, session, data, names, (out: Record<string, RuntimeTensor>) => {
       for (const [name, s] of sums) {
         const t = out[name];
-        if (!t || !(t.data instanceof Float32Array)) throw new QuantkitError('QK_CALIB_NOT_FLOAT', `layer input '${name}' is not float32 at run time`, 'GPTQ reads float32 layer inputs; --exclude the layer');
+        if (!t || !(t.data instanceof Float32Array)) throw new OptionError('QK_CALIB_NOT_FLOAT', `layer input '${name}' is not float32 at run time`, 'GPTQ reads float32 layer inputs; `exclude` the layer', ['exclude']);
         const last = t.dims[t.dims.length - 1];
-        if (last !== s.K) throw new QuantkitError('QK_GPTQ_SHAPE', `layer input '${name}' has last axis ${String(last)}, the weight it meets has K = ${s.K}`, '--exclude the layer');
+        if (last !== s.K) throw new OptionError('QK_GPTQ_SHAPE', `layer input '${name}' has last axis ${String(last)}, the weight it meets has K = ${s.K}`, '`exclude` the layer', ['exclude']);
         const rows = t.data.length / s.K;
         if (!allFinite(t.data)) throw nonFiniteActivation(name);
         accumulateGram(s.h, t.data, rows, s.K);

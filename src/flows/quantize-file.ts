@@ -127,7 +127,7 @@ export async function quantizeFile(inPath: string, outPath: string, options: Qua
     const workerResults = precomputed && !gptq ? precomputed.nbits.size + precomputed.int8.size + (precomputed.bnb4?.size ?? 0) : 0;
     // GPTQ's calibration inputs (read again: only the first samples are needed, after the write).
     const samples = options.calib?.length && options.verify !== false ? firstSamples(readCalibFiles(options.calib, model.graph.inputs.map((v) => v.name)), model.graph.inputs) : undefined;
-    const verification = await verifyOutput(written, `quantize --scheme ${options.scheme}`, { verify: options.verify, samples });
+    const verification = await verifyOutput(written, `quantize \`scheme\` ${options.scheme}`, { verify: options.verify, samples });
     return { report, inputFileBytes, outputFileBytes, dataPath: written.dataPath, workerResults, verification };
   } finally {
     file.close();

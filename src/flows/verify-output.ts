@@ -13,7 +13,7 @@ export interface VerifyOption {
   readonly verify?: boolean | undefined;
 }
 
-export const VERIFY_SKIPPED: Verification = { status: 'skipped', reason: 'skipped (--no-verify)' };
+export const VERIFY_SKIPPED: Verification = { status: 'skipped', reason: 'skipped (`verify: false`)' };
 
 /** The leading `count` samples of a tensor whose first axis is the sample axis (a view). */
 function leadingSamples(t: Tensor, count: number): Tensor {

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { QuantkitError } from '../errors.js';
+import { OptionError, QuantkitError } from '../errors.js';
 import { readNpy } from '../io/npy/npy.js';
 import type { Tensor } from '../tensor/tensor.js';
 
@@ -15,9 +15,9 @@ export function readCalibFiles(bindings: readonly string[], inputNames: readonly
     const named = eq > 0 && !arg.slice(0, eq).includes('/');
     const name = named ? arg.slice(0, eq) : inputNames[positional++];
     const path = named ? arg.slice(eq + 1) : arg;
-    if (name === undefined) throw new QuantkitError('QK_TOO_MANY_INPUTS', `${bindings.length} --calib files for a model with ${inputNames.length} input(s) (${inputNames.join(', ')})`, 'drop the extra --calib');
-    if (!inputNames.includes(name)) throw new QuantkitError('QK_UNKNOWN_INPUT', `the model has no input named '${name}' (--calib ${arg})`, `its inputs are: ${inputNames.join(', ')}`);
-    if (!path.endsWith('.npy')) throw new QuantkitError('QK_INPUT_FORMAT', `--calib '${path}' is not a .npy file`, 'give calibration arrays as NumPy .npy, first axis = samples');
+    if (name === undefined) throw new OptionError('QK_TOO_MANY_INPUTS', `${bindings.length} \`calib\` files for a model with ${inputNames.length} input(s) (${inputNames.join(', ')})`, 'drop the extra `calib`', ['calib']);
+    if (!inputNames.includes(name)) throw new OptionError('QK_UNKNOWN_INPUT', `the model has no input named '${name}' (\`calib\` ${arg})`, `its inputs are: ${inputNames.join(', ')}`, ['calib']);
+    if (!path.endsWith('.npy')) throw new OptionError('QK_INPUT_FORMAT', `\`calib\` '${path}' is not a .npy file`, 'give calibration arrays as NumPy .npy, first axis = samples', ['calib']);
     let bytes: Uint8Array;
     try {
       bytes = readFileSync(path);

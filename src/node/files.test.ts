@@ -170,7 +170,7 @@ describe('writeFileAtomic', () => {
       expect.unreachable();
     } catch (e) {
       expect(isQuantkitError(e) && e.code).toBe('QK_OUTPUT_EXISTS');
-      expect(isQuantkitError(e) && e.hint).toBe('pass --force to replace it');
+      expect(e).toMatchObject({ hint: 'pass `force` to replace it', options: ['force'] });
     }
     expect(readFileSync(p, 'utf8')).toBe('old');
     await writeFileAtomic(p, [Uint8Array.from([0x6e, 0x65, 0x77])], { force: true });

@@ -2,7 +2,7 @@ import { closeSync, constants, fstatSync, openSync, readSync, realpathSync, stat
 import { link, open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, isAbsolute, join, resolve, sep } from 'node:path';
-import { QuantkitError } from '../errors.js';
+import { OptionError, QuantkitError } from '../errors.js';
 import type { ExternalDataFiles } from '../io/onnx/external.js';
 import type { ByteSource } from '../io/source.js';
 import { trackTemp, untrackTemp } from './temp-registry.js';
@@ -155,6 +155,10 @@ function writeFailed(path: string, e: unknown): QuantkitError {
   return new QuantkitError('QK_OUTPUT_WRITE_FAILED', `cannot write ${path} (${errnoOf(e)})`, 'check the folder exists, is writable, and the disk has space');
 }
 
+function outputExists(target: string): OptionError {
+  return new OptionError('QK_OUTPUT_EXISTS', `${target} already exists`, 'pass `force` to replace it', ['force']);
+}
+
 /** Refuses a missing folder, an output that is an input (also through links), a folder, or an existing file without force. */
 export function checkOutput(target: string, options: WriteOptions): void {
   const folder = statOrUndefined(dirname(target));
@@ -170,7 +174,7 @@ export function checkOutput(target: string, options: WriteOptions): void {
     }
   }
   if (existing?.isDirectory()) throw new QuantkitError('QK_OUTPUT_IS_DIRECTORY', `the output ${target} is a folder`, 'name a file inside it');
-  if (existing && !options.force) throw new QuantkitError('QK_OUTPUT_EXISTS', `${target} already exists`, 'pass --force to replace it');
+  if (existing && !options.force) throw outputExists(target);
 }
 
 /**
@@ -240,9 +244,9 @@ export async function publish(tmp: string, target: string, force: boolean): Prom
     await link(tmp, target);
   } catch (e) {
     const code = errnoOf(e);
-    if (code === 'EEXIST') throw new QuantkitError('QK_OUTPUT_EXISTS', `${target} already exists`, 'pass --force to replace it');
+    if (code === 'EEXIST') throw outputExists(target);
     // Filesystems without hard links: check again, then rename (a narrow race, the best there is).
-    if (statOrUndefined(target)) throw new QuantkitError('QK_OUTPUT_EXISTS', `${target} already exists`, 'pass --force to replace it');
+    if (statOrUndefined(target)) throw outputExists(target);
     await rename(tmp, target).catch((e2: unknown) => { throw writeFailed(target, e2); });
     untrackTemp(tmp);
     return;

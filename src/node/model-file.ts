@@ -1,5 +1,5 @@
 import { readFileSync, statSync } from 'node:fs';
-import { QuantkitError } from '../errors.js';
+import { OptionError, QuantkitError } from '../errors.js';
 import { decodeModel, encodeModel, TensorProto_DataLocation } from '../io/onnx/proto.js';
 import { readExternalTensorBytes } from '../io/onnx/external.js';
 import { modelDirFiles } from './files.js';
@@ -26,7 +26,7 @@ function fileSize(path: string): number {
 export function openOnnxFile(path: string) {
   const size = fileSize(path);
   if (size > PROTOBUF_LIMIT) {
-    throw new QuantkitError('QK_ONNX_TOO_LARGE', `${path} is ${size} bytes, over protobuf's 2 GiB limit`, 'store the weights as external data (quantkit convert --external-data) and keep the .onnx small');
+    throw new OptionError('QK_ONNX_TOO_LARGE', `${path} is ${size} bytes, over protobuf's 2 GiB limit`, 'store the weights as external data (quantkit convert `externalData`) and keep the .onnx small', ['externalData']);
   }
   const proto = decodeModel(readFileSync(path), path);
   const files = modelDirFiles(path);

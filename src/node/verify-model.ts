@@ -18,7 +18,7 @@ export interface VerifyRequest {
   readonly modelPath: string;
   /** Its external data file, deleted with it when the check fails. */
   readonly dataPath?: string | undefined;
-  /** What wrote the model, for the message: "quantize --scheme int8-dynamic". */
+  /** What wrote the model, for the message, options marked (errors.ts OptionError): "quantize `scheme` int8-dynamic". */
   readonly step: string;
   /** Real inputs by graph input name (first axis = batch); the others get synthetic zeros. */
   readonly samples?: ReadonlyMap<string, Tensor> | undefined;
@@ -88,7 +88,7 @@ async function removeOutputs(req: VerifyRequest): Promise<void> {
 function failure(req: VerifyRequest, stage: 'load' | 'run', e: unknown): ModelVerificationError {
   const message = (e instanceof Error ? e.message : String(e)).trim();
   const deleted = req.dataPath ? `${req.modelPath} and its data file were deleted` : `${req.modelPath} was deleted`;
-  return new ModelVerificationError(`ONNX Runtime (${RUNTIME}) cannot ${stage} the model written by ${req.step}: ${message} — ${deleted}; --no-verify keeps the file`);
+  return new ModelVerificationError(`ONNX Runtime (${RUNTIME}) cannot ${stage} the model written by ${req.step}: ${message} — ${deleted}; \`verify: false\` keeps the file`);
 }
 
 /**

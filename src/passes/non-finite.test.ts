@@ -38,7 +38,7 @@ describe('non-finite parameters', () => {
 
   it("'error' names the tensor; 'clamp' maps NaN to 0 and ±Inf to the finite extremes; 'keep' excludes the tensor and its readers", () => {
     expect(() => resolveNonFinite(model([1, NaN, 3, 4], [0, 0]), 'error')).toThrow(expect.objectContaining({
-      code: 'QK_NONFINITE_WEIGHTS', message: "tensor 'W' has a non-finite value (NaN) at flat index 1", hint: expect.stringMatching(/--non-finite clamp.*--non-finite keep/),
+      code: 'QK_NONFINITE_WEIGHTS', message: "tensor 'W' has a non-finite value (NaN) at flat index 1", hint: expect.stringMatching(/`nonFinite` clamp.*`nonFinite` keep/), options: ['nonFinite'],
     }));
     const m = model([-2, Infinity, NaN, -Infinity], [NaN, 0.5]);
     const r = resolveNonFinite(m, 'clamp');

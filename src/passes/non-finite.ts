@@ -1,4 +1,4 @@
-import { QuantkitError } from '../errors.js';
+import { OptionError } from '../errors.js';
 import { memoryInitializer, type Initializer, type Model } from '../graph/model.js';
 import { consumers } from '../graph/topology.js';
 
@@ -77,10 +77,10 @@ function clamped(d: Float32Array): Float32Array {
   return d.map((x) => (x !== x ? 0 : x === Infinity ? hi : x === -Infinity ? lo : x));
 }
 
-export function nonFiniteError(t: NonFiniteTensor): QuantkitError {
+export function nonFiniteError(t: NonFiniteTensor): OptionError {
   const more = t.count > 1 ? ` (${t.count} such values)` : '';
-  return new QuantkitError('QK_NONFINITE_WEIGHTS', `tensor '${t.name}' has a non-finite value (${t.value}) at flat index ${t.index}${more}`,
-    "fix the model, or pass --non-finite clamp (NaN → 0, ±Inf → the tensor's finite extremes) or --non-finite keep (leave it unquantized)");
+  return new OptionError('QK_NONFINITE_WEIGHTS', `tensor '${t.name}' has a non-finite value (${t.value}) at flat index ${t.index}${more}`,
+    "fix the model, or pass `nonFinite` clamp (NaN → 0, ±Inf → the tensor's finite extremes) or `nonFinite` keep (leave it unquantized)", ['nonFinite']);
 }
 
 /** Applies the policy to the model (in place for 'clamp'); 'error' throws on the first tensor found. */
@@ -90,14 +90,14 @@ export function resolveNonFinite(model: Model, policy: NonFinitePolicy): NonFini
   if (policy === 'error') throw nonFiniteError(found[0] as NonFiniteTensor);
   const list = found.map((t) => `'${t.name}' (${t.count})`).join(', ');
   if (policy === 'keep') {
-    return { found, notes: [`kept as they are and unquantized (--non-finite keep), holding NaN/±Inf: ${list}`], exclude: found.flatMap((t) => [t.name, ...t.readers]) };
+    return { found, notes: [`kept as they are and unquantized (\`nonFinite\` keep), holding NaN/±Inf: ${list}`], exclude: found.flatMap((t) => [t.name, ...t.readers]) };
   }
   for (const t of found) {
     const init = model.graph.initializers.get(t.name) as Initializer;
     const tensor = init.load();
     model.graph.initializers.set(t.name, memoryInitializer(t.name, { dtype: 'float32', dims: tensor.dims, data: clamped(tensor.data as Float32Array) }));
   }
-  return { found, notes: [`NaN → 0 and ±Inf → the tensor's finite extremes (--non-finite clamp) in ${list}`], exclude: [] };
+  return { found, notes: [`NaN → 0 and ±Inf → the tensor's finite extremes (\`nonFinite\` clamp) in ${list}`], exclude: [] };
 }
 
 /**

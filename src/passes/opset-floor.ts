@@ -1,4 +1,4 @@
-import { QuantkitError } from '../errors.js';
+import { OptionError } from '../errors.js';
 import { hasAttr, intAttr } from '../graph/attributes.js';
 import type { Graph, GraphNode, Model } from '../graph/model.js';
 import { dtypeFromOnnx, type DType } from '../tensor/dtype.js';
@@ -123,8 +123,8 @@ export function raiseOpset(model: Model, need: OpsetNeed): OpsetRaise | undefine
   const rewritten = opsetRaiseBlockers(model, need.opset);
   const r = ensureOpset(model, need.opset);
   if (!r.ok) {
-    throw new QuantkitError('QK_OPSET_TOO_OLD', `${need.what} needs ai.onnx opset ${need.opset}; the model declares ${from}, and raising it would change the meaning of ${r.blockers.join(', ')}`,
-      `re-export the model at opset ${need.opset} or newer, or --exclude the layers that need it`);
+    throw new OptionError('QK_OPSET_TOO_OLD', `${need.what} needs ai.onnx opset ${need.opset}; the model declares ${from}, and raising it would change the meaning of ${r.blockers.join(', ')}`,
+      `re-export the model at opset ${need.opset} or newer, or \`exclude\` the layers that need it`, ['exclude']);
   }
   return { from, to: need.opset, what: need.what, rewritten };
 }

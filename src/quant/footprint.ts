@@ -1,4 +1,4 @@
-import { QuantkitError } from '../errors.js';
+import { OptionError, QuantkitError } from '../errors.js';
 import type { DType } from '../tensor/dtype.js';
 import { dtypeInfo } from '../tensor/dtype.js';
 import { DOUBLE_QUANT_BLOCK } from './double-quant.js';
@@ -65,7 +65,7 @@ function count(dims: readonly number[]): number {
 export function footprint(input: { params: number } | { tensors: readonly FootprintTensor[] }, opts: FootprintOptions = {}): FootprintReport {
   const tensors: FootprintTensor[] = 'params' in input ? [{ name: 'params', dims: [input.params], dtype: 'float32' }] : [...input.tensors];
   if ('params' in input && !(Number.isFinite(input.params) && input.params >= 0 && Number.isInteger(input.params))) {
-    throw new QuantkitError('QK_BAD_PARAM_COUNT', `parameter count ${input.params} is not a non-negative integer`, 'pass e.g. --params 13e9');
+    throw new OptionError('QK_BAD_PARAM_COUNT', `parameter count ${input.params} is not a non-negative integer`, 'pass e.g. `params` 13e9', ['params']);
   }
   const group = opts.groupSize ?? 64;
   if (!Number.isInteger(group) || group < 1) throw new QuantkitError('QK_BAD_BLOCK_SIZE', `group size ${group} is not a positive integer`, 'use e.g. 64');

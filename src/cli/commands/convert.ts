@@ -3,6 +3,7 @@ import { QuantkitError } from '../../errors.js';
 import { convertFile } from '../../flows/convert.js';
 import type { DataFileNaming } from '../../node/model-writer.js';
 import { describeVerification } from '../../node/verify-model.js';
+import { cliWording } from '../option-flags.js';
 
 interface ConvertFlags {
   externalData?: boolean;
@@ -53,6 +54,6 @@ export function registerConvert(program: Command): void {
       const skipped = r.skipped.length ? ` (skipped ${r.skipped.length} without a ${r.to} dtype: ${r.skipped.slice(0, 5).join(', ')})` : '';
       const constants = r.constantsLeftOut ? `; left out ${r.constantsLeftOut} Constant-node values that are not weights (shapes, axes, scalars)` : '';
       process.stdout.write(`wrote ${output}: ${r.tensors} tensors${ext}${skipped}${constants}\n`);
-      if (r.verification) process.stdout.write(`${describeVerification(r.verification)}\n`);
+      if (r.verification) process.stdout.write(`${cliWording(describeVerification(r.verification))}\n`);
     });
 }

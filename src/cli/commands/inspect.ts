@@ -5,6 +5,7 @@ import { openOnnxFile } from '../../node/model-file.js';
 import { modelDirFiles } from '../../node/files.js';
 import { isQuantkitError, QuantkitError } from '../../errors.js';
 import { formatBytes, formatTable } from '../table.js';
+import { cliWording } from '../option-flags.js';
 
 export function registerInspect(program: Command): void {
   program
@@ -49,7 +50,7 @@ function externalDataWarnings(path: string, locations: readonly string[]): strin
       } catch (e) {
         if (!isQuantkitError(e)) throw e;
         const why = e.code === 'QK_EXTERNAL_DATA_OUTSIDE_MODEL_DIR' ? 'they read external data only from the model\'s folder or below it' : e.message;
-        warnings.push(`external data ${JSON.stringify(loc)}: convert, quantize and run will refuse this model (${why}); ${e.hint ?? ''}`.replace(/; $/, ''));
+        warnings.push(cliWording(`external data ${JSON.stringify(loc)}: convert, quantize and run will refuse this model (${why}); ${e.hint ?? ''}`.replace(/; $/, '')));
       }
     }
   } finally {

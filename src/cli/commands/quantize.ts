@@ -12,6 +12,7 @@ import { renderReport } from '../../web/report/index.js';
 import { describeVerification, type Verification } from '../../node/verify-model.js';
 import { quantizeActivationFile } from '../../flows/activation-file.js';
 import { formatActivationReport } from '../activation-report.js';
+import { inCliWords } from '../option-flags.js';
 import { ALL_SCHEME_NAMES, SCHEME_TABLE, schemeRow, schemesOf, type ActivationScheme, type SchemeFamily, type SchemeOption } from '../../flows/schemes.js';
 import { NON_FINITE_POLICIES, type NonFinitePolicy } from '../../passes/non-finite.js';
 import { isTarget, type Target, TARGETS } from '../../passes/activation/weight-form.js';
@@ -175,7 +176,7 @@ export async function quantizeCommand(input: string, opts: QuantizeCliOptions): 
     nonFinite: parseNonFinite(opts.nonFinite),
     progress: steps.progress,
     verify: opts.verify,
-  }).finally(() => { bar.stop(); steps.stop(); });
+  }).finally(() => { bar.stop(); steps.stop(); }).then(inCliWords);
   if (opts.report) {
     const data = quantizeReportData(input, opts.output, r.report, r.inputFileBytes, r.outputFileBytes);
     await writeFileAtomic(opts.report, [new TextEncoder().encode(renderReport(data, loadReportAssets()))], { force: opts.force ?? false, inputs: [input, opts.output] });
@@ -220,6 +221,6 @@ async function activationQuantizeCommand(input: string, opts: QuantizeCliOptions
     activationType: opts.activations === 's8' ? 'int8' : 'uint8', dynamicForm: opts.dynamicForm as 'integer' | 'contrib' | undefined,
     perToken: opts.perToken ?? false, target: opts.target as Target | undefined, nonFinite: parseNonFinite(opts.nonFinite), exclude: opts.exclude, keepFirstLast: opts.keepFirstLast ?? false, force: opts.force ?? false, progress: bar.progress,
     verify: opts.verify,
-  }).finally(() => bar.stop());
+  }).finally(() => bar.stop()).then(inCliWords);
   printResult(opts, input, r, formatActivationReport(r.report));
 }

@@ -64,7 +64,7 @@ export async function runCommand(modelPath: string, opts: RunOptions): Promise<v
     bound.set(name, readTensorFile(binding.path));
   }
 
-  checkInputArrays(modelFromProto(model, { label: modelPath }), bound, { flag: '--input' });
+  checkInputArrays(modelFromProto(model, { label: modelPath }), bound, { option: 'inputs' });
   const outputs = runModel(model, bound, { emulate });
   const names = graph.output.map((v) => v.name);
   if (opts.out) mkdirSync(opts.out, { recursive: true });

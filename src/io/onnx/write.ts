@@ -1,4 +1,4 @@
-import { QuantkitError } from '../../errors.js';
+import { OptionError, QuantkitError } from '../../errors.js';
 import { dtypeInfo, storageBytes, type DType } from '../../tensor/dtype.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { elementCount } from '../../tensor/tensor.js';
@@ -295,7 +295,7 @@ export function planOnnxWrite(skeleton: ModelProto, tensors: readonly TensorToWr
   if (opts.externalData !== true) {
     const fits = inlineSize(allInline).total <= PROTOBUF_MAX_BYTES;
     if (!fits && opts.externalData === false) {
-      throw new QuantkitError('QK_ONNX_TOO_LARGE', `the model needs ${inlineSize(allInline).total} bytes as one file, over protobuf's 2 GiB limit`, 'write it with external data (--external-data)');
+      throw new OptionError('QK_ONNX_TOO_LARGE', `the model needs ${inlineSize(allInline).total} bytes as one file, over protobuf's 2 GiB limit`, 'write it with external data (`externalData`)', ['externalData']);
     }
     external = !fits;
   }
@@ -357,7 +357,7 @@ export function planOnnxWrite(skeleton: ModelProto, tensors: readonly TensorToWr
   });
   const { graphLen, total } = inlineSize(layouts);
   if (total > PROTOBUF_MAX_BYTES) {
-    throw new QuantkitError('QK_ONNX_TOO_LARGE', `even with external data the .onnx needs ${total} bytes, over protobuf's 2 GiB limit`, `lower --threshold (now ${threshold}) so more tensors go external`);
+    throw new OptionError('QK_ONNX_TOO_LARGE', `even with external data the .onnx needs ${total} bytes, over protobuf's 2 GiB limit`, `lower \`threshold\` (now ${threshold}) so more tensors go external`, ['threshold']);
   }
   return {
     external: true,

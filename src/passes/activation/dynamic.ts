@@ -61,7 +61,7 @@ function findSites(model: Model, opts: DynamicOptions, skipped: DynamicReport['s
   for (const n of topologicalOrder(g)) {
     if (n.domain !== '' || !['MatMul', 'Gemm', 'Conv'].includes(n.opType)) continue;
     const skip = (reason: string) => skipped.push({ node: n.name, opType: n.opType, reason });
-    if (exclude.has(n.opType) || exclude.has(n.name)) { skip('excluded (--exclude)'); continue; }
+    if (exclude.has(n.opType) || exclude.has(n.name)) { skip('excluded (`exclude`)'); continue; }
     const w = g.initializers.get(n.inputs[1] ?? '');
     if (!w || w.dtype !== 'float32') { skip('weight is not an fp32 initializer'); continue; }
     if (g.initializers.has(n.inputs[0] ?? '')) { skip('constant on the activation side'); continue; }
@@ -72,7 +72,7 @@ function findSites(model: Model, opts: DynamicOptions, skipped: DynamicReport['s
     sites.push({ node: n, weight: w.name, dims: w.dims });
   }
   if (opts.keepFirstLast && sites.length > 0) {
-    for (const s of [sites.shift(), sites.pop()]) if (s) skipped.push({ node: s.node.name, opType: s.node.opType, reason: 'kept in fp32 (--keep-first-last)' });
+    for (const s of [sites.shift(), sites.pop()]) if (s) skipped.push({ node: s.node.name, opType: s.node.opType, reason: 'kept in fp32 (`keepFirstLast`)' });
   }
   return sites;
 }

@@ -144,7 +144,7 @@ export function planStaticQuant(model: Model, opts: PlanOptions = {}): StaticPla
   for (const n of topologicalOrder(g)) {
     if (n.domain !== '' || !INTEGER_OPS.has(n.opType)) continue;
     const skip = (reason: string) => skipped.push({ node: n.name, opType: n.opType, reason });
-    if (exclude.has(n.opType) || exclude.has(n.name)) { skip('excluded (--exclude)'); continue; }
+    if (exclude.has(n.opType) || exclude.has(n.name)) { skip('excluded (`exclude`)'); continue; }
     const w = g.initializers.get(n.inputs[1] ?? '');
     if (n.opType === 'Gemm' && intAttr(n, 'transA', 0) !== 0) { skip('Gemm with transA'); continue; }
     if (g.initializers.has(n.inputs[0] ?? '')) { skip('constant on the activation side'); continue; }
@@ -162,9 +162,9 @@ export function planStaticQuant(model: Model, opts: PlanOptions = {}): StaticPla
 
   if (opts.keepFirstLast && candidates.length > 0) {
     const first = candidates.shift() as StaticSite;
-    skipped.push({ node: first.node.name, opType: first.node.opType, reason: 'first layer kept in fp32 (--keep-first-last)' });
+    skipped.push({ node: first.node.name, opType: first.node.opType, reason: 'first layer kept in fp32 (`keepFirstLast`)' });
     const last = candidates.pop();
-    if (last) skipped.push({ node: last.node.name, opType: last.node.opType, reason: 'last layer kept in fp32 (--keep-first-last)' });
+    if (last) skipped.push({ node: last.node.name, opType: last.node.opType, reason: 'last layer kept in fp32 (`keepFirstLast`)' });
   }
 
   const sites: StaticSite[] = [];
