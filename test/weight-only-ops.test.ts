@@ -6,8 +6,9 @@ import { makeAttribute } from '../src/io/onnx/attribute.js';
 import { makeModel, type ModelSpec } from '../src/io/onnx/build.js';
 import { encodeModel } from '../src/io/onnx/proto.js';
 import { quantizeModel, quantizeModelBytes } from '../src/flows/quantize.js';
-import { dataFreeSearch, dequantizeBnb4, quantizeBnb4 } from '../src/passes/weight-only/bnb4-quant.js';
-import { dequantizeNBits, quantizeNBits } from '../src/passes/weight-only/nbits-quant.js';
+import { dataFreeSearch } from '../src/passes/weight-only/bnb4-handler.js';
+import { dequantizeBnb4, quantizeBnb4 } from '../src/quant/bnb4-quant.js';
+import { dequantizeNBits, quantizeNBits } from '../src/quant/nbits-quant.js';
 import { makeTensor } from '../src/tensor/tensor.js';
 import type { SchemeName } from '../src/passes/weight-only/index.js';
 
@@ -116,7 +117,7 @@ describe('MatMulBnb4 layout (nibble order, transposition) checked against ONNX R
         const q = quantizeModelBytes(matmulModel(K, N, w, M), { scheme, blockSize });
         const wt = new Float32Array(N * K);
         for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) wt[n * K + k] = w[k * N + n] as number;
-        // Data-free nf4 stores the plain absmax (bnb4-quant.ts dataFreeSearch), fp4 the searched constant.
+        // Data-free nf4 stores the plain absmax (bnb4-handler.ts dataFreeSearch), fp4 the searched constant.
         const back = dequantizeBnb4(quantizeBnb4(wt, { type: scheme, blockSize, rtn: !dataFreeSearch(scheme) }), scheme, blockSize);
         const wq = new Float32Array(K * N);
         for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) wq[k * N + n] = back[n * K + k] as number;

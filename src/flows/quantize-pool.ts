@@ -4,10 +4,11 @@ import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { Model } from '../graph/model.js';
 import type { ModelDirFiles } from '../node/files.js';
-import type { Int8Weights } from '../passes/weight-only/int8-quant.js';
-import { planWeightJobs, type WeightJob } from '../passes/weight-only/jobs.js';
-import { nbitsWeightsFrom, type NBitsWeights } from '../passes/weight-only/nbits-quant.js';
+import { planWeightJobs } from '../passes/weight-only/jobs.js';
+import { ResultMap, type Int8Key, type NBitsKey } from '../passes/weight-only/result-key.js';
 import type { PrecomputedWeights, WeightOnlyOptions } from '../passes/weight-only/types.js';
+import type { Int8Weights } from '../quant/int8-quant.js';
+import { nbitsWeightsFrom, type NBitsWeights } from '../quant/nbits-quant.js';
 import type { WorkerReply, WorkerRequest } from './quantize-worker.js';
 
 /*
@@ -55,19 +56,17 @@ export async function precomputeWeights(model: Model, options: WeightOnlyOptions
   const total = planned.reduce((s, j) => s + j.bytes, 0);
   if (threads < 2 || planned.length < 2 || total < (pool.fromBytes ?? PARALLEL_FROM_BYTES)) return undefined;
   const queue: WorkerRequest[] = [];
-  const jobs = new Map<string, WeightJob>();
   for (const job of planned) {
     try {
       const src = files.open(job.location);
       if (job.offset + job.bytes > src.size) continue;
       queue.push({ job, path: src.path });
-      jobs.set(job.key, job);
     } catch {
       // missing or refused file: the pass raises the error
     }
   }
-  const nbits = new Map<string, NBitsWeights>();
-  const int8 = new Map<string, Int8Weights>();
+  const nbits = new ResultMap<NBitsKey, NBitsWeights>();
+  const int8 = new ResultMap<Int8Key, Int8Weights>();
   const workers = Array.from({ length: Math.min(threads, queue.length) }, startWorker);
   const jobCount = queue.length;
   let finished = 0;
@@ -82,10 +81,7 @@ export async function precomputeWeights(model: Model, options: WeightOnlyOptions
         if (reply.ok) {
           const r = reply.result;
           if (r.kind === 'int8') int8.set(r.key, r.weights);
-          else {
-            const job = jobs.get(r.key);
-            if (job?.kind === 'nbits') nbits.set(r.key, nbitsWeightsFrom(r.parts, job.o.blockSize, job.o.bits));
-          }
+          else nbits.set(r.key, nbitsWeightsFrom(r.parts, r.key.options.blockSize, r.key.options.bits));
         }
         next();
       });

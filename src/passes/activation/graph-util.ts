@@ -3,9 +3,6 @@ import { makeAttr, type Attribute } from '../../graph/attributes.js';
 import type { Graph, GraphNode, Initializer } from '../../graph/model.js';
 import { memoryInitializer } from '../../graph/model.js';
 import { uniqueName, usedNames } from '../../graph/topology.js';
-import { affineParams, quantizeAffine } from '../../quant/affine.js';
-import { blockShapeFor, makeLayout } from '../../quant/layout.js';
-import { blockRanges } from '../../quant/range.js';
 import type { DType } from '../../tensor/dtype.js';
 import { makeTensor, type TensorData } from '../../tensor/tensor.js';
 
@@ -54,19 +51,6 @@ export function loadFloat32(init: Initializer): Float32Array {
     throw new QuantkitError('QK_WEIGHT_NOT_FLOAT32', `initializer '${init.name}' is ${t.dtype}, not float32`, 'activation quantization reads fp32 models; convert the model to fp32 first');
   }
   return t.data;
-}
-
-/**
- * s8 symmetric per-channel weights along `axis`, narrow range [-127, 127] (as ONNX Runtime's
- * quantizer writes them: no -128, so u8×s8 products never need the extra code), scale = max|w|/127.
- */
-export function quantizeWeightPerChannel(data: Float32Array, dims: readonly number[], axis: number, name: string): { codes: Int8Array; scales: Float32Array } {
-  const layout = makeLayout(dims, blockShapeFor(dims, { axis }));
-  const q = { qmin: -127, qmax: 127, symmetric: true };
-  const r = blockRanges(data, layout, { kind: 'absmax' }, q, 'error', name);
-  const params = affineParams(r.lo, r.hi, q);
-  const codes = quantizeAffine(data, layout, params, new Int8Array(data.length), { name }) as Int8Array;
-  return { codes, scales: params.scale };
 }
 
 /** Replaces input `from` by `to` on one node (every slot that reads it). */

@@ -1,6 +1,7 @@
-import { quantizeInt8Channels } from './int8-quant.js';
+import { quantizeNBitsMatrixAuto } from '../../kernels/nbits-dispatch.js';
+import { quantizeInt8Channels } from '../../quant/int8-quant.js';
+import type { NBitsParts } from '../../quant/nbits-quant.js';
 import type { WeightJob, WeightJobResult } from './jobs.js';
-import { quantizeNBitsMatrix, type NBitsParts } from './nbits-quant.js';
 
 // The kernel half of jobs.ts: all a worker thread loads (no graph, no protobuf).
 
@@ -10,7 +11,7 @@ export function runWeightJob(job: WeightJob, data: Float32Array): { result: Weig
     const weights = quantizeInt8Channels(data, job.dims, job.axis, job.weight);
     return { result: { kind: 'int8', key: job.key, weights }, transfer: [weights.codes.buffer as ArrayBuffer, weights.scale.buffer as ArrayBuffer] };
   }
-  const w = quantizeNBitsMatrix(data, job.K, job.N, job.transposed, job.alpha, job.o);
+  const w = quantizeNBitsMatrixAuto(data, job.K, job.N, job.transposed, job.alpha, job.o);
   const parts: NBitsParts = { K: w.K, N: w.N, kBlocks: w.kBlocks, packed: w.packed, scales: w.scales, zeroPoints: w.zeroPoints, zp: w.zp, signalSq: w.signalSq, noiseSq: w.noiseSq };
   const transfer = [parts.packed.buffer, parts.scales.buffer, parts.zp.buffer] as ArrayBuffer[];
   if (parts.zeroPoints) transfer.push(parts.zeroPoints.buffer as ArrayBuffer);

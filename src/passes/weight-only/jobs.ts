@@ -1,10 +1,10 @@
 import type { ExternalBytes, Initializer, Model } from '../../graph/model.js';
+import type { Int8Weights } from '../../quant/int8-quant.js';
+import type { NBitsOptions, NBitsParts } from '../../quant/nbits-quant.js';
 import { outputChannelAxis, rejectStorage } from './dq-storage.js';
-import { int8Key, type Int8Weights } from './int8-quant.js';
 import { findWeightSites, userSkipReason } from './index.js';
 import { linearShape, rejectLinear } from './linear-site.js';
-import { nbitsKey } from './nbits-handler.js';
-import type { NBitsOptions, NBitsParts } from './nbits-quant.js';
+import { int8Key, nbitsKey, type Int8Key, type NBitsKey } from './result-key.js';
 import { checkBlockSize, schemeByName } from './scheme.js';
 import type { WeightOnlyOptions, WeightSite } from './types.js';
 
@@ -18,8 +18,6 @@ import type { WeightOnlyOptions, WeightSite } from './types.js';
  */
 
 interface JobBase {
-  /** The key the handler looks the result up by. */
-  readonly key: string;
   readonly weight: string;
   readonly dims: readonly number[];
   /** External data: file location relative to the model, byte offset, byte length (4 · elements). */
@@ -28,13 +26,14 @@ interface JobBase {
   readonly bytes: number;
 }
 
+/** Each job carries the key the handler looks its result up by (result-key.ts). */
 export type WeightJob =
-  | (JobBase & { readonly kind: 'nbits'; readonly K: number; readonly N: number; readonly transposed: boolean; readonly alpha: number; readonly o: NBitsOptions })
-  | (JobBase & { readonly kind: 'int8'; readonly axis: number });
+  | (JobBase & { readonly kind: 'nbits'; readonly key: NBitsKey; readonly K: number; readonly N: number; readonly transposed: boolean; readonly alpha: number; readonly o: NBitsOptions })
+  | (JobBase & { readonly kind: 'int8'; readonly key: Int8Key; readonly axis: number });
 
 export type WeightJobResult =
-  | { readonly kind: 'nbits'; readonly key: string; readonly parts: NBitsParts }
-  | { readonly kind: 'int8'; readonly key: string; readonly weights: Int8Weights };
+  | { readonly kind: 'nbits'; readonly key: NBitsKey; readonly parts: NBitsParts }
+  | { readonly kind: 'int8'; readonly key: Int8Key; readonly weights: Int8Weights };
 
 /** Where an untouched fp32 external initializer's bytes lie, or undefined. */
 function externalBytes(init: Initializer): ExternalBytes | undefined {
@@ -68,7 +67,7 @@ export function planWeightJobs(model: Model, options: WeightOnlyOptions): Weight
       if (rejectLinear(site, model.graph)) continue;
       const o: NBitsOptions = { bits: nbits.bits, blockSize: checkBlockSize(options.blockSize ?? nbits.defaultBlockSize), symmetric: nbits.symmetric, rtn: options.rtn ?? false };
       const shape = linearShape(site);
-      jobs.push({ kind: 'nbits', key: nbitsKey(shape.key, o), weight, dims, ...where, bytes, K: shape.K, N: shape.N, transposed: shape.transposed, alpha: shape.alpha, o });
+      jobs.push({ kind: 'nbits', key: nbitsKey(shape.id, o), weight, dims, ...where, bytes, K: shape.K, N: shape.N, transposed: shape.transposed, alpha: shape.alpha, o });
     } else {
       if (rejectStorage(site)) continue;
       const axis = outputChannelAxis(site);

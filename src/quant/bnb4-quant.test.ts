@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { sqnrDb } from '../../quant/metrics.js';
-import { normal } from '../../quant/testdata.test-util.js';
+import { sqnrDb } from './metrics.js';
+import { normal } from './testdata.test-util.js';
 import { dequantizeBnb4, quantizeBnb4, type Bnb4Options } from './bnb4-quant.js';
 import { quantizeBnb4Reference } from './bnb4-reference.test-util.js';
 

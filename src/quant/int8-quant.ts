@@ -1,10 +1,28 @@
-import { affineParams, nonFiniteError } from '../../quant/affine.js';
-import { ROUNDER } from '../../formats/rounding.js';
+import { ROUNDER } from '../formats/rounding.js';
+import { affineParams, nonFiniteError, quantizeAffine } from './affine.js';
+import { blockShapeFor, makeLayout } from './layout.js';
+import { blockRanges } from './range.js';
 
 /*
- * Per-channel symmetric int8 weights (the int8 scheme of dq-storage.ts), on its own so a worker
- * thread (flows/quantize-worker.ts) loads only this and not the graph code around the handlers.
+ * Per-channel symmetric int8 weights, narrow range [−127, 127] (as ONNX Runtime's quantizer writes
+ * them: no −128, so u8×s8 products never need the extra code), scale = max|w| / 127:
+ * quantizeWeightPerChannel in its plain form (the activation schemes' weights), quantizeInt8Channels
+ * fused and faster (the int8 weight-only scheme, passes/weight-only/dq-storage.ts, and its worker
+ * threads), tested equal to quantizeAffine with these parameters.
  */
+
+/**
+ * s8 symmetric per-channel weights along `axis` from quant/'s general pieces: absmax ranges,
+ * affineParams, quantizeAffine.
+ */
+export function quantizeWeightPerChannel(data: Float32Array, dims: readonly number[], axis: number, name: string): { codes: Int8Array; scales: Float32Array } {
+  const layout = makeLayout(dims, blockShapeFor(dims, { axis }));
+  const q = { qmin: -127, qmax: 127, symmetric: true };
+  const r = blockRanges(data, layout, { kind: 'absmax' }, q, 'error', name);
+  const params = affineParams(r.lo, r.hi, q);
+  const codes = quantizeAffine(data, layout, params, new Int8Array(data.length), { name }) as Int8Array;
+  return { codes, scales: params.scale };
+}
 
 
 /** Dims around `axis`: [outer, channels, inner] (row-major: element (o, c, i) at (o·C + c)·inner + i). */
@@ -69,10 +87,8 @@ function exactCode(x: number, s: number): number {
   return (v + ROUNDER) - ROUNDER;
 }
 
-const SUMS2 = new Float64Array(2);
-
-/** Codes of rows of C channels (n elements); Σx² and Σ(x − dequantized)² into SUMS2. */
-function int8Rows(data: Float32Array, scale: Float32Array, rcp: Float64Array, codes: Int8Array, n: number, C: number, name: string): void {
+/** Codes of rows of C channels (n elements); Σx² and Σ(x − dequantized)² into sums[0..1]. */
+function int8Rows(data: Float32Array, scale: Float32Array, rcp: Float64Array, codes: Int8Array, n: number, C: number, name: string, sums: Float64Array): void {
   let sig = 0;
   let noise = 0;
   for (let i = 0, c = 0; i < n; i++) {
@@ -90,8 +106,8 @@ function int8Rows(data: Float32Array, scale: Float32Array, rcp: Float64Array, co
     noise += d * d;
     c = c + 1 === C ? 0 : c + 1;
   }
-  SUMS2[0] = sig;
-  SUMS2[1] = noise;
+  sums[0] = sig;
+  sums[1] = noise;
 }
 
 /** Per-channel symmetric int8 weights and the SQNR of what DequantizeLinear gives back. */
@@ -100,9 +116,6 @@ export interface Int8Weights {
   readonly scale: Float32Array;
   readonly sqnrDb: number;
 }
-
-/** Key of an int8 result computed ahead (e.g. by a worker thread) for `weight` along `axis`. */
-export const int8Key = (weight: string, axis: number) => `${weight}|int8|${axis}`;
 
 /**
  * max|w| per channel (its own pass: the scales must be known before any code), then one fused
@@ -125,9 +138,10 @@ export function quantizeInt8Channels(data: Float32Array, dims: readonly number[]
   let noise = 0;
   if (inner === 1) {
     // [outer, C]: the MatMul / Gemm case, channels along the row — one flat loop.
-    int8Rows(data, scale, rcp, codes, outer * C, C, name);
-    sig = SUMS2[0] as number;
-    noise = SUMS2[1] as number;
+    const sums = new Float64Array(2);
+    int8Rows(data, scale, rcp, codes, outer * C, C, name, sums);
+    sig = sums[0] as number;
+    noise = sums[1] as number;
   } else {
     for (let o = 0, i = 0; o < outer; o++) {
       for (let c = 0; c < C; c++) {

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { sqnrDb } from '../../quant/metrics.js';
+import { sqnrDb } from './metrics.js';
 import { dequantizeNBits, nbitsSqnrDb, quantizeNBits, quantizeNBitsMatrix } from './nbits-quant.js';
 
 function randn(n: number, seed: number): Float32Array {
