@@ -257,6 +257,33 @@ describe('graph forms', () => {
   });
 });
 
+describe("weight names holding '|' (once the separator of the results' string keys)", () => {
+  // K ≠ N, so reading a weight in the wrong layout changes the output (or fails).
+  const K = 48;
+  const N = 32;
+  const spec = (mm: string, gemm: string): ModelSpec => ({
+    nodes: [
+      { opType: 'MatMul', inputs: ['A', mm], outputs: ['H'], name: 'mm' },
+      { opType: 'Gemm', inputs: ['H', gemm], outputs: ['Y'], name: 'gemm', attributes: { transB: 1 } },
+    ],
+    inputs: [{ name: 'A', dtype: 'float32', dims: [2, K] }],
+    outputs: [{ name: 'Y', dtype: 'float32', dims: [2, K] }],
+    initializers: { [mm]: makeTensor('float32', [K, N], randn(K * N, 21)), [gemm]: makeTensor('float32', [K, N], randn(K * N, 22)) },
+    opsets: { '': 17 },
+  });
+  const a = randn(2 * K, 23);
+  const cases: [SchemeName, Record<string, unknown>][] = [['q4', { format: 'qdq' }], ['q4-asym', { format: 'qdq' }], ['q4', {}], ['q4-asym', {}], ['nf4', {}], ['int8', {}]];
+  for (const [scheme, extra] of cases) {
+    it(`${scheme} ${JSON.stringify(extra)}: 'W|T|1' (MatMul) and 'G|x' (Gemm transB) give the outputs of plain names`, async () => {
+      const feeds = () => ({ A: new ort.Tensor('float32', a, [2, K]) });
+      const plain = quantizeModelBytes(encodeModel(makeModel(spec('W', 'G'))), { scheme, blockSize: 16, ...extra });
+      const piped = quantizeModelBytes(encodeModel(makeModel(spec('W|T|1', 'G|x'))), { scheme, blockSize: 16, ...extra });
+      expect(piped.report.layers.map((l) => l.scheme)).toEqual([scheme, scheme]);
+      expect(await run(piped.bytes, feeds())).toEqual(await run(plain.bytes, feeds()));
+    });
+  }
+});
+
 describe('file size for a model whose weights sit in MatMuls', () => {
   const D = 256;
   const bytes = encodeModel(makeModel({
