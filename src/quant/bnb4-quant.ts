@@ -18,10 +18,9 @@ import { NonFiniteWeight } from './non-finite-weight.js';
  * it is the pass's rule (passes/weight-only/bnb4-handler.ts dataFreeSearch). With `rtn` the
  * result equals quantizeBlockwise (blockwise.ts) with the same codebook, byte for byte (tested
  * in bnb4-quant.test.ts); this one is faster and sums the SQNR as it goes. Double quantization:
- * MatMulBnb4 reads fp32
- * constants only, so the constants are double-quantized (QLoRA) and stored dequantized, and the
- * codes re-chosen against them; the bytes a format carrying the 8-bit constants would save are
- * reported.
+ * MatMulBnb4 reads fp32 constants only, so the constants are double-quantized (QLoRA) and stored
+ * dequantized, and the codes re-chosen against them; the bytes a format carrying the 8-bit
+ * constants would save are reported.
  */
 
 export type Bnb4Type = 'nf4' | 'fp4';
