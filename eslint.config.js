@@ -5,8 +5,10 @@ import tseslint from 'typescript-eslint';
 const LAYERS = {
   formats: ['tensor'],
   tensor: ['formats'],
-  kernels: ['formats', 'tensor'],
-  quant: ['kernels', 'formats', 'tensor'],
+  // Quantizers as plain functions over arrays: the references, independent of their fast twins.
+  quant: ['formats', 'tensor'],
+  // Fast twins of quant/'s references (WebAssembly, ...) and the dispatch between twin and reference.
+  kernels: ['quant', 'formats', 'tensor'],
   calib: ['quant', 'kernels', 'formats', 'tensor'],
   train: ['calib', 'quant', 'kernels', 'formats', 'tensor'],
   io: ['formats', 'tensor'],

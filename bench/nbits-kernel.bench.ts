@@ -1,8 +1,9 @@
 // Block quantization of one 4096×4096 fp32 MatMul weight (the weight-only bench's layer): the
 // WebAssembly SIMD kernel against the JS kernel it reproduces byte for byte, both measured here.
 import { fileURLToPath } from 'node:url';
+import { quantizeNBitsMatrixAuto } from '../src/kernels/nbits-dispatch.js';
 import { nbitsWasmAvailable } from '../src/kernels/nbits-wasm.js';
-import { quantizeNBitsMatrix, type NBitsOptions } from '../src/passes/weight-only/nbits-quant.js';
+import { quantizeNBitsMatrix, type NBitsOptions } from '../src/quant/nbits-quant.js';
 
 const SIDE = 4096;
 const RUNS = 5;
@@ -37,8 +38,8 @@ export async function run(): Promise<{ name: string; ratio: number; detail: stri
   const rows: { name: string; ratio: number; detail: string }[] = [];
   for (const [name, o] of [['q4', { bits: 4, blockSize: 32, symmetric: true }], ['q8-block', { bits: 8, blockSize: 32, symmetric: true }], ['q4 block 128', { bits: 4, blockSize: 128, symmetric: true }]] as const) {
     const opts: NBitsOptions = o;
-    const js = best(() => quantizeNBitsMatrix(w, SIDE, SIDE, false, 1, opts, 'js'));
-    const wasm = best(() => quantizeNBitsMatrix(w, SIDE, SIDE, false, 1, opts));
+    const js = best(() => quantizeNBitsMatrix(w, SIDE, SIDE, false, 1, opts));
+    const wasm = best(() => quantizeNBitsMatrixAuto(w, SIDE, SIDE, false, 1, opts));
     rows.push({
       name: `nbits kernel ${name} 4096² weight: JS time / WebAssembly time`,
       ratio: js / wasm,

@@ -9,7 +9,7 @@ import type { Tensor } from '../src/tensor/tensor.js';
  * The data-free nf4/fp4 default against plain absmax (--rtn, bitsandbytes' choice), in ONNX
  * Runtime, on every LM and CNN the project ships or keeps as a variant: the default must never be
  * worse in perplexity or accuracy (no tolerance). The per-block constant search is the default
- * only where it pays off in model output (bnb4-quant.ts dataFreeSearch): for fp4 it must lower
+ * only where it pays off in model output (bnb4-handler.ts dataFreeSearch): for fp4 it must lower
  * perplexity on each LM, or it has no business being the default.
  */
 

@@ -226,7 +226,7 @@ describe('LMs whose token embedding is a Gather', () => {
     expect(p).toBeLessThanOrEqual(base * 1.03);
   });
 
-  // Data-free nf4 stores plain absmax constants (bnb4-quant.ts dataFreeSearch), +5.9 % on this
+  // Data-free nf4 stores plain absmax constants (bnb4-handler.ts dataFreeSearch), +5.9 % on this
   // model with the embedding kept fp32; int8 embedding rows add ~0.1 % to that.
   const budget: Record<string, number> = { 'q4': 0.05, 'q4-asym': 0.05, 'nf4': 0.065 };
   for (const scheme of ['q4', 'q4-asym', 'nf4'] as SchemeName[]) {

@@ -41,7 +41,7 @@ const toBytes = (m: Model) => encodeModel(modelToProto(m));
 const load = (bytes: Uint8Array) => modelFromProto(decodeModel(bytes));
 
 /*
- * 4-bit weight-only on these d_model = 64 LMs: data-free rounding (nbits-quant.ts, bnb4-quant.ts)
+ * 4-bit weight-only on these d_model = 64 LMs: data-free rounding (quant/nbits-quant.ts, quant/bnb4-quant.ts)
  * lands at +3 … +8 %, over the issues' budgets; with the calibration set (--calib: GPTQ,
  * flows/gptq.ts) the same schemes meet them. So the budget rows of these schemes run with the
  * calibration set, and the data-free results are still measured and printed, asserted at twice

@@ -6,8 +6,9 @@ import { makeAttribute } from '../src/io/onnx/attribute.js';
 import { makeModel, type ModelSpec } from '../src/io/onnx/build.js';
 import { encodeModel } from '../src/io/onnx/proto.js';
 import { quantizeModel, quantizeModelBytes } from '../src/flows/quantize.js';
-import { dataFreeSearch, dequantizeBnb4, quantizeBnb4 } from '../src/passes/weight-only/bnb4-quant.js';
-import { dequantizeNBits, quantizeNBits } from '../src/passes/weight-only/nbits-quant.js';
+import { dataFreeSearch } from '../src/passes/weight-only/bnb4-handler.js';
+import { dequantizeBnb4, quantizeBnb4 } from '../src/quant/bnb4-quant.js';
+import { dequantizeNBits, quantizeNBits } from '../src/quant/nbits-quant.js';
 import { makeTensor } from '../src/tensor/tensor.js';
 import type { SchemeName } from '../src/passes/weight-only/index.js';
 
@@ -116,7 +117,7 @@ describe('MatMulBnb4 layout (nibble order, transposition) checked against ONNX R
         const q = quantizeModelBytes(matmulModel(K, N, w, M), { scheme, blockSize });
         const wt = new Float32Array(N * K);
         for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) wt[n * K + k] = w[k * N + n] as number;
-        // Data-free nf4 stores the plain absmax (bnb4-quant.ts dataFreeSearch), fp4 the searched constant.
+        // Data-free nf4 stores the plain absmax (bnb4-handler.ts dataFreeSearch), fp4 the searched constant.
         const back = dequantizeBnb4(quantizeBnb4(wt, { type: scheme, blockSize, rtn: !dataFreeSearch(scheme) }), scheme, blockSize);
         const wq = new Float32Array(K * N);
         for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) wq[k * N + n] = back[n * K + k] as number;
@@ -254,6 +255,33 @@ describe('graph forms', () => {
       expect(maxRelDiff(got, ref)).toBeLessThan(0.3);
     }
   });
+});
+
+describe("weight names holding '|' (once the separator of the results' string keys)", () => {
+  // K ≠ N, so reading a weight in the wrong layout changes the output (or fails).
+  const K = 48;
+  const N = 32;
+  const spec = (mm: string, gemm: string): ModelSpec => ({
+    nodes: [
+      { opType: 'MatMul', inputs: ['A', mm], outputs: ['H'], name: 'mm' },
+      { opType: 'Gemm', inputs: ['H', gemm], outputs: ['Y'], name: 'gemm', attributes: { transB: 1 } },
+    ],
+    inputs: [{ name: 'A', dtype: 'float32', dims: [2, K] }],
+    outputs: [{ name: 'Y', dtype: 'float32', dims: [2, K] }],
+    initializers: { [mm]: makeTensor('float32', [K, N], randn(K * N, 21)), [gemm]: makeTensor('float32', [K, N], randn(K * N, 22)) },
+    opsets: { '': 17 },
+  });
+  const a = randn(2 * K, 23);
+  const cases: [SchemeName, Record<string, unknown>][] = [['q4', { format: 'qdq' }], ['q4-asym', { format: 'qdq' }], ['q4', {}], ['q4-asym', {}], ['nf4', {}], ['int8', {}]];
+  for (const [scheme, extra] of cases) {
+    it(`${scheme} ${JSON.stringify(extra)}: 'W|T|1' (MatMul) and 'G|x' (Gemm transB) give the outputs of plain names`, async () => {
+      const feeds = () => ({ A: new ort.Tensor('float32', a, [2, K]) });
+      const plain = quantizeModelBytes(encodeModel(makeModel(spec('W', 'G'))), { scheme, blockSize: 16, ...extra });
+      const piped = quantizeModelBytes(encodeModel(makeModel(spec('W|T|1', 'G|x'))), { scheme, blockSize: 16, ...extra });
+      expect(piped.report.layers.map((l) => l.scheme)).toEqual([scheme, scheme]);
+      expect(await run(piped.bytes, feeds())).toEqual(await run(plain.bytes, feeds()));
+    });
+  }
 });
 
 describe('file size for a model whose weights sit in MatMuls', () => {

@@ -10,7 +10,8 @@ import { modelToProto } from '../graph/to-onnx.js';
 import { removeDeadNodes } from '../graph/topology.js';
 import { decodeModel, encodeModel } from '../io/onnx/proto.js';
 import { quantizeDynamic } from '../passes/activation/dynamic.js';
-import { intAttr, quantizeWeightPerChannel } from '../passes/activation/graph-util.js';
+import { intAttr } from '../passes/activation/graph-util.js';
+import { quantizeWeightPerChannel } from '../quant/int8-quant.js';
 import { planStaticQuant } from '../passes/activation/plan.js';
 import type { QuantizedTensorReport } from '../passes/activation/qdq.js';
 import { findSmoothSites } from '../passes/activation/smoothquant.js';
@@ -205,7 +206,7 @@ function readWeights(model: DemoModel): { weights: Map<string, Weights>; hasSmoo
 
 /**
  * SQNR of a weight stored as the activation schemes store it (s8 per channel, [-127, 127],
- * scale max|w|/127: passes/activation/graph-util.ts), dequantized as DequantizeLinear does.
+ * scale max|w|/127: quant/int8-quant.ts quantizeWeightPerChannel), dequantized as DequantizeLinear does.
  */
 function int8ChannelSqnrDb(w: Weights): number | null {
   if (w.channelAxis === undefined) return null;

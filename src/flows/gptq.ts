@@ -7,12 +7,13 @@ import type { GptqOptions } from '../quant/gptq.js';
 import { equalizeNormScales } from '../passes/activation/smoothquant.js';
 import { foldBatchNorm } from '../passes/fold-batchnorm.js';
 import { opsetRaiseNote, settleOpset } from '../passes/opset-floor.js';
-import type { Bnb4Weights } from '../passes/weight-only/bnb4-quant.js';
 import { gptqLayer, gptqScheme, planGptq, storedLayout, type GptqLayer } from '../passes/weight-only/gptq-handler.js';
 import { linearView } from '../passes/weight-only/linear-site.js';
-import type { NBitsWeights } from '../passes/weight-only/nbits-quant.js';
 import { quantizeWeights } from '../passes/weight-only/index.js';
+import { ResultMap, type Bnb4Key, type Int8Key, type NBitsKey } from '../passes/weight-only/result-key.js';
 import type { PrecomputedWeights, WeightOnlyOptions, WeightOnlyReport } from '../passes/weight-only/types.js';
+import type { Bnb4Weights } from '../quant/bnb4-quant.js';
+import type { NBitsWeights } from '../quant/nbits-quant.js';
 import { makeTensor } from '../tensor/tensor.js';
 import type { CalibrationData, CalibrationProgress } from './calibrate.js';
 import { readCalibFiles } from '../node/calib-files.js';
@@ -112,8 +113,8 @@ export async function gptqPrecompute(model: Model, options: WeightOnlyOptions, d
   const plan = planGptq(model, options);
   const stages = stagesOf(model, plan.layers, o.sequential ?? true);
   const { work, nodeOf } = workingCopy(model);
-  const nbits = new Map<string, NBitsWeights>();
-  const bnb4 = new Map<string, Bnb4Weights>();
+  const nbits = new ResultMap<NBitsKey, NBitsWeights>();
+  const bnb4 = new ResultMap<Bnb4Key, Bnb4Weights>();
   const gptq = new Set<string>();
   let rows = 0;
   let maxDamp = 0;
@@ -132,7 +133,8 @@ export async function gptqPrecompute(model: Model, options: WeightOnlyOptions, d
       }
       const view = linearView(l.sites[0] as (typeof l.sites)[number]);
       const r = gptqLayer(plan, l, view, h, options, o);
-      if (r.kind === 'nbits') nbits.set(l.key, r.weights); else bnb4.set(l.key, r.weights);
+      if (r.kind === 'nbits' && l.key.kind === 'nbits') nbits.set(l.key, r.weights);
+      else if (r.kind === 'bnb4' && l.key.kind === 'bnb4') bnb4.set(l.key, r.weights);
       gptq.add(l.weight);
       maxDamp = Math.max(maxDamp, r.dampUsed);
       // Later stages see this layer quantized: its sites read the dequantized weight instead.
@@ -153,7 +155,7 @@ export async function gptqPrecompute(model: Model, options: WeightOnlyOptions, d
     const how = [o.sequential ?? true ? `sequential, ${stages.length} stages` : 'one pass on the fp32 model', `damp ${maxDamp.toPrecision(2)}`, o.actOrder ? 'act-order' : ''].filter(Boolean).join(', ');
     notes.push(`GPTQ on ${plan.layers.length} weight(s) from ${rows} calibration tokens per layer (${how})`);
   }
-  return { precomputed: { nbits, int8: new Map(), bnb4, gptq }, layers: plan.layers.length, stages: stages.length, notes };
+  return { precomputed: { nbits, int8: new ResultMap<Int8Key, never>(), bnb4, gptq }, layers: plan.layers.length, stages: stages.length, notes };
 }
 
 /**

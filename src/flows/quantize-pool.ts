@@ -4,13 +4,13 @@ import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { Model } from '../graph/model.js';
 import type { ModelDirFiles } from '../node/files.js';
-import type { Bnb4Weights } from '../passes/weight-only/bnb4-quant.js';
-import type { Int8Weights } from '../passes/weight-only/int8-quant.js';
 import { bnb4WeightsFrom, joinBnb4Parts } from '../passes/weight-only/job-run.js';
-import type { Bnb4Parts } from '../passes/weight-only/jobs.js';
-import { planWeightJobs, type WeightJob } from '../passes/weight-only/jobs.js';
-import { nbitsWeightsFrom, type NBitsWeights } from '../passes/weight-only/nbits-quant.js';
+import { planWeightJobs, type Bnb4Parts } from '../passes/weight-only/jobs.js';
+import { idOf, ResultMap, type Bnb4Key, type Int8Key, type NBitsKey } from '../passes/weight-only/result-key.js';
 import type { PrecomputedWeights, WeightOnlyOptions } from '../passes/weight-only/types.js';
+import type { Bnb4Weights } from '../quant/bnb4-quant.js';
+import type { Int8Weights } from '../quant/int8-quant.js';
+import { nbitsWeightsFrom, type NBitsWeights } from '../quant/nbits-quant.js';
 import type { WorkerReply, WorkerRequest } from './quantize-worker.js';
 
 /*
@@ -58,20 +58,18 @@ export async function precomputeWeights(model: Model, options: WeightOnlyOptions
   const total = planned.reduce((s, j) => s + j.bytes, 0);
   if (threads < 2 || planned.length < 2 || total < (pool.fromBytes ?? PARALLEL_FROM_BYTES)) return undefined;
   const queue: WorkerRequest[] = [];
-  const jobs = new Map<string, WeightJob>();
   for (const job of planned) {
     try {
       const src = files.open(job.location);
       if (job.offset + job.bytes > src.size) continue;
       queue.push({ job, path: src.path });
-      jobs.set(job.key, job);
     } catch {
       // missing or refused file: the pass raises the error
     }
   }
-  const nbits = new Map<string, NBitsWeights>();
-  const int8 = new Map<string, Int8Weights>();
-  const bnb4 = new Map<string, Bnb4Weights>();
+  const nbits = new ResultMap<NBitsKey, NBitsWeights>();
+  const int8 = new ResultMap<Int8Key, Int8Weights>();
+  const bnb4 = new ResultMap<Bnb4Key, Bnb4Weights>();
   const bnb4Pending = new Map<string, Bnb4Parts[]>();
   const workers = Array.from({ length: Math.min(threads, queue.length) }, startWorker);
   const jobCount = queue.length;
@@ -88,18 +86,13 @@ export async function precomputeWeights(model: Model, options: WeightOnlyOptions
           const r = reply.result;
           if (r.kind === 'int8') int8.set(r.key, r.weights);
           else if (r.kind === 'bnb4') {
-            const job = jobs.get(r.key);
-            if (job?.kind === 'bnb4') {
-              // A weight cut in parts is used once all its parts are back (else the pass does it).
-              const got = bnb4Pending.get(job.resultKey) ?? [];
-              got[job.part] = r.parts;
-              bnb4Pending.set(job.resultKey, got);
-              if (got.filter(Boolean).length === job.parts) bnb4.set(job.resultKey, bnb4WeightsFrom(joinBnb4Parts(got), job.K * job.N));
-            }
-          } else {
-            const job = jobs.get(r.key);
-            if (job?.kind === 'nbits') nbits.set(r.key, nbitsWeightsFrom(r.parts, job.o.blockSize, job.o.bits));
-          }
+            // A weight cut in parts is used once all its parts are back (else the pass does it).
+            const id = idOf(r.key);
+            const got = bnb4Pending.get(id) ?? [];
+            got[r.part] = r.parts;
+            bnb4Pending.set(id, got);
+            if (got.filter(Boolean).length === r.of) bnb4.set(r.key, bnb4WeightsFrom(joinBnb4Parts(got), r.elements));
+          } else nbits.set(r.key, nbitsWeightsFrom(r.parts, r.key.options.blockSize, r.key.options.bits));
         }
         next();
       });

@@ -2,6 +2,7 @@ import { parentPort } from 'node:worker_threads';
 import { closeSync, openSync, readSync } from 'node:fs';
 import { runWeightJob } from '../passes/weight-only/job-run.js';
 import type { WeightJob } from '../passes/weight-only/jobs.js';
+import type { ResultKey } from '../passes/weight-only/result-key.js';
 
 /*
  * Worker thread of quantize-pool.ts: reads one weight's bytes straight from its data file (the
@@ -10,7 +11,7 @@ import type { WeightJob } from '../passes/weight-only/jobs.js';
  */
 
 export interface WorkerRequest { readonly job: WeightJob; readonly path: string }
-export type WorkerReply = { readonly key: string; readonly ok: true; readonly result: ReturnType<typeof runWeightJob>['result'] } | { readonly key: string; readonly ok: false };
+export type WorkerReply = { readonly key: ResultKey; readonly ok: true; readonly result: ReturnType<typeof runWeightJob>['result'] } | { readonly key: ResultKey; readonly ok: false };
 
 /**
  * One input buffer per worker, reused from weight to weight (grown when a bigger one comes): a

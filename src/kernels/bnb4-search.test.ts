@@ -1,8 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { fp4BnbCodebook, nf4Codebook, type Codebook } from '../quant/codebook.js';
-import { quantizeBnb4 } from '../passes/weight-only/bnb4-quant.js';
-import { quantizeBnb4Reference } from '../passes/weight-only/bnb4-reference.test-util.js';
+import { quantizeBnb4 } from '../quant/bnb4-quant.js';
+import { quantizeBnb4Reference } from '../quant/bnb4-reference.test-util.js';
 import { bnb4SearchWasmAvailable, enableBnb4SearchWasm, encodeBnb4Blocks, floatAtOrBelow, searchBnb4Constants } from './bnb4-search.js';
 
 /*

@@ -1,4 +1,5 @@
 import { bnb4SearchWasmBase64 } from './bnb4-search-wasm.generated.js';
+import { quantizeBnb4, type Bnb4FastTwin, type Bnb4Options, type Bnb4Weights } from '../quant/bnb4-quant.js';
 
 /*
  * Driver of the WebAssembly SIMD search of nf4 / fp4 block constants (bnb4-search.wat): for each
@@ -210,4 +211,12 @@ function prepare(x: Float32Array, blockSize: number, table: SearchTable, perBloc
   const f32 = new Float32Array(mem.buffer);
   const symmetric = writeTable(new Int32Array(mem.buffer, 0, SCRATCH >> 2), table);
   return { k, f32, chunkBlocks, input, abs, nb, symmetric };
+}
+
+/** This module as quant/bnb4-quant.ts's fast twin of the block search and encoding. */
+export const BNB4_WASM_TWIN: Bnb4FastTwin = { searchConstants: searchBnb4Constants, encodeBlocks: encodeBnb4Blocks };
+
+/** quantizeBnb4 with the WebAssembly twin where it runs (the same bytes either way; tests). */
+export function quantizeBnb4Fast(wt: Float32Array, o: Bnb4Options): Bnb4Weights {
+  return quantizeBnb4(wt, o, BNB4_WASM_TWIN);
 }

@@ -3,7 +3,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { NonFiniteWeight, quantizeNBitsMatrix, type NBitsOptions, type NBitsWeights } from '../passes/weight-only/nbits-quant.js';
+import { quantizeNBitsMatrix, type NBitsOptions, type NBitsWeights } from '../quant/nbits-quant.js';
+import { NonFiniteWeight } from '../quant/non-finite-weight.js';
+import { quantizeNBitsMatrixAuto } from './nbits-dispatch.js';
 import { nbitsWasmAvailable, quantizeSymBlocksWasm } from './nbits-wasm.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -22,14 +24,14 @@ function wasm(w: Float32Array, K: number, N: number, o: NBitsOptions) {
 }
 
 function expectSame(w: Float32Array, K: number, N: number, o: NBitsOptions): void {
-  const js: NBitsWeights = quantizeNBitsMatrix(w, K, N, false, 1, o, 'js');
+  const js: NBitsWeights = quantizeNBitsMatrix(w, K, N, false, 1, o);
   const got = wasm(w, K, N, o);
   expect(got.scales).toEqual(js.scales);
   expect(got.packed).toEqual(js.packed);
   expect(got.signalSq).toBe(js.signalSq);
   expect(got.noiseSq).toBe(js.noiseSq);
   // The dispatching entry point returns the WebAssembly result with the JS kernel's zero points.
-  const auto = quantizeNBitsMatrix(w, K, N, false, 1, o);
+  const auto = quantizeNBitsMatrixAuto(w, K, N, false, 1, o);
   expect(auto.zp).toEqual(js.zp);
   expect(auto.zeroPoints).toBeUndefined();
 }
@@ -98,7 +100,7 @@ describe('WebAssembly SIMD symmetric block kernel = JS kernel, byte for byte', (
       const w = randn(K * N, 3);
       w[35 * N + 4] = bad; // output 4, input 35: block 1
       expect(quantizeSymBlocksWasm(w, K, N, 4, 32)).toEqual({ nonFinite: [4, 1] });
-      expect(() => quantizeNBitsMatrix(w, K, N, false, 1, { bits: 4, blockSize: 32, symmetric: true })).toThrow(NonFiniteWeight);
+      expect(() => quantizeNBitsMatrixAuto(w, K, N, false, 1, { bits: 4, blockSize: 32, symmetric: true })).toThrow(NonFiniteWeight);
     }
   });
 

@@ -2,11 +2,11 @@ import { nbitsWasmBase64 } from './nbits-wasm.generated.js';
 
 /*
  * Driver of the WebAssembly SIMD block quantizer (nbits.wat): symmetric 4- and 8-bit MatMulNBits
- * blocks with the error-minimising scale search, bit-identical to the JS kernel in
- * passes/weight-only/nbits-quant.ts (each SIMD lane runs one block in the JS kernel's order).
+ * blocks with the error-minimising scale search, bit-identical to its reference, the JS kernel in
+ * quant/nbits-quant.ts (each SIMD lane runs one block in the JS kernel's order).
  * The module is instantiated from bytes embedded in a generated module (no file access, so the
  * browser build works too), once per thread, on first use; a host without WebAssembly SIMD gets
- * undefined and the caller keeps its JS path.
+ * undefined and nbits-dispatch.ts keeps the JS path.
  */
 
 interface Exports {

@@ -1,5 +1,5 @@
 ;; Symmetric block quantization (MatMulNBits q4 / q8-block, the error-minimising scale search of
-;; passes/weight-only/nbits-quant.ts) in WebAssembly SIMD. Built by scripts/build-wasm.mjs into
+;; quant/nbits-quant.ts) in WebAssembly SIMD. Built by scripts/build-wasm.mjs into
 ;; nbits-wasm.generated.ts; driven by nbits-wasm.ts.
 ;;
 ;; Layout: one strip of `rows` (≤ block size) rows of a MatMul weight B [K, N], row-major with a row

@@ -8,6 +8,11 @@
  */
 export const PAIR_LIMIT = 128;
 
+/** The s8 weight forms quantizeWeightPerChannel (int8-quant.ts) writes; which CPU needs which: passes/activation/weight-form.ts. */
+export const WEIGHT_FORMS = ['pair-safe', 'seven-bit', 'full'] as const;
+export type WeightForm = (typeof WEIGHT_FORMS)[number];
+export const DEFAULT_WEIGHT_FORM: WeightForm = 'pair-safe';
+
 /** Channel c's elements: those at `i` with floor(i / inner) % channels === c (axis-major layout). */
 export interface ChannelLayout {
   readonly channels: number;

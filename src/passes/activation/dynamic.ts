@@ -1,6 +1,7 @@
 import type { GraphNode, Model } from '../../graph/model.js';
 import { topologicalOrder } from '../../graph/topology.js';
-import { floatAttr, GraphEditor, intAttr, loadFloat32, quantizeWeightPerChannel } from './graph-util.js';
+import { quantizeWeightPerChannel } from '../../quant/int8-quant.js';
+import { floatAttr, GraphEditor, intAttr, loadFloat32 } from './graph-util.js';
 import { opsetRaiseNote, settleOpset } from '../opset-floor.js';
 import { dropUnreadInitializers } from './qdq.js';
 import { equalizeNormScales } from './smoothquant.js';

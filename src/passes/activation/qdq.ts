@@ -1,7 +1,8 @@
 import type { Model } from '../../graph/model.js';
 import { consumers, topologicalOrder } from '../../graph/topology.js';
 import { paramsFromRange } from '../../quant/affine.js';
-import { floatAttr, GraphEditor, loadFloat32, quantizeWeightPerChannel, rewireInput } from './graph-util.js';
+import { quantizeWeightPerChannel } from '../../quant/int8-quant.js';
+import { floatAttr, GraphEditor, loadFloat32, rewireInput } from './graph-util.js';
 import { VALUE_PRESERVING, type SkippedSite, type StaticPlan } from './plan.js';
 import { DEFAULT_TARGET, type Target, type WeightForm, weightFormFor, type WeightFormReport, weightFormReport } from './weight-form.js';
 

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { pairSaturationError } from '../../interp/emulate.js';
-import { quantizeWeightPerChannel } from './graph-util.js';
+import { quantizeWeightPerChannel } from '../../quant/int8-quant.js';
 import { channelLayout, topPairSums } from '../../quant/pair-safe.js';
 
 describe('pair-safe s8 weights', () => {

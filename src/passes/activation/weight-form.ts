@@ -20,9 +20,9 @@
  * mean |Δlogit| on the CNN with --activations s8); int8-dynamic --per-token's s8 × s8 MatMulInteger
  * does not (perplexities on AVX2 equal VNNI's), so it writes full range.
  */
-export const WEIGHT_FORMS = ['pair-safe', 'seven-bit', 'full'] as const;
-export type WeightForm = (typeof WEIGHT_FORMS)[number];
-export const DEFAULT_WEIGHT_FORM: WeightForm = 'pair-safe';
+import { DEFAULT_WEIGHT_FORM, type WeightForm } from '../../quant/pair-safe.js';
+
+export { DEFAULT_WEIGHT_FORM, WEIGHT_FORMS, type WeightForm } from '../../quant/pair-safe.js';
 
 /**
  * `quantize --target`: 'any' writes codes every CPU runs exactly; the others name CPUs whose

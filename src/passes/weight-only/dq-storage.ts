@@ -8,7 +8,8 @@ import { onnxDataType } from '../../tensor/dtype.js';
 import { makeTensor } from '../../tensor/tensor.js';
 import { addInitializer, intAttr, node, rewireInputs } from './graph-edit.js';
 import { ensureOpset } from './opset.js';
-import { int8Key, quantizeInt8Channels, type Int8Weights } from './int8-quant.js';
+import { quantizeInt8Channels, type Int8Weights } from '../../quant/int8-quant.js';
+import { int8Key } from './result-key.js';
 import type { HandlerContext, WeightHandler, WeightSite } from './types.js';
 
 /**

@@ -3,9 +3,11 @@ import { makeTensor } from '../../tensor/tensor.js';
 import { int8Handler, rejectStorage } from './dq-storage.js';
 import { attrsFrom } from '../../graph/attributes.js';
 import { addInitializer, intAttr } from './graph-edit.js';
-import { nbitsKey } from './nbits-handler.js';
-import { NonFiniteWeight, nbitsSqnrDb, quantizeNBitsMatrix, type NBitsOptions, type NBitsWeights } from './nbits-quant.js';
+import { quantizeNBitsMatrixAuto } from '../../kernels/nbits-dispatch.js';
+import { nbitsSqnrDb, type NBitsOptions, type NBitsWeights } from '../../quant/nbits-quant.js';
+import { NonFiniteWeight } from '../../quant/non-finite-weight.js';
 import { ensureOpset } from './opset.js';
+import { nbitsKey } from './result-key.js';
 import type { HandlerContext, LayerReport, WeightHandler, WeightSite } from './types.js';
 
 /*
@@ -20,7 +22,7 @@ import type { HandlerContext, LayerReport, WeightHandler, WeightSite } from './t
  * packed the same way, absent → 2^(bits−1); out = (code − zp) · scale. block_size must be a
  * power of two ≥ 16, which BLOCK_SIZES already is. These are exactly MatMulNBits's conventions
  * for a weight stored [N, K] (a Gemm with transB = 1): each embedding row is one MatMulNBits
- * column, so the same per-block error-minimising scales (nbits-quant.ts) are reused as they are,
+ * column, so the same per-block error-minimising scales (quant/nbits-quant.ts) are reused as they are,
  * and when d is a multiple of the block size the packed bytes coincide with MatMulNBits's B
  * [N, k_blocks, blob] (only the last dims differ), so a tied LM head and embedding can share them.
  *
@@ -94,13 +96,13 @@ export function blockGatherPart(bits: 4 | 8, symmetric: boolean): GatherPart {
       const rowBytes = (d * bits) / 8;
       const o: NBitsOptions = { bits, blockSize: bs, symmetric, rtn: ctx.options.rtn ?? false };
       // The table [vocab, d] is MatMulNBits's [N, K] layout (Gemm transB = 1, alpha 1): the
-      // same key, so a result computed ahead for such a head is the same computation — unless
+      // same view, so a result computed ahead for such a head is the same computation — unless
       // GPTQ computed it (fitted to the head's inputs).
       const gptq = ctx.options.precomputed?.gptq?.has(weight) ?? false;
-      const ahead = gptq ? undefined : ctx.options.precomputed?.nbits.get(nbitsKey(`${weight}|T|1`, o));
+      const ahead = gptq ? undefined : ctx.options.precomputed?.nbits.get(nbitsKey({ weight, transposed: true, alpha: 1 }, o));
       let w: NBitsWeights;
       try {
-        w = ahead ?? quantizeNBitsMatrix(loadTable(first), d, vocab, true, 1, o);
+        w = ahead ?? quantizeNBitsMatrixAuto(loadTable(first), d, vocab, true, 1, o);
       } catch (e) {
         if (e instanceof NonFiniteWeight) throw new QuantkitError('QK_NONFINITE_WEIGHTS', `embedding '${weight}' has a non-finite value (${e.value}) at row ${e.row}, column ${e.col}`, 'fix the weights, or --exclude this tensor');
         throw e;

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { accumulateGram, gptqQuantize, outputError, symmetrize } from '../../quant/gptq.js';
 import { normal } from '../../quant/testdata.test-util.js';
-import { dequantizeBnb4, quantizeBnb4, type Bnb4Type } from './bnb4-quant.js';
+import { dequantizeBnb4, quantizeBnb4, type Bnb4Type } from '../../quant/bnb4-quant.js';
+import { dequantizeNBits, quantizeNBitsMatrix, type NBitsOptions } from '../../quant/nbits-quant.js';
 import { bnb4GroupQuantizer, bnb4WeightsFromGptq, nbitsGroupQuantizer, nbitsWeightsFromGptq } from './gptq-handler.js';
-import { dequantizeNBits, quantizeNBitsMatrix, type NBitsOptions } from './nbits-quant.js';
 
 /** Inputs with correlated channels of unequal energy, as a transformer's normalized activations. */
 function correlatedHessian(rows: number, K: number, seed: number): Float64Array {

@@ -1,14 +1,15 @@
 import { QuantkitError } from '../../errors.js';
 import { ROUNDER } from '../../formats/rounding.js';
 import type { Model } from '../../graph/model.js';
+import { quantizeNBitsMatrixAuto } from '../../kernels/nbits-dispatch.js';
+import { bnb4Table, quantizeBnb4, type Bnb4Type, type Bnb4Weights } from '../../quant/bnb4-quant.js';
 import { nearestCode, fp4BnbCodebook, nf4Codebook } from '../../quant/codebook.js';
 import { gptqQuantize, type GptqOptions, type GptqResult, type GroupParams, type GroupQuantizer } from '../../quant/gptq.js';
-import { bnb4Table, quantizeBnb4, type Bnb4Type, type Bnb4Weights } from './bnb4-quant.js';
-import { bnb4Key } from './bnb4-handler.js';
+import { nbitsWeightsFrom, type NBitsOptions, type NBitsWeights } from '../../quant/nbits-quant.js';
+import { NonFiniteWeight } from '../../quant/non-finite-weight.js';
 import { findWeightSites, userSkipReason } from './index.js';
 import { linearShape, rejectLinear, type LinearShape, type LinearView } from './linear-site.js';
-import { nbitsKey } from './nbits-handler.js';
-import { NonFiniteWeight, nbitsWeightsFrom, quantizeNBitsMatrix, type NBitsOptions, type NBitsWeights } from './nbits-quant.js';
+import { bnb4Key, nbitsKey, viewIdOf, type Bnb4Key, type NBitsKey } from './result-key.js';
 import { checkBlockSize, schemeByName, type WeightOnlyScheme } from './scheme.js';
 import type { WeightOnlyOptions, WeightSite } from './types.js';
 
@@ -17,7 +18,7 @@ import type { WeightOnlyOptions, WeightSite } from './types.js';
  * quantizers, the layers it applies to, and its results in the exact form the nbits / bnb4
  * handlers store (NBitsWeights, Bnb4Weights), handed to the pass through
  * WeightOnlyOptions.precomputed. Each group's scale is chosen by the format's own data-free
- * search (nbits-quant.ts / bnb4-quant.ts) on the group's values as GPTQ has updated them, so
+ * search (quant/nbits-quant.ts / bnb4-quant.ts) on the group's values as GPTQ has updated them, so
  * GPTQ changes the rounding, never the format.
  */
 
@@ -48,7 +49,7 @@ export function nbitsGroupQuantizer(o: NBitsOptions): GroupQuantizer {
   return {
     blockSize: o.blockSize,
     encodeBlockScale(values: Float32Array, out: GroupParams) {
-      const w = quantizeNBitsMatrix(values, values.length, 1, true, 1, o);
+      const w = quantizeNBitsMatrixAuto(values, values.length, 1, true, 1, o);
       out.scale = w.scales[0] as number;
       out.zero = w.zp[0] as number;
     },
@@ -72,7 +73,7 @@ export function bnb4GroupQuantizer(type: Bnb4Type, blockSize: number, rtn: boole
       out.scale = quantizeBnb4(values, { type, blockSize, rtn }).absmax[0] as number;
       out.zero = 0;
     },
-    // bitsandbytes multiplies by the float32 reciprocal (bnb4-quant.ts encodeBlock).
+    // bitsandbytes multiplies by the float32 reciprocal (quant/bnb4-quant.ts encodeBlock).
     quantizeValue: (v, s) => (s === 0 ? zeroCode : nearestCode(cb, f(f(v) * f(1 / s)))),
     dequantize: (c, s) => f((table[c] as number) * s),
   };
@@ -118,7 +119,7 @@ function signalNoise(w: Float32Array, r: GptqResult): { signalSq: number; noiseS
   return { signalSq, noiseSq };
 }
 
-/** GPTQ result → MatMulNBits' B / scales / zero points (layout in nbits-quant.ts). */
+/** GPTQ result → MatMulNBits' B / scales / zero points (layout in quant/nbits-quant.ts). */
 export function nbitsWeightsFromGptq(r: GptqResult, w: Float32Array, o: NBitsOptions): NBitsWeights {
   const { K, N, kBlocks } = r;
   const bs = o.blockSize;
@@ -173,7 +174,7 @@ export interface GptqLayer {
   /** The inputs (X) of the sites; a tied weight's Hessian is the sum over them. */
   readonly activations: readonly string[];
   /** The key the handler looks the result up by. */
-  readonly key: string;
+  readonly key: NBitsKey | Bnb4Key;
 }
 
 export interface GptqPlan {
@@ -203,13 +204,14 @@ export function planGptq(model: Model, options: WeightOnlyOptions): GptqPlan {
       notes.push(`${s.weight.name}: K = ${shape.K} is not a multiple of block ${blockSize}, data-free rounding kept`);
       continue;
     }
-    const entry = byKey.get(shape.key);
-    if (entry) entry.sites.push(s); else byKey.set(shape.key, { weight: s.weight.name, shape, sites: [s] });
+    const viewId = viewIdOf(shape.id);
+    const entry = byKey.get(viewId);
+    if (entry) entry.sites.push(s); else byKey.set(viewId, { weight: s.weight.name, shape, sites: [s] });
   }
   const layers: GptqLayer[] = [...byKey.values()].map(({ weight, shape, sites: ss }) => ({
     weight, shape, sites: ss,
     activations: [...new Set(ss.map((s) => s.node.inputs[0] as string))],
-    key: scheme.kind === 'nbits' ? nbitsKey(shape.key, nbitsOptionsOf(scheme, blockSize, options)) : bnb4Key(shape.key, scheme.type, blockSize, options.rtn ?? false),
+    key: scheme.kind === 'nbits' ? nbitsKey(shape.id, nbitsOptionsOf(scheme, blockSize, options)) : bnb4Key(shape.id, scheme.type, blockSize, options.rtn ?? false),
   }));
   return { scheme, blockSize, layers, notes };
 }

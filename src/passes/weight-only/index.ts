@@ -33,7 +33,7 @@ export { SCHEMES, SCHEME_NAMES, BLOCK_SIZES, type SchemeName } from './scheme.js
  *    BlockwiseQuantizer: scale = m / -8 with m the value of largest magnitude, code =
  *    roundf(w · (1/scale) + 8) clamped to [0, 15]) except for an all-zero block, where ORT stores
  *    scale 0 and we store 1 (codes are 8 either way, so the weights are equal). Without --rtn the
- *    scale of each block is searched for the least squared error (nbits-quant.ts), so codes and
+ *    scale of each block is searched for the least squared error (quant/nbits-quant.ts), so codes and
  *    scales differ by design; the search's first candidate is ORT's scale, so no block is worse.
  *  - q4-asym: ORT's range2scalezp over [min(lo,0), max(hi,0)]; same search as above.
  *  - MatMulBnb4 has no ORT Python quantizer path for fp32 models; ours follows bitsandbytes.

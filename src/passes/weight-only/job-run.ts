@@ -1,7 +1,9 @@
-import { bnb4Table, quantizeBnb4, type Bnb4Options, type Bnb4Weights } from './bnb4-quant.js';
-import { quantizeInt8Channels } from './int8-quant.js';
+import { quantizeBnb4Fast } from '../../kernels/bnb4-search.js';
+import { quantizeNBitsMatrixAuto } from '../../kernels/nbits-dispatch.js';
+import { bnb4Table, type Bnb4Options, type Bnb4Weights } from '../../quant/bnb4-quant.js';
+import { quantizeInt8Channels } from '../../quant/int8-quant.js';
+import type { NBitsParts } from '../../quant/nbits-quant.js';
 import type { Bnb4Parts, WeightJob, WeightJobResult } from './jobs.js';
-import { quantizeNBitsMatrix, type NBitsParts } from './nbits-quant.js';
 
 // The kernel half of jobs.ts: all a worker thread loads (no graph, no protobuf).
 
@@ -13,16 +15,17 @@ export function runWeightJob(job: WeightJob, data: Float32Array): { result: Weig
   }
   if (job.kind === 'bnb4') {
     const wt = bnb4Layout(data, job.K, job.N, job.transposed, job.alpha, job.start, job.end);
-    const w = quantizeBnb4(wt, job.o);
+    const w = quantizeBnb4Fast(wt, job.o);
     const { packed, absmax, doubleQuantBytes, signalSq, noiseSq } = w;
+    const bnb4Of = { kind: 'bnb4', key: job.key, part: job.part, of: job.parts, elements: job.K * job.N } as const;
     if (job.parts > 1) {
       const blockSums = bnb4BlockSums(wt, w, job.o);
-      return { result: { kind: 'bnb4', key: job.key, parts: { packed, absmax, doubleQuantBytes, blockSums } }, transfer: [packed.buffer, absmax.buffer, blockSums.buffer] as ArrayBuffer[] };
+      return { result: { ...bnb4Of, parts: { packed, absmax, doubleQuantBytes, blockSums } }, transfer: [packed.buffer, absmax.buffer, blockSums.buffer] as ArrayBuffer[] };
     }
     const parts: Bnb4Parts = { packed, absmax, doubleQuantBytes, ...(signalSq === undefined ? {} : { signalSq }), ...(noiseSq === undefined ? {} : { noiseSq }) };
-    return { result: { kind: 'bnb4', key: job.key, parts }, transfer: [parts.packed.buffer, parts.absmax.buffer] as ArrayBuffer[] };
+    return { result: { ...bnb4Of, parts }, transfer: [parts.packed.buffer, parts.absmax.buffer] as ArrayBuffer[] };
   }
-  const w = quantizeNBitsMatrix(data, job.K, job.N, job.transposed, job.alpha, job.o);
+  const w = quantizeNBitsMatrixAuto(data, job.K, job.N, job.transposed, job.alpha, job.o);
   const parts: NBitsParts = { K: w.K, N: w.N, kBlocks: w.kBlocks, packed: w.packed, scales: w.scales, zeroPoints: w.zeroPoints, zp: w.zp, signalSq: w.signalSq, noiseSq: w.noiseSq };
   const transfer = [parts.packed.buffer, parts.scales.buffer, parts.zp.buffer] as ArrayBuffer[];
   if (parts.zeroPoints) transfer.push(parts.zeroPoints.buffer as ArrayBuffer);

@@ -1,12 +1,12 @@
 import type { ExternalBytes, Initializer, Model } from '../../graph/model.js';
-import { bnb4Key, dataFreeBnb4Options } from './bnb4-handler.js';
-import type { Bnb4Options, Bnb4Weights } from './bnb4-quant.js';
+import type { Bnb4Options, Bnb4Weights } from '../../quant/bnb4-quant.js';
+import type { Int8Weights } from '../../quant/int8-quant.js';
+import type { NBitsOptions, NBitsParts } from '../../quant/nbits-quant.js';
+import { dataFreeBnb4Options } from './bnb4-handler.js';
 import { outputChannelAxis, rejectStorage } from './dq-storage.js';
-import { int8Key, type Int8Weights } from './int8-quant.js';
 import { findWeightSites, userSkipReason } from './index.js';
 import { linearShape, rejectLinear } from './linear-site.js';
-import { nbitsKey } from './nbits-handler.js';
-import type { NBitsOptions, NBitsParts } from './nbits-quant.js';
+import { bnb4Key, int8Key, nbitsKey, type Bnb4Key, type Int8Key, type NBitsKey } from './result-key.js';
 import { checkBlockSize, schemeByName } from './scheme.js';
 import type { WeightOnlyOptions, WeightSite } from './types.js';
 
@@ -20,8 +20,6 @@ import type { WeightOnlyOptions, WeightSite } from './types.js';
  */
 
 interface JobBase {
-  /** The key the handler looks the result up by. */
-  readonly key: string;
   readonly weight: string;
   readonly dims: readonly number[];
   /** External data: file location relative to the model, byte offset, byte length (4 · elements). */
@@ -30,13 +28,12 @@ interface JobBase {
   readonly bytes: number;
 }
 
+/** Each job carries the key the handler looks its result up by (result-key.ts). */
 export type WeightJob =
-  | (JobBase & { readonly kind: 'nbits'; readonly K: number; readonly N: number; readonly transposed: boolean; readonly alpha: number; readonly o: NBitsOptions })
-  | (JobBase & { readonly kind: 'int8'; readonly axis: number })
+  | (JobBase & { readonly kind: 'nbits'; readonly key: NBitsKey; readonly K: number; readonly N: number; readonly transposed: boolean; readonly alpha: number; readonly o: NBitsOptions })
+  | (JobBase & { readonly kind: 'int8'; readonly key: Int8Key; readonly axis: number })
   | (JobBase & {
-    readonly kind: 'bnb4'; readonly K: number; readonly N: number; readonly transposed: boolean; readonly alpha: number; readonly o: Bnb4Options;
-    /** The handler's key of the whole result; `key` names this part. */
-    readonly resultKey: string;
+    readonly kind: 'bnb4'; readonly key: Bnb4Key; readonly K: number; readonly N: number; readonly transposed: boolean; readonly alpha: number; readonly o: Bnb4Options;
     /** Part `part` of `parts`: elements [start, end) of the [N, K] layout, whole blocks. */
     readonly part: number; readonly parts: number; readonly start: number; readonly end: number;
   });
@@ -58,9 +55,10 @@ function bnb4Parts(elements: number, o: Bnb4Options): number {
 }
 
 export type WeightJobResult =
-  | { readonly kind: 'nbits'; readonly key: string; readonly parts: NBitsParts }
-  | { readonly kind: 'int8'; readonly key: string; readonly weights: Int8Weights }
-  | { readonly kind: 'bnb4'; readonly key: string; readonly parts: Bnb4Parts };
+  | { readonly kind: 'nbits'; readonly key: NBitsKey; readonly parts: NBitsParts }
+  | { readonly kind: 'int8'; readonly key: Int8Key; readonly weights: Int8Weights }
+  /** Part `part` of `of` of the weight's `elements` (the pool joins them: quantize-pool.ts). */
+  | { readonly kind: 'bnb4'; readonly key: Bnb4Key; readonly part: number; readonly of: number; readonly elements: number; readonly parts: Bnb4Parts };
 
 /** Where an untouched fp32 external initializer's bytes lie, or undefined. */
 function externalBytes(init: Initializer): ExternalBytes | undefined {
@@ -95,12 +93,12 @@ export function planWeightJobs(model: Model, options: WeightOnlyOptions): Weight
       if (rejectLinear(site, model.graph)) continue;
       const o: NBitsOptions = { bits: nbits.bits, blockSize: checkBlockSize(options.blockSize ?? nbits.defaultBlockSize), symmetric: nbits.symmetric, rtn: options.rtn ?? false };
       const shape = linearShape(site);
-      jobs.push({ kind: 'nbits', key: nbitsKey(shape.key, o), weight, dims, ...where, bytes, K: shape.K, N: shape.N, transposed: shape.transposed, alpha: shape.alpha, o });
+      jobs.push({ kind: 'nbits', key: nbitsKey(shape.id, o), weight, dims, ...where, bytes, K: shape.K, N: shape.N, transposed: shape.transposed, alpha: shape.alpha, o });
     } else if (bnb4) {
       if (rejectLinear(site, model.graph)) continue;
       const blockSize = checkBlockSize(options.blockSize ?? bnb4.defaultBlockSize);
       const shape = linearShape(site);
-      const resultKey = bnb4Key(shape.key, bnb4.type, blockSize, options.rtn ?? false);
+      const key = bnb4Key(shape.id, bnb4.type, blockSize, options.rtn ?? false);
       const o = dataFreeBnb4Options(bnb4.type, blockSize, options);
       const elements = shape.K * shape.N;
       const parts = bnb4Parts(elements, o);
@@ -108,7 +106,7 @@ export function planWeightJobs(model: Model, options: WeightOnlyOptions): Weight
       for (let part = 0; part < parts; part++) {
         const start = Math.round((blocks * part) / parts) * blockSize;
         const end = Math.min(elements, Math.round((blocks * (part + 1)) / parts) * blockSize);
-        jobs.push({ kind: 'bnb4', key: `${resultKey}#${part}`, resultKey, part, parts, start, end, weight, dims, ...where, bytes, K: shape.K, N: shape.N, transposed: shape.transposed, alpha: shape.alpha, o });
+        jobs.push({ kind: 'bnb4', key, part, parts, start, end, weight, dims, ...where, bytes, K: shape.K, N: shape.N, transposed: shape.transposed, alpha: shape.alpha, o });
       }
     } else {
       if (rejectStorage(site)) continue;

@@ -2,6 +2,7 @@ import { QuantkitError } from '../../errors.js';
 import type { Graph, GraphNode } from '../../graph/model.js';
 import { makeTensor } from '../../tensor/tensor.js';
 import { addInitializer, floatAttr, intAttr, node } from './graph-edit.js';
+import type { ViewId } from './result-key.js';
 import type { HandlerContext, WeightSite } from './types.js';
 
 /**
@@ -14,8 +15,8 @@ export interface LinearView {
   readonly N: number;
   /** Fills out[0..K) with output column n of alpha · W. */
   readonly column: (n: number, out: Float32Array) => void;
-  /** Identifies equal views of one tensor (tied weights quantized once). */
-  readonly key: string;
+  /** Identifies equal views of one tensor (tied weights quantized once; result-key.ts viewIdOf). */
+  readonly id: ViewId;
   /** The stored weight: [K, N], or [N, K] when `transposed` (Gemm transB); W = alpha · data. */
   readonly data: Float32Array;
   readonly transposed: boolean;
@@ -36,25 +37,25 @@ export function rejectLinear(site: WeightSite, graph: Graph): string | undefined
   return undefined;
 }
 
-export type LinearShape = Pick<LinearView, 'K' | 'N' | 'key' | 'transposed' | 'alpha'>;
+export type LinearShape = Pick<LinearView, 'K' | 'N' | 'id' | 'transposed' | 'alpha'>;
 
-/** K, N, layout and key of a site's view, without loading the weight. */
+/** K, N, layout and id of a site's view, without loading the weight. */
 export function linearShape(site: WeightSite): LinearShape {
   const [d0, d1] = site.weight.dims as [number, number];
   const transB = site.node.opType === 'Gemm' && intAttr(site.node, 'transB', 0) === 1;
   const alpha = site.node.opType === 'Gemm' ? floatAttr(site.node, 'alpha', 1) : 1;
-  return { K: transB ? d1 : d0, N: transB ? d0 : d1, key: `${site.weight.name}|${transB ? 'T' : ''}|${alpha}`, transposed: transB, alpha };
+  return { K: transB ? d1 : d0, N: transB ? d0 : d1, id: { weight: site.weight.name, transposed: transB, alpha }, transposed: transB, alpha };
 }
 
 export function linearView(site: WeightSite): LinearView {
-  const { K, N, key, transposed: transB, alpha } = linearShape(site);
+  const { K, N, id, transposed: transB, alpha } = linearShape(site);
   const t = site.weight.load();
   if (!(t.data instanceof Float32Array)) throw new QuantkitError('QK_WEIGHT_NOT_FLOAT32', `weight '${site.weight.name}' is ${t.dtype}, not float32`, 'weight-only quantization reads fp32 weights');
   const data = t.data;
   const column = transB
     ? (n: number, out: Float32Array) => { for (let k = 0; k < K; k++) out[k] = alpha * (data[n * K + k] as number); }
     : (n: number, out: Float32Array) => { for (let k = 0; k < K; k++) out[k] = alpha * (data[k * N + n] as number); };
-  return { K, N, column, key, data, transposed: transB, alpha };
+  return { K, N, column, id, data, transposed: transB, alpha };
 }
 
 /** The whole alpha·W as [N, K] row-major (W transposed), for SQNR and row-flattened formats. */

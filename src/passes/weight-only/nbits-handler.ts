@@ -1,11 +1,14 @@
 import { QuantkitError } from '../../errors.js';
 import { floatAttr } from '../../graph/attributes.js';
+import { quantizeNBitsMatrixAuto } from '../../kernels/nbits-dispatch.js';
 import { sqnrDb } from '../../quant/metrics.js';
+import { nbitsSqnrDb, type NBitsOptions, type NBitsWeights } from '../../quant/nbits-quant.js';
+import { NonFiniteWeight } from '../../quant/non-finite-weight.js';
 import { makeTensor } from '../../tensor/tensor.js';
 import { addInitializer, node, rewireInputs } from './graph-edit.js';
 import { linearShape, linearView, rejectLinear, replaceLinear, transposedWeight, type LinearView } from './linear-site.js';
-import { NonFiniteWeight, nbitsSqnrDb, quantizeNBitsMatrix, type NBitsOptions, type NBitsWeights } from './nbits-quant.js';
 import { ensureOpset } from './opset.js';
+import { nbitsKey, viewIdOf } from './result-key.js';
 import type { HandlerContext, WeightHandler, WeightSite } from './types.js';
 
 /**
@@ -15,13 +18,10 @@ import type { HandlerContext, WeightHandler, WeightSite } from './types.js';
  * original op — the file then needs no contrib op.
  */
 
-/** Key of an nbits result computed ahead (e.g. by a worker thread) for a view and options. */
-export const nbitsKey = (viewKey: string, o: NBitsOptions) => `${viewKey}|nbits|${o.bits}|${o.blockSize}|${o.symmetric}|${o.rtn ?? false}`;
-
 function quantize(view: LinearView, bits: 4 | 8, symmetric: boolean, ctx: HandlerContext, weight: string): NBitsWeights {
   const o: NBitsOptions = { bits, blockSize: ctx.blockSize, symmetric, rtn: ctx.options.rtn ?? false };
   try {
-    return quantizeNBitsMatrix(view.data, view.K, view.N, view.transposed, view.alpha, o);
+    return quantizeNBitsMatrixAuto(view.data, view.K, view.N, view.transposed, view.alpha, o);
   } catch (e) {
     if (e instanceof NonFiniteWeight) {
       throw new QuantkitError('QK_NONFINITE_WEIGHTS', `weight '${weight}' has a non-finite value (${e.value}) at input ${e.col}, output ${e.row}`, 'fix the weights, or --exclude this tensor');
@@ -34,11 +34,12 @@ function nativeApply(bits: 4 | 8, symmetric: boolean) {
   return (weight: string, sites: readonly WeightSite[], ctx: HandlerContext) => {
     const done = new Map<string, { inputs: string[]; sqnr: number; bytes: number; K: number; N: number }>();
     for (const site of sites) {
-      const view = linearShape(site); // K, N and key only: a result computed ahead needs no load
-      let q = done.get(view.key);
+      const view = linearShape(site); // K, N and id only: a result computed ahead needs no load
+      const viewId = viewIdOf(view.id);
+      let q = done.get(viewId);
       if (!q) {
         const o: NBitsOptions = { bits, blockSize: ctx.blockSize, symmetric, rtn: ctx.options.rtn ?? false };
-        const w = ctx.options.precomputed?.nbits.get(nbitsKey(view.key, o)) ?? quantize(linearView(site), bits, symmetric, ctx, weight);
+        const w = ctx.options.precomputed?.nbits.get(nbitsKey(view.id, o)) ?? quantize(linearView(site), bits, symmetric, ctx, weight);
         const bName = addInitializer(ctx.graph, ctx.name(`${weight}_Q${bits}`), makeTensor('uint8', [view.N, w.kBlocks, (ctx.blockSize * bits) / 8], w.packed));
         const sName = addInitializer(ctx.graph, ctx.name(`${weight}_scales`), makeTensor('float32', [view.N, w.kBlocks], w.scales));
         const inputs = [bName, sName];
@@ -49,7 +50,7 @@ function nativeApply(bits: 4 | 8, symmetric: boolean) {
         }
         // SQNR from the sums the quantizer kept: no dequantized copy, no transposed original.
         q = { inputs, sqnr: nbitsSqnrDb(w), bytes, K: view.K, N: view.N };
-        done.set(view.key, q);
+        done.set(viewId, q);
       }
       replaceLinear(site, ctx, 'MatMulNBits', q.inputs, { K: q.K, N: q.N, bits, block_size: ctx.blockSize });
     }
@@ -70,10 +71,10 @@ function qdqApply(symmetric: boolean) {
     const first = sites[0] as WeightSite;
     // The stored weight keeps B's layout; blocks run along its K axis (0 for [K, N], 1 for Gemm transB).
     const view = linearView(first);
-    const transB = view.key.split('|')[1] === 'T';
-    if (!view.key.endsWith('|1')) throw new QuantkitError('QK_QDQ_GEMM_ALPHA', `Gemm '${first.node.name}' has alpha ≠ 1, which the QDQ form cannot fold`, 'use the native form (drop --format qdq)');
+    const transB = view.transposed;
+    if (view.alpha !== 1) throw new QuantkitError('QK_QDQ_GEMM_ALPHA', `Gemm '${first.node.name}' has alpha ≠ 1, which the QDQ form cannot fold`, 'use the native form (drop --format qdq)');
     const o: NBitsOptions = { bits: 4, blockSize: ctx.blockSize, symmetric, rtn: ctx.options.rtn ?? false };
-    const w = ctx.options.precomputed?.nbits.get(nbitsKey(view.key, o)) ?? quantize(view, 4, symmetric, ctx, weight);
+    const w = ctx.options.precomputed?.nbits.get(nbitsKey(view.id, o)) ?? quantize(view, 4, symmetric, ctx, weight);
     const { K, N, kBlocks } = w;
     const bs = ctx.blockSize;
     const dims = [...first.weight.dims];

@@ -1,7 +1,8 @@
 import type { Graph, GraphNode, Initializer, Model } from '../../graph/model.js';
-import type { Int8Weights } from './int8-quant.js';
-import type { Bnb4Weights } from './bnb4-quant.js';
-import type { NBitsWeights } from './nbits-quant.js';
+import type { Bnb4Weights } from '../../quant/bnb4-quant.js';
+import type { Int8Weights } from '../../quant/int8-quant.js';
+import type { NBitsWeights } from '../../quant/nbits-quant.js';
+import type { Bnb4Key, Int8Key, NBitsKey, ReadonlyResultMap } from './result-key.js';
 import type { SchemeName, WeightOnlyScheme } from './scheme.js';
 import type { TensorStore } from './dq-storage.js';
 
@@ -13,7 +14,7 @@ export interface WeightOnlyOptions {
   readonly exclude?: readonly string[] | undefined;
   /** Keep the first and the last weight-consuming layer (in execution order) in fp32. */
   readonly keepFirstLast?: boolean | undefined;
-  /** nf4/fp4: double-quantize the absmax constants (stored dequantized; see bnb4-quant.ts). */
+  /** nf4/fp4: double-quantize the absmax constants (stored dequantized; see quant/bnb4-quant.ts). */
   readonly doubleQuant?: boolean | undefined;
   /** q4/q4-asym: 'native' = MatMulNBits (default), 'qdq' = opset-21 blocked DequantizeLinear + MatMul. */
   readonly format?: 'native' | 'qdq' | undefined;
@@ -37,12 +38,12 @@ export interface WeightOnlyOptions {
 }
 
 export interface PrecomputedWeights {
-  /** By nbitsKey(view key, options) (nbits-handler.ts). */
-  readonly nbits: ReadonlyMap<string, NBitsWeights>;
-  /** By int8Key(weight, axis) (dq-storage.ts). */
-  readonly int8: ReadonlyMap<string, Int8Weights>;
-  /** By bnb4Key(view key, ...) (bnb4-handler.ts): nf4/fp4 results computed ahead (GPTQ). */
-  readonly bnb4?: ReadonlyMap<string, Bnb4Weights> | undefined;
+  /** By view and options (nbits-handler.ts, gather-handler.ts). */
+  readonly nbits: ReadonlyResultMap<NBitsKey, NBitsWeights>;
+  /** By weight and axis (dq-storage.ts). */
+  readonly int8: ReadonlyResultMap<Int8Key, Int8Weights>;
+  /** By view and options (bnb4-handler.ts): nf4/fp4 results computed ahead (GPTQ). */
+  readonly bnb4?: ReadonlyResultMap<Bnb4Key, Bnb4Weights> | undefined;
   /** Weights whose results above came from GPTQ (calibration data): the report's form says so. */
   readonly gptq?: ReadonlySet<string> | undefined;
 }

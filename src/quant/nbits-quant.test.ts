@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { sqnrDb } from '../../quant/metrics.js';
+import { sqnrDb } from './metrics.js';
 import { dequantizeNBits, nbitsSqnrDb, quantizeNBits, quantizeNBitsMatrix } from './nbits-quant.js';
 
 function randn(n: number, seed: number): Float32Array {
@@ -40,6 +40,15 @@ describe('quantizeNBitsMatrix (panel-transposed fast path)', () => {
       }
     }
   }
+
+  it('asymmetric search: a block of zeros after a non-zero one adds no error to the kept SQNR', () => {
+    // Strip by strip, block 1 of column 0 (random) is encoded just before block 1 of column 1 (zeros).
+    const K2 = 64;
+    const w2 = randn(K2 * 2, 5);
+    for (let k = 32; k < K2; k++) w2[k * 2 + 1] = k % 2 ? -0 : 0;
+    const q = quantizeNBitsMatrix(w2, K2, 2, false, 1, { bits: 4, blockSize: 32, symmetric: false });
+    expect(nbitsSqnrDb(q)).toBeCloseTo(sqnrDb(w2, dequantizeNBits(q, 32)), 4);
+  });
 
   it('search error ≤ RTN error on every block, for any block of values (property)', () => {
     fc.assert(fc.property(

@@ -1,5 +1,5 @@
-import { quantizeSymBlocksWasm } from '../../kernels/nbits-wasm.js';
-import { ROUNDER } from '../../formats/rounding.js';
+import { ROUNDER } from '../formats/rounding.js';
+import { NonFiniteWeight } from './non-finite-weight.js';
 
 /**
  * Block-wise integer quantization of a weight matrix in the layout ONNX Runtime's
@@ -72,13 +72,6 @@ function saneScale(s: number): number {
   return a;
 }
 
-/** Thrown (and turned into a QuantkitError naming the tensor by the caller) on NaN/Inf weights. */
-export class NonFiniteWeight extends Error {
-  constructor(readonly row: number, readonly col: number, readonly value: number) {
-    super(`non-finite weight ${value} at output ${row}, input ${col}`);
-  }
-}
-
 function throwNonFinite(x: Float32Array, start: number, len: number, n: number, off: number): never {
   for (let i = start; i < start + len; i++) {
     const v = x[i] as number;
@@ -87,17 +80,24 @@ function throwNonFinite(x: Float32Array, start: number, len: number, n: number, 
   throw new Error('unreachable: a non-finite sum of squares of finite float32 values');
 }
 
-/** Squared error of the last block's choice (the search measures it anyway; RTN sums it below). */
-let chosenErr = 0;
-
-// Scratch for the sums of one pass (no allocation per block).
-const SUMS = new Float64Array(8);
+/**
+ * What a block's scale choice hands back to its caller, written into an object the caller owns
+ * (one per RowEncoder, so the hot loops allocate nothing per block and no module state is shared).
+ */
+class BlockChoice {
+  scale = 1;
+  zp = 0;
+  /** Squared error Σ(x − dequantized x)² of the choice (the search measures it anyway). */
+  err = 0;
+  /** The symmetric search left the block's codes in its codes array (else: round at `scale`). */
+  codesKept = false;
+}
 
 /**
- * Σx·c and Σc² for two scales at once (c = clamp(rne(x/s) + z, 0, qmax) − z): SUMS[0..1] for s1,
- * SUMS[2..3] for s2. Two candidates per pass halve the loads and loop overhead.
+ * Σx·c and Σc² for two scales at once (c = clamp(rne(x/s) + z, 0, qmax) − z), into
+ * out[0..1] for s1 and out[2..3] for s2. Two candidates per pass halve the loads and loop overhead.
  */
-function sums2(x: Float32Array, off: number, len: number, s1: number, s2: number, z: number, qmax: number): void {
+function sums2(x: Float32Array, off: number, len: number, s1: number, s2: number, z: number, qmax: number, out: Float64Array): void {
   const i1 = 1 / s1;
   const i2 = 1 / s2;
   const lo = -z;
@@ -112,43 +112,41 @@ function sums2(x: Float32Array, off: number, len: number, s1: number, s2: number
     xc1 += v * c1; cc1 += c1 * c1;
     xc2 += v * c2; cc2 += c2 * c2;
   }
-  SUMS[0] = xc1; SUMS[1] = cc1; SUMS[2] = xc2; SUMS[3] = cc2;
+  out[0] = xc1; out[1] = cc1; out[2] = xc2; out[3] = cc2;
 }
 
 /** Σ(x − s·c)² from the sums: Σx² − 2sΣxc + s²Σc². */
 const sqErr = (xx: number, s: number, xc: number, cc: number) => xx - 2 * s * xc + s * s * cc;
 
-
 /**
- * Least-squares refinements of the asymmetric search's starts (one pass each). On the project's
- * char LM (block 32, symmetric, re-rounding each step): 0 steps +1.97 % perplexity, 1 step
- * +1.60 %, 2 steps +1.45 %, 3 steps +1.50 %; the former 42-point clip grid + 3 refinements gave
- * +1.55 % at ~20× the cost, RTN +2.04 %.
+ * Least-squares refinements of each start of the asymmetric search (one pass each); the symmetric
+ * search does not read it (searchSymmetric: one re-rounding, then one free step). q4-asym block 32
+ * perplexity against fp32 (scripts/measure/weight-only-quality.ts) for 0 / 1 / 2 / 3 / 4 steps:
+ * lm.onnx +1.14 / +1.05 / +1.00 / +1.05 / +1.03 %, lm-constants +2.99 / +2.76 / +2.60 / +2.68 /
+ * +2.66 % (RTN +1.22 %, +3.40 %). On lm-gemm-tied every count is worse than RTN (+3.49 … +4.20 %
+ * against +2.96 %), 2 steps +3.80 %.
  */
 const LS_STEPS = 2;
-
-/** Codes q (0..qmax) of the last symmetric block, when the search kept them (codesKept). */
-const CODES = new Float64Array(256);
-let codesKept = false;
 
 /**
  * Chosen scale of a symmetric block (zero point fixed at 2^(bits−1)); m ≠ 0. The better of the
  * two starts gives s1 = Σxc/Σc² (its least-squares scale); one pass re-rounds at s1, keeping the
- * codes (each the nearest in range, so the error can only drop); with those codes FIXED,
- * s2 = Σxc/Σc² is again the least-squares scale, so it can only drop once more — for free, no
- * pass. The errors are measured from the sums (float32 rounding of a scale can cost a hair), and
- * the start wins if nothing beat it (then codesKept is false and the caller rounds at it).
+ * codes q (0..qmax) in `codes` (each the nearest in range, so the error can only drop); with those
+ * codes FIXED, s2 = Σxc/Σc² is again the least-squares scale, so it can only drop once more — for
+ * free, no pass. The errors are measured from the sums (float32 rounding of a scale can cost a
+ * hair), and the start wins if nothing beat it (then out.codesKept is false and the caller rounds
+ * at it). `sums` is scratch of 4.
  */
-function searchSymmetric(x: Float32Array, off: number, len: number, m: number, xx: number, mid: number, qmax: number): number {
+function searchSymmetric(x: Float32Array, off: number, len: number, m: number, xx: number, mid: number, qmax: number, sums: Float64Array, codes: Float64Array, out: BlockChoice): void {
   const a = saneScale(m / -mid); // RTN: m → code 0 (value −mid)
   const b = saneScale(m / (mid - 1)); // m → the largest positive code (value mid − 1)
-  sums2(x, off, len, a, b, mid, qmax);
-  const eA = sqErr(xx, a, SUMS[0] as number, SUMS[1] as number);
-  const eB = sqErr(xx, b, SUMS[2] as number, SUMS[3] as number);
+  sums2(x, off, len, a, b, mid, qmax, sums);
+  const eA = sqErr(xx, a, sums[0] as number, sums[1] as number);
+  const eB = sqErr(xx, b, sums[2] as number, sums[3] as number);
   // m lands on a non-zero code for both starts, so Σc² > 0.
   const start = eB < eA ? b : a;
   const startErr = eB < eA ? eB : eA;
-  const s1 = eB < eA ? saneScale((SUMS[2] as number) / (SUMS[3] as number)) : saneScale((SUMS[0] as number) / (SUMS[1] as number));
+  const s1 = eB < eA ? saneScale((sums[2] as number) / (sums[3] as number)) : saneScale((sums[0] as number) / (sums[1] as number));
   const inv = 1 / s1;
   const hi = qmax - mid;
   let xc = 0, cc = 0;
@@ -156,7 +154,7 @@ function searchSymmetric(x: Float32Array, off: number, len: number, m: number, x
     const v = x[i] as number;
     let c = (v * inv + ROUNDER) - ROUNDER;
     c = c < -mid ? -mid : c > hi ? hi : c;
-    CODES[j] = c + mid;
+    codes[j] = c + mid;
     xc += v * c; cc += c * c;
   }
   let best = s1;
@@ -166,42 +164,42 @@ function searchSymmetric(x: Float32Array, off: number, len: number, m: number, x
     const e2 = sqErr(xx, s2, xc, cc);
     if (e2 < bestErr) { best = s2; bestErr = e2; }
   }
-  codesKept = bestErr < startErr;
-  chosenErr = codesKept ? bestErr : startErr;
-  return codesKept ? best : start;
+  const kept = bestErr < startErr;
+  out.codesKept = kept;
+  out.err = kept ? bestErr : startErr;
+  out.scale = kept ? best : start;
+  out.zp = mid;
 }
 
-// Asymmetric: the chosen (scale, zero point) of a block.
-let asymScale = 1;
-let asymZp = 0;
-
-function asymParams(lo: number, hi: number, qmax: number): void {
+/** ONNX Runtime's asymmetric round-to-nearest (scale, zero point) for the range [lo, hi], into out. */
+function asymParams(lo: number, hi: number, qmax: number, out: BlockChoice): void {
   // ORT range2scalezp: the range always holds 0; zp = roundf(−lo / scale) clamped.
   const a = Math.min(lo, 0);
   const b = Math.max(hi, 0);
   const span = f(b - a);
-  if (span === 0) { asymScale = 1; asymZp = 0; return; }
-  asymScale = saneScale(f(span / qmax));
-  const z = f(-a / asymScale);
-  asymZp = z < 0 ? 0 : z > qmax ? qmax : Math.sign(z) * Math.floor(Math.abs(z) + 0.5);
+  if (span === 0) { out.scale = 1; out.zp = 0; return; }
+  out.scale = saneScale(f(span / qmax));
+  const z = f(-a / out.scale);
+  out.zp = z < 0 ? 0 : z > qmax ? qmax : Math.sign(z) * Math.floor(Math.abs(z) + 0.5);
 }
 
 /**
  * Asymmetric search: candidates RTN and a 0.9-shrunken range, each refined by a least-squares fit
  * x ≈ a·q + b over its codes (scale a, zero point −b/a rounded into range). The zero point's
- * rounding makes a step non-monotone, so every candidate's error is measured and the least kept.
+ * rounding makes a step non-monotone, so every candidate's error is measured and the least kept
+ * (scale, zero point and error into out).
  */
-function searchAsymmetric(x: Float32Array, off: number, len: number, lo: number, hi: number, xx: number, qmax: number): void {
-  asymParams(lo, hi, qmax);
-  let bestS = asymScale;
-  let bestZ = asymZp;
+function searchAsymmetric(x: Float32Array, off: number, len: number, lo: number, hi: number, xx: number, qmax: number, out: BlockChoice): void {
+  asymParams(lo, hi, qmax, out);
+  let bestS = out.scale;
+  let bestZ = out.zp;
   let bestErr = Infinity;
   let sx = 0;
   for (let i = off, end = off + len; i < end; i++) sx += x[i] as number;
   for (const shrink of [1, 0.9]) {
-    asymParams(lo * shrink, hi * shrink, qmax);
-    let s = asymScale;
-    let z = asymZp;
+    asymParams(lo * shrink, hi * shrink, qmax, out);
+    let s = out.scale;
+    let z = out.zp;
     for (let step = 0; ; step++) {
       const inv = 1 / s;
       let sq = 0, sqq = 0, sxq = 0;
@@ -223,9 +221,10 @@ function searchAsymmetric(x: Float32Array, off: number, len: number, lo: number,
       z = zz < 0 ? 0 : zz > qmax ? qmax : (zz + ROUNDER) - ROUNDER;
     }
   }
-  asymScale = bestS;
-  asymZp = bestZ;
-  chosenErr = bestErr;
+  out.scale = bestS;
+  out.zp = bestZ;
+  out.err = bestErr;
+  out.codesKept = false;
 }
 
 /** The float32 bit patterns of x, as int32 (the same memory). */
@@ -246,6 +245,11 @@ class RowEncoder {
   private readonly qmax: number;
   private readonly mid: number;
   private readonly logPerByte: number;
+  // Per-encoder scratch the block searches write their results into (no allocation per block).
+  private readonly choice = new BlockChoice();
+  private readonly sums = new Float64Array(4);
+  /** Codes of the current block when the symmetric search kept them (choice.codesKept). */
+  private readonly kept: Float64Array;
 
   constructor(readonly K: number, readonly N: number, private readonly o: NBitsOptions) {
     this.bits = o.bits;
@@ -257,6 +261,7 @@ class RowEncoder {
     this.packed = new Uint8Array(N * this.kBlocks * this.blob);
     this.scales = new Float32Array(N * this.kBlocks);
     this.zp = new Uint8Array(N * this.kBlocks);
+    this.kept = new Float64Array(o.blockSize);
   }
 
   /** Quantizes row n, read from x[off .. off + K) (xi: x's bits, int32View(x)). */
@@ -311,6 +316,8 @@ class RowEncoder {
           if (((xi[i] as number) & 0x7fffffff) === amBits) { m = x[i] as number; break; }
         }
       }
+      const choice = this.choice;
+      const kept = this.kept;
       let scale: number;
       let z: number;
       let fromCodes = false;
@@ -319,14 +326,20 @@ class RowEncoder {
         if (m === 0) scale = 1;
         else if (rtn) scale = saneScale(m / -mid);
         else {
-          scale = searchSymmetric(x, start, len, m, xx, mid, qmax);
-          fromCodes = codesKept;
+          searchSymmetric(x, start, len, m, xx, mid, qmax, this.sums, kept, choice);
+          scale = choice.scale;
+          fromCodes = choice.codesKept;
         }
       } else {
-        if (rtn || (lo === 0 && hi === 0)) asymParams(lo, hi, qmax);
-        else searchAsymmetric(x, start, len, lo, hi, xx, qmax);
-        scale = asymScale;
-        z = asymZp;
+        if (rtn || (lo === 0 && hi === 0)) {
+          asymParams(lo, hi, qmax, choice);
+          // RTN sums its error in the final pass; a block of zeros has none.
+          choice.err = 0;
+        } else {
+          searchAsymmetric(x, start, len, lo, hi, xx, qmax, choice);
+        }
+        scale = choice.scale;
+        z = choice.zp;
       }
       const p = n * kBlocks + b;
       this.scales[p] = scale;
@@ -352,12 +365,12 @@ class RowEncoder {
       } else if (fromCodes) {
         // The search's kept codes, packed as they are.
         let i = 0;
-        if (bits === 4) for (; i + 1 < len; i += 2) packed[byteBase + (i >> 1)] = (CODES[i] as number) | ((CODES[i + 1] as number) << 4);
+        if (bits === 4) for (; i + 1 < len; i += 2) packed[byteBase + (i >> 1)] = (kept[i] as number) | ((kept[i + 1] as number) << 4);
         for (; i < len; i++) {
           const byte = byteBase + (i >> logPerByte);
-          packed[byte] = (packed[byte] as number) | ((CODES[i] as number) << ((i & perMask) * bits));
+          packed[byte] = (packed[byte] as number) | ((kept[i] as number) << ((i & perMask) * bits));
         }
-        noise += Math.max(0, chosenErr);
+        noise += Math.max(0, choice.err);
       } else {
         const inv = 1 / scale;
         let i = 0;
@@ -377,7 +390,7 @@ class RowEncoder {
           const byte = byteBase + (i >> logPerByte);
           packed[byte] = (packed[byte] as number) | (q << ((i & perMask) * bits));
         }
-        noise += Math.max(0, chosenErr);
+        noise += Math.max(0, choice.err);
       }
       for (let i = len; i < blockSize; i++) {
         const byte = byteBase + (i >> logPerByte);
@@ -451,20 +464,10 @@ export function quantizeNBits(K: number, N: number, rowOf: (n: number, out: Floa
 /**
  * The same for a whole matrix in memory: `data` is alpha⁻¹·W as stored, either [K, N] (MatMul B;
  * `transposed` false) or [N, K] (Gemm with transB = 1). The [K, N] case transposes one strip of
- * blockSize rows at a time into a small buffer, so reads stay sequential.
+ * blockSize rows at a time into a small buffer, so reads stay sequential. This is the reference
+ * the WebAssembly kernel reproduces; passes call kernels/nbits-dispatch.ts, which picks the kernel.
  */
-export function quantizeNBitsMatrix(data: Float32Array, K: number, N: number, transposed: boolean, alpha: number, o: NBitsOptions, kernel: 'auto' | 'js' = 'auto'): NBitsWeights {
-  // The symmetric search on a MatMul B, the default q4/q8-block case, has a WebAssembly SIMD twin
-  // (kernels/nbits-wasm.ts) giving the same bytes; a block with NaN/Inf falls through to the JS
-  // kernel, which names it.
-  if (kernel === 'auto' && !transposed && alpha === 1 && o.symmetric && !(o.rtn ?? false) && (o.bits === 4 || o.bits === 8)) {
-    const w = quantizeSymBlocksWasm(data, K, N, o.bits, o.blockSize);
-    if (w && 'packed' in w) {
-      const kBlocks = Math.ceil(K / o.blockSize);
-      const zp = new Uint8Array(N * kBlocks).fill(1 << (o.bits - 1));
-      return nbitsWeightsFrom({ K, N, kBlocks, packed: w.packed, scales: w.scales, zeroPoints: undefined, zp, signalSq: w.signalSq, noiseSq: w.noiseSq }, o.blockSize, o.bits);
-    }
-  }
+export function quantizeNBitsMatrix(data: Float32Array, K: number, N: number, transposed: boolean, alpha: number, o: NBitsOptions): NBitsWeights {
   const enc = new RowEncoder(K, N, o);
   if (transposed && alpha === 1) {
     const bits = int32View(data);

@@ -1,11 +1,51 @@
-import { affineParams, nonFiniteError } from '../../quant/affine.js';
-import { ROUNDER } from '../../formats/rounding.js';
+import { ROUNDER } from '../formats/rounding.js';
+import { affineParams, nonFiniteError, quantizeAffine } from './affine.js';
+import { blockShapeFor, makeLayout } from './layout.js';
+import { channelLayout, DEFAULT_WEIGHT_FORM, pairViolations, raiseToPairSafe, type WeightForm } from './pair-safe.js';
+import { blockRanges } from './range.js';
 
 /*
- * Per-channel symmetric int8 weights (the int8 scheme of dq-storage.ts), on its own so a worker
- * thread (flows/quantize-worker.ts) loads only this and not the graph code around the handlers.
+ * Per-channel symmetric int8 weights, narrow range [−127, 127] (as ONNX Runtime's quantizer writes
+ * them: no −128, so u8×s8 products never need the extra code), scale = max|w| / 127:
+ * quantizeWeightPerChannel in its plain form (the activation schemes' weights), quantizeInt8Channels
+ * fused and faster (the int8 weight-only scheme, passes/weight-only/dq-storage.ts, and its worker
+ * threads), tested equal to quantizeAffine with these parameters.
  */
 
+/**
+ * s8 symmetric per-channel weights along `axis` from quant/'s general pieces (absmax ranges,
+ * affineParams, quantizeAffine), narrow range, in one of the WEIGHT_FORMS (passes/activation/
+ * weight-form.ts says which runs exactly on which CPU):
+ *   'full'       scale = max|w| / 127, codes [-127, 127]
+ *   'pair-safe'  scale raised where needed so the two largest positive codes of a channel sum to
+ *                ≤ 128, and the two largest negative magnitudes too (pair-safe.ts): no pair of
+ *                u8 × s8 products can saturate int16
+ *   'seven-bit'  scale = max|w| / 64, codes [-64, 64] (ONNX Runtime's reduce_range)
+ * `reducedChannels`: channels whose scale is coarser than the full-range one.
+ */
+export function quantizeWeightPerChannel(
+  data: Float32Array, dims: readonly number[], axis: number, name: string, form: WeightForm = DEFAULT_WEIGHT_FORM,
+): { codes: Int8Array; scales: Float32Array; reducedChannels: number } {
+  const layout = makeLayout(dims, blockShapeFor(dims, { axis }));
+  const q = form === 'seven-bit' ? { qmin: -64, qmax: 64, symmetric: true } : { qmin: -127, qmax: 127, symmetric: true };
+  const r = blockRanges(data, layout, { kind: 'absmax' }, q, 'error', name);
+  const params = affineParams(r.lo, r.hi, q);
+  const quantize = () => quantizeAffine(data, layout, params, new Int8Array(data.length), { name }) as Int8Array;
+  if (form !== 'pair-safe') return { codes: quantize(), scales: params.scale, reducedChannels: form === 'seven-bit' ? params.scale.length : 0 };
+  const channels = channelLayout(dims, axis);
+  const fullScales = Float32Array.from(params.scale);
+  raiseToPairSafe(params.scale, data, channels);
+  let codes = quantize();
+  // Rounding can lift a top-two sum to 129; a slightly coarser scale fixes it (one step suffices
+  // in practice; the loop is bounded by the scale growing past what any sum needs).
+  for (let bad = pairViolations(codes, channels); bad.length > 0; bad = pairViolations(codes, channels)) {
+    for (const c of bad) params.scale[c] = Math.fround((params.scale[c] as number) * (1 + 2 ** -10));
+    codes = quantize();
+  }
+  let reducedChannels = 0;
+  for (let c = 0; c < fullScales.length; c++) if ((params.scale[c] as number) > (fullScales[c] as number)) reducedChannels++;
+  return { codes, scales: params.scale, reducedChannels };
+}
 
 /** Dims around `axis`: [outer, channels, inner] (row-major: element (o, c, i) at (o·C + c)·inner + i). */
 function aroundAxis(dims: readonly number[], axis: number): [number, number, number] {
@@ -69,10 +109,8 @@ function exactCode(x: number, s: number): number {
   return (v + ROUNDER) - ROUNDER;
 }
 
-const SUMS2 = new Float64Array(2);
-
-/** Codes of rows of C channels (n elements); Σx² and Σ(x − dequantized)² into SUMS2. */
-function int8Rows(data: Float32Array, scale: Float32Array, rcp: Float64Array, codes: Int8Array, n: number, C: number, name: string): void {
+/** Codes of rows of C channels (n elements); Σx² and Σ(x − dequantized)² into sums[0..1]. */
+function int8Rows(data: Float32Array, scale: Float32Array, rcp: Float64Array, codes: Int8Array, n: number, C: number, name: string, sums: Float64Array): void {
   let sig = 0;
   let noise = 0;
   for (let i = 0, c = 0; i < n; i++) {
@@ -90,8 +128,8 @@ function int8Rows(data: Float32Array, scale: Float32Array, rcp: Float64Array, co
     noise += d * d;
     c = c + 1 === C ? 0 : c + 1;
   }
-  SUMS2[0] = sig;
-  SUMS2[1] = noise;
+  sums[0] = sig;
+  sums[1] = noise;
 }
 
 /** Per-channel symmetric int8 weights and the SQNR of what DequantizeLinear gives back. */
@@ -100,9 +138,6 @@ export interface Int8Weights {
   readonly scale: Float32Array;
   readonly sqnrDb: number;
 }
-
-/** Key of an int8 result computed ahead (e.g. by a worker thread) for `weight` along `axis`. */
-export const int8Key = (weight: string, axis: number) => `${weight}|int8|${axis}`;
 
 /**
  * max|w| per channel (its own pass: the scales must be known before any code), then one fused
@@ -125,9 +160,10 @@ export function quantizeInt8Channels(data: Float32Array, dims: readonly number[]
   let noise = 0;
   if (inner === 1) {
     // [outer, C]: the MatMul / Gemm case, channels along the row — one flat loop.
-    int8Rows(data, scale, rcp, codes, outer * C, C, name);
-    sig = SUMS2[0] as number;
-    noise = SUMS2[1] as number;
+    const sums = new Float64Array(2);
+    int8Rows(data, scale, rcp, codes, outer * C, C, name, sums);
+    sig = sums[0] as number;
+    noise = sums[1] as number;
   } else {
     for (let o = 0, i = 0; o < outer; o++) {
       for (let c = 0; c < C; c++) {

@@ -1,7 +1,7 @@
-import { fp4BnbCodebook, nearestCodeReference, nf4Codebook, type Codebook } from '../../quant/codebook.js';
-import { doubleDequantize, doubleQuantize } from '../../quant/double-quant.js';
 import { bnb4Table, type Bnb4Options, type Bnb4Weights } from './bnb4-quant.js';
-import { NonFiniteWeight } from './nbits-quant.js';
+import { fp4BnbCodebook, nearestCodeReference, nf4Codebook, type Codebook } from './codebook.js';
+import { doubleDequantize, doubleQuantize } from './double-quant.js';
+import { NonFiniteWeight } from './non-finite-weight.js';
 
 /*
  * The plain form of bnb4-quant.ts's quantizer, as it was before its fast paths: every code from

@@ -1,8 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { affineParams, quantizeAffine } from '../../quant/affine.js';
-import { blockShapeFor, makeLayout } from '../../quant/layout.js';
-import { sqnrDb } from '../../quant/metrics.js';
+import { affineParams, quantizeAffine } from './affine.js';
+import { blockShapeFor, makeLayout } from './layout.js';
+import { sqnrDb } from './metrics.js';
 import { quantizeInt8Channels } from './int8-quant.js';
 
 /** The reference: per-channel absmax, affineParams, quantizeAffine (float division per element). */

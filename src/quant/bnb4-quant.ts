@@ -1,9 +1,8 @@
-import type { Codebook } from '../../quant/codebook.js';
-import { fp4BnbCodebook, nearestCode, nf4Codebook, FP4_BNB_TABLE, NF4_TABLE } from '../../quant/codebook.js';
-import { makeCodebookLut, type CodebookLut } from '../../quant/codebook-lut.js';
-import { encodeBnb4Blocks, searchBnb4Constants } from '../../kernels/bnb4-search.js';
-import { doubleDequantize, doubleQuantize } from '../../quant/double-quant.js';
-import { NonFiniteWeight } from './nbits-quant.js';
+import type { Codebook } from './codebook.js';
+import { fp4BnbCodebook, nearestCode, nf4Codebook, FP4_BNB_TABLE, NF4_TABLE } from './codebook.js';
+import { makeCodebookLut, type CodebookLut } from './codebook-lut.js';
+import { doubleDequantize, doubleQuantize } from './double-quant.js';
+import { NonFiniteWeight } from './non-finite-weight.js';
 
 /**
  * 4-bit codebook quantization in the layout of ONNX Runtime's com.microsoft MatMulBnb4
@@ -16,10 +15,12 @@ import { NonFiniteWeight } from './nbits-quant.js';
  * The stored constant need not be the true absmax: unless `rtn`, chooseConstant picks, per
  * block, the constant with the least squared error among clipped candidates and a least-squares
  * refinement (plain absmax, bitsandbytes' choice, is the first candidate); which callers ask for
- * it is dataFreeSearch's rule. --double-quant: MatMulBnb4 reads fp32
- * constants only, so the constants are double-quantized (QLoRA) and stored dequantized, and the
- * codes re-chosen against them; the bytes a format carrying the 8-bit constants would save are
- * reported.
+ * it is the pass's rule (passes/weight-only/bnb4-handler.ts dataFreeSearch). With `rtn` the
+ * result equals quantizeBlockwise (blockwise.ts) with the same codebook, byte for byte (tested
+ * in bnb4-quant.test.ts); this one is faster and sums the SQNR as it goes. Double quantization:
+ * MatMulBnb4 reads fp32 constants only, so the constants are double-quantized (QLoRA) and stored
+ * dequantized, and the codes re-chosen against them; the bytes a format carrying the 8-bit
+ * constants would save are reported.
  */
 
 export type Bnb4Type = 'nf4' | 'fp4';
@@ -95,9 +96,11 @@ function blockError(x: Float32Array, start: number, end: number, s: number, cb: 
   return err;
 }
 
-/** Σ x·t and Σ t² over the block's codes at scale s (t the code's table value), into LS. */
-const LS = new Float64Array(2);
-function leastSquaresSums(x: Float32Array, start: number, end: number, s: number, cb: Codebook, l: CodebookLut, table: Float32Array): void {
+/**
+ * The least-squares constant Σx·t / Σt² (float32) for the block's codes at scale s (t the code's
+ * table value); NaN when Σt² = 0.
+ */
+function leastSquaresScale(x: Float32Array, start: number, end: number, s: number, cb: Codebook, l: CodebookLut, table: Float32Array): number {
   const inv = f(1 / s);
   const lut = inv < Infinity;
   const { origin, scale, cells, below, above, mid } = l;
@@ -118,8 +121,7 @@ function leastSquaresSums(x: Float32Array, start: number, end: number, s: number
     xt += v * t;
     tt += t * t;
   }
-  LS[0] = xt;
-  LS[1] = tt;
+  return tt > 0 ? f(xt / tt) : NaN;
 }
 
 function chooseConstant(x: Float32Array, start: number, end: number, a: number, cb: Codebook, l: CodebookLut, table: Float32Array): number {
@@ -132,11 +134,7 @@ function chooseConstant(x: Float32Array, start: number, end: number, a: number, 
     if (e < bestErr) { bestErr = e; best = s; }
   }
   for (let it = 0; it < 3; it++) {
-    leastSquaresSums(x, start, end, best, cb, l, table);
-    const xt = LS[0] as number;
-    const tt = LS[1] as number;
-    if (!(tt > 0)) break;
-    const s = f(xt / tt);
+    const s = leastSquaresScale(x, start, end, best, cb, l, table);
     if (!(s > 0)) break;
     const e = blockError(x, start, end, s, cb, l, table, bestErr);
     if (!(e < bestErr)) break;
@@ -146,9 +144,8 @@ function chooseConstant(x: Float32Array, start: number, end: number, a: number, 
   return best;
 }
 
-/** Codes of one block at constant s into codes[], packed into `packed`; Σx² and Σ(x − x̂)² into SUMS. */
-const SUMS = new Float64Array(2);
-function encodeBlock(x: Float32Array, start: number, end: number, s: number, cb: Codebook, l: CodebookLut, table: Float32Array, codes: Uint8Array, packed: Uint8Array): void {
+/** Codes of one block at constant s into codes[], packed into `packed`; Σx² and Σ(x − x̂)² into sums[0..1]. */
+function encodeBlock(x: Float32Array, start: number, end: number, s: number, cb: Codebook, l: CodebookLut, table: Float32Array, codes: Uint8Array, packed: Uint8Array, sums: Float64Array): void {
   let sig = 0;
   let noise = 0;
   if (s === 0) {
@@ -187,24 +184,8 @@ function encodeBlock(x: Float32Array, start: number, end: number, s: number, cb:
   if ((i & 1) === 1 && i < end) { packed[i >> 1] = (packed[i >> 1] as number) | (codes[i] as number); i++; }
   for (; i + 1 < end; i += 2) packed[i >> 1] = ((codes[i] as number) << 4) | (codes[i + 1] as number);
   if (i < end) packed[i >> 1] = (codes[i] as number) << 4;
-  SUMS[0] = sig;
-  SUMS[1] = noise;
-}
-
-/**
- * Whether the data-free default searches the per-block constant for `type` (else: absmax, as
- * bitsandbytes and --rtn). The search lowers every block's squared weight error, but that is not
- * what a model's output feels. Measured in ONNX Runtime on every LM the project has (README's
- * scheme table; scripts/measure/weight-only-quality.ts): fp4's search lowers perplexity on each,
- * while nf4's raises it on models/lm.onnx (+2.05 % vs +1.84 % of fp32 for absmax) and on a
- * held-out LM (+3.22 % vs +2.51 %); no variant tried — fewer or milder candidates, least squares
- * only, errors weighted by |w| or w² — stayed at or below absmax on all of them. NF4's levels are
- * quantiles of N(0, 1) normalised to the block's absmax, the scale they were built for. Under GPTQ
- * (gptq-handler.ts), which carries each block's error onto the weights not yet quantized, the
- * search helps nf4 too (lm.onnx +0.99 % vs +1.22 %, both variant LMs likewise), so it keeps it.
- */
-export function dataFreeSearch(type: Bnb4Type): boolean {
-  return type === 'fp4';
+  sums[0] = sig;
+  sums[1] = noise;
 }
 
 /**
@@ -224,8 +205,19 @@ function blockAbsMax(x: Float32Array, xi: Int32Array, start: number, end: number
   return ABS[0] as number;
 }
 
+/**
+ * A fast twin of the block search and of the encoding (kernels/bnb4-search.ts, WebAssembly SIMD),
+ * handed in by the caller so this module stays the plain reference: each gives the same constants,
+ * codes and float64 sums as the loops here, or says it did not run (false / undefined) and the
+ * loops do the work.
+ */
+export interface Bnb4FastTwin {
+  searchConstants(x: Float32Array, blockSize: number, table: Codebook, ratios: Float32Array, absmax: Float32Array): boolean;
+  encodeBlocks(x: Float32Array, blockSize: number, table: Codebook, constants: Float32Array, codes: Uint8Array, packed: Uint8Array): [number, number] | undefined;
+}
+
 /** Quantizes the flattened [N, K] weight `wt` (already transposed to the op's layout). */
-export function quantizeBnb4(wt: Float32Array, o: Bnb4Options): Bnb4Weights {
+export function quantizeBnb4(wt: Float32Array, o: Bnb4Options, fast?: Bnb4FastTwin): Bnb4Weights {
   const cb = codebookOf(o.type);
   const l = lutsOf(o.type);
   const table = bnb4Table(o.type);
@@ -239,8 +231,7 @@ export function quantizeBnb4(wt: Float32Array, o: Bnb4Options): Bnb4Weights {
     const end = Math.min(start + bs, n);
     absmax[b] = blockAbsMax(wt, bits, start, end);
   }
-  // The search, in WebAssembly SIMD where it runs (kernels/bnb4-search.ts: the same constants).
-  if (!o.rtn && !searchBnb4Constants(wt, bs, cb, RATIOS, absmax)) {
+  if (!o.rtn && !fast?.searchConstants(wt, bs, cb, RATIOS, absmax)) {
     for (let b = 0; b < nb; b++) absmax[b] = chooseConstant(wt, b * bs, Math.min((b + 1) * bs, n), absmax[b] as number, cb, l, table);
   }
   let doubleQuantBytes: number | undefined;
@@ -254,14 +245,14 @@ export function quantizeBnb4(wt: Float32Array, o: Bnb4Options): Bnb4Weights {
   }
   const codes = new Uint8Array(n);
   const packed = new Uint8Array(Math.ceil(n / 2));
-  // In WebAssembly SIMD where it runs (kernels/bnb4-search.ts: the same codes and sums).
-  const sums = encodeBnb4Blocks(wt, bs, cb, absmax, codes, packed);
-  let signalSq = sums?.[0] ?? 0;
-  let noiseSq = sums?.[1] ?? 0;
-  for (let b = 0; !sums && b < nb; b++) {
-    encodeBlock(wt, b * bs, Math.min((b + 1) * bs, n), absmax[b] as number, cb, l, table, codes, packed);
-    signalSq += SUMS[0] as number;
-    noiseSq += SUMS[1] as number;
+  const fastSums = fast?.encodeBlocks(wt, bs, cb, absmax, codes, packed);
+  let signalSq = fastSums?.[0] ?? 0;
+  let noiseSq = fastSums?.[1] ?? 0;
+  const sums = new Float64Array(2);
+  for (let b = 0; !fastSums && b < nb; b++) {
+    encodeBlock(wt, b * bs, Math.min((b + 1) * bs, n), absmax[b] as number, cb, l, table, codes, packed, sums);
+    signalSq += sums[0] as number;
+    noiseSq += sums[1] as number;
   }
   return { packed, absmax, codes, doubleQuantBytes, signalSq, noiseSq };
 }
