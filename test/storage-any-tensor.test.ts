@@ -91,7 +91,7 @@ describe('storage schemes convert float tensors outside weight inputs', () => {
       else expect(row('M')?.note).toMatch(/Inf\/NaN/);
       expect(row('E')?.scheme).toBe('fp32');
       expect(row('E')?.note).toMatch(/Cast cast_e/);
-      expect(row('Z')?.note).toBe('excluded (--exclude Z)');
+      expect(row('Z')?.note).toBe('excluded (`exclude` Z)'); // the library's words; the CLI prints --exclude
       expect(row('B')).toBeUndefined();
       expect(q.report.notes.join('\n')).toMatch(/kept fp32: 1 float tensor under 1024 elements .*: B$/m);
       expect(q.report.totals.skippedLayers).toBe(scheme === 'bf16' ? 2 : 3);

@@ -238,12 +238,12 @@ describe('graph forms', () => {
 
   it('--exclude and --keep-first-last leave layers in fp32 with the reason in the report', () => {
     const r1 = quantizeModelBytes(encodeModel(makeModel(spec(false))), { scheme: 'int8', exclude: ['Gemm'] });
-    expect(r1.report.layers.find((l) => l.weight === 'W2')).toMatchObject({ scheme: 'fp32', note: 'excluded (--exclude Gemm)' });
+    expect(r1.report.layers.find((l) => l.weight === 'W2')).toMatchObject({ scheme: 'fp32', note: 'excluded (`exclude` Gemm)' });
     const r2 = quantizeModelBytes(encodeModel(makeModel(spec(false))), { scheme: 'q4', keepFirstLast: true });
     const wRow = r2.report.layers.find((l) => l.weight === 'W');
     // W feeds both the first and the last layer: both kept, so W stays fp32.
     expect(wRow?.scheme).toBe('fp32');
-    expect(wRow?.note).toContain('--keep-first-last');
+    expect(wRow?.note).toContain('`keepFirstLast`');
   });
 
   it('--format qdq writes opset-21 blocked DequantizeLinear (int4) that ORT runs', async () => {

@@ -52,8 +52,8 @@ describe('formatCliError', () => {
     expect(formatCliError(e)).toBe("error QK_BAD_METHOD: --method percentile:40: percentile '40' is out of range (e.g. percentile:99.99 or moving-average:0.01)");
   });
 
-  it('an OptionError that names its options bare (passes/weight-only/index.ts): the first mention of each', () => {
-    const e = new OptionError('QK_BAD_OPTION', "doubleQuant applies to nf4/fp4, not 'q4'", 'drop doubleQuant or use scheme nf4', ['doubleQuant', 'scheme']);
+  it('a weight-only OptionError: each marked option as its flag', () => {
+    const e = new OptionError('QK_BAD_OPTION', "`doubleQuant` applies to nf4/fp4, not 'q4'", 'drop `doubleQuant` or use `scheme` nf4', ['doubleQuant', 'scheme']);
     expect(formatCliError(e)).toBe("error QK_BAD_OPTION: --double-quant applies to nf4/fp4, not 'q4' (drop --double-quant or use --scheme nf4)");
   });
 

@@ -1,4 +1,4 @@
-import { OptionError, type QuantkitError } from '../errors.js';
+import type { QuantkitError } from '../errors.js';
 
 /*
  * The library names its options in its own terms, marked in backticks wherever its text mentions
@@ -32,6 +32,8 @@ export const OPTION_FLAGS: Readonly<Record<string, string>> = {
   externalData: '--external-data',
   threshold: '--threshold',
   params: '--params',
+  rtn: '--rtn',
+  quantizeEmbeddings: '--quantize-embeddings',
 };
 
 /** The flag for a marked option, or the mark unchanged when the CLI has no flag of that name. */
@@ -57,18 +59,7 @@ export function inCliWords<T>(value: T): T {
   return value;
 }
 
-/**
- * OptionErrors written before options were marked (passes/weight-only/index.ts) name them bare:
- * an option neither their message nor their hint marks is its first mention in each.
- */
-function bareOptions(e: QuantkitError): readonly string[] {
-  if (!(e instanceof OptionError)) return [];
-  return e.options.filter((o) => Object.hasOwn(OPTION_FLAGS, o) && !`${e.message}\n${e.hint ?? ''}`.includes(`\`${o}\``));
-}
-
 /** The one-line terminal form of a user error, with library option names shown as flags. */
 export function formatCliError(e: QuantkitError): string {
-  const bare = bareOptions(e);
-  const words = (text: string) => cliWording(bare.reduce((t, o) => t.replace(new RegExp(`\\b${o}\\b`), OPTION_FLAGS[o] as string), text));
-  return `error ${e.code}: ${words(e.message)}${e.hint ? ` (${words(e.hint)})` : ''}`;
+  return `error ${e.code}: ${cliWording(e.message)}${e.hint ? ` (${cliWording(e.hint)})` : ''}`;
 }

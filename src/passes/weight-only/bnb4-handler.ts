@@ -51,7 +51,7 @@ function apply(type: Bnb4Type) {
           try {
             w = quantizeBnb4Fast(wt(), o);
           } catch (e) {
-            if (e instanceof NonFiniteWeight) throw new QuantkitError('QK_NONFINITE_WEIGHTS', `weight '${weight}' has a non-finite value (${e.value})`, 'fix the weights, or --exclude this tensor');
+            if (e instanceof NonFiniteWeight) throw new QuantkitError('QK_NONFINITE_WEIGHTS', `weight '${weight}' has a non-finite value (${e.value})`, 'fix the weights, or `exclude` this tensor');
             throw e;
           }
         }
@@ -69,7 +69,7 @@ function apply(type: Bnb4Type) {
     const all = [...done.values()];
     const bytes = all.reduce((s, d) => s + d.bytes, 0);
     const notes: string[] = [];
-    if (ctx.options.rtn) notes.push('absmax round-to-nearest (--rtn)');
+    if (ctx.options.rtn) notes.push('absmax round-to-nearest (`rtn`)');
     else if (absmax && !ctx.options.precomputed?.gptq?.has(weight)) notes.push('absmax per block (bitsandbytes)');
     if (ctx.options.doubleQuant) {
       const dq = all.reduce((s, d) => s + (d.dqBytes ?? d.bytes), 0);

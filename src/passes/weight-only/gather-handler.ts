@@ -104,7 +104,7 @@ export function blockGatherPart(bits: 4 | 8, symmetric: boolean): GatherPart {
       try {
         w = ahead ?? quantizeNBitsMatrixAuto(loadTable(first), d, vocab, true, 1, o);
       } catch (e) {
-        if (e instanceof NonFiniteWeight) throw new QuantkitError('QK_NONFINITE_WEIGHTS', `embedding '${weight}' has a non-finite value (${e.value}) at row ${e.row}, column ${e.col}`, 'fix the weights, or --exclude this tensor');
+        if (e instanceof NonFiniteWeight) throw new QuantkitError('QK_NONFINITE_WEIGHTS', `embedding '${weight}' has a non-finite value (${e.value}) at row ${e.row}, column ${e.col}`, 'fix the weights, or `exclude` this tensor');
         throw e;
       }
       const data = addInitializer(ctx.graph, ctx.name(`${weight}_Q${bits}`), makeTensor('uint8', [vocab, rowBytes], packRows(w, bs, bits)));
@@ -127,7 +127,7 @@ export function blockGatherPart(bits: 4 | 8, symmetric: boolean): GatherPart {
         scheme: ctx.options.scheme,
         form: `GatherBlockQuantized(bits=${bits}, block=${bs}${symmetric ? '' : ', zero points'}${how})`,
         sqnrDb: nbitsSqnrDb(w),
-        note: ctx.options.rtn ? 'round-to-nearest (--rtn)' : '',
+        note: ctx.options.rtn ? 'round-to-nearest (`rtn`)' : '',
         addedBytes: bytes,
       };
     },

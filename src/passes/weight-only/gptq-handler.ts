@@ -28,10 +28,10 @@ export type GptqScheme = Extract<WeightOnlyScheme, { kind: 'nbits' } | { kind: '
 export function gptqScheme(options: WeightOnlyOptions): GptqScheme {
   const s = schemeByName(options.scheme);
   if (s.kind !== 'nbits' && s.kind !== 'bnb4') {
-    throw new QuantkitError('QK_BAD_OPTION', `--calib with weight-only scheme '${options.scheme}': calibration data drives GPTQ, which is for the block-quantized schemes`, 'use --scheme q4, q4-asym, q8-block, nf4 or fp4 with --calib, or drop --calib');
+    throw new QuantkitError('QK_BAD_OPTION', `\`calib\` with weight-only scheme '${options.scheme}': calibration data drives GPTQ, which is for the block-quantized schemes`, 'use `scheme` q4, q4-asym, q8-block, nf4 or fp4 with `calib`, or drop `calib`');
   }
   if (s.kind === 'bnb4' && options.doubleQuant) {
-    throw new QuantkitError('QK_BAD_OPTION', '--double-quant with --calib: GPTQ chooses codes against the fp32 constants, which double quantization would change afterwards', 'drop one of --double-quant and --calib');
+    throw new QuantkitError('QK_BAD_OPTION', '`doubleQuant` with `calib`: GPTQ chooses codes against the fp32 constants, which double quantization would change afterwards', 'drop one of `doubleQuant` and `calib`');
   }
   return s;
 }
@@ -104,7 +104,7 @@ export function storedLayout(deq: Float32Array, view: LinearShape): Float32Array
 function checkFinite(w: Float32Array, weight: string): void {
   for (let i = 0; i < w.length; i++) {
     const v = w[i] as number;
-    if (!Number.isFinite(v)) throw new QuantkitError('QK_NONFINITE_WEIGHTS', `weight '${weight}' has a non-finite value (${v})`, 'fix the weights, or --exclude this tensor');
+    if (!Number.isFinite(v)) throw new QuantkitError('QK_NONFINITE_WEIGHTS', `weight '${weight}' has a non-finite value (${v})`, 'fix the weights, or `exclude` this tensor');
   }
 }
 
@@ -234,7 +234,7 @@ export function gptqLayer(plan: GptqPlan, layer: GptqLayer, view: LinearView, he
     const r = gptqQuantize(w, view.K, view.N, hessian, bnb4GroupQuantizer(scheme.type, blockSize, options.rtn ?? false), g);
     return { kind: 'bnb4', weights: bnb4WeightsFromGptq(r), dequantized: r.dequantized, dampUsed: r.dampUsed };
   } catch (e) {
-    if (e instanceof NonFiniteWeight) throw new QuantkitError('QK_NONFINITE_WEIGHTS', `weight '${layer.weight}' has a non-finite value (${e.value})`, 'fix the weights, or --exclude this tensor');
+    if (e instanceof NonFiniteWeight) throw new QuantkitError('QK_NONFINITE_WEIGHTS', `weight '${layer.weight}' has a non-finite value (${e.value})`, 'fix the weights, or `exclude` this tensor');
     throw e;
   }
 }

@@ -91,7 +91,7 @@ export function findWeightSites(model: Model): WeightSite[] {
 
 function matchesExclude(site: WeightSite, exclude: readonly string[]): string | undefined {
   for (const e of exclude) {
-    if (e === site.node.opType || e === site.node.name || e === site.weight.name) return `excluded (--exclude ${e})`;
+    if (e === site.node.opType || e === site.node.name || e === site.weight.name) return `excluded (\`exclude\` ${e})`;
   }
   return undefined;
 }
@@ -103,7 +103,7 @@ function matchesExclude(site: WeightSite, exclude: readonly string[]): string | 
 export function userSkipReason(sites: readonly WeightSite[], options: WeightOnlyOptions): (site: WeightSite) => string | undefined {
   const firstLast = new Set<WeightSite>(options.keepFirstLast && sites.length > 0 ? [sites[0] as WeightSite, sites[sites.length - 1] as WeightSite] : []);
   const exclude = options.exclude ?? [];
-  return (site) => (firstLast.has(site) ? 'kept fp32 (--keep-first-last)' : matchesExclude(site, exclude));
+  return (site) => (firstLast.has(site) ? 'kept fp32 (`keepFirstLast`)' : matchesExclude(site, exclude));
 }
 
 /** The scheme of `options` and its block size, refusing options that only other schemes read. */
@@ -111,10 +111,10 @@ function checkedScheme(options: WeightOnlyOptions): { scheme: WeightOnlyScheme; 
   const scheme = schemeByName(options.scheme);
   const blockSize = scheme.kind === 'nbits' || scheme.kind === 'bnb4' ? checkBlockSize(options.blockSize ?? scheme.defaultBlockSize) : null;
   if (options.doubleQuant && scheme.kind !== 'bnb4') {
-    throw new OptionError('QK_BAD_OPTION', `doubleQuant applies to nf4/fp4, not '${options.scheme}'`, 'drop doubleQuant or use scheme nf4', ['doubleQuant', 'scheme']);
+    throw new OptionError('QK_BAD_OPTION', `\`doubleQuant\` applies to nf4/fp4, not '${options.scheme}'`, 'drop `doubleQuant` or use `scheme` nf4', ['doubleQuant', 'scheme']);
   }
   if (options.format === 'qdq' && scheme.kind !== 'nbits') {
-    throw new OptionError('QK_BAD_OPTION', `format qdq applies to q4/q4-asym, not '${options.scheme}'`, 'drop format qdq', ['format']);
+    throw new OptionError('QK_BAD_OPTION', `\`format\` qdq applies to q4/q4-asym, not '${options.scheme}'`, 'drop `format` qdq', ['format']);
   }
   return { scheme, blockSize };
 }
@@ -207,7 +207,7 @@ export function quantizeWeights(model: Model, options: WeightOnlyOptions): Weigh
   if (handler.store && globalReason === undefined) {
     const r = storeOtherTensors(ctx, handler.store, others, (name, readers) => {
       const e = (options.exclude ?? []).find((x) => x === name || readers.some((n) => n.opType === x || n.name === x));
-      return e === undefined ? undefined : `excluded (--exclude ${e})`;
+      return e === undefined ? undefined : `excluded (\`exclude\` ${e})`;
     });
     layers.push(...r.layers);
     notes.push(...r.notes);

@@ -25,7 +25,7 @@ export interface LinearView {
 
 export function rejectLinear(site: WeightSite, graph: Graph): string | undefined {
   const { node: n, weight } = site;
-  if (n.opType === 'Gather') return 'embedding table kept in fp32 (pass --quantize-embeddings to quantize it too)';
+  if (n.opType === 'Gather') return 'embedding table kept in fp32 (pass `quantizeEmbeddings` to quantize it too)';
   if (n.opType !== 'MatMul' && n.opType !== 'Gemm') return `ONNX Runtime's block-quantized ops replace MatMul/Gemm only, not ${n.opType}`;
   if (site.slot !== 1) return 'the weight is the left operand';
   if (weight.dims.length !== 2) return `weight of rank ${weight.dims.length} (needs a 2-D matrix)`;

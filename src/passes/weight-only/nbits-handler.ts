@@ -24,7 +24,7 @@ function quantize(view: LinearView, bits: 4 | 8, symmetric: boolean, ctx: Handle
     return quantizeNBitsMatrixAuto(view.data, view.K, view.N, view.transposed, view.alpha, o);
   } catch (e) {
     if (e instanceof NonFiniteWeight) {
-      throw new QuantkitError('QK_NONFINITE_WEIGHTS', `weight '${weight}' has a non-finite value (${e.value}) at input ${e.col}, output ${e.row}`, 'fix the weights, or --exclude this tensor');
+      throw new QuantkitError('QK_NONFINITE_WEIGHTS', `weight '${weight}' has a non-finite value (${e.value}) at input ${e.col}, output ${e.row}`, 'fix the weights, or `exclude` this tensor');
     }
     throw e;
   }
@@ -59,7 +59,7 @@ function nativeApply(bits: 4 | 8, symmetric: boolean) {
       scheme: ctx.options.scheme,
       form: `MatMulNBits(bits=${bits}, block=${ctx.blockSize}${symmetric ? '' : ', zero points'})`,
       sqnrDb: Math.min(...all.map((d) => d.sqnr)),
-      note: ctx.options.rtn ? 'round-to-nearest (--rtn)' : '',
+      note: ctx.options.rtn ? 'round-to-nearest (`rtn`)' : '',
       addedBytes: all.reduce((s, d) => s + d.bytes, 0),
     };
   };
@@ -72,7 +72,7 @@ function qdqApply(symmetric: boolean) {
     // The stored weight keeps B's layout; blocks run along its K axis (0 for [K, N], 1 for Gemm transB).
     const view = linearView(first);
     const transB = view.transposed;
-    if (view.alpha !== 1) throw new QuantkitError('QK_QDQ_GEMM_ALPHA', `Gemm '${first.node.name}' has alpha ≠ 1, which the QDQ form cannot fold`, 'use the native form (drop --format qdq)');
+    if (view.alpha !== 1) throw new QuantkitError('QK_QDQ_GEMM_ALPHA', `Gemm '${first.node.name}' has alpha ≠ 1, which the QDQ form cannot fold`, 'use the native form (drop `format` qdq)');
     const o: NBitsOptions = { bits: 4, blockSize: ctx.blockSize, symmetric, rtn: ctx.options.rtn ?? false };
     const w = ctx.options.precomputed?.nbits.get(nbitsKey(view.id, o)) ?? quantize(view, 4, symmetric, ctx, weight);
     const { K, N, kBlocks } = w;
@@ -119,7 +119,7 @@ function qdqApply(symmetric: boolean) {
       scheme: ctx.options.scheme,
       form: `DequantizeLinear(${symmetric ? 'int4' : 'uint4'}, block=${bs})`,
       sqnrDb: sqnrDb(origB, back),
-      note: ctx.options.rtn ? 'round-to-nearest (--rtn)' : '',
+      note: ctx.options.rtn ? 'round-to-nearest (`rtn`)' : '',
       addedBytes: bytes,
     };
   };
@@ -127,7 +127,7 @@ function qdqApply(symmetric: boolean) {
 
 export function nbitsHandler(bits: 4 | 8, symmetric: boolean, format: 'native' | 'qdq'): WeightHandler {
   if (format === 'qdq') {
-    if (bits !== 4) throw new QuantkitError('QK_QDQ_UNSUPPORTED', `--format qdq is for 4-bit schemes, not ${bits}-bit`, 'use --scheme int8 for 8-bit DequantizeLinear weights');
+    if (bits !== 4) throw new QuantkitError('QK_QDQ_UNSUPPORTED', `\`format\` qdq is for 4-bit schemes, not ${bits}-bit`, 'use `scheme` int8 for 8-bit DequantizeLinear weights');
     return {
       reject: (site, ctx) => {
         const r = rejectLinear(site, ctx.graph);
