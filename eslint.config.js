@@ -21,7 +21,21 @@ const LAYERS = {
   passes: ['graph', 'interp', 'calib', 'train', 'quant', 'kernels', 'formats', 'tensor'],
   flows: ['node', 'passes', 'graph', 'interp', 'io', 'calib', 'train', 'quant', 'kernels', 'formats', 'tensor'],
   web: ['flows', 'passes', 'graph', 'interp', 'io', 'calib', 'train', 'quant', 'kernels', 'formats', 'tensor'],
-  cli: ['web', 'node', 'flows', 'passes', 'graph', 'interp', 'io', 'calib', 'train', 'quant', 'kernels', 'formats', 'tensor'],
+  cli: [
+    'web',
+    'node',
+    'flows',
+    'passes',
+    'graph',
+    'interp',
+    'io',
+    'calib',
+    'train',
+    'quant',
+    'kernels',
+    'formats',
+    'tensor',
+  ],
 };
 const ALL = Object.keys(LAYERS);
 // Modules that touch Node APIs may live only where files are allowed: the CLI (and tests/benches).
@@ -42,8 +56,20 @@ const TESTS = ['src/**/*.test.ts', 'src/**/*.bench.ts'];
  * the runtime as an argument and reach no Node API, so the web page can bundle them.
  */
 const NODE_FLOWS = [
-  'activation-file', 'calibrate-node', 'compare', 'convert', 'demo', 'demo-models', 'evaluate-node', 'gptq',
-  'quantize-file', 'quantize-pool', 'quantize-report', 'quantize-worker', 'report-assets', 'verify-output',
+  'activation-file',
+  'calibrate-node',
+  'compare',
+  'convert',
+  'demo',
+  'demo-models',
+  'evaluate-node',
+  'gptq',
+  'quantize-file',
+  'quantize-pool',
+  'quantize-report',
+  'quantize-worker',
+  'report-assets',
+  'verify-output',
 ].map((m) => `src/flows/${m}.ts`);
 
 function layerPattern(layer, other) {
@@ -55,33 +81,72 @@ function layerPattern(layer, other) {
 
 /** The import rule for files of `layer`, which may also import the layers in `extra`. */
 function restrict(layer, files, ignores, extra = [], browserSafe = false) {
-  const forbidden = ALL.filter((other) => other !== layer && (browserSafe ? other === 'node' || !LAYERS[layer].includes(other) : !LAYERS[layer].includes(other)) && !extra.includes(other));
+  const forbidden = ALL.filter(
+    (other) =>
+      other !== layer &&
+      (browserSafe ? other === 'node' || !LAYERS[layer].includes(other) : !LAYERS[layer].includes(other)) &&
+      !extra.includes(other),
+  );
   const nodeAllowed = !browserSafe && (layer === 'cli' || layer === 'flows' || layer === 'node');
   return {
     files,
     ignores,
     rules: {
-      'no-restricted-imports': ['error', {
-        patterns: [
-          ...forbidden.map((other) => layerPattern(layer, other)),
-          ...(nodeAllowed ? [] : [{ group: NODE_ONLY, message: browserSafe ? `this flows/ module must stay browser-safe (it is not in NODE_FLOWS in eslint.config.js): no Node APIs, node/ or onnxruntime-node; take the runtime as an argument` : `layer '${layer}' must stay browser-safe: no Node APIs outside cli/, flows/ and node/` }]),
-        ],
-      }],
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            ...forbidden.map((other) => layerPattern(layer, other)),
+            ...(nodeAllowed
+              ? []
+              : [
+                  {
+                    group: NODE_ONLY,
+                    message: browserSafe
+                      ? `this flows/ module must stay browser-safe (it is not in NODE_FLOWS in eslint.config.js): no Node APIs, node/ or onnxruntime-node; take the runtime as an argument`
+                      : `layer '${layer}' must stay browser-safe: no Node APIs outside cli/, flows/ and node/`,
+                  },
+                ]),
+          ],
+        },
+      ],
     },
   };
 }
 
 const layerRules = [
-  ...ALL.map((layer) => restrict(layer, [`src/${layer}/**/*.ts`], [...TESTS, ...(layer === 'graph' ? [...ONNX_BOUNDARY, ...ONNX_TYPES_ONLY] : []), ...(layer === 'flows' ? NODE_FLOWS : [])], [], layer === 'flows')),
+  ...ALL.map((layer) =>
+    restrict(
+      layer,
+      [`src/${layer}/**/*.ts`],
+      [
+        ...TESTS,
+        ...(layer === 'graph' ? [...ONNX_BOUNDARY, ...ONNX_TYPES_ONLY] : []),
+        ...(layer === 'flows' ? NODE_FLOWS : []),
+      ],
+      [],
+      layer === 'flows',
+    ),
+  ),
   restrict('flows', NODE_FLOWS, TESTS),
   restrict('graph', ONNX_BOUNDARY, TESTS, ['io']),
   restrict('graph', ONNX_TYPES_ONLY, TESTS, ['io']),
   {
     files: ONNX_TYPES_ONLY,
     rules: {
-      '@typescript-eslint/no-restricted-imports': ['error', {
-        patterns: [{ ...layerPattern('graph', 'io'), message: "graph/model.ts may import ONNX proto types only; code that reads or writes protos belongs in graph/from-onnx.ts or to-onnx.ts", allowTypeImports: true }],
-      }],
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              ...layerPattern('graph', 'io'),
+              message:
+                'graph/model.ts may import ONNX proto types only; code that reads or writes protos belongs in graph/from-onnx.ts or to-onnx.ts',
+              allowTypeImports: true,
+            },
+          ],
+        },
+      ],
     },
   },
 ];

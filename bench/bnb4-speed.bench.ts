@@ -24,7 +24,11 @@ export async function run(): Promise<{ name: string; ratio: number; detail: stri
       try {
         for (let i = 0; i < runs; i++) {
           const t = performance.now();
-          await quantizeFile(input, join(dir, `${scheme}.onnx`), { scheme, force: true, ...(baseline ? { pool: { threads: 1 } } : {}) });
+          await quantizeFile(input, join(dir, `${scheme}.onnx`), {
+            scheme,
+            force: true,
+            ...(baseline ? { pool: { threads: 1 } } : {}),
+          });
           b = Math.min(b, performance.now() - t);
         }
       } finally {
@@ -36,12 +40,20 @@ export async function run(): Promise<{ name: string; ratio: number; detail: stri
     const rows = [];
     for (const scheme of ['nf4', 'fp4'] as const) {
       const s = await time(scheme);
-      rows.push({ name: `quantize ${scheme} 3×4096² (201 MB): time / q4's (target ≤ 2)`, ratio: s / q4, detail: `${scheme} ${s.toFixed(2)} s, q4 ${q4.toFixed(2)} s, best of ${RUNS}, file to file` });
+      rows.push({
+        name: `quantize ${scheme} 3×4096² (201 MB): time / q4's (target ≤ 2)`,
+        ratio: s / q4,
+        detail: `${scheme} ${s.toFixed(2)} s, q4 ${q4.toFixed(2)} s, best of ${RUNS}, file to file`,
+      });
     }
     if (process.env.QK_BENCH_BNB4_BASELINE) {
       for (const scheme of ['nf4', 'fp4'] as const) {
         const s = await time(scheme, 1, true);
-        rows.push({ name: `  before: ${scheme}, JS search on the main thread / q4's`, ratio: s / q4, detail: `${scheme} ${s.toFixed(2)} s, one run` });
+        rows.push({
+          name: `  before: ${scheme}, JS search on the main thread / q4's`,
+          ratio: s / q4,
+          detail: `${scheme} ${s.toFixed(2)} s, one run`,
+        });
       }
     }
     return rows;

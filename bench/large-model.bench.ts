@@ -14,17 +14,27 @@ const HERE = dirname(fileURLToPath(import.meta.url));
 const SIDE = 4096; // 4096 x 4096 fp32 = 64 MiB per weight
 
 /** Writes `dir/model.onnx` + `model.onnx.data` with at least `weightBytes` of fp32 weights. */
-export async function generateLargeModel(dir: string, weightBytes: number, side = SIDE): Promise<{ path: string; weightBytes: number }> {
+export async function generateLargeModel(
+  dir: string,
+  weightBytes: number,
+  side = SIDE,
+): Promise<{ path: string; weightBytes: number }> {
   const perTensor = side * side * 4;
   const layers = Math.ceil(weightBytes / perTensor);
   const path = await writeMatMulStack(dir, { layers, side, fill: 'sparse' });
   return { path, weightBytes: layers * perTensor };
 }
 
-export interface ChildReport { job: string; peakRss: number }
+export interface ChildReport {
+  job: string;
+  peakRss: number;
+}
 
 export function runChild(args: string[]): ChildReport {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', join(HERE, 'large-model.child.ts'), ...args], { encoding: 'utf8', maxBuffer: 1 << 20 });
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(HERE, 'large-model.child.ts'), ...args], {
+    encoding: 'utf8',
+    maxBuffer: 1 << 20,
+  });
   if (r.status !== 0) throw new Error(`child ${args[0]} failed (${r.status}): ${r.stderr}`);
   return JSON.parse(r.stdout.trim().split('\n').pop() as string) as ChildReport;
 }
@@ -39,7 +49,13 @@ export async function run(): Promise<{ name: string; ratio: number; detail: stri
   const root = tmpdir();
   // Source + two relocated copies, with headroom.
   if (freeBytes(root) < 3.5 * weights) {
-    return [{ name: 'large model (> 2 GB)', ratio: NaN, detail: `skipped: ${(freeBytes(root) / 1e9).toFixed(1)} GB free in ${root}, needs ${(3.5 * weights / 1e9).toFixed(1)}` }];
+    return [
+      {
+        name: 'large model (> 2 GB)',
+        ratio: NaN,
+        detail: `skipped: ${(freeBytes(root) / 1e9).toFixed(1)} GB free in ${root}, needs ${((3.5 * weights) / 1e9).toFixed(1)}`,
+      },
+    ];
   }
   const dir = mkdtempSync(join(root, 'qk-large-'));
   try {
@@ -60,9 +76,21 @@ export async function run(): Promise<{ name: string; ratio: number; detail: stri
     const checkedS = (performance.now() - t2) / 1000;
     const gb = (b: number) => `${(b / 1e9).toFixed(2)} GB`;
     return [
-      { name: 'convert > 2 GB model, peak RSS / weight bytes', ratio: conv.peakRss / weightBytes, detail: `${gb(weightBytes)} weights, peak RSS ${gb(conv.peakRss)}, ${(weightBytes / 1e6 / convS).toFixed(0)} MB/s (generate ${genS.toFixed(1)} s)` },
-      { name: 'inspect > 2 GB model, peak RSS / weight bytes', ratio: insp.peakRss / weightBytes, detail: `peak RSS ${gb(insp.peakRss)}` },
-      { name: 'convert > 2 GB model with the ONNX Runtime check, peak RSS / weight bytes', ratio: checked.peakRss / weightBytes, detail: `peak RSS ${gb(checked.peakRss)}, ${checkedS.toFixed(1)} s (streaming convert alone ${convS.toFixed(1)} s)` },
+      {
+        name: 'convert > 2 GB model, peak RSS / weight bytes',
+        ratio: conv.peakRss / weightBytes,
+        detail: `${gb(weightBytes)} weights, peak RSS ${gb(conv.peakRss)}, ${(weightBytes / 1e6 / convS).toFixed(0)} MB/s (generate ${genS.toFixed(1)} s)`,
+      },
+      {
+        name: 'inspect > 2 GB model, peak RSS / weight bytes',
+        ratio: insp.peakRss / weightBytes,
+        detail: `peak RSS ${gb(insp.peakRss)}`,
+      },
+      {
+        name: 'convert > 2 GB model with the ONNX Runtime check, peak RSS / weight bytes',
+        ratio: checked.peakRss / weightBytes,
+        detail: `peak RSS ${gb(checked.peakRss)}, ${checkedS.toFixed(1)} s (streaming convert alone ${convS.toFixed(1)} s)`,
+      },
     ];
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -14,7 +14,10 @@ function weight(): Float32Array {
   const k = Math.sqrt(3) / SIDE ** 0.5 / 2 ** 32;
   for (let i = 0; i < w.length; i++) {
     let u = 0;
-    for (let j = 0; j < 4; j++) { s = (Math.imul(s, 1664525) + 1013904223) >>> 0; u += s; }
+    for (let j = 0; j < 4; j++) {
+      s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+      u += s;
+    }
     w[i] = (u - 2 * 2 ** 32) * k;
   }
   return w;
@@ -32,18 +35,23 @@ function best(f: () => void): number {
 }
 
 export async function run(): Promise<{ name: string; ratio: number; detail: string }[]> {
-  if (!nbitsWasmAvailable()) return [{ name: 'nbits kernel: WebAssembly / JS', ratio: NaN, detail: 'skipped: no WebAssembly SIMD' }];
+  if (!nbitsWasmAvailable())
+    return [{ name: 'nbits kernel: WebAssembly / JS', ratio: NaN, detail: 'skipped: no WebAssembly SIMD' }];
   const w = weight();
   const mb = (SIDE * SIDE * 4) / 1e6;
   const rows: { name: string; ratio: number; detail: string }[] = [];
-  for (const [name, o] of [['q4', { bits: 4, blockSize: 32, symmetric: true }], ['q8-block', { bits: 8, blockSize: 32, symmetric: true }], ['q4 block 128', { bits: 4, blockSize: 128, symmetric: true }]] as const) {
+  for (const [name, o] of [
+    ['q4', { bits: 4, blockSize: 32, symmetric: true }],
+    ['q8-block', { bits: 8, blockSize: 32, symmetric: true }],
+    ['q4 block 128', { bits: 4, blockSize: 128, symmetric: true }],
+  ] as const) {
     const opts: NBitsOptions = o;
     const js = best(() => quantizeNBitsMatrix(w, SIDE, SIDE, false, 1, opts));
     const wasm = best(() => quantizeNBitsMatrixAuto(w, SIDE, SIDE, false, 1, opts));
     rows.push({
       name: `nbits kernel ${name} 4096² weight: JS time / WebAssembly time`,
       ratio: js / wasm,
-      detail: `WebAssembly SIMD ${wasm.toFixed(0)} ms (${(mb / wasm * 1000).toFixed(0)} MB/s), JS ${js.toFixed(0)} ms (${(mb / js * 1000).toFixed(0)} MB/s), best of ${RUNS}, one thread`,
+      detail: `WebAssembly SIMD ${wasm.toFixed(0)} ms (${((mb / wasm) * 1000).toFixed(0)} MB/s), JS ${js.toFixed(0)} ms (${((mb / js) * 1000).toFixed(0)} MB/s), best of ${RUNS}, one thread`,
     });
   }
   return rows;

@@ -30,7 +30,10 @@ export async function run(): Promise<{ name: string; ratio: number; detail: stri
   const memcpyMs = best(5, () => copy.set(data));
   const results: { name: string; ratio: number; detail: string }[] = [];
   const cases = [
-    { name: 'quantize fp32→int8 per-channel 4096×4096', spec: { format: 'int8' as const, shape: [rows, cols], axis: 0 } },
+    {
+      name: 'quantize fp32→int8 per-channel 4096×4096',
+      spec: { format: 'int8' as const, shape: [rows, cols], axis: 0 },
+    },
     { name: 'quantize fp32→nf4 block 64 4096×4096', spec: { format: 'nf4' as const, blockSize: 64 } },
   ];
   for (const c of cases) {

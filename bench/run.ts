@@ -12,7 +12,9 @@ export interface BenchResult {
 
 const here = dirname(fileURLToPath(import.meta.url));
 const only = process.argv.slice(2);
-const files = readdirSync(here).filter((f) => f.endsWith('.bench.ts') && (only.length === 0 || only.some((o) => f.includes(o)))).sort();
+const files = readdirSync(here)
+  .filter((f) => f.endsWith('.bench.ts') && (only.length === 0 || only.some((o) => f.includes(o))))
+  .sort();
 const all: (BenchResult & { file: string })[] = [];
 for (const file of files) {
   process.stderr.write(`bench ${file} ...\n`);

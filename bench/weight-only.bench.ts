@@ -25,7 +25,11 @@ export function generateStack(dir: string): Promise<string> {
   return writeMatMulStack(dir, { layers: LAYERS, side: SIDE, fill: 'normal' });
 }
 
-interface ChildRun { wallS: number; peakRss: number; stdout: string }
+interface ChildRun {
+  wallS: number;
+  peakRss: number;
+  stdout: string;
+}
 
 /** The built CLI, what users run (`quantkit` = dist/cli/bin.js), not src through tsx. */
 const CLI = join(ROOT, 'dist/cli/bin.js');
@@ -45,7 +49,10 @@ function ensureBuilt(): void {
   const r = spawnSync('npm', ['run', 'build'], { cwd: ROOT, encoding: 'utf8' });
   if (!existsSync(CLI)) throw new Error(`npm run build failed: ${r.stdout}${r.stderr}`);
   // tsc still emits on type errors (work in progress elsewhere in the tree): say so, measure anyway.
-  if (r.status !== 0) process.stderr.write(`warning: npm run build reported errors; measuring what it emitted\n${r.stdout.slice(0, 2000)}\n`);
+  if (r.status !== 0)
+    process.stderr.write(
+      `warning: npm run build reported errors; measuring what it emitted\n${r.stdout.slice(0, 2000)}\n`,
+    );
 }
 
 /**
@@ -57,7 +64,10 @@ function runChild(args: string[], rssFile: string): Promise<ChildRun> {
   const hook = `data:text/javascript,${encodeURIComponent(readFileSync(join(HERE, 'weight-only.peak-rss.ts'), 'utf8'))}`;
   return new Promise((resolvePromise, reject) => {
     const t0 = performance.now();
-    const child = spawn(process.execPath, ['--import', hook, ...args], { cwd: ROOT, env: { ...process.env, QK_PEAK_RSS_FILE: rssFile } });
+    const child = spawn(process.execPath, ['--import', hook, ...args], {
+      cwd: ROOT,
+      env: { ...process.env, QK_PEAK_RSS_FILE: rssFile },
+    });
     let stdout = '';
     let stderr = '';
     // Backup for the at-exit figure: the high-water mark polled while it runs.
@@ -66,15 +76,24 @@ function runChild(args: string[], rssFile: string): Promise<ChildRun> {
       try {
         const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
         if (m) polled = Math.max(polled, Number(m[1]) * 1024);
-      } catch { /* exited */ }
+      } catch {
+        /* exited */
+      }
     }, 20);
-    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
     child.on('error', reject);
     child.on('close', (code) => {
       const wallS = (performance.now() - t0) / 1000;
       clearInterval(poll);
-      if (code !== 0) { reject(new Error(`child ${args.join(' ')} exited ${code}: ${stderr}`)); return; }
+      if (code !== 0) {
+        reject(new Error(`child ${args.join(' ')} exited ${code}: ${stderr}`));
+        return;
+      }
       const reported = existsSync(rssFile) ? Number(readFileSync(rssFile, 'utf8')) : 0;
       rmSync(rssFile, { force: true });
       resolvePromise({ wallS, peakRss: Math.max(reported, polled), stdout });
@@ -100,8 +119,14 @@ function freeBytes(dir: string): number {
 }
 
 function cosine(a: Float32Array, b: Float32Array): number {
-  let ab = 0, aa = 0, bb = 0;
-  for (let i = 0; i < a.length; i++) { ab += (a[i] as number) * (b[i] as number); aa += (a[i] as number) ** 2; bb += (b[i] as number) ** 2; }
+  let ab = 0,
+    aa = 0,
+    bb = 0;
+  for (let i = 0; i < a.length; i++) {
+    ab += (a[i] as number) * (b[i] as number);
+    aa += (a[i] as number) ** 2;
+    bb += (b[i] as number) ** 2;
+  }
   return ab / Math.sqrt(aa * bb);
 }
 
@@ -117,7 +142,13 @@ export async function run(): Promise<{ name: string; ratio: number; detail: stri
   const root = tmpdir();
   const need = 2.2 * WEIGHT_BYTES; // input + copy + outputs, with headroom
   if (freeBytes(root) < need) {
-    return [{ name: 'weight-only 8×4096² stack', ratio: NaN, detail: `skipped: ${(freeBytes(root) / 1e9).toFixed(1)} GB free in ${root}, needs ${(need / 1e9).toFixed(1)}` }];
+    return [
+      {
+        name: 'weight-only 8×4096² stack',
+        ratio: NaN,
+        detail: `skipped: ${(freeBytes(root) / 1e9).toFixed(1)} GB free in ${root}, needs ${(need / 1e9).toFixed(1)}`,
+      },
+    ];
   }
   const dir = mkdtempSync(join(root, 'qk-wo-bench-'));
   const rssFile = join(dir, 'peak-rss');
@@ -126,7 +157,11 @@ export async function run(): Promise<{ name: string; ratio: number; detail: stri
   try {
     const input = await generateStack(dir);
     // Plain copy of the same bytes (warm page cache, as for the runs below).
-    const copy = spawnSync(process.execPath, ['-e', COPY_SCRIPT, join(dir, 'model.onnx.data'), join(dir, 'copy.data')], { encoding: 'utf8' });
+    const copy = spawnSync(
+      process.execPath,
+      ['-e', COPY_SCRIPT, join(dir, 'model.onnx.data'), join(dir, 'copy.data')],
+      { encoding: 'utf8' },
+    );
     if (copy.status !== 0) throw new Error(`copy failed: ${copy.stderr}`);
     const copyS = Number(copy.stdout);
     rmSync(join(dir, 'copy.data'));
@@ -134,7 +169,10 @@ export async function run(): Promise<{ name: string; ratio: number; detail: stri
     // CLI start-up alone (node + the quantize command's imports), to separate it from the job.
     const best = async (args: string[]) => {
       let b: ChildRun | undefined;
-      for (let i = 0; i < RUNS; i++) { const x = await runChild(args, rssFile); if (!b || x.wallS < b.wallS) b = x; }
+      for (let i = 0; i < RUNS; i++) {
+        const x = await runChild(args, rssFile);
+        if (!b || x.wallS < b.wallS) b = x;
+      }
       return b as ChildRun;
     };
     const version = await best([CLI, '--version']);
@@ -150,7 +188,8 @@ export async function run(): Promise<{ name: string; ratio: number; detail: stri
       await runChild([CLI, 'quantize', input, '-o', out, '--scheme', scheme, '--force'], rssFile); // warm-up (page cache)
       // Best wall time of RUNS (a shared machine only ever slows a run down), highest peak RSS.
       const runs: ChildRun[] = [];
-      for (let i = 0; i < RUNS; i++) runs.push(await runChild([CLI, 'quantize', input, '-o', out, '--scheme', scheme, '--force'], rssFile));
+      for (let i = 0; i < RUNS; i++)
+        runs.push(await runChild([CLI, 'quantize', input, '-o', out, '--scheme', scheme, '--force'], rssFile));
       const r = { wallS: Math.min(...runs.map((x) => x.wallS)), peakRss: Math.max(...runs.map((x) => x.peakRss)) };
       const outBytes = statSync(out).size + (existsSync(`${out}.data`) ? statSync(`${out}.data`).size : 0);
       const y = await runOnce(out, x, batch);
@@ -169,7 +208,11 @@ export async function run(): Promise<{ name: string; ratio: number; detail: stri
         ratio: jobMbs / (mb / copyS),
         detail: `job ${jobS.toFixed(2)} s (${jobMbs.toFixed(0)} MB/s) vs copying the same ${mb.toFixed(0)} MB ${copyS.toFixed(2)} s (${(mb / copyS).toFixed(0)} MB/s), both measured in this run`,
       });
-      rows.push({ name: `quantize --scheme ${scheme}: peak RSS / weight bytes`, ratio: r.peakRss / WEIGHT_BYTES, detail: `${gb(r.peakRss)} for ${gb(WEIGHT_BYTES)} of fp32 weights (limit 0.5 GB)` });
+      rows.push({
+        name: `quantize --scheme ${scheme}: peak RSS / weight bytes`,
+        ratio: r.peakRss / WEIGHT_BYTES,
+        detail: `${gb(r.peakRss)} for ${gb(WEIGHT_BYTES)} of fp32 weights (limit 0.5 GB)`,
+      });
       rmSync(out, { force: true });
       rmSync(`${out}.data`, { force: true });
     }

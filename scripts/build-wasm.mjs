@@ -44,9 +44,16 @@ for (const name of KERNELS) {
     process.exit(2);
   }
   let old = '';
-  try { old = readFileSync(out, 'utf8'); } catch { /* first build */ }
+  try {
+    old = readFileSync(out, 'utf8');
+  } catch {
+    /* first build */
+  }
   if (check) {
-    if (old !== text) { process.stderr.write(`${out} is stale: run node scripts/build-wasm.mjs\n`); stale++; }
+    if (old !== text) {
+      process.stderr.write(`${out} is stale: run node scripts/build-wasm.mjs\n`);
+      stale++;
+    }
   } else if (old !== text) {
     writeFileSync(out, text);
     process.stdout.write(`wrote ${out}\n`);

@@ -3,12 +3,19 @@
 import { readFileSync } from 'node:fs';
 const IGNORE = /^(latencyMs|latencyRatio|seconds|file)$/;
 const [a, b] = process.argv.slice(2).map((f) => JSON.parse(readFileSync(f, 'utf8')));
-const diffs = []; let compared = 0;
+const diffs = [];
+let compared = 0;
 function walk(x, y, path) {
-  if (typeof x !== typeof y || Array.isArray(x) !== Array.isArray(y)) { diffs.push(`${path}: type ${typeof x} vs ${typeof y}`); return; }
+  if (typeof x !== typeof y || Array.isArray(x) !== Array.isArray(y)) {
+    diffs.push(`${path}: type ${typeof x} vs ${typeof y}`);
+    return;
+  }
   if (x && typeof x === 'object') {
     const keys = new Set([...Object.keys(x), ...Object.keys(y ?? {})]);
-    for (const k of keys) { if (IGNORE.test(k)) continue; walk(x[k], y?.[k], `${path}.${k}`); }
+    for (const k of keys) {
+      if (IGNORE.test(k)) continue;
+      walk(x[k], y?.[k], `${path}.${k}`);
+    }
     return;
   }
   compared++;

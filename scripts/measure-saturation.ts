@@ -36,12 +36,31 @@ const root = new URL('..', import.meta.url).pathname;
 const npy = (p: string): Tensor => readNpy(readFileSync(join(root, p)));
 const METHODS = ['minmax', 'percentile', 'entropy', 'mse'];
 
-interface Entry { file: string; model: string; kind: 'cnn' | 'lm'; scheme: string; form: WeightForm | 'fp32'; reduced?: string }
+interface Entry {
+  file: string;
+  model: string;
+  kind: 'cnn' | 'lm';
+  scheme: string;
+  form: WeightForm | 'fp32';
+  reduced?: string;
+}
 const MODELS = [
   { model: 'cnn', kind: 'cnn', path: 'models/cnn.onnx', calib: 'models/cnn-calib-x.npy' },
   { model: 'lm', kind: 'lm', path: 'models/lm.onnx', calib: 'models/lm-calib.npy', evalSet: 'models/lm-eval.npy' },
-  { model: 'lm-gemm-tied', kind: 'lm', path: 'test/fixtures/variants/lm-gemm-tied.onnx', calib: 'test/fixtures/variants/lm-gemm-tied-calib.npy', evalSet: 'test/fixtures/variants/lm-gemm-tied-eval.npy' },
-  { model: 'lm-constants', kind: 'lm', path: 'test/fixtures/variants/lm-constants.onnx', calib: 'models/lm-calib.npy', evalSet: 'models/lm-eval.npy' },
+  {
+    model: 'lm-gemm-tied',
+    kind: 'lm',
+    path: 'test/fixtures/variants/lm-gemm-tied.onnx',
+    calib: 'test/fixtures/variants/lm-gemm-tied-calib.npy',
+    evalSet: 'test/fixtures/variants/lm-gemm-tied-eval.npy',
+  },
+  {
+    model: 'lm-constants',
+    kind: 'lm',
+    path: 'test/fixtures/variants/lm-constants.onnx',
+    calib: 'models/lm-calib.npy',
+    evalSet: 'models/lm-eval.npy',
+  },
 ] as const;
 
 async function generate(dir: string): Promise<void> {
@@ -52,15 +71,27 @@ async function generate(dir: string): Promise<void> {
     writeFileSync(join(dir, `${m.model}-fp32.onnx`), source);
     index.push({ file: `${m.model}-fp32.onnx`, model: m.model, kind: m.kind, scheme: 'fp32', form: 'fp32' });
     const calib = new Map([[m.kind === 'cnn' ? 'input' : 'input_ids', npy(m.calib)]]);
-    const schemes: { scheme: string; activations?: 'int8'; perToken?: boolean; method?: string }[] = m.kind === 'cnn'
-      ? [...METHODS.map((method) => ({ scheme: `int8-static ${method}`, method })), { scheme: 'int8-static minmax s8-act', method: 'minmax', activations: 'int8' as const }]
-      : [{ scheme: 'int8-dynamic' }, { scheme: 'int8-dynamic per-token', perToken: true }, { scheme: 'int8-static minmax', method: 'minmax' }];
+    const schemes: { scheme: string; activations?: 'int8'; perToken?: boolean; method?: string }[] =
+      m.kind === 'cnn'
+        ? [
+            ...METHODS.map((method) => ({ scheme: `int8-static ${method}`, method })),
+            { scheme: 'int8-static minmax s8-act', method: 'minmax', activations: 'int8' as const },
+          ]
+        : [
+            { scheme: 'int8-dynamic' },
+            { scheme: 'int8-dynamic per-token', perToken: true },
+            { scheme: 'int8-static minmax', method: 'minmax' },
+          ];
     for (const s of schemes) {
       for (const form of WEIGHT_FORMS) {
         const model = modelFromProto(decodeModel(source, m.path), { label: m.path });
         let reduced: string;
         if (s.method) {
-          const r = await quantizeStatic(model, calib, { method: parseCalibMethod(s.method), weightForm: form, activationType: s.activations });
+          const r = await quantizeStatic(model, calib, {
+            method: parseCalibMethod(s.method),
+            weightForm: form,
+            activationType: s.activations,
+          });
           reduced = `${r.report.weights.reducedChannels}/${r.report.weights.channels}`;
         } else {
           foldBatchNorm(model);
@@ -87,7 +118,9 @@ async function evaluate(dir: string): Promise<void> {
     if (e.kind === 'cnn') {
       const r = await classifierAccuracy(bytes, x, y, refs.get(e.model));
       if (e.form === 'fp32') refs.set(e.model, r.logits);
-      console.log(`${e.model}\t${e.scheme}\t${e.form}\t${e.reduced ?? ''}\tacc ${(r.accuracy * 100).toFixed(2)} %\tmean|Δlogit| ${(r.meanAbsLogitDiff ?? 0).toFixed(4)}`);
+      console.log(
+        `${e.model}\t${e.scheme}\t${e.form}\t${e.reduced ?? ''}\tacc ${(r.accuracy * 100).toFixed(2)} %\tmean|Δlogit| ${(r.meanAbsLogitDiff ?? 0).toFixed(4)}`,
+      );
     } else {
       const m = MODELS.find((k) => k.model === e.model);
       const r = await lmPerplexity(bytes, npy(m && 'evalSet' in m ? m.evalSet : ''));
@@ -102,8 +135,12 @@ function interp(dir: string, count: number): void {
   const xAll = npy('models/cnn-test-x.npy');
   const yAll = npy('models/cnn-test-y.npy');
   const n = Math.min(count, xAll.dims[0] as number);
-  const per = (xAll.data.length / (xAll.dims[0] as number));
-  const x: Tensor = { dtype: 'float32', dims: [n, ...xAll.dims.slice(1)], data: (xAll.data as Float32Array).slice(0, n * per) };
+  const per = xAll.data.length / (xAll.dims[0] as number);
+  const x: Tensor = {
+    dtype: 'float32',
+    dims: [n, ...xAll.dims.slice(1)],
+    data: (xAll.data as Float32Array).slice(0, n * per),
+  };
   const logits = (file: string, emulate: boolean): Float32Array => {
     const model = decodeModel(readFileSync(join(dir, file)), file);
     const out = runModel(model, new Map([['input', x]]), emulate ? { emulate: 'avx2-u8s8' } : {});
@@ -121,7 +158,9 @@ function interp(dir: string, count: number): void {
         if (BigInt(best) === (yAll.data as BigInt64Array)[i]) ok++;
         for (let c = 0; c < 10; c++) d += Math.abs((l[i * 10 + c] as number) - (ref[i * 10 + c] as number));
       }
-      console.log(`${e.model}\t${e.scheme}\t${e.form}\t${emulate ? 'avx2-u8s8' : 'native'}\tacc ${(100 * ok / n).toFixed(2)} %\tmean|Δlogit| ${(d / (n * 10)).toFixed(4)}`);
+      console.log(
+        `${e.model}\t${e.scheme}\t${e.form}\t${emulate ? 'avx2-u8s8' : 'native'}\tacc ${((100 * ok) / n).toFixed(2)} %\tmean|Δlogit| ${(d / (n * 10)).toFixed(4)}`,
+      );
     }
   }
 }
@@ -138,7 +177,9 @@ async function dots(dir: string): Promise<void> {
     for (let i = 0; i < count; i++) ids.set((w.data as BigInt64Array).subarray(i * len, i * len + T), i * T);
     const model = modelFromProto(decodeModel(readFileSync(join(dir, e.file)), e.file), { label: e.file });
     const r = await saturatedDots(model, { input_ids: new ort.Tensor('int64', ids, [count, T]) });
-    console.log(`${e.model}\t${e.scheme}\t${e.form}\tsaturated dot products ${r.saturated} of ${r.dots} (${(100 * r.saturated / r.dots).toFixed(3)} %)`);
+    console.log(
+      `${e.model}\t${e.scheme}\t${e.form}\tsaturated dot products ${r.saturated} of ${r.dots} (${((100 * r.saturated) / r.dots).toFixed(3)} %)`,
+    );
   }
 }
 

@@ -4,10 +4,27 @@
  */
 export * from './quant/index.js';
 export {
-  encodeFloat16, decodeFloat16, encodeBfloat16, decodeBfloat16, encodeFloat8, decodeFloat8, FLOAT8_KINDS,
-  encodeE8m0, decodeE8m0, encodeFloat4e2m1, decodeFloat4e2m1, encodeNumbers, decodeToFloat32, decodeToFloat64,
-  packSubByte, unpackSubByte, saturateToInt, castToInt,
-  type Float8Kind, type E8m0RoundMode, type EncodeOptions,
+  encodeFloat16,
+  decodeFloat16,
+  encodeBfloat16,
+  decodeBfloat16,
+  encodeFloat8,
+  decodeFloat8,
+  FLOAT8_KINDS,
+  encodeE8m0,
+  decodeE8m0,
+  encodeFloat4e2m1,
+  decodeFloat4e2m1,
+  encodeNumbers,
+  decodeToFloat32,
+  decodeToFloat64,
+  packSubByte,
+  unpackSubByte,
+  saturateToInt,
+  castToInt,
+  type Float8Kind,
+  type E8m0RoundMode,
+  type EncodeOptions,
 } from './formats/index.js';
 export type { DType } from './tensor/dtype.js';
 export { ALL_DTYPES, dtypeInfo } from './tensor/dtype.js';

@@ -28,12 +28,15 @@ describe('nf4 / fp4 data-free default vs absmax (--rtn)', () => {
     it(`${m.file}: nf4 perplexity ≤ absmax's; fp4's search < absmax's`, async () => {
       const bytes = readFileSync(at(m.file));
       const windows = npy(m.eval);
-      const ppl = async (scheme: 'nf4' | 'fp4', rtn: boolean) => (await lmPerplexity(quantizeModelBytes(bytes, { scheme, rtn }).bytes, windows)).perplexity;
+      const ppl = async (scheme: 'nf4' | 'fp4', rtn: boolean) =>
+        (await lmPerplexity(quantizeModelBytes(bytes, { scheme, rtn }).bytes, windows)).perplexity;
       const nf4 = await ppl('nf4', false);
       const nf4Absmax = await ppl('nf4', true);
       const fp4 = await ppl('fp4', false);
       const fp4Absmax = await ppl('fp4', true);
-      console.log(`${m.file}: nf4 ${nf4.toFixed(4)} (absmax ${nf4Absmax.toFixed(4)}), fp4 ${fp4.toFixed(4)} (absmax ${fp4Absmax.toFixed(4)})`);
+      console.log(
+        `${m.file}: nf4 ${nf4.toFixed(4)} (absmax ${nf4Absmax.toFixed(4)}), fp4 ${fp4.toFixed(4)} (absmax ${fp4Absmax.toFixed(4)})`,
+      );
       expect(nf4).toBeLessThanOrEqual(nf4Absmax);
       expect(fp4).toBeLessThan(fp4Absmax);
     });
@@ -44,7 +47,8 @@ describe('nf4 / fp4 data-free default vs absmax (--rtn)', () => {
     it(`${file}: nf4 and fp4 accuracy ≥ absmax's`, async () => {
       const bytes = readFileSync(at(file));
       for (const scheme of ['nf4', 'fp4'] as const) {
-        const acc = async (rtn: boolean) => (await classifierAccuracy(quantizeModelBytes(bytes, { scheme, rtn }).bytes, x, y)).accuracy;
+        const acc = async (rtn: boolean) =>
+          (await classifierAccuracy(quantizeModelBytes(bytes, { scheme, rtn }).bytes, x, y)).accuracy;
         const def = await acc(false);
         const absmax = await acc(true);
         console.log(`${file} ${scheme}: accuracy ${def} (absmax ${absmax})`);

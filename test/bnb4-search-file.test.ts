@@ -26,7 +26,11 @@ describe('nf4 / fp4 files: WebAssembly search = JS search, byte for byte', () =>
   afterEach(() => enableBnb4SearchWasm(true));
   const bytes = readFileSync(at('models/lm.onnx'));
 
-  for (const options of [{ scheme: 'fp4' }, { scheme: 'nf4' }, { scheme: 'fp4', doubleQuant: true, blockSize: 32 }] as const) {
+  for (const options of [
+    { scheme: 'fp4' },
+    { scheme: 'nf4' },
+    { scheme: 'fp4', doubleQuant: true, blockSize: 32 },
+  ] as const) {
     it(`models/lm.onnx ${JSON.stringify(options)}`, () => {
       const { wasm, js } = bothWays(() => quantizeModelBytes(bytes, options));
       expect(Buffer.from(wasm.bytes).equals(Buffer.from(js.bytes))).toBe(true);

@@ -26,12 +26,21 @@ const NODE_ONLY = ['fs', 'path', 'os', 'child_process', 'worker_threads', 'onnxr
 /** The Node built-ins, Node-only packages and node/ or cli/ modules `entry` reaches. */
 function nodeReach(entry: string): string[] {
   const modules = [...reachable(join(REPO, entry))];
-  return modules.filter((m) => (m.startsWith('pkg:') ? m.startsWith('pkg:node:') || NODE_ONLY.includes(m.slice(4)) : m.includes('/src/node/') || m.includes('/src/cli/')));
+  return modules.filter((m) =>
+    m.startsWith('pkg:')
+      ? m.startsWith('pkg:node:') || NODE_ONLY.includes(m.slice(4))
+      : m.includes('/src/node/') || m.includes('/src/cli/'),
+  );
 }
 
 describe('browser-safe flows', () => {
   // The in-memory jobs the web page will run: ONNX Runtime comes in as an argument (flows/runtime.ts).
-  for (const entry of ['src/flows/quantize.ts', 'src/flows/calibrate.ts', 'src/flows/evaluate.ts', 'src/flows/scheme-handlers.ts']) {
+  for (const entry of [
+    'src/flows/quantize.ts',
+    'src/flows/calibrate.ts',
+    'src/flows/evaluate.ts',
+    'src/flows/scheme-handlers.ts',
+  ]) {
     it(`${entry} reaches no Node built-in, onnxruntime-node, node/ or cli/ module`, () => {
       expect(nodeReach(entry)).toEqual([]);
       expect(reachable(join(REPO, entry)).size).toBeGreaterThan(3); // the walk went past the entry
@@ -39,7 +48,9 @@ describe('browser-safe flows', () => {
   }
 
   it('the walk finds Node imports where they are: the file-to-file twins', () => {
-    expect(nodeReach('src/flows/quantize-file.ts')).toEqual(expect.arrayContaining(['pkg:node:fs', expect.stringMatching(/\/src\/node\/model-file\.ts$/)]));
+    expect(nodeReach('src/flows/quantize-file.ts')).toEqual(
+      expect.arrayContaining(['pkg:node:fs', expect.stringMatching(/\/src\/node\/model-file\.ts$/)]),
+    );
     expect(nodeReach('src/flows/evaluate-node.ts')).toEqual(expect.arrayContaining(['pkg:onnxruntime-node']));
   });
 });
@@ -48,7 +59,11 @@ describe('library entry', () => {
   it('reaches no Node built-in and no Node-only package', () => {
     const modules = [...reachable(join(REPO, 'src/index.ts'))];
     const packages = modules.filter((m) => m.startsWith('pkg:')).map((m) => m.slice(4));
-    expect(packages.filter((p) => p.startsWith('node:') || ['fs', 'path', 'os', 'child_process', 'onnxruntime-node'].includes(p))).toEqual([]);
+    expect(
+      packages.filter(
+        (p) => p.startsWith('node:') || ['fs', 'path', 'os', 'child_process', 'onnxruntime-node'].includes(p),
+      ),
+    ).toEqual([]);
     expect(modules.some((m) => m.includes('/cli/') || m.includes('/node/') || m.includes('/flows/'))).toBe(false);
     expect(modules.length).toBeGreaterThan(20);
   });

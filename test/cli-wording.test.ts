@@ -28,7 +28,11 @@ function sourceFiles(dir: string): string[] {
   });
 }
 
-interface StringSite { readonly file: string; readonly line: number; readonly text: string }
+interface StringSite {
+  readonly file: string;
+  readonly line: number;
+  readonly text: string;
+}
 
 /** The text of every string and template literal in a file (a template's `${…}` parts left out). */
 function stringSites(path: string): StringSite[] {
@@ -36,7 +40,13 @@ function stringSites(path: string): StringSite[] {
   const source = ts.createSourceFile(file, readFileSync(path, 'utf8'), ts.ScriptTarget.Latest, true);
   const sites: StringSite[] = [];
   const visit = (node: ts.Node) => {
-    if (ts.isStringLiteral(node) || ts.isNoSubstitutionTemplateLiteral(node) || ts.isTemplateHead(node) || ts.isTemplateMiddle(node) || ts.isTemplateTail(node)) {
+    if (
+      ts.isStringLiteral(node) ||
+      ts.isNoSubstitutionTemplateLiteral(node) ||
+      ts.isTemplateHead(node) ||
+      ts.isTemplateMiddle(node) ||
+      ts.isTemplateTail(node)
+    ) {
       sites.push({ file, line: source.getLineAndCharacterOfPosition(node.getStart()).line + 1, text: node.text });
     }
     ts.forEachChild(node, visit);
@@ -45,9 +55,10 @@ function stringSites(path: string): StringSite[] {
   return sites;
 }
 
-const librarySites = () => sourceFiles(join(REPO, 'src'))
-  .filter((p) => !relative(REPO, p).startsWith('src/cli/'))
-  .flatMap(stringSites);
+const librarySites = () =>
+  sourceFiles(join(REPO, 'src'))
+    .filter((p) => !relative(REPO, p).startsWith('src/cli/'))
+    .flatMap(stringSites);
 
 describe('CLI wording only in cli/', () => {
   it('no string outside cli/ spells a CLI flag', async () => {
@@ -62,10 +73,12 @@ describe('CLI wording only in cli/', () => {
   });
 
   it('every option library text marks in backticks has a flag in cli/option-flags.ts', () => {
-    const unknown = librarySites().flatMap((s) => [...s.text.matchAll(/`([^`\n]+)`/g)]
-      .map((m) => m[1] as string)
-      .filter((option) => !Object.hasOwn(OPTION_FLAGS, option))
-      .map((option) => `${s.file}:${s.line}: \`${option}\``));
+    const unknown = librarySites().flatMap((s) =>
+      [...s.text.matchAll(/`([^`\n]+)`/g)]
+        .map((m) => m[1] as string)
+        .filter((option) => !Object.hasOwn(OPTION_FLAGS, option))
+        .map((option) => `${s.file}:${s.line}: \`${option}\``),
+    );
     expect(unknown).toEqual([]);
   });
 

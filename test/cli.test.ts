@@ -23,8 +23,18 @@ describe('quantkit CLI', () => {
 
   it('runs a conformance model and writes output_0.pb equal to the expected bytes', () => {
     const out = join(dir, 'run-out');
-    const r = runCli(['run', join(CASE, 'model.onnx'), '--input', join(CASE, 'test_data_set_0', 'input_0.pb'),
-      '--input', join(CASE, 'test_data_set_0', 'input_1.pb'), '--input', join(CASE, 'test_data_set_0', 'input_2.pb'), '--out', out]);
+    const r = runCli([
+      'run',
+      join(CASE, 'model.onnx'),
+      '--input',
+      join(CASE, 'test_data_set_0', 'input_0.pb'),
+      '--input',
+      join(CASE, 'test_data_set_0', 'input_1.pb'),
+      '--input',
+      join(CASE, 'test_data_set_0', 'input_2.pb'),
+      '--out',
+      out,
+    ]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^output 0 /);
@@ -37,8 +47,18 @@ describe('quantkit CLI', () => {
 
   it('refuses to replace an existing output without --force', () => {
     const out = join(dir, 'run-out');
-    const args = ['run', join(CASE, 'model.onnx'), '--input', join(CASE, 'test_data_set_0', 'input_0.pb'),
-      '--input', join(CASE, 'test_data_set_0', 'input_1.pb'), '--input', join(CASE, 'test_data_set_0', 'input_2.pb'), '--out', out];
+    const args = [
+      'run',
+      join(CASE, 'model.onnx'),
+      '--input',
+      join(CASE, 'test_data_set_0', 'input_0.pb'),
+      '--input',
+      join(CASE, 'test_data_set_0', 'input_1.pb'),
+      '--input',
+      join(CASE, 'test_data_set_0', 'input_2.pb'),
+      '--out',
+      out,
+    ];
     expectOneLineUserError(runCli(args), /QK_OUTPUT_EXISTS/);
     expect(runCli([...args, '--force']).code).toBe(0);
   });
@@ -47,14 +67,20 @@ describe('quantkit CLI', () => {
     const bytes = readFileSync(join(CASE, 'test_data_set_0', 'input_0.pb'));
     const bad = join(dir, 'truncated.pb');
     writeFileSync(bad, bytes.subarray(0, Math.floor(bytes.length / 2)));
-    expectOneLineUserError(runCli(['run', join(CASE, 'model.onnx'), '--input', bad]), /QK_ONNX_PARSE|QK_TENSOR_DATA_LENGTH/);
+    expectOneLineUserError(
+      runCli(['run', join(CASE, 'model.onnx'), '--input', bad]),
+      /QK_ONNX_PARSE|QK_TENSOR_DATA_LENGTH/,
+    );
   });
 
   it('a truncated model is a one-line error with exit 1', () => {
     const bytes = readFileSync(join(CASE, 'model.onnx'));
     const bad = join(dir, 'truncated.onnx');
     writeFileSync(bad, bytes.subarray(0, bytes.length - 7));
-    expectOneLineUserError(runCli(['run', bad, '--input', join(CASE, 'test_data_set_0', 'input_0.pb')]), /QK_ONNX_PARSE/);
+    expectOneLineUserError(
+      runCli(['run', bad, '--input', join(CASE, 'test_data_set_0', 'input_0.pb')]),
+      /QK_ONNX_PARSE/,
+    );
   });
 
   it('an unsupported op names the op and the node', () => {
@@ -74,15 +100,21 @@ describe('quantkit CLI', () => {
   it('a wrong flag is a one-line error with exit 1', () => {
     const r = runCli(['run', join(CASE, 'model.onnx'), '--no-such-flag']);
     expect(r.code).toBe(1);
-    expect(r.stderr.trim().split("\n")).toHaveLength(1);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(r.stderr).toMatch(/unknown option/);
     expect(r.stderr).not.toMatch(/\n\s+at /);
   });
 
   it('a flag that the chosen scheme would ignore is refused, naming the flag', () => {
     const out = join(dir, 'never-written.onnx');
-    expectOneLineUserError(runCli(['quantize', join(REPO, 'models/cnn.onnx'), '-o', out, '--scheme', 'int8-dynamic', '--block-size', '64']), /QK_OPTION_NOT_FOR_SCHEME.*--block-size/);
-    expectOneLineUserError(runCli(['quantize', join(REPO, 'models/cnn.onnx'), '-o', out, '--scheme', 'q4', '--method', 'entropy']), /QK_OPTION_NOT_FOR_SCHEME.*--method/);
+    expectOneLineUserError(
+      runCli(['quantize', join(REPO, 'models/cnn.onnx'), '-o', out, '--scheme', 'int8-dynamic', '--block-size', '64']),
+      /QK_OPTION_NOT_FOR_SCHEME.*--block-size/,
+    );
+    expectOneLineUserError(
+      runCli(['quantize', join(REPO, 'models/cnn.onnx'), '-o', out, '--scheme', 'q4', '--method', 'entropy']),
+      /QK_OPTION_NOT_FOR_SCHEME.*--method/,
+    );
     expect(existsSync(out)).toBe(false);
   });
 

@@ -38,7 +38,12 @@ describe('quantkit compare', () => {
 
   it('fp32 vs int8-static: metrics agree with an independent whole-set computation; --per-layer finds every Q/DQ', async () => {
     const q = await staticCnn();
-    const r = await compareModels(fp32, q, { inputs: new Map([['input', x]]), labels: y, perLayer: true, batchSize: 64 });
+    const r = await compareModels(fp32, q, {
+      inputs: new Map([['input', x]]),
+      labels: y,
+      perLayer: true,
+      batchSize: 64,
+    });
     const ref = await classifierAccuracy(fp32, x, y);
     const qa = await classifierAccuracy(q, x, y, ref.logits);
     const o = r.outputs[0];
@@ -47,7 +52,14 @@ describe('quantkit compare', () => {
     expect(o?.accuracyB).toBeCloseTo(qa.accuracy, 12);
     expect(o?.top1Agreement).toBeGreaterThan(0.99);
     const layers = r.layers ?? [];
-    expect(layers.map((l) => l.tensor).sort()).toEqual(['/Flatten_output_0', '/MaxPool_output_0', '/Relu_1_output_0', '/Relu_2_output_0', '/Relu_output_0', 'input']);
+    expect(layers.map((l) => l.tensor).sort()).toEqual([
+      '/Flatten_output_0',
+      '/MaxPool_output_0',
+      '/Relu_1_output_0',
+      '/Relu_2_output_0',
+      '/Relu_output_0',
+      'input',
+    ]);
     // The input's SQNR is that of u8 quantization over its calibrated range [0, 1]: recompute it.
     const xs = x.data as Float32Array;
     const fq = xs.map((v) => Math.round(v * 255) / 255);
@@ -61,9 +73,23 @@ describe('quantkit compare', () => {
     const program = new Command().exitOverride();
     registerCompare(program);
     const writes: string[] = [];
-    const spy = vi.spyOn(process.stdout, 'write').mockImplementation((s: string | Uint8Array) => { writes.push(String(s)); return true; });
+    const spy = vi.spyOn(process.stdout, 'write').mockImplementation((s: string | Uint8Array) => {
+      writes.push(String(s));
+      return true;
+    });
     try {
-      await program.parseAsync(['node', 'quantkit', 'compare', 'models/cnn.onnx', join(dir, 'q.onnx'), '--input', 'models/cnn-test-x.npy', '--labels', 'models/cnn-test-y.npy', '--json']);
+      await program.parseAsync([
+        'node',
+        'quantkit',
+        'compare',
+        'models/cnn.onnx',
+        join(dir, 'q.onnx'),
+        '--input',
+        'models/cnn-test-x.npy',
+        '--labels',
+        'models/cnn-test-y.npy',
+        '--json',
+      ]);
     } finally {
       spy.mockRestore();
       rmSync(dir, { recursive: true, force: true });

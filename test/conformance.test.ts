@@ -12,7 +12,10 @@ import { SHARED } from './helpers/cli.js';
 // each run the way a user runs it: `quantkit run model.onnx --input input_0.pb ... --out dir`, then
 // the written output_<i>.pb files compared with the expected ones.
 const ROOT = join(SHARED, 'onnx-node-tests');
-const CASES = readdirSync(ROOT, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort();
+const CASES = readdirSync(ROOT, { withFileTypes: true })
+  .filter((d) => d.isDirectory())
+  .map((d) => d.name)
+  .sort();
 
 function loadTensors(dir: string, prefix: 'input' | 'output'): Tensor[] {
   return readdirSync(dir)
@@ -43,7 +46,9 @@ function mismatches(actual: Tensor, expected: Tensor): string[] {
 describe('ONNX node conformance: `quantkit run` writes outputs bit-identical to output_*.pb', () => {
   const outRoot = mkdtempSync(join(tmpdir(), 'qk-conformance-'));
   // runCommand summarises each output on stdout; keep the test log readable.
-  beforeAll(() => { vi.spyOn(process.stdout, 'write').mockImplementation(() => true); });
+  beforeAll(() => {
+    vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+  });
   afterAll(() => {
     vi.restoreAllMocks();
     rmSync(outRoot, { recursive: true, force: true });
@@ -60,7 +65,9 @@ describe('ONNX node conformance: `quantkit run` writes outputs bit-identical to 
       const initializers = new Set(graph.initializer.map((t) => t.name));
       const inputNames = graph.input.map((v) => v.name).filter((n) => !initializers.has(n));
       const data = join(dir, 'test_data_set_0');
-      const inputFiles = readdirSync(data).filter((f) => f.startsWith('input_')).sort((a, b) => Number(a.slice(6, -3)) - Number(b.slice(6, -3)));
+      const inputFiles = readdirSync(data)
+        .filter((f) => f.startsWith('input_'))
+        .sort((a, b) => Number(a.slice(6, -3)) - Number(b.slice(6, -3)));
       expect(inputFiles.length).toBe(inputNames.length);
       const out = join(outRoot, name);
       await runCommand(join(dir, 'model.onnx'), { input: inputFiles.map((f) => join(data, f)), out });

@@ -6,7 +6,15 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { registerDemo } from '../src/cli/commands/demo.js';
 import * as ort from 'onnxruntime-node';
 import { augmentedModelBytes } from '../src/flows/calibrate-node.js';
-import { combinedSqnrDb, DEMO_CALIB_METHODS, demoVariants, runDemo, variantsForModel, type DemoModelResult, type DemoRow } from '../src/flows/demo.js';
+import {
+  combinedSqnrDb,
+  DEMO_CALIB_METHODS,
+  demoVariants,
+  runDemo,
+  variantsForModel,
+  type DemoModelResult,
+  type DemoRow,
+} from '../src/flows/demo.js';
 import { modelFromProto } from '../src/graph/from-onnx.js';
 import { decodeModel } from '../src/io/onnx/proto.js';
 import type { Tensor } from '../src/tensor/tensor.js';
@@ -38,9 +46,19 @@ describe('demoVariants', () => {
   it('enumerates the scheme table: every scheme appears, block-wise ones at 32/64/128, q4 also as RTN, 4-bit ones with GPTQ', () => {
     const v = demoVariants();
     for (const s of SCHEME_NAMES) expect(v.some((x) => x.scheme === s)).toBe(true);
-    expect(v.filter((x) => x.scheme === 'q4').map((x) => x.label)).toEqual(['q4 b32', 'q4 b64', 'q4 b128', 'q4-rtn b64', 'q4 b32 +gptq']);
+    expect(v.filter((x) => x.scheme === 'q4').map((x) => x.label)).toEqual([
+      'q4 b32',
+      'q4 b64',
+      'q4 b128',
+      'q4-rtn b64',
+      'q4 b32 +gptq',
+    ]);
     // GPTQ at each scheme's default block size (scheme.ts), for symmetric q4, nf4 and fp4.
-    expect(v.filter((x) => x.kind === 'gptq').map((x) => x.label)).toEqual(['q4 b32 +gptq', 'nf4 b64 +gptq', 'fp4 b64 +gptq']);
+    expect(v.filter((x) => x.kind === 'gptq').map((x) => x.label)).toEqual([
+      'q4 b32 +gptq',
+      'nf4 b64 +gptq',
+      'fp4 b64 +gptq',
+    ]);
     expect(new Set(v.map((x) => x.label)).size).toBe(v.length);
   });
 
@@ -48,8 +66,14 @@ describe('demoVariants', () => {
     const v = demoVariants();
     expect(v.filter((x) => x.scheme === 'int8-dynamic').map((x) => x.label)).toEqual(['int8-dynamic']);
     expect(v.filter((x) => x.scheme === 'int8-static').map((x) => x.label)).toEqual([
-      'int8-static minmax', 'int8-static percentile', 'int8-static entropy', 'int8-static mse',
-      'int8-static+sq minmax', 'int8-static+sq percentile', 'int8-static+sq entropy', 'int8-static+sq mse',
+      'int8-static minmax',
+      'int8-static percentile',
+      'int8-static entropy',
+      'int8-static mse',
+      'int8-static+sq minmax',
+      'int8-static+sq percentile',
+      'int8-static+sq entropy',
+      'int8-static+sq mse',
     ]);
     // A model without MatMul activations (the CNN) runs every row but the SmoothQuant ones.
     expect(variantsForModel(v, false)).toHaveLength(v.length - DEMO_CALIB_METHODS.length);
@@ -64,7 +88,12 @@ describe('demoVariants', () => {
 
 describe('combinedSqnrDb', () => {
   it('adds noise energies: 20 dB on signal 1 and exact on signal 1 → noise 0.01 of 2 → 23.01 dB', () => {
-    expect(combinedSqnrDb([{ signal: 1, sqnrDb: 20 }, { signal: 1, sqnrDb: Infinity }])).toBeCloseTo(10 * Math.log10(200), 12);
+    expect(
+      combinedSqnrDb([
+        { signal: 1, sqnrDb: 20 },
+        { signal: 1, sqnrDb: Infinity },
+      ]),
+    ).toBeCloseTo(10 * Math.log10(200), 12);
     expect(combinedSqnrDb([{ signal: 1, sqnrDb: null }])).toBeNull();
     expect(combinedSqnrDb([{ signal: 3, sqnrDb: Infinity }])).toBe(Infinity);
   });
@@ -75,9 +104,26 @@ describe('quantkit demo on the shipped LM', () => {
   let out = '';
 
   beforeAll(async () => {
-    if (!existsSync(join(MODELS, 'lm.onnx'))) throw new Error('models/lm.onnx is missing: run scripts/models/make_models.py (see its header)');
+    if (!existsSync(join(MODELS, 'lm.onnx')))
+      throw new Error('models/lm.onnx is missing: run scripts/models/make_models.py (see its header)');
     out = mkdtempSync(join(tmpdir(), 'qk-demo-'));
-    const r = await runDemo({ models: ['lm'], schemes: ['fp16', 'int8', 'q4', 'nf4 b64', 'nf4 b64 +gptq', 'fp4 b64', 'fp4 b64 +gptq', 'int8-dynamic', 'int8-static'], outDir: out, warmRuns: 1, timedRuns: 3 });
+    const r = await runDemo({
+      models: ['lm'],
+      schemes: [
+        'fp16',
+        'int8',
+        'q4',
+        'nf4 b64',
+        'nf4 b64 +gptq',
+        'fp4 b64',
+        'fp4 b64 +gptq',
+        'int8-dynamic',
+        'int8-static',
+      ],
+      outDir: out,
+      warmRuns: 1,
+      timedRuns: 3,
+    });
     lm = r.models[0] as DemoModelResult;
   });
 
@@ -106,7 +152,7 @@ describe('quantkit demo on the shipped LM', () => {
     expect(row(lm, 'nf4 b64').quality).toBeLessThan(row(lm, 'q4-rtn b64').quality);
   });
 
-  it('GPTQ rows: perplexity below the same scheme\'s data-free row and within budget (q4, nf4 ≤ +3 %, fp4 ≤ +6 %)', () => {
+  it("GPTQ rows: perplexity below the same scheme's data-free row and within budget (q4, nf4 ≤ +3 %, fp4 ≤ +6 %)", () => {
     const budgets = { 'q4 b32': 0.03, 'nf4 b64': 0.03, 'fp4 b64': 0.06 };
     for (const [dataFree, budget] of Object.entries(budgets)) {
       const g = row(lm, `${dataFree} +gptq`);
@@ -117,7 +163,11 @@ describe('quantkit demo on the shipped LM', () => {
 
   it('a GPTQ row is calibrated on lm-calib.npy: its file is what quantizeModelBytesGptq makes from that set', async () => {
     const calib = new Map([['input_ids', readNpy(readFileSync(join(MODELS, 'lm-calib.npy')))]]);
-    const direct = await quantizeModelBytesGptq(new Uint8Array(readFileSync(join(MODELS, 'lm.onnx'))), { scheme: 'q4', blockSize: 32 }, calib);
+    const direct = await quantizeModelBytesGptq(
+      new Uint8Array(readFileSync(join(MODELS, 'lm.onnx'))),
+      { scheme: 'q4', blockSize: 32 },
+      calib,
+    );
     expect(Buffer.from(readFileSync(row(lm, 'q4 b32 +gptq').file)).equals(Buffer.from(direct.bytes))).toBe(true);
   });
 
@@ -133,7 +183,7 @@ describe('quantkit demo on the shipped LM', () => {
     expect(row(lm, 'int8-static+sq minmax').quality).toBeLessThan(row(lm, 'int8-static minmax').quality);
   });
 
-  it('activation rows store pair-safe weights: one SQNR for all, between 7-bit (int8 − 6.02 dB) and the int8 row\'s full range', () => {
+  it("activation rows store pair-safe weights: one SQNR for all, between 7-bit (int8 − 6.02 dB) and the int8 row's full range", () => {
     const int8 = row(lm, 'int8').weightSqnrDb as number;
     const dyn = row(lm, 'int8-dynamic').weightSqnrDb as number;
     // Pair-safe scales lie between max|w|/127 and max|w|/64 (passes/activation/weight-form.ts).
@@ -146,7 +196,7 @@ describe('quantkit demo on the shipped LM', () => {
     expect(row(lm, 'int8-static+sq mse').weightSqnrDb).toBeNull();
   });
 
-  it('calibration plots: the tensors whose ranges differ most, each method\'s range, min-max = what ORT sees on lm-calib.npy', async () => {
+  it("calibration plots: the tensors whose ranges differ most, each method's range, min-max = what ORT sees on lm-calib.npy", async () => {
     expect(lm.calibration).toHaveLength(3);
     for (const c of lm.calibration) {
       expect(c.thresholds.map((t) => t.method)).toEqual(['minmax', 'percentile:99.99', 'entropy', 'mse']);
@@ -165,10 +215,17 @@ describe('quantkit demo on the shipped LM', () => {
     const observe = async (ids: Tensor, context: number) => {
       const [n, width] = ids.dims as [number, number];
       const data = new BigInt64Array(n * context);
-      for (let i = 0; i < n; i++) data.set((ids.data as BigInt64Array).subarray(i * width, i * width + context), i * context);
-      const out = (await session.run({ input_ids: new ort.Tensor('int64', data, [n, context]) }, [plot.tensor]))[plot.tensor]?.data as Float32Array;
-      let lo = Infinity, hi = -Infinity;
-      for (const v of out) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
+      for (let i = 0; i < n; i++)
+        data.set((ids.data as BigInt64Array).subarray(i * width, i * width + context), i * context);
+      const out = (await session.run({ input_ids: new ort.Tensor('int64', data, [n, context]) }, [plot.tensor]))[
+        plot.tensor
+      ]?.data as Float32Array;
+      let lo = Infinity,
+        hi = -Infinity;
+      for (const v of out) {
+        lo = Math.min(lo, v);
+        hi = Math.max(hi, v);
+      }
       return { lo, hi, count: out.length };
     };
     const calib = await observe(readNpy(readFileSync(join(MODELS, 'lm-calib.npy'))), 64);
@@ -223,13 +280,18 @@ describe('quantkit demo on the shipped CNN', () => {
     expect(fp32Accuracy).toBeCloseTo(metrics.cnn.test_accuracy, 5);
     for (const q of cnn.rows) expect(q.quality, q.scheme).toBeGreaterThan(fp32Accuracy - 0.01);
     // GPTQ reaches the CNN's Gemm layers through the same path, on cnn-calib-x.npy.
-    expect(cnn.rows.filter((r) => r.scheme.endsWith('+gptq')).map((r) => r.scheme)).toEqual(['q4 b32 +gptq', 'nf4 b64 +gptq', 'fp4 b64 +gptq']);
+    expect(cnn.rows.filter((r) => r.scheme.endsWith('+gptq')).map((r) => r.scheme)).toEqual([
+      'q4 b32 +gptq',
+      'nf4 b64 +gptq',
+      'fp4 b64 +gptq',
+    ]);
     for (const q of cnn.rows.slice(1)) expect(q.latencyRatio, q.scheme).toBeGreaterThan(0);
     expect(outDir).toBeUndefined();
   });
 
   it('digits CNN int8-static drops ≤ 0.5 % accuracy with every range method; int8-dynamic too', () => {
-    for (const m of DEMO_CALIB_METHODS) expect(row(cnn, `int8-static ${m}`).quality, m).toBeGreaterThanOrEqual(fp32Accuracy - 0.005);
+    for (const m of DEMO_CALIB_METHODS)
+      expect(row(cnn, `int8-static ${m}`).quality, m).toBeGreaterThanOrEqual(fp32Accuracy - 0.005);
     expect(row(cnn, 'int8-dynamic').quality).toBeGreaterThanOrEqual(fp32Accuracy - 0.005);
     expect(cnn.rows.some((r) => r.scheme.startsWith('int8-static+sq'))).toBe(false);
   });
@@ -255,11 +317,24 @@ describe('quantkit demo command', () => {
   it('prints the table for --model cnn --schemes int8,nf4 and writes the report', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'qk-demo-cli-'));
     const chunks: string[] = [];
-    const spy = vi.spyOn(process.stdout, 'write').mockImplementation((c: string | Uint8Array) => { chunks.push(String(c)); return true; });
+    const spy = vi.spyOn(process.stdout, 'write').mockImplementation((c: string | Uint8Array) => {
+      chunks.push(String(c));
+      return true;
+    });
     try {
       const program = new Command().exitOverride();
       registerDemo(program);
-      await program.parseAsync(['node', 'quantkit', 'demo', '--model', 'cnn', '--schemes', 'int8,nf4', '--report', join(dir, 'r.html')]);
+      await program.parseAsync([
+        'node',
+        'quantkit',
+        'demo',
+        '--model',
+        'cnn',
+        '--schemes',
+        'int8,nf4',
+        '--report',
+        join(dir, 'r.html'),
+      ]);
     } finally {
       spy.mockRestore();
     }

@@ -33,7 +33,9 @@ function klDivergence(p: number[], q: number[]): number {
   const sp = p.reduce((a, b) => a + b, 0);
   const sq = q.reduce((a, b) => a + b, 0);
   let d = 0;
-  p.forEach((pk, k) => { if (pk > 0) d += (pk / sp) * Math.log((pk / sp) / ((q[k] as number) / sq)); });
+  p.forEach((pk, k) => {
+    if (pk > 0) d += (pk / sp) * Math.log(pk / sp / ((q[k] as number) / sq));
+  });
   return d;
 }
 
@@ -80,13 +82,18 @@ describe('entropy calibration (TensorRT procedure)', () => {
     // Measurably different: entropy clips the tail well below the maximum.
     expect(entropy).toBeLessThan(0.5 * minmax);
     expect(entropy).toBeCloseTo(expected, 9);
-    console.log(`heavy tail |t3|: min-max hi ${minmax.toFixed(3)}, entropy threshold ${entropy.toFixed(3)} (independent TensorRT: ${expected.toFixed(3)})`);
+    console.log(
+      `heavy tail |t3|: min-max hi ${minmax.toFixed(3)}, entropy threshold ${entropy.toFixed(3)} (independent TensorRT: ${expected.toFixed(3)})`,
+    );
   });
 
   it('a Relu-like tensor (60 % exact zeros + heavy tail): zeros are left out, as in the independent computation', () => {
     const t = studentT(30_000, 3, 21);
     const x = t.map((v, i) => (i % 5 < 3 ? 0 : Math.abs(v)));
-    const ref = trtHistogram(x.filter((v) => v !== 0), 2048);
+    const ref = trtHistogram(
+      x.filter((v) => v !== 0),
+      2048,
+    );
     const expected = trtThreshold(ref.hist, ref.width);
     const cal = new TensorCalibrator('relu', { kind: 'entropy' }, { qmin: 0, qmax: 255, symmetric: false });
     cal.observeFirst(x);

@@ -22,7 +22,7 @@ import { makeTensor, type Tensor } from '../src/tensor/tensor.js';
 
 function randn(n: number, seed: number, scale = 1): Float32Array {
   let s = seed >>> 0;
-  const u = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  const u = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
   return Float32Array.from({ length: n }, () => scale * (u() + u() + u() + u() - 2));
 }
 
@@ -33,16 +33,24 @@ function gatherModel(d: number, table: Float32Array, tiedHead = false): Uint8Arr
   const nodes = [{ opType: 'Gather', inputs: ['emb', 'ids'], outputs: ['E'], name: 'embed', attributes: { axis: 0 } }];
   const outputs = [{ name: 'E', dtype: 'float32' as const, dims: [IDS.length, d] }];
   if (tiedHead) {
-    nodes.push({ opType: 'Gemm', inputs: ['E', 'emb'], outputs: ['L'], name: 'lm_head', attributes: { transB: 1 } as never });
+    nodes.push({
+      opType: 'Gemm',
+      inputs: ['E', 'emb'],
+      outputs: ['L'],
+      name: 'lm_head',
+      attributes: { transB: 1 } as never,
+    });
     outputs.push({ name: 'L', dtype: 'float32', dims: [IDS.length, VOCAB] });
   }
-  return encodeModel(makeModel({
-    nodes,
-    inputs: [{ name: 'ids', dtype: 'int64', dims: [IDS.length] }],
-    outputs,
-    initializers: { emb: makeTensor('float32', [VOCAB, d], table) },
-    opsets: { '': 17 },
-  }));
+  return encodeModel(
+    makeModel({
+      nodes,
+      inputs: [{ name: 'ids', dtype: 'int64', dims: [IDS.length] }],
+      outputs,
+      initializers: { emb: makeTensor('float32', [VOCAB, d], table) },
+      opsets: { '': 17 },
+    }),
+  );
 }
 
 async function runAll(bytes: Uint8Array): Promise<Float32Array[]> {
@@ -66,7 +74,7 @@ function decodeStoredTable(model: Model, d: number, block: number): Float32Array
   if (reshape) dataName = reshape.inputs[0] as string; // shared with MatMulNBits: same bytes
   const data = initializerData(model, dataName) as Uint8Array;
   const scales = initializerData(model, g.inputs[2] as string) as Float32Array;
-  const zps = g.inputs[3] ? initializerData(model, g.inputs[3]) as Uint8Array : undefined;
+  const zps = g.inputs[3] ? (initializerData(model, g.inputs[3]) as Uint8Array) : undefined;
   const blocks = Math.ceil(d / block);
   expect(data.length).toBe((VOCAB * d) / 2);
   expect(scales.length).toBe(VOCAB * blocks);
@@ -125,7 +133,9 @@ describe('GatherBlockQuantized layout: ONNX Runtime returns the rows of the tabl
         expect(layer.sqnrDb).toBeGreaterThan(17);
         // d/2 bytes of codes + 4 bytes per block (+ 1/2 byte of zero point), vs 4·d.
         const blocks = Math.ceil(d / 32);
-        expect(layer.bytesAfter).toBe(VOCAB * (d / 2 + 4 * blocks + (scheme === 'q4-asym' ? Math.ceil(blocks / 2) : 0)));
+        expect(layer.bytesAfter).toBe(
+          VOCAB * (d / 2 + 4 * blocks + (scheme === 'q4-asym' ? Math.ceil(blocks / 2) : 0)),
+        );
       });
     }
   }
@@ -139,7 +149,9 @@ describe('GatherBlockQuantized layout: ONNX Runtime returns the rows of the tabl
     expect(g.opType).toBe('GatherBlockQuantized');
     const data = initializerData(model, g.inputs[0] as string) as Uint8Array;
     const scales = initializerData(model, g.inputs[2] as string) as Float32Array;
-    const stored = Float32Array.from(data, (c, i) => Math.fround((c - 128) * (scales[Math.floor(i / d) * 2 + Math.floor((i % d) / 32)] as number)));
+    const stored = Float32Array.from(data, (c, i) =>
+      Math.fround((c - 128) * (scales[Math.floor(i / d) * 2 + Math.floor((i % d) / 32)] as number)),
+    );
     const [got] = await runAll(q.bytes);
     expect(maxRelDiff(got as Float32Array, gatherRows(stored, d))).toBeLessThan(1e-6);
     expect(q.report.layers[0]!.sqnrDb).toBeGreaterThan(40);
@@ -171,16 +183,24 @@ describe('GatherBlockQuantized layout: ONNX Runtime returns the rows of the tabl
     const odd = quantizeModelBytes(gatherModel(33, randn(VOCAB * 33, 3)), { scheme: 'q4', quantizeEmbeddings: true });
     expect(odd.report.layers[0]!.scheme).toBe('fp32');
     expect(odd.report.layers[0]!.note).toMatch(/width 33 is odd/);
-    const ex = quantizeModelBytes(gatherModel(64, randn(VOCAB * 64, 3)), { scheme: 'q4', exclude: ['Gather'], quantizeEmbeddings: true });
+    const ex = quantizeModelBytes(gatherModel(64, randn(VOCAB * 64, 3)), {
+      scheme: 'q4',
+      exclude: ['Gather'],
+      quantizeEmbeddings: true,
+    });
     expect(ex.report.layers[0]!.scheme).toBe('fp32');
-    const axis1 = encodeModel(makeModel({
-      nodes: [{ opType: 'Gather', inputs: ['emb', 'ids'], outputs: ['E'], name: 'g', attributes: { axis: 1 } }],
-      inputs: [{ name: 'ids', dtype: 'int64', dims: [2] }],
-      outputs: [{ name: 'E', dtype: 'float32', dims: [VOCAB, 2] }],
-      initializers: { emb: makeTensor('float32', [VOCAB, 64], randn(VOCAB * 64, 4)) },
-      opsets: { '': 17 },
-    }));
-    expect(quantizeModelBytes(axis1, { scheme: 'q4', quantizeEmbeddings: true }).report.layers[0]!.note).toMatch(/axis other than 0/);
+    const axis1 = encodeModel(
+      makeModel({
+        nodes: [{ opType: 'Gather', inputs: ['emb', 'ids'], outputs: ['E'], name: 'g', attributes: { axis: 1 } }],
+        inputs: [{ name: 'ids', dtype: 'int64', dims: [2] }],
+        outputs: [{ name: 'E', dtype: 'float32', dims: [VOCAB, 2] }],
+        initializers: { emb: makeTensor('float32', [VOCAB, 64], randn(VOCAB * 64, 4)) },
+        opsets: { '': 17 },
+      }),
+    );
+    expect(quantizeModelBytes(axis1, { scheme: 'q4', quantizeEmbeddings: true }).report.layers[0]!.note).toMatch(
+      /axis other than 0/,
+    );
   });
 });
 
@@ -202,7 +222,10 @@ describe('tied embedding + Gemm(transB=1) head', () => {
     for (let i = 0; i < IDS.length; i++) {
       let m = 0;
       for (let k = 0; k < d; k++) m = Math.max(m, Math.abs(rows[i * d + k] as number));
-      for (let k = 0; k < d; k++) expect(Math.abs((emb![i * d + k] as number) - (rows[i * d + k] as number))).toBeLessThanOrEqual((m / 127) * 0.5 * (1 + 1e-6));
+      for (let k = 0; k < d; k++)
+        expect(Math.abs((emb![i * d + k] as number) - (rows[i * d + k] as number))).toBeLessThanOrEqual(
+          (m / 127) * 0.5 * (1 + 1e-6),
+        );
     }
   });
 });
@@ -213,7 +236,9 @@ describe('LMs whose token embedding is a Gather', () => {
   const lm = readFileSync(root('models/lm.onnx'));
   const windows = readNpy(readFileSync(root('models/lm-eval.npy')));
   let base = 0;
-  beforeAll(async () => { base = (await lmPerplexity(lm, windows)).perplexity; });
+  beforeAll(async () => {
+    base = (await lmPerplexity(lm, windows)).perplexity;
+  });
 
   it('models/lm.onnx q4: tok.weight is GatherBlockQuantized, perplexity ≤ +3 % of fp32, file smaller than with the embedding kept fp32', async () => {
     const q = quantizeModelBytes(lm, { scheme: 'q4', quantizeEmbeddings: true });
@@ -222,13 +247,15 @@ describe('LMs whose token embedding is a Gather', () => {
     const old = quantizeModelBytes(lm, { scheme: 'q4', exclude: ['Gather'], quantizeEmbeddings: true });
     expect(q.bytes.length).toBeLessThan(old.bytes.length);
     const p = (await lmPerplexity(q.bytes, windows)).perplexity;
-    console.log(`lm.onnx: fp32 ${lm.length} B ppl ${base.toFixed(4)}; q4 (Gather fp32) ${old.bytes.length} B; q4 (Gather q4) ${q.bytes.length} B ppl ${p.toFixed(4)} (+${((p / base - 1) * 100).toFixed(2)} %); tok.weight SQNR ${tok?.sqnrDb?.toFixed(2)} dB`);
+    console.log(
+      `lm.onnx: fp32 ${lm.length} B ppl ${base.toFixed(4)}; q4 (Gather fp32) ${old.bytes.length} B; q4 (Gather q4) ${q.bytes.length} B ppl ${p.toFixed(4)} (+${((p / base - 1) * 100).toFixed(2)} %); tok.weight SQNR ${tok?.sqnrDb?.toFixed(2)} dB`,
+    );
     expect(p).toBeLessThanOrEqual(base * 1.03);
   });
 
   // Data-free nf4 stores plain absmax constants (bnb4-handler.ts dataFreeSearch), +5.9 % on this
   // model with the embedding kept fp32; int8 embedding rows add ~0.1 % to that.
-  const budget: Record<string, number> = { 'q4': 0.05, 'q4-asym': 0.05, 'nf4': 0.065 };
+  const budget: Record<string, number> = { q4: 0.05, 'q4-asym': 0.05, nf4: 0.065 };
   for (const scheme of ['q4', 'q4-asym', 'nf4'] as SchemeName[]) {
     it(`lm-gemm-tied.onnx ${scheme}: tied head and embedding both quantized, runs, perplexity ≤ +${(budget[scheme] as number) * 100} % (fp32-embedding q4 was +2.9 %)`, async () => {
       const tied = readFileSync(root('test/fixtures/variants/lm-gemm-tied.onnx'));
@@ -239,7 +266,9 @@ describe('LMs whose token embedding is a Gather', () => {
       expect(emb?.opTypes).toEqual(expect.arrayContaining(['Gather', 'Gemm']));
       expect(emb?.form).toContain('DequantizeLinear(axis=0) int8 rows');
       const p = (await lmPerplexity(q.bytes, ev)).perplexity;
-      console.log(`lm-gemm-tied ${scheme}: fp32 ${tied.length} B ppl ${b.toFixed(4)} → ${q.bytes.length} B ppl ${p.toFixed(4)}; embedding form: ${emb?.form}`);
+      console.log(
+        `lm-gemm-tied ${scheme}: fp32 ${tied.length} B ppl ${b.toFixed(4)} → ${q.bytes.length} B ppl ${p.toFixed(4)}; embedding form: ${emb?.form}`,
+      );
       expect(p).toBeLessThanOrEqual(b * (1 + (budget[scheme] as number)));
     });
   }

@@ -23,8 +23,18 @@ const pct = (x: number) => `${(x * 100).toFixed(2)} %`;
 const BUDGET: Partial<Record<SchemeName, number>> = { q4: 0.03, nf4: 0.03, fp4: 0.06 };
 
 const MODELS = [
-  { name: 'models/lm.onnx', model: path('../models/lm.onnx'), calib: path('../models/lm-calib.npy'), eval: path('../models/lm-eval.npy') },
-  { name: 'lm-gemm-tied.onnx', model: path('fixtures/variants/lm-gemm-tied.onnx'), calib: path('fixtures/variants/lm-gemm-tied-calib.npy'), eval: path('fixtures/variants/lm-gemm-tied-eval.npy') },
+  {
+    name: 'models/lm.onnx',
+    model: path('../models/lm.onnx'),
+    calib: path('../models/lm-calib.npy'),
+    eval: path('../models/lm-eval.npy'),
+  },
+  {
+    name: 'lm-gemm-tied.onnx',
+    model: path('fixtures/variants/lm-gemm-tied.onnx'),
+    calib: path('fixtures/variants/lm-gemm-tied-calib.npy'),
+    eval: path('fixtures/variants/lm-gemm-tied-eval.npy'),
+  },
 ];
 
 for (const m of MODELS) {
@@ -49,7 +59,9 @@ for (const m of MODELS) {
         for (const l of q.report.layers) if (l.scheme !== 'fp32') expect(l.form).toMatch(/ gptq$/);
         expect(q.report.notes.join(' ')).toMatch(/GPTQ on 13 weight\(s\)/);
         const p = (await lmPerplexity(q.bytes, windows)).perplexity;
-        console.log(`${m.name} ${scheme}: fp32 ${base.toFixed(4)}, data-free ${dataFree.toFixed(4)} (${pct(dataFree / base - 1)}), GPTQ ${p.toFixed(4)} (${pct(p / base - 1)})`);
+        console.log(
+          `${m.name} ${scheme}: fp32 ${base.toFixed(4)}, data-free ${dataFree.toFixed(4)} (${pct(dataFree / base - 1)}), GPTQ ${p.toFixed(4)} (${pct(p / base - 1)})`,
+        );
         expect(p / base - 1).toBeLessThanOrEqual(budget);
         expect(p).toBeLessThan(dataFree);
       });

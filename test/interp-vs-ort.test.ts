@@ -27,7 +27,8 @@ function randomTensor(dims: number[], seed: number): Tensor {
 async function ortRun(bytes: Uint8Array, feeds: Record<string, Tensor>): Promise<Float32Array[]> {
   const session = await ort.InferenceSession.create(bytes);
   const ortFeeds: Record<string, ort.Tensor> = {};
-  for (const [k, t] of Object.entries(feeds)) ortFeeds[k] = new ort.Tensor('float32', t.data as Float32Array, [...t.dims]);
+  for (const [k, t] of Object.entries(feeds))
+    ortFeeds[k] = new ort.Tensor('float32', t.data as Float32Array, [...t.dims]);
   const out = await session.run(ortFeeds);
   return session.outputNames.map((n) => out[n]?.data as Float32Array);
 }
@@ -42,13 +43,63 @@ function expectClose(got: Float32Array, want: Float32Array, rel = 1e-5) {
 }
 
 const CASES: { name: string; node: NodeSpec; inputs: Record<string, number[]>; outDims: number[] }[] = [
-  { name: 'MatMul 3-D × 2-D', node: { opType: 'MatMul', inputs: ['a', 'b'], outputs: ['y'] }, inputs: { a: [2, 3, 17], b: [17, 5] }, outDims: [2, 3, 5] },
-  { name: 'Gemm transB alpha beta', node: { opType: 'Gemm', inputs: ['a', 'b', 'c'], outputs: ['y'], attributes: { transB: 1, alpha: 0.5, beta: 1.5 } }, inputs: { a: [4, 9], b: [6, 9], c: [6] }, outDims: [4, 6] },
-  { name: 'Conv pads strides dilations group', node: { opType: 'Conv', inputs: ['x', 'w', 'bias'], outputs: ['y'], attributes: { pads: [1, 2, 1, 0], strides: [2, 1], dilations: [1, 2], group: 2 } }, inputs: { x: [2, 4, 7, 8], w: [6, 2, 3, 3], bias: [6] }, outDims: [2, 6, 4, 6] },
-  { name: 'Add broadcast', node: { opType: 'Add', inputs: ['a', 'b'], outputs: ['y'] }, inputs: { a: [3, 1, 5], b: [4, 1] }, outDims: [3, 4, 5] },
-  { name: 'Mul broadcast', node: { opType: 'Mul', inputs: ['a', 'b'], outputs: ['y'] }, inputs: { a: [2, 5], b: [5] }, outDims: [2, 5] },
-  { name: 'MaxPool ceil_mode pads', node: { opType: 'MaxPool', inputs: ['x'], outputs: ['y'], attributes: { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 0, 0], ceil_mode: 1 } }, inputs: { x: [1, 2, 6, 7] }, outDims: [1, 2, 3, 4] },
-  { name: 'BatchNormalization', node: { opType: 'BatchNormalization', inputs: ['x', 's', 'b', 'm', 'v'], outputs: ['y'], attributes: { epsilon: 1e-3 } }, inputs: { x: [2, 3, 4], s: [3], b: [3], m: [3], v: [3] }, outDims: [2, 3, 4] },
+  {
+    name: 'MatMul 3-D × 2-D',
+    node: { opType: 'MatMul', inputs: ['a', 'b'], outputs: ['y'] },
+    inputs: { a: [2, 3, 17], b: [17, 5] },
+    outDims: [2, 3, 5],
+  },
+  {
+    name: 'Gemm transB alpha beta',
+    node: { opType: 'Gemm', inputs: ['a', 'b', 'c'], outputs: ['y'], attributes: { transB: 1, alpha: 0.5, beta: 1.5 } },
+    inputs: { a: [4, 9], b: [6, 9], c: [6] },
+    outDims: [4, 6],
+  },
+  {
+    name: 'Conv pads strides dilations group',
+    node: {
+      opType: 'Conv',
+      inputs: ['x', 'w', 'bias'],
+      outputs: ['y'],
+      attributes: { pads: [1, 2, 1, 0], strides: [2, 1], dilations: [1, 2], group: 2 },
+    },
+    inputs: { x: [2, 4, 7, 8], w: [6, 2, 3, 3], bias: [6] },
+    outDims: [2, 6, 4, 6],
+  },
+  {
+    name: 'Add broadcast',
+    node: { opType: 'Add', inputs: ['a', 'b'], outputs: ['y'] },
+    inputs: { a: [3, 1, 5], b: [4, 1] },
+    outDims: [3, 4, 5],
+  },
+  {
+    name: 'Mul broadcast',
+    node: { opType: 'Mul', inputs: ['a', 'b'], outputs: ['y'] },
+    inputs: { a: [2, 5], b: [5] },
+    outDims: [2, 5],
+  },
+  {
+    name: 'MaxPool ceil_mode pads',
+    node: {
+      opType: 'MaxPool',
+      inputs: ['x'],
+      outputs: ['y'],
+      attributes: { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 0, 0], ceil_mode: 1 },
+    },
+    inputs: { x: [1, 2, 6, 7] },
+    outDims: [1, 2, 3, 4],
+  },
+  {
+    name: 'BatchNormalization',
+    node: {
+      opType: 'BatchNormalization',
+      inputs: ['x', 's', 'b', 'm', 'v'],
+      outputs: ['y'],
+      attributes: { epsilon: 1e-3 },
+    },
+    inputs: { x: [2, 3, 4], s: [3], b: [3], m: [3], v: [3] },
+    outDims: [2, 3, 4],
+  },
 ];
 
 describe('reference interpreter float ops agree with ONNX Runtime', () => {
@@ -58,7 +109,10 @@ describe('reference interpreter float ops agree with ONNX Runtime', () => {
       for (const [i, [name, dims]] of Object.entries(c.inputs).entries()) {
         const t = randomTensor(dims, 1000 * k + i);
         // Variances must be positive.
-        if (name === 'v') (t.data as Float32Array).forEach((x, j, a) => { a[j] = Math.abs(x) + 0.1; });
+        if (name === 'v')
+          (t.data as Float32Array).forEach((x, j, a) => {
+            a[j] = Math.abs(x) + 0.1;
+          });
         feeds[name] = t;
       }
       const model = makeModel({
@@ -76,10 +130,14 @@ describe('reference interpreter float ops agree with ONNX Runtime', () => {
     });
   }
 
-  it('the shipped digits CNN gives ORT\'s logits on its test set', async () => {
+  it("the shipped digits CNN gives ORT's logits on its test set", async () => {
     const bytes = readFileSync(join(REPO, 'models/cnn.onnx'));
     const x = readNpy(readFileSync(join(REPO, 'models/cnn-test-x.npy')));
-    const batch: Tensor = { dtype: 'float32', dims: [16, ...x.dims.slice(1)], data: (x.data as Float32Array).subarray(0, 16 * 64) };
+    const batch: Tensor = {
+      dtype: 'float32',
+      dims: [16, ...x.dims.slice(1)],
+      data: (x.data as Float32Array).subarray(0, 16 * 64),
+    };
     const model = decodeModel(bytes);
     const inputName = model.graph!.input[0]!.name;
     const [want] = await ortRun(bytes, { [inputName]: batch });

@@ -6,8 +6,15 @@ import { isQuantkitError } from '../src/errors.js';
 import { makeAttribute } from '../src/io/onnx/attribute.js';
 import { makeModel, makeNode } from '../src/io/onnx/build.js';
 import {
-  clone, create, decodeModel, encodeModel, ModelProtoSchema, StringStringEntryProtoSchema, TensorProto_DataLocation,
-  type ModelProto, type TensorProto,
+  clone,
+  create,
+  decodeModel,
+  encodeModel,
+  ModelProtoSchema,
+  StringStringEntryProtoSchema,
+  TensorProto_DataLocation,
+  type ModelProto,
+  type TensorProto,
 } from '../src/io/onnx/proto.js';
 import { dtypeFromOnnx } from '../src/tensor/dtype.js';
 import { planOnnxWrite, tensorFromProtoToWrite } from '../src/io/onnx/write.js';
@@ -56,16 +63,34 @@ function f32(n: number, seed: number): Float32Array {
 function baseModel(): { proto: ModelProto; data: Uint8Array } {
   const m = makeModel({
     nodes: [
-      makeNode({ opType: 'Constant', inputs: [], outputs: ['w2'], name: 'c_w2', attributes: { value: makeAttribute('value', { dtype: 'float32', dims: [16, 8], data: f32(128, 3) }) } }),
-      makeNode({ opType: 'Constant', inputs: [], outputs: ['shape'], name: 'c_shape', attributes: { value_ints: [2, 8] } }),
+      makeNode({
+        opType: 'Constant',
+        inputs: [],
+        outputs: ['w2'],
+        name: 'c_w2',
+        attributes: { value: makeAttribute('value', { dtype: 'float32', dims: [16, 8], data: f32(128, 3) }) },
+      }),
+      makeNode({
+        opType: 'Constant',
+        inputs: [],
+        outputs: ['shape'],
+        name: 'c_shape',
+        attributes: { value_ints: [2, 8] },
+      }),
       { opType: 'MatMul', inputs: ['x', 'w1'], outputs: ['h'], name: 'mm1' },
       { opType: 'Add', inputs: ['h', 'b1'], outputs: ['hb'], name: 'add1' },
       { opType: 'MatMul', inputs: ['hb', 'w2'], outputs: ['o'], name: 'mm2' },
       { opType: 'Reshape', inputs: ['o', 'shape'], outputs: ['y'], name: 'reshape' },
       { opType: 'Gather', inputs: ['emb', 'ids'], outputs: ['e'], name: 'gather' },
     ],
-    inputs: [{ name: 'x', dtype: 'float32', dims: [2, 32] }, { name: 'ids', dtype: 'int64', dims: [3] }],
-    outputs: [{ name: 'y', dtype: 'float32', dims: [2, 8] }, { name: 'e', dtype: 'float32', dims: [3, 20] }],
+    inputs: [
+      { name: 'x', dtype: 'float32', dims: [2, 32] },
+      { name: 'ids', dtype: 'int64', dims: [3] },
+    ],
+    outputs: [
+      { name: 'y', dtype: 'float32', dims: [2, 8] },
+      { name: 'e', dtype: 'float32', dims: [3, 20] },
+    ],
     initializers: {
       w1: { dtype: 'float32', dims: [32, 16], data: f32(512, 1) },
       b1: { dtype: 'float32', dims: [16], data: f32(16, 2) },
@@ -73,7 +98,11 @@ function baseModel(): { proto: ModelProto; data: Uint8Array } {
       q: { dtype: 'int4', dims: [7], data: Int8Array.of(1, -2, 3, -4, 5, -6, 7) },
     },
   });
-  const plan = planOnnxWrite(m, m.graph!.initializer.map((p) => tensorFromProtoToWrite(p, dtypeFromOnnx(p.dataType))), { externalData: true, threshold: 256, dataLocation: 'model.onnx.data' });
+  const plan = planOnnxWrite(
+    m,
+    m.graph!.initializer.map((p) => tensorFromProtoToWrite(p, dtypeFromOnnx(p.dataType))),
+    { externalData: true, threshold: 256, dataLocation: 'model.onnx.data' },
+  );
   const cat = (chunks: Iterable<Uint8Array>) => Buffer.concat([...chunks].map((c) => Buffer.from(c)));
   return { proto: decodeModel(cat(plan.modelChunks())), data: new Uint8Array(cat(plan.dataChunks())) };
 }
@@ -111,7 +140,8 @@ function load(proto: ModelProto, data: Uint8Array = base.data): unknown {
   }
 }
 
-const externals = (p: ModelProto) => p.graph!.initializer.filter((t) => t.dataLocation === TensorProto_DataLocation.EXTERNAL);
+const externals = (p: ModelProto) =>
+  p.graph!.initializer.filter((t) => t.dataLocation === TensorProto_DataLocation.EXTERNAL);
 
 function setKey(t: TensorProto, key: string, value: string): void {
   const e = t.externalData.find((kv) => kv.key === key);
@@ -128,23 +158,97 @@ describe('ONNX load path on hostile files', () => {
   });
 
   const named: [string, (p: ModelProto) => void, RegExp][] = [
-    ["location '..'", (p) => setKey(externals(p)[0]!, 'location', '../outside/secret.bin'), /QK_EXTERNAL_DATA_OUTSIDE_MODEL_DIR/],
-    ['absolute location', (p) => setKey(externals(p)[0]!, 'location', join(outside, 'secret.bin')), /QK_EXTERNAL_DATA_OUTSIDE_MODEL_DIR/],
-    ['Windows drive', (p) => setKey(externals(p)[0]!, 'location', 'C:\\secret.bin'), /QK_EXTERNAL_DATA_OUTSIDE_MODEL_DIR/],
-    ['symlink to a file outside', (p) => setKey(externals(p)[0]!, 'location', 'link_out'), /QK_EXTERNAL_DATA_OUTSIDE_MODEL_DIR/],
-    ['symlinked folder outside', (p) => setKey(externals(p)[0]!, 'location', 'dir_link/secret.bin'), /QK_EXTERNAL_DATA_OUTSIDE_MODEL_DIR/],
-    ['offset past the end', (p) => setKey(externals(p)[1]!, 'offset', String(1 << 20)), /QK_EXTERNAL_DATA_OUT_OF_BOUNDS/],
+    [
+      "location '..'",
+      (p) => setKey(externals(p)[0]!, 'location', '../outside/secret.bin'),
+      /QK_EXTERNAL_DATA_OUTSIDE_MODEL_DIR/,
+    ],
+    [
+      'absolute location',
+      (p) => setKey(externals(p)[0]!, 'location', join(outside, 'secret.bin')),
+      /QK_EXTERNAL_DATA_OUTSIDE_MODEL_DIR/,
+    ],
+    [
+      'Windows drive',
+      (p) => setKey(externals(p)[0]!, 'location', 'C:\\secret.bin'),
+      /QK_EXTERNAL_DATA_OUTSIDE_MODEL_DIR/,
+    ],
+    [
+      'symlink to a file outside',
+      (p) => setKey(externals(p)[0]!, 'location', 'link_out'),
+      /QK_EXTERNAL_DATA_OUTSIDE_MODEL_DIR/,
+    ],
+    [
+      'symlinked folder outside',
+      (p) => setKey(externals(p)[0]!, 'location', 'dir_link/secret.bin'),
+      /QK_EXTERNAL_DATA_OUTSIDE_MODEL_DIR/,
+    ],
+    [
+      'offset past the end',
+      (p) => setKey(externals(p)[1]!, 'offset', String(1 << 20)),
+      /QK_EXTERNAL_DATA_OUT_OF_BOUNDS/,
+    ],
     ['offset not a number', (p) => setKey(externals(p)[1]!, 'offset', '-16'), /QK_EXTERNAL_DATA_OUT_OF_BOUNDS/],
     ['length lies', (p) => setKey(externals(p)[1]!, 'length', '99999999999'), /QK_TENSOR_DATA_LENGTH/],
     ['missing data file', (p) => setKey(externals(p)[0]!, 'location', 'nope.bin'), /QK_EXTERNAL_DATA_NOT_FOUND/],
-    ['size bomb dims (external)', (p) => { externals(p)[0]!.dims = [1n << 20n, 1n << 20n]; setKey(externals(p)[0]!, 'length', ''); externals(p)[0]!.externalData.pop(); }, /QK_EXTERNAL_DATA_OUT_OF_BOUNDS|QK_TENSOR_BAD_DIMS/],
-    ['size bomb dims (inline)', (p) => { p.graph!.initializer.find((t) => t.name === 'b1')!.dims = [1n << 40n, 1n << 20n]; }, /QK_TENSOR_BAD_DIMS|QK_TENSOR_DATA_LENGTH/],
-    ['negative dim', (p) => { p.graph!.initializer.find((t) => t.name === 'b1')!.dims = [-16n]; }, /QK_TENSOR_BAD_DIMS/],
-    ['raw_data length off by one', (p) => { p.graph!.initializer.find((t) => t.name === 'b1')!.dims = [17n]; }, /QK_TENSOR_DATA_LENGTH/],
-    ['duplicate initializer', (p) => { p.graph!.initializer.push(clone(ModelProtoSchema, p).graph!.initializer[1]!); }, /QK_GRAPH_DUPLICATE_NAME/],
-    ['Constant output shadows an initializer', (p) => { p.graph!.node[0]!.output = ['b1']; }, /QK_GRAPH_DUPLICATE_NAME/],
-    ['cycle', (p) => { p.graph!.node.find((n) => n.name === 'mm1')!.input = ['y', 'w1']; }, /QK_GRAPH_CYCLE/],
-    ['missing value', (p) => { p.graph!.node.find((n) => n.name === 'add1')!.input = ['h', 'no_such']; }, /QK_GRAPH_UNDEFINED_VALUE.*no_such/],
+    [
+      'size bomb dims (external)',
+      (p) => {
+        externals(p)[0]!.dims = [1n << 20n, 1n << 20n];
+        setKey(externals(p)[0]!, 'length', '');
+        externals(p)[0]!.externalData.pop();
+      },
+      /QK_EXTERNAL_DATA_OUT_OF_BOUNDS|QK_TENSOR_BAD_DIMS/,
+    ],
+    [
+      'size bomb dims (inline)',
+      (p) => {
+        p.graph!.initializer.find((t) => t.name === 'b1')!.dims = [1n << 40n, 1n << 20n];
+      },
+      /QK_TENSOR_BAD_DIMS|QK_TENSOR_DATA_LENGTH/,
+    ],
+    [
+      'negative dim',
+      (p) => {
+        p.graph!.initializer.find((t) => t.name === 'b1')!.dims = [-16n];
+      },
+      /QK_TENSOR_BAD_DIMS/,
+    ],
+    [
+      'raw_data length off by one',
+      (p) => {
+        p.graph!.initializer.find((t) => t.name === 'b1')!.dims = [17n];
+      },
+      /QK_TENSOR_DATA_LENGTH/,
+    ],
+    [
+      'duplicate initializer',
+      (p) => {
+        p.graph!.initializer.push(clone(ModelProtoSchema, p).graph!.initializer[1]!);
+      },
+      /QK_GRAPH_DUPLICATE_NAME/,
+    ],
+    [
+      'Constant output shadows an initializer',
+      (p) => {
+        p.graph!.node[0]!.output = ['b1'];
+      },
+      /QK_GRAPH_DUPLICATE_NAME/,
+    ],
+    [
+      'cycle',
+      (p) => {
+        p.graph!.node.find((n) => n.name === 'mm1')!.input = ['y', 'w1'];
+      },
+      /QK_GRAPH_CYCLE/,
+    ],
+    [
+      'missing value',
+      (p) => {
+        p.graph!.node.find((n) => n.name === 'add1')!.input = ['h', 'no_such'];
+      },
+      /QK_GRAPH_UNDEFINED_VALUE.*no_such/,
+    ],
   ];
   for (const [what, mutate, code] of named) {
     it(`${what} is a named error`, () => {
@@ -159,21 +263,87 @@ describe('ONNX load path on hostile files', () => {
   it(`${ITERATIONS} seeded mutations: only QuantkitErrors, no hangs`, () => {
     const rand = prng(20240607);
     const int = (n: number) => Math.floor(rand() * n);
-    const hostileLocations = ['..', '../outside/secret.bin', '/etc/passwd', '\\\\server\\share\\x', 'C:x', 'link_out', 'dir_link/secret.bin', 'a/../../x', '', '.', 'model.onnx', 'model.onnx.data\0x', 'nope', 'dir_link', '..\\x'];
-    const hostileNumbers = ['0', '1', '-1', '4', '2147483648', '9007199254740993', '1e3', ' 12', '0x10', '', '18446744073709551616', String(base.data.length), String(base.data.length - 3)];
+    const hostileLocations = [
+      '..',
+      '../outside/secret.bin',
+      '/etc/passwd',
+      '\\\\server\\share\\x',
+      'C:x',
+      'link_out',
+      'dir_link/secret.bin',
+      'a/../../x',
+      '',
+      '.',
+      'model.onnx',
+      'model.onnx.data\0x',
+      'nope',
+      'dir_link',
+      '..\\x',
+    ];
+    const hostileNumbers = [
+      '0',
+      '1',
+      '-1',
+      '4',
+      '2147483648',
+      '9007199254740993',
+      '1e3',
+      ' 12',
+      '0x10',
+      '',
+      '18446744073709551616',
+      String(base.data.length),
+      String(base.data.length - 3),
+    ];
     const structural: ((p: ModelProto) => void)[] = [
-      (p) => { const t = externals(p)[int(2)]; if (t) setKey(t, 'location', hostileLocations[int(hostileLocations.length)]!); },
-      (p) => { const t = externals(p)[int(2)]; if (t) setKey(t, ['offset', 'length', 'checksum', 'location'][int(4)]!, hostileNumbers[int(hostileNumbers.length)]!); },
-      (p) => { const t = p.graph!.initializer[int(p.graph!.initializer.length)]; if (t) t.dims = Array.from({ length: int(4) }, () => [0n, 1n, -1n, 1n << 31n, 1n << 62n, BigInt(int(100))][int(6)]!); },
-      (p) => { const t = p.graph!.initializer[int(p.graph!.initializer.length)]; if (t) t.dataType = int(30); },
-      (p) => { const t = p.graph!.initializer[int(p.graph!.initializer.length)]; if (t) t.dataLocation = int(3); },
-      (p) => { const t = p.graph!.initializer[int(p.graph!.initializer.length)]; if (t) t.name = ['', 'w1', 'x', 'h'][int(4)]!; },
-      (p) => { const n = p.graph!.node[int(p.graph!.node.length)]; if (n) n.input = n.input.map((v) => (rand() < 0.3 ? ['y', 'o', 'nope', '', 'w1'][int(5)]! : v)); },
-      (p) => { const n = p.graph!.node[int(p.graph!.node.length)]; if (n) n.output = [['x', 'w1', 'h', '', 'y'][int(5)]!]; },
-      (p) => { const a = p.graph!.node[0]!.attribute[0]; if (a?.t) a.t.dims = [BigInt(int(1 << 30)), 1n << BigInt(int(40))]; },
-      (p) => { const a = p.graph!.node[int(2)]!.attribute[0]; if (a) a.type = int(16); },
-      (p) => { p.graph!.node.reverse(); },
-      (p) => { p.irVersion = BigInt([0, -1, 1e6, 3][int(4)]!); },
+      (p) => {
+        const t = externals(p)[int(2)];
+        if (t) setKey(t, 'location', hostileLocations[int(hostileLocations.length)]!);
+      },
+      (p) => {
+        const t = externals(p)[int(2)];
+        if (t)
+          setKey(t, ['offset', 'length', 'checksum', 'location'][int(4)]!, hostileNumbers[int(hostileNumbers.length)]!);
+      },
+      (p) => {
+        const t = p.graph!.initializer[int(p.graph!.initializer.length)];
+        if (t)
+          t.dims = Array.from({ length: int(4) }, () => [0n, 1n, -1n, 1n << 31n, 1n << 62n, BigInt(int(100))][int(6)]!);
+      },
+      (p) => {
+        const t = p.graph!.initializer[int(p.graph!.initializer.length)];
+        if (t) t.dataType = int(30);
+      },
+      (p) => {
+        const t = p.graph!.initializer[int(p.graph!.initializer.length)];
+        if (t) t.dataLocation = int(3);
+      },
+      (p) => {
+        const t = p.graph!.initializer[int(p.graph!.initializer.length)];
+        if (t) t.name = ['', 'w1', 'x', 'h'][int(4)]!;
+      },
+      (p) => {
+        const n = p.graph!.node[int(p.graph!.node.length)];
+        if (n) n.input = n.input.map((v) => (rand() < 0.3 ? ['y', 'o', 'nope', '', 'w1'][int(5)]! : v));
+      },
+      (p) => {
+        const n = p.graph!.node[int(p.graph!.node.length)];
+        if (n) n.output = [['x', 'w1', 'h', '', 'y'][int(5)]!];
+      },
+      (p) => {
+        const a = p.graph!.node[0]!.attribute[0];
+        if (a?.t) a.t.dims = [BigInt(int(1 << 30)), 1n << BigInt(int(40))];
+      },
+      (p) => {
+        const a = p.graph!.node[int(2)]!.attribute[0];
+        if (a) a.type = int(16);
+      },
+      (p) => {
+        p.graph!.node.reverse();
+      },
+      (p) => {
+        p.irVersion = BigInt([0, -1, 1e6, 3][int(4)]!);
+      },
     ];
     const counts = { ok: 0, named: 0 };
     const crashes: string[] = [];
@@ -218,7 +388,8 @@ describe('ONNX load path on hostile files', () => {
         counts.ok++;
       } catch (e) {
         if (isQuantkitError(e)) counts.named++;
-        else if (crashes.length < 10) crashes.push(`#${i} ${what}: ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`);
+        else if (crashes.length < 10)
+          crashes.push(`#${i} ${what}: ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`);
         else crashes.push('');
       }
       slowest = Math.max(slowest, performance.now() - t0);

@@ -23,9 +23,13 @@ describe('streaming convert and inspect', () => {
     // the model (bench/large-model.bench.ts measures that separately).
     const conv = runChild(['convert', path, join(out, 'model.onnx'), '--no-verify']);
     expect(statSync(join(out, 'model.onnx.data')).size).toBe(statSync(join(root, 'model.onnx.data')).size);
-    expect(decodeModel(readFileSync(join(out, 'model.onnx'))).graph!.initializer).toHaveLength(weightBytes / (2048 * 2048 * 4));
+    expect(decodeModel(readFileSync(join(out, 'model.onnx'))).graph!.initializer).toHaveLength(
+      weightBytes / (2048 * 2048 * 4),
+    );
     const insp = runChild(['inspect', path]);
-    console.log(`peak RSS: convert ${(conv.peakRss / 1e6).toFixed(0)} MB, inspect ${(insp.peakRss / 1e6).toFixed(0)} MB for ${(weightBytes / 1e6).toFixed(0)} MB of weights`);
+    console.log(
+      `peak RSS: convert ${(conv.peakRss / 1e6).toFixed(0)} MB, inspect ${(insp.peakRss / 1e6).toFixed(0)} MB for ${(weightBytes / 1e6).toFixed(0)} MB of weights`,
+    );
     expect(conv.peakRss).toBeLessThan(0.4 * weightBytes);
     expect(insp.peakRss).toBeLessThan(0.4 * weightBytes);
   });

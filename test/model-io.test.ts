@@ -40,7 +40,13 @@ function f32(dims: number[], seed: number): Tensor {
 function sampleModel(): ModelProto {
   return makeModel({
     nodes: [
-      makeNode({ opType: 'Constant', inputs: [], outputs: ['w2'], name: 'w2_const', attributes: { value: makeAttribute('value', f32([64, 16], 3)) } }),
+      makeNode({
+        opType: 'Constant',
+        inputs: [],
+        outputs: ['w2'],
+        name: 'w2_const',
+        attributes: { value: makeAttribute('value', f32([64, 16], 3)) },
+      }),
       { opType: 'MatMul', inputs: ['x', 'w1'], outputs: ['h'], name: 'mm1' },
       { opType: 'Add', inputs: ['h', 'b1'], outputs: ['hb'], name: 'add1' },
       { opType: 'Relu', inputs: ['hb'], outputs: ['r'], name: 'relu' },
@@ -48,8 +54,14 @@ function sampleModel(): ModelProto {
       { opType: 'Add', inputs: ['o', 'b2'], outputs: ['y'], name: 'add2' },
       { opType: 'Gather', inputs: ['emb', 'ids'], outputs: ['e'], name: 'gather', attributes: { axis: 0 } },
     ],
-    inputs: [{ name: 'x', dtype: 'float32', dims: ['batch', 32] }, { name: 'ids', dtype: 'int64', dims: [3] }],
-    outputs: [{ name: 'y', dtype: 'float32', dims: ['batch', 16] }, { name: 'e', dtype: 'float32', dims: [3, 40] }],
+    inputs: [
+      { name: 'x', dtype: 'float32', dims: ['batch', 32] },
+      { name: 'ids', dtype: 'int64', dims: [3] },
+    ],
+    outputs: [
+      { name: 'y', dtype: 'float32', dims: ['batch', 16] },
+      { name: 'e', dtype: 'float32', dims: [3, 40] },
+    ],
     initializers: { w1: f32([32, 64], 1), b1: f32([64], 2), b2: f32([16], 4), emb: f32([100, 40], 5) },
     opsets: { '': 17 },
     irVersion: 8,
@@ -87,7 +99,9 @@ describe('convert keeps ONNX Runtime outputs bit-identical', () => {
     expect(r1.externalTensors).toBe(2); // w1 (8 KiB) and emb (16 KB); b1/b2 stay inline
     expect(existsSync(join(root, 'ext.onnx.data'))).toBe(true);
     const extProto = decodeModel(readFileSync(ext));
-    const extNames = extProto.graph!.initializer.filter((p) => p.dataLocation === TensorProto_DataLocation.EXTERNAL).map((p) => p.name);
+    const extNames = extProto
+      .graph!.initializer.filter((p) => p.dataLocation === TensorProto_DataLocation.EXTERNAL)
+      .map((p) => p.name);
     expect(extNames.sort()).toEqual(['emb', 'w1']);
     expect(extProto.graph!.node.map((n) => n.opType)).toContain('Constant'); // the graph is left as it was
     expect(await ortOutputs(ext)).toEqual(want);
@@ -95,12 +109,18 @@ describe('convert keeps ONNX Runtime outputs bit-identical', () => {
     const back = join(root, 'back.onnx');
     const r2 = await convertFile(ext, back);
     expect(r2.dataPath).toBeUndefined();
-    expect(decodeModel(readFileSync(back)).graph!.initializer.every((p) => p.dataLocation !== TensorProto_DataLocation.EXTERNAL)).toBe(true);
+    expect(
+      decodeModel(readFileSync(back)).graph!.initializer.every(
+        (p) => p.dataLocation !== TensorProto_DataLocation.EXTERNAL,
+      ),
+    ).toBe(true);
     expect(await ortOutputs(back)).toEqual(want);
     // inline → external → inline restores every initializer's raw bytes.
     const a = decodeModel(readFileSync(original)).graph!.initializer;
     const b = decodeModel(readFileSync(back)).graph!.initializer;
-    expect(b.map((p) => [p.name, Buffer.from(p.rawData).toString('hex')])).toEqual(a.map((p) => [p.name, Buffer.from(p.rawData).toString('hex')]));
+    expect(b.map((p) => [p.name, Buffer.from(p.rawData).toString('hex')])).toEqual(
+      a.map((p) => [p.name, Buffer.from(p.rawData).toString('hex')]),
+    );
 
     const sub = join(root, 'moved');
     mkdirSync(sub);
@@ -146,22 +166,31 @@ describe('convert keeps ONNX Runtime outputs bit-identical', () => {
     const ext = join(root, 'ext.onnx');
     await expect(convertFile(ext, ext, { force: true })).rejects.toThrow(/QK_OUTPUT_IS_INPUT|is the input/);
     // The output's data file would be the input's data file: refused before anything is written.
-    await expect(convertFile(ext, ext, { externalData: true, force: true })).rejects.toMatchObject({ code: 'QK_OUTPUT_IS_INPUT' });
+    await expect(convertFile(ext, ext, { externalData: true, force: true })).rejects.toMatchObject({
+      code: 'QK_OUTPUT_IS_INPUT',
+    });
     const target = join(root, 'again.onnx');
     await convertFile(ext, target);
     await expect(convertFile(ext, target)).rejects.toMatchObject({ code: 'QK_OUTPUT_EXISTS' });
     await convertFile(ext, target, { force: true });
-    await expect(convertFile(join(root, 'w.safetensors'), join(root, 'w.onnx'))).rejects.toMatchObject({ code: 'QK_CONVERT_UNSUPPORTED' });
+    await expect(convertFile(join(root, 'w.safetensors'), join(root, 'w.onnx'))).rejects.toMatchObject({
+      code: 'QK_CONVERT_UNSUPPORTED',
+    });
   });
 
   it('the convert command parses its flags', async () => {
     const program = new Command().exitOverride();
     registerConvert(program);
     const out = join(root, 'cli.onnx');
-    await program.parseAsync(['convert', original, out, '--external-data', '--threshold', '0', '--data-name', 'onnx_data'], { from: 'user' });
+    await program.parseAsync(
+      ['convert', original, out, '--external-data', '--threshold', '0', '--data-name', 'onnx_data'],
+      { from: 'user' },
+    );
     expect(existsSync(join(root, 'cli.onnx_data'))).toBe(true);
     expect(await ortOutputs(out)).toEqual(await ortOutputs(original));
-    await expect(program.parseAsync(['convert', original, join(root, 'cli2.onnx'), '--threshold', 'x'], { from: 'user' })).rejects.toMatchObject({ code: 'QK_BAD_OPTION' });
+    await expect(
+      program.parseAsync(['convert', original, join(root, 'cli2.onnx'), '--threshold', 'x'], { from: 'user' }),
+    ).rejects.toMatchObject({ code: 'QK_BAD_OPTION' });
   });
 });
 
@@ -174,7 +203,11 @@ describe('inspect --json', () => {
       const r = runCli(['inspect', join(root, file), '--json']);
       expect(r.stderr).toBe('');
       expect(r.code).toBe(0);
-      const report = JSON.parse(r.stdout) as { parameters: number; parameterBytes: number; externalDataFiles: string[] };
+      const report = JSON.parse(r.stdout) as {
+        parameters: number;
+        parameterBytes: number;
+        externalDataFiles: string[];
+      };
       expect(report.parameters).toBe(initElems + constElems);
       expect(report.parameterBytes).toBe(4 * (initElems + constElems));
       expect(report.externalDataFiles).toEqual(file === 'ext.onnx' ? ['ext.onnx.data'] : []);

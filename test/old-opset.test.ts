@@ -21,15 +21,40 @@ import { OLD_OPSET_FIXTURES } from '../scripts/models/make-old-opset.js';
 const fixture = (file: string) => new URL(`fixtures/opset/${file}`, import.meta.url).pathname;
 const calibPath = new URL('../models/cnn-calib-x.npy', import.meta.url).pathname;
 
-interface Scheme { name: string; opset: number; tolerance: number; run: (input: string, output: string) => Promise<{ notes: readonly string[] }> }
+interface Scheme {
+  name: string;
+  opset: number;
+  tolerance: number;
+  run: (input: string, output: string) => Promise<{ notes: readonly string[] }>;
+}
 const SCHEMES: Scheme[] = [
   // DynamicQuantizeLinear: 11.
-  { name: 'int8-dynamic', opset: 11, tolerance: 0.01, run: async (i, o) => (await quantizeActivationFile(i, o, { scheme: 'int8-dynamic' })).report },
+  {
+    name: 'int8-dynamic',
+    opset: 11,
+    tolerance: 0.01,
+    run: async (i, o) => (await quantizeActivationFile(i, o, { scheme: 'int8-dynamic' })).report,
+  },
   // Per-axis QuantizeLinear / DequantizeLinear: 13.
-  { name: 'int8-static', opset: 13, tolerance: 0.01, run: async (i, o) => (await quantizeActivationFile(i, o, { scheme: 'int8-static', calib: [calibPath] })).report },
-  { name: 'int8 (weight-only, per-axis DequantizeLinear)', opset: 13, tolerance: 0.01, run: async (i, o) => (await quantizeFile(i, o, { scheme: 'int8' })).report },
+  {
+    name: 'int8-static',
+    opset: 13,
+    tolerance: 0.01,
+    run: async (i, o) => (await quantizeActivationFile(i, o, { scheme: 'int8-static', calib: [calibPath] })).report,
+  },
+  {
+    name: 'int8 (weight-only, per-axis DequantizeLinear)',
+    opset: 13,
+    tolerance: 0.01,
+    run: async (i, o) => (await quantizeFile(i, o, { scheme: 'int8' })).report,
+  },
   // Blocked int4 DequantizeLinear: 21, crossing every signature change from 9 (Reduce* aside).
-  { name: 'q4 --format qdq (blocked DequantizeLinear)', opset: 21, tolerance: 0.03, run: async (i, o) => (await quantizeFile(i, o, { scheme: 'q4', format: 'qdq' })).report },
+  {
+    name: 'q4 --format qdq (blocked DequantizeLinear)',
+    opset: 21,
+    tolerance: 0.03,
+    run: async (i, o) => (await quantizeFile(i, o, { scheme: 'q4', format: 'qdq' })).report,
+  },
 ];
 
 let dir: string;
@@ -62,11 +87,13 @@ describe('old-opset models: every scheme writes the opset its nodes need, and ON
         const declared = model.opsets.get('') ?? 0;
         expect(declared).toBe(Math.max(f.opset, scheme.opset));
         expect(declared).toBeGreaterThanOrEqual(requiredOpset(model).opset);
-        if (scheme.opset > f.opset) expect(report.notes.join('\n')).toMatch(new RegExp(`opset raised from ${f.opset} to ${scheme.opset}`));
+        if (scheme.opset > f.opset)
+          expect(report.notes.join('\n')).toMatch(new RegExp(`opset raised from ${f.opset} to ${scheme.opset}`));
         const want = await probabilities(fixture(f.file));
         const got = await probabilities(out);
         let worst = 0;
-        for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs((got[i] as number) - (want[i] as number)));
+        for (let i = 0; i < want.length; i++)
+          worst = Math.max(worst, Math.abs((got[i] as number) - (want[i] as number)));
         expect(worst).toBeLessThan(scheme.tolerance);
       });
     }

@@ -36,7 +36,9 @@ beforeAll(() => {
 async function runNative(bytes: Uint8Array, name: string, input: Tensor): Promise<Float32Array> {
   const session = await ort.InferenceSession.create(bytes);
   const type = input.dtype === 'int64' ? 'int64' : 'float32';
-  const out = await session.run({ [name]: new ort.Tensor(type, input.data as Float32Array | BigInt64Array, [...input.dims]) });
+  const out = await session.run({
+    [name]: new ort.Tensor(type, input.data as Float32Array | BigInt64Array, [...input.dims]),
+  });
   return out[session.outputNames[0] as string]?.data as Float32Array;
 }
 
@@ -56,7 +58,8 @@ function accuracy(logits: Float32Array, labels: Tensor): number {
   let right = 0;
   for (let i = 0; i < n; i++) {
     let best = 0;
-    for (let c = 1; c < classes; c++) if ((logits[i * classes + c] as number) > (logits[i * classes + best] as number)) best = c;
+    for (let c = 1; c < classes; c++)
+      if ((logits[i * classes + c] as number) > (logits[i * classes + best] as number)) best = c;
     if (best === Number((labels.data as BigInt64Array)[i])) right++;
   }
   return right / n;
@@ -69,7 +72,10 @@ describe('digits CNN int8-static in ONNX Runtime: AVX2 kernels (qemu) against th
 
   async function staticCnn(weightForm?: WeightForm): Promise<Uint8Array> {
     const model = load(shipped('cnn.onnx'));
-    await quantizeStatic(model, new Map([['input', npy(shipped('cnn-calib-x.npy'))]]), { method: parseCalibMethod('minmax'), weightForm });
+    await quantizeStatic(model, new Map([['input', npy(shipped('cnn-calib-x.npy'))]]), {
+      method: parseCalibMethod('minmax'),
+      weightForm,
+    });
     return encodeModel(modelToProto(model));
   }
 
@@ -90,8 +96,13 @@ describe('digits CNN int8-static in ONNX Runtime: AVX2 kernels (qemu) against th
     // The interpreter on the first 32 digits, emulating the AVX2 kernels: ORT's AVX2 logits.
     const samples = 32;
     const per = x.data.length / (x.dims[0] as number);
-    const head: Tensor = { dtype: 'float32', dims: [samples, ...x.dims.slice(1)], data: (x.data as Float32Array).slice(0, samples * per) };
-    const emulated = [...runModel(decodeModel(bytes), new Map([['input', head]]), { emulate: 'avx2-u8s8' }).values()][0]?.data as Float32Array;
+    const head: Tensor = {
+      dtype: 'float32',
+      dims: [samples, ...x.dims.slice(1)],
+      data: (x.data as Float32Array).slice(0, samples * per),
+    };
+    const emulated = [...runModel(decodeModel(bytes), new Map([['input', head]]), { emulate: 'avx2-u8s8' }).values()][0]
+      ?.data as Float32Array;
     const exact = [...runModel(decodeModel(bytes), new Map([['input', head]])).values()][0]?.data as Float32Array;
     const avx2Head = avx2.subarray(0, emulated.length);
     expect(meanAbsDiff(emulated, avx2Head)).toBeLessThan(1e-4);
@@ -108,7 +119,8 @@ describe('LMs int8-dynamic in ONNX Runtime: AVX2 kernels (qemu) against this hos
   function ids(windows: Tensor): Tensor {
     const [count, len] = windows.dims as [number, number];
     const out = new BigInt64Array(count * (len - 1));
-    for (let i = 0; i < count; i++) out.set((windows.data as BigInt64Array).subarray(i * len, (i + 1) * len - 1), i * (len - 1));
+    for (let i = 0; i < count; i++)
+      out.set((windows.data as BigInt64Array).subarray(i * len, (i + 1) * len - 1), i * (len - 1));
     return { dtype: 'int64', dims: [count, len - 1], data: out };
   }
   function dynamicLm(path: string, weightForm?: WeightForm): Uint8Array {

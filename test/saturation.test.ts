@@ -34,7 +34,11 @@ const load = (path: string): Model => modelFromProto(decodeModel(readFileSync(pa
 const SAMPLES = 32;
 const cnnX = npy(shipped('cnn-test-x.npy'));
 const per = cnnX.data.length / (cnnX.dims[0] as number);
-const x: Tensor = { dtype: 'float32', dims: [SAMPLES, ...cnnX.dims.slice(1)], data: (cnnX.data as Float32Array).slice(0, SAMPLES * per) };
+const x: Tensor = {
+  dtype: 'float32',
+  dims: [SAMPLES, ...cnnX.dims.slice(1)],
+  data: (cnnX.data as Float32Array).slice(0, SAMPLES * per),
+};
 const cnnCalib = new Map([['input', npy(shipped('cnn-calib-x.npy'))]]);
 
 async function staticCnn(method: string, weightForm?: WeightForm) {
@@ -69,8 +73,18 @@ describe('digits CNN int8-static under --emulate avx2-u8s8 (reference interprete
 
 const LMS = [
   { name: 'lm', model: shipped('lm.onnx'), data: shipped('lm-eval.npy'), calib: shipped('lm-calib.npy') },
-  { name: 'lm-gemm-tied', model: fixture('lm-gemm-tied.onnx'), data: fixture('lm-gemm-tied-eval.npy'), calib: fixture('lm-gemm-tied-calib.npy') },
-  { name: 'lm-constants', model: fixture('lm-constants.onnx'), data: shipped('lm-eval.npy'), calib: shipped('lm-calib.npy') },
+  {
+    name: 'lm-gemm-tied',
+    model: fixture('lm-gemm-tied.onnx'),
+    data: fixture('lm-gemm-tied-eval.npy'),
+    calib: fixture('lm-gemm-tied-calib.npy'),
+  },
+  {
+    name: 'lm-constants',
+    model: fixture('lm-constants.onnx'),
+    data: shipped('lm-eval.npy'),
+    calib: shipped('lm-calib.npy'),
+  },
 ];
 
 /** The first 8 eval windows, the ids the model reads ([:, :T]). */
@@ -107,7 +121,10 @@ describe('LMs: no integer op saturates under avx2-u8s8 with the default weights 
     });
   }
   it('full-range lm-gemm-tied int8-dynamic does saturate (so the check can fail)', async () => {
-    const r = await saturatedDots(dynamic(fixture('lm-gemm-tied.onnx'), 'full'), lmFeeds(fixture('lm-gemm-tied-eval.npy')));
+    const r = await saturatedDots(
+      dynamic(fixture('lm-gemm-tied.onnx'), 'full'),
+      lmFeeds(fixture('lm-gemm-tied-eval.npy')),
+    );
     expect(r.saturated).toBeGreaterThan(0);
   });
 });

@@ -26,7 +26,9 @@ function spawnCli(args: readonly string[], env: NodeJS.ProcessEnv = {}): ChildPr
 
 function exitOf(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
   let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => { stderr += d.toString(); });
+  child.stderr?.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
   return new Promise((done) => child.on('exit', (code, signal) => done({ code, signal, stderr })));
 }
 

@@ -57,16 +57,23 @@ function assertQdqStructure(model: Model): void {
 
 describe('digits CNN int8-static (BN folded, QDQ, run in onnxruntime-node)', () => {
   let fp32: ClassifierResult;
-  beforeAll(async () => { fp32 = await classifierAccuracy(bytes, testX, testY); });
+  beforeAll(async () => {
+    fp32 = await classifierAccuracy(bytes, testX, testY);
+  });
 
   for (const method of ['minmax', 'percentile', 'entropy', 'mse', 'moving-average']) {
     it(`${method}: drops ≤ 0.5 % accuracy, logits closer to fp32 than ORT's quantizer (< ${ORT_BEST_LOGIT_DIFF})`, async () => {
       const model = modelFromProto(decodeModel(bytes));
-      const { report } = await quantizeStatic(model, new Map([['input', calibX]]), { method: parseCalibMethod(method), batchSize: 32 });
+      const { report } = await quantizeStatic(model, new Map([['input', calibX]]), {
+        method: parseCalibMethod(method),
+        batchSize: 32,
+      });
       assertQdqStructure(model);
       expect(report.quantizedNodes.length).toBe(4);
       const q = await classifierAccuracy(encodeModel(modelToProto(model)), testX, testY, fp32.logits);
-      console.log(`cnn int8-static ${method}: accuracy ${(q.accuracy * 100).toFixed(2)} % (fp32 ${(fp32.accuracy * 100).toFixed(2)} %), mean |logit diff| ${q.meanAbsLogitDiff?.toFixed(4)} (ORT reduce_range 0.095)`);
+      console.log(
+        `cnn int8-static ${method}: accuracy ${(q.accuracy * 100).toFixed(2)} % (fp32 ${(fp32.accuracy * 100).toFixed(2)} %), mean |logit diff| ${q.meanAbsLogitDiff?.toFixed(4)} (ORT reduce_range 0.095)`,
+      );
       expect(q.accuracy).toBeGreaterThanOrEqual(fp32.accuracy - 0.005);
       expect(q.meanAbsLogitDiff).toBeLessThan(ORT_BEST_LOGIT_DIFF);
     });
@@ -74,22 +81,28 @@ describe('digits CNN int8-static (BN folded, QDQ, run in onnxruntime-node)', () 
 });
 
 describe('digits CNN: entropy is a real search, s8 activations, dynamic ConvInteger', () => {
-  it('2048-bin entropy moves most calibrated ranges away from min-max (ORT\'s 128-bin default moves none)', async () => {
+  it("2048-bin entropy moves most calibrated ranges away from min-max (ORT's 128-bin default moves none)", async () => {
     const ranges = async (method: string) => {
-      const r = await quantizeStatic(modelFromProto(decodeModel(bytes)), new Map([['input', calibX]]), { method: parseCalibMethod(method) });
+      const r = await quantizeStatic(modelFromProto(decodeModel(bytes)), new Map([['input', calibX]]), {
+        method: parseCalibMethod(method),
+      });
       return new Map(r.report.tensors.filter((t) => t.source === t.name).map((t) => [t.name, t.hi]));
     };
     const mm = await ranges('minmax');
     const en = await ranges('entropy');
     const changed = [...mm].filter(([k, v]) => Math.abs((en.get(k) as number) - v) > 1e-6 * v);
-    console.log(`entropy vs min-max: ${changed.length} of ${mm.size} ranges differ (${changed.map(([k]) => k).join(', ')})`);
+    console.log(
+      `entropy vs min-max: ${changed.length} of ${mm.size} ranges differ (${changed.map(([k]) => k).join(', ')})`,
+    );
     expect(changed.length).toBeGreaterThanOrEqual(mm.size - 1);
   });
 
   it('s8 symmetric activations: accuracy drops ≤ 0.5 %', async () => {
     const model = modelFromProto(decodeModel(bytes));
     await quantizeStatic(model, new Map([['input', calibX]]), { method: { kind: 'minmax' }, activationType: 'int8' });
-    const zps = model.graph.nodes.filter((n) => n.opType === 'QuantizeLinear').map((n) => model.graph.initializers.get(n.inputs[2] as string)?.dtype);
+    const zps = model.graph.nodes
+      .filter((n) => n.opType === 'QuantizeLinear')
+      .map((n) => model.graph.initializers.get(n.inputs[2] as string)?.dtype);
     expect(new Set(zps)).toEqual(new Set(['int8']));
     const ref = await classifierAccuracy(bytes, testX, testY);
     const q = await classifierAccuracy(encodeModel(modelToProto(model)), testX, testY);
@@ -104,7 +117,9 @@ describe('digits CNN: entropy is a real search, s8 activations, dynamic ConvInte
     expect(model.graph.nodes.filter((n) => n.opType === 'ConvInteger').length).toBe(2);
     const ref = await classifierAccuracy(bytes, testX, testY);
     const q = await classifierAccuracy(encodeModel(modelToProto(model)), testX, testY, ref.logits);
-    console.log(`cnn int8-dynamic (ConvInteger): accuracy ${(q.accuracy * 100).toFixed(2)} %, mean |logit diff| ${q.meanAbsLogitDiff?.toFixed(4)}`);
+    console.log(
+      `cnn int8-dynamic (ConvInteger): accuracy ${(q.accuracy * 100).toFixed(2)} %, mean |logit diff| ${q.meanAbsLogitDiff?.toFixed(4)}`,
+    );
     expect(q.accuracy).toBeGreaterThanOrEqual(ref.accuracy - 0.005);
   });
 });

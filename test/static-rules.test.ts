@@ -11,7 +11,15 @@ import { sqnrDb } from '../src/quant/metrics.js';
 import { normal } from '../src/quant/testdata.test-util.js';
 import * as ort from 'onnxruntime-node';
 
-const f32 = (dims: number[], seed: number, sigma = 0.5) => ({ dtype: 'float32' as const, dims, data: normal(dims.reduce((a, b) => a * b, 1), seed, sigma) });
+const f32 = (dims: number[], seed: number, sigma = 0.5) => ({
+  dtype: 'float32' as const,
+  dims,
+  data: normal(
+    dims.reduce((a, b) => a * b, 1),
+    seed,
+    sigma,
+  ),
+});
 
 /*
  *   x ─MatMul(W1)─ a ─Relu─ r ─┬─MatMul(W2)─ y2                       (fan-out: one shared Q/DQ)
@@ -20,28 +28,35 @@ const f32 = (dims: number[], seed: number, sigma = 0.5) => ({ dtype: 'float32' a
  *                              └─Reshape─ t ─MatMul(W6)─ y6         (chain: t takes r's scale)
  */
 function ruleModel() {
-  return modelFromProto(makeModel({
-    opsets: { '': 17 },
-    inputs: [{ name: 'x', dtype: 'float32', dims: ['n', 4] }],
-    outputs: ['y2', 'y4', 'y5', 'y6'].map((name) => ({ name, dtype: 'float32' as const })),
-    nodes: [
-      { opType: 'MatMul', inputs: ['x', 'W1'], outputs: ['a'], name: 'mm1' },
-      { opType: 'Relu', inputs: ['a'], outputs: ['r'] },
-      { opType: 'MatMul', inputs: ['r', 'W2'], outputs: ['y2'], name: 'mm2' },
-      { opType: 'MatMul', inputs: ['r', 'W3'], outputs: ['y3'], name: 'mm3' },
-      { opType: 'Add', inputs: ['y3', 'mask'], outputs: ['s'] },
-      { opType: 'Softmax', inputs: ['s'], outputs: ['p'], attributes: { axis: -1 } },
-      { opType: 'MatMul', inputs: ['p', 'W4'], outputs: ['y4'], name: 'mm4' },
-      { opType: 'MatMul', inputs: ['s', 'W5'], outputs: ['y5'], name: 'mm5' },
-      { opType: 'Reshape', inputs: ['r', 'shape'], outputs: ['t'] },
-      { opType: 'MatMul', inputs: ['t', 'W6'], outputs: ['y6'], name: 'mm6' },
-    ],
-    initializers: {
-      W1: f32([4, 4], 1), W2: f32([4, 4], 2), W3: f32([4, 4], 3), W4: f32([4, 4], 4), W5: f32([4, 4], 5), W6: f32([4, 4], 6),
-      mask: { dtype: 'float32', dims: [4], data: Float32Array.of(0, 0, -1e4, -1e4) },
-      shape: { dtype: 'int64', dims: [2], data: BigInt64Array.of(-1n, 4n) },
-    },
-  }));
+  return modelFromProto(
+    makeModel({
+      opsets: { '': 17 },
+      inputs: [{ name: 'x', dtype: 'float32', dims: ['n', 4] }],
+      outputs: ['y2', 'y4', 'y5', 'y6'].map((name) => ({ name, dtype: 'float32' as const })),
+      nodes: [
+        { opType: 'MatMul', inputs: ['x', 'W1'], outputs: ['a'], name: 'mm1' },
+        { opType: 'Relu', inputs: ['a'], outputs: ['r'] },
+        { opType: 'MatMul', inputs: ['r', 'W2'], outputs: ['y2'], name: 'mm2' },
+        { opType: 'MatMul', inputs: ['r', 'W3'], outputs: ['y3'], name: 'mm3' },
+        { opType: 'Add', inputs: ['y3', 'mask'], outputs: ['s'] },
+        { opType: 'Softmax', inputs: ['s'], outputs: ['p'], attributes: { axis: -1 } },
+        { opType: 'MatMul', inputs: ['p', 'W4'], outputs: ['y4'], name: 'mm4' },
+        { opType: 'MatMul', inputs: ['s', 'W5'], outputs: ['y5'], name: 'mm5' },
+        { opType: 'Reshape', inputs: ['r', 'shape'], outputs: ['t'] },
+        { opType: 'MatMul', inputs: ['t', 'W6'], outputs: ['y6'], name: 'mm6' },
+      ],
+      initializers: {
+        W1: f32([4, 4], 1),
+        W2: f32([4, 4], 2),
+        W3: f32([4, 4], 3),
+        W4: f32([4, 4], 4),
+        W5: f32([4, 4], 5),
+        W6: f32([4, 4], 6),
+        mask: { dtype: 'float32', dims: [4], data: Float32Array.of(0, 0, -1e4, -1e4) },
+        shape: { dtype: 'int64', dims: [2], data: BigInt64Array.of(-1n, 4n) },
+      },
+    }),
+  );
 }
 
 describe('static QDQ fusion rules', () => {

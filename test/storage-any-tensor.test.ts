@@ -50,27 +50,36 @@ const Z = values(32 * 64, 4);
 const B = values(64, 5);
 const X = values(4 * 64, 6);
 const i64 = (v: number[]) => makeTensor('int64', [v.length], BigInt64Array.from(v.map(BigInt)));
-const fixture = encodeModel(makeModel({
-  nodes: [
-    { opType: 'Slice', inputs: ['P', 'starts', 'ends', 'axes'], outputs: ['p4'], name: 'slice_p' },
-    { opType: 'Add', inputs: ['X', 'p4'], outputs: ['out_p'], name: 'add_p' },
-    { opType: 'Slice', inputs: ['M', 'starts', 'ends', 'axes'], outputs: ['m4'], name: 'slice_m' },
-    { opType: 'Add', inputs: ['X', 'm4'], outputs: ['out_m'], name: 'add_m' },
-    { opType: 'Cast', inputs: ['E'], outputs: ['out_e'], name: 'cast_e', attributes: { to: 6 } },
-    { opType: 'Add', inputs: ['Z', 'B'], outputs: ['out_z'], name: 'add_z' },
-  ],
-  inputs: [{ name: 'X', dtype: 'float32', dims: [4, 64] }],
-  outputs: [
-    { name: 'out_p', dtype: 'float32', dims: [4, 64] }, { name: 'out_m', dtype: 'float32', dims: [4, 64] },
-    { name: 'out_e', dtype: 'int32', dims: [32, 32] }, { name: 'out_z', dtype: 'float32', dims: [32, 64] },
-  ],
-  initializers: {
-    P: makeTensor('float32', [16, 64], P), M: makeTensor('float32', [32, 64], M), E: makeTensor('float32', [32, 32], E),
-    Z: makeTensor('float32', [32, 64], Z), B: makeTensor('float32', [64], B),
-    starts: i64([0]), ends: i64([4]), axes: i64([0]),
-  },
-  opsets: { '': 17 },
-}));
+const fixture = encodeModel(
+  makeModel({
+    nodes: [
+      { opType: 'Slice', inputs: ['P', 'starts', 'ends', 'axes'], outputs: ['p4'], name: 'slice_p' },
+      { opType: 'Add', inputs: ['X', 'p4'], outputs: ['out_p'], name: 'add_p' },
+      { opType: 'Slice', inputs: ['M', 'starts', 'ends', 'axes'], outputs: ['m4'], name: 'slice_m' },
+      { opType: 'Add', inputs: ['X', 'm4'], outputs: ['out_m'], name: 'add_m' },
+      { opType: 'Cast', inputs: ['E'], outputs: ['out_e'], name: 'cast_e', attributes: { to: 6 } },
+      { opType: 'Add', inputs: ['Z', 'B'], outputs: ['out_z'], name: 'add_z' },
+    ],
+    inputs: [{ name: 'X', dtype: 'float32', dims: [4, 64] }],
+    outputs: [
+      { name: 'out_p', dtype: 'float32', dims: [4, 64] },
+      { name: 'out_m', dtype: 'float32', dims: [4, 64] },
+      { name: 'out_e', dtype: 'int32', dims: [32, 32] },
+      { name: 'out_z', dtype: 'float32', dims: [32, 64] },
+    ],
+    initializers: {
+      P: makeTensor('float32', [16, 64], P),
+      M: makeTensor('float32', [32, 64], M),
+      E: makeTensor('float32', [32, 32], E),
+      Z: makeTensor('float32', [32, 64], Z),
+      B: makeTensor('float32', [64], B),
+      starts: i64([0]),
+      ends: i64([4]),
+      axes: i64([0]),
+    },
+    opsets: { '': 17 },
+  }),
+);
 
 async function runAll(bytes: Uint8Array): Promise<Record<string, Float32Array | Int32Array>> {
   const s = await ort.InferenceSession.create(bytes);
@@ -87,7 +96,8 @@ describe('storage schemes convert float tensors outside weight inputs', () => {
       expect(row('P')?.scheme).toBe(scheme);
       expect(row('P')?.opTypes).toEqual(['Slice']);
       expect(row('P')?.bytesAfter).toBe(scheme === 'bf16' ? 2 * P.length : P.length + 4 * 16);
-      if (scheme === 'bf16') expect(row('M')?.scheme).toBe('bf16'); // bfloat16 has −Inf
+      if (scheme === 'bf16')
+        expect(row('M')?.scheme).toBe('bf16'); // bfloat16 has −Inf
       else expect(row('M')?.note).toMatch(/Inf\/NaN/);
       expect(row('E')?.scheme).toBe('fp32');
       expect(row('E')?.note).toMatch(/Cast cast_e/);
@@ -115,7 +125,11 @@ describe('storage schemes convert float tensors outside weight inputs', () => {
       for (let i = 0; i < back.length; i++) {
         const want = Math.fround((X[i] as number) + (back[i] as number));
         // int8: exact; bf16 / fp8: the format's relative precision (2^-8, 2^-3 for e5m2).
-        const tol = scheme === 'int8' ? 0 : (scheme === 'fp8-e5m2' ? 2 ** -3 : scheme === 'fp8' ? 2 ** -4 : 2 ** -8) * Math.abs(P[i] as number) + 1e-7;
+        const tol =
+          scheme === 'int8'
+            ? 0
+            : (scheme === 'fp8-e5m2' ? 2 ** -3 : scheme === 'fp8' ? 2 ** -4 : 2 ** -8) * Math.abs(P[i] as number) +
+              1e-7;
         expect(Math.abs((outP[i] as number) - want)).toBeLessThanOrEqual(tol);
       }
     });
@@ -145,7 +159,9 @@ describe('models/lm.onnx: no float tensor of 1024 elements or more stays fp32', 
       expected += big ? 2 * n : storageBytes(init.dtype, n);
     }
     expect(r.report.totals.bytesAfter).toBe(expected);
-    expect(r.report.notes.join('\n')).toContain(`kept fp32: ${small} float tensors under ${STORE_MIN_ELEMENTS} elements`);
+    expect(r.report.notes.join('\n')).toContain(
+      `kept fp32: ${small} float tensors under ${STORE_MIN_ELEMENTS} elements`,
+    );
     const ratio = statSync(out).size / lm.length;
     console.log(`lm.onnx bf16: file ${statSync(out).size} / ${lm.length} B = ${ratio.toFixed(4)}×`);
     expect(ratio).toBeLessThanOrEqual(0.511);
@@ -155,7 +171,9 @@ describe('models/lm.onnx: no float tensor of 1024 elements or more stays fp32', 
     it(`${scheme}: only float tensors under ${STORE_MIN_ELEMENTS} elements remain float32; perplexity within the scheme's budget`, async () => {
       const q = quantizeModelBytes(lm, { scheme });
       const model = modelFromProto(decodeModel(q.bytes));
-      const left = [...model.graph.initializers.values()].filter((i) => i.dtype === 'float32' && count(i.dims) >= STORE_MIN_ELEMENTS);
+      const left = [...model.graph.initializers.values()].filter(
+        (i) => i.dtype === 'float32' && count(i.dims) >= STORE_MIN_ELEMENTS,
+      );
       // int8/fp8 scales are float32 vectors of one per row: at most 512 here, under the threshold.
       expect(left.map((i) => i.name)).toEqual([]);
       const base = (await lmPerplexity(lm, windows)).perplexity;

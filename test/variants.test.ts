@@ -33,8 +33,17 @@ const METHODS = ['minmax', 'percentile', 'entropy', 'mse'];
 
 // Budgets relative to fp32 (the issues'); schemes the issues give none get the looser figure the
 // shipped-model tests use (weight-only-models.test.ts): +10 % perplexity, 3 % accuracy.
-const LM_BUDGET: Record<string, number> = { 'int8': 0.005, 'q4': 0.03, 'q4-asym': 0.03, 'nf4': 0.03, 'fp4': 0.06, 'fp16': 0.001, 'bf16': 0.1, 'fp8': 0.1 };
-const CNN_BUDGET: Record<string, number> = { 'int8': 0.005, 'fp16': 0.005 };
+const LM_BUDGET: Record<string, number> = {
+  int8: 0.005,
+  q4: 0.03,
+  'q4-asym': 0.03,
+  nf4: 0.03,
+  fp4: 0.06,
+  fp16: 0.001,
+  bf16: 0.1,
+  fp8: 0.1,
+};
+const CNN_BUDGET: Record<string, number> = { int8: 0.005, fp16: 0.005 };
 const pct = (x: number) => `${(x * 100).toFixed(2)} %`;
 
 const toBytes = (m: Model) => encodeModel(modelToProto(m));
@@ -53,11 +62,29 @@ const DATA_FREE_MISS: Record<string, readonly string[]> = {
   'lm-constants.onnx': ['q4', 'nf4', 'fp4'],
 };
 
-interface LmVariant { file: string; eval: string; calib: string; projections: number; outliers: boolean }
+interface LmVariant {
+  file: string;
+  eval: string;
+  calib: string;
+  projections: number;
+  outliers: boolean;
+}
 const LMS: LmVariant[] = [
   // 2 blocks × (q, k, v, o, fc1, fc2) + the head: 13 projections.
-  { file: 'lm-gemm-tied.onnx', eval: fixture('lm-gemm-tied-eval.npy'), calib: fixture('lm-gemm-tied-calib.npy'), projections: 13, outliers: false },
-  { file: 'lm-constants.onnx', eval: shipped('lm-eval.npy'), calib: shipped('lm-calib.npy'), projections: 13, outliers: true },
+  {
+    file: 'lm-gemm-tied.onnx',
+    eval: fixture('lm-gemm-tied-eval.npy'),
+    calib: fixture('lm-gemm-tied-calib.npy'),
+    projections: 13,
+    outliers: false,
+  },
+  {
+    file: 'lm-constants.onnx',
+    eval: shipped('lm-eval.npy'),
+    calib: shipped('lm-calib.npy'),
+    projections: 13,
+    outliers: true,
+  },
 ];
 
 for (const v of LMS) {
@@ -82,7 +109,9 @@ for (const v of LMS) {
           const q = await quantizeModelBytesGptq(bytes, { scheme }, calib);
           expect(q.report.totals.quantizedLayers).toBe(v.projections);
           const p = (await lmPerplexity(q.bytes, windows)).perplexity;
-          console.log(`${v.file} ${scheme} GPTQ: perplexity ${p.toFixed(4)} vs fp32 ${base.toFixed(4)} (${pct(p / base - 1)})`);
+          console.log(
+            `${v.file} ${scheme} GPTQ: perplexity ${p.toFixed(4)} vs fp32 ${base.toFixed(4)} (${pct(p / base - 1)})`,
+          );
           expect(p / base - 1).toBeLessThanOrEqual(budget);
         });
       }
@@ -95,7 +124,9 @@ for (const v of LMS) {
         const q = quantizeModelBytes(bytes, { scheme });
         expect(q.report.totals.quantizedLayers).toBeGreaterThan(0);
         const p = (await lmPerplexity(q.bytes, windows)).perplexity;
-        console.log(`${v.file} ${scheme}${gptq ? ' data-free' : ''}: perplexity ${p.toFixed(4)} vs fp32 ${base.toFixed(4)} (${pct(p / base - 1)}), ${q.report.totals.quantizedLayers} layers, ${q.report.totals.bytesBefore} → ${q.report.totals.bytesAfter} B`);
+        console.log(
+          `${v.file} ${scheme}${gptq ? ' data-free' : ''}: perplexity ${p.toFixed(4)} vs fp32 ${base.toFixed(4)} (${pct(p / base - 1)}), ${q.report.totals.quantizedLayers} layers, ${q.report.totals.bytesBefore} → ${q.report.totals.bytesAfter} B`,
+        );
         expect(p / base - 1).toBeLessThanOrEqual(b);
       });
     }
@@ -129,7 +160,9 @@ for (const v of LMS) {
           plainText = `, without SmoothQuant ${plain.ppl.toFixed(4)} (${pct(plain.ppl / base - 1)})`;
           if (v.outliers) expect(smooth.ppl).toBeLessThan(plain.ppl);
         }
-        console.log(`${v.file} int8-static ${method}: SmoothQuant ${smooth.ppl.toFixed(4)} (${pct(smooth.ppl / base - 1)})${plainText}`);
+        console.log(
+          `${v.file} int8-static ${method}: SmoothQuant ${smooth.ppl.toFixed(4)} (${pct(smooth.ppl / base - 1)})${plainText}`,
+        );
         expect(smooth.ppl / base - 1).toBeLessThan(0.05);
       });
     }
@@ -155,7 +188,11 @@ function assertQdqStructure(model: Model, computeNodes: number): void {
   expect(g.nodes.some((n) => n.opType === 'BatchNormalization')).toBe(false);
 }
 
-interface CnnVariant { file: string; convs: number; gemms: number }
+interface CnnVariant {
+  file: string;
+  convs: number;
+  gemms: number;
+}
 const CNNS: CnnVariant[] = [
   // stem, depthwise, pointwise, 2 squeeze-excite 1×1, down, res2 = 7 Conv; one Gemm.
   { file: 'cnn-residual.onnx', convs: 7, gemms: 1 },
@@ -169,7 +206,9 @@ for (const v of CNNS) {
   describe(`variant ${v.file} (digits CNN)`, () => {
     const bytes = readFileSync(fixture(v.file));
     let base: Awaited<ReturnType<typeof classifierAccuracy>>;
-    beforeAll(async () => { base = await classifierAccuracy(bytes, testX, testY); });
+    beforeAll(async () => {
+      base = await classifierAccuracy(bytes, testX, testY);
+    });
 
     for (const scheme of WEIGHT_ONLY) {
       const b = CNN_BUDGET[scheme] ?? 0.03;
@@ -177,7 +216,9 @@ for (const v of CNNS) {
         const q = quantizeModelBytes(bytes, { scheme });
         expect(q.report.totals.quantizedLayers).toBeGreaterThan(0);
         const r = await classifierAccuracy(q.bytes, testX, testY, base.logits);
-        console.log(`${v.file} ${scheme}: accuracy ${pct(r.accuracy)} vs fp32 ${pct(base.accuracy)}, ${q.report.totals.quantizedLayers} layers, mean |logit diff| ${r.meanAbsLogitDiff?.toFixed(4)}`);
+        console.log(
+          `${v.file} ${scheme}: accuracy ${pct(r.accuracy)} vs fp32 ${pct(base.accuracy)}, ${q.report.totals.quantizedLayers} layers, mean |logit diff| ${r.meanAbsLogitDiff?.toFixed(4)}`,
+        );
         expect(base.accuracy - r.accuracy).toBeLessThanOrEqual(b + 1e-9);
       });
     }
@@ -202,7 +243,9 @@ for (const v of CNNS) {
         assertQdqStructure(model, v.convs + v.gemms);
         expect(report.quantizedNodes.length).toBe(v.convs + v.gemms);
         const q = await classifierAccuracy(toBytes(model), testX, testY, base.logits);
-        console.log(`${v.file} int8-static ${method}: accuracy ${pct(q.accuracy)} (fp32 ${pct(base.accuracy)}), mean |logit diff| ${q.meanAbsLogitDiff?.toFixed(4)}`);
+        console.log(
+          `${v.file} int8-static ${method}: accuracy ${pct(q.accuracy)} (fp32 ${pct(base.accuracy)}), mean |logit diff| ${q.meanAbsLogitDiff?.toFixed(4)}`,
+        );
         expect(base.accuracy - q.accuracy).toBeLessThanOrEqual(0.005 + 1e-9);
       });
     }

@@ -24,14 +24,28 @@ describe('quantkit quantize', () => {
     input = join(dir, 'mlp.onnx');
     const K = 64;
     const N = 48;
-    writeFileSync(input, encodeModel(makeModel({
-      nodes: [{ opType: 'MatMul', inputs: ['X', 'W'], outputs: ['Y'], name: 'fc' }],
-      inputs: [{ name: 'X', dtype: 'float32', dims: [1, K] }],
-      outputs: [{ name: 'Y', dtype: 'float32', dims: [1, N] }],
-      initializers: { W: makeTensor('float32', [K, N], Float32Array.from({ length: K * N }, (_, i) => Math.sin(i))) },
-    })));
+    writeFileSync(
+      input,
+      encodeModel(
+        makeModel({
+          nodes: [{ opType: 'MatMul', inputs: ['X', 'W'], outputs: ['Y'], name: 'fc' }],
+          inputs: [{ name: 'X', dtype: 'float32', dims: [1, K] }],
+          outputs: [{ name: 'Y', dtype: 'float32', dims: [1, N] }],
+          initializers: {
+            W: makeTensor(
+              'float32',
+              [K, N],
+              Float32Array.from({ length: K * N }, (_, i) => Math.sin(i)),
+            ),
+          },
+        }),
+      ),
+    );
     out = [];
-    vi.spyOn(process.stdout, 'write').mockImplementation((s) => { out.push(String(s)); return true; });
+    vi.spyOn(process.stdout, 'write').mockImplementation((s) => {
+      out.push(String(s));
+      return true;
+    });
   });
   afterEach(() => {
     vi.restoreAllMocks();
@@ -40,12 +54,55 @@ describe('quantkit quantize', () => {
 
   it('writes a model ORT runs and prints a --json report with stable keys', async () => {
     const target = join(dir, 'q4.onnx');
-    await program().parseAsync(['node', 'quantkit', 'quantize', input, '-o', target, '--scheme', 'q4', '--block-size', '16', '--json']);
+    await program().parseAsync([
+      'node',
+      'quantkit',
+      'quantize',
+      input,
+      '-o',
+      target,
+      '--scheme',
+      'q4',
+      '--block-size',
+      '16',
+      '--json',
+    ]);
     const report = JSON.parse(out.join(''));
-    expect(Object.keys(report)).toEqual(['input', 'output', 'inputFileBytes', 'outputFileBytes', 'verification', 'scheme', 'blockSize', 'layers', 'notes', 'totals']);
-    expect(report.verification).toMatchObject({ status: 'verified', feeds: [{ name: 'X', source: 'synthetic' }], outputs: ['Y'] });
-    expect(Object.keys(report.layers[0])).toEqual(['nodes', 'opTypes', 'weight', 'dims', 'bytesBefore', 'scheme', 'form', 'sqnrDb', 'bytesAfter', 'note']);
-    expect(report.layers[0]).toMatchObject({ weight: 'W', scheme: 'q4', bytesBefore: 64 * 48 * 4, bytesAfter: 48 * 4 * 8 + 48 * 4 * 4 });
+    expect(Object.keys(report)).toEqual([
+      'input',
+      'output',
+      'inputFileBytes',
+      'outputFileBytes',
+      'verification',
+      'scheme',
+      'blockSize',
+      'layers',
+      'notes',
+      'totals',
+    ]);
+    expect(report.verification).toMatchObject({
+      status: 'verified',
+      feeds: [{ name: 'X', source: 'synthetic' }],
+      outputs: ['Y'],
+    });
+    expect(Object.keys(report.layers[0])).toEqual([
+      'nodes',
+      'opTypes',
+      'weight',
+      'dims',
+      'bytesBefore',
+      'scheme',
+      'form',
+      'sqnrDb',
+      'bytesAfter',
+      'note',
+    ]);
+    expect(report.layers[0]).toMatchObject({
+      weight: 'W',
+      scheme: 'q4',
+      bytesBefore: 64 * 48 * 4,
+      bytesAfter: 48 * 4 * 8 + 48 * 4 * 4,
+    });
     expect(report.outputFileBytes).toBe(statSync(target).size);
     const s = await ort.InferenceSession.create(readFileSync(target));
     const y = await s.run({ X: new ort.Tensor('float32', new Float32Array(64).fill(0.5), [1, 64]) });
@@ -56,15 +113,34 @@ describe('quantkit quantize', () => {
     const target = join(dir, 'int8.onnx');
     await program().parseAsync(['node', 'quantkit', 'quantize', input, '-o', target, '--scheme', 'int8']);
     expect(out.join('')).toMatch(/W\s+(\S+\s+)?MatMul\s+int8\s+DequantizeLinear\(axis=1\)/);
-    await expect(program().parseAsync(['node', 'quantkit', 'quantize', input, '-o', target, '--scheme', 'int8'])).rejects.toMatchObject({ code: 'QK_OUTPUT_EXISTS' });
+    await expect(
+      program().parseAsync(['node', 'quantkit', 'quantize', input, '-o', target, '--scheme', 'int8']),
+    ).rejects.toMatchObject({ code: 'QK_OUTPUT_EXISTS' });
     await program().parseAsync(['node', 'quantkit', 'quantize', input, '-o', target, '--scheme', 'int8', '--force']);
     const before = readFileSync(input);
-    await expect(program().parseAsync(['node', 'quantkit', 'quantize', input, '-o', input, '--scheme', 'int8', '--force'])).rejects.toMatchObject({ code: 'QK_OUTPUT_IS_INPUT' });
+    await expect(
+      program().parseAsync(['node', 'quantkit', 'quantize', input, '-o', input, '--scheme', 'int8', '--force']),
+    ).rejects.toMatchObject({ code: 'QK_OUTPUT_IS_INPUT' });
     expect(readFileSync(input)).toEqual(before);
   });
 
   it('refuses an unknown scheme and a bad block size with named errors', async () => {
-    await expect(program().parseAsync(['node', 'quantkit', 'quantize', input, '-o', join(dir, 'x.onnx'), '--scheme', 'int3'])).rejects.toMatchObject({ code: 'QK_UNKNOWN_SCHEME' });
-    await expect(program().parseAsync(['node', 'quantkit', 'quantize', input, '-o', join(dir, 'x.onnx'), '--scheme', 'q4', '--block-size', '48'])).rejects.toMatchObject({ code: 'QK_BAD_BLOCK_SIZE' });
+    await expect(
+      program().parseAsync(['node', 'quantkit', 'quantize', input, '-o', join(dir, 'x.onnx'), '--scheme', 'int3']),
+    ).rejects.toMatchObject({ code: 'QK_UNKNOWN_SCHEME' });
+    await expect(
+      program().parseAsync([
+        'node',
+        'quantkit',
+        'quantize',
+        input,
+        '-o',
+        join(dir, 'x.onnx'),
+        '--scheme',
+        'q4',
+        '--block-size',
+        '48',
+      ]),
+    ).rejects.toMatchObject({ code: 'QK_BAD_BLOCK_SIZE' });
   });
 });

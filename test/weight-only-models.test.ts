@@ -31,12 +31,17 @@ describe('digits CNN (BatchNormalization folded first)', () => {
   const budget: Partial<Record<SchemeName, number>> = { int8: 0.005, fp16: 0.005 };
   for (const scheme of ALL) {
     const b = budget[scheme];
-    it(b !== undefined ? `${scheme}: runs in ORT, accuracy drops ≤ ${b * 100} %` : `${scheme}: runs in ORT, accuracy drops ≤ 3 %`, async () => {
-      const q = quantizeModelBytes(bytes, { scheme });
-      expect(q.report.notes.join(' ')).toContain('BatchNormalization nodes folded');
-      const r = await classifierAccuracy(q.bytes, x, y, base.logits);
-      expect(base.accuracy - r.accuracy).toBeLessThanOrEqual((b ?? 0.03) + 1e-9);
-    });
+    it(
+      b !== undefined
+        ? `${scheme}: runs in ORT, accuracy drops ≤ ${b * 100} %`
+        : `${scheme}: runs in ORT, accuracy drops ≤ 3 %`,
+      async () => {
+        const q = quantizeModelBytes(bytes, { scheme });
+        expect(q.report.notes.join(' ')).toContain('BatchNormalization nodes folded');
+        const r = await classifierAccuracy(q.bytes, x, y, base.logits);
+        expect(base.accuracy - r.accuracy).toBeLessThanOrEqual((b ?? 0.03) + 1e-9);
+      },
+    );
   }
 });
 
@@ -53,11 +58,16 @@ describe('char transformer LM perplexity', () => {
   const budget: Partial<Record<SchemeName, number>> = { int8: 0.005, q4: 0.03, nf4: 0.03, fp4: 0.06, fp16: 0.001 };
   for (const scheme of ALL) {
     const b = budget[scheme];
-    it(b !== undefined ? `${scheme}${scheme === 'q4' ? ' block 32' : ''}: perplexity ≤ +${b * 100} % of fp32` : `${scheme}: runs in ORT, perplexity ≤ +10 %`, async () => {
-      const q = quantizeModelBytes(bytes, { scheme });
-      const p = (await lmPerplexity(q.bytes, windows)).perplexity;
-      expect(p / base - 1).toBeLessThanOrEqual(b ?? 0.1);
-    });
+    it(
+      b !== undefined
+        ? `${scheme}${scheme === 'q4' ? ' block 32' : ''}: perplexity ≤ +${b * 100} % of fp32`
+        : `${scheme}: runs in ORT, perplexity ≤ +10 %`,
+      async () => {
+        const q = quantizeModelBytes(bytes, { scheme });
+        const p = (await lmPerplexity(q.bytes, windows)).perplexity;
+        expect(p / base - 1).toBeLessThanOrEqual(b ?? 0.1);
+      },
+    );
   }
 
   it('q4 block 32 with the per-block search beats plain round-to-nearest (--rtn)', async () => {

@@ -15,7 +15,7 @@ import type { SchemeName } from '../src/passes/weight-only/index.js';
 /** Deterministic normal-ish values (sum of uniforms from an LCG). */
 function randn(n: number, seed: number, scale = 1): Float32Array {
   let s = seed >>> 0;
-  const u = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  const u = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
   return Float32Array.from({ length: n }, () => scale * (u() + u() + u() + u() - 2));
 }
 
@@ -26,13 +26,15 @@ async function run(bytes: Uint8Array, feeds: Record<string, ort.Tensor>): Promis
 }
 
 function matmulModel(K: number, N: number, w: Float32Array, M = 3): Uint8Array {
-  return encodeModel(makeModel({
-    nodes: [{ opType: 'MatMul', inputs: ['A', 'W'], outputs: ['Y'], name: 'mm' }],
-    inputs: [{ name: 'A', dtype: 'float32', dims: [M, K] }],
-    outputs: [{ name: 'Y', dtype: 'float32', dims: [M, N] }],
-    initializers: { W: makeTensor('float32', [K, N], w) },
-    opsets: { '': 17 },
-  }));
+  return encodeModel(
+    makeModel({
+      nodes: [{ opType: 'MatMul', inputs: ['A', 'W'], outputs: ['Y'], name: 'mm' }],
+      inputs: [{ name: 'A', dtype: 'float32', dims: [M, K] }],
+      outputs: [{ name: 'Y', dtype: 'float32', dims: [M, N] }],
+      initializers: { W: makeTensor('float32', [K, N], w) },
+      opsets: { '': 17 },
+    }),
+  );
 }
 
 function maxRelDiff(a: Float32Array, b: Float32Array): number {
@@ -51,7 +53,14 @@ describe('MatMulNBits layout: the weights our code believes in are what ONNX Run
   const w = randn(K * N, 1);
   w[5] = 9; // an outlier
   const a = randn(M * K, 2);
-  const cases: [SchemeName, number][] = [['q4', 16], ['q4', 32], ['q4-asym', 32], ['q4-asym', 64], ['q8-block', 32], ['q4', 128]];
+  const cases: [SchemeName, number][] = [
+    ['q4', 16],
+    ['q4', 32],
+    ['q4-asym', 32],
+    ['q4-asym', 64],
+    ['q8-block', 32],
+    ['q4', 128],
+  ];
   for (const [scheme, blockSize] of cases) {
     it(`${scheme} block ${blockSize}: ORT output = A · dequantized W within 1e-5 relative`, async () => {
       const q = quantizeModelBytes(matmulModel(K, N, w, M), { scheme, blockSize });
@@ -59,7 +68,14 @@ describe('MatMulNBits layout: the weights our code believes in are what ONNX Run
       expect(model.graph.nodes.map((n) => n.opType)).toEqual(['MatMulNBits']);
       const bits = scheme === 'q8-block' ? 8 : 4;
       const col = new Float32Array(K);
-      const nb = quantizeNBits(K, N, (n, out) => { for (let k = 0; k < K; k++) out[k] = w[k * N + n] as number; }, { bits, blockSize, symmetric: scheme !== 'q4-asym' });
+      const nb = quantizeNBits(
+        K,
+        N,
+        (n, out) => {
+          for (let k = 0; k < K; k++) out[k] = w[k * N + n] as number;
+        },
+        { bits, blockSize, symmetric: scheme !== 'q4-asym' },
+      );
       const wq = dequantizeNBits(nb, blockSize);
       void col;
       const expected = await run(matmulModel(K, N, wq, M), { A: new ort.Tensor('float32', a, [M, K]) });
@@ -85,7 +101,9 @@ describe('MatMulNBits layout: the weights our code believes in are what ONNX Run
     const Kb = 256;
     const x = randn(Kb * 8, 7);
     for (let i = 0; i < x.length; i += 37) x[i] = (x[i] as number) * 12; // outliers
-    const col = (n: number, out: Float32Array) => { for (let k = 0; k < Kb; k++) out[k] = x[k * 8 + n] as number; };
+    const col = (n: number, out: Float32Array) => {
+      for (let k = 0; k < Kb; k++) out[k] = x[k * 8 + n] as number;
+    };
     for (const symmetric of [true, false]) {
       const rtn = dequantizeNBits(quantizeNBits(Kb, 8, col, { bits: 4, blockSize: 32, symmetric, rtn: true }), 32);
       const srch = dequantizeNBits(quantizeNBits(Kb, 8, col, { bits: 4, blockSize: 32, symmetric }), 32);
@@ -118,7 +136,11 @@ describe('MatMulBnb4 layout (nibble order, transposition) checked against ONNX R
         const wt = new Float32Array(N * K);
         for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) wt[n * K + k] = w[k * N + n] as number;
         // Data-free nf4 stores the plain absmax (bnb4-handler.ts dataFreeSearch), fp4 the searched constant.
-        const back = dequantizeBnb4(quantizeBnb4(wt, { type: scheme, blockSize, rtn: !dataFreeSearch(scheme) }), scheme, blockSize);
+        const back = dequantizeBnb4(
+          quantizeBnb4(wt, { type: scheme, blockSize, rtn: !dataFreeSearch(scheme) }),
+          scheme,
+          blockSize,
+        );
         const wq = new Float32Array(K * N);
         for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) wq[k * N + n] = back[n * K + k] as number;
         const expected = await run(matmulModel(K, N, wq, M), { A: new ort.Tensor('float32', a, [M, K]) });
@@ -151,13 +173,18 @@ describe('int8 per-channel: pathological channels', () => {
   for (const scheme of ['int8', 'fp8', 'q4', 'nf4'] as SchemeName[]) {
     it(`${scheme}: an all-zero channel stays exactly zero, no scale is 0, NaN or subnormal, ORT output finite`, async () => {
       const blockSize = scheme === 'q4' ? 16 : scheme === 'nf4' ? 16 : undefined;
-      const { model, report } = quantizeModel(modelFromProto(makeModel({
-        nodes: [{ opType: 'MatMul', inputs: ['A', 'W'], outputs: ['Y'] }],
-        inputs: [{ name: 'A', dtype: 'float32', dims: [2, K] }],
-        outputs: [{ name: 'Y', dtype: 'float32', dims: [2, N] }],
-        initializers: { W: makeTensor('float32', [K, N], w) },
-        opsets: { '': 19 },
-      })), { scheme, blockSize });
+      const { model, report } = quantizeModel(
+        modelFromProto(
+          makeModel({
+            nodes: [{ opType: 'MatMul', inputs: ['A', 'W'], outputs: ['Y'] }],
+            inputs: [{ name: 'A', dtype: 'float32', dims: [2, K] }],
+            outputs: [{ name: 'Y', dtype: 'float32', dims: [2, N] }],
+            initializers: { W: makeTensor('float32', [K, N], w) },
+            opsets: { '': 19 },
+          }),
+        ),
+        { scheme, blockSize },
+      );
       for (const init of model.graph.initializers.values()) {
         if (!/scale|absmax/.test(init.name)) continue;
         const s = init.load().data as Float32Array;
@@ -177,12 +204,17 @@ describe('int8 per-channel: pathological channels', () => {
   }
 
   it('int8 weights equal the ONNX Runtime quantizer formula: scale = max|w|/127, q = round_half_even(w/scale)', () => {
-    const { model } = quantizeModel(modelFromProto(makeModel({
-      nodes: [{ opType: 'MatMul', inputs: ['A', 'W'], outputs: ['Y'] }],
-      inputs: [{ name: 'A', dtype: 'float32', dims: [2, K] }],
-      outputs: [{ name: 'Y', dtype: 'float32', dims: [2, N] }],
-      initializers: { W: makeTensor('float32', [K, N], w) },
-    })), { scheme: 'int8' });
+    const { model } = quantizeModel(
+      modelFromProto(
+        makeModel({
+          nodes: [{ opType: 'MatMul', inputs: ['A', 'W'], outputs: ['Y'] }],
+          inputs: [{ name: 'A', dtype: 'float32', dims: [2, K] }],
+          outputs: [{ name: 'Y', dtype: 'float32', dims: [2, N] }],
+          initializers: { W: makeTensor('float32', [K, N], w) },
+        }),
+      ),
+      { scheme: 'int8' },
+    );
     const q = model.graph.initializers.get('W_quantized')!.load().data as Int8Array;
     const s = model.graph.initializers.get('W_scale')!.load().data as Float32Array;
     let amax = 0;
@@ -205,10 +237,18 @@ describe('graph forms', () => {
   const w = randn(K * N, 9);
   const spec = (constant: boolean): ModelSpec => ({
     nodes: [
-      ...(constant ? [{ opType: 'Constant', inputs: [], outputs: ['W'], attributes: { value: makeTensor('float32', [K, N], w) } }] : []),
+      ...(constant
+        ? [{ opType: 'Constant', inputs: [], outputs: ['W'], attributes: { value: makeTensor('float32', [K, N], w) } }]
+        : []),
       { opType: 'MatMul', inputs: ['A', 'W'], outputs: ['H'], name: 'first' },
       { opType: 'Relu', inputs: ['H'], outputs: ['R'] },
-      { opType: 'Gemm', inputs: ['R', 'W2', 'C'], outputs: ['G'], name: 'gemm', attributes: { transB: 1, alpha: 0.5, beta: makeAttribute('beta', 2, 'float') } },
+      {
+        opType: 'Gemm',
+        inputs: ['R', 'W2', 'C'],
+        outputs: ['G'],
+        name: 'gemm',
+        attributes: { transB: 1, alpha: 0.5, beta: makeAttribute('beta', 2, 'float') },
+      },
       { opType: 'MatMul', inputs: ['G', 'W'], outputs: ['Y'], name: 'tied' },
     ],
     inputs: [{ name: 'A', dtype: 'float32', dims: [2, K] }],
@@ -222,12 +262,27 @@ describe('graph forms', () => {
   });
   const a = randn(2 * K, 12);
 
-  for (const scheme of ['int8', 'q4', 'q4-asym', 'q8-block', 'nf4', 'fp4', 'fp16', 'bf16', 'fp8', 'fp8-e5m2'] as SchemeName[]) {
+  for (const scheme of [
+    'int8',
+    'q4',
+    'q4-asym',
+    'q8-block',
+    'nf4',
+    'fp4',
+    'fp16',
+    'bf16',
+    'fp8',
+    'fp8-e5m2',
+  ] as SchemeName[]) {
     it(`${scheme}: a model with Constant-node weights (no initializers), a Gemm (transB, alpha, beta) and a tied weight runs in ORT close to fp32`, async () => {
       const ref = await run(encodeModel(makeModel(spec(false))), { A: new ort.Tensor('float32', a, [2, K]) });
-      const q = quantizeModelBytes(encodeModel(makeModel(spec(true))), { scheme, blockSize: scheme === 'nf4' || scheme === 'fp4' ? 32 : undefined });
+      const q = quantizeModelBytes(encodeModel(makeModel(spec(true))), {
+        scheme,
+        blockSize: scheme === 'nf4' || scheme === 'fp4' ? 32 : undefined,
+      });
       const got = await run(q.bytes, { A: new ort.Tensor('float32', a, [2, K]) });
-      const tol = { int8: 0.03, 'q8-block': 0.03, fp16: 0.003, bf16: 0.02, fp8: 0.1, 'fp8-e5m2': 0.2 }[scheme as string] ?? 0.3;
+      const tol =
+        { int8: 0.03, 'q8-block': 0.03, fp16: 0.003, bf16: 0.02, fp8: 0.1, 'fp8-e5m2': 0.2 }[scheme as string] ?? 0.3;
       expect(maxRelDiff(got, ref)).toBeLessThan(tol);
       // The tied weight W is quantized once: one report row for it, read by both MatMuls.
       const row = q.report.layers.find((l) => l.weight === 'W');
@@ -238,7 +293,10 @@ describe('graph forms', () => {
 
   it('--exclude and --keep-first-last leave layers in fp32 with the reason in the report', () => {
     const r1 = quantizeModelBytes(encodeModel(makeModel(spec(false))), { scheme: 'int8', exclude: ['Gemm'] });
-    expect(r1.report.layers.find((l) => l.weight === 'W2')).toMatchObject({ scheme: 'fp32', note: 'excluded (`exclude` Gemm)' });
+    expect(r1.report.layers.find((l) => l.weight === 'W2')).toMatchObject({
+      scheme: 'fp32',
+      note: 'excluded (`exclude` Gemm)',
+    });
     const r2 = quantizeModelBytes(encodeModel(makeModel(spec(false))), { scheme: 'q4', keepFirstLast: true });
     const wRow = r2.report.layers.find((l) => l.weight === 'W');
     // W feeds both the first and the last layer: both kept, so W stays fp32.
@@ -268,16 +326,30 @@ describe("weight names holding '|' (once the separator of the results' string ke
     ],
     inputs: [{ name: 'A', dtype: 'float32', dims: [2, K] }],
     outputs: [{ name: 'Y', dtype: 'float32', dims: [2, K] }],
-    initializers: { [mm]: makeTensor('float32', [K, N], randn(K * N, 21)), [gemm]: makeTensor('float32', [K, N], randn(K * N, 22)) },
+    initializers: {
+      [mm]: makeTensor('float32', [K, N], randn(K * N, 21)),
+      [gemm]: makeTensor('float32', [K, N], randn(K * N, 22)),
+    },
     opsets: { '': 17 },
   });
   const a = randn(2 * K, 23);
-  const cases: [SchemeName, Record<string, unknown>][] = [['q4', { format: 'qdq' }], ['q4-asym', { format: 'qdq' }], ['q4', {}], ['q4-asym', {}], ['nf4', {}], ['int8', {}]];
+  const cases: [SchemeName, Record<string, unknown>][] = [
+    ['q4', { format: 'qdq' }],
+    ['q4-asym', { format: 'qdq' }],
+    ['q4', {}],
+    ['q4-asym', {}],
+    ['nf4', {}],
+    ['int8', {}],
+  ];
   for (const [scheme, extra] of cases) {
     it(`${scheme} ${JSON.stringify(extra)}: 'W|T|1' (MatMul) and 'G|x' (Gemm transB) give the outputs of plain names`, async () => {
       const feeds = () => ({ A: new ort.Tensor('float32', a, [2, K]) });
       const plain = quantizeModelBytes(encodeModel(makeModel(spec('W', 'G'))), { scheme, blockSize: 16, ...extra });
-      const piped = quantizeModelBytes(encodeModel(makeModel(spec('W|T|1', 'G|x'))), { scheme, blockSize: 16, ...extra });
+      const piped = quantizeModelBytes(encodeModel(makeModel(spec('W|T|1', 'G|x'))), {
+        scheme,
+        blockSize: 16,
+        ...extra,
+      });
       expect(piped.report.layers.map((l) => l.scheme)).toEqual([scheme, scheme]);
       expect(await run(piped.bytes, feeds())).toEqual(await run(plain.bytes, feeds()));
     });
@@ -286,14 +358,23 @@ describe("weight names holding '|' (once the separator of the results' string ke
 
 describe('file size for a model whose weights sit in MatMuls', () => {
   const D = 256;
-  const bytes = encodeModel(makeModel({
-    nodes: [0, 1, 2, 3].map((i) => ({ opType: 'MatMul', inputs: [i === 0 ? 'X' : `h${i}`], outputs: [`h${i + 1}`] }))
-      .map((n, i) => ({ ...n, inputs: [...n.inputs, `W${i}`], outputs: i === 3 ? ['Y'] : n.outputs })),
-    inputs: [{ name: 'X', dtype: 'float32', dims: [1, D] }],
-    outputs: [{ name: 'Y', dtype: 'float32', dims: [1, D] }],
-    initializers: Object.fromEntries([0, 1, 2, 3].map((i) => [`W${i}`, makeTensor('float32', [D, D], randn(D * D, 20 + i, 0.05))])),
-  }));
-  for (const [scheme, budget] of [['int8', 0.30], ['q4', 0.22], ['nf4', 0.20]] as [SchemeName, number][]) {
+  const bytes = encodeModel(
+    makeModel({
+      nodes: [0, 1, 2, 3]
+        .map((i) => ({ opType: 'MatMul', inputs: [i === 0 ? 'X' : `h${i}`], outputs: [`h${i + 1}`] }))
+        .map((n, i) => ({ ...n, inputs: [...n.inputs, `W${i}`], outputs: i === 3 ? ['Y'] : n.outputs })),
+      inputs: [{ name: 'X', dtype: 'float32', dims: [1, D] }],
+      outputs: [{ name: 'Y', dtype: 'float32', dims: [1, D] }],
+      initializers: Object.fromEntries(
+        [0, 1, 2, 3].map((i) => [`W${i}`, makeTensor('float32', [D, D], randn(D * D, 20 + i, 0.05))]),
+      ),
+    }),
+  );
+  for (const [scheme, budget] of [
+    ['int8', 0.3],
+    ['q4', 0.22],
+    ['nf4', 0.2],
+  ] as [SchemeName, number][]) {
     it(`${scheme} file ≤ ${budget}× of fp32`, async () => {
       const q = quantizeModelBytes(bytes, { scheme });
       expect(q.bytes.length / bytes.length).toBeLessThanOrEqual(budget);
@@ -306,13 +387,21 @@ describe('file size for a model whose weights sit in MatMuls', () => {
 describe('opset and fp16 edge cases', () => {
   it('int8 on an opset-11 model with Softmax (changed meaning at 13) rewrites it to the opset-13 form and quantizes', () => {
     const K = 4;
-    const q = quantizeModelBytes(encodeModel(makeModel({
-      nodes: [{ opType: 'MatMul', inputs: ['A', 'W'], outputs: ['H'] }, { opType: 'Softmax', inputs: ['H'], outputs: ['Y'] }],
-      inputs: [{ name: 'A', dtype: 'float32', dims: [1, K] }],
-      outputs: [{ name: 'Y', dtype: 'float32', dims: [1, K] }],
-      initializers: { W: makeTensor('float32', [K, K], randn(K * K, 1)) },
-      opsets: { '': 11 },
-    })), { scheme: 'int8' });
+    const q = quantizeModelBytes(
+      encodeModel(
+        makeModel({
+          nodes: [
+            { opType: 'MatMul', inputs: ['A', 'W'], outputs: ['H'] },
+            { opType: 'Softmax', inputs: ['H'], outputs: ['Y'] },
+          ],
+          inputs: [{ name: 'A', dtype: 'float32', dims: [1, K] }],
+          outputs: [{ name: 'Y', dtype: 'float32', dims: [1, K] }],
+          initializers: { W: makeTensor('float32', [K, K], randn(K * K, 1)) },
+          opsets: { '': 11 },
+        }),
+      ),
+      { scheme: 'int8' },
+    );
     // Softmax over the last axis of a 2-D input means the same at 11 and 13 (upgrade-opset.ts).
     expect(q.report.layers[0]).toMatchObject({ scheme: 'int8' });
     expect(q.report.notes.join(' ')).toContain('raised from 11');
@@ -320,25 +409,36 @@ describe('opset and fp16 edge cases', () => {
 
   it('int8 on an opset-11 model without such ops raises the opset to 13 and says so', async () => {
     const K = 4;
-    const q = quantizeModelBytes(encodeModel(makeModel({
-      nodes: [{ opType: 'MatMul', inputs: ['A', 'W'], outputs: ['Y'] }],
-      inputs: [{ name: 'A', dtype: 'float32', dims: [1, K] }],
-      outputs: [{ name: 'Y', dtype: 'float32', dims: [1, K] }],
-      initializers: { W: makeTensor('float32', [K, K], randn(K * K, 1)) },
-      opsets: { '': 11 }, irVersion: 6,
-    })), { scheme: 'int8' });
+    const q = quantizeModelBytes(
+      encodeModel(
+        makeModel({
+          nodes: [{ opType: 'MatMul', inputs: ['A', 'W'], outputs: ['Y'] }],
+          inputs: [{ name: 'A', dtype: 'float32', dims: [1, K] }],
+          outputs: [{ name: 'Y', dtype: 'float32', dims: [1, K] }],
+          initializers: { W: makeTensor('float32', [K, K], randn(K * K, 1)) },
+          opsets: { '': 11 },
+          irVersion: 6,
+        }),
+      ),
+      { scheme: 'int8' },
+    );
     expect(q.report.notes.join(' ')).toContain('raised from 11 to 13');
     await run(q.bytes, { A: new ort.Tensor('float32', new Float32Array(K).fill(1), [1, K]) });
   });
 
   it('fp16: values beyond ±65504 are clamped (not Inf) and listed; graph IO stays fp32', async () => {
     const w = Float32Array.from([1, 2, 1e5, -7e4]);
-    const q = quantizeModelBytes(encodeModel(makeModel({
-      nodes: [{ opType: 'Mul', inputs: ['A', 'W'], outputs: ['Y'] }],
-      inputs: [{ name: 'A', dtype: 'float32', dims: [4] }],
-      outputs: [{ name: 'Y', dtype: 'float32', dims: [4] }],
-      initializers: { W: makeTensor('float32', [4], w) },
-    })), { scheme: 'fp16' });
+    const q = quantizeModelBytes(
+      encodeModel(
+        makeModel({
+          nodes: [{ opType: 'Mul', inputs: ['A', 'W'], outputs: ['Y'] }],
+          inputs: [{ name: 'A', dtype: 'float32', dims: [4] }],
+          outputs: [{ name: 'Y', dtype: 'float32', dims: [4] }],
+          initializers: { W: makeTensor('float32', [4], w) },
+        }),
+      ),
+      { scheme: 'fp16' },
+    );
     expect(q.report.notes.join(' ')).toContain("'W': 2 values beyond fp16 range clamped");
     const y = await run(q.bytes, { A: new ort.Tensor('float32', Float32Array.from([1, 1, 0.5, 0.5]), [4]) });
     expect([...y]).toEqual([1, 2, 32752, -32752]);

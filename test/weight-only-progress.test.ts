@@ -14,7 +14,10 @@ describe('weight-only progress', () => {
 
   it('the pass reports each weight tensor, ending at total/total', () => {
     const calls: [number, number][] = [];
-    const q = quantizeModelBytes(readFileSync(lm), { scheme: 'nf4', progress: (done, total) => calls.push([done, total]) });
+    const q = quantizeModelBytes(readFileSync(lm), {
+      scheme: 'nf4',
+      progress: (done, total) => calls.push([done, total]),
+    });
     const tensors = q.report.layers.length;
     expect(calls.map((c) => c[0])).toEqual([...Array.from({ length: tensors }, (_, i) => i), tensors]);
     expect(new Set(calls.map((c) => c[1]))).toEqual(new Set([tensors]));

@@ -30,31 +30,58 @@ async function run(path: string, x: Float32Array): Promise<Float32Array> {
   return y;
 }
 
-describe.skipIf(!enoughDisk)('streamed quantize of a 537 MB model (external data; skipped only when the temp disk has under 1.6 GB free)', () => {
-  let dir: string;
-  let input: string;
-  beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'qk-wo-stream-'));
-    input = await writeStack(dir);
-  }, 60_000);
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+describe.skipIf(!enoughDisk)(
+  'streamed quantize of a 537 MB model (external data; skipped only when the temp disk has under 1.6 GB free)',
+  () => {
+    let dir: string;
+    let input: string;
+    beforeAll(async () => {
+      dir = mkdtempSync(join(tmpdir(), 'qk-wo-stream-'));
+      input = await writeStack(dir);
+    }, 60_000);
+    afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('q4 of 537 MB of fp32 weights: child peak RSS ≤ 0.5 GB (streamed: less than the weights); output has a data file; ORT output cosine ≥ 0.97 to fp32', async () => {
-    const out = join(dir, 'q4.onnx');
-    const rssFile = join(dir, 'rss');
-    const hook = pathToFileURL(join(ROOT, 'bench/weight-only.peak-rss.ts')).href;
-    const r = spawnSync(process.execPath, ['--import', 'tsx', '--import', hook, join(ROOT, 'src/cli/bin.ts'), 'quantize', input, '-o', out, '--scheme', 'q4'], {
-      cwd: ROOT, encoding: 'utf8', env: { ...process.env, QK_PEAK_RSS_FILE: rssFile },
-    });
-    expect(r.status, r.stderr).toBe(0);
-    const peak = Number(readFileSync(rssFile, 'utf8'));
-    expect(peak).toBeGreaterThan(0);
-    expect(peak).toBeLessThanOrEqual(Math.min(0.5e9, WEIGHT_BYTES));
-    expect(existsSync(`${out}.data`)).toBe(true);
-    const x = new Float32Array(2 * SIDE).map((_, i) => Math.cos(i * 0.11));
-    const [a, b] = [await run(input, x), await run(out, x)];
-    let ab = 0, aa = 0, bb = 0;
-    for (let i = 0; i < a.length; i++) { ab += (a[i] as number) * (b[i] as number); aa += (a[i] as number) ** 2; bb += (b[i] as number) ** 2; }
-    expect(ab / Math.sqrt(aa * bb)).toBeGreaterThanOrEqual(0.97);
-  }, 60_000);
-});
+    it('q4 of 537 MB of fp32 weights: child peak RSS ≤ 0.5 GB (streamed: less than the weights); output has a data file; ORT output cosine ≥ 0.97 to fp32', async () => {
+      const out = join(dir, 'q4.onnx');
+      const rssFile = join(dir, 'rss');
+      const hook = pathToFileURL(join(ROOT, 'bench/weight-only.peak-rss.ts')).href;
+      const r = spawnSync(
+        process.execPath,
+        [
+          '--import',
+          'tsx',
+          '--import',
+          hook,
+          join(ROOT, 'src/cli/bin.ts'),
+          'quantize',
+          input,
+          '-o',
+          out,
+          '--scheme',
+          'q4',
+        ],
+        {
+          cwd: ROOT,
+          encoding: 'utf8',
+          env: { ...process.env, QK_PEAK_RSS_FILE: rssFile },
+        },
+      );
+      expect(r.status, r.stderr).toBe(0);
+      const peak = Number(readFileSync(rssFile, 'utf8'));
+      expect(peak).toBeGreaterThan(0);
+      expect(peak).toBeLessThanOrEqual(Math.min(0.5e9, WEIGHT_BYTES));
+      expect(existsSync(`${out}.data`)).toBe(true);
+      const x = new Float32Array(2 * SIDE).map((_, i) => Math.cos(i * 0.11));
+      const [a, b] = [await run(input, x), await run(out, x)];
+      let ab = 0,
+        aa = 0,
+        bb = 0;
+      for (let i = 0; i < a.length; i++) {
+        ab += (a[i] as number) * (b[i] as number);
+        aa += (a[i] as number) ** 2;
+        bb += (b[i] as number) ** 2;
+      }
+      expect(ab / Math.sqrt(aa * bb)).toBeGreaterThanOrEqual(0.97);
+    }, 60_000);
+  },
+);

@@ -10,7 +10,11 @@ const root = new URL('../../', import.meta.url).pathname;
 const npy = (p: string) => readNpy(readFileSync(root + p));
 const LMS = [
   { name: 'lm.onnx', file: 'models/lm.onnx', eval: 'models/lm-eval.npy' },
-  { name: 'lm-gemm-tied', file: 'test/fixtures/variants/lm-gemm-tied.onnx', eval: 'test/fixtures/variants/lm-gemm-tied-eval.npy' },
+  {
+    name: 'lm-gemm-tied',
+    file: 'test/fixtures/variants/lm-gemm-tied.onnx',
+    eval: 'test/fixtures/variants/lm-gemm-tied-eval.npy',
+  },
   { name: 'lm-constants', file: 'test/fixtures/variants/lm-constants.onnx', eval: 'models/lm-eval.npy' },
 ];
 const CNNS = [
@@ -42,7 +46,9 @@ for (const m of CNNS) {
     const row: string[] = [];
     for (const rtn of [false, true]) {
       const r = await classifierAccuracy(quantizeModelBytes(bytes, { scheme, rtn }).bytes, x, y, base.logits);
-      row.push(`${rtn ? 'rtn' : 'default'} ${(r.accuracy * 100).toFixed(2)} % |Δlogit| ${r.meanAbsLogitDiff?.toFixed(4)}`);
+      row.push(
+        `${rtn ? 'rtn' : 'default'} ${(r.accuracy * 100).toFixed(2)} % |Δlogit| ${r.meanAbsLogitDiff?.toFixed(4)}`,
+      );
     }
     console.log(`| ${m.name} (fp32 ${(base.accuracy * 100).toFixed(2)} %) | ${scheme} | ${row.join(' | ')} |`);
   }

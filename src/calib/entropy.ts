@@ -50,7 +50,9 @@ export interface EntropyResult {
 }
 
 export function entropyHistogram(absMax: number, hasNegatives: boolean): Histogram {
-  return hasNegatives ? new Histogram('signed', absMax, 2 * DEFAULT_HISTOGRAM_BINS, true) : new Histogram('abs', absMax, DEFAULT_HISTOGRAM_BINS, true);
+  return hasNegatives
+    ? new Histogram('signed', absMax, 2 * DEFAULT_HISTOGRAM_BINS, true)
+    : new Histogram('abs', absMax, DEFAULT_HISTOGRAM_BINS, true);
 }
 
 /** Adds ε to zero entries and takes the same total evenly from the non-zero ones. */
@@ -67,7 +69,10 @@ function smooth(d: Float64Array, n: number, eps: number): boolean {
 function kl(p: Float64Array, q: Float64Array, n: number): number {
   let sp = 0;
   let sq = 0;
-  for (let k = 0; k < n; k++) { sp += p[k] as number; sq += q[k] as number; }
+  for (let k = 0; k < n; k++) {
+    sp += p[k] as number;
+    sq += q[k] as number;
+  }
   let d = 0;
   for (let k = 0; k < n; k++) {
     const pk = (p[k] as number) / sp;
@@ -80,7 +85,15 @@ function kl(p: Float64Array, q: Float64Array, n: number): number {
  * Divergence of one candidate window [start, stop) of `counts` quantized to `levels` levels.
  * `p` and `q` are scratch arrays of at least stop - start entries (no allocation per candidate).
  */
-export function windowDivergence(counts: Float64Array, start: number, stop: number, levels: number, eps: number, p: Float64Array, q: Float64Array): number {
+export function windowDivergence(
+  counts: Float64Array,
+  start: number,
+  stop: number,
+  levels: number,
+  eps: number,
+  p: Float64Array,
+  q: Float64Array,
+): number {
   const n = stop - start;
   let left = 0;
   for (let k = 0; k < start; k++) left += counts[k] as number;

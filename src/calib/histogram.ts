@@ -30,7 +30,12 @@ export class Histogram {
    * zeros carries no quantization error whatever the threshold; inside the entropy search it
    * would only weigh on the first level and push thresholds down.
    */
-  constructor(readonly kind: HistogramKind, absMax: number, readonly bins = DEFAULT_HISTOGRAM_BINS, readonly skipZeros = false) {
+  constructor(
+    readonly kind: HistogramKind,
+    absMax: number,
+    readonly bins = DEFAULT_HISTOGRAM_BINS,
+    readonly skipZeros = false,
+  ) {
     this.counts = new Float64Array(bins);
     const a = Number.isFinite(absMax) && absMax > 0 ? absMax : 0;
     this.lo = kind === 'abs' ? 0 : -a;
@@ -46,7 +51,10 @@ export class Histogram {
     for (let i = 0; i < x.length; i++) {
       let v = x[i] as number;
       if (v - v !== 0) continue; // NaN/Inf: skipped, as the min-max pass did
-      if (v === 0 && this.skipZeros) { this.zeros++; continue; }
+      if (v === 0 && this.skipZeros) {
+        this.zeros++;
+        continue;
+      }
       if (abs && v < 0) v = -v;
       let b = Math.floor((v - lo) * inv);
       // Values beyond the first pass's range cannot happen for the same data; clamp anyway.

@@ -21,18 +21,36 @@ export function parseCalibMethod(text: string): CalibMethod {
   const num = (fallback: number, what: string, ok: (v: number) => boolean): number => {
     if (arg === undefined || arg === '') return fallback;
     const v = Number(arg);
-    if (!Number.isFinite(v) || !ok(v)) throw new OptionError('QK_BAD_METHOD', `\`method\` ${text}: ${what} '${arg}' is out of range`, 'e.g. percentile:99.99 or moving-average:0.01', ['method']);
+    if (!Number.isFinite(v) || !ok(v))
+      throw new OptionError(
+        'QK_BAD_METHOD',
+        `\`method\` ${text}: ${what} '${arg}' is out of range`,
+        'e.g. percentile:99.99 or moving-average:0.01',
+        ['method'],
+      );
     return v;
   };
-  if (extra !== undefined) throw new OptionError('QK_BAD_METHOD', `\`method\` ${text} has too many ':' parts`, 'use e.g. percentile:99.99', ['method']);
+  if (extra !== undefined)
+    throw new OptionError('QK_BAD_METHOD', `\`method\` ${text} has too many ':' parts`, 'use e.g. percentile:99.99', [
+      'method',
+    ]);
   switch (name) {
-    case 'minmax': return { kind: 'minmax' };
-    case 'moving-average': return { kind: 'moving-average', averagingConstant: num(0.01, 'averaging constant', (v) => v > 0 && v <= 1) };
-    case 'percentile': return { kind: 'percentile', percentile: num(DEFAULT_PERCENTILE, 'percentile', (v) => v > 50 && v <= 100) };
-    case 'entropy': return { kind: 'entropy' };
-    case 'mse': return { kind: 'mse' };
+    case 'minmax':
+      return { kind: 'minmax' };
+    case 'moving-average':
+      return { kind: 'moving-average', averagingConstant: num(0.01, 'averaging constant', (v) => v > 0 && v <= 1) };
+    case 'percentile':
+      return { kind: 'percentile', percentile: num(DEFAULT_PERCENTILE, 'percentile', (v) => v > 50 && v <= 100) };
+    case 'entropy':
+      return { kind: 'entropy' };
+    case 'mse':
+      return { kind: 'mse' };
     default:
-      throw new QuantkitError('QK_BAD_METHOD', `unknown calibration method '${text}'`, 'use minmax, moving-average[:c], percentile[:p], entropy or mse');
+      throw new QuantkitError(
+        'QK_BAD_METHOD',
+        `unknown calibration method '${text}'`,
+        'use minmax, moving-average[:c], percentile[:p], entropy or mse',
+      );
   }
 }
 
@@ -55,8 +73,13 @@ export class TensorCalibrator {
   private readonly moving: MovingAverageMinMaxObserver | undefined;
   private hist: Histogram | undefined;
 
-  constructor(readonly name: string, readonly method: CalibMethod, readonly q: IntRange & { symmetric: boolean }) {
-    this.moving = method.kind === 'moving-average' ? new MovingAverageMinMaxObserver(method.averagingConstant) : undefined;
+  constructor(
+    readonly name: string,
+    readonly method: CalibMethod,
+    readonly q: IntRange & { symmetric: boolean },
+  ) {
+    this.moving =
+      method.kind === 'moving-average' ? new MovingAverageMinMaxObserver(method.averagingConstant) : undefined;
   }
 
   observeFirst(x: Float32Array): void {
@@ -72,7 +95,10 @@ export class TensorCalibrator {
     // Symmetric (s8) activations always use TensorRT's |x| histogram; u8 ones a signed one
     // when negatives occur, so the clip window can sit on both sides.
     const hasNeg = r.lo < 0 && !this.q.symmetric;
-    this.hist = this.method.kind === 'entropy' ? entropyHistogram(a, hasNeg) : new Histogram(hasNeg ? 'signed' : 'abs', a, hasNeg ? 2 * DEFAULT_HISTOGRAM_BINS : DEFAULT_HISTOGRAM_BINS);
+    this.hist =
+      this.method.kind === 'entropy'
+        ? entropyHistogram(a, hasNeg)
+        : new Histogram(hasNeg ? 'signed' : 'abs', a, hasNeg ? 2 * DEFAULT_HISTOGRAM_BINS : DEFAULT_HISTOGRAM_BINS);
   }
 
   observeSecond(x: Float32Array): void {
@@ -88,16 +114,26 @@ export class TensorCalibrator {
     const observed = this.minmax.range();
     const m = this.method;
     switch (m.kind) {
-      case 'minmax': return observed;
-      case 'moving-average': return (this.moving as MovingAverageMinMaxObserver).range();
-      case 'percentile': return histogramPercentileRange(this.needHist(), m.percentile, observed);
-      case 'entropy': return entropyRange(this.needHist(), observed, m);
-      case 'mse': return histogramMseRange(this.needHist(), observed, this.q, m.steps, m.minRatio);
+      case 'minmax':
+        return observed;
+      case 'moving-average':
+        return (this.moving as MovingAverageMinMaxObserver).range();
+      case 'percentile':
+        return histogramPercentileRange(this.needHist(), m.percentile, observed);
+      case 'entropy':
+        return entropyRange(this.needHist(), observed, m);
+      case 'mse':
+        return histogramMseRange(this.needHist(), observed, this.q, m.steps, m.minRatio);
     }
   }
 
   private needHist(): Histogram {
-    if (!this.hist) throw new QuantkitError('QK_CALIB_NO_HISTOGRAM', `tensor '${this.name}': method ${methodName(this.method)} needs the histogram pass`, 'call startSecond() and observeSecond() on the calibration data');
+    if (!this.hist)
+      throw new QuantkitError(
+        'QK_CALIB_NO_HISTOGRAM',
+        `tensor '${this.name}': method ${methodName(this.method)} needs the histogram pass`,
+        'call startSecond() and observeSecond() on the calibration data',
+      );
     return this.hist;
   }
 }

@@ -3,7 +3,10 @@
  * memory is bounded for any number of calibration samples.
  */
 
-export interface Range { readonly lo: number; readonly hi: number }
+export interface Range {
+  readonly lo: number;
+  readonly hi: number;
+}
 
 /** The observed extremes over every batch (ONNX Runtime's MinMax calibrator). */
 export class MinMaxObserver {
@@ -19,7 +22,10 @@ export class MinMaxObserver {
     let bad = 0;
     for (let i = 0; i < x.length; i++) {
       const v = x[i] as number;
-      if (v - v !== 0) { bad++; continue; }
+      if (v - v !== 0) {
+        bad++;
+        continue;
+      }
       if (v < mn) mn = v;
       if (v > mx) mx = v;
     }

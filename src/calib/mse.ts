@@ -12,7 +12,12 @@ const SUBSAMPLES = 8;
  * alone would make a grid that happens to align with them look error-free, so each bin is
  * sampled at SUBSAMPLES evenly spaced points.
  */
-export function histogramFakeQuantMse(h: Histogram, lo: number, hi: number, q: IntRange & { symmetric: boolean }): number {
+export function histogramFakeQuantMse(
+  h: Histogram,
+  lo: number,
+  hi: number,
+  q: IntRange & { symmetric: boolean },
+): number {
   const { scale, zeroPoint } = paramsFromRange(lo, hi, q);
   const a = q.qmin - zeroPoint;
   const b = q.qmax - zeroPoint;
@@ -49,7 +54,13 @@ function sqErr(x: number, scale: number, _zp: number, a: number, b: number): num
  * minRatio of the observed range, both ends shrunk together), scored on the streamed histogram
  * instead of on every value.
  */
-export function histogramMseRange(h: Histogram, observed: Range, q: IntRange & { symmetric: boolean }, steps = 100, minRatio = 0.2): Range {
+export function histogramMseRange(
+  h: Histogram,
+  observed: Range,
+  q: IntRange & { symmetric: boolean },
+  steps = 100,
+  minRatio = 0.2,
+): Range {
   if (!(observed.lo <= observed.hi)) return { lo: 0, hi: 0 };
   let best: Range = observed;
   let bestErr = Infinity;
@@ -58,7 +69,10 @@ export function histogramMseRange(h: Histogram, observed: Range, q: IntRange & {
     const lo = observed.lo * r;
     const hi = observed.hi * r;
     const e = histogramFakeQuantMse(h, lo, hi, q);
-    if (e < bestErr) { bestErr = e; best = { lo, hi }; }
+    if (e < bestErr) {
+      bestErr = e;
+      best = { lo, hi };
+    }
   }
   return best;
 }

@@ -5,9 +5,19 @@ export function formatActivationReport(r: ActivationReport): string {
   const out: string[] = [];
   if (r.scheme === 'int8-static') {
     out.push(`int8-static (${r.method}, ${r.samples} calibration samples)`);
-    for (const n of r.quantizedNodes) out.push(`  quantized ${n.opType} ${n.node}${n.weight ? ` (weight ${n.weight}${n.bias ? ', int32 bias' : ''})` : ' (activation × activation)'}`);
-    for (const t of r.tensors) out.push(`  activation ${t.name}: [${t.lo.toPrecision(4)}, ${t.hi.toPrecision(4)}] scale ${t.scale.toPrecision(4)} zero point ${t.zeroPoint}${t.source !== t.name ? ` (scale of ${t.source})` : ''}`);
-    if (r.smoothQuant) for (const g of r.smoothQuant.groups) out.push(`  smoothquant α=${r.smoothQuant.alpha} ${g.activation}: max |x| ${g.maxAbsBefore.toPrecision(4)} → ${g.maxAbsAfter.toPrecision(4)}, 1/s folded into ${g.foldedInto}`);
+    for (const n of r.quantizedNodes)
+      out.push(
+        `  quantized ${n.opType} ${n.node}${n.weight ? ` (weight ${n.weight}${n.bias ? ', int32 bias' : ''})` : ' (activation × activation)'}`,
+      );
+    for (const t of r.tensors)
+      out.push(
+        `  activation ${t.name}: [${t.lo.toPrecision(4)}, ${t.hi.toPrecision(4)}] scale ${t.scale.toPrecision(4)} zero point ${t.zeroPoint}${t.source !== t.name ? ` (scale of ${t.source})` : ''}`,
+      );
+    if (r.smoothQuant)
+      for (const g of r.smoothQuant.groups)
+        out.push(
+          `  smoothquant α=${r.smoothQuant.alpha} ${g.activation}: max |x| ${g.maxAbsBefore.toPrecision(4)} → ${g.maxAbsAfter.toPrecision(4)}, 1/s folded into ${g.foldedInto}`,
+        );
   } else {
     out.push(`int8-dynamic (${r.form})`);
     for (const n of r.quantizedNodes) out.push(`  quantized ${n.opType} ${n.node} (weight ${n.weight})`);

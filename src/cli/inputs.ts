@@ -23,8 +23,13 @@ function readBytes(path: string): Uint8Array {
     return readFileSync(path);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code ?? 'unknown';
-    if (code === 'EISDIR') throw new QuantkitError('QK_FILE_IS_DIRECTORY', `${path} is a directory, not a file`, 'give the file inside it');
-    throw new QuantkitError('QK_FILE_UNREADABLE', `cannot read '${path}' (${code})`, 'check the path and its permissions');
+    if (code === 'EISDIR')
+      throw new QuantkitError('QK_FILE_IS_DIRECTORY', `${path} is a directory, not a file`, 'give the file inside it');
+    throw new QuantkitError(
+      'QK_FILE_UNREADABLE',
+      `cannot read '${path}' (${code})`,
+      'check the path and its permissions',
+    );
   }
 }
 
@@ -33,7 +38,11 @@ export function readTensorFile(path: string): Tensor {
   const bytes = readBytes(path);
   if (path.endsWith('.npy')) return readNpy(bytes, path);
   if (path.endsWith('.pb')) return tensorFromProto(decodeTensorProto(bytes, path), path);
-  throw new QuantkitError('QK_INPUT_FORMAT', `'${path}' is neither .npy nor .pb`, 'give inputs as NumPy .npy or ONNX TensorProto .pb files');
+  throw new QuantkitError(
+    'QK_INPUT_FORMAT',
+    `'${path}' is neither .npy nor .pb`,
+    'give inputs as NumPy .npy or ONNX TensorProto .pb files',
+  );
 }
 
 export function readModelBytes(path: string): Uint8Array {

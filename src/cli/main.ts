@@ -66,10 +66,10 @@ export async function main(argv: string[]): Promise<number> {
     }
     const err = e instanceof Error ? e : new Error(String(e));
     // A ModelVerificationError (node/verify-model.ts) names the option that keeps the file.
-    process.stderr.write(`quantkit: internal error: ${cliWording(err.message)} (please report it; set QK_DEBUG=1 for the stack)\n`);
+    process.stderr.write(
+      `quantkit: internal error: ${cliWording(err.message)} (please report it; set QK_DEBUG=1 for the stack)\n`,
+    );
     if (process.env.QK_DEBUG) process.stderr.write(`${err.stack ?? ''}\n`);
     return 2;
   }
 }
-
-

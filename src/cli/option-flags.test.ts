@@ -23,8 +23,12 @@ async function thrown(f: () => unknown): Promise<QuantkitError> {
 
 describe('cliWording', () => {
   it('prints each marked option as its flag, every mention', () => {
-    expect(cliWording('pass `nonFinite` clamp or `nonFinite` keep')).toBe('pass --non-finite clamp or --non-finite keep');
-    expect(cliWording('excluded (`exclude`); `keepFirstLast`, `calibBatch`')).toBe('excluded (--exclude); --keep-first-last, --calib-batch');
+    expect(cliWording('pass `nonFinite` clamp or `nonFinite` keep')).toBe(
+      'pass --non-finite clamp or --non-finite keep',
+    );
+    expect(cliWording('excluded (`exclude`); `keepFirstLast`, `calibBatch`')).toBe(
+      'excluded (--exclude); --keep-first-last, --calib-batch',
+    );
   });
 
   it('prints a setting with a flag of its own as that flag', () => {
@@ -49,12 +53,21 @@ describe('formatCliError', () => {
 
   it('calib/method.ts: the method text the user gave follows the flag', async () => {
     const e = await thrown(() => parseCalibMethod('percentile:40'));
-    expect(formatCliError(e)).toBe("error QK_BAD_METHOD: --method percentile:40: percentile '40' is out of range (e.g. percentile:99.99 or moving-average:0.01)");
+    expect(formatCliError(e)).toBe(
+      "error QK_BAD_METHOD: --method percentile:40: percentile '40' is out of range (e.g. percentile:99.99 or moving-average:0.01)",
+    );
   });
 
   it('a weight-only OptionError: each marked option as its flag', () => {
-    const e = new OptionError('QK_BAD_OPTION', "`doubleQuant` applies to nf4/fp4, not 'q4'", 'drop `doubleQuant` or use `scheme` nf4', ['doubleQuant', 'scheme']);
-    expect(formatCliError(e)).toBe("error QK_BAD_OPTION: --double-quant applies to nf4/fp4, not 'q4' (drop --double-quant or use --scheme nf4)");
+    const e = new OptionError(
+      'QK_BAD_OPTION',
+      "`doubleQuant` applies to nf4/fp4, not 'q4'",
+      'drop `doubleQuant` or use `scheme` nf4',
+      ['doubleQuant', 'scheme'],
+    );
+    expect(formatCliError(e)).toBe(
+      "error QK_BAD_OPTION: --double-quant applies to nf4/fp4, not 'q4' (drop --double-quant or use --scheme nf4)",
+    );
   });
 
   it('an error naming no option prints as format() does', () => {
@@ -67,9 +80,23 @@ describe('inCliWords', () => {
   it('rewords every string of a report, at any depth, and passes everything else through', () => {
     const data = Float32Array.of(1, 2);
     const when = new Date(0);
-    const report = { notes: ['kept (`nonFinite` keep)'], skipped: [{ node: 'n', reason: 'excluded (`exclude`)' }], sqnr: NaN, data, when, none: null };
+    const report = {
+      notes: ['kept (`nonFinite` keep)'],
+      skipped: [{ node: 'n', reason: 'excluded (`exclude`)' }],
+      sqnr: NaN,
+      data,
+      when,
+      none: null,
+    };
     const shown = inCliWords(report);
-    expect(shown).toEqual({ notes: ['kept (--non-finite keep)'], skipped: [{ node: 'n', reason: 'excluded (--exclude)' }], sqnr: NaN, data, when, none: null });
+    expect(shown).toEqual({
+      notes: ['kept (--non-finite keep)'],
+      skipped: [{ node: 'n', reason: 'excluded (--exclude)' }],
+      sqnr: NaN,
+      data,
+      when,
+      none: null,
+    });
     expect(shown.data).toBe(data);
     expect(shown.when).toBe(when);
     expect(report.notes[0]).toBe('kept (`nonFinite` keep)'); // the library's report is left as it was

@@ -6,18 +6,37 @@ import { Presets, SingleBar } from 'cli-progress';
  */
 
 /** Calibration-style progress: samples per pass, over one or more passes. */
-export function progressBar(label: string, force = false): { progress: ((done: number, total: number, pass: number, passes: number) => void) | undefined; stop: () => void } {
+export function progressBar(
+  label: string,
+  force = false,
+): { progress: ((done: number, total: number, pass: number, passes: number) => void) | undefined; stop: () => void } {
   if (!force && !process.stderr.isTTY) return { progress: undefined, stop: () => {} };
-  const bar = new SingleBar({ format: `${label} pass {pass}/{passes} [{bar}] {value}/{total} samples`, stream: process.stderr, noTTYOutput: force, notTTYSchedule: 500 }, Presets.shades_classic);
+  const bar = new SingleBar(
+    {
+      format: `${label} pass {pass}/{passes} [{bar}] {value}/{total} samples`,
+      stream: process.stderr,
+      noTTYOutput: force,
+      notTTYSchedule: 500,
+    },
+    Presets.shades_classic,
+  );
   let started = false;
   let lastPass = 0;
   return {
     progress: (done, total, pass, passes) => {
-      if (!started) { bar.start(total, 0, { pass, passes }); started = true; }
-      if (pass !== lastPass) { bar.setTotal(total); lastPass = pass; }
+      if (!started) {
+        bar.start(total, 0, { pass, passes });
+        started = true;
+      }
+      if (pass !== lastPass) {
+        bar.setTotal(total);
+        lastPass = pass;
+      }
       bar.update(done, { pass, passes });
     },
-    stop: () => { if (started) bar.stop(); },
+    stop: () => {
+      if (started) bar.stop();
+    },
   };
 }
 
@@ -26,9 +45,15 @@ export function progressBar(label: string, force = false): { progress: ((done: n
  * (or `force`, --progress), and only once the work has run for `after` ms, so the many runs that
  * finish in a moment print nothing. The step's name is shown beside the bar.
  */
-export function stepProgressBar(force = false, after = 1000): { progress: ((done: number, total: number, step: string) => void) | undefined; stop: () => void } {
+export function stepProgressBar(
+  force = false,
+  after = 1000,
+): { progress: ((done: number, total: number, step: string) => void) | undefined; stop: () => void } {
   if (!force && !process.stderr.isTTY) return { progress: undefined, stop: () => {} };
-  const bar = new SingleBar({ format: '{step} [{bar}] {value}/{total}', stream: process.stderr, noTTYOutput: force, notTTYSchedule: 500 }, Presets.shades_classic);
+  const bar = new SingleBar(
+    { format: '{step} [{bar}] {value}/{total}', stream: process.stderr, noTTYOutput: force, notTTYSchedule: 500 },
+    Presets.shades_classic,
+  );
   const t0 = performance.now();
   let started = false;
   let lastStep = '';
@@ -41,9 +66,14 @@ export function stepProgressBar(force = false, after = 1000): { progress: ((done
         lastStep = step;
         return;
       }
-      if (step !== lastStep) { bar.setTotal(total); lastStep = step; }
+      if (step !== lastStep) {
+        bar.setTotal(total);
+        lastStep = step;
+      }
       bar.update(done, { step });
     },
-    stop: () => { if (started) bar.stop(); },
+    stop: () => {
+      if (started) bar.stop();
+    },
   };
 }

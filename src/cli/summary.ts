@@ -5,13 +5,20 @@ import { decodeToFloat64 } from '../formats/convert.js';
 export function summarizeTensor(name: string, t: Tensor): string {
   const head = `${name} ${t.dtype}[${t.dims.join(',')}]`;
   if (t.dtype === 'string') return head;
-  const values = t.data instanceof BigInt64Array || t.data instanceof BigUint64Array
-    ? Float64Array.from(t.data as ArrayLike<bigint>, Number)
-    : decodeToFloat64(t.dtype, t.data);
+  const values =
+    t.data instanceof BigInt64Array || t.data instanceof BigUint64Array
+      ? Float64Array.from(t.data as ArrayLike<bigint>, Number)
+      : decodeToFloat64(t.dtype, t.data);
   if (values.length === 0) return `${head} (empty)`;
-  let min = Infinity, max = -Infinity, sum = 0, nan = 0;
+  let min = Infinity,
+    max = -Infinity,
+    sum = 0,
+    nan = 0;
   for (const v of values) {
-    if (Number.isNaN(v)) { nan++; continue; }
+    if (Number.isNaN(v)) {
+      nan++;
+      continue;
+    }
     if (v < min) min = v;
     if (v > max) max = v;
     sum += v;

@@ -4,9 +4,15 @@ export function formatTable(header: readonly string[], rows: readonly (readonly 
   // A column is numeric (right-aligned) when every cell is a number or a placeholder for none.
   const isNumber = (cell: string) => /^[-+]?[\d.,]+\s*[%×xA-Za-z]*$/.test(cell);
   const isPlaceholder = (cell: string) => cell === '' || cell === '-' || cell === '—' || cell === 'inf';
-  const numeric = header.map((_, c) => rows.some((r) => isNumber(r[c] ?? '')) && rows.every((r) => isNumber(r[c] ?? '') || isPlaceholder(r[c] ?? '')));
+  const numeric = header.map(
+    (_, c) =>
+      rows.some((r) => isNumber(r[c] ?? '')) && rows.every((r) => isNumber(r[c] ?? '') || isPlaceholder(r[c] ?? '')),
+  );
   const line = (cells: readonly string[]) =>
-    cells.map((cell, c) => (numeric[c] ? cell.padStart(widths[c] ?? 0) : cell.padEnd(widths[c] ?? 0))).join('  ').trimEnd();
+    cells
+      .map((cell, c) => (numeric[c] ? cell.padStart(widths[c] ?? 0) : cell.padEnd(widths[c] ?? 0)))
+      .join('  ')
+      .trimEnd();
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
 }
 
@@ -15,6 +21,9 @@ export function formatBytes(n: number): string {
   const units = ['KiB', 'MiB', 'GiB', 'TiB'];
   let v = n / 1024;
   let u = 0;
-  while (v >= 1024 && u < units.length - 1) { v /= 1024; u++; }
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
   return `${v.toFixed(v < 10 ? 2 : 1)} ${units[u]}`;
 }

@@ -51,7 +51,11 @@ export interface ActivationFileOptions extends VerifyOption {
 }
 
 /** Quantizes a model file with int8-dynamic or int8-static; writes the output atomically. */
-export async function quantizeActivationFile(inPath: string, outPath: string, o: ActivationFileOptions): Promise<{ report: ActivationReport; inputFileBytes: number; outputFileBytes: number; verification: Verification }> {
+export async function quantizeActivationFile(
+  inPath: string,
+  outPath: string,
+  o: ActivationFileOptions,
+): Promise<{ report: ActivationReport; inputFileBytes: number; outputFileBytes: number; verification: Verification }> {
   const file = openOnnxFile(inPath);
   let report: ActivationReport;
   let bytes: Uint8Array;
@@ -64,21 +68,53 @@ export async function quantizeActivationFile(inPath: string, outPath: string, o:
     let data: CalibrationData = new Map();
     const calibNotes: string[] = [];
     if (o.scheme === 'int8-dynamic') {
-      if (o.calib?.length) throw new OptionError('QK_BAD_OPTION', '`calib` is for int8-static; int8-dynamic finds activation scales at run time', 'drop `calib` or use `scheme` int8-static', ['calib', 'scheme']);
+      if (o.calib?.length)
+        throw new OptionError(
+          'QK_BAD_OPTION',
+          '`calib` is for int8-static; int8-dynamic finds activation scales at run time',
+          'drop `calib` or use `scheme` int8-static',
+          ['calib', 'scheme'],
+        );
     } else {
-      if (!o.calib?.length) throw new OptionError('QK_CALIB_MISSING', 'int8-static needs calibration data', 'pass `calib` [name=]x.npy (a few hundred representative samples)', ['calib']);
-      const calib = checkedCalibration(model, readCalibFiles(o.calib, model.graph.inputs.map((v) => v.name)), o.calibBatch);
+      if (!o.calib?.length)
+        throw new OptionError(
+          'QK_CALIB_MISSING',
+          'int8-static needs calibration data',
+          'pass `calib` [name=]x.npy (a few hundred representative samples)',
+          ['calib'],
+        );
+      const calib = checkedCalibration(
+        model,
+        readCalibFiles(
+          o.calib,
+          model.graph.inputs.map((v) => v.name),
+        ),
+        o.calibBatch,
+      );
       data = calib.data;
       calibNotes.push(...calib.notes);
       samples = firstSamples(data, model.graph.inputs);
     }
     const alpha = o.smoothQuant === true ? 0.5 : o.smoothQuant === false ? undefined : o.smoothQuant;
-    if (o.scheme === 'int8-static' && alpha !== undefined && !(alpha >= 0 && alpha <= 1)) throw new OptionError('QK_BAD_OPTION', `\`smoothQuant\` ${alpha} is outside [0, 1]`, 'use e.g. `smoothQuant` 0.5', ['smoothQuant']);
+    if (o.scheme === 'int8-static' && alpha !== undefined && !(alpha >= 0 && alpha <= 1))
+      throw new OptionError(
+        'QK_BAD_OPTION',
+        `\`smoothQuant\` ${alpha} is outside [0, 1]`,
+        'use e.g. `smoothQuant` 0.5',
+        ['smoothQuant'],
+      );
     report = await ACTIVATION_HANDLERS[SCHEME_TABLE[o.scheme].handler](nodeRuntime, model, data, {
       // Parsed for int8-static only: int8-dynamic never read --method.
-      method: o.scheme === 'int8-static' ? parseCalibMethod(o.method ?? 'minmax') : undefined, batchSize: o.calibBatch, progress: o.progress,
-      smoothQuant: alpha, exclude: o.exclude, keepFirstLast: o.keepFirstLast, activationType: o.activationType, target: o.target,
-      dynamicForm: o.dynamicForm, perToken: o.perToken,
+      method: o.scheme === 'int8-static' ? parseCalibMethod(o.method ?? 'minmax') : undefined,
+      batchSize: o.calibBatch,
+      progress: o.progress,
+      smoothQuant: alpha,
+      exclude: o.exclude,
+      keepFirstLast: o.keepFirstLast,
+      activationType: o.activationType,
+      target: o.target,
+      dynamicForm: o.dynamicForm,
+      perToken: o.perToken,
     });
     report.notes.push(...calibNotes);
     report.notes.push(...nonFinite.notes);
@@ -87,7 +123,9 @@ export async function quantizeActivationFile(inPath: string, outPath: string, o:
     file.close();
   }
   await writeFileAtomic(outPath, [bytes], { force: o.force ?? false, inputs: [inPath] });
-  const verification = await verifyOutput({ modelPath: outPath }, `quantize \`scheme\` ${o.scheme}`, { verify: o.verify, samples });
+  const verification = await verifyOutput({ modelPath: outPath }, `quantize \`scheme\` ${o.scheme}`, {
+    verify: o.verify,
+    samples,
+  });
   return { report, inputFileBytes: statSync(inPath).size, outputFileBytes: bytes.length, verification };
 }
-

@@ -7,6 +7,10 @@ import type { CalibrationData, StaticQuantOptions, StaticQuantResult } from './c
 
 export { augmentedModelBytes, type CalibrationData } from './calibrate.js';
 
-export function quantizeStatic(model: Model, data: CalibrationData, opts: StaticQuantOptions): Promise<StaticQuantResult> {
+export function quantizeStatic(
+  model: Model,
+  data: CalibrationData,
+  opts: StaticQuantOptions,
+): Promise<StaticQuantResult> {
   return calibrate.quantizeStatic(nodeRuntime, model, data, opts);
 }

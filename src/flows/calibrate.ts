@@ -43,11 +43,27 @@ function sampleCount(data: CalibrationData): number {
   let n: number | undefined;
   for (const [name, t] of data) {
     const k = t.dims[0];
-    if (k === undefined) throw new QuantkitError('QK_CALIB_SCALAR', `calibration input '${name}' is a scalar`, 'give arrays whose first axis is the sample axis');
-    if (n !== undefined && k !== n) throw new QuantkitError('QK_CALIB_MISMATCH', `calibration inputs have ${n} and ${k} samples ('${name}')`, 'give every input the same number of samples');
+    if (k === undefined)
+      throw new QuantkitError(
+        'QK_CALIB_SCALAR',
+        `calibration input '${name}' is a scalar`,
+        'give arrays whose first axis is the sample axis',
+      );
+    if (n !== undefined && k !== n)
+      throw new QuantkitError(
+        'QK_CALIB_MISMATCH',
+        `calibration inputs have ${n} and ${k} samples ('${name}')`,
+        'give every input the same number of samples',
+      );
     n = k;
   }
-  if (n === undefined || n === 0) throw new OptionError('QK_CALIB_EMPTY', 'no calibration samples', 'pass `calib` [name=]x.npy with at least one sample', ['calib']);
+  if (n === undefined || n === 0)
+    throw new OptionError(
+      'QK_CALIB_EMPTY',
+      'no calibration samples',
+      'pass `calib` [name=]x.npy with at least one sample',
+      ['calib'],
+    );
   return n;
 }
 
@@ -59,13 +75,20 @@ function sliceSamples(runtime: OnnxRuntime, t: Tensor, start: number, count: num
   if (d instanceof Float32Array) return runtime.tensor('float32', d.subarray(start * per, (start + count) * per), dims);
   if (d instanceof BigInt64Array) return runtime.tensor('int64', d.subarray(start * per, (start + count) * per), dims);
   if (d instanceof Int32Array) return runtime.tensor('int32', d.subarray(start * per, (start + count) * per), dims);
-  throw new QuantkitError('QK_CALIB_INPUT_TYPE', `calibration input of type ${t.dtype} is not supported`, 'give float32, int64 or int32 arrays');
+  throw new QuantkitError(
+    'QK_CALIB_INPUT_TYPE',
+    `calibration input of type ${t.dtype} is not supported`,
+    'give float32, int64 or int32 arrays',
+  );
 }
 
 /** Serializes a copy of `model` whose graph also outputs `extra` tensors. */
 export function augmentedModelBytes(model: Model, extra: readonly string[]): Uint8Array {
   const have = new Set(model.graph.outputs.map((v) => v.name));
-  const outputs = [...model.graph.outputs, ...extra.filter((t) => !have.has(t)).map((name) => ({ name, dtype: 'float32' as const, dims: undefined }))];
+  const outputs = [
+    ...model.graph.outputs,
+    ...extra.filter((t) => !have.has(t)).map((name) => ({ name, dtype: 'float32' as const, dims: undefined })),
+  ];
   return encodeModel(modelToProto({ ...model, graph: { ...model.graph, outputs } }));
 }
 
@@ -73,17 +96,30 @@ export function augmentedModelBytes(model: Model, extra: readonly string[]): Uin
 export async function createSession(runtime: OnnxRuntime, bytes: Uint8Array, hint?: string): Promise<RuntimeSession> {
   try {
     // logSeverityLevel 3: ORT's own error lines stay off stderr; its failures come back as exceptions.
-    return await runtime.createSession(bytes, { graphOptimizationLevel: 'all', intraOpNumThreads: 2, logSeverityLevel: 3 });
+    return await runtime.createSession(bytes, {
+      graphOptimizationLevel: 'all',
+      intraOpNumThreads: 2,
+      logSeverityLevel: 3,
+    });
   } catch (e) {
     const message = `ONNX Runtime cannot load the model: ${e instanceof Error ? e.message : String(e)}`;
     throw hint === undefined
-      ? new OptionError('QK_ORT_LOAD_FAILED', message, 'the graph uses an op or type this ONNX Runtime lacks; `exclude` the op', ['exclude'])
+      ? new OptionError(
+          'QK_ORT_LOAD_FAILED',
+          message,
+          'the graph uses an op or type this ONNX Runtime lacks; `exclude` the op',
+          ['exclude'],
+        )
       : new QuantkitError('QK_ORT_LOAD_FAILED', message, hint);
   }
 }
 
 /** The data cut into batches along axis 0, as ORT feeds (views, no copies). */
-export function* feedBatches(runtime: OnnxRuntime, data: CalibrationData, batchSize = 16): Generator<{ feeds: Record<string, RuntimeTensor>; done: number; total: number }> {
+export function* feedBatches(
+  runtime: OnnxRuntime,
+  data: CalibrationData,
+  batchSize = 16,
+): Generator<{ feeds: Record<string, RuntimeTensor>; done: number; total: number }> {
   const n = sampleCount(data);
   const batch = Math.max(1, Math.floor(batchSize));
   for (let start = 0; start < n; start += batch) {
@@ -96,7 +132,12 @@ export function* feedBatches(runtime: OnnxRuntime, data: CalibrationData, batchS
 
 export function checkInputNames(session: RuntimeSession, data: CalibrationData): void {
   for (const name of data.keys()) {
-    if (!session.inputNames.includes(name)) throw new QuantkitError('QK_UNKNOWN_INPUT', `the model has no input named '${name}'`, `its inputs are: ${session.inputNames.join(', ')}`);
+    if (!session.inputNames.includes(name))
+      throw new QuantkitError(
+        'QK_UNKNOWN_INPUT',
+        `the model has no input named '${name}'`,
+        `its inputs are: ${session.inputNames.join(', ')}`,
+      );
   }
 }
 
@@ -104,7 +145,14 @@ export function checkInputNames(session: RuntimeSession, data: CalibrationData):
  * Runs the session over the data in batches and hands each batch's requested outputs to `visit`
  * (the arrays are only valid during the call).
  */
-export async function runBatches(runtime: OnnxRuntime, session: RuntimeSession, data: CalibrationData, outputs: readonly string[], visit: (out: Record<string, RuntimeTensor>) => void, opts: RunBatchesOptions = {}): Promise<void> {
+export async function runBatches(
+  runtime: OnnxRuntime,
+  session: RuntimeSession,
+  data: CalibrationData,
+  outputs: readonly string[],
+  visit: (out: Record<string, RuntimeTensor>) => void,
+  opts: RunBatchesOptions = {},
+): Promise<void> {
   checkInputNames(session, data);
   for (const { feeds, done, total } of feedBatches(runtime, data, opts.batchSize ?? 16)) {
     const out = await session.run(feeds, [...outputs]);
@@ -129,7 +177,13 @@ export interface CalibrationResult {
 }
 
 /** Calibrated ranges of `tensors` (float activations of `model`) over the data. */
-export async function calibrateRanges(runtime: OnnxRuntime, model: Model, tensors: readonly string[], data: CalibrationData, opts: CalibrateOptions): Promise<CalibrationResult> {
+export async function calibrateRanges(
+  runtime: OnnxRuntime,
+  model: Model,
+  tensors: readonly string[],
+  data: CalibrationData,
+  opts: CalibrateOptions,
+): Promise<CalibrationResult> {
   const q = opts.q ?? { qmin: 0, qmax: 255, symmetric: false };
   const calibrators = new Map(tensors.map((t) => [t, new TensorCalibrator(t, opts.method, q)]));
   const samples = sampleCount(data);
@@ -139,17 +193,36 @@ export async function calibrateRanges(runtime: OnnxRuntime, model: Model, tensor
   try {
     const floatData = (out: Record<string, RuntimeTensor>, t: string): Float32Array => {
       const v = out[t];
-      if (!v || !(v.data instanceof Float32Array)) throw new QuantkitError('QK_CALIB_NOT_FLOAT', `tensor '${t}' is not float32 at run time`, 'only float activations can be calibrated');
+      if (!v || !(v.data instanceof Float32Array))
+        throw new QuantkitError(
+          'QK_CALIB_NOT_FLOAT',
+          `tensor '${t}' is not float32 at run time`,
+          'only float activations can be calibrated',
+        );
       return v.data;
     };
-    await runBatches(runtime, session, data, tensors, (out) => {
-      for (const [t, c] of calibrators) c.observeFirst(floatData(out, t));
-    }, { batchSize: opts.batchSize, progress: opts.progress, pass: 1, passes });
+    await runBatches(
+      runtime,
+      session,
+      data,
+      tensors,
+      (out) => {
+        for (const [t, c] of calibrators) c.observeFirst(floatData(out, t));
+      },
+      { batchSize: opts.batchSize, progress: opts.progress, pass: 1, passes },
+    );
     if (passes === 2) {
       for (const c of calibrators.values()) c.startSecond();
-      await runBatches(runtime, session, data, tensors, (out) => {
-        for (const [t, c] of calibrators) c.observeSecond(floatData(out, t));
-      }, { batchSize: opts.batchSize, progress: opts.progress, pass: 2, passes });
+      await runBatches(
+        runtime,
+        session,
+        data,
+        tensors,
+        (out) => {
+          for (const [t, c] of calibrators) c.observeSecond(floatData(out, t));
+        },
+        { batchSize: opts.batchSize, progress: opts.progress, pass: 2, passes },
+      );
     }
   } finally {
     await session.release();
@@ -157,25 +230,43 @@ export async function calibrateRanges(runtime: OnnxRuntime, model: Model, tensor
   const ranges = new Map<string, Range>();
   for (const [t, c] of calibrators) {
     // The data are finite (input-check.ts): a tensor never finite comes from the model itself.
-    if (c.minmax.count === 0 && c.minmax.nonFinite > 0) throw new QuantkitError('QK_CALIB_NON_FINITE', `activation '${t}' is NaN or ±Inf for every calibration sample`, 'a weight or bias upstream of it is NaN/Inf or overflows float32; fix the model');
+    if (c.minmax.count === 0 && c.minmax.nonFinite > 0)
+      throw new QuantkitError(
+        'QK_CALIB_NON_FINITE',
+        `activation '${t}' is NaN or ±Inf for every calibration sample`,
+        'a weight or bias upstream of it is NaN/Inf or overflows float32; fix the model',
+      );
     ranges.set(t, c.range());
   }
   return { ranges, calibrators, samples };
 }
 
 /** Per-channel (last axis) max |x| of each tensor: SmoothQuant's activation statistic. */
-export async function calibrateChannelAbsMax(runtime: OnnxRuntime, model: Model, tensors: readonly string[], data: CalibrationData, opts: { batchSize?: number | undefined; progress?: CalibrationProgress | undefined } = {}): Promise<Map<string, Float32Array>> {
+export async function calibrateChannelAbsMax(
+  runtime: OnnxRuntime,
+  model: Model,
+  tensors: readonly string[],
+  data: CalibrationData,
+  opts: { batchSize?: number | undefined; progress?: CalibrationProgress | undefined } = {},
+): Promise<Map<string, Float32Array>> {
   const result = new Map<string, Float32Array>();
   if (tensors.length === 0) return result;
   const observers = new Map(tensors.map((t) => [t, new ChannelAbsMaxObserver()]));
   const session = await createSession(runtime, augmentedModelBytes(model, tensors));
   try {
-    await runBatches(runtime, session, data, tensors, (out) => {
-      for (const [t, o] of observers) {
-        const v = out[t];
-        if (v && v.data instanceof Float32Array) o.observe(v.data, v.dims[v.dims.length - 1] ?? 1);
-      }
-    }, { batchSize: opts.batchSize, progress: opts.progress });
+    await runBatches(
+      runtime,
+      session,
+      data,
+      tensors,
+      (out) => {
+        for (const [t, o] of observers) {
+          const v = out[t];
+          if (v && v.data instanceof Float32Array) o.observe(v.data, v.dims[v.dims.length - 1] ?? 1);
+        }
+      },
+      { batchSize: opts.batchSize, progress: opts.progress },
+    );
   } finally {
     await session.release();
   }
@@ -201,20 +292,39 @@ export interface StaticQuantResult {
  * tensors to quantize chosen by the fusion rules (passes/activation/plan.ts); their ranges
  * calibrated; Q/DQ written. Rewrites `model` in place.
  */
-export async function quantizeStatic(runtime: OnnxRuntime, model: Model, data: CalibrationData, opts: StaticQuantOptions): Promise<StaticQuantResult> {
+export async function quantizeStatic(
+  runtime: OnnxRuntime,
+  model: Model,
+  data: CalibrationData,
+  opts: StaticQuantOptions,
+): Promise<StaticQuantResult> {
   // Raised first: the passes below write per-axis Q/DQ and read the graph in its opset-13 form.
   const opset = raiseOpset(model, { opset: 13, what: 'per-axis QuantizeLinear/DequantizeLinear' });
   const folded = foldBatchNorm(model);
   let sq: SmoothQuantReport | null = null;
   if (opts.smoothQuant !== undefined) {
     const sites = findSmoothSites(model, opts);
-    const stats = await calibrateChannelAbsMax(runtime, model, sites.map((s) => s.activation), data, opts);
+    const stats = await calibrateChannelAbsMax(
+      runtime,
+      model,
+      sites.map((s) => s.activation),
+      data,
+      opts,
+    );
     sq = applySmoothQuant(model, sites, stats, opts.smoothQuant);
   }
   const plan = planStaticQuant(model, opts);
-  const q = opts.activationType === 'int8' ? { qmin: -128, qmax: 127, symmetric: true } : { qmin: 0, qmax: 255, symmetric: false };
+  const q =
+    opts.activationType === 'int8'
+      ? { qmin: -128, qmax: 127, symmetric: true }
+      : { qmin: 0, qmax: 255, symmetric: false };
   const calibrated = plan.sources.filter((s) => !plan.fixedRanges.has(s));
-  const cal = await calibrateRanges(runtime, model, calibrated, data, { method: opts.method, q, batchSize: opts.batchSize, progress: opts.progress });
+  const cal = await calibrateRanges(runtime, model, calibrated, data, {
+    method: opts.method,
+    q,
+    batchSize: opts.batchSize,
+    progress: opts.progress,
+  });
   const ranges = new Map([...cal.ranges, ...plan.fixedRanges]);
   const report = insertStaticQdq(model, plan, ranges, opts);
   removeDeadNodes(model.graph);
@@ -235,5 +345,4 @@ export function quantizeDynamicModel(model: Model, opts: DynamicOptions): Dynami
 }
 
 export type ActivationReport =
-  | ({ scheme: 'int8-static' } & StaticQuantResult['report'])
-  | ({ scheme: 'int8-dynamic' } & DynamicReport);
+  ({ scheme: 'int8-static' } & StaticQuantResult['report']) | ({ scheme: 'int8-dynamic' } & DynamicReport);

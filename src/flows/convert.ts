@@ -4,7 +4,12 @@ import { dtypeFromOnnx, dtypeInfo } from '../tensor/dtype.js';
 import { TensorProto_DataLocation, type ModelProto, type TensorProto } from '../io/onnx/proto.js';
 import { parseExternalDataRef } from '../io/onnx/external.js';
 import { planOnnxWrite, tensorFromProtoToWrite, tensorToWrite, type TensorToWrite } from '../io/onnx/write.js';
-import { readSafetensorsHeader, readSafetensorsTensor, safetensorsChunks, safetensorsDTypeName } from '../io/safetensors/index.js';
+import {
+  readSafetensorsHeader,
+  readSafetensorsTensor,
+  safetensorsChunks,
+  safetensorsDTypeName,
+} from '../io/safetensors/index.js';
 import { modelFromProto } from '../graph/from-onnx.js';
 import { modelToProto } from '../graph/to-onnx.js';
 import type { Initializer, Model } from '../graph/model.js';
@@ -62,14 +67,19 @@ export function formatOf(path: string): ContainerFormat {
   const ext = extname(path).toLowerCase();
   if (ext === '.onnx') return 'onnx';
   if (ext === '.safetensors') return 'safetensors';
-  throw new QuantkitError('QK_CONVERT_UNKNOWN_FORMAT', `cannot tell the format of ${path} from its extension '${ext}'`, 'name files .onnx or .safetensors');
+  throw new QuantkitError(
+    'QK_CONVERT_UNKNOWN_FORMAT',
+    `cannot tell the format of ${path} from its extension '${ext}'`,
+    'name files .onnx or .safetensors',
+  );
 }
 
 /** The files an ONNX model reads: itself and every external data file it names. */
 function onnxInputs(path: string, proto: ModelProto): string[] {
   const files = new Set([resolve(path)]);
   for (const p of proto.graph?.initializer ?? []) {
-    if (p.dataLocation === TensorProto_DataLocation.EXTERNAL) files.add(join(dirname(resolve(path)), parseExternalDataRef(p).location));
+    if (p.dataLocation === TensorProto_DataLocation.EXTERNAL)
+      files.add(join(dirname(resolve(path)), parseExternalDataRef(p).location));
   }
   return [...files];
 }
@@ -79,9 +89,11 @@ function onnxInputs(path: string, proto: ModelProto): string[] {
  * (exact bytes, external data re-read lazily), ones a pass made are encoded when written.
  */
 export function tensorsToWriteOf(model: Model, external?: (p: TensorProto) => Uint8Array): TensorToWrite[] {
-  return [...model.graph.initializers.values()].map((init) => (init.source
-    ? tensorFromProtoToWrite(init.source, init.dtype, external)
-    : tensorToWrite(init.name, init.dtype, init.dims, () => init.load())));
+  return [...model.graph.initializers.values()].map((init) =>
+    init.source
+      ? tensorFromProtoToWrite(init.source, init.dtype, external)
+      : tensorToWrite(init.name, init.dtype, init.dims, () => init.load()),
+  );
 }
 
 /** The IR model as a ModelProto skeleton without initializers (for planOnnxWrite). */
@@ -94,10 +106,19 @@ export async function convertFile(input: string, output: string, opts: ConvertOp
   const to = formatOf(output);
   const force = opts.force ?? false;
   if (from === 'safetensors' && to === 'onnx') {
-    throw new QuantkitError('QK_CONVERT_UNSUPPORTED', `cannot convert ${input} (safetensors) to ONNX: a checkpoint has no graph`, 'export the model to ONNX from its framework; convert works ONNX→ONNX, ONNX→safetensors and safetensors→safetensors');
+    throw new QuantkitError(
+      'QK_CONVERT_UNSUPPORTED',
+      `cannot convert ${input} (safetensors) to ONNX: a checkpoint has no graph`,
+      'export the model to ONNX from its framework; convert works ONNX→ONNX, ONNX→safetensors and safetensors→safetensors',
+    );
   }
   if (opts.externalData && to !== 'onnx') {
-    throw new OptionError('QK_BAD_OPTION', '`externalData` applies to ONNX outputs only', `drop \`externalData\`, or write ${output} as .onnx`, ['externalData']);
+    throw new OptionError(
+      'QK_BAD_OPTION',
+      '`externalData` applies to ONNX outputs only',
+      `drop \`externalData\`, or write ${output} as .onnx`,
+      ['externalData'],
+    );
   }
 
   if (from === 'safetensors') {
@@ -107,7 +128,11 @@ export async function convertFile(input: string, output: string, opts: ConvertOp
       const entries = header.tensors;
       // An absent __metadata__ stays absent (an empty one would change the header bytes).
       const metadata = Object.keys(header.metadata).length > 0 ? header.metadata : undefined;
-      await writeFileAtomic(output, safetensorsChunks(entries, (i) => readSafetensorsTensor(src, entries[i] as (typeof entries)[number]), metadata), { force, inputs: [input] });
+      await writeFileAtomic(
+        output,
+        safetensorsChunks(entries, (i) => readSafetensorsTensor(src, entries[i] as (typeof entries)[number]), metadata),
+        { force, inputs: [input] },
+      );
       return { from, to, tensors: entries.length, externalTensors: 0, dataPath: undefined, skipped: [] };
     } finally {
       src.close();
@@ -124,12 +149,26 @@ export async function convertFile(input: string, output: string, opts: ConvertOp
       const kept = inits.filter((t) => safetensorsDTypeName(t.dtype) !== undefined);
       const skipped = inits.filter((t) => safetensorsDTypeName(t.dtype) === undefined).map((t) => t.name);
       const entries = kept.map((t) => ({ name: t.name, dtype: t.dtype, dims: t.dims }));
-      await writeFileAtomic(output, safetensorsChunks(entries, (i) => (kept[i] as (typeof kept)[number]).load()), { force, inputs });
-      return { from, to, tensors: kept.length, externalTensors: 0, dataPath: undefined, skipped, constantsLeftOut: all.length - inits.length };
+      await writeFileAtomic(
+        output,
+        safetensorsChunks(entries, (i) => (kept[i] as (typeof kept)[number]).load()),
+        { force, inputs },
+      );
+      return {
+        from,
+        to,
+        tensors: kept.length,
+        externalTensors: 0,
+        dataPath: undefined,
+        skipped,
+        constantsLeftOut: all.length - inits.length,
+      };
     }
     const g = file.proto.graph;
     if (!g) throw new QuantkitError('QK_MODEL_NO_GRAPH', `${input} has no graph`, 'is this an ONNX model file?');
-    const tensors = g.initializer.map((p) => tensorFromProtoToWrite(p, dtypeFromOnnx(p.dataType, `initializer '${p.name}'`), file.external));
+    const tensors = g.initializer.map((p) =>
+      tensorFromProtoToWrite(p, dtypeFromOnnx(p.dataType, `initializer '${p.name}'`), file.external),
+    );
     const dataLocation = dataFileName(output, opts.dataNaming);
     const plan = planOnnxWrite(file.proto, tensors, {
       externalData: opts.externalData ? true : 'auto',
@@ -139,7 +178,8 @@ export async function convertFile(input: string, output: string, opts: ConvertOp
     const written = await writeOnnxModel(output, plan, { force, inputs });
     const verification = await verifyOutput(written, 'convert', { verify: opts.verify });
     return {
-      from, to,
+      from,
+      to,
       tensors: tensors.length,
       externalTensors: plan.tensors.filter((t) => t.offset !== undefined).length,
       dataPath: written.dataPath,

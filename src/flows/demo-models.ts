@@ -56,7 +56,11 @@ function lmModel(dir: string): DemoModel {
   // lm-eval.npy: int64 [windows, context + 1]; the model reads the first `context` ids of each.
   const windows = npy(dir, 'lm-eval.npy');
   if (!(windows.data instanceof BigInt64Array) || windows.dims.length !== 2) {
-    throw new QuantkitError('QK_DEMO_BAD_DATA', `${join(dir, 'lm-eval.npy')} is ${windows.dtype}[${windows.dims.join(', ')}], expected int64 [windows, context + 1]`, MISSING_HINT);
+    throw new QuantkitError(
+      'QK_DEMO_BAD_DATA',
+      `${join(dir, 'lm-eval.npy')} is ${windows.dtype}[${windows.dims.join(', ')}], expected int64 [windows, context + 1]`,
+      MISSING_HINT,
+    );
   }
   const [count, width] = windows.dims as [number, number];
   const context = width - 1;
@@ -77,7 +81,11 @@ function lmModel(dir: string): DemoModel {
       // lm-calib.npy: int64 [samples, context], windows of the training text.
       const calib = npy(dir, 'lm-calib.npy');
       if (!(calib.data instanceof BigInt64Array) || calib.dims.length !== 2 || calib.dims[1] !== context) {
-        throw new QuantkitError('QK_DEMO_BAD_DATA', `${join(dir, 'lm-calib.npy')} is ${calib.dtype}[${calib.dims.join(', ')}], expected int64 [samples, ${context}]`, MISSING_HINT);
+        throw new QuantkitError(
+          'QK_DEMO_BAD_DATA',
+          `${join(dir, 'lm-calib.npy')} is ${calib.dtype}[${calib.dims.join(', ')}], expected int64 [samples, ${context}]`,
+          MISSING_HINT,
+        );
       }
       return new Map([['input_ids', calib]]);
     },
@@ -88,7 +96,11 @@ function cnnModel(dir: string): DemoModel {
   const x = npy(dir, 'cnn-test-x.npy');
   const y = npy(dir, 'cnn-test-y.npy');
   if (!(x.data instanceof Float32Array) || !(y.data instanceof BigInt64Array)) {
-    throw new QuantkitError('QK_DEMO_BAD_DATA', `${dir}: cnn-test-x.npy must be float32 and cnn-test-y.npy int64`, MISSING_HINT);
+    throw new QuantkitError(
+      'QK_DEMO_BAD_DATA',
+      `${dir}: cnn-test-x.npy must be float32 and cnn-test-y.npy int64`,
+      MISSING_HINT,
+    );
   }
   const count = x.dims[0] as number;
   const per = x.data.length / count;
@@ -106,7 +118,11 @@ function cnnModel(dir: string): DemoModel {
     calibrationData() {
       const calib = npy(dir, 'cnn-calib-x.npy');
       if (!(calib.data instanceof Float32Array) || calib.dims.slice(1).join() !== x.dims.slice(1).join()) {
-        throw new QuantkitError('QK_DEMO_BAD_DATA', `${join(dir, 'cnn-calib-x.npy')} is ${calib.dtype}[${calib.dims.join(', ')}], expected float32 [samples, ${x.dims.slice(1).join(', ')}]`, MISSING_HINT);
+        throw new QuantkitError(
+          'QK_DEMO_BAD_DATA',
+          `${join(dir, 'cnn-calib-x.npy')} is ${calib.dtype}[${calib.dims.join(', ')}], expected float32 [samples, ${x.dims.slice(1).join(', ')}]`,
+          MISSING_HINT,
+        );
       }
       return new Map([['input', calib]]);
     },
@@ -128,9 +144,18 @@ function median(xs: number[]): number {
 /** One intra-op thread, so timings do not depend on what else the machine does with its other cores. */
 export async function openDemoSession(bytes: Uint8Array, label: string): Promise<ort.InferenceSession> {
   try {
-    return await ort.InferenceSession.create(bytes, { intraOpNumThreads: 1, interOpNumThreads: 1, graphOptimizationLevel: 'all' });
+    return await ort.InferenceSession.create(bytes, {
+      intraOpNumThreads: 1,
+      interOpNumThreads: 1,
+      graphOptimizationLevel: 'all',
+    });
   } catch (e) {
-    throw new OptionError('QK_ORT_LOAD_FAILED', `ONNX Runtime cannot load ${label}: ${e instanceof Error ? e.message : String(e)}`, 'leave this scheme out with `schemes`', ['schemes']);
+    throw new OptionError(
+      'QK_ORT_LOAD_FAILED',
+      `ONNX Runtime cannot load ${label}: ${e instanceof Error ? e.message : String(e)}`,
+      'leave this scheme out with `schemes`',
+      ['schemes'],
+    );
   }
 }
 
@@ -144,7 +169,13 @@ export interface PairTiming {
  * Times the latency batch on two sessions, alternating run by run after `warm` untimed runs of
  * each, so a slow spell of the machine hits both alike; medians of `timed` runs each.
  */
-export async function timePair(base: ort.InferenceSession, other: ort.InferenceSession, feeds: Record<string, ort.Tensor>, warm: number, timed: number): Promise<PairTiming> {
+export async function timePair(
+  base: ort.InferenceSession,
+  other: ort.InferenceSession,
+  feeds: Record<string, ort.Tensor>,
+  warm: number,
+  timed: number,
+): Promise<PairTiming> {
   for (let i = 0; i < warm; i++) {
     await base.run(feeds);
     await other.run(feeds);

@@ -22,8 +22,30 @@ import { nodeRuntime } from '../node/ort-runtime.js';
 import { quantizeModelBytesGptq } from './gptq.js';
 import { quantizeModelBytes } from './quantize.js';
 import { trackTemp, untrackTemp } from '../node/temp-registry.js';
-import { DEMO_MODEL_NAMES, loadDemoModel, meanAbsDiff, openDemoSession, SHIPPED_MODELS_DIR, timePair, type DemoModel, type DemoModelName } from './demo-models.js';
-import { histogram, readersByTensor, rebinHistogram, thresholdSpread, weightGrids, type CalibrationPlot, type CalibrationThreshold, type LayerWeights, type ModelReport, type ReportData, type SchemeRow, type SeriesKey } from './report-data.js';
+import {
+  DEMO_MODEL_NAMES,
+  loadDemoModel,
+  meanAbsDiff,
+  openDemoSession,
+  SHIPPED_MODELS_DIR,
+  timePair,
+  type DemoModel,
+  type DemoModelName,
+} from './demo-models.js';
+import {
+  histogram,
+  readersByTensor,
+  rebinHistogram,
+  thresholdSpread,
+  weightGrids,
+  type CalibrationPlot,
+  type CalibrationThreshold,
+  type LayerWeights,
+  type ModelReport,
+  type ReportData,
+  type SchemeRow,
+  type SeriesKey,
+} from './report-data.js';
 import { weightOnlySeries } from './report-series.js';
 
 /*
@@ -81,8 +103,19 @@ export const DEMO_SMOOTHQUANT_ALPHA = 0.5;
 const ACTIVATION_VARIANTS: Readonly<Record<ActivationScheme, () => DemoVariant[]>> = {
   'int8-dynamic': () => [{ kind: 'int8-dynamic', label: 'int8-dynamic', scheme: 'int8-dynamic' }],
   'int8-static': () => [
-    ...DEMO_CALIB_METHODS.map((method): StaticVariant => ({ kind: 'int8-static', label: `int8-static ${method}`, scheme: 'int8-static', method })),
-    ...DEMO_CALIB_METHODS.map((method): StaticVariant => ({ kind: 'int8-static', label: `int8-static+sq ${method}`, scheme: 'int8-static', method, smoothQuant: DEMO_SMOOTHQUANT_ALPHA })),
+    ...DEMO_CALIB_METHODS.map((method): StaticVariant => ({
+      kind: 'int8-static',
+      label: `int8-static ${method}`,
+      scheme: 'int8-static',
+      method,
+    })),
+    ...DEMO_CALIB_METHODS.map((method): StaticVariant => ({
+      kind: 'int8-static',
+      label: `int8-static+sq ${method}`,
+      scheme: 'int8-static',
+      method,
+      smoothQuant: DEMO_SMOOTHQUANT_ALPHA,
+    })),
   ],
 };
 
@@ -102,9 +135,23 @@ export function demoVariants(only?: readonly string[]): DemoVariant[] {
       out.push({ kind: 'weight-only', label: name, scheme: name });
       continue;
     }
-    for (const b of DEMO_BLOCK_SIZES) out.push({ kind: 'weight-only', label: `${name} b${b}`, scheme: name, blockSize: b });
-    if (s.kind === 'nbits' && s.symmetric && s.bits === 4) out.push({ kind: 'weight-only', label: `${name}-rtn b${RTN_BLOCK_SIZE}`, scheme: name, blockSize: RTN_BLOCK_SIZE, rtn: true });
-    if ((s.kind === 'nbits' && s.symmetric && s.bits === 4) || s.kind === 'bnb4') out.push({ kind: 'gptq', label: `${name} b${s.defaultBlockSize} +gptq`, scheme: name, blockSize: s.defaultBlockSize });
+    for (const b of DEMO_BLOCK_SIZES)
+      out.push({ kind: 'weight-only', label: `${name} b${b}`, scheme: name, blockSize: b });
+    if (s.kind === 'nbits' && s.symmetric && s.bits === 4)
+      out.push({
+        kind: 'weight-only',
+        label: `${name}-rtn b${RTN_BLOCK_SIZE}`,
+        scheme: name,
+        blockSize: RTN_BLOCK_SIZE,
+        rtn: true,
+      });
+    if ((s.kind === 'nbits' && s.symmetric && s.bits === 4) || s.kind === 'bnb4')
+      out.push({
+        kind: 'gptq',
+        label: `${name} b${s.defaultBlockSize} +gptq`,
+        scheme: name,
+        blockSize: s.defaultBlockSize,
+      });
   }
   for (const a of ACTIVATION_SCHEMES) out.push(...ACTIVATION_VARIANTS[a]());
   if (!only || only.length === 0) return out;
@@ -112,7 +159,11 @@ export function demoVariants(only?: readonly string[]): DemoVariant[] {
   const picked = out.filter((v) => wanted.has(v.scheme) || wanted.has(v.label));
   const unknown = only.filter((w) => !out.some((v) => v.scheme === w || v.label === w));
   if (unknown.length > 0) {
-    throw new QuantkitError('QK_UNKNOWN_SCHEME', `unknown scheme ${unknown.map((u) => `'${u}'`).join(', ')} for the demo`, `use scheme names (${[...SCHEME_NAMES, ...ACTIVATION_SCHEMES].join(', ')}) or row labels such as 'q4 b64' or 'int8-static entropy'`);
+    throw new QuantkitError(
+      'QK_UNKNOWN_SCHEME',
+      `unknown scheme ${unknown.map((u) => `'${u}'`).join(', ')} for the demo`,
+      `use scheme names (${[...SCHEME_NAMES, ...ACTIVATION_SCHEMES].join(', ')}) or row labels such as 'q4 b64' or 'int8-static entropy'`,
+    );
   }
   return picked;
 }
@@ -199,7 +250,14 @@ function readWeights(model: DemoModel): { weights: Map<string, Weights>; hasSmoo
     let energy = 0;
     for (let i = 0; i < values.length; i++) energy += (values[i] as number) * (values[i] as number);
     const axis = axes.get(init.name);
-    weights.set(init.name, { name: init.name, dims: init.dims, values, energy, channelAxis: axis === -1 ? init.dims.length - 1 : axis, readers: readers.get(init.name) ?? [] });
+    weights.set(init.name, {
+      name: init.name,
+      dims: init.dims,
+      values,
+      energy,
+      channelAxis: axis === -1 ? init.dims.length - 1 : axis,
+      readers: readers.get(init.name) ?? [],
+    });
   }
   return { weights, hasSmoothSites: findSmoothSites(m).some((s) => s.matmuls.some((n) => n.opType === 'MatMul')) };
 }
@@ -215,7 +273,8 @@ function int8ChannelSqnrDb(w: Weights): number | null {
   for (let d = w.channelAxis + 1; d < w.dims.length; d++) inner *= w.dims[d] as number;
   const channels = w.dims[w.channelAxis] as number;
   const back = new Float32Array(codes.length);
-  for (let i = 0; i < codes.length; i++) back[i] = (codes[i] as number) * (scales[Math.floor(i / inner) % channels] as number);
+  for (let i = 0; i < codes.length; i++)
+    back[i] = (codes[i] as number) * (scales[Math.floor(i / inner) % channels] as number);
   return sqnrDb(w.values, back);
 }
 
@@ -263,14 +322,18 @@ interface QuantizedVariant {
 }
 
 /** The footnote a SmoothQuant row's empty weight SQNR cell carries. */
-export const SMOOTHQUANT_SQNR_NOTE = 'not measured for +sq rows: SmoothQuant multiplies each weight row by its smoothing factor before quantizing (and divides the activation by it), so the stored weights are not the original ones and an SQNR against them would measure the rescaling, not the format; the format is the int8-static rows\' s8 per-channel one';
+export const SMOOTHQUANT_SQNR_NOTE =
+  "not measured for +sq rows: SmoothQuant multiplies each weight row by its smoothing factor before quantizing (and divides the activation by it), so the stored weights are not the original ones and an SQNR against them would measure the rescaling, not the format; the format is the int8-static rows' s8 per-channel one";
 
 /**
  * Weight SQNR of an activation scheme's s8 per-channel weights. Only the combined number: layer by
  * layer it equals the int8 weight-only row (the same weights, passes/weight-only/index.ts), so
  * repeating it in the per-layer bars would only crowd them.
  */
-function activationWeightSqnr(weightNames: readonly (string | null)[], weights: Map<string, Weights>): { weightSqnrDb: number | null; layerSqnrDb: Record<string, number | null> } {
+function activationWeightSqnr(
+  weightNames: readonly (string | null)[],
+  weights: Map<string, Weights>,
+): { weightSqnrDb: number | null; layerSqnrDb: Record<string, number | null> } {
   const layers: { signal: number; sqnrDb: number | null }[] = [];
   for (const name of new Set(weightNames)) {
     const w = name === null ? undefined : weights.get(name);
@@ -279,16 +342,36 @@ function activationWeightSqnr(weightNames: readonly (string | null)[], weights: 
   return { weightSqnrDb: combinedSqnrDb(layers), layerSqnrDb: {} };
 }
 
-async function quantizeVariant(v: DemoVariant, source: Uint8Array, label: string, weights: Map<string, Weights>, calibration: () => CalibrationData): Promise<QuantizedVariant> {
+async function quantizeVariant(
+  v: DemoVariant,
+  source: Uint8Array,
+  label: string,
+  weights: Map<string, Weights>,
+  calibration: () => CalibrationData,
+): Promise<QuantizedVariant> {
   if (v.kind === 'weight-only' || v.kind === 'gptq') {
     // GPTQ's layer statistics come from the shipped calibration set, as int8-static's ranges do.
-    const { bytes, report } = v.kind === 'gptq'
-      ? await quantizeModelBytesGptq(source, { scheme: v.scheme, blockSize: v.blockSize }, calibration(), {}, label)
-      : quantizeModelBytes(source, { scheme: v.scheme, blockSize: v.blockSize, rtn: v.rtn }, label);
+    const { bytes, report } =
+      v.kind === 'gptq'
+        ? await quantizeModelBytesGptq(source, { scheme: v.scheme, blockSize: v.blockSize }, calibration(), {}, label)
+        : quantizeModelBytes(source, { scheme: v.scheme, blockSize: v.blockSize, rtn: v.rtn }, label);
     const layerSqnrDb: Record<string, number | null> = {};
     for (const l of report.layers) if (l.sqnrDb !== null && isWeightLayer(l)) layerSqnrDb[l.weight] = l.sqnrDb;
-    const weightSqnrDb = combinedSqnrDb(report.layers.filter(isWeightLayer).map((l) => ({ signal: weights.get(l.weight)?.energy ?? 0, sqnrDb: l.sqnrDb })));
-    return { bytes, weightSqnrDb, layerSqnrDb, series: weightOnlySeries(v.scheme, { blockSize: v.blockSize, rtn: v.kind === 'weight-only' && v.rtn, gptq: v.kind === 'gptq' }) };
+    const weightSqnrDb = combinedSqnrDb(
+      report.layers
+        .filter(isWeightLayer)
+        .map((l) => ({ signal: weights.get(l.weight)?.energy ?? 0, sqnrDb: l.sqnrDb })),
+    );
+    return {
+      bytes,
+      weightSqnrDb,
+      layerSqnrDb,
+      series: weightOnlySeries(v.scheme, {
+        blockSize: v.blockSize,
+        rtn: v.kind === 'weight-only' && v.rtn,
+        gptq: v.kind === 'gptq',
+      }),
+    };
   }
   const model = modelFromProto(decodeModel(source, label), { label });
   if (v.kind === 'int8-dynamic') {
@@ -296,12 +379,27 @@ async function quantizeVariant(v: DemoVariant, source: Uint8Array, label: string
     foldBatchNorm(model);
     const r = quantizeDynamic(model);
     removeDeadNodes(model.graph);
-    return { bytes: encodeModel(modelToProto(model)), ...activationWeightSqnr(r.quantizedNodes.map((n) => n.weight), weights) };
+    return {
+      bytes: encodeModel(modelToProto(model)),
+      ...activationWeightSqnr(
+        r.quantizedNodes.map((n) => n.weight),
+        weights,
+      ),
+    };
   }
-  const r = await quantizeStatic(nodeRuntime, model, calibration(), { method: parseCalibMethod(v.method), smoothQuant: v.smoothQuant });
+  const r = await quantizeStatic(nodeRuntime, model, calibration(), {
+    method: parseCalibMethod(v.method),
+    smoothQuant: v.smoothQuant,
+  });
   // SmoothQuant scales the weights before quantizing them, so their SQNR against the original
   // weights measures the smoothing, not the format: those rows show none.
-  const sqnr = v.smoothQuant === undefined ? activationWeightSqnr(r.report.quantizedNodes.map((n) => n.weight), weights) : { weightSqnrDb: null, layerSqnrDb: {}, weightSqnrNote: SMOOTHQUANT_SQNR_NOTE };
+  const sqnr =
+    v.smoothQuant === undefined
+      ? activationWeightSqnr(
+          r.report.quantizedNodes.map((n) => n.weight),
+          weights,
+        )
+      : { weightSqnrDb: null, layerSqnrDb: {}, weightSqnrNote: SMOOTHQUANT_SQNR_NOTE };
   return { bytes: encodeModel(modelToProto(model)), ...sqnr, ranges: r.report.tensors, method: r.report.method };
 }
 
@@ -310,14 +408,23 @@ async function quantizeVariant(v: DemoVariant, source: Uint8Array, label: string
  * on the calibration set (a min-max pass, then a fine histogram over that range), with the range
  * each method's row used; the `count` tensors whose ranges differ most between methods are kept.
  */
-async function calibrationPlots(source: Uint8Array, label: string, data: CalibrationData, chosen: ReadonlyMap<string, readonly QuantizedTensorReport[]>, count: number, bins: number): Promise<CalibrationPlot[]> {
+async function calibrationPlots(
+  source: Uint8Array,
+  label: string,
+  data: CalibrationData,
+  chosen: ReadonlyMap<string, readonly QuantizedTensorReport[]>,
+  count: number,
+  bins: number,
+): Promise<CalibrationPlot[]> {
   if (count <= 0) return [];
   // The same graph quantizeStatic calibrates: BatchNorm folded, the plan's calibrated sources.
   const model = modelFromProto(decodeModel(source, label), { label });
   foldBatchNorm(model);
   const plan = planStaticQuant(model);
   const tensors = plan.sources.filter((t) => !plan.fixedRanges.has(t));
-  const cal = await calibrateRanges(nodeRuntime, model, tensors, data, { method: { kind: 'percentile', percentile: DEFAULT_PERCENTILE } });
+  const cal = await calibrateRanges(nodeRuntime, model, tensors, data, {
+    method: { kind: 'percentile', percentile: DEFAULT_PERCENTILE },
+  });
   const candidates: { plot: CalibrationPlot; spread: number }[] = [];
   for (const t of tensors) {
     const c = cal.calibrators.get(t);
@@ -331,14 +438,26 @@ async function calibrationPlots(source: Uint8Array, label: string, data: Calibra
     }
     if (thresholds.length === 0 || !(observed.lo <= observed.hi)) continue;
     // 'abs' histograms hold |x|; the observer picks them only when no value is negative.
-    const plot = { tensor: t, histogram: rebinHistogram(h.counts, h.lo, h.width, observed.lo, observed.hi, bins), thresholds };
+    const plot = {
+      tensor: t,
+      histogram: rebinHistogram(h.counts, h.lo, h.width, observed.lo, observed.hi, bins),
+      thresholds,
+    };
     candidates.push({ plot, spread: thresholdSpread(thresholds, observed.lo, observed.hi) });
   }
   // Stable: equal spreads keep execution order.
-  return candidates.sort((x, y) => y.spread - x.spread).slice(0, count).map((c) => c.plot);
+  return candidates
+    .sort((x, y) => y.spread - x.spread)
+    .slice(0, count)
+    .map((c) => c.plot);
 }
 
-async function demoOneModel(name: DemoModelName, allVariants: readonly DemoVariant[], opts: DemoOptions, outDir: string): Promise<DemoModelResult> {
+async function demoOneModel(
+  name: DemoModelName,
+  allVariants: readonly DemoVariant[],
+  opts: DemoOptions,
+  outDir: string,
+): Promise<DemoModelResult> {
   const model = loadDemoModel(name, opts.modelsDir ?? SHIPPED_MODELS_DIR);
   const source = new Uint8Array(readFileSync(model.file));
   const { weights, hasSmoothSites } = readWeights(model);
@@ -360,12 +479,27 @@ async function demoOneModel(name: DemoModelName, allVariants: readonly DemoVaria
     opts.progress?.step('fp32');
     const q0 = base.value;
     rows.push({
-      scheme: 'fp32', file: '', bytes: source.length, ratio: 1, quality: q0, qualityChange: 0,
+      scheme: 'fp32',
+      file: '',
+      bytes: source.length,
+      ratio: 1,
+      quality: q0,
+      qualityChange: 0,
       ...(base.bitsPerChar === undefined ? {} : { bitsPerChar: base.bitsPerChar }),
-      ...(base.logits ? { meanAbsLogitDiff: 0 } : {}), weightSqnrDb: null, layerSqnrDb: {}, latencyRatio: 1, latencyMs: baseTiming.baseMs,
+      ...(base.logits ? { meanAbsLogitDiff: 0 } : {}),
+      weightSqnrDb: null,
+      layerSqnrDb: {},
+      latencyRatio: 1,
+      latencyMs: baseTiming.baseMs,
     });
     for (const v of variants) {
-      const { bytes, weightSqnrDb, layerSqnrDb, ranges, method, series, weightSqnrNote } = await quantizeVariant(v, source, model.file, weights, calibrationData);
+      const { bytes, weightSqnrDb, layerSqnrDb, ranges, method, series, weightSqnrNote } = await quantizeVariant(
+        v,
+        source,
+        model.file,
+        weights,
+        calibrationData,
+      );
       for (const l of Object.keys(layerSqnrDb)) quantizedLayers.add(l);
       if (ranges && method && v.kind === 'int8-static' && v.smoothQuant === undefined) chosenRanges.set(method, ranges);
       const file = join(outDir, `${name}.${fileLabel(v.label)}.onnx`);
@@ -380,11 +514,20 @@ async function demoOneModel(name: DemoModelName, allVariants: readonly DemoVaria
         await session.release();
       }
       rows.push({
-        scheme: v.label, ...(series ? { series } : {}), file, bytes: bytes.length, ratio: source.length / bytes.length,
-        quality: q.value, qualityChange: (q.value - q0) / q0,
+        scheme: v.label,
+        ...(series ? { series } : {}),
+        file,
+        bytes: bytes.length,
+        ratio: source.length / bytes.length,
+        quality: q.value,
+        qualityChange: (q.value - q0) / q0,
         ...(q.bitsPerChar === undefined ? {} : { bitsPerChar: q.bitsPerChar }),
         ...(q.logits && base.logits ? { meanAbsLogitDiff: meanAbsDiff(q.logits, base.logits) } : {}),
-        weightSqnrDb, ...(weightSqnrNote ? { weightSqnrNote } : {}), layerSqnrDb, latencyRatio: t.otherMs / t.baseMs, latencyMs: t.otherMs,
+        weightSqnrDb,
+        ...(weightSqnrNote ? { weightSqnrNote } : {}),
+        layerSqnrDb,
+        latencyRatio: t.otherMs / t.baseMs,
+        latencyMs: t.otherMs,
       });
       opts.progress?.step(v.label);
     }
@@ -395,8 +538,17 @@ async function demoOneModel(name: DemoModelName, allVariants: readonly DemoVaria
   const bins = opts.histogramBins ?? 80;
   const layers: LayerWeights[] = [...weights.values()]
     .filter((w) => quantizedLayers.has(w.name))
-    .map((w) => ({ name: w.name, readers: w.readers, dims: w.dims, histogram: histogram(w.values, bins), grids: weightGrids(w.values) }));
-  const calibration = chosenRanges.size === 0 ? [] : await calibrationPlots(source, model.file, calibrationData(), chosenRanges, opts.calibrationPlots ?? 3, bins);
+    .map((w) => ({
+      name: w.name,
+      readers: w.readers,
+      dims: w.dims,
+      histogram: histogram(w.values, bins),
+      grids: weightGrids(w.values),
+    }));
+  const calibration =
+    chosenRanges.size === 0
+      ? []
+      : await calibrationPlots(source, model.file, calibrationData(), chosenRanges, opts.calibrationPlots ?? 3, bins);
   return { name: model.name, description: model.description, quality: model.quality, rows, layers, calibration };
 }
 

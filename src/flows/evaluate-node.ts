@@ -12,10 +12,19 @@ export function openSession(model: Uint8Array): Promise<RuntimeSession> {
   return evaluate.openSession(nodeRuntime, model);
 }
 
-export function lmPerplexity(model: Uint8Array | RuntimeSession, windows: Tensor, batch?: number): Promise<PerplexityResult> {
+export function lmPerplexity(
+  model: Uint8Array | RuntimeSession,
+  windows: Tensor,
+  batch?: number,
+): Promise<PerplexityResult> {
   return evaluate.lmPerplexity(nodeRuntime, model, windows, batch);
 }
 
-export function classifierAccuracy(model: Uint8Array | RuntimeSession, x: Tensor, labels: Tensor, reference?: Float32Array): Promise<ClassifierResult> {
+export function classifierAccuracy(
+  model: Uint8Array | RuntimeSession,
+  x: Tensor,
+  labels: Tensor,
+  reference?: Float32Array,
+): Promise<ClassifierResult> {
   return evaluate.classifierAccuracy(nodeRuntime, model, x, labels, reference);
 }

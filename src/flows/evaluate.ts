@@ -13,14 +13,23 @@ export async function openSession(runtime: OnnxRuntime, model: Uint8Array): Prom
   try {
     return await runtime.createSession(model, { graphOptimizationLevel: 'all', intraOpNumThreads: 2 });
   } catch (e) {
-    throw new OptionError('QK_ORT_LOAD_FAILED', `ONNX Runtime cannot load the model: ${e instanceof Error ? e.message : String(e)}`, 'the rewritten graph uses an op or type this ONNX Runtime lacks; try another scheme or `exclude` the op', ['exclude']);
+    throw new OptionError(
+      'QK_ORT_LOAD_FAILED',
+      `ONNX Runtime cannot load the model: ${e instanceof Error ? e.message : String(e)}`,
+      'the rewritten graph uses an op or type this ONNX Runtime lacks; try another scheme or `exclude` the op',
+      ['exclude'],
+    );
   }
 }
 
 function ortTensor(runtime: OnnxRuntime, t: Tensor): RuntimeTensor {
   if (t.data instanceof BigInt64Array) return runtime.tensor('int64', t.data, [...t.dims]);
   if (t.data instanceof Float32Array) return runtime.tensor('float32', t.data, [...t.dims]);
-  throw new QuantkitError('QK_EVAL_INPUT_TYPE', `eval input of type ${t.dtype} is not supported`, 'give int64 token ids or float32 inputs');
+  throw new QuantkitError(
+    'QK_EVAL_INPUT_TYPE',
+    `eval input of type ${t.dtype} is not supported`,
+    'give int64 token ids or float32 inputs',
+  );
 }
 
 export interface PerplexityResult {
@@ -34,7 +43,12 @@ export interface PerplexityResult {
  * windows: int64 [count, T + 1]; the model reads ids [:, :T] and its logits [b, T, vocab] at
  * position t are scored against id t + 1. Summed in float64 with a stable log-sum-exp.
  */
-export async function lmPerplexity(runtime: OnnxRuntime, model: Uint8Array | RuntimeSession, windows: Tensor, batch = 16): Promise<PerplexityResult> {
+export async function lmPerplexity(
+  runtime: OnnxRuntime,
+  model: Uint8Array | RuntimeSession,
+  windows: Tensor,
+  batch = 16,
+): Promise<PerplexityResult> {
   const session = model instanceof Uint8Array ? await openSession(runtime, model) : model;
   const [count, len] = windows.dims as [number, number];
   const ids = windows.data as BigInt64Array;
@@ -61,7 +75,14 @@ export async function lmPerplexity(runtime: OnnxRuntime, model: Uint8Array | Run
  * Negative log-likelihood of windows start … start + b − 1 given their logits [b, T, vocab]
  * (position t scored against id t + 1), in float64 with a stable log-sum-exp.
  */
-export function windowsNll(data: Float32Array, vocab: number, ids: BigInt64Array, len: number, start: number, b: number): { nll: number; tokens: number } {
+export function windowsNll(
+  data: Float32Array,
+  vocab: number,
+  ids: BigInt64Array,
+  len: number,
+  start: number,
+  b: number,
+): { nll: number; tokens: number } {
   const T = len - 1;
   let nll = 0;
   for (let i = 0; i < b; i++) {
@@ -87,7 +108,13 @@ export interface ClassifierResult {
 }
 
 /** x: float32 [n, ...]; labels: int64 [n]. */
-export async function classifierAccuracy(runtime: OnnxRuntime, model: Uint8Array | RuntimeSession, x: Tensor, labels: Tensor, reference?: Float32Array): Promise<ClassifierResult> {
+export async function classifierAccuracy(
+  runtime: OnnxRuntime,
+  model: Uint8Array | RuntimeSession,
+  x: Tensor,
+  labels: Tensor,
+  reference?: Float32Array,
+): Promise<ClassifierResult> {
   const session = model instanceof Uint8Array ? await openSession(runtime, model) : model;
   const out = await session.run({ [session.inputNames[0] as string]: ortTensor(runtime, x) });
   const t = out[session.outputNames[0] as string] as RuntimeTensor;
@@ -97,7 +124,8 @@ export async function classifierAccuracy(runtime: OnnxRuntime, model: Uint8Array
   let correct = 0;
   for (let i = 0; i < n; i++) {
     let best = 0;
-    for (let c = 1; c < classes; c++) if ((logits[i * classes + c] as number) > (logits[i * classes + best] as number)) best = c;
+    for (let c = 1; c < classes; c++)
+      if ((logits[i * classes + c] as number) > (logits[i * classes + best] as number)) best = c;
     if (BigInt(best) === BigInt((labels.data as BigInt64Array)[i] as bigint)) correct++;
   }
   let diff: number | undefined;

@@ -18,11 +18,21 @@ export function checkExcludes(model: Model, exclude: readonly string[] | undefin
     if (g.initializers.has(e)) {
       if (matchesWeights) continue;
       const readers = (consumers(g).get(e) ?? []).map((n) => n.name).filter(Boolean);
-      throw new OptionError('QK_EXCLUDE_NO_MATCH', `\`exclude\` ${e} names a weight; int8-dynamic and int8-static exclude op types and node names`,
-        readers.length ? `exclude the node(s) reading it: ${readers.slice(0, 5).join(', ')}` : 'no node reads it; drop it', ['exclude']);
+      throw new OptionError(
+        'QK_EXCLUDE_NO_MATCH',
+        `\`exclude\` ${e} names a weight; int8-dynamic and int8-static exclude op types and node names`,
+        readers.length
+          ? `exclude the node(s) reading it: ${readers.slice(0, 5).join(', ')}`
+          : 'no node reads it; drop it',
+        ['exclude'],
+      );
     }
     const ops = [...opTypes].sort().join(', ');
-    throw new OptionError('QK_EXCLUDE_NO_MATCH', `\`exclude\` ${e} matches no op type, node name${matchesWeights ? ' or weight name' : ''} in the model`,
-      `op types here: ${ops}; quantkit inspect lists the weights and the nodes reading them`, ['exclude']);
+    throw new OptionError(
+      'QK_EXCLUDE_NO_MATCH',
+      `\`exclude\` ${e} matches no op type, node name${matchesWeights ? ' or weight name' : ''} in the model`,
+      `op types here: ${ops}; quantkit inspect lists the weights and the nodes reading them`,
+      ['exclude'],
+    );
   }
 }

@@ -75,7 +75,10 @@ function stagesOf(model: Model, layers: readonly GptqLayer[], sequential: boolea
   const stages: GptqLayer[][] = [];
   let remaining = [...layers];
   while (remaining.length > 0) {
-    const after = downstreamValues(cons, remaining.flatMap((l) => l.sites.map((s) => s.node)));
+    const after = downstreamValues(
+      cons,
+      remaining.flatMap((l) => l.sites.map((s) => s.node)),
+    );
     let ready = remaining.filter((l) => l.activations.every((a) => !after.has(a)));
     // A weight read again downstream of itself (a shared recurrent layer) never gets ready: take
     // the first remaining layer on its own then.
@@ -94,19 +97,33 @@ function workingCopy(model: Model): { work: Model; nodeOf: Map<GraphNode, GraphN
     nodeOf.set(n, c);
     return c;
   });
-  return { work: { ...model, graph: { ...model.graph, nodes, initializers: new Map(model.graph.initializers) } }, nodeOf };
+  return {
+    work: { ...model, graph: { ...model.graph, nodes, initializers: new Map(model.graph.initializers) } },
+    nodeOf,
+  };
 }
 
 /**
  * Norm scales folded (as the pass would), then GPTQ on every eligible MatMul/Gemm weight; the
  * results keyed for the pass. Changes `model` only by the norm-scale folding the pass does anyway.
  */
-export async function gptqPrecompute(model: Model, options: WeightOnlyOptions, data: CalibrationData, o: GptqFlowOptions = {}): Promise<GptqPrecomputed> {
+export async function gptqPrecompute(
+  model: Model,
+  options: WeightOnlyOptions,
+  data: CalibrationData,
+  o: GptqFlowOptions = {},
+): Promise<GptqPrecomputed> {
   gptqScheme(options); // refuses other schemes before any work
   // XᵀX and the layer outputs are float32 in ONNX Runtime: a weight whose products overflow would
   // surface as a matrix that is not positive definite, far from its cause.
   const huge = overflowingWeight(model);
-  if (huge) throw new OptionError('QK_WEIGHT_OVERFLOW', `'${huge.name}' holds ${huge.value}: past ±${FLOAT32_SQUARE_LIMIT.toPrecision(3)} its float32 products overflow, and GPTQ's statistics with them`, 'fix the model\'s weights, or quantize without `calib`', ['calib']);
+  if (huge)
+    throw new OptionError(
+      'QK_WEIGHT_OVERFLOW',
+      `'${huge.name}' holds ${huge.value}: past ±${FLOAT32_SQUARE_LIMIT.toPrecision(3)} its float32 products overflow, and GPTQ's statistics with them`,
+      "fix the model's weights, or quantize without `calib`",
+      ['calib'],
+    );
   // The pass folds outlier norm scales into the weights first (passes/weight-only/index.ts); the
   // statistics must be those of the folded model (its second fold finds nothing left to do).
   const eq = equalizeNormScales(model, { exclude: options.exclude });
@@ -121,7 +138,12 @@ export async function gptqPrecompute(model: Model, options: WeightOnlyOptions, d
   for (const [si, stage] of stages.entries()) {
     const wanted = new Map<string, number>();
     for (const l of stage) for (const a of l.activations) wanted.set(a, l.shape.K);
-    const hs = await collectHessians(nodeRuntime, work, wanted, data, { batchSize: o.calibBatch, progress: o.progress, pass: si + 1, passes: stages.length });
+    const hs = await collectHessians(nodeRuntime, work, wanted, data, {
+      batchSize: o.calibBatch,
+      progress: o.progress,
+      pass: si + 1,
+      passes: stages.length,
+    });
     for (const l of stage) {
       const K = l.shape.K;
       const h = new Float64Array(K * K);
@@ -140,7 +162,10 @@ export async function gptqPrecompute(model: Model, options: WeightOnlyOptions, d
       // Later stages see this layer quantized: its sites read the dequantized weight instead.
       const name = uniqueName(work.graph, `${l.weight}_gptq_dequantized`);
       const dims = [...(l.sites[0]?.weight.dims ?? [])];
-      work.graph.initializers.set(name, memoryInitializer(name, makeTensor('float32', dims, storedLayout(r.dequantized, l.shape))));
+      work.graph.initializers.set(
+        name,
+        memoryInitializer(name, makeTensor('float32', dims, storedLayout(r.dequantized, l.shape))),
+      );
       for (const s of l.sites) {
         const c = nodeOf.get(s.node);
         if (c) c.inputs[s.slot] = name;
@@ -150,32 +175,60 @@ export async function gptqPrecompute(model: Model, options: WeightOnlyOptions, d
     }
   }
   const notes = [...plan.notes];
-  if (eq.groups.length > 0) notes.push(`${eq.groups.length} normalization scale(s) folded into the weights they feed before GPTQ (${eq.groups.map((gr) => gr.foldedInto).join(', ')})`);
+  if (eq.groups.length > 0)
+    notes.push(
+      `${eq.groups.length} normalization scale(s) folded into the weights they feed before GPTQ (${eq.groups.map((gr) => gr.foldedInto).join(', ')})`,
+    );
   if (plan.layers.length > 0) {
-    const how = [o.sequential ?? true ? `sequential, ${stages.length} stages` : 'one pass on the fp32 model', `damp ${maxDamp.toPrecision(2)}`, o.actOrder ? 'act-order' : ''].filter(Boolean).join(', ');
+    const how = [
+      (o.sequential ?? true) ? `sequential, ${stages.length} stages` : 'one pass on the fp32 model',
+      `damp ${maxDamp.toPrecision(2)}`,
+      o.actOrder ? 'act-order' : '',
+    ]
+      .filter(Boolean)
+      .join(', ');
     notes.push(`GPTQ on ${plan.layers.length} weight(s) from ${rows} calibration tokens per layer (${how})`);
   }
-  return { precomputed: { nbits, int8: new ResultMap<Int8Key, never>(), bnb4, gptq }, layers: plan.layers.length, stages: stages.length, notes };
+  return {
+    precomputed: { nbits, int8: new ResultMap<Int8Key, never>(), bnb4, gptq },
+    layers: plan.layers.length,
+    stages: stages.length,
+    notes,
+  };
 }
 
 /**
  * flows/quantize.ts quantizeModel with GPTQ: BN folded, GPTQ run on the calibration data, then
  * the pass (which only rewires the graph), dead values dropped. Rewrites `model` in place.
  */
-export async function quantizeModelGptq(model: Model, options: WeightOnlyOptions, data: CalibrationData, o: GptqFlowOptions = {}): Promise<{ model: Model; report: WeightOnlyReport; gptq: GptqPrecomputed }> {
+export async function quantizeModelGptq(
+  model: Model,
+  options: WeightOnlyOptions,
+  data: CalibrationData,
+  o: GptqFlowOptions = {},
+): Promise<{ model: Model; report: WeightOnlyReport; gptq: GptqPrecomputed }> {
   const folded = foldBatchNorm(model);
   const g = await gptqPrecompute(model, options, data, o);
   const report = quantizeWeights(model, { ...options, precomputed: g.precomputed });
   removeDeadNodes(model.graph);
   const raised = settleOpset(model);
   if (raised) report.notes.push(opsetRaiseNote(raised));
-  if (folded > 0) report.notes.unshift(`${folded} BatchNormalization node${folded === 1 ? '' : 's'} folded into the preceding Conv/Gemm`);
+  if (folded > 0)
+    report.notes.unshift(
+      `${folded} BatchNormalization node${folded === 1 ? '' : 's'} folded into the preceding Conv/Gemm`,
+    );
   report.notes.push(...g.notes);
   return { model, report, gptq: g };
 }
 
 /** Bytes of a model quantized in memory with GPTQ (tests, the web page's Node twin). */
-export async function quantizeModelBytesGptq(bytes: Uint8Array, options: WeightOnlyOptions, data: CalibrationData, o: GptqFlowOptions = {}, label = '<model>'): Promise<{ bytes: Uint8Array; report: WeightOnlyReport }> {
+export async function quantizeModelBytesGptq(
+  bytes: Uint8Array,
+  options: WeightOnlyOptions,
+  data: CalibrationData,
+  o: GptqFlowOptions = {},
+  label = '<model>',
+): Promise<{ bytes: Uint8Array; report: WeightOnlyReport }> {
   const model = modelFromProto(decodeModel(bytes, label), { label });
   const r = await quantizeModelGptq(model, options, data, o);
   return { bytes: encodeModel(modelToProto(r.model)), report: r.report };
@@ -192,10 +245,20 @@ export interface GptqFileOptions {
  * For the file path: GPTQ's precomputed weights when --calib was given (undefined otherwise), the
  * calibration arrays read as int8-static reads them.
  */
-export async function gptqFromCalibFiles(model: Model, options: WeightOnlyOptions & GptqFileOptions): Promise<GptqPrecomputed | undefined> {
+export async function gptqFromCalibFiles(
+  model: Model,
+  options: WeightOnlyOptions & GptqFileOptions,
+): Promise<GptqPrecomputed | undefined> {
   if (!options.calib?.length) return undefined;
   gptqScheme(options);
-  const calib = checkedCalibration(model, readCalibFiles(options.calib, model.graph.inputs.map((v) => v.name)), options.gptq?.calibBatch);
+  const calib = checkedCalibration(
+    model,
+    readCalibFiles(
+      options.calib,
+      model.graph.inputs.map((v) => v.name),
+    ),
+    options.gptq?.calibBatch,
+  );
   const r = await gptqPrecompute(model, options, calib.data, options.gptq);
   return { ...r, notes: [...calib.notes, ...r.notes] };
 }

@@ -1,7 +1,13 @@
 import { OptionError, QuantkitError } from '../errors.js';
 import type { Model } from '../graph/model.js';
 import { accumulateGram, symmetrize } from '../quant/gptq.js';
-import { augmentedModelBytes, createSession, runBatches, type CalibrationData, type CalibrationProgress } from './calibrate.js';
+import {
+  augmentedModelBytes,
+  createSession,
+  runBatches,
+  type CalibrationData,
+  type CalibrationProgress,
+} from './calibrate.js';
 import type { OnnxRuntime, RuntimeTensor } from './runtime.js';
 
 /*
@@ -37,29 +43,58 @@ function allFinite(d: Float32Array): boolean {
  * here come from the model's arithmetic on this data: a float32 overflow.
  */
 function nonFiniteActivation(name: string): QuantkitError {
-  return new QuantkitError('QK_CALIB_NON_FINITE', `layer input '${name}' holds NaN or ±Inf on the calibration data: the float32 model overflows on it`, 'check the model on this data in ONNX Runtime; GPTQ needs finite layer inputs');
+  return new QuantkitError(
+    'QK_CALIB_NON_FINITE',
+    `layer input '${name}' holds NaN or ±Inf on the calibration data: the float32 model overflows on it`,
+    'check the model on this data in ONNX Runtime; GPTQ needs finite layer inputs',
+  );
 }
 
 /** XᵀX of each activation (name → K, its last axis) of `model` over the calibration data. */
-export async function collectHessians(runtime: OnnxRuntime, model: Model, activations: ReadonlyMap<string, number>, data: CalibrationData, opts: HessianOptions = {}): Promise<Map<string, LayerHessian>> {
+export async function collectHessians(
+  runtime: OnnxRuntime,
+  model: Model,
+  activations: ReadonlyMap<string, number>,
+  data: CalibrationData,
+  opts: HessianOptions = {},
+): Promise<Map<string, LayerHessian>> {
   const sums = new Map<string, { h: Float64Array; rows: number; K: number }>();
   for (const [name, K] of activations) sums.set(name, { h: new Float64Array(K * K), rows: 0, K });
   if (sums.size === 0) return new Map();
   const names = [...sums.keys()];
   const session = await createSession(runtime, augmentedModelBytes(model, names));
   try {
-    await runBatches(runtime, session, data, names, (out: Record<string, RuntimeTensor>) => {
-      for (const [name, s] of sums) {
-        const t = out[name];
-        if (!t || !(t.data instanceof Float32Array)) throw new OptionError('QK_CALIB_NOT_FLOAT', `layer input '${name}' is not float32 at run time`, 'GPTQ reads float32 layer inputs; `exclude` the layer', ['exclude']);
-        const last = t.dims[t.dims.length - 1];
-        if (last !== s.K) throw new OptionError('QK_GPTQ_SHAPE', `layer input '${name}' has last axis ${String(last)}, the weight it meets has K = ${s.K}`, '`exclude` the layer', ['exclude']);
-        const rows = t.data.length / s.K;
-        if (!allFinite(t.data)) throw nonFiniteActivation(name);
-        accumulateGram(s.h, t.data, rows, s.K);
-        s.rows += rows;
-      }
-    }, { batchSize: opts.batchSize, progress: opts.progress, pass: opts.pass ?? 1, passes: opts.passes ?? 1 });
+    await runBatches(
+      runtime,
+      session,
+      data,
+      names,
+      (out: Record<string, RuntimeTensor>) => {
+        for (const [name, s] of sums) {
+          const t = out[name];
+          if (!t || !(t.data instanceof Float32Array))
+            throw new OptionError(
+              'QK_CALIB_NOT_FLOAT',
+              `layer input '${name}' is not float32 at run time`,
+              'GPTQ reads float32 layer inputs; `exclude` the layer',
+              ['exclude'],
+            );
+          const last = t.dims[t.dims.length - 1];
+          if (last !== s.K)
+            throw new OptionError(
+              'QK_GPTQ_SHAPE',
+              `layer input '${name}' has last axis ${String(last)}, the weight it meets has K = ${s.K}`,
+              '`exclude` the layer',
+              ['exclude'],
+            );
+          const rows = t.data.length / s.K;
+          if (!allFinite(t.data)) throw nonFiniteActivation(name);
+          accumulateGram(s.h, t.data, rows, s.K);
+          s.rows += rows;
+        }
+      },
+      { batchSize: opts.batchSize, progress: opts.progress, pass: opts.pass ?? 1, passes: opts.passes ?? 1 },
+    );
   } finally {
     await session.release();
   }

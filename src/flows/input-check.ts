@@ -28,45 +28,103 @@ const declared = (v: ValueInfo) => `${v.dtype ?? '?'}${v.dims ? dimsText(v.dims)
 const given = (t: Tensor) => `${t.dtype}${dimsText(t.dims)}`;
 
 /** numpy's name for a dtype, for the way out. */
-const NUMPY: Partial<Record<string, string>> = { float32: 'float32', float16: 'float16', float64: 'float64', int64: 'int64', int32: 'int32', uint8: 'uint8', int8: 'int8', bool: 'bool_' };
+const NUMPY: Partial<Record<string, string>> = {
+  float32: 'float32',
+  float16: 'float16',
+  float64: 'float64',
+  int64: 'int64',
+  int32: 'int32',
+  uint8: 'uint8',
+  int8: 'int8',
+  bool: 'bool_',
+};
 
 export function checkInputArrays(model: Model, data: ReadonlyMap<string, Tensor>, o: InputCheckOptions): void {
   const inputs = model.graph.inputs;
   const named = marked(o.option);
   const options = [o.option];
   if (data.size === 0) {
-    throw new OptionError('QK_INPUT_MISSING', `no input arrays given (${named})`, `pass ${named} [name=]x.npy for ${inputs.map((v) => `'${v.name}' ${declared(v)}`).join(', ')}`, options);
+    throw new OptionError(
+      'QK_INPUT_MISSING',
+      `no input arrays given (${named})`,
+      `pass ${named} [name=]x.npy for ${inputs.map((v) => `'${v.name}' ${declared(v)}`).join(', ')}`,
+      options,
+    );
   }
   let samples: { name: string; n: number } | undefined;
   for (const [name, t] of data) {
     const v = inputs.find((i) => i.name === name);
-    if (!v) throw new OptionError('QK_UNKNOWN_INPUT', `the model has no input named '${name}' (${named})`, `its inputs are: ${inputs.map((i) => i.name).join(', ')}`, options);
+    if (!v)
+      throw new OptionError(
+        'QK_UNKNOWN_INPUT',
+        `the model has no input named '${name}' (${named})`,
+        `its inputs are: ${inputs.map((i) => i.name).join(', ')}`,
+        options,
+      );
     const what = `${named} for '${name}' is ${given(t)}`;
     if (v.dtype !== undefined && t.dtype !== v.dtype) {
-      throw new OptionError('QK_INPUT_DTYPE', `${what}, but the model's input is ${declared(v)}`, `save the array as ${v.dtype}${NUMPY[v.dtype] ? ` (numpy: x.astype(np.${NUMPY[v.dtype] as string}))` : ''}`, options);
+      throw new OptionError(
+        'QK_INPUT_DTYPE',
+        `${what}, but the model's input is ${declared(v)}`,
+        `save the array as ${v.dtype}${NUMPY[v.dtype] ? ` (numpy: x.astype(np.${NUMPY[v.dtype] as string}))` : ''}`,
+        options,
+      );
     }
     const batched = o.batchSize !== undefined;
-    if (batched && t.dims.length === 0) throw new OptionError('QK_INPUT_RANK', `${what}, a scalar`, `give an array whose first axis is the sample axis, shaped like ${declared(v)}`, options);
+    if (batched && t.dims.length === 0)
+      throw new OptionError(
+        'QK_INPUT_RANK',
+        `${what}, a scalar`,
+        `give an array whose first axis is the sample axis, shaped like ${declared(v)}`,
+        options,
+      );
     if (v.dims && t.dims.length !== v.dims.length) {
-      throw new OptionError('QK_INPUT_RANK', `${what} (rank ${t.dims.length}), but the model's input is ${declared(v)} (rank ${v.dims.length})`, `give a rank-${v.dims.length} array, first axis = samples`, options);
+      throw new OptionError(
+        'QK_INPUT_RANK',
+        `${what} (rank ${t.dims.length}), but the model's input is ${declared(v)} (rank ${v.dims.length})`,
+        `give a rank-${v.dims.length} array, first axis = samples`,
+        options,
+      );
     }
     for (const [axis, want] of (v.dims ?? []).entries()) {
       if (!v.dims) break;
       const have = t.dims[axis] as number;
       if (typeof want !== 'number' || want <= 0 || have === want) continue;
-      if (axis > 0 || !batched) throw new OptionError('QK_INPUT_SHAPE', `${what}, but the model's input is ${declared(v)}: axis ${axis} must be ${want}`, `give arrays shaped ${dimsText(batched ? ['N', ...v.dims.slice(1)] : v.dims)}`, options);
+      if (axis > 0 || !batched)
+        throw new OptionError(
+          'QK_INPUT_SHAPE',
+          `${what}, but the model's input is ${declared(v)}: axis ${axis} must be ${want}`,
+          `give arrays shaped ${dimsText(batched ? ['N', ...v.dims.slice(1)] : v.dims)}`,
+          options,
+        );
     }
     const batchAxis = v.dims?.[0];
     if (typeof batchAxis === 'number' && batchAxis > 0 && o.batchSize !== undefined && o.batchSize !== batchAxis) {
       const setting = o.batchOption ? `${marked(o.batchOption)} ${batchAxis}` : `batches of ${batchAxis}`;
-      throw new OptionError('QK_INPUT_BATCH', `the model's input '${name}' is ${declared(v)}: it takes exactly ${batchAxis} sample(s) per run, not ${o.batchSize}`, `pass ${setting}`, o.batchOption ? [o.batchOption] : []);
+      throw new OptionError(
+        'QK_INPUT_BATCH',
+        `the model's input '${name}' is ${declared(v)}: it takes exactly ${batchAxis} sample(s) per run, not ${o.batchSize}`,
+        `pass ${setting}`,
+        o.batchOption ? [o.batchOption] : [],
+      );
     }
     if (batched && typeof batchAxis === 'number' && batchAxis > 0 && (t.dims[0] as number) % batchAxis !== 0) {
-      throw new OptionError('QK_INPUT_BATCH', `${what}, but the model runs ${batchAxis} sample(s) at a time and ${t.dims[0] as number} is not a multiple`, `give a multiple of ${batchAxis} samples`, options);
+      throw new OptionError(
+        'QK_INPUT_BATCH',
+        `${what}, but the model runs ${batchAxis} sample(s) at a time and ${t.dims[0] as number} is not a multiple`,
+        `give a multiple of ${batchAxis} samples`,
+        options,
+      );
     }
     const n = t.dims[0] as number;
     if (!batched) continue;
-    if (samples && samples.n !== n) throw new OptionError('QK_INPUT_SAMPLES', `${named} arrays hold ${samples.n} samples ('${samples.name}') and ${n} ('${name}')`, 'give every input the same number of samples (first axis)', options);
+    if (samples && samples.n !== n)
+      throw new OptionError(
+        'QK_INPUT_SAMPLES',
+        `${named} arrays hold ${samples.n} samples ('${samples.name}') and ${n} ('${name}')`,
+        'give every input the same number of samples (first axis)',
+        options,
+      );
     samples ??= { name, n };
   }
   for (const b of axisBounds(model.graph)) {
@@ -79,7 +137,12 @@ export function checkInputArrays(model: Model, data: ReadonlyMap<string, Tensor>
     const hint = windows
       ? `this looks like evaluation windows (${b.max} ids + the next-token targets): give the first ${b.max} columns, x[:, :${b.max}]`
       : `cut axis ${b.axis} to at most ${b.max}`;
-    throw new OptionError('QK_INPUT_TOO_LONG', `${named} for '${b.input}' is ${given(t)}, but the model takes ${want}: its table '${b.table}' covers ${b.max} positions on axis ${b.axis}`, hint, options);
+    throw new OptionError(
+      'QK_INPUT_TOO_LONG',
+      `${named} for '${b.input}' is ${given(t)}, but the model takes ${want}: its table '${b.table}' covers ${b.max} positions on axis ${b.axis}`,
+      hint,
+      options,
+    );
   }
   for (const b of idBounds(model.graph)) {
     const t = data.get(b.input);
@@ -88,7 +151,12 @@ export function checkInputArrays(model: Model, data: ReadonlyMap<string, Tensor>
     for (let i = 0; i < ids.length; i++) {
       const id = Number(ids[i]);
       if (id >= 0 && id < b.rows) continue;
-      throw new OptionError('QK_INPUT_ID_RANGE', `${named} for '${b.input}' holds id ${id} at flat index ${i}, but the model's table '${b.table}' has ${b.rows} rows`, `ids must lie in 0…${b.rows - 1}; was the data made with this model's vocabulary?`, options);
+      throw new OptionError(
+        'QK_INPUT_ID_RANGE',
+        `${named} for '${b.input}' holds id ${id} at flat index ${i}, but the model's table '${b.table}' has ${b.rows} rows`,
+        `ids must lie in 0…${b.rows - 1}; was the data made with this model's vocabulary?`,
+        options,
+      );
     }
   }
 }
@@ -126,7 +194,12 @@ export function finiteCalibrationSamples(data: ReadonlyMap<string, Tensor>, opti
   const kept = keep.reduce((a, b) => a + b, 0);
   if (kept === total) return { data: new Map(data), dropped: 0, total };
   if (kept === 0) {
-    throw new OptionError('QK_CALIB_NON_FINITE', `every one of the ${total} ${marked(option)} samples holds NaN or ±Inf`, 'calibration needs finite data; check how the arrays were made', [option]);
+    throw new OptionError(
+      'QK_CALIB_NON_FINITE',
+      `every one of the ${total} ${marked(option)} samples holds NaN or ±Inf`,
+      'calibration needs finite data; check how the arrays were made',
+      [option],
+    );
   }
   const out = new Map<string, Tensor>();
   for (const [name, t] of data) {
@@ -146,7 +219,9 @@ export function finiteCalibrationSamples(data: ReadonlyMap<string, Tensor>, opti
 
 /** The note a report carries when samples were dropped. */
 export function droppedSamplesNote(r: FiniteSamples, option = 'calib'): string | undefined {
-  return r.dropped > 0 ? `${r.dropped} of ${r.total} ${marked(option)} samples hold NaN or ±Inf and were left out; calibrated on the other ${r.total - r.dropped}` : undefined;
+  return r.dropped > 0
+    ? `${r.dropped} of ${r.total} ${marked(option)} samples hold NaN or ±Inf and were left out; calibrated on the other ${r.total - r.dropped}`
+    : undefined;
 }
 
 /**
@@ -154,7 +229,11 @@ export function droppedSamplesNote(r: FiniteSamples, option = 'calib'): string |
  * default 16 as the calibration runs feed them), samples with NaN/±Inf left out, and the report's
  * note saying so.
  */
-export function checkedCalibration(model: Model, data: ReadonlyMap<string, Tensor>, batchSize: number | undefined): { data: Map<string, Tensor>; notes: string[] } {
+export function checkedCalibration(
+  model: Model,
+  data: ReadonlyMap<string, Tensor>,
+  batchSize: number | undefined,
+): { data: Map<string, Tensor>; notes: string[] } {
   checkInputArrays(model, data, { option: 'calib', batchSize: batchSize ?? 16, batchOption: 'calibBatch' });
   const finite = finiteCalibrationSamples(data);
   const note = droppedSamplesNote(finite);

@@ -49,11 +49,19 @@ const WEIGHT_SLOTS: Record<string, number> = { MatMul: 1, Gemm: 1, Conv: 1, Gath
  * there is a parameter; other integer initializers are shapes, axes or indices.
  */
 const QUANTIZED_DATA_SLOTS: Record<string, number> = {
-  DequantizeLinear: 0, MatMulNBits: 1, MatMulBnb4: 1, GatherBlockQuantized: 0, MatMulInteger: 1, ConvInteger: 1,
-  QLinearMatMul: 3, QLinearConv: 3, DynamicQuantizeMatMul: 1,
+  DequantizeLinear: 0,
+  MatMulNBits: 1,
+  MatMulBnb4: 1,
+  GatherBlockQuantized: 0,
+  MatMulInteger: 1,
+  ConvInteger: 1,
+  QLinearMatMul: 3,
+  QLinearConv: 3,
+  DynamicQuantizeMatMul: 1,
 };
 
-export const PARAMETER_RULE = 'float tensors, and integer tensors read as quantized weights; shape constants and indices not counted';
+export const PARAMETER_RULE =
+  'float tensors, and integer tensors read as quantized weights; shape constants and indices not counted';
 
 function isParameter(dtype: DType, name: string, readers: readonly { opType: string; inputs: string[] }[]): boolean {
   const kind = dtypeInfo(dtype).kind;
@@ -69,12 +77,23 @@ function locationOf(model: Model, name: string): string {
   return 'inline';
 }
 
-function verdict(name: string, dtype: DType, dims: readonly number[], readers: { name: string; opType: string; inputs: string[] }[]): QuantizableVerdict {
+function verdict(
+  name: string,
+  dtype: DType,
+  dims: readonly number[],
+  readers: { name: string; opType: string; inputs: string[] }[],
+): QuantizableVerdict {
   return { name, readers: readers.map((r) => r.name), ...quantizability(name, dtype, dims, readers) };
 }
 
-function quantizability(name: string, dtype: DType, dims: readonly number[], readers: { opType: string; inputs: string[] }[]): { quantizable: boolean; reason: string } {
-  if (dtype !== 'float32' && dtype !== 'float16' && dtype !== 'bfloat16') return { quantizable: false, reason: `already ${dtype}` };
+function quantizability(
+  name: string,
+  dtype: DType,
+  dims: readonly number[],
+  readers: { opType: string; inputs: string[] }[],
+): { quantizable: boolean; reason: string } {
+  if (dtype !== 'float32' && dtype !== 'float16' && dtype !== 'bfloat16')
+    return { quantizable: false, reason: `already ${dtype}` };
   if (readers.length === 0) return { quantizable: false, reason: 'not read by any node' };
   const uses: string[] = [];
   for (const r of readers) {
@@ -122,7 +141,11 @@ export function inspectModel(model: Model, largestCount = 10): InspectReport {
       other.elements += count;
     }
   }
-  const io = (v: { name: string; dtype: DType | undefined; dims: Dim[] | undefined }) => ({ name: v.name, dtype: v.dtype ?? 'unknown', dims: v.dims ?? null });
+  const io = (v: { name: string; dtype: DType | undefined; dims: Dim[] | undefined }) => ({
+    name: v.name,
+    dtype: v.dtype ?? 'unknown',
+    dims: v.dims ?? null,
+  });
   return {
     irVersion: model.irVersion,
     producer: [model.producerName, model.producerVersion].filter(Boolean).join(' '),

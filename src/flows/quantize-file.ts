@@ -65,9 +65,12 @@ function tensorsToWrite(model: Model, external: (p: TensorProto) => Uint8Array):
   return [...model.graph.initializers.values()].map((init): TensorToWrite => {
     if (init.source) return tensorFromProtoToWrite(init.source, init.dtype, external);
     const { bits, kind } = dtypeInfo(init.dtype);
-    if (!LITTLE_ENDIAN_HOST || bits < 8 || kind === 'string' || kind === 'bool') return tensorToWrite(init.name, init.dtype, init.dims, () => init.load());
+    if (!LITTLE_ENDIAN_HOST || bits < 8 || kind === 'string' || kind === 'bool')
+      return tensorToWrite(init.name, init.dtype, init.dims, () => init.load());
     return {
-      name: init.name, dtype: init.dtype, dims: init.dims,
+      name: init.name,
+      dtype: init.dtype,
+      dims: init.dims,
       // Byte-wide and wider element types: the typed array's bytes ARE raw_data (little-endian).
       rawBytes: () => {
         const d = init.load().data as Exclude<Tensor['data'], string[]>;
@@ -81,7 +84,8 @@ function tensorsToWrite(model: Model, external: (p: TensorProto) => Uint8Array):
 function inputFiles(path: string, proto: ModelProto): string[] {
   const files = new Set([resolve(path)]);
   for (const p of proto.graph?.initializer ?? []) {
-    if (p.dataLocation === TensorProto_DataLocation.EXTERNAL) files.add(join(dirname(resolve(path)), parseExternalDataRef(p).location));
+    if (p.dataLocation === TensorProto_DataLocation.EXTERNAL)
+      files.add(join(dirname(resolve(path)), parseExternalDataRef(p).location));
   }
   return [...files];
 }
@@ -91,7 +95,11 @@ function inputFiles(path: string, proto: ModelProto): string[] {
  * dropped (only the narrow results stay), then the output is written tensor by tensor — with an
  * external data file when the input had one or the weights are big — by node/model-writer.
  */
-export async function quantizeFile(inPath: string, outPath: string, options: QuantizeFileOptions): Promise<QuantizeFileResult> {
+export async function quantizeFile(
+  inPath: string,
+  outPath: string,
+  options: QuantizeFileOptions,
+): Promise<QuantizeFileResult> {
   const file = openOnnxFile(inPath);
   try {
     const inputs = inputFiles(inPath, file.proto);
@@ -110,7 +118,7 @@ export async function quantizeFile(inPath: string, outPath: string, options: Qua
     const files = modelDirFiles(inPath);
     let precomputed: PrecomputedWeights | undefined;
     try {
-      precomputed = gptq?.precomputed ?? await precomputeWeights(model, options, files, options.pool);
+      precomputed = gptq?.precomputed ?? (await precomputeWeights(model, options, files, options.pool));
     } finally {
       files.close();
     }
@@ -120,14 +128,30 @@ export async function quantizeFile(inPath: string, outPath: string, options: Qua
     const tensors = tensorsToWrite(model, file.external);
     const bytesOut = tensors.reduce((sum, t) => sum + storageBytes(t.dtype, elementCount(t.dims)), 0);
     const external = hadExternal || bytesOut >= (options.externalThreshold ?? DEFAULT_EXTERNAL_OUTPUT_BYTES);
-    const plan = planOnnxWrite(skeletonOf(model), tensors, { externalData: external ? true : 'auto', dataLocation: dataFileName(outPath) });
+    const plan = planOnnxWrite(skeletonOf(model), tensors, {
+      externalData: external ? true : 'auto',
+      dataLocation: dataFileName(outPath),
+    });
     const written = await writeOnnxModel(outPath, plan, { force: options.force ?? false, inputs });
     const inputFileBytes = inputs.reduce((sum, f) => sum + statSync(f).size, 0);
     const outputFileBytes = statSync(written.modelPath).size + written.dataBytes;
-    const workerResults = precomputed && !gptq ? precomputed.nbits.size + precomputed.int8.size + (precomputed.bnb4?.size ?? 0) : 0;
+    const workerResults =
+      precomputed && !gptq ? precomputed.nbits.size + precomputed.int8.size + (precomputed.bnb4?.size ?? 0) : 0;
     // GPTQ's calibration inputs (read again: only the first samples are needed, after the write).
-    const samples = options.calib?.length && options.verify !== false ? firstSamples(readCalibFiles(options.calib, model.graph.inputs.map((v) => v.name)), model.graph.inputs) : undefined;
-    const verification = await verifyOutput(written, `quantize \`scheme\` ${options.scheme}`, { verify: options.verify, samples });
+    const samples =
+      options.calib?.length && options.verify !== false
+        ? firstSamples(
+            readCalibFiles(
+              options.calib,
+              model.graph.inputs.map((v) => v.name),
+            ),
+            model.graph.inputs,
+          )
+        : undefined;
+    const verification = await verifyOutput(written, `quantize \`scheme\` ${options.scheme}`, {
+      verify: options.verify,
+      samples,
+    });
     return { report, inputFileBytes, outputFileBytes, dataPath: written.dataPath, workerResults, verification };
   } finally {
     file.close();

@@ -19,7 +19,10 @@ const K = 100;
 
 function weight(seed: number, n: number): Float32Array {
   let s = seed >>> 0;
-  return Float32Array.from({ length: n }, () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32 - 0.5) * (seed % 3 + 1));
+  return Float32Array.from(
+    { length: n },
+    () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32 - 0.5) * ((seed % 3) + 1),
+  );
 }
 
 async function writeModel(dir: string, poison?: { weight: number; index: number; value: number }): Promise<string> {
@@ -37,7 +40,9 @@ async function writeModel(dir: string, poison?: { weight: number; index: number;
   });
   const dims: Record<string, number[]> = { w0: [K, K], w1: [K, K], w2: [K, K], w3: [K, K] };
   const tensors: TensorToWrite[] = Object.entries(dims).map(([name, d], i) => ({
-    name, dtype: 'float32', dims: d,
+    name,
+    dtype: 'float32',
+    dims: d,
     rawBytes: () => {
       const w = weight(i + 7, K * K);
       if (poison?.weight === i) w[poison.index] = poison.value;
@@ -45,7 +50,15 @@ async function writeModel(dir: string, poison?: { weight: number; index: number;
     },
   }));
   const path = join(dir, poison ? 'poisoned.onnx' : 'model.onnx');
-  await writeOnnxModel(path, planOnnxWrite(skeleton, tensors, { externalData: true, threshold: 0, dataLocation: poison ? 'poisoned.onnx.data' : 'model.onnx.data' }), { force: false, inputs: [] });
+  await writeOnnxModel(
+    path,
+    planOnnxWrite(skeleton, tensors, {
+      externalData: true,
+      threshold: 0,
+      dataLocation: poison ? 'poisoned.onnx.data' : 'model.onnx.data',
+    }),
+    { force: false, inputs: [] },
+  );
   return path;
 }
 
@@ -62,14 +75,24 @@ describe('quantizeFile on worker threads', () => {
     it(`${scheme}: a NaN in a weight fails with the same named error as on the main thread`, async () => {
       const bad = await writeModel(mkdtempSync(join(dir, 'bad')), { weight: 2, index: 3 * K + 5, value: NaN });
       for (const pool of [{ threads: 1 }, { threads: 2, fromBytes: 0 }]) {
-        await expect(quantizeFile(bad, join(dir, `bad-${scheme}.onnx`), { scheme, force: true, pool })).rejects.toMatchObject({ code: 'QK_NONFINITE_WEIGHTS', message: expect.stringContaining('w2') as unknown });
+        await expect(
+          quantizeFile(bad, join(dir, `bad-${scheme}.onnx`), { scheme, force: true, pool }),
+        ).rejects.toMatchObject({ code: 'QK_NONFINITE_WEIGHTS', message: expect.stringContaining('w2') as unknown });
       }
     });
   }
 
   const cases: [SchemeName, Record<string, unknown>][] = [
-    ['q4', {}], ['q4', { rtn: true }], ['q4-asym', { blockSize: 16 }], ['q8-block', {}], ['int8', {}], ['q4', { exclude: ['w3'] }],
-    ['fp4', {}], ['fp4', { rtn: true, blockSize: 32 }], ['nf4', {}], ['nf4', { doubleQuant: true }],
+    ['q4', {}],
+    ['q4', { rtn: true }],
+    ['q4-asym', { blockSize: 16 }],
+    ['q8-block', {}],
+    ['int8', {}],
+    ['q4', { exclude: ['w3'] }],
+    ['fp4', {}],
+    ['fp4', { rtn: true, blockSize: 32 }],
+    ['nf4', {}],
+    ['nf4', { doubleQuant: true }],
   ];
   for (const [scheme, extra] of cases) {
     it(`${scheme} ${JSON.stringify(extra)}: the same bytes and report as on the main thread`, async () => {

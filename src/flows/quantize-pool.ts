@@ -41,7 +41,11 @@ function startWorker(): Worker {
   const ts = import.meta.url.endsWith('.ts');
   const url = new URL(`./quantize-worker.${ts ? 'ts' : 'js'}`, import.meta.url);
   if (!ts) return new Worker(url);
-  const tsxApi = pathToFileURL(createRequire(import.meta.url).resolve('tsx/package.json').replace(/package\.json$/, 'dist/esm/api/index.mjs')).href;
+  const tsxApi = pathToFileURL(
+    createRequire(import.meta.url)
+      .resolve('tsx/package.json')
+      .replace(/package\.json$/, 'dist/esm/api/index.mjs'),
+  ).href;
   const boot = `const { register } = await import(${JSON.stringify(tsxApi)}); register(); await import(${JSON.stringify(url.href)});`;
   return new Worker(new URL(`data:text/javascript,${encodeURIComponent(boot)}`));
 }
@@ -51,7 +55,12 @@ function startWorker(): Worker {
  * big-endian or there is one core. Each job's file is resolved through `files` (the model folder's
  * checks) and its byte range checked; anything odd is left to the pass.
  */
-export async function precomputeWeights(model: Model, options: WeightOnlyOptions, files: ModelDirFiles, pool: PoolOptions = {}): Promise<PrecomputedWeights | undefined> {
+export async function precomputeWeights(
+  model: Model,
+  options: WeightOnlyOptions,
+  files: ModelDirFiles,
+  pool: PoolOptions = {},
+): Promise<PrecomputedWeights | undefined> {
   if (!LITTLE_ENDIAN_HOST) return undefined;
   const threads = Math.max(1, Math.min(pool.threads ?? availableParallelism(), 4));
   const planned = planWeightJobs(model, options);
@@ -75,32 +84,43 @@ export async function precomputeWeights(model: Model, options: WeightOnlyOptions
   const jobCount = queue.length;
   let finished = 0;
   try {
-    await Promise.all(workers.map((w) => new Promise<void>((resolvePromise) => {
-      const next = () => {
-        const req = queue.shift();
-        if (req) w.postMessage(req); else resolvePromise();
-      };
-      w.on('message', (reply: WorkerReply) => {
-        options.progress?.(++finished, jobCount, `quantizing weights on ${workers.length} threads (${options.scheme})`);
-        if (reply.ok) {
-          const r = reply.result;
-          if (r.kind === 'int8') int8.set(r.key, r.weights);
-          else if (r.kind === 'bnb4') {
-            // A weight cut in parts is used once all its parts are back (else the pass does it).
-            const id = idOf(r.key);
-            const got = bnb4Pending.get(id) ?? [];
-            got[r.part] = r.parts;
-            bnb4Pending.set(id, got);
-            if (got.filter(Boolean).length === r.of) bnb4.set(r.key, bnb4WeightsFrom(joinBnb4Parts(got), r.elements));
-          } else nbits.set(r.key, nbitsWeightsFrom(r.parts, r.key.options.blockSize, r.key.options.bits));
-        }
-        next();
-      });
-      // A worker that dies leaves its weight (and, if all die, the rest) to the pass.
-      w.on('error', () => resolvePromise());
-      w.on('exit', () => resolvePromise());
-      next();
-    })));
+    await Promise.all(
+      workers.map(
+        (w) =>
+          new Promise<void>((resolvePromise) => {
+            const next = () => {
+              const req = queue.shift();
+              if (req) w.postMessage(req);
+              else resolvePromise();
+            };
+            w.on('message', (reply: WorkerReply) => {
+              options.progress?.(
+                ++finished,
+                jobCount,
+                `quantizing weights on ${workers.length} threads (${options.scheme})`,
+              );
+              if (reply.ok) {
+                const r = reply.result;
+                if (r.kind === 'int8') int8.set(r.key, r.weights);
+                else if (r.kind === 'bnb4') {
+                  // A weight cut in parts is used once all its parts are back (else the pass does it).
+                  const id = idOf(r.key);
+                  const got = bnb4Pending.get(id) ?? [];
+                  got[r.part] = r.parts;
+                  bnb4Pending.set(id, got);
+                  if (got.filter(Boolean).length === r.of)
+                    bnb4.set(r.key, bnb4WeightsFrom(joinBnb4Parts(got), r.elements));
+                } else nbits.set(r.key, nbitsWeightsFrom(r.parts, r.key.options.blockSize, r.key.options.bits));
+              }
+              next();
+            });
+            // A worker that dies leaves its weight (and, if all die, the rest) to the pass.
+            w.on('error', () => resolvePromise());
+            w.on('exit', () => resolvePromise());
+            next();
+          }),
+      ),
+    );
   } finally {
     await Promise.all(workers.map((w) => w.terminate()));
   }

@@ -14,7 +14,14 @@ import { weightOnlySeries } from './report-series.js';
  * (the report leaves those columns out). Weights are read after BatchNormalization folding, as
  * quantizeModel sees them. External-data models are not read here (their weights are skipped).
  */
-export function quantizeReportData(inPath: string, outPath: string, report: WeightOnlyReport, inputFileBytes: number, outputFileBytes: number, bins = 80): ReportData {
+export function quantizeReportData(
+  inPath: string,
+  outPath: string,
+  report: WeightOnlyReport,
+  inputFileBytes: number,
+  outputFileBytes: number,
+  bins = 80,
+): ReportData {
   const model = modelFromProto(decodeModel(readFileSync(inPath), inPath), { label: inPath });
   foldBatchNorm(model);
   const quantized = new Set(report.layers.filter((l) => l.sqnrDb !== null && isWeightLayer(l)).map((l) => l.weight));
@@ -22,34 +29,71 @@ export function quantizeReportData(inPath: string, outPath: string, report: Weig
   const energy = new Map<string, number>();
   const readers = readersByTensor(model.graph.nodes);
   for (const init of model.graph.initializers.values()) {
-    if (!quantized.has(init.name) || init.dtype !== 'float32' || init.source?.dataLocation === TensorProto_DataLocation.EXTERNAL) continue;
+    if (
+      !quantized.has(init.name) ||
+      init.dtype !== 'float32' ||
+      init.source?.dataLocation === TensorProto_DataLocation.EXTERNAL
+    )
+      continue;
     const w = init.load().data as Float32Array;
     let e = 0;
     for (let i = 0; i < w.length; i++) e += (w[i] as number) * (w[i] as number);
     energy.set(init.name, e);
-    layers.push({ name: init.name, readers: readers.get(init.name) ?? [], dims: init.dims, histogram: histogram(w, bins), grids: weightGrids(w) });
+    layers.push({
+      name: init.name,
+      readers: readers.get(init.name) ?? [],
+      dims: init.dims,
+      histogram: histogram(w, bins),
+      grids: weightGrids(w),
+    });
   }
   const layerSqnrDb: Record<string, number | null> = {};
   for (const l of report.layers) if (l.sqnrDb !== null && quantized.has(l.weight)) layerSqnrDb[l.weight] = l.sqnrDb;
   const label = report.blockSize === null ? report.scheme : `${report.scheme} b${report.blockSize}`;
   return {
     title: `quantkit quantize: ${basename(inPath)} → ${basename(outPath)} (${label})`,
-    subtitle: `${report.totals.quantizedLayers} weight tensors quantized, ${report.totals.skippedLayers} kept in fp32. ${report.notes.join(' ')}`.trim(),
-    models: [{
-      name: basename(inPath),
-      description: 'Sizes are the .onnx files; no evaluation data was given, so quality is not measured (quantkit demo measures it on the shipped models).',
-      quality: { name: 'quality', higherIsBetter: true, percent: false },
-      rows: [
-        { scheme: 'fp32', bytes: inputFileBytes, ratio: 1, quality: NaN, qualityChange: NaN, weightSqnrDb: null, layerSqnrDb: {}, latencyRatio: null },
-        {
-          scheme: label, ...(isSchemeName(report.scheme) ? { series: weightOnlySeries(report.scheme, { blockSize: report.blockSize }) } : {}), bytes: outputFileBytes, ratio: inputFileBytes / outputFileBytes, quality: NaN, qualityChange: NaN,
-          weightSqnrDb: combinedSqnrDb(report.layers.map((l) => ({ signal: energy.get(l.weight) ?? 0, sqnrDb: energy.has(l.weight) ? l.sqnrDb : null }))),
-          layerSqnrDb, latencyRatio: null,
-        },
-      ],
-      layers,
-      calibration: [],
-    }],
+    subtitle:
+      `${report.totals.quantizedLayers} weight tensors quantized, ${report.totals.skippedLayers} kept in fp32. ${report.notes.join(' ')}`.trim(),
+    models: [
+      {
+        name: basename(inPath),
+        description:
+          'Sizes are the .onnx files; no evaluation data was given, so quality is not measured (quantkit demo measures it on the shipped models).',
+        quality: { name: 'quality', higherIsBetter: true, percent: false },
+        rows: [
+          {
+            scheme: 'fp32',
+            bytes: inputFileBytes,
+            ratio: 1,
+            quality: NaN,
+            qualityChange: NaN,
+            weightSqnrDb: null,
+            layerSqnrDb: {},
+            latencyRatio: null,
+          },
+          {
+            scheme: label,
+            ...(isSchemeName(report.scheme)
+              ? { series: weightOnlySeries(report.scheme, { blockSize: report.blockSize }) }
+              : {}),
+            bytes: outputFileBytes,
+            ratio: inputFileBytes / outputFileBytes,
+            quality: NaN,
+            qualityChange: NaN,
+            weightSqnrDb: combinedSqnrDb(
+              report.layers.map((l) => ({
+                signal: energy.get(l.weight) ?? 0,
+                sqnrDb: energy.has(l.weight) ? l.sqnrDb : null,
+              })),
+            ),
+            layerSqnrDb,
+            latencyRatio: null,
+          },
+        ],
+        layers,
+        calibration: [],
+      },
+    ],
   };
 }
 

@@ -10,8 +10,13 @@ import type { ResultKey } from '../passes/weight-only/result-key.js';
  * posts the result's buffers back as transferables (moved, not copied).
  */
 
-export interface WorkerRequest { readonly job: WeightJob; readonly path: string }
-export type WorkerReply = { readonly key: ResultKey; readonly ok: true; readonly result: ReturnType<typeof runWeightJob>['result'] } | { readonly key: ResultKey; readonly ok: false };
+export interface WorkerRequest {
+  readonly job: WeightJob;
+  readonly path: string;
+}
+export type WorkerReply =
+  | { readonly key: ResultKey; readonly ok: true; readonly result: ReturnType<typeof runWeightJob>['result'] }
+  | { readonly key: ResultKey; readonly ok: false };
 
 /**
  * One input buffer per worker, reused from weight to weight (grown when a bigger one comes): a

@@ -31,14 +31,20 @@ export function quantizeFolded(model: Model, folded: number, options: WeightOnly
   // The handlers raise the opset for the forms they write; this catches any that did not.
   const raised = settleOpset(model);
   if (raised) report.notes.push(opsetRaiseNote(raised));
-  if (folded > 0) report.notes.unshift(`${folded} BatchNormalization node${folded === 1 ? '' : 's'} folded into the preceding Conv/Gemm`);
+  if (folded > 0)
+    report.notes.unshift(
+      `${folded} BatchNormalization node${folded === 1 ? '' : 's'} folded into the preceding Conv/Gemm`,
+    );
   return { model, report };
 }
 
 /** Bytes of a model quantized in memory (for tests and the web page). */
-export function quantizeModelBytes(bytes: Uint8Array, options: WeightOnlyOptions, label = '<model>'): { bytes: Uint8Array; report: WeightOnlyReport } {
+export function quantizeModelBytes(
+  bytes: Uint8Array,
+  options: WeightOnlyOptions,
+  label = '<model>',
+): { bytes: Uint8Array; report: WeightOnlyReport } {
   const model = modelFromProto(decodeModel(bytes, label), { label });
   const r = quantizeModel(model, options);
   return { bytes: encodeModel(modelToProto(r.model)), report: r.report };
 }
-

@@ -14,7 +14,11 @@ export function loadReportAssets(): { chartJs: string } {
   try {
     main = require.resolve('chart.js');
   } catch {
-    throw new QuantkitError('QK_REPORT_ASSET_MISSING', 'the chart.js package is not installed', 'run npm ci (chart.js is a dependency of quantkit)');
+    throw new QuantkitError(
+      'QK_REPORT_ASSET_MISSING',
+      'the chart.js package is not installed',
+      'run npm ci (chart.js is a dependency of quantkit)',
+    );
   }
   const file = join(dirname(main), 'chart.umd.min.js');
   try {

@@ -1,7 +1,14 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { NF4_TABLE } from '../quant/codebook.js';
-import { histogram, paretoFront, readersByTensor, rebinHistogram, thresholdSpread, weightGrids } from './report-data.js';
+import {
+  histogram,
+  paretoFront,
+  readersByTensor,
+  rebinHistogram,
+  thresholdSpread,
+  weightGrids,
+} from './report-data.js';
 
 describe('histogram', () => {
   it('bins a hand-worked example, the maximum in the last bin', () => {
@@ -10,11 +17,17 @@ describe('histogram', () => {
   });
 
   it('counts every finite value exactly once', () => {
-    fc.assert(fc.property(fc.array(fc.float({ noNaN: true, noDefaultInfinity: true }), { minLength: 1, maxLength: 200 }), fc.integer({ min: 1, max: 50 }), (xs, bins) => {
-      const h = histogram(Float32Array.from(xs), bins);
-      expect(h.counts.reduce((a, b) => a + b, 0)).toBe(xs.length);
-      expect(h.min).toBeLessThan(h.max);
-    }));
+    fc.assert(
+      fc.property(
+        fc.array(fc.float({ noNaN: true, noDefaultInfinity: true }), { minLength: 1, maxLength: 200 }),
+        fc.integer({ min: 1, max: 50 }),
+        (xs, bins) => {
+          const h = histogram(Float32Array.from(xs), bins);
+          expect(h.counts.reduce((a, b) => a + b, 0)).toBe(xs.length);
+          expect(h.min).toBeLessThan(h.max);
+        },
+      ),
+    );
   });
 
   it('gives a constant tensor a one-wide range around its value', () => {
@@ -41,26 +54,42 @@ describe('weightGrids', () => {
 describe('paretoFront', () => {
   it('keeps the points no other point beats on size and quality (lower quality better)', () => {
     // sizes/perplexities: a(100, 3.0) b(50, 3.1) c(60, 3.5: beaten by b) d(25, 4.0) e(25, 4.5: beaten by d)
-    const pts = [{ size: 100, quality: 3.0 }, { size: 50, quality: 3.1 }, { size: 60, quality: 3.5 }, { size: 25, quality: 4.0 }, { size: 25, quality: 4.5 }];
+    const pts = [
+      { size: 100, quality: 3.0 },
+      { size: 50, quality: 3.1 },
+      { size: 60, quality: 3.5 },
+      { size: 25, quality: 4.0 },
+      { size: 25, quality: 4.5 },
+    ];
     expect(paretoFront(pts, false)).toEqual([3, 1, 0]);
   });
 
   it('accuracy (higher better): a bigger, less accurate model is off the front', () => {
-    const pts = [{ size: 100, quality: 0.99 }, { size: 120, quality: 0.98 }, { size: 30, quality: 0.99 }];
+    const pts = [
+      { size: 100, quality: 0.99 },
+      { size: 120, quality: 0.98 },
+      { size: 30, quality: 0.99 },
+    ];
     expect(paretoFront(pts, true)).toEqual([2]);
   });
 
   it('no front point is dominated, and every other point is', () => {
     const pt = fc.record({ size: fc.integer({ min: 1, max: 20 }), quality: fc.integer({ min: 0, max: 20 }) });
-    fc.assert(fc.property(fc.array(pt, { minLength: 1, maxLength: 30 }), (pts) => {
-      const front = new Set(paretoFront(pts, false));
-      const dominates = (a: typeof pts[0], b: typeof pts[0]) => a.size <= b.size && a.quality <= b.quality && (a.size < b.size || a.quality < b.quality);
-      pts.forEach((p, i) => {
-        const dominated = pts.some((q) => dominates(q, p));
-        if (front.has(i)) expect(dominated).toBe(false);
-        else expect(dominated || pts.some((q, j) => j !== i && front.has(j) && q.size === p.size && q.quality === p.quality)).toBe(true);
-      });
-    }));
+    fc.assert(
+      fc.property(fc.array(pt, { minLength: 1, maxLength: 30 }), (pts) => {
+        const front = new Set(paretoFront(pts, false));
+        const dominates = (a: (typeof pts)[0], b: (typeof pts)[0]) =>
+          a.size <= b.size && a.quality <= b.quality && (a.size < b.size || a.quality < b.quality);
+        pts.forEach((p, i) => {
+          const dominated = pts.some((q) => dominates(q, p));
+          if (front.has(i)) expect(dominated).toBe(false);
+          else
+            expect(
+              dominated || pts.some((q, j) => j !== i && front.has(j) && q.size === p.size && q.quality === p.quality),
+            ).toBe(true);
+        });
+      }),
+    );
   });
 });
 
@@ -77,11 +106,17 @@ describe('rebinHistogram', () => {
   });
 
   it('keeps every count, whatever the bins (property)', () => {
-    fc.assert(fc.property(fc.array(fc.nat(1000), { minLength: 1, maxLength: 300 }), fc.integer({ min: 1, max: 40 }), (counts, bins) => {
-      const h = rebinHistogram(counts, 0, 1, 0, counts.length, bins);
-      expect(h.counts.reduce((a, b) => a + b, 0)).toBe(counts.reduce((a, b) => a + b, 0));
-      expect(h.counts).toHaveLength(bins);
-    }));
+    fc.assert(
+      fc.property(
+        fc.array(fc.nat(1000), { minLength: 1, maxLength: 300 }),
+        fc.integer({ min: 1, max: 40 }),
+        (counts, bins) => {
+          const h = rebinHistogram(counts, 0, 1, 0, counts.length, bins);
+          expect(h.counts.reduce((a, b) => a + b, 0)).toBe(counts.reduce((a, b) => a + b, 0));
+          expect(h.counts).toHaveLength(bins);
+        },
+      ),
+    );
   });
 
   it('an empty range (a constant tensor) becomes one bin around the value', () => {
@@ -91,7 +126,11 @@ describe('rebinHistogram', () => {
 
 describe('thresholdSpread', () => {
   it('(spread of lows + spread of highs) / observed width, 0 for one method', () => {
-    const t = [{ method: 'minmax', lo: -1, hi: 3 }, { method: 'entropy', lo: -0.5, hi: 2 }, { method: 'mse', lo: -1, hi: 2.5 }];
+    const t = [
+      { method: 'minmax', lo: -1, hi: 3 },
+      { method: 'entropy', lo: -0.5, hi: 2 },
+      { method: 'mse', lo: -1, hi: 2.5 },
+    ];
     expect(thresholdSpread(t, -1, 3)).toBeCloseTo((0.5 + 1) / 4, 15);
     expect(thresholdSpread(t.slice(0, 1), -1, 3)).toBe(0);
     expect(thresholdSpread(t, 2, 2)).toBe(0);
@@ -106,6 +145,11 @@ describe('readersByTensor', () => {
       { name: '/head/MatMul', opType: 'MatMul', inputs: ['h', 'tok.weight'] },
       { name: 'opt', opType: 'Clip', inputs: ['h', '', 'max'] },
     ]);
-    expect(Object.fromEntries(r)).toEqual({ 'tok.weight': ['/tok/Gather', '/head/MatMul'], ids: ['/tok/Gather'], h: ['Mul', '/head/MatMul', 'opt'], max: ['opt'] });
+    expect(Object.fromEntries(r)).toEqual({
+      'tok.weight': ['/tok/Gather', '/head/MatMul'],
+      ids: ['/tok/Gather'],
+      h: ['Mul', '/head/MatMul', 'opt'],
+      max: ['opt'],
+    });
   });
 });

@@ -101,7 +101,9 @@ export interface ReportData {
  * For each tensor, the names of the nodes that read it, in node order; a node without a name is
  * called by its op type.
  */
-export function readersByTensor(nodes: Iterable<{ readonly name: string; readonly opType: string; readonly inputs: readonly string[] }>): Map<string, string[]> {
+export function readersByTensor(
+  nodes: Iterable<{ readonly name: string; readonly opType: string; readonly inputs: readonly string[] }>,
+): Map<string, string[]> {
   const out = new Map<string, string[]>();
   for (const n of nodes) {
     const label = n.name === '' ? n.opType : n.name;
@@ -124,7 +126,10 @@ export function histogram(values: Float32Array, bins: number): Histogram {
     if (v < min) min = v;
     if (v > max) max = v;
   }
-  if (!(min <= max)) { min = 0; max = 1; }
+  if (!(min <= max)) {
+    min = 0;
+    max = 1;
+  }
   if (min === max) {
     // ±0.5, or wider where 0.5 is below the value's float64 resolution.
     const half = Math.max(0.5, Math.abs(min) * 2 ** -20);
@@ -177,11 +182,13 @@ export interface ParetoPoint {
  */
 export function paretoFront(points: readonly ParetoPoint[], higherIsBetter: boolean): number[] {
   const better = (a: number, b: number) => (higherIsBetter ? a > b : a < b);
-  const order = points.map((_, i) => i).sort((a, b) => {
-    const pa = points[a] as ParetoPoint;
-    const pb = points[b] as ParetoPoint;
-    return pa.size - pb.size || (better(pa.quality, pb.quality) ? -1 : better(pb.quality, pa.quality) ? 1 : a - b);
-  });
+  const order = points
+    .map((_, i) => i)
+    .sort((a, b) => {
+      const pa = points[a] as ParetoPoint;
+      const pb = points[b] as ParetoPoint;
+      return pa.size - pb.size || (better(pa.quality, pb.quality) ? -1 : better(pb.quality, pa.quality) ? 1 : a - b);
+    });
   const front: number[] = [];
   let best: number | undefined;
   for (const i of order) {
@@ -201,7 +208,14 @@ export function paretoFront(points: readonly ParetoPoint[], higherIsBetter: bool
  * whole to the display bin that holds its centre. The observers' bins are 20–40× finer than a
  * plot's, so the shift this makes is at most half a fine bin.
  */
-export function rebinHistogram(counts: ArrayLike<number>, lo: number, width: number, min: number, max: number, bins: number): Histogram {
+export function rebinHistogram(
+  counts: ArrayLike<number>,
+  lo: number,
+  width: number,
+  min: number,
+  max: number,
+  bins: number,
+): Histogram {
   if (!(min < max)) {
     let total = 0;
     for (let i = 0; i < counts.length; i++) total += counts[i] as number;
@@ -225,13 +239,22 @@ export function rebinHistogram(counts: ArrayLike<number>, lo: number, width: num
  * the lows + spread of the highs) / (observed max − observed min). 0 when every method chose the
  * same range (or only one method ran), up to ~1 when one method clips away most of the range.
  */
-export function thresholdSpread(thresholds: readonly CalibrationThreshold[], observedMin: number, observedMax: number): number {
+export function thresholdSpread(
+  thresholds: readonly CalibrationThreshold[],
+  observedMin: number,
+  observedMax: number,
+): number {
   const width = observedMax - observedMin;
   if (thresholds.length < 2 || !(width > 0)) return 0;
-  let loMin = Infinity, loMax = -Infinity, hiMin = Infinity, hiMax = -Infinity;
+  let loMin = Infinity,
+    loMax = -Infinity,
+    hiMin = Infinity,
+    hiMax = -Infinity;
   for (const t of thresholds) {
-    loMin = Math.min(loMin, t.lo); loMax = Math.max(loMax, t.lo);
-    hiMin = Math.min(hiMin, t.hi); hiMax = Math.max(hiMax, t.hi);
+    loMin = Math.min(loMin, t.lo);
+    loMax = Math.max(loMax, t.lo);
+    hiMin = Math.min(hiMin, t.hi);
+    hiMax = Math.max(hiMax, t.hi);
   }
   return (loMax - loMin + hiMax - hiMin) / width;
 }

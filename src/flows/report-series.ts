@@ -24,7 +24,18 @@ export function storedBits(scheme: SchemeName): number {
 }
 
 /** A weight-only row's series: the scheme is the family; block size, rtn and +gptq make the variant. */
-export function weightOnlySeries(scheme: SchemeName, o: { readonly blockSize?: number | null | undefined; readonly rtn?: boolean | undefined; readonly gptq?: boolean | undefined } = {}): SeriesKey {
-  const parts = [o.blockSize === undefined || o.blockSize === null ? '' : `b${o.blockSize}`, o.rtn ? 'rtn' : '', o.gptq ? '+gptq' : ''];
+export function weightOnlySeries(
+  scheme: SchemeName,
+  o: {
+    readonly blockSize?: number | null | undefined;
+    readonly rtn?: boolean | undefined;
+    readonly gptq?: boolean | undefined;
+  } = {},
+): SeriesKey {
+  const parts = [
+    o.blockSize === undefined || o.blockSize === null ? '' : `b${o.blockSize}`,
+    o.rtn ? 'rtn' : '',
+    o.gptq ? '+gptq' : '',
+  ];
   return { family: scheme, variant: parts.filter(Boolean).join(' '), bits: storedBits(scheme) };
 }

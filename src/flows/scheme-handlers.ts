@@ -1,8 +1,19 @@
 import { parseCalibMethod, type CalibMethod } from '../calib/method.js';
 import type { Model } from '../graph/model.js';
 import type { Target } from '../passes/activation/weight-form.js';
-import { convertWeightsToFloat16, quantizeWeights, type WeightOnlyOptions, type WeightOnlyReport } from '../passes/weight-only/index.js';
-import { quantizeDynamicModel, quantizeStatic, type ActivationReport, type CalibrationData, type CalibrationProgress } from './calibrate.js';
+import {
+  convertWeightsToFloat16,
+  quantizeWeights,
+  type WeightOnlyOptions,
+  type WeightOnlyReport,
+} from '../passes/weight-only/index.js';
+import {
+  quantizeDynamicModel,
+  quantizeStatic,
+  type ActivationReport,
+  type CalibrationData,
+  type CalibrationProgress,
+} from './calibrate.js';
 import type { OnnxRuntime } from './runtime.js';
 import type { ActivationHandlerKind, WeightOnlyHandlerKind } from './schemes.js';
 
@@ -35,18 +46,37 @@ export interface ActivationJobOptions {
 }
 
 /** Rewrites `model` in place; `data` are the calibration inputs (int8-dynamic reads none). */
-export type ActivationHandler = (runtime: OnnxRuntime, model: Model, data: CalibrationData, o: ActivationJobOptions) => Promise<ActivationReport>;
+export type ActivationHandler = (
+  runtime: OnnxRuntime,
+  model: Model,
+  data: CalibrationData,
+  o: ActivationJobOptions,
+) => Promise<ActivationReport>;
 
 export const ACTIVATION_HANDLERS = {
   'int8-dynamic': async (_runtime, model, _data, o) => ({
     scheme: 'int8-dynamic',
-    ...quantizeDynamicModel(model, { exclude: o.exclude, keepFirstLast: o.keepFirstLast, form: o.dynamicForm, perToken: o.perToken, target: o.target }),
+    ...quantizeDynamicModel(model, {
+      exclude: o.exclude,
+      keepFirstLast: o.keepFirstLast,
+      form: o.dynamicForm,
+      perToken: o.perToken,
+      target: o.target,
+    }),
   }),
   'int8-static': async (runtime, model, data, o) => ({
     scheme: 'int8-static',
-    ...(await quantizeStatic(runtime, model, data, {
-      method: o.method ?? parseCalibMethod('minmax'), batchSize: o.batchSize, progress: o.progress,
-      smoothQuant: o.smoothQuant, exclude: o.exclude, keepFirstLast: o.keepFirstLast, activationType: o.activationType, target: o.target,
-    })).report,
+    ...(
+      await quantizeStatic(runtime, model, data, {
+        method: o.method ?? parseCalibMethod('minmax'),
+        batchSize: o.batchSize,
+        progress: o.progress,
+        smoothQuant: o.smoothQuant,
+        exclude: o.exclude,
+        keepFirstLast: o.keepFirstLast,
+        activationType: o.activationType,
+        target: o.target,
+      })
+    ).report,
   }),
 } as const satisfies Record<ActivationHandlerKind, ActivationHandler>;

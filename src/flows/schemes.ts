@@ -1,5 +1,8 @@
 import { QuantkitError } from '../errors.js';
-import { SCHEMES as WEIGHT_ONLY_SCHEMES, type SchemeName as WeightOnlySchemeName } from '../passes/weight-only/scheme.js';
+import {
+  SCHEMES as WEIGHT_ONLY_SCHEMES,
+  type SchemeName as WeightOnlySchemeName,
+} from '../passes/weight-only/scheme.js';
 
 /*
  * Every scheme `quantize` takes, one row each: its family (which job runs it), the options only
@@ -11,14 +14,40 @@ import { SCHEMES as WEIGHT_ONLY_SCHEMES, type SchemeName as WeightOnlySchemeName
 
 /** Options in library terms (WeightOnlyOptions, StaticQuantOptions ...); cli/ maps them to flags. */
 export type SchemeOption =
-  | 'blockSize' | 'quantizeEmbeddings' | 'doubleQuant' | 'format' | 'rtn' | 'actOrder' | 'report'
-  | 'method' | 'smoothQuant' | 'activationType' | 'dynamicForm' | 'perToken' | 'target';
+  | 'blockSize'
+  | 'quantizeEmbeddings'
+  | 'doubleQuant'
+  | 'format'
+  | 'rtn'
+  | 'actOrder'
+  | 'report'
+  | 'method'
+  | 'smoothQuant'
+  | 'activationType'
+  | 'dynamicForm'
+  | 'perToken'
+  | 'target';
 
 export type SchemeFamily = 'weight-only' | 'activation';
 
 /** Options read by the schemes of one family only, in the order a front end checks them. */
-export const WEIGHT_ONLY_OPTIONS = ['blockSize', 'quantizeEmbeddings', 'doubleQuant', 'format', 'rtn', 'actOrder', 'report'] as const satisfies readonly SchemeOption[];
-export const ACTIVATION_OPTIONS = ['method', 'smoothQuant', 'activationType', 'dynamicForm', 'perToken', 'target'] as const satisfies readonly SchemeOption[];
+export const WEIGHT_ONLY_OPTIONS = [
+  'blockSize',
+  'quantizeEmbeddings',
+  'doubleQuant',
+  'format',
+  'rtn',
+  'actOrder',
+  'report',
+] as const satisfies readonly SchemeOption[];
+export const ACTIVATION_OPTIONS = [
+  'method',
+  'smoothQuant',
+  'activationType',
+  'dynamicForm',
+  'perToken',
+  'target',
+] as const satisfies readonly SchemeOption[];
 
 /** How a scheme's rewrite runs (scheme-handlers.ts): the weight pass or the whole-graph fp16 conversion ... */
 export type WeightOnlyHandlerKind = 'weights' | 'fp16';
@@ -26,12 +55,21 @@ export type WeightOnlyHandlerKind = 'weights' | 'fp16';
 export type ActivationHandlerKind = 'int8-dynamic' | 'int8-static';
 
 export type SchemeRow =
-  | { readonly family: 'weight-only'; readonly options: readonly SchemeOption[]; readonly handler: WeightOnlyHandlerKind }
-  | { readonly family: 'activation'; readonly options: readonly SchemeOption[]; readonly handler: ActivationHandlerKind };
+  | {
+      readonly family: 'weight-only';
+      readonly options: readonly SchemeOption[];
+      readonly handler: WeightOnlyHandlerKind;
+    }
+  | {
+      readonly family: 'activation';
+      readonly options: readonly SchemeOption[];
+      readonly handler: ActivationHandlerKind;
+    };
 
-const weightOnly = (handler: WeightOnlyHandlerKind = 'weights') => ({ family: 'weight-only', options: WEIGHT_ONLY_OPTIONS, handler }) as const satisfies SchemeRow;
-const activation = (handler: ActivationHandlerKind) => ({ family: 'activation', options: ACTIVATION_OPTIONS, handler }) as const satisfies SchemeRow;
-
+const weightOnly = (handler: WeightOnlyHandlerKind = 'weights') =>
+  ({ family: 'weight-only', options: WEIGHT_ONLY_OPTIONS, handler }) as const satisfies SchemeRow;
+const activation = (handler: ActivationHandlerKind) =>
+  ({ family: 'activation', options: ACTIVATION_OPTIONS, handler }) as const satisfies SchemeRow;
 
 /** In the order help texts list them. */
 export const SCHEME_TABLE = {
@@ -50,14 +88,18 @@ export const SCHEME_TABLE = {
 } as const satisfies Record<WeightOnlySchemeName | ActivationHandlerKind, SchemeRow>;
 
 export type AnySchemeName = keyof typeof SCHEME_TABLE;
-export type ActivationScheme = { [K in AnySchemeName]: (typeof SCHEME_TABLE)[K]['family'] extends 'activation' ? K : never }[AnySchemeName];
+export type ActivationScheme = {
+  [K in AnySchemeName]: (typeof SCHEME_TABLE)[K]['family'] extends 'activation' ? K : never;
+}[AnySchemeName];
 export const ALL_SCHEME_NAMES = Object.keys(SCHEME_TABLE) as AnySchemeName[];
 
 export function isSchemeName(name: string): name is AnySchemeName {
   return Object.hasOwn(SCHEME_TABLE, name);
 }
 
-export const ACTIVATION_SCHEMES = ALL_SCHEME_NAMES.filter((n): n is ActivationScheme => SCHEME_TABLE[n].family === 'activation');
+export const ACTIVATION_SCHEMES = ALL_SCHEME_NAMES.filter(
+  (n): n is ActivationScheme => SCHEME_TABLE[n].family === 'activation',
+);
 
 export function isActivationScheme(name: string): name is ActivationScheme {
   return isSchemeName(name) && SCHEME_TABLE[name].family === 'activation';
@@ -68,7 +110,12 @@ export function isWeightOnlyScheme(name: string): name is WeightOnlySchemeName {
 }
 
 export function schemeRow(name: string): SchemeRow {
-  if (!isSchemeName(name)) throw new QuantkitError('QK_UNKNOWN_SCHEME', `unknown scheme '${name}'`, `use one of ${ALL_SCHEME_NAMES.join(', ')}`);
+  if (!isSchemeName(name))
+    throw new QuantkitError(
+      'QK_UNKNOWN_SCHEME',
+      `unknown scheme '${name}'`,
+      `use one of ${ALL_SCHEME_NAMES.join(', ')}`,
+    );
   return SCHEME_TABLE[name];
 }
 

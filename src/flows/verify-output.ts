@@ -19,7 +19,9 @@ export const VERIFY_SKIPPED: Verification = { status: 'skipped', reason: 'skippe
 function leadingSamples(t: Tensor, count: number): Tensor {
   const per = t.dims.slice(1).reduce((a, b) => a * b, 1);
   const data = t.data;
-  const head = Array.isArray(data) ? data.slice(0, count * per) : (data as Exclude<Tensor['data'], string[]>).subarray(0, count * per);
+  const head = Array.isArray(data)
+    ? data.slice(0, count * per)
+    : (data as Exclude<Tensor['data'], string[]>).subarray(0, count * per);
   return { dtype: t.dtype, dims: [count, ...t.dims.slice(1)], data: head } as Tensor;
 }
 
@@ -27,7 +29,10 @@ function leadingSamples(t: Tensor, count: number): Tensor {
  * The first samples of each calibration input, by name. An input whose fixed batch dimension asks
  * for more samples than there are is left out (it gets synthetic zeros).
  */
-export function firstSamples(data: ReadonlyMap<string, Tensor> | undefined, inputs: readonly ValueInfo[]): Map<string, Tensor> {
+export function firstSamples(
+  data: ReadonlyMap<string, Tensor> | undefined,
+  inputs: readonly ValueInfo[],
+): Map<string, Tensor> {
   const samples = new Map<string, Tensor>();
   for (const [name, t] of data ?? []) {
     const batch = inputs.find((v) => v.name === name)?.dims?.[0];
@@ -43,7 +48,11 @@ export interface WrittenFiles {
 }
 
 /** Runs the check unless turned off; rejects (ModelVerificationError) after deleting a model ORT refuses. */
-export async function verifyOutput(written: WrittenFiles, step: string, o: VerifyOption & { samples?: ReadonlyMap<string, Tensor> | undefined }): Promise<Verification> {
+export async function verifyOutput(
+  written: WrittenFiles,
+  step: string,
+  o: VerifyOption & { samples?: ReadonlyMap<string, Tensor> | undefined },
+): Promise<Verification> {
   if (o.verify === false) return VERIFY_SKIPPED;
   return verifyWrittenModel({ modelPath: written.modelPath, dataPath: written.dataPath, step, samples: o.samples });
 }

@@ -76,8 +76,15 @@ describe('bfloat16', () => {
   });
 
   it('agrees with brute-force nearest-even for random doubles, and with the bit trick for floats', () => {
-    const ref = (x: number) => (x < 0 || Object.is(x, -0) ? 0x8000 : 0) | Math.min(0x7f80, nearestEvenCode(Math.abs(x), MAGS, BEYOND));
-    fc.assert(fc.property(fc.double({ noNaN: true }), (x) => encodeBfloat16(x) === ref(x)), { numRuns: 20000 });
-    fc.assert(fc.property(fc.float({ noNaN: true }), (x) => encodeBfloat16(x) === fromFloat32Bits(x)), { numRuns: 50000 });
+    const ref = (x: number) =>
+      (x < 0 || Object.is(x, -0) ? 0x8000 : 0) | Math.min(0x7f80, nearestEvenCode(Math.abs(x), MAGS, BEYOND));
+    fc.assert(
+      fc.property(fc.double({ noNaN: true }), (x) => encodeBfloat16(x) === ref(x)),
+      { numRuns: 20000 },
+    );
+    fc.assert(
+      fc.property(fc.float({ noNaN: true }), (x) => encodeBfloat16(x) === fromFloat32Bits(x)),
+      { numRuns: 50000 },
+    );
   });
 });

@@ -37,7 +37,14 @@ describe('encodeNumbers / decodeToFloat64', () => {
   });
 
   it('decode → encode is the identity on storage for every code of every ≤ 8-bit float format', () => {
-    for (const d of ['float8e4m3fn', 'float8e4m3fnuz', 'float8e5m2', 'float8e5m2fnuz', 'float8e8m0', 'float4e2m1'] as const) {
+    for (const d of [
+      'float8e4m3fn',
+      'float8e4m3fnuz',
+      'float8e5m2',
+      'float8e5m2fnuz',
+      'float8e8m0',
+      'float4e2m1',
+    ] as const) {
       const codes = Uint8Array.from({ length: d === 'float4e2m1' ? 16 : 256 }, (_, i) => i);
       const values = decodeToFloat64(d, codes);
       const again = encodeNumbers(d, values, { saturate: false }) as Uint8Array;
@@ -72,7 +79,12 @@ describe('encodeNumbers / decodeToFloat64', () => {
     const x = 1 + 2 ** -24 + 2 ** -50; // just above the float32 tie between 1 and 1 + 2^-23
     expect((encodeNumbers('float32', [1 + 2 ** -24]) as Float32Array)[0]).toBe(1); // the tie itself: even
     expect((encodeNumbers('float32', [x]) as Float32Array)[0]).toBe(1 + 2 ** -23);
-    fc.assert(fc.property(fc.double({ noNaN: true }), (v) => Object.is((encodeNumbers('float32', [v]) as Float32Array)[0], Math.fround(v))), { numRuns: 5000 });
+    fc.assert(
+      fc.property(fc.double({ noNaN: true }), (v) =>
+        Object.is((encodeNumbers('float32', [v]) as Float32Array)[0], Math.fround(v)),
+      ),
+      { numRuns: 5000 },
+    );
   });
 
   it('passes saturate and roundMode through', () => {
@@ -104,7 +116,8 @@ function sameStorage(a: ArrayLike<unknown>, b: ArrayLike<unknown>): string[] {
   for (let i = 0; i < b.length; i++) {
     const x = a[i];
     const y = b[i];
-    if (!(Object.is(x, y) || (typeof x === 'number' && Number.isNaN(x) && Number.isNaN(y)))) bad.push(`[${i}] ${String(x)} vs ${String(y)}`);
+    if (!(Object.is(x, y) || (typeof x === 'number' && Number.isNaN(x) && Number.isNaN(y))))
+      bad.push(`[${i}] ${String(x)} vs ${String(y)}`);
   }
   return bad;
 }
@@ -112,20 +125,34 @@ function sameStorage(a: ArrayLike<unknown>, b: ArrayLike<unknown>): string[] {
 describe('ONNX Cast conformance cases, format layer only', () => {
   const toNarrow: [string, DType, { saturate?: boolean; roundMode?: 'up' }][] = [];
   for (const from of ['FLOAT', 'FLOAT16']) {
-    for (const [to, d] of [['FLOAT8E4M3FN', 'float8e4m3fn'], ['FLOAT8E4M3FNUZ', 'float8e4m3fnuz'], ['FLOAT8E5M2', 'float8e5m2'], ['FLOAT8E5M2FNUZ', 'float8e5m2fnuz']] as const) {
+    for (const [to, d] of [
+      ['FLOAT8E4M3FN', 'float8e4m3fn'],
+      ['FLOAT8E4M3FNUZ', 'float8e4m3fnuz'],
+      ['FLOAT8E5M2', 'float8e5m2'],
+      ['FLOAT8E5M2FNUZ', 'float8e5m2fnuz'],
+    ] as const) {
       toNarrow.push([`test_cast_${from}_to_${to}`, d, {}]);
       toNarrow.push([`test_cast_no_saturate_${from}_to_${to}`, d, { saturate: false }]);
     }
     toNarrow.push([`test_cast_e8m0_${from}_to_FLOAT8E8M0`, 'float8e8m0', { saturate: true, roundMode: 'up' }]);
   }
-  toNarrow.push(['test_cast_FLOAT_to_FLOAT16', 'float16', {}], ['test_cast_DOUBLE_to_FLOAT16', 'float16', {}], ['test_cast_FLOAT_to_BFLOAT16', 'bfloat16', {}]);
+  toNarrow.push(
+    ['test_cast_FLOAT_to_FLOAT16', 'float16', {}],
+    ['test_cast_DOUBLE_to_FLOAT16', 'float16', {}],
+    ['test_cast_FLOAT_to_BFLOAT16', 'bfloat16', {}],
+  );
 
   for (const [name, dtype, opts] of toNarrow) {
     it(`${name}: encode(input) is output_0 bit for bit`, () => {
       const input = load(name, 'input_0.pb');
       const want = load(name, 'output_0.pb');
       expect(want.dtype).toBe(dtype);
-      expect(sameStorage(encodeNumbers(dtype, decodeToFloat64(input.dtype, input.data), opts) as Uint8Array, want.data as Uint8Array)).toEqual([]);
+      expect(
+        sameStorage(
+          encodeNumbers(dtype, decodeToFloat64(input.dtype, input.data), opts) as Uint8Array,
+          want.data as Uint8Array,
+        ),
+      ).toEqual([]);
     });
   }
 

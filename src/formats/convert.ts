@@ -48,7 +48,8 @@ export function encodeNumbers(dtype: DType, src: ArrayLike<number>, opts: Encode
   const saturate = opts.saturate ?? true;
   const out = allocData(dtype, n);
   switch (dtype) {
-    case 'float32': case 'float64': {
+    case 'float32':
+    case 'float64': {
       const o = out as Float32Array | Float64Array; // the typed array does the (RNE) narrowing
       for (let i = 0; i < n; i++) o[i] = src[i] as number;
       return o;
@@ -63,7 +64,10 @@ export function encodeNumbers(dtype: DType, src: ArrayLike<number>, opts: Encode
       for (let i = 0; i < n; i++) o[i] = encodeBfloat16(src[i] as number);
       return o;
     }
-    case 'float8e4m3fn': case 'float8e4m3fnuz': case 'float8e5m2': case 'float8e5m2fnuz': {
+    case 'float8e4m3fn':
+    case 'float8e4m3fnuz':
+    case 'float8e5m2':
+    case 'float8e5m2fnuz': {
       const o = out as Uint8Array;
       for (let i = 0; i < n; i++) o[i] = encodeFloat8(src[i] as number, dtype, saturate);
       return o;
@@ -79,14 +83,23 @@ export function encodeNumbers(dtype: DType, src: ArrayLike<number>, opts: Encode
       for (let i = 0; i < n; i++) o[i] = encodeFloat4e2m1(src[i] as number);
       return o;
     }
-    case 'int2': case 'uint2': case 'int4': case 'uint4': case 'int8': case 'uint8':
-    case 'int16': case 'uint16': case 'int32': case 'uint32': {
+    case 'int2':
+    case 'uint2':
+    case 'int4':
+    case 'uint4':
+    case 'int8':
+    case 'uint8':
+    case 'int16':
+    case 'uint16':
+    case 'int32':
+    case 'uint32': {
       const o = out as Int8Array | Uint8Array | Int16Array | Uint16Array | Int32Array | Uint32Array;
       if (opts.integers === 'cast') for (let i = 0; i < n; i++) o[i] = castToInt(src[i] as number, dtype);
       else for (let i = 0; i < n; i++) o[i] = saturateToInt(src[i] as number, dtype);
       return o;
     }
-    case 'int64': case 'uint64': {
+    case 'int64':
+    case 'uint64': {
       const o = out as BigInt64Array | BigUint64Array;
       const mode = opts.integers ?? 'quantize';
       for (let i = 0; i < n; i++) o[i] = encodeBigInt(src[i] as number, dtype === 'int64', mode);
@@ -99,7 +112,11 @@ export function encodeNumbers(dtype: DType, src: ArrayLike<number>, opts: Encode
       return o;
     }
     case 'string':
-      throw new QuantkitError('QK_STRING_NOT_NUMERIC', 'cannot encode numbers as a string tensor', 'pick a numeric dtype');
+      throw new QuantkitError(
+        'QK_STRING_NOT_NUMERIC',
+        'cannot encode numbers as a string tensor',
+        'pick a numeric dtype',
+      );
   }
 }
 
@@ -127,33 +144,51 @@ export function decodeToFloat32(dtype: DType, data: TensorData): Float32Array {
   return out;
 }
 
-function lookup(table: ArrayLike<number>, codes: Uint8Array | Uint16Array, out: Float32Array | Float64Array, mask: number): void {
+function lookup(
+  table: ArrayLike<number>,
+  codes: Uint8Array | Uint16Array,
+  out: Float32Array | Float64Array,
+  mask: number,
+): void {
   for (let i = 0; i < codes.length; i++) out[i] = table[(codes[i] as number) & mask] as number;
 }
 
 function decodeInto(dtype: DType, data: TensorData, out: Float32Array | Float64Array): void {
   switch (dtype) {
-    case 'float16': lookup(float16Table(), data as Uint16Array, out, 0xffff); return;
+    case 'float16':
+      lookup(float16Table(), data as Uint16Array, out, 0xffff);
+      return;
     case 'bfloat16': {
       const bits = data as Uint16Array;
       for (let i = 0; i < bits.length; i++) out[i] = decodeBfloat16(bits[i] as number);
       return;
     }
-    case 'float8e4m3fn': case 'float8e4m3fnuz': case 'float8e5m2': case 'float8e5m2fnuz':
-      lookup(float8Table(dtype), data as Uint8Array, out, 0xff); return;
+    case 'float8e4m3fn':
+    case 'float8e4m3fnuz':
+    case 'float8e5m2':
+    case 'float8e5m2fnuz':
+      lookup(float8Table(dtype), data as Uint8Array, out, 0xff);
+      return;
     case 'float8e8m0': {
       const codes = data as Uint8Array;
       for (let i = 0; i < codes.length; i++) out[i] = decodeE8m0(codes[i] as number);
       return;
     }
-    case 'float4e2m1': lookup(float4e2m1Table(), data as Uint8Array, out, 0xf); return;
-    case 'int64': case 'uint64': {
+    case 'float4e2m1':
+      lookup(float4e2m1Table(), data as Uint8Array, out, 0xf);
+      return;
+    case 'int64':
+    case 'uint64': {
       const v = data as BigInt64Array | BigUint64Array;
       for (let i = 0; i < v.length; i++) out[i] = Number(v[i] as bigint);
       return;
     }
     case 'string':
-      throw new QuantkitError('QK_STRING_NOT_NUMERIC', 'cannot decode a string tensor to numbers', 'cast strings to numbers before decoding');
+      throw new QuantkitError(
+        'QK_STRING_NOT_NUMERIC',
+        'cannot decode a string tensor to numbers',
+        'cast strings to numbers before decoding',
+      );
     default: {
       // float32/float64 and the integer/bool dtypes hold their values directly.
       const v = data as Exclude<TensorData, string[] | BigInt64Array | BigUint64Array>;

@@ -84,9 +84,24 @@ describe('float16', () => {
   });
 
   it('matches brute-force nearest-even search over all finite values for random doubles', () => {
-    fc.assert(fc.property(fc.double({ noNaN: true }), (x) => encodeFloat16(x) === reference(x)), { numRuns: 20000 });
-    fc.assert(fc.property(fc.double({ min: -70000, max: 70000, noNaN: true }), (x) => encodeFloat16(x) === reference(x)), { numRuns: 20000 });
-    fc.assert(fc.property(fc.double({ min: -(2 ** -13), max: 2 ** -13, noNaN: true }), (x) => encodeFloat16(x) === reference(x)), { numRuns: 20000 });
-    fc.assert(fc.property(fc.float({ noNaN: true }), (x) => encodeFloat16(x) === reference(x)), { numRuns: 20000 });
+    fc.assert(
+      fc.property(fc.double({ noNaN: true }), (x) => encodeFloat16(x) === reference(x)),
+      { numRuns: 20000 },
+    );
+    fc.assert(
+      fc.property(fc.double({ min: -70000, max: 70000, noNaN: true }), (x) => encodeFloat16(x) === reference(x)),
+      { numRuns: 20000 },
+    );
+    fc.assert(
+      fc.property(
+        fc.double({ min: -(2 ** -13), max: 2 ** -13, noNaN: true }),
+        (x) => encodeFloat16(x) === reference(x),
+      ),
+      { numRuns: 20000 },
+    );
+    fc.assert(
+      fc.property(fc.float({ noNaN: true }), (x) => encodeFloat16(x) === reference(x)),
+      { numRuns: 20000 },
+    );
   });
 });

@@ -46,7 +46,9 @@ describe('float4e2m1', () => {
     expect(encodeFloat4e2m1(-0)).toBe(8);
     expect(encodeFloat4e2m1(NaN)).toBe(7);
     // Conformance values that agree with the spec (test_cast_FLOAT_to_FLOAT4E2M1):
-    expect([0.48, 0.25, 1.05, -3.5, -8, 9, 1e6, 1e-7, -4, 0.01].map(encodeFloat4e2m1)).toEqual([1, 0, 2, 14, 15, 7, 7, 0, 14, 0]);
+    expect([0.48, 0.25, 1.05, -3.5, -8, 9, 1e6, 1e-7, -4, 0.01].map(encodeFloat4e2m1)).toEqual([
+      1, 0, 2, 14, 15, 7, 7, 0, 14, 0,
+    ]);
   });
 
   it('matches brute-force nearest-even (then saturation) for random doubles', () => {
@@ -54,7 +56,13 @@ describe('float4e2m1', () => {
       const sign = x < 0 || Object.is(x, -0) ? 8 : 0;
       return sign | Math.min(7, nearestEvenCode(Math.abs(x), MAGS, 8));
     };
-    fc.assert(fc.property(fc.double({ min: -8, max: 8, noNaN: true }), (x) => encodeFloat4e2m1(x) === ref(x)), { numRuns: 20000 });
-    fc.assert(fc.property(fc.double({ noNaN: true }), (x) => encodeFloat4e2m1(x) === ref(x)), { numRuns: 5000 });
+    fc.assert(
+      fc.property(fc.double({ min: -8, max: 8, noNaN: true }), (x) => encodeFloat4e2m1(x) === ref(x)),
+      { numRuns: 20000 },
+    );
+    fc.assert(
+      fc.property(fc.double({ noNaN: true }), (x) => encodeFloat4e2m1(x) === ref(x)),
+      { numRuns: 5000 },
+    );
   });
 });

@@ -21,13 +21,49 @@ interface Table {
 }
 const SPEC: Record<Float8Kind, Table> = {
   // E4M3FN: NaN S.1111.111, no Inf, max S.1111.110 = 448, min 2^-9
-  float8e4m3fn: { manBits: 3, bias: 7, maxMag: 0x7e, max: 448, minSub: 2 ** -9, isNaN: (c) => (c & 0x7f) === 0x7f, isInf: () => false, uz: false },
+  float8e4m3fn: {
+    manBits: 3,
+    bias: 7,
+    maxMag: 0x7e,
+    max: 448,
+    minSub: 2 ** -9,
+    isNaN: (c) => (c & 0x7f) === 0x7f,
+    isInf: () => false,
+    uz: false,
+  },
   // E4M3FNUZ: NaN 1.0000.000 only, no Inf, max S.1111.111 = 240, min 2^-10
-  float8e4m3fnuz: { manBits: 3, bias: 8, maxMag: 0x7f, max: 240, minSub: 2 ** -10, isNaN: (c) => c === 0x80, isInf: () => false, uz: true },
+  float8e4m3fnuz: {
+    manBits: 3,
+    bias: 8,
+    maxMag: 0x7f,
+    max: 240,
+    minSub: 2 ** -10,
+    isNaN: (c) => c === 0x80,
+    isInf: () => false,
+    uz: true,
+  },
   // E5M2: Inf S.11111.00, NaN S.11111.{01,10,11}, max 1.75 × 2^15 = 57344, min 2^-16
-  float8e5m2: { manBits: 2, bias: 15, maxMag: 0x7b, max: 57344, minSub: 2 ** -16, isNaN: (c) => (c & 0x7c) === 0x7c && (c & 3) !== 0, isInf: (c) => (c & 0x7f) === 0x7c, uz: false },
+  float8e5m2: {
+    manBits: 2,
+    bias: 15,
+    maxMag: 0x7b,
+    max: 57344,
+    minSub: 2 ** -16,
+    isNaN: (c) => (c & 0x7c) === 0x7c && (c & 3) !== 0,
+    isInf: (c) => (c & 0x7f) === 0x7c,
+    uz: false,
+  },
   // E5M2FNUZ: NaN 1.00000.00 only, no Inf, max S.11111.11 = 57344, min 2^-17
-  float8e5m2fnuz: { manBits: 2, bias: 16, maxMag: 0x7f, max: 57344, minSub: 2 ** -17, isNaN: (c) => c === 0x80, isInf: () => false, uz: true },
+  float8e5m2fnuz: {
+    manBits: 2,
+    bias: 16,
+    maxMag: 0x7f,
+    max: 57344,
+    minSub: 2 ** -17,
+    isNaN: (c) => c === 0x80,
+    isInf: () => false,
+    uz: true,
+  },
 };
 
 function specValue(c: number, t: Table): number {
@@ -88,7 +124,7 @@ describe.each(FLOAT8_KINDS)('%s', (kind) => {
     else expect(Object.is(decodeFloat8(0x80, kind), -0)).toBe(true);
   });
 
-  it('a NaN code decodes to a NaN carrying the code\'s sign bit (0x80 in FNUZ is negative)', () => {
+  it("a NaN code decodes to a NaN carrying the code's sign bit (0x80 in FNUZ is negative)", () => {
     const bits = new Uint32Array(new Float64Array(1).buffer);
     const f = new Float64Array(bits.buffer);
     for (let c = 0; c < 256; c++) {
@@ -104,7 +140,8 @@ describe.each(FLOAT8_KINDS)('%s', (kind) => {
       for (const saturate of [true, false]) {
         const back = encodeFloat8(v, kind, saturate);
         if (Number.isNaN(v)) expect(Number.isNaN(decodeFloat8(back, kind))).toBe(true);
-        else if (t.isInf(c) && saturate) expect(back).toBe((c & 0x80) | t.maxMag); // Inf saturates
+        else if (t.isInf(c) && saturate)
+          expect(back).toBe((c & 0x80) | t.maxMag); // Inf saturates
         else expect(back, `code ${c} saturate=${saturate}`).toBe(c);
       }
     }

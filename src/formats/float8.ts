@@ -70,7 +70,8 @@ function decodeByLayout(code: number, l: Float8Layout): number {
   const mag = code & 0x7f;
   let v: number;
   if (l.infMag >= 0 && mag === l.infMag) v = Infinity;
-  else if (mag > l.maxMag) v = NaN; // e4m3fn S.1111.111, e5m2 S.11111.{01,10,11}
+  else if (mag > l.maxMag)
+    v = NaN; // e4m3fn S.1111.111, e5m2 S.11111.{01,10,11}
   else v = magnitudeCodeValue(mag, l.manBits, l.bias);
   return code & 0x80 ? -v : v;
 }

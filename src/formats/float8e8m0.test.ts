@@ -56,7 +56,8 @@ describe('float8e8m0', () => {
 
   it('every finite code round-trips in every round_mode and saturate mode', () => {
     for (let c = 0; c < 255; c++) {
-      for (const mode of MODES) for (const saturate of [true, false]) expect(encodeE8m0(decodeE8m0(c), saturate, mode)).toBe(c);
+      for (const mode of MODES)
+        for (const saturate of [true, false]) expect(encodeE8m0(decodeE8m0(c), saturate, mode)).toBe(c);
     }
     expect(encodeE8m0(decodeE8m0(255))).toBe(E8M0_NAN);
   });
@@ -73,7 +74,9 @@ describe('float8e8m0', () => {
 
   it('Cast table "non-saturate + nearest": 0, Inf, above MAX, below MIN all → NaN', () => {
     const enc = (x: number) => encodeE8m0(x, false, 'nearest');
-    expect([enc(0), enc(NaN), enc(Infinity), enc(2 ** 127 * 1.5), enc(2 ** -129)]).toEqual([0xff, 0xff, 0xff, 0xff, 0xff]);
+    expect([enc(0), enc(NaN), enc(Infinity), enc(2 ** 127 * 1.5), enc(2 ** -129)]).toEqual([
+      0xff, 0xff, 0xff, 0xff, 0xff,
+    ]);
     expect(enc(2 ** 127 * 1.49)).toBe(0xfe); // rounds down onto MAX: in range
     expect(enc(2 ** -127 * 0.75)).toBe(0); // rounds up onto MIN (ties up): in range
   });
@@ -88,12 +91,19 @@ describe('float8e8m0', () => {
   });
 
   it('matches the definition-by-search reference on random values in every mode', () => {
-    const positive = fc.tuple(fc.double({ min: 1, max: 2, maxExcluded: true, noNaN: true }), fc.integer({ min: -135, max: 135 }))
+    const positive = fc
+      .tuple(fc.double({ min: 1, max: 2, maxExcluded: true, noNaN: true }), fc.integer({ min: -135, max: 135 }))
       .map(([m, e]) => m * 2 ** e);
     for (const mode of MODES) {
       for (const saturate of [true, false]) {
-        fc.assert(fc.property(positive, (x) => encodeE8m0(x, saturate, mode) === reference(x, saturate, mode)), { numRuns: 3000 });
-        fc.assert(fc.property(fc.double(), (x) => encodeE8m0(x, saturate, mode) === reference(x, saturate, mode)), { numRuns: 2000 });
+        fc.assert(
+          fc.property(positive, (x) => encodeE8m0(x, saturate, mode) === reference(x, saturate, mode)),
+          { numRuns: 3000 },
+        );
+        fc.assert(
+          fc.property(fc.double(), (x) => encodeE8m0(x, saturate, mode) === reference(x, saturate, mode)),
+          { numRuns: 2000 },
+        );
       }
     }
   });

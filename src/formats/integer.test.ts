@@ -13,8 +13,16 @@ function refHalfEven(x: number): number {
 describe('integer ranges', () => {
   it('every dtype spans [-2^(b-1), 2^(b-1)-1] or [0, 2^b-1]', () => {
     const want: Record<string, [number, number]> = {
-      int2: [-2, 1], uint2: [0, 3], int4: [-8, 7], uint4: [0, 15], int8: [-128, 127], uint8: [0, 255],
-      int16: [-32768, 32767], uint16: [0, 65535], int32: [-2147483648, 2147483647], uint32: [0, 4294967295],
+      int2: [-2, 1],
+      uint2: [0, 3],
+      int4: [-8, 7],
+      uint4: [0, 15],
+      int8: [-128, 127],
+      uint8: [0, 255],
+      int16: [-32768, 32767],
+      uint16: [0, 65535],
+      int32: [-2147483648, 2147483647],
+      uint32: [0, 4294967295],
     };
     for (const d of INT_DTYPES) expect([intRange(d).min, intRange(d).max]).toEqual(want[d]);
     expect(isIntDType('int4')).toBe(true);
@@ -35,9 +43,18 @@ describe('roundHalfEven / roundHalfAway', () => {
   });
 
   it('agrees with the reference on random doubles and on exact halves', () => {
-    fc.assert(fc.property(fc.double({ min: -1e6, max: 1e6, noNaN: true }), (x) => roundHalfEven(x) === refHalfEven(x)), { numRuns: 20000 });
-    fc.assert(fc.property(fc.integer({ min: -1e9, max: 1e9 }), (n) => roundHalfEven(n + 0.5) === (n % 2 === 0 ? n : n + 1)), { numRuns: 5000 });
-    fc.assert(fc.property(fc.integer({ min: -1e9, max: 1e9 }), (n) => roundHalfAway(n + 0.5) === (n >= 0 ? n + 1 : n)), { numRuns: 5000 });
+    fc.assert(
+      fc.property(fc.double({ min: -1e6, max: 1e6, noNaN: true }), (x) => roundHalfEven(x) === refHalfEven(x)),
+      { numRuns: 20000 },
+    );
+    fc.assert(
+      fc.property(fc.integer({ min: -1e9, max: 1e9 }), (n) => roundHalfEven(n + 0.5) === (n % 2 === 0 ? n : n + 1)),
+      { numRuns: 5000 },
+    );
+    fc.assert(
+      fc.property(fc.integer({ min: -1e9, max: 1e9 }), (n) => roundHalfAway(n + 0.5) === (n >= 0 ? n + 1 : n)),
+      { numRuns: 5000 },
+    );
   });
 });
 
@@ -61,13 +78,20 @@ describe('saturateToInt (QuantizeLinear: round half to even, then saturate)', ()
     for (const d of INT_DTYPES) {
       const { min, max } = intRange(d);
       const span = Math.max(4, (max - min) * 1.5);
-      fc.assert(fc.property(fc.double({ min: -span, max: span, noNaN: true }), fc.double({ min: -span, max: span, noNaN: true }), (a, b) => {
-        const qa = saturateToInt(a, d);
-        const r = refHalfEven(a);
-        if (qa < min || qa > max) return false;
-        if (r >= min && r <= max && qa !== r) return false;
-        return a <= b ? qa <= saturateToInt(b, d) : qa >= saturateToInt(b, d);
-      }), { numRuns: 2000 });
+      fc.assert(
+        fc.property(
+          fc.double({ min: -span, max: span, noNaN: true }),
+          fc.double({ min: -span, max: span, noNaN: true }),
+          (a, b) => {
+            const qa = saturateToInt(a, d);
+            const r = refHalfEven(a);
+            if (qa < min || qa > max) return false;
+            if (r >= min && r <= max && qa !== r) return false;
+            return a <= b ? qa <= saturateToInt(b, d) : qa >= saturateToInt(b, d);
+          },
+        ),
+        { numRuns: 2000 },
+      );
     }
   });
 });
@@ -76,8 +100,12 @@ describe('castToInt (ONNX Cast float → integer)', () => {
   it('4/2-bit targets round half to even then wrap (int4.md; test_cast_FLOAT_to_INT4/UINT4/INT2/UINT2)', () => {
     // Conformance inputs -9..15 → int4 and uint4 outputs (low nibbles of the expected bytes).
     const xs = Array.from({ length: 25 }, (_, i) => i - 9);
-    expect(xs.map((x) => castToInt(x, 'int4'))).toEqual([7, -8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7, -8, -7, -6, -5, -4, -3, -2, -1]);
-    expect(xs.map((x) => castToInt(x, 'uint4'))).toEqual([7, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]);
+    expect(xs.map((x) => castToInt(x, 'int4'))).toEqual([
+      7, -8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7, -8, -7, -6, -5, -4, -3, -2, -1,
+    ]);
+    expect(xs.map((x) => castToInt(x, 'uint4'))).toEqual([
+      7, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
+    ]);
     expect([-3, -2, -1, 0, 1, 2, 3].map((x) => castToInt(x, 'int2'))).toEqual([1, -2, -1, 0, 1, -2, -1]);
     expect([-3, -2, -1, 0, 1, 2, 3].map((x) => castToInt(x, 'uint2'))).toEqual([1, 2, 3, 0, 1, 2, 3]);
     // Ties to even per the spec (ONNX Runtime 1.30 rounds these away from zero: 3, -3, 1).
@@ -102,12 +130,15 @@ describe('castToInt (ONNX Cast float → integer)', () => {
   it('in range, it equals trunc (≥ 8 bits) or round-half-even (≤ 4 bits) for every dtype', () => {
     for (const d of INT_DTYPES) {
       const { min, max } = intRange(d);
-      const small = d.endsWith('2') && !d.endsWith('32') || d.endsWith('4');
-      fc.assert(fc.property(fc.double({ min: min - 0.49, max: max + 0.49, noNaN: true }), (x) => {
-        const want = small ? refHalfEven(x) : Math.trunc(x);
-        if (want < min || want > max) return true;
-        return castToInt(x, d) === want;
-      }), { numRuns: 2000 });
+      const small = (d.endsWith('2') && !d.endsWith('32')) || d.endsWith('4');
+      fc.assert(
+        fc.property(fc.double({ min: min - 0.49, max: max + 0.49, noNaN: true }), (x) => {
+          const want = small ? refHalfEven(x) : Math.trunc(x);
+          if (want < min || want > max) return true;
+          return castToInt(x, d) === want;
+        }),
+        { numRuns: 2000 },
+      );
     }
   });
 });

@@ -19,18 +19,43 @@ import { roundHalfEven } from './rounding.js';
 
 export type IntDType = 'int2' | 'uint2' | 'int4' | 'uint4' | 'int8' | 'uint8' | 'int16' | 'uint16' | 'int32' | 'uint32';
 
-export const INT_DTYPES: readonly IntDType[] = ['int2', 'uint2', 'int4', 'uint4', 'int8', 'uint8', 'int16', 'uint16', 'int32', 'uint32'];
+export const INT_DTYPES: readonly IntDType[] = [
+  'int2',
+  'uint2',
+  'int4',
+  'uint4',
+  'int8',
+  'uint8',
+  'int16',
+  'uint16',
+  'int32',
+  'uint32',
+];
 
-interface IntLayout { readonly bits: number; readonly signed: boolean; readonly min: number; readonly max: number }
+interface IntLayout {
+  readonly bits: number;
+  readonly signed: boolean;
+  readonly min: number;
+  readonly max: number;
+}
 
 function layout(bits: number, signed: boolean): IntLayout {
-  return signed ? { bits, signed, min: -(2 ** (bits - 1)), max: 2 ** (bits - 1) - 1 } : { bits, signed, min: 0, max: 2 ** bits - 1 };
+  return signed
+    ? { bits, signed, min: -(2 ** (bits - 1)), max: 2 ** (bits - 1) - 1 }
+    : { bits, signed, min: 0, max: 2 ** bits - 1 };
 }
 
 const LAYOUTS: Record<IntDType, IntLayout> = {
-  int2: layout(2, true), uint2: layout(2, false), int4: layout(4, true), uint4: layout(4, false),
-  int8: layout(8, true), uint8: layout(8, false), int16: layout(16, true), uint16: layout(16, false),
-  int32: layout(32, true), uint32: layout(32, false),
+  int2: layout(2, true),
+  uint2: layout(2, false),
+  int4: layout(4, true),
+  uint4: layout(4, false),
+  int8: layout(8, true),
+  uint8: layout(8, false),
+  int16: layout(16, true),
+  uint16: layout(16, false),
+  int32: layout(32, true),
+  uint32: layout(32, false),
 };
 
 export function isIntDType(s: string): s is IntDType {
@@ -65,10 +90,15 @@ export function castToInt(x: number, dtype: IntDType): number {
   // fails both comparisons and lands there too).
   const t = x > -2147483649 && x < 2147483648 ? x | 0 : -2147483648;
   switch (dtype) {
-    case 'int8': return (t << 24) >> 24;
-    case 'uint8': return t & 0xff;
-    case 'int16': return (t << 16) >> 16;
-    case 'uint16': return t & 0xffff;
-    default: return t;
+    case 'int8':
+      return (t << 24) >> 24;
+    case 'uint8':
+      return t & 0xff;
+    case 'int16':
+      return (t << 16) >> 16;
+    case 'uint16':
+      return t & 0xffff;
+    default:
+      return t;
   }
 }

@@ -12,7 +12,11 @@ import { castToInt } from './integer.js';
  * type never crosses into JS (onnxruntime-node has no float8/e8m0/int4 tensors). Our side of the
  * comparison is encodeNumbers → decodeToFloat32 on the same float32 inputs.
  */
-async function ortRoundTrip(mid: DType, xs: Float32Array, attrs: Readonly<Record<string, number | string>> = {}): Promise<Float32Array> {
+async function ortRoundTrip(
+  mid: DType,
+  xs: Float32Array,
+  attrs: Readonly<Record<string, number | string>> = {},
+): Promise<Float32Array> {
   const model = makeModel({
     nodes: [
       { opType: 'Cast', inputs: ['x'], outputs: ['m'], attributes: { to: onnxDataType(mid), ...attrs } },
@@ -32,9 +36,31 @@ async function ortRoundTrip(mid: DType, xs: Float32Array, attrs: Readonly<Record
 function probeInputs(count: number, seed: number): Float32Array {
   const out = new Float32Array(count);
   let s = seed >>> 0;
-  const next = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  const next = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
   for (let i = 0; i < count; i++) out[i] = (next() < 0.5 ? -1 : 1) * (1 + next()) * 2 ** Math.floor(next() * 60 - 30);
-  out.set([0, -0, Infinity, -Infinity, NaN, 448, 464, 465, 240, 248, 57344, 61440, 61441, 2 ** -9, 2 ** -10, 2 ** -17, 2 ** -18, 1e-45], 0);
+  out.set(
+    [
+      0,
+      -0,
+      Infinity,
+      -Infinity,
+      NaN,
+      448,
+      464,
+      465,
+      240,
+      248,
+      57344,
+      61440,
+      61441,
+      2 ** -9,
+      2 ** -10,
+      2 ** -17,
+      2 ** -18,
+      1e-45,
+    ],
+    0,
+  );
   return out;
 }
 
@@ -58,7 +84,14 @@ function sameFloats(got: Float32Array, want: Float32Array, xs: Float32Array): st
 
 describe('formats agree with ONNX Runtime Cast bit for bit', () => {
   const xs = probeInputs(4000, 12345);
-  for (const dtype of ['float16', 'bfloat16', 'float8e4m3fn', 'float8e4m3fnuz', 'float8e5m2', 'float8e5m2fnuz'] as const) {
+  for (const dtype of [
+    'float16',
+    'bfloat16',
+    'float8e4m3fn',
+    'float8e4m3fnuz',
+    'float8e5m2',
+    'float8e5m2fnuz',
+  ] as const) {
     for (const saturate of dtype.startsWith('float8') ? [1, 0] : [1]) {
       it(`${dtype}${dtype.startsWith('float8') ? ` saturate=${saturate}` : ''}`, async () => {
         // Outside ORT's overflow-rounding bugs (see below), which we do not copy.
@@ -74,12 +107,17 @@ describe('formats agree with ONNX Runtime Cast bit for bit', () => {
     // E4M3FN: ORT returns ±448 for |x| in [480, 496) although [x] = 480 > FLT_MAX → NaN.
     const e4 = Float32Array.from([480, 490, -495.5]);
     expect(Array.from(await ortRoundTrip('float8e4m3fn', e4, { saturate: 0 }))).toEqual([448, 448, -448]);
-    expect(Array.from(decodeToFloat32('float8e4m3fn', encodeNumbers('float8e4m3fn', e4, { saturate: false })))).toEqual([NaN, NaN, NaN]);
+    expect(Array.from(decodeToFloat32('float8e4m3fn', encodeNumbers('float8e4m3fn', e4, { saturate: false })))).toEqual(
+      [NaN, NaN, NaN],
+    );
     // E5M2: ORT returns NaN for |x| in [61440, 65536) although [x] = 65536 > FLT_MAX → ±Inf
     // (test_cast_no_saturate_FLOAT_to_FLOAT8E5M2 expects Inf for overflow).
     const e5 = Float32Array.from([61440, -65000]);
     expect(Array.from(await ortRoundTrip('float8e5m2', e5, { saturate: 0 }))).toEqual([NaN, NaN]);
-    expect(Array.from(decodeToFloat32('float8e5m2', encodeNumbers('float8e5m2', e5, { saturate: false })))).toEqual([Infinity, -Infinity]);
+    expect(Array.from(decodeToFloat32('float8e5m2', encodeNumbers('float8e5m2', e5, { saturate: false })))).toEqual([
+      Infinity,
+      -Infinity,
+    ]);
   });
 
   for (const roundMode of ['up', 'down', 'nearest'] as const) {
@@ -88,7 +126,10 @@ describe('formats agree with ONNX Runtime Cast bit for bit', () => {
         // Positive inputs only: ONNX leaves negatives unspecified.
         const pos = xs.map((x) => Math.abs(x));
         const want = await ortRoundTrip('float8e8m0', pos, { saturate, round_mode: roundMode });
-        const got = decodeToFloat32('float8e8m0', encodeNumbers('float8e8m0', pos, { saturate: saturate === 1, roundMode }));
+        const got = decodeToFloat32(
+          'float8e8m0',
+          encodeNumbers('float8e8m0', pos, { saturate: saturate === 1, roundMode }),
+        );
         expect(sameFloats(got, want, pos)).toEqual([]);
       });
     }
@@ -104,8 +145,34 @@ describe('formats agree with ONNX Runtime Cast bit for bit', () => {
   });
 
   it('int8/uint8/int16/uint16/int32 Cast: truncation toward zero and the low bits, out of int32 → INT32_MIN first', async () => {
-    const ints = Float32Array.from([0, 2.7, -2.7, 2.5, -2.5, 127.9, 128, 200, -129, 255.5, 256, 1e6, -1e6, 65535, 70000.5, NaN, Infinity, -Infinity,
-      2 ** 30, 2 ** 31, 2 ** 31 + 256, -(2 ** 31), -(2 ** 31) - 256, 3e9, -3e9, 1e20]);
+    const ints = Float32Array.from([
+      0,
+      2.7,
+      -2.7,
+      2.5,
+      -2.5,
+      127.9,
+      128,
+      200,
+      -129,
+      255.5,
+      256,
+      1e6,
+      -1e6,
+      65535,
+      70000.5,
+      NaN,
+      Infinity,
+      -Infinity,
+      2 ** 30,
+      2 ** 31,
+      2 ** 31 + 256,
+      -(2 ** 31),
+      -(2 ** 31) - 256,
+      3e9,
+      -3e9,
+      1e20,
+    ]);
     for (const dtype of ['int8', 'uint8', 'int16', 'uint16', 'int32'] as const) {
       const want = await ortRoundTrip(dtype, ints);
       const got = Float32Array.from(ints, (x) => castToInt(x, dtype));

@@ -12,14 +12,24 @@ describe('packSubByte / unpackSubByte', () => {
   });
 
   it('unpack(pack(v)) is the identity for in-range values of every sub-byte type', () => {
-    for (const [bits, signed] of [[4, true], [4, false], [2, true], [2, false]] as const) {
+    for (const [bits, signed] of [
+      [4, true],
+      [4, false],
+      [2, true],
+      [2, false],
+    ] as const) {
       const lo = signed ? -(2 ** (bits - 1)) : 0;
       const hi = signed ? 2 ** (bits - 1) - 1 : 2 ** bits - 1;
-      fc.assert(fc.property(fc.array(fc.integer({ min: lo, max: hi }), { maxLength: 67 }), (v) => {
-        const packed = packSubByte(v, bits);
-        return packed.length === Math.ceil((v.length * bits) / 8)
-          && Array.from(unpackSubByte(packed, v.length, bits, signed)).every((x, i) => x === v[i]);
-      }), { numRuns: 500 });
+      fc.assert(
+        fc.property(fc.array(fc.integer({ min: lo, max: hi }), { maxLength: 67 }), (v) => {
+          const packed = packSubByte(v, bits);
+          return (
+            packed.length === Math.ceil((v.length * bits) / 8) &&
+            Array.from(unpackSubByte(packed, v.length, bits, signed)).every((x, i) => x === v[i])
+          );
+        }),
+        { numRuns: 500 },
+      );
     }
   });
 

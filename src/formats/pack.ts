@@ -25,7 +25,11 @@ export function unpackSubByte(bytes: Uint8Array, count: number, bits: 2 | 4, sig
   const perByte = 8 / bits;
   const need = Math.ceil(count / perByte);
   if (bytes.length < need) {
-    throw new QuantkitError('QK_PACKED_DATA_TOO_SHORT', `packed ${bits}-bit data has ${bytes.length} bytes but ${count} elements need ${need}`, 'check the tensor dims against its data');
+    throw new QuantkitError(
+      'QK_PACKED_DATA_TOO_SHORT',
+      `packed ${bits}-bit data has ${bytes.length} bytes but ${count} elements need ${need}`,
+      'check the tensor dims against its data',
+    );
   }
   const mask = (1 << bits) - 1;
   const shift = 32 - bits;

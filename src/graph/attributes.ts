@@ -27,7 +27,8 @@ export type Attribute = { readonly name: string } & AttributeValue;
 export type AttributeKind = Exclude<AttributeValue['kind'], 'opaque'>;
 
 /** What makeAttr accepts; `kind` settles what a JS value cannot say (1 as int or float, []). */
-export type AttributeInput = number | bigint | string | Tensor | readonly number[] | readonly bigint[] | readonly string[] | readonly Tensor[];
+export type AttributeInput =
+  number | bigint | string | Tensor | readonly number[] | readonly bigint[] | readonly string[] | readonly Tensor[];
 
 /** Anything that carries attributes; name and opType (or outputs) name it in errors. */
 export interface AttributeOwner {
@@ -43,8 +44,10 @@ export function isTensor(v: unknown): v is Tensor {
   return typeof v === 'object' && v !== null && 'dtype' in v && 'dims' in v && 'data' in v;
 }
 
-const isSafeIntLike = (v: unknown): v is number | bigint => typeof v === 'bigint' || (typeof v === 'number' && Number.isSafeInteger(v));
-const int64 = (v: number | bigint): number | bigint => (typeof v === 'bigint' && v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v);
+const isSafeIntLike = (v: unknown): v is number | bigint =>
+  typeof v === 'bigint' || (typeof v === 'number' && Number.isSafeInteger(v));
+const int64 = (v: number | bigint): number | bigint =>
+  typeof v === 'bigint' && v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
 
 function inferKind(name: string, value: AttributeInput): AttributeKind {
   if (typeof value === 'number') return Number.isInteger(value) ? 'int' : 'float';
@@ -52,11 +55,16 @@ function inferKind(name: string, value: AttributeInput): AttributeKind {
   if (typeof value === 'string') return 'string';
   if (isTensor(value)) return 'tensor';
   const list = value as readonly unknown[];
-  if (list.length === 0 || list.every((v) => typeof v === 'bigint' || (typeof v === 'number' && Number.isInteger(v)))) return 'ints';
+  if (list.length === 0 || list.every((v) => typeof v === 'bigint' || (typeof v === 'number' && Number.isInteger(v))))
+    return 'ints';
   if (list.every((v) => typeof v === 'number')) return 'floats';
   if (list.every((v) => typeof v === 'string')) return 'strings';
   if (list.every(isTensor)) return 'tensors';
-  throw new QuantkitError('QK_BAD_ATTRIBUTE', `attribute '${name}' mixes value kinds in one list`, 'give a list of numbers, strings or tensors, or pass the kind explicitly');
+  throw new QuantkitError(
+    'QK_BAD_ATTRIBUTE',
+    `attribute '${name}' mixes value kinds in one list`,
+    'give a list of numbers, strings or tensors, or pass the kind explicitly',
+  );
 }
 
 /**
@@ -64,7 +72,12 @@ function inferKind(name: string, value: AttributeInput): AttributeKind {
  * whole number must be a float or a list is empty.
  */
 export function makeAttr(name: string, value: AttributeInput, kind: AttributeKind = inferKind(name, value)): Attribute {
-  const misfit = () => new QuantkitError('QK_BAD_ATTRIBUTE', `attribute '${name}' value does not fit kind '${kind}'`, 'pass a value of the kind named');
+  const misfit = () =>
+    new QuantkitError(
+      'QK_BAD_ATTRIBUTE',
+      `attribute '${name}' value does not fit kind '${kind}'`,
+      'pass a value of the kind named',
+    );
   const list = Array.isArray(value) ? (value as readonly unknown[]) : undefined;
   switch (kind) {
     case 'int':
@@ -106,11 +119,17 @@ export function nodeLabel(node: Pick<AttributeOwner, 'name' | 'opType' | 'output
 
 function describe(a: Attribute): string {
   switch (a.kind) {
-    case 'int': case 'float': return `${a.kind === 'int' ? 'an int' : 'a float'} (${String(a.value)})`;
-    case 'string': return `a string (${JSON.stringify(a.value)})`;
-    case 'tensor': return `a tensor (${a.value.dtype} [${a.value.dims.join(', ')}])`;
-    case 'opaque': return a.found;
-    default: return `a list of ${a.kind}`;
+    case 'int':
+    case 'float':
+      return `${a.kind === 'int' ? 'an int' : 'a float'} (${String(a.value)})`;
+    case 'string':
+      return `a string (${JSON.stringify(a.value)})`;
+    case 'tensor':
+      return `a tensor (${a.value.dtype} [${a.value.dims.join(', ')}])`;
+    case 'opaque':
+      return a.found;
+    default:
+      return `a list of ${a.kind}`;
   }
 }
 
@@ -203,7 +222,11 @@ export class AttributeReader {
 
   private wrongKind(a: Attribute, wanted: string): QuantkitError {
     const found = a.kind === 'int' && typeof a.value === 'bigint' ? `an int beyond ±2^53 (${a.value})` : describe(a);
-    return new QuantkitError('QK_BAD_ATTRIBUTE', `${this.where}: attribute '${a.name}' should be ${wanted}, found ${found}`, BAD_ATTRIBUTE_HINT);
+    return new QuantkitError(
+      'QK_BAD_ATTRIBUTE',
+      `${this.where}: attribute '${a.name}' should be ${wanted}, found ${found}`,
+      BAD_ATTRIBUTE_HINT,
+    );
   }
 }
 

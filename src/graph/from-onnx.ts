@@ -4,8 +4,13 @@ import type { Tensor } from '../tensor/tensor.js';
 import { attributeValue } from '../io/onnx/attribute.js';
 import { parseExternalDataRef } from '../io/onnx/external.js';
 import {
-  AttributeProto_AttributeType as AT, TensorProto_DataLocation,
-  type AttributeProto, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto,
+  AttributeProto_AttributeType as AT,
+  TensorProto_DataLocation,
+  type AttributeProto,
+  type ModelProto,
+  type NodeProto,
+  type TensorProto,
+  type ValueInfoProto,
 } from '../io/onnx/proto.js';
 import { tensorFromProto, type TensorFromProtoOptions } from '../io/onnx/tensor.js';
 import type { Attribute } from './attributes.js';
@@ -21,7 +26,11 @@ export interface FromOnnxOptions {
 
 function safeNumber(v: bigint, what: string, label: string): number {
   if (v < BigInt(Number.MIN_SAFE_INTEGER) || v > BigInt(Number.MAX_SAFE_INTEGER)) {
-    throw new QuantkitError('QK_ONNX_BAD_FIELD', `${label}: ${what} ${v} is out of range`, 'the model is corrupt; re-export it');
+    throw new QuantkitError(
+      'QK_ONNX_BAD_FIELD',
+      `${label}: ${what} ${v} is out of range`,
+      'the model is corrupt; re-export it',
+    );
   }
   return Number(v);
 }
@@ -31,7 +40,11 @@ function protoInitializer(p: TensorProto, opts: FromOnnxOptions): Initializer {
   const dtype = dtypeFromOnnx(p.dataType, where);
   const dims = p.dims.map((d) => {
     if (d < 0n || d > BigInt(Number.MAX_SAFE_INTEGER)) {
-      throw new QuantkitError('QK_TENSOR_BAD_DIMS', `${where} has dimension ${d}`, 'tensor dims must be non-negative; the file is corrupt');
+      throw new QuantkitError(
+        'QK_TENSOR_BAD_DIMS',
+        `${where} has dimension ${d}`,
+        'tensor dims must be non-negative; the file is corrupt',
+      );
     }
     return Number(d);
   });
@@ -59,8 +72,12 @@ export function attributeSource(a: Attribute): AttributeProto | undefined {
 
 /** Kinds the IR does not model: carried opaque, written back from their proto. */
 const OPAQUE_KINDS: Partial<Record<AT, string>> = {
-  [AT.GRAPH]: 'a graph', [AT.GRAPHS]: 'a list of graphs', [AT.SPARSE_TENSOR]: 'a sparse tensor',
-  [AT.SPARSE_TENSORS]: 'a list of sparse tensors', [AT.TYPE_PROTO]: 'a type proto', [AT.TYPE_PROTOS]: 'a list of type protos',
+  [AT.GRAPH]: 'a graph',
+  [AT.GRAPHS]: 'a list of graphs',
+  [AT.SPARSE_TENSOR]: 'a sparse tensor',
+  [AT.SPARSE_TENSORS]: 'a list of sparse tensors',
+  [AT.TYPE_PROTO]: 'a type proto',
+  [AT.TYPE_PROTOS]: 'a list of type protos',
 };
 
 /**
@@ -77,14 +94,30 @@ function attributeFrom(a: AttributeProto, where: string): Attribute {
     try {
       const v = attributeValue(a, where);
       switch (a.type) {
-        case AT.INT: attr = { name: a.name, kind: 'int', value: v as number | bigint }; break;
-        case AT.FLOAT: attr = { name: a.name, kind: 'float', value: v as number }; break;
-        case AT.STRING: attr = { name: a.name, kind: 'string', value: v as string }; break;
-        case AT.TENSOR: attr = { name: a.name, kind: 'tensor', value: v as Tensor }; break;
-        case AT.INTS: attr = { name: a.name, kind: 'ints', value: v as (number | bigint)[] }; break;
-        case AT.FLOATS: attr = { name: a.name, kind: 'floats', value: v as number[] }; break;
-        case AT.STRINGS: attr = { name: a.name, kind: 'strings', value: v as string[] }; break;
-        default: attr = { name: a.name, kind: 'tensors', value: v as Tensor[] }; break; // AT.TENSORS: attributeValue refuses other types
+        case AT.INT:
+          attr = { name: a.name, kind: 'int', value: v as number | bigint };
+          break;
+        case AT.FLOAT:
+          attr = { name: a.name, kind: 'float', value: v as number };
+          break;
+        case AT.STRING:
+          attr = { name: a.name, kind: 'string', value: v as string };
+          break;
+        case AT.TENSOR:
+          attr = { name: a.name, kind: 'tensor', value: v as Tensor };
+          break;
+        case AT.INTS:
+          attr = { name: a.name, kind: 'ints', value: v as (number | bigint)[] };
+          break;
+        case AT.FLOATS:
+          attr = { name: a.name, kind: 'floats', value: v as number[] };
+          break;
+        case AT.STRINGS:
+          attr = { name: a.name, kind: 'strings', value: v as string[] };
+          break;
+        default:
+          attr = { name: a.name, kind: 'tensors', value: v as Tensor[] };
+          break; // AT.TENSORS: attributeValue refuses other types
       }
     } catch (e) {
       if (!isQuantkitError(e)) throw e;
@@ -99,7 +132,9 @@ function valueInfoFrom(v: ValueInfoProto): ValueInfo {
   const tt = v.type?.value.case === 'tensorType' ? v.type.value.value : undefined;
   const dtype = tt && tt.elemType !== 0 ? dtypeFromOnnx(tt.elemType, `value '${v.name}'`) : undefined;
   const dims: Dim[] | undefined = tt?.shape
-    ? tt.shape.dim.map((d) => (d.value.case === 'dimValue' ? Number(d.value.value) : d.value.case === 'dimParam' ? d.value.value : null))
+    ? tt.shape.dim.map((d) =>
+        d.value.case === 'dimValue' ? Number(d.value.value) : d.value.case === 'dimParam' ? d.value.value : null,
+      )
     : undefined;
   return { name: v.name, dtype, dims };
 }
@@ -113,12 +148,22 @@ function constantValue(node: NodeProto, where: string): Tensor | undefined {
   if (node.attribute.length !== 1 || !attr) return undefined;
   const v = attributeValue(attr, where);
   switch (attr.name) {
-    case 'value': return v as Tensor;
-    case 'value_float': return { dtype: 'float32', dims: [], data: Float32Array.of(v as number) };
-    case 'value_floats': return { dtype: 'float32', dims: [(v as number[]).length], data: Float32Array.from(v as number[]) };
-    case 'value_int': return { dtype: 'int64', dims: [], data: BigInt64Array.of(BigInt(v as number)) };
-    case 'value_ints': return { dtype: 'int64', dims: [(v as number[]).length], data: BigInt64Array.from(v as number[], (x) => BigInt(x)) };
-    default: return undefined; // sparse_value, value_string(s): left as nodes
+    case 'value':
+      return v as Tensor;
+    case 'value_float':
+      return { dtype: 'float32', dims: [], data: Float32Array.of(v as number) };
+    case 'value_floats':
+      return { dtype: 'float32', dims: [(v as number[]).length], data: Float32Array.from(v as number[]) };
+    case 'value_int':
+      return { dtype: 'int64', dims: [], data: BigInt64Array.of(BigInt(v as number)) };
+    case 'value_ints':
+      return {
+        dtype: 'int64',
+        dims: [(v as number[]).length],
+        data: BigInt64Array.from(v as number[], (x) => BigInt(x)),
+      };
+    default:
+      return undefined; // sparse_value, value_string(s): left as nodes
   }
 }
 
@@ -129,8 +174,18 @@ export function modelFromProto(proto: ModelProto, opts: FromOnnxOptions = {}): M
 
   const initializers = new Map<string, Initializer>();
   for (const p of g.initializer) {
-    if (!p.name) throw new QuantkitError('QK_GRAPH_UNNAMED_TENSOR', `${label}: an initializer has no name`, 'the model is corrupt; re-export it');
-    if (initializers.has(p.name)) throw new QuantkitError('QK_GRAPH_DUPLICATE_NAME', `${label}: initializer '${p.name}' is defined twice`, 'the model is corrupt; re-export it');
+    if (!p.name)
+      throw new QuantkitError(
+        'QK_GRAPH_UNNAMED_TENSOR',
+        `${label}: an initializer has no name`,
+        'the model is corrupt; re-export it',
+      );
+    if (initializers.has(p.name))
+      throw new QuantkitError(
+        'QK_GRAPH_DUPLICATE_NAME',
+        `${label}: initializer '${p.name}' is defined twice`,
+        'the model is corrupt; re-export it',
+      );
     initializers.set(p.name, protoInitializer(p, opts));
   }
 
@@ -141,16 +196,29 @@ export function modelFromProto(proto: ModelProto, opts: FromOnnxOptions = {}): M
       const value = constantValue(n, where);
       const out = n.output[0] as string;
       if (value) {
-        if (initializers.has(out)) throw new QuantkitError('QK_GRAPH_DUPLICATE_NAME', `${label}: '${out}' is both an initializer and a Constant output`, 'the model is corrupt; re-export it');
+        if (initializers.has(out))
+          throw new QuantkitError(
+            'QK_GRAPH_DUPLICATE_NAME',
+            `${label}: '${out}' is both an initializer and a Constant output`,
+            'the model is corrupt; re-export it',
+          );
         initializers.set(out, memoryInitializer(out, value));
         continue;
       }
     }
-    nodes.push({ name: n.name, opType: n.opType, domain: n.domain === 'ai.onnx' ? '' : n.domain, inputs: [...n.input], outputs: [...n.output], attributes: n.attribute.map((a) => attributeFrom(a, where)) });
+    nodes.push({
+      name: n.name,
+      opType: n.opType,
+      domain: n.domain === 'ai.onnx' ? '' : n.domain,
+      inputs: [...n.input],
+      outputs: [...n.output],
+      attributes: n.attribute.map((a) => attributeFrom(a, where)),
+    });
   }
 
   const opsets = new Map<string, number>();
-  for (const o of proto.opsetImport) opsets.set(o.domain === 'ai.onnx' ? '' : o.domain, safeNumber(o.version, 'opset version', label));
+  for (const o of proto.opsetImport)
+    opsets.set(o.domain === 'ai.onnx' ? '' : o.domain, safeNumber(o.version, 'opset version', label));
 
   const graph: Graph = {
     name: g.name,

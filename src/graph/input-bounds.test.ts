@@ -52,13 +52,17 @@ describe('input bounds a model implies', () => {
       inputs: [{ name: 'x', dtype: 'float32' as const, dims: ['b', 't', 4] }],
       outputs: [{ name: 'y', dtype: 'float32' as const }],
       initializers: {
-        one: makeTensor('int64', [], BigInt64Array.of(1n)), zero: makeTensor('int64', [], BigInt64Array.of(0n)), step: makeTensor('int64', [], BigInt64Array.of(1n)),
+        one: makeTensor('int64', [], BigInt64Array.of(1n)),
+        zero: makeTensor('int64', [], BigInt64Array.of(0n)),
+        step: makeTensor('int64', [], BigInt64Array.of(1n)),
         table: makeTensor('float32', [6, 4], new Float32Array(24)),
       },
       opsets: { '': 17 },
     };
     const bytes = encodeModel(makeModel(spec));
-    expect(axisBounds(modelFromProto(decodeModel(bytes)).graph)).toEqual([{ input: 'x', axis: 1, max: 6, table: 'table' }]);
+    expect(axisBounds(modelFromProto(decodeModel(bytes)).graph)).toEqual([
+      { input: 'x', axis: 1, max: 6, table: 'table' },
+    ]);
     const x = (t: number) => new ort.Tensor('float32', new Float32Array(t * 4), [1, t, 4]);
     expect(await runs(bytes, { x: x(6) })).toBe(true);
     expect(await runs(bytes, { x: x(7) })).toBe(false);

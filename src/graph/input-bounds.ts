@@ -85,7 +85,8 @@ function sliceBound(t: Tracer, n: GraphNode): AxisBound[] {
   if (!starts || !axes || axes.length !== starts.length) return [];
   const ends = n.inputs[2] ?? '';
   // One sliced axis: `ends` is the length itself. Several: only a Concat of one-element parts.
-  const endParts = starts.length === 1 ? [ends] : t.graph.nodes.find((p) => p.outputs[0] === ends && p.opType === 'Concat')?.inputs;
+  const endParts =
+    starts.length === 1 ? [ends] : t.graph.nodes.find((p) => p.outputs[0] === ends && p.opType === 'Concat')?.inputs;
   if (!endParts || endParts.length !== starts.length) return [];
   const bounds: AxisBound[] = [];
   for (const [i, part] of endParts.entries()) {

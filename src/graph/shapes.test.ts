@@ -18,7 +18,12 @@ const i64 = (v: number[]): Tensor => ({ dtype: 'int64', dims: [v.length], data: 
 const NODES: NodeSpec[] = [
   { opType: 'Conv', inputs: ['x', 'W'], outputs: ['c'], attributes: { pads: [1, 1, 1, 1], strides: [2, 2] } },
   { opType: 'Conv', inputs: ['x', 'W'], outputs: ['c_same'], attributes: { auto_pad: 'SAME_UPPER', strides: [3, 3] } },
-  { opType: 'Conv', inputs: ['x', 'W'], outputs: ['c_valid'], attributes: { auto_pad: 'VALID', dilations: [2, 1], strides: [1, 2] } },
+  {
+    opType: 'Conv',
+    inputs: ['x', 'W'],
+    outputs: ['c_valid'],
+    attributes: { auto_pad: 'VALID', dilations: [2, 1], strides: [1, 2] },
+  },
   { opType: 'BatchNormalization', inputs: ['c', 'bn_s', 'bn_b', 'bn_m', 'bn_v'], outputs: ['bn'] },
   { opType: 'Relu', inputs: ['bn'], outputs: ['r'] },
   { opType: 'Flatten', inputs: ['r'], outputs: ['f'] },
@@ -44,16 +49,32 @@ const NODES: NodeSpec[] = [
   { opType: 'Greater', inputs: ['th', 'b'], outputs: ['gt'] },
 ];
 const INITS: Record<string, Tensor> = {
-  W: f32([4, 3, 3, 3]), bn_s: f32([4]), bn_b: f32([4]), bn_m: f32([4]), bn_v: { dtype: 'float32', dims: [4], data: Float32Array.of(1, 2, 3, 4) },
-  W2: f32([64, 10]), W3: f32([5, 10]), b: f32([5]), shape: i64([-1, 5]), axes0: i64([0]), ln_s: f32([10]), ln_b: f32([10]),
-  qs: { dtype: 'float32', dims: [], data: Float32Array.of(0.01) }, qz: { dtype: 'int8', dims: [], data: Int8Array.of(3) },
-  vec: f32([10]), emb: f32([7, 9, 5]), col: f32([7, 1, 1, 1]),
+  W: f32([4, 3, 3, 3]),
+  bn_s: f32([4]),
+  bn_b: f32([4]),
+  bn_m: f32([4]),
+  bn_v: { dtype: 'float32', dims: [4], data: Float32Array.of(1, 2, 3, 4) },
+  W2: f32([64, 10]),
+  W3: f32([5, 10]),
+  b: f32([5]),
+  shape: i64([-1, 5]),
+  axes0: i64([0]),
+  ln_s: f32([10]),
+  ln_b: f32([10]),
+  qs: { dtype: 'float32', dims: [], data: Float32Array.of(0.01) },
+  qz: { dtype: 'int8', dims: [], data: Int8Array.of(3) },
+  vec: f32([10]),
+  emb: f32([7, 9, 5]),
+  col: f32([7, 1, 1, 1]),
 };
 
 function model(batch: number | string) {
   return makeModel({
     nodes: NODES,
-    inputs: [{ name: 'x', dtype: 'float32', dims: [batch, 3, 8, 8] }, { name: 'ids', dtype: 'int64', dims: [2, 4] }],
+    inputs: [
+      { name: 'x', dtype: 'float32', dims: [batch, 3, 8, 8] },
+      { name: 'ids', dtype: 'int64', dims: [2, 4] },
+    ],
     outputs: NODES.flatMap((n) => n.outputs).map((name) => ({ name, dtype: 'float32' as const })),
     initializers: INITS,
     opsets: { '': 21 },
@@ -66,7 +87,10 @@ describe('inferShapes', () => {
     // Declared output types are left unknown so ORT is the only source of truth.
     for (const o of proto.graph!.output) delete (o as { type?: unknown }).type;
     const ir = modelFromProto(proto);
-    for (const o of ir.graph.outputs) { o.dtype = undefined; o.dims = undefined; }
+    for (const o of ir.graph.outputs) {
+      o.dtype = undefined;
+      o.dims = undefined;
+    }
     inferShapes(ir.graph, 21);
     const session = await ort.InferenceSession.create(encodeModel(proto));
     const res = await session.run({
@@ -74,14 +98,19 @@ describe('inferShapes', () => {
       ids: new ort.Tensor('int64', BigInt64Array.of(0n, 1n, 8n, 2n, 3n, 4n, 5n, 6n), [2, 4]),
     });
     const got = Object.fromEntries(ir.graph.outputs.map((o) => [o.name, { dtype: o.dtype, dims: o.dims }]));
-    const want = Object.fromEntries(session.outputNames.map((n) => [n, { dtype: res[n]!.type, dims: [...res[n]!.dims] }]));
+    const want = Object.fromEntries(
+      session.outputNames.map((n) => [n, { dtype: res[n]!.type, dims: [...res[n]!.dims] }]),
+    );
     expect(got).toEqual(want);
     await session.release();
   });
 
   it('keeps symbolic dims as names', () => {
     const ir = modelFromProto(model('batch'));
-    for (const o of ir.graph.outputs) { o.dtype = undefined; o.dims = undefined; }
+    for (const o of ir.graph.outputs) {
+      o.dtype = undefined;
+      o.dims = undefined;
+    }
     inferShapes(ir.graph, 21);
     const dims = (name: string) => ir.graph.outputs.find((o) => o.name === name)?.dims;
     expect(dims('c')).toEqual(['batch', 4, 4, 4]);
@@ -93,8 +122,18 @@ describe('inferShapes', () => {
   });
 
   it('broadcasts like numpy', () => {
-    expect(broadcastShapes([[2, 1, 'n'], [3, 1]])).toEqual([2, 3, 'n']);
-    expect(broadcastShapes([['a', 4], ['b', 4]])).toEqual([null, 4]);
+    expect(
+      broadcastShapes([
+        [2, 1, 'n'],
+        [3, 1],
+      ]),
+    ).toEqual([2, 3, 'n']);
+    expect(
+      broadcastShapes([
+        ['a', 4],
+        ['b', 4],
+      ]),
+    ).toEqual([null, 4]);
     expect(broadcastShapes([[], [5]])).toEqual([5]);
     expect(broadcastShapes([[5], undefined])).toBeUndefined();
   });

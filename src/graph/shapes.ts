@@ -110,7 +110,10 @@ const conv: Rule = (n, [x, w]) => {
     const d = x.dims[2 + i];
     const k = kernel[i];
     const s = strides[i] ?? 1;
-    if (typeof d !== 'number' || typeof k !== 'number') { out.push(null); continue; }
+    if (typeof d !== 'number' || typeof k !== 'number') {
+      out.push(null);
+      continue;
+    }
     const eff = (dil[i] ?? 1) * (k - 1) + 1;
     if (autoPad === 'SAME_UPPER' || autoPad === 'SAME_LOWER') out.push(Math.ceil(d / s));
     else if (autoPad === 'VALID') out.push(Math.floor((d - eff) / s) + 1);
@@ -207,17 +210,60 @@ const squeeze: Rule = (n, [x], c) => {
 };
 
 const RULES: Record<string, Rule> = {
-  MatMul: matmul, Gemm: gemm, Conv: conv, Gather: gather, Reshape: reshape, Transpose: transpose, Flatten: flatten,
-  Cast: cast, QuantizeLinear: quantizeLinear, DequantizeLinear: dequantizeLinear, Concat: concat,
-  Unsqueeze: unsqueeze, Squeeze: squeeze,
-  Add: elementwise, Sub: elementwise, Mul: elementwise, Div: elementwise, Pow: elementwise, Max: elementwise,
-  Min: elementwise, Sum: elementwise, Mean: elementwise, Where: (n, ins, c) => [{ ...(elementwise(n, ins, c)[0] as Known), dtype: ins[1]?.dtype }],
-  Equal: comparison, Less: comparison, Greater: comparison, LessOrEqual: comparison, GreaterOrEqual: comparison,
-  Relu: sameAsFirst, Sigmoid: sameAsFirst, Tanh: sameAsFirst, Gelu: sameAsFirst, Erf: sameAsFirst, Sqrt: sameAsFirst,
-  Exp: sameAsFirst, Log: sameAsFirst, Neg: sameAsFirst, Abs: sameAsFirst, Identity: sameAsFirst, Softmax: sameAsFirst,
-  LogSoftmax: sameAsFirst, LeakyRelu: sameAsFirst, HardSigmoid: sameAsFirst, HardSwish: sameAsFirst, Clip: sameAsFirst,
-  Dropout: sameAsFirst, LayerNormalization: sameAsFirst, BatchNormalization: sameAsFirst, InstanceNormalization: sameAsFirst,
-  Reciprocal: sameAsFirst, Floor: sameAsFirst, Ceil: sameAsFirst, Round: sameAsFirst, Sign: sameAsFirst,
+  MatMul: matmul,
+  Gemm: gemm,
+  Conv: conv,
+  Gather: gather,
+  Reshape: reshape,
+  Transpose: transpose,
+  Flatten: flatten,
+  Cast: cast,
+  QuantizeLinear: quantizeLinear,
+  DequantizeLinear: dequantizeLinear,
+  Concat: concat,
+  Unsqueeze: unsqueeze,
+  Squeeze: squeeze,
+  Add: elementwise,
+  Sub: elementwise,
+  Mul: elementwise,
+  Div: elementwise,
+  Pow: elementwise,
+  Max: elementwise,
+  Min: elementwise,
+  Sum: elementwise,
+  Mean: elementwise,
+  Where: (n, ins, c) => [{ ...(elementwise(n, ins, c)[0] as Known), dtype: ins[1]?.dtype }],
+  Equal: comparison,
+  Less: comparison,
+  Greater: comparison,
+  LessOrEqual: comparison,
+  GreaterOrEqual: comparison,
+  Relu: sameAsFirst,
+  Sigmoid: sameAsFirst,
+  Tanh: sameAsFirst,
+  Gelu: sameAsFirst,
+  Erf: sameAsFirst,
+  Sqrt: sameAsFirst,
+  Exp: sameAsFirst,
+  Log: sameAsFirst,
+  Neg: sameAsFirst,
+  Abs: sameAsFirst,
+  Identity: sameAsFirst,
+  Softmax: sameAsFirst,
+  LogSoftmax: sameAsFirst,
+  LeakyRelu: sameAsFirst,
+  HardSigmoid: sameAsFirst,
+  HardSwish: sameAsFirst,
+  Clip: sameAsFirst,
+  Dropout: sameAsFirst,
+  LayerNormalization: sameAsFirst,
+  BatchNormalization: sameAsFirst,
+  InstanceNormalization: sameAsFirst,
+  Reciprocal: sameAsFirst,
+  Floor: sameAsFirst,
+  Ceil: sameAsFirst,
+  Round: sameAsFirst,
+  Sign: sameAsFirst,
 };
 
 /** Ops whose shapes this module infers (default ONNX domain). */
@@ -233,7 +279,8 @@ const MAX_CONSTANT_ELEMENTS = 64;
  */
 export function inferShapes(graph: Graph, opset: number): void {
   const known = new Map<string, Known>();
-  for (const v of [...graph.inputs, ...graph.valueInfo.values(), ...graph.outputs]) known.set(v.name, { dtype: v.dtype, dims: v.dims });
+  for (const v of [...graph.inputs, ...graph.valueInfo.values(), ...graph.outputs])
+    known.set(v.name, { dtype: v.dtype, dims: v.dims });
   for (const init of graph.initializers.values()) known.set(init.name, { dtype: init.dtype, dims: [...init.dims] });
   const ctx: Ctx = {
     opset,
@@ -247,7 +294,7 @@ export function inferShapes(graph: Graph, opset: number): void {
   for (const node of topologicalOrder(graph)) {
     const rule = node.domain === '' ? RULES[node.opType] : undefined;
     if (!rule) continue;
-    const ins = node.inputs.map((i) => (i === '' ? UNKNOWN : known.get(i) ?? UNKNOWN));
+    const ins = node.inputs.map((i) => (i === '' ? UNKNOWN : (known.get(i) ?? UNKNOWN)));
     const results = rule(node, ins, ctx);
     node.outputs.forEach((name, k) => {
       const r = results[k];

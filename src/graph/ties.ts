@@ -102,7 +102,8 @@ export function findTies(graph: Graph): Ties {
         if (group.length < 2) break;
         const b = load(name);
         const c = classes.find((k) => sameBytes(k.first, b));
-        if (c) c.names.push(name); else classes.push({ first: b, names: [name] });
+        if (c) c.names.push(name);
+        else classes.push({ first: b, names: [name] });
       }
       for (const c of classes) if (c.names.length > 1) duplicates.push({ names: c.names, bytes: c.first.length });
     }

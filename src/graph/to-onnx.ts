@@ -1,9 +1,21 @@
 import { onnxDataType } from '../tensor/dtype.js';
 import {
-  GraphProtoSchema, ModelProtoSchema, NodeProtoSchema, OperatorSetIdProtoSchema, StringStringEntryProtoSchema,
-  TensorProto_DataLocation, TensorShapeProtoSchema, TensorShapeProto_DimensionSchema, TypeProtoSchema,
-  TypeProto_TensorSchema, ValueInfoProtoSchema, create,
-  type AttributeProto, type ModelProto, type TensorProto, type ValueInfoProto,
+  GraphProtoSchema,
+  ModelProtoSchema,
+  NodeProtoSchema,
+  OperatorSetIdProtoSchema,
+  StringStringEntryProtoSchema,
+  TensorProto_DataLocation,
+  TensorShapeProtoSchema,
+  TensorShapeProto_DimensionSchema,
+  TypeProtoSchema,
+  TypeProto_TensorSchema,
+  ValueInfoProtoSchema,
+  create,
+  type AttributeProto,
+  type ModelProto,
+  type TensorProto,
+  type ValueInfoProto,
 } from '../io/onnx/proto.js';
 import { makeAttribute, type AttributeInput } from '../io/onnx/attribute.js';
 import { tensorToProto } from '../io/onnx/tensor.js';
@@ -15,13 +27,22 @@ function valueInfoProto(v: ValueInfo): ValueInfoProto {
   const tensorType = create(TypeProto_TensorSchema, { elemType: v.dtype ? onnxDataType(v.dtype) : 0 });
   if (v.dims) {
     tensorType.shape = create(TensorShapeProtoSchema, {
-      dim: v.dims.map((d) => create(TensorShapeProto_DimensionSchema, {
-        value: typeof d === 'number' ? { case: 'dimValue', value: BigInt(d) }
-          : typeof d === 'string' ? { case: 'dimParam', value: d } : { case: undefined },
-      })),
+      dim: v.dims.map((d) =>
+        create(TensorShapeProto_DimensionSchema, {
+          value:
+            typeof d === 'number'
+              ? { case: 'dimValue', value: BigInt(d) }
+              : typeof d === 'string'
+                ? { case: 'dimParam', value: d }
+                : { case: undefined },
+        }),
+      ),
     });
   }
-  return create(ValueInfoProtoSchema, { name: v.name, type: create(TypeProtoSchema, { value: { case: 'tensorType', value: tensorType } }) });
+  return create(ValueInfoProtoSchema, {
+    name: v.name,
+    type: create(TypeProtoSchema, { value: { case: 'tensorType', value: tensorType } }),
+  });
 }
 
 /**
@@ -50,9 +71,16 @@ export function modelToProto(model: Model): ModelProto {
   const g = model.graph;
   const graph = create(GraphProtoSchema, {
     name: g.name,
-    node: g.nodes.map((n) => create(NodeProtoSchema, {
-      name: n.name, opType: n.opType, domain: n.domain, input: n.inputs, output: n.outputs, attribute: n.attributes.map(attributeProto),
-    })),
+    node: g.nodes.map((n) =>
+      create(NodeProtoSchema, {
+        name: n.name,
+        opType: n.opType,
+        domain: n.domain,
+        input: n.inputs,
+        output: n.outputs,
+        attribute: n.attributes.map(attributeProto),
+      }),
+    ),
     initializer: [...g.initializers.values()].map(initializerProto),
     input: g.inputs.map(valueInfoProto),
     output: g.outputs.map(valueInfoProto),
@@ -60,7 +88,9 @@ export function modelToProto(model: Model): ModelProto {
   });
   return create(ModelProtoSchema, {
     irVersion: BigInt(model.irVersion),
-    opsetImport: [...model.opsets].map(([domain, version]) => create(OperatorSetIdProtoSchema, { domain, version: BigInt(version) })),
+    opsetImport: [...model.opsets].map(([domain, version]) =>
+      create(OperatorSetIdProtoSchema, { domain, version: BigInt(version) }),
+    ),
     producerName: model.producerName,
     producerVersion: model.producerVersion,
     domain: model.domain,

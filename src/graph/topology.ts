@@ -15,7 +15,8 @@ export function consumers(graph: Graph): Map<string, GraphNode[]> {
     for (const i of n.inputs) {
       if (!i) continue;
       const list = map.get(i);
-      if (list) list.push(n); else map.set(i, [n]);
+      if (list) list.push(n);
+      else map.set(i, [n]);
     }
   }
   return map;
@@ -35,11 +36,16 @@ export function topologicalOrder(graph: Graph): GraphNode[] {
     for (const i of new Set(n.inputs)) {
       if (defined.has(i)) continue;
       if (!producedBy.has(i)) {
-        throw new QuantkitError('QK_GRAPH_UNDEFINED_VALUE', `node '${n.name}' (${n.opType}) reads '${i}', which no node, input or initializer defines`, 'the model is corrupt or truncated; re-export it');
+        throw new QuantkitError(
+          'QK_GRAPH_UNDEFINED_VALUE',
+          `node '${n.name}' (${n.opType}) reads '${i}', which no node, input or initializer defines`,
+          'the model is corrupt or truncated; re-export it',
+        );
       }
       missing++;
       const list = waiting.get(i);
-      if (list) list.push(n); else waiting.set(i, [n]);
+      if (list) list.push(n);
+      else waiting.set(i, [n]);
     }
     pending.set(n, missing);
   }
@@ -58,8 +64,15 @@ export function topologicalOrder(graph: Graph): GraphNode[] {
     }
   }
   if (order.length !== graph.nodes.length) {
-    const stuck = graph.nodes.filter((n) => (pending.get(n) ?? 0) > 0).slice(0, 3).map((n) => `'${n.name}' (${n.opType})`);
-    throw new QuantkitError('QK_GRAPH_CYCLE', `the graph has a cycle through ${stuck.join(', ')}`, 'ONNX graphs must be acyclic; the model is corrupt');
+    const stuck = graph.nodes
+      .filter((n) => (pending.get(n) ?? 0) > 0)
+      .slice(0, 3)
+      .map((n) => `'${n.name}' (${n.opType})`);
+    throw new QuantkitError(
+      'QK_GRAPH_CYCLE',
+      `the graph has a cycle through ${stuck.join(', ')}`,
+      'ONNX graphs must be acyclic; the model is corrupt',
+    );
   }
   return order;
 }
@@ -87,7 +100,11 @@ export function uniqueName(graph: Graph, base: string, taken: Set<string> = used
 }
 
 export function usedNames(graph: Graph): Set<string> {
-  const names = new Set<string>([...graph.initializers.keys(), ...graph.inputs.map((v) => v.name), ...graph.outputs.map((v) => v.name)]);
+  const names = new Set<string>([
+    ...graph.initializers.keys(),
+    ...graph.inputs.map((v) => v.name),
+    ...graph.outputs.map((v) => v.name),
+  ]);
   for (const n of graph.nodes) {
     for (const v of n.inputs) names.add(v);
     for (const v of n.outputs) names.add(v);

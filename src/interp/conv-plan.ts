@@ -22,7 +22,10 @@ export interface ConvPlan {
 export function planConv(xDims: readonly number[], wDims: readonly number[], ctx: OpContext): ConvPlan {
   const { attrs } = ctx;
   if (xDims.length < 3 || wDims.length !== xDims.length) {
-    throw badShape(ctx, `input [${xDims.join(', ')}] and weight [${wDims.join(', ')}] must both be [N, C, spatial...] of equal rank ≥ 3`);
+    throw badShape(
+      ctx,
+      `input [${xDims.join(', ')}] and weight [${wDims.join(', ')}] must both be [N, C, spatial...] of equal rank ≥ 3`,
+    );
   }
   const nSpatial = xDims.length - 2;
   const group = attrs.int('group', 1);
@@ -66,10 +69,20 @@ export function planConv(xDims: readonly number[], wDims: readonly number[], ctx
       throw badShape(ctx, `auto_pad '${autoPad}' is not one of NOTSET, SAME_UPPER, SAME_LOWER, VALID`);
     }
   }
-  if (outSpatial.some((d) => d < 1)) throw badShape(ctx, `the kernel does not fit the input: output spatial size [${outSpatial.join(', ')}]`);
+  if (outSpatial.some((d) => d < 1))
+    throw badShape(ctx, `the kernel does not fit the input: output spatial size [${outSpatial.join(', ')}]`);
   const batch = xDims[0] as number;
   return {
-    batch, inChannels, outChannels, group, inSpatial, kernel, strides, dilations, padsBegin, outSpatial,
+    batch,
+    inChannels,
+    outChannels,
+    group,
+    inSpatial,
+    kernel,
+    strides,
+    dilations,
+    padsBegin,
+    outSpatial,
     outDims: [batch, outChannels, ...outSpatial],
   };
 }
@@ -106,9 +119,15 @@ export function convolve(x: Float64Array, w: Float64Array, plan: ConvPlan): Floa
             let xOff = 0;
             let inside = true;
             for (let ax = 0; ax < nSpatial; ax++) {
-              const pos = (outIdx[ax] as number) * (strides[ax] as number) + (kIdx[ax] as number) * (dilations[ax] as number) - (padsBegin[ax] as number);
+              const pos =
+                (outIdx[ax] as number) * (strides[ax] as number) +
+                (kIdx[ax] as number) * (dilations[ax] as number) -
+                (padsBegin[ax] as number);
               const size = inSpatial[ax] as number;
-              if (pos < 0 || pos >= size) { inside = false; break; }
+              if (pos < 0 || pos >= size) {
+                inside = false;
+                break;
+              }
               xOff = xOff * size + pos;
             }
             if (inside) acc += (x[xBase + xOff] as number) * (w[wBase + k] as number);

@@ -12,7 +12,10 @@ import { runModel } from './run.js';
 const f64 = (...v: number[]) => Float64Array.from(v);
 const u8 = (dims: number[], ...v: number[]) => makeTensor('uint8', dims, Uint8Array.from(v));
 const s8 = (dims: number[], ...v: number[]) => makeTensor('int8', dims, Int8Array.from(v));
-const emulated = (attrs: Parameters<typeof opContext>[0] = {}) => ({ ...opContext(attrs), emulate: 'avx2-u8s8' as const });
+const emulated = (attrs: Parameters<typeof opContext>[0] = {}) => ({
+  ...opContext(attrs),
+  emulate: 'avx2-u8s8' as const,
+});
 const values = (t: Tensor | undefined) => Array.from(t?.data as ArrayLike<number>);
 
 describe('pairSaturationError (vpmaddubsw: adjacent products added in int16 with saturation)', () => {
@@ -88,17 +91,26 @@ describe('integer ops under --emulate avx2-u8s8', () => {
 });
 
 describe('runModel({ emulate }) on QDQ', () => {
-  it('DequantizeLinear(u8) → MatMul ← DequantizeLinear(s8) runs as ORT\'s fused integer kernel', () => {
+  it("DequantizeLinear(u8) → MatMul ← DequantizeLinear(s8) runs as ORT's fused integer kernel", () => {
     const model = makeModel({
       inputs: [{ name: 'xq', dtype: 'uint8', dims: [1, 2] }],
       outputs: [{ name: 'y', dtype: 'float32', dims: [1, 1] }],
       initializers: {
-        sx: makeTensor('float32', [], Float32Array.of(0.5)), zx: u8([], 0),
-        wq: s8([2, 1], 127, 127), sw: makeTensor('float32', [1], Float32Array.of(0.25)), zw: s8([1], 0),
+        sx: makeTensor('float32', [], Float32Array.of(0.5)),
+        zx: u8([], 0),
+        wq: s8([2, 1], 127, 127),
+        sw: makeTensor('float32', [1], Float32Array.of(0.25)),
+        zw: s8([1], 0),
       },
       nodes: [
         { opType: 'DequantizeLinear', inputs: ['xq', 'sx', 'zx'], outputs: ['x'], name: 'dqx' },
-        { opType: 'DequantizeLinear', inputs: ['wq', 'sw', 'zw'], outputs: ['w'], name: 'dqw', attributes: { axis: 1 } },
+        {
+          opType: 'DequantizeLinear',
+          inputs: ['wq', 'sw', 'zw'],
+          outputs: ['w'],
+          name: 'dqw',
+          attributes: { axis: 1 },
+        },
         { opType: 'MatMul', inputs: ['x', 'w'], outputs: ['y'], name: 'mm' },
       ],
     });

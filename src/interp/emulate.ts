@@ -30,7 +30,15 @@ const INT16_MAX = 32767;
  * Σ over pairs (k, k+1), k even, of sat16(a_k·b_k + a_{k+1}·b_{k+1}) − (a_k·b_k + a_{k+1}·b_{k+1}):
  * what the saturating kernel's dot product differs from the exact one by (0 when nothing saturates).
  */
-export function pairSaturationError(a: Float64Array, aBase: number, aStep: number, b: Float64Array, bBase: number, bStep: number, K: number): number {
+export function pairSaturationError(
+  a: Float64Array,
+  aBase: number,
+  aStep: number,
+  b: Float64Array,
+  bBase: number,
+  bStep: number,
+  K: number,
+): number {
   let err = 0;
   for (let k = 0; k < K; k += 2) {
     let p = (a[aBase + k * aStep] as number) * (b[bBase + k * bStep] as number);
@@ -42,7 +50,11 @@ export function pairSaturationError(a: Float64Array, aBase: number, aStep: numbe
 }
 
 /** Whether an (activation, weight) pair of dtypes runs on the saturating u8×s8 kernel. */
-export function saturates(emulate: Emulation | undefined, activation: Tensor['dtype'], weight: Tensor['dtype']): boolean {
+export function saturates(
+  emulate: Emulation | undefined,
+  activation: Tensor['dtype'],
+  weight: Tensor['dtype'],
+): boolean {
   return emulate === 'avx2-u8s8' && (activation === 'uint8' || activation === 'int8') && weight === 'int8';
 }
 
@@ -61,7 +73,8 @@ export function matmulSaturationError(a: Float64Array, b: Float64Array, plan: Ma
     const aBase = (aBatch[t] as number) * M * K;
     const bBase = (bBatch[t] as number) * K * N;
     for (let m = 0; m < M; m++) {
-      for (let n = 0; n < N; n++) out[(t * M + m) * N + n] = pairSaturationError(a, aBase + m * K, 1, b, bBase + n, N, K);
+      for (let n = 0; n < N; n++)
+        out[(t * M + m) * N + n] = pairSaturationError(a, aBase + m * K, 1, b, bBase + n, N, K);
     }
   }
   return out;
@@ -75,7 +88,13 @@ export function matmulSaturationError(a: Float64Array, b: Float64Array, plan: Ma
  * the padding read `xPad` (the zero-point code: quantized im2col pads with the zero point so
  * that x − zp is 0 there). Output [N, M, out spatial...].
  */
-export function convSaturationError(x: Float64Array, xPad: number, w: Float64Array, plan: ConvPlan, order: 'hwc' | 'chw'): Float64Array {
+export function convSaturationError(
+  x: Float64Array,
+  xPad: number,
+  w: Float64Array,
+  plan: ConvPlan,
+  order: 'hwc' | 'chw',
+): Float64Array {
   const { batch, inChannels, outChannels, group, inSpatial, kernel, strides, dilations, padsBegin, outSpatial } = plan;
   const nSpatial = inSpatial.length;
   const cPerGroup = inChannels / group;
@@ -88,7 +107,8 @@ export function convSaturationError(x: Float64Array, xPad: number, w: Float64Arr
   const slot = (cg: number, k: number) => (order === 'hwc' ? k * cPerGroup + cg : cg * kSize + k);
   const wv = new Float64Array(outChannels * K);
   for (let m = 0; m < outChannels; m++) {
-    for (let cg = 0; cg < cPerGroup; cg++) for (let k = 0; k < kSize; k++) wv[m * K + slot(cg, k)] = w[(m * cPerGroup + cg) * kSize + k] as number;
+    for (let cg = 0; cg < cPerGroup; cg++)
+      for (let k = 0; k < kSize; k++) wv[m * K + slot(cg, k)] = w[(m * cPerGroup + cg) * kSize + k] as number;
   }
   const out = new Float64Array(batch * outChannels * outSize);
   const xv = new Float64Array(K);
@@ -103,9 +123,15 @@ export function convSaturationError(x: Float64Array, xPad: number, w: Float64Arr
           let off = 0;
           let inside = true;
           for (let ax = 0; ax < nSpatial; ax++) {
-            const pos = (outIdx[ax] as number) * (strides[ax] as number) + (kIdx[ax] as number) * (dilations[ax] as number) - (padsBegin[ax] as number);
+            const pos =
+              (outIdx[ax] as number) * (strides[ax] as number) +
+              (kIdx[ax] as number) * (dilations[ax] as number) -
+              (padsBegin[ax] as number);
             const size = inSpatial[ax] as number;
-            if (pos < 0 || pos >= size) { inside = false; break; }
+            if (pos < 0 || pos >= size) {
+              inside = false;
+              break;
+            }
             off = off * size + pos;
           }
           for (let cg = 0; cg < cPerGroup; cg++) {

@@ -28,7 +28,12 @@ export function matmulF64(a: Float64Array, b: Float64Array, plan: MatMulPlan): F
  * a scalar applies everywhere; a 1-D tensor of length `perVectorLen` is per row (`rows`) or per
  * column; anything else broadcasts NumPy-style ([D1, D2, M, 1] per row, [D1, D2, 1, N] per column).
  */
-export function matrixParamIndex(dims: readonly number[], paramDims: readonly number[], rows: boolean, broadcast: (p: readonly number[], d: readonly number[]) => Int32Array): Int32Array {
+export function matrixParamIndex(
+  dims: readonly number[],
+  paramDims: readonly number[],
+  rows: boolean,
+  broadcast: (p: readonly number[], d: readonly number[]) => Int32Array,
+): Int32Array {
   const count = dims.reduce((p, d) => p * d, 1);
   const pCount = paramDims.reduce((p, d) => p * d, 1);
   if (pCount === 1) return new Int32Array(count);

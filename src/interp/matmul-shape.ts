@@ -34,5 +34,13 @@ export function planMatMul(aDims: readonly number[], bDims: readonly number[], c
   const outDims = [...batchDims];
   if (aDims.length !== 1) outDims.push(M);
   if (bDims.length !== 1) outDims.push(N);
-  return { M, K, N, outDims, aBatch: broadcastIndex(aLead, batchDims), bBatch: broadcastIndex(bLead, batchDims), batchDims };
+  return {
+    M,
+    K,
+    N,
+    outDims,
+    aBatch: broadcastIndex(aLead, batchDims),
+    bBatch: broadcastIndex(bLead, batchDims),
+    batchDims,
+  };
 }

@@ -27,18 +27,36 @@ export function opContext(attrs: Readonly<Record<string, AttributeInput>> = {}, 
   return { attrs: new AttributeReader(attrsFrom(attrs), where), opset, where };
 }
 
-export function requireInput(inputs: readonly (Tensor | undefined)[], index: number, name: string, ctx: OpContext): Tensor {
+export function requireInput(
+  inputs: readonly (Tensor | undefined)[],
+  index: number,
+  name: string,
+  ctx: OpContext,
+): Tensor {
   const t = inputs[index];
-  if (!t) throw new QuantkitError('QK_MISSING_INPUT', `${ctx.where}: required input #${index} '${name}' is missing`, 'connect the input in the model');
+  if (!t)
+    throw new QuantkitError(
+      'QK_MISSING_INPUT',
+      `${ctx.where}: required input #${index} '${name}' is missing`,
+      'connect the input in the model',
+    );
   return t;
 }
 
 export function expectDType(t: Tensor, allowed: readonly DType[], name: string, ctx: OpContext): void {
   if (!allowed.includes(t.dtype)) {
-    throw new QuantkitError('QK_BAD_INPUT_TYPE', `${ctx.where}: input '${name}' has type ${t.dtype}`, `this op accepts ${allowed.join(', ')}`);
+    throw new QuantkitError(
+      'QK_BAD_INPUT_TYPE',
+      `${ctx.where}: input '${name}' has type ${t.dtype}`,
+      `this op accepts ${allowed.join(', ')}`,
+    );
   }
 }
 
 export function badShape(ctx: OpContext, message: string): QuantkitError {
-  return new QuantkitError('QK_BAD_SHAPE', `${ctx.where}: ${message}`, 'check the input shapes against the ONNX operator spec');
+  return new QuantkitError(
+    'QK_BAD_SHAPE',
+    `${ctx.where}: ${message}`,
+    'check the input shapes against the ONNX operator spec',
+  );
 }

@@ -30,7 +30,8 @@ const FUSED_OPS = new Set(['Conv', 'MatMul', 'Gemm']);
 export function fusedSites(graph: Graph): Map<GraphNode, FusedSite> {
   const producer = new Map<string, GraphNode>();
   for (const n of graph.nodes) for (const o of n.outputs) if (o !== '') producer.set(o, n);
-  const isDq = (n: GraphNode | undefined): n is GraphNode => n !== undefined && n.opType === 'DequantizeLinear' && (n.domain === '' || n.domain === 'ai.onnx');
+  const isDq = (n: GraphNode | undefined): n is GraphNode =>
+    n !== undefined && n.opType === 'DequantizeLinear' && (n.domain === '' || n.domain === 'ai.onnx');
   const sites = new Map<GraphNode, FusedSite>();
   for (const n of graph.nodes) {
     if (!FUSED_OPS.has(n.opType) || (n.domain !== '' && n.domain !== 'ai.onnx')) continue;
@@ -42,13 +43,29 @@ export function fusedSites(graph: Graph): Map<GraphNode, FusedSite> {
 }
 
 /** `y` (the float op's output) plus the emulated kernel's saturation, or `y` when none applies. */
-export function withFusedSaturation(node: GraphNode, site: FusedSite, y: Tensor, values: ReadonlyMap<string, Tensor>, emulate: Emulation, ctx: OpContext): Tensor {
+export function withFusedSaturation(
+  node: GraphNode,
+  site: FusedSite,
+  y: Tensor,
+  values: ReadonlyMap<string, Tensor>,
+  emulate: Emulation,
+  ctx: OpContext,
+): Tensor {
   const get = (name: string | undefined) => (name ? values.get(name) : undefined);
   const xq = get(site.x.inputs[0]);
   const xs = get(site.x.inputs[1]);
   const wq = get(site.w.inputs[0]);
   const ws = get(site.w.inputs[1]);
-  if (y.dtype !== 'float32' || !xq || !xs || !wq || !ws || xs.data.length !== 1 || !saturates(emulate, xq.dtype, wq.dtype)) return y;
+  if (
+    y.dtype !== 'float32' ||
+    !xq ||
+    !xs ||
+    !wq ||
+    !ws ||
+    xs.data.length !== 1 ||
+    !saturates(emulate, xq.dtype, wq.dtype)
+  )
+    return y;
   const sx = toFloat64(xs)[0] as number;
   const sw = toFloat64(ws);
   let delta: Float64Array;
@@ -73,7 +90,10 @@ export function withFusedSaturation(node: GraphNode, site: FusedSite, y: Tensor,
     const b = toFloat64(wq);
     delta = new Float64Array(M * N);
     for (let m = 0; m < M; m++) {
-      for (let n = 0; n < N; n++) delta[m * N + n] = transB ? pairSaturationError(a, m * K, 1, b, n * K, 1, K) : pairSaturationError(a, m * K, 1, b, n, N, K);
+      for (let n = 0; n < N; n++)
+        delta[m * N + n] = transB
+          ? pairSaturationError(a, m * K, 1, b, n * K, 1, K)
+          : pairSaturationError(a, m * K, 1, b, n, N, K);
     }
     channelOf = (i) => i % N;
   }
@@ -81,7 +101,10 @@ export function withFusedSaturation(node: GraphNode, site: FusedSite, y: Tensor,
   const out = new Float32Array(base.length);
   for (let i = 0; i < out.length; i++) {
     const d = delta[i] as number;
-    out[i] = d === 0 ? (base[i] as number) : (base[i] as number) + alpha * sx * (sw[sw.length === 1 ? 0 : channelOf(i)] as number) * d;
+    out[i] =
+      d === 0
+        ? (base[i] as number)
+        : (base[i] as number) + alpha * sx * (sw[sw.length === 1 ? 0 : channelOf(i)] as number) * d;
   }
   return makeTensor('float32', y.dims, out);
 }

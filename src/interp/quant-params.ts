@@ -9,14 +9,22 @@ import { badShape } from './op.js';
  * of ONNX QuantizeLinear/DequantizeLinear (opset 21+): per-tensor (one scale), per-axis (1-D scale
  * of length x.dims[axis]) and blocked (scale of x's rank, ceil(D_axis / block_size) along `axis`).
  */
-export function scaleIndexMap(xDims: readonly number[], scale: Tensor, zeroPoint: Tensor | undefined, ctx: OpContext): Int32Array {
+export function scaleIndexMap(
+  xDims: readonly number[],
+  scale: Tensor,
+  zeroPoint: Tensor | undefined,
+  ctx: OpContext,
+): Int32Array {
   const count = elementCount(xDims);
   const blockSize = ctx.attrs.int('block_size', 0);
   const sDims = scale.dims;
   if (zeroPoint && (zeroPoint.dims.length !== sDims.length || zeroPoint.dims.some((d, i) => d !== sDims[i]))) {
     // A [1] zero point beside a scalar scale (or the reverse) is common in the wild and harmless.
     if (!(elementCount(zeroPoint.dims) === 1 && elementCount(sDims) === 1)) {
-      throw badShape(ctx, `zero point [${zeroPoint.dims.join(', ')}] and scale [${sDims.join(', ')}] must have the same shape`);
+      throw badShape(
+        ctx,
+        `zero point [${zeroPoint.dims.join(', ')}] and scale [${sDims.join(', ')}] must have the same shape`,
+      );
     }
   }
   const map = new Int32Array(count);
@@ -27,7 +35,10 @@ export function scaleIndexMap(xDims: readonly number[], scale: Tensor, zeroPoint
   const inner = stridesOf(xDims)[axis] as number;
   if (blockSize <= 0) {
     if (sDims.length !== 1 || sDims[0] !== axisLen) {
-      throw badShape(ctx, `per-axis scale must be 1-D of length ${axisLen} (x dims [${xDims.join(', ')}], axis ${axis}), got [${sDims.join(', ')}]`);
+      throw badShape(
+        ctx,
+        `per-axis scale must be 1-D of length ${axisLen} (x dims [${xDims.join(', ')}], axis ${axis}), got [${sDims.join(', ')}]`,
+      );
     }
     for (let i = 0; i < count; i++) map[i] = Math.floor(i / inner) % axisLen;
     return map;
@@ -36,7 +47,10 @@ export function scaleIndexMap(xDims: readonly number[], scale: Tensor, zeroPoint
   const blocks = Math.ceil(axisLen / blockSize);
   const fits = sDims.length === xDims.length && sDims.every((d, i) => (i === axis ? d === blocks : d === xDims[i]));
   if (!fits) {
-    throw badShape(ctx, `blocked scale must be [${xDims.map((d, i) => (i === axis ? blocks : d)).join(', ')}] for x [${xDims.join(', ')}], axis ${axis}, block_size ${blockSize}; got [${sDims.join(', ')}]`);
+    throw badShape(
+      ctx,
+      `blocked scale must be [${xDims.map((d, i) => (i === axis ? blocks : d)).join(', ')}] for x [${xDims.join(', ')}], axis ${axis}, block_size ${blockSize}; got [${sDims.join(', ')}]`,
+    );
   }
   const outer = count / (axisLen * inner);
   let n = 0;

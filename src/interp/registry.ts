@@ -22,8 +22,26 @@ function key(domain: string, opType: string): string {
 }
 
 const DEFAULT_OPS: Record<string, OpImpl> = {
-  Add, BatchNormalization, Cast, CastLike, Conv, ConvInteger, DequantizeLinear, DynamicQuantizeLinear, Flatten, Gemm,
-  MatMul, MatMulInteger, MaxPool, Mul, QLinearConv, QLinearMatMul, QuantizeLinear, Relu, Reshape, Transpose,
+  Add,
+  BatchNormalization,
+  Cast,
+  CastLike,
+  Conv,
+  ConvInteger,
+  DequantizeLinear,
+  DynamicQuantizeLinear,
+  Flatten,
+  Gemm,
+  MatMul,
+  MatMulInteger,
+  MaxPool,
+  Mul,
+  QLinearConv,
+  QLinearMatMul,
+  QuantizeLinear,
+  Relu,
+  Reshape,
+  Transpose,
 };
 
 /** opType (+ domain) → implementation. `Constant` is handled by the executor itself. */

@@ -15,7 +15,13 @@ describe('runModel', () => {
         { opType: 'Reshape', inputs: ['r', 'shape'], outputs: ['y'], name: 'reshape' },
         { opType: 'Relu', inputs: ['s'], outputs: ['r'], name: 'relu' },
         { opType: 'Add', inputs: ['x', 'c'], outputs: ['s'], name: 'add' },
-        { opType: 'Constant', inputs: [], outputs: ['c'], name: 'const', attributes: { value: makeTensor('float32', [], Float32Array.of(1)) } },
+        {
+          opType: 'Constant',
+          inputs: [],
+          outputs: ['c'],
+          name: 'const',
+          attributes: { value: makeTensor('float32', [], Float32Array.of(1)) },
+        },
       ],
     });
     const y = runModel(model, new Map([['x', x]])).get('y');
@@ -31,7 +37,11 @@ describe('runModel', () => {
       nodes: [{ opType: 'Softmax', inputs: ['x'], outputs: ['y'], name: 'sm' }],
     });
     expect(() => runModel(model, new Map([['x', x]]))).toThrow(
-      expect.objectContaining({ code: 'QK_UNSUPPORTED_OP', message: "node 'sm' (#0) uses op 'Softmax' which the reference interpreter does not run", hint: expect.stringContaining('QuantizeLinear') }),
+      expect.objectContaining({
+        code: 'QK_UNSUPPORTED_OP',
+        message: "node 'sm' (#0) uses op 'Softmax' which the reference interpreter does not run",
+        hint: expect.stringContaining('QuantizeLinear'),
+      }),
     );
   });
 

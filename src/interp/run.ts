@@ -46,7 +46,11 @@ export function runGraph(model: Model, inputs: Map<string, Tensor>, opts: RunOpt
   for (const input of graph.inputs) {
     const given = inputs.get(input.name);
     if (!given) {
-      throw new QuantkitError('QK_MISSING_INPUT', `graph input '${input.name}' has no value`, `pass a tensor for '${input.name}' (inputs given: ${[...inputs.keys()].join(', ') || 'none'})`);
+      throw new QuantkitError(
+        'QK_MISSING_INPUT',
+        `graph input '${input.name}' has no value`,
+        `pass a tensor for '${input.name}' (inputs given: ${[...inputs.keys()].join(', ') || 'none'})`,
+      );
     }
     values.set(input.name, given);
   }
@@ -56,9 +60,16 @@ export function runGraph(model: Model, inputs: Map<string, Tensor>, opts: RunOpt
     const i = index.get(node) as number;
     const where = `node '${node.name || node.outputs[0] || '?'}' (#${i}, ${node.opType})`;
     const attrs = new AttributeReader(node.attributes, where);
-    const outputs = node.opType === 'Constant' && node.domain === ''
-      ? [constantValue(attrs, where)]
-      : runNode(node, i, { attrs, opset: model.opsets.get(node.domain) ?? 0, where, emulate: opts.emulate }, values, registry);
+    const outputs =
+      node.opType === 'Constant' && node.domain === ''
+        ? [constantValue(attrs, where)]
+        : runNode(
+            node,
+            i,
+            { attrs, opset: model.opsets.get(node.domain) ?? 0, where, emulate: opts.emulate },
+            values,
+            registry,
+          );
     const site = fused.get(node);
     if (site && opts.emulate && outputs[0]) {
       outputs[0] = withFusedSaturation(node, site, outputs[0], values, opts.emulate, { attrs, opset: 0, where });
@@ -71,13 +82,24 @@ export function runGraph(model: Model, inputs: Map<string, Tensor>, opts: RunOpt
   const result = new Map<string, Tensor>();
   for (const out of graph.outputs) {
     const t = values.get(out.name);
-    if (!t) throw new QuantkitError('QK_MISSING_OUTPUT', `graph output '${out.name}' was not produced by any node`, 'check the model: every graph output must be a node output, initializer or input');
+    if (!t)
+      throw new QuantkitError(
+        'QK_MISSING_OUTPUT',
+        `graph output '${out.name}' was not produced by any node`,
+        'check the model: every graph output must be a node output, initializer or input',
+      );
     result.set(out.name, t);
   }
   return result;
 }
 
-function runNode(node: GraphNode, index: number, ctx: OpContext, values: Map<string, Tensor>, registry: OpRegistry): Tensor[] {
+function runNode(
+  node: GraphNode,
+  index: number,
+  ctx: OpContext,
+  values: Map<string, Tensor>,
+  registry: OpRegistry,
+): Tensor[] {
   const impl = registry.get(node.opType, node.domain);
   if (!impl) {
     throw new QuantkitError(
@@ -89,7 +111,12 @@ function runNode(node: GraphNode, index: number, ctx: OpContext, values: Map<str
   const args = node.inputs.map((name, k) => {
     if (name === '') return undefined; // an omitted optional input
     const t = values.get(name);
-    if (!t) throw new QuantkitError('QK_MISSING_INPUT', `${ctx.where}: input #${k} '${name}' has no value`, 'it is not a graph input, initializer or earlier node output');
+    if (!t)
+      throw new QuantkitError(
+        'QK_MISSING_INPUT',
+        `${ctx.where}: input #${k} '${name}' has no value`,
+        'it is not a graph input, initializer or earlier node output',
+      );
     return t;
   });
   return impl(args, ctx);
@@ -102,11 +129,17 @@ function runNode(node: GraphNode, index: number, ctx: OpContext, values: Map<str
 function constantValue(attrs: AttributeReader, where: string): Tensor {
   const t = attrs.tensor('value');
   if (t) return t;
-  if (attrs.has('value_float')) return { dtype: 'float32', dims: [], data: Float32Array.of(attrs.float('value_float', 0)) };
-  if (attrs.has('value_int')) return { dtype: 'int64', dims: [], data: BigInt64Array.of(BigInt(attrs.int('value_int', 0))) };
+  if (attrs.has('value_float'))
+    return { dtype: 'float32', dims: [], data: Float32Array.of(attrs.float('value_float', 0)) };
+  if (attrs.has('value_int'))
+    return { dtype: 'int64', dims: [], data: BigInt64Array.of(BigInt(attrs.int('value_int', 0))) };
   const floats = attrs.floats('value_floats');
   if (floats) return { dtype: 'float32', dims: [floats.length], data: Float32Array.from(floats) };
   const ints = attrs.int64s('value_ints');
   if (ints) return { dtype: 'int64', dims: [ints.length], data: BigInt64Array.from(ints) };
-  throw new QuantkitError('QK_UNSUPPORTED_OP', `${where}: Constant without a value, value_float(s) or value_int(s) attribute`, 'the reference interpreter supports tensor, float and int constants');
+  throw new QuantkitError(
+    'QK_UNSUPPORTED_OP',
+    `${where}: Constant without a value, value_float(s) or value_int(s) attribute`,
+    'the reference interpreter supports tensor, float and int constants',
+  );
 }

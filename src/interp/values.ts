@@ -14,7 +14,12 @@ export function toFloat64(t: Tensor): Float64Array {
   const { kind } = dtypeInfo(t.dtype);
   if (t.dtype === 'float64') return t.data as Float64Array;
   if (kind === 'float') return decodeToFloat64(t.dtype, t.data);
-  if (kind === 'string') throw new QuantkitError('QK_BAD_INPUT_TYPE', `tensor${t.name ? ` '${t.name}'` : ''} holds strings, not numbers`, 'the reference interpreter computes on numeric tensors only');
+  if (kind === 'string')
+    throw new QuantkitError(
+      'QK_BAD_INPUT_TYPE',
+      `tensor${t.name ? ` '${t.name}'` : ''} holds strings, not numbers`,
+      'the reference interpreter computes on numeric tensors only',
+    );
   const out = new Float64Array(t.data.length);
   const src = t.data as ArrayLike<number | bigint>;
   for (let i = 0; i < out.length; i++) out[i] = Number(src[i]);
@@ -26,7 +31,11 @@ export function toFloat64(t: Tensor): Float64Array {
  * formats/convert carries the ONNX saturate and round_mode rules for narrow floats). Only for
  * float dtypes: integer targets need an explicit rounding/overflow policy (see Cast, QuantizeLinear).
  */
-export function encodeFloat(dtype: DType, values: Float64Array, opts: { saturate?: boolean; roundMode?: 'up' | 'down' | 'nearest' } = {}): TensorData {
+export function encodeFloat(
+  dtype: DType,
+  values: Float64Array,
+  opts: { saturate?: boolean; roundMode?: 'up' | 'down' | 'nearest' } = {},
+): TensorData {
   if (dtype === 'float64') return values;
   if (dtype === 'float32') return Float32Array.from(values);
   return encodeNumbers(dtype, values, opts);

@@ -3,7 +3,13 @@ import { describe, expect, it } from 'vitest';
 import { fp4BnbCodebook, nf4Codebook, type Codebook } from '../quant/codebook.js';
 import { quantizeBnb4 } from '../quant/bnb4-quant.js';
 import { quantizeBnb4Reference } from '../quant/bnb4-reference.test-util.js';
-import { bnb4SearchWasmAvailable, enableBnb4SearchWasm, encodeBnb4Blocks, floatAtOrBelow, searchBnb4Constants } from './bnb4-search.js';
+import {
+  bnb4SearchWasmAvailable,
+  enableBnb4SearchWasm,
+  encodeBnb4Blocks,
+  floatAtOrBelow,
+  searchBnb4Constants,
+} from './bnb4-search.js';
 
 /*
  * The WebAssembly search against the plain JS search of bnb4-reference.test-util.ts (binary search
@@ -16,7 +22,10 @@ import { bnb4SearchWasmAvailable, enableBnb4SearchWasm, encodeBnb4Blocks, floatA
  */
 
 const RATIOS = Float32Array.from({ length: 31 }, (_, i) => 1 - i * 0.01);
-const TYPES = [['nf4', nf4Codebook()], ['fp4', fp4BnbCodebook()]] as const;
+const TYPES = [
+  ['nf4', nf4Codebook()],
+  ['fp4', fp4BnbCodebook()],
+] as const;
 
 function blockMaxima(w: Float32Array, blockSize: number): Float32Array {
   const out = new Float32Array(Math.ceil(w.length / blockSize));
@@ -61,7 +70,7 @@ function expectSame(w: Float32Array, blockSize: number, type: 'nf4' | 'fp4', cb:
 
 function normal(n: number, seed: number): Float32Array {
   let s = seed >>> 0;
-  const u = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  const u = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
   return Float32Array.from({ length: n }, () => u() + u() + u() + u() - 2);
 }
 
@@ -112,28 +121,49 @@ describe('bnb4 constant search and encoding in WebAssembly = the JS quantizer, b
 
     it(`${type}: random blocks over a few discrete values (candidates that tie exactly)`, () => {
       const level = fc.constantFrom(0, -0, 1, -1, 0.5, -0.5, 0.25, 1 / 3, -2 / 3, 0.75, 1 / 12, -1 / 192, 0.0625);
-      fc.assert(fc.property(
-        fc.array(level, { minLength: 1, maxLength: 16 * 7 }), fc.integer({ min: -130, max: 120 }), fc.constantFrom(16, 32),
-        (levels, exp, bs) => {
-          const w = Float32Array.from(levels, (v) => v * 2 ** exp);
-          expectSame(w, bs, type, cb);
-        },
-      ), { numRuns: 300, seed: 11 });
+      fc.assert(
+        fc.property(
+          fc.array(level, { minLength: 1, maxLength: 16 * 7 }),
+          fc.integer({ min: -130, max: 120 }),
+          fc.constantFrom(16, 32),
+          (levels, exp, bs) => {
+            const w = Float32Array.from(levels, (v) => v * 2 ** exp);
+            expectSame(w, bs, type, cb);
+          },
+        ),
+        { numRuns: 300, seed: 11 },
+      );
     });
 
     it(`${type}: random float32 bit patterns (finite) in blocks of 16`, () => {
-      fc.assert(fc.property(fc.array(fc.float({ noNaN: true, noDefaultInfinity: true }), { minLength: 1, maxLength: 80 }), (xs) => {
-        expectSame(Float32Array.from(xs), 16, type, cb);
-      }), { numRuns: 300, seed: 12 });
+      fc.assert(
+        fc.property(
+          fc.array(fc.float({ noNaN: true, noDefaultInfinity: true }), { minLength: 1, maxLength: 80 }),
+          (xs) => {
+            expectSame(Float32Array.from(xs), 16, type, cb);
+          },
+        ),
+        { numRuns: 300, seed: 12 },
+      );
     });
   }
 
   it('declines a table it cannot take: no 0 among the values, or more than 16 values', () => {
     const w = normal(64, 1);
     const a = blockMaxima(w, 64);
-    expect(searchBnb4Constants(w, 64, { sortedValues: [-1, 1], midpoints: [0], sortedCodes: [0, 1] }, RATIOS, a)).toBe(false);
+    expect(searchBnb4Constants(w, 64, { sortedValues: [-1, 1], midpoints: [0], sortedCodes: [0, 1] }, RATIOS, a)).toBe(
+      false,
+    );
     const many = Array.from({ length: 17 }, (_, i) => i - 8);
-    expect(searchBnb4Constants(w, 64, { sortedValues: many, midpoints: many.slice(1).map((v) => v - 0.5), sortedCodes: many.map((_, i) => i) }, RATIOS, a)).toBe(false);
+    expect(
+      searchBnb4Constants(
+        w,
+        64,
+        { sortedValues: many, midpoints: many.slice(1).map((v) => v - 0.5), sortedCodes: many.map((_, i) => i) },
+        RATIOS,
+        a,
+      ),
+    ).toBe(false);
     expect(a).toEqual(blockMaxima(w, 64));
   });
 });
@@ -141,12 +171,18 @@ describe('bnb4 constant search and encoding in WebAssembly = the JS quantizer, b
 describe('floatAtOrBelow: the float32 threshold for a float64 midpoint', () => {
   const f32 = fc.float({ noNaN: true });
   it('for every float32 t and float64 m: t > m ⟺ t > floatAtOrBelow(m)', () => {
-    fc.assert(fc.property(f32, fc.double({ noNaN: true, min: -3e38, max: 3e38 }), (t, m) => (t > m) === (t > floatAtOrBelow(m))), { numRuns: 20000, seed: 3 });
+    fc.assert(
+      fc.property(f32, fc.double({ noNaN: true, min: -3e38, max: 3e38 }), (t, m) => t > m === t > floatAtOrBelow(m)),
+      { numRuns: 20000, seed: 3 },
+    );
     // Next to the float32s themselves and their midpoints.
-    fc.assert(fc.property(f32, f32, (t, u) => {
-      const m = (u + Math.fround(u * (1 + 2 ** -23))) / 2;
-      return (t > m) === (t > floatAtOrBelow(m)) && (t > u) === (t > floatAtOrBelow(u));
-    }), { numRuns: 20000, seed: 4 });
+    fc.assert(
+      fc.property(f32, f32, (t, u) => {
+        const m = (u + Math.fround(u * (1 + 2 ** -23))) / 2;
+        return t > m === t > floatAtOrBelow(m) && t > u === t > floatAtOrBelow(u);
+      }),
+      { numRuns: 20000, seed: 4 },
+    );
   });
   it('is m itself when m is a float32, else the float32 just below', () => {
     expect(floatAtOrBelow(0.5)).toBe(0.5);

@@ -12,8 +12,25 @@ import { quantizeBnb4, type Bnb4FastTwin, type Bnb4Options, type Bnb4Weights } f
 
 interface Exports {
   readonly memory: WebAssembly.Memory;
-  readonly search: (input: number, len: number, blockSize: number, abs: number, out: number, scratch: number, symmetric: number) => void;
-  readonly encode: (input: number, len: number, blockSize: number, abs: number, codes: number, scratch: number, symmetric: number, sums: number) => void;
+  readonly search: (
+    input: number,
+    len: number,
+    blockSize: number,
+    abs: number,
+    out: number,
+    scratch: number,
+    symmetric: number,
+  ) => void;
+  readonly encode: (
+    input: number,
+    len: number,
+    blockSize: number,
+    abs: number,
+    codes: number,
+    scratch: number,
+    symmetric: number,
+    sums: number,
+  ) => void;
 }
 
 /** A codebook as the search reads it: sorted distinct values and the float64 midpoints between them. */
@@ -54,7 +71,8 @@ function kernel(): Exports | null {
     if (typeof WebAssembly === 'object') {
       const bytes = decodeBase64(bnb4SearchWasmBase64);
       // validate() is false where the engine lacks SIMD: that is the feature test.
-      if (WebAssembly.validate(bytes)) instance = new WebAssembly.Instance(new WebAssembly.Module(bytes)).exports as unknown as Exports;
+      if (WebAssembly.validate(bytes))
+        instance = new WebAssembly.Instance(new WebAssembly.Module(bytes)).exports as unknown as Exports;
     }
   } catch {
     instance = null;
@@ -88,7 +106,8 @@ export function floatAtOrBelow(m: number): number {
   F[0] = m;
   if ((F[0] as number) <= m) return F[0] as number;
   const t = F[0] as number;
-  if (t === 0) I[0] = 0x80000001; // just below +0: −(smallest subnormal)
+  if (t === 0)
+    I[0] = 0x80000001; // just below +0: −(smallest subnormal)
   else I[0] = (I[0] as number) + (t > 0 ? -1 : 1);
   return F[0] as number;
 }
@@ -139,7 +158,13 @@ function writeTable(mem: Int32Array, table: SearchTable): boolean {
  * that cannot grow, or a table it does not take (more than 16 values, or none equal to 0 — the
  * kernel pads short blocks with zeros, which must quantize to an exact 0).
  */
-export function searchBnb4Constants(x: Float32Array, blockSize: number, table: SearchTable, ratios: Float32Array, absmax: Float32Array): boolean {
+export function searchBnb4Constants(
+  x: Float32Array,
+  blockSize: number,
+  table: SearchTable,
+  ratios: Float32Array,
+  absmax: Float32Array,
+): boolean {
   if (ratios.length !== 31 || ratios[0] !== 1) return false;
   const run = prepare(x, blockSize, table, absmax);
   if (!run) return false;
@@ -163,7 +188,14 @@ export function searchBnb4Constants(x: Float32Array, blockSize: number, table: S
  * Σ(x − dequantized x)² summed as quantizeBnb4 sums them (block by block, in order). Undefined,
  * writing nothing, where the kernel cannot run (see searchBnb4Constants).
  */
-export function encodeBnb4Blocks(x: Float32Array, blockSize: number, table: SearchTable, constants: Float32Array, codes: Uint8Array, packed: Uint8Array): [number, number] | undefined {
+export function encodeBnb4Blocks(
+  x: Float32Array,
+  blockSize: number,
+  table: SearchTable,
+  constants: Float32Array,
+  codes: Uint8Array,
+  packed: Uint8Array,
+): [number, number] | undefined {
   const run = prepare(x, blockSize, table, constants);
   if (!run || codes.length !== x.length || packed.length !== Math.ceil(x.length / 2)) return undefined;
   const { k, f32, chunkBlocks, input, abs, nb, symmetric } = run;
@@ -192,7 +224,14 @@ export function encodeBnb4Blocks(x: Float32Array, blockSize: number, table: Sear
 function prepare(x: Float32Array, blockSize: number, table: SearchTable, perBlock: Float32Array) {
   const k = enabled ? kernel() : null;
   const values = table.sortedValues;
-  if (!k || values.length > 16 || values.length < 1 || table.midpoints.length !== values.length - 1 || table.sortedCodes.length !== values.length) return undefined;
+  if (
+    !k ||
+    values.length > 16 ||
+    values.length < 1 ||
+    table.midpoints.length !== values.length - 1 ||
+    table.sortedCodes.length !== values.length
+  )
+    return undefined;
   if (!Array.prototype.includes.call(values, 0)) return undefined;
   const nb = Math.ceil(x.length / blockSize);
   if (perBlock.length !== nb || !(blockSize >= 2) || blockSize % 2 !== 0) return undefined;

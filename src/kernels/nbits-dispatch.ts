@@ -8,13 +8,34 @@ import { quantizeSymBlocksWasm } from './nbits-wasm.js';
  * weight with NaN/Inf (the JS kernel names the element) take the JS reference
  * (quant/nbits-quant.ts). The one place that choice is made: passes and workers call this.
  */
-export function quantizeNBitsMatrixAuto(data: Float32Array, K: number, N: number, transposed: boolean, alpha: number, o: NBitsOptions): NBitsWeights {
+export function quantizeNBitsMatrixAuto(
+  data: Float32Array,
+  K: number,
+  N: number,
+  transposed: boolean,
+  alpha: number,
+  o: NBitsOptions,
+): NBitsWeights {
   if (!transposed && alpha === 1 && o.symmetric && !(o.rtn ?? false) && (o.bits === 4 || o.bits === 8)) {
     const w = quantizeSymBlocksWasm(data, K, N, o.bits, o.blockSize);
     if (w && 'packed' in w) {
       const kBlocks = Math.ceil(K / o.blockSize);
       const zp = new Uint8Array(N * kBlocks).fill(1 << (o.bits - 1));
-      return nbitsWeightsFrom({ K, N, kBlocks, packed: w.packed, scales: w.scales, zeroPoints: undefined, zp, signalSq: w.signalSq, noiseSq: w.noiseSq }, o.blockSize, o.bits);
+      return nbitsWeightsFrom(
+        {
+          K,
+          N,
+          kBlocks,
+          packed: w.packed,
+          scales: w.scales,
+          zeroPoints: undefined,
+          zp,
+          signalSq: w.signalSq,
+          noiseSq: w.noiseSq,
+        },
+        o.blockSize,
+        o.bits,
+      );
     }
   }
   return quantizeNBitsMatrix(data, K, N, transposed, alpha, o);

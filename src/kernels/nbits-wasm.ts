@@ -11,8 +11,19 @@ import { nbitsWasmBase64 } from './nbits-wasm.generated.js';
 
 interface Exports {
   readonly memory: WebAssembly.Memory;
-  readonly symStrip: (strip: number, N4: number, N: number, rows: number, bits: number, blob: number,
-    dst: number, stride: number, sdst: number, sstride: number, acc: number) => number;
+  readonly symStrip: (
+    strip: number,
+    N4: number,
+    N: number,
+    rows: number,
+    bits: number,
+    blob: number,
+    dst: number,
+    stride: number,
+    sdst: number,
+    sstride: number,
+    acc: number,
+  ) => number;
 }
 
 let instance: Exports | null | undefined;
@@ -32,7 +43,8 @@ function kernel(): Exports | null {
     if (typeof WebAssembly === 'object') {
       const bytes = decodeBase64(nbitsWasmBase64);
       // validate() is false where the engine lacks SIMD: that is the feature test.
-      if (WebAssembly.validate(bytes)) instance = new WebAssembly.Instance(new WebAssembly.Module(bytes)).exports as unknown as Exports;
+      if (WebAssembly.validate(bytes))
+        instance = new WebAssembly.Instance(new WebAssembly.Module(bytes)).exports as unknown as Exports;
     }
   } catch {
     instance = null;
@@ -63,7 +75,13 @@ const ACC_BYTES = 512;
  * undefined where WebAssembly SIMD is missing or its memory cannot grow that far, and `{ nonFinite: [n, b] }` for the first block
  * (output n, block b) holding NaN or ±Inf, for the caller to report.
  */
-export function quantizeSymBlocksWasm(data: Float32Array, K: number, N: number, bits: 4 | 8, blockSize: number): SymBlocks | { readonly nonFinite: readonly [number, number] } | undefined {
+export function quantizeSymBlocksWasm(
+  data: Float32Array,
+  K: number,
+  N: number,
+  bits: 4 | 8,
+  blockSize: number,
+): SymBlocks | { readonly nonFinite: readonly [number, number] } | undefined {
   const k = kernel();
   if (!k) return undefined;
   const N4 = (N + 3) & ~3;
@@ -94,7 +112,19 @@ export function quantizeSymBlocksWasm(data: Float32Array, K: number, N: number, 
     const rows = Math.min(blockSize, K - k0);
     if (N4 === N) f32.set(data.subarray(k0 * N, (k0 + rows) * N), stripF);
     else for (let i = 0; i < rows; i++) f32.set(data.subarray((k0 + i) * N, (k0 + i + 1) * N), stripF + i * N4);
-    const bad = k.symStrip(stripAt, N4, N, rows, bits, blob, packedAt + b * blob, kBlocks * blob, scalesAt + b * 4, kBlocks * 4, 0);
+    const bad = k.symStrip(
+      stripAt,
+      N4,
+      N,
+      rows,
+      bits,
+      blob,
+      packedAt + b * blob,
+      kBlocks * blob,
+      scalesAt + b * 4,
+      kBlocks * 4,
+      0,
+    );
     if (bad >= 0) return { nonFinite: [bad, b] };
   }
   const bytes = new Uint8Array(mem.buffer);

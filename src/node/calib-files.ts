@@ -15,17 +15,38 @@ export function readCalibFiles(bindings: readonly string[], inputNames: readonly
     const named = eq > 0 && !arg.slice(0, eq).includes('/');
     const name = named ? arg.slice(0, eq) : inputNames[positional++];
     const path = named ? arg.slice(eq + 1) : arg;
-    if (name === undefined) throw new OptionError('QK_TOO_MANY_INPUTS', `${bindings.length} \`calib\` files for a model with ${inputNames.length} input(s) (${inputNames.join(', ')})`, 'drop the extra `calib`', ['calib']);
-    if (!inputNames.includes(name)) throw new OptionError('QK_UNKNOWN_INPUT', `the model has no input named '${name}' (\`calib\` ${arg})`, `its inputs are: ${inputNames.join(', ')}`, ['calib']);
-    if (!path.endsWith('.npy')) throw new OptionError('QK_INPUT_FORMAT', `\`calib\` '${path}' is not a .npy file`, 'give calibration arrays as NumPy .npy, first axis = samples', ['calib']);
+    if (name === undefined)
+      throw new OptionError(
+        'QK_TOO_MANY_INPUTS',
+        `${bindings.length} \`calib\` files for a model with ${inputNames.length} input(s) (${inputNames.join(', ')})`,
+        'drop the extra `calib`',
+        ['calib'],
+      );
+    if (!inputNames.includes(name))
+      throw new OptionError(
+        'QK_UNKNOWN_INPUT',
+        `the model has no input named '${name}' (\`calib\` ${arg})`,
+        `its inputs are: ${inputNames.join(', ')}`,
+        ['calib'],
+      );
+    if (!path.endsWith('.npy'))
+      throw new OptionError(
+        'QK_INPUT_FORMAT',
+        `\`calib\` '${path}' is not a .npy file`,
+        'give calibration arrays as NumPy .npy, first axis = samples',
+        ['calib'],
+      );
     let bytes: Uint8Array;
     try {
       bytes = readFileSync(path);
     } catch (e) {
-      throw new QuantkitError('QK_FILE_UNREADABLE', `cannot read '${path}' (${(e as NodeJS.ErrnoException).code ?? 'unknown'})`, 'check the path and its permissions');
+      throw new QuantkitError(
+        'QK_FILE_UNREADABLE',
+        `cannot read '${path}' (${(e as NodeJS.ErrnoException).code ?? 'unknown'})`,
+        'check the path and its permissions',
+      );
     }
     data.set(name, readNpy(bytes, path));
   }
   return data;
 }
-

@@ -1,5 +1,19 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { closeSync, ftruncateSync, linkSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  ftruncateSync,
+  linkSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  truncateSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -11,8 +25,12 @@ import { makeTensor } from '../tensor/tensor.js';
 import { fileSource, modelDirFiles, writeFileAtomic } from './files.js';
 
 let root: string;
-beforeAll(() => { root = mkdtempSync(join(tmpdir(), 'qk-files-')); });
-afterAll(() => { rmSync(root, { recursive: true, force: true }); });
+beforeAll(() => {
+  root = mkdtempSync(join(tmpdir(), 'qk-files-'));
+});
+afterAll(() => {
+  rmSync(root, { recursive: true, force: true });
+});
 
 function fresh(name: string): string {
   const d = join(root, name);
@@ -21,14 +39,21 @@ function fresh(name: string): string {
 }
 
 async function codeOf(f: () => unknown): Promise<string> {
-  try { await f(); } catch (e) { return isQuantkitError(e) ? e.code : `not a QuantkitError: ${String(e)}`; }
+  try {
+    await f();
+  } catch (e) {
+    return isQuantkitError(e) ? e.code : `not a QuantkitError: ${String(e)}`;
+  }
   return 'ok';
 }
 
 describe('fileSource', () => {
   it('reads ranges at offsets without reading the whole file', () => {
     const p = join(fresh('src'), 'a.bin');
-    writeFileSync(p, Uint8Array.from({ length: 100 }, (_, i) => i));
+    writeFileSync(
+      p,
+      Uint8Array.from({ length: 100 }, (_, i) => i),
+    );
     const s = fileSource(p);
     expect(s.size).toBe(100);
     expect([...s.read(10, 5)]).toEqual([10, 11, 12, 13, 14]);
@@ -93,7 +118,14 @@ describe('modelDirFiles', () => {
     writeFileSync(join(sibling, 'x.bin'), new Uint8Array(4));
     symlinkSync(join(sibling, 'x.bin'), join(d, 'prefix.bin'));
     const files = modelDirFiles(join(d, 'model.onnx'));
-    for (const loc of ['w.bin', 'sub/secret.bin', 'rel.bin', 'prefix.bin', '../outside/secret.bin', join(outsideDir, 'secret.bin')]) {
+    for (const loc of [
+      'w.bin',
+      'sub/secret.bin',
+      'rel.bin',
+      'prefix.bin',
+      '../outside/secret.bin',
+      join(outsideDir, 'secret.bin'),
+    ]) {
       expect(await codeOf(() => files.open(loc)), loc).toBe('QK_EXTERNAL_DATA_OUTSIDE_MODEL_DIR');
     }
     expect(await codeOf(() => files.open('missing.bin'))).toBe('QK_EXTERNAL_DATA_NOT_FOUND');
@@ -125,10 +157,19 @@ describe('modelDirFiles', () => {
       graph: {
         name: 'g',
         node: [{ opType: 'Add', input: ['x', 'w'], output: ['y'] }],
-        initializer: [{
-          name: 'w', dims, dataType: 1, dataLocation: TensorProto_DataLocation.EXTERNAL,
-          externalData: [{ key: 'location', value: 'weights/w.data' }, { key: 'offset', value: '16' }, { key: 'length', value: '24' }],
-        }],
+        initializer: [
+          {
+            name: 'w',
+            dims,
+            dataType: 1,
+            dataLocation: TensorProto_DataLocation.EXTERNAL,
+            externalData: [
+              { key: 'location', value: 'weights/w.data' },
+              { key: 'offset', value: '16' },
+              { key: 'length', value: '24' },
+            ],
+          },
+        ],
         input: [{ name: 'x', type: { value: { case: 'tensorType', value: f32 } } }],
         output: [{ name: 'y', type: { value: { case: 'tensorType', value: f32 } } }],
       },
@@ -155,7 +196,11 @@ describe('writeFileAtomic', () => {
     const d = fresh('w1');
     await writeFileAtomic(join(d, 'a.bin'), [Uint8Array.from([1, 2]), Uint8Array.from([3])], { force: false });
     expect([...readFileSync(join(d, 'a.bin'))]).toEqual([1, 2, 3]);
-    async function* gen() { yield Uint8Array.from([4]); yield new Uint8Array(0); yield Uint8Array.from([5, 6]); }
+    async function* gen() {
+      yield Uint8Array.from([4]);
+      yield new Uint8Array(0);
+      yield Uint8Array.from([5, 6]);
+    }
     await writeFileAtomic(join(d, 'b.bin'), gen(), { force: false });
     expect([...readFileSync(join(d, 'b.bin'))]).toEqual([4, 5, 6]);
     expect(tmpLeft(d)).toEqual([]);
@@ -185,7 +230,10 @@ describe('writeFileAtomic', () => {
     symlinkSync(input, join(d, 'sym.onnx'));
     linkSync(input, join(d, 'hard.onnx'));
     for (const out of [input, join(d, '.', 'in.onnx'), join(d, 'sym.onnx'), join(d, 'hard.onnx')]) {
-      expect(await codeOf(() => writeFileAtomic(out, [Uint8Array.from([1])], { force: true, inputs: [input] })), out).toBe('QK_OUTPUT_IS_INPUT');
+      expect(
+        await codeOf(() => writeFileAtomic(out, [Uint8Array.from([1])], { force: true, inputs: [input] })),
+        out,
+      ).toBe('QK_OUTPUT_IS_INPUT');
     }
     expect(readFileSync(input, 'utf8')).toBe('model');
   });
@@ -194,7 +242,10 @@ describe('writeFileAtomic', () => {
     const d = fresh('w4');
     const p = join(d, 'out.bin');
     writeFileSync(p, 'old');
-    function* failing() { yield new Uint8Array(1000); throw new Error('tensor 7 failed'); }
+    function* failing() {
+      yield new Uint8Array(1000);
+      throw new Error('tensor 7 failed');
+    }
     await expect(writeFileAtomic(p, failing(), { force: true })).rejects.toThrow('tensor 7 failed');
     expect(readFileSync(p, 'utf8')).toBe('old');
     expect(tmpLeft(d)).toEqual([]);
@@ -204,17 +255,26 @@ describe('writeFileAtomic', () => {
 
   it('names a missing folder and a folder in the way', async () => {
     const d = fresh('w5');
-    expect(await codeOf(() => writeFileAtomic(join(d, 'no', 'x.bin'), [], { force: true }))).toBe('QK_OUTPUT_DIR_MISSING');
+    expect(await codeOf(() => writeFileAtomic(join(d, 'no', 'x.bin'), [], { force: true }))).toBe(
+      'QK_OUTPUT_DIR_MISSING',
+    );
     mkdirSync(join(d, 'dir'));
     expect(await codeOf(() => writeFileAtomic(join(d, 'dir'), [], { force: true }))).toBe('QK_OUTPUT_IS_DIRECTORY');
   });
 
   it('streams a safetensors file to disk one tensor at a time and reads it back from the file', async () => {
     const d = fresh('w6');
-    const tensors = [makeTensor('float32', [3], new Float32Array([1, 2, 3]), 'a'), makeTensor('int8', [2], new Int8Array([-1, 1]), 'b')];
+    const tensors = [
+      makeTensor('float32', [3], new Float32Array([1, 2, 3]), 'a'),
+      makeTensor('int8', [2], new Int8Array([-1, 1]), 'b'),
+    ];
     const entries = tensors.map((t) => ({ name: t.name!, dtype: t.dtype, dims: t.dims }));
     const p = join(d, 'm.safetensors');
-    await writeFileAtomic(p, safetensorsChunks(entries, (i) => tensors[i]!), { force: false });
+    await writeFileAtomic(
+      p,
+      safetensorsChunks(entries, (i) => tensors[i]!),
+      { force: false },
+    );
     const src = fileSource(p);
     const h = readSafetensorsHeader(src);
     expect(h.tensors.map((e) => readSafetensorsTensor(src, e).data)).toEqual(tensors.map((t) => t.data));

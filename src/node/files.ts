@@ -32,7 +32,11 @@ export function fileSource(path: string): FileSource {
   } catch (e) {
     const code = errnoOf(e);
     if (code === 'ENOENT') throw new QuantkitError('QK_FILE_NOT_FOUND', `${path} does not exist`, 'check the path');
-    throw new QuantkitError('QK_FILE_UNREADABLE', `cannot open ${path} (${code})`, 'check the path and its permissions');
+    throw new QuantkitError(
+      'QK_FILE_UNREADABLE',
+      `cannot open ${path} (${code})`,
+      'check the path and its permissions',
+    );
   }
   return sourceFromFd(fd, path);
 }
@@ -41,7 +45,11 @@ function sourceFromFd(fd: number, path: string): FileSource {
   const st = fstatSync(fd);
   if (!st.isFile()) {
     closeSync(fd);
-    throw new QuantkitError('QK_FILE_NOT_A_FILE', `${path} is not a regular file`, 'pass a file, not a folder or device');
+    throw new QuantkitError(
+      'QK_FILE_NOT_A_FILE',
+      `${path} is not a regular file`,
+      'pass a file, not a folder or device',
+    );
   }
   const size = st.size;
   let open = true;
@@ -51,7 +59,13 @@ function sourceFromFd(fd: number, path: string): FileSource {
     size,
     read(offset: number, length: number): Uint8Array {
       if (!open) throw new Error(`read from closed file ${path}`);
-      if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > size) {
+      if (
+        !Number.isSafeInteger(offset) ||
+        !Number.isSafeInteger(length) ||
+        offset < 0 ||
+        length < 0 ||
+        offset + length > size
+      ) {
         throw new RangeError(`read(${offset}, ${length}) outside ${path} (${size} bytes)`);
       }
       // A fresh Uint8Array, not Buffer.allocUnsafe: small Buffers share a pool, and callers keep
@@ -61,7 +75,11 @@ function sourceFromFd(fd: number, path: string): FileSource {
       while (done < length) {
         const n = readSync(fd, out, done, Math.min(MAX_READ_SLICE, length - done), offset + done);
         if (n === 0) {
-          throw new QuantkitError('QK_FILE_TRUNCATED', `${path} ended at byte ${offset + done} while reading [${offset}, ${offset + length})`, 'the file changed or shrank while being read; try again');
+          throw new QuantkitError(
+            'QK_FILE_TRUNCATED',
+            `${path} ended at byte ${offset + done} while reading [${offset}, ${offset + length})`,
+            'the file changed or shrank while being read; try again',
+          );
         }
         done += n;
       }
@@ -84,7 +102,8 @@ export interface ModelDirFiles extends ExternalDataFiles {
   close(): void;
 }
 
-const OUTSIDE_HINT = 'external data must live in the model folder or below it; move the file there and use a relative location';
+const OUTSIDE_HINT =
+  'external data must live in the model folder or below it; move the file there and use a relative location';
 
 /**
  * External data files for the model at `modelPath`: a location resolves inside the model's folder,
@@ -97,23 +116,43 @@ export function modelDirFiles(modelPath: string): ModelDirFiles {
   try {
     dir = realpathSync(given);
   } catch (e) {
-    throw new QuantkitError('QK_FILE_NOT_FOUND', `model folder ${given} cannot be resolved (${errnoOf(e)})`, 'check the model path');
+    throw new QuantkitError(
+      'QK_FILE_NOT_FOUND',
+      `model folder ${given} cannot be resolved (${errnoOf(e)})`,
+      'check the model path',
+    );
   }
   const cache = new Map<string, FileSource>();
   return {
     dir,
     open(relativeLocation: string): FileSource {
-      if (isAbsolute(relativeLocation) || relativeLocation.split(/[/\\]/).includes('..') || relativeLocation.includes('\0')) {
-        throw new QuantkitError('QK_EXTERNAL_DATA_OUTSIDE_MODEL_DIR', `external data location ${JSON.stringify(relativeLocation)} leaves the model folder ${dir}`, OUTSIDE_HINT);
+      if (
+        isAbsolute(relativeLocation) ||
+        relativeLocation.split(/[/\\]/).includes('..') ||
+        relativeLocation.includes('\0')
+      ) {
+        throw new QuantkitError(
+          'QK_EXTERNAL_DATA_OUTSIDE_MODEL_DIR',
+          `external data location ${JSON.stringify(relativeLocation)} leaves the model folder ${dir}`,
+          OUTSIDE_HINT,
+        );
       }
       let real: string;
       try {
         real = realpathSync(join(dir, relativeLocation));
       } catch (e) {
-        throw new QuantkitError('QK_EXTERNAL_DATA_NOT_FOUND', `external data file ${JSON.stringify(relativeLocation)} is missing from ${dir} (${errnoOf(e)})`, 'keep the data file next to the .onnx file, as it was exported');
+        throw new QuantkitError(
+          'QK_EXTERNAL_DATA_NOT_FOUND',
+          `external data file ${JSON.stringify(relativeLocation)} is missing from ${dir} (${errnoOf(e)})`,
+          'keep the data file next to the .onnx file, as it was exported',
+        );
       }
       if (!real.startsWith(dir.endsWith(sep) ? dir : dir + sep)) {
-        throw new QuantkitError('QK_EXTERNAL_DATA_OUTSIDE_MODEL_DIR', `external data location ${JSON.stringify(relativeLocation)} resolves to ${real}, outside the model folder ${dir} (through a symlink)`, OUTSIDE_HINT);
+        throw new QuantkitError(
+          'QK_EXTERNAL_DATA_OUTSIDE_MODEL_DIR',
+          `external data location ${JSON.stringify(relativeLocation)} resolves to ${real}, outside the model folder ${dir} (through a symlink)`,
+          OUTSIDE_HINT,
+        );
       }
       const cached = cache.get(real);
       if (cached) return cached;
@@ -122,7 +161,11 @@ export function modelDirFiles(modelPath: string): ModelDirFiles {
         // O_NOFOLLOW: `real` has no symlinks left, so one appearing now is a swap under our feet.
         fd = openSync(real, constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0));
       } catch (e) {
-        throw new QuantkitError('QK_FILE_UNREADABLE', `cannot open external data ${real} (${errnoOf(e)})`, 'check the file permissions');
+        throw new QuantkitError(
+          'QK_FILE_UNREADABLE',
+          `cannot open external data ${real} (${errnoOf(e)})`,
+          'check the file permissions',
+        );
       }
       const src = sourceFromFd(fd, real);
       cache.set(real, src);
@@ -152,7 +195,11 @@ function statOrUndefined(path: string) {
 
 function writeFailed(path: string, e: unknown): QuantkitError {
   if (e instanceof QuantkitError) return e;
-  return new QuantkitError('QK_OUTPUT_WRITE_FAILED', `cannot write ${path} (${errnoOf(e)})`, 'check the folder exists, is writable, and the disk has space');
+  return new QuantkitError(
+    'QK_OUTPUT_WRITE_FAILED',
+    `cannot write ${path} (${errnoOf(e)})`,
+    'check the folder exists, is writable, and the disk has space',
+  );
 }
 
 function outputExists(target: string): OptionError {
@@ -163,17 +210,27 @@ function outputExists(target: string): OptionError {
 export function checkOutput(target: string, options: WriteOptions): void {
   const folder = statOrUndefined(dirname(target));
   if (!folder?.isDirectory()) {
-    throw new QuantkitError('QK_OUTPUT_DIR_MISSING', `the folder of ${target} does not exist`, 'create the folder first');
+    throw new QuantkitError(
+      'QK_OUTPUT_DIR_MISSING',
+      `the folder of ${target} does not exist`,
+      'create the folder first',
+    );
   }
   const existing = statOrUndefined(target); // follows symlinks: a link to an input is that input
   for (const input of options.inputs ?? []) {
     const inStat = statOrUndefined(input);
-    const same = resolve(input) === target || (existing && inStat && existing.dev === inStat.dev && existing.ino === inStat.ino);
+    const same =
+      resolve(input) === target || (existing && inStat && existing.dev === inStat.dev && existing.ino === inStat.ino);
     if (same) {
-      throw new QuantkitError('QK_OUTPUT_IS_INPUT', `the output ${target} is the input ${input}`, 'write the result to a different file; the input is never modified');
+      throw new QuantkitError(
+        'QK_OUTPUT_IS_INPUT',
+        `the output ${target} is the input ${input}`,
+        'write the result to a different file; the input is never modified',
+      );
     }
   }
-  if (existing?.isDirectory()) throw new QuantkitError('QK_OUTPUT_IS_DIRECTORY', `the output ${target} is a folder`, 'name a file inside it');
+  if (existing?.isDirectory())
+    throw new QuantkitError('QK_OUTPUT_IS_DIRECTORY', `the output ${target} is a folder`, 'name a file inside it');
   if (existing && !options.force) throw outputExists(target);
 }
 
@@ -183,7 +240,11 @@ export function checkOutput(target: string, options: WriteOptions): void {
  * Without force an existing file is never replaced, even one created while we wrote (hard-link
  * instead of rename, which fails if the name is taken). The temp file is removed on any failure.
  */
-export async function writeFileAtomic(path: string, chunks: Iterable<Uint8Array> | AsyncIterable<Uint8Array>, options: WriteOptions): Promise<void> {
+export async function writeFileAtomic(
+  path: string,
+  chunks: Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
+  options: WriteOptions,
+): Promise<void> {
   const target = resolve(path);
   checkOutput(target, options);
   const tmp = await writeTemp(target, chunks);
@@ -199,7 +260,10 @@ export async function writeFileAtomic(path: string, chunks: Iterable<Uint8Array>
  * Streams `chunks` into a fresh, fsynced temp file beside `target` and returns its path; removes it
  * on failure. Until publish() or removeTemp() the file is tracked, so a signal or exit removes it.
  */
-export async function writeTemp(target: string, chunks: Iterable<Uint8Array> | AsyncIterable<Uint8Array>): Promise<string> {
+export async function writeTemp(
+  target: string,
+  chunks: Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
+): Promise<string> {
   const tmp = join(dirname(target), `.${basename(target)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
   let handle: FileHandle | undefined;
   try {
@@ -236,7 +300,9 @@ export async function removeTemp(tmp: string): Promise<void> {
 /** Moves a finished temp file to `target`; without force, never over a file that exists by then. */
 export async function publish(tmp: string, target: string, force: boolean): Promise<void> {
   if (force) {
-    await rename(tmp, target).catch((e: unknown) => { throw writeFailed(target, e); });
+    await rename(tmp, target).catch((e: unknown) => {
+      throw writeFailed(target, e);
+    });
     untrackTemp(tmp);
     return;
   }
@@ -247,7 +313,9 @@ export async function publish(tmp: string, target: string, force: boolean): Prom
     if (code === 'EEXIST') throw outputExists(target);
     // Filesystems without hard links: check again, then rename (a narrow race, the best there is).
     if (statOrUndefined(target)) throw outputExists(target);
-    await rename(tmp, target).catch((e2: unknown) => { throw writeFailed(target, e2); });
+    await rename(tmp, target).catch((e2: unknown) => {
+      throw writeFailed(target, e2);
+    });
     untrackTemp(tmp);
     return;
   }

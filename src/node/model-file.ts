@@ -13,9 +13,18 @@ function fileSize(path: string): number {
     st = statSync(path);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code ?? 'unknown';
-    throw new QuantkitError('QK_FILE_UNREADABLE', `cannot read '${path}' (${code})`, 'check the path and its permissions');
+    throw new QuantkitError(
+      'QK_FILE_UNREADABLE',
+      `cannot read '${path}' (${code})`,
+      'check the path and its permissions',
+    );
   }
-  if (st.isDirectory()) throw new QuantkitError('QK_FILE_IS_DIRECTORY', `${path} is a directory, not a model file`, 'give the .onnx file inside it');
+  if (st.isDirectory())
+    throw new QuantkitError(
+      'QK_FILE_IS_DIRECTORY',
+      `${path} is a directory, not a model file`,
+      'give the .onnx file inside it',
+    );
   return st.size;
 }
 
@@ -26,7 +35,12 @@ function fileSize(path: string): number {
 export function openOnnxFile(path: string) {
   const size = fileSize(path);
   if (size > PROTOBUF_LIMIT) {
-    throw new OptionError('QK_ONNX_TOO_LARGE', `${path} is ${size} bytes, over protobuf's 2 GiB limit`, 'store the weights as external data (quantkit convert `externalData`) and keep the .onnx small', ['externalData']);
+    throw new OptionError(
+      'QK_ONNX_TOO_LARGE',
+      `${path} is ${size} bytes, over protobuf's 2 GiB limit`,
+      'store the weights as external data (quantkit convert `externalData`) and keep the .onnx small',
+      ['externalData'],
+    );
   }
   const proto = decodeModel(readFileSync(path), path);
   const files = modelDirFiles(path);

@@ -38,7 +38,11 @@ export interface WrittenModel {
 /**
  * Writes `plan` to `modelPath` (+ its data file, named by plan.dataLocation, in the same folder).
  */
-export async function writeOnnxModel(modelPath: string, plan: OnnxWritePlan, opts: ModelWriteOptions): Promise<WrittenModel> {
+export async function writeOnnxModel(
+  modelPath: string,
+  plan: OnnxWritePlan,
+  opts: ModelWriteOptions,
+): Promise<WrittenModel> {
   const target = resolve(modelPath);
   const dataTarget = plan.external && plan.dataLocation ? join(dirname(target), plan.dataLocation) : undefined;
   checkOutput(target, opts);

@@ -25,7 +25,12 @@ describe('temp registry', () => {
     untrackTemp(released);
     trackTemp(join(root, 'already-gone.tmp'));
     removeTrackedTemps();
-    expect([existsSync(file), existsSync(folder), existsSync(released), existsSync(bystander)]).toEqual([false, false, true, true]);
+    expect([existsSync(file), existsSync(folder), existsSync(released), existsSync(bystander)]).toEqual([
+      false,
+      false,
+      true,
+      true,
+    ]);
     expect(trackedTemps()).toEqual([]);
   });
 
@@ -44,7 +49,9 @@ describe('temp registry', () => {
       yield Uint8Array.from([1]);
       throw new Error('tensor 3 failed');
     }
-    await expect(writeFileAtomic(join(root, 'fail.bin'), failing(), { force: false })).rejects.toThrow('tensor 3 failed');
+    await expect(writeFileAtomic(join(root, 'fail.bin'), failing(), { force: false })).rejects.toThrow(
+      'tensor 3 failed',
+    );
     expect(trackedTemps()).toEqual([]);
   });
 });

@@ -10,10 +10,18 @@ import { dataFileName, writeOnnxModel } from './model-writer.js';
 import { describeVerification, ModelVerificationError, verifyWrittenModel } from './verify-model.js';
 
 let root: string;
-beforeAll(() => { root = mkdtempSync(join(tmpdir(), 'qk-verify-')); });
-afterAll(() => { rmSync(root, { recursive: true, force: true }); });
+beforeAll(() => {
+  root = mkdtempSync(join(tmpdir(), 'qk-verify-'));
+});
+afterAll(() => {
+  rmSync(root, { recursive: true, force: true });
+});
 
-const f32 = (dims: number[]): Tensor => ({ dtype: 'float32', dims, data: Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, (_, i) => Math.sin(i)) });
+const f32 = (dims: number[]): Tensor => ({
+  dtype: 'float32',
+  dims,
+  data: Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, (_, i) => Math.sin(i)),
+});
 
 function write(name: string, spec: ModelSpec): string {
   const path = join(root, name);
@@ -38,8 +46,15 @@ describe('verifyWrittenModel', () => {
   it('runs a token-id model on zeros with every symbolic dimension 1, and says so', async () => {
     const path = write('ids.onnx', tokenModel(13));
     const v = await verifyWrittenModel({ modelPath: path, step: 'test' });
-    expect(v).toMatchObject({ status: 'verified', feeds: [{ name: 'ids', dtype: 'int64', dims: [1, 1], source: 'synthetic' }], outputs: ['logits'], unreadOutputs: [] });
-    expect(describeVerification(v)).toMatch(/^verified: onnxruntime-node 1\.\d+\.\d+ loaded the model and ran it on zeros of the declared shapes \(ids int64\[1,1\]\)$/);
+    expect(v).toMatchObject({
+      status: 'verified',
+      feeds: [{ name: 'ids', dtype: 'int64', dims: [1, 1], source: 'synthetic' }],
+      outputs: ['logits'],
+      unreadOutputs: [],
+    });
+    expect(describeVerification(v)).toMatch(
+      /^verified: onnxruntime-node 1\.\d+\.\d+ loaded the model and ran it on zeros of the declared shapes \(ids int64\[1,1\]\)$/,
+    );
     expect(existsSync(path)).toBe(true);
   });
 
@@ -51,30 +66,54 @@ describe('verifyWrittenModel', () => {
     expect(describeVerification(v)).toContain('the first calibration samples');
   });
 
-  it('an op above the declared opset: deleted, with ONNX Runtime\'s message naming the op and the step', async () => {
-    const path = write('dql9.onnx', tokenModel(9, [{ opType: 'DynamicQuantizeLinear', inputs: ['logits'], outputs: ['q', 's', 'z'] }]));
-    const err = await verifyWrittenModel({ modelPath: path, step: 'quantize `scheme` int8-dynamic' }).catch((e: unknown) => e);
+  it("an op above the declared opset: deleted, with ONNX Runtime's message naming the op and the step", async () => {
+    const path = write(
+      'dql9.onnx',
+      tokenModel(9, [{ opType: 'DynamicQuantizeLinear', inputs: ['logits'], outputs: ['q', 's', 'z'] }]),
+    );
+    const err = await verifyWrittenModel({ modelPath: path, step: 'quantize `scheme` int8-dynamic' }).catch(
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(ModelVerificationError);
-    expect((err as Error).message).toMatch(/cannot load the model written by quantize `scheme` int8-dynamic: .*No Op registered for DynamicQuantizeLinear with domain_version of 9.* — .* was deleted; `verify: false` keeps the file$/s);
+    expect((err as Error).message).toMatch(
+      /cannot load the model written by quantize `scheme` int8-dynamic: .*No Op registered for DynamicQuantizeLinear with domain_version of 9.* — .* was deleted; `verify: false` keeps the file$/s,
+    );
     expect(existsSync(path)).toBe(false);
   });
 
   it('a model that loads but fails at run time: deleted, reported as a run failure', async () => {
     // Reshape to 6 elements: the synthetic [1, 1] ids give 5 logits.
-    const path = write('reshape.onnx', { ...tokenModel(13, [{ opType: 'Reshape', inputs: ['logits', 'shape'], outputs: ['r'] }]),
+    const path = write('reshape.onnx', {
+      ...tokenModel(13, [{ opType: 'Reshape', inputs: ['logits', 'shape'], outputs: ['r'] }]),
       outputs: [{ name: 'r', dtype: 'float32' }],
-      initializers: { table: f32([7, 4]), w: f32([4, 5]), shape: { dtype: 'int64', dims: [1], data: BigInt64Array.of(6n) } } });
-    await expect(verifyWrittenModel({ modelPath: path, step: 'test' })).rejects.toThrow(/cannot run the model written by test: .*Reshape/);
+      initializers: {
+        table: f32([7, 4]),
+        w: f32([4, 5]),
+        shape: { dtype: 'int64', dims: [1], data: BigInt64Array.of(6n) },
+      },
+    });
+    await expect(verifyWrittenModel({ modelPath: path, step: 'test' })).rejects.toThrow(
+      /cannot run the model written by test: .*Reshape/,
+    );
     expect(existsSync(path)).toBe(false);
   });
 
-  it('external data: loaded from the model\'s path (the data found next to it); on failure both files are deleted', async () => {
+  it("external data: loaded from the model's path (the data found next to it); on failure both files are deleted", async () => {
     for (const broken of [false, true]) {
       const modelPath = join(root, `ext-${broken}.onnx`);
-      const spec = tokenModel(broken ? 9 : 13, broken ? [{ opType: 'DynamicQuantizeLinear', inputs: ['logits'], outputs: ['q', 's', 'z'] }] : []);
+      const spec = tokenModel(
+        broken ? 9 : 13,
+        broken ? [{ opType: 'DynamicQuantizeLinear', inputs: ['logits'], outputs: ['q', 's', 'z'] }] : [],
+      );
       const skeleton = makeModel({ ...spec, initializers: {} });
-      const tensors = Object.entries(spec.initializers ?? {}).map(([name, t]) => tensorToWrite(name, t.dtype, t.dims, () => t));
-      const plan = planOnnxWrite(skeleton, tensors, { externalData: true, threshold: 0, dataLocation: dataFileName(modelPath) });
+      const tensors = Object.entries(spec.initializers ?? {}).map(([name, t]) =>
+        tensorToWrite(name, t.dtype, t.dims, () => t),
+      );
+      const plan = planOnnxWrite(skeleton, tensors, {
+        externalData: true,
+        threshold: 0,
+        dataLocation: dataFileName(modelPath),
+      });
       const written = await writeOnnxModel(modelPath, plan, { force: false, inputs: [] });
       expect(written.dataPath && existsSync(written.dataPath)).toBe(true);
       const check = verifyWrittenModel({ modelPath, dataPath: written.dataPath, step: 'test' });
@@ -90,8 +129,16 @@ describe('verifyWrittenModel', () => {
   it('outputs of types JavaScript cannot hold (int4) are not fetched; the rest are', async () => {
     const path = write('int4-out.onnx', {
       ...tokenModel(21, [{ opType: 'QuantizeLinear', inputs: ['logits', 's', 'zp'], outputs: ['q4'] }]),
-      outputs: [{ name: 'logits', dtype: 'float32' }, { name: 'q4', dtype: 'int4' }],
-      initializers: { table: f32([7, 4]), w: f32([4, 5]), s: { dtype: 'float32', dims: [], data: Float32Array.of(0.1) }, zp: { dtype: 'int4', dims: [], data: Int8Array.of(0) } },
+      outputs: [
+        { name: 'logits', dtype: 'float32' },
+        { name: 'q4', dtype: 'int4' },
+      ],
+      initializers: {
+        table: f32([7, 4]),
+        w: f32([4, 5]),
+        s: { dtype: 'float32', dims: [], data: Float32Array.of(0.1) },
+        zp: { dtype: 'int4', dims: [], data: Int8Array.of(0) },
+      },
     });
     const v = await verifyWrittenModel({ modelPath: path, step: 'test' });
     expect(v).toMatchObject({ status: 'verified', outputs: ['logits'], unreadOutputs: ['q4'] });

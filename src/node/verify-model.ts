@@ -12,7 +12,21 @@ import type { Tensor } from '../tensor/tensor.js';
  */
 
 /** Element types onnxruntime-node hands across the JS boundary (bfloat16, float8 and 4-bit are not). */
-const READABLE = new Set<string>(['float32', 'float64', 'float16', 'int8', 'uint8', 'int16', 'uint16', 'int32', 'uint32', 'int64', 'uint64', 'bool', 'string']);
+const READABLE = new Set<string>([
+  'float32',
+  'float64',
+  'float16',
+  'int8',
+  'uint8',
+  'int16',
+  'uint16',
+  'int32',
+  'uint32',
+  'int64',
+  'uint64',
+  'bool',
+  'string',
+]);
 
 export interface VerifyRequest {
   readonly modelPath: string;
@@ -33,14 +47,14 @@ export interface FeedSummary {
 
 export type Verification =
   | {
-    readonly status: 'verified';
-    readonly runtime: string;
-    readonly feeds: readonly FeedSummary[];
-    /** Outputs fetched after the run (every output of a type JS can hold). */
-    readonly outputs: readonly string[];
-    /** Outputs left unfetched: their element type cannot cross into JavaScript. */
-    readonly unreadOutputs: readonly string[];
-  }
+      readonly status: 'verified';
+      readonly runtime: string;
+      readonly feeds: readonly FeedSummary[];
+      /** Outputs fetched after the run (every output of a type JS can hold). */
+      readonly outputs: readonly string[];
+      /** Outputs left unfetched: their element type cannot cross into JavaScript. */
+      readonly unreadOutputs: readonly string[];
+    }
   | { readonly status: 'skipped'; readonly reason: string };
 
 /** ONNX Runtime refused a model quantkit wrote: an internal error (exit 2), not the user's. */
@@ -60,20 +74,38 @@ function syntheticFeed(meta: InputMeta & { isTensor: true }): ort.Tensor {
   const dims = meta.shape.map((d) => (typeof d === 'number' && d >= 0 ? d : 1));
   const n = dims.reduce((a, b) => a * b, 1);
   switch (meta.type) {
-    case 'string': return new ort.Tensor('string', Array.from({ length: n }, () => ''), dims);
-    case 'int64': return new ort.Tensor('int64', new BigInt64Array(n), dims);
-    case 'uint64': return new ort.Tensor('uint64', new BigUint64Array(n), dims);
-    case 'float32': return new ort.Tensor('float32', new Float32Array(n), dims);
-    case 'float64': return new ort.Tensor('float64', new Float64Array(n), dims);
-    case 'int32': return new ort.Tensor('int32', new Int32Array(n), dims);
-    case 'uint32': return new ort.Tensor('uint32', new Uint32Array(n), dims);
-    case 'int16': return new ort.Tensor('int16', new Int16Array(n), dims);
-    case 'uint16': return new ort.Tensor('uint16', new Uint16Array(n), dims);
-    case 'float16': return new ort.Tensor('float16', new Uint16Array(n), dims);
-    case 'int8': return new ort.Tensor('int8', new Int8Array(n), dims);
-    case 'uint8': return new ort.Tensor('uint8', new Uint8Array(n), dims);
-    case 'bool': return new ort.Tensor('bool', new Uint8Array(n), dims);
-    default: throw new Error(`no synthetic input of type ${meta.type}`);
+    case 'string':
+      return new ort.Tensor(
+        'string',
+        Array.from({ length: n }, () => ''),
+        dims,
+      );
+    case 'int64':
+      return new ort.Tensor('int64', new BigInt64Array(n), dims);
+    case 'uint64':
+      return new ort.Tensor('uint64', new BigUint64Array(n), dims);
+    case 'float32':
+      return new ort.Tensor('float32', new Float32Array(n), dims);
+    case 'float64':
+      return new ort.Tensor('float64', new Float64Array(n), dims);
+    case 'int32':
+      return new ort.Tensor('int32', new Int32Array(n), dims);
+    case 'uint32':
+      return new ort.Tensor('uint32', new Uint32Array(n), dims);
+    case 'int16':
+      return new ort.Tensor('int16', new Int16Array(n), dims);
+    case 'uint16':
+      return new ort.Tensor('uint16', new Uint16Array(n), dims);
+    case 'float16':
+      return new ort.Tensor('float16', new Uint16Array(n), dims);
+    case 'int8':
+      return new ort.Tensor('int8', new Int8Array(n), dims);
+    case 'uint8':
+      return new ort.Tensor('uint8', new Uint8Array(n), dims);
+    case 'bool':
+      return new ort.Tensor('bool', new Uint8Array(n), dims);
+    default:
+      throw new Error(`no synthetic input of type ${meta.type}`);
   }
 }
 
@@ -88,7 +120,9 @@ async function removeOutputs(req: VerifyRequest): Promise<void> {
 function failure(req: VerifyRequest, stage: 'load' | 'run', e: unknown): ModelVerificationError {
   const message = (e instanceof Error ? e.message : String(e)).trim();
   const deleted = req.dataPath ? `${req.modelPath} and its data file were deleted` : `${req.modelPath} was deleted`;
-  return new ModelVerificationError(`ONNX Runtime (${RUNTIME}) cannot ${stage} the model written by ${req.step}: ${message} — ${deleted}; \`verify: false\` keeps the file`);
+  return new ModelVerificationError(
+    `ONNX Runtime (${RUNTIME}) cannot ${stage} the model written by ${req.step}: ${message} — ${deleted}; \`verify: false\` keeps the file`,
+  );
 }
 
 /**
@@ -103,7 +137,11 @@ export async function verifyWrittenModel(req: VerifyRequest): Promise<Verificati
     // The binding loaded the model but cannot describe an input or output of this element type
     // to JavaScript (bfloat16, float8): ONNX Runtime itself accepted the file.
     const unsupported = /^Unsupported data type: (\d+)/.exec(e instanceof Error ? e.message : '');
-    if (unsupported) return { status: 'skipped', reason: `ONNX Runtime loaded it, but a graph input or output has ONNX element type ${unsupported[1]}, which onnxruntime-node cannot hand to JavaScript, so it was not run` };
+    if (unsupported)
+      return {
+        status: 'skipped',
+        reason: `ONNX Runtime loaded it, but a graph input or output has ONNX element type ${unsupported[1]}, which onnxruntime-node cannot hand to JavaScript, so it was not run`,
+      };
     await removeOutputs(req);
     throw failure(req, 'load', e);
   }
@@ -113,7 +151,10 @@ export async function verifyWrittenModel(req: VerifyRequest): Promise<Verificati
     const summary: FeedSummary[] = [];
     for (const meta of session.inputMetadata) {
       if (!meta.isTensor || !READABLE.has(meta.type)) {
-        return { status: 'skipped', reason: `loaded, not run: input '${meta.name}' ${meta.isTensor ? `is ${meta.type}, which` : 'is not a tensor, which'} onnxruntime-node cannot take from JavaScript` };
+        return {
+          status: 'skipped',
+          reason: `loaded, not run: input '${meta.name}' ${meta.isTensor ? `is ${meta.type}, which` : 'is not a tensor, which'} onnxruntime-node cannot take from JavaScript`,
+        };
       }
       const sample = req.samples?.get(meta.name);
       const feed = sample ? sampleFeed(sample) : syntheticFeed(meta);
@@ -123,7 +164,10 @@ export async function verifyWrittenModel(req: VerifyRequest): Promise<Verificati
     const readable = session.outputMetadata.filter((m) => m.isTensor && READABLE.has(m.type)).map((m) => m.name);
     const unread = session.outputNames.filter((n) => !readable.includes(n));
     if (readable.length === 0) {
-      return { status: 'skipped', reason: `loaded, not run: no output has an element type onnxruntime-node can hand to JavaScript (${unread.join(', ')})` };
+      return {
+        status: 'skipped',
+        reason: `loaded, not run: no output has an element type onnxruntime-node can hand to JavaScript (${unread.join(', ')})`,
+      };
     }
     try {
       const out = await session.run(feeds, readable);

@@ -11,7 +11,10 @@ import { foldBatchNorm } from './fold-batchnorm.js';
 
 function rand(n: number, seed: number, lo = -1, hi = 1): Float32Array {
   let s = seed >>> 0;
-  return Float32Array.from({ length: n }, () => lo + (hi - lo) * ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32));
+  return Float32Array.from(
+    { length: n },
+    () => lo + (hi - lo) * ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32),
+  );
 }
 
 async function run(bytes: Uint8Array, name: string, x: Float32Array, dims: number[]): Promise<Float32Array> {
@@ -47,12 +50,26 @@ describe('foldBatchNorm', () => {
       const bn = bnParams(C, 10);
       const proto = makeModel({
         nodes: [
-          { opType: 'Conv', inputs: withBias ? ['X', 'W', 'B'] : ['X', 'W'], outputs: ['c'], attributes: { pads: [1, 1, 1, 1] } },
-          { opType: 'BatchNormalization', inputs: ['c', 'gamma', 'beta', 'mean', 'var'], outputs: ['Y'], attributes: { epsilon: makeAttribute('epsilon', 1e-3, 'float') } },
+          {
+            opType: 'Conv',
+            inputs: withBias ? ['X', 'W', 'B'] : ['X', 'W'],
+            outputs: ['c'],
+            attributes: { pads: [1, 1, 1, 1] },
+          },
+          {
+            opType: 'BatchNormalization',
+            inputs: ['c', 'gamma', 'beta', 'mean', 'var'],
+            outputs: ['Y'],
+            attributes: { epsilon: makeAttribute('epsilon', 1e-3, 'float') },
+          },
         ],
         inputs: [{ name: 'X', dtype: 'float32', dims: [2, 3, 5, 5] }],
         outputs: [{ name: 'Y', dtype: 'float32', dims: [2, C, 5, 5] }],
-        initializers: { W: makeTensor('float32', [C, 3, 3, 3], rand(C * 27, 1)), B: makeTensor('float32', [C], rand(C, 2)), ...bn },
+        initializers: {
+          W: makeTensor('float32', [C, 3, 3, 3], rand(C * 27, 1)),
+          B: makeTensor('float32', [C], rand(C, 2)),
+          ...bn,
+        },
         opsets: { '': 17 },
       });
       const model = modelFromProto(proto);
@@ -72,12 +89,25 @@ describe('foldBatchNorm', () => {
     const bn = bnParams(N, 20);
     const proto = makeModel({
       nodes: [
-        { opType: 'Gemm', inputs: ['X', 'W', 'C'], outputs: ['g'], attributes: { transB: 1, alpha: makeAttribute('alpha', 0.7, 'float'), beta: makeAttribute('beta', 1.5, 'float') } },
+        {
+          opType: 'Gemm',
+          inputs: ['X', 'W', 'C'],
+          outputs: ['g'],
+          attributes: {
+            transB: 1,
+            alpha: makeAttribute('alpha', 0.7, 'float'),
+            beta: makeAttribute('beta', 1.5, 'float'),
+          },
+        },
         { opType: 'BatchNormalization', inputs: ['g', 'gamma', 'beta', 'mean', 'var'], outputs: ['Y'] },
       ],
       inputs: [{ name: 'X', dtype: 'float32', dims: [3, K] }],
       outputs: [{ name: 'Y', dtype: 'float32', dims: [3, N] }],
-      initializers: { W: makeTensor('float32', [N, K], rand(N * K, 4)), C: makeTensor('float32', [N], rand(N, 5)), ...bn },
+      initializers: {
+        W: makeTensor('float32', [N, K], rand(N * K, 4)),
+        C: makeTensor('float32', [N], rand(N, 5)),
+        ...bn,
+      },
       opsets: { '': 17 },
     });
     const model = modelFromProto(proto);
@@ -90,16 +120,21 @@ describe('foldBatchNorm', () => {
 
   it('leaves a BatchNormalization whose Conv output has another reader', () => {
     const C = 2;
-    const model = modelFromProto(makeModel({
-      nodes: [
-        { opType: 'Conv', inputs: ['X', 'W'], outputs: ['c'] },
-        { opType: 'BatchNormalization', inputs: ['c', 'gamma', 'beta', 'mean', 'var'], outputs: ['Y'] },
-        { opType: 'Relu', inputs: ['c'], outputs: ['Z'] },
-      ],
-      inputs: [{ name: 'X', dtype: 'float32', dims: [1, 1, 3, 3] }],
-      outputs: [{ name: 'Y', dtype: 'float32' }, { name: 'Z', dtype: 'float32' }],
-      initializers: { W: makeTensor('float32', [C, 1, 1, 1], rand(C, 1)), ...bnParams(C, 1) },
-    }));
+    const model = modelFromProto(
+      makeModel({
+        nodes: [
+          { opType: 'Conv', inputs: ['X', 'W'], outputs: ['c'] },
+          { opType: 'BatchNormalization', inputs: ['c', 'gamma', 'beta', 'mean', 'var'], outputs: ['Y'] },
+          { opType: 'Relu', inputs: ['c'], outputs: ['Z'] },
+        ],
+        inputs: [{ name: 'X', dtype: 'float32', dims: [1, 1, 3, 3] }],
+        outputs: [
+          { name: 'Y', dtype: 'float32' },
+          { name: 'Z', dtype: 'float32' },
+        ],
+        initializers: { W: makeTensor('float32', [C, 1, 1, 1], rand(C, 1)), ...bnParams(C, 1) },
+      }),
+    );
     expect(foldBatchNorm(model)).toBe(0);
     expect(model.graph.nodes).toHaveLength(3);
   });

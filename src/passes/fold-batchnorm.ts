@@ -45,7 +45,8 @@ export function foldBatchNorm(model: Model): number {
     if (prev.opType === 'Conv') {
       if (wDims[0] !== C) continue;
       const per = w.length / C;
-      for (let c = 0; c < C; c++) for (let i = 0; i < per; i++) newW[c * per + i] = (w[c * per + i] as number) * (s[c] as number);
+      for (let c = 0; c < C; c++)
+        for (let i = 0; i < per; i++) newW[c * per + i] = (w[c * per + i] as number) * (s[c] as number);
       const b = prev.inputs[2] ? floatInit(g, prev.inputs[2]) : new Float32Array(C);
       if (!b || b.length !== C) continue;
       bias = Float64Array.from(b);
@@ -68,11 +69,13 @@ export function foldBatchNorm(model: Model): number {
       const c0 = cName ? floatInit(g, cName) : new Float32Array(1);
       if (!c0 || (c0.length !== 1 && c0.length !== N)) continue;
       bias = Float64Array.from({ length: N }, (_, n) => betaG * (c0[c0.length === 1 ? 0 : n] as number));
-      prev.attributes = prev.attributes.filter((a) => a.name !== 'alpha' && a.name !== 'beta')
+      prev.attributes = prev.attributes
+        .filter((a) => a.name !== 'alpha' && a.name !== 'beta')
         .concat([makeAttr('alpha', 1, 'float'), makeAttr('beta', 1, 'float')]);
     }
     const newB = new Float32Array(C);
-    for (let c = 0; c < C; c++) newB[c] = ((bias[c] as number) - (mean[c] as number)) * (s[c] as number) + (beta[c] as number);
+    for (let c = 0; c < C; c++)
+      newB[c] = ((bias[c] as number) - (mean[c] as number)) * (s[c] as number) + (beta[c] as number);
 
     const wName = uniqueName(g, `${prev.inputs[1] as string}_bnfolded`, taken);
     const bName = uniqueName(g, `${prev.name || prev.opType}_bias_bnfolded`, taken);
@@ -90,7 +93,8 @@ export function foldBatchNorm(model: Model): number {
   for (const n of g.nodes) for (const i of n.inputs) read.add(i);
   for (const o of g.outputs) read.add(o.name);
   for (const name of [...g.initializers.keys()]) if (!read.has(name)) g.initializers.delete(name);
-  for (const o of [...g.valueInfo.keys()]) if (!read.has(o) && !g.nodes.some((n) => n.outputs.includes(o))) g.valueInfo.delete(o);
+  for (const o of [...g.valueInfo.keys()])
+    if (!read.has(o) && !g.nodes.some((n) => n.outputs.includes(o))) g.valueInfo.delete(o);
   return folded;
 }
 

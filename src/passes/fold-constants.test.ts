@@ -7,7 +7,11 @@ import { modelToProto } from '../graph/to-onnx.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { foldConstants } from './fold-constants.js';
 
-const f32 = (dims: number[], seed: number): Tensor => ({ dtype: 'float32', dims, data: Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, (_, i) => Math.sin(i * 1.3 + seed)) });
+const f32 = (dims: number[], seed: number): Tensor => ({
+  dtype: 'float32',
+  dims,
+  data: Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, (_, i) => Math.sin(i * 1.3 + seed)),
+});
 const i64 = (v: number[]): Tensor => ({ dtype: 'int64', dims: [v.length], data: BigInt64Array.from(v, BigInt) });
 
 async function run(proto: ModelProto, x: Float32Array): Promise<Float32Array> {
@@ -31,14 +35,19 @@ describe('foldConstants', () => {
         { opType: 'Add', inputs: ['hb', 'x_bias'], outputs: ['y'], name: 'add_runtime' },
         { opType: 'Unsqueeze', inputs: ['b_flat', 'ax'], outputs: ['unused'], name: 'dead' },
       ],
-      inputs: [{ name: 'x', dtype: 'float32', dims: [3, 8] }, { name: 'x_bias', dtype: 'float32', dims: [1, 5] }],
+      inputs: [
+        { name: 'x', dtype: 'float32', dims: [3, 8] },
+        { name: 'x_bias', dtype: 'float32', dims: [1, 5] },
+      ],
       outputs: [{ name: 'y', dtype: 'float32', dims: [3, 5] }],
       initializers: { Wt: f32([5, 8], 1), gain: f32([1], 2), b_flat: f32([5], 3), shape: i64([1, 5]), ax: i64([0]) },
       opsets: { '': 17 },
     });
     // x_bias as a plain initializer (not a graph input), so the Add reading h and it is the only non-constant.
     proto.graph!.input = proto.graph!.input.filter((v) => v.name !== 'x_bias');
-    proto.graph!.initializer.push(...makeModel({ nodes: [], inputs: [], outputs: [], initializers: { x_bias: f32([1, 5], 9) } }).graph!.initializer);
+    proto.graph!.initializer.push(
+      ...makeModel({ nodes: [], inputs: [], outputs: [], initializers: { x_bias: f32([1, 5], 9) } }).graph!.initializer,
+    );
     const x = f32([3, 8], 4).data as Float32Array;
     const want = await run(proto, x);
 
@@ -49,6 +58,7 @@ describe('foldConstants', () => {
     expect(model.graph.nodes.map((n) => n.name)).toEqual(['mm', 'add_bias', 'add_runtime']);
     expect([...model.graph.initializers.keys()].sort()).toEqual(['Wg', 'b_id', 'x_bias']); // dead Unsqueeze and unread inputs gone
     const got = await run(modelToProto(model), x);
-    for (let i = 0; i < want.length; i++) expect(Math.abs(got[i]! - want[i]!)).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(want[i]!)));
+    for (let i = 0; i < want.length; i++)
+      expect(Math.abs(got[i]! - want[i]!)).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(want[i]!)));
   });
 });

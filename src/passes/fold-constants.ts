@@ -12,7 +12,16 @@ import type { Tensor } from '../tensor/tensor.js';
  * nodes. Afterwards nodes and initializers nothing reads any more are removed.
  */
 
-export const FOLDABLE_OPS: readonly string[] = ['Transpose', 'Reshape', 'Cast', 'Identity', 'Unsqueeze', 'Squeeze', 'Mul', 'Add'];
+export const FOLDABLE_OPS: readonly string[] = [
+  'Transpose',
+  'Reshape',
+  'Cast',
+  'Identity',
+  'Unsqueeze',
+  'Squeeze',
+  'Mul',
+  'Add',
+];
 
 export interface FoldResult {
   /** Nodes replaced by initializers, by name (or output when unnamed). */
@@ -47,7 +56,8 @@ export function foldConstants(graph: Graph, opset: number, registry: OpRegistry 
     }
     node.outputs.forEach((name, k) => {
       const t = outputs[k];
-      if (name && t) graph.initializers.set(name, memoryInitializer(name, { dtype: t.dtype, dims: t.dims, data: t.data }));
+      if (name && t)
+        graph.initializers.set(name, memoryInitializer(name, { dtype: t.dtype, dims: t.dims, data: t.data }));
     });
     done.add(node);
     folded.push(node.name || (node.outputs[0] ?? '?'));

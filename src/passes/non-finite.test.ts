@@ -11,10 +11,23 @@ function model(w: number[], b: number[]): Model {
     ['NEG', memoryInitializer('NEG', makeTensor('float32', [], Float32Array.of(-Infinity)))],
   ]);
   return {
-    irVersion: 8, opsets: new Map([['', 17]]), producerName: '', producerVersion: '', domain: '', modelVersion: 0, docString: '', metadata: [],
+    irVersion: 8,
+    opsets: new Map([['', 17]]),
+    producerName: '',
+    producerVersion: '',
+    domain: '',
+    modelVersion: 0,
+    docString: '',
+    metadata: [],
     graph: {
-      name: 'g', initializers: inits, valueInfo: new Map(),
-      inputs: [{ name: 'x', dtype: 'float32', dims: [1, 2] }, { name: 'm', dtype: 'bool', dims: [1, 2] }], outputs: [{ name: 'y', dtype: 'float32', dims: [1, 2] }],
+      name: 'g',
+      initializers: inits,
+      valueInfo: new Map(),
+      inputs: [
+        { name: 'x', dtype: 'float32', dims: [1, 2] },
+        { name: 'm', dtype: 'bool', dims: [1, 2] },
+      ],
+      outputs: [{ name: 'y', dtype: 'float32', dims: [1, 2] }],
       nodes: [
         { name: 'mm', opType: 'MatMul', domain: '', inputs: ['x', 'W'], outputs: ['h0'], attributes: [] },
         { name: 'add', opType: 'Add', domain: '', inputs: ['h0', 'B'], outputs: ['h'], attributes: [] },
@@ -37,9 +50,14 @@ describe('non-finite parameters', () => {
   });
 
   it("'error' names the tensor; 'clamp' maps NaN to 0 and ±Inf to the finite extremes; 'keep' excludes the tensor and its readers", () => {
-    expect(() => resolveNonFinite(model([1, NaN, 3, 4], [0, 0]), 'error')).toThrow(expect.objectContaining({
-      code: 'QK_NONFINITE_WEIGHTS', message: "tensor 'W' has a non-finite value (NaN) at flat index 1", hint: expect.stringMatching(/`nonFinite` clamp.*`nonFinite` keep/), options: ['nonFinite'],
-    }));
+    expect(() => resolveNonFinite(model([1, NaN, 3, 4], [0, 0]), 'error')).toThrow(
+      expect.objectContaining({
+        code: 'QK_NONFINITE_WEIGHTS',
+        message: "tensor 'W' has a non-finite value (NaN) at flat index 1",
+        hint: expect.stringMatching(/`nonFinite` clamp.*`nonFinite` keep/),
+        options: ['nonFinite'],
+      }),
+    );
     const m = model([-2, Infinity, NaN, -Infinity], [NaN, 0.5]);
     const r = resolveNonFinite(m, 'clamp');
     expect(values(m, 'W')).toEqual([-2, -2, 0, -2]); // the only finite value, -2, is both extremes

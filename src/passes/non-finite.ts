@@ -63,7 +63,14 @@ export function findNonFiniteParameters(model: Model): NonFiniteTensor[] {
       if (first < 0) first = i;
       count++;
     }
-    if (first >= 0) found.push({ name: init.name, index: first, value: d[first] as number, count, readers: nodes.map((n) => n.name) });
+    if (first >= 0)
+      found.push({
+        name: init.name,
+        index: first,
+        value: d[first] as number,
+        count,
+        readers: nodes.map((n) => n.name),
+      });
   }
   return found;
 }
@@ -72,15 +79,23 @@ export function findNonFiniteParameters(model: Model): NonFiniteTensor[] {
 function clamped(d: Float32Array): Float32Array {
   let lo = Infinity;
   let hi = -Infinity;
-  for (const x of d) if (x - x === 0) { if (x < lo) lo = x; if (x > hi) hi = x; }
+  for (const x of d)
+    if (x - x === 0) {
+      if (x < lo) lo = x;
+      if (x > hi) hi = x;
+    }
   if (lo > hi) lo = hi = 0;
   return d.map((x) => (x !== x ? 0 : x === Infinity ? hi : x === -Infinity ? lo : x));
 }
 
 export function nonFiniteError(t: NonFiniteTensor): OptionError {
   const more = t.count > 1 ? ` (${t.count} such values)` : '';
-  return new OptionError('QK_NONFINITE_WEIGHTS', `tensor '${t.name}' has a non-finite value (${t.value}) at flat index ${t.index}${more}`,
-    "fix the model, or pass `nonFinite` clamp (NaN → 0, ±Inf → the tensor's finite extremes) or `nonFinite` keep (leave it unquantized)", ['nonFinite']);
+  return new OptionError(
+    'QK_NONFINITE_WEIGHTS',
+    `tensor '${t.name}' has a non-finite value (${t.value}) at flat index ${t.index}${more}`,
+    "fix the model, or pass `nonFinite` clamp (NaN → 0, ±Inf → the tensor's finite extremes) or `nonFinite` keep (leave it unquantized)",
+    ['nonFinite'],
+  );
 }
 
 /** Applies the policy to the model (in place for 'clamp'); 'error' throws on the first tensor found. */
@@ -90,14 +105,25 @@ export function resolveNonFinite(model: Model, policy: NonFinitePolicy): NonFini
   if (policy === 'error') throw nonFiniteError(found[0] as NonFiniteTensor);
   const list = found.map((t) => `'${t.name}' (${t.count})`).join(', ');
   if (policy === 'keep') {
-    return { found, notes: [`kept as they are and unquantized (\`nonFinite\` keep), holding NaN/±Inf: ${list}`], exclude: found.flatMap((t) => [t.name, ...t.readers]) };
+    return {
+      found,
+      notes: [`kept as they are and unquantized (\`nonFinite\` keep), holding NaN/±Inf: ${list}`],
+      exclude: found.flatMap((t) => [t.name, ...t.readers]),
+    };
   }
   for (const t of found) {
     const init = model.graph.initializers.get(t.name) as Initializer;
     const tensor = init.load();
-    model.graph.initializers.set(t.name, memoryInitializer(t.name, { dtype: 'float32', dims: tensor.dims, data: clamped(tensor.data as Float32Array) }));
+    model.graph.initializers.set(
+      t.name,
+      memoryInitializer(t.name, { dtype: 'float32', dims: tensor.dims, data: clamped(tensor.data as Float32Array) }),
+    );
   }
-  return { found, notes: [`NaN → 0 and ±Inf → the tensor's finite extremes (\`nonFinite\` clamp) in ${list}`], exclude: [] };
+  return {
+    found,
+    notes: [`NaN → 0 and ±Inf → the tensor's finite extremes (\`nonFinite\` clamp) in ${list}`],
+    exclude: [],
+  };
 }
 
 /**
@@ -107,7 +133,9 @@ export function resolveNonFinite(model: Model, policy: NonFinitePolicy): NonFini
 export function overflowingWeight(model: Model): { name: string; value: number } | undefined {
   const readers = consumers(model.graph);
   for (const init of model.graph.initializers.values()) {
-    const weight = (readers.get(init.name) ?? []).some((n) => n.domain === '' && n.inputs[WEIGHT_SLOTS[n.opType] ?? -1] === init.name);
+    const weight = (readers.get(init.name) ?? []).some(
+      (n) => n.domain === '' && n.inputs[WEIGHT_SLOTS[n.opType] ?? -1] === init.name,
+    );
     const d = weight ? floatData(init) : undefined;
     if (!d) continue;
     for (const x of d) if (!(Math.abs(x) <= FLOAT32_SQUARE_LIMIT)) return { name: init.name, value: x };

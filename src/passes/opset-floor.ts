@@ -19,30 +19,106 @@ import { ensureOpset, opsetRaiseBlockers } from './weight-only/opset.js';
 /** First ai.onnx opset of ops added after opset 7 (older ops are in every opset upgrades start at). */
 const OP_SINCE: Readonly<Record<string, number>> = {
   Expand: 8,
-  Where: 9, Erf: 9, Sign: 9, IsNaN: 9, NonZero: 9, Shrink: 9, Sinh: 9, Cosh: 9, Asinh: 9, Acosh: 9, Atanh: 9, OneHot: 9, EyeLike: 9, Compress: 9, MaxUnpool: 9, TfIdfVectorizer: 9, MeanVarianceNormalization: 9, ConstantOfShape: 9,
-  QuantizeLinear: 10, DequantizeLinear: 10, MatMulInteger: 10, ConvInteger: 10, QLinearMatMul: 10, QLinearConv: 10,
-  Mod: 10, IsInf: 10, ReverseSequence: 10, RoiAlign: 10, Resize: 10, ThresholdedRelu: 10, StringNormalizer: 10,
-  DynamicQuantizeLinear: 11, Round: 11, Range: 11, GatherElements: 11, GatherND: 11, ScatterElements: 11, ScatterND: 11, CumSum: 11, Det: 11, BitShift: 11, Unique: 11,
-  SequenceAt: 11, SequenceConstruct: 11, SequenceEmpty: 11, SequenceErase: 11, SequenceInsert: 11, SequenceLength: 11, SplitToSequence: 11, ConcatFromSequence: 11,
-  Einsum: 12, Celu: 12, GreaterOrEqual: 12, LessOrEqual: 12,
-  Trilu: 14, HardSwish: 14,
-  CastLike: 15, Bernoulli: 15,
+  Where: 9,
+  Erf: 9,
+  Sign: 9,
+  IsNaN: 9,
+  NonZero: 9,
+  Shrink: 9,
+  Sinh: 9,
+  Cosh: 9,
+  Asinh: 9,
+  Acosh: 9,
+  Atanh: 9,
+  OneHot: 9,
+  EyeLike: 9,
+  Compress: 9,
+  MaxUnpool: 9,
+  TfIdfVectorizer: 9,
+  MeanVarianceNormalization: 9,
+  ConstantOfShape: 9,
+  QuantizeLinear: 10,
+  DequantizeLinear: 10,
+  MatMulInteger: 10,
+  ConvInteger: 10,
+  QLinearMatMul: 10,
+  QLinearConv: 10,
+  Mod: 10,
+  IsInf: 10,
+  ReverseSequence: 10,
+  RoiAlign: 10,
+  Resize: 10,
+  ThresholdedRelu: 10,
+  StringNormalizer: 10,
+  DynamicQuantizeLinear: 11,
+  Round: 11,
+  Range: 11,
+  GatherElements: 11,
+  GatherND: 11,
+  ScatterElements: 11,
+  ScatterND: 11,
+  CumSum: 11,
+  Det: 11,
+  BitShift: 11,
+  Unique: 11,
+  SequenceAt: 11,
+  SequenceConstruct: 11,
+  SequenceEmpty: 11,
+  SequenceErase: 11,
+  SequenceInsert: 11,
+  SequenceLength: 11,
+  SplitToSequence: 11,
+  ConcatFromSequence: 11,
+  Einsum: 12,
+  Celu: 12,
+  GreaterOrEqual: 12,
+  LessOrEqual: 12,
+  Trilu: 14,
+  HardSwish: 14,
+  CastLike: 15,
+  Bernoulli: 15,
   GridSample: 16,
-  LayerNormalization: 17, DFT: 17, STFT: 17, MelWeightMatrix: 17, BlackmanWindow: 17, HammingWindow: 17, HannWindow: 17, SequenceMap: 17,
-  Mish: 18, GroupNormalization: 18, Col2Im: 18, CenterCropPad: 18, BitwiseAnd: 18, BitwiseOr: 18, BitwiseXor: 18, BitwiseNot: 18,
+  LayerNormalization: 17,
+  DFT: 17,
+  STFT: 17,
+  MelWeightMatrix: 17,
+  BlackmanWindow: 17,
+  HammingWindow: 17,
+  HannWindow: 17,
+  SequenceMap: 17,
+  Mish: 18,
+  GroupNormalization: 18,
+  Col2Im: 18,
+  CenterCropPad: 18,
+  BitwiseAnd: 18,
+  BitwiseOr: 18,
+  BitwiseXor: 18,
+  BitwiseNot: 18,
   DeformConv: 19,
-  Gelu: 20, AffineGrid: 20, ImageDecoder: 20, RegexFullMatch: 20, StringConcat: 20, StringSplit: 20,
-  RMSNormalization: 23, RotaryEmbedding: 23, Attention: 23,
+  Gelu: 20,
+  AffineGrid: 20,
+  ImageDecoder: 20,
+  RegexFullMatch: 20,
+  StringConcat: 20,
+  StringSplit: 20,
+  RMSNormalization: 23,
+  RotaryEmbedding: 23,
+  Attention: 23,
 };
 
 /** First opset where Cast, QuantizeLinear and DequantizeLinear take each newer element type. */
 const TYPE_SINCE: Partial<Record<DType, number>> = {
   bfloat16: 13,
-  float8e4m3fn: 19, float8e4m3fnuz: 19, float8e5m2: 19, float8e5m2fnuz: 19,
-  int4: 21, uint4: 21,
+  float8e4m3fn: 19,
+  float8e4m3fnuz: 19,
+  float8e5m2: 19,
+  float8e5m2fnuz: 19,
+  int4: 21,
+  uint4: 21,
   float4e2m1: 23,
   float8e8m0: 24,
-  int2: 25, uint2: 25,
+  int2: 25,
+  uint2: 25,
 };
 /** Q/DQ took only (u)int8 and int32 (DequantizeLinear) until 21 added 16-bit integers. */
 const QDQ_TYPE_SINCE: Partial<Record<DType, number>> = { ...TYPE_SINCE, int16: 21, uint16: 21 };
@@ -55,8 +131,12 @@ export interface OpsetNeed {
 
 function dtypeOf(g: Graph, name: string): DType | undefined {
   if (name === '') return undefined;
-  return g.initializers.get(name)?.dtype ?? g.valueInfo.get(name)?.dtype
-    ?? g.inputs.find((v) => v.name === name)?.dtype ?? g.outputs.find((v) => v.name === name)?.dtype;
+  return (
+    g.initializers.get(name)?.dtype ??
+    g.valueInfo.get(name)?.dtype ??
+    g.inputs.find((v) => v.name === name)?.dtype ??
+    g.outputs.find((v) => v.name === name)?.dtype
+  );
 }
 
 function dimsOf(g: Graph, name: string): readonly unknown[] | undefined {
@@ -77,7 +157,8 @@ export function nodeOpsetNeed(node: GraphNode, g: Graph): OpsetNeed | undefined 
   };
   if (op === 'Cast') {
     const to = intAttr(node, 'to');
-    if (to !== undefined) typed(TYPE_SINCE, dtypeFromOnnx(to, `node '${node.name}' (Cast) attribute 'to'`), (t) => `Cast to ${t}`);
+    if (to !== undefined)
+      typed(TYPE_SINCE, dtypeFromOnnx(to, `node '${node.name}' (Cast) attribute 'to'`), (t) => `Cast to ${t}`);
     typed(TYPE_SINCE, dtypeOf(g, node.inputs[0] ?? ''), (t) => `Cast from ${t}`);
   }
   if (op === 'QuantizeLinear' || op === 'DequantizeLinear') {
@@ -123,8 +204,12 @@ export function raiseOpset(model: Model, need: OpsetNeed): OpsetRaise | undefine
   const rewritten = opsetRaiseBlockers(model, need.opset);
   const r = ensureOpset(model, need.opset);
   if (!r.ok) {
-    throw new OptionError('QK_OPSET_TOO_OLD', `${need.what} needs ai.onnx opset ${need.opset}; the model declares ${from}, and raising it would change the meaning of ${r.blockers.join(', ')}`,
-      `re-export the model at opset ${need.opset} or newer, or \`exclude\` the layers that need it`, ['exclude']);
+    throw new OptionError(
+      'QK_OPSET_TOO_OLD',
+      `${need.what} needs ai.onnx opset ${need.opset}; the model declares ${from}, and raising it would change the meaning of ${r.blockers.join(', ')}`,
+      `re-export the model at opset ${need.opset} or newer, or \`exclude\` the layers that need it`,
+      ['exclude'],
+    );
   }
   return { from, to: need.opset, what: need.what, rewritten };
 }
@@ -136,6 +221,9 @@ export function settleOpset(model: Model): OpsetRaise | undefined {
 
 /** The report's note for a raise. */
 export function opsetRaiseNote(r: OpsetRaise): string {
-  const how = r.rewritten.length > 0 ? `; ${r.rewritten.join(', ')} rewritten into their opset-${r.to} form` : '; no node changes meaning';
+  const how =
+    r.rewritten.length > 0
+      ? `; ${r.rewritten.join(', ')} rewritten into their opset-${r.to} form`
+      : '; no node changes meaning';
   return `ai.onnx opset raised from ${r.from} to ${r.to} for ${r.what}${how}`;
 }

@@ -21,11 +21,45 @@ import type { Tensor } from '../tensor/tensor.js';
  */
 
 export const UPGRADE_TARGET_OPSET = 13;
-const REDUCE_18 = new Set(['ReduceMean', 'ReduceMax', 'ReduceMin', 'ReduceProd', 'ReduceL1', 'ReduceL2', 'ReduceLogSum', 'ReduceLogSumExp', 'ReduceSumSquare']);
+const REDUCE_18 = new Set([
+  'ReduceMean',
+  'ReduceMax',
+  'ReduceMin',
+  'ReduceProd',
+  'ReduceL1',
+  'ReduceL2',
+  'ReduceLogSum',
+  'ReduceLogSumExp',
+  'ReduceSumSquare',
+]);
 const SOFTMAX_13 = new Set(['Softmax', 'LogSoftmax', 'Hardmax']);
 /** Ops whose incompatible revisions (opset-raise blockers) this pass rewrites. */
-export const UPGRADABLE = new Set(['Squeeze', 'Unsqueeze', 'ReduceSum', 'Split', 'Clip', 'Pad', 'Slice', 'Dropout', 'BatchNormalization', 'Upsample', ...REDUCE_18, ...SOFTMAX_13]);
-const UNSUPPORTED = new Set(['Scatter', 'Scan', 'Loop', 'If', 'ImageScaler', 'Crop', 'Affine', 'ParametricSoftplus', 'ScaledTanh', 'ThresholdedRelu_exp']);
+export const UPGRADABLE = new Set([
+  'Squeeze',
+  'Unsqueeze',
+  'ReduceSum',
+  'Split',
+  'Clip',
+  'Pad',
+  'Slice',
+  'Dropout',
+  'BatchNormalization',
+  'Upsample',
+  ...REDUCE_18,
+  ...SOFTMAX_13,
+]);
+const UNSUPPORTED = new Set([
+  'Scatter',
+  'Scan',
+  'Loop',
+  'If',
+  'ImageScaler',
+  'Crop',
+  'Affine',
+  'ParametricSoftplus',
+  'ScaledTanh',
+  'ThresholdedRelu_exp',
+]);
 
 /** Typed reads that also remove the attribute from the node (it becomes an input, or goes). */
 function taker(node: GraphNode) {
@@ -54,7 +88,11 @@ export function upgradeOpset(model: Model, target = UPGRADE_TARGET_OPSET): Upgra
   const from = model.opsets.get('') ?? target;
   if (from >= target) return { from, to: from, rewritten: [] };
   if (from < 7) {
-    throw new QuantkitError('QK_OPSET_UPGRADE_UNSUPPORTED', `the model uses ai.onnx opset ${from}; upgrades start at opset 7`, 're-export the model with a newer exporter (opset 13 or later)');
+    throw new QuantkitError(
+      'QK_OPSET_UPGRADE_UNSUPPORTED',
+      `the model uses ai.onnx opset ${from}; upgrades start at opset 7`,
+      're-export the model with a newer exporter (opset 13 or later)',
+    );
   }
   const g: Graph = model.graph;
   const taken = usedNames(g);
@@ -64,7 +102,8 @@ export function upgradeOpset(model: Model, target = UPGRADE_TARGET_OPSET): Upgra
     g.initializers.set(name, memoryInitializer(name, t));
     return name;
   };
-  const ints = (base: string, v: readonly (number | bigint)[]) => constant(base, { dtype: 'int64', dims: [v.length], data: BigInt64Array.from(v, (x) => BigInt(x)) });
+  const ints = (base: string, v: readonly (number | bigint)[]) =>
+    constant(base, { dtype: 'int64', dims: [v.length], data: BigInt64Array.from(v, (x) => BigInt(x)) });
   const f32 = (base: string, v: number) => constant(base, { dtype: 'float32', dims: [], data: Float32Array.of(v) });
   const newNodes: GraphNode[] = [];
   // A rewrite applies when the raise crosses the version that changed the op: a raise from 9 to
@@ -77,28 +116,46 @@ export function upgradeOpset(model: Model, target = UPGRADE_TARGET_OPSET): Upgra
   };
   for (const n of g.nodes) {
     const label = n.name || n.outputs[0] || '?';
-    if (n.domain !== '') { newNodes.push(n); continue; }
+    if (n.domain !== '') {
+      newNodes.push(n);
+      continue;
+    }
     if (UNSUPPORTED.has(n.opType)) {
-      throw new QuantkitError('QK_OPSET_UPGRADE_UNSUPPORTED', `node '${label}' (${n.opType}) has no automatic upgrade from opset ${from} to ${target}`, 're-export the model at opset 13 or later (torch.onnx.export(..., opset_version=17))');
+      throw new QuantkitError(
+        'QK_OPSET_UPGRADE_UNSUPPORTED',
+        `node '${label}' (${n.opType}) has no automatic upgrade from opset ${from} to ${target}`,
+        're-export the model at opset 13 or later (torch.onnx.export(..., opset_version=17))',
+      );
     }
     const signature = () => `${n.opType}(${n.inputs.join(',')})[${n.attributes.map((a) => a.name).join(',')}]`;
     const before = signature();
     const take = taker(n);
     switch (n.opType) {
-      case 'Squeeze': case 'Unsqueeze': case 'ReduceSum': {
+      case 'Squeeze':
+      case 'Unsqueeze':
+      case 'ReduceSum': {
         if (!crosses(13)) break;
         const axes = take.int64s('axes');
         if (axes) n.inputs = [n.inputs[0] ?? '', ints(`${label}_axes`, axes)];
         break;
       }
-      case 'ReduceMean': case 'ReduceMax': case 'ReduceMin': case 'ReduceProd': case 'ReduceL1': case 'ReduceL2':
-      case 'ReduceLogSum': case 'ReduceLogSumExp': case 'ReduceSumSquare':
+      case 'ReduceMean':
+      case 'ReduceMax':
+      case 'ReduceMin':
+      case 'ReduceProd':
+      case 'ReduceL1':
+      case 'ReduceL2':
+      case 'ReduceLogSum':
+      case 'ReduceLogSumExp':
+      case 'ReduceSumSquare':
         if (crosses(18)) {
           const axes = take.int64s('axes');
           if (axes) n.inputs = [n.inputs[0] ?? '', ints(`${label}_axes`, axes)];
         }
         break;
-      case 'Softmax': case 'LogSoftmax': case 'Hardmax': {
+      case 'Softmax':
+      case 'LogSoftmax':
+      case 'Hardmax': {
         if (!crosses(13)) break;
         const axis = take.int('axis') ?? 1;
         const rank = rankOf(n.inputs[0] ?? '');
@@ -111,13 +168,34 @@ export function upgradeOpset(model: Model, target = UPGRADE_TARGET_OPSET): Upgra
         const shape = uniqueName(g, `${label}_shape`, taken);
         const flat = uniqueName(g, `${label}_2d`, taken);
         const out2d = uniqueName(g, `${label}_2d_out`, taken);
-        newNodes.push({ name: uniqueName(g, `${label}_Shape`, taken), opType: 'Shape', domain: '', inputs: [x], outputs: [shape], attributes: [] });
-        newNodes.push({ name: uniqueName(g, `${label}_Flatten`, taken), opType: 'Flatten', domain: '', inputs: [x], outputs: [flat], attributes: [makeAttr('axis', axis, 'int')] });
+        newNodes.push({
+          name: uniqueName(g, `${label}_Shape`, taken),
+          opType: 'Shape',
+          domain: '',
+          inputs: [x],
+          outputs: [shape],
+          attributes: [],
+        });
+        newNodes.push({
+          name: uniqueName(g, `${label}_Flatten`, taken),
+          opType: 'Flatten',
+          domain: '',
+          inputs: [x],
+          outputs: [flat],
+          attributes: [makeAttr('axis', axis, 'int')],
+        });
         n.inputs = [flat];
         n.outputs = [out2d];
         n.attributes.push(makeAttr('axis', -1, 'int'));
         newNodes.push(n);
-        newNodes.push({ name: uniqueName(g, `${label}_Reshape`, taken), opType: 'Reshape', domain: '', inputs: [out2d, shape], outputs: [y], attributes: [] });
+        newNodes.push({
+          name: uniqueName(g, `${label}_Reshape`, taken),
+          opType: 'Reshape',
+          domain: '',
+          inputs: [out2d, shape],
+          outputs: [y],
+          attributes: [],
+        });
         rewritten.push(label);
         continue;
       }
@@ -131,7 +209,11 @@ export function upgradeOpset(model: Model, target = UPGRADE_TARGET_OPSET): Upgra
         if (crosses(11)) {
           const min = take.float('min');
           const max = take.float('max');
-          n.inputs = [n.inputs[0] ?? '', min === undefined ? '' : f32(`${label}_min`, min), max === undefined ? '' : f32(`${label}_max`, max)];
+          n.inputs = [
+            n.inputs[0] ?? '',
+            min === undefined ? '' : f32(`${label}_min`, min),
+            max === undefined ? '' : f32(`${label}_max`, max),
+          ];
           while (n.inputs[n.inputs.length - 1] === '') n.inputs.pop();
         }
         break;
@@ -139,8 +221,17 @@ export function upgradeOpset(model: Model, target = UPGRADE_TARGET_OPSET): Upgra
         if (crosses(11)) {
           const pads = take.int64s('pads') ?? take.int64s('paddings');
           const value = take.float('value');
-          if (!pads) throw new QuantkitError('QK_OPSET_UPGRADE_UNSUPPORTED', `node '${label}' (Pad) has no pads attribute`, 'the model is malformed; re-export it');
-          n.inputs = [n.inputs[0] ?? '', ints(`${label}_pads`, pads), ...(value === undefined || value === 0 ? [] : [f32(`${label}_value`, value)])];
+          if (!pads)
+            throw new QuantkitError(
+              'QK_OPSET_UPGRADE_UNSUPPORTED',
+              `node '${label}' (Pad) has no pads attribute`,
+              'the model is malformed; re-export it',
+            );
+          n.inputs = [
+            n.inputs[0] ?? '',
+            ints(`${label}_pads`, pads),
+            ...(value === undefined || value === 0 ? [] : [f32(`${label}_value`, value)]),
+          ];
         }
         break;
       case 'Slice':
@@ -148,8 +239,18 @@ export function upgradeOpset(model: Model, target = UPGRADE_TARGET_OPSET): Upgra
           const starts = take.int64s('starts');
           const ends = take.int64s('ends');
           const axes = take.int64s('axes');
-          if (!starts || !ends) throw new QuantkitError('QK_OPSET_UPGRADE_UNSUPPORTED', `node '${label}' (Slice) lacks its starts or ends attribute`, 'the model is malformed; re-export it');
-          n.inputs = [n.inputs[0] ?? '', ints(`${label}_starts`, starts), ints(`${label}_ends`, ends), ...(axes ? [ints(`${label}_axes`, axes)] : [])];
+          if (!starts || !ends)
+            throw new QuantkitError(
+              'QK_OPSET_UPGRADE_UNSUPPORTED',
+              `node '${label}' (Slice) lacks its starts or ends attribute`,
+              'the model is malformed; re-export it',
+            );
+          n.inputs = [
+            n.inputs[0] ?? '',
+            ints(`${label}_starts`, starts),
+            ints(`${label}_ends`, ends),
+            ...(axes ? [ints(`${label}_axes`, axes)] : []),
+          ];
         }
         break;
       case 'Dropout': {
@@ -168,7 +269,13 @@ export function upgradeOpset(model: Model, target = UPGRADE_TARGET_OPSET): Upgra
         if (!crosses(10)) break;
         const mode = take.string('mode') ?? 'nearest';
         const scalesAttr = take.floats('scales');
-        const scales = scalesAttr ? constant(`${label}_scales`, { dtype: 'float32', dims: [scalesAttr.length], data: Float32Array.from(scalesAttr) }) : (n.inputs[1] ?? '');
+        const scales = scalesAttr
+          ? constant(`${label}_scales`, {
+              dtype: 'float32',
+              dims: [scalesAttr.length],
+              data: Float32Array.from(scalesAttr),
+            })
+          : (n.inputs[1] ?? '');
         // Upsample maps output i to input floor(i / scale): Resize's asymmetric + floor. Resize 10
         // is Upsample renamed (no roi input, no coordinate modes).
         n.opType = 'Resize';
@@ -178,7 +285,8 @@ export function upgradeOpset(model: Model, target = UPGRADE_TARGET_OPSET): Upgra
           break;
         }
         // roi is optional from 13 only; before, an empty tensor stands for none.
-        const roi = target >= 13 ? '' : constant(`${label}_roi`, { dtype: 'float32', dims: [0], data: new Float32Array(0) });
+        const roi =
+          target >= 13 ? '' : constant(`${label}_roi`, { dtype: 'float32', dims: [0], data: new Float32Array(0) });
         n.inputs = [n.inputs[0] ?? '', roi, scales];
         n.attributes = [
           makeAttr('mode', mode === 'bilinear' ? 'linear' : mode),

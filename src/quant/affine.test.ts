@@ -1,7 +1,14 @@
 import { create, toBinary } from '@bufbuild/protobuf';
 import {
-  AttributeProtoSchema, AttributeProto_AttributeType, GraphProtoSchema, ModelProtoSchema, NodeProtoSchema, OperatorSetIdProtoSchema,
-  TensorProtoSchema, TypeProtoSchema, ValueInfoProtoSchema,
+  AttributeProtoSchema,
+  AttributeProto_AttributeType,
+  GraphProtoSchema,
+  ModelProtoSchema,
+  NodeProtoSchema,
+  OperatorSetIdProtoSchema,
+  TensorProtoSchema,
+  TypeProtoSchema,
+  ValueInfoProtoSchema,
 } from 'onnx-buf';
 import type { AttributeProto, TensorProto } from 'onnx-buf';
 import * as ort from 'onnxruntime-node';
@@ -16,7 +23,10 @@ import { dequantize, quantize } from './quantize.js';
 
 // One-node ONNX models run in ONNX Runtime: the independent truth for the Q/DQ math.
 function valueInfo(name: string, elemType: number) {
-  return create(ValueInfoProtoSchema, { name, type: create(TypeProtoSchema, { value: { case: 'tensorType', value: { elemType } } }) });
+  return create(ValueInfoProtoSchema, {
+    name,
+    type: create(TypeProtoSchema, { value: { case: 'tensorType', value: { elemType } } }),
+  });
 }
 
 interface OneNode {
@@ -62,7 +72,10 @@ function intAttr(name: string, i: number): AttributeProto {
   return create(AttributeProtoSchema, { name, type: AttributeProto_AttributeType.INT, i: BigInt(i) });
 }
 
-export async function runModel(model: Uint8Array, feeds: Record<string, ort.Tensor>): Promise<Record<string, ort.Tensor>> {
+export async function runModel(
+  model: Uint8Array,
+  feeds: Record<string, ort.Tensor>,
+): Promise<Record<string, ort.Tensor>> {
   const session = await ort.InferenceSession.create(model);
   try {
     return await session.run(feeds);
@@ -86,13 +99,15 @@ describe('rounding', () => {
     expect(xs.map(roundHalfAway)).toEqual([-4, -3, -2, -1, 1, 2, 3, 4, 2, 1]);
   });
   it('half-even agrees with a definition by floor on random halves and non-halves', () => {
-    fc.assert(fc.property(fc.integer({ min: -1e6, max: 1e6 }), fc.constantFrom(0, 0.25, 0.5, 0.75), (i, frac) => {
-      const x = i + frac;
-      const fl = Math.floor(x);
-      const d = x - fl;
-      const want = d < 0.5 ? fl : d > 0.5 ? fl + 1 : fl % 2 === 0 ? fl : fl + 1;
-      expect(roundHalfEven(x) === want).toBe(true); // −0 and 0 both fine
-    }));
+    fc.assert(
+      fc.property(fc.integer({ min: -1e6, max: 1e6 }), fc.constantFrom(0, 0.25, 0.5, 0.75), (i, frac) => {
+        const x = i + frac;
+        const fl = Math.floor(x);
+        const d = x - fl;
+        const want = d < 0.5 ? fl : d > 0.5 ? fl + 1 : fl % 2 === 0 ? fl : fl + 1;
+        expect(roundHalfEven(x) === want).toBe(true); // −0 and 0 both fine
+      }),
+    );
   });
 });
 
@@ -136,7 +151,9 @@ describe('affine parameters (ONNX Runtime convention)', () => {
       const back = dequantize(q);
       for (let i = 0; i < 256; i++) {
         const s = q.scales[Math.floor(i / 64)] as number;
-        expect(Math.abs((back[i] as number) - (data[i] as number))).toBeLessThanOrEqual(s * 0.5 + 1e-6 + Math.abs(data[i] as number) * 2 ** -7);
+        expect(Math.abs((back[i] as number) - (data[i] as number))).toBeLessThanOrEqual(
+          s * 0.5 + 1e-6 + Math.abs(data[i] as number) * 2 ** -7,
+        );
       }
     }
   });
@@ -152,55 +169,83 @@ describe('layouts: per-tensor, per-axis, per-block along any axis with tails', (
     expect(makeLayout([2, 3, 4], [1, 2, 4]).paramShape).toEqual([2, 2, 1]);
   });
   it('blocked min/max along axis 0 with a tail matches a brute-force reference', () => {
-    fc.assert(fc.property(
-      fc.integer({ min: 1, max: 7 }), fc.integer({ min: 1, max: 7 }), fc.integer({ min: 1, max: 7 }), fc.integer({ min: 1, max: 5 }), fc.integer({ min: 0, max: 2 }), fc.integer(),
-      (a, b, c, bs, axis, seed) => {
-        const shape = [a, b, c];
-        const data = normal(a * b * c, seed);
-        const layout = makeLayout(shape, blockShapeFor(shape, { axis, blockSize: bs }));
-        const { hi } = blockMinMax(data, layout);
-        const want = new Float32Array(layout.numBlocks).fill(-Infinity);
-        const ps = layout.paramShape;
-        for (let i = 0; i < a; i++) for (let j = 0; j < b; j++) for (let k = 0; k < c; k++) {
-          const idx = [i, j, k];
-          idx[axis] = Math.floor((idx[axis] as number) / bs);
-          const p = ((idx[0] as number) * (ps[1] as number) + (idx[1] as number)) * (ps[2] as number) + (idx[2] as number);
-          want[p] = Math.max(want[p] as number, data[(i * b + j) * c + k] as number);
-        }
-        expect(Array.from(hi)).toEqual(Array.from(want));
-      }));
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 7 }),
+        fc.integer({ min: 1, max: 7 }),
+        fc.integer({ min: 1, max: 7 }),
+        fc.integer({ min: 1, max: 5 }),
+        fc.integer({ min: 0, max: 2 }),
+        fc.integer(),
+        (a, b, c, bs, axis, seed) => {
+          const shape = [a, b, c];
+          const data = normal(a * b * c, seed);
+          const layout = makeLayout(shape, blockShapeFor(shape, { axis, blockSize: bs }));
+          const { hi } = blockMinMax(data, layout);
+          const want = new Float32Array(layout.numBlocks).fill(-Infinity);
+          const ps = layout.paramShape;
+          for (let i = 0; i < a; i++)
+            for (let j = 0; j < b; j++)
+              for (let k = 0; k < c; k++) {
+                const idx = [i, j, k];
+                idx[axis] = Math.floor((idx[axis] as number) / bs);
+                const p =
+                  ((idx[0] as number) * (ps[1] as number) + (idx[1] as number)) * (ps[2] as number) +
+                  (idx[2] as number);
+                want[p] = Math.max(want[p] as number, data[(i * b + j) * c + k] as number);
+              }
+          expect(Array.from(hi)).toEqual(Array.from(want));
+        },
+      ),
+    );
   });
 });
 
 describe('affine quantize / dequantize properties', () => {
   const formats = [
-    { format: 'int8' as const, symmetric: true }, { format: 'int8' as const, symmetric: false },
-    { format: 'uint8' as const, symmetric: false }, { format: 'int4' as const, symmetric: true },
-    { format: 'uint4' as const, symmetric: false }, { format: 'int2' as const, symmetric: false },
+    { format: 'int8' as const, symmetric: true },
+    { format: 'int8' as const, symmetric: false },
+    { format: 'uint8' as const, symmetric: false },
+    { format: 'int4' as const, symmetric: true },
+    { format: 'uint4' as const, symmetric: false },
+    { format: 'int2' as const, symmetric: false },
     { format: 'int8' as const, symmetric: false, bits: 16 },
   ];
   it('|x − deq(q(x))| ≤ scale/2 for every in-range value, every format and granularity', () => {
-    fc.assert(fc.property(
-      fc.constantFrom(...formats), fc.float32Array({ minLength: 1, maxLength: 64, noNaN: true, noDefaultInfinity: true, min: -1e6, max: 1e6 }),
-      fc.constantFrom(undefined, 4, 16), fc.constantFrom<'half-even' | 'half-away'>('half-even', 'half-away'),
-      (f, data, blockSize, rounding) => {
-        const q = quantize(data, { ...f, blockSize, rounding });
-        const back = dequantize(q);
-        const bs = blockSize ?? data.length;
-        for (let i = 0; i < data.length; i++) {
-          const s = q.scales[Math.floor(i / bs)] as number;
-          // float32 evaluation of x/s and (q−zp)·s adds a few ulps of |x| on top of s/2.
-          const tol = s / 2 + Math.abs(data[i] as number) * 2 ** -22 + 1e-30;
-          expect(Math.abs((back[i] as number) - (data[i] as number))).toBeLessThanOrEqual(tol);
-        }
-      }), { numRuns: 300 });
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...formats),
+        fc.float32Array({ minLength: 1, maxLength: 64, noNaN: true, noDefaultInfinity: true, min: -1e6, max: 1e6 }),
+        fc.constantFrom(undefined, 4, 16),
+        fc.constantFrom<'half-even' | 'half-away'>('half-even', 'half-away'),
+        (f, data, blockSize, rounding) => {
+          const q = quantize(data, { ...f, blockSize, rounding });
+          const back = dequantize(q);
+          const bs = blockSize ?? data.length;
+          for (let i = 0; i < data.length; i++) {
+            const s = q.scales[Math.floor(i / bs)] as number;
+            // float32 evaluation of x/s and (q−zp)·s adds a few ulps of |x| on top of s/2.
+            const tol = s / 2 + Math.abs(data[i] as number) * 2 ** -22 + 1e-30;
+            expect(Math.abs((back[i] as number) - (data[i] as number))).toBeLessThanOrEqual(tol);
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
   it('quantize is monotone: x ≤ y ⇒ q(x) ≤ q(y) under fixed parameters', () => {
-    fc.assert(fc.property(fc.float32Array({ minLength: 2, maxLength: 64, noNaN: true, noDefaultInfinity: true }), fc.constantFrom(...formats), (data, f) => {
-      const sorted = Float32Array.from(data).sort();
-      const q = quantize(sorted, f);
-      for (let i = 1; i < sorted.length; i++) expect(q.codes[i] as number).toBeGreaterThanOrEqual(q.codes[i - 1] as number);
-    }));
+    fc.assert(
+      fc.property(
+        fc.float32Array({ minLength: 2, maxLength: 64, noNaN: true, noDefaultInfinity: true }),
+        fc.constantFrom(...formats),
+        (data, f) => {
+          const sorted = Float32Array.from(data).sort();
+          const q = quantize(sorted, f);
+          for (let i = 1; i < sorted.length; i++)
+            expect(q.codes[i] as number).toBeGreaterThanOrEqual(q.codes[i - 1] as number);
+        },
+      ),
+    );
   });
   it('codes saturate outside the chosen range (percentile clipping)', () => {
     const data = Float32Array.from({ length: 1001 }, (_, i) => i - 500);
@@ -251,11 +296,20 @@ describe('affine quantize / dequantize properties', () => {
 
 describe('ONNX Runtime is the truth', () => {
   it('uint8 asymmetric per-tensor: scale, zero point and codes identical to DynamicQuantizeLinear', async () => {
-    const cases = [normal(5000, 1), normal(5000, 2, 0.01).map((v) => v + 0.02), Float32Array.of(-0.5, 0.25, 1.75, 3), Float32Array.from({ length: 300 }, (_, i) => (i - 100) / 37)];
+    const cases = [
+      normal(5000, 1),
+      normal(5000, 2, 0.01).map((v) => v + 0.02),
+      Float32Array.of(-0.5, 0.25, 1.75, 3),
+      Float32Array.from({ length: 300 }, (_, i) => (i - 100) / 37),
+    ];
     const model = oneNodeModel({
       op: 'DynamicQuantizeLinear',
       inputs: [{ name: 'x', elemType: 1 }],
-      outputs: [{ name: 'y', elemType: 2 }, { name: 'y_scale', elemType: 1 }, { name: 'y_zero_point', elemType: 2 }],
+      outputs: [
+        { name: 'y', elemType: 2 },
+        { name: 'y_scale', elemType: 1 },
+        { name: 'y_zero_point', elemType: 2 },
+      ],
       opset: 11,
     });
     for (const data of cases) {

@@ -11,7 +11,10 @@ export type IntCodes = Int8Array | Uint8Array | Int16Array | Uint16Array;
 /** What to do with NaN/±Inf inputs: fail naming the element, or clamp (±Inf saturate, NaN → zero). */
 export type NonFinite = 'error' | 'clamp';
 
-export interface IntRange { readonly qmin: number; readonly qmax: number }
+export interface IntRange {
+  readonly qmin: number;
+  readonly qmax: number;
+}
 
 /**
  * Integer range for `bits` (2–8 or 16). Signed narrow range drops the most negative code, so
@@ -19,7 +22,11 @@ export interface IntRange { readonly qmin: number; readonly qmax: number }
  */
 export function intRange(bits: number, signed: boolean, narrow = false): IntRange {
   if (!((Number.isInteger(bits) && bits >= 2 && bits <= 8) || bits === 16)) {
-    throw new QuantkitError('QK_BAD_BITS', `affine quantization to ${bits} bits is not supported`, 'use 2 to 8 bits, or 16');
+    throw new QuantkitError(
+      'QK_BAD_BITS',
+      `affine quantization to ${bits} bits is not supported`,
+      'use 2 to 8 bits, or 16',
+    );
   }
   if (!signed) return { qmin: 0, qmax: 2 ** bits - 1 };
   const half = 2 ** (bits - 1);
@@ -150,7 +157,7 @@ export function quantizeAffine(
           v = f(x / s);
           v = v < lo ? lo : v > hi ? hi : v;
         }
-        codes[i] = (halfEven ? (v + ROUNDER) - ROUNDER : roundHalfAway(v)) + z;
+        codes[i] = (halfEven ? v + ROUNDER - ROUNDER : roundHalfAway(v)) + z;
       }
     }
     return codes;
@@ -175,7 +182,7 @@ export function quantizeAffine(
           v = f(x / s);
           v = v < lo ? lo : v > hi ? hi : v;
         }
-        codes[i] = (halfEven ? (v + ROUNDER) - ROUNDER : roundHalfAway(v)) + z;
+        codes[i] = (halfEven ? v + ROUNDER - ROUNDER : roundHalfAway(v)) + z;
       }
     }
   }
@@ -183,7 +190,12 @@ export function quantizeAffine(
 }
 
 /** x = (q - zp) * scale, in float32 (ONNX DequantizeLinear). */
-export function dequantizeAffine(codes: IntCodes, layout: BlockLayout, params: AffineParams, out = new Float32Array(layout.count)): Float32Array {
+export function dequantizeAffine(
+  codes: IntCodes,
+  layout: BlockLayout,
+  params: AffineParams,
+  out = new Float32Array(layout.count),
+): Float32Array {
   const { scale, zeroPoint } = params;
   forEachRun(layout, (start, end, b) => {
     const s = scale[b] as number;

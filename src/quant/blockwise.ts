@@ -77,7 +77,11 @@ export function quantizeBlockwise(data: Float32Array, cb: Codebook, opts: Blockw
   return { codes, absmax, blockSize };
 }
 
-export function dequantizeBlockwise(q: BlockwiseCodes, table: Float32Array, out = new Float32Array(q.codes.length)): Float32Array {
+export function dequantizeBlockwise(
+  q: BlockwiseCodes,
+  table: Float32Array,
+  out = new Float32Array(q.codes.length),
+): Float32Array {
   const { codes, absmax, blockSize } = q;
   for (let i = 0; i < codes.length; i++) {
     out[i] = (table[codes[i] as number] as number) * (absmax[(i / blockSize) | 0] as number);

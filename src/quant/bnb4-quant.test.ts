@@ -14,7 +14,7 @@ describe('nf4 / fp4 quantizer: the fast paths give the reference bytes', () => {
   const w = normal(n, 7);
   for (let i = 0; i < n; i += 997) w[i] = (w[i] as number) * 40;
   w.fill(0, 128, 192);
-  for (let i = 192; i < 256; i++) w[i] = (i % 3 - 1) * 2 ** -140;
+  for (let i = 192; i < 256; i++) w[i] = ((i % 3) - 1) * 2 ** -140;
   for (let i = 256; i < 320; i++) w[i] = (i - 288) * 1e-30;
   for (let i = 320; i < 336; i++) w[i] = [-1, 1, 0.5, -0.25, 1 / 12, 2 / 3][i % 6] as number;
   const cases: Bnb4Options[] = [];
@@ -59,7 +59,7 @@ describe('nf4 / fp4 round-to-nearest = quantizeBlockwise (absmax codebook blocks
     if (v === 0) return dir * 2 ** -149;
     const f32 = Float32Array.of(v);
     const u = new Int32Array(f32.buffer);
-    u[0] = (u[0] as number) + ((v > 0) === (dir > 0) ? 1 : -1);
+    u[0] = (u[0] as number) + (v > 0 === dir > 0 ? 1 : -1);
     return f32[0] as number;
   }
 
@@ -98,11 +98,14 @@ describe('nf4 / fp4 round-to-nearest = quantizeBlockwise (absmax codebook blocks
     });
 
     it(`${type}: any finite float32 values (property)`, () => {
-      fc.assert(fc.property(
-        fc.array(fc.float({ noNaN: true, noDefaultInfinity: true }), { minLength: 1, maxLength: 300 }),
-        fc.constantFrom(16, 32, 64),
-        (vals, blockSize) => expectSame(Float32Array.from(vals), type, blockSize),
-      ), { numRuns: 200 });
+      fc.assert(
+        fc.property(
+          fc.array(fc.float({ noNaN: true, noDefaultInfinity: true }), { minLength: 1, maxLength: 300 }),
+          fc.constantFrom(16, 32, 64),
+          (vals, blockSize) => expectSame(Float32Array.from(vals), type, blockSize),
+        ),
+        { numRuns: 200 },
+      );
     });
   }
 });

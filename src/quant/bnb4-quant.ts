@@ -70,7 +70,16 @@ function lutsOf(type: Bnb4Type): CodebookLut {
 let nf4Lut: CodebookLut | undefined;
 let fp4Lut: CodebookLut | undefined;
 
-function blockError(x: Float32Array, start: number, end: number, s: number, cb: Codebook, l: CodebookLut, table: Float32Array, limit: number): number {
+function blockError(
+  x: Float32Array,
+  start: number,
+  end: number,
+  s: number,
+  cb: Codebook,
+  l: CodebookLut,
+  table: Float32Array,
+  limit: number,
+): number {
   const inv = f(1 / s);
   let err = 0;
   if (!(inv < Infinity)) {
@@ -100,7 +109,15 @@ function blockError(x: Float32Array, start: number, end: number, s: number, cb: 
  * The least-squares constant Σx·t / Σt² (float32) for the block's codes at scale s (t the code's
  * table value); NaN when Σt² = 0.
  */
-function leastSquaresScale(x: Float32Array, start: number, end: number, s: number, cb: Codebook, l: CodebookLut, table: Float32Array): number {
+function leastSquaresScale(
+  x: Float32Array,
+  start: number,
+  end: number,
+  s: number,
+  cb: Codebook,
+  l: CodebookLut,
+  table: Float32Array,
+): number {
   const inv = f(1 / s);
   const lut = inv < Infinity;
   const { origin, scale, cells, below, above, mid } = l;
@@ -124,14 +141,25 @@ function leastSquaresScale(x: Float32Array, start: number, end: number, s: numbe
   return tt > 0 ? f(xt / tt) : NaN;
 }
 
-function chooseConstant(x: Float32Array, start: number, end: number, a: number, cb: Codebook, l: CodebookLut, table: Float32Array): number {
+function chooseConstant(
+  x: Float32Array,
+  start: number,
+  end: number,
+  a: number,
+  cb: Codebook,
+  l: CodebookLut,
+  table: Float32Array,
+): number {
   if (a === 0) return 0;
   let best = f(a);
   let bestErr = blockError(x, start, end, best, cb, l, table, Infinity);
   for (let r = 1; r < RATIOS.length; r++) {
     const s = f(a * (RATIOS[r] as number));
     const e = blockError(x, start, end, s, cb, l, table, bestErr);
-    if (e < bestErr) { bestErr = e; best = s; }
+    if (e < bestErr) {
+      bestErr = e;
+      best = s;
+    }
   }
   for (let it = 0; it < 3; it++) {
     const s = leastSquaresScale(x, start, end, best, cb, l, table);
@@ -145,7 +173,18 @@ function chooseConstant(x: Float32Array, start: number, end: number, a: number, 
 }
 
 /** Codes of one block at constant s into codes[], packed into `packed`; Σx² and Σ(x − x̂)² into sums[0..1]. */
-function encodeBlock(x: Float32Array, start: number, end: number, s: number, cb: Codebook, l: CodebookLut, table: Float32Array, codes: Uint8Array, packed: Uint8Array, sums: Float64Array): void {
+function encodeBlock(
+  x: Float32Array,
+  start: number,
+  end: number,
+  s: number,
+  cb: Codebook,
+  l: CodebookLut,
+  table: Float32Array,
+  codes: Uint8Array,
+  packed: Uint8Array,
+  sums: Float64Array,
+): void {
   let sig = 0;
   let noise = 0;
   if (s === 0) {
@@ -181,7 +220,10 @@ function encodeBlock(x: Float32Array, start: number, end: number, s: number, cb:
   }
   // Two codes a byte, the first in the high nibble.
   let i = start;
-  if ((i & 1) === 1 && i < end) { packed[i >> 1] = (packed[i >> 1] as number) | (codes[i] as number); i++; }
+  if ((i & 1) === 1 && i < end) {
+    packed[i >> 1] = (packed[i >> 1] as number) | (codes[i] as number);
+    i++;
+  }
   for (; i + 1 < end; i += 2) packed[i >> 1] = ((codes[i] as number) << 4) | (codes[i + 1] as number);
   if (i < end) packed[i >> 1] = (codes[i] as number) << 4;
   sums[0] = sig;
@@ -199,7 +241,8 @@ function blockAbsMax(x: Float32Array, xi: Int32Array, start: number, end: number
   let m = 0;
   for (let i = start; i < end; i++) m = Math.max(m, (xi[i] as number) & 0x7fffffff);
   if (m >= 0x7f800000) {
-    for (let i = start; i < end; i++) if (!Number.isFinite(x[i] as number)) throw new NonFiniteWeight(0, i, x[i] as number);
+    for (let i = start; i < end; i++)
+      if (!Number.isFinite(x[i] as number)) throw new NonFiniteWeight(0, i, x[i] as number);
   }
   ABS_BITS[0] = m;
   return ABS[0] as number;
@@ -212,8 +255,21 @@ function blockAbsMax(x: Float32Array, xi: Int32Array, start: number, end: number
  * loops do the work.
  */
 export interface Bnb4FastTwin {
-  searchConstants(x: Float32Array, blockSize: number, table: Codebook, ratios: Float32Array, absmax: Float32Array): boolean;
-  encodeBlocks(x: Float32Array, blockSize: number, table: Codebook, constants: Float32Array, codes: Uint8Array, packed: Uint8Array): [number, number] | undefined;
+  searchConstants(
+    x: Float32Array,
+    blockSize: number,
+    table: Codebook,
+    ratios: Float32Array,
+    absmax: Float32Array,
+  ): boolean;
+  encodeBlocks(
+    x: Float32Array,
+    blockSize: number,
+    table: Codebook,
+    constants: Float32Array,
+    codes: Uint8Array,
+    packed: Uint8Array,
+  ): [number, number] | undefined;
 }
 
 /** Quantizes the flattened [N, K] weight `wt` (already transposed to the op's layout). */
@@ -232,14 +288,16 @@ export function quantizeBnb4(wt: Float32Array, o: Bnb4Options, fast?: Bnb4FastTw
     absmax[b] = blockAbsMax(wt, bits, start, end);
   }
   if (!o.rtn && !fast?.searchConstants(wt, bs, cb, RATIOS, absmax)) {
-    for (let b = 0; b < nb; b++) absmax[b] = chooseConstant(wt, b * bs, Math.min((b + 1) * bs, n), absmax[b] as number, cb, l, table);
+    for (let b = 0; b < nb; b++)
+      absmax[b] = chooseConstant(wt, b * bs, Math.min((b + 1) * bs, n), absmax[b] as number, cb, l, table);
   }
   let doubleQuantBytes: number | undefined;
   if (o.doubleQuant) {
     const dq = doubleQuantize(absmax);
     const back = doubleDequantize(dq);
     // A block's constant must stay > 0 when it was > 0, or the block would collapse to zero.
-    for (let b = 0; b < nb; b++) if ((absmax[b] as number) > 0 && !((back[b] as number) > 0)) back[b] = absmax[b] as number;
+    for (let b = 0; b < nb; b++)
+      if ((absmax[b] as number) > 0 && !((back[b] as number) > 0)) back[b] = absmax[b] as number;
     absmax = back;
     doubleQuantBytes = nb + 4 * dq.inner.absmax.length + 4;
   }
@@ -261,6 +319,7 @@ export function quantizeBnb4(wt: Float32Array, o: Bnb4Options, fast?: Bnb4FastTw
 export function dequantizeBnb4(q: Bnb4Weights, type: Bnb4Type, blockSize: number): Float32Array {
   const table = bnb4Table(type);
   const out = new Float32Array(q.codes.length);
-  for (let i = 0; i < out.length; i++) out[i] = f((table[q.codes[i] as number] as number) * (q.absmax[Math.floor(i / blockSize)] as number));
+  for (let i = 0; i < out.length; i++)
+    out[i] = f((table[q.codes[i] as number] as number) * (q.absmax[Math.floor(i / blockSize)] as number));
   return out;
 }

@@ -14,13 +14,24 @@ const RATIOS: Float32Array = Float32Array.from({ length: 31 }, (_, i) => 1 - i *
 
 function encodeBlock(x: Float32Array, start: number, end: number, s: number, cb: Codebook, codes: Uint8Array): void {
   const zero = nearestCodeReference(cb, 0);
-  if (s === 0) { codes.fill(zero, start, end); return; }
+  if (s === 0) {
+    codes.fill(zero, start, end);
+    return;
+  }
   // bitsandbytes multiplies by the float32 reciprocal (kQuantizeBlockwise).
   const inv = f(1 / s);
   for (let i = start; i < end; i++) codes[i] = nearestCodeReference(cb, f((x[i] as number) * inv));
 }
 
-function blockError(x: Float32Array, start: number, end: number, s: number, cb: Codebook, table: Float32Array, limit: number): number {
+function blockError(
+  x: Float32Array,
+  start: number,
+  end: number,
+  s: number,
+  cb: Codebook,
+  table: Float32Array,
+  limit: number,
+): number {
   const inv = f(1 / s);
   let err = 0;
   for (let i = start; i < end; i++) {
@@ -44,7 +55,10 @@ function chooseConstant(x: Float32Array, start: number, end: number, cb: Codeboo
   for (let r = 1; r < RATIOS.length; r++) {
     const s = f(a * (RATIOS[r] as number));
     const e = blockError(x, start, end, s, cb, table, bestErr);
-    if (e < bestErr) { bestErr = e; best = s; }
+    if (e < bestErr) {
+      bestErr = e;
+      best = s;
+    }
   }
   for (let it = 0; it < 3; it++) {
     const inv = f(1 / best);
@@ -95,7 +109,8 @@ export function quantizeBnb4Reference(wt: Float32Array, o: Bnb4Options): Bnb4Wei
     const dq = doubleQuantize(absmax);
     const back = doubleDequantize(dq);
     // A block's constant must stay > 0 when it was > 0, or the block would collapse to zero.
-    for (let b = 0; b < nb; b++) if ((absmax[b] as number) > 0 && !((back[b] as number) > 0)) back[b] = absmax[b] as number;
+    for (let b = 0; b < nb; b++)
+      if ((absmax[b] as number) > 0 && !((back[b] as number) > 0)) back[b] = absmax[b] as number;
     absmax = back;
     doubleQuantBytes = nb + 4 * dq.inner.absmax.length + 4;
   }
@@ -108,4 +123,3 @@ export function quantizeBnb4Reference(wt: Float32Array, o: Bnb4Options): Bnb4Wei
   }
   return { packed, absmax, codes, doubleQuantBytes };
 }
-

@@ -72,7 +72,9 @@ describe('double quantization (QLoRA)', () => {
     expect(viaApi.doubleQuant).toBeDefined();
     const e1 = mse(data, dequantize(plain));
     const e2 = mse(data, dequantize(viaApi));
-    console.log(`[quant] NF4 block 64 on N(0,1): MSE ${e1.toExponential(4)} plain, ${e2.toExponential(4)} with double quantization`);
+    console.log(
+      `[quant] NF4 block 64 on N(0,1): MSE ${e1.toExponential(4)} plain, ${e2.toExponential(4)} with double quantization`,
+    );
     expect(e2).toBeLessThan(e1 * 1.05);
   });
 });
@@ -88,11 +90,15 @@ describe('quantile and k-means codebooks', () => {
     const approx = approxQuantiles(data, 16, 8192);
     let mn = Infinity;
     let mx = -Infinity;
-    for (const x of data) { mn = Math.min(mn, x); mx = Math.max(mx, x); }
-    for (let i = 0; i < 16; i++) expect(Math.abs((approx[i] as number) - (exact[i] as number))).toBeLessThanOrEqual((mx - mn) / 8192 + 1e-3);
+    for (const x of data) {
+      mn = Math.min(mn, x);
+      mx = Math.max(mx, x);
+    }
+    for (let i = 0; i < 16; i++)
+      expect(Math.abs((approx[i] as number) - (exact[i] as number))).toBeLessThanOrEqual((mx - mn) / 8192 + 1e-3);
   });
   it('k-means is seeded (same seed, same codebook) and finds the clusters of separated data', () => {
-    const data = Float32Array.from({ length: 300 }, (_, i) => [-5, 0, 7][i % 3] as number + ((i * 7919) % 11) * 1e-3);
+    const data = Float32Array.from({ length: 300 }, (_, i) => ([-5, 0, 7][i % 3] as number) + ((i * 7919) % 11) * 1e-3);
     const a = kmeans1d(data, { k: 3, seed: 42 });
     expect(Array.from(kmeans1d(data, { k: 3, seed: 42 }))).toEqual(Array.from(a));
     expect(Math.round(a[0] as number)).toBe(-5);
@@ -117,7 +123,9 @@ describe('quantile and k-means codebooks', () => {
       const qt = mse(data, dequantize(quantize(data, { format: 'quantile', bits: 4 })));
       const u4 = mse(data, dequantize(quantize(data, { format: 'uint4', symmetric: false })));
       const i4 = mse(data, dequantize(quantize(data, { format: 'int4' })));
-      console.log(`[quant] ${label}, n=${n}, per-tensor: MSE k-means16 ${km.toExponential(4)}, quantile16 ${qt.toExponential(4)}, uint4 asym ${u4.toExponential(4)}, int4 absmax ${i4.toExponential(4)}`);
+      console.log(
+        `[quant] ${label}, n=${n}, per-tensor: MSE k-means16 ${km.toExponential(4)}, quantile16 ${qt.toExponential(4)}, uint4 asym ${u4.toExponential(4)}, int4 absmax ${i4.toExponential(4)}`,
+      );
       expect(km).toBeLessThan(u4);
       expect(km).toBeLessThan(i4);
     });
@@ -128,7 +136,9 @@ describe('quantile and k-means codebooks', () => {
     const i4 = mse(data, dequantize(quantize(data, { format: 'int4', blockSize: 64 })));
     const i4full = mse(data, dequantize(quantize(data, { format: 'int4', blockSize: 64, narrowRange: false })));
     const fp4 = mse(data, dequantize(quantize(data, { format: 'fp4', blockSize: 64 })));
-    console.log(`[quant] N(0,1), n=${n}, block 64: MSE NF4 ${nf4.toExponential(4)}, int4 absmax (±7) ${i4.toExponential(4)}, int4 full-range ${i4full.toExponential(4)}, FP4 E2M1 ${fp4.toExponential(4)}`);
+    console.log(
+      `[quant] N(0,1), n=${n}, block 64: MSE NF4 ${nf4.toExponential(4)}, int4 absmax (±7) ${i4.toExponential(4)}, int4 full-range ${i4full.toExponential(4)}, FP4 E2M1 ${fp4.toExponential(4)}`,
+    );
     expect(nf4).toBeLessThan(i4);
     expect(nf4).toBeLessThan(i4full);
   });

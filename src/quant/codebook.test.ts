@@ -2,7 +2,17 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { decodeFloat4e2m1, encodeFloat4e2m1 } from '../formats/float4.js';
 import { dequantizeBlockwise, quantizeBlockwise } from './blockwise.js';
-import { FP4_BNB_TABLE, FP4_E2M1_TABLE, NF4_TABLE, fp4BnbCodebook, fp4E2M1Codebook, makeCodebook, nearestCode, nearestCodeReference, nf4Codebook } from './codebook.js';
+import {
+  FP4_BNB_TABLE,
+  FP4_E2M1_TABLE,
+  NF4_TABLE,
+  fp4BnbCodebook,
+  fp4E2M1Codebook,
+  makeCodebook,
+  nearestCode,
+  nearestCodeReference,
+  nf4Codebook,
+} from './codebook.js';
 import { kmeans1d } from './kmeans.js';
 import { dequantize, pack, quantize } from './quantize.js';
 
@@ -40,17 +50,22 @@ describe('NF4', () => {
     }
   });
   it('codes are the nearest table entries (property, against brute force)', () => {
-    fc.assert(fc.property(fc.float32Array({ minLength: 1, maxLength: 200, noNaN: true, noDefaultInfinity: true }), (data) => {
-      const q = quantizeBlockwise(data, nf4Codebook(), { blockSize: 64 });
-      for (let i = 0; i < data.length; i++) {
-        const a = q.absmax[Math.floor(i / 64)] as number;
-        if (a === 0) { expect(q.codes[i]).toBe(7); continue; }
-        const x = Math.fround((data[i] as number) * Math.fround(1 / a));
-        const got = NF4_TABLE[q.codes[i] as number] as number;
-        const best = NF4_TABLE[bruteNearest(NF4_TABLE, x)] as number;
-        expect(Math.abs(got - x)).toBe(Math.abs(best - x));
-      }
-    }));
+    fc.assert(
+      fc.property(fc.float32Array({ minLength: 1, maxLength: 200, noNaN: true, noDefaultInfinity: true }), (data) => {
+        const q = quantizeBlockwise(data, nf4Codebook(), { blockSize: 64 });
+        for (let i = 0; i < data.length; i++) {
+          const a = q.absmax[Math.floor(i / 64)] as number;
+          if (a === 0) {
+            expect(q.codes[i]).toBe(7);
+            continue;
+          }
+          const x = Math.fround((data[i] as number) * Math.fround(1 / a));
+          const got = NF4_TABLE[q.codes[i] as number] as number;
+          const best = NF4_TABLE[bruteNearest(NF4_TABLE, x)] as number;
+          expect(Math.abs(got - x)).toBe(Math.abs(best - x));
+        }
+      }),
+    );
   });
   it('block tails: 130 values in blocks of 64 give 3 constants', () => {
     const data = Float32Array.from({ length: 130 }, (_, i) => Math.sin(i));
@@ -70,7 +85,7 @@ describe('FP4: OCP E2M1 and the bitsandbytes table are different formats', () =>
     for (let i = 0; i < 500; i++) probes.push((i - 250) / 37);
     for (const x of probes) {
       const ours = FP4_E2M1_TABLE[nearestCode(cb, x)] as number;
-      expect(ours === (decodeFloat4e2m1(encodeFloat4e2m1(x)))).toBe(true); // ±0 compare equal
+      expect(ours === decodeFloat4e2m1(encodeFloat4e2m1(x))).toBe(true); // ±0 compare equal
     }
   });
   it('bitsandbytes FP4 values (dDequantizeFP4Tree constants) by code', () => {
@@ -110,15 +125,31 @@ describe('block-wise codebook quantization', () => {
 
 describe('bucketed nearestCode', () => {
   it('equals the binary-search reference on every codebook, at midpoints, neighbours and random values', () => {
-    const books = [nf4Codebook(), fp4E2M1Codebook(), fp4BnbCodebook(), makeCodebook(Float32Array.of(0.5)), makeCodebook(Float32Array.of(-1, 1))];
-    const km = kmeans1d(Float32Array.from({ length: 2000 }, (_, i) => Math.sin(i) * Math.exp((i % 7) - 3)), { k: 256, seed: 3 });
+    const books = [
+      nf4Codebook(),
+      fp4E2M1Codebook(),
+      fp4BnbCodebook(),
+      makeCodebook(Float32Array.of(0.5)),
+      makeCodebook(Float32Array.of(-1, 1)),
+    ];
+    const km = kmeans1d(
+      Float32Array.from({ length: 2000 }, (_, i) => Math.sin(i) * Math.exp((i % 7) - 3)),
+      { k: 256, seed: 3 },
+    );
     books.push(makeCodebook(km));
     for (const cb of books) {
       const probes: number[] = [0, -0, NaN, Infinity, -Infinity, 1e-45, -1e-45, 1e30, -1e30];
-      for (const m of cb.midpoints) probes.push(m, Math.fround(m), m + Math.abs(m) * 1e-15 + 1e-300, m - Math.abs(m) * 1e-15 - 1e-300);
+      for (const m of cb.midpoints)
+        probes.push(m, Math.fround(m), m + Math.abs(m) * 1e-15 + 1e-300, m - Math.abs(m) * 1e-15 - 1e-300);
       for (const v of cb.sortedValues) probes.push(v);
       for (const x of probes) expect(nearestCode(cb, x)).toBe(nearestCodeReference(cb, x));
-      fc.assert(fc.property(fc.double({ min: -2, max: 2, noNaN: true }), (x) => nearestCode(cb, x) === nearestCodeReference(cb, x)), { numRuns: 2000 });
+      fc.assert(
+        fc.property(
+          fc.double({ min: -2, max: 2, noNaN: true }),
+          (x) => nearestCode(cb, x) === nearestCodeReference(cb, x),
+        ),
+        { numRuns: 2000 },
+      );
     }
   });
 });

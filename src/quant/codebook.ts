@@ -7,10 +7,22 @@
  * lists them: quantiles of N(0, 1) normalised to [-1, 1], with an exact zero at index 7.
  */
 export const NF4_TABLE: Float32Array = Float32Array.of(
-  -1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453,
-  -0.28444138169288635, -0.18477343022823334, -0.09105003625154495, 0.0,
-  0.07958029955625534, 0.16093020141124725, 0.24611230194568634, 0.33791524171829224,
-  0.44070982933044434, 0.5626170039176941, 0.7229568362236023, 1.0,
+  -1.0,
+  -0.6961928009986877,
+  -0.5250730514526367,
+  -0.39491748809814453,
+  -0.28444138169288635,
+  -0.18477343022823334,
+  -0.09105003625154495,
+  0.0,
+  0.07958029955625534,
+  0.16093020141124725,
+  0.24611230194568634,
+  0.33791524171829224,
+  0.44070982933044434,
+  0.5626170039176941,
+  0.7229568362236023,
+  1.0,
 );
 
 /**
@@ -18,8 +30,22 @@ export const NF4_TABLE: Float32Array = Float32Array.of(
  * bit 0, bias 1, no Inf/NaN. Magnitudes 0, 0.5, 1, 1.5, 2, 3, 4, 6; code 8 is -0.
  */
 export const FP4_E2M1_TABLE: Float32Array = Float32Array.of(
-  0, 0.5, 1, 1.5, 2, 3, 4, 6,
-  -0, -0.5, -1, -1.5, -2, -3, -4, -6,
+  0,
+  0.5,
+  1,
+  1.5,
+  2,
+  3,
+  4,
+  6,
+  -0,
+  -0.5,
+  -1,
+  -1.5,
+  -2,
+  -3,
+  -4,
+  -6,
 );
 
 /**
@@ -91,8 +117,14 @@ export function makeCodebook(values: Float32Array, tie: TieBreak = 'lower-value'
   }
   for (let k = 1; k < buckets; k++) bucketStart[k] = (bucketStart[k] as number) + (bucketStart[k - 1] as number);
   return {
-    values, sortedValues: Float64Array.from(sv), sortedCodes: Uint16Array.from(sc), midpoints, tie,
-    bucketOrigin: origin, bucketScale: scale, bucketStart,
+    values,
+    sortedValues: Float64Array.from(sv),
+    sortedCodes: Uint16Array.from(sc),
+    midpoints,
+    tie,
+    bucketOrigin: origin,
+    bucketScale: scale,
+    bucketStart,
   };
 }
 
@@ -133,6 +165,12 @@ export function nearestCodeReference(cb: Codebook, x: number): number {
 let nf4: Codebook | undefined;
 let e2m1: Codebook | undefined;
 let fp4bnb: Codebook | undefined;
-export function nf4Codebook(): Codebook { return (nf4 ??= makeCodebook(NF4_TABLE)); }
-export function fp4E2M1Codebook(): Codebook { return (e2m1 ??= makeCodebook(FP4_E2M1_TABLE, 'even-code')); }
-export function fp4BnbCodebook(): Codebook { return (fp4bnb ??= makeCodebook(FP4_BNB_TABLE)); }
+export function nf4Codebook(): Codebook {
+  return (nf4 ??= makeCodebook(NF4_TABLE));
+}
+export function fp4E2M1Codebook(): Codebook {
+  return (e2m1 ??= makeCodebook(FP4_E2M1_TABLE, 'even-code'));
+}
+export function fp4BnbCodebook(): Codebook {
+  return (fp4bnb ??= makeCodebook(FP4_BNB_TABLE));
+}

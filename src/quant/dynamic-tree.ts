@@ -13,7 +13,10 @@ function linspaceF32(start: number, end: number, steps: number): Float32Array {
   const out = new Float32Array(steps);
   const s = f(start);
   const e = f(end);
-  if (steps === 1) { out[0] = s; return out; }
+  if (steps === 1) {
+    out[0] = s;
+    return out;
+  }
   const step = f(f(e - s) / (steps - 1));
   const half = Math.floor(steps / 2);
   for (let i = 0; i < steps; i++) out[i] = i < half ? f(s + f(step * i)) : f(e - f(step * (steps - i - 1)));
@@ -46,7 +49,9 @@ export function createDynamicMap(signed = true, maxExponentBits = 7, totalBits =
   };
   let last = 0;
   for (let i = 0; i < maxExponentBits; i++) {
-    const items = signed ? 2 ** (i + nonSignBits - maxExponentBits) + 1 : 2 ** (i + nonSignBits - maxExponentBits + 1) + 1;
+    const items = signed
+      ? 2 ** (i + nonSignBits - maxExponentBits) + 1
+      : 2 ** (i + nonSignBits - maxExponentBits + 1) + 1;
     push(10 ** (-(maxExponentBits - 1) + i), means(items));
     last = i;
   }
@@ -70,8 +75,14 @@ export function dynamicTreeCodebook(signed = true): Codebook {
 export const DYNAMIC_TREE_BLOCK = 4096;
 
 /** Block-wise 8-bit quantization with the dynamic-tree map (the 8-bit optimizers' state format). */
-export function quantizeDynamicTree8(data: Float32Array, opts: BlockwiseOptions & { signed?: boolean } = {}): BlockwiseCodes {
-  return quantizeBlockwise(data, dynamicTreeCodebook(opts.signed ?? true), { ...opts, blockSize: opts.blockSize ?? DYNAMIC_TREE_BLOCK });
+export function quantizeDynamicTree8(
+  data: Float32Array,
+  opts: BlockwiseOptions & { signed?: boolean } = {},
+): BlockwiseCodes {
+  return quantizeBlockwise(data, dynamicTreeCodebook(opts.signed ?? true), {
+    ...opts,
+    blockSize: opts.blockSize ?? DYNAMIC_TREE_BLOCK,
+  });
 }
 
 export function dequantizeDynamicTree8(q: BlockwiseCodes, signed = true): Float32Array {

@@ -42,7 +42,12 @@ export function quantizeFloat8Scaled(
   return { codes, scales };
 }
 
-export function dequantizeFloat8Scaled(codes: Uint8Array, layout: BlockLayout, scales: Float32Array, kind: Float8Kind): Float32Array {
+export function dequantizeFloat8Scaled(
+  codes: Uint8Array,
+  layout: BlockLayout,
+  scales: Float32Array,
+  kind: Float8Kind,
+): Float32Array {
   const out = new Float32Array(layout.count);
   forEachRun(layout, (start, end, b) => {
     const s = scales[b] as number;

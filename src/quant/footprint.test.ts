@@ -14,15 +14,23 @@ describe('footprint', () => {
     const dq = footprint({ params: 13e9 }, { formats: ['nf4'], doubleQuant: true }).rows[0];
     expect(dq?.constantBytes).toBe(13e9 / 64 + Math.ceil(13e9 / 64 / 256) * 4 + 4);
     expect(dq?.bitsPerParam.toFixed(3)).toBe('4.127');
-    const int4 = footprint({ params: 13e9 }, { formats: ['int4'], groupSize: 128, scaleDtype: 'float16', zeroPoint: true }).rows[0];
-    expect(int4?.constantBytes).toBe((13e9 / 128) * 2 + (13e9 / 128) / 2);
+    const int4 = footprint(
+      { params: 13e9 },
+      { formats: ['int4'], groupSize: 128, scaleDtype: 'float16', zeroPoint: true },
+    ).rows[0];
+    expect(int4?.constantBytes).toBe((13e9 / 128) * 2 + 13e9 / 128 / 2);
   });
   it('per tensor: blocks per tensor with tails, non-float tensors kept as they are, biggest first', () => {
-    const r = footprint({ tensors: [
-      { name: 'w1', dims: [100, 10], dtype: 'float32' },
-      { name: 'b1', dims: [10], dtype: 'float32' },
-      { name: 'idx', dims: [8], dtype: 'int64' },
-    ] }, { formats: ['int4', 'fp16'], groupSize: 64 });
+    const r = footprint(
+      {
+        tensors: [
+          { name: 'w1', dims: [100, 10], dtype: 'float32' },
+          { name: 'b1', dims: [10], dtype: 'float32' },
+          { name: 'idx', dims: [8], dtype: 'int64' },
+        ],
+      },
+      { formats: ['int4', 'fp16'], groupSize: 64 },
+    );
     expect(r.params).toBe(1010);
     const int4 = r.rows[0];
     expect(int4?.weightBytes).toBe(500 + 5);

@@ -12,7 +12,11 @@ const CODE_BITS: Record<FootprintFormat, number> = { fp32: 32, fp16: 16, bf16: 1
 /** Formats that carry per-block constants (a scale per group; fp8 here is per-tensor scaled). */
 const BLOCKED: ReadonlySet<FootprintFormat> = new Set(['int8', 'int4', 'nf4']);
 
-export interface FootprintTensor { readonly name: string; readonly dims: readonly number[]; readonly dtype: DType }
+export interface FootprintTensor {
+  readonly name: string;
+  readonly dims: readonly number[];
+  readonly dtype: DType;
+}
 
 export interface FootprintOptions {
   readonly formats?: readonly FootprintFormat[] | undefined;
@@ -62,13 +66,23 @@ function count(dims: readonly number[]): number {
  * `{ params: 13e9 }` gives the seed's weight-only table: 52 / 26 / 13 / 6.5 GB for
  * fp32 / fp16 / int8 / int4 and nf4.
  */
-export function footprint(input: { params: number } | { tensors: readonly FootprintTensor[] }, opts: FootprintOptions = {}): FootprintReport {
-  const tensors: FootprintTensor[] = 'params' in input ? [{ name: 'params', dims: [input.params], dtype: 'float32' }] : [...input.tensors];
+export function footprint(
+  input: { params: number } | { tensors: readonly FootprintTensor[] },
+  opts: FootprintOptions = {},
+): FootprintReport {
+  const tensors: FootprintTensor[] =
+    'params' in input ? [{ name: 'params', dims: [input.params], dtype: 'float32' }] : [...input.tensors];
   if ('params' in input && !(Number.isFinite(input.params) && input.params >= 0 && Number.isInteger(input.params))) {
-    throw new OptionError('QK_BAD_PARAM_COUNT', `parameter count ${input.params} is not a non-negative integer`, 'pass e.g. `params` 13e9', ['params']);
+    throw new OptionError(
+      'QK_BAD_PARAM_COUNT',
+      `parameter count ${input.params} is not a non-negative integer`,
+      'pass e.g. `params` 13e9',
+      ['params'],
+    );
   }
   const group = opts.groupSize ?? 64;
-  if (!Number.isInteger(group) || group < 1) throw new QuantkitError('QK_BAD_BLOCK_SIZE', `group size ${group} is not a positive integer`, 'use e.g. 64');
+  if (!Number.isInteger(group) || group < 1)
+    throw new QuantkitError('QK_BAD_BLOCK_SIZE', `group size ${group} is not a positive integer`, 'use e.g. 64');
   const scaleBytes = SCALE_BYTES[opts.scaleDtype ?? 'float32'];
   const formats = opts.formats ?? FOOTPRINT_FORMATS;
 
@@ -77,7 +91,10 @@ export function footprint(input: { params: number } | { tensors: readonly Footpr
   const weights: number[] = [];
   for (const t of tensors) {
     const n = count(t.dims);
-    if (FLOAT_DTYPES.has(t.dtype)) { weights.push(n); params += n; } else other += Math.ceil((n * dtypeInfo(t.dtype).bits) / 8);
+    if (FLOAT_DTYPES.has(t.dtype)) {
+      weights.push(n);
+      params += n;
+    } else other += Math.ceil((n * dtypeInfo(t.dtype).bits) / 8);
   }
 
   const rows = formats.map((format): FootprintRow => {
@@ -109,7 +126,13 @@ export function footprint(input: { params: number } | { tensors: readonly Footpr
   const biggest = tensors
     .map((t) => {
       const n = count(t.dims);
-      return { name: t.name, dims: t.dims, dtype: t.dtype, params: n, bytes: Math.ceil((n * dtypeInfo(t.dtype).bits) / 8) };
+      return {
+        name: t.name,
+        dims: t.dims,
+        dtype: t.dtype,
+        params: n,
+        bytes: Math.ceil((n * dtypeInfo(t.dtype).bits) / 8),
+      };
     })
     .sort((a, b) => b.bytes - a.bytes)
     .slice(0, opts.top ?? 10);

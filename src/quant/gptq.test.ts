@@ -1,6 +1,15 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { accumulateGram, gptqQuantize, gptqQuantizeReference, inverseCholeskyUpper, outputError, symmetrize, type GroupParams, type GroupQuantizer } from './gptq.js';
+import {
+  accumulateGram,
+  gptqQuantize,
+  gptqQuantizeReference,
+  inverseCholeskyUpper,
+  outputError,
+  symmetrize,
+  type GroupParams,
+  type GroupQuantizer,
+} from './gptq.js';
 import { normal } from './testdata.test-util.js';
 
 const f = Math.fround;
@@ -28,7 +37,10 @@ function int4AbsMax(blockSize: number): GroupQuantizer {
 /** Integer grid with scale 1 and no clamping: the textbook setting of a hand-worked case. */
 const unitGrid: GroupQuantizer = {
   blockSize: 16,
-  encodeBlockScale: (_v, out) => { out.scale = 1; out.zero = 128; },
+  encodeBlockScale: (_v, out) => {
+    out.scale = 1;
+    out.zero = 128;
+  },
   quantizeValue: (v, _s, z) => Math.round(v) + z,
   dequantize: (c, _s, z) => c - z,
 };
@@ -43,7 +55,8 @@ function rtn(w: Float32Array, K: number, N: number, q: GroupQuantizer): Float32A
       const col = new Float32Array(len);
       for (let t = 0; t < len; t++) col[t] = w[(k0 + t) * N + n] as number;
       q.encodeBlockScale(col, p);
-      for (let t = 0; t < len; t++) out[(k0 + t) * N + n] = q.dequantize(q.quantizeValue(col[t] as number, p.scale, p.zero), p.scale, p.zero);
+      for (let t = 0; t < len; t++)
+        out[(k0 + t) * N + n] = q.dequantize(q.quantizeValue(col[t] as number, p.scale, p.zero), p.scale, p.zero);
     }
   }
   return out;
@@ -72,7 +85,7 @@ function gram(x: Float32Array, rows: number, K: number): Float64Array {
 }
 
 describe('GPTQ core (quant/gptq.ts)', () => {
-  it('hand-worked 2×2: the first row\'s error moves onto the second by H₁₀/H₁₁', () => {
+  it("hand-worked 2×2: the first row's error moves onto the second by H₁₀/H₁₁", () => {
     // H = [[1, .5], [.5, 1]], w = [.4, .4] (K = 2, N = 1), grid = integers, no dampening.
     // Row 0 rounds to 0 (error .4); row 1 becomes .4 + (.5/1)·.4 = .6, which rounds to 1.
     // Output error dᵀHd: RTN d = [.4, .4] → .48; GPTQ d = [.4, −.6] → .16 + .36 − .24 = .28.
@@ -118,40 +131,58 @@ describe('GPTQ core (quant/gptq.ts)', () => {
   });
 
   it('with a diagonal H (H = I and any positive diagonal) GPTQ is exactly round-to-nearest', () => {
-    fc.assert(fc.property(
-      fc.integer({ min: 1, max: 70 }), fc.integer({ min: 1, max: 9 }), fc.constantFrom(16, 32), fc.boolean(), fc.boolean(), fc.integer({ min: 0, max: 1e6 }),
-      (K, N, bs, identity, actOrder, seed) => {
-        const w = normal(K * N, seed);
-        const diag = normal(K, seed + 1);
-        const h = new Float64Array(K * K);
-        for (let k = 0; k < K; k++) h[k * K + k] = identity ? 1 : 0.1 + Math.abs(diag[k] as number);
-        const q = int4AbsMax(bs);
-        const r = gptqQuantize(w, K, N, h, q, { actOrder });
-        expect(Array.from(r.dequantized)).toEqual(Array.from(rtn(w, K, N, q)));
-      },
-    ), { numRuns: 60 });
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 70 }),
+        fc.integer({ min: 1, max: 9 }),
+        fc.constantFrom(16, 32),
+        fc.boolean(),
+        fc.boolean(),
+        fc.integer({ min: 0, max: 1e6 }),
+        (K, N, bs, identity, actOrder, seed) => {
+          const w = normal(K * N, seed);
+          const diag = normal(K, seed + 1);
+          const h = new Float64Array(K * K);
+          for (let k = 0; k < K; k++) h[k * K + k] = identity ? 1 : 0.1 + Math.abs(diag[k] as number);
+          const q = int4AbsMax(bs);
+          const r = gptqQuantize(w, K, N, h, q, { actOrder });
+          expect(Array.from(r.dequantized)).toEqual(Array.from(rtn(w, K, N, q)));
+        },
+      ),
+      { numRuns: 60 },
+    );
   });
 
   it('lazy batches equal the row-by-row reference bit for bit (any batch, block, act-order)', () => {
-    fc.assert(fc.property(
-      fc.integer({ min: 1, max: 90 }), fc.integer({ min: 1, max: 12 }), fc.constantFrom(16, 32), fc.constantFrom(1, 16, 20, 48, 128), fc.boolean(), fc.integer({ min: 0, max: 1e6 }),
-      (K, N, bs, batch, actOrder, seed) => {
-        const w = normal(K * N, seed);
-        const h = gram(correlatedInputs(2 * K + 3, K, seed + 2), 2 * K + 3, K);
-        if (K > 2) h.fill(0, 0, K); // a dead input row/column exercises the H[k,k] = 0 path
-        if (K > 2) for (let k = 0; k < K; k++) h[k * K] = 0;
-        const q = int4AbsMax(bs);
-        const fast = gptqQuantize(w, K, N, h, q, { actOrder, batch });
-        const ref = gptqQuantizeReference(w, K, N, h, q, { actOrder });
-        expect(fast.codes).toEqual(ref.codes);
-        expect(fast.scales).toEqual(ref.scales);
-        expect(fast.dequantized).toEqual(ref.dequantized);
-      },
-    ), { numRuns: 40 });
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 90 }),
+        fc.integer({ min: 1, max: 12 }),
+        fc.constantFrom(16, 32),
+        fc.constantFrom(1, 16, 20, 48, 128),
+        fc.boolean(),
+        fc.integer({ min: 0, max: 1e6 }),
+        (K, N, bs, batch, actOrder, seed) => {
+          const w = normal(K * N, seed);
+          const h = gram(correlatedInputs(2 * K + 3, K, seed + 2), 2 * K + 3, K);
+          if (K > 2) h.fill(0, 0, K); // a dead input row/column exercises the H[k,k] = 0 path
+          if (K > 2) for (let k = 0; k < K; k++) h[k * K] = 0;
+          const q = int4AbsMax(bs);
+          const fast = gptqQuantize(w, K, N, h, q, { actOrder, batch });
+          const ref = gptqQuantizeReference(w, K, N, h, q, { actOrder });
+          expect(fast.codes).toEqual(ref.codes);
+          expect(fast.scales).toEqual(ref.scales);
+          expect(fast.dequantized).toEqual(ref.dequantized);
+        },
+      ),
+      { numRuns: 40 },
+    );
   });
 
-  it('on correlated inputs the output error ‖X(W − Ŵ)‖² is well below round-to-nearest\'s', () => {
-    const K = 128, N = 32, rows = 512;
+  it("on correlated inputs the output error ‖X(W − Ŵ)‖² is well below round-to-nearest's", () => {
+    const K = 128,
+      N = 32,
+      rows = 512;
     const x = correlatedInputs(rows, K, 21);
     const h = gram(x, rows, K);
     const w = normal(K * N, 22, 0.05);
@@ -159,7 +190,9 @@ describe('GPTQ core (quant/gptq.ts)', () => {
     const base = outputError(h, w, rtn(w, K, N, q), K, N);
     const plain = outputError(h, w, gptqQuantize(w, K, N, h, q).dequantized, K, N);
     const act = outputError(h, w, gptqQuantize(w, K, N, h, q, { actOrder: true }).dequantized, K, N);
-    console.log(`output error: RTN ${base.toExponential(3)}, GPTQ ${plain.toExponential(3)} (${(plain / base).toFixed(3)}×), act-order ${act.toExponential(3)} (${(act / base).toFixed(3)}×)`);
+    console.log(
+      `output error: RTN ${base.toExponential(3)}, GPTQ ${plain.toExponential(3)} (${(plain / base).toFixed(3)}×), act-order ${act.toExponential(3)} (${(act / base).toFixed(3)}×)`,
+    );
     expect(plain).toBeLessThan(0.8 * base);
     expect(act).toBeLessThan(0.8 * base);
   });

@@ -137,12 +137,23 @@ export function inverseCholeskyUpper(h: Float64Array, n: number): Float64Array {
 export function accumulateGram(h: Float64Array, x: Float32Array, rows: number, K: number): void {
   let r = 0;
   for (; r + 3 < rows; r += 4) {
-    const o0 = r * K, o1 = o0 + K, o2 = o1 + K, o3 = o2 + K;
+    const o0 = r * K,
+      o1 = o0 + K,
+      o2 = o1 + K,
+      o3 = o2 + K;
     for (let i = 0; i < K; i++) {
-      const a0 = x[o0 + i] as number, a1 = x[o1 + i] as number, a2 = x[o2 + i] as number, a3 = x[o3 + i] as number;
+      const a0 = x[o0 + i] as number,
+        a1 = x[o1 + i] as number,
+        a2 = x[o2 + i] as number,
+        a3 = x[o3 + i] as number;
       const hi = i * K;
       for (let j = i; j < K; j++) {
-        h[hi + j] = (h[hi + j] as number) + a0 * (x[o0 + j] as number) + a1 * (x[o1 + j] as number) + a2 * (x[o2 + j] as number) + a3 * (x[o3 + j] as number);
+        h[hi + j] =
+          (h[hi + j] as number) +
+          a0 * (x[o0 + j] as number) +
+          a1 * (x[o1 + j] as number) +
+          a2 * (x[o2 + j] as number) +
+          a3 * (x[o3 + j] as number);
       }
     }
   }
@@ -179,7 +190,8 @@ function prepare(w: Float32Array, K: number, N: number, hessian: Float64Array, o
   for (let k = 0; k < K; k++) perm[k] = k;
   if (o.actOrder) perm.sort((a, b) => (h[b * K + b] as number) - (h[a * K + a] as number) || a - b);
   const hp = new Float64Array(K * K);
-  for (let i = 0; i < K; i++) for (let j = 0; j < K; j++) hp[i * K + j] = h[(perm[i] as number) * K + (perm[j] as number)] as number;
+  for (let i = 0; i < K; i++)
+    for (let j = 0; j < K; j++) hp[i * K + j] = h[(perm[i] as number) * K + (perm[j] as number)] as number;
   let mean = 0;
   for (let k = 0; k < K; k++) mean += hp[k * K + k] as number;
   mean /= Math.max(1, K);
@@ -214,7 +226,11 @@ class RowQuantizer {
   private readonly column: Float32Array;
   private readonly params: GroupParams = { scale: 1, zero: 0 };
 
-  constructor(readonly K: number, readonly N: number, readonly q: GroupQuantizer) {
+  constructor(
+    readonly K: number,
+    readonly N: number,
+    readonly q: GroupQuantizer,
+  ) {
     this.kBlocks = Math.ceil(K / q.blockSize);
     this.codes = new Uint8Array(N * K);
     this.scales = new Float32Array(N * this.kBlocks);
@@ -278,7 +294,14 @@ function chooseStaticGroups(rq: RowQuantizer, W: Float64Array, perm: Int32Array,
  * [K, K] (any positive multiple: the scale cancels). Returns codes and group parameters in the
  * [N, K] / [N, kBlocks] order MatMulNBits and MatMulBnb4 store.
  */
-export function gptqQuantize(w: Float32Array, K: number, N: number, hessian: Float64Array, quantizer: GroupQuantizer, opts: GptqOptions = {}): GptqResult {
+export function gptqQuantize(
+  w: Float32Array,
+  K: number,
+  N: number,
+  hessian: Float64Array,
+  quantizer: GroupQuantizer,
+  opts: GptqOptions = {},
+): GptqResult {
   const { w: W, u: U, perm, dampUsed } = prepare(w, K, N, hessian, opts);
   const rq = new RowQuantizer(K, N, quantizer);
   const bs = quantizer.blockSize;
@@ -316,7 +339,14 @@ export function gptqQuantize(w: Float32Array, K: number, N: number, hessian: Flo
 }
 
 /** The row-by-row algorithm as the paper states it (no lazy batches), to test the fast one against. */
-export function gptqQuantizeReference(w: Float32Array, K: number, N: number, hessian: Float64Array, quantizer: GroupQuantizer, opts: GptqOptions = {}): GptqResult {
+export function gptqQuantizeReference(
+  w: Float32Array,
+  K: number,
+  N: number,
+  hessian: Float64Array,
+  quantizer: GroupQuantizer,
+  opts: GptqOptions = {},
+): GptqResult {
   const { w: W, u: U, perm, dampUsed } = prepare(w, K, N, hessian, opts);
   const rq = new RowQuantizer(K, N, quantizer);
   const bs = quantizer.blockSize;

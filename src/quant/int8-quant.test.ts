@@ -16,7 +16,11 @@ function reference(data: Float32Array, dims: number[], axis: number): { codes: I
     const c = Math.floor(i / inner) % C;
     am[c] = Math.max(am[c] as number, Math.abs(data[i] as number));
   }
-  const params = affineParams(am.map((a) => -a), am, { qmin: -127, qmax: 127, symmetric: true });
+  const params = affineParams(
+    am.map((a) => -a),
+    am,
+    { qmin: -127, qmax: 127, symmetric: true },
+  );
   return { codes: quantizeAffine(data, layout, params, new Int8Array(data.length)) as Int8Array, scale: params.scale };
 }
 
@@ -47,27 +51,36 @@ describe('quantizeInt8Channels (fused, multiply by 1/s with an exact fallback ne
   });
 
   it('equals quantizeAffine on random 3-D weights along every axis, and its SQNR is that of the dequantized weights (property)', () => {
-    fc.assert(fc.property(
-      fc.tuple(fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 6 }), fc.integer({ min: 1, max: 7 })),
-      fc.integer({ min: 0, max: 2 }),
-      fc.integer(),
-      (dims3, axis, seed) => {
-        const dims = [...dims3];
-        const n = dims.reduce((a, b) => a * b, 1);
-        let st = seed >>> 0;
-        const w = Float32Array.from({ length: n }, () => ((st = (Math.imul(st, 1664525) + 1013904223) >>> 0) / 2 ** 32 - 0.5) * 10);
-        const got = quantizeInt8Channels(w, dims, axis, 'w');
-        const ref = reference(w, dims, axis);
-        expect(got.codes).toEqual(ref.codes);
-        expect(got.scale).toEqual(ref.scale);
-        const C = dims[axis] as number;
-        let inner = 1;
-        for (let k = axis + 1; k < 3; k++) inner *= dims[k] as number;
-        const back = Float32Array.from(w, (_, i) => Math.fround((ref.codes[i] as number) * (ref.scale[Math.floor(i / inner) % C] as number)));
-        const want = sqnrDb(w, back);
-        if (Number.isFinite(want)) expect(got.sqnrDb).toBeCloseTo(want, 6); else expect(got.sqnrDb).toBe(Infinity);
-      },
-    ), { numRuns: 200 });
+    fc.assert(
+      fc.property(
+        fc.tuple(fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 6 }), fc.integer({ min: 1, max: 7 })),
+        fc.integer({ min: 0, max: 2 }),
+        fc.integer(),
+        (dims3, axis, seed) => {
+          const dims = [...dims3];
+          const n = dims.reduce((a, b) => a * b, 1);
+          let st = seed >>> 0;
+          const w = Float32Array.from(
+            { length: n },
+            () => ((st = (Math.imul(st, 1664525) + 1013904223) >>> 0) / 2 ** 32 - 0.5) * 10,
+          );
+          const got = quantizeInt8Channels(w, dims, axis, 'w');
+          const ref = reference(w, dims, axis);
+          expect(got.codes).toEqual(ref.codes);
+          expect(got.scale).toEqual(ref.scale);
+          const C = dims[axis] as number;
+          let inner = 1;
+          for (let k = axis + 1; k < 3; k++) inner *= dims[k] as number;
+          const back = Float32Array.from(w, (_, i) =>
+            Math.fround((ref.codes[i] as number) * (ref.scale[Math.floor(i / inner) % C] as number)),
+          );
+          const want = sqnrDb(w, back);
+          if (Number.isFinite(want)) expect(got.sqnrDb).toBeCloseTo(want, 6);
+          else expect(got.sqnrDb).toBe(Infinity);
+        },
+      ),
+      { numRuns: 200 },
+    );
   });
 
   it('names the first non-finite element', () => {
@@ -81,6 +94,6 @@ function nextFloat(v: number, dir: 1 | -1): number {
   const f = new Float32Array([v]);
   const u = new Int32Array(f.buffer);
   if (v === 0) return dir * 2 ** -149;
-  u[0] = (u[0] as number) + ((v > 0) === (dir > 0) ? 1 : -1);
+  u[0] = (u[0] as number) + (v > 0 === dir > 0 ? 1 : -1);
   return f[0] as number;
 }

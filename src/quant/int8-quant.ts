@@ -24,14 +24,20 @@ import { blockRanges } from './range.js';
  * `reducedChannels`: channels whose scale is coarser than the full-range one.
  */
 export function quantizeWeightPerChannel(
-  data: Float32Array, dims: readonly number[], axis: number, name: string, form: WeightForm = DEFAULT_WEIGHT_FORM,
+  data: Float32Array,
+  dims: readonly number[],
+  axis: number,
+  name: string,
+  form: WeightForm = DEFAULT_WEIGHT_FORM,
 ): { codes: Int8Array; scales: Float32Array; reducedChannels: number } {
   const layout = makeLayout(dims, blockShapeFor(dims, { axis }));
-  const q = form === 'seven-bit' ? { qmin: -64, qmax: 64, symmetric: true } : { qmin: -127, qmax: 127, symmetric: true };
+  const q =
+    form === 'seven-bit' ? { qmin: -64, qmax: 64, symmetric: true } : { qmin: -127, qmax: 127, symmetric: true };
   const r = blockRanges(data, layout, { kind: 'absmax' }, q, 'error', name);
   const params = affineParams(r.lo, r.hi, q);
   const quantize = () => quantizeAffine(data, layout, params, new Int8Array(data.length), { name }) as Int8Array;
-  if (form !== 'pair-safe') return { codes: quantize(), scales: params.scale, reducedChannels: form === 'seven-bit' ? params.scale.length : 0 };
+  if (form !== 'pair-safe')
+    return { codes: quantize(), scales: params.scale, reducedChannels: form === 'seven-bit' ? params.scale.length : 0 };
   const channels = channelLayout(dims, axis);
   const fullScales = Float32Array.from(params.scale);
   raiseToPairSafe(params.scale, data, channels);
@@ -43,7 +49,8 @@ export function quantizeWeightPerChannel(
     codes = quantize();
   }
   let reducedChannels = 0;
-  for (let c = 0; c < fullScales.length; c++) if ((params.scale[c] as number) > (fullScales[c] as number)) reducedChannels++;
+  for (let c = 0; c < fullScales.length; c++)
+    if ((params.scale[c] as number) > (fullScales[c] as number)) reducedChannels++;
   return { codes, scales: params.scale, reducedChannels };
 }
 
@@ -91,12 +98,12 @@ function int8Code(x: number, s: number, r: number, codes: Int8Array, i: number, 
   if (x - x !== 0) throw nonFiniteError(i, x, name); // NaN or ±Inf: x − x is NaN for both
   let v = x * r;
   v = v < -127 ? -127 : v > 127 ? 127 : v;
-  let q = (v + ROUNDER) - ROUNDER;
+  let q = v + ROUNDER - ROUNDER;
   const t = v - q;
   if (t > 0.49999 || t < -0.49999) {
     v = Math.fround(x / s);
     v = v < -127 ? -127 : v > 127 ? 127 : v;
-    q = (v + ROUNDER) - ROUNDER;
+    q = v + ROUNDER - ROUNDER;
   }
   codes[i] = q;
   return Math.fround(q * s);
@@ -106,11 +113,20 @@ function int8Code(x: number, s: number, r: number, codes: Int8Array, i: number, 
 function exactCode(x: number, s: number): number {
   let v = Math.fround(x / s);
   v = v < -127 ? -127 : v > 127 ? 127 : v;
-  return (v + ROUNDER) - ROUNDER;
+  return v + ROUNDER - ROUNDER;
 }
 
 /** Codes of rows of C channels (n elements); Σx² and Σ(x − dequantized)² into sums[0..1]. */
-function int8Rows(data: Float32Array, scale: Float32Array, rcp: Float64Array, codes: Int8Array, n: number, C: number, name: string, sums: Float64Array): void {
+function int8Rows(
+  data: Float32Array,
+  scale: Float32Array,
+  rcp: Float64Array,
+  codes: Int8Array,
+  n: number,
+  C: number,
+  name: string,
+  sums: Float64Array,
+): void {
   let sig = 0;
   let noise = 0;
   for (let i = 0, c = 0; i < n; i++) {
@@ -119,7 +135,7 @@ function int8Rows(data: Float32Array, scale: Float32Array, rcp: Float64Array, co
     if (x - x !== 0) throw nonFiniteError(i, x, name);
     let v = x * (rcp[c] as number);
     v = v < -127 ? -127 : v > 127 ? 127 : v;
-    let q = (v + ROUNDER) - ROUNDER;
+    let q = v + ROUNDER - ROUNDER;
     const t = v - q;
     if (t > 0.49999 || t < -0.49999) q = exactCode(x, sc);
     codes[i] = q;
@@ -145,12 +161,21 @@ export interface Int8Weights {
  * (tested): v = fround(x / s) clamped to ±127, rounded half to even, as ONNX Runtime's quantizer
  * computes them — through a multiply by 1/s where that provably gives the same integer.
  */
-export function quantizeInt8Channels(data: Float32Array, dims: readonly number[], axis: number, name: string): Int8Weights {
+export function quantizeInt8Channels(
+  data: Float32Array,
+  dims: readonly number[],
+  axis: number,
+  name: string,
+): Int8Weights {
   const shape3 = aroundAxis(dims, axis);
   const [outer, C, inner] = shape3;
   const am = channelAbsMax(data, shape3);
   // Symmetric absmax range per channel: [−max|w|, max|w|] (a NaN/Inf weight fails below, named).
-  const params = affineParams(am.map((a) => -a), am, { qmin: -127, qmax: 127, symmetric: true });
+  const params = affineParams(
+    am.map((a) => -a),
+    am,
+    { qmin: -127, qmax: 127, symmetric: true },
+  );
   const scale = params.scale;
   const rcp = Float64Array.from(scale, (v) => 1 / v);
   const codes = new Int8Array(data.length);

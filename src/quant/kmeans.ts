@@ -53,10 +53,19 @@ export function kmeans1d(data: Float32Array, opts: KMeansOptions): Float32Array 
       d2[i] = v;
       total += v;
     }
-    if (total === 0) { c = sample[Math.floor(rand() * m)] as number; continue; }
+    if (total === 0) {
+      c = sample[Math.floor(rand() * m)] as number;
+      continue;
+    }
     let r = rand() * total;
     let pick = m - 1;
-    for (let i = 0; i < m; i++) { r -= d2[i] as number; if (r < 0) { pick = i; break; } }
+    for (let i = 0; i < m; i++) {
+      r -= d2[i] as number;
+      if (r < 0) {
+        pick = i;
+        break;
+      }
+    }
     c = sample[pick] as number;
   }
   centroids.sort();
@@ -67,10 +76,14 @@ export function kmeans1d(data: Float32Array, opts: KMeansOptions): Float32Array 
     let moved = false;
     let start = 0;
     for (let j = 0; j < k; j++) {
-      const end = j + 1 < k ? lowerBound(sorted, ((centroids[j] as number) + (centroids[j + 1] as number)) / 2, start, n) : n;
+      const end =
+        j + 1 < k ? lowerBound(sorted, ((centroids[j] as number) + (centroids[j + 1] as number)) / 2, start, n) : n;
       if (end > start) {
         const mean = ((prefix[end] as number) - (prefix[start] as number)) / (end - start);
-        if (mean !== centroids[j]) { centroids[j] = mean; moved = true; }
+        if (mean !== centroids[j]) {
+          centroids[j] = mean;
+          moved = true;
+        }
       }
       start = end;
     }

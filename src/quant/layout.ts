@@ -33,7 +33,11 @@ export interface Granularity {
 function normAxis(axis: number, rank: number, what: string): number {
   const a = axis < 0 ? axis + rank : axis;
   if (!Number.isInteger(a) || a < 0 || a >= rank) {
-    throw new QuantkitError('QK_BAD_AXIS', `${what}: axis ${axis} is out of range for a tensor of rank ${rank}`, `use an axis in [${-rank}, ${rank - 1}]`);
+    throw new QuantkitError(
+      'QK_BAD_AXIS',
+      `${what}: axis ${axis} is out of range for a tensor of rank ${rank}`,
+      `use an axis in [${-rank}, ${rank - 1}]`,
+    );
   }
   return a;
 }
@@ -47,7 +51,11 @@ export function blockShapeFor(shape: readonly number[], g: Granularity): number[
   const rank = shape.length;
   if (g.blockSize !== undefined) {
     if (!Number.isInteger(g.blockSize) || g.blockSize < 1) {
-      throw new QuantkitError('QK_BAD_BLOCK_SIZE', `block size ${g.blockSize} is not a positive integer`, 'use e.g. 32, 64 or 128');
+      throw new QuantkitError(
+        'QK_BAD_BLOCK_SIZE',
+        `block size ${g.blockSize} is not a positive integer`,
+        'use e.g. 32, 64 or 128',
+      );
     }
     if (rank === 0) return [];
     const a = normAxis(g.axis ?? rank - 1, rank, 'blocked quantization');
@@ -60,13 +68,27 @@ export function blockShapeFor(shape: readonly number[], g: Granularity): number[
 
 export function makeLayout(shape: readonly number[], blockShape: readonly number[]): BlockLayout {
   if (blockShape.length !== shape.length) {
-    throw new QuantkitError('QK_BAD_BLOCK_SHAPE', `block shape [${blockShape.join(', ')}] has rank ${blockShape.length} but the tensor [${shape.join(', ')}] has rank ${shape.length}`, 'give one block extent per dimension');
+    throw new QuantkitError(
+      'QK_BAD_BLOCK_SHAPE',
+      `block shape [${blockShape.join(', ')}] has rank ${blockShape.length} but the tensor [${shape.join(', ')}] has rank ${shape.length}`,
+      'give one block extent per dimension',
+    );
   }
   for (let k = 0; k < shape.length; k++) {
     const d = shape[k] as number;
     const b = blockShape[k] as number;
-    if (!Number.isInteger(d) || d < 0) throw new QuantkitError('QK_BAD_SHAPE', `dimension ${k} of shape [${shape.join(', ')}] is not a non-negative integer`, 'fix the shape');
-    if (!Number.isInteger(b) || b < 1) throw new QuantkitError('QK_BAD_BLOCK_SHAPE', `block extent ${b} at dimension ${k} is not a positive integer`, 'block extents are ≥ 1');
+    if (!Number.isInteger(d) || d < 0)
+      throw new QuantkitError(
+        'QK_BAD_SHAPE',
+        `dimension ${k} of shape [${shape.join(', ')}] is not a non-negative integer`,
+        'fix the shape',
+      );
+    if (!Number.isInteger(b) || b < 1)
+      throw new QuantkitError(
+        'QK_BAD_BLOCK_SHAPE',
+        `block extent ${b} at dimension ${k} is not a positive integer`,
+        'block extents are ≥ 1',
+      );
   }
   // Rank 0 behaves as [1].
   const s = shape.length === 0 ? [1] : shape;
@@ -87,7 +109,8 @@ export function makeLayout(shape: readonly number[], blockShape: readonly number
   const idx = new Array<number>(rank).fill(0);
   for (let r = 0; r < rows; r++) {
     let base = 0;
-    for (let k = 0; k < rank - 1; k++) base += Math.floor((idx[k] as number) / (bs[k] as number)) * (pStride[k] as number);
+    for (let k = 0; k < rank - 1; k++)
+      base += Math.floor((idx[k] as number) / (bs[k] as number)) * (pStride[k] as number);
     rowBase[r] = base;
     for (let k = rank - 2; k >= 0; k--) {
       idx[k] = (idx[k] as number) + 1;
@@ -95,7 +118,17 @@ export function makeLayout(shape: readonly number[], blockShape: readonly number
       idx[k] = 0;
     }
   }
-  return { shape: [...shape], blockShape: [...bs], paramShape: shape.length === 0 ? [] : paramShape, numBlocks, count, rows, rowLen, colBlock, rowBase };
+  return {
+    shape: [...shape],
+    blockShape: [...bs],
+    paramShape: shape.length === 0 ? [] : paramShape,
+    numBlocks,
+    count,
+    rows,
+    rowLen,
+    colBlock,
+    rowBase,
+  };
 }
 
 /**
@@ -119,7 +152,9 @@ export function forEachRun(layout: BlockLayout, run: (start: number, end: number
  */
 export function gatherBlocks(data: Float32Array, layout: BlockLayout): { values: Float32Array; offsets: Int32Array } {
   const offsets = new Int32Array(layout.numBlocks + 1);
-  forEachRun(layout, (s, e, b) => { offsets[b + 1] = (offsets[b + 1] as number) + (e - s); });
+  forEachRun(layout, (s, e, b) => {
+    offsets[b + 1] = (offsets[b + 1] as number) + (e - s);
+  });
   for (let b = 0; b < layout.numBlocks; b++) offsets[b + 1] = (offsets[b + 1] as number) + (offsets[b] as number);
   const fill = offsets.slice(0, layout.numBlocks);
   const values = new Float32Array(layout.count);

@@ -4,7 +4,11 @@ import { QuantkitError } from '../errors.js';
 
 function check(a: Float32Array, b: Float32Array): void {
   if (a.length !== b.length) {
-    throw new QuantkitError('QK_LENGTH_MISMATCH', `cannot compare tensors of ${a.length} and ${b.length} elements`, 'compare a tensor with its own reconstruction');
+    throw new QuantkitError(
+      'QK_LENGTH_MISMATCH',
+      `cannot compare tensors of ${a.length} and ${b.length} elements`,
+      'compare a tensor with its own reconstruction',
+    );
   }
 }
 

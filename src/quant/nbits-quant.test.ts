@@ -5,7 +5,7 @@ import { dequantizeNBits, nbitsSqnrDb, quantizeNBits, quantizeNBitsMatrix } from
 
 function randn(n: number, seed: number): Float32Array {
   let s = seed >>> 0;
-  const u = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  const u = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
   return Float32Array.from({ length: n }, () => u() + u() + u() + u() - 2);
 }
 
@@ -15,7 +15,9 @@ describe('quantizeNBitsMatrix (panel-transposed fast path)', () => {
   const N = 37;
   const w = randn(K * N, 11);
   w[3] = 9;
-  const columnOf = (alpha: number) => (n: number, out: Float32Array) => { for (let k = 0; k < K; k++) out[k] = alpha * (w[k * N + n] as number); };
+  const columnOf = (alpha: number) => (n: number, out: Float32Array) => {
+    for (let k = 0; k < K; k++) out[k] = alpha * (w[k * N + n] as number);
+  };
   const wt = new Float32Array(N * K);
   for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) wt[n * K + k] = w[k * N + n] as number;
 
@@ -51,19 +53,28 @@ describe('quantizeNBitsMatrix (panel-transposed fast path)', () => {
   });
 
   it('search error ≤ RTN error on every block, for any block of values (property)', () => {
-    fc.assert(fc.property(
-      fc.array(fc.float({ min: -100, max: 100, noNaN: true, noDefaultInfinity: true }), { minLength: 32, maxLength: 32 }),
-      (vals) => {
-        const x = Float32Array.from(vals);
-        const row = (_: number, out: Float32Array) => out.set(x);
-        const err = (rtn: boolean) => {
-          const back = dequantizeNBits(quantizeNBits(32, 1, row, { bits: 4, blockSize: 32, symmetric: true, rtn }), 32);
-          let e = 0;
-          for (let i = 0; i < 32; i++) e += ((x[i] as number) - (back[i] as number)) ** 2;
-          return e;
-        };
-        expect(err(false)).toBeLessThanOrEqual(err(true) * (1 + 1e-6) + 1e-30);
-      },
-    ), { numRuns: 300 });
+    fc.assert(
+      fc.property(
+        fc.array(fc.float({ min: -100, max: 100, noNaN: true, noDefaultInfinity: true }), {
+          minLength: 32,
+          maxLength: 32,
+        }),
+        (vals) => {
+          const x = Float32Array.from(vals);
+          const row = (_: number, out: Float32Array) => out.set(x);
+          const err = (rtn: boolean) => {
+            const back = dequantizeNBits(
+              quantizeNBits(32, 1, row, { bits: 4, blockSize: 32, symmetric: true, rtn }),
+              32,
+            );
+            let e = 0;
+            for (let i = 0; i < 32; i++) e += ((x[i] as number) - (back[i] as number)) ** 2;
+            return e;
+          };
+          expect(err(false)).toBeLessThanOrEqual(err(true) * (1 + 1e-6) + 1e-30);
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });

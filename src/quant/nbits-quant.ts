@@ -97,22 +97,39 @@ class BlockChoice {
  * Σx·c and Σc² for two scales at once (c = clamp(rne(x/s) + z, 0, qmax) − z), into
  * out[0..1] for s1 and out[2..3] for s2. Two candidates per pass halve the loads and loop overhead.
  */
-function sums2(x: Float32Array, off: number, len: number, s1: number, s2: number, z: number, qmax: number, out: Float64Array): void {
+function sums2(
+  x: Float32Array,
+  off: number,
+  len: number,
+  s1: number,
+  s2: number,
+  z: number,
+  qmax: number,
+  out: Float64Array,
+): void {
   const i1 = 1 / s1;
   const i2 = 1 / s2;
   const lo = -z;
   const hi = qmax - z;
-  let xc1 = 0, cc1 = 0, xc2 = 0, cc2 = 0;
+  let xc1 = 0,
+    cc1 = 0,
+    xc2 = 0,
+    cc2 = 0;
   for (let i = off, end = off + len; i < end; i++) {
     const v = x[i] as number;
-    let c1 = (v * i1 + ROUNDER) - ROUNDER;
+    let c1 = v * i1 + ROUNDER - ROUNDER;
     c1 = c1 < lo ? lo : c1 > hi ? hi : c1;
-    let c2 = (v * i2 + ROUNDER) - ROUNDER;
+    let c2 = v * i2 + ROUNDER - ROUNDER;
     c2 = c2 < lo ? lo : c2 > hi ? hi : c2;
-    xc1 += v * c1; cc1 += c1 * c1;
-    xc2 += v * c2; cc2 += c2 * c2;
+    xc1 += v * c1;
+    cc1 += c1 * c1;
+    xc2 += v * c2;
+    cc2 += c2 * c2;
   }
-  out[0] = xc1; out[1] = cc1; out[2] = xc2; out[3] = cc2;
+  out[0] = xc1;
+  out[1] = cc1;
+  out[2] = xc2;
+  out[3] = cc2;
 }
 
 /** Σ(x − s·c)² from the sums: Σx² − 2sΣxc + s²Σc². */
@@ -137,7 +154,18 @@ const LS_STEPS = 2;
  * hair), and the start wins if nothing beat it (then out.codesKept is false and the caller rounds
  * at it). `sums` is scratch of 4.
  */
-function searchSymmetric(x: Float32Array, off: number, len: number, m: number, xx: number, mid: number, qmax: number, sums: Float64Array, codes: Float64Array, out: BlockChoice): void {
+function searchSymmetric(
+  x: Float32Array,
+  off: number,
+  len: number,
+  m: number,
+  xx: number,
+  mid: number,
+  qmax: number,
+  sums: Float64Array,
+  codes: Float64Array,
+  out: BlockChoice,
+): void {
   const a = saneScale(m / -mid); // RTN: m → code 0 (value −mid)
   const b = saneScale(m / (mid - 1)); // m → the largest positive code (value mid − 1)
   sums2(x, off, len, a, b, mid, qmax, sums);
@@ -146,23 +174,31 @@ function searchSymmetric(x: Float32Array, off: number, len: number, m: number, x
   // m lands on a non-zero code for both starts, so Σc² > 0.
   const start = eB < eA ? b : a;
   const startErr = eB < eA ? eB : eA;
-  const s1 = eB < eA ? saneScale((sums[2] as number) / (sums[3] as number)) : saneScale((sums[0] as number) / (sums[1] as number));
+  const s1 =
+    eB < eA
+      ? saneScale((sums[2] as number) / (sums[3] as number))
+      : saneScale((sums[0] as number) / (sums[1] as number));
   const inv = 1 / s1;
   const hi = qmax - mid;
-  let xc = 0, cc = 0;
+  let xc = 0,
+    cc = 0;
   for (let i = off, j = 0, end = off + len; i < end; i++, j++) {
     const v = x[i] as number;
-    let c = (v * inv + ROUNDER) - ROUNDER;
+    let c = v * inv + ROUNDER - ROUNDER;
     c = c < -mid ? -mid : c > hi ? hi : c;
     codes[j] = c + mid;
-    xc += v * c; cc += c * c;
+    xc += v * c;
+    cc += c * c;
   }
   let best = s1;
   let bestErr = sqErr(xx, s1, xc, cc);
   if (cc > 0) {
     const s2 = saneScale(xc / cc);
     const e2 = sqErr(xx, s2, xc, cc);
-    if (e2 < bestErr) { best = s2; bestErr = e2; }
+    if (e2 < bestErr) {
+      best = s2;
+      bestErr = e2;
+    }
   }
   const kept = bestErr < startErr;
   out.codesKept = kept;
@@ -177,7 +213,11 @@ function asymParams(lo: number, hi: number, qmax: number, out: BlockChoice): voi
   const a = Math.min(lo, 0);
   const b = Math.max(hi, 0);
   const span = f(b - a);
-  if (span === 0) { out.scale = 1; out.zp = 0; return; }
+  if (span === 0) {
+    out.scale = 1;
+    out.zp = 0;
+    return;
+  }
   out.scale = saneScale(f(span / qmax));
   const z = f(-a / out.scale);
   out.zp = z < 0 ? 0 : z > qmax ? qmax : Math.sign(z) * Math.floor(Math.abs(z) + 0.5);
@@ -189,7 +229,16 @@ function asymParams(lo: number, hi: number, qmax: number, out: BlockChoice): voi
  * rounding makes a step non-monotone, so every candidate's error is measured and the least kept
  * (scale, zero point and error into out).
  */
-function searchAsymmetric(x: Float32Array, off: number, len: number, lo: number, hi: number, xx: number, qmax: number, out: BlockChoice): void {
+function searchAsymmetric(
+  x: Float32Array,
+  off: number,
+  len: number,
+  lo: number,
+  hi: number,
+  xx: number,
+  qmax: number,
+  out: BlockChoice,
+): void {
   asymParams(lo, hi, qmax, out);
   let bestS = out.scale;
   let bestZ = out.zp;
@@ -202,23 +251,31 @@ function searchAsymmetric(x: Float32Array, off: number, len: number, lo: number,
     let z = out.zp;
     for (let step = 0; ; step++) {
       const inv = 1 / s;
-      let sq = 0, sqq = 0, sxq = 0;
+      let sq = 0,
+        sqq = 0,
+        sxq = 0;
       for (let i = off, end = off + len; i < end; i++) {
         const v = x[i] as number;
-        let q = (v * inv + ROUNDER) - ROUNDER + z;
+        let q = v * inv + ROUNDER - ROUNDER + z;
         q = q < 0 ? 0 : q > qmax ? qmax : q;
-        sq += q; sqq += q * q; sxq += v * q;
+        sq += q;
+        sqq += q * q;
+        sxq += v * q;
       }
       // c = q − z: Σxc = Σxq − zΣx, Σc² = Σq² − 2zΣq + n·z².
       const e = sqErr(xx, s, sxq - z * sx, sqq - 2 * z * sq + len * z * z);
-      if (e < bestErr) { bestErr = e; bestS = s; bestZ = z; }
+      if (e < bestErr) {
+        bestErr = e;
+        bestS = s;
+        bestZ = z;
+      }
       const den = len * sqq - sq * sq;
       if (step === LS_STEPS || !(den > 0)) break;
       const a = (len * sxq - sx * sq) / den;
       if (!(a > 0)) break;
       const zz = -((sx - a * sq) / len) / a;
       s = saneScale(a);
-      z = zz < 0 ? 0 : zz > qmax ? qmax : (zz + ROUNDER) - ROUNDER;
+      z = zz < 0 ? 0 : zz > qmax ? qmax : zz + ROUNDER - ROUNDER;
     }
   }
   out.scale = bestS;
@@ -251,7 +308,11 @@ class RowEncoder {
   /** Codes of the current block when the symmetric search kept them (choice.codesKept). */
   private readonly kept: Float64Array;
 
-  constructor(readonly K: number, readonly N: number, private readonly o: NBitsOptions) {
+  constructor(
+    readonly K: number,
+    readonly N: number,
+    private readonly o: NBitsOptions,
+  ) {
     this.bits = o.bits;
     this.kBlocks = Math.ceil(K / o.blockSize);
     this.blob = (o.blockSize * o.bits) / 8;
@@ -313,7 +374,10 @@ class RowEncoder {
       let m = 0;
       if (symmetric && amBits > 0) {
         for (let i = start; ; i++) {
-          if (((xi[i] as number) & 0x7fffffff) === amBits) { m = x[i] as number; break; }
+          if (((xi[i] as number) & 0x7fffffff) === amBits) {
+            m = x[i] as number;
+            break;
+          }
         }
       }
       const choice = this.choice;
@@ -348,9 +412,10 @@ class RowEncoder {
       // Final pass: codes and packing. RTN reproduces MLAS BlockwiseQuantizer bit for bit:
       // roundf(v · (1/scale) + zp), ties away from zero, and sums its error here; the search
       // rounds v / scale half to even, exactly as it scored it, and already knows its error.
-      if (rtn || m === 0 && symmetric) {
+      if (rtn || (m === 0 && symmetric)) {
         const invF = f(1 / scale);
-        let xc = 0, cc = 0;
+        let xc = 0,
+          cc = 0;
         for (let i = 0; i < len; i++) {
           const v = x[start + i] as number;
           let q = roundHalfAway(f(f(v * invF) + z));
@@ -365,7 +430,9 @@ class RowEncoder {
       } else if (fromCodes) {
         // The search's kept codes, packed as they are.
         let i = 0;
-        if (bits === 4) for (; i + 1 < len; i += 2) packed[byteBase + (i >> 1)] = (kept[i] as number) | ((kept[i + 1] as number) << 4);
+        if (bits === 4)
+          for (; i + 1 < len; i += 2)
+            packed[byteBase + (i >> 1)] = (kept[i] as number) | ((kept[i + 1] as number) << 4);
         for (; i < len; i++) {
           const byte = byteBase + (i >> logPerByte);
           packed[byte] = (packed[byte] as number) | ((kept[i] as number) << ((i & perMask) * bits));
@@ -429,7 +496,15 @@ export function nbitsWeightsFrom(parts: NBitsParts, blockSize: number, bits: num
   const { K, N, kBlocks, packed, scales, zeroPoints, zp, signalSq, noiseSq } = parts;
   let codes: Uint8Array | undefined;
   return {
-    K, N, kBlocks, packed, scales, zeroPoints, zp, signalSq, noiseSq,
+    K,
+    N,
+    kBlocks,
+    packed,
+    scales,
+    zeroPoints,
+    zp,
+    signalSq,
+    noiseSq,
     get codes(): Uint8Array {
       codes ??= unpackCodes(packed, N * kBlocks * blockSize, bits);
       return codes;
@@ -450,7 +525,12 @@ function unpackCodes(packed: Uint8Array, count: number, bits: number): Uint8Arra
  * weight (W[:, n] for a MatMul B of shape [K, N]). Rows are read one at a time so the caller
  * decides the memory layout.
  */
-export function quantizeNBits(K: number, N: number, rowOf: (n: number, out: Float32Array) => void, o: NBitsOptions): NBitsWeights {
+export function quantizeNBits(
+  K: number,
+  N: number,
+  rowOf: (n: number, out: Float32Array) => void,
+  o: NBitsOptions,
+): NBitsWeights {
   const enc = new RowEncoder(K, N, o);
   const row = new Float32Array(K);
   const rowBits = int32View(row);
@@ -467,7 +547,14 @@ export function quantizeNBits(K: number, N: number, rowOf: (n: number, out: Floa
  * blockSize rows at a time into a small buffer, so reads stay sequential. This is the reference
  * the WebAssembly kernel reproduces; passes call kernels/nbits-dispatch.ts, which picks the kernel.
  */
-export function quantizeNBitsMatrix(data: Float32Array, K: number, N: number, transposed: boolean, alpha: number, o: NBitsOptions): NBitsWeights {
+export function quantizeNBitsMatrix(
+  data: Float32Array,
+  K: number,
+  N: number,
+  transposed: boolean,
+  alpha: number,
+  o: NBitsOptions,
+): NBitsWeights {
   const enc = new RowEncoder(K, N, o);
   if (transposed && alpha === 1) {
     const bits = int32View(data);
@@ -509,7 +596,9 @@ export function dequantizeNBits(w: NBitsWeights, blockSize: number): Float32Arra
   for (let n = 0; n < N; n++) {
     for (let k = 0; k < K; k++) {
       const p = n * kBlocks + Math.floor(k / blockSize);
-      out[k * N + n] = f(((codes[p * blockSize + (k % blockSize)] as number) - (zp[p] as number)) * (scales[p] as number));
+      out[k * N + n] = f(
+        ((codes[p * blockSize + (k % blockSize)] as number) - (zp[p] as number)) * (scales[p] as number),
+      );
     }
   }
   return out;

@@ -3,7 +3,11 @@
  * QuantkitError naming the tensor, which the quantizers, working on bare arrays, do not know.
  */
 export class NonFiniteWeight extends Error {
-  constructor(readonly row: number, readonly col: number, readonly value: number) {
+  constructor(
+    readonly row: number,
+    readonly col: number,
+    readonly value: number,
+  ) {
     super(`non-finite weight ${value} at output ${row}, input ${col}`);
   }
 }

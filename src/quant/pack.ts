@@ -14,7 +14,12 @@ export type Codes = Int8Array | Uint8Array | Int16Array | Uint16Array;
 
 export function packCodes(codes: Codes, bits: number, order: NibbleOrder = 'low-first'): Uint8Array {
   if (order === 'high-first') {
-    if (bits !== 4) throw new QuantkitError('QK_BAD_PACK', `high-nibble-first packing is defined for 4-bit codes, not ${bits}-bit`, "use order 'low-first'");
+    if (bits !== 4)
+      throw new QuantkitError(
+        'QK_BAD_PACK',
+        `high-nibble-first packing is defined for 4-bit codes, not ${bits}-bit`,
+        "use order 'low-first'",
+      );
     const out = new Uint8Array(Math.ceil(codes.length / 2));
     for (let i = 0; i < codes.length; i++) {
       const v = (codes[i] as number) & 15;
@@ -37,7 +42,8 @@ export function packCodes(codes: Codes, bits: number, order: NibbleOrder = 'low-
     return out;
   }
   if (bits === 4 || bits === 2) return packSubByte(codes, bits);
-  if (!Number.isInteger(bits) || bits < 1 || bits > 8) throw new QuantkitError('QK_BAD_PACK', `cannot pack ${bits}-bit codes`, 'use 1–8 or 16 bits');
+  if (!Number.isInteger(bits) || bits < 1 || bits > 8)
+    throw new QuantkitError('QK_BAD_PACK', `cannot pack ${bits}-bit codes`, 'use 1–8 or 16 bits');
   const out = new Uint8Array(Math.ceil((codes.length * bits) / 8));
   const mask = (1 << bits) - 1;
   for (let i = 0, bit = 0; i < codes.length; i++, bit += bits) {
@@ -51,10 +57,20 @@ export function packCodes(codes: Codes, bits: number, order: NibbleOrder = 'low-
 }
 
 /** Inverse of packCodes: `count` codes, sign-extended when `signed`. */
-export function unpackCodes(bytes: Uint8Array, count: number, bits: number, signed: boolean, order: NibbleOrder = 'low-first'): Codes {
+export function unpackCodes(
+  bytes: Uint8Array,
+  count: number,
+  bits: number,
+  signed: boolean,
+  order: NibbleOrder = 'low-first',
+): Codes {
   const need = bits === 16 ? count * 2 : Math.ceil((count * bits) / 8);
   if (bytes.length < need) {
-    throw new QuantkitError('QK_PACKED_DATA_TOO_SHORT', `packed ${bits}-bit data has ${bytes.length} bytes but ${count} codes need ${need}`, 'check the element count against the data');
+    throw new QuantkitError(
+      'QK_PACKED_DATA_TOO_SHORT',
+      `packed ${bits}-bit data has ${bytes.length} bytes but ${count} codes need ${need}`,
+      'check the element count against the data',
+    );
   }
   if (bits === 16) {
     const out = signed ? new Int16Array(count) : new Uint16Array(count);
@@ -62,7 +78,12 @@ export function unpackCodes(bytes: Uint8Array, count: number, bits: number, sign
     return out;
   }
   if (order === 'high-first') {
-    if (bits !== 4) throw new QuantkitError('QK_BAD_PACK', `high-nibble-first packing is defined for 4-bit codes, not ${bits}-bit`, "use order 'low-first'");
+    if (bits !== 4)
+      throw new QuantkitError(
+        'QK_BAD_PACK',
+        `high-nibble-first packing is defined for 4-bit codes, not ${bits}-bit`,
+        "use order 'low-first'",
+      );
     const out = signed ? new Int8Array(count) : new Uint8Array(count);
     for (let i = 0; i < count; i++) {
       const v = ((bytes[i >> 1] as number) >> ((i & 1) === 0 ? 4 : 0)) & 15;

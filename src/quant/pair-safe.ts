@@ -36,14 +36,21 @@ export function topPairSums(values: ArrayLike<number>, layout: ChannelLayout): F
     const c = Math.floor(i / inner) % channels;
     const v = values[i] as number;
     if (v > 0) {
-      if (v > (p1[c] as number)) { p2[c] = p1[c] as number; p1[c] = v; } else if (v > (p2[c] as number)) p2[c] = v;
+      if (v > (p1[c] as number)) {
+        p2[c] = p1[c] as number;
+        p1[c] = v;
+      } else if (v > (p2[c] as number)) p2[c] = v;
     } else if (v < 0) {
       const m = -v;
-      if (m > (n1[c] as number)) { n2[c] = n1[c] as number; n1[c] = m; } else if (m > (n2[c] as number)) n2[c] = m;
+      if (m > (n1[c] as number)) {
+        n2[c] = n1[c] as number;
+        n1[c] = m;
+      } else if (m > (n2[c] as number)) n2[c] = m;
     }
   }
   const out = new Float64Array(channels);
-  for (let c = 0; c < channels; c++) out[c] = Math.max((p1[c] as number) + (p2[c] as number), (n1[c] as number) + (n2[c] as number));
+  for (let c = 0; c < channels; c++)
+    out[c] = Math.max((p1[c] as number) + (p2[c] as number), (n1[c] as number) + (n2[c] as number));
   return out;
 }
 

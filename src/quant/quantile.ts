@@ -41,7 +41,10 @@ export function approxQuantiles(data: Float32Array, k: number, bins = 8192): Flo
   let bin = 0;
   for (let i = 0; i < k; i++) {
     const target = ((i + 0.5) / k) * n;
-    while (bin < bins - 1 && cum + (hist[bin] as number) < target) { cum += hist[bin] as number; bin++; }
+    while (bin < bins - 1 && cum + (hist[bin] as number) < target) {
+      cum += hist[bin] as number;
+      bin++;
+    }
     const h = hist[bin] as number;
     const t = h > 0 ? Math.min(1, Math.max(0, (target - cum) / h)) : 0.5;
     out[i] = mn + (bin + t) * width;

@@ -18,10 +18,18 @@ export type RangeMethod =
   | { readonly kind: 'percentile'; readonly percentile: number }
   | { readonly kind: 'mse'; readonly steps?: number; readonly minRatio?: number };
 
-export interface BlockRanges { readonly lo: Float32Array; readonly hi: Float32Array }
+export interface BlockRanges {
+  readonly lo: Float32Array;
+  readonly hi: Float32Array;
+}
 
 /** Min and max of each block in one pass; NaN/Inf fail (or are skipped with nonFinite 'clamp'). */
-export function blockMinMax(data: Float32Array, layout: BlockLayout, nonFinite: NonFinite = 'error', name = 'tensor'): BlockRanges {
+export function blockMinMax(
+  data: Float32Array,
+  layout: BlockLayout,
+  nonFinite: NonFinite = 'error',
+  name = 'tensor',
+): BlockRanges {
   const lo = new Float32Array(layout.numBlocks).fill(Infinity);
   const hi = new Float32Array(layout.numBlocks).fill(-Infinity);
   const clamp = nonFinite === 'clamp';
@@ -30,26 +38,29 @@ export function blockMinMax(data: Float32Array, layout: BlockLayout, nonFinite: 
   for (let row = 0; row < rows; row++) {
     const rowStart = row * rowLen;
     for (let j = 0, b = rowBase[row] as number; j < rowLen; j += colBlock, b++) {
-    const start = rowStart + j;
-    const end = rowStart + Math.min(j + colBlock, rowLen);
-    let mn = lo[b] as number;
-    let mx = hi[b] as number;
-    for (let i = start; i < end; i++) {
-      const x = data[i] as number;
-      if (x - x !== 0) {
-        if (!clamp) throw nonFiniteError(i, x, name);
-        continue;
+      const start = rowStart + j;
+      const end = rowStart + Math.min(j + colBlock, rowLen);
+      let mn = lo[b] as number;
+      let mx = hi[b] as number;
+      for (let i = start; i < end; i++) {
+        const x = data[i] as number;
+        if (x - x !== 0) {
+          if (!clamp) throw nonFiniteError(i, x, name);
+          continue;
+        }
+        if (x < mn) mn = x;
+        if (x > mx) mx = x;
       }
-      if (x < mn) mn = x;
-      if (x > mx) mx = x;
-    }
-    lo[b] = mn;
-    hi[b] = mx;
+      lo[b] = mn;
+      hi[b] = mx;
     }
   }
   // Blocks with no finite value (empty, or all NaN under 'clamp') get the empty range [0, 0].
   for (let b = 0; b < layout.numBlocks; b++) {
-    if ((lo[b] as number) > (hi[b] as number)) { lo[b] = 0; hi[b] = 0; }
+    if ((lo[b] as number) > (hi[b] as number)) {
+      lo[b] = 0;
+      hi[b] = 0;
+    }
   }
   return { lo, hi };
 }
@@ -62,11 +73,15 @@ export function sortedQuantile(sorted: Float32Array, q: number): number {
   const i = Math.floor(pos);
   const t = pos - i;
   const a = sorted[i] as number;
-  return i + 1 < n ? a + (((sorted[i + 1] as number) - a) * t) : a;
+  return i + 1 < n ? a + ((sorted[i + 1] as number) - a) * t : a;
 }
 
 /** Clip range at the given percentile (e.g. 99.99): [P(100-p), P(p)], or ±P_|x|(p) when symmetric. */
-export function percentileRange(values: Float32Array, percentile: number, symmetric: boolean): { lo: number; hi: number } {
+export function percentileRange(
+  values: Float32Array,
+  percentile: number,
+  symmetric: boolean,
+): { lo: number; hi: number } {
   if (!(percentile > 0 && percentile <= 100)) {
     throw new QuantkitError('QK_BAD_PERCENTILE', `percentile ${percentile} is outside (0, 100]`, 'use e.g. 99.99');
   }
@@ -82,7 +97,12 @@ export function percentileRange(values: Float32Array, percentile: number, symmet
 }
 
 /** Mean squared error of quantize→dequantize of `values` over [lo, hi] (float32 like the real path). */
-export function fakeQuantMse(values: Float32Array, lo: number, hi: number, q: IntRange & { symmetric: boolean }): number {
+export function fakeQuantMse(
+  values: Float32Array,
+  lo: number,
+  hi: number,
+  q: IntRange & { symmetric: boolean },
+): number {
   const { scale, zeroPoint } = paramsFromRange(lo, hi, q);
   const a = q.qmin - zeroPoint;
   const b = q.qmax - zeroPoint;
@@ -104,7 +124,12 @@ export function fakeQuantMse(values: Float32Array, lo: number, hi: number, q: In
  * shrunk by r) and keep the one with the least reconstruction error. Grid search, because the
  * error is not convex in r for real data.
  */
-export function mseRange(values: Float32Array, q: IntRange & { symmetric: boolean }, steps = 100, minRatio = 0.2): { lo: number; hi: number } {
+export function mseRange(
+  values: Float32Array,
+  q: IntRange & { symmetric: boolean },
+  steps = 100,
+  minRatio = 0.2,
+): { lo: number; hi: number } {
   let mn = Infinity;
   let mx = -Infinity;
   for (let i = 0; i < values.length; i++) {
@@ -120,7 +145,10 @@ export function mseRange(values: Float32Array, q: IntRange & { symmetric: boolea
     const lo = mn * r;
     const hi = mx * r;
     const e = fakeQuantMse(values, lo, hi, q);
-    if (e < bestErr) { bestErr = e; best = { lo, hi }; }
+    if (e < bestErr) {
+      bestErr = e;
+      best = { lo, hi };
+    }
   }
   return best;
 }
@@ -150,9 +178,10 @@ export function blockRanges(
   for (let b = 0; b < layout.numBlocks; b++) {
     let block = values.subarray(offsets[b] as number, offsets[b + 1] as number);
     if (nonFinite === 'clamp') block = block.filter((x) => Number.isFinite(x));
-    const r = method.kind === 'percentile'
-      ? percentileRange(block, method.percentile, q.symmetric)
-      : mseRange(block, q, method.steps, method.minRatio);
+    const r =
+      method.kind === 'percentile'
+        ? percentileRange(block, method.percentile, q.symmetric)
+        : mseRange(block, q, method.steps, method.minRatio);
     lo[b] = r.lo;
     hi[b] = r.hi;
   }

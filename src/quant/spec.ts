@@ -4,10 +4,21 @@ import type { Rounding } from '../formats/rounding.js';
 import type { ScaleDtype } from './scale-dtype.js';
 
 export type QuantFormat =
-  | 'int8' | 'uint8' | 'int4' | 'uint4' | 'int2'
-  | 'nf4' | 'fp4' | 'fp4-bnb'
-  | 'float8e4m3fn' | 'float8e5m2' | 'float16' | 'bfloat16'
-  | 'kmeans' | 'quantile' | 'dynamic-tree8';
+  | 'int8'
+  | 'uint8'
+  | 'int4'
+  | 'uint4'
+  | 'int2'
+  | 'nf4'
+  | 'fp4'
+  | 'fp4-bnb'
+  | 'float8e4m3fn'
+  | 'float8e5m2'
+  | 'float16'
+  | 'bfloat16'
+  | 'kmeans'
+  | 'quantile'
+  | 'dynamic-tree8';
 
 /**
  * What to quantize to, as a plain object. Fields a format does not use are ignored.

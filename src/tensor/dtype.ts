@@ -5,12 +5,30 @@ import { QuantkitError } from '../errors.js';
  * `onnx` is the TensorProto.DataType number; `bits` the storage width of one element.
  */
 export type DType =
-  | 'float32' | 'float64' | 'float16' | 'bfloat16'
-  | 'float8e4m3fn' | 'float8e4m3fnuz' | 'float8e5m2' | 'float8e5m2fnuz' | 'float8e8m0'
+  | 'float32'
+  | 'float64'
+  | 'float16'
+  | 'bfloat16'
+  | 'float8e4m3fn'
+  | 'float8e4m3fnuz'
+  | 'float8e5m2'
+  | 'float8e5m2fnuz'
+  | 'float8e8m0'
   | 'float4e2m1'
-  | 'int2' | 'uint2' | 'int4' | 'uint4'
-  | 'int8' | 'uint8' | 'int16' | 'uint16' | 'int32' | 'uint32' | 'int64' | 'uint64'
-  | 'bool' | 'string';
+  | 'int2'
+  | 'uint2'
+  | 'int4'
+  | 'uint4'
+  | 'int8'
+  | 'uint8'
+  | 'int16'
+  | 'uint16'
+  | 'int32'
+  | 'uint32'
+  | 'int64'
+  | 'uint64'
+  | 'bool'
+  | 'string';
 
 export interface DTypeInfo {
   readonly name: DType;
@@ -54,7 +72,12 @@ export const ALL_DTYPES: readonly DType[] = TABLE.map((d) => d.name);
 
 export function dtypeInfo(dtype: DType): DTypeInfo {
   const info = BY_NAME.get(dtype);
-  if (!info) throw new QuantkitError('QK_UNKNOWN_DTYPE', `unknown dtype '${String(dtype)}'`, `use one of ${ALL_DTYPES.join(', ')}`);
+  if (!info)
+    throw new QuantkitError(
+      'QK_UNKNOWN_DTYPE',
+      `unknown dtype '${String(dtype)}'`,
+      `use one of ${ALL_DTYPES.join(', ')}`,
+    );
   return info;
 }
 

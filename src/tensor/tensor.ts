@@ -11,8 +11,17 @@ import type { DType } from './dtype.js';
  *   int32 Int32Array · uint32 Uint32Array · int64 BigInt64Array · uint64 BigUint64Array · string string[]
  */
 export type TensorData =
-  | Float32Array | Float64Array | Uint16Array | Uint8Array | Int8Array | Int16Array
-  | Int32Array | Uint32Array | BigInt64Array | BigUint64Array | string[];
+  | Float32Array
+  | Float64Array
+  | Uint16Array
+  | Uint8Array
+  | Int8Array
+  | Int16Array
+  | Int32Array
+  | Uint32Array
+  | BigInt64Array
+  | BigUint64Array
+  | string[];
 
 export interface Tensor {
   readonly dtype: DType;
@@ -31,19 +40,41 @@ export function elementCount(dims: readonly number[]): number {
 /** Allocates zeroed storage of the right typed-array class for `count` elements of `dtype`. */
 export function allocData(dtype: DType, count: number): TensorData {
   switch (dtype) {
-    case 'float32': return new Float32Array(count);
-    case 'float64': return new Float64Array(count);
-    case 'float16': case 'bfloat16': case 'uint16': return new Uint16Array(count);
-    case 'float8e4m3fn': case 'float8e4m3fnuz': case 'float8e5m2': case 'float8e5m2fnuz':
-    case 'float8e8m0': case 'float4e2m1': case 'uint2': case 'uint4': case 'uint8': case 'bool':
+    case 'float32':
+      return new Float32Array(count);
+    case 'float64':
+      return new Float64Array(count);
+    case 'float16':
+    case 'bfloat16':
+    case 'uint16':
+      return new Uint16Array(count);
+    case 'float8e4m3fn':
+    case 'float8e4m3fnuz':
+    case 'float8e5m2':
+    case 'float8e5m2fnuz':
+    case 'float8e8m0':
+    case 'float4e2m1':
+    case 'uint2':
+    case 'uint4':
+    case 'uint8':
+    case 'bool':
       return new Uint8Array(count);
-    case 'int2': case 'int4': case 'int8': return new Int8Array(count);
-    case 'int16': return new Int16Array(count);
-    case 'int32': return new Int32Array(count);
-    case 'uint32': return new Uint32Array(count);
-    case 'int64': return new BigInt64Array(count);
-    case 'uint64': return new BigUint64Array(count);
-    case 'string': return new Array<string>(count).fill('');
+    case 'int2':
+    case 'int4':
+    case 'int8':
+      return new Int8Array(count);
+    case 'int16':
+      return new Int16Array(count);
+    case 'int32':
+      return new Int32Array(count);
+    case 'uint32':
+      return new Uint32Array(count);
+    case 'int64':
+      return new BigInt64Array(count);
+    case 'uint64':
+      return new BigUint64Array(count);
+    case 'string':
+      return new Array<string>(count).fill('');
   }
 }
 
@@ -57,5 +88,7 @@ export function makeTensor(dtype: DType, dims: readonly number[], data?: TensorD
       'check the dims and the data length agree',
     );
   }
-  return name === undefined ? { dtype, dims: [...dims], data: storage } : { dtype, dims: [...dims], data: storage, name };
+  return name === undefined
+    ? { dtype, dims: [...dims], data: storage }
+    : { dtype, dims: [...dims], data: storage, name };
 }

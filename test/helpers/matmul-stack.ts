@@ -22,7 +22,10 @@ function fillWeights(w: Float32Array, layer: number, side: number, fill: MatMulS
   const k = Math.sqrt(3) / side ** 0.5 / 2 ** 32;
   for (let i = 0; i < w.length; i++) {
     let u = 0;
-    for (let j = 0; j < 4; j++) { s = (Math.imul(s, 1664525) + 1013904223) >>> 0; u += s; }
+    for (let j = 0; j < 4; j++) {
+      s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+      u += s;
+    }
     w[i] = (u - 2 * 2 ** 32) * k;
   }
 }
@@ -34,13 +37,20 @@ function fillWeights(w: Float32Array, layer: number, side: number, fill: MatMulS
 export async function writeMatMulStack(dir: string, o: MatMulStackOptions): Promise<string> {
   const names = Array.from({ length: o.layers }, (_, i) => `w${i}`);
   const skeleton = makeModel({
-    nodes: names.map((w, i) => ({ opType: 'MatMul', inputs: [i === 0 ? 'x' : `h${i - 1}`, w], outputs: [i === o.layers - 1 ? 'y' : `h${i}`], name: `mm${i}` })),
+    nodes: names.map((w, i) => ({
+      opType: 'MatMul',
+      inputs: [i === 0 ? 'x' : `h${i - 1}`, w],
+      outputs: [i === o.layers - 1 ? 'y' : `h${i}`],
+      name: `mm${i}`,
+    })),
     inputs: [{ name: 'x', dtype: 'float32', dims: ['batch', o.side] }],
     outputs: [{ name: 'y', dtype: 'float32', dims: ['batch', o.side] }],
     opsets: { '': 17 },
   });
   const tensors: TensorToWrite[] = names.map((name, layer) => ({
-    name, dtype: 'float32', dims: [o.side, o.side],
+    name,
+    dtype: 'float32',
+    dims: [o.side, o.side],
     rawBytes: () => {
       const w = new Float32Array(o.side * o.side);
       fillWeights(w, layer, o.side, o.fill);
@@ -48,6 +58,10 @@ export async function writeMatMulStack(dir: string, o: MatMulStackOptions): Prom
     },
   }));
   const path = join(dir, 'model.onnx');
-  await writeOnnxModel(path, planOnnxWrite(skeleton, tensors, { externalData: true, dataLocation: 'model.onnx.data' }), { force: false, inputs: [] });
+  await writeOnnxModel(
+    path,
+    planOnnxWrite(skeleton, tensors, { externalData: true, dataLocation: 'model.onnx.data' }),
+    { force: false, inputs: [] },
+  );
   return path;
 }

@@ -43,7 +43,10 @@ process.stdin.on('end', async () => {
 `;
 
 const TYPED: Record<string, (b: ArrayBuffer) => Tensor['data']> = {
-  float32: (b) => new Float32Array(b), int32: (b) => new Int32Array(b), uint8: (b) => new Uint8Array(b), int8: (b) => new Int8Array(b),
+  float32: (b) => new Float32Array(b),
+  int32: (b) => new Int32Array(b),
+  uint8: (b) => new Uint8Array(b),
+  int8: (b) => new Int8Array(b),
 };
 
 /** Runs `model` in ORT on an emulated AVX2-only CPU; outputs by name. */
@@ -51,13 +54,25 @@ export function runOrtAvx2(model: Uint8Array, feeds: Record<string, Tensor>): Re
   const encoded: Record<string, unknown> = {};
   for (const [name, t] of Object.entries(feeds)) {
     const d = t.data as ArrayBufferView;
-    encoded[name] = { dtype: t.dtype, dims: t.dims, data: Buffer.from(d.buffer, d.byteOffset, d.byteLength).toString('base64') };
+    encoded[name] = {
+      dtype: t.dtype,
+      dims: t.dims,
+      data: Buffer.from(d.buffer, d.byteOffset, d.byteLength).toString('base64'),
+    };
   }
   const r = spawnSync(QEMU, ['-cpu', 'Haswell', process.execPath, '-e', CHILD, REPO], {
     input: JSON.stringify({ model: Buffer.from(model).toString('base64'), feeds: encoded }),
-    encoding: 'utf8', maxBuffer: 1 << 28, timeout: 300_000,
+    encoding: 'utf8',
+    maxBuffer: 1 << 28,
+    timeout: 300_000,
   });
-  if (r.status !== 0) throw new Error(`ORT under qemu failed (${r.status}): ${r.stderr.split('\n').filter((l) => !l.includes('TCG doesn')).join('\n')}`);
+  if (r.status !== 0)
+    throw new Error(
+      `ORT under qemu failed (${r.status}): ${r.stderr
+        .split('\n')
+        .filter((l) => !l.includes('TCG doesn'))
+        .join('\n')}`,
+    );
   const parsed = JSON.parse(r.stdout) as Record<string, { dtype: string; dims: number[]; data: string }>;
   const out: Record<string, Tensor> = {};
   for (const [name, t] of Object.entries(parsed)) {
@@ -69,4 +84,3 @@ export function runOrtAvx2(model: Uint8Array, feeds: Record<string, Tensor>): Re
   }
   return out;
 }
-

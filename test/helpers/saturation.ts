@@ -13,7 +13,15 @@ import type { DType } from '../../src/tensor/dtype.js';
  * weight) (int8-static, which ORT fuses into QLinearMatMul / QGemm). For each, the activation codes
  * the kernel reads and the weight codes as [K, N] or, for Gemm transB, [N, K].
  */
-interface Site { node: string; codes: string; codesType: DType; weight: Int8Array; K: number; N: number; transB: boolean }
+interface Site {
+  node: string;
+  codes: string;
+  codesType: DType;
+  weight: Int8Array;
+  K: number;
+  N: number;
+  transB: boolean;
+}
 
 function integerSites(model: Model): Site[] {
   const g = model.graph;
@@ -21,14 +29,25 @@ function integerSites(model: Model): Site[] {
   const sites: Site[] = [];
   const weightOf = (name: string | undefined) => {
     const init = g.initializers.get(name ?? '');
-    return init?.dtype === 'int8' && init.dims.length === 2 ? { data: init.load().data as Int8Array, dims: init.dims as [number, number] } : undefined;
+    return init?.dtype === 'int8' && init.dims.length === 2
+      ? { data: init.load().data as Int8Array, dims: init.dims as [number, number] }
+      : undefined;
   };
   for (const n of g.nodes) {
     if (n.opType === 'MatMulInteger') {
       const w = weightOf(n.inputs[1]);
       // Per-token codes are s8 (a Cast): s8 × s8 MatMulInteger does not saturate (emulate.ts).
       const codesType: DType = prod.get(n.inputs[0] ?? '')?.opType === 'Cast' ? 'int8' : 'uint8';
-      if (w && codesType === 'uint8') sites.push({ node: n.name, codes: n.inputs[0] as string, codesType, weight: w.data, K: w.dims[0], N: w.dims[1], transB: false });
+      if (w && codesType === 'uint8')
+        sites.push({
+          node: n.name,
+          codes: n.inputs[0] as string,
+          codesType,
+          weight: w.data,
+          K: w.dims[0],
+          N: w.dims[1],
+          transB: false,
+        });
       continue;
     }
     if (n.opType !== 'MatMul' && n.opType !== 'Gemm') continue;
@@ -41,8 +60,13 @@ function integerSites(model: Model): Site[] {
     const zp = g.initializers.get(q.inputs[2] ?? '');
     const transB = n.opType === 'Gemm' && intAttr(n, 'transB', 0) === 1;
     sites.push({
-      node: n.name, codes: dqx.inputs[0] as string, codesType: zp?.dtype === 'int8' ? 'int8' : 'uint8', weight: w.data,
-      K: transB ? w.dims[1] : w.dims[0], N: transB ? w.dims[0] : w.dims[1], transB,
+      node: n.name,
+      codes: dqx.inputs[0] as string,
+      codesType: zp?.dtype === 'int8' ? 'int8' : 'uint8',
+      weight: w.data,
+      K: transB ? w.dims[1] : w.dims[0],
+      N: transB ? w.dims[0] : w.dims[1],
+      transB,
     });
   }
   return sites;
@@ -55,11 +79,22 @@ function integerSites(model: Model): Site[] {
  * ones: every integer op computes the same int32 values. Only weight pairs that could overflow for
  * some u8 (same sign, |a| + |b| > 128) are evaluated, which keeps this fast.
  */
-export async function saturatedDots(model: Model, feeds: Record<string, ort.Tensor>): Promise<{ sites: number; saturated: number; dots: number }> {
+export async function saturatedDots(
+  model: Model,
+  feeds: Record<string, ort.Tensor>,
+): Promise<{ sites: number; saturated: number; dots: number }> {
   const sites = integerSites(model);
-  const outputs = [...model.graph.outputs, ...sites.map((s) => ({ name: s.codes, dtype: s.codesType, dims: undefined }))];
+  const outputs = [
+    ...model.graph.outputs,
+    ...sites.map((s) => ({ name: s.codes, dtype: s.codesType, dims: undefined })),
+  ];
   const seen = new Set<string>();
-  const bytes = encodeModel(modelToProto({ ...model, graph: { ...model.graph, outputs: outputs.filter((o) => !seen.has(o.name) && seen.add(o.name)) } }));
+  const bytes = encodeModel(
+    modelToProto({
+      ...model,
+      graph: { ...model.graph, outputs: outputs.filter((o) => !seen.has(o.name) && seen.add(o.name)) },
+    }),
+  );
   const session = await ort.InferenceSession.create(bytes, { graphOptimizationLevel: 'all', intraOpNumThreads: 2 });
   const out = await session.run(feeds);
   let saturated = 0;
@@ -87,7 +122,10 @@ export async function saturatedDots(model: Model, feeds: Record<string, ort.Tens
           const err = s.transB
             ? pairSaturationError(a, r * s.K + k, 1, b, n * s.K + k, 1, len)
             : pairSaturationError(a, r * s.K + k, 1, b, k * s.N + n, s.N, len);
-          if (err !== 0) { saturated++; break; }
+          if (err !== 0) {
+            saturated++;
+            break;
+          }
         }
       }
     }

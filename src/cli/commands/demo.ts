@@ -23,7 +23,10 @@ export function registerDemo(program: Command): void {
     .command('demo')
     .description('quantize the shipped models with every scheme, measure each in ONNX Runtime, print the table')
     .option('--model <name>', `which shipped model: ${DEMO_MODEL_NAMES.join(', ')} or all`, 'all')
-    .option('--schemes <list>', "comma-separated scheme names or row labels (e.g. 'int8,q4,nf4 b64,int8-static entropy'); default: every scheme")
+    .option(
+      '--schemes <list>',
+      "comma-separated scheme names or row labels (e.g. 'int8,q4,nf4 b64,int8-static entropy'); default: every scheme",
+    )
     .option('--out <dir>', 'keep the quantized models in this folder (default: a temp folder, removed after)')
     .option('--report <file.html>', 'also write a self-contained HTML report with plots')
     .option('--json', 'print the results as JSON instead of tables')
@@ -36,10 +39,17 @@ export function registerDemo(program: Command): void {
 
 function parseModels(s: string): DemoModelName[] {
   if (s === 'all') return [...DEMO_MODEL_NAMES];
-  const names = s.split(',').map((x) => x.trim()).filter(Boolean);
+  const names = s
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean);
   for (const n of names) {
     if (!(DEMO_MODEL_NAMES as readonly string[]).includes(n)) {
-      throw new QuantkitError('QK_UNKNOWN_MODEL', `--model '${n}' is not a shipped model`, `use ${DEMO_MODEL_NAMES.join(', ')} or all`);
+      throw new QuantkitError(
+        'QK_UNKNOWN_MODEL',
+        `--model '${n}' is not a shipped model`,
+        `use ${DEMO_MODEL_NAMES.join(', ')} or all`,
+      );
     }
   }
   return names as DemoModelName[];
@@ -48,10 +58,17 @@ function parseModels(s: string): DemoModelName[] {
 /** One cli-progress bar per model on stderr; silent when stderr is not a terminal (unless forced). */
 function progressBars(force: boolean): DemoProgress | undefined {
   if (!force && !process.stderr.isTTY) return undefined;
-  const bars = new MultiBar({
-    format: '{model} [{bar}] {value}/{total} {row}',
-    stream: process.stderr, noTTYOutput: force, notTTYSchedule: 1000, hideCursor: true, clearOnComplete: false,
-  }, Presets.shades_classic);
+  const bars = new MultiBar(
+    {
+      format: '{model} [{bar}] {value}/{total} {row}',
+      stream: process.stderr,
+      noTTYOutput: force,
+      notTTYSchedule: 1000,
+      hideCursor: true,
+      clearOnComplete: false,
+    },
+    Presets.shades_classic,
+  );
   let bar: SingleBar | undefined;
   let model = '';
   return {
@@ -59,12 +76,17 @@ function progressBars(force: boolean): DemoProgress | undefined {
       model = name.padEnd(3);
       bar = bars.create(steps, 0, { model, row: 'fp32' });
     },
-    step(label) { bar?.increment(1, { model, row: label }); },
-    stop() { bars.stop(); },
+    step(label) {
+      bar?.increment(1, { model, row: label });
+    },
+    stop() {
+      bars.stop();
+    },
   };
 }
 
-const jsonNumbers = (_key: string, v: unknown): unknown => (typeof v === 'number' && !Number.isFinite(v) ? (Number.isNaN(v) ? 'nan' : v > 0 ? 'inf' : '-inf') : v);
+const jsonNumbers = (_key: string, v: unknown): unknown =>
+  typeof v === 'number' && !Number.isFinite(v) ? (Number.isNaN(v) ? 'nan' : v > 0 ? 'inf' : '-inf') : v;
 
 export function renderDemoTables(result: DemoResult): string {
   const parts: string[] = [];
@@ -72,14 +94,19 @@ export function renderDemoTables(result: DemoResult): string {
     const t = schemeTable(m);
     parts.push(`${m.name}: ${m.description}`, formatTable(t.header, t.rows), ...t.notes, '');
   }
-  parts.push(`measured in ${result.seconds.toFixed(1)} s with ONNX Runtime; size = .onnx file, latency = median run ÷ fp32 median run`);
+  parts.push(
+    `measured in ${result.seconds.toFixed(1)} s with ONNX Runtime; size = .onnx file, latency = median run ÷ fp32 median run`,
+  );
   if (result.outDir) parts.push(`quantized models kept in ${result.outDir}`);
   return `${parts.join('\n')}\n`;
 }
 
 export async function demoCommand(opts: DemoCliOptions): Promise<DemoResult> {
   const models = parseModels(opts.model);
-  const schemes = opts.schemes?.split(',').map((s) => s.trim()).filter(Boolean);
+  const schemes = opts.schemes
+    ?.split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   // Read Chart.js before the long run, so a broken install fails at once.
   const assets = opts.report ? loadReportAssets() : undefined;
   const progress = progressBars(opts.progress ?? false);
@@ -94,7 +121,10 @@ export async function demoCommand(opts: DemoCliOptions): Promise<DemoResult> {
     await writeFileAtomic(opts.report, [new TextEncoder().encode(html)], { force: opts.force ?? false });
   }
   if (opts.json) {
-    const slim = { ...result, models: result.models.map((m) => ({ ...m, layers: m.layers.map((l) => ({ name: l.name, dims: l.dims })) })) };
+    const slim = {
+      ...result,
+      models: result.models.map((m) => ({ ...m, layers: m.layers.map((l) => ({ name: l.name, dims: l.dims })) })),
+    };
     process.stdout.write(`${JSON.stringify(slim, jsonNumbers, 2)}\n`);
   } else {
     process.stdout.write(renderDemoTables(result));

@@ -21,7 +21,10 @@ export function formatDecimalBytes(n: number): string {
   const units = ['B', 'kB', 'MB', 'GB', 'TB'];
   let v = n;
   let u = 0;
-  while (v >= 1000 && u < units.length - 1) { v /= 1000; u++; }
+  while (v >= 1000 && u < units.length - 1) {
+    v /= 1000;
+    u++;
+  }
   return `${u === 0 ? v : Number(v.toPrecision(4))} ${units[u]}`;
 }
 
@@ -30,7 +33,11 @@ function parseFormats(text: string | undefined): FootprintFormat[] | undefined {
   return text.split(',').map((f) => {
     const name = f.trim() as FootprintFormat;
     if (!FOOTPRINT_FORMATS.includes(name)) {
-      throw new QuantkitError('QK_BAD_FLAG', `--formats: unknown format '${f}'`, `use some of ${FOOTPRINT_FORMATS.join(',')}`);
+      throw new QuantkitError(
+        'QK_BAD_FLAG',
+        `--formats: unknown format '${f}'`,
+        `use some of ${FOOTPRINT_FORMATS.join(',')}`,
+      );
     }
     return name;
   });
@@ -39,7 +46,11 @@ function parseFormats(text: string | undefined): FootprintFormat[] | undefined {
 function parseParams(text: string): number {
   const n = Number(text);
   if (!Number.isFinite(n) || n < 0 || !Number.isInteger(n)) {
-    throw new QuantkitError('QK_BAD_FLAG', `--params '${text}' is not a whole number of parameters`, 'write it like 13e9 or 7000000000');
+    throw new QuantkitError(
+      'QK_BAD_FLAG',
+      `--params '${text}' is not a whole number of parameters`,
+      'write it like 13e9 or 7000000000',
+    );
   }
   return n;
 }
@@ -47,7 +58,9 @@ function parseParams(text: string): number {
 export function registerFootprint(program: Command): void {
   program
     .command('footprint')
-    .description('bytes a model takes in fp32, fp16, bf16, fp8, int8, int4 and NF4, with and without per-block constants')
+    .description(
+      'bytes a model takes in fp32, fp16, bf16, fp8, int8, int4 and NF4, with and without per-block constants',
+    )
     .argument('[model]', 'ONNX model file (or give --params)')
     .option('--params <n>', 'a parameter count instead of a model, e.g. 13e9')
     .option('--formats <list>', `comma-separated subset of ${FOOTPRINT_FORMATS.join(',')}`)
@@ -58,22 +71,37 @@ export function registerFootprint(program: Command): void {
     .option('--json', 'print the report as JSON')
     .action((modelPath: string | undefined, opts: FootprintOptions) => {
       if ((modelPath === undefined) === (opts.params === undefined)) {
-        throw new QuantkitError('QK_BAD_FLAG', 'footprint needs exactly one of a model file or --params', 'e.g. quantkit footprint model.onnx, or quantkit footprint --params 13e9');
+        throw new QuantkitError(
+          'QK_BAD_FLAG',
+          'footprint needs exactly one of a model file or --params',
+          'e.g. quantkit footprint model.onnx, or quantkit footprint --params 13e9',
+        );
       }
       const groupSize = Number(opts.groupSize);
       if (!['float32', 'float16', 'bfloat16'].includes(opts.scaleDtype)) {
-        throw new QuantkitError('QK_BAD_FLAG', `--scale-dtype '${opts.scaleDtype}' is not float32, float16 or bfloat16`, 'pick one of those');
+        throw new QuantkitError(
+          'QK_BAD_FLAG',
+          `--scale-dtype '${opts.scaleDtype}' is not float32, float16 or bfloat16`,
+          'pick one of those',
+        );
       }
       const common = {
-        formats: parseFormats(opts.formats), groupSize, scaleDtype: opts.scaleDtype as ScaleDtype,
-        zeroPoint: opts.zeroPoint ?? false, doubleQuant: opts.doubleQuant ?? false,
+        formats: parseFormats(opts.formats),
+        groupSize,
+        scaleDtype: opts.scaleDtype as ScaleDtype,
+        zeroPoint: opts.zeroPoint ?? false,
+        doubleQuant: opts.doubleQuant ?? false,
       };
       let report: FootprintReport;
       if (modelPath !== undefined) {
         const file = openOnnxFile(modelPath);
         try {
           const model = modelFromProto(file.proto, { external: file.external, label: modelPath });
-          const tensors = [...model.graph.initializers.values()].map((t) => ({ name: t.name, dims: t.dims, dtype: t.dtype }));
+          const tensors = [...model.graph.initializers.values()].map((t) => ({
+            name: t.name,
+            dims: t.dims,
+            dtype: t.dtype,
+          }));
           report = footprint({ tensors }, common);
         } finally {
           file.close();
@@ -81,20 +109,42 @@ export function registerFootprint(program: Command): void {
       } else {
         report = footprint({ params: parseParams(opts.params as string) }, common);
       }
-      process.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : renderFootprint(report, modelPath !== undefined, groupSize, opts));
+      process.stdout.write(
+        opts.json
+          ? `${JSON.stringify(report, null, 2)}\n`
+          : renderFootprint(report, modelPath !== undefined, groupSize, opts),
+      );
     });
 }
 
 function renderFootprint(r: FootprintReport, fromModel: boolean, groupSize: number, opts: FootprintOptions): string {
   const constants = `${opts.doubleQuant ? 'double-quantized ' : ''}${opts.scaleDtype} constants per ${groupSize}${opts.zeroPoint ? ' + zero points' : ''}`;
   const lines = [`${r.params.toLocaleString('en-US')} parameters`, ''];
-  lines.push(formatTable(
-    ['format', 'weights only', `with ${constants}`, 'bits/param'],
-    r.rows.map((row) => [row.format, formatDecimalBytes(row.weightBytes), formatDecimalBytes(row.weightBytes + row.constantBytes + row.otherBytes), row.bitsPerParam.toFixed(3)]),
-  ));
+  lines.push(
+    formatTable(
+      ['format', 'weights only', `with ${constants}`, 'bits/param'],
+      r.rows.map((row) => [
+        row.format,
+        formatDecimalBytes(row.weightBytes),
+        formatDecimalBytes(row.weightBytes + row.constantBytes + row.otherBytes),
+        row.bitsPerParam.toFixed(3),
+      ]),
+    ),
+  );
   if (fromModel) {
     lines.push('', 'largest tensors:');
-    lines.push(formatTable(['name', 'dtype', 'dims', 'params', 'bytes'], r.biggest.map((t) => [t.name, t.dtype, `[${t.dims.join(', ')}]`, String(t.params), formatDecimalBytes(t.bytes)])));
+    lines.push(
+      formatTable(
+        ['name', 'dtype', 'dims', 'params', 'bytes'],
+        r.biggest.map((t) => [
+          t.name,
+          t.dtype,
+          `[${t.dims.join(', ')}]`,
+          String(t.params),
+          formatDecimalBytes(t.bytes),
+        ]),
+      ),
+    );
   }
   return `${lines.join('\n')}\n`;
 }

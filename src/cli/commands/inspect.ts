@@ -10,7 +10,9 @@ import { cliWording } from '../option-flags.js';
 export function registerInspect(program: Command): void {
   program
     .command('inspect')
-    .description('opsets, op counts, inputs/outputs, parameters and bytes by dtype, largest tensors, what can be quantized')
+    .description(
+      'opsets, op counts, inputs/outputs, parameters and bytes by dtype, largest tensors, what can be quantized',
+    )
     .argument('<model>', 'ONNX model file')
     .option('--json', 'print the report as JSON')
     .option('--top <n>', 'how many of the largest tensors to list', '10')
@@ -21,7 +23,11 @@ export function registerInspect(program: Command): void {
         const model = modelFromProto(file.proto, { external: file.external, label: path });
         const report = inspectModel(model, top);
         const warnings = externalDataWarnings(path, report.externalDataFiles);
-        process.stdout.write(opts.json ? `${JSON.stringify({ ...report, warnings }, null, 2)}\n` : renderInspect(path, report) + warnings.map((w) => `warning: ${w}\n`).join(''));
+        process.stdout.write(
+          opts.json
+            ? `${JSON.stringify({ ...report, warnings }, null, 2)}\n`
+            : renderInspect(path, report) + warnings.map((w) => `warning: ${w}\n`).join(''),
+        );
       } finally {
         file.close();
       }
@@ -30,7 +36,11 @@ export function registerInspect(program: Command): void {
 
 function parseTop(text: string): number {
   if (!/^[0-9]+$/.test(text) || Number(text) < 1 || !Number.isSafeInteger(Number(text))) {
-    throw new QuantkitError('QK_BAD_OPTION', `--top ${JSON.stringify(text)} is not a positive whole number`, 'e.g. --top 20');
+    throw new QuantkitError(
+      'QK_BAD_OPTION',
+      `--top ${JSON.stringify(text)} is not a positive whole number`,
+      'e.g. --top 20',
+    );
   }
   return Number(text);
 }
@@ -49,8 +59,18 @@ function externalDataWarnings(path: string, locations: readonly string[]): strin
         files.open(loc);
       } catch (e) {
         if (!isQuantkitError(e)) throw e;
-        const why = e.code === 'QK_EXTERNAL_DATA_OUTSIDE_MODEL_DIR' ? 'they read external data only from the model\'s folder or below it' : e.message;
-        warnings.push(cliWording(`external data ${JSON.stringify(loc)}: convert, quantize and run will refuse this model (${why}); ${e.hint ?? ''}`.replace(/; $/, '')));
+        const why =
+          e.code === 'QK_EXTERNAL_DATA_OUTSIDE_MODEL_DIR'
+            ? "they read external data only from the model's folder or below it"
+            : e.message;
+        warnings.push(
+          cliWording(
+            `external data ${JSON.stringify(loc)}: convert, quantize and run will refuse this model (${why}); ${e.hint ?? ''}`.replace(
+              /; $/,
+              '',
+            ),
+          ),
+        );
       }
     }
   } finally {
@@ -59,26 +79,68 @@ function externalDataWarnings(path: string, locations: readonly string[]): strin
   return warnings;
 }
 
-const dimsText = (dims: readonly (number | string | null)[] | null) => (dims ? `[${dims.map((d) => d ?? '?').join(', ')}]` : '[?]');
+const dimsText = (dims: readonly (number | string | null)[] | null) =>
+  dims ? `[${dims.map((d) => d ?? '?').join(', ')}]` : '[?]';
 
 export function renderInspect(path: string, r: InspectReport): string {
   const out: string[] = [];
-  out.push(`${path}: IR ${r.irVersion}, opsets ${Object.entries(r.opsets).map(([d, v]) => `${d} ${v}`).join(', ')}${r.producer ? `, from ${r.producer}` : ''}`);
-  const other = r.otherTensors.tensors ? `; ${r.otherTensors.tensors} integer tensors (shapes, indices) not counted` : '';
-  out.push(`parameters: ${r.parameters.toLocaleString('en-US')} in ${formatBytes(r.parameterBytes)} (float tensors and quantized weights${other})`);
+  out.push(
+    `${path}: IR ${r.irVersion}, opsets ${Object.entries(r.opsets)
+      .map(([d, v]) => `${d} ${v}`)
+      .join(', ')}${r.producer ? `, from ${r.producer}` : ''}`,
+  );
+  const other = r.otherTensors.tensors
+    ? `; ${r.otherTensors.tensors} integer tensors (shapes, indices) not counted`
+    : '';
+  out.push(
+    `parameters: ${r.parameters.toLocaleString('en-US')} in ${formatBytes(r.parameterBytes)} (float tensors and quantized weights${other})`,
+  );
   for (const v of r.inputs) out.push(`  input  ${v.name} ${v.dtype}${dimsText(v.dims)}`);
   for (const v of r.outputs) out.push(`  output ${v.name} ${v.dtype}${dimsText(v.dims)}`);
   if (r.externalDataFiles.length) out.push(`external data: ${r.externalDataFiles.join(', ')}`);
-  out.push('', formatTable(['op', 'count'], Object.entries(r.opCounts).sort((a, b) => b[1] - a[1]).map(([op, n]) => [op, String(n)])));
-  out.push('', formatTable(['dtype', 'tensors', 'elements', 'bytes'], Object.entries(r.byDtype).map(([d, s]) => [d, String(s.tensors), String(s.params), formatBytes(s.bytes)])));
-  out.push('', 'largest tensors:', formatTable(['name', 'dtype', 'dims', 'bytes', 'where'], r.largest.map((t) => [t.name, t.dtype, dimsText(t.dims), formatBytes(t.bytes), t.location])));
+  out.push(
+    '',
+    formatTable(
+      ['op', 'count'],
+      Object.entries(r.opCounts)
+        .sort((a, b) => b[1] - a[1])
+        .map(([op, n]) => [op, String(n)]),
+    ),
+  );
+  out.push(
+    '',
+    formatTable(
+      ['dtype', 'tensors', 'elements', 'bytes'],
+      Object.entries(r.byDtype).map(([d, s]) => [d, String(s.tensors), String(s.params), formatBytes(s.bytes)]),
+    ),
+  );
+  out.push(
+    '',
+    'largest tensors:',
+    formatTable(
+      ['name', 'dtype', 'dims', 'bytes', 'where'],
+      r.largest.map((t) => [t.name, t.dtype, dimsText(t.dims), formatBytes(t.bytes), t.location]),
+    ),
+  );
   const yes = r.quantizable.filter((q) => q.quantizable);
   const no = r.quantizable.filter((q) => !q.quantizable);
   out.push('', `quantizable weights: ${yes.length} of ${r.quantizable.length} initializers`);
   // Integer tensors (shapes, indices) are never weights; the table counts them instead of listing them.
-  const listedNo = no.filter((q) => !q.reason.startsWith('already int') && !q.reason.startsWith('already uint') && !q.reason.startsWith('already bool'));
-  const readBy = (names: string[]) => (names.length === 0 ? '' : names.length === 1 ? (names[0] as string) : `${names[0] as string} +${names.length - 1}`);
-  out.push(formatTable(['tensor', 'read by', 'quantizable', 'why'], [...yes, ...listedNo].map((q) => [q.name, readBy(q.readers), q.quantizable ? 'yes' : 'no', q.reason])));
-  if (listedNo.length < no.length) out.push(`(${no.length - listedNo.length} integer tensors — shapes, indices — not listed; --json has them all)`);
+  const listedNo = no.filter(
+    (q) =>
+      !q.reason.startsWith('already int') &&
+      !q.reason.startsWith('already uint') &&
+      !q.reason.startsWith('already bool'),
+  );
+  const readBy = (names: string[]) =>
+    names.length === 0 ? '' : names.length === 1 ? (names[0] as string) : `${names[0] as string} +${names.length - 1}`;
+  out.push(
+    formatTable(
+      ['tensor', 'read by', 'quantizable', 'why'],
+      [...yes, ...listedNo].map((q) => [q.name, readBy(q.readers), q.quantizable ? 'yes' : 'no', q.reason]),
+    ),
+  );
+  if (listedNo.length < no.length)
+    out.push(`(${no.length - listedNo.length} integer tensors — shapes, indices — not listed; --json has them all)`);
   return `${out.join('\n')}\n`;
 }

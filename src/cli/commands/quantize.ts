@@ -13,7 +13,15 @@ import { describeVerification, type Verification } from '../../node/verify-model
 import { quantizeActivationFile } from '../../flows/activation-file.js';
 import { formatActivationReport } from '../activation-report.js';
 import { inCliWords } from '../option-flags.js';
-import { ALL_SCHEME_NAMES, SCHEME_TABLE, schemeRow, schemesOf, type ActivationScheme, type SchemeFamily, type SchemeOption } from '../../flows/schemes.js';
+import {
+  ALL_SCHEME_NAMES,
+  SCHEME_TABLE,
+  schemeRow,
+  schemesOf,
+  type ActivationScheme,
+  type SchemeFamily,
+  type SchemeOption,
+} from '../../flows/schemes.js';
 import { NON_FINITE_POLICIES, type NonFinitePolicy } from '../../passes/non-finite.js';
 import { isTarget, type Target, TARGETS } from '../../passes/activation/weight-form.js';
 
@@ -46,38 +54,84 @@ interface QuantizeCliOptions {
 }
 
 function collect(value: string, previous: string[]): string[] {
-  return [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
+  return [
+    ...previous,
+    ...value
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+  ];
 }
 
 export function registerQuantize(program: Command): void {
   program
     .command('quantize')
-    .description('quantize a model into one ONNX Runtime runs: weight-only, or int8 with dynamic or calibrated activations (per-layer report)')
+    .description(
+      'quantize a model into one ONNX Runtime runs: weight-only, or int8 with dynamic or calibrated activations (per-layer report)',
+    )
     .argument('<in>', 'ONNX model file')
     .requiredOption('-o, --output <file>', 'output ONNX file')
     .requiredOption('-s, --scheme <scheme>', `one of ${ALL_SCHEME_NAMES.join(', ')}`)
-    .option('--block-size <n>', 'block size for q4/q4-asym/q8-block (default 32) and nf4/fp4 (default 64): 16, 32, 64, 128, 256')
-    .option('--exclude <op|name...>', 'keep these op types, node names or weight names in fp32 (repeatable, comma-separated)', collect, [])
+    .option(
+      '--block-size <n>',
+      'block size for q4/q4-asym/q8-block (default 32) and nf4/fp4 (default 64): 16, 32, 64, 128, 256',
+    )
+    .option(
+      '--exclude <op|name...>',
+      'keep these op types, node names or weight names in fp32 (repeatable, comma-separated)',
+      collect,
+      [],
+    )
     .option('--keep-first-last', 'keep the first and last weight layers in fp32')
     .option('--double-quant', 'nf4/fp4: double-quantize the absmax constants')
-    .option('--format <form>', "q4/q4-asym: 'native' (MatMulNBits, default) or 'qdq' (opset-21 blocked DequantizeLinear)")
-    .option('--quantize-embeddings', 'q4/q4-asym/q8-block/nf4/fp4: quantize Gather embedding tables too (GatherBlockQuantized; int8 rows for nf4/fp4 and tied tables)')
-    .option('--rtn', 'plain round-to-nearest scales (what ONNX Runtime\'s quantizer does), no per-block search')
+    .option(
+      '--format <form>',
+      "q4/q4-asym: 'native' (MatMulNBits, default) or 'qdq' (opset-21 blocked DequantizeLinear)",
+    )
+    .option(
+      '--quantize-embeddings',
+      'q4/q4-asym/q8-block/nf4/fp4: quantize Gather embedding tables too (GatherBlockQuantized; int8 rows for nf4/fp4 and tied tables)',
+    )
+    .option('--rtn', "plain round-to-nearest scales (what ONNX Runtime's quantizer does), no per-block search")
     .option('--json', 'print the report as JSON')
     .option('-f, --force', 'replace an existing output file')
-    .option('--report <file.html>', 'also write a self-contained HTML report (weight histograms with the grid, SQNR per layer)')
+    .option(
+      '--report <file.html>',
+      'also write a self-contained HTML report (weight histograms with the grid, SQNR per layer)',
+    )
     // int8-static / int8-dynamic options
-    .option('--calib <[name=]file.npy...>', 'int8-static: calibration inputs, first axis = samples (repeat per model input); q4/q4-asym/q8-block/nf4/fp4: GPTQ rounding from these inputs')
-    .option('--method <m>', 'int8-static range method: minmax (default), moving-average[:c], percentile[:p] (99.99), entropy, mse')
+    .option(
+      '--calib <[name=]file.npy...>',
+      'int8-static: calibration inputs, first axis = samples (repeat per model input); q4/q4-asym/q8-block/nf4/fp4: GPTQ rounding from these inputs',
+    )
+    .option(
+      '--method <m>',
+      'int8-static range method: minmax (default), moving-average[:c], percentile[:p] (99.99), entropy, mse',
+    )
     .option('--calib-batch <n>', 'int8-static: samples per calibration run (default 16)')
     .option('--smoothquant [alpha]', 'int8-static: SmoothQuant for MatMul activations (alpha default 0.5)')
     .option('--activations <type>', "int8-static: 'u8' asymmetric (default) or 's8' symmetric activations")
-    .option('--dynamic-form <form>', "int8-dynamic: 'integer' (MatMulInteger/ConvInteger, default) or 'contrib' (DynamicQuantizeMatMul)")
+    .option(
+      '--dynamic-form <form>',
+      "int8-dynamic: 'integer' (MatMulInteger/ConvInteger, default) or 'contrib' (DynamicQuantizeMatMul)",
+    )
     .option('--per-token', 'int8-dynamic: one s8 scale per token (row) of each MatMul activation')
-    .option('--target <cpu>', `int8-static/int8-dynamic: the CPU the model runs on: ${TARGETS.join(', ')} (default any: pair-safe weights exact on every CPU; vnni/arm/wasm: full-range weights, exact only there)`)
-    .option('--progress', 'show progress bars (calibration, GPTQ, weight quantization) even when stderr is not a terminal')
-    .option('--act-order', 'GPTQ (--calib with a 4-bit scheme): quantize inputs in order of decreasing activation energy')
-    .option('--non-finite <policy>', "NaN/±Inf in the weights: 'error' (default), 'clamp' (NaN → 0, ±Inf → the tensor's finite extremes) or 'keep' (leave those tensors unquantized)")
+    .option(
+      '--target <cpu>',
+      `int8-static/int8-dynamic: the CPU the model runs on: ${TARGETS.join(', ')} (default any: pair-safe weights exact on every CPU; vnni/arm/wasm: full-range weights, exact only there)`,
+    )
+    .option(
+      '--progress',
+      'show progress bars (calibration, GPTQ, weight quantization) even when stderr is not a terminal',
+    )
+    .option(
+      '--act-order',
+      'GPTQ (--calib with a 4-bit scheme): quantize inputs in order of decreasing activation energy',
+    )
+    .option(
+      '--non-finite <policy>',
+      "NaN/±Inf in the weights: 'error' (default), 'clamp' (NaN → 0, ±Inf → the tensor's finite extremes) or 'keep' (leave those tensors unquantized)",
+    )
     .option('--no-verify', 'do not load and run the written model in ONNX Runtime before reporting success')
     .action(async (input: string, opts: QuantizeCliOptions) => {
       const row = schemeRow(opts.scheme);
@@ -117,40 +171,69 @@ const FAMILY_WORDS: Record<SchemeFamily, () => string> = {
 
 /** A flag the scheme does not read would be silently ignored: refused, naming who reads it. */
 function refuseOptions(opts: QuantizeCliOptions, accepted: readonly SchemeOption[]): void {
-  for (const [option, { key, flag }] of Object.entries(SCHEME_OPTION_FLAGS) as [SchemeOption, { key: keyof QuantizeCliOptions; flag: string }][]) {
+  for (const [option, { key, flag }] of Object.entries(SCHEME_OPTION_FLAGS) as [
+    SchemeOption,
+    { key: keyof QuantizeCliOptions; flag: string },
+  ][]) {
     if (accepted.includes(option) || opts[key] === undefined) continue;
-    const readers = [...new Set(ALL_SCHEME_NAMES.filter((n) => (SCHEME_TABLE[n].options as readonly SchemeOption[]).includes(option)).map((n) => SCHEME_TABLE[n].family))];
-    throw new QuantkitError('QK_OPTION_NOT_FOR_SCHEME', `${flag} does not apply to --scheme ${opts.scheme}`, `it is for ${readers.map((f) => FAMILY_WORDS[f]()).join(' and ')}; drop it`);
+    const readers = [
+      ...new Set(
+        ALL_SCHEME_NAMES.filter((n) => (SCHEME_TABLE[n].options as readonly SchemeOption[]).includes(option)).map(
+          (n) => SCHEME_TABLE[n].family,
+        ),
+      ),
+    ];
+    throw new QuantkitError(
+      'QK_OPTION_NOT_FOR_SCHEME',
+      `${flag} does not apply to --scheme ${opts.scheme}`,
+      `it is for ${readers.map((f) => FAMILY_WORDS[f]()).join(' and ')}; drop it`,
+    );
   }
 }
 
 function parseCalibBatch(text: string | undefined): number | undefined {
   if (text === undefined) return undefined;
   const n = Number(text);
-  if (!(Number.isInteger(n) && n > 0)) throw new QuantkitError('QK_BAD_OPTION', `--calib-batch '${text}' is not a positive integer`, 'e.g. --calib-batch 32');
+  if (!(Number.isInteger(n) && n > 0))
+    throw new QuantkitError(
+      'QK_BAD_OPTION',
+      `--calib-batch '${text}' is not a positive integer`,
+      'e.g. --calib-batch 32',
+    );
   return n;
 }
 
 /** The JSON form of a report, or its table and the file sizes. */
-function printResult(opts: QuantizeCliOptions, input: string, r: { inputFileBytes: number; outputFileBytes: number; report: object; verification: Verification }, table: string): void {
+function printResult(
+  opts: QuantizeCliOptions,
+  input: string,
+  r: { inputFileBytes: number; outputFileBytes: number; report: object; verification: Verification },
+  table: string,
+): void {
   if (opts.json) {
-    process.stdout.write(`${JSON.stringify({ input, output: opts.output, inputFileBytes: r.inputFileBytes, outputFileBytes: r.outputFileBytes, verification: r.verification, ...r.report }, jsonNumbers, 2)}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ input, output: opts.output, inputFileBytes: r.inputFileBytes, outputFileBytes: r.outputFileBytes, verification: r.verification, ...r.report }, jsonNumbers, 2)}\n`,
+    );
     return;
   }
   process.stdout.write(table);
-  process.stdout.write(`file: ${r.inputFileBytes} → ${r.outputFileBytes} bytes (${(r.outputFileBytes / r.inputFileBytes).toFixed(3)}×) written to ${opts.output}\n`);
+  process.stdout.write(
+    `file: ${r.inputFileBytes} → ${r.outputFileBytes} bytes (${(r.outputFileBytes / r.inputFileBytes).toFixed(3)}×) written to ${opts.output}\n`,
+  );
   process.stdout.write(`${describeVerification(r.verification)}\n`);
 }
 
 function parseNonFinite(s: string | undefined): NonFinitePolicy | undefined {
-  if (s === undefined || (NON_FINITE_POLICIES as readonly string[]).includes(s)) return s as NonFinitePolicy | undefined;
+  if (s === undefined || (NON_FINITE_POLICIES as readonly string[]).includes(s))
+    return s as NonFinitePolicy | undefined;
   throw new QuantkitError('QK_BAD_OPTION', `--non-finite '${s}' is not known`, `use ${NON_FINITE_POLICIES.join(', ')}`);
 }
 
 function parseBlockSize(s: string | undefined): number | undefined {
   if (s === undefined) return undefined;
   const n = Number(s);
-  if (!Number.isInteger(n)) throw new QuantkitError('QK_BAD_BLOCK_SIZE', `--block-size '${s}' is not an integer`, 'use 16, 32, 64, 128 or 256');
+  if (!Number.isInteger(n))
+    throw new QuantkitError('QK_BAD_BLOCK_SIZE', `--block-size '${s}' is not an integer`, 'use 16, 32, 64, 128 or 256');
   return n;
 }
 
@@ -163,7 +246,8 @@ export async function quantizeCommand(input: string, opts: QuantizeCliOptions): 
   const bar = progressBar('GPTQ', opts.progress ?? false);
   const steps = stepProgressBar(opts.progress ?? false);
   const r = await quantizeFile(input, opts.output, {
-    calib: opts.calib, gptq: { calibBatch, progress: bar.progress, actOrder: opts.actOrder ?? false },
+    calib: opts.calib,
+    gptq: { calibBatch, progress: bar.progress, actOrder: opts.actOrder ?? false },
     scheme: opts.scheme as SchemeName,
     blockSize: parseBlockSize(opts.blockSize),
     exclude: opts.exclude,
@@ -176,10 +260,18 @@ export async function quantizeCommand(input: string, opts: QuantizeCliOptions): 
     nonFinite: parseNonFinite(opts.nonFinite),
     progress: steps.progress,
     verify: opts.verify,
-  }).finally(() => { bar.stop(); steps.stop(); }).then(inCliWords);
+  })
+    .finally(() => {
+      bar.stop();
+      steps.stop();
+    })
+    .then(inCliWords);
   if (opts.report) {
     const data = quantizeReportData(input, opts.output, r.report, r.inputFileBytes, r.outputFileBytes);
-    await writeFileAtomic(opts.report, [new TextEncoder().encode(renderReport(data, loadReportAssets()))], { force: opts.force ?? false, inputs: [input, opts.output] });
+    await writeFileAtomic(opts.report, [new TextEncoder().encode(renderReport(data, loadReportAssets()))], {
+      force: opts.force ?? false,
+      inputs: [input, opts.output],
+    });
   }
   printResult(opts, input, r, formatReport(r.report));
   return r.report;
@@ -187,14 +279,26 @@ export async function quantizeCommand(input: string, opts: QuantizeCliOptions): 
 
 /** JSON has no Infinity: an exact reconstruction's SQNR is written as the string "inf". */
 function jsonNumbers(_key: string, value: unknown): unknown {
-  return typeof value === 'number' && !Number.isFinite(value) ? (value > 0 ? 'inf' : value < 0 ? '-inf' : 'nan') : value;
+  return typeof value === 'number' && !Number.isFinite(value)
+    ? value > 0
+      ? 'inf'
+      : value < 0
+        ? '-inf'
+        : 'nan'
+    : value;
 }
 
 export function formatReport(r: WeightOnlyReport): string {
   const rows = r.layers.map((l) => [
-    l.weight, l.nodes.length > 1 ? `${l.nodes[0] as string} +${l.nodes.length - 1}` : (l.nodes[0] ?? ''), l.opTypes.join(','), l.scheme, l.form,
+    l.weight,
+    l.nodes.length > 1 ? `${l.nodes[0] as string} +${l.nodes.length - 1}` : (l.nodes[0] ?? ''),
+    l.opTypes.join(','),
+    l.scheme,
+    l.form,
     l.sqnrDb === null ? '-' : Number.isFinite(l.sqnrDb) ? l.sqnrDb.toFixed(1) : 'inf',
-    String(l.bytesBefore), String(l.bytesAfter), l.note,
+    String(l.bytesBefore),
+    String(l.bytesAfter),
+    l.note,
   ]);
   const head = ['weight', 'node', 'op', 'scheme', 'form', 'SQNR dB', 'bytes before', 'bytes after', 'note'];
   const t = r.totals;
@@ -211,16 +315,45 @@ async function activationQuantizeCommand(input: string, opts: QuantizeCliOptions
   const scheme = opts.scheme as ActivationScheme;
   const batch = parseCalibBatch(opts.calibBatch);
   const alpha = opts.smoothquant === undefined ? undefined : opts.smoothquant === true ? 0.5 : Number(opts.smoothquant);
-  if (alpha !== undefined && !(alpha >= 0 && alpha <= 1)) throw new QuantkitError('QK_BAD_OPTION', `--smoothquant '${String(opts.smoothquant)}' is not in [0, 1]`, 'e.g. --smoothquant 0.5');
-  if (opts.activations !== undefined && opts.activations !== 'u8' && opts.activations !== 's8') throw new QuantkitError('QK_BAD_OPTION', `--activations '${opts.activations}' is not known`, "use 'u8' or 's8'");
-  if (opts.target !== undefined && !isTarget(opts.target)) throw new QuantkitError('QK_BAD_OPTION', `--target '${opts.target}' is not known`, `use one of: ${TARGETS.join(', ')}`);
-  if (opts.dynamicForm !== undefined && opts.dynamicForm !== 'integer' && opts.dynamicForm !== 'contrib') throw new QuantkitError('QK_BAD_OPTION', `--dynamic-form '${opts.dynamicForm}' is not known`, "use 'integer' or 'contrib'");
+  if (alpha !== undefined && !(alpha >= 0 && alpha <= 1))
+    throw new QuantkitError(
+      'QK_BAD_OPTION',
+      `--smoothquant '${String(opts.smoothquant)}' is not in [0, 1]`,
+      'e.g. --smoothquant 0.5',
+    );
+  if (opts.activations !== undefined && opts.activations !== 'u8' && opts.activations !== 's8')
+    throw new QuantkitError('QK_BAD_OPTION', `--activations '${opts.activations}' is not known`, "use 'u8' or 's8'");
+  if (opts.target !== undefined && !isTarget(opts.target))
+    throw new QuantkitError(
+      'QK_BAD_OPTION',
+      `--target '${opts.target}' is not known`,
+      `use one of: ${TARGETS.join(', ')}`,
+    );
+  if (opts.dynamicForm !== undefined && opts.dynamicForm !== 'integer' && opts.dynamicForm !== 'contrib')
+    throw new QuantkitError(
+      'QK_BAD_OPTION',
+      `--dynamic-form '${opts.dynamicForm}' is not known`,
+      "use 'integer' or 'contrib'",
+    );
   const bar = progressBar('calibrating', opts.progress ?? false);
   const r = await quantizeActivationFile(input, opts.output, {
-    scheme, calib: opts.calib, method: opts.method, calibBatch: batch, smoothQuant: alpha,
-    activationType: opts.activations === 's8' ? 'int8' : 'uint8', dynamicForm: opts.dynamicForm as 'integer' | 'contrib' | undefined,
-    perToken: opts.perToken ?? false, target: opts.target as Target | undefined, nonFinite: parseNonFinite(opts.nonFinite), exclude: opts.exclude, keepFirstLast: opts.keepFirstLast ?? false, force: opts.force ?? false, progress: bar.progress,
+    scheme,
+    calib: opts.calib,
+    method: opts.method,
+    calibBatch: batch,
+    smoothQuant: alpha,
+    activationType: opts.activations === 's8' ? 'int8' : 'uint8',
+    dynamicForm: opts.dynamicForm as 'integer' | 'contrib' | undefined,
+    perToken: opts.perToken ?? false,
+    target: opts.target as Target | undefined,
+    nonFinite: parseNonFinite(opts.nonFinite),
+    exclude: opts.exclude,
+    keepFirstLast: opts.keepFirstLast ?? false,
+    force: opts.force ?? false,
+    progress: bar.progress,
     verify: opts.verify,
-  }).finally(() => bar.stop()).then(inCliWords);
+  })
+    .finally(() => bar.stop())
+    .then(inCliWords);
   printResult(opts, input, r, formatActivationReport(r.report));
 }

@@ -26,10 +26,18 @@ export function registerRun(program: Command): void {
     .command('run')
     .description('run a model with the pure-TypeScript reference interpreter')
     .argument('<model>', 'ONNX model file')
-    .requiredOption('-i, --input <[name=]file>', 'input tensor (.npy or TensorProto .pb); repeat for each input', collect, [])
+    .requiredOption(
+      '-i, --input <[name=]file>',
+      'input tensor (.npy or TensorProto .pb); repeat for each input',
+      collect,
+      [],
+    )
     .option('-o, --out <dir>', 'write outputs as dir/output_<i>.pb (TensorProto, name set)')
     .option('-f, --force', 'replace existing output files')
-    .option('--emulate <kernel>', `reproduce a CPU kernel's integer arithmetic: ${EMULATIONS.join(', ')} (x86 u8×s8 without VNNI: pairs of products saturate in int16)`)
+    .option(
+      '--emulate <kernel>',
+      `reproduce a CPU kernel's integer arithmetic: ${EMULATIONS.join(', ')} (x86 u8×s8 without VNNI: pairs of products saturate in int16)`,
+    )
     .action(async (modelPath: string, opts: RunOptions) => {
       await runCommand(modelPath, opts);
     });
@@ -41,7 +49,12 @@ function collect(value: string, previous: string[]): string[] {
 
 export async function runCommand(modelPath: string, opts: RunOptions): Promise<void> {
   const emulate = opts.emulate;
-  if (emulate !== undefined && !isEmulation(emulate)) throw new QuantkitError('QK_BAD_OPTION', `--emulate '${emulate}' is not known`, `use one of: ${EMULATIONS.join(', ')}`);
+  if (emulate !== undefined && !isEmulation(emulate))
+    throw new QuantkitError(
+      'QK_BAD_OPTION',
+      `--emulate '${emulate}' is not known`,
+      `use one of: ${EMULATIONS.join(', ')}`,
+    );
   // External data read from the model's own folder: the interpreter takes one self-contained proto.
   const model = decodeModel(readOnnxFileInlined(modelPath), modelPath);
   const graph = model.graph;
@@ -56,10 +69,18 @@ export async function runCommand(modelPath: string, opts: RunOptions): Promise<v
     const binding = parseInputBinding(arg);
     const name = binding.name ?? graphInputs[positional++];
     if (name === undefined) {
-      throw new QuantkitError('QK_TOO_MANY_INPUTS', `${opts.input.length} inputs given but ${modelPath} takes ${graphInputs.length} (${graphInputs.join(', ')})`, 'drop the extra --input');
+      throw new QuantkitError(
+        'QK_TOO_MANY_INPUTS',
+        `${opts.input.length} inputs given but ${modelPath} takes ${graphInputs.length} (${graphInputs.join(', ')})`,
+        'drop the extra --input',
+      );
     }
     if (!graphInputs.includes(name)) {
-      throw new QuantkitError('QK_UNKNOWN_INPUT', `${modelPath} has no input named '${name}'`, `its inputs are: ${graphInputs.join(', ')}`);
+      throw new QuantkitError(
+        'QK_UNKNOWN_INPUT',
+        `${modelPath} has no input named '${name}'`,
+        `its inputs are: ${graphInputs.join(', ')}`,
+      );
     }
     bound.set(name, readTensorFile(binding.path));
   }
@@ -70,11 +91,19 @@ export async function runCommand(modelPath: string, opts: RunOptions): Promise<v
   if (opts.out) mkdirSync(opts.out, { recursive: true });
   for (const [i, name] of names.entries()) {
     const tensor = outputs.get(name);
-    if (!tensor) throw new QuantkitError('QK_OUTPUT_NOT_PRODUCED', `graph output '${name}' was not produced`, 'the model may be malformed');
+    if (!tensor)
+      throw new QuantkitError(
+        'QK_OUTPUT_NOT_PRODUCED',
+        `graph output '${name}' was not produced`,
+        'the model may be malformed',
+      );
     process.stdout.write(`output ${i} ${summarizeTensor(name, tensor)}\n`);
     if (opts.out) {
       const path = join(opts.out, `output_${i}.pb`);
-      await writeFileAtomic(path, [encodeTensorProto(tensorToProto({ ...tensor, name }))], { force: opts.force ?? false, inputs: [modelPath, ...opts.input.map((a) => parseInputBinding(a).path)] });
+      await writeFileAtomic(path, [encodeTensorProto(tensorToProto({ ...tensor, name }))], {
+        force: opts.force ?? false,
+        inputs: [modelPath, ...opts.input.map((a) => parseInputBinding(a).path)],
+      });
     }
   }
 }

@@ -35,7 +35,11 @@ export function castTensor(input: Tensor, to: DType, opts: { saturate?: boolean;
   const toInfo = dtypeInfo(to);
   const fromInfo = dtypeInfo(input.dtype);
   if (toInfo.kind === 'string' || fromInfo.kind === 'string') {
-    throw new QuantkitError('QK_UNSUPPORTED_CAST', `Cast between string and ${toInfo.kind === 'string' ? input.dtype : to} is not supported`, 'cast numeric tensors only');
+    throw new QuantkitError(
+      'QK_UNSUPPORTED_CAST',
+      `Cast between string and ${toInfo.kind === 'string' ? input.dtype : to} is not supported`,
+      'cast numeric tensors only',
+    );
   }
   if (toInfo.kind === 'float') {
     const saturate = opts.saturate ?? true;
@@ -103,7 +107,11 @@ function castAttrs(ctx: OpContext): { saturate: boolean; roundMode: RoundMode } 
   const saturate = ctx.attrs.int('saturate', 1) !== 0;
   const roundMode = ctx.attrs.string('round_mode', 'up');
   if (roundMode !== 'up' && roundMode !== 'down' && roundMode !== 'nearest') {
-    throw new QuantkitError('QK_BAD_ATTRIBUTE', `${ctx.where}: round_mode '${roundMode}' is not up, down or nearest`, 'use one of the values the ONNX Cast spec lists');
+    throw new QuantkitError(
+      'QK_BAD_ATTRIBUTE',
+      `${ctx.where}: round_mode '${roundMode}' is not up, down or nearest`,
+      'use one of the values the ONNX Cast spec lists',
+    );
   }
   return { saturate, roundMode };
 }
@@ -111,7 +119,12 @@ function castAttrs(ctx: OpContext): { saturate: boolean; roundMode: RoundMode } 
 export const Cast: OpImpl = (inputs, ctx) => {
   const input = requireInput(inputs, 0, 'input', ctx);
   const to = ctx.attrs.int('to');
-  if (to === undefined) throw new QuantkitError('QK_BAD_ATTRIBUTE', `${ctx.where}: Cast needs the 'to' attribute`, 'set to= the target TensorProto.DataType');
+  if (to === undefined)
+    throw new QuantkitError(
+      'QK_BAD_ATTRIBUTE',
+      `${ctx.where}: Cast needs the 'to' attribute`,
+      'set to= the target TensorProto.DataType',
+    );
   return [castTensor(input, dtypeFromOnnx(to, `${ctx.where} attribute 'to'`), castAttrs(ctx))];
 };
 

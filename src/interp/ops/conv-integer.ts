@@ -23,14 +23,25 @@ export function offsetWeight(w: Tensor, zp: Tensor | undefined, plan: ConvPlan, 
   const v = Float64Array.from(toFloat64(w));
   if (!zp) return v;
   const z = toFloat64(zp);
-  if (z.length !== 1 && z.length !== plan.outChannels) throw badShape(ctx, `w zero point must be a scalar or have ${plan.outChannels} elements, got [${zp.dims.join(', ')}]`);
+  if (z.length !== 1 && z.length !== plan.outChannels)
+    throw badShape(
+      ctx,
+      `w zero point must be a scalar or have ${plan.outChannels} elements, got [${zp.dims.join(', ')}]`,
+    );
   const perChannel = v.length / plan.outChannels;
-  for (let i = 0; i < v.length; i++) v[i] = (v[i] as number) - (z[z.length === 1 ? 0 : Math.floor(i / perChannel)] as number);
+  for (let i = 0; i < v.length; i++)
+    v[i] = (v[i] as number) - (z[z.length === 1 ? 0 : Math.floor(i / perChannel)] as number);
   return v;
 }
 
 /** The emulated kernel's saturation error for x (codes, padding at its zero point) ⊛ w. */
-export function convSaturationErrorOf(x: Tensor, xZp: Tensor | undefined, w: Tensor, plan: ConvPlan, order: 'hwc' | 'chw'): Float64Array {
+export function convSaturationErrorOf(
+  x: Tensor,
+  xZp: Tensor | undefined,
+  w: Tensor,
+  plan: ConvPlan,
+  order: 'hwc' | 'chw',
+): Float64Array {
   const pad = xZp ? (kernelCodes(xZp)[0] as number) : x.dtype === 'int8' ? 128 : 0;
   return convSaturationError(kernelCodes(x), pad, toFloat64(w), plan, order);
 }

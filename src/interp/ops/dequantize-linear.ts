@@ -19,12 +19,25 @@ export const DequantizeLinear: OpImpl = (inputs, ctx) => {
   const scale = requireInput(inputs, 1, 'x_scale', ctx);
   const zeroPoint = inputs[2];
   if (zeroPoint && zeroPoint.dtype !== x.dtype) {
-    throw new QuantkitError('QK_BAD_INPUT_TYPE', `${ctx.where}: zero point is ${zeroPoint.dtype} but x is ${x.dtype}`, 'x and x_zero_point must have the same type');
+    throw new QuantkitError(
+      'QK_BAD_INPUT_TYPE',
+      `${ctx.where}: zero point is ${zeroPoint.dtype} but x is ${x.dtype}`,
+      'x and x_zero_point must have the same type',
+    );
   }
   const code = ctx.attrs.int('output_dtype', 0);
-  const out = code === 0 ? (scale.dtype === 'float8e8m0' ? 'float32' : scale.dtype) : dtypeFromOnnx(code, `${ctx.where} attribute 'output_dtype'`);
+  const out =
+    code === 0
+      ? scale.dtype === 'float8e8m0'
+        ? 'float32'
+        : scale.dtype
+      : dtypeFromOnnx(code, `${ctx.where} attribute 'output_dtype'`);
   if (!OUTPUT_TYPES.includes(out)) {
-    throw new QuantkitError('QK_BAD_INPUT_TYPE', `${ctx.where}: cannot dequantize to ${out}`, `output types are ${OUTPUT_TYPES.join(', ')}`);
+    throw new QuantkitError(
+      'QK_BAD_INPUT_TYPE',
+      `${ctx.where}: cannot dequantize to ${out}`,
+      `output types are ${OUTPUT_TYPES.join(', ')}`,
+    );
   }
   const xs = toFloat64(x);
   const scales = toFloat64(scale);

@@ -16,7 +16,11 @@ type Kind = 'add' | 'mul';
  */
 function binary(a: Tensor, b: Tensor, kind: Kind, ctx: OpContext): Tensor {
   if (a.dtype !== b.dtype) {
-    throw new QuantkitError('QK_BAD_INPUT_TYPE', `${ctx.where}: inputs have types ${a.dtype} and ${b.dtype}`, 'both inputs must have the same type; insert a Cast');
+    throw new QuantkitError(
+      'QK_BAD_INPUT_TYPE',
+      `${ctx.where}: inputs have types ${a.dtype} and ${b.dtype}`,
+      'both inputs must have the same type; insert a Cast',
+    );
   }
   const dims = broadcastDims([a.dims, b.dims], ctx);
   const ia = broadcastIndex(a.dims, dims);
@@ -55,11 +59,19 @@ function binary(a: Tensor, b: Tensor, kind: Kind, ctx: OpContext): Tensor {
     }
     return makeTensor('int64', dims, y);
   }
-  throw new QuantkitError('QK_BAD_INPUT_TYPE', `${ctx.where}: ${kind === 'add' ? 'Add' : 'Mul'} on ${a.dtype} is not supported by the reference interpreter`, 'use float, int32 or int64 inputs');
+  throw new QuantkitError(
+    'QK_BAD_INPUT_TYPE',
+    `${ctx.where}: ${kind === 'add' ? 'Add' : 'Mul'} on ${a.dtype} is not supported by the reference interpreter`,
+    'use float, int32 or int64 inputs',
+  );
 }
 
-export const Add: OpImpl = (inputs, ctx) => [binary(requireInput(inputs, 0, 'A', ctx), requireInput(inputs, 1, 'B', ctx), 'add', ctx)];
-export const Mul: OpImpl = (inputs, ctx) => [binary(requireInput(inputs, 0, 'A', ctx), requireInput(inputs, 1, 'B', ctx), 'mul', ctx)];
+export const Add: OpImpl = (inputs, ctx) => [
+  binary(requireInput(inputs, 0, 'A', ctx), requireInput(inputs, 1, 'B', ctx), 'add', ctx),
+];
+export const Mul: OpImpl = (inputs, ctx) => [
+  binary(requireInput(inputs, 0, 'A', ctx), requireInput(inputs, 1, 'B', ctx), 'mul', ctx),
+];
 
 /** Relu: max(0, x); NaN stays NaN and −0 stays −0 (x < 0 is false for both), as max(0, x) in C. */
 export const Relu: OpImpl = (inputs, ctx) => {
@@ -69,10 +81,21 @@ export const Relu: OpImpl = (inputs, ctx) => {
     for (let i = 0; i < v.length; i++) if ((v[i] as number) < 0) v[i] = 0;
     return [makeTensor(x.dtype, x.dims, encodeFloat(x.dtype, v))];
   }
-  if (x.dtype === 'int64') return [makeTensor(x.dtype, x.dims, (x.data as BigInt64Array).map((v) => (v < 0n ? 0n : v)))];
+  if (x.dtype === 'int64')
+    return [
+      makeTensor(
+        x.dtype,
+        x.dims,
+        (x.data as BigInt64Array).map((v) => (v < 0n ? 0n : v)),
+      ),
+    ];
   if (x.dtype === 'int8' || x.dtype === 'int16' || x.dtype === 'int32') {
     const data = (x.data as Int8Array | Int16Array | Int32Array).map((v) => (v < 0 ? 0 : v));
     return [makeTensor(x.dtype, x.dims, data)];
   }
-  throw new QuantkitError('QK_BAD_INPUT_TYPE', `${ctx.where}: Relu on ${x.dtype} is not supported`, 'use a float or signed integer input');
+  throw new QuantkitError(
+    'QK_BAD_INPUT_TYPE',
+    `${ctx.where}: Relu on ${x.dtype} is not supported`,
+    'use a float or signed integer input',
+  );
 };

@@ -10,7 +10,12 @@ import { badShape, requireInput } from '../op.js';
 import { encodeFloat, isFloat, toFloat64 } from '../values.js';
 
 function floatInput(t: Tensor, name: string, ctx: OpContext): Float64Array {
-  if (!isFloat(t.dtype)) throw new QuantkitError('QK_BAD_INPUT_TYPE', `${ctx.where}: input '${name}' has type ${t.dtype}`, 'this op takes float inputs');
+  if (!isFloat(t.dtype))
+    throw new QuantkitError(
+      'QK_BAD_INPUT_TYPE',
+      `${ctx.where}: input '${name}' has type ${t.dtype}`,
+      'this op takes float inputs',
+    );
   return toFloat64(t);
 }
 
@@ -42,7 +47,11 @@ export const Gemm: OpImpl = (inputs, ctx) => {
   const M = transA ? a1 : a0;
   const K = transA ? a0 : a1;
   const N = transB ? b0 : b1;
-  if ((transB ? b1 : b0) !== K) throw badShape(ctx, `inner dimensions differ: A [${a.dims.join(', ')}]${transA ? 'ᵀ' : ''} × B [${b.dims.join(', ')}]${transB ? 'ᵀ' : ''}`);
+  if ((transB ? b1 : b0) !== K)
+    throw badShape(
+      ctx,
+      `inner dimensions differ: A [${a.dims.join(', ')}]${transA ? 'ᵀ' : ''} × B [${b.dims.join(', ')}]${transB ? 'ᵀ' : ''}`,
+    );
   const va = floatInput(a, 'A', ctx);
   const vb = floatInput(b, 'B', ctx);
   const y = new Float64Array(M * N);
@@ -57,7 +66,8 @@ export const Gemm: OpImpl = (inputs, ctx) => {
   }
   if (c && beta !== 0) {
     const dims = broadcastDims([c.dims, [M, N]], ctx);
-    if (dims.length !== 2 || dims[0] !== M || dims[1] !== N) throw badShape(ctx, `C [${c.dims.join(', ')}] does not broadcast to [${M}, ${N}]`);
+    if (dims.length !== 2 || dims[0] !== M || dims[1] !== N)
+      throw badShape(ctx, `C [${c.dims.join(', ')}] does not broadcast to [${M}, ${N}]`);
     const vc = floatInput(c, 'C', ctx);
     const ic = broadcastIndex(c.dims, [M, N]);
     for (let i = 0; i < y.length; i++) y[i] = (y[i] as number) + beta * (vc[ic[i] as number] as number);
@@ -74,9 +84,11 @@ export const Conv: OpImpl = (inputs, ctx) => {
   const y = convolve(floatInput(x, 'X', ctx), floatInput(w, 'W', ctx), plan);
   if (bias) {
     const vb = floatInput(bias, 'B', ctx);
-    if (vb.length !== plan.outChannels) throw badShape(ctx, `bias must have ${plan.outChannels} elements, got ${vb.length}`);
+    if (vb.length !== plan.outChannels)
+      throw badShape(ctx, `bias must have ${plan.outChannels} elements, got ${vb.length}`);
     const perChannel = y.length / (plan.batch * plan.outChannels);
-    for (let i = 0; i < y.length; i++) y[i] = (y[i] as number) + (vb[Math.floor(i / perChannel) % plan.outChannels] as number);
+    for (let i = 0; i < y.length; i++)
+      y[i] = (y[i] as number) + (vb[Math.floor(i / perChannel) % plan.outChannels] as number);
   }
   return [makeTensor(x.dtype, plan.outDims, encodeFloat(x.dtype, y))];
 };

@@ -43,6 +43,7 @@ export const MatMulInteger: OpImpl = (inputs, ctx) => {
   expectDType(b, ['int8', 'uint8'], 'B', ctx);
   const plan = planMatMul(a.dims, b.dims, ctx);
   const y = matmulF64(offsetByZeroPoint(a, inputs[2], true, ctx), offsetByZeroPoint(b, inputs[3], false, ctx), plan);
-  if (a.dtype === 'uint8' && saturates(ctx.emulate, a.dtype, b.dtype)) addInPlace(y, matmulSaturationError(kernelCodes(a), toFloat64(b), plan));
+  if (a.dtype === 'uint8' && saturates(ctx.emulate, a.dtype, b.dtype))
+    addInPlace(y, matmulSaturationError(kernelCodes(a), toFloat64(b), plan));
   return [makeTensor('int32', plan.outDims, toInt32(y))];
 };

@@ -17,7 +17,8 @@ export const MaxPool: OpImpl = (inputs, ctx) => {
   const dilations = ctx.attrs.ints('dilations') ?? new Array<number>(nSpatial).fill(1);
   const pads = ctx.attrs.ints('pads') ?? new Array<number>(2 * nSpatial).fill(0);
   const ceil = ctx.attrs.int('ceil_mode', 0) !== 0;
-  if (ctx.attrs.string('auto_pad', 'NOTSET') !== 'NOTSET') throw badShape(ctx, 'auto_pad other than NOTSET is not supported by the reference MaxPool');
+  if (ctx.attrs.string('auto_pad', 'NOTSET') !== 'NOTSET')
+    throw badShape(ctx, 'auto_pad other than NOTSET is not supported by the reference MaxPool');
   const inSpatial = x.dims.slice(2);
   const outSpatial = inSpatial.map((size, i) => {
     const span = ((kernel[i] as number) - 1) * (dilations[i] as number) + 1;
@@ -38,15 +39,27 @@ export const MaxPool: OpImpl = (inputs, ctx) => {
   const k = new Int32Array(nSpatial);
   for (let nc = 0; nc < batch * channels; nc++) {
     for (let flat = 0; flat < outSize; flat++) {
-      for (let ax = nSpatial - 1, f = flat; ax >= 0; ax--) { o[ax] = f % (outSpatial[ax] as number); f = Math.floor(f / (outSpatial[ax] as number)); }
+      for (let ax = nSpatial - 1, f = flat; ax >= 0; ax--) {
+        o[ax] = f % (outSpatial[ax] as number);
+        f = Math.floor(f / (outSpatial[ax] as number));
+      }
       let best = -Infinity;
       for (let kf = 0; kf < kSize; kf++) {
-        for (let ax = nSpatial - 1, f = kf; ax >= 0; ax--) { k[ax] = f % (kernel[ax] as number); f = Math.floor(f / (kernel[ax] as number)); }
+        for (let ax = nSpatial - 1, f = kf; ax >= 0; ax--) {
+          k[ax] = f % (kernel[ax] as number);
+          f = Math.floor(f / (kernel[ax] as number));
+        }
         let off = 0;
         let inside = true;
         for (let ax = 0; ax < nSpatial; ax++) {
-          const pos = (o[ax] as number) * (strides[ax] as number) + (k[ax] as number) * (dilations[ax] as number) - (pads[ax] as number);
-          if (pos < 0 || pos >= (inSpatial[ax] as number)) { inside = false; break; }
+          const pos =
+            (o[ax] as number) * (strides[ax] as number) +
+            (k[ax] as number) * (dilations[ax] as number) -
+            (pads[ax] as number);
+          if (pos < 0 || pos >= (inSpatial[ax] as number)) {
+            inside = false;
+            break;
+          }
           off = off * (inSpatial[ax] as number) + pos;
         }
         if (inside) {
@@ -63,8 +76,11 @@ export const MaxPool: OpImpl = (inputs, ctx) => {
 /** BatchNormalization in inference mode: y = scale · (x − mean) / sqrt(var + epsilon) + B, per channel (axis 1). */
 export const BatchNormalization: OpImpl = (inputs, ctx) => {
   const x = requireInput(inputs, 0, 'X', ctx);
-  const [scale, bias, mean, variance] = [1, 2, 3, 4].map((i) => toFloat64(requireInput(inputs, i, ['scale', 'B', 'input_mean', 'input_var'][i - 1] as string, ctx)));
-  if (ctx.attrs.int('training_mode', 0) !== 0) throw badShape(ctx, 'training_mode=1 is not supported by the reference interpreter');
+  const [scale, bias, mean, variance] = [1, 2, 3, 4].map((i) =>
+    toFloat64(requireInput(inputs, i, ['scale', 'B', 'input_mean', 'input_var'][i - 1] as string, ctx)),
+  );
+  if (ctx.attrs.int('training_mode', 0) !== 0)
+    throw badShape(ctx, 'training_mode=1 is not supported by the reference interpreter');
   const eps = ctx.attrs.float('epsilon', 1e-5);
   const channels = x.dims[1] ?? 1;
   const inner = x.dims.slice(2).reduce((p, d) => p * d, 1);
@@ -73,7 +89,10 @@ export const BatchNormalization: OpImpl = (inputs, ctx) => {
   for (let i = 0; i < v.length; i++) {
     const c = Math.floor(i / inner) % channels;
     // Rounded like fp32 math would not be; the reference works on exact values and rounds once.
-    y[i] = ((scale as Float64Array)[c] as number) * ((v[i] as number) - ((mean as Float64Array)[c] as number)) / Math.sqrt(((variance as Float64Array)[c] as number) + eps) + ((bias as Float64Array)[c] as number);
+    y[i] =
+      (((scale as Float64Array)[c] as number) * ((v[i] as number) - ((mean as Float64Array)[c] as number))) /
+        Math.sqrt(((variance as Float64Array)[c] as number) + eps) +
+      ((bias as Float64Array)[c] as number);
   }
   return [makeTensor(x.dtype, x.dims, encodeFloat(x.dtype, y))];
 };

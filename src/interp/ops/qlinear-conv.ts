@@ -26,7 +26,12 @@ export const QLinearConv: OpImpl = (inputs, ctx) => {
   const yScale = requireInput(inputs, 6, 'y_scale', ctx);
   const yZp = requireInput(inputs, 7, 'y_zero_point', ctx);
   const bias = inputs[8];
-  for (const [t, n] of [[x, 'x'], [w, 'w'], [yZp, 'y_zero_point']] as const) expectDType(t, ['int8', 'uint8'], n, ctx);
+  for (const [t, n] of [
+    [x, 'x'],
+    [w, 'w'],
+    [yZp, 'y_zero_point'],
+  ] as const)
+    expectDType(t, ['int8', 'uint8'], n, ctx);
   const plan = planConv(x.dims, w.dims, ctx);
   const acc = convolve(offsetInput(x, xZp, ctx), offsetWeight(w, wZp, plan, ctx), plan);
   // ORT runs QLinearConv on x86 in NHWC: K runs over (kh, kw, c).
@@ -40,7 +45,8 @@ export const QLinearConv: OpImpl = (inputs, ctx) => {
   const ys = scalarValue(yScale, 'y_scale', ctx);
   const zp = scalarValue(yZp, 'y_zero_point', ctx);
   const multipliers = new Float64Array(M);
-  for (let m = 0; m < M; m++) multipliers[m] = Math.fround(Math.fround(xs * (ws[ws.length === 1 ? 0 : m] as number)) / ys);
+  for (let m = 0; m < M; m++)
+    multipliers[m] = Math.fround(Math.fround(xs * (ws[ws.length === 1 ? 0 : m] as number)) / ys);
   const [lo, hi] = integerRange(yZp.dtype);
   const perChannel = acc.length / (plan.batch * M);
   const y = allocData(yZp.dtype, acc.length) as Int8Array | Uint8Array;

@@ -29,11 +29,17 @@ export const QLinearMatMul: OpImpl = (inputs, ctx) => {
   const bZp = requireInput(inputs, 5, 'b_zero_point', ctx);
   const yScale = requireInput(inputs, 6, 'y_scale', ctx);
   const yZp = requireInput(inputs, 7, 'y_zero_point', ctx);
-  for (const [t, n] of [[a, 'a'], [b, 'b'], [yZp, 'y_zero_point']] as const) expectDType(t, ['int8', 'uint8'], n, ctx);
+  for (const [t, n] of [
+    [a, 'a'],
+    [b, 'b'],
+    [yZp, 'y_zero_point'],
+  ] as const)
+    expectDType(t, ['int8', 'uint8'], n, ctx);
   const plan = planMatMul(a.dims, b.dims, ctx);
   const c = matmulF64(offsetByZeroPoint(a, aZp, true, ctx), offsetByZeroPoint(b, bZp, false, ctx), plan);
   // ctx.emulate: the accumulator as the emulated kernel leaves it (emulate.ts), then requantized.
-  if (a.dtype === 'uint8' && saturates(ctx.emulate, a.dtype, b.dtype)) addInPlace(c, matmulSaturationError(kernelCodes(a), toFloat64(b), plan));
+  if (a.dtype === 'uint8' && saturates(ctx.emulate, a.dtype, b.dtype))
+    addInPlace(c, matmulSaturationError(kernelCodes(a), toFloat64(b), plan));
   const multiplier = requantMultiplier(aScale, bScale, yScale, ctx);
   const zp = scalarValue(yZp, 'y_zero_point', ctx);
   const [lo, hi] = integerRange(yZp.dtype);
@@ -53,7 +59,11 @@ export function requantMultiplier(aScale: Tensor, bScale: Tensor, yScale: Tensor
 
 export function scalarValue(t: Tensor, name: string, ctx: OpContext): number {
   if (t.data.length !== 1) {
-    throw new QuantkitError('QK_UNSUPPORTED_QUANT_GRANULARITY', `${ctx.where}: '${name}' has ${t.data.length} elements; the reference interpreter runs per-tensor ${name} only here`, 'use per-tensor scales and zero points');
+    throw new QuantkitError(
+      'QK_UNSUPPORTED_QUANT_GRANULARITY',
+      `${ctx.where}: '${name}' has ${t.data.length} elements; the reference interpreter runs per-tensor ${name} only here`,
+      'use per-tensor scales and zero points',
+    );
   }
   return toFloat64(t)[0] as number;
 }

@@ -10,8 +10,19 @@ import { roundHalfEven } from '../../formats/rounding.js';
 import { encodeFloat, isFloat, roundToFloat, toFloat64 } from '../values.js';
 
 const QUANT_TYPES: readonly DType[] = [
-  'int8', 'uint8', 'int16', 'uint16', 'int4', 'uint4', 'int2', 'uint2',
-  'float8e4m3fn', 'float8e4m3fnuz', 'float8e5m2', 'float8e5m2fnuz', 'float4e2m1',
+  'int8',
+  'uint8',
+  'int16',
+  'uint16',
+  'int4',
+  'uint4',
+  'int2',
+  'uint2',
+  'float8e4m3fn',
+  'float8e4m3fnuz',
+  'float8e5m2',
+  'float8e5m2fnuz',
+  'float4e2m1',
 ];
 
 /** Saturation range of an integer quantized type (ONNX QuantizeLinear: uint8 [0, 255], int4 [-8, 7], ...). */
@@ -49,7 +60,8 @@ export const QuantizeLinear: OpImpl = (inputs, ctx) => {
   }
   const [lo, hi] = integerRange(target);
   const out = allocData(target, q.length) as Int8Array | Uint8Array | Int16Array | Uint16Array;
-  for (let i = 0; i < q.length; i++) out[i] = clamp(roundHalfEven(q[i] as number) + (zps[map[i] as number] as number), lo, hi);
+  for (let i = 0; i < q.length; i++)
+    out[i] = clamp(roundHalfEven(q[i] as number) + (zps[map[i] as number] as number), lo, hi);
   return [makeTensor(target, x.dims, out)];
 };
 
@@ -57,11 +69,19 @@ function outputType(zeroPoint: Tensor | undefined, ctx: OpContext): DType {
   const code = ctx.attrs.int('output_dtype', 0);
   const fromAttr = code === 0 ? undefined : dtypeFromOnnx(code, `${ctx.where} attribute 'output_dtype'`);
   if (zeroPoint && fromAttr && zeroPoint.dtype !== fromAttr) {
-    throw new QuantkitError('QK_BAD_ATTRIBUTE', `${ctx.where}: output_dtype ${fromAttr} differs from the zero point's type ${zeroPoint.dtype}`, 'drop output_dtype or make them agree');
+    throw new QuantkitError(
+      'QK_BAD_ATTRIBUTE',
+      `${ctx.where}: output_dtype ${fromAttr} differs from the zero point's type ${zeroPoint.dtype}`,
+      'drop output_dtype or make them agree',
+    );
   }
   const target = zeroPoint?.dtype ?? fromAttr ?? 'uint8';
   if (!QUANT_TYPES.includes(target)) {
-    throw new QuantkitError('QK_BAD_INPUT_TYPE', `${ctx.where}: cannot quantize to ${target}`, `QuantizeLinear targets ${QUANT_TYPES.join(', ')}`);
+    throw new QuantkitError(
+      'QK_BAD_INPUT_TYPE',
+      `${ctx.where}: cannot quantize to ${target}`,
+      `QuantizeLinear targets ${QUANT_TYPES.join(', ')}`,
+    );
   }
   return target;
 }

@@ -3,7 +3,11 @@ import { makeTensor } from '../../tensor/tensor.js';
 import { opContext } from '../op.js';
 import { Flatten, Reshape, Transpose } from './shape.js';
 
-const x = makeTensor('int32', [2, 3, 4], Int32Array.from({ length: 24 }, (_, i) => i));
+const x = makeTensor(
+  'int32',
+  [2, 3, 4],
+  Int32Array.from({ length: 24 }, (_, i) => i),
+);
 const shape = (...d: bigint[]) => makeTensor('int64', [d.length], BigInt64Array.from(d));
 
 describe('shape ops', () => {
@@ -23,8 +27,10 @@ describe('shape ops', () => {
     const y = Transpose([x], opContext({ perm: [2, 0, 1] }))[0]!;
     expect(y.dims).toEqual([4, 2, 3]);
     const d = y.data as Int32Array;
-    for (let i = 0; i < 2; i++) for (let j = 0; j < 3; j++) for (let k = 0; k < 4; k++) {
-      expect(d[k * 6 + i * 3 + j]).toBe(i * 12 + j * 4 + k);
-    }
+    for (let i = 0; i < 2; i++)
+      for (let j = 0; j < 3; j++)
+        for (let k = 0; k < 4; k++) {
+          expect(d[k * 6 + i * 3 + j]).toBe(i * 12 + j * 4 + k);
+        }
   });
 });

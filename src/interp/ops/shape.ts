@@ -6,7 +6,8 @@ import type { OpImpl } from '../op.js';
 import { badShape, requireInput } from '../op.js';
 
 function shapeValues(t: Tensor): number[] {
-  if (t.dtype !== 'int64' && t.dtype !== 'int32') throw new QuantkitError('QK_BAD_INPUT_TYPE', `shape tensor has type ${t.dtype}`, 'shapes are int64 tensors');
+  if (t.dtype !== 'int64' && t.dtype !== 'int32')
+    throw new QuantkitError('QK_BAD_INPUT_TYPE', `shape tensor has type ${t.dtype}`, 'shapes are int64 tensors');
   return Array.from(t.data as ArrayLike<number | bigint>, (v) => Number(v));
 }
 
@@ -17,14 +18,17 @@ export const Reshape: OpImpl = (inputs, ctx) => {
   const allowZero = ctx.attrs.int('allowzero', 0) !== 0;
   const dims = requested.map((d, i) => (d === 0 && !allowZero ? (data.dims[i] ?? badDim(i)) : d));
   const inferred = dims.indexOf(-1);
-  if (dims.filter((d) => d === -1).length > 1 || dims.some((d) => d < -1)) throw badShape(ctx, `shape [${requested.join(', ')}] is invalid`);
+  if (dims.filter((d) => d === -1).length > 1 || dims.some((d) => d < -1))
+    throw badShape(ctx, `shape [${requested.join(', ')}] is invalid`);
   const total = data.data.length;
   if (inferred >= 0) {
     const known = dims.reduce((p, d) => (d === -1 ? p : p * d), 1);
-    if (known === 0 || total % known !== 0) throw badShape(ctx, `cannot infer -1 in [${requested.join(', ')}] for ${total} elements`);
+    if (known === 0 || total % known !== 0)
+      throw badShape(ctx, `cannot infer -1 in [${requested.join(', ')}] for ${total} elements`);
     dims[inferred] = total / known;
   }
-  if (elementCount(dims) !== total) throw badShape(ctx, `shape [${requested.join(', ')}] does not hold ${total} elements`);
+  if (elementCount(dims) !== total)
+    throw badShape(ctx, `shape [${requested.join(', ')}] does not hold ${total} elements`);
   return [makeTensor(data.dtype, dims, data.data)];
 
   function badDim(i: number): never {
@@ -47,8 +51,11 @@ export const Flatten: OpImpl = (inputs, ctx) => {
 export const Transpose: OpImpl = (inputs, ctx) => {
   const x = requireInput(inputs, 0, 'data', ctx);
   const rank = x.dims.length;
-  const perm = (ctx.attrs.ints('perm') ?? x.dims.map((_, i) => rank - 1 - i)).map((p) => normalizeAxis(p, rank, ctx, 'perm entry'));
-  if (perm.length !== rank || new Set(perm).size !== rank) throw badShape(ctx, `perm [${perm.join(', ')}] is not a permutation of ${rank} axes`);
+  const perm = (ctx.attrs.ints('perm') ?? x.dims.map((_, i) => rank - 1 - i)).map((p) =>
+    normalizeAxis(p, rank, ctx, 'perm entry'),
+  );
+  if (perm.length !== rank || new Set(perm).size !== rank)
+    throw badShape(ctx, `perm [${perm.join(', ')}] is not a permutation of ${rank} axes`);
   const outDims = perm.map((p) => x.dims[p] as number);
   const inStrides = stridesOf(x.dims);
   const strides = perm.map((p) => inStrides[p] as number);

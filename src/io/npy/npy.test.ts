@@ -25,24 +25,49 @@ function codeOf(f: () => unknown): string {
 
 /** A version 1.0 file written byte by byte: magic, version, uint16 LE header length, header, data. */
 function handMade(header: string, data: number[], version: [number, number] = [1, 0]): Uint8Array {
-  const lengthBytes = version[0] === 1 ? [header.length & 0xff, header.length >> 8] : [header.length & 0xff, (header.length >> 8) & 0xff, 0, 0];
-  return Uint8Array.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, version[0], version[1], ...lengthBytes, ...Array.from(header, (c) => c.charCodeAt(0)), ...data]);
+  const lengthBytes =
+    version[0] === 1
+      ? [header.length & 0xff, header.length >> 8]
+      : [header.length & 0xff, (header.length >> 8) & 0xff, 0, 0];
+  return Uint8Array.from([
+    0x93,
+    0x4e,
+    0x55,
+    0x4d,
+    0x50,
+    0x59,
+    version[0],
+    version[1],
+    ...lengthBytes,
+    ...Array.from(header, (c) => c.charCodeAt(0)),
+    ...data,
+  ]);
 }
 
 describe('readNpy on hand-made headers', () => {
   it('reads float32 little-endian, shape (2,)', () => {
-    const t = readNpy(handMade("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }\n", [0, 0, 0x80, 0x3f, 0, 0, 0, 0xc0]));
+    const t = readNpy(
+      handMade("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }\n", [0, 0, 0x80, 0x3f, 0, 0, 0, 0xc0]),
+    );
     expect(plain(t)).toEqual({ dtype: 'float32', dims: [2], data: [1, -2] });
   });
 
   it('reads big-endian int16 and a header with double quotes and no trailing comma', () => {
-    const t = readNpy(handMade('{"descr": ">i2", "shape": (1, 2), "fortran_order": False}\n', [0xff, 0xfe, 0x01, 0x00]));
+    const t = readNpy(
+      handMade('{"descr": ">i2", "shape": (1, 2), "fortran_order": False}\n', [0xff, 0xfe, 0x01, 0x00]),
+    );
     expect(plain(t)).toEqual({ dtype: 'int16', dims: [1, 2], data: [-2, 256] });
   });
 
   it('reads a scalar (shape ()) and a version 2.0 header', () => {
-    expect(plain(readNpy(handMade("{'descr': '|u1', 'fortran_order': False, 'shape': (), }\n", [200])))).toEqual({ dtype: 'uint8', dims: [], data: [200] });
-    expect(plain(readNpy(handMade("{'descr': '|i1', 'fortran_order': False, 'shape': (1,), }\n", [0xff], [2, 0])))).toEqual({ dtype: 'int8', dims: [1], data: [-1] });
+    expect(plain(readNpy(handMade("{'descr': '|u1', 'fortran_order': False, 'shape': (), }\n", [200])))).toEqual({
+      dtype: 'uint8',
+      dims: [],
+      data: [200],
+    });
+    expect(
+      plain(readNpy(handMade("{'descr': '|i1', 'fortran_order': False, 'shape': (1,), }\n", [0xff], [2, 0]))),
+    ).toEqual({ dtype: 'int8', dims: [1], data: [-1] });
   });
 
   it('malformed files raise QK_NPY_PARSE naming the file', () => {
@@ -64,16 +89,27 @@ describe('readNpy on hand-made headers', () => {
     ];
     for (const [what, bytes] of cases) {
       let err: unknown;
-      try { readNpy(bytes, 'x.npy'); } catch (e) { err = e; }
+      try {
+        readNpy(bytes, 'x.npy');
+      } catch (e) {
+        err = e;
+      }
       expect(isQuantkitError(err) && err.code, what).toBe('QK_NPY_PARSE');
       expect((err as Error).message, what).toMatch(/^x\.npy: not a valid \.npy file: /);
     }
   });
 
   it('Fortran order raises QK_NPY_FORTRAN_ORDER with a hint', () => {
-    const bytes = handMade("{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }\n", new Array<number>(16).fill(0));
+    const bytes = handMade(
+      "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }\n",
+      new Array<number>(16).fill(0),
+    );
     expect(codeOf(() => readNpy(bytes, 'f.npy'))).toBe('QK_NPY_FORTRAN_ORDER');
-    try { readNpy(bytes, 'f.npy'); } catch (e) { expect(isQuantkitError(e) && e.hint).toMatch(/ascontiguousarray/); }
+    try {
+      readNpy(bytes, 'f.npy');
+    } catch (e) {
+      expect(isQuantkitError(e) && e.hint).toMatch(/ascontiguousarray/);
+    }
   });
 });
 
@@ -104,7 +140,17 @@ describe('readNpy on files NumPy wrote (fixtures/make_fixtures.py)', () => {
   });
 
   it('writeNpy output is byte-identical to np.save for the little-endian version 1.0 fixtures', () => {
-    for (const name of ['f32_2x3.npy', 'f16_4.npy', 'i8_5.npy', 'u8_3.npy', 'u16_2.npy', 'i32_3.npy', 'bool_2x2.npy', 'f32_scalar.npy', 'f32_empty_0x3.npy']) {
+    for (const name of [
+      'f32_2x3.npy',
+      'f16_4.npy',
+      'i8_5.npy',
+      'u8_3.npy',
+      'u16_2.npy',
+      'i32_3.npy',
+      'bool_2x2.npy',
+      'f32_scalar.npy',
+      'f32_empty_0x3.npy',
+    ]) {
       const bytes = fixture(name);
       expect(Array.from(writeNpy(readNpy(bytes))), name).toEqual(Array.from(bytes));
     }
@@ -127,14 +173,19 @@ describe('writeNpy', () => {
       ['uint64', fc.bigUint64Array({ minLength: 0, maxLength: 24 })],
     ] as const;
     for (const [dtype, arb] of cases) {
-      fc.assert(fc.property(arb, (data) => {
-        const t = makeTensor(dtype, [data.length], data);
-        const back = readNpy(writeNpy(t));
-        expect(back.dtype).toBe(dtype);
-        expect(back.dims).toEqual([data.length]);
-        // Compare bytes so NaN payloads and -0 must survive too.
-        expect(new Uint8Array((back.data as Uint8Array).buffer)).toEqual(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-      }), { numRuns: 30 });
+      fc.assert(
+        fc.property(arb, (data) => {
+          const t = makeTensor(dtype, [data.length], data);
+          const back = readNpy(writeNpy(t));
+          expect(back.dtype).toBe(dtype);
+          expect(back.dims).toEqual([data.length]);
+          // Compare bytes so NaN payloads and -0 must survive too.
+          expect(new Uint8Array((back.data as Uint8Array).buffer)).toEqual(
+            new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+          );
+        }),
+        { numRuns: 30 },
+      );
     }
   });
 

@@ -16,8 +16,17 @@ const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /** NumPy type character + item size <-> quantkit dtype (kind, bytes). */
 const DESCR: Readonly<Record<string, DType>> = {
-  f4: 'float32', f8: 'float64', f2: 'float16',
-  i1: 'int8', u1: 'uint8', i2: 'int16', u2: 'uint16', i4: 'int32', u4: 'uint32', i8: 'int64', u8: 'uint64',
+  f4: 'float32',
+  f8: 'float64',
+  f2: 'float16',
+  i1: 'int8',
+  u1: 'uint8',
+  i2: 'int16',
+  u2: 'uint16',
+  i4: 'int32',
+  u4: 'uint32',
+  i8: 'int64',
+  u8: 'uint64',
   b1: 'bool',
 };
 const DESCR_OF: Partial<Record<DType, string>> = Object.fromEntries(Object.entries(DESCR).map(([k, v]) => [v, k]));
@@ -38,9 +47,17 @@ interface Header {
  */
 function parseHeader(text: string, label: string): Header {
   let i = 0;
-  const fail = (why: string): never => { throw parseError(label, `header ${why} at offset ${i} in ${JSON.stringify(text.trim())}`); };
-  const ws = () => { while (i < text.length && /\s/.test(text[i] as string)) i++; };
-  const expectChar = (c: string) => { ws(); if (text[i] !== c) fail(`expected '${c}'`); i++; };
+  const fail = (why: string): never => {
+    throw parseError(label, `header ${why} at offset ${i} in ${JSON.stringify(text.trim())}`);
+  };
+  const ws = () => {
+    while (i < text.length && /\s/.test(text[i] as string)) i++;
+  };
+  const expectChar = (c: string) => {
+    ws();
+    if (text[i] !== c) fail(`expected '${c}'`);
+    i++;
+  };
   const str = (): string => {
     ws();
     const q = text[i];
@@ -53,14 +70,23 @@ function parseHeader(text: string, label: string): Header {
   };
   const value = (): string | boolean | number[] => {
     ws();
-    if (text.startsWith('True', i)) { i += 4; return true; }
-    if (text.startsWith('False', i)) { i += 5; return false; }
+    if (text.startsWith('True', i)) {
+      i += 4;
+      return true;
+    }
+    if (text.startsWith('False', i)) {
+      i += 5;
+      return false;
+    }
     if (text[i] === '(') {
       i++;
       const dims: number[] = [];
       for (;;) {
         ws();
-        if (text[i] === ')') { i++; return dims; }
+        if (text[i] === ')') {
+          i++;
+          return dims;
+        }
         const m = /^\d+L?/.exec(text.slice(i));
         if (!m) return fail('expected a dimension');
         dims.push(Number.parseInt(m[0], 10));
@@ -77,7 +103,10 @@ function parseHeader(text: string, label: string): Header {
   expectChar('{');
   for (;;) {
     ws();
-    if (text[i] === '}') { i++; break; }
+    if (text[i] === '}') {
+      i++;
+      break;
+    }
     const key = str();
     expectChar(':');
     fields.set(key, value());
@@ -96,16 +125,19 @@ function parseHeader(text: string, label: string): Header {
 }
 
 function headerOf(bytes: Uint8Array, label: string): { header: Header; dataOffset: number } {
-  if (bytes.length < 10 || MAGIC.some((b, k) => bytes[k] !== b)) throw parseError(label, 'missing the \\x93NUMPY magic');
+  if (bytes.length < 10 || MAGIC.some((b, k) => bytes[k] !== b))
+    throw parseError(label, 'missing the \\x93NUMPY magic');
   const major = bytes[6] as number;
   const minor = bytes[7] as number;
-  if (major < 1 || major > 3 || minor !== 0) throw parseError(label, `unknown format version ${major}.${minor} (quantkit reads 1.0, 2.0, 3.0)`);
+  if (major < 1 || major > 3 || minor !== 0)
+    throw parseError(label, `unknown format version ${major}.${minor} (quantkit reads 1.0, 2.0, 3.0)`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const lengthBytes = major === 1 ? 2 : 4;
   if (bytes.length < 8 + lengthBytes) throw parseError(label, 'truncated inside the header length');
   const headerLength = major === 1 ? view.getUint16(8, true) : view.getUint32(8, true);
   const start = 8 + lengthBytes;
-  if (start + headerLength > bytes.length) throw parseError(label, `header of ${headerLength} bytes runs past the end of the ${bytes.length}-byte file`);
+  if (start + headerLength > bytes.length)
+    throw parseError(label, `header of ${headerLength} bytes runs past the end of the ${bytes.length}-byte file`);
   const raw = bytes.subarray(start, start + headerLength);
   let text: string;
   try {
@@ -143,7 +175,10 @@ export function readNpy(bytes: Uint8Array, label = '<npy>'): Tensor {
   if (!Number.isSafeInteger(count * itemSize)) throw parseError(label, `shape (${dims.join(', ')}) is too large`);
   const have = bytes.length - dataOffset;
   if (have !== count * itemSize) {
-    throw parseError(label, `shape (${dims.join(', ')}) of ${header.descr} needs ${count * itemSize} data bytes but the file has ${have}`);
+    throw parseError(
+      label,
+      `shape (${dims.join(', ')}) of ${header.descr} needs ${count * itemSize} data bytes but the file has ${have}`,
+    );
   }
   const data = allocData(dtype, count);
   if (Array.isArray(data)) throw new Error('unreachable: no string dtype in .npy');

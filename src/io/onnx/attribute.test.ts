@@ -3,11 +3,24 @@ import { isQuantkitError } from '../../errors.js';
 import { makeTensor, type Tensor } from '../../tensor/tensor.js';
 import { attributeValue, makeAttribute, type AttributeInput, type AttributeKind } from './attribute.js';
 import { makeModel } from './build.js';
-import { AttributeProtoSchema, AttributeProto_AttributeType as AT, create, decodeModel, encodeModel, type AttributeProto } from './proto.js';
+import {
+  AttributeProtoSchema,
+  AttributeProto_AttributeType as AT,
+  create,
+  decodeModel,
+  encodeModel,
+  type AttributeProto,
+} from './proto.js';
 
 /** Through the wire: put the attribute on a node, encode the model, decode it, read the attribute back. */
 function throughWire(a: AttributeProto): AttributeProto {
-  const bytes = encodeModel(makeModel({ nodes: [{ opType: 'Identity', inputs: ['x'], outputs: ['y'], attributes: { [a.name]: a } }], inputs: [], outputs: [] }));
+  const bytes = encodeModel(
+    makeModel({
+      nodes: [{ opType: 'Identity', inputs: ['x'], outputs: ['y'], attributes: { [a.name]: a } }],
+      inputs: [],
+      outputs: [],
+    }),
+  );
   const back = decodeModel(bytes).graph?.node[0]?.attribute[0];
   if (!back) throw new Error('attribute lost');
   return back;
@@ -43,12 +56,19 @@ describe('makeAttribute / attributeValue', () => {
     const v = attributeValue(throughWire(makeAttribute('value', t))) as Tensor;
     expect(v.dtype).toBe('int4');
     expect(Array.from(v.data as Int8Array)).toEqual([-8, 7, 1]);
-    const list = attributeValue(throughWire(makeAttribute('ts', [t, makeTensor('float32', [1], new Float32Array([2]))]))) as Tensor[];
+    const list = attributeValue(
+      throughWire(makeAttribute('ts', [t, makeTensor('float32', [1], new Float32Array([2]))])),
+    ) as Tensor[];
     expect(list.map((x) => x.dtype)).toEqual(['int4', 'float32']);
   });
 
   it('a graph attribute', () => {
-    const g = makeModel({ nodes: [{ opType: 'Identity', inputs: ['a'], outputs: ['b'] }], inputs: [], outputs: [], graphName: 'body' }).graph;
+    const g = makeModel({
+      nodes: [{ opType: 'Identity', inputs: ['a'], outputs: ['b'] }],
+      inputs: [],
+      outputs: [],
+      graphName: 'body',
+    }).graph;
     if (!g) throw new Error('no graph');
     const back = attributeValue(throughWire(makeAttribute('body', g))) as typeof g;
     expect(back.name).toBe('body');
@@ -64,7 +84,11 @@ describe('makeAttribute / attributeValue', () => {
       () => attributeValue(create(AttributeProtoSchema, { name: 't', type: AT.TENSOR })),
       () => attributeValue(create(AttributeProtoSchema, { name: 's', type: AT.STRING, s: new Uint8Array([0xff]) })),
     ].map((f) => {
-      try { f(); } catch (e) { return isQuantkitError(e) ? e.code : String(e); }
+      try {
+        f();
+      } catch (e) {
+        return isQuantkitError(e) ? e.code : String(e);
+      }
       return 'no error';
     });
     expect(codes).toEqual(new Array(6).fill('QK_ONNX_BAD_ATTRIBUTE'));

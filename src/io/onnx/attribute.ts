@@ -1,8 +1,13 @@
 import { QuantkitError } from '../../errors.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import {
-  AttributeProtoSchema, AttributeProto_AttributeType as AT, create,
-  type AttributeProto, type GraphProto, type SparseTensorProto, type TypeProto,
+  AttributeProtoSchema,
+  AttributeProto_AttributeType as AT,
+  create,
+  type AttributeProto,
+  type GraphProto,
+  type SparseTensorProto,
+  type TypeProto,
 } from './proto.js';
 import { tensorFromProto, tensorToProto } from './tensor.js';
 
@@ -12,8 +17,20 @@ import { tensorFromProto, tensorToProto } from './tensor.js';
  * value is ever silently rounded.
  */
 export type AttributeValue =
-  | number | bigint | string | Tensor | GraphProto | SparseTensorProto | TypeProto
-  | number[] | (number | bigint)[] | string[] | Tensor[] | GraphProto[] | SparseTensorProto[] | TypeProto[];
+  | number
+  | bigint
+  | string
+  | Tensor
+  | GraphProto
+  | SparseTensorProto
+  | TypeProto
+  | number[]
+  | (number | bigint)[]
+  | string[]
+  | Tensor[]
+  | GraphProto[]
+  | SparseTensorProto[]
+  | TypeProto[];
 
 const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
 const utf8Encoder = new TextEncoder();
@@ -26,7 +43,11 @@ function text(bytes: Uint8Array, a: AttributeProto): string {
   try {
     return utf8Decoder.decode(bytes);
   } catch {
-    throw new QuantkitError('QK_ONNX_BAD_ATTRIBUTE', `attribute '${a.name}' holds a string that is not valid UTF-8`, 'onnx.proto requires UTF-8 strings; the model is corrupt');
+    throw new QuantkitError(
+      'QK_ONNX_BAD_ATTRIBUTE',
+      `attribute '${a.name}' holds a string that is not valid UTF-8`,
+      'onnx.proto requires UTF-8 strings; the model is corrupt',
+    );
   }
 }
 
@@ -34,9 +55,12 @@ function text(bytes: Uint8Array, a: AttributeProto): string {
 export function attributeValue(a: AttributeProto, where?: string): AttributeValue {
   const label = `${where ? `${where}: ` : ''}attribute '${a.name}'`;
   switch (a.type) {
-    case AT.FLOAT: return a.f;
-    case AT.INT: return intValue(a.i);
-    case AT.STRING: return text(a.s, a);
+    case AT.FLOAT:
+      return a.f;
+    case AT.INT:
+      return intValue(a.i);
+    case AT.STRING:
+      return text(a.s, a);
     case AT.TENSOR:
       if (!a.t) throw missing(label, 't');
       return tensorFromProto(a.t, `${label} tensor`);
@@ -49,27 +73,51 @@ export function attributeValue(a: AttributeProto, where?: string): AttributeValu
     case AT.TYPE_PROTO:
       if (!a.tp) throw missing(label, 'tp');
       return a.tp;
-    case AT.FLOATS: return [...a.floats];
+    case AT.FLOATS:
+      return [...a.floats];
     case AT.INTS: {
       const values = a.ints.map(intValue);
       return values;
     }
-    case AT.STRINGS: return a.strings.map((s) => text(s, a));
-    case AT.TENSORS: return a.tensors.map((t, k) => tensorFromProto(t, `${label} tensor ${k}`));
-    case AT.GRAPHS: return [...a.graphs];
-    case AT.SPARSE_TENSORS: return [...a.sparseTensors];
-    case AT.TYPE_PROTOS: return [...a.typeProtos];
+    case AT.STRINGS:
+      return a.strings.map((s) => text(s, a));
+    case AT.TENSORS:
+      return a.tensors.map((t, k) => tensorFromProto(t, `${label} tensor ${k}`));
+    case AT.GRAPHS:
+      return [...a.graphs];
+    case AT.SPARSE_TENSORS:
+      return [...a.sparseTensors];
+    case AT.TYPE_PROTOS:
+      return [...a.typeProtos];
     default:
-      throw new QuantkitError('QK_ONNX_BAD_ATTRIBUTE', `${label} has attribute type ${String(a.type)}, which is undefined or unknown`, 'onnx.proto requires AttributeProto.type for IR 0.0.2 and later; re-export the model with a current exporter');
+      throw new QuantkitError(
+        'QK_ONNX_BAD_ATTRIBUTE',
+        `${label} has attribute type ${String(a.type)}, which is undefined or unknown`,
+        'onnx.proto requires AttributeProto.type for IR 0.0.2 and later; re-export the model with a current exporter',
+      );
   }
 }
 
 function missing(label: string, field: string): QuantkitError {
-  return new QuantkitError('QK_ONNX_BAD_ATTRIBUTE', `${label} declares its type but has no '${field}' field`, 'the model is corrupt; re-export it');
+  return new QuantkitError(
+    'QK_ONNX_BAD_ATTRIBUTE',
+    `${label} declares its type but has no '${field}' field`,
+    'the model is corrupt; re-export it',
+  );
 }
 
 /** What makeAttribute accepts; `kind` settles the cases JS cannot tell apart (1 as int or float, []). */
-export type AttributeInput = number | bigint | string | Uint8Array | Tensor | GraphProto | readonly number[] | readonly bigint[] | readonly string[] | readonly Tensor[];
+export type AttributeInput =
+  | number
+  | bigint
+  | string
+  | Uint8Array
+  | Tensor
+  | GraphProto
+  | readonly number[]
+  | readonly bigint[]
+  | readonly string[]
+  | readonly Tensor[];
 export type AttributeKind = 'float' | 'int' | 'string' | 'tensor' | 'graph' | 'floats' | 'ints' | 'strings' | 'tensors';
 
 function isTensor(v: unknown): v is Tensor {
@@ -92,51 +140,81 @@ function inferKind(value: AttributeInput): AttributeKind {
   if (list.every((v) => typeof v === 'number')) return 'floats';
   if (list.every((v) => typeof v === 'string')) return 'strings';
   if (list.every(isTensor)) return 'tensors';
-  throw new QuantkitError('QK_ONNX_BAD_ATTRIBUTE', 'attribute list mixes value kinds', 'give a list of numbers, strings or tensors, or pass the kind explicitly');
+  throw new QuantkitError(
+    'QK_ONNX_BAD_ATTRIBUTE',
+    'attribute list mixes value kinds',
+    'give a list of numbers, strings or tensors, or pass the kind explicitly',
+  );
 }
 
 function badInput(name: string, kind: AttributeKind): QuantkitError {
-  return new QuantkitError('QK_ONNX_BAD_ATTRIBUTE', `attribute '${name}' value does not fit kind '${kind}'`, 'pass a value of the kind named');
+  return new QuantkitError(
+    'QK_ONNX_BAD_ATTRIBUTE',
+    `attribute '${name}' value does not fit kind '${kind}'`,
+    'pass a value of the kind named',
+  );
 }
 
 /**
  * Builds an AttributeProto. Integers default to INT, other numbers to FLOAT; pass `kind`
  * ('float', 'floats', ...) when a whole number must be a float or a list is empty.
  */
-export function makeAttribute(name: string, value: AttributeInput, kind: AttributeKind = inferKind(value)): AttributeProto {
+export function makeAttribute(
+  name: string,
+  value: AttributeInput,
+  kind: AttributeKind = inferKind(value),
+): AttributeProto {
   const a = create(AttributeProtoSchema, { name });
   const list = Array.isArray(value) ? (value as readonly unknown[]) : undefined;
   switch (kind) {
     case 'float':
       if (typeof value !== 'number') throw badInput(name, kind);
-      a.type = AT.FLOAT; a.f = value; break;
+      a.type = AT.FLOAT;
+      a.f = value;
+      break;
     case 'int':
       if (typeof value !== 'number' && typeof value !== 'bigint') throw badInput(name, kind);
       if (typeof value === 'number' && !Number.isSafeInteger(value)) throw badInput(name, kind);
-      a.type = AT.INT; a.i = BigInt(value); break;
+      a.type = AT.INT;
+      a.i = BigInt(value);
+      break;
     case 'string':
       if (typeof value === 'string') a.s = utf8Encoder.encode(value) as Uint8Array<ArrayBuffer>;
       else if (value instanceof Uint8Array) a.s = Uint8Array.from(value);
       else throw badInput(name, kind);
-      a.type = AT.STRING; break;
+      a.type = AT.STRING;
+      break;
     case 'tensor':
       if (!isTensor(value)) throw badInput(name, kind);
-      a.type = AT.TENSOR; a.t = tensorToProto(value); break;
+      a.type = AT.TENSOR;
+      a.t = tensorToProto(value);
+      break;
     case 'graph':
       if (!isGraph(value)) throw badInput(name, kind);
-      a.type = AT.GRAPH; a.g = value; break;
+      a.type = AT.GRAPH;
+      a.g = value;
+      break;
     case 'floats':
       if (!list?.every((v) => typeof v === 'number')) throw badInput(name, kind);
-      a.type = AT.FLOATS; a.floats = [...(list as number[])]; break;
+      a.type = AT.FLOATS;
+      a.floats = [...(list as number[])];
+      break;
     case 'ints':
-      if (!list?.every((v) => typeof v === 'bigint' || (typeof v === 'number' && Number.isSafeInteger(v)))) throw badInput(name, kind);
-      a.type = AT.INTS; a.ints = (list as (number | bigint)[]).map((v) => BigInt(v)); break;
+      if (!list?.every((v) => typeof v === 'bigint' || (typeof v === 'number' && Number.isSafeInteger(v))))
+        throw badInput(name, kind);
+      a.type = AT.INTS;
+      a.ints = (list as (number | bigint)[]).map((v) => BigInt(v));
+      break;
     case 'strings':
       if (!list?.every((v) => typeof v === 'string')) throw badInput(name, kind);
-      a.type = AT.STRINGS; a.strings = (list as string[]).map((s) => utf8Encoder.encode(s) as Uint8Array<ArrayBuffer>); break;
+      a.type = AT.STRINGS;
+      a.strings = (list as string[]).map((s) => utf8Encoder.encode(s) as Uint8Array<ArrayBuffer>);
+      break;
     case 'tensors':
       if (!list?.every(isTensor)) throw badInput(name, kind);
-      a.type = AT.TENSORS; a.tensors = (list as Tensor[]).map((t) => tensorToProto(t)); break;
+      a.type = AT.TENSORS;
+      a.tensors = (list as Tensor[]).map((t) => tensorToProto(t));
+      break;
   }
   return a;
 }

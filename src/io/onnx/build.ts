@@ -2,9 +2,20 @@ import { onnxDataType, type DType } from '../../tensor/dtype.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { makeAttribute, type AttributeInput } from './attribute.js';
 import {
-  GraphProtoSchema, ModelProtoSchema, NodeProtoSchema, OperatorSetIdProtoSchema, TensorShapeProtoSchema,
-  TensorShapeProto_DimensionSchema, TypeProtoSchema, TypeProto_TensorSchema, ValueInfoProtoSchema, create,
-  type AttributeProto, type ModelProto, type NodeProto, type ValueInfoProto,
+  GraphProtoSchema,
+  ModelProtoSchema,
+  NodeProtoSchema,
+  OperatorSetIdProtoSchema,
+  TensorShapeProtoSchema,
+  TensorShapeProto_DimensionSchema,
+  TypeProtoSchema,
+  TypeProto_TensorSchema,
+  ValueInfoProtoSchema,
+  create,
+  type AttributeProto,
+  type ModelProto,
+  type NodeProto,
+  type ValueInfoProto,
 } from './proto.js';
 import { tensorToProto } from './tensor.js';
 
@@ -53,7 +64,8 @@ function isNodeProto(v: NodeSpec | NodeProto): v is NodeProto {
 
 export function makeNode(spec: NodeSpec): NodeProto {
   const attribute = Object.entries(spec.attributes ?? {}).map(([name, v]) =>
-    isAttributeProto(v) ? v : makeAttribute(name, v));
+    isAttributeProto(v) ? v : makeAttribute(name, v),
+  );
   return create(NodeProtoSchema, {
     opType: spec.opType,
     input: [...spec.inputs],
@@ -68,11 +80,16 @@ export function makeValueInfo(spec: ValueSpec): ValueInfoProto {
   const tensorType = create(TypeProto_TensorSchema, { elemType: onnxDataType(spec.dtype) });
   if (spec.dims) {
     tensorType.shape = create(TensorShapeProtoSchema, {
-      dim: spec.dims.map((d) => create(TensorShapeProto_DimensionSchema, {
-        value: typeof d === 'number' ? { case: 'dimValue', value: BigInt(d) }
-          : typeof d === 'string' ? { case: 'dimParam', value: d }
-            : { case: undefined },
-      })),
+      dim: spec.dims.map((d) =>
+        create(TensorShapeProto_DimensionSchema, {
+          value:
+            typeof d === 'number'
+              ? { case: 'dimValue', value: BigInt(d) }
+              : typeof d === 'string'
+                ? { case: 'dimParam', value: d }
+                : { case: undefined },
+        }),
+      ),
     });
   }
   return create(ValueInfoProtoSchema, {
@@ -97,7 +114,9 @@ export function makeModel(spec: ModelSpec): ModelProto {
   return create(ModelProtoSchema, {
     irVersion: BigInt(spec.irVersion ?? 10),
     producerName: 'quantkit',
-    opsetImport: Object.entries(opsets).map(([domain, version]) => create(OperatorSetIdProtoSchema, { domain, version: BigInt(version) })),
+    opsetImport: Object.entries(opsets).map(([domain, version]) =>
+      create(OperatorSetIdProtoSchema, { domain, version: BigInt(version) }),
+    ),
     graph,
   });
 }

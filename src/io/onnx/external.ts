@@ -29,11 +29,15 @@ export interface ExternalDataRef {
   readonly checksum: string | undefined;
 }
 
-const OUTSIDE_HINT = 'external data must live in the model folder or below it; move the file there and use a relative location';
+const OUTSIDE_HINT =
+  'external data must live in the model folder or below it; move the file there and use a relative location';
 
 function outside(location: string, tensorName: string, why: string): never {
-  throw new QuantkitError('QK_EXTERNAL_DATA_OUTSIDE_MODEL_DIR',
-    `tensor '${tensorName}' points its external data at ${JSON.stringify(location)}, ${why}`, OUTSIDE_HINT);
+  throw new QuantkitError(
+    'QK_EXTERNAL_DATA_OUTSIDE_MODEL_DIR',
+    `tensor '${tensorName}' points its external data at ${JSON.stringify(location)}, ${why}`,
+    OUTSIDE_HINT,
+  );
 }
 
 /**
@@ -58,13 +62,17 @@ export function validateExternalLocation(location: string, tensorName: string): 
 const DECIMAL = /^[0-9]+$/;
 
 function outOfBounds(tensorName: string, message: string): never {
-  throw new QuantkitError('QK_EXTERNAL_DATA_OUT_OF_BOUNDS', `tensor '${tensorName}': ${message}`,
-    'the external data file does not match the model; re-export the model with its data file');
+  throw new QuantkitError(
+    'QK_EXTERNAL_DATA_OUT_OF_BOUNDS',
+    `tensor '${tensorName}': ${message}`,
+    'the external data file does not match the model; re-export the model with its data file',
+  );
 }
 
 function parseCount(value: string, key: string, tensorName: string): number {
   const n = DECIMAL.test(value) ? Number(value) : NaN;
-  if (!Number.isSafeInteger(n)) outOfBounds(tensorName, `external_data ${key} ${JSON.stringify(value)} is not a non-negative integer`);
+  if (!Number.isSafeInteger(n))
+    outOfBounds(tensorName, `external_data ${key} ${JSON.stringify(value)} is not a non-negative integer`);
   return n;
 }
 
@@ -72,18 +80,30 @@ function parseCount(value: string, key: string, tensorName: string): number {
 export function parseExternalDataRef(p: TensorProto): ExternalDataRef {
   const name = p.name || '<unnamed>';
   if (p.dataLocation !== TensorProto_DataLocation.EXTERNAL) {
-    throw new QuantkitError('QK_EXTERNAL_DATA_NOT_EXTERNAL', `tensor '${name}' does not have data_location EXTERNAL`, 'read its raw_data or typed fields instead');
+    throw new QuantkitError(
+      'QK_EXTERNAL_DATA_NOT_EXTERNAL',
+      `tensor '${name}' does not have data_location EXTERNAL`,
+      'read its raw_data or typed fields instead',
+    );
   }
   const seen = new Map<string, string>();
   for (const { key, value } of p.externalData) {
     if (seen.has(key)) {
-      throw new QuantkitError('QK_EXTERNAL_DATA_BAD_KEY', `tensor '${name}' repeats external_data key '${key}'`, 'each key may appear once; fix or re-export the model');
+      throw new QuantkitError(
+        'QK_EXTERNAL_DATA_BAD_KEY',
+        `tensor '${name}' repeats external_data key '${key}'`,
+        'each key may appear once; fix or re-export the model',
+      );
     }
     seen.set(key, value);
   }
   const location = seen.get('location');
   if (location === undefined) {
-    throw new QuantkitError('QK_EXTERNAL_DATA_NO_LOCATION', `tensor '${name}' is EXTERNAL but has no external_data 'location'`, 're-export the model with its external data');
+    throw new QuantkitError(
+      'QK_EXTERNAL_DATA_NO_LOCATION',
+      `tensor '${name}' is EXTERNAL but has no external_data 'location'`,
+      're-export the model with its external data',
+    );
   }
   const offset = seen.get('offset');
   const length = seen.get('length');
@@ -106,23 +126,37 @@ export function readExternalTensorBytes(p: TensorProto, files: ExternalDataFiles
   const ref = parseExternalDataRef(p);
   const dtype = dtypeFromOnnx(p.dataType, `tensor '${name}'`);
   if (dtype === 'string') {
-    throw new QuantkitError('QK_EXTERNAL_DATA_UNSUPPORTED_DTYPE', `tensor '${name}' is a string tensor stored as external data, which has no defined byte layout`, 'store string tensors inside the model');
+    throw new QuantkitError(
+      'QK_EXTERNAL_DATA_UNSUPPORTED_DTYPE',
+      `tensor '${name}' is a string tensor stored as external data, which has no defined byte layout`,
+      'store string tensors inside the model',
+    );
   }
   let count = 1;
   for (const d of p.dims) {
     if (d < 0n || d > BigInt(Number.MAX_SAFE_INTEGER)) {
-      throw new QuantkitError('QK_TENSOR_BAD_DIMS', `tensor '${name}' has dimension ${d}`, 'initializer dims must be non-negative and of a storable size');
+      throw new QuantkitError(
+        'QK_TENSOR_BAD_DIMS',
+        `tensor '${name}' has dimension ${d}`,
+        'initializer dims must be non-negative and of a storable size',
+      );
     }
     count *= Number(d);
   }
   const need = storageBytes(dtype, count);
   if (!Number.isSafeInteger(need)) {
-    throw new QuantkitError('QK_TENSOR_BAD_DIMS', `tensor '${name}' dims [${p.dims.join(', ')}] are too large to store`, 'check the model');
+    throw new QuantkitError(
+      'QK_TENSOR_BAD_DIMS',
+      `tensor '${name}' dims [${p.dims.join(', ')}] are too large to store`,
+      'check the model',
+    );
   }
   if (ref.length !== undefined && ref.length !== need) {
-    throw new QuantkitError('QK_TENSOR_DATA_LENGTH',
+    throw new QuantkitError(
+      'QK_TENSOR_DATA_LENGTH',
       `tensor '${name}': ${dtype} [${p.dims.join(', ')}] needs ${need} bytes but external_data length says ${ref.length}`,
-      'the model and its data file disagree; re-export them together');
+      'the model and its data file disagree; re-export them together',
+    );
   }
   let src: ByteSource;
   try {

@@ -4,10 +4,20 @@ import { describe, expect, it } from 'vitest';
 import { mulberry32 as prng } from '../../quant/prng.js';
 import { isQuantkitError, type QuantkitError } from '../../errors.js';
 import { attributeValue } from './attribute.js';
-import { ModelProtoSchema, TensorProtoSchema, decodeModel, decodeTensorProto, encodeModel, encodeTensorProto, equals } from './proto.js';
+import {
+  ModelProtoSchema,
+  TensorProtoSchema,
+  decodeModel,
+  decodeTensorProto,
+  encodeModel,
+  encodeTensorProto,
+  equals,
+} from './proto.js';
 
 const ROOT = '/work/shared/onnx-node-tests';
-const CASES = readdirSync(ROOT).filter((c) => c.startsWith('test_')).sort();
+const CASES = readdirSync(ROOT)
+  .filter((c) => c.startsWith('test_'))
+  .sort();
 
 function errorOf(f: () => unknown): QuantkitError | undefined {
   try {
@@ -19,7 +29,6 @@ function errorOf(f: () => unknown): QuantkitError | undefined {
   return undefined;
 }
 
-
 describe('conformance models', () => {
   it(`all ${CASES.length} model.onnx files decode and re-encode to a model that decodes equal`, () => {
     expect(CASES.length).toBe(102);
@@ -30,7 +39,8 @@ describe('conformance models', () => {
       const again = decodeModel(encodeModel(model), `${path} (re-encoded)`);
       expect(equals(ModelProtoSchema, again, model)).toBe(true);
       // Every attribute of every node reads as a plain value.
-      for (const node of model.graph?.node ?? []) for (const a of node.attribute) attributeValue(a, `${c} ${node.opType}`);
+      for (const node of model.graph?.node ?? [])
+        for (const a of node.attribute) attributeValue(a, `${c} ${node.opType}`);
     }
   });
 
@@ -60,8 +70,12 @@ describe('malformed bytes raise QK_ONNX_PARSE', () => {
       expect(errorOf(() => decodeModel(bytes, 'r.onnx'))?.code).toBe('QK_ONNX_PARSE');
     }
     expect(errorOf(() => decodeModel(new Uint8Array(), 'empty.onnx'))?.code).toBe('QK_ONNX_PARSE');
-    expect(errorOf(() => decodeModel(new TextEncoder().encode('{"not": "onnx"}\n'), 'x.json'))?.code).toBe('QK_ONNX_PARSE');
-    expect(errorOf(() => decodeTensorProto(new TextEncoder().encode('hello'), 'x.pb'))?.message).toMatch(/^x\.pb: not a valid ONNX tensor/);
+    expect(errorOf(() => decodeModel(new TextEncoder().encode('{"not": "onnx"}\n'), 'x.json'))?.code).toBe(
+      'QK_ONNX_PARSE',
+    );
+    expect(errorOf(() => decodeTensorProto(new TextEncoder().encode('hello'), 'x.pb'))?.message).toMatch(
+      /^x\.pb: not a valid ONNX tensor/,
+    );
     expect(errorOf(() => decodeTensorProto(new Uint8Array([0x0a, 0xff]), 'y.pb'))?.code).toBe('QK_ONNX_PARSE');
   });
 

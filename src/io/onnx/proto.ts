@@ -1,8 +1,5 @@
 import { fromBinary, toBinary } from '@bufbuild/protobuf';
-import {
-  ModelProtoSchema, TensorProtoSchema,
-  type ModelProto, type TensorProto,
-} from 'onnx-buf';
+import { ModelProtoSchema, TensorProtoSchema, type ModelProto, type TensorProto } from 'onnx-buf';
 import { QuantkitError } from '../../errors.js';
 
 /*
@@ -10,18 +7,39 @@ import { QuantkitError } from '../../errors.js';
  * never from 'onnx-buf', so a schema upgrade touches one file.
  */
 export {
-  AttributeProtoSchema, AttributeProto_AttributeType, GraphProtoSchema, ModelProtoSchema,
-  NodeProtoSchema, OperatorSetIdProtoSchema, StringStringEntryProtoSchema, TensorProtoSchema,
-  TensorProto_DataLocation, TensorProto_SegmentSchema, TensorShapeProtoSchema, TensorShapeProto_DimensionSchema,
-  TypeProtoSchema, TypeProto_TensorSchema, ValueInfoProtoSchema,
+  AttributeProtoSchema,
+  AttributeProto_AttributeType,
+  GraphProtoSchema,
+  ModelProtoSchema,
+  NodeProtoSchema,
+  OperatorSetIdProtoSchema,
+  StringStringEntryProtoSchema,
+  TensorProtoSchema,
+  TensorProto_DataLocation,
+  TensorProto_SegmentSchema,
+  TensorShapeProtoSchema,
+  TensorShapeProto_DimensionSchema,
+  TypeProtoSchema,
+  TypeProto_TensorSchema,
+  ValueInfoProtoSchema,
 } from 'onnx-buf';
 export type {
-  AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, SparseTensorProto,
-  StringStringEntryProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
+  AttributeProto,
+  GraphProto,
+  ModelProto,
+  NodeProto,
+  OperatorSetIdProto,
+  SparseTensorProto,
+  StringStringEntryProto,
+  TensorProto,
+  TensorShapeProto,
+  TypeProto,
+  ValueInfoProto,
 } from 'onnx-buf';
 export { create, clone, equals, isFieldSet } from '@bufbuild/protobuf';
 
-const PARSE_HINT = 'the file is truncated, corrupt, or not ONNX; re-export it (e.g. torch.onnx.export) or check the path';
+const PARSE_HINT =
+  'the file is truncated, corrupt, or not ONNX; re-export it (e.g. torch.onnx.export) or check the path';
 
 function parseError(label: string, what: string, reason: string): QuantkitError {
   return new QuantkitError('QK_ONNX_PARSE', `${label}: not a valid ONNX ${what}: ${reason}`, PARSE_HINT);
@@ -44,8 +62,14 @@ export function decodeModel(bytes: Uint8Array, label = '<model>'): ModelProto {
   } catch (e) {
     throw parseError(label, 'model', reasonOf(e));
   }
-  if (model.irVersion <= 0n) throw parseError(label, 'model', 'ir_version is missing (onnx.proto: "This field MUST be present")');
-  if (model.opsetImport.length === 0) throw parseError(label, 'model', 'no opset_import (onnx.proto: every ModelProto MUST import at least one operator set)');
+  if (model.irVersion <= 0n)
+    throw parseError(label, 'model', 'ir_version is missing (onnx.proto: "This field MUST be present")');
+  if (model.opsetImport.length === 0)
+    throw parseError(
+      label,
+      'model',
+      'no opset_import (onnx.proto: every ModelProto MUST import at least one operator set)',
+    );
   if (!model.graph) throw parseError(label, 'model', 'no graph');
   return model;
 }

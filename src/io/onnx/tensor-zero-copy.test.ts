@@ -6,7 +6,10 @@ import { tensorFromProto } from './tensor.js';
 
 function externalProto(dataType: number, dims: number[]): TensorProto {
   return create(TensorProtoSchema, {
-    name: 'w', dataType, dims: dims.map(BigInt), dataLocation: TensorProto_DataLocation.EXTERNAL,
+    name: 'w',
+    dataType,
+    dims: dims.map(BigInt),
+    dataLocation: TensorProto_DataLocation.EXTERNAL,
     externalData: [{ key: 'location', value: 'w.bin' }],
   });
 }
@@ -27,7 +30,9 @@ describe('tensorFromProto with external data', () => {
     const t = tensorFromProto(externalProto(1, [4]), undefined, { external: () => raw });
     expect((t.data as Float32Array).buffer).not.toBe(big.buffer);
     expect(Array.from(t.data as Float32Array)).toEqual(Array.from(values));
-    const u = tensorFromProto(externalProto(1, [2]), undefined, { external: () => new Uint8Array(values.buffer, 0, 8) });
+    const u = tensorFromProto(externalProto(1, [2]), undefined, {
+      external: () => new Uint8Array(values.buffer, 0, 8),
+    });
     expect((u.data as Float32Array).buffer).not.toBe(values.buffer); // a prefix of a bigger buffer
   });
   it('int8 and int64 fresh buffers are viewed too, with the right element type', () => {

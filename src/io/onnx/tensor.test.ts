@@ -5,14 +5,28 @@ import { describe, expect, it } from 'vitest';
 import { isQuantkitError } from '../../errors.js';
 import { ALL_DTYPES, dtypeInfo, onnxDataType, type DType } from '../../tensor/dtype.js';
 import { makeTensor, type Tensor, type TensorData } from '../../tensor/tensor.js';
-import { StringStringEntryProtoSchema, TensorProtoSchema, TensorProto_SegmentSchema, TensorProto_DataLocation, create, decodeTensorProto, encodeTensorProto, type TensorProto } from './proto.js';
+import {
+  StringStringEntryProtoSchema,
+  TensorProtoSchema,
+  TensorProto_SegmentSchema,
+  TensorProto_DataLocation,
+  create,
+  decodeTensorProto,
+  encodeTensorProto,
+  type TensorProto,
+} from './proto.js';
 import { tensorFromProto, tensorToProto } from './tensor.js';
 
 const ROOT = '/work/shared/onnx-node-tests';
-const CASES = readdirSync(ROOT).filter((c) => c.startsWith('test_')).sort();
+const CASES = readdirSync(ROOT)
+  .filter((c) => c.startsWith('test_'))
+  .sort();
 const PB_FILES = CASES.flatMap((c) => {
   const dir = join(ROOT, c, 'test_data_set_0');
-  return readdirSync(dir).filter((f) => f.endsWith('.pb')).sort().map((f) => join(dir, f));
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.pb'))
+    .sort()
+    .map((f) => join(dir, f));
 });
 
 function plain(t: Tensor): { dtype: DType; dims: number[]; data: unknown[] } {
@@ -70,10 +84,18 @@ describe('conformance .pb files', () => {
   // DequantizeLinear y = (x - zero_point) * scale (operators-quantization spec): the expected
   // outputs written by the ONNX reference pin down how x and zero_point are unpacked, including
   // the sign extension and nibble/crumb order of the files stored packed in int32_data.
-  const integerDequant = ['test_dequantizelinear', 'test_dequantizelinear_int16', 'test_dequantizelinear_uint16',
-    'test_dequantizelinear_int4', 'test_dequantizelinear_uint4', 'test_dequantizelinear_int2', 'test_dequantizelinear_uint2'];
+  const integerDequant = [
+    'test_dequantizelinear',
+    'test_dequantizelinear_int16',
+    'test_dequantizelinear_uint16',
+    'test_dequantizelinear_int4',
+    'test_dequantizelinear_uint4',
+    'test_dequantizelinear_int2',
+    'test_dequantizelinear_uint2',
+  ];
   it.each(integerDequant)('%s: decoded x, scale and zero point reproduce the expected output', (name) => {
-    const load = (f: string) => tensorFromProto(decodeTensorProto(readFileSync(join(ROOT, name, 'test_data_set_0', f))));
+    const load = (f: string) =>
+      tensorFromProto(decodeTensorProto(readFileSync(join(ROOT, name, 'test_data_set_0', f))));
     const [x, scale, zp, y] = [load('input_0.pb'), load('input_1.pb'), load('input_2.pb'), load('output_0.pb')];
     const s = scale.data[0] as number;
     const z = zp.data[0] as number;
@@ -90,44 +112,133 @@ interface Case {
   dims: number[];
   data: TensorData;
   raw?: number[];
-  typed: Partial<Pick<TensorProto, 'floatData' | 'int32Data' | 'int64Data' | 'doubleData' | 'uint64Data' | 'stringData'>>;
+  typed: Partial<
+    Pick<TensorProto, 'floatData' | 'int32Data' | 'int64Data' | 'doubleData' | 'uint64Data' | 'stringData'>
+  >;
 }
 
 const CASES_BY_HAND: Case[] = [
-  { dtype: 'float32', dims: [2], data: new Float32Array([1, -2]), raw: [0, 0, 0x80, 0x3f, 0, 0, 0, 0xc0], typed: { floatData: [1, -2] } },
-  { dtype: 'float64', dims: [1], data: new Float64Array([1.5]), raw: [0, 0, 0, 0, 0, 0, 0xf8, 0x3f], typed: { doubleData: [1.5] } },
+  {
+    dtype: 'float32',
+    dims: [2],
+    data: new Float32Array([1, -2]),
+    raw: [0, 0, 0x80, 0x3f, 0, 0, 0, 0xc0],
+    typed: { floatData: [1, -2] },
+  },
+  {
+    dtype: 'float64',
+    dims: [1],
+    data: new Float64Array([1.5]),
+    raw: [0, 0, 0, 0, 0, 0, 0xf8, 0x3f],
+    typed: { doubleData: [1.5] },
+  },
   // float16 1.0 = 0x3c00, -2.0 = 0xc000; int32_data holds the unsigned bit pattern.
-  { dtype: 'float16', dims: [2], data: new Uint16Array([0x3c00, 0xc000]), raw: [0x00, 0x3c, 0x00, 0xc0], typed: { int32Data: [0x3c00, 0xc000] } },
+  {
+    dtype: 'float16',
+    dims: [2],
+    data: new Uint16Array([0x3c00, 0xc000]),
+    raw: [0x00, 0x3c, 0x00, 0xc0],
+    typed: { int32Data: [0x3c00, 0xc000] },
+  },
   { dtype: 'bfloat16', dims: [1], data: new Uint16Array([0x3f80]), raw: [0x80, 0x3f], typed: { int32Data: [0x3f80] } },
   // e4m3fn: 1.0 = 0x38, NaN = 0x7f; e5m2: 1.0 = 0x3c; fnuz: 1.0 = 0x40 (bias 8); e8m0 127 = 2^0.
-  { dtype: 'float8e4m3fn', dims: [2], data: new Uint8Array([0x38, 0x7f]), raw: [0x38, 0x7f], typed: { int32Data: [0x38, 0x7f] } },
+  {
+    dtype: 'float8e4m3fn',
+    dims: [2],
+    data: new Uint8Array([0x38, 0x7f]),
+    raw: [0x38, 0x7f],
+    typed: { int32Data: [0x38, 0x7f] },
+  },
   { dtype: 'float8e4m3fnuz', dims: [1], data: new Uint8Array([0x40]), raw: [0x40], typed: { int32Data: [0x40] } },
   { dtype: 'float8e5m2', dims: [1], data: new Uint8Array([0x3c]), raw: [0x3c], typed: { int32Data: [0x3c] } },
   { dtype: 'float8e5m2fnuz', dims: [1], data: new Uint8Array([0x40]), raw: [0x40], typed: { int32Data: [0x40] } },
   { dtype: 'float8e8m0', dims: [1], data: new Uint8Array([127]), raw: [127], typed: { int32Data: [127] } },
   // float4e2m1 codes 1.0 = 0x2, -6.0 = 0xf, 0.5 = 0x1 -> bytes 0xf2, 0x01.
-  { dtype: 'float4e2m1', dims: [3], data: new Uint8Array([0x2, 0xf, 0x1]), raw: [0xf2, 0x01], typed: { int32Data: [0xf2, 0x01] } },
+  {
+    dtype: 'float4e2m1',
+    dims: [3],
+    data: new Uint8Array([0x2, 0xf, 0x1]),
+    raw: [0xf2, 0x01],
+    typed: { int32Data: [0xf2, 0x01] },
+  },
   // int4 [-8, 7, 1]: nibbles 0x8, 0x7, 0x1 -> 0x78, 0x01.
   { dtype: 'int4', dims: [3], data: new Int8Array([-8, 7, 1]), raw: [0x78, 0x01], typed: { int32Data: [0x78, 0x01] } },
-  { dtype: 'uint4', dims: [2, 2], data: new Uint8Array([15, 0, 3, 12]), raw: [0x0f, 0xc3], typed: { int32Data: [0x0f, 0xc3] } },
+  {
+    dtype: 'uint4',
+    dims: [2, 2],
+    data: new Uint8Array([15, 0, 3, 12]),
+    raw: [0x0f, 0xc3],
+    typed: { int32Data: [0x0f, 0xc3] },
+  },
   // int2 [-2, -1, 0, 1]: crumbs 2, 3, 0, 1 -> 2 | 3<<2 | 0<<4 | 1<<6 = 0x4e.
   { dtype: 'int2', dims: [4], data: new Int8Array([-2, -1, 0, 1]), raw: [0x4e], typed: { int32Data: [0x4e] } },
   // uint2 [3, 0, 1, 2, 1]: 3 | 1<<4 | 2<<6 = 0x93, then 0x01.
-  { dtype: 'uint2', dims: [5], data: new Uint8Array([3, 0, 1, 2, 1]), raw: [0x93, 0x01], typed: { int32Data: [0x93, 0x01] } },
-  { dtype: 'int8', dims: [3], data: new Int8Array([-128, 127, -1]), raw: [0x80, 0x7f, 0xff], typed: { int32Data: [-128, 127, -1] } },
+  {
+    dtype: 'uint2',
+    dims: [5],
+    data: new Uint8Array([3, 0, 1, 2, 1]),
+    raw: [0x93, 0x01],
+    typed: { int32Data: [0x93, 0x01] },
+  },
+  {
+    dtype: 'int8',
+    dims: [3],
+    data: new Int8Array([-128, 127, -1]),
+    raw: [0x80, 0x7f, 0xff],
+    typed: { int32Data: [-128, 127, -1] },
+  },
   { dtype: 'uint8', dims: [2], data: new Uint8Array([0, 255]), raw: [0, 255], typed: { int32Data: [0, 255] } },
-  { dtype: 'int16', dims: [2], data: new Int16Array([-2, 256]), raw: [0xfe, 0xff, 0x00, 0x01], typed: { int32Data: [-2, 256] } },
+  {
+    dtype: 'int16',
+    dims: [2],
+    data: new Int16Array([-2, 256]),
+    raw: [0xfe, 0xff, 0x00, 0x01],
+    typed: { int32Data: [-2, 256] },
+  },
   { dtype: 'uint16', dims: [1], data: new Uint16Array([65535]), raw: [0xff, 0xff], typed: { int32Data: [65535] } },
-  { dtype: 'int32', dims: [2], data: new Int32Array([-1, 0x01020304]), raw: [0xff, 0xff, 0xff, 0xff, 4, 3, 2, 1], typed: { int32Data: [-1, 0x01020304] } },
-  { dtype: 'uint32', dims: [1], data: new Uint32Array([0xffffffff]), raw: [0xff, 0xff, 0xff, 0xff], typed: { uint64Data: [0xffffffffn] } },
-  { dtype: 'int64', dims: [1], data: new BigInt64Array([-2n]), raw: [0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], typed: { int64Data: [-2n] } },
-  { dtype: 'uint64', dims: [1], data: new BigUint64Array([2n ** 64n - 1n]), raw: [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], typed: { uint64Data: [2n ** 64n - 1n] } },
+  {
+    dtype: 'int32',
+    dims: [2],
+    data: new Int32Array([-1, 0x01020304]),
+    raw: [0xff, 0xff, 0xff, 0xff, 4, 3, 2, 1],
+    typed: { int32Data: [-1, 0x01020304] },
+  },
+  {
+    dtype: 'uint32',
+    dims: [1],
+    data: new Uint32Array([0xffffffff]),
+    raw: [0xff, 0xff, 0xff, 0xff],
+    typed: { uint64Data: [0xffffffffn] },
+  },
+  {
+    dtype: 'int64',
+    dims: [1],
+    data: new BigInt64Array([-2n]),
+    raw: [0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
+    typed: { int64Data: [-2n] },
+  },
+  {
+    dtype: 'uint64',
+    dims: [1],
+    data: new BigUint64Array([2n ** 64n - 1n]),
+    raw: [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
+    typed: { uint64Data: [2n ** 64n - 1n] },
+  },
   { dtype: 'bool', dims: [3], data: new Uint8Array([1, 0, 1]), raw: [1, 0, 1], typed: { int32Data: [1, 0, 1] } },
-  { dtype: 'string', dims: [2], data: ['héllo', ''], typed: { stringData: [new Uint8Array([0x68, 0xc3, 0xa9, 0x6c, 0x6c, 0x6f]), new Uint8Array()] } },
+  {
+    dtype: 'string',
+    dims: [2],
+    data: ['héllo', ''],
+    typed: { stringData: [new Uint8Array([0x68, 0xc3, 0xa9, 0x6c, 0x6c, 0x6f]), new Uint8Array()] },
+  },
 ];
 
 function protoOf(c: Case, form: 'raw' | 'typed'): TensorProto {
-  const p = create(TensorProtoSchema, { dims: c.dims.map(BigInt), dataType: onnxDataType(c.dtype), name: `t_${c.dtype}` });
+  const p = create(TensorProtoSchema, {
+    dims: c.dims.map(BigInt),
+    dataType: onnxDataType(c.dtype),
+    name: `t_${c.dtype}`,
+  });
   if (form === 'raw') p.rawData = new Uint8Array(c.raw ?? []);
   else Object.assign(p, c.typed);
   return p;
@@ -163,7 +274,11 @@ describe('hand-worked encodings of every dtype', () => {
   });
 
   it('reads any non-zero bool byte as true', () => {
-    const p = create(TensorProtoSchema, { dims: [3n], dataType: onnxDataType('bool'), rawData: new Uint8Array([0, 2, 255]) });
+    const p = create(TensorProtoSchema, {
+      dims: [3n],
+      dataType: onnxDataType('bool'),
+      rawData: new Uint8Array([0, 2, 255]),
+    });
     expect(plain(tensorFromProto(p)).data).toEqual([0, 1, 1]);
   });
 });
@@ -173,14 +288,26 @@ function arbitraryData(dtype: DType, count: number): fc.Arbitrary<TensorData> {
   const { bits, kind } = dtypeInfo(dtype);
   const ints = (min: number, max: number) => fc.array(fc.integer({ min, max }), { minLength: count, maxLength: count });
   switch (dtype) {
-    case 'float32': return fc.float32Array({ minLength: count, maxLength: count });
-    case 'float64': return fc.float64Array({ minLength: count, maxLength: count });
-    case 'int64': return fc.array(fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n }), { minLength: count, maxLength: count }).map((a) => BigInt64Array.from(a));
-    case 'uint64': return fc.array(fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }), { minLength: count, maxLength: count }).map((a) => BigUint64Array.from(a));
-    case 'string': return fc.array(fc.string({ unit: 'grapheme' }), { minLength: count, maxLength: count });
-    case 'bool': return ints(0, 1).map((a) => Uint8Array.from(a));
-    case 'int32': return fc.int32Array({ minLength: count, maxLength: count });
-    case 'uint32': return fc.uint32Array({ minLength: count, maxLength: count });
+    case 'float32':
+      return fc.float32Array({ minLength: count, maxLength: count });
+    case 'float64':
+      return fc.float64Array({ minLength: count, maxLength: count });
+    case 'int64':
+      return fc
+        .array(fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n }), { minLength: count, maxLength: count })
+        .map((a) => BigInt64Array.from(a));
+    case 'uint64':
+      return fc
+        .array(fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }), { minLength: count, maxLength: count })
+        .map((a) => BigUint64Array.from(a));
+    case 'string':
+      return fc.array(fc.string({ unit: 'grapheme' }), { minLength: count, maxLength: count });
+    case 'bool':
+      return ints(0, 1).map((a) => Uint8Array.from(a));
+    case 'int32':
+      return fc.int32Array({ minLength: count, maxLength: count });
+    case 'uint32':
+      return fc.uint32Array({ minLength: count, maxLength: count });
     default: {
       const lo = kind === 'int' ? -(2 ** (bits - 1)) : 0;
       const hi = kind === 'int' ? 2 ** (bits - 1) - 1 : 2 ** bits - 1;
@@ -199,28 +326,38 @@ describe('round trip property', () => {
       const count = dims.reduce((a, b) => a * b, 1);
       return arbitraryData(dtype, count).map((data) => makeTensor(dtype, dims, data));
     });
-    fc.assert(fc.property(arb, fc.boolean(), (t, useRawData) => {
-      const back = tensorFromProto(decodeTensorProto(encodeTensorProto(tensorToProto(t, { useRawData }))));
-      expectSameTensor(back, t);
-    }), { numRuns: 60 });
+    fc.assert(
+      fc.property(arb, fc.boolean(), (t, useRawData) => {
+        const back = tensorFromProto(decodeTensorProto(encodeTensorProto(tensorToProto(t, { useRawData }))));
+        expectSameTensor(back, t);
+      }),
+      { numRuns: 60 },
+    );
   });
 });
 
 describe('validation', () => {
-  const base = (over: Partial<TensorProto>): TensorProto => Object.assign(create(TensorProtoSchema, { name: 'w', dims: [2n, 2n], dataType: 1 }), over);
+  const base = (over: Partial<TensorProto>): TensorProto =>
+    Object.assign(create(TensorProtoSchema, { name: 'w', dims: [2n, 2n], dataType: 1 }), over);
 
   it('raw_data shorter or longer than the dims need: QK_TENSOR_DATA_LENGTH', () => {
     expect(codeOf(() => tensorFromProto(base({ rawData: new Uint8Array(15) })))).toBe('QK_TENSOR_DATA_LENGTH');
     expect(codeOf(() => tensorFromProto(base({ rawData: new Uint8Array(17) })))).toBe('QK_TENSOR_DATA_LENGTH');
     // int4 [3] packs into 2 bytes, not 3.
-    expect(codeOf(() => tensorFromProto(base({ dims: [3n], dataType: 22, rawData: new Uint8Array(3) })))).toBe('QK_TENSOR_DATA_LENGTH');
+    expect(codeOf(() => tensorFromProto(base({ dims: [3n], dataType: 22, rawData: new Uint8Array(3) })))).toBe(
+      'QK_TENSOR_DATA_LENGTH',
+    );
     expect(codeOf(() => tensorFromProto(base({ floatData: [1, 2, 3] })))).toBe('QK_TENSOR_DATA_LENGTH');
     expect(codeOf(() => tensorFromProto(base({})))).toBe('QK_TENSOR_DATA_LENGTH');
   });
 
   it('names the tensor in the message', () => {
-    expect(() => tensorFromProto(base({ rawData: new Uint8Array(3) }))).toThrow(/tensor 'w'.*3 bytes in raw_data but needs 16/);
-    expect(() => tensorFromProto(base({ rawData: new Uint8Array(3) }), 'model.onnx initializer w')).toThrow(/^model\.onnx initializer w/);
+    expect(() => tensorFromProto(base({ rawData: new Uint8Array(3) }))).toThrow(
+      /tensor 'w'.*3 bytes in raw_data but needs 16/,
+    );
+    expect(() => tensorFromProto(base({ rawData: new Uint8Array(3) }), 'model.onnx initializer w')).toThrow(
+      /^model\.onnx initializer w/,
+    );
   });
 
   it('negative or overflowing dims: QK_TENSOR_BAD_DIMS', () => {
@@ -230,17 +367,27 @@ describe('validation', () => {
   });
 
   it('unknown data_type: QK_UNSUPPORTED_DTYPE (complex64 and 99 alike)', () => {
-    expect(codeOf(() => tensorFromProto(base({ dataType: 14, rawData: new Uint8Array(32) })))).toBe('QK_UNSUPPORTED_DTYPE');
+    expect(codeOf(() => tensorFromProto(base({ dataType: 14, rawData: new Uint8Array(32) })))).toBe(
+      'QK_UNSUPPORTED_DTYPE',
+    );
     expect(codeOf(() => tensorFromProto(base({ dataType: 99 })))).toBe('QK_UNSUPPORTED_DTYPE');
   });
 
   it('values in the wrong typed field, or out of the width of int32_data: QK_TENSOR_BAD_FIELD / QK_TENSOR_BAD_VALUE', () => {
     expect(codeOf(() => tensorFromProto(base({ int32Data: [1, 2, 3, 4] })))).toBe('QK_TENSOR_BAD_FIELD');
     expect(codeOf(() => tensorFromProto(base({ dataType: 3, int32Data: [1, 2, 3, 256] })))).toBe('QK_TENSOR_BAD_VALUE');
-    expect(codeOf(() => tensorFromProto(base({ dataType: 22, dims: [2n], int32Data: [0x100] })))).toBe('QK_TENSOR_BAD_VALUE');
-    expect(codeOf(() => tensorFromProto(base({ dataType: 12, dims: [1n], uint64Data: [2n ** 32n] })))).toBe('QK_TENSOR_BAD_VALUE');
-    expect(codeOf(() => tensorFromProto(base({ dataType: 8, dims: [1n], rawData: new Uint8Array([65]) })))).toBe('QK_TENSOR_BAD_FIELD');
-    expect(codeOf(() => tensorFromProto(base({ dataType: 8, dims: [1n], stringData: [new Uint8Array([0xff])] })))).toBe('QK_TENSOR_BAD_VALUE');
+    expect(codeOf(() => tensorFromProto(base({ dataType: 22, dims: [2n], int32Data: [0x100] })))).toBe(
+      'QK_TENSOR_BAD_VALUE',
+    );
+    expect(codeOf(() => tensorFromProto(base({ dataType: 12, dims: [1n], uint64Data: [2n ** 32n] })))).toBe(
+      'QK_TENSOR_BAD_VALUE',
+    );
+    expect(codeOf(() => tensorFromProto(base({ dataType: 8, dims: [1n], rawData: new Uint8Array([65]) })))).toBe(
+      'QK_TENSOR_BAD_FIELD',
+    );
+    expect(codeOf(() => tensorFromProto(base({ dataType: 8, dims: [1n], stringData: [new Uint8Array([0xff])] })))).toBe(
+      'QK_TENSOR_BAD_VALUE',
+    );
   });
 
   it('external data: refused without a resolver, read through one with it', () => {
@@ -253,7 +400,9 @@ describe('validation', () => {
     const raw = new Uint8Array(new Float32Array([1, 2, 3, 4]).buffer);
     const t = tensorFromProto(p, undefined, { external: (q) => (q.name === 'w' ? raw : new Uint8Array()) });
     expect(plain(t)).toEqual({ dtype: 'float32', dims: [2, 2], data: [1, 2, 3, 4] });
-    expect(codeOf(() => tensorFromProto(p, undefined, { external: () => raw.subarray(4) }))).toBe('QK_TENSOR_DATA_LENGTH');
+    expect(codeOf(() => tensorFromProto(p, undefined, { external: () => raw.subarray(4) }))).toBe(
+      'QK_TENSOR_DATA_LENGTH',
+    );
   });
 
   it('segmented tensors are refused: QK_TENSOR_BAD_FIELD', () => {

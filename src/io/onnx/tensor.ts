@@ -35,12 +35,19 @@ type TypedField = 'floatData' | 'int32Data' | 'int64Data' | 'doubleData' | 'uint
 
 function typedFieldOf(dtype: DType): TypedField {
   switch (dtype) {
-    case 'float32': return 'floatData';
-    case 'float64': return 'doubleData';
-    case 'int64': return 'int64Data';
-    case 'uint32': case 'uint64': return 'uint64Data';
-    case 'string': return 'stringData';
-    default: return 'int32Data';
+    case 'float32':
+      return 'floatData';
+    case 'float64':
+      return 'doubleData';
+    case 'int64':
+      return 'int64Data';
+    case 'uint32':
+    case 'uint64':
+      return 'uint64Data';
+    case 'string':
+      return 'stringData';
+    default:
+      return 'int32Data';
   }
 }
 
@@ -53,19 +60,35 @@ function dimsOf(p: TensorProto, label: string): number[] {
   let count = 1;
   for (const d of p.dims) {
     if (d < 0n || d > BigInt(Number.MAX_SAFE_INTEGER)) {
-      throw new QuantkitError('QK_TENSOR_BAD_DIMS', `${label} has dimension ${d} in dims [${p.dims.join(', ')}]`, 'tensor dims must be non-negative integers; the file is corrupt or was written by a broken exporter');
+      throw new QuantkitError(
+        'QK_TENSOR_BAD_DIMS',
+        `${label} has dimension ${d} in dims [${p.dims.join(', ')}]`,
+        'tensor dims must be non-negative integers; the file is corrupt or was written by a broken exporter',
+      );
     }
     const n = Number(d);
     count *= n;
     if (!Number.isSafeInteger(count)) {
-      throw new QuantkitError('QK_TENSOR_BAD_DIMS', `${label} has dims [${p.dims.join(', ')}] whose element count overflows`, 'the file is corrupt or was written by a broken exporter');
+      throw new QuantkitError(
+        'QK_TENSOR_BAD_DIMS',
+        `${label} has dims [${p.dims.join(', ')}] whose element count overflows`,
+        'the file is corrupt or was written by a broken exporter',
+      );
     }
     dims.push(n);
   }
   return dims;
 }
 
-function lengthError(label: string, dtype: DType, dims: readonly number[], field: string, have: number, need: number, unit: string): QuantkitError {
+function lengthError(
+  label: string,
+  dtype: DType,
+  dims: readonly number[],
+  field: string,
+  have: number,
+  need: number,
+  unit: string,
+): QuantkitError {
   return new QuantkitError(
     'QK_TENSOR_DATA_LENGTH',
     `${label} (${dtype}, dims [${dims.join(', ')}]) has ${have} ${unit} in ${field} but needs ${need}`,
@@ -79,14 +102,25 @@ export function tensorFromProto(p: TensorProto, where?: string, opts: TensorFrom
   const dtype = dtypeFromOnnx(p.dataType, label);
   const dims = dimsOf(p, label);
   if (p.segment) {
-    throw new QuantkitError('QK_TENSOR_BAD_FIELD', `${label} is one segment of a larger tensor`, 'segmented TensorProtos are not supported; re-export the tensor whole');
+    throw new QuantkitError(
+      'QK_TENSOR_BAD_FIELD',
+      `${label} is one segment of a larger tensor`,
+      'segmented TensorProtos are not supported; re-export the tensor whole',
+    );
   }
   const count = elementCount(dims);
   const data = readData(p, dtype, dims, count, label, opts);
   return p.name ? { dtype, dims, data, name: p.name } : { dtype, dims, data };
 }
 
-function readData(p: TensorProto, dtype: DType, dims: readonly number[], count: number, label: string, opts: TensorFromProtoOptions): TensorData {
+function readData(
+  p: TensorProto,
+  dtype: DType,
+  dims: readonly number[],
+  count: number,
+  label: string,
+  opts: TensorFromProtoOptions,
+): TensorData {
   if (p.dataLocation === TensorProto_DataLocation.EXTERNAL || p.externalData.length > 0) {
     if (!opts.external) {
       const location = p.externalData.find((e) => e.key === 'location')?.value ?? '?';
@@ -97,20 +131,32 @@ function readData(p: TensorProto, dtype: DType, dims: readonly number[], count: 
       );
     }
     if (dtype === 'string') {
-      throw new QuantkitError('QK_TENSOR_BAD_FIELD', `${label} is a string tensor with external data`, 'onnx.proto keeps strings in string_data only; the file is corrupt');
+      throw new QuantkitError(
+        'QK_TENSOR_BAD_FIELD',
+        `${label} is a string tensor with external data`,
+        'onnx.proto keeps strings in string_data only; the file is corrupt',
+      );
     }
     return fromRaw(opts.external(p), dtype, dims, count, label, 'external data', true);
   }
   if (p.rawData.length > 0) {
     if (dtype === 'string') {
-      throw new QuantkitError('QK_TENSOR_BAD_FIELD', `${label} is a string tensor with raw_data`, 'onnx.proto keeps strings in string_data only; the file is corrupt');
+      throw new QuantkitError(
+        'QK_TENSOR_BAD_FIELD',
+        `${label} is a string tensor with raw_data`,
+        'onnx.proto keeps strings in string_data only; the file is corrupt',
+      );
     }
     return fromRaw(p.rawData, dtype, dims, count, label, 'raw_data');
   }
   const field = typedFieldOf(dtype);
   for (const other of ['floatData', 'int32Data', 'int64Data', 'doubleData', 'uint64Data', 'stringData'] as const) {
     if (other !== field && p[other].length > 0) {
-      throw new QuantkitError('QK_TENSOR_BAD_FIELD', `${label} is ${dtype} but stores data in ${snake(other)}`, `onnx.proto stores ${dtype} in ${snake(field)} or raw_data; the file was written by a broken exporter`);
+      throw new QuantkitError(
+        'QK_TENSOR_BAD_FIELD',
+        `${label} is ${dtype} but stores data in ${snake(other)}`,
+        `onnx.proto stores ${dtype} in ${snake(field)} or raw_data; the file was written by a broken exporter`,
+      );
     }
   }
   return fromTyped(p, dtype, dims, count, label);
@@ -124,7 +170,15 @@ function readData(p: TensorProto, dtype: DType, dims: readonly number[], count: 
  * whole ArrayBuffer: a fresh read, nothing else shares it) on a little-endian host, the tensor's
  * storage is a typed view of it — a 64 MB weight costs one allocation and no copy.
  */
-function fromRaw(raw: Uint8Array, dtype: DType, dims: readonly number[], count: number, label: string, field: string, fresh = false): TensorData {
+function fromRaw(
+  raw: Uint8Array,
+  dtype: DType,
+  dims: readonly number[],
+  count: number,
+  label: string,
+  field: string,
+  fresh = false,
+): TensorData {
   const need = storageBytes(dtype, count);
   if (raw.length !== need) throw lengthError(label, dtype, dims, field, raw.length, need, 'bytes');
   const { bits, kind } = dtypeInfo(dtype);
@@ -138,7 +192,11 @@ function fromRaw(raw: Uint8Array, dtype: DType, dims: readonly number[], count: 
   if (fresh && LITTLE_ENDIAN_HOST && raw.byteOffset === 0 && raw.byteLength === raw.buffer.byteLength) {
     const empty = allocData(dtype, 0);
     if (empty instanceof Array) throw new Error('unreachable: strings have no raw form');
-    const View = empty.constructor as new (buffer: ArrayBufferLike, byteOffset: number, length: number) => Exclude<TensorData, string[]>;
+    const View = empty.constructor as new (
+      buffer: ArrayBufferLike,
+      byteOffset: number,
+      length: number,
+    ) => Exclude<TensorData, string[]>;
     return new View(raw.buffer, 0, count);
   }
   const out = allocData(dtype, count);
@@ -177,7 +235,11 @@ function checkedNarrow(values: readonly number[], bits: number, label: string, d
   for (let i = 0; i < values.length; i++) {
     const v = values[i] as number;
     if (v < lo || v > hi) {
-      throw new QuantkitError('QK_TENSOR_BAD_VALUE', `${label} (${dtype}) has int32_data[${i}] = ${v}, outside the ${bits}-bit range`, 'the file is corrupt or was written by a broken exporter');
+      throw new QuantkitError(
+        'QK_TENSOR_BAD_VALUE',
+        `${label} (${dtype}) has int32_data[${i}] = ${v}, outside the ${bits}-bit range`,
+        'the file is corrupt or was written by a broken exporter',
+      );
     }
   }
 }
@@ -190,16 +252,23 @@ function fromTyped(p: TensorProto, dtype: DType, dims: readonly number[], count:
   const need = bits === 4 || bits === 2 ? storageBytes(dtype, count) : count;
   if (values.length !== need) throw lengthError(label, dtype, dims, snake(field), values.length, need, 'entries');
   switch (field) {
-    case 'floatData': return Float32Array.from(p.floatData);
-    case 'doubleData': return Float64Array.from(p.doubleData);
-    case 'int64Data': return BigInt64Array.from(p.int64Data);
+    case 'floatData':
+      return Float32Array.from(p.floatData);
+    case 'doubleData':
+      return Float64Array.from(p.doubleData);
+    case 'int64Data':
+      return BigInt64Array.from(p.int64Data);
     case 'stringData': {
       const out = new Array<string>(count);
       for (let i = 0; i < count; i++) {
         try {
           out[i] = utf8Decoder.decode(p.stringData[i]);
         } catch {
-          throw new QuantkitError('QK_TENSOR_BAD_VALUE', `${label} has string_data[${i}] that is not valid UTF-8`, 'onnx.proto requires UTF-8 strings; the file is corrupt');
+          throw new QuantkitError(
+            'QK_TENSOR_BAD_VALUE',
+            `${label} has string_data[${i}] that is not valid UTF-8`,
+            'onnx.proto requires UTF-8 strings; the file is corrupt',
+          );
         }
       }
       return out;
@@ -209,7 +278,12 @@ function fromTyped(p: TensorProto, dtype: DType, dims: readonly number[], count:
       const out = new Uint32Array(count);
       for (let i = 0; i < count; i++) {
         const v = p.uint64Data[i] as bigint;
-        if (v > 0xffffffffn) throw new QuantkitError('QK_TENSOR_BAD_VALUE', `${label} (uint32) has uint64_data[${i}] = ${v}, outside the 32-bit range`, 'the file is corrupt or was written by a broken exporter');
+        if (v > 0xffffffffn)
+          throw new QuantkitError(
+            'QK_TENSOR_BAD_VALUE',
+            `${label} (uint32) has uint64_data[${i}] = ${v}, outside the 32-bit range`,
+            'the file is corrupt or was written by a broken exporter',
+          );
         out[i] = Number(v);
       }
       return out;
@@ -218,12 +292,18 @@ function fromTyped(p: TensorProto, dtype: DType, dims: readonly number[], count:
       if (dtype === 'int32') return Int32Array.from(p.int32Data);
       if (bits === 4 || bits === 2) {
         checkedNarrow(p.int32Data, 8, label, dtype);
-        return unpackSubByte(Uint8Array.from(p.int32Data, (v) => v & 0xff), count, bits, kind === 'int');
+        return unpackSubByte(
+          Uint8Array.from(p.int32Data, (v) => v & 0xff),
+          count,
+          bits,
+          kind === 'int',
+        );
       }
       checkedNarrow(p.int32Data, bits, label, dtype);
       if (dtype === 'bool') return Uint8Array.from(p.int32Data, (v) => (v !== 0 ? 1 : 0));
       const out = allocData(dtype, count);
-      if (out instanceof Array || out instanceof BigInt64Array || out instanceof BigUint64Array) throw new Error(`unreachable: ${dtype} in int32_data`);
+      if (out instanceof Array || out instanceof BigInt64Array || out instanceof BigUint64Array)
+        throw new Error(`unreachable: ${dtype} in int32_data`);
       // Typed-array stores wrap modulo 2^bits, mapping both accepted readings to the same bits.
       out.set(p.int32Data);
       return out;
@@ -232,8 +312,12 @@ function fromTyped(p: TensorProto, dtype: DType, dims: readonly number[], count:
 }
 
 const FIELD_NAMES: Record<TypedField, string> = {
-  floatData: 'float_data', int32Data: 'int32_data', int64Data: 'int64_data',
-  doubleData: 'double_data', uint64Data: 'uint64_data', stringData: 'string_data',
+  floatData: 'float_data',
+  int32Data: 'int32_data',
+  int64Data: 'int64_data',
+  doubleData: 'double_data',
+  uint64Data: 'uint64_data',
+  stringData: 'string_data',
 };
 
 function snake(field: TypedField): string {
@@ -244,7 +328,11 @@ function snake(field: TypedField): string {
 export function tensorToProto(t: Tensor, opts: TensorToProtoOptions = {}): TensorProto {
   const count = elementCount(t.dims);
   if (t.data.length !== count) {
-    throw new QuantkitError('QK_TENSOR_SIZE_MISMATCH', `tensor${t.name ? ` '${t.name}'` : ''} of dims [${t.dims.join(', ')}] needs ${count} elements but has ${t.data.length}`, 'check the dims and the data length agree');
+    throw new QuantkitError(
+      'QK_TENSOR_SIZE_MISMATCH',
+      `tensor${t.name ? ` '${t.name}'` : ''} of dims [${t.dims.join(', ')}] needs ${count} elements but has ${t.data.length}`,
+      'check the dims and the data length agree',
+    );
   }
   const p = create(TensorProtoSchema, {
     dims: t.dims.map((d) => BigInt(d)),
@@ -259,16 +347,28 @@ export function tensorToProto(t: Tensor, opts: TensorToProtoOptions = {}): Tenso
   const { bits } = dtypeInfo(t.dtype);
   const d = t.data;
   switch (typedFieldOf(t.dtype)) {
-    case 'floatData': p.floatData = Array.from(d as Float32Array); break;
-    case 'doubleData': p.doubleData = Array.from(d as Float64Array); break;
-    case 'int64Data': p.int64Data = Array.from(d as BigInt64Array); break;
-    case 'uint64Data': p.uint64Data = t.dtype === 'uint64' ? Array.from(d as BigUint64Array) : Array.from(d as Uint32Array, (v) => BigInt(v)); break;
-    case 'stringData': p.stringData = (d as string[]).map((s) => utf8Encoder.encode(s) as Uint8Array<ArrayBuffer>); break;
+    case 'floatData':
+      p.floatData = Array.from(d as Float32Array);
+      break;
+    case 'doubleData':
+      p.doubleData = Array.from(d as Float64Array);
+      break;
+    case 'int64Data':
+      p.int64Data = Array.from(d as BigInt64Array);
+      break;
+    case 'uint64Data':
+      p.uint64Data =
+        t.dtype === 'uint64' ? Array.from(d as BigUint64Array) : Array.from(d as Uint32Array, (v) => BigInt(v));
+      break;
+    case 'stringData':
+      p.stringData = (d as string[]).map((s) => utf8Encoder.encode(s) as Uint8Array<ArrayBuffer>);
+      break;
     case 'int32Data':
       // Sub-byte: one packed byte (0..255) per entry; wider: the value, or the unsigned bit pattern for floats.
-      p.int32Data = bits === 4 || bits === 2
-        ? Array.from(packSubByte(d as ArrayLike<number>, bits))
-        : Array.from(d as ArrayLike<number>);
+      p.int32Data =
+        bits === 4 || bits === 2
+          ? Array.from(packSubByte(d as ArrayLike<number>, bits))
+          : Array.from(d as ArrayLike<number>);
       break;
   }
   return p;

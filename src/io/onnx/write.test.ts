@@ -1,13 +1,26 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { makeModel } from './build.js';
-import { decodeModel, encodeModel, equals, ModelProtoSchema, TensorProto_DataLocation, type TensorProto } from './proto.js';
+import {
+  decodeModel,
+  encodeModel,
+  equals,
+  ModelProtoSchema,
+  TensorProto_DataLocation,
+  type TensorProto,
+} from './proto.js';
 import { tensorFromProto } from './tensor.js';
 import { parseExternalDataRef, readExternalTensorBytes } from './external.js';
 import { bytesSource } from '../source.js';
 import {
-  chooseIrVersion, encodeOnnxInline, LARGE_TENSOR_ALIGNMENT, planOnnxWrite, SMALL_TENSOR_ALIGNMENT,
-  tensorFromProtoToWrite, tensorToWrite, type TensorToWrite,
+  chooseIrVersion,
+  encodeOnnxInline,
+  LARGE_TENSOR_ALIGNMENT,
+  planOnnxWrite,
+  SMALL_TENSOR_ALIGNMENT,
+  tensorFromProtoToWrite,
+  tensorToWrite,
+  type TensorToWrite,
 } from './write.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { dtypeFromOnnx } from '../../tensor/dtype.js';
@@ -16,7 +29,10 @@ function concat(chunks: Iterable<Uint8Array>): Uint8Array {
   const list = [...chunks];
   const out = new Uint8Array(list.reduce((s, c) => s + c.length, 0));
   let at = 0;
-  for (const c of list) { out.set(c, at); at += c.length; }
+  for (const c of list) {
+    out.set(c, at);
+    at += c.length;
+  }
   return out;
 }
 
@@ -36,7 +52,9 @@ function sample() {
     inputs: [{ name: 'x', dtype: 'float32', dims: ['batch', 64] }],
     outputs: [{ name: 'y', dtype: 'float32', dims: ['batch', 300] }],
     initializers: {
-      w: f32([64, 300]), b: f32([300], 2), tiny: f32([3], 3),
+      w: f32([64, 300]),
+      b: f32([300], 2),
+      tiny: f32([3], 3),
       q: { dtype: 'int4', dims: [5], data: Int8Array.of(-8, -1, 0, 3, 7) },
     },
   });
@@ -66,7 +84,10 @@ describe('planOnnxWrite, self-contained', () => {
   it('computed tensors are loaded only while their bytes are written, once each', () => {
     const m = sample();
     let loads = 0;
-    const t = tensorToWrite('extra', 'float32', [4, 4], () => { loads++; return f32([4, 4]); });
+    const t = tensorToWrite('extra', 'float32', [4, 4], () => {
+      loads++;
+      return f32([4, 4]);
+    });
     const plan = planOnnxWrite(m, [...toWrite(m), t], { dataLocation: 'x.data' });
     expect(loads).toBe(0);
     const back = decodeModel(concat(plan.modelChunks()));
@@ -81,16 +102,27 @@ describe('planOnnxWrite, self-contained', () => {
   });
 
   it('property: any float32 tensor set round-trips bit-exactly inline', () => {
-    fc.assert(fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 40 }), fc.integer({ min: 1, max: 3 })), { maxLength: 6 }), (shapes) => {
-      const inits: Record<string, Tensor> = {};
-      shapes.forEach(([n, k], i) => { inits[`t${i}`] = f32([n, k], i); });
-      const m = makeModel({ nodes: [], inputs: [], outputs: [], initializers: inits });
-      const back = decodeModel(encodeOnnxInline(m, toWrite(m)));
-      return back.graph!.initializer.every((p, i) => {
-        const want = inits[`t${i}`]!;
-        return p.name === `t${i}` && Buffer.compare(Buffer.from(p.rawData), Buffer.from((want.data as Float32Array).buffer)) === 0;
-      });
-    }), { numRuns: 50, seed: 7 });
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.integer({ min: 0, max: 40 }), fc.integer({ min: 1, max: 3 })), { maxLength: 6 }),
+        (shapes) => {
+          const inits: Record<string, Tensor> = {};
+          shapes.forEach(([n, k], i) => {
+            inits[`t${i}`] = f32([n, k], i);
+          });
+          const m = makeModel({ nodes: [], inputs: [], outputs: [], initializers: inits });
+          const back = decodeModel(encodeOnnxInline(m, toWrite(m)));
+          return back.graph!.initializer.every((p, i) => {
+            const want = inits[`t${i}`]!;
+            return (
+              p.name === `t${i}` &&
+              Buffer.compare(Buffer.from(p.rawData), Buffer.from((want.data as Float32Array).buffer)) === 0
+            );
+          });
+        },
+      ),
+      { numRuns: 50, seed: 7 },
+    );
   });
 });
 
@@ -137,7 +169,14 @@ describe('planOnnxWrite, external data', () => {
   });
 
   it("'auto' goes external past 2 GiB without loading anything to decide", () => {
-    const huge: TensorToWrite = { name: 'huge', dtype: 'float32', dims: [600_000_000], rawBytes: () => { throw new Error('loaded'); } };
+    const huge: TensorToWrite = {
+      name: 'huge',
+      dtype: 'float32',
+      dims: [600_000_000],
+      rawBytes: () => {
+        throw new Error('loaded');
+      },
+    };
     const plan = planOnnxWrite(sample(), [huge], { dataLocation: 'd' });
     expect(plan.external).toBe(true);
     expect(plan.dataSize).toBe(2_400_000_000);

@@ -3,8 +3,14 @@ import { dtypeInfo, storageBytes, type DType } from '../../tensor/dtype.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { elementCount } from '../../tensor/tensor.js';
 import {
-  GraphProtoSchema, ModelProtoSchema, StringStringEntryProtoSchema, TensorProtoSchema, TensorProto_DataLocation,
-  create, type ModelProto, type TensorProto,
+  GraphProtoSchema,
+  ModelProtoSchema,
+  StringStringEntryProtoSchema,
+  TensorProtoSchema,
+  TensorProto_DataLocation,
+  create,
+  type ModelProto,
+  type TensorProto,
 } from './proto.js';
 import { toBinary } from '@bufbuild/protobuf';
 import { tensorFromProto, tensorToProto } from './tensor.js';
@@ -98,14 +104,22 @@ export function protoRawBytes(p: TensorProto, external?: (p: TensorProto) => Uin
 function dimsOfProto(p: TensorProto): number[] {
   return p.dims.map((d) => {
     if (d < 0n || d > BigInt(Number.MAX_SAFE_INTEGER)) {
-      throw new QuantkitError('QK_TENSOR_BAD_DIMS', `tensor '${p.name}' has dimension ${d}`, 'tensor dims must be non-negative; the file is corrupt');
+      throw new QuantkitError(
+        'QK_TENSOR_BAD_DIMS',
+        `tensor '${p.name}' has dimension ${d}`,
+        'tensor dims must be non-negative; the file is corrupt',
+      );
     }
     return Number(d);
   });
 }
 
 /** A TensorProto as read from a file (inline or external), written back with the same bytes. */
-export function tensorFromProtoToWrite(p: TensorProto, dtype: DType, external?: (p: TensorProto) => Uint8Array): TensorToWrite {
+export function tensorFromProtoToWrite(
+  p: TensorProto,
+  dtype: DType,
+  external?: (p: TensorProto) => Uint8Array,
+): TensorToWrite {
   return { name: p.name, dtype, dims: dimsOfProto(p), template: p, rawBytes: () => protoRawBytes(p, external) };
 }
 
@@ -160,8 +174,12 @@ function headerProto(t: TensorToWrite, keepTyped: boolean): TensorProto {
     if (src.docString) p.docString = src.docString;
     if (src.metadataProps.length) p.metadataProps = src.metadataProps;
     if (keepTyped) {
-      p.floatData = src.floatData; p.int32Data = src.int32Data; p.stringData = src.stringData;
-      p.int64Data = src.int64Data; p.doubleData = src.doubleData; p.uint64Data = src.uint64Data;
+      p.floatData = src.floatData;
+      p.int32Data = src.int32Data;
+      p.stringData = src.stringData;
+      p.int64Data = src.int64Data;
+      p.doubleData = src.doubleData;
+      p.uint64Data = src.uint64Data;
     }
   }
   return p;
@@ -171,8 +189,12 @@ function headerProto(t: TensorToWrite, keepTyped: boolean): TensorProto {
 function usesTypedFields(t: TensorToWrite): boolean {
   const p = t.template;
   if (t.dtype === 'string') return true;
-  return !!p && p.dataLocation !== TensorProto_DataLocation.EXTERNAL && p.rawData.length === 0
-    && (p.floatData.length + p.int32Data.length + p.int64Data.length + p.doubleData.length + p.uint64Data.length) > 0;
+  return (
+    !!p &&
+    p.dataLocation !== TensorProto_DataLocation.EXTERNAL &&
+    p.rawData.length === 0 &&
+    p.floatData.length + p.int32Data.length + p.int64Data.length + p.doubleData.length + p.uint64Data.length > 0
+  );
 }
 
 interface InlineTensor {
@@ -194,10 +216,14 @@ function inlineLayout(t: TensorToWrite, rawLength: number): InlineTensor {
 function checkedRaw(t: TensorToWrite, expected: number): Uint8Array {
   const bytes = t.rawBytes();
   if (bytes.length !== expected) {
-    throw new QuantkitError('QK_TENSOR_DATA_LENGTH', `tensor '${t.name}' (${t.dtype} [${t.dims.join(', ')}]) has ${bytes.length} bytes of data but needs ${expected}`, t.template
-      // Copied from an input file: the file is at fault; built by a pass: quantkit is.
-      ? 'the dims and the stored data disagree: the file is truncated or corrupt; re-export it'
-      : 'the tensor and its declared dims disagree; this is a bug in the pass that built it');
+    throw new QuantkitError(
+      'QK_TENSOR_DATA_LENGTH',
+      `tensor '${t.name}' (${t.dtype} [${t.dims.join(', ')}]) has ${bytes.length} bytes of data but needs ${expected}`,
+      t.template
+        ? // Copied from an input file: the file is at fault; built by a pass: quantkit is.
+          'the dims and the stored data disagree: the file is truncated or corrupt; re-export it'
+        : 'the tensor and its declared dims disagree; this is a bug in the pass that built it',
+    );
   }
   return bytes;
 }
@@ -205,7 +231,12 @@ function checkedRaw(t: TensorToWrite, expected: number): Uint8Array {
 function rawSize(t: TensorToWrite): number {
   if (t.dtype === 'string') return 0;
   const n = storageBytes(t.dtype, elementCount(t.dims));
-  if (!Number.isSafeInteger(n)) throw new QuantkitError('QK_TENSOR_BAD_DIMS', `tensor '${t.name}' dims [${t.dims.join(', ')}] are too large to store`, 'check the model');
+  if (!Number.isSafeInteger(n))
+    throw new QuantkitError(
+      'QK_TENSOR_BAD_DIMS',
+      `tensor '${t.name}' dims [${t.dims.join(', ')}] are too large to store`,
+      'check the model',
+    );
   return n;
 }
 
@@ -228,12 +259,23 @@ function irForOpset(opset: number): number {
 /** Lowest IR version that has each element type (onnx.proto Version enum comments). */
 function irForDType(dtype: DType): number {
   switch (dtype) {
-    case 'float8e4m3fn': case 'float8e4m3fnuz': case 'float8e5m2': case 'float8e5m2fnuz': return 9;
-    case 'int4': case 'uint4': return 10;
-    case 'float4e2m1': return 11;
-    case 'float8e8m0': return 12;
-    case 'int2': case 'uint2': return 13;
-    default: return 3;
+    case 'float8e4m3fn':
+    case 'float8e4m3fnuz':
+    case 'float8e5m2':
+    case 'float8e5m2fnuz':
+      return 9;
+    case 'int4':
+    case 'uint4':
+      return 10;
+    case 'float4e2m1':
+      return 11;
+    case 'float8e8m0':
+      return 12;
+    case 'int2':
+    case 'uint2':
+      return 13;
+    default:
+      return 3;
   }
 }
 
@@ -264,20 +306,43 @@ function concat(parts: readonly Uint8Array[]): Uint8Array {
  * Plans the .onnx (and data file) for `skeleton` with `tensors` as its graph initializers (the
  * skeleton's own initializer list is ignored; it is not modified). Nothing is loaded here.
  */
-export function planOnnxWrite(skeleton: ModelProto, tensors: readonly TensorToWrite[], opts: OnnxWriteOptions): OnnxWritePlan {
-  if (!skeleton.graph) throw new QuantkitError('QK_MODEL_NO_GRAPH', 'the model to write has no graph', 'build the model with a graph');
+export function planOnnxWrite(
+  skeleton: ModelProto,
+  tensors: readonly TensorToWrite[],
+  opts: OnnxWriteOptions,
+): OnnxWritePlan {
+  if (!skeleton.graph)
+    throw new QuantkitError('QK_MODEL_NO_GRAPH', 'the model to write has no graph', 'build the model with a graph');
   const threshold = opts.threshold ?? DEFAULT_EXTERNAL_THRESHOLD;
   if (!Number.isSafeInteger(threshold) || threshold < 0) {
-    throw new QuantkitError('QK_BAD_OPTION', `external-data threshold ${threshold} is not a non-negative integer`, 'pass a byte count such as 1024');
+    throw new QuantkitError(
+      'QK_BAD_OPTION',
+      `external-data threshold ${threshold} is not a non-negative integer`,
+      'pass a byte count such as 1024',
+    );
   }
   const seen = new Set<string>();
   for (const t of tensors) {
-    if (!t.name) throw new QuantkitError('QK_GRAPH_UNNAMED_TENSOR', 'an initializer to write has no name', 'name every initializer');
-    if (seen.has(t.name)) throw new QuantkitError('QK_GRAPH_DUPLICATE_NAME', `initializer '${t.name}' is written twice`, 'initializer names must be unique');
+    if (!t.name)
+      throw new QuantkitError(
+        'QK_GRAPH_UNNAMED_TENSOR',
+        'an initializer to write has no name',
+        'name every initializer',
+      );
+    if (seen.has(t.name))
+      throw new QuantkitError(
+        'QK_GRAPH_DUPLICATE_NAME',
+        `initializer '${t.name}' is written twice`,
+        'initializer names must be unique',
+      );
     seen.add(t.name);
   }
   const aiOnnx = skeleton.opsetImport.find((o) => o.domain === '' || o.domain === 'ai.onnx');
-  const irVersion = chooseIrVersion(Number(skeleton.irVersion), aiOnnx ? Number(aiOnnx.version) : undefined, tensors.map((t) => t.dtype));
+  const irVersion = chooseIrVersion(
+    Number(skeleton.irVersion),
+    aiOnnx ? Number(aiOnnx.version) : undefined,
+    tensors.map((t) => t.dtype),
+  );
   const graphNoInit = create(GraphProtoSchema, { ...skeleton.graph, initializer: [] });
   const { graph: _graph, ...rest } = skeleton;
   const modelNoGraph = create(ModelProtoSchema, { ...rest, irVersion: BigInt(irVersion) });
@@ -295,7 +360,12 @@ export function planOnnxWrite(skeleton: ModelProto, tensors: readonly TensorToWr
   if (opts.externalData !== true) {
     const fits = inlineSize(allInline).total <= PROTOBUF_MAX_BYTES;
     if (!fits && opts.externalData === false) {
-      throw new OptionError('QK_ONNX_TOO_LARGE', `the model needs ${inlineSize(allInline).total} bytes as one file, over protobuf's 2 GiB limit`, 'write it with external data (`externalData`)', ['externalData']);
+      throw new OptionError(
+        'QK_ONNX_TOO_LARGE',
+        `the model needs ${inlineSize(allInline).total} bytes as one file, over protobuf's 2 GiB limit`,
+        'write it with external data (`externalData`)',
+        ['externalData'],
+      );
     }
     external = !fits;
   }
@@ -320,7 +390,9 @@ export function planOnnxWrite(skeleton: ModelProto, tensors: readonly TensorToWr
           if (lay.raw > 0) yield checkedRaw(t, lay.raw);
         }
       },
-      *dataChunks() { /* nothing: self-contained */ },
+      *dataChunks() {
+        /* nothing: self-contained */
+      },
     };
   }
 
@@ -357,7 +429,12 @@ export function planOnnxWrite(skeleton: ModelProto, tensors: readonly TensorToWr
   });
   const { graphLen, total } = inlineSize(layouts);
   if (total > PROTOBUF_MAX_BYTES) {
-    throw new OptionError('QK_ONNX_TOO_LARGE', `even with external data the .onnx needs ${total} bytes, over protobuf's 2 GiB limit`, `lower \`threshold\` (now ${threshold}) so more tensors go external`, ['threshold']);
+    throw new OptionError(
+      'QK_ONNX_TOO_LARGE',
+      `even with external data the .onnx needs ${total} bytes, over protobuf's 2 GiB limit`,
+      `lower \`threshold\` (now ${threshold}) so more tensors go external`,
+      ['threshold'],
+    );
   }
   return {
     external: true,

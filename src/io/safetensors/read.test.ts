@@ -52,7 +52,8 @@ describe('readSafetensorsHeader on hand-made files', () => {
   });
 
   it('reads metadata, every byte layout trick (padding spaces, offsets out of name order), and empty and scalar tensors', () => {
-    const header = '{"b":{"dtype":"F16","shape":[],"data_offsets":[4,6]},"__metadata__":{"format":"pt","__proto__":"x"},' +
+    const header =
+      '{"b":{"dtype":"F16","shape":[],"data_offsets":[4,6]},"__metadata__":{"format":"pt","__proto__":"x"},' +
       '"a":{"dtype":"BF16","shape":[2],"data_offsets":[0,4]},"e":{"dtype":"F32","shape":[0,3],"data_offsets":[6,6]}}   ';
     // bf16 1.0 = 0x3f80, bf16 -2.0 = 0xc000, fp16 1.0 = 0x3c00 (IEEE 754 binary16)
     const src = bytesSource(file(header, [0x80, 0x3f, 0x00, 0xc0, 0x00, 0x3c]));
@@ -75,14 +76,22 @@ describe('readSafetensorsHeader on hand-made files', () => {
   });
 
   it('maps the F8 names to the ONNX fp8 types', () => {
-    const header = '{"a":{"dtype":"F8_E4M3","shape":[1],"data_offsets":[0,1]},"b":{"dtype":"F8_E5M2","shape":[1],"data_offsets":[1,2]},' +
+    const header =
+      '{"a":{"dtype":"F8_E4M3","shape":[1],"data_offsets":[0,1]},"b":{"dtype":"F8_E5M2","shape":[1],"data_offsets":[1,2]},' +
       '"c":{"dtype":"F8_E8M0","shape":[1],"data_offsets":[2,3]},"d":{"dtype":"F8_E4M3FNUZ","shape":[1],"data_offsets":[3,4]},"e":{"dtype":"F8_E5M2FNUZ","shape":[1],"data_offsets":[4,5]}}';
     const h = readSafetensorsHeader(bytesSource(file(header, [1, 2, 3, 4, 5])));
-    expect(h.tensors.map((t) => t.dtype)).toEqual(['float8e4m3fn', 'float8e5m2', 'float8e8m0', 'float8e4m3fnuz', 'float8e5m2fnuz']);
+    expect(h.tensors.map((t) => t.dtype)).toEqual([
+      'float8e4m3fn',
+      'float8e5m2',
+      'float8e8m0',
+      'float8e4m3fnuz',
+      'float8e5m2fnuz',
+    ]);
   });
 });
 
-const ONE = (dtype: string, shape: string, offsets: string) => `{"t":{"dtype":${dtype},"shape":${shape},"data_offsets":${offsets}}}`;
+const ONE = (dtype: string, shape: string, offsets: string) =>
+  `{"t":{"dtype":${dtype},"shape":${shape},"data_offsets":${offsets}}}`;
 
 describe('every way a safetensors file can be wrong has its own error', () => {
   const cases: [string, Uint8Array][] = [
@@ -100,10 +109,19 @@ describe('every way a safetensors file can be wrong has its own error', () => {
     ['QK_SAFETENSORS_HEADER_NOT_JSON', file('['.repeat(5000))],
     ['QK_SAFETENSORS_HEADER_NOT_OBJECT', file('[]')],
     ['QK_SAFETENSORS_HEADER_NOT_OBJECT', file('"x"')],
-    ['QK_SAFETENSORS_DUPLICATE_NAME', file('{"t":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"t":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}}', [1, 2])],
+    [
+      'QK_SAFETENSORS_DUPLICATE_NAME',
+      file(
+        '{"t":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"t":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}}',
+        [1, 2],
+      ),
+    ],
     ['QK_SAFETENSORS_BAD_TENSOR_ENTRY', file('{"t":[1]}')],
     ['QK_SAFETENSORS_BAD_TENSOR_ENTRY', file('{"t":{"shape":[1],"data_offsets":[0,1]}}', [1])],
-    ['QK_SAFETENSORS_BAD_TENSOR_ENTRY', file('{"t":{"dtype":"U8","dtype":"U8","shape":[1],"data_offsets":[0,1]}}', [1])],
+    [
+      'QK_SAFETENSORS_BAD_TENSOR_ENTRY',
+      file('{"t":{"dtype":"U8","dtype":"U8","shape":[1],"data_offsets":[0,1]}}', [1]),
+    ],
     ['QK_SAFETENSORS_BAD_TENSOR_ENTRY', file('{"t":{"dtype":"U8","shape":[1],"data_offsets":[0,1],"extra":0}}', [1])],
     ['QK_SAFETENSORS_BAD_TENSOR_ENTRY', file(ONE('8', '[1]', '[0,1]'), [1])],
     ['QK_SAFETENSORS_UNKNOWN_DTYPE', file(ONE('"F128"', '[1]', '[0,1]'), [1])],
@@ -128,11 +146,35 @@ describe('every way a safetensors file can be wrong has its own error', () => {
     ['QK_SAFETENSORS_LENGTH_MISMATCH', file(ONE('"F4"', '[4]', '[0,4]'), [1, 2, 3, 4])],
     ['QK_SAFETENSORS_OFFSET_OUT_OF_BOUNDS', file(ONE('"U8"', '[4]', '[0,4]'), [1, 2])],
     ['QK_SAFETENSORS_OFFSET_OUT_OF_BOUNDS', file(ONE('"U8"', '[1]', '[9007199254740990,9007199254740991]'), [1])],
-    ['QK_SAFETENSORS_OVERLAP', file('{"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},"b":{"dtype":"U8","shape":[2],"data_offsets":[1,3]}}', [1, 2, 3])],
-    ['QK_SAFETENSORS_OVERLAP', file('{"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},"b":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}}', [1, 2])],
-    ['QK_SAFETENSORS_OVERLAP', file('{"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},"b":{"dtype":"U8","shape":[0],"data_offsets":[1,1]}}', [1, 2])],
+    [
+      'QK_SAFETENSORS_OVERLAP',
+      file(
+        '{"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},"b":{"dtype":"U8","shape":[2],"data_offsets":[1,3]}}',
+        [1, 2, 3],
+      ),
+    ],
+    [
+      'QK_SAFETENSORS_OVERLAP',
+      file(
+        '{"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},"b":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}}',
+        [1, 2],
+      ),
+    ],
+    [
+      'QK_SAFETENSORS_OVERLAP',
+      file(
+        '{"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},"b":{"dtype":"U8","shape":[0],"data_offsets":[1,1]}}',
+        [1, 2],
+      ),
+    ],
     ['QK_SAFETENSORS_HOLE', file(ONE('"U8"', '[1]', '[1,2]'), [1, 2])],
-    ['QK_SAFETENSORS_HOLE', file('{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"b":{"dtype":"U8","shape":[1],"data_offsets":[2,3]}}', [1, 2, 3])],
+    [
+      'QK_SAFETENSORS_HOLE',
+      file(
+        '{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"b":{"dtype":"U8","shape":[1],"data_offsets":[2,3]}}',
+        [1, 2, 3],
+      ),
+    ],
     ['QK_SAFETENSORS_TRAILING_BYTES', file(ONE('"U8"', '[1]', '[0,1]'), [1, 2])],
     ['QK_SAFETENSORS_TRAILING_BYTES', file('{}', [1])],
     ['QK_SAFETENSORS_BAD_METADATA', file('{"__metadata__":{"n":1}}')],
@@ -169,7 +211,14 @@ describe('every way a safetensors file can be wrong has its own error', () => {
   it('readSafetensorsTensor re-checks a hand-made entry against the source', () => {
     const src = bytesSource(file(ONE('"U8"', '[2]', '[0,2]'), [1, 2]), 'bad.safetensors');
     const entry = readSafetensorsHeader(src).tensors[0]!;
-    const bad = (e: typeof entry) => { try { readSafetensorsTensor(src, e); return 'ok'; } catch (x) { return isQuantkitError(x) ? x.code : 'other'; } };
+    const bad = (e: typeof entry) => {
+      try {
+        readSafetensorsTensor(src, e);
+        return 'ok';
+      } catch (x) {
+        return isQuantkitError(x) ? x.code : 'other';
+      }
+    };
     expect(bad({ ...entry, offset: entry.offset + 1 })).toBe('QK_SAFETENSORS_OFFSET_OUT_OF_BOUNDS');
     expect(bad({ ...entry, dims: [3] })).toBe('QK_SAFETENSORS_LENGTH_MISMATCH');
     expect(bad(entry)).toBe('ok');

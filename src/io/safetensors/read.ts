@@ -39,7 +39,8 @@ export interface SafetensorsHeader {
   readonly dataOffset: number;
 }
 
-const FIX_HINT = 'the file is truncated or corrupt, or was not written by a safetensors writer; re-download or re-export it';
+const FIX_HINT =
+  'the file is truncated or corrupt, or was not written by a safetensors writer; re-download or re-export it';
 
 function fail(code: ErrorCode, src: ByteSource, message: string, hint = FIX_HINT): never {
   throw new QuantkitError(code, `${src.label}: ${message}`, hint);
@@ -62,40 +63,82 @@ function describe(v: JsonValue): string {
 }
 
 function parseMetadata(src: ByteSource, v: JsonValue): Record<string, string> {
-  if (!(v instanceof Map)) fail('QK_SAFETENSORS_BAD_METADATA', src, `__metadata__ is ${describe(v)}, but the format requires an object of string to string`);
+  if (!(v instanceof Map))
+    fail(
+      'QK_SAFETENSORS_BAD_METADATA',
+      src,
+      `__metadata__ is ${describe(v)}, but the format requires an object of string to string`,
+    );
   const pairs: [string, string][] = [];
   for (const [k, value] of v) {
-    if (typeof value !== 'string') fail('QK_SAFETENSORS_BAD_METADATA', src, `__metadata__[${JSON.stringify(k)}] is ${describe(value)}, but metadata values must be strings`);
+    if (typeof value !== 'string')
+      fail(
+        'QK_SAFETENSORS_BAD_METADATA',
+        src,
+        `__metadata__[${JSON.stringify(k)}] is ${describe(value)}, but metadata values must be strings`,
+      );
     pairs.push([k, value]);
   }
   // fromEntries defines own properties, so a key named "__proto__" stays data.
   return Object.fromEntries(pairs) as Record<string, string>;
 }
 
-interface RawEntry { name: string; dtype: DType; dims: number[]; begin: number; end: number }
+interface RawEntry {
+  name: string;
+  dtype: DType;
+  dims: number[];
+  begin: number;
+  end: number;
+}
 
 const ENTRY_KEYS = new Set(['dtype', 'shape', 'data_offsets']);
 
 function parseEntry(src: ByteSource, name: string, v: JsonValue): RawEntry {
   const at = `tensor ${JSON.stringify(name)}`;
-  if (!(v instanceof Map)) fail('QK_SAFETENSORS_BAD_TENSOR_ENTRY', src, `${at} is ${describe(v)}, expected an object with dtype, shape and data_offsets`);
+  if (!(v instanceof Map))
+    fail(
+      'QK_SAFETENSORS_BAD_TENSOR_ENTRY',
+      src,
+      `${at} is ${describe(v)}, expected an object with dtype, shape and data_offsets`,
+    );
   const entry: JsonObject = v;
   for (const key of entry.keys()) {
     // The format's JSON schema: additionalProperties false.
-    if (!ENTRY_KEYS.has(key)) fail('QK_SAFETENSORS_BAD_TENSOR_ENTRY', src, `${at} has unknown field ${JSON.stringify(key)}`);
+    if (!ENTRY_KEYS.has(key))
+      fail('QK_SAFETENSORS_BAD_TENSOR_ENTRY', src, `${at} has unknown field ${JSON.stringify(key)}`);
   }
   const dtypeName = entry.get('dtype');
-  if (typeof dtypeName !== 'string') fail('QK_SAFETENSORS_BAD_TENSOR_ENTRY', src, `${at}: dtype is ${dtypeName === undefined ? 'missing' : describe(dtypeName)}, expected a string`);
+  if (typeof dtypeName !== 'string')
+    fail(
+      'QK_SAFETENSORS_BAD_TENSOR_ENTRY',
+      src,
+      `${at}: dtype is ${dtypeName === undefined ? 'missing' : describe(dtypeName)}, expected a string`,
+    );
   const dtype = dtypeFromSafetensors(dtypeName);
   if (dtype === undefined) {
     if (isKnownUnsupportedSafetensorsDType(dtypeName)) {
-      fail('QK_SAFETENSORS_UNSUPPORTED_DTYPE', src, `${at} has dtype ${dtypeName}, which quantkit does not support`, `convert the tensor to one of ${SAFETENSORS_DTYPE_NAMES.join(', ')}`);
+      fail(
+        'QK_SAFETENSORS_UNSUPPORTED_DTYPE',
+        src,
+        `${at} has dtype ${dtypeName}, which quantkit does not support`,
+        `convert the tensor to one of ${SAFETENSORS_DTYPE_NAMES.join(', ')}`,
+      );
     }
-    fail('QK_SAFETENSORS_UNKNOWN_DTYPE', src, `${at} has unknown dtype ${JSON.stringify(dtypeName)}`, `safetensors dtypes quantkit reads: ${SAFETENSORS_DTYPE_NAMES.join(', ')}`);
+    fail(
+      'QK_SAFETENSORS_UNKNOWN_DTYPE',
+      src,
+      `${at} has unknown dtype ${JSON.stringify(dtypeName)}`,
+      `safetensors dtypes quantkit reads: ${SAFETENSORS_DTYPE_NAMES.join(', ')}`,
+    );
   }
 
   const shape = entry.get('shape');
-  if (!Array.isArray(shape)) fail('QK_SAFETENSORS_BAD_SHAPE', src, `${at}: shape is ${shape === undefined ? 'missing' : describe(shape)}, expected an array of non-negative integers`);
+  if (!Array.isArray(shape))
+    fail(
+      'QK_SAFETENSORS_BAD_SHAPE',
+      src,
+      `${at}: shape is ${shape === undefined ? 'missing' : describe(shape)}, expected an array of non-negative integers`,
+    );
   const dims: number[] = [];
   for (const d of shape) {
     const n = d instanceof JsonNumber ? d.safeInteger : undefined;
@@ -109,12 +152,20 @@ function parseEntry(src: ByteSource, name: string, v: JsonValue): RawEntry {
   // Overflow guard: the byte count must stay an exact double (files are far below 2^53 bytes).
   const count = dims.includes(0) ? 0 : dims.reduce((a, b) => a * b, 1);
   if (count * bits > Number.MAX_SAFE_INTEGER) {
-    fail('QK_SAFETENSORS_SHAPE_OVERFLOW', src, `${at}: shape [${dims.join(', ')}] of ${dtypeName} needs more bytes than any file can hold`);
+    fail(
+      'QK_SAFETENSORS_SHAPE_OVERFLOW',
+      src,
+      `${at}: shape [${dims.join(', ')}] of ${dtypeName} needs more bytes than any file can hold`,
+    );
   }
 
   const offsets = entry.get('data_offsets');
   if (!Array.isArray(offsets) || offsets.length !== 2) {
-    fail('QK_SAFETENSORS_BAD_OFFSETS', src, `${at}: data_offsets is ${offsets === undefined ? 'missing' : describe(offsets)}, expected [begin, end]`);
+    fail(
+      'QK_SAFETENSORS_BAD_OFFSETS',
+      src,
+      `${at}: data_offsets is ${offsets === undefined ? 'missing' : describe(offsets)}, expected [begin, end]`,
+    );
   }
   const [b, e] = offsets.map((o) => (o instanceof JsonNumber ? o.safeInteger : undefined));
   if (b === undefined || e === undefined || b < 0 || e < 0) {
@@ -125,25 +176,42 @@ function parseEntry(src: ByteSource, name: string, v: JsonValue): RawEntry {
   const need = exactBytes(count, bits);
   if (need === undefined) {
     // Upstream MisalignedSlice: a sub-byte tensor must fill whole bytes.
-    fail('QK_SAFETENSORS_MISALIGNED', src, `${at}: ${count} elements of ${dtypeName} (${bits} bits) do not fill whole bytes`);
+    fail(
+      'QK_SAFETENSORS_MISALIGNED',
+      src,
+      `${at}: ${count} elements of ${dtypeName} (${bits} bits) do not fill whole bytes`,
+    );
   }
   if (e - b !== need) {
-    fail('QK_SAFETENSORS_LENGTH_MISMATCH', src, `${at}: ${dtypeName} [${dims.join(', ')}] needs ${need} bytes but data_offsets [${b}, ${e}] span ${e - b}`);
+    fail(
+      'QK_SAFETENSORS_LENGTH_MISMATCH',
+      src,
+      `${at}: ${dtypeName} [${dims.join(', ')}] needs ${need} bytes but data_offsets [${b}, ${e}] span ${e - b}`,
+    );
   }
   return { name, dtype, dims, begin: b, end: e };
 }
 
 function readHeaderText(src: ByteSource): { text: string; headerLength: number } {
-  if (src.size < 8) fail('QK_SAFETENSORS_FILE_TOO_SHORT', src, `the file has ${src.size} bytes, fewer than the 8-byte header length`);
+  if (src.size < 8)
+    fail('QK_SAFETENSORS_FILE_TOO_SHORT', src, `the file has ${src.size} bytes, fewer than the 8-byte header length`);
   const lenBytes = src.read(0, 8);
   const n = new DataView(lenBytes.buffer, lenBytes.byteOffset, 8).getBigUint64(0, true);
   if (n > BigInt(SAFETENSORS_MAX_HEADER_BYTES)) {
-    fail('QK_SAFETENSORS_HEADER_TOO_LARGE', src, `the header claims ${n} bytes, over the ${SAFETENSORS_MAX_HEADER_BYTES}-byte limit`,
-      'safetensors readers refuse headers over 100 MB; the file is corrupt or hostile');
+    fail(
+      'QK_SAFETENSORS_HEADER_TOO_LARGE',
+      src,
+      `the header claims ${n} bytes, over the ${SAFETENSORS_MAX_HEADER_BYTES}-byte limit`,
+      'safetensors readers refuse headers over 100 MB; the file is corrupt or hostile',
+    );
   }
   const headerLength = Number(n);
   if (8 + headerLength > src.size) {
-    fail('QK_SAFETENSORS_HEADER_OUT_OF_BOUNDS', src, `the header claims ${headerLength} bytes but the file has only ${src.size - 8} after the length`);
+    fail(
+      'QK_SAFETENSORS_HEADER_OUT_OF_BOUNDS',
+      src,
+      `the header claims ${headerLength} bytes but the file has only ${src.size - 8} after the length`,
+    );
   }
   let text: string;
   try {
@@ -161,7 +229,8 @@ function parseHeaderJson(src: ByteSource, text: string): JsonValue {
     if (!(e instanceof JsonError)) throw e;
     if (e.kind === 'duplicate-key') {
       const [first] = e.path;
-      if (first === undefined) fail('QK_SAFETENSORS_DUPLICATE_NAME', src, `the header names a tensor twice (${e.message})`);
+      if (first === undefined)
+        fail('QK_SAFETENSORS_DUPLICATE_NAME', src, `the header names a tensor twice (${e.message})`);
       if (first === '__metadata__') fail('QK_SAFETENSORS_BAD_METADATA', src, `__metadata__ has a ${e.message}`);
       fail('QK_SAFETENSORS_BAD_TENSOR_ENTRY', src, `tensor ${JSON.stringify(first)} has a ${e.message}`);
     }
@@ -173,7 +242,8 @@ function parseHeaderJson(src: ByteSource, text: string): JsonValue {
 export function readSafetensorsHeader(src: ByteSource): SafetensorsHeader {
   const { text, headerLength } = readHeaderText(src);
   const root = parseHeaderJson(src, text);
-  if (!(root instanceof Map)) fail('QK_SAFETENSORS_HEADER_NOT_OBJECT', src, `the header is ${describe(root)}, expected a JSON object`);
+  if (!(root instanceof Map))
+    fail('QK_SAFETENSORS_HEADER_NOT_OBJECT', src, `the header is ${describe(root)}, expected a JSON object`);
 
   let metadata: Record<string, string> = {};
   const raw: RawEntry[] = [];
@@ -190,13 +260,25 @@ export function readSafetensorsHeader(src: ByteSource): SafetensorsHeader {
   let previous: RawEntry | undefined;
   for (const r of raw) {
     if (r.end > dataSize) {
-      fail('QK_SAFETENSORS_OFFSET_OUT_OF_BOUNDS', src, `tensor ${JSON.stringify(r.name)}: data_offsets [${r.begin}, ${r.end}] run past the ${dataSize}-byte buffer`);
+      fail(
+        'QK_SAFETENSORS_OFFSET_OUT_OF_BOUNDS',
+        src,
+        `tensor ${JSON.stringify(r.name)}: data_offsets [${r.begin}, ${r.end}] run past the ${dataSize}-byte buffer`,
+      );
     }
     if (r.begin < cursor) {
-      fail('QK_SAFETENSORS_OVERLAP', src, `tensor ${JSON.stringify(r.name)} [${r.begin}, ${r.end}) overlaps tensor ${JSON.stringify(previous?.name)} ending at ${cursor}`);
+      fail(
+        'QK_SAFETENSORS_OVERLAP',
+        src,
+        `tensor ${JSON.stringify(r.name)} [${r.begin}, ${r.end}) overlaps tensor ${JSON.stringify(previous?.name)} ending at ${cursor}`,
+      );
     }
     if (r.begin > cursor) {
-      fail('QK_SAFETENSORS_HOLE', src, `bytes [${cursor}, ${r.begin}) before tensor ${JSON.stringify(r.name)} belong to no tensor`);
+      fail(
+        'QK_SAFETENSORS_HOLE',
+        src,
+        `bytes [${cursor}, ${r.begin}) before tensor ${JSON.stringify(r.name)} belong to no tensor`,
+      );
     }
     cursor = r.end;
     previous = r;
@@ -206,7 +288,13 @@ export function readSafetensorsHeader(src: ByteSource): SafetensorsHeader {
     fail('QK_SAFETENSORS_TRAILING_BYTES', src, `the tensors cover ${cursor} bytes but the buffer has ${dataSize}`);
   }
 
-  const tensors: SafetensorsEntry[] = raw.map((r) => ({ name: r.name, dtype: r.dtype, dims: r.dims, offset: dataOffset + r.begin, length: r.end - r.begin }));
+  const tensors: SafetensorsEntry[] = raw.map((r) => ({
+    name: r.name,
+    dtype: r.dtype,
+    dims: r.dims,
+    offset: dataOffset + r.begin,
+    length: r.end - r.begin,
+  }));
   return { tensors, metadata, dataOffset };
 }
 
@@ -215,15 +303,28 @@ export function readSafetensorsTensor(src: ByteSource, entry: SafetensorsEntry):
   const at = `tensor ${JSON.stringify(entry.name)}`;
   const need = exactBytes(elementCount(entry.dims), dtypeInfo(entry.dtype).bits);
   if (need !== entry.length) {
-    fail('QK_SAFETENSORS_LENGTH_MISMATCH', src, `${at}: ${entry.dtype} [${entry.dims.join(', ')}] needs ${need ?? 'a whole number of'} bytes but the entry spans ${entry.length}`);
+    fail(
+      'QK_SAFETENSORS_LENGTH_MISMATCH',
+      src,
+      `${at}: ${entry.dtype} [${entry.dims.join(', ')}] needs ${need ?? 'a whole number of'} bytes but the entry spans ${entry.length}`,
+    );
   }
   if (!Number.isSafeInteger(entry.offset) || entry.offset < 0 || entry.offset + entry.length > src.size) {
-    fail('QK_SAFETENSORS_OFFSET_OUT_OF_BOUNDS', src, `${at}: bytes [${entry.offset}, ${entry.offset + entry.length}) are outside the ${src.size}-byte file`);
+    fail(
+      'QK_SAFETENSORS_OFFSET_OUT_OF_BOUNDS',
+      src,
+      `${at}: bytes [${entry.offset}, ${entry.offset + entry.length}) are outside the ${src.size}-byte file`,
+    );
   }
   const bytes = src.read(entry.offset, entry.length);
   if (entry.dtype === 'bool') {
     for (let i = 0; i < bytes.length; i++) {
-      if ((bytes[i] as number) > 1) fail('QK_SAFETENSORS_BAD_BOOL', src, `${at}: element ${i} is byte ${bytes[i]}, but BOOL elements must be 0 or 1`);
+      if ((bytes[i] as number) > 1)
+        fail(
+          'QK_SAFETENSORS_BAD_BOOL',
+          src,
+          `${at}: element ${i} is byte ${bytes[i]}, but BOOL elements must be 0 or 1`,
+        );
     }
   }
   const data = tensorDataFromBytes(entry.dtype, entry.dims, bytes, `${src.label}: ${at}`);

@@ -16,7 +16,8 @@ const SLOW_CASE_MS = 2000; // a hang detector, not a timing test: generous for a
 
 function rng(seed: number): () => number {
   let s = seed >>> 0;
-  return () => { // mulberry32
+  return () => {
+    // mulberry32
     s = (s + 0x6d2b79f5) >>> 0;
     let t = s;
     t = Math.imul(t ^ (t >>> 15), t | 1);
@@ -57,9 +58,25 @@ function withHeader(file: Uint8Array, edit: (json: string) => string, keepLength
 function mutate(base: Uint8Array, r: () => number): Uint8Array {
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)] as T;
   const int = (n: number) => Math.floor(r() * n);
-  const interesting = ['0', '1', '-1', '7', '8', '1e3', '2.5', '9007199254740993', '18446744073709551615', '4294967296', 'null', '"x"', '[]', '{}'];
+  const interesting = [
+    '0',
+    '1',
+    '-1',
+    '7',
+    '8',
+    '1e3',
+    '2.5',
+    '9007199254740993',
+    '18446744073709551615',
+    '4294967296',
+    'null',
+    '"x"',
+    '[]',
+    '{}',
+  ];
   switch (int(9)) {
-    case 0: { // flip bytes anywhere
+    case 0: {
+      // flip bytes anywhere
       const out = base.slice();
       for (let k = 1 + int(4); k > 0 && out.length > 0; k--) {
         const at = int(out.length);
@@ -67,42 +84,79 @@ function mutate(base: Uint8Array, r: () => number): Uint8Array {
       }
       return out;
     }
-    case 1: { // flip bytes in the length field or just after it
+    case 1: {
+      // flip bytes in the length field or just after it
       const out = base.slice();
       out[int(Math.min(out.length, 24))] = int(256);
       return out;
     }
-    case 2: return base.subarray(0, int(base.length)); // truncate
-    case 3: { // append junk
+    case 2:
+      return base.subarray(0, int(base.length)); // truncate
+    case 3: {
+      // append junk
       const out = new Uint8Array(base.length + 1 + int(16));
       out.set(base);
       for (let i = base.length; i < out.length; i++) out[i] = int(256);
       return out;
     }
-    case 4: { // header length edits, including absurd u64 values
+    case 4: {
+      // header length edits, including absurd u64 values
       const out = base.slice();
       const v = pick([0n, 1n, 7n, 100_000_000n, 100_000_001n, 2n ** 53n, 2n ** 63n, 2n ** 64n - 1n, BigInt(int(512))]);
       new DataView(out.buffer).setBigUint64(0, v, true);
       return out;
     }
     case 5: // rewrite one number in the header (offsets, shapes)
-      return withHeader(base, (j) => {
-        const nums = [...j.matchAll(/\d+/g)];
-        const m = nums.length ? pick(nums) : undefined;
-        return m === undefined ? j : j.slice(0, m.index) + pick(interesting) + j.slice((m.index) + m[0].length);
-      }, false);
+      return withHeader(
+        base,
+        (j) => {
+          const nums = [...j.matchAll(/\d+/g)];
+          const m = nums.length ? pick(nums) : undefined;
+          return m === undefined ? j : j.slice(0, m.index) + pick(interesting) + j.slice(m.index + m[0].length);
+        },
+        false,
+      );
     case 6: // rewrite one token (dtype names, keys, punctuation)
-      return withHeader(base, (j) => {
-        const at = int(j.length);
-        return j.slice(0, at) + pick(['"', ',', '{', '}', '[', ']', ':', '\\', '"BOOL"', '"F4"', '"I8"', '"__metadata__"', '"dtype"', '\u0000', 'é']) + j.slice(at + int(3));
-      }, r() < 0.2);
+      return withHeader(
+        base,
+        (j) => {
+          const at = int(j.length);
+          return (
+            j.slice(0, at) +
+            pick([
+              '"',
+              ',',
+              '{',
+              '}',
+              '[',
+              ']',
+              ':',
+              '\\',
+              '"BOOL"',
+              '"F4"',
+              '"I8"',
+              '"__metadata__"',
+              '"dtype"',
+              '\u0000',
+              'é',
+            ]) +
+            j.slice(at + int(3))
+          );
+        },
+        r() < 0.2,
+      );
     case 7: // duplicate a tensor entry under the same or a new name
-      return withHeader(base, (j) => {
-        const m = /"([^"]+)":\{"dtype"[^}]*\}/.exec(j);
-        if (!m) return j;
-        return j.replace(m[0], `${m[0]},${r() < 0.5 ? m[0] : m[0].replace(`"${m[1]}"`, '"other"')}`);
-      }, false);
-    default: { // swap two data bytes regions by resizing the buffer part
+      return withHeader(
+        base,
+        (j) => {
+          const m = /"([^"]+)":\{"dtype"[^}]*\}/.exec(j);
+          if (!m) return j;
+          return j.replace(m[0], `${m[0]},${r() < 0.5 ? m[0] : m[0].replace(`"${m[1]}"`, '"other"')}`);
+        },
+        false,
+      );
+    default: {
+      // swap two data bytes regions by resizing the buffer part
       const out = base.slice();
       for (let k = 0; k < 8; k++) out[Math.max(0, out.length - 1 - int(32))] = int(256);
       return out;
@@ -116,7 +170,13 @@ function guarded(bytes: Uint8Array): ByteSource {
     size: bytes.length,
     label: 'fuzz.safetensors',
     read(offset, length) {
-      if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > bytes.length) {
+      if (
+        !Number.isSafeInteger(offset) ||
+        !Number.isSafeInteger(length) ||
+        offset < 0 ||
+        length < 0 ||
+        offset + length > bytes.length
+      ) {
         throw new Error(`read(${offset}, ${length}) outside the ${bytes.length}-byte file`);
       }
       return bytes.subarray(offset, offset + length);
@@ -141,7 +201,9 @@ describe('safetensors reader fuzz', () => {
         ok++;
       } catch (e) {
         if (!isQuantkitError(e)) {
-          throw new Error(`case ${i} (seed ${SEED}) threw a non-QuantkitError: ${String(e)}; bytes: ${Buffer.from(bytes).toString('base64')}`);
+          throw new Error(
+            `case ${i} (seed ${SEED}) threw a non-QuantkitError: ${String(e)}; bytes: ${Buffer.from(bytes).toString('base64')}`,
+          );
         }
         codes.set(e.code, (codes.get(e.code) ?? 0) + 1);
       }

@@ -22,11 +22,14 @@ function errorOf(text: string): JsonError {
 
 describe('parseStrictJson', () => {
   it('agrees with JSON.parse on every JSON value fast-check makes (no duplicate keys there)', () => {
-    fc.assert(fc.property(fc.jsonValue(), (v) => {
-      const text = JSON.stringify(v);
-      // JSON.parse is the reference; -0 prints as 0 so compare after the same round trip.
-      expect(plain(parseStrictJson(text))).toEqual(JSON.parse(text));
-    }), { numRuns: 300 });
+    fc.assert(
+      fc.property(fc.jsonValue(), (v) => {
+        const text = JSON.stringify(v);
+        // JSON.parse is the reference; -0 prints as 0 so compare after the same round trip.
+        expect(plain(parseStrictJson(text))).toEqual(JSON.parse(text));
+      }),
+      { numRuns: 300 },
+    );
   });
 
   it('decodes escapes and surrogate pairs', () => {

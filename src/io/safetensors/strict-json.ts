@@ -8,7 +8,10 @@
  */
 
 export class JsonNumber {
-  constructor(readonly value: number, readonly integerLiteral: boolean) {}
+  constructor(
+    readonly value: number,
+    readonly integerLiteral: boolean,
+  ) {}
 
   /** The value if the literal was a plain integer that a double holds exactly, else undefined. */
   get safeInteger(): number | undefined {
@@ -23,7 +26,12 @@ export type JsonErrorKind = 'syntax' | 'duplicate-key' | 'too-deep';
 
 /** Thrown by parseStrictJson; `path` holds the object keys leading to the fault. */
 export class JsonError extends Error {
-  constructor(readonly kind: JsonErrorKind, message: string, readonly position: number, readonly path: readonly string[]) {
+  constructor(
+    readonly kind: JsonErrorKind,
+    message: string,
+    readonly position: number,
+    readonly path: readonly string[],
+  ) {
     super(message);
     this.name = 'JsonError';
   }
@@ -41,15 +49,28 @@ export function parseStrictJson(text: string, maxDepth = DEFAULT_MAX_DEPTH): Jso
 }
 
 // Character codes used by the scanner.
-const QUOTE = 0x22, BACKSLASH = 0x5c, COMMA = 0x2c, COLON = 0x3a;
-const LBRACE = 0x7b, RBRACE = 0x7d, LBRACKET = 0x5b, RBRACKET = 0x5d;
-const MINUS = 0x2d, PLUS = 0x2b, DOT = 0x2e, ZERO = 0x30, NINE = 0x39;
+const QUOTE = 0x22,
+  BACKSLASH = 0x5c,
+  COMMA = 0x2c,
+  COLON = 0x3a;
+const LBRACE = 0x7b,
+  RBRACE = 0x7d,
+  LBRACKET = 0x5b,
+  RBRACKET = 0x5d;
+const MINUS = 0x2d,
+  PLUS = 0x2b,
+  DOT = 0x2e,
+  ZERO = 0x30,
+  NINE = 0x39;
 
 class Parser {
   pos = 0;
   private readonly path: string[] = [];
 
-  constructor(private readonly s: string, private readonly maxDepth: number) {}
+  constructor(
+    private readonly s: string,
+    private readonly maxDepth: number,
+  ) {}
 
   fail(message: string, kind: JsonErrorKind = 'syntax'): never {
     throw new JsonError(kind, `${message} at character ${this.pos}`, this.pos, [...this.path]);
@@ -69,12 +90,18 @@ class Parser {
   parseValue(depth: number): JsonValue {
     const c = this.s.charCodeAt(this.pos);
     switch (c) {
-      case LBRACE: return this.parseObject(depth + 1);
-      case LBRACKET: return this.parseArray(depth + 1);
-      case QUOTE: return this.parseString();
-      case 0x74: return this.literal('true', true);
-      case 0x66: return this.literal('false', false);
-      case 0x6e: return this.literal('null', null);
+      case LBRACE:
+        return this.parseObject(depth + 1);
+      case LBRACKET:
+        return this.parseArray(depth + 1);
+      case QUOTE:
+        return this.parseString();
+      case 0x74:
+        return this.literal('true', true);
+      case 0x66:
+        return this.literal('false', false);
+      case 0x6e:
+        return this.literal('null', null);
       default:
         if (c === MINUS || (c >= ZERO && c <= NINE)) return this.parseNumber();
         return this.fail(Number.isNaN(c) ? 'unexpected end of JSON' : `unexpected character '${this.s[this.pos]}'`);
@@ -159,11 +186,17 @@ class Parser {
     const first = s.charCodeAt(i);
     if (first === ZERO) i++;
     else if (first > ZERO && first <= NINE) i = digitsEnd(s, i);
-    else { this.pos = i; this.fail('expected a digit'); }
+    else {
+      this.pos = i;
+      this.fail('expected a digit');
+    }
     if (s.charCodeAt(i) === DOT) {
       integer = false;
       const j = digitsEnd(s, i + 1);
-      if (j === i + 1) { this.pos = j; this.fail('expected a digit after the decimal point'); }
+      if (j === i + 1) {
+        this.pos = j;
+        this.fail('expected a digit after the decimal point');
+      }
       i = j;
     }
     const e = s.charCodeAt(i);
@@ -173,7 +206,10 @@ class Parser {
       const sign = s.charCodeAt(i);
       if (sign === PLUS || sign === MINUS) i++;
       const j = digitsEnd(s, i);
-      if (j === i) { this.pos = j; this.fail('expected a digit in the exponent'); }
+      if (j === i) {
+        this.pos = j;
+        this.fail('expected a digit in the exponent');
+      }
       i = j;
     }
     this.pos = i;
@@ -192,29 +228,60 @@ class Parser {
         this.pos = i + 1;
         return out;
       }
-      if (Number.isNaN(c)) { this.pos = i; this.fail('unterminated string'); }
-      if (c < 0x20) { this.pos = i; this.fail('raw control character in a string'); }
-      if (c !== BACKSLASH) { i++; continue; }
+      if (Number.isNaN(c)) {
+        this.pos = i;
+        this.fail('unterminated string');
+      }
+      if (c < 0x20) {
+        this.pos = i;
+        this.fail('raw control character in a string');
+      }
+      if (c !== BACKSLASH) {
+        i++;
+        continue;
+      }
       out += s.slice(chunkStart, i);
       const esc = s.charCodeAt(i + 1);
       i += 2;
       switch (esc) {
-        case QUOTE: out += '"'; break;
-        case BACKSLASH: out += '\\'; break;
-        case 0x2f: out += '/'; break;
-        case 0x62: out += '\b'; break;
-        case 0x66: out += '\f'; break;
-        case 0x6e: out += '\n'; break;
-        case 0x72: out += '\r'; break;
-        case 0x74: out += '\t'; break;
+        case QUOTE:
+          out += '"';
+          break;
+        case BACKSLASH:
+          out += '\\';
+          break;
+        case 0x2f:
+          out += '/';
+          break;
+        case 0x62:
+          out += '\b';
+          break;
+        case 0x66:
+          out += '\f';
+          break;
+        case 0x6e:
+          out += '\n';
+          break;
+        case 0x72:
+          out += '\r';
+          break;
+        case 0x74:
+          out += '\t';
+          break;
         case 0x75: {
           const unit = this.hex4(i);
           i += 4;
           // RFC 8259 §8.2: a lone surrogate is not a character; serde_json refuses it too.
           if (unit >= 0xd800 && unit <= 0xdbff) {
-            if (s.charCodeAt(i) !== BACKSLASH || s.charCodeAt(i + 1) !== 0x75) { this.pos = i; this.fail('lone surrogate in \\u escape'); }
+            if (s.charCodeAt(i) !== BACKSLASH || s.charCodeAt(i + 1) !== 0x75) {
+              this.pos = i;
+              this.fail('lone surrogate in \\u escape');
+            }
             const low = this.hex4(i + 2);
-            if (low < 0xdc00 || low > 0xdfff) { this.pos = i; this.fail('lone surrogate in \\u escape'); }
+            if (low < 0xdc00 || low > 0xdfff) {
+              this.pos = i;
+              this.fail('lone surrogate in \\u escape');
+            }
             i += 6;
             out += String.fromCharCode(unit, low);
           } else if (unit >= 0xdc00 && unit <= 0xdfff) {
@@ -241,7 +308,10 @@ class Parser {
       if (c >= ZERO && c <= NINE) d = c - ZERO;
       else if (c >= 0x61 && c <= 0x66) d = c - 0x61 + 10;
       else if (c >= 0x41 && c <= 0x46) d = c - 0x41 + 10;
-      else { this.pos = at + k; return this.fail('expected 4 hex digits in \\u escape'); }
+      else {
+        this.pos = at + k;
+        return this.fail('expected 4 hex digits in \\u escape');
+      }
       v = v * 16 + d;
     }
     return v;

@@ -30,14 +30,27 @@ function subByteBits(dtype: DType): 2 | 4 | undefined {
  * Decodes `bytes` (exactly storageBytes(dtype, count) long) into fresh tensor storage. The
  * result never aliases `bytes`, so a caller may reuse its read buffer.
  */
-export function tensorDataFromBytes(dtype: DType, dims: readonly number[], bytes: Uint8Array, where: string): TensorData {
+export function tensorDataFromBytes(
+  dtype: DType,
+  dims: readonly number[],
+  bytes: Uint8Array,
+  where: string,
+): TensorData {
   const count = elementCount(dims);
   const need = storageBytes(dtype, count);
   if (dtype === 'string') {
-    throw new QuantkitError('QK_UNSUPPORTED_DTYPE', `${where}: string tensors have no fixed-width byte form`, 'store strings outside safetensors');
+    throw new QuantkitError(
+      'QK_UNSUPPORTED_DTYPE',
+      `${where}: string tensors have no fixed-width byte form`,
+      'store strings outside safetensors',
+    );
   }
   if (bytes.length !== need) {
-    throw new QuantkitError('QK_TENSOR_DATA_LENGTH', `${where}: ${dtype} [${dims.join(', ')}] needs ${need} bytes but has ${bytes.length}`, 'the file is truncated or its header is wrong; re-export it');
+    throw new QuantkitError(
+      'QK_TENSOR_DATA_LENGTH',
+      `${where}: ${dtype} [${dims.join(', ')}] needs ${need} bytes but has ${bytes.length}`,
+      'the file is truncated or its header is wrong; re-export it',
+    );
   }
   const sub = subByteBits(dtype);
   if (sub !== undefined) {
@@ -56,11 +69,19 @@ export function tensorDataFromBytes(dtype: DType, dims: readonly number[], bytes
 export function assertStorageMatches(t: Tensor, where: string): void {
   const expected = allocData(t.dtype, 0);
   if (Array.isArray(t.data) || t.data.constructor !== expected.constructor) {
-    throw new QuantkitError('QK_TENSOR_STORAGE_MISMATCH', `${where}: ${t.dtype} tensor holds ${Array.isArray(t.data) ? 'string[]' : t.data.constructor.name}, expected ${expected.constructor.name}`, 'build tensors with makeTensor/allocData');
+    throw new QuantkitError(
+      'QK_TENSOR_STORAGE_MISMATCH',
+      `${where}: ${t.dtype} tensor holds ${Array.isArray(t.data) ? 'string[]' : t.data.constructor.name}, expected ${expected.constructor.name}`,
+      'build tensors with makeTensor/allocData',
+    );
   }
   const count = elementCount(t.dims);
   if (t.data.length !== count) {
-    throw new QuantkitError('QK_TENSOR_SIZE_MISMATCH', `${where}: dims [${t.dims.join(', ')}] need ${count} elements but the data has ${t.data.length}`, 'check the dims and the data length agree');
+    throw new QuantkitError(
+      'QK_TENSOR_SIZE_MISMATCH',
+      `${where}: dims [${t.dims.join(', ')}] need ${count} elements but the data has ${t.data.length}`,
+      'check the dims and the data length agree',
+    );
   }
 }
 
@@ -70,7 +91,11 @@ export function assertStorageMatches(t: Tensor, where: string): void {
  */
 export function tensorDataToBytes(t: Tensor, where: string): Uint8Array {
   if (t.dtype === 'string') {
-    throw new QuantkitError('QK_UNSUPPORTED_DTYPE', `${where}: string tensors have no fixed-width byte form`, 'store strings outside safetensors');
+    throw new QuantkitError(
+      'QK_UNSUPPORTED_DTYPE',
+      `${where}: string tensors have no fixed-width byte form`,
+      'store strings outside safetensors',
+    );
   }
   assertStorageMatches(t, where);
   const data = t.data as Exclude<TensorData, string[]>;

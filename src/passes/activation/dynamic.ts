@@ -5,7 +5,14 @@ import { floatAttr, GraphEditor, intAttr, loadFloat32 } from './graph-util.js';
 import { opsetRaiseNote, settleOpset } from '../opset-floor.js';
 import { dropUnreadInitializers } from './qdq.js';
 import { equalizeNormScales } from './smoothquant.js';
-import { DEFAULT_TARGET, type Target, type WeightForm, weightFormFor, type WeightFormReport, weightFormReport } from './weight-form.js';
+import {
+  DEFAULT_TARGET,
+  type Target,
+  type WeightForm,
+  weightFormFor,
+  type WeightFormReport,
+  weightFormReport,
+} from './weight-form.js';
 
 /**
  * int8-dynamic: weights quantized ahead (s8 per output channel, symmetric, in the target's weight
@@ -53,7 +60,11 @@ export interface DynamicReport {
 
 export const DEFAULT_DYNAMIC_FORM = 'integer' as const;
 
-interface Site { node: GraphNode; weight: string; dims: readonly number[] }
+interface Site {
+  node: GraphNode;
+  weight: string;
+  dims: readonly number[];
+}
 
 function findSites(model: Model, opts: DynamicOptions, skipped: DynamicReport['skipped']): Site[] {
   const g = model.graph;
@@ -62,18 +73,43 @@ function findSites(model: Model, opts: DynamicOptions, skipped: DynamicReport['s
   for (const n of topologicalOrder(g)) {
     if (n.domain !== '' || !['MatMul', 'Gemm', 'Conv'].includes(n.opType)) continue;
     const skip = (reason: string) => skipped.push({ node: n.name, opType: n.opType, reason });
-    if (exclude.has(n.opType) || exclude.has(n.name)) { skip('excluded (`exclude`)'); continue; }
+    if (exclude.has(n.opType) || exclude.has(n.name)) {
+      skip('excluded (`exclude`)');
+      continue;
+    }
     const w = g.initializers.get(n.inputs[1] ?? '');
-    if (!w || w.dtype !== 'float32') { skip('weight is not an fp32 initializer'); continue; }
-    if (g.initializers.has(n.inputs[0] ?? '')) { skip('constant on the activation side'); continue; }
-    if (n.opType === 'Conv' && opts.conv !== true) { skip('Conv kept in fp32 (ORT\'s ConvInteger is slower than fp32 Conv; use int8-static for convolutions)'); continue; }
-    if (n.opType === 'Conv' && w.dims.length !== 4) { skip(`Conv weight of rank ${w.dims.length} (2-D convolutions only)`); continue; }
-    if (n.opType !== 'Conv' && w.dims.length !== 2) { skip(`weight of rank ${w.dims.length}`); continue; }
-    if (n.opType === 'Gemm' && (intAttr(n, 'transA', 0) !== 0 || floatAttr(n, 'alpha', 1) !== 1 || floatAttr(n, 'beta', 1) !== 1)) { skip('Gemm with transA or alpha/beta ≠ 1'); continue; }
+    if (!w || w.dtype !== 'float32') {
+      skip('weight is not an fp32 initializer');
+      continue;
+    }
+    if (g.initializers.has(n.inputs[0] ?? '')) {
+      skip('constant on the activation side');
+      continue;
+    }
+    if (n.opType === 'Conv' && opts.conv !== true) {
+      skip("Conv kept in fp32 (ORT's ConvInteger is slower than fp32 Conv; use int8-static for convolutions)");
+      continue;
+    }
+    if (n.opType === 'Conv' && w.dims.length !== 4) {
+      skip(`Conv weight of rank ${w.dims.length} (2-D convolutions only)`);
+      continue;
+    }
+    if (n.opType !== 'Conv' && w.dims.length !== 2) {
+      skip(`weight of rank ${w.dims.length}`);
+      continue;
+    }
+    if (
+      n.opType === 'Gemm' &&
+      (intAttr(n, 'transA', 0) !== 0 || floatAttr(n, 'alpha', 1) !== 1 || floatAttr(n, 'beta', 1) !== 1)
+    ) {
+      skip('Gemm with transA or alpha/beta ≠ 1');
+      continue;
+    }
     sites.push({ node: n, weight: w.name, dims: w.dims });
   }
   if (opts.keepFirstLast && sites.length > 0) {
-    for (const s of [sites.shift(), sites.pop()]) if (s) skipped.push({ node: s.node.name, opType: s.node.opType, reason: 'kept in fp32 (`keepFirstLast`)' });
+    for (const s of [sites.shift(), sites.pop()])
+      if (s) skipped.push({ node: s.node.name, opType: s.node.opType, reason: 'kept in fp32 (`keepFirstLast`)' });
   }
   return sites;
 }
@@ -102,17 +138,27 @@ export function quantizeDynamic(model: Model, opts: DynamicOptions = {}): Dynami
   const weightForm = opts.weightForm ?? (opts.perToken ? 'full' : weightFormFor(target));
   let channelsTotal = 0;
   let reducedTotal = 0;
-  const report: DynamicReport = { form: opts.perToken ? 'per-token' : form, quantizedNodes: [], skipped: [], notes: [], weights: weightFormReport(weightForm, target, 0, 0) };
+  const report: DynamicReport = {
+    form: opts.perToken ? 'per-token' : form,
+    quantizedNodes: [],
+    skipped: [],
+    notes: [],
+    weights: weightFormReport(weightForm, target, 0, 0),
+  };
   // One activation scale per tensor (per row with perToken) cannot serve a channel many times
   // larger than the rest: fold the norm's per-channel magnitude into the weights first (exact in
   // fp32, no data needed; smoothquant.ts equalizeNormScales).
   const eq = equalizeNormScales(model, { exclude: opts.exclude });
-  if (eq.groups.length > 0) report.notes.push(`${eq.groups.length} normalization scale(s) folded into the weights they feed (${eq.groups.map((gr) => gr.foldedInto).join(', ')})`);
+  if (eq.groups.length > 0)
+    report.notes.push(
+      `${eq.groups.length} normalization scale(s) folded into the weights they feed (${eq.groups.map((gr) => gr.foldedInto).join(', ')})`,
+    );
   const sites = findSites(model, opts, report.skipped);
   // One DynamicQuantizeLinear per activation tensor, shared by every site that reads it.
   const dql = new Map<string, { q: string; s: string; z: string }>();
   const perTokenQ = new Map<string, { q: string; s: string }>();
-  if (form === 'contrib' && !opts.perToken && sites.some((s) => s.node.opType !== 'Conv')) model.opsets.set('com.microsoft', model.opsets.get('com.microsoft') ?? 1);
+  if (form === 'contrib' && !opts.perToken && sites.some((s) => s.node.opType !== 'Conv'))
+    model.opsets.set('com.microsoft', model.opsets.get('com.microsoft') ?? 1);
 
   for (const site of sites) {
     const n = site.node;
@@ -135,7 +181,9 @@ export function quantizeDynamic(model: Model, opts: DynamicOptions = {}): Dynami
       const ws = ed.constant(`${site.weight}_scale`, 'float32', [M, 1, 1], scales);
       const y32 = ed.name(`${base}_int32`);
       const conv = ed.node('ConvInteger', [d.q, wq, d.z, wz], [y32]);
-      conv.attributes = n.attributes.filter((a) => ['auto_pad', 'dilations', 'group', 'kernel_shape', 'pads', 'strides'].includes(a.name));
+      conv.attributes = n.attributes.filter((a) =>
+        ['auto_pad', 'dilations', 'group', 'kernel_shape', 'pads', 'strides'].includes(a.name),
+      );
       const scaled = rescale(ed, y32, d.s, ws, base, bias ? undefined : y);
       if (bias) addBias(ed, g, scaled, bias, [M, 1, 1], y);
       g.nodes.splice(g.nodes.indexOf(n), 1);
@@ -181,7 +229,13 @@ export function quantizeDynamic(model: Model, opts: DynamicOptions = {}): Dynami
   // DynamicQuantizeLinear and Round are opset 11, MatMulInteger/ConvInteger 10.
   const raised = settleOpset(model);
   if (raised) report.notes.push(opsetRaiseNote(raised));
-  report.weights = weightFormReport(weightForm, target, channelsTotal, reducedTotal, opts.perToken === true && opts.weightForm === undefined);
+  report.weights = weightFormReport(
+    weightForm,
+    target,
+    channelsTotal,
+    reducedTotal,
+    opts.perToken === true && opts.weightForm === undefined,
+  );
   return report;
 }
 
@@ -224,7 +278,9 @@ function perTokenOf(ed: GraphEditor, cache: Map<string, { q: string; s: string }
   const amax = ed.name(`${x}_row_absmax`);
   // ReduceMax: axes is an attribute up to opset 17, an input from opset 18.
   if (opset >= 18) {
-    ed.node('ReduceMax', [abs, ed.constant(`${x}_last_axis`, 'int64', [1], BigInt64Array.of(-1n))], [amax], { keepdims: 1 });
+    ed.node('ReduceMax', [abs, ed.constant(`${x}_last_axis`, 'int64', [1], BigInt64Array.of(-1n))], [amax], {
+      keepdims: 1,
+    });
   } else {
     ed.node('ReduceMax', [abs], [amax], { keepdims: 1 }).attributes.push(...ed.intsAttribute('axes', [-1]));
   }

@@ -31,10 +31,19 @@ export class GraphEditor {
   }
 
   /** Appends a node (callers re-sort the graph topologically at the end). Attributes are INTs. */
-  node(opType: string, inputs: string[], outputs: string[], attrs: Record<string, number> = {}, domain = ''): GraphNode {
+  node(
+    opType: string,
+    inputs: string[],
+    outputs: string[],
+    attrs: Record<string, number> = {},
+    domain = '',
+  ): GraphNode {
     const n: GraphNode = {
       name: this.name(`${outputs[0] ?? opType}_node`),
-      opType, domain, inputs, outputs,
+      opType,
+      domain,
+      inputs,
+      outputs,
       attributes: Object.entries(attrs).map(([k, v]) => makeAttr(k, v, 'int')),
     };
     this.graph.nodes.push(n);
@@ -48,7 +57,11 @@ export { floatAttr, intAttr } from '../../graph/attributes.js';
 export function loadFloat32(init: Initializer): Float32Array {
   const t = init.load();
   if (!(t.data instanceof Float32Array)) {
-    throw new QuantkitError('QK_WEIGHT_NOT_FLOAT32', `initializer '${init.name}' is ${t.dtype}, not float32`, 'activation quantization reads fp32 models; convert the model to fp32 first');
+    throw new QuantkitError(
+      'QK_WEIGHT_NOT_FLOAT32',
+      `initializer '${init.name}' is ${t.dtype}, not float32`,
+      'activation quantization reads fp32 models; convert the model to fp32 first',
+    );
   }
   return t.data;
 }

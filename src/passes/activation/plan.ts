@@ -23,7 +23,15 @@ import { intAttr, loadFloat32 } from './graph-util.js';
  *    magnitude reaches MASK_CONSTANT (the −1e4 causal mask), or any tensor that also feeds a
  *    Softmax. One u8 range over scores ±25 and a −1e4 mask has a step of ~39 and wipes the scores.
  */
-export const VALUE_PRESERVING = new Set(['Reshape', 'Transpose', 'Flatten', 'Squeeze', 'Unsqueeze', 'MaxPool', 'Identity']);
+export const VALUE_PRESERVING = new Set([
+  'Reshape',
+  'Transpose',
+  'Flatten',
+  'Squeeze',
+  'Unsqueeze',
+  'MaxPool',
+  'Identity',
+]);
 export const INTEGER_OPS = new Set(['Conv', 'Gemm', 'MatMul']);
 /** |constant| at or above this marks an additive mask / large offset (masks use −1e4 … −1e9, −inf). */
 export const MASK_CONSTANT = 1e3;
@@ -43,11 +51,17 @@ export interface QuantTensor {
   readonly source: string;
 }
 
-export interface SkippedSite { readonly node: string; readonly opType: string; readonly reason: string }
+export interface SkippedSite {
+  readonly node: string;
+  readonly opType: string;
+  readonly reason: string;
+}
 
 /** Output ranges fixed by the op's definition. */
 export const KNOWN_RANGE: Readonly<Record<string, { lo: number; hi: number }>> = {
-  Softmax: { lo: 0, hi: 1 }, Sigmoid: { lo: 0, hi: 1 }, Tanh: { lo: -1, hi: 1 },
+  Softmax: { lo: 0, hi: 1 },
+  Sigmoid: { lo: 0, hi: 1 },
+  Tanh: { lo: -1, hi: 1 },
 };
 
 export interface StaticPlan {
@@ -77,7 +91,17 @@ function weightAxis(node: GraphNode, rank: number): number {
 }
 
 /** Ops through which a constant stays a constant (a mask sliced to the sequence length, cast, …). */
-const CONSTANT_CARRIERS = new Set(['Slice', 'Gather', 'Reshape', 'Unsqueeze', 'Squeeze', 'Expand', 'Cast', 'Transpose', 'Identity']);
+const CONSTANT_CARRIERS = new Set([
+  'Slice',
+  'Gather',
+  'Reshape',
+  'Unsqueeze',
+  'Squeeze',
+  'Expand',
+  'Cast',
+  'Transpose',
+  'Identity',
+]);
 
 /** max |c| of a tensor derived from an initializer alone (through CONSTANT_CARRIERS), else 0. */
 function constantMagnitude(graph: Graph, name: string, prod: Map<string, GraphNode>, depth = 0): number {
@@ -98,13 +122,20 @@ function constantMagnitude(graph: Graph, name: string, prod: Map<string, GraphNo
 }
 
 /** Why a source tensor must stay float (mask-like, softmax input), or undefined. */
-export function maskReason(graph: Graph, tensor: string, prod: Map<string, GraphNode>, cons: Map<string, GraphNode[]>): string | undefined {
-  if ((cons.get(tensor) ?? []).some((n) => n.opType === 'Softmax' || n.opType === 'LogSoftmax')) return `'${tensor}' feeds a Softmax (kept in float)`;
+export function maskReason(
+  graph: Graph,
+  tensor: string,
+  prod: Map<string, GraphNode>,
+  cons: Map<string, GraphNode[]>,
+): string | undefined {
+  if ((cons.get(tensor) ?? []).some((n) => n.opType === 'Softmax' || n.opType === 'LogSoftmax'))
+    return `'${tensor}' feeds a Softmax (kept in float)`;
   const p = prod.get(tensor);
   if (p && (p.opType === 'Add' || p.opType === 'Sub' || p.opType === 'Where' || p.opType === 'Mul')) {
     for (const i of p.inputs) {
       const m = constantMagnitude(graph, i, prod);
-      if (m >= MASK_CONSTANT || m !== m) return `'${tensor}' is ${p.opType} with constant '${i}' of magnitude ${m} (a mask or large offset; kept in float)`;
+      if (m >= MASK_CONSTANT || m !== m)
+        return `'${tensor}' is ${p.opType} with constant '${i}' of magnitude ${m} (a mask or large offset; kept in float)`;
     }
   }
   return undefined;
@@ -144,16 +175,34 @@ export function planStaticQuant(model: Model, opts: PlanOptions = {}): StaticPla
   for (const n of topologicalOrder(g)) {
     if (n.domain !== '' || !INTEGER_OPS.has(n.opType)) continue;
     const skip = (reason: string) => skipped.push({ node: n.name, opType: n.opType, reason });
-    if (exclude.has(n.opType) || exclude.has(n.name)) { skip('excluded (`exclude`)'); continue; }
+    if (exclude.has(n.opType) || exclude.has(n.name)) {
+      skip('excluded (`exclude`)');
+      continue;
+    }
     const w = g.initializers.get(n.inputs[1] ?? '');
-    if (n.opType === 'Gemm' && intAttr(n, 'transA', 0) !== 0) { skip('Gemm with transA'); continue; }
-    if (g.initializers.has(n.inputs[0] ?? '')) { skip('constant on the activation side'); continue; }
+    if (n.opType === 'Gemm' && intAttr(n, 'transA', 0) !== 0) {
+      skip('Gemm with transA');
+      continue;
+    }
+    if (g.initializers.has(n.inputs[0] ?? '')) {
+      skip('constant on the activation side');
+      continue;
+    }
     if (w) {
-      if (w.dtype !== 'float32') { skip(`weight '${w.name}' is ${w.dtype}`); continue; }
-      if (w.dims.length < 2) { skip(`weight '${w.name}' of rank ${w.dims.length}`); continue; }
+      if (w.dtype !== 'float32') {
+        skip(`weight '${w.name}' is ${w.dtype}`);
+        continue;
+      }
+      if (w.dims.length < 2) {
+        skip(`weight '${w.name}' of rank ${w.dims.length}`);
+        continue;
+      }
       candidates.push({ node: n, activationSlots: [0], weightSlot: 1, weightAxis: weightAxis(n, w.dims.length) });
     } else if (n.opType === 'MatMul') {
-      if (opts.activationMatMul === false) { skip('MatMul of two activations (activationMatMul off)'); continue; }
+      if (opts.activationMatMul === false) {
+        skip('MatMul of two activations (activationMatMul off)');
+        continue;
+      }
       candidates.push({ node: n, activationSlots: [0, 1], weightSlot: -1, weightAxis: -1 });
     } else {
       skip('weight is not a constant initializer');
@@ -162,9 +211,18 @@ export function planStaticQuant(model: Model, opts: PlanOptions = {}): StaticPla
 
   if (opts.keepFirstLast && candidates.length > 0) {
     const first = candidates.shift() as StaticSite;
-    skipped.push({ node: first.node.name, opType: first.node.opType, reason: 'first layer kept in fp32 (`keepFirstLast`)' });
+    skipped.push({
+      node: first.node.name,
+      opType: first.node.opType,
+      reason: 'first layer kept in fp32 (`keepFirstLast`)',
+    });
     const last = candidates.pop();
-    if (last) skipped.push({ node: last.node.name, opType: last.node.opType, reason: 'last layer kept in fp32 (`keepFirstLast`)' });
+    if (last)
+      skipped.push({
+        node: last.node.name,
+        opType: last.node.opType,
+        reason: 'last layer kept in fp32 (`keepFirstLast`)',
+      });
   }
 
   const sites: StaticSite[] = [];
@@ -174,10 +232,14 @@ export function planStaticQuant(model: Model, opts: PlanOptions = {}): StaticPla
     const chains = site.activationSlots.map((s) => chainTo(site.node.inputs[s] as string, prod));
     let reason: string | undefined;
     for (const chain of chains) {
-      if (!chain.every((t) => isFloatActivation(g, t))) reason ??= `input '${chain[chain.length - 1]}' is not a float activation`;
+      if (!chain.every((t) => isFloatActivation(g, t)))
+        reason ??= `input '${chain[chain.length - 1]}' is not a float activation`;
       for (const t of chain) reason ??= maskReason(g, t, prod, cons);
     }
-    if (reason) { skipped.push({ node: site.node.name, opType: site.node.opType, reason }); continue; }
+    if (reason) {
+      skipped.push({ node: site.node.name, opType: site.node.opType, reason });
+      continue;
+    }
     for (const chain of chains) {
       const source = chain[0] as string;
       if (!sources.includes(source)) sources.push(source);

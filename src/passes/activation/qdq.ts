@@ -4,9 +4,19 @@ import { paramsFromRange } from '../../quant/affine.js';
 import { quantizeWeightPerChannel } from '../../quant/int8-quant.js';
 import { floatAttr, GraphEditor, loadFloat32, rewireInput } from './graph-util.js';
 import { VALUE_PRESERVING, type SkippedSite, type StaticPlan } from './plan.js';
-import { DEFAULT_TARGET, type Target, type WeightForm, weightFormFor, type WeightFormReport, weightFormReport } from './weight-form.js';
+import {
+  DEFAULT_TARGET,
+  type Target,
+  type WeightForm,
+  weightFormFor,
+  type WeightFormReport,
+  weightFormReport,
+} from './weight-form.js';
 
-export interface Range { readonly lo: number; readonly hi: number }
+export interface Range {
+  readonly lo: number;
+  readonly hi: number;
+}
 
 export interface QdqOptions {
   /** 'uint8' asymmetric (default, ORT's fast u8×s8 path) or 'int8' symmetric activations. */
@@ -56,7 +66,12 @@ function activationParams(r: Range, type: 'uint8' | 'int8') {
  *                DequantizeLinear(axis=0) — the form ORT folds into QLinearConv/QGemm
  * Rewrites `model` in place. `ranges` holds a calibrated range for every plan source.
  */
-export function insertStaticQdq(model: Model, plan: StaticPlan, ranges: Map<string, Range>, opts: QdqOptions = {}): StaticReport {
+export function insertStaticQdq(
+  model: Model,
+  plan: StaticPlan,
+  ranges: Map<string, Range>,
+  opts: QdqOptions = {},
+): StaticReport {
   const g = model.graph;
   const ed = new GraphEditor(g);
   const type = opts.activationType ?? 'uint8';
@@ -71,8 +86,14 @@ export function insertStaticQdq(model: Model, plan: StaticPlan, ranges: Map<stri
     const p = activationParams(r, type);
     sourceParams.set(source, {
       scale: ed.constant(`${source}_scale`, 'float32', [], Float32Array.of(p.scale)),
-      zp: ed.constant(`${source}_zero_point`, type, [], type === 'uint8' ? Uint8Array.of(p.zeroPoint) : Int8Array.of(p.zeroPoint)),
-      s: p.scale, z: p.zeroPoint,
+      zp: ed.constant(
+        `${source}_zero_point`,
+        type,
+        [],
+        type === 'uint8' ? Uint8Array.of(p.zeroPoint) : Int8Array.of(p.zeroPoint),
+      ),
+      s: p.scale,
+      z: p.zeroPoint,
     });
   }
 
@@ -87,8 +108,11 @@ export function insertStaticQdq(model: Model, plan: StaticPlan, ranges: Map<stri
     tensorsReport.push({ name: t, source, lo: r.lo, hi: r.hi, scale: sp.s, zeroPoint: sp.z });
     const q = ed.name(`${t}${Q_SUFFIX}`);
     const dq = ed.name(`${t}${DQ_SUFFIX}`);
-    const readers = (cons.get(t) ?? []).filter((n) =>
-      siteNodes.has(n) || (VALUE_PRESERVING.has(n.opType) && n.inputs[0] === t && plan.tensors.has(n.outputs[0] ?? '')));
+    const readers = (cons.get(t) ?? []).filter(
+      (n) =>
+        siteNodes.has(n) ||
+        (VALUE_PRESERVING.has(n.opType) && n.inputs[0] === t && plan.tensors.has(n.outputs[0] ?? '')),
+    );
     if (readers.length === 0) continue;
     ed.node('QuantizeLinear', [t, sp.scale, sp.zp], [q]);
     ed.node('DequantizeLinear', [q, sp.scale, sp.zp], [dq]);
@@ -121,7 +145,13 @@ export function insertStaticQdq(model: Model, plan: StaticPlan, ranges: Map<stri
     if (!w) {
       const init = g.initializers.get(wName);
       if (!init) continue;
-      const { codes, scales, reducedChannels } = quantizeWeightPerChannel(loadFloat32(init), init.dims, site.weightAxis, wName, form);
+      const { codes, scales, reducedChannels } = quantizeWeightPerChannel(
+        loadFloat32(init),
+        init.dims,
+        site.weightAxis,
+        wName,
+        form,
+      );
       const channels = scales.length;
       channelsTotal += channels;
       reducedTotal += reducedChannels;
@@ -142,7 +172,15 @@ export function insertStaticQdq(model: Model, plan: StaticPlan, ranges: Map<stri
     const gemmPlain = n.opType !== 'Gemm' || (floatAttr(n, 'alpha', 1) === 1 && floatAttr(n, 'beta', 1) === 1);
     const xSource = plan.tensors.get(firstInput.get(n) ?? '')?.source;
     const xs = xSource ? sourceParams.get(xSource)?.s : undefined;
-    if (bName && bInit && bInit.dtype === 'float32' && bInit.dims.length === 1 && bInit.dims[0] === w.scales.length && gemmPlain && xs !== undefined) {
+    if (
+      bName &&
+      bInit &&
+      bInit.dtype === 'float32' &&
+      bInit.dims.length === 1 &&
+      bInit.dims[0] === w.scales.length &&
+      gemmPlain &&
+      xs !== undefined
+    ) {
       const b = loadFloat32(bInit);
       const c = w.scales.length;
       const q = new Int32Array(c);
@@ -153,7 +191,10 @@ export function insertStaticQdq(model: Model, plan: StaticPlan, ranges: Map<stri
         bs[k] = s;
         let v = Math.round((b[k] as number) / s);
         if (v - (b[k] as number) / s === 0.5 && v % 2 !== 0) v -= 1;
-        if (v > INT32_MAX || v < -INT32_MAX) { v = Math.max(-INT32_MAX, Math.min(INT32_MAX, v)); clamped++; }
+        if (v > INT32_MAX || v < -INT32_MAX) {
+          v = Math.max(-INT32_MAX, Math.min(INT32_MAX, v));
+          clamped++;
+        }
         q[k] = v;
       }
       if (clamped > 0) notes.push(`bias '${bName}': ${clamped} value(s) clamped to int32 (tiny s_x·s_w)`);
@@ -170,7 +211,13 @@ export function insertStaticQdq(model: Model, plan: StaticPlan, ranges: Map<stri
 
   g.nodes = topologicalOrder(g);
   dropUnreadInitializers(model);
-  return { quantizedNodes, skipped: plan.skipped, tensors: tensorsReport, notes, weights: weightFormReport(form, target, channelsTotal, reducedTotal) };
+  return {
+    quantizedNodes,
+    skipped: plan.skipped,
+    tensors: tensorsReport,
+    notes,
+    weights: weightFormReport(form, target, channelsTotal, reducedTotal),
+  };
 }
 
 /** Removes initializers no node reads and no graph output names (the replaced fp32 weights). */

@@ -33,12 +33,18 @@ function weightTransposed(n: GraphNode): boolean {
 }
 
 /** Multiplies reduction row k of a MatMul/Gemm weight (column k when transposed) by s[k]. */
-function scaleWeightRows(data: Float32Array, dims: readonly number[], transposed: boolean, s: Float32Array): Float32Array {
+function scaleWeightRows(
+  data: Float32Array,
+  dims: readonly number[],
+  transposed: boolean,
+  s: Float32Array,
+): Float32Array {
   const out = new Float32Array(data.length);
   const rows = dims[0] as number;
   const cols = dims[1] as number;
   for (let r = 0; r < rows; r++) {
-    for (let c = 0; c < cols; c++) out[r * cols + c] = (data[r * cols + c] as number) * (s[transposed ? c : r] as number);
+    for (let c = 0; c < cols; c++)
+      out[r * cols + c] = (data[r * cols + c] as number) * (s[transposed ? c : r] as number);
   }
   return out;
 }
@@ -53,7 +59,13 @@ export function findSmoothSites(model: Model, opts: { exclude?: readonly string[
   const exclude = new Set(opts.exclude ?? []);
   const groups = new Map<string, SmoothSite>();
   for (const n of topologicalOrder(g)) {
-    if ((n.opType !== 'MatMul' && n.opType !== 'Gemm') || n.domain !== '' || exclude.has(n.name) || exclude.has(n.opType)) continue;
+    if (
+      (n.opType !== 'MatMul' && n.opType !== 'Gemm') ||
+      n.domain !== '' ||
+      exclude.has(n.name) ||
+      exclude.has(n.opType)
+    )
+      continue;
     if (n.opType === 'Gemm' && intAttr(n, 'transA', 0) !== 0) continue;
     const x = n.inputs[0] as string;
     const w = g.initializers.get(n.inputs[1] ?? '');
@@ -70,7 +82,13 @@ export function findSmoothSites(model: Model, opts: { exclude?: readonly string[
 }
 
 /** Rewrites `model` in place with smoothing factors from the per-channel activation maxima. */
-export function applySmoothQuant(model: Model, sites: readonly SmoothSite[], actAbsMax: Map<string, Float32Array>, alpha = 0.5, opts: { foldOnly?: boolean } = {}): SmoothQuantReport {
+export function applySmoothQuant(
+  model: Model,
+  sites: readonly SmoothSite[],
+  actAbsMax: Map<string, Float32Array>,
+  alpha = 0.5,
+  opts: { foldOnly?: boolean } = {},
+): SmoothQuantReport {
   const g = model.graph;
   const ed = new GraphEditor(g);
   const prod = producers(g);
@@ -90,7 +108,12 @@ export function applySmoothQuant(model: Model, sites: readonly SmoothSite[], act
     const weights = site.matmuls.map((m) => {
       const w = m.inputs[1] as string;
       const init = g.initializers.get(w);
-      return { name: w, dims: init?.dims ?? [], transposed: weightTransposed(m), data: init ? loadFloat32(init) : new Float32Array(0) };
+      return {
+        name: w,
+        dims: init?.dims ?? [],
+        transposed: weightTransposed(m),
+        data: init ? loadFloat32(init) : new Float32Array(0),
+      };
     });
     const wMax = new Float64Array(K);
     for (const w of weights) {
@@ -116,12 +139,21 @@ export function applySmoothQuant(model: Model, sites: readonly SmoothSite[], act
       after = Math.max(after, a / v);
     }
     for (const w of weights) {
-      g.initializers.set(w.name, memoryInitializer(w.name, makeTensor('float32', w.dims, scaleWeightRows(w.data, w.dims, w.transposed, s))));
+      g.initializers.set(
+        w.name,
+        memoryInitializer(w.name, makeTensor('float32', w.dims, scaleWeightRows(w.data, w.dims, w.transposed, s))),
+      );
       done.add(w.name);
     }
 
     const foldedInto = tail ? foldIntoTail(model, tail, s) : insertMul(ed, site, s);
-    report.groups.push({ activation: site.activation, matmuls: site.matmuls.map((m) => m.name), foldedInto, maxAbsBefore: before, maxAbsAfter: after });
+    report.groups.push({
+      activation: site.activation,
+      matmuls: site.matmuls.map((m) => m.name),
+      foldedInto,
+      maxAbsBefore: before,
+      maxAbsAfter: after,
+    });
   }
   g.nodes = topologicalOrder(g);
   return report;
@@ -142,15 +174,22 @@ interface AffineTail {
  * (x·γ + β)/s = x·(γ/s) + β/s, so dividing the constants is exact whatever came before.
  * X must feed only the site's MatMuls (Shape readers see dims only) and not be a graph output.
  */
-function affineTail(model: Model, site: SmoothSite, prod: Map<string, GraphNode>, cons: Map<string, GraphNode[]>): AffineTail | undefined {
+function affineTail(
+  model: Model,
+  site: SmoothSite,
+  prod: Map<string, GraphNode>,
+  cons: Map<string, GraphNode[]>,
+): AffineTail | undefined {
   const g = model.graph;
   const K = site.channels;
   const x = site.activation;
   const readers = cons.get(x) ?? [];
-  if (readers.some((r) => !site.matmuls.includes(r) && r.opType !== 'Shape') || g.outputs.some((o) => o.name === x)) return undefined;
+  if (readers.some((r) => !site.matmuls.includes(r) && r.opType !== 'Shape') || g.outputs.some((o) => o.name === x))
+    return undefined;
   const perChannel = (name: string | undefined, reader: GraphNode): boolean => {
     const init = name ? g.initializers.get(name) : undefined;
-    if (!init || init.dtype !== 'float32' || init.dims.length < 1 || init.dims[init.dims.length - 1] !== K) return false;
+    if (!init || init.dtype !== 'float32' || init.dims.length < 1 || init.dims[init.dims.length - 1] !== K)
+      return false;
     if (init.dims.slice(0, -1).some((d) => d !== 1)) return false;
     return (cons.get(name as string) ?? []).every((c) => c === reader);
   };
@@ -166,21 +205,32 @@ function affineTail(model: Model, site: SmoothSite, prod: Map<string, GraphNode>
   if (p.opType === 'LayerNormalization' && p.outputs[0] === x) {
     const [, scale, bias] = p.inputs;
     if (!perChannel(scale, p) || (bias && !perChannel(bias, p))) return undefined;
-    return { label: `LayerNormalization '${p.name}'`, constants: [scale as string, ...(bias ? [bias] : [])], scale: scale as string, bias: bias || undefined };
+    return {
+      label: `LayerNormalization '${p.name}'`,
+      constants: [scale as string, ...(bias ? [bias] : [])],
+      scale: scale as string,
+      bias: bias || undefined,
+    };
   }
   let mul = p;
   let bias: string | undefined;
   if (p.opType === 'Add') {
     const add = split(p);
     const m = add ? prod.get(add.data) : undefined;
-    if (!add || !m || (cons.get(add.data) ?? []).length !== 1 || g.outputs.some((o) => o.name === add.data)) return undefined;
+    if (!add || !m || (cons.get(add.data) ?? []).length !== 1 || g.outputs.some((o) => o.name === add.data))
+      return undefined;
     mul = m;
     bias = add.c;
   }
   if (mul.opType !== 'Mul' || mul.domain !== '') return undefined;
   const scale = split(mul)?.c;
   if (!scale) return undefined;
-  return { label: `Mul '${mul.name}'${bias ? ` and Add '${p.name}'` : ''}`, constants: [scale, ...(bias ? [bias] : [])], scale, bias };
+  return {
+    label: `Mul '${mul.name}'${bias ? ` and Add '${p.name}'` : ''}`,
+    constants: [scale, ...(bias ? [bias] : [])],
+    scale,
+    bias,
+  };
 }
 
 /** Divides the tail's constants by s (channel k by s[k]). */
@@ -222,7 +272,10 @@ function outlierRatio(a: Float32Array): number {
   return median > 0 ? max / median : Infinity;
 }
 
-export function equalizeNormScales(model: Model, opts: { exclude?: readonly string[] | undefined } = {}): SmoothQuantReport {
+export function equalizeNormScales(
+  model: Model,
+  opts: { exclude?: readonly string[] | undefined } = {},
+): SmoothQuantReport {
   const g = model.graph;
   const prod = producers(g);
   const cons = consumers(g);
@@ -232,7 +285,9 @@ export function equalizeNormScales(model: Model, opts: { exclude?: readonly stri
     const tail = affineTail(model, site, prod, cons);
     if (!tail) continue;
     const gamma = loadFloat32(g.initializers.get(tail.scale) as NonNullable<ReturnType<typeof g.initializers.get>>);
-    const beta = tail.bias ? loadFloat32(g.initializers.get(tail.bias) as NonNullable<ReturnType<typeof g.initializers.get>>) : undefined;
+    const beta = tail.bias
+      ? loadFloat32(g.initializers.get(tail.bias) as NonNullable<ReturnType<typeof g.initializers.get>>)
+      : undefined;
     const a = new Float32Array(site.channels);
     for (let k = 0; k < a.length; k++) a[k] = Math.abs(gamma[k] as number) + Math.abs(beta?.[k] ?? 0);
     if (outlierRatio(a) < OUTLIER_RATIO) continue;

@@ -23,19 +23,20 @@ describe('pair-safe s8 weights', () => {
   });
 
   it('no pair of u8 × code products saturates, in any order of the channel (property, brute force)', () => {
-    fc.assert(fc.property(
-      fc.array(fc.float({ min: -4, max: 4, noNaN: true }), { minLength: 2, maxLength: 24 }),
-      (w) => {
+    fc.assert(
+      fc.property(fc.array(fc.float({ min: -4, max: 4, noNaN: true }), { minLength: 2, maxLength: 24 }), (w) => {
         const { codes } = quantizeWeightPerChannel(Float32Array.from(w), [1, w.length], 0, 'w');
         const a = Float64Array.of(255, 255);
         for (let i = 0; i < codes.length; i++) {
           for (let j = i + 1; j < codes.length; j++) {
-            if (pairSaturationError(a, 0, 1, Float64Array.of(codes[i] as number, codes[j] as number), 0, 1, 2) !== 0) return false;
+            if (pairSaturationError(a, 0, 1, Float64Array.of(codes[i] as number, codes[j] as number), 0, 1, 2) !== 0)
+              return false;
           }
         }
         return true;
-      },
-    ), { numRuns: 300 });
+      }),
+      { numRuns: 300 },
+    );
   });
 
   it('full range does saturate on the same kind of channel (the property above can fail)', () => {

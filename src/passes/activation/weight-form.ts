@@ -49,13 +49,19 @@ export interface WeightFormReport {
   readonly reason: string;
 }
 
-export function weightFormReport(form: WeightForm, target: Target | null, channels: number, reducedChannels: number, signedActivations = false): WeightFormReport {
+export function weightFormReport(
+  form: WeightForm,
+  target: Target | null,
+  channels: number,
+  reducedChannels: number,
+  signedActivations = false,
+): WeightFormReport {
   const reason = signedActivations
     ? 'full-range s8 [-127, 127]: per-token s8 × s8 kernels do not saturate on any CPU'
     : form === 'full'
-    ? `full-range s8 [-127, 127]${target ? ` for \`target\` ${target}` : ''}: exact only where u8×s8 kernels accumulate in int32 (VNNI, ARM, WebAssembly); x86 without VNNI saturates pairs of products`
-    : form === 'pair-safe'
-      ? `pair-safe s8 (${reducedChannels} of ${channels} channels' scales raised) so u8×s8 kernels without VNNI cannot saturate; \`target\` vnni|arm|wasm for full range`
-      : `7-bit s8 [-64, 64] on all ${channels} channels so u8×s8 kernels without VNNI cannot saturate`;
+      ? `full-range s8 [-127, 127]${target ? ` for \`target\` ${target}` : ''}: exact only where u8×s8 kernels accumulate in int32 (VNNI, ARM, WebAssembly); x86 without VNNI saturates pairs of products`
+      : form === 'pair-safe'
+        ? `pair-safe s8 (${reducedChannels} of ${channels} channels' scales raised) so u8×s8 kernels without VNNI cannot saturate; \`target\` vnni|arm|wasm for full range`
+        : `7-bit s8 [-64, 64] on all ${channels} channels so u8×s8 kernels without VNNI cannot saturate`;
   return { form, target, channels, reducedChannels, reason };
 }

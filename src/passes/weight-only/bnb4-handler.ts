@@ -26,9 +26,18 @@ export function dataFreeSearch(type: Bnb4Type): boolean {
 }
 
 /** The quantizer's options for data-free nf4 / fp4 (here and for worker threads, jobs.ts). */
-export function dataFreeBnb4Options(type: Bnb4Type, blockSize: number, options: Pick<WeightOnlyOptions, 'rtn' | 'doubleQuant'>): Bnb4Options {
+export function dataFreeBnb4Options(
+  type: Bnb4Type,
+  blockSize: number,
+  options: Pick<WeightOnlyOptions, 'rtn' | 'doubleQuant'>,
+): Bnb4Options {
   // Data-free nf4 stores the plain absmax (dataFreeSearch says why).
-  return { type, blockSize, rtn: (options.rtn ?? false) || !dataFreeSearch(type), doubleQuant: options.doubleQuant ?? false };
+  return {
+    type,
+    blockSize,
+    rtn: (options.rtn ?? false) || !dataFreeSearch(type),
+    doubleQuant: options.doubleQuant ?? false,
+  };
 }
 
 /** nf4 / fp4: com.microsoft MatMulBnb4 replacing the MatMul (or Gemm); see quant/bnb4-quant.ts. */
@@ -36,7 +45,10 @@ function apply(type: Bnb4Type) {
   return (weight: string, sites: readonly WeightSite[], ctx: HandlerContext) => {
     const o = dataFreeBnb4Options(type, ctx.blockSize, ctx.options);
     const absmax = o.rtn ?? false;
-    const done = new Map<string, { inputs: string[]; sqnr: number; bytes: number; dqBytes: number | undefined; K: number; N: number }>();
+    const done = new Map<
+      string,
+      { inputs: string[]; sqnr: number; bytes: number; dqBytes: number | undefined; K: number; N: number }
+    >();
     for (const site of sites) {
       const view = linearShape(site); // K, N and id only: a result computed ahead needs no load
       const viewId = viewIdOf(view.id);
@@ -51,7 +63,12 @@ function apply(type: Bnb4Type) {
           try {
             w = quantizeBnb4Fast(wt(), o);
           } catch (e) {
-            if (e instanceof NonFiniteWeight) throw new QuantkitError('QK_NONFINITE_WEIGHTS', `weight '${weight}' has a non-finite value (${e.value})`, 'fix the weights, or `exclude` this tensor');
+            if (e instanceof NonFiniteWeight)
+              throw new QuantkitError(
+                'QK_NONFINITE_WEIGHTS',
+                `weight '${weight}' has a non-finite value (${e.value})`,
+                'fix the weights, or `exclude` this tensor',
+              );
             throw e;
           }
         }
@@ -60,11 +77,28 @@ function apply(type: Bnb4Type) {
           addInitializer(ctx.graph, ctx.name(`${weight}_absmax`), makeTensor('float32', [w.absmax.length], w.absmax)),
         ];
         // The quantizer's own sums when it kept them (GPTQ's results: from a dequantized copy).
-        const sqnr = w.noiseSq !== undefined && w.signalSq !== undefined ? (w.noiseSq === 0 ? Infinity : 10 * Math.log10(w.signalSq / w.noiseSq)) : sqnrDb(wt(), dequantizeBnb4(w, type, ctx.blockSize));
-        q = { inputs, sqnr, bytes: w.packed.length + 4 * w.absmax.length, dqBytes: w.doubleQuantBytes === undefined ? undefined : w.packed.length + w.doubleQuantBytes, K: view.K, N: view.N };
+        const sqnr =
+          w.noiseSq !== undefined && w.signalSq !== undefined
+            ? w.noiseSq === 0
+              ? Infinity
+              : 10 * Math.log10(w.signalSq / w.noiseSq)
+            : sqnrDb(wt(), dequantizeBnb4(w, type, ctx.blockSize));
+        q = {
+          inputs,
+          sqnr,
+          bytes: w.packed.length + 4 * w.absmax.length,
+          dqBytes: w.doubleQuantBytes === undefined ? undefined : w.packed.length + w.doubleQuantBytes,
+          K: view.K,
+          N: view.N,
+        };
         done.set(viewId, q);
       }
-      replaceLinear(site, ctx, 'MatMulBnb4', q.inputs, { K: q.K, N: q.N, block_size: ctx.blockSize, quant_type: BNB4_QUANT_TYPE[type] });
+      replaceLinear(site, ctx, 'MatMulBnb4', q.inputs, {
+        K: q.K,
+        N: q.N,
+        block_size: ctx.blockSize,
+        quant_type: BNB4_QUANT_TYPE[type],
+      });
     }
     const all = [...done.values()];
     const bytes = all.reduce((s, d) => s + d.bytes, 0);
@@ -73,9 +107,17 @@ function apply(type: Bnb4Type) {
     else if (absmax && !ctx.options.precomputed?.gptq?.has(weight)) notes.push('absmax per block (bitsandbytes)');
     if (ctx.options.doubleQuant) {
       const dq = all.reduce((s, d) => s + (d.dqBytes ?? d.bytes), 0);
-      notes.push(`double-quant: stored as fp32 absmax (MatMulBnb4 reads fp32 only); ${bytes - dq} bytes smaller in a format carrying 8-bit constants`);
+      notes.push(
+        `double-quant: stored as fp32 absmax (MatMulBnb4 reads fp32 only); ${bytes - dq} bytes smaller in a format carrying 8-bit constants`,
+      );
     }
-    return { scheme: type, form: `MatMulBnb4(${type}, block=${ctx.blockSize})`, sqnrDb: Math.min(...all.map((d) => d.sqnr)), note: notes.join('; '), addedBytes: bytes };
+    return {
+      scheme: type,
+      form: `MatMulBnb4(${type}, block=${ctx.blockSize})`,
+      sqnrDb: Math.min(...all.map((d) => d.sqnr)),
+      note: notes.join('; '),
+      addedBytes: bytes,
+    };
   };
 }
 

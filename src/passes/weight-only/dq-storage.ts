@@ -29,10 +29,14 @@ import type { HandlerContext, WeightHandler, WeightSite } from './types.js';
 export function outputChannelAxis(site: WeightSite): number {
   const rank = site.weight.dims.length;
   switch (site.node.opType) {
-    case 'MatMul': return rank - 1;
-    case 'Gemm': return intAttr(site.node, 'transB', 0) === 1 ? 0 : 1;
-    case 'Conv': return 0;
-    default: return 0; // Gather: one scale per embedding row
+    case 'MatMul':
+      return rank - 1;
+    case 'Gemm':
+      return intAttr(site.node, 'transB', 0) === 1 ? 0 : 1;
+    case 'Conv':
+      return 0;
+    default:
+      return 0; // Gather: one scale per embedding row
   }
 }
 
@@ -47,7 +51,12 @@ const FLT_MIN = 2 ** -126;
 
 function loadFloat32(site: WeightSite): Float32Array {
   const t = site.weight.load();
-  if (!(t.data instanceof Float32Array)) throw new QuantkitError('QK_WEIGHT_NOT_FLOAT32', `weight '${site.weight.name}' is ${t.dtype}, not float32`, 'weight-only quantization reads fp32 weights');
+  if (!(t.data instanceof Float32Array))
+    throw new QuantkitError(
+      'QK_WEIGHT_NOT_FLOAT32',
+      `weight '${site.weight.name}' is ${t.dtype}, not float32`,
+      'weight-only quantization reads fp32 weights',
+    );
   return t.data;
 }
 
@@ -65,33 +74,83 @@ export interface StoredTensor {
  * scale for the whole tensor) and puts the node that widens it back in the prologue. Readers are
  * the caller's to rewire.
  */
-export type TensorStore = (weight: string, data: Float32Array, dims: readonly number[], axis: number | undefined, ctx: HandlerContext) => StoredTensor;
+export type TensorStore = (
+  weight: string,
+  data: Float32Array,
+  dims: readonly number[],
+  axis: number | undefined,
+  ctx: HandlerContext,
+) => StoredTensor;
 
 /** DequantizeLinear of (codes, scale) in the prologue; a per-tensor scale is a scalar, with no axis. */
-function dequantizeNode(weight: string, q: string, scale: Float32Array, axis: number | undefined, ctx: HandlerContext): { out: string; scaleBytes: number } {
-  const sName = addInitializer(ctx.graph, ctx.name(`${weight}_scale`), makeTensor('float32', axis === undefined ? [] : [scale.length], scale));
+function dequantizeNode(
+  weight: string,
+  q: string,
+  scale: Float32Array,
+  axis: number | undefined,
+  ctx: HandlerContext,
+): { out: string; scaleBytes: number } {
+  const sName = addInitializer(
+    ctx.graph,
+    ctx.name(`${weight}_scale`),
+    makeTensor('float32', axis === undefined ? [] : [scale.length], scale),
+  );
   const out = ctx.name(`${weight}_dequantized`);
-  ctx.prologue.push(node('DequantizeLinear', [q, sName], [out], ctx.name(`${weight}_DequantizeLinear`), axis === undefined ? {} : { axis }));
+  ctx.prologue.push(
+    node(
+      'DequantizeLinear',
+      [q, sName],
+      [out],
+      ctx.name(`${weight}_DequantizeLinear`),
+      axis === undefined ? {} : { axis },
+    ),
+  );
   return { out, scaleBytes: 4 * scale.length };
 }
 
-function storeInt8With(weight: string, w: Int8Weights, dims: readonly number[], axis: number | undefined, ctx: HandlerContext): StoredTensor {
+function storeInt8With(
+  weight: string,
+  w: Int8Weights,
+  dims: readonly number[],
+  axis: number | undefined,
+  ctx: HandlerContext,
+): StoredTensor {
   const qName = addInitializer(ctx.graph, ctx.name(`${weight}_quantized`), makeTensor('int8', [...dims], w.codes));
   const d = dequantizeNode(weight, qName, w.scale, axis, ctx);
-  return { out: d.out, scheme: 'int8', form: axis === undefined ? 'DequantizeLinear(per-tensor)' : `DequantizeLinear(axis=${axis})`, sqnrDb: w.sqnrDb, addedBytes: w.codes.length + d.scaleBytes };
+  return {
+    out: d.out,
+    scheme: 'int8',
+    form: axis === undefined ? 'DequantizeLinear(per-tensor)' : `DequantizeLinear(axis=${axis})`,
+    sqnrDb: w.sqnrDb,
+    addedBytes: w.codes.length + d.scaleBytes,
+  };
 }
 
 export const int8Store: TensorStore = (weight, data, dims, axis, ctx) =>
   // Per-tensor: the whole tensor as one channel.
-  storeInt8With(weight, axis === undefined ? quantizeInt8Channels(data, [1, data.length], 0, weight) : quantizeInt8Channels(data, dims, axis, weight), dims, axis, ctx);
+  storeInt8With(
+    weight,
+    axis === undefined
+      ? quantizeInt8Channels(data, [1, data.length], 0, weight)
+      : quantizeInt8Channels(data, dims, axis, weight),
+    dims,
+    axis,
+    ctx,
+  );
 
 function int8Apply(weight: string, sites: readonly WeightSite[], ctx: HandlerContext) {
   const first = sites[0] as WeightSite;
   const dims = [...first.weight.dims];
   const axis = outputChannelAxis(first);
-  const w = ctx.options.precomputed?.int8.get(int8Key(weight, axis)) ?? quantizeInt8Channels(loadFloat32(first), dims, axis, weight);
+  const w =
+    ctx.options.precomputed?.int8.get(int8Key(weight, axis)) ??
+    quantizeInt8Channels(loadFloat32(first), dims, axis, weight);
   const r = storeInt8With(weight, w, dims, axis, ctx);
-  rewireInputs(sites.map((s) => s.node), weight, r.out);
+  rewireInputs(
+    sites.map((s) => s.node),
+    weight,
+    r.out,
+  );
   return { scheme: r.scheme, form: r.form, sqnrDb: r.sqnrDb, note: '', addedBytes: r.addedBytes };
 }
 
@@ -123,7 +182,13 @@ export function float8Store(kind: 'float8e4m3fn' | 'float8e5m2'): TensorStore {
     }
     const qName = addInitializer(ctx.graph, ctx.name(`${weight}_${kind}`), makeTensor(kind, [...dims], codes));
     const d = dequantizeNode(weight, qName, scale, axis, ctx);
-    return { out: d.out, scheme: kind === 'float8e4m3fn' ? 'fp8' : 'fp8-e5m2', form: `DequantizeLinear(${kind}, ${axis === undefined ? 'per-tensor' : `axis=${axis}`})`, sqnrDb: sqnrDb(data, back), addedBytes: codes.length + d.scaleBytes };
+    return {
+      out: d.out,
+      scheme: kind === 'float8e4m3fn' ? 'fp8' : 'fp8-e5m2',
+      form: `DequantizeLinear(${kind}, ${axis === undefined ? 'per-tensor' : `axis=${axis}`})`,
+      sqnrDb: sqnrDb(data, back),
+      addedBytes: codes.length + d.scaleBytes,
+    };
   };
 }
 
@@ -146,7 +211,11 @@ function applyStore(store: TensorStore) {
   return (weight: string, sites: readonly WeightSite[], ctx: HandlerContext) => {
     const first = sites[0] as WeightSite;
     const r = store(weight, loadFloat32(first), [...first.weight.dims], outputChannelAxis(first), ctx);
-    rewireInputs(sites.map((s) => s.node), weight, r.out);
+    rewireInputs(
+      sites.map((s) => s.node),
+      weight,
+      r.out,
+    );
     return { scheme: r.scheme, form: r.form, sqnrDb: r.sqnrDb, note: '', addedBytes: r.addedBytes };
   };
 }
@@ -154,8 +223,12 @@ function applyStore(store: TensorStore) {
 function prepareOpset(target: number, what: string) {
   return (ctx: HandlerContext): string | undefined => {
     const r = ensureOpset(ctx.model, target);
-    if (!r.ok) return `${what} needs opset ${target}, and raising opset ${ctx.model.opsets.get('') ?? 1} would change ${r.blockers.join(', ')}`;
-    if (r.raisedFrom !== undefined) ctx.notes.push(`default opset raised from ${r.raisedFrom} to ${target} for ${what} (no node in the graph changes meaning)`);
+    if (!r.ok)
+      return `${what} needs opset ${target}, and raising opset ${ctx.model.opsets.get('') ?? 1} would change ${r.blockers.join(', ')}`;
+    if (r.raisedFrom !== undefined)
+      ctx.notes.push(
+        `default opset raised from ${r.raisedFrom} to ${target} for ${what} (no node in the graph changes meaning)`,
+      );
     return undefined;
   };
 }
@@ -163,13 +236,31 @@ function prepareOpset(target: number, what: string) {
 /** ONNX Runtime widens int8 weights at every run (no DequantizeLinear → MatMul fusion for int8). */
 function int8Prepare(ctx: HandlerContext): string | undefined {
   const r = prepareOpset(13, 'per-axis DequantizeLinear')(ctx);
-  if (r === undefined) ctx.notes.push('int8 weight-only is smaller, not faster: ONNX Runtime dequantizes the weights at every run (1.2–2.1× fp32 latency measured); q8-block or q4 (MatMulNBits) run fused');
+  if (r === undefined)
+    ctx.notes.push(
+      'int8 weight-only is smaller, not faster: ONNX Runtime dequantizes the weights at every run (1.2–2.1× fp32 latency measured); q8-block or q4 (MatMulNBits) run fused',
+    );
   return r;
 }
 
-export const int8Handler: WeightHandler = { reject: rejectStorage, prepare: int8Prepare, apply: int8Apply, store: int8Store };
-export const bf16Handler: WeightHandler = { reject: rejectStorage, prepare: prepareOpset(13, 'Cast from bfloat16'), apply: applyStore(bf16Store), store: bf16Store };
+export const int8Handler: WeightHandler = {
+  reject: rejectStorage,
+  prepare: int8Prepare,
+  apply: int8Apply,
+  store: int8Store,
+};
+export const bf16Handler: WeightHandler = {
+  reject: rejectStorage,
+  prepare: prepareOpset(13, 'Cast from bfloat16'),
+  apply: applyStore(bf16Store),
+  store: bf16Store,
+};
 export function float8Handler(kind: 'float8e4m3fn' | 'float8e5m2'): WeightHandler {
   const store = float8Store(kind);
-  return { reject: rejectStorage, prepare: prepareOpset(19, 'float8 DequantizeLinear'), apply: applyStore(store), store };
+  return {
+    reject: rejectStorage,
+    prepare: prepareOpset(19, 'float8 DequantizeLinear'),
+    apply: applyStore(store),
+    store,
+  };
 }

@@ -33,24 +33,52 @@ function outputTypes(n: GraphNode, input: (i: number) => DType | undefined): (DT
       const to = intAttr(n, 'to');
       return [to !== undefined ? dtypeFromOnnx(to) : undefined];
     }
-    case 'CastLike': return [input(1)];
-    case 'Shape': case 'Size': case 'NonZero': case 'ArgMax': case 'ArgMin': return ['int64'];
-    case 'Equal': case 'Less': case 'Greater': case 'LessOrEqual': case 'GreaterOrEqual':
-    case 'Not': case 'And': case 'Or': case 'Xor': case 'IsNaN': case 'IsInf': return ['bool'];
-    case 'ConstantOfShape': case 'Constant': {
+    case 'CastLike':
+      return [input(1)];
+    case 'Shape':
+    case 'Size':
+    case 'NonZero':
+    case 'ArgMax':
+    case 'ArgMin':
+      return ['int64'];
+    case 'Equal':
+    case 'Less':
+    case 'Greater':
+    case 'LessOrEqual':
+    case 'GreaterOrEqual':
+    case 'Not':
+    case 'And':
+    case 'Or':
+    case 'Xor':
+    case 'IsNaN':
+    case 'IsInf':
+      return ['bool'];
+    case 'ConstantOfShape':
+    case 'Constant': {
       const a = n.attributes[0];
       if (!a) return ['float32'];
       return [a.kind === 'tensor' ? a.value.dtype : a.name.startsWith('value_int') ? 'int64' : 'float32'];
     }
-    case 'TopK': return [first, 'int64'];
-    case 'MaxPool': return [first, 'int64'];
-    case 'Dropout': return [first, 'bool'];
-    case 'Where': return [input(1)];
-    case 'QuantizeLinear': return [input(2) ?? 'uint8'];
-    case 'DequantizeLinear': return [input(1)];
-    case 'DynamicQuantizeLinear': return ['uint8', 'float32', 'uint8'];
-    case 'MatMulInteger': case 'ConvInteger': return ['int32'];
-    case 'OneHot': return [input(2)];
-    default: return n.outputs.map(() => first);
+    case 'TopK':
+      return [first, 'int64'];
+    case 'MaxPool':
+      return [first, 'int64'];
+    case 'Dropout':
+      return [first, 'bool'];
+    case 'Where':
+      return [input(1)];
+    case 'QuantizeLinear':
+      return [input(2) ?? 'uint8'];
+    case 'DequantizeLinear':
+      return [input(1)];
+    case 'DynamicQuantizeLinear':
+      return ['uint8', 'float32', 'uint8'];
+    case 'MatMulInteger':
+    case 'ConvInteger':
+      return ['int32'];
+    case 'OneHot':
+      return [input(2)];
+    default:
+      return n.outputs.map(() => first);
   }
 }

@@ -20,8 +20,16 @@ import type { LayerReport } from './types.js';
  * CPU kernel lacks fp16). Nodes of other domains (contrib ops) stay fp32.
  */
 export const DEFAULT_FP16_BLOCK_LIST: readonly string[] = [
-  'LayerNormalization', 'Softmax', 'LogSoftmax', 'ReduceMean', 'ReduceSum', 'ReduceSumSquare', 'ReduceL2',
-  'ReduceLogSumExp', 'InstanceNormalization', 'GroupNormalization',
+  'LayerNormalization',
+  'Softmax',
+  'LogSoftmax',
+  'ReduceMean',
+  'ReduceSum',
+  'ReduceSumSquare',
+  'ReduceL2',
+  'ReduceLogSumExp',
+  'InstanceNormalization',
+  'GroupNormalization',
 ];
 
 /** Inputs that stay float32 whatever T is (the type constraint is tensor(float) only). */
@@ -31,7 +39,10 @@ const FP16_MAX = 65504;
 const FLOAT = 1;
 const FLOAT16 = 10;
 
-export interface Fp16Result { layers: LayerReport[]; notes: string[] }
+export interface Fp16Result {
+  layers: LayerReport[];
+  notes: string[];
+}
 
 function toFp16(t: Tensor): { tensor: Tensor; clamped: number; maxAbs: number; back: Float32Array } {
   const src = t.data as Float32Array;
@@ -84,11 +95,21 @@ export function convertToFloat16(model: Model, blockList: readonly string[] = DE
     half.add(name);
     const count = (t.data as Float32Array).length;
     layers.push({
-      nodes: rs.map((n) => n.name), opTypes: rs.map((n) => n.opType), weight: name, dims: [...t.dims], scheme: 'fp16', form: 'float16 initializer',
-      sqnrDb: count > 0 ? sqnrDb(t.data as Float32Array, r.back) : null, bytesBefore: 4 * count, bytesAfter: 2 * count,
+      nodes: rs.map((n) => n.name),
+      opTypes: rs.map((n) => n.opType),
+      weight: name,
+      dims: [...t.dims],
+      scheme: 'fp16',
+      form: 'float16 initializer',
+      sqnrDb: count > 0 ? sqnrDb(t.data as Float32Array, r.back) : null,
+      bytesBefore: 4 * count,
+      bytesAfter: 2 * count,
       note: r.clamped > 0 ? `${r.clamped} values beyond ±65504 clamped (max |x| ${r.maxAbs.toExponential(3)})` : '',
     });
-    if (r.clamped > 0) notes.push(`initializer '${name}': ${r.clamped} values beyond fp16 range clamped to ±65504 (max |x| ${r.maxAbs.toExponential(3)})`);
+    if (r.clamped > 0)
+      notes.push(
+        `initializer '${name}': ${r.clamped} values beyond fp16 range clamped to ±65504 (max |x| ${r.maxAbs.toExponential(3)})`,
+      );
   }
 
   // Float graph inputs: Cast to fp16 once, readers rewired.
@@ -134,7 +155,9 @@ export function convertToFloat16(model: Model, blockList: readonly string[] = DE
     }
     // Ops that make floats from attributes now make fp16.
     if (n.opType === 'Cast') {
-      n.attributes = n.attributes.map((a) => (a.name === 'to' && a.kind === 'int' && a.value === FLOAT ? makeAttr('to', FLOAT16) : a));
+      n.attributes = n.attributes.map((a) =>
+        a.name === 'to' && a.kind === 'int' && a.value === FLOAT ? makeAttr('to', FLOAT16) : a,
+      );
     }
     if (n.opType === 'ConstantOfShape' || n.opType === 'Constant') {
       n.attributes = n.attributes.map((a) => {
@@ -156,12 +179,16 @@ export function convertToFloat16(model: Model, blockList: readonly string[] = DE
   }
   // Insert each new Cast right after its producer (or at the front for initializers/inputs).
   for (const a of added) {
-    if (!a.after) { front.push(a.node); continue; }
+    if (!a.after) {
+      front.push(a.node);
+      continue;
+    }
     g.nodes.splice(g.nodes.indexOf(a.after) + 1, 0, a.node);
   }
   g.nodes = [...front, ...g.nodes];
   // Value types changed; stale value_info would contradict them, so ORT re-infers.
-  for (const [name, v] of [...g.valueInfo]) if (v.dtype === 'float32' || v.dtype === 'float16') g.valueInfo.delete(name);
+  for (const [name, v] of [...g.valueInfo])
+    if (v.dtype === 'float32' || v.dtype === 'float16') g.valueInfo.delete(name);
   const kept = [...new Set(g.nodes.filter(blocked).map((n) => n.opType))].filter((t) => t !== 'Cast');
   if (kept.length > 0) notes.push(`kept in fp32 (block list): ${kept.join(', ')}`);
   return { layers, notes };

@@ -49,13 +49,19 @@ type ApplyResult = ReturnType<WeightHandler['apply']>;
 
 function rejectGatherTable(site: WeightSite): string | undefined {
   if (intAttr(site.node, 'axis', 0) !== 0) return 'Gather along an axis other than 0';
-  if (site.weight.dims.length !== 2) return `embedding of rank ${site.weight.dims.length} (a 2-D [vocab, d] table is needed)`;
+  if (site.weight.dims.length !== 2)
+    return `embedding of rank ${site.weight.dims.length} (a 2-D [vocab, d] table is needed)`;
   return undefined;
 }
 
 function loadTable(site: WeightSite): Float32Array {
   const t = site.weight.load();
-  if (!(t.data instanceof Float32Array)) throw new QuantkitError('QK_WEIGHT_NOT_FLOAT32', `weight '${site.weight.name}' is ${t.dtype}, not float32`, 'weight-only quantization reads fp32 weights');
+  if (!(t.data instanceof Float32Array))
+    throw new QuantkitError(
+      'QK_WEIGHT_NOT_FLOAT32',
+      `weight '${site.weight.name}' is ${t.dtype}, not float32`,
+      'weight-only quantization reads fp32 weights',
+    );
   return t.data;
 }
 
@@ -74,7 +80,8 @@ export function packRows(w: NBitsWeights, blockSize: number, bits: 4 | 8): Uint8
       continue;
     }
     // kBlocks · blockSize ≥ d and blocks are contiguous, so row codes are codes[src .. src + d).
-    for (let k = 0; k < d; k += 2) out[dst + (k >> 1)] = (codes[src + k] as number) | ((codes[src + k + 1] as number) << 4);
+    for (let k = 0; k < d; k += 2)
+      out[dst + (k >> 1)] = (codes[src + k] as number) | ((codes[src + k + 1] as number) << 4);
   }
   return out;
 }
@@ -86,7 +93,8 @@ export function blockGatherPart(bits: 4 | 8, symmetric: boolean): GatherPart {
       const r = rejectGatherTable(site);
       if (r) return r;
       const d = site.weight.dims[1] as number;
-      if (bits === 4 && d % 2 !== 0) return `embedding width ${d} is odd (GatherBlockQuantized's uint8 form packs two 4-bit codes per byte along it)`;
+      if (bits === 4 && d % 2 !== 0)
+        return `embedding width ${d} is odd (GatherBlockQuantized's uint8 form packs two 4-bit codes per byte along it)`;
       return undefined;
     },
     apply: (weight, sites, ctx) => {
@@ -99,19 +107,39 @@ export function blockGatherPart(bits: 4 | 8, symmetric: boolean): GatherPart {
       // same view, so a result computed ahead for such a head is the same computation — unless
       // GPTQ computed it (fitted to the head's inputs).
       const gptq = ctx.options.precomputed?.gptq?.has(weight) ?? false;
-      const ahead = gptq ? undefined : ctx.options.precomputed?.nbits.get(nbitsKey({ weight, transposed: true, alpha: 1 }, o));
+      const ahead = gptq
+        ? undefined
+        : ctx.options.precomputed?.nbits.get(nbitsKey({ weight, transposed: true, alpha: 1 }, o));
       let w: NBitsWeights;
       try {
         w = ahead ?? quantizeNBitsMatrixAuto(loadTable(first), d, vocab, true, 1, o);
       } catch (e) {
-        if (e instanceof NonFiniteWeight) throw new QuantkitError('QK_NONFINITE_WEIGHTS', `embedding '${weight}' has a non-finite value (${e.value}) at row ${e.row}, column ${e.col}`, 'fix the weights, or `exclude` this tensor');
+        if (e instanceof NonFiniteWeight)
+          throw new QuantkitError(
+            'QK_NONFINITE_WEIGHTS',
+            `embedding '${weight}' has a non-finite value (${e.value}) at row ${e.row}, column ${e.col}`,
+            'fix the weights, or `exclude` this tensor',
+          );
         throw e;
       }
-      const data = addInitializer(ctx.graph, ctx.name(`${weight}_Q${bits}`), makeTensor('uint8', [vocab, rowBytes], packRows(w, bs, bits)));
-      const inputs = [data, addInitializer(ctx.graph, ctx.name(`${weight}_scales`), makeTensor('float32', [vocab, w.kBlocks], w.scales))];
+      const data = addInitializer(
+        ctx.graph,
+        ctx.name(`${weight}_Q${bits}`),
+        makeTensor('uint8', [vocab, rowBytes], packRows(w, bs, bits)),
+      );
+      const inputs = [
+        data,
+        addInitializer(ctx.graph, ctx.name(`${weight}_scales`), makeTensor('float32', [vocab, w.kBlocks], w.scales)),
+      ];
       let bytes = vocab * rowBytes + 4 * w.scales.length;
       if (w.zeroPoints) {
-        inputs.push(addInitializer(ctx.graph, ctx.name(`${weight}_zero_points`), makeTensor('uint8', [vocab, w.zeroPoints.length / vocab], w.zeroPoints)));
+        inputs.push(
+          addInitializer(
+            ctx.graph,
+            ctx.name(`${weight}_zero_points`),
+            makeTensor('uint8', [vocab, w.zeroPoints.length / vocab], w.zeroPoints),
+          ),
+        );
         bytes += w.zeroPoints.length;
       }
       const how = d % bs !== 0 ? `, last block of ${d % bs}` : '';
@@ -143,8 +171,16 @@ export function int8RowsGatherPart(why: string): GatherPart {
       if (r) return r;
       if (!opsetReady.has(ctx)) {
         const e = ensureOpset(ctx.model, 13);
-        if (e.ok && e.raisedFrom !== undefined) ctx.notes.push(`default opset raised from ${e.raisedFrom} to 13 for per-axis DequantizeLinear of embeddings (no node in the graph changes meaning)`);
-        opsetReady.set(ctx, e.ok ? undefined : `per-axis DequantizeLinear needs opset 13, and raising opset ${ctx.model.opsets.get('') ?? 1} would change ${e.blockers.join(', ')}`);
+        if (e.ok && e.raisedFrom !== undefined)
+          ctx.notes.push(
+            `default opset raised from ${e.raisedFrom} to 13 for per-axis DequantizeLinear of embeddings (no node in the graph changes meaning)`,
+          );
+        opsetReady.set(
+          ctx,
+          e.ok
+            ? undefined
+            : `per-axis DequantizeLinear needs opset 13, and raising opset ${ctx.model.opsets.get('') ?? 1} would change ${e.blockers.join(', ')}`,
+        );
       }
       return opsetReady.get(ctx);
     },
@@ -157,7 +193,9 @@ export function int8RowsGatherPart(why: string): GatherPart {
 
 /** True when a MatMul/Gemm also reads the weight (a tied LM head). */
 function isTied(site: WeightSite, ctx: HandlerContext): boolean {
-  return ctx.graph.nodes.some((n) => n !== site.node && (n.opType === 'MatMul' || n.opType === 'Gemm') && n.inputs.includes(site.weight.name));
+  return ctx.graph.nodes.some(
+    (n) => n !== site.node && (n.opType === 'MatMul' || n.opType === 'Gemm') && n.inputs.includes(site.weight.name),
+  );
 }
 
 /**
@@ -167,7 +205,8 @@ function isTied(site: WeightSite, ctx: HandlerContext): boolean {
 export function withGatherPart(linear: WeightHandler, gather: GatherPart, tied: GatherPart = gather): WeightHandler {
   const partFor = (site: WeightSite, ctx: HandlerContext) => (isTied(site, ctx) ? tied : gather);
   const handler: WeightHandler = {
-    reject: (site, ctx) => (site.node.opType === 'Gather' ? partFor(site, ctx).reject(site, ctx) : linear.reject(site, ctx)),
+    reject: (site, ctx) =>
+      site.node.opType === 'Gather' ? partFor(site, ctx).reject(site, ctx) : linear.reject(site, ctx),
     apply: (weight, sites, ctx) => {
       const gathers = sites.filter((s) => s.node.opType === 'Gather');
       const linears = sites.filter((s) => s.node.opType !== 'Gather');

@@ -45,8 +45,16 @@ describe('GPTQ for MatMulNBits / MatMulBnb4 (gptq-handler.ts)', () => {
       expect(dequantizeNBits(g, 32)).toEqual(r.dequantized);
       const eGptq = outputError(h, w, r.dequantized, K, N);
       const eSearch = outputError(h, w, dequantizeNBits(quantizeNBitsMatrix(w, K, N, false, 1, o), 32), K, N);
-      const eRtn = outputError(h, w, dequantizeNBits(quantizeNBitsMatrix(w, K, N, false, 1, { ...o, rtn: true }), 32), K, N);
-      console.log(`q4${symmetric ? '' : '-asym'}: ‖XΔW‖² RTN ${eRtn.toFixed(2)}, search ${eSearch.toFixed(2)}, GPTQ ${eGptq.toFixed(2)}`);
+      const eRtn = outputError(
+        h,
+        w,
+        dequantizeNBits(quantizeNBitsMatrix(w, K, N, false, 1, { ...o, rtn: true }), 32),
+        K,
+        N,
+      );
+      console.log(
+        `q4${symmetric ? '' : '-asym'}: ‖XΔW‖² RTN ${eRtn.toFixed(2)}, search ${eSearch.toFixed(2)}, GPTQ ${eGptq.toFixed(2)}`,
+      );
       expect(eGptq).toBeLessThan(0.85 * eSearch);
       expect(eSearch).toBeLessThan(eRtn);
     });
@@ -59,7 +67,8 @@ describe('GPTQ for MatMulNBits / MatMulBnb4 (gptq-handler.ts)', () => {
     const zp = g.zeroPoints as Uint8Array;
     expect(zp.length).toBe(N * 2); // 4 blocks → 2 bytes per column
     for (let n = 0; n < N; n++) {
-      for (let b = 0; b < 4; b++) expect(((zp[n * 2 + (b >> 1)] as number) >> (4 * (b & 1))) & 15).toBe(r.zeros[n * 4 + b]);
+      for (let b = 0; b < 4; b++)
+        expect(((zp[n * 2 + (b >> 1)] as number) >> (4 * (b & 1))) & 15).toBe(r.zeros[n * 4 + b]);
     }
   });
 
@@ -85,7 +94,13 @@ describe('GPTQ for MatMulNBits / MatMulBnb4 (gptq-handler.ts)', () => {
       const wt = new Float32Array(N * K);
       for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) wt[n * K + k] = w[k * N + n] as number;
       const eGptq = outputError(h, w, r.dequantized, K, N);
-      const eSearch = outputError(h, w, fromNK(dequantizeBnb4(quantizeBnb4(wt, { type, blockSize: 64 }), type, 64), K, N), K, N);
+      const eSearch = outputError(
+        h,
+        w,
+        fromNK(dequantizeBnb4(quantizeBnb4(wt, { type, blockSize: 64 }), type, 64), K, N),
+        K,
+        N,
+      );
       console.log(`${type}: ‖XΔW‖² search ${eSearch.toFixed(2)}, GPTQ ${eGptq.toFixed(2)}`);
       expect(eGptq).toBeLessThan(0.85 * eSearch);
     });

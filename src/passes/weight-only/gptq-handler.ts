@@ -4,7 +4,13 @@ import type { Model } from '../../graph/model.js';
 import { quantizeNBitsMatrixAuto } from '../../kernels/nbits-dispatch.js';
 import { bnb4Table, quantizeBnb4, type Bnb4Type, type Bnb4Weights } from '../../quant/bnb4-quant.js';
 import { nearestCode, fp4BnbCodebook, nf4Codebook } from '../../quant/codebook.js';
-import { gptqQuantize, type GptqOptions, type GptqResult, type GroupParams, type GroupQuantizer } from '../../quant/gptq.js';
+import {
+  gptqQuantize,
+  type GptqOptions,
+  type GptqResult,
+  type GroupParams,
+  type GroupQuantizer,
+} from '../../quant/gptq.js';
 import { nbitsWeightsFrom, type NBitsOptions, type NBitsWeights } from '../../quant/nbits-quant.js';
 import { NonFiniteWeight } from '../../quant/non-finite-weight.js';
 import { findWeightSites, userSkipReason } from './index.js';
@@ -28,18 +34,30 @@ export type GptqScheme = Extract<WeightOnlyScheme, { kind: 'nbits' } | { kind: '
 export function gptqScheme(options: WeightOnlyOptions): GptqScheme {
   const s = schemeByName(options.scheme);
   if (s.kind !== 'nbits' && s.kind !== 'bnb4') {
-    throw new QuantkitError('QK_BAD_OPTION', `\`calib\` with weight-only scheme '${options.scheme}': calibration data drives GPTQ, which is for the block-quantized schemes`, 'use `scheme` q4, q4-asym, q8-block, nf4 or fp4 with `calib`, or drop `calib`');
+    throw new QuantkitError(
+      'QK_BAD_OPTION',
+      `\`calib\` with weight-only scheme '${options.scheme}': calibration data drives GPTQ, which is for the block-quantized schemes`,
+      'use `scheme` q4, q4-asym, q8-block, nf4 or fp4 with `calib`, or drop `calib`',
+    );
   }
   if (s.kind === 'bnb4' && options.doubleQuant) {
-    throw new QuantkitError('QK_BAD_OPTION', '`doubleQuant` with `calib`: GPTQ chooses codes against the fp32 constants, which double quantization would change afterwards', 'drop one of `doubleQuant` and `calib`');
+    throw new QuantkitError(
+      'QK_BAD_OPTION',
+      '`doubleQuant` with `calib`: GPTQ chooses codes against the fp32 constants, which double quantization would change afterwards',
+      'drop one of `doubleQuant` and `calib`',
+    );
   }
   return s;
 }
 
-export const gptqBlockSize = (s: GptqScheme, options: WeightOnlyOptions) => checkBlockSize(options.blockSize ?? s.defaultBlockSize);
+export const gptqBlockSize = (s: GptqScheme, options: WeightOnlyOptions) =>
+  checkBlockSize(options.blockSize ?? s.defaultBlockSize);
 
-export const nbitsOptionsOf = (s: Extract<GptqScheme, { kind: 'nbits' }>, blockSize: number, options: WeightOnlyOptions): NBitsOptions =>
-  ({ bits: s.bits, blockSize, symmetric: s.symmetric, rtn: options.rtn ?? false });
+export const nbitsOptionsOf = (
+  s: Extract<GptqScheme, { kind: 'nbits' }>,
+  blockSize: number,
+  options: WeightOnlyOptions,
+): NBitsOptions => ({ bits: s.bits, blockSize, symmetric: s.symmetric, rtn: options.rtn ?? false });
 
 const f = Math.fround;
 
@@ -54,7 +72,7 @@ export function nbitsGroupQuantizer(o: NBitsOptions): GroupQuantizer {
       out.zero = w.zp[0] as number;
     },
     quantizeValue(v, s, z) {
-      const q = (v / s + ROUNDER) - ROUNDER + z;
+      const q = v / s + ROUNDER - ROUNDER + z;
       return q < 0 ? 0 : q > qmax ? qmax : q;
     },
     // MatMulNBits: (code − zero point) · scale in float32.
@@ -104,7 +122,12 @@ export function storedLayout(deq: Float32Array, view: LinearShape): Float32Array
 function checkFinite(w: Float32Array, weight: string): void {
   for (let i = 0; i < w.length; i++) {
     const v = w[i] as number;
-    if (!Number.isFinite(v)) throw new QuantkitError('QK_NONFINITE_WEIGHTS', `weight '${weight}' has a non-finite value (${v})`, 'fix the weights, or `exclude` this tensor');
+    if (!Number.isFinite(v))
+      throw new QuantkitError(
+        'QK_NONFINITE_WEIGHTS',
+        `weight '${weight}' has a non-finite value (${v})`,
+        'fix the weights, or `exclude` this tensor',
+      );
   }
 }
 
@@ -206,22 +229,45 @@ export function planGptq(model: Model, options: WeightOnlyOptions): GptqPlan {
     }
     const viewId = viewIdOf(shape.id);
     const entry = byKey.get(viewId);
-    if (entry) entry.sites.push(s); else byKey.set(viewId, { weight: s.weight.name, shape, sites: [s] });
+    if (entry) entry.sites.push(s);
+    else byKey.set(viewId, { weight: s.weight.name, shape, sites: [s] });
   }
   const layers: GptqLayer[] = [...byKey.values()].map(({ weight, shape, sites: ss }) => ({
-    weight, shape, sites: ss,
+    weight,
+    shape,
+    sites: ss,
     activations: [...new Set(ss.map((s) => s.node.inputs[0] as string))],
-    key: scheme.kind === 'nbits' ? nbitsKey(shape.id, nbitsOptionsOf(scheme, blockSize, options)) : bnb4Key(shape.id, scheme.type, blockSize, options.rtn ?? false),
+    key:
+      scheme.kind === 'nbits'
+        ? nbitsKey(shape.id, nbitsOptionsOf(scheme, blockSize, options))
+        : bnb4Key(shape.id, scheme.type, blockSize, options.rtn ?? false),
   }));
   return { scheme, blockSize, layers, notes };
 }
 
 export type GptqLayerWeights =
-  | { readonly kind: 'nbits'; readonly weights: NBitsWeights; readonly dequantized: Float32Array; readonly dampUsed: number }
-  | { readonly kind: 'bnb4'; readonly weights: Bnb4Weights; readonly dequantized: Float32Array; readonly dampUsed: number };
+  | {
+      readonly kind: 'nbits';
+      readonly weights: NBitsWeights;
+      readonly dequantized: Float32Array;
+      readonly dampUsed: number;
+    }
+  | {
+      readonly kind: 'bnb4';
+      readonly weights: Bnb4Weights;
+      readonly dequantized: Float32Array;
+      readonly dampUsed: number;
+    };
 
 /** GPTQ on one layer: `view` is the weight, `hessian` XᵀX [K, K] of its input(s). */
-export function gptqLayer(plan: GptqPlan, layer: GptqLayer, view: LinearView, hessian: Float64Array, options: WeightOnlyOptions, g: GptqOptions = {}): GptqLayerWeights {
+export function gptqLayer(
+  plan: GptqPlan,
+  layer: GptqLayer,
+  view: LinearView,
+  hessian: Float64Array,
+  options: WeightOnlyOptions,
+  g: GptqOptions = {},
+): GptqLayerWeights {
   const w = weightKN(view);
   checkFinite(w, layer.weight);
   const { scheme, blockSize } = plan;
@@ -229,12 +275,29 @@ export function gptqLayer(plan: GptqPlan, layer: GptqLayer, view: LinearView, he
     if (scheme.kind === 'nbits') {
       const o = nbitsOptionsOf(scheme, blockSize, options);
       const r = gptqQuantize(w, view.K, view.N, hessian, nbitsGroupQuantizer(o), g);
-      return { kind: 'nbits', weights: nbitsWeightsFromGptq(r, w, o), dequantized: r.dequantized, dampUsed: r.dampUsed };
+      return {
+        kind: 'nbits',
+        weights: nbitsWeightsFromGptq(r, w, o),
+        dequantized: r.dequantized,
+        dampUsed: r.dampUsed,
+      };
     }
-    const r = gptqQuantize(w, view.K, view.N, hessian, bnb4GroupQuantizer(scheme.type, blockSize, options.rtn ?? false), g);
+    const r = gptqQuantize(
+      w,
+      view.K,
+      view.N,
+      hessian,
+      bnb4GroupQuantizer(scheme.type, blockSize, options.rtn ?? false),
+      g,
+    );
     return { kind: 'bnb4', weights: bnb4WeightsFromGptq(r), dequantized: r.dequantized, dampUsed: r.dampUsed };
   } catch (e) {
-    if (e instanceof NonFiniteWeight) throw new QuantkitError('QK_NONFINITE_WEIGHTS', `weight '${layer.weight}' has a non-finite value (${e.value})`, 'fix the weights, or `exclude` this tensor');
+    if (e instanceof NonFiniteWeight)
+      throw new QuantkitError(
+        'QK_NONFINITE_WEIGHTS',
+        `weight '${layer.weight}' has a non-finite value (${e.value})`,
+        'fix the weights, or `exclude` this tensor',
+      );
     throw e;
   }
 }

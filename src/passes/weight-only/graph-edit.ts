@@ -10,7 +10,14 @@ export function addInitializer(graph: Graph, name: string, tensor: Tensor): stri
   return name;
 }
 
-export function node(opType: string, inputs: string[], outputs: string[], name: string, attributes: Record<string, AttributeInput> = {}, domain = ''): GraphNode {
+export function node(
+  opType: string,
+  inputs: string[],
+  outputs: string[],
+  name: string,
+  attributes: Record<string, AttributeInput> = {},
+  domain = '',
+): GraphNode {
   return {
     name,
     opType,

@@ -11,7 +11,14 @@ import { isRead } from './graph-edit.js';
 import { nbitsHandler } from './nbits-handler.js';
 import { STORE_MIN_ELEMENTS, storeOtherTensors } from './other-tensors.js';
 import { checkBlockSize, schemeByName, type WeightOnlyScheme } from './scheme.js';
-import type { HandlerContext, LayerReport, WeightHandler, WeightOnlyOptions, WeightOnlyReport, WeightSite } from './types.js';
+import type {
+  HandlerContext,
+  LayerReport,
+  WeightHandler,
+  WeightOnlyOptions,
+  WeightOnlyReport,
+  WeightSite,
+} from './types.js';
 
 export type { LayerReport, WeightOnlyOptions, WeightOnlyReport } from './types.js';
 export { SCHEMES, SCHEME_NAMES, BLOCK_SIZES, type SchemeName } from './scheme.js';
@@ -39,18 +46,25 @@ export { SCHEMES, SCHEME_NAMES, BLOCK_SIZES, type SchemeName } from './scheme.js
  *  - MatMulBnb4 has no ORT Python quantizer path for fp32 models; ours follows bitsandbytes.
  */
 
-const HANDLERS: Record<Exclude<WeightOnlyScheme['kind'], 'fp16'>, (s: WeightOnlyScheme, o: WeightOnlyOptions) => WeightHandler> = {
+const HANDLERS: Record<
+  Exclude<WeightOnlyScheme['kind'], 'fp16'>,
+  (s: WeightOnlyScheme, o: WeightOnlyOptions) => WeightHandler
+> = {
   'dq-int8': () => int8Handler,
   nbits: (s, o) => {
     const n = s as Extract<WeightOnlyScheme, { kind: 'nbits' }>;
     const linear = nbitsHandler(n.bits, n.symmetric, o.format ?? 'native');
     // Embeddings only when asked (they cost quality: lm.onnx q4 +1.45 % → +1.98 %), and only in
     // the native form: GatherBlockQuantized is a contrib op, which --format qdq promises to avoid.
-    return o.quantizeEmbeddings && (o.format ?? 'native') === 'native' ? withGatherPart(linear, blockGatherPart(n.bits, n.symmetric), int8RowsGatherPart('tied embedding')) : linear;
+    return o.quantizeEmbeddings && (o.format ?? 'native') === 'native'
+      ? withGatherPart(linear, blockGatherPart(n.bits, n.symmetric), int8RowsGatherPart('tied embedding'))
+      : linear;
   },
   bnb4: (s, o) => {
     const type = (s as Extract<WeightOnlyScheme, { kind: 'bnb4' }>).type;
-    return o.quantizeEmbeddings ? withGatherPart(bnb4Handler(type), int8RowsGatherPart(`ONNX Runtime has no ${type} Gather`)) : bnb4Handler(type);
+    return o.quantizeEmbeddings
+      ? withGatherPart(bnb4Handler(type), int8RowsGatherPart(`ONNX Runtime has no ${type} Gather`))
+      : bnb4Handler(type);
   },
   'cast-store': () => bf16Handler,
   'dq-float8': (s) => float8Handler((s as Extract<WeightOnlyScheme, { kind: 'dq-float8' }>).dtype),
@@ -100,8 +114,13 @@ function matchesExclude(site: WeightSite, exclude: readonly string[]): string | 
  * Why the user's flags keep a site in fp32 (--keep-first-last over `sites` in execution order,
  * then --exclude), or undefined: the one rule the pass, its worker jobs and GPTQ all follow.
  */
-export function userSkipReason(sites: readonly WeightSite[], options: WeightOnlyOptions): (site: WeightSite) => string | undefined {
-  const firstLast = new Set<WeightSite>(options.keepFirstLast && sites.length > 0 ? [sites[0] as WeightSite, sites[sites.length - 1] as WeightSite] : []);
+export function userSkipReason(
+  sites: readonly WeightSite[],
+  options: WeightOnlyOptions,
+): (site: WeightSite) => string | undefined {
+  const firstLast = new Set<WeightSite>(
+    options.keepFirstLast && sites.length > 0 ? [sites[0] as WeightSite, sites[sites.length - 1] as WeightSite] : [],
+  );
   const exclude = options.exclude ?? [];
   return (site) => (firstLast.has(site) ? 'kept fp32 (`keepFirstLast`)' : matchesExclude(site, exclude));
 }
@@ -109,12 +128,25 @@ export function userSkipReason(sites: readonly WeightSite[], options: WeightOnly
 /** The scheme of `options` and its block size, refusing options that only other schemes read. */
 function checkedScheme(options: WeightOnlyOptions): { scheme: WeightOnlyScheme; blockSize: number | null } {
   const scheme = schemeByName(options.scheme);
-  const blockSize = scheme.kind === 'nbits' || scheme.kind === 'bnb4' ? checkBlockSize(options.blockSize ?? scheme.defaultBlockSize) : null;
+  const blockSize =
+    scheme.kind === 'nbits' || scheme.kind === 'bnb4'
+      ? checkBlockSize(options.blockSize ?? scheme.defaultBlockSize)
+      : null;
   if (options.doubleQuant && scheme.kind !== 'bnb4') {
-    throw new OptionError('QK_BAD_OPTION', `\`doubleQuant\` applies to nf4/fp4, not '${options.scheme}'`, 'drop `doubleQuant` or use `scheme` nf4', ['doubleQuant', 'scheme']);
+    throw new OptionError(
+      'QK_BAD_OPTION',
+      `\`doubleQuant\` applies to nf4/fp4, not '${options.scheme}'`,
+      'drop `doubleQuant` or use `scheme` nf4',
+      ['doubleQuant', 'scheme'],
+    );
   }
   if (options.format === 'qdq' && scheme.kind !== 'nbits') {
-    throw new OptionError('QK_BAD_OPTION', `\`format\` qdq applies to q4/q4-asym, not '${options.scheme}'`, 'drop `format` qdq', ['format']);
+    throw new OptionError(
+      'QK_BAD_OPTION',
+      `\`format\` qdq applies to q4/q4-asym, not '${options.scheme}'`,
+      'drop `format` qdq',
+      ['format'],
+    );
   }
   return { scheme, blockSize };
 }
@@ -130,8 +162,17 @@ export function convertWeightsToFloat16(model: Model, options: WeightOnlyOptions
   const r = convertToFloat16(model, options.fp16BlockList);
   const bytesAfter = totalInitializerBytes(model);
   return {
-    scheme: options.scheme, blockSize: null, layers: r.layers, notes: [...r.notes],
-    totals: { bytesBefore, bytesAfter, ratio: bytesBefore === 0 ? 1 : bytesAfter / bytesBefore, quantizedLayers: r.layers.filter((l) => l.scheme !== 'fp32').length, skippedLayers: r.layers.filter((l) => l.scheme === 'fp32').length },
+    scheme: options.scheme,
+    blockSize: null,
+    layers: r.layers,
+    notes: [...r.notes],
+    totals: {
+      bytesBefore,
+      bytesAfter,
+      ratio: bytesBefore === 0 ? 1 : bytesAfter / bytesBefore,
+      quantizedLayers: r.layers.filter((l) => l.scheme !== 'fp32').length,
+      skippedLayers: r.layers.filter((l) => l.scheme === 'fp32').length,
+    },
   };
 }
 
@@ -148,16 +189,24 @@ export function quantizeWeights(model: Model, options: WeightOnlyOptions): Weigh
   // fp32; see equalizeNormScales) quantizes the weights the normalized input actually meets.
   if (scheme.kind === 'dq-int8' || scheme.kind === 'nbits' || scheme.kind === 'bnb4') {
     const eq = equalizeNormScales(model, { exclude: options.exclude });
-    if (eq.groups.length > 0) notes.push(`${eq.groups.length} normalization scale(s) folded into the weights they feed (${eq.groups.map((gr) => gr.foldedInto).join(', ')})`);
+    if (eq.groups.length > 0)
+      notes.push(
+        `${eq.groups.length} normalization scale(s) folded into the weights they feed (${eq.groups.map((gr) => gr.foldedInto).join(', ')})`,
+      );
   }
 
   const g = model.graph;
   const taken = usedNames(g);
   const handler = HANDLERS[scheme.kind](scheme, options);
   const ctx: HandlerContext = {
-    model, graph: g, scheme, options, blockSize: blockSize ?? 0,
+    model,
+    graph: g,
+    scheme,
+    options,
+    blockSize: blockSize ?? 0,
     name: (base) => uniqueName(g, base, taken),
-    prologue: [], notes,
+    prologue: [],
+    notes,
   };
 
   const sites = findWeightSites(model);
@@ -165,7 +214,8 @@ export function quantizeWeights(model: Model, options: WeightOnlyOptions): Weigh
   const byWeight = new Map<string, WeightSite[]>();
   for (const s of sites) {
     const list = byWeight.get(s.weight.name);
-    if (list) list.push(s); else byWeight.set(s.weight.name, [s]);
+    if (list) list.push(s);
+    else byWeight.set(s.weight.name, [s]);
   }
 
   const globalReason = handler.prepare?.(ctx);
@@ -180,12 +230,17 @@ export function quantizeWeights(model: Model, options: WeightOnlyOptions): Weigh
     const eligible: WeightSite[] = [];
     const reasons: string[] = [];
     for (const s of group) {
-      const why = globalReason
-        ?? skipReason(s)
-        ?? handler.reject(s, ctx);
-      if (why) reasons.push(`${s.node.name || s.node.opType}: ${why}`); else eligible.push(s);
+      const why = globalReason ?? skipReason(s) ?? handler.reject(s, ctx);
+      if (why) reasons.push(`${s.node.name || s.node.opType}: ${why}`);
+      else eligible.push(s);
     }
-    const base = { nodes: group.map((s) => s.node.name), opTypes: group.map((s) => s.node.opType), weight, dims: [...init.dims], bytesBefore: before };
+    const base = {
+      nodes: group.map((s) => s.node.name),
+      opTypes: group.map((s) => s.node.opType),
+      weight,
+      dims: [...init.dims],
+      bytesBefore: before,
+    };
     // A storage scheme stores a weight its site rules reject (rank 1, Gather along axis 1) as any
     // other float tensor, unless the user's flags keep it.
     if (eligible.length === 0 && handler.store && globalReason === undefined && !group.some((s) => skipReason(s))) {
@@ -193,15 +248,31 @@ export function quantizeWeights(model: Model, options: WeightOnlyOptions): Weigh
       continue;
     }
     if (eligible.length === 0) {
-      layers.push({ ...base, scheme: 'fp32', form: '', sqnrDb: null, bytesAfter: before, note: [...new Set(reasons.map((r) => r.replace(/^[^:]*: /, '')))].join('; ') });
+      layers.push({
+        ...base,
+        scheme: 'fp32',
+        form: '',
+        sqnrDb: null,
+        bytesAfter: before,
+        note: [...new Set(reasons.map((r) => r.replace(/^[^:]*: /, '')))].join('; '),
+      });
       continue;
     }
     const r = handler.apply(weight, eligible, ctx);
     const keptOriginal = isRead(g, weight) || ctx.prologue.some((n) => n.inputs.includes(weight));
     if (!keptOriginal) g.initializers.delete(weight);
-    const note = [r.note, reasons.length > 0 ? `fp32 copy kept for ${reasons.join('; ')}` : ''].filter(Boolean).join('; ');
+    const note = [r.note, reasons.length > 0 ? `fp32 copy kept for ${reasons.join('; ')}` : '']
+      .filter(Boolean)
+      .join('; ');
     const form = options.precomputed?.gptq?.has(weight) ? `${r.form} gptq` : r.form; // GPTQ results (gptq-handler.ts)
-    layers.push({ ...base, scheme: r.scheme, form, sqnrDb: r.sqnrDb, bytesAfter: r.addedBytes + (keptOriginal ? before : 0), note });
+    layers.push({
+      ...base,
+      scheme: r.scheme,
+      form,
+      sqnrDb: r.sqnrDb,
+      bytesAfter: r.addedBytes + (keptOriginal ? before : 0),
+      note,
+    });
   }
   options.progress?.(byWeight.size, byWeight.size, `quantizing weights (${options.scheme})`);
   if (handler.store && globalReason === undefined) {
@@ -216,7 +287,10 @@ export function quantizeWeights(model: Model, options: WeightOnlyOptions): Weigh
       const init = g.initializers.get(name);
       return init?.dtype === 'float32' && isRead(g, name) && init.dims.reduce((a, b) => a * b, 1) >= STORE_MIN_ELEMENTS;
     });
-    if (big.length > 0) notes.push(`kept fp32: ${big.length} float tensor${big.length === 1 ? '' : 's'} outside weight inputs (${scheme.kind === 'nbits' || scheme.kind === 'bnb4' ? `${options.scheme} quantizes MatMul/Gemm weights` : 'the scheme could not be applied'}): ${big.join(', ')}`);
+    if (big.length > 0)
+      notes.push(
+        `kept fp32: ${big.length} float tensor${big.length === 1 ? '' : 's'} outside weight inputs (${scheme.kind === 'nbits' || scheme.kind === 'bnb4' ? `${options.scheme} quantizes MatMul/Gemm weights` : 'the scheme could not be applied'}): ${big.join(', ')}`,
+      );
   }
   g.nodes = [...ctx.prologue, ...g.nodes];
 
@@ -227,6 +301,12 @@ export function quantizeWeights(model: Model, options: WeightOnlyOptions): Weigh
     blockSize,
     layers,
     notes,
-    totals: { bytesBefore, bytesAfter, ratio: bytesBefore === 0 ? 1 : bytesAfter / bytesBefore, quantizedLayers: quantized, skippedLayers: layers.length - quantized },
+    totals: {
+      bytesBefore,
+      bytesAfter,
+      ratio: bytesBefore === 0 ? 1 : bytesAfter / bytesBefore,
+      quantizedLayers: quantized,
+      skippedLayers: layers.length - quantized,
+    },
   };
 }

@@ -11,7 +11,10 @@ import type { Bnb4Parts, WeightJob, WeightJobResult } from './jobs.js';
 export function runWeightJob(job: WeightJob, data: Float32Array): { result: WeightJobResult; transfer: ArrayBuffer[] } {
   if (job.kind === 'int8') {
     const weights = quantizeInt8Channels(data, job.dims, job.axis, job.weight);
-    return { result: { kind: 'int8', key: job.key, weights }, transfer: [weights.codes.buffer as ArrayBuffer, weights.scale.buffer as ArrayBuffer] };
+    return {
+      result: { kind: 'int8', key: job.key, weights },
+      transfer: [weights.codes.buffer as ArrayBuffer, weights.scale.buffer as ArrayBuffer],
+    };
   }
   if (job.kind === 'bnb4') {
     const wt = bnb4Layout(data, job.K, job.N, job.transposed, job.alpha, job.start, job.end);
@@ -20,13 +23,32 @@ export function runWeightJob(job: WeightJob, data: Float32Array): { result: Weig
     const bnb4Of = { kind: 'bnb4', key: job.key, part: job.part, of: job.parts, elements: job.K * job.N } as const;
     if (job.parts > 1) {
       const blockSums = bnb4BlockSums(wt, w, job.o);
-      return { result: { ...bnb4Of, parts: { packed, absmax, doubleQuantBytes, blockSums } }, transfer: [packed.buffer, absmax.buffer, blockSums.buffer] as ArrayBuffer[] };
+      return {
+        result: { ...bnb4Of, parts: { packed, absmax, doubleQuantBytes, blockSums } },
+        transfer: [packed.buffer, absmax.buffer, blockSums.buffer] as ArrayBuffer[],
+      };
     }
-    const parts: Bnb4Parts = { packed, absmax, doubleQuantBytes, ...(signalSq === undefined ? {} : { signalSq }), ...(noiseSq === undefined ? {} : { noiseSq }) };
+    const parts: Bnb4Parts = {
+      packed,
+      absmax,
+      doubleQuantBytes,
+      ...(signalSq === undefined ? {} : { signalSq }),
+      ...(noiseSq === undefined ? {} : { noiseSq }),
+    };
     return { result: { ...bnb4Of, parts }, transfer: [parts.packed.buffer, parts.absmax.buffer] as ArrayBuffer[] };
   }
   const w = quantizeNBitsMatrixAuto(data, job.K, job.N, job.transposed, job.alpha, job.o);
-  const parts: NBitsParts = { K: w.K, N: w.N, kBlocks: w.kBlocks, packed: w.packed, scales: w.scales, zeroPoints: w.zeroPoints, zp: w.zp, signalSq: w.signalSq, noiseSq: w.noiseSq };
+  const parts: NBitsParts = {
+    K: w.K,
+    N: w.N,
+    kBlocks: w.kBlocks,
+    packed: w.packed,
+    scales: w.scales,
+    zeroPoints: w.zeroPoints,
+    zp: w.zp,
+    signalSq: w.signalSq,
+    noiseSq: w.noiseSq,
+  };
   const transfer = [parts.packed.buffer, parts.scales.buffer, parts.zp.buffer] as ArrayBuffer[];
   if (parts.zeroPoints) transfer.push(parts.zeroPoints.buffer as ArrayBuffer);
   return { result: { kind: 'nbits', key: job.key, parts }, transfer };
@@ -37,7 +59,15 @@ export function runWeightJob(job: WeightJob, data: Float32Array): { result: Weig
  * (linear-site.ts transposedWeight, value for value); W is B [K, N], or [N, K] when `transposed`
  * (Gemm transB). Tiled, so that neither side is walked with a stride across the whole matrix.
  */
-export function bnb4Layout(data: Float32Array, K: number, N: number, transposed: boolean, alpha: number, start = 0, end = N * K): Float32Array {
+export function bnb4Layout(
+  data: Float32Array,
+  K: number,
+  N: number,
+  transposed: boolean,
+  alpha: number,
+  start = 0,
+  end = N * K,
+): Float32Array {
   if (transposed) {
     if (alpha === 1) return data.subarray(start, end);
     const scaled = new Float32Array(end - start);
@@ -111,14 +141,17 @@ export function bnb4WeightsFrom(parts: Bnb4Parts, elements: number): Bnb4Weights
   let codes: Uint8Array | undefined;
   const { packed, absmax, doubleQuantBytes, signalSq, noiseSq } = parts;
   return {
-    packed, absmax, doubleQuantBytes,
+    packed,
+    absmax,
+    doubleQuantBytes,
     ...(signalSq === undefined ? {} : { signalSq }),
     ...(noiseSq === undefined ? {} : { noiseSq }),
     get codes(): Uint8Array {
       if (!codes) {
         // Two codes a byte, the first in the high nibble (bnb4-quant.ts).
         codes = new Uint8Array(elements);
-        for (let i = 0; i < elements; i++) codes[i] = (i & 1) === 0 ? (packed[i >> 1] as number) >> 4 : (packed[i >> 1] as number) & 15;
+        for (let i = 0; i < elements; i++)
+          codes[i] = (i & 1) === 0 ? (packed[i >> 1] as number) >> 4 : (packed[i >> 1] as number) & 15;
       }
       return codes;
     },

@@ -30,13 +30,30 @@ interface JobBase {
 
 /** Each job carries the key the handler looks its result up by (result-key.ts). */
 export type WeightJob =
-  | (JobBase & { readonly kind: 'nbits'; readonly key: NBitsKey; readonly K: number; readonly N: number; readonly transposed: boolean; readonly alpha: number; readonly o: NBitsOptions })
+  | (JobBase & {
+      readonly kind: 'nbits';
+      readonly key: NBitsKey;
+      readonly K: number;
+      readonly N: number;
+      readonly transposed: boolean;
+      readonly alpha: number;
+      readonly o: NBitsOptions;
+    })
   | (JobBase & { readonly kind: 'int8'; readonly key: Int8Key; readonly axis: number })
   | (JobBase & {
-    readonly kind: 'bnb4'; readonly key: Bnb4Key; readonly K: number; readonly N: number; readonly transposed: boolean; readonly alpha: number; readonly o: Bnb4Options;
-    /** Part `part` of `parts`: elements [start, end) of the [N, K] layout, whole blocks. */
-    readonly part: number; readonly parts: number; readonly start: number; readonly end: number;
-  });
+      readonly kind: 'bnb4';
+      readonly key: Bnb4Key;
+      readonly K: number;
+      readonly N: number;
+      readonly transposed: boolean;
+      readonly alpha: number;
+      readonly o: Bnb4Options;
+      /** Part `part` of `parts`: elements [start, end) of the [N, K] layout, whole blocks. */
+      readonly part: number;
+      readonly parts: number;
+      readonly start: number;
+      readonly end: number;
+    });
 
 /**
  * What a worker sends back of a bnb4 result (codes are unpacked from `packed` when needed); for
@@ -58,7 +75,14 @@ export type WeightJobResult =
   | { readonly kind: 'nbits'; readonly key: NBitsKey; readonly parts: NBitsParts }
   | { readonly kind: 'int8'; readonly key: Int8Key; readonly weights: Int8Weights }
   /** Part `part` of `of` of the weight's `elements` (the pool joins them: quantize-pool.ts). */
-  | { readonly kind: 'bnb4'; readonly key: Bnb4Key; readonly part: number; readonly of: number; readonly elements: number; readonly parts: Bnb4Parts };
+  | {
+      readonly kind: 'bnb4';
+      readonly key: Bnb4Key;
+      readonly part: number;
+      readonly of: number;
+      readonly elements: number;
+      readonly parts: Bnb4Parts;
+    };
 
 /** Where an untouched fp32 external initializer's bytes lie, or undefined. */
 function externalBytes(init: Initializer): ExternalBytes | undefined {
@@ -91,9 +115,26 @@ export function planWeightJobs(model: Model, options: WeightOnlyOptions): Weight
     const bytes = 4 * dims.reduce((a, b) => a * b, 1);
     if (nbits) {
       if (rejectLinear(site, model.graph)) continue;
-      const o: NBitsOptions = { bits: nbits.bits, blockSize: checkBlockSize(options.blockSize ?? nbits.defaultBlockSize), symmetric: nbits.symmetric, rtn: options.rtn ?? false };
+      const o: NBitsOptions = {
+        bits: nbits.bits,
+        blockSize: checkBlockSize(options.blockSize ?? nbits.defaultBlockSize),
+        symmetric: nbits.symmetric,
+        rtn: options.rtn ?? false,
+      };
       const shape = linearShape(site);
-      jobs.push({ kind: 'nbits', key: nbitsKey(shape.id, o), weight, dims, ...where, bytes, K: shape.K, N: shape.N, transposed: shape.transposed, alpha: shape.alpha, o });
+      jobs.push({
+        kind: 'nbits',
+        key: nbitsKey(shape.id, o),
+        weight,
+        dims,
+        ...where,
+        bytes,
+        K: shape.K,
+        N: shape.N,
+        transposed: shape.transposed,
+        alpha: shape.alpha,
+        o,
+      });
     } else if (bnb4) {
       if (rejectLinear(site, model.graph)) continue;
       const blockSize = checkBlockSize(options.blockSize ?? bnb4.defaultBlockSize);
@@ -106,7 +147,23 @@ export function planWeightJobs(model: Model, options: WeightOnlyOptions): Weight
       for (let part = 0; part < parts; part++) {
         const start = Math.round((blocks * part) / parts) * blockSize;
         const end = Math.min(elements, Math.round((blocks * (part + 1)) / parts) * blockSize);
-        jobs.push({ kind: 'bnb4', key, part, parts, start, end, weight, dims, ...where, bytes, K: shape.K, N: shape.N, transposed: shape.transposed, alpha: shape.alpha, o });
+        jobs.push({
+          kind: 'bnb4',
+          key,
+          part,
+          parts,
+          start,
+          end,
+          weight,
+          dims,
+          ...where,
+          bytes,
+          K: shape.K,
+          N: shape.N,
+          transposed: shape.transposed,
+          alpha: shape.alpha,
+          o,
+        });
       }
     } else {
       if (rejectStorage(site)) continue;

@@ -26,7 +26,8 @@ export interface LinearView {
 export function rejectLinear(site: WeightSite, graph: Graph): string | undefined {
   const { node: n, weight } = site;
   if (n.opType === 'Gather') return 'embedding table kept in fp32 (pass `quantizeEmbeddings` to quantize it too)';
-  if (n.opType !== 'MatMul' && n.opType !== 'Gemm') return `ONNX Runtime's block-quantized ops replace MatMul/Gemm only, not ${n.opType}`;
+  if (n.opType !== 'MatMul' && n.opType !== 'Gemm')
+    return `ONNX Runtime's block-quantized ops replace MatMul/Gemm only, not ${n.opType}`;
   if (site.slot !== 1) return 'the weight is the left operand';
   if (weight.dims.length !== 2) return `weight of rank ${weight.dims.length} (needs a 2-D matrix)`;
   if (n.opType === 'Gemm') {
@@ -44,17 +45,32 @@ export function linearShape(site: WeightSite): LinearShape {
   const [d0, d1] = site.weight.dims as [number, number];
   const transB = site.node.opType === 'Gemm' && intAttr(site.node, 'transB', 0) === 1;
   const alpha = site.node.opType === 'Gemm' ? floatAttr(site.node, 'alpha', 1) : 1;
-  return { K: transB ? d1 : d0, N: transB ? d0 : d1, id: { weight: site.weight.name, transposed: transB, alpha }, transposed: transB, alpha };
+  return {
+    K: transB ? d1 : d0,
+    N: transB ? d0 : d1,
+    id: { weight: site.weight.name, transposed: transB, alpha },
+    transposed: transB,
+    alpha,
+  };
 }
 
 export function linearView(site: WeightSite): LinearView {
   const { K, N, id, transposed: transB, alpha } = linearShape(site);
   const t = site.weight.load();
-  if (!(t.data instanceof Float32Array)) throw new QuantkitError('QK_WEIGHT_NOT_FLOAT32', `weight '${site.weight.name}' is ${t.dtype}, not float32`, 'weight-only quantization reads fp32 weights');
+  if (!(t.data instanceof Float32Array))
+    throw new QuantkitError(
+      'QK_WEIGHT_NOT_FLOAT32',
+      `weight '${site.weight.name}' is ${t.dtype}, not float32`,
+      'weight-only quantization reads fp32 weights',
+    );
   const data = t.data;
   const column = transB
-    ? (n: number, out: Float32Array) => { for (let k = 0; k < K; k++) out[k] = alpha * (data[n * K + k] as number); }
-    : (n: number, out: Float32Array) => { for (let k = 0; k < K; k++) out[k] = alpha * (data[k * N + n] as number); };
+    ? (n: number, out: Float32Array) => {
+        for (let k = 0; k < K; k++) out[k] = alpha * (data[n * K + k] as number);
+      }
+    : (n: number, out: Float32Array) => {
+        for (let k = 0; k < K; k++) out[k] = alpha * (data[k * N + n] as number);
+      };
   return { K, N, column, id, data, transposed: transB, alpha };
 }
 
@@ -73,13 +89,26 @@ export function transposedWeight(view: LinearView): Float32Array {
  * Turns the site's node into `opType` (domain com.microsoft) reading [A, ...weightInputs]. A
  * Gemm's C is added back afterwards (scaled by beta into a new initializer when beta ≠ 1).
  */
-export function replaceLinear(site: WeightSite, ctx: HandlerContext, opType: string, weightInputs: string[], attributes: Record<string, number>): void {
+export function replaceLinear(
+  site: WeightSite,
+  ctx: HandlerContext,
+  opType: string,
+  weightInputs: string[],
+  attributes: Record<string, number>,
+): void {
   const n: GraphNode = site.node;
   const a = n.inputs[0] as string;
   const out = n.outputs[0] as string;
   const c = n.opType === 'Gemm' ? n.inputs[2] : undefined;
   const beta = n.opType === 'Gemm' ? floatAttr(n, 'beta', 1) : 1;
-  const replacement = node(opType, [a, ...weightInputs], [out], n.name || ctx.name(opType), attributes, 'com.microsoft');
+  const replacement = node(
+    opType,
+    [a, ...weightInputs],
+    [out],
+    n.name || ctx.name(opType),
+    attributes,
+    'com.microsoft',
+  );
   n.opType = replacement.opType;
   n.domain = replacement.domain;
   n.attributes = replacement.attributes;
@@ -90,7 +119,12 @@ export function replaceLinear(site: WeightSite, ctx: HandlerContext, opType: str
   let bias = c;
   if (beta !== 1) {
     const ct = ctx.graph.initializers.get(c)?.load();
-    if (!ct || !(ct.data instanceof Float32Array)) throw new QuantkitError('QK_GEMM_BIAS', `Gemm '${n.name}' has beta ≠ 1 and a C that is not an fp32 initializer`, 'exclude this node');
+    if (!ct || !(ct.data instanceof Float32Array))
+      throw new QuantkitError(
+        'QK_GEMM_BIAS',
+        `Gemm '${n.name}' has beta ≠ 1 and a C that is not an fp32 initializer`,
+        'exclude this node',
+      );
     const scaled = Float32Array.from(ct.data, (v) => beta * v);
     bias = addInitializer(ctx.graph, ctx.name(`${c}_times_beta`), makeTensor('float32', ct.dims, scaled));
   }

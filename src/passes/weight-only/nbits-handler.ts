@@ -6,7 +6,14 @@ import { nbitsSqnrDb, type NBitsOptions, type NBitsWeights } from '../../quant/n
 import { NonFiniteWeight } from '../../quant/non-finite-weight.js';
 import { makeTensor } from '../../tensor/tensor.js';
 import { addInitializer, node, rewireInputs } from './graph-edit.js';
-import { linearShape, linearView, rejectLinear, replaceLinear, transposedWeight, type LinearView } from './linear-site.js';
+import {
+  linearShape,
+  linearView,
+  rejectLinear,
+  replaceLinear,
+  transposedWeight,
+  type LinearView,
+} from './linear-site.js';
 import { ensureOpset } from './opset.js';
 import { nbitsKey, viewIdOf } from './result-key.js';
 import type { HandlerContext, WeightHandler, WeightSite } from './types.js';
@@ -18,13 +25,23 @@ import type { HandlerContext, WeightHandler, WeightSite } from './types.js';
  * original op — the file then needs no contrib op.
  */
 
-function quantize(view: LinearView, bits: 4 | 8, symmetric: boolean, ctx: HandlerContext, weight: string): NBitsWeights {
+function quantize(
+  view: LinearView,
+  bits: 4 | 8,
+  symmetric: boolean,
+  ctx: HandlerContext,
+  weight: string,
+): NBitsWeights {
   const o: NBitsOptions = { bits, blockSize: ctx.blockSize, symmetric, rtn: ctx.options.rtn ?? false };
   try {
     return quantizeNBitsMatrixAuto(view.data, view.K, view.N, view.transposed, view.alpha, o);
   } catch (e) {
     if (e instanceof NonFiniteWeight) {
-      throw new QuantkitError('QK_NONFINITE_WEIGHTS', `weight '${weight}' has a non-finite value (${e.value}) at input ${e.col}, output ${e.row}`, 'fix the weights, or `exclude` this tensor');
+      throw new QuantkitError(
+        'QK_NONFINITE_WEIGHTS',
+        `weight '${weight}' has a non-finite value (${e.value}) at input ${e.col}, output ${e.row}`,
+        'fix the weights, or `exclude` this tensor',
+      );
     }
     throw e;
   }
@@ -39,13 +56,29 @@ function nativeApply(bits: 4 | 8, symmetric: boolean) {
       let q = done.get(viewId);
       if (!q) {
         const o: NBitsOptions = { bits, blockSize: ctx.blockSize, symmetric, rtn: ctx.options.rtn ?? false };
-        const w = ctx.options.precomputed?.nbits.get(nbitsKey(view.id, o)) ?? quantize(linearView(site), bits, symmetric, ctx, weight);
-        const bName = addInitializer(ctx.graph, ctx.name(`${weight}_Q${bits}`), makeTensor('uint8', [view.N, w.kBlocks, (ctx.blockSize * bits) / 8], w.packed));
-        const sName = addInitializer(ctx.graph, ctx.name(`${weight}_scales`), makeTensor('float32', [view.N, w.kBlocks], w.scales));
+        const w =
+          ctx.options.precomputed?.nbits.get(nbitsKey(view.id, o)) ??
+          quantize(linearView(site), bits, symmetric, ctx, weight);
+        const bName = addInitializer(
+          ctx.graph,
+          ctx.name(`${weight}_Q${bits}`),
+          makeTensor('uint8', [view.N, w.kBlocks, (ctx.blockSize * bits) / 8], w.packed),
+        );
+        const sName = addInitializer(
+          ctx.graph,
+          ctx.name(`${weight}_scales`),
+          makeTensor('float32', [view.N, w.kBlocks], w.scales),
+        );
         const inputs = [bName, sName];
         let bytes = w.packed.length + 4 * w.scales.length;
         if (w.zeroPoints) {
-          inputs.push(addInitializer(ctx.graph, ctx.name(`${weight}_zero_points`), makeTensor('uint8', [view.N, w.zeroPoints.length / view.N], w.zeroPoints)));
+          inputs.push(
+            addInitializer(
+              ctx.graph,
+              ctx.name(`${weight}_zero_points`),
+              makeTensor('uint8', [view.N, w.zeroPoints.length / view.N], w.zeroPoints),
+            ),
+          );
           bytes += w.zeroPoints.length;
         }
         // SQNR from the sums the quantizer kept: no dequantized copy, no transposed original.
@@ -72,7 +105,12 @@ function qdqApply(symmetric: boolean) {
     // The stored weight keeps B's layout; blocks run along its K axis (0 for [K, N], 1 for Gemm transB).
     const view = linearView(first);
     const transB = view.transposed;
-    if (view.alpha !== 1) throw new QuantkitError('QK_QDQ_GEMM_ALPHA', `Gemm '${first.node.name}' has alpha ≠ 1, which the QDQ form cannot fold`, 'use the native form (drop `format` qdq)');
+    if (view.alpha !== 1)
+      throw new QuantkitError(
+        'QK_QDQ_GEMM_ALPHA',
+        `Gemm '${first.node.name}' has alpha ≠ 1, which the QDQ form cannot fold`,
+        'use the native form (drop `format` qdq)',
+      );
     const o: NBitsOptions = { bits: 4, blockSize: ctx.blockSize, symmetric, rtn: ctx.options.rtn ?? false };
     const w = ctx.options.precomputed?.nbits.get(nbitsKey(view.id, o)) ?? quantize(view, 4, symmetric, ctx, weight);
     const { K, N, kBlocks } = w;
@@ -104,7 +142,11 @@ function qdqApply(symmetric: boolean) {
       }
     }
     const inputs = [
-      addInitializer(ctx.graph, ctx.name(`${weight}_${symmetric ? 'int4' : 'uint4'}`), makeTensor(symmetric ? 'int4' : 'uint4', dims, codes)),
+      addInitializer(
+        ctx.graph,
+        ctx.name(`${weight}_${symmetric ? 'int4' : 'uint4'}`),
+        makeTensor(symmetric ? 'int4' : 'uint4', dims, codes),
+      ),
       addInitializer(ctx.graph, ctx.name(`${weight}_scale`), makeTensor('float32', pDims, scale)),
     ];
     let bytes = Math.ceil(codes.length / 2) + 4 * scale.length;
@@ -113,8 +155,17 @@ function qdqApply(symmetric: boolean) {
       bytes += Math.ceil(zp.length / 2);
     }
     const out = ctx.name(`${weight}_dequantized`);
-    ctx.prologue.push(node('DequantizeLinear', inputs, [out], ctx.name(`${weight}_DequantizeLinear`), { axis: transB ? 1 : 0, block_size: bs }));
-    rewireInputs(sites.map((s) => s.node), weight, out);
+    ctx.prologue.push(
+      node('DequantizeLinear', inputs, [out], ctx.name(`${weight}_DequantizeLinear`), {
+        axis: transB ? 1 : 0,
+        block_size: bs,
+      }),
+    );
+    rewireInputs(
+      sites.map((s) => s.node),
+      weight,
+      out,
+    );
     return {
       scheme: ctx.options.scheme,
       form: `DequantizeLinear(${symmetric ? 'int4' : 'uint4'}, block=${bs})`,
@@ -127,18 +178,28 @@ function qdqApply(symmetric: boolean) {
 
 export function nbitsHandler(bits: 4 | 8, symmetric: boolean, format: 'native' | 'qdq'): WeightHandler {
   if (format === 'qdq') {
-    if (bits !== 4) throw new QuantkitError('QK_QDQ_UNSUPPORTED', `\`format\` qdq is for 4-bit schemes, not ${bits}-bit`, 'use `scheme` int8 for 8-bit DequantizeLinear weights');
+    if (bits !== 4)
+      throw new QuantkitError(
+        'QK_QDQ_UNSUPPORTED',
+        `\`format\` qdq is for 4-bit schemes, not ${bits}-bit`,
+        'use `scheme` int8 for 8-bit DequantizeLinear weights',
+      );
     return {
       reject: (site, ctx) => {
         const r = rejectLinear(site, ctx.graph);
         if (r) return r;
-        if (site.node.opType === 'Gemm' && floatAttr(site.node, 'alpha', 1) !== 1) return 'Gemm with alpha ≠ 1 (QDQ form keeps the op)';
+        if (site.node.opType === 'Gemm' && floatAttr(site.node, 'alpha', 1) !== 1)
+          return 'Gemm with alpha ≠ 1 (QDQ form keeps the op)';
         return undefined;
       },
       prepare: (ctx) => {
         const r = ensureOpset(ctx.model, 21);
-        if (!r.ok) return `blocked DequantizeLinear needs opset 21, and raising opset ${ctx.model.opsets.get('') ?? 1} would change ${r.blockers.join(', ')}`;
-        if (r.raisedFrom !== undefined) ctx.notes.push(`default opset raised from ${r.raisedFrom} to 21 for blocked DequantizeLinear (no node in the graph changes meaning)`);
+        if (!r.ok)
+          return `blocked DequantizeLinear needs opset 21, and raising opset ${ctx.model.opsets.get('') ?? 1} would change ${r.blockers.join(', ')}`;
+        if (r.raisedFrom !== undefined)
+          ctx.notes.push(
+            `default opset raised from ${r.raisedFrom} to 21 for blocked DequantizeLinear (no node in the graph changes meaning)`,
+          );
         return undefined;
       },
       apply: qdqApply(symmetric),

@@ -8,12 +8,32 @@ import { UPGRADABLE, upgradeOpset } from '../upgrade-opset.js';
  * Operators.md change log); type-only extensions are left out since they break nothing.
  */
 const BREAKING: Record<string, readonly number[]> = {
-  Squeeze: [13], Unsqueeze: [13], Split: [13], ReduceSum: [13],
-  Softmax: [13], LogSoftmax: [13], Hardmax: [13],
-  ReduceMean: [18], ReduceMax: [18], ReduceMin: [18], ReduceProd: [18], ReduceL1: [18], ReduceL2: [18],
-  ReduceLogSum: [18], ReduceLogSumExp: [18], ReduceSumSquare: [18],
-  Clip: [11], Pad: [11], Resize: [11], Upsample: [9, 10], Slice: [10], TopK: [10], Dropout: [12],
-  BatchNormalization: [9], Scatter: [11], GroupNormalization: [21],
+  Squeeze: [13],
+  Unsqueeze: [13],
+  Split: [13],
+  ReduceSum: [13],
+  Softmax: [13],
+  LogSoftmax: [13],
+  Hardmax: [13],
+  ReduceMean: [18],
+  ReduceMax: [18],
+  ReduceMin: [18],
+  ReduceProd: [18],
+  ReduceL1: [18],
+  ReduceL2: [18],
+  ReduceLogSum: [18],
+  ReduceLogSumExp: [18],
+  ReduceSumSquare: [18],
+  Clip: [11],
+  Pad: [11],
+  Resize: [11],
+  Upsample: [9, 10],
+  Slice: [10],
+  TopK: [10],
+  Dropout: [12],
+  BatchNormalization: [9],
+  Scatter: [11],
+  GroupNormalization: [21],
 };
 
 /**
@@ -37,7 +57,10 @@ export function opsetRaiseBlockers(model: Model, target: number): string[] {
  * Raises the default opset to at least `target` when that is safe or the changed ops can be
  * rewritten (passes/upgrade-opset.ts); returns what was done.
  */
-export function ensureOpset(model: Model, target: number): { ok: true; raisedFrom?: number } | { ok: false; blockers: string[] } {
+export function ensureOpset(
+  model: Model,
+  target: number,
+): { ok: true; raisedFrom?: number } | { ok: false; blockers: string[] } {
   const from = model.opsets.get('') ?? 1;
   if (from >= target) return { ok: true };
   const blockers = opsetRaiseBlockers(model, target);

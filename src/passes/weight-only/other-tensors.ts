@@ -25,7 +25,17 @@ import type { HandlerContext, LayerReport } from './types.js';
 export const STORE_MIN_ELEMENTS = 1024;
 
 /** Readers for which a stored value must equal the original (they branch on it, or make integers of it). */
-const EXACT_READERS = new Set(['Equal', 'Less', 'Greater', 'LessOrEqual', 'GreaterOrEqual', 'Cast', 'ArgMax', 'ArgMin', 'TopK']);
+const EXACT_READERS = new Set([
+  'Equal',
+  'Less',
+  'Greater',
+  'LessOrEqual',
+  'GreaterOrEqual',
+  'Cast',
+  'ArgMax',
+  'ArgMin',
+  'TopK',
+]);
 
 export interface OtherTensorsResult {
   readonly layers: LayerReport[];
@@ -46,7 +56,12 @@ function allFinite(d: Float32Array): boolean {
  * read by some node, with `store`; rows for the report, converted or kept, and a note on the
  * small ones kept by the threshold. `excluded` names a user flag that keeps a tensor.
  */
-export function storeOtherTensors(ctx: HandlerContext, store: TensorStore, candidates: readonly string[], excluded: (name: string, readers: readonly GraphNode[]) => string | undefined): OtherTensorsResult {
+export function storeOtherTensors(
+  ctx: HandlerContext,
+  store: TensorStore,
+  candidates: readonly string[],
+  excluded: (name: string, readers: readonly GraphNode[]) => string | undefined,
+): OtherTensorsResult {
   const g = ctx.graph;
   const readers = consumers(g);
   const layers: LayerReport[] = [];
@@ -65,24 +80,49 @@ export function storeOtherTensors(ctx: HandlerContext, store: TensorStore, candi
       smallBytes += bytes;
       continue;
     }
-    const base = { nodes: rs.map((n) => n.name), opTypes: rs.map((n) => n.opType), weight: name, dims: [...init.dims], bytesBefore: bytes };
-    const keep = (why: string) => layers.push({ ...base, scheme: 'fp32', form: '', sqnrDb: null, bytesAfter: bytes, note: why });
+    const base = {
+      nodes: rs.map((n) => n.name),
+      opTypes: rs.map((n) => n.opType),
+      weight: name,
+      dims: [...init.dims],
+      bytesBefore: bytes,
+    };
+    const keep = (why: string) =>
+      layers.push({ ...base, scheme: 'fp32', form: '', sqnrDb: null, bytesAfter: bytes, note: why });
     const user = excluded(name, rs);
-    if (user) { keep(user); continue; }
+    if (user) {
+      keep(user);
+      continue;
+    }
     const exact = rs.find((n) => EXACT_READERS.has(n.opType));
-    if (exact) { keep(`read by ${exact.opType} ${exact.name}, which needs the exact values`); continue; }
+    if (exact) {
+      keep(`read by ${exact.opType} ${exact.name}, which needs the exact values`);
+      continue;
+    }
     const data = init.load().data as Float32Array;
-    if (!floatOnly && !allFinite(data)) { keep(`holds ±Inf/NaN, which ${ctx.options.scheme} cannot store`); continue; }
+    if (!floatOnly && !allFinite(data)) {
+      keep(`holds ±Inf/NaN, which ${ctx.options.scheme} cannot store`);
+      continue;
+    }
     const axis = init.dims.length >= 2 ? 0 : undefined;
     const r = store(name, data, init.dims, axis, ctx);
     rewireInputs(rs, name, r.out);
     if (!isRead(g, name) && !ctx.prologue.some((n) => n.inputs.includes(name))) g.initializers.delete(name);
-    layers.push({ ...base, scheme: r.scheme, form: r.form, sqnrDb: r.sqnrDb, bytesAfter: r.addedBytes, note: `not a weight input (read by ${[...new Set(rs.map((n) => n.opType))].join(', ')})` });
+    layers.push({
+      ...base,
+      scheme: r.scheme,
+      form: r.form,
+      sqnrDb: r.sqnrDb,
+      bytesAfter: r.addedBytes,
+      note: `not a weight input (read by ${[...new Set(rs.map((n) => n.opType))].join(', ')})`,
+    });
   }
   const notes: string[] = [];
   if (small.length > 0) {
     const shown = small.slice(0, 6).join(', ') + (small.length > 6 ? `, … ${small.length - 6} more` : '');
-    notes.push(`kept fp32: ${small.length} float tensor${small.length === 1 ? '' : 's'} under ${STORE_MIN_ELEMENTS} elements (biases, norm scales; ${smallBytes} bytes): ${shown}`);
+    notes.push(
+      `kept fp32: ${small.length} float tensor${small.length === 1 ? '' : 's'} under ${STORE_MIN_ELEMENTS} elements (biases, norm scales; ${smallBytes} bytes): ${shown}`,
+    );
   }
   return { layers, notes };
 }

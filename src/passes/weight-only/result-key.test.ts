@@ -1,5 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { bnb4Key, idOf, int8Key, nbitsKey, ResultMap, viewIdOf, type NBitsKey, type ResultKey, type ViewId } from './result-key.js';
+import {
+  bnb4Key,
+  idOf,
+  int8Key,
+  nbitsKey,
+  ResultMap,
+  viewIdOf,
+  type NBitsKey,
+  type ResultKey,
+  type ViewId,
+} from './result-key.js';
 
 describe('typed result keys', () => {
   const o = { bits: 4, blockSize: 32, symmetric: true, rtn: false } as const;
@@ -9,7 +19,9 @@ describe('typed result keys', () => {
     m.set(nbitsKey({ weight: 'w|T|1', transposed: false, alpha: 1 }, o), 'plain');
     m.set(nbitsKey({ weight: 'w', transposed: true, alpha: 1 }, o), 'transposed');
     expect(m.get(nbitsKey({ weight: 'w|T|1', transposed: false, alpha: 1 }, { ...o }))).toBe('plain');
-    expect(m.get(nbitsKey({ weight: 'w', transposed: true, alpha: 1 }, { bits: 4, blockSize: 32, symmetric: true }))).toBe('transposed'); // rtn absent = false
+    expect(
+      m.get(nbitsKey({ weight: 'w', transposed: true, alpha: 1 }, { bits: 4, blockSize: 32, symmetric: true })),
+    ).toBe('transposed'); // rtn absent = false
     expect(m.get(nbitsKey({ weight: 'w', transposed: false, alpha: 1 }, o))).toBeUndefined();
     expect(m.get(nbitsKey({ weight: 'w', transposed: true, alpha: 0.5 }, o))).toBeUndefined();
     expect(m.get(nbitsKey({ weight: 'w', transposed: true, alpha: 1 }, { ...o, rtn: true }))).toBeUndefined();
@@ -18,7 +30,9 @@ describe('typed result keys', () => {
 
   it('names holding the characters a string key would split on never make two keys equal', () => {
     const names = ['w', 'w|', '|w', 'w|T', 'w|T|1', 'w||1', 'w|nbits|4', '"w"', 'w","x', 'w\\', '[', ''];
-    const views: ViewId[] = names.flatMap((weight) => [true, false].flatMap((transposed) => [1, 0.5, NaN, Infinity].map((alpha) => ({ weight, transposed, alpha }))));
+    const views: ViewId[] = names.flatMap((weight) =>
+      [true, false].flatMap((transposed) => [1, 0.5, NaN, Infinity].map((alpha) => ({ weight, transposed, alpha }))),
+    );
     const keys: ResultKey[] = [
       ...views.map((v) => nbitsKey(v, o)),
       ...views.map((v) => nbitsKey(v, { ...o, symmetric: false })),

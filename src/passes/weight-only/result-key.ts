@@ -42,7 +42,13 @@ export type ResultKey = NBitsKey | Bnb4Key | Int8Key;
 export const nbitsKey = (view: ViewId, options: NBitsOptions): NBitsKey => ({ kind: 'nbits', view, options });
 
 /** The nf4/fp4 result (bnb4-handler.ts) for a view and options. */
-export const bnb4Key = (view: ViewId, type: Bnb4Type, blockSize: number, rtn: boolean): Bnb4Key => ({ kind: 'bnb4', view, type, blockSize, rtn });
+export const bnb4Key = (view: ViewId, type: Bnb4Type, blockSize: number, rtn: boolean): Bnb4Key => ({
+  kind: 'bnb4',
+  view,
+  type,
+  blockSize,
+  rtn,
+});
 
 /** The int8 result (dq-storage.ts) for `weight` along `axis`. */
 export const int8Key = (weight: string, axis: number): Int8Key => ({ kind: 'int8', weight, axis });

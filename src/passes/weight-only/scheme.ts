@@ -34,14 +34,22 @@ export const BLOCK_SIZES = [16, 32, 64, 128, 256] as const;
 
 export function schemeByName(name: string): WeightOnlyScheme {
   if (!(name in SCHEMES)) {
-    throw new QuantkitError('QK_UNKNOWN_SCHEME', `unknown weight-only scheme '${name}'`, `use one of ${SCHEME_NAMES.join(', ')}`);
+    throw new QuantkitError(
+      'QK_UNKNOWN_SCHEME',
+      `unknown weight-only scheme '${name}'`,
+      `use one of ${SCHEME_NAMES.join(', ')}`,
+    );
   }
   return SCHEMES[name as SchemeName];
 }
 
 export function checkBlockSize(blockSize: number): number {
   if (!(BLOCK_SIZES as readonly number[]).includes(blockSize)) {
-    throw new QuantkitError('QK_BAD_BLOCK_SIZE', `block size ${blockSize} is not supported`, `use one of ${BLOCK_SIZES.join(', ')}`);
+    throw new QuantkitError(
+      'QK_BAD_BLOCK_SIZE',
+      `block size ${blockSize} is not supported`,
+      `use one of ${BLOCK_SIZES.join(', ')}`,
+    );
   }
   return blockSize;
 }

@@ -109,7 +109,11 @@ export interface WeightHandler {
   reject(site: WeightSite, ctx: HandlerContext): string | undefined;
   /** Model-level preparation (opset, domain imports); a string is a reason to skip everything. */
   prepare?(ctx: HandlerContext): string | undefined;
-  apply(weight: string, sites: readonly WeightSite[], ctx: HandlerContext): Omit<LayerReport, 'nodes' | 'opTypes' | 'weight' | 'dims' | 'bytesBefore' | 'bytesAfter'> & { addedBytes: number };
+  apply(
+    weight: string,
+    sites: readonly WeightSite[],
+    ctx: HandlerContext,
+  ): Omit<LayerReport, 'nodes' | 'opTypes' | 'weight' | 'dims' | 'bytesBefore' | 'bytesAfter'> & { addedBytes: number };
   /**
    * Storage schemes (any reader can take the widened value): how a float tensor outside a weight
    * slot is stored (other-tensors.ts). Absent: such tensors stay fp32.

@@ -50,8 +50,16 @@ export function schemeTable(model: ModelReport): { header: string[]; rows: strin
   // quantize --report has no evaluation data: no quality columns then, nor latency.
   const measured = model.rows.some((r) => !Number.isNaN(r.quality));
   const timed = model.rows.some((r) => r.latencyRatio !== null);
-  const header = ['scheme', 'size', 'ratio', ...(measured ? [model.quality.name] : []), ...(lm ? ['bits/char'] : []),
-    ...(measured ? ['change'] : []), 'weight SQNR', ...(timed ? ['latency'] : [])];
+  const header = [
+    'scheme',
+    'size',
+    'ratio',
+    ...(measured ? [model.quality.name] : []),
+    ...(lm ? ['bits/char'] : []),
+    ...(measured ? ['change'] : []),
+    'weight SQNR',
+    ...(timed ? ['latency'] : []),
+  ];
   const rows = model.rows.map((r, i) => [
     r.scheme,
     formatSize(r.bytes),

@@ -7,16 +7,49 @@ const FAKE_CHART = 'window.Chart = function () {};\n//# sourceMappingURL=chart.u
 
 function data(scheme = 'int8'): ReportData {
   return {
-    title: 'T <b>', subtitle: 's',
-    models: [{
-      name: 'lm', description: 'd', quality: { name: 'perplexity', higherIsBetter: false, percent: false },
-      rows: [
-        { scheme: 'fp32', bytes: 2048, ratio: 1, quality: 3.25, qualityChange: 0, bitsPerChar: 1.7, weightSqnrDb: null, layerSqnrDb: {}, latencyRatio: 1 },
-        { scheme, bytes: 512, ratio: 4, quality: 3.5, qualityChange: 0.25 / 3.25, bitsPerChar: 1.8, weightSqnrDb: 40, layerSqnrDb: { w: 40 }, latencyRatio: 1.5 },
-      ],
-      layers: [{ name: 'w', readers: ['/fc/MatMul'], dims: [2, 2], histogram: { min: -1, max: 1, counts: [1, 3] }, grids: [] }],
-      calibration: [],
-    }],
+    title: 'T <b>',
+    subtitle: 's',
+    models: [
+      {
+        name: 'lm',
+        description: 'd',
+        quality: { name: 'perplexity', higherIsBetter: false, percent: false },
+        rows: [
+          {
+            scheme: 'fp32',
+            bytes: 2048,
+            ratio: 1,
+            quality: 3.25,
+            qualityChange: 0,
+            bitsPerChar: 1.7,
+            weightSqnrDb: null,
+            layerSqnrDb: {},
+            latencyRatio: 1,
+          },
+          {
+            scheme,
+            bytes: 512,
+            ratio: 4,
+            quality: 3.5,
+            qualityChange: 0.25 / 3.25,
+            bitsPerChar: 1.8,
+            weightSqnrDb: 40,
+            layerSqnrDb: { w: 40 },
+            latencyRatio: 1.5,
+          },
+        ],
+        layers: [
+          {
+            name: 'w',
+            readers: ['/fc/MatMul'],
+            dims: [2, 2],
+            histogram: { min: -1, max: 1, counts: [1, 3] },
+            grids: [],
+          },
+        ],
+        calibration: [],
+      },
+    ],
   };
 }
 
@@ -65,10 +98,21 @@ describe('report formatting', () => {
     const model = data().models[0];
     if (!model) throw new Error('no model');
     const t = schemeTable(model);
-    expect(t.header).toEqual(['scheme', 'size', 'ratio', 'perplexity', 'bits/char', 'change', 'weight SQNR', 'latency']);
+    expect(t.header).toEqual([
+      'scheme',
+      'size',
+      'ratio',
+      'perplexity',
+      'bits/char',
+      'change',
+      'weight SQNR',
+      'latency',
+    ]);
     expect(t.rows[1]).toEqual(['int8', '512 B', '4.00×', '3.500', '1.800', '+7.69 %', '40.0 dB', '1.50×']);
     expect(t.rows[0]?.[5]).toBe('—');
-    expect(formatQuality({ quality: { name: 'accuracy', higherIsBetter: true, percent: true } }, 0.995976)).toBe('99.60 %');
+    expect(formatQuality({ quality: { name: 'accuracy', higherIsBetter: true, percent: true } }, 0.995976)).toBe(
+      '99.60 %',
+    );
     expect(formatSqnr(Infinity)).toBe('exact');
     expect(formatChange({ ...model.rows[1]!, qualityChange: -0.00001 }, false)).toBe('0.00 %');
     expect(escapeHtml(`<a href="x">&'`)).toBe('&#60;a href=&#34;x&#34;&#62;&#38;&#39;');
@@ -79,7 +123,16 @@ describe('report notes and layer names', () => {
   it('a row without weight SQNR for a stated reason shows "— [1]" and the reason under the table', () => {
     const d = data();
     const model = d.models[0]!;
-    const rows = [...model.rows, { ...model.rows[1]!, scheme: 'int8-static+sq mse', weightSqnrDb: null, weightSqnrNote: 'weights rescaled', layerSqnrDb: {} }];
+    const rows = [
+      ...model.rows,
+      {
+        ...model.rows[1]!,
+        scheme: 'int8-static+sq mse',
+        weightSqnrDb: null,
+        weightSqnrNote: 'weights rescaled',
+        layerSqnrDb: {},
+      },
+    ];
     const t = schemeTable({ ...model, rows });
     expect(t.rows[2]?.[6]).toBe('— [1]');
     expect(t.rows[0]?.[6]).toBe('—'); // fp32: nothing to explain

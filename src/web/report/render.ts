@@ -20,7 +20,10 @@ export function escapeHtml(s: string): string {
  * `<` in the data becomes the JSON escape \u003c, which JSON.parse reads back unchanged.
  */
 function scriptSafeJson(value: unknown): string {
-  return JSON.stringify(value).replace(/</g, '\\u003c').replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');
+  return JSON.stringify(value)
+    .replace(/</g, '\\u003c')
+    .replace(/\u2028/g, '\\u2028')
+    .replace(/\u2029/g, '\\u2029');
 }
 
 function scriptSafeCode(code: string, what: string): string {
@@ -32,7 +35,12 @@ function scriptSafeCode(code: string, what: string): string {
 
 function table(header: readonly string[], rows: readonly (readonly string[])[], numericFrom = 1): string {
   const th = header.map((h) => `<th>${escapeHtml(h)}</th>`).join('');
-  const trs = rows.map((r) => `<tr>${r.map((c, i) => `<td${i >= numericFrom ? ' class="num"' : ''}>${escapeHtml(c)}</td>`).join('')}</tr>`).join('\n');
+  const trs = rows
+    .map(
+      (r) =>
+        `<tr>${r.map((c, i) => `<td${i >= numericFrom ? ' class="num"' : ''}>${escapeHtml(c)}</td>`).join('')}</tr>`,
+    )
+    .join('\n');
   return `<table><thead><tr>${th}</tr></thead><tbody>\n${trs}\n</tbody></table>`;
 }
 
@@ -40,7 +48,12 @@ function layerTable(model: ModelReport): string {
   const quant = model.rows.slice(1).filter((r) => Object.keys(r.layerSqnrDb).length > 0);
   if (model.layers.length === 0 || quant.length === 0) return '';
   const header = ['layer (reading node)', 'weight', 'shape', ...quant.map((r) => r.scheme)];
-  const rows = model.layers.map((l) => [layerLabel(l), l.name, l.dims.join('×'), ...quant.map((r) => formatSqnr(r.layerSqnrDb[l.name] ?? null))]);
+  const rows = model.layers.map((l) => [
+    layerLabel(l),
+    l.name,
+    l.dims.join('×'),
+    ...quant.map((r) => formatSqnr(r.layerSqnrDb[l.name] ?? null)),
+  ]);
   return `<details><summary>weight SQNR per layer (table)</summary>${table(header, rows, 3)}</details>`;
 }
 
@@ -57,10 +70,22 @@ ${plots.join('\n')}`;
 
 function modelSection(model: ModelReport, m: number): string {
   const t = schemeTable(model);
-  const layers = model.layers.map((l, i) => `<option value="${i}">${escapeHtml(layerLabel(l))} (${escapeHtml(l.name)}) [${l.dims.join('×')}]</option>`).join('');
-  const grids = (model.layers[0]?.grids ?? []).map((g, i) =>
-    `<label><input type="checkbox" id="grid-${m}-${i}" checked> <span class="swatch s${i}"></span>${escapeHtml(g.label)}</label>`).join(' ');
-  const weights = model.layers.length === 0 ? '' : `<h3>Weights and quantization levels</h3>
+  const layers = model.layers
+    .map(
+      (l, i) =>
+        `<option value="${i}">${escapeHtml(layerLabel(l))} (${escapeHtml(l.name)}) [${l.dims.join('×')}]</option>`,
+    )
+    .join('');
+  const grids = (model.layers[0]?.grids ?? [])
+    .map(
+      (g, i) =>
+        `<label><input type="checkbox" id="grid-${m}-${i}" checked> <span class="swatch s${i}"></span>${escapeHtml(g.label)}</label>`,
+    )
+    .join(' ');
+  const weights =
+    model.layers.length === 0
+      ? ''
+      : `<h3>Weights and quantization levels</h3>
 <p>A histogram of one layer's weights; vertical lines are the levels each format can store, for the block that holds
 the largest |w| (blocks with smaller weights scale the same grid down). NF4 puts its levels where the weights are dense;
 int4 spaces them evenly.</p>
@@ -72,7 +97,9 @@ int4 spaces them evenly.</p>
 ${table(t.header, t.rows)}
 ${t.notes.map((n) => `<p class="note">${escapeHtml(n)}</p>`).join('\n')}
 ${model.rows.some((r) => Number.isFinite(r.quality)) ? `<div class="chart tall"><canvas id="scatter-${m}"></canvas></div>` : ''}
-${sqnrPanels(model.rows.slice(1)).map((_, p) => `<div class="chart tall"><canvas id="sqnr-${m}-${p}"></canvas></div>`).join('\n')}
+${sqnrPanels(model.rows.slice(1))
+  .map((_, p) => `<div class="chart tall"><canvas id="sqnr-${m}-${p}"></canvas></div>`)
+  .join('\n')}
 ${layerTable(model)}
 ${weights}
 ${calibrationSection(model, m)}
@@ -88,7 +115,10 @@ export function renderReport(data: ReportData, assets: ReportAssets): string {
     ...data,
     models: data.models.map((m) => ({
       ...m,
-      pareto: paretoFront(m.rows.map((r) => ({ size: r.bytes, quality: r.quality })), m.quality.higherIsBetter),
+      pareto: paretoFront(
+        m.rows.map((r) => ({ size: r.bytes, quality: r.quality })),
+        m.quality.higherIsBetter,
+      ),
       layerLabels: m.layers.map(layerLabel),
       sqnrPanels: sqnrPanels(m.rows.slice(1)),
     })),

@@ -8,11 +8,31 @@ import type { LayerWeights, SchemeRow } from '../../flows/report-data.js';
  */
 
 /** Chart.js point styles that stay distinguishable at 5 px. */
-export const POINT_STYLES = ['circle', 'triangle', 'rect', 'rectRot', 'star', 'crossRot', 'cross', 'rectRounded'] as const;
+export const POINT_STYLES = [
+  'circle',
+  'triangle',
+  'rect',
+  'rectRot',
+  'star',
+  'crossRot',
+  'cross',
+  'rectRounded',
+] as const;
 export type PointStyle = (typeof POINT_STYLES)[number];
 export const DASHES: readonly (readonly number[])[] = [[], [6, 3], [2, 2], [10, 3, 2, 3]];
 /** Okabe–Ito's colour-blind-safe set (yellow left out: unreadable on white), then darker extras. */
-export const FAMILY_COLOURS = ['#0072b2', '#d55e00', '#009e73', '#cc79a7', '#e69f00', '#56b4e9', '#8c564b', '#7b4173', '#637939', '#393b79'] as const;
+export const FAMILY_COLOURS = [
+  '#0072b2',
+  '#d55e00',
+  '#009e73',
+  '#cc79a7',
+  '#e69f00',
+  '#56b4e9',
+  '#8c564b',
+  '#7b4173',
+  '#637939',
+  '#393b79',
+] as const;
 
 export interface SeriesStyle {
   readonly color: string;
@@ -84,7 +104,10 @@ export function sqnrPanels(rows: readonly SchemeRow[]): SqnrPanel[] {
       // Both cues change from one variant to the next: point = pair mod 8, dash = (pair + ⌊pair/8⌋) mod 4,
       // which is one-to-one on the 32 pairs.
       const dash = DASHES[(pair + Math.floor(pair / POINT_STYLES.length)) % DASHES.length] ?? [];
-      return { scheme: r.scheme, style: { color, pointStyle: POINT_STYLES[pair % POINT_STYLES.length] as PointStyle, dash } };
+      return {
+        scheme: r.scheme,
+        style: { color, pointStyle: POINT_STYLES[pair % POINT_STYLES.length] as PointStyle, dash },
+      };
     });
     panels.push({ title: bitsTitle([...new Set(group.map((r) => seriesOf(r).bits))]), series });
   }
