@@ -1,4 +1,5 @@
 import { bnb4SearchWasmBase64 } from './bnb4-search-wasm.generated.js';
+import { lazyWasmExports } from './wasm-instance.js';
 import { quantizeBnb4, type Bnb4FastTwin, type Bnb4Options, type Bnb4Weights } from '../quant/bnb4-quant.js';
 
 /*
@@ -55,30 +56,8 @@ const SCRATCH = 1024;
 /** Floats handed to the kernel per call (1 MiB): keeps each thread's memory small. */
 const CHUNK_FLOATS = 1 << 18;
 
-let instance: Exports | null | undefined;
-
-function decodeBase64(b64: string): Uint8Array<ArrayBuffer> {
-  const s = atob(b64);
-  const out = new Uint8Array(s.length);
-  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
-  return out;
-}
-
-function kernel(): Exports | null {
-  if (instance !== undefined) return instance;
-  instance = null;
-  try {
-    if (typeof WebAssembly === 'object') {
-      const bytes = decodeBase64(bnb4SearchWasmBase64);
-      // validate() is false where the engine lacks SIMD: that is the feature test.
-      if (WebAssembly.validate(bytes))
-        instance = new WebAssembly.Instance(new WebAssembly.Module(bytes)).exports as unknown as Exports;
-    }
-  } catch {
-    instance = null;
-  }
-  return instance;
-}
+/** The kernel's exports, or null where WebAssembly (with SIMD) is missing. */
+const kernel = lazyWasmExports<Exports>(bnb4SearchWasmBase64);
 
 /** True where the WebAssembly SIMD kernel can run. */
 export function bnb4SearchWasmAvailable(): boolean {

@@ -1,4 +1,5 @@
 import { nbitsWasmBase64 } from './nbits-wasm.generated.js';
+import { lazyWasmExports } from './wasm-instance.js';
 
 /*
  * Driver of the WebAssembly SIMD block quantizer (nbits.wat): symmetric 4- and 8-bit MatMulNBits
@@ -26,31 +27,8 @@ interface Exports {
   ) => number;
 }
 
-let instance: Exports | null | undefined;
-
-function decodeBase64(b64: string): Uint8Array<ArrayBuffer> {
-  const s = atob(b64);
-  const out = new Uint8Array(s.length);
-  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
-  return out;
-}
-
 /** The kernel's exports, or null where WebAssembly (with SIMD) is missing. */
-function kernel(): Exports | null {
-  if (instance !== undefined) return instance;
-  instance = null;
-  try {
-    if (typeof WebAssembly === 'object') {
-      const bytes = decodeBase64(nbitsWasmBase64);
-      // validate() is false where the engine lacks SIMD: that is the feature test.
-      if (WebAssembly.validate(bytes))
-        instance = new WebAssembly.Instance(new WebAssembly.Module(bytes)).exports as unknown as Exports;
-    }
-  } catch {
-    instance = null;
-  }
-  return instance;
-}
+const kernel = lazyWasmExports<Exports>(nbitsWasmBase64);
 
 /** True where the WebAssembly SIMD kernel can run. */
 export function nbitsWasmAvailable(): boolean {
