@@ -88,13 +88,32 @@ export function planConv(xDims: readonly number[], wDims: readonly number[], ctx
 }
 
 /**
+ * Offset within one input channel's spatial block of the element that output position `outIdx`
+ * reads at kernel position `kIdx` (o·s + k·d − pad per axis), or −1 where it falls in the padding.
+ */
+export function inputOffset(plan: ConvPlan, outIdx: Int32Array, kIdx: Int32Array): number {
+  const { inSpatial, strides, dilations, padsBegin } = plan;
+  let off = 0;
+  for (let ax = 0; ax < inSpatial.length; ax++) {
+    const pos =
+      (outIdx[ax] as number) * (strides[ax] as number) +
+      (kIdx[ax] as number) * (dilations[ax] as number) -
+      (padsBegin[ax] as number);
+    const size = inSpatial[ax] as number;
+    if (pos < 0 || pos >= size) return -1;
+    off = off * size + pos;
+  }
+  return off;
+}
+
+/**
  * The plain convolution loop on exact values: y[n, m, o...] = Σ x[n, c, o·s + k·d − pad] · w[m, c, k]
  * over the group's channels and the kernel window, padding reading as zero. Accumulates in float64,
  * which is exact for the integer ops (|x|,|w| ≤ 255, far below 2^53) and rounds once for float ones.
  * `x` and `w` are already offset by their zero points where that applies.
  */
 export function convolve(x: Float64Array, w: Float64Array, plan: ConvPlan): Float64Array {
-  const { batch, inChannels, outChannels, group, inSpatial, kernel, strides, dilations, padsBegin, outSpatial } = plan;
+  const { batch, inChannels, outChannels, group, inSpatial, kernel, outSpatial } = plan;
   const nSpatial = inSpatial.length;
   const cPerGroup = inChannels / group;
   const mPerGroup = outChannels / group;
@@ -116,21 +135,8 @@ export function convolve(x: Float64Array, w: Float64Array, plan: ConvPlan): Floa
           const wBase = (m * cPerGroup + cg) * kSize;
           for (let k = 0; k < kSize; k++) {
             unravel(k, kernel, kIdx);
-            let xOff = 0;
-            let inside = true;
-            for (let ax = 0; ax < nSpatial; ax++) {
-              const pos =
-                (outIdx[ax] as number) * (strides[ax] as number) +
-                (kIdx[ax] as number) * (dilations[ax] as number) -
-                (padsBegin[ax] as number);
-              const size = inSpatial[ax] as number;
-              if (pos < 0 || pos >= size) {
-                inside = false;
-                break;
-              }
-              xOff = xOff * size + pos;
-            }
-            if (inside) acc += (x[xBase + xOff] as number) * (w[wBase + k] as number);
+            const xOff = inputOffset(plan, outIdx, kIdx);
+            if (xOff >= 0) acc += (x[xBase + xOff] as number) * (w[wBase + k] as number);
           }
         }
         y[(n * outChannels + m) * outSize + o] = acc;

@@ -1,5 +1,5 @@
 import type { Tensor } from '../tensor/tensor.js';
-import type { ConvPlan } from './conv-plan.js';
+import { inputOffset, type ConvPlan } from './conv-plan.js';
 import type { MatMulPlan } from './matmul-shape.js';
 import { toFloat64 } from './values.js';
 
@@ -95,7 +95,7 @@ export function convSaturationError(
   plan: ConvPlan,
   order: 'hwc' | 'chw',
 ): Float64Array {
-  const { batch, inChannels, outChannels, group, inSpatial, kernel, strides, dilations, padsBegin, outSpatial } = plan;
+  const { batch, inChannels, outChannels, group, inSpatial, kernel, outSpatial } = plan;
   const nSpatial = inSpatial.length;
   const cPerGroup = inChannels / group;
   const mPerGroup = outChannels / group;
@@ -120,22 +120,9 @@ export function convSaturationError(
         unravel(o, outSpatial, outIdx);
         for (let k = 0; k < kSize; k++) {
           unravel(k, kernel, kIdx);
-          let off = 0;
-          let inside = true;
-          for (let ax = 0; ax < nSpatial; ax++) {
-            const pos =
-              (outIdx[ax] as number) * (strides[ax] as number) +
-              (kIdx[ax] as number) * (dilations[ax] as number) -
-              (padsBegin[ax] as number);
-            const size = inSpatial[ax] as number;
-            if (pos < 0 || pos >= size) {
-              inside = false;
-              break;
-            }
-            off = off * size + pos;
-          }
+          const off = inputOffset(plan, outIdx, kIdx);
           for (let cg = 0; cg < cPerGroup; cg++) {
-            xv[slot(cg, k)] = inside ? (x[(n * inChannels + g * cPerGroup + cg) * inSize + off] as number) : xPad;
+            xv[slot(cg, k)] = off >= 0 ? (x[(n * inChannels + g * cPerGroup + cg) * inSize + off] as number) : xPad;
           }
         }
         for (let mg = 0; mg < mPerGroup; mg++) {
