@@ -201,28 +201,20 @@ export async function calibrateRanges(
         );
       return v.data;
     };
-    await runBatches(
-      runtime,
-      session,
-      data,
-      tensors,
-      (out) => {
-        for (const [t, c] of calibrators) c.observeFirst(floatData(out, t));
-      },
-      { batchSize: opts.batchSize, progress: opts.progress, pass: 1, passes },
-    );
-    if (passes === 2) {
-      for (const c of calibrators.values()) c.startSecond();
-      await runBatches(
-        runtime,
-        session,
-        data,
-        tensors,
-        (out) => {
-          for (const [t, c] of calibrators) c.observeSecond(floatData(out, t));
-        },
-        { batchSize: opts.batchSize, progress: opts.progress, pass: 2, passes },
-      );
+    for (let pass = 1; pass <= passes; pass++) {
+      if (pass === 2) for (const c of calibrators.values()) c.startSecond();
+      const observe = (out: Parameters<typeof floatData>[0]) => {
+        for (const [t, c] of calibrators) {
+          if (pass === 1) c.observeFirst(floatData(out, t));
+          else c.observeSecond(floatData(out, t));
+        }
+      };
+      await runBatches(runtime, session, data, tensors, observe, {
+        batchSize: opts.batchSize,
+        progress: opts.progress,
+        pass,
+        passes,
+      });
     }
   } finally {
     await session.release();
