@@ -43,11 +43,9 @@ const NODE_ONLY = ['node:*', 'fs', 'path', 'os', 'child_process', 'onnxruntime-n
 
 /*
  * The graph <-> ONNX boundary: the only graph/ files that read or write ONNX protos (io/onnx).
- * model.ts may import proto *types* only: Initializer.source, the link flows/ use to write an
- * unchanged tensor back as it was read.
+ * The IR itself (model.ts) holds an unchanged initializer's proto as an opaque SourceTensor.
  */
 const ONNX_BOUNDARY = ['src/graph/from-onnx.ts', 'src/graph/to-onnx.ts'];
-const ONNX_TYPES_ONLY = ['src/graph/model.ts'];
 const TESTS = ['src/**/*.test.ts', 'src/**/*.bench.ts'];
 
 /*
@@ -119,36 +117,13 @@ const layerRules = [
     restrict(
       layer,
       [`src/${layer}/**/*.ts`],
-      [
-        ...TESTS,
-        ...(layer === 'graph' ? [...ONNX_BOUNDARY, ...ONNX_TYPES_ONLY] : []),
-        ...(layer === 'flows' ? NODE_FLOWS : []),
-      ],
+      [...TESTS, ...(layer === 'graph' ? ONNX_BOUNDARY : []), ...(layer === 'flows' ? NODE_FLOWS : [])],
       [],
       layer === 'flows',
     ),
   ),
   restrict('flows', NODE_FLOWS, TESTS),
   restrict('graph', ONNX_BOUNDARY, TESTS, ['io']),
-  restrict('graph', ONNX_TYPES_ONLY, TESTS, ['io']),
-  {
-    files: ONNX_TYPES_ONLY,
-    rules: {
-      '@typescript-eslint/no-restricted-imports': [
-        'error',
-        {
-          patterns: [
-            {
-              ...layerPattern('graph', 'io'),
-              message:
-                'graph/model.ts may import ONNX proto types only; code that reads or writes protos belongs in graph/from-onnx.ts or to-onnx.ts',
-              allowTypeImports: true,
-            },
-          ],
-        },
-      ],
-    },
-  },
 ];
 
 export default tseslint.config(

@@ -10,7 +10,7 @@ import {
   safetensorsChunks,
   safetensorsDTypeName,
 } from '../io/safetensors/index.js';
-import { modelFromProto } from '../graph/from-onnx.js';
+import { modelFromProto, sourceProto } from '../graph/from-onnx.js';
 import { modelToProto } from '../graph/to-onnx.js';
 import type { Initializer, Model } from '../graph/model.js';
 import { fileSource, writeFileAtomic } from '../node/files.js';
@@ -90,8 +90,8 @@ function onnxInputs(path: string, proto: ModelProto): string[] {
  */
 export function tensorsToWriteOf(model: Model, external?: (p: TensorProto) => Uint8Array): TensorToWrite[] {
   return [...model.graph.initializers.values()].map((init) =>
-    init.source
-      ? tensorFromProtoToWrite(init.source, init.dtype, external)
+    sourceProto(init)
+      ? tensorFromProtoToWrite(sourceProto(init) as TensorProto, init.dtype, external)
       : tensorToWrite(init.name, init.dtype, init.dims, () => init.load()),
   );
 }

@@ -3,6 +3,7 @@ import { elementCount } from '../tensor/tensor.js';
 import { TensorProto_DataLocation } from '../io/onnx/proto.js';
 import type { Dim, Model } from '../graph/model.js';
 import { consumers } from '../graph/topology.js';
+import { sourceProto } from '../graph/from-onnx.js';
 
 export interface TensorSummary {
   name: string;
@@ -70,7 +71,8 @@ function isParameter(dtype: DType, name: string, readers: readonly { opType: str
 }
 
 function locationOf(model: Model, name: string): string {
-  const src = model.graph.initializers.get(name)?.source;
+  const init = model.graph.initializers.get(name);
+  const src = init && sourceProto(init);
   if (src && src.dataLocation === TensorProto_DataLocation.EXTERNAL) {
     return src.externalData.find((e) => e.key === 'location')?.value ?? 'external';
   }

@@ -1,6 +1,6 @@
 import { statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { modelFromProto } from '../graph/from-onnx.js';
+import { modelFromProto, sourceProto } from '../graph/from-onnx.js';
 import type { Model } from '../graph/model.js';
 import { parseExternalDataRef } from '../io/onnx/external.js';
 import { TensorProto_DataLocation, type ModelProto, type TensorProto } from '../io/onnx/proto.js';
@@ -63,7 +63,8 @@ export const DEFAULT_EXTERNAL_OUTPUT_BYTES = 2 ** 30;
 /** Initializers to write: unchanged ones copied from the input; new ones as raw views, no re-encoding. */
 function tensorsToWrite(model: Model, external: (p: TensorProto) => Uint8Array): TensorToWrite[] {
   return [...model.graph.initializers.values()].map((init): TensorToWrite => {
-    if (init.source) return tensorFromProtoToWrite(init.source, init.dtype, external);
+    const source = sourceProto(init);
+    if (source) return tensorFromProtoToWrite(source, init.dtype, external);
     const { bits, kind } = dtypeInfo(init.dtype);
     if (!LITTLE_ENDIAN_HOST || bits < 8 || kind === 'string' || kind === 'bool')
       return tensorToWrite(init.name, init.dtype, init.dims, () => init.load());

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
-import { modelFromProto } from '../graph/from-onnx.js';
+import { modelFromProto, sourceProto } from '../graph/from-onnx.js';
 import { decodeModel, TensorProto_DataLocation } from '../io/onnx/proto.js';
 import { foldBatchNorm } from '../passes/fold-batchnorm.js';
 import { SCHEME_NAMES, type SchemeName, type WeightOnlyReport } from '../passes/weight-only/index.js';
@@ -32,7 +32,7 @@ export function quantizeReportData(
     if (
       !quantized.has(init.name) ||
       init.dtype !== 'float32' ||
-      init.source?.dataLocation === TensorProto_DataLocation.EXTERNAL
+      sourceProto(init)?.dataLocation === TensorProto_DataLocation.EXTERNAL
     )
       continue;
     const w = init.load().data as Float32Array;

@@ -14,7 +14,7 @@ import {
 } from '../io/onnx/proto.js';
 import { tensorFromProto, type TensorFromProtoOptions } from '../io/onnx/tensor.js';
 import type { Attribute } from './attributes.js';
-import type { Dim, Graph, GraphNode, Initializer, Model, ValueInfo } from './model.js';
+import type { Dim, Graph, GraphNode, Initializer, Model, SourceTensor, ValueInfo } from './model.js';
 import { memoryInitializer } from './model.js';
 
 export interface FromOnnxOptions {
@@ -53,7 +53,7 @@ function protoInitializer(p: TensorProto, opts: FromOnnxOptions): Initializer {
     name: p.name,
     dtype,
     dims,
-    source: p,
+    source: p as unknown as SourceTensor,
     load: () => tensorFromProto(p, where, external ? { external } : {}),
     externalData: () => {
       if (p.dataLocation !== TensorProto_DataLocation.EXTERNAL) return undefined;
@@ -65,6 +65,11 @@ function protoInitializer(p: TensorProto, opts: FromOnnxOptions): Initializer {
 
 /** The AttributeProto each attribute was read from: graph/to-onnx.ts writes an unchanged one back as read. */
 const attributeSources = new WeakMap<Attribute, AttributeProto>();
+
+/** The TensorProto an unchanged initializer was read from (to write it back as it was), or undefined. */
+export function sourceProto(init: Initializer): TensorProto | undefined {
+  return init.source as unknown as TensorProto | undefined;
+}
 
 export function attributeSource(a: Attribute): AttributeProto | undefined {
   return attributeSources.get(a);

@@ -1,7 +1,5 @@
 import type { DType } from '../tensor/dtype.js';
 import type { Tensor } from '../tensor/tensor.js';
-// Type only: the link back to the file's bytes that flows/ use to write an unchanged tensor as read.
-import type { TensorProto } from '../io/onnx/proto.js';
 import type { Attribute } from './attributes.js';
 
 /**
@@ -29,6 +27,12 @@ export interface ValueInfo {
   dims: Dim[] | undefined;
 }
 
+declare const sourceTensorBrand: unique symbol;
+/** An initializer's record in the file it was read from (a TensorProto behind from-onnx.ts). */
+export interface SourceTensor {
+  readonly [sourceTensorBrand]: true;
+}
+
 export interface Initializer {
   readonly name: string;
   readonly dtype: DType;
@@ -36,10 +40,11 @@ export interface Initializer {
   /** Decodes the values (from the proto, external data, or memory). */
   load(): Tensor;
   /**
-   * The TensorProto it was read from while it is unchanged, so writing it back keeps its exact
-   * bytes (and its external-data reference); undefined for tensors a pass created.
+   * The file's own record of the tensor while it is unchanged, so writing it back keeps its exact
+   * bytes (and its external-data reference); undefined for tensors a pass created. Opaque here:
+   * only the graph <-> ONNX boundary reads it (from-onnx.ts sourceProto).
    */
-  readonly source: TensorProto | undefined;
+  readonly source: SourceTensor | undefined;
   /**
    * Where an unchanged tensor stored as ONNX external data keeps its bytes (a worker can read
    * them itself); undefined when the bytes are in the model or a pass made the tensor. Parsed on

@@ -20,7 +20,7 @@ import {
 import { makeAttribute, type AttributeInput } from '../io/onnx/attribute.js';
 import { tensorToProto } from '../io/onnx/tensor.js';
 import type { Attribute } from './attributes.js';
-import { attributeSource } from './from-onnx.js';
+import { attributeSource, sourceProto } from './from-onnx.js';
 import type { Initializer, Model, ValueInfo } from './model.js';
 
 function valueInfoProto(v: ValueInfo): ValueInfoProto {
@@ -51,7 +51,7 @@ function valueInfoProto(v: ValueInfo): ValueInfoProto {
  * writer decides afterwards which tensors go to external data.
  */
 export function initializerProto(init: Initializer): TensorProto {
-  const src = init.source;
+  const src = sourceProto(init);
   if (src && src.dataLocation !== TensorProto_DataLocation.EXTERNAL) return src;
   const p = tensorToProto(init.load());
   p.name = init.name;
