@@ -175,6 +175,132 @@
     (v128.store offset=640 (i32.const 0) (local.get $a0))
     (v128.store offset=656 (i32.const 0) (local.get $a1)))
 
+  ;; The search's error sums for a symmetric table at the 31 ratios, from per-element lookups
+  ;; prepared by $prepFast at $pe (80 bytes an element: base, T1, D1, T2, D2, each i32x4): the
+  ;; value's bits are base + (D1 if k > T1) + (D2 if k > T2) with k = min(bits(t) << 1, 2^31 − 2),
+  ;; the same value as $errSymmetric's seven compares (see $prepFast), in the same sum order.
+  ;; $n even; finite $inv only.
+  (func $errFast (param $xs i32) (param $xd i32) (param $pe i32) (param $n i32) (param $s v128) (param $inv v128)
+    (local $i i32) (local $k0 v128) (local $k1 v128) (local $v0 v128) (local $v1 v128)
+    (local $u v128) (local $a0 v128) (local $a1 v128) (local $cap v128)
+    (block $done
+      (loop $el
+        (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+        (local.set $cap (v128.load offset=784 (i32.const 0)))
+        (local.set $k0 (i32x4.min_u (i32x4.shl (f32x4.mul (v128.load offset=0 (local.get $xs)) (local.get $inv)) (i32.const 1)) (local.get $cap)))
+        (local.set $k1 (i32x4.min_u (i32x4.shl (f32x4.mul (v128.load offset=16 (local.get $xs)) (local.get $inv)) (i32.const 1)) (local.get $cap)))
+        (local.set $v0 (i32x4.add (v128.load offset=0 (local.get $pe))
+          (v128.and (v128.load offset=32 (local.get $pe)) (i32x4.gt_s (local.get $k0) (v128.load offset=16 (local.get $pe))))))
+        (local.set $v0 (i32x4.add (local.get $v0)
+          (v128.and (v128.load offset=64 (local.get $pe)) (i32x4.gt_s (local.get $k0) (v128.load offset=48 (local.get $pe))))))
+        (local.set $v1 (i32x4.add (v128.load offset=80 (local.get $pe))
+          (v128.and (v128.load offset=112 (local.get $pe)) (i32x4.gt_s (local.get $k1) (v128.load offset=96 (local.get $pe))))))
+        (local.set $v1 (i32x4.add (local.get $v1)
+          (v128.and (v128.load offset=144 (local.get $pe)) (i32x4.gt_s (local.get $k1) (v128.load offset=128 (local.get $pe))))))
+        (local.set $v0 (f32x4.mul (local.get $v0) (local.get $s)))
+        (local.set $u (f64x2.sub (v128.load offset=0 (local.get $xd)) (f64x2.promote_low_f32x4 (local.get $v0))))
+        (local.set $a0 (f64x2.add (local.get $a0) (f64x2.mul (local.get $u) (local.get $u))))
+        (local.set $u (f64x2.sub (v128.load offset=16 (local.get $xd)) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 (local.get $v0) (local.get $v0)))))
+        (local.set $a1 (f64x2.add (local.get $a1) (f64x2.mul (local.get $u) (local.get $u))))
+        (local.set $v1 (f32x4.mul (local.get $v1) (local.get $s)))
+        (local.set $u (f64x2.sub (v128.load offset=32 (local.get $xd)) (f64x2.promote_low_f32x4 (local.get $v1))))
+        (local.set $a0 (f64x2.add (local.get $a0) (f64x2.mul (local.get $u) (local.get $u))))
+        (local.set $u (f64x2.sub (v128.load offset=48 (local.get $xd)) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 (local.get $v1) (local.get $v1)))))
+        (local.set $a1 (f64x2.add (local.get $a1) (f64x2.mul (local.get $u) (local.get $u))))
+        (local.set $xs (i32.add (local.get $xs) (i32.const 32)))
+        (local.set $xd (i32.add (local.get $xd) (i32.const 64)))
+        (local.set $pe (i32.add (local.get $pe) (i32.const 160)))
+        (local.set $i (i32.add (local.get $i) (i32.const 2)))
+        (br $el)))
+    (v128.store offset=640 (i32.const 0) (local.get $a0))
+    (v128.store offset=656 (i32.const 0) (local.get $a1)))
+
+  ;; $pass's least-squares sums (LS) from $prepFast's lookups, as $errFast its error sums: for
+  ;; an inverse within the ratios' (the keys then lie between the first and the last ratio's).
+  (func $lsFast (param $xs i32) (param $xd i32) (param $pe i32) (param $n i32) (param $inv v128)
+    (local $i i32) (local $k v128) (local $v v128) (local $u v128)
+    (local $a0 v128) (local $a1 v128) (local $b0 v128) (local $b1 v128)
+    (block $done
+      (loop $el
+        (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+        (local.set $k (i32x4.min_u (i32x4.shl (f32x4.mul (v128.load (local.get $xs)) (local.get $inv)) (i32.const 1)) (v128.load offset=784 (i32.const 0))))
+        (local.set $v (i32x4.add (v128.load offset=0 (local.get $pe))
+          (v128.and (v128.load offset=32 (local.get $pe)) (i32x4.gt_s (local.get $k) (v128.load offset=16 (local.get $pe))))))
+        (local.set $v (i32x4.add (local.get $v)
+          (v128.and (v128.load offset=64 (local.get $pe)) (i32x4.gt_s (local.get $k) (v128.load offset=48 (local.get $pe))))))
+        (local.set $u (f64x2.promote_low_f32x4 (local.get $v)))
+        (local.set $a0 (f64x2.add (local.get $a0) (f64x2.mul (v128.load (local.get $xd)) (local.get $u))))
+        (local.set $b0 (f64x2.add (local.get $b0) (f64x2.mul (local.get $u) (local.get $u))))
+        (local.set $u (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 (local.get $v) (local.get $v))))
+        (local.set $a1 (f64x2.add (local.get $a1) (f64x2.mul (v128.load offset=16 (local.get $xd)) (local.get $u))))
+        (local.set $b1 (f64x2.add (local.get $b1) (f64x2.mul (local.get $u) (local.get $u))))
+        (local.set $xs (i32.add (local.get $xs) (i32.const 16)))
+        (local.set $xd (i32.add (local.get $xd) (i32.const 32)))
+        (local.set $pe (i32.add (local.get $pe) (i32.const 80)))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $el)))
+    (v128.store offset=704 (i32.const 0) (local.get $a0))
+    (v128.store offset=720 (i32.const 0) (local.get $a1))
+    (v128.store offset=736 (i32.const 0) (local.get $b0))
+    (v128.store offset=752 (i32.const 0) (local.get $b1)))
+
+  ;; Prepares $errFast for the four blocks at $xs (symmetric table; $inv0, $inv30: the finite
+  ;; inverses at the first and the last ratio). Over the ratios, s falls and inv = f32(1/s) rises
+  ;; (the driver checks the ratios do not increase; float32 rounding keeps the order), so for each
+  ;; element |t| = |f32(x·inv)| and its key = 2·min(bits(|t|), 2^30 − 1) + sign(t) only rise: the
+  ;; thresholds below the key at the first ratio (k_lo of them) are below it at every ratio, and
+  ;; those the key at the last ratio does not exceed are never exceeded. With the thresholds
+  ;; 0.0026 … 0.8333 at least 1.4× apart and the ratios within 1/0.7 = 1.43×, at most two lie
+  ;; between; the first two past k_lo are kept (T1, T2, with their deltas D1, D2; an absent one is
+  ;; 2^31 − 1, never exceeded, delta 0), and base = the value's bits at k_lo with x's sign (the
+  ;; sign of t: inv > 0; the deltas add to the magnitude below the sign bit). T1, T2 are stored
+  ;; less sign(x), so that k > T − sign(x) ⟺ k + sign(x) > T, the full key's compare. Returns 0
+  ;; when some element has a third threshold between (then $errSymmetric runs).
+  (func $prepFast (param $xs i32) (param $pe i32) (param $n i32) (param $inv0 v128) (param $inv30 v128) (result i32)
+    (local $i i32) (local $j i32) (local $x v128) (local $t v128) (local $sgn v128) (local $klo v128) (local $khi v128)
+    (local $kj v128) (local $dj v128) (local $m v128) (local $base v128) (local $t1 v128) (local $t2 v128) (local $t3 v128)
+    (local $d1 v128) (local $d2 v128) (local $bad v128)
+    (block $done
+      (loop $el
+        (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+        (local.set $x (v128.load (local.get $xs)))
+        (local.set $sgn (i32x4.shr_u (local.get $x) (i32.const 31)))
+        (local.set $t (f32x4.mul (local.get $x) (local.get $inv0)))
+        (local.set $klo (i32x4.add (i32x4.min_u (i32x4.shl (local.get $t) (i32.const 1)) (v128.load offset=784 (i32.const 0))) (local.get $sgn)))
+        (local.set $t (f32x4.mul (local.get $x) (local.get $inv30)))
+        (local.set $khi (i32x4.add (i32x4.min_u (i32x4.shl (local.get $t) (i32.const 1)) (v128.load offset=784 (i32.const 0))) (local.get $sgn)))
+        (local.set $base (v128.load offset=256 (i32.const 0)))
+        (local.set $t1 (v128.const i32x4 0x7fffffff 0x7fffffff 0x7fffffff 0x7fffffff))
+        (local.set $t2 (local.get $t1))
+        (local.set $t3 (local.get $t1))
+        (local.set $d1 (v128.const i32x4 0 0 0 0))
+        (local.set $d2 (local.get $d1))
+        ;; Thresholds 6 down to 0: one at or above the first key shifts into T1.
+        (local.set $j (i32.const 6))
+        (loop $th
+          (local.set $kj (v128.load (i32.shl (local.get $j) (i32.const 4))))
+          (local.set $dj (v128.load offset=272 (i32.shl (local.get $j) (i32.const 4))))
+          (local.set $m (i32x4.gt_s (local.get $klo) (local.get $kj)))
+          (local.set $base (i32x4.add (local.get $base) (v128.and (local.get $dj) (local.get $m))))
+          (local.set $t3 (v128.bitselect (local.get $t3) (local.get $t2) (local.get $m)))
+          (local.set $t2 (v128.bitselect (local.get $t2) (local.get $t1) (local.get $m)))
+          (local.set $t1 (v128.bitselect (local.get $t1) (local.get $kj) (local.get $m)))
+          (local.set $d2 (v128.bitselect (local.get $d2) (local.get $d1) (local.get $m)))
+          (local.set $d1 (v128.bitselect (local.get $d1) (local.get $dj) (local.get $m)))
+          (local.set $j (i32.sub (local.get $j) (i32.const 1)))
+          (br_if $th (i32.ge_s (local.get $j) (i32.const 0))))
+        (local.set $bad (v128.or (local.get $bad) (i32x4.gt_s (local.get $khi) (local.get $t3))))
+        (v128.store offset=0 (local.get $pe) (v128.or (local.get $base) (v128.and (local.get $x) (v128.load offset=800 (i32.const 0)))))
+        (v128.store offset=16 (local.get $pe) (i32x4.sub (local.get $t1) (local.get $sgn)))
+        (v128.store offset=32 (local.get $pe) (local.get $d1))
+        (v128.store offset=48 (local.get $pe) (i32x4.sub (local.get $t2) (local.get $sgn)))
+        (v128.store offset=64 (local.get $pe) (local.get $d2))
+        (local.set $xs (i32.add (local.get $xs) (i32.const 16)))
+        (local.set $pe (i32.add (local.get $pe) (i32.const 80)))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $el)))
+    (i32.eqz (v128.any_true (local.get $bad))))
+
   ;; $pass, or $errSymmetric where it applies.
   (func $errPass (param $xs i32) (param $xd i32) (param $n i32) (param $s v128) (param $inv v128) (param $symmetric i32)
     (if (i32.and (local.get $symmetric) (i32x4.all_true (f32x4.lt (local.get $inv) (v128.const f32x4 inf inf inf inf))))
@@ -209,13 +335,23 @@
 
   ;; The chosen constant of each of the ceil($len / $bs) blocks of the $len floats at $in, whose
   ;; absolute maxima are the f32s at $abs, to the f32s at $out (JS chooseConstant, block by block).
-  ;; $xs: scratch of 48·$bs bytes, 16-aligned. $symmetric: the table's form (see above).
+  ;; $xs: scratch of 128·$bs bytes, 16-aligned (x, x as f64, $prepFast's lookups). $symmetric: the table's form (see above).
   (func (export "search") (param $in i32) (param $len i32) (param $bs i32) (param $abs i32) (param $out i32) (param $xs i32) (param $symmetric i32)
     (local $nb i32) (local $g i32) (local $j i32) (local $i i32) (local $b i32) (local $xd i32) (local $r i32) (local $it i32)
     (local $x v128) (local $a v128) (local $s v128) (local $best v128) (local $bestA v128) (local $bestB v128)
     (local $eA v128) (local $eB v128) (local $mA v128) (local $mB v128) (local $act v128) (local $res v128)
+    (local $pe i32) (local $sorted i32) (local $fast i32) (local $inv0 v128) (local $inv30 v128) (local $inv v128)
     (local.set $nb (i32.div_u (i32.sub (i32.add (local.get $len) (local.get $bs)) (i32.const 1)) (local.get $bs)))
     (local.set $xd (i32.add (local.get $xs) (i32.shl (local.get $bs) (i32.const 4))))
+    (local.set $pe (i32.add (local.get $xs) (i32.mul (local.get $bs) (i32.const 48))))
+    ;; $errFast needs ratios that do not increase (see $prepFast).
+    (local.set $sorted (i32.const 1))
+    (local.set $r (i32.const 1))
+    (loop $order
+      (local.set $sorted (i32.and (local.get $sorted)
+        (f32.ge (f32.load offset=508 (i32.shl (local.get $r) (i32.const 2))) (f32.load offset=512 (i32.shl (local.get $r) (i32.const 2))))))
+      (local.set $r (i32.add (local.get $r) (i32.const 1)))
+      (br_if $order (i32.lt_u (local.get $r) (i32.const 31))))
     (block $groups
       (loop $group
         (br_if $groups (i32.ge_u (local.get $g) (local.get $nb)))
@@ -228,16 +364,28 @@
           (v128.store offset=16 (i32.add (local.get $xd) (i32.shl (local.get $i) (i32.const 5))) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 (local.get $x) (local.get $x))))
           (local.set $i (i32.add (local.get $i) (i32.const 1)))
           (br_if $promote (i32.lt_u (local.get $i) (local.get $bs))))
+        ;; $errFast where it applies: a symmetric table and finite inverses at every ratio (the
+        ;; last ratio's is the largest).
+        (local.set $inv30 (f32x4.div (v128.const f32x4 1 1 1 1) (f32x4.mul (local.get $a) (v128.load32_splat offset=632 (i32.const 0)))))
+        (local.set $fast (i32.and (i32.and (local.get $symmetric) (local.get $sorted))
+          (i32x4.all_true (f32x4.lt (local.get $inv30) (v128.const f32x4 inf inf inf inf)))))
+        (local.set $inv0 (f32x4.div (v128.const f32x4 1 1 1 1) (local.get $a)))
+        (if (local.get $fast)
+          (then (local.set $fast (call $prepFast (local.get $xs) (local.get $pe) (local.get $bs) (local.get $inv0) (local.get $inv30)))))
         ;; Ratio 1 (the absmax itself), then each smaller ratio replacing the best on a strictly
         ;; smaller error (ties keep the earlier candidate).
         (local.set $best (local.get $a))
-        (call $errPass (local.get $xs) (local.get $xd) (local.get $bs) (local.get $a) (f32x4.div (v128.const f32x4 1 1 1 1) (local.get $a)) (local.get $symmetric))
+        (if (local.get $fast)
+          (then (call $errFast (local.get $xs) (local.get $xd) (local.get $pe) (local.get $bs) (local.get $a) (f32x4.div (v128.const f32x4 1 1 1 1) (local.get $a))))
+          (else (call $errPass (local.get $xs) (local.get $xd) (local.get $bs) (local.get $a) (f32x4.div (v128.const f32x4 1 1 1 1) (local.get $a)) (local.get $symmetric))))
         (local.set $bestA (v128.load offset=640 (i32.const 0)))
         (local.set $bestB (v128.load offset=656 (i32.const 0)))
         (local.set $r (i32.const 1))
         (loop $ratio
           (local.set $s (f32x4.mul (local.get $a) (v128.load32_splat offset=512 (i32.shl (local.get $r) (i32.const 2)))))
-          (call $errPass (local.get $xs) (local.get $xd) (local.get $bs) (local.get $s) (f32x4.div (v128.const f32x4 1 1 1 1) (local.get $s)) (local.get $symmetric))
+          (if (local.get $fast)
+            (then (call $errFast (local.get $xs) (local.get $xd) (local.get $pe) (local.get $bs) (local.get $s) (f32x4.div (v128.const f32x4 1 1 1 1) (local.get $s))))
+            (else (call $errPass (local.get $xs) (local.get $xd) (local.get $bs) (local.get $s) (f32x4.div (v128.const f32x4 1 1 1 1) (local.get $s)) (local.get $symmetric))))
           (local.set $eA (v128.load offset=640 (i32.const 0)))
           (local.set $eB (v128.load offset=656 (i32.const 0)))
           (local.set $mA (f64x2.lt (local.get $eA) (local.get $bestA)))
@@ -252,7 +400,11 @@
         (local.set $it (i32.const 0))
         (block $refined
           (loop $step
-            (call $pass (local.get $xs) (local.get $xd) (local.get $bs) (local.get $best) (f32x4.div (v128.const f32x4 1 1 1 1) (local.get $best)) (i32.const 1) (local.get $symmetric))
+            ;; $lsFast / $errFast where every lane's inverse lies within the ratios' (see $prepFast).
+            (local.set $inv (f32x4.div (v128.const f32x4 1 1 1 1) (local.get $best)))
+            (if (i32.and (local.get $fast) (i32x4.all_true (v128.and (f32x4.ge (local.get $inv) (local.get $inv0)) (f32x4.le (local.get $inv) (local.get $inv30)))))
+              (then (call $lsFast (local.get $xs) (local.get $xd) (local.get $pe) (local.get $bs) (local.get $inv)))
+              (else (call $pass (local.get $xs) (local.get $xd) (local.get $bs) (local.get $best) (local.get $inv) (i32.const 1) (local.get $symmetric))))
             (local.set $s (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23
               (f32x4.demote_f64x2_zero (f64x2.div (v128.load offset=704 (i32.const 0)) (v128.load offset=736 (i32.const 0))))
               (f32x4.demote_f64x2_zero (f64x2.div (v128.load offset=720 (i32.const 0)) (v128.load offset=752 (i32.const 0))))))
@@ -261,7 +413,10 @@
                             (f64x2.gt (v128.load offset=752 (i32.const 0)) (f64x2.splat (f64.const 0))))
               (f32x4.gt (local.get $s) (f32x4.splat (f32.const 0))))))
             (br_if $refined (i32.eqz (v128.any_true (local.get $act))))
-            (call $errPass (local.get $xs) (local.get $xd) (local.get $bs) (local.get $s) (f32x4.div (v128.const f32x4 1 1 1 1) (local.get $s)) (local.get $symmetric))
+            (local.set $inv (f32x4.div (v128.const f32x4 1 1 1 1) (local.get $s)))
+            (if (i32.and (local.get $fast) (i32x4.all_true (v128.and (f32x4.ge (local.get $inv) (local.get $inv0)) (f32x4.le (local.get $inv) (local.get $inv30)))))
+              (then (call $errFast (local.get $xs) (local.get $xd) (local.get $pe) (local.get $bs) (local.get $s) (local.get $inv)))
+              (else (call $errPass (local.get $xs) (local.get $xd) (local.get $bs) (local.get $s) (local.get $inv) (local.get $symmetric))))
             (local.set $eA (v128.load offset=640 (i32.const 0)))
             (local.set $eB (v128.load offset=656 (i32.const 0)))
             (local.set $act (v128.and (local.get $act)
