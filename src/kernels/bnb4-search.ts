@@ -52,7 +52,7 @@ const SIGN = 800;
 const CODES = 816;
 const HALF = 832;
 const SUMS = 912;
-const SCRATCH = 1024;
+const SCRATCH = 1280; // after the search's ROWS 1024 (bnb4-search.wat $rows)
 /** Floats handed to the kernel per call (1 MiB): keeps each thread's memory small. */
 const CHUNK_FLOATS = 1 << 18;
 

@@ -175,20 +175,19 @@
     (v128.store offset=640 (i32.const 0) (local.get $a0))
     (v128.store offset=656 (i32.const 0) (local.get $a1)))
 
-  ;; The search's error sums for a symmetric table at the 31 ratios, from per-element lookups
-  ;; prepared by $prepFast at $pe (80 bytes an element: base, T1, D1, T2, D2, each i32x4): the
-  ;; value's bits are base + (D1 if k > T1) + (D2 if k > T2) with k = min(bits(t) << 1, 2^31 − 2),
-  ;; the same value as $errSymmetric's seven compares (see $prepFast), in the same sum order.
-  ;; $n even; finite $inv only.
+;; $errSymmetric's error sums (ERR) from per-element lookups prepared by $prepFast at $pe (80
+  ;; bytes an element: base, T1, D1, T2, D2, each i32x4), for an inverse in $prepFast's range: the
+  ;; value's bits are base + (D1 if k > T1) + (D2 if k > T2) with k = bits(t) << 1 (|t| < 2 there),
+  ;; the value $errSymmetric's seven compares give (see $prepFast), summed in the same order.
+  ;; $n even.
   (func $errFast (param $xs i32) (param $xd i32) (param $pe i32) (param $n i32) (param $s v128) (param $inv v128)
     (local $i i32) (local $k0 v128) (local $k1 v128) (local $v0 v128) (local $v1 v128)
-    (local $u v128) (local $a0 v128) (local $a1 v128) (local $cap v128)
+    (local $u v128) (local $a0 v128) (local $a1 v128)
     (block $done
       (loop $el
         (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
-        (local.set $cap (v128.load offset=784 (i32.const 0)))
-        (local.set $k0 (i32x4.min_u (i32x4.shl (f32x4.mul (v128.load offset=0 (local.get $xs)) (local.get $inv)) (i32.const 1)) (local.get $cap)))
-        (local.set $k1 (i32x4.min_u (i32x4.shl (f32x4.mul (v128.load offset=16 (local.get $xs)) (local.get $inv)) (i32.const 1)) (local.get $cap)))
+        (local.set $k0 (i32x4.shl (f32x4.mul (v128.load offset=0 (local.get $xs)) (local.get $inv)) (i32.const 1)))
+        (local.set $k1 (i32x4.shl (f32x4.mul (v128.load offset=16 (local.get $xs)) (local.get $inv)) (i32.const 1)))
         (local.set $v0 (i32x4.add (v128.load offset=0 (local.get $pe))
           (v128.and (v128.load offset=32 (local.get $pe)) (i32x4.gt_s (local.get $k0) (v128.load offset=16 (local.get $pe))))))
         (local.set $v0 (i32x4.add (local.get $v0)
@@ -215,15 +214,15 @@
     (v128.store offset=640 (i32.const 0) (local.get $a0))
     (v128.store offset=656 (i32.const 0) (local.get $a1)))
 
-  ;; $pass's least-squares sums (LS) from $prepFast's lookups, as $errFast its error sums: for
-  ;; an inverse within the ratios' (the keys then lie between the first and the last ratio's).
+;; $pass's least-squares sums (LS) from $prepFast's lookups, as $errFast its error sums (an
+  ;; inverse in $prepFast's range).
   (func $lsFast (param $xs i32) (param $xd i32) (param $pe i32) (param $n i32) (param $inv v128)
     (local $i i32) (local $k v128) (local $v v128) (local $u v128)
     (local $a0 v128) (local $a1 v128) (local $b0 v128) (local $b1 v128)
     (block $done
       (loop $el
         (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
-        (local.set $k (i32x4.min_u (i32x4.shl (f32x4.mul (v128.load (local.get $xs)) (local.get $inv)) (i32.const 1)) (v128.load offset=784 (i32.const 0))))
+        (local.set $k (i32x4.shl (f32x4.mul (v128.load (local.get $xs)) (local.get $inv)) (i32.const 1)))
         (local.set $v (i32x4.add (v128.load offset=0 (local.get $pe))
           (v128.and (v128.load offset=32 (local.get $pe)) (i32x4.gt_s (local.get $k) (v128.load offset=16 (local.get $pe))))))
         (local.set $v (i32x4.add (local.get $v)
@@ -244,22 +243,38 @@
     (v128.store offset=736 (i32.const 0) (local.get $b0))
     (v128.store offset=752 (i32.const 0) (local.get $b1)))
 
-  ;; Prepares $errFast for the four blocks at $xs (symmetric table; $inv0, $inv30: the finite
-  ;; inverses at the first and the last ratio). Over the ratios, s falls and inv = f32(1/s) rises
-  ;; (the driver checks the ratios do not increase; float32 rounding keeps the order), so for each
-  ;; element |t| = |f32(x·inv)| and its key = 2·min(bits(|t|), 2^30 − 1) + sign(t) only rise: the
-  ;; thresholds below the key at the first ratio (k_lo of them) are below it at every ratio, and
-  ;; those the key at the last ratio does not exceed are never exceeded. With the thresholds
-  ;; 0.0026 … 0.8333 at least 1.4× apart and the ratios within 1/0.7 = 1.43×, at most two lie
-  ;; between; the first two past k_lo are kept (T1, T2, with their deltas D1, D2; an absent one is
-  ;; 2^31 − 1, never exceeded, delta 0), and base = the value's bits at k_lo with x's sign (the
-  ;; sign of t: inv > 0; the deltas add to the magnitude below the sign bit). T1, T2 are stored
-  ;; less sign(x), so that k > T − sign(x) ⟺ k + sign(x) > T, the full key's compare. Returns 0
-  ;; when some element has a third threshold between (then $errSymmetric runs).
+  ;; The rows $prepFast reads by k_lo = 0 … 7 (ROWS 1024): base(k) = the value bits at k, the
+  ;; first value's plus the first k deltas (1024); K(j) = threshold j, 2^31 − 1 from 7 on (1088,
+  ;; ten entries); D(j) = delta j, 0 from 7 on (1152, nine entries).
+  (func $rows
+    (local $j i32) (local $base i32)
+    (local.set $base (i32.load offset=256 (i32.const 0)))
+    (loop $row
+      (i32.store offset=1024 (i32.shl (local.get $j) (i32.const 2)) (local.get $base))
+      (i32.store offset=1088 (i32.shl (local.get $j) (i32.const 2))
+        (if (result i32) (i32.lt_u (local.get $j) (i32.const 7)) (then (i32.load (i32.shl (local.get $j) (i32.const 4)))) (else (i32.const 0x7fffffff))))
+      (i32.store offset=1152 (i32.shl (local.get $j) (i32.const 2))
+        (if (result i32) (i32.lt_u (local.get $j) (i32.const 7)) (then (i32.load offset=272 (i32.shl (local.get $j) (i32.const 4)))) (else (i32.const 0))))
+      (if (i32.lt_u (local.get $j) (i32.const 7))
+        (then (local.set $base (i32.add (local.get $base) (i32.load offset=272 (i32.shl (local.get $j) (i32.const 4)))))))
+      (local.set $j (i32.add (local.get $j) (i32.const 1)))
+      (br_if $row (i32.lt_u (local.get $j) (i32.const 10)))))
+
+;; Prepares $errFast / $lsFast for the four blocks at $xs (symmetric table) and every inverse
+  ;; inv in [$inv0, $inv30] (finite): for each element, |t| = |f32(x·inv)| and its key
+  ;; 2·min(bits(|t|), 2^30 − 1) + sign(t) rise with inv (float32 rounding keeps the order; the
+  ;; sign of t is x's, inv > 0), so the thresholds below the key at $inv0 (k_lo of them) are below
+  ;; it at every inv, and those the key at $inv30 does not exceed are never exceeded. The fp4
+  ;; thresholds 0.0026 … 0.8333 are at least 1.4× apart, three of them span 2×, and the range is
+  ;; 1.125 / 0.6875 = 1.64× wide: at most two lie between. The first two past k_lo are kept (T1,
+  ;; T2, with their deltas D1, D2; an absent one is 2^31 − 1, never exceeded, delta 0) and base =
+  ;; the value's bits at k_lo with x's sign (the deltas add to the magnitude below the sign bit).
+  ;; T1, T2 are stored less sign(x): k > T − sign(x) ⟺ k + sign(x) > T, the full key's compare;
+  ;; and with |t| < 2 at $inv30 the key's clamp never applies. Returns 0 when some element has a
+  ;; third threshold between or |t| ≥ 2 (then $errSymmetric / $pass run).
   (func $prepFast (param $xs i32) (param $pe i32) (param $n i32) (param $inv0 v128) (param $inv30 v128) (result i32)
-    (local $i i32) (local $j i32) (local $x v128) (local $t v128) (local $sgn v128) (local $klo v128) (local $khi v128)
-    (local $kj v128) (local $dj v128) (local $m v128) (local $base v128) (local $t1 v128) (local $t2 v128) (local $t3 v128)
-    (local $d1 v128) (local $d2 v128) (local $bad v128)
+    (local $i i32) (local $x v128) (local $t v128) (local $sgn v128) (local $klo v128) (local $khi v128)
+    (local $c v128) (local $bl v128) (local $bh v128) (local $bad v128)
     (block $done
       (loop $el
         (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
@@ -268,38 +283,46 @@
         (local.set $t (f32x4.mul (local.get $x) (local.get $inv0)))
         (local.set $klo (i32x4.add (i32x4.min_u (i32x4.shl (local.get $t) (i32.const 1)) (v128.load offset=784 (i32.const 0))) (local.get $sgn)))
         (local.set $t (f32x4.mul (local.get $x) (local.get $inv30)))
+        ;; |t| < 2 at the last inverse, so at every one: the key's clamp never applies.
+        (local.set $bad (v128.or (local.get $bad) (v128.not (f32x4.lt (f32x4.abs (local.get $t)) (v128.const f32x4 2 2 2 2)))))
         (local.set $khi (i32x4.add (i32x4.min_u (i32x4.shl (local.get $t) (i32.const 1)) (v128.load offset=784 (i32.const 0))) (local.get $sgn)))
-        (local.set $base (v128.load offset=256 (i32.const 0)))
-        (local.set $t1 (v128.const i32x4 0x7fffffff 0x7fffffff 0x7fffffff 0x7fffffff))
-        (local.set $t2 (local.get $t1))
-        (local.set $t3 (local.get $t1))
-        (local.set $d1 (v128.const i32x4 0 0 0 0))
-        (local.set $d2 (local.get $d1))
-        ;; Thresholds 6 down to 0: one at or above the first key shifts into T1.
-        (local.set $j (i32.const 6))
-        (loop $th
-          (local.set $kj (v128.load (i32.shl (local.get $j) (i32.const 4))))
-          (local.set $dj (v128.load offset=272 (i32.shl (local.get $j) (i32.const 4))))
-          (local.set $m (i32x4.gt_s (local.get $klo) (local.get $kj)))
-          (local.set $base (i32x4.add (local.get $base) (v128.and (local.get $dj) (local.get $m))))
-          (local.set $t3 (v128.bitselect (local.get $t3) (local.get $t2) (local.get $m)))
-          (local.set $t2 (v128.bitselect (local.get $t2) (local.get $t1) (local.get $m)))
-          (local.set $t1 (v128.bitselect (local.get $t1) (local.get $kj) (local.get $m)))
-          (local.set $d2 (v128.bitselect (local.get $d2) (local.get $d1) (local.get $m)))
-          (local.set $d1 (v128.bitselect (local.get $d1) (local.get $dj) (local.get $m)))
-          (local.set $j (i32.sub (local.get $j) (i32.const 1)))
-          (br_if $th (i32.ge_s (local.get $j) (i32.const 0))))
-        (local.set $bad (v128.or (local.get $bad) (i32x4.gt_s (local.get $khi) (local.get $t3))))
-        (v128.store offset=0 (local.get $pe) (v128.or (local.get $base) (v128.and (local.get $x) (v128.load offset=800 (i32.const 0)))))
-        (v128.store offset=16 (local.get $pe) (i32x4.sub (local.get $t1) (local.get $sgn)))
-        (v128.store offset=32 (local.get $pe) (local.get $d1))
-        (v128.store offset=48 (local.get $pe) (i32x4.sub (local.get $t2) (local.get $sgn)))
-        (v128.store offset=64 (local.get $pe) (local.get $d2))
+        ;; k_lo = the number of thresholds below the first key (each compare is 0 or −1).
+        (local.set $c (i32x4.sub (v128.const i32x4 0 0 0 0) (i32x4.gt_s (local.get $klo) (v128.load offset=0 (i32.const 0)))))
+        (local.set $c (i32x4.sub (local.get $c) (i32x4.gt_s (local.get $klo) (v128.load offset=16 (i32.const 0)))))
+        (local.set $c (i32x4.sub (local.get $c) (i32x4.gt_s (local.get $klo) (v128.load offset=32 (i32.const 0)))))
+        (local.set $c (i32x4.sub (local.get $c) (i32x4.gt_s (local.get $klo) (v128.load offset=48 (i32.const 0)))))
+        (local.set $c (i32x4.sub (local.get $c) (i32x4.gt_s (local.get $klo) (v128.load offset=64 (i32.const 0)))))
+        (local.set $c (i32x4.sub (local.get $c) (i32x4.gt_s (local.get $klo) (v128.load offset=80 (i32.const 0)))))
+        (local.set $c (i32x4.sub (local.get $c) (i32x4.gt_s (local.get $klo) (v128.load offset=96 (i32.const 0)))))
+        ;; Byte indices of entry k_lo of an 8-entry i32 row: 4·k_lo + 0 … 3 in each lane; a row's
+        ;; entries 0–3 are read with them, 4–7 with them less 16 (swizzle gives 0 out of range).
+        ;; The rows (ROWS 1024, written by $rows): base 1024, K 1088 (T1; T2 at +4, T3 at +8),
+        ;; D 1152 (D1; D2 at +4).
+        (local.set $c (i32x4.shl (local.get $c) (i32.const 2)))
+        (local.set $bl (i8x16.add (i8x16.shuffle 0 0 0 0 4 4 4 4 8 8 8 8 12 12 12 12 (local.get $c) (local.get $c))
+          (v128.const i8x16 0 1 2 3 0 1 2 3 0 1 2 3 0 1 2 3)))
+        (local.set $bh (i8x16.sub (local.get $bl) (v128.const i8x16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16)))
+        (local.set $bad (v128.or (local.get $bad) (i32x4.gt_s (local.get $khi) (v128.or (i8x16.swizzle (v128.load offset=1096 (i32.const 0)) (local.get $bl)) (i8x16.swizzle (v128.load offset=1112 (i32.const 0)) (local.get $bh))))))
+        (v128.store offset=0 (local.get $pe) (v128.or (v128.and (local.get $x) (v128.load offset=800 (i32.const 0))) (v128.or (i8x16.swizzle (v128.load offset=1024 (i32.const 0)) (local.get $bl)) (i8x16.swizzle (v128.load offset=1040 (i32.const 0)) (local.get $bh)))))
+        (v128.store offset=16 (local.get $pe) (i32x4.sub (v128.or (i8x16.swizzle (v128.load offset=1088 (i32.const 0)) (local.get $bl)) (i8x16.swizzle (v128.load offset=1104 (i32.const 0)) (local.get $bh))) (local.get $sgn)))
+        (v128.store offset=32 (local.get $pe) (v128.or (i8x16.swizzle (v128.load offset=1152 (i32.const 0)) (local.get $bl)) (i8x16.swizzle (v128.load offset=1168 (i32.const 0)) (local.get $bh))))
+        (v128.store offset=48 (local.get $pe) (i32x4.sub (v128.or (i8x16.swizzle (v128.load offset=1092 (i32.const 0)) (local.get $bl)) (i8x16.swizzle (v128.load offset=1108 (i32.const 0)) (local.get $bh))) (local.get $sgn)))
+        (v128.store offset=64 (local.get $pe) (v128.or (i8x16.swizzle (v128.load offset=1156 (i32.const 0)) (local.get $bl)) (i8x16.swizzle (v128.load offset=1172 (i32.const 0)) (local.get $bh))))
         (local.set $xs (i32.add (local.get $xs) (i32.const 16)))
         (local.set $pe (i32.add (local.get $pe) (i32.const 80)))
         (local.set $i (i32.add (local.get $i) (i32.const 1)))
         (br $el)))
     (i32.eqz (v128.any_true (local.get $bad))))
+
+  ;; The error sums (ERR) at constants $s: $errFast where $fast and every lane's inverse lies in
+  ;; [$inv0, $inv30] (the range $prepFast prepared), else $errPass.
+  (func $err (param $xs i32) (param $xd i32) (param $pe i32) (param $n i32) (param $s v128) (param $symmetric i32)
+    (param $fast i32) (param $inv0 v128) (param $inv30 v128)
+    (local $inv v128)
+    (local.set $inv (f32x4.div (v128.const f32x4 1 1 1 1) (local.get $s)))
+    (if (i32.and (local.get $fast) (i32x4.all_true (v128.and (f32x4.ge (local.get $inv) (local.get $inv0)) (f32x4.le (local.get $inv) (local.get $inv30)))))
+      (then (call $errFast (local.get $xs) (local.get $xd) (local.get $pe) (local.get $n) (local.get $s) (local.get $inv)))
+      (else (call $errPass (local.get $xs) (local.get $xd) (local.get $n) (local.get $s) (local.get $inv) (local.get $symmetric)))))
 
   ;; $pass, or $errSymmetric where it applies.
   (func $errPass (param $xs i32) (param $xd i32) (param $n i32) (param $s v128) (param $inv v128) (param $symmetric i32)
@@ -340,18 +363,11 @@
     (local $nb i32) (local $g i32) (local $j i32) (local $i i32) (local $b i32) (local $xd i32) (local $r i32) (local $it i32)
     (local $x v128) (local $a v128) (local $s v128) (local $best v128) (local $bestA v128) (local $bestB v128)
     (local $eA v128) (local $eB v128) (local $mA v128) (local $mB v128) (local $act v128) (local $res v128)
-    (local $pe i32) (local $sorted i32) (local $fast i32) (local $inv0 v128) (local $inv30 v128) (local $inv v128)
+    (local $pe i32) (local $fast i32) (local $inv0 v128) (local $inv30 v128) (local $inv v128)
     (local.set $nb (i32.div_u (i32.sub (i32.add (local.get $len) (local.get $bs)) (i32.const 1)) (local.get $bs)))
     (local.set $xd (i32.add (local.get $xs) (i32.shl (local.get $bs) (i32.const 4))))
     (local.set $pe (i32.add (local.get $xs) (i32.mul (local.get $bs) (i32.const 48))))
-    ;; $errFast needs ratios that do not increase (see $prepFast).
-    (local.set $sorted (i32.const 1))
-    (local.set $r (i32.const 1))
-    (loop $order
-      (local.set $sorted (i32.and (local.get $sorted)
-        (f32.ge (f32.load offset=508 (i32.shl (local.get $r) (i32.const 2))) (f32.load offset=512 (i32.shl (local.get $r) (i32.const 2))))))
-      (local.set $r (i32.add (local.get $r) (i32.const 1)))
-      (br_if $order (i32.lt_u (local.get $r) (i32.const 31))))
+    (call $rows)
     (block $groups
       (loop $group
         (br_if $groups (i32.ge_u (local.get $g) (local.get $nb)))
@@ -364,28 +380,28 @@
           (v128.store offset=16 (i32.add (local.get $xd) (i32.shl (local.get $i) (i32.const 5))) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 (local.get $x) (local.get $x))))
           (local.set $i (i32.add (local.get $i) (i32.const 1)))
           (br_if $promote (i32.lt_u (local.get $i) (local.get $bs))))
-        ;; $errFast where it applies: a symmetric table and finite inverses at every ratio (the
-        ;; last ratio's is the largest).
-        (local.set $inv30 (f32x4.div (v128.const f32x4 1 1 1 1) (f32x4.mul (local.get $a) (v128.load32_splat offset=632 (i32.const 0)))))
-        (local.set $fast (i32.and (i32.and (local.get $symmetric) (local.get $sorted))
+        ;; $errFast / $lsFast where they apply: a symmetric table, and lookups prepared for the
+        ;; inverses of the constants from a·HI down to a·LO (all finite; $inv0, $inv30), which
+        ;; hold the ratios and most least-squares steps; a pass at an inverse out of that range
+        ;; takes $errPass / $pass.
+        (local.set $inv0 (f32x4.div (v128.const f32x4 1 1 1 1) (f32x4.mul (local.get $a) (v128.const f32x4 1.125 1.125 1.125 1.125))))
+        (local.set $inv30 (f32x4.div (v128.const f32x4 1 1 1 1) (f32x4.mul (local.get $a) (v128.const f32x4 0.6875 0.6875 0.6875 0.6875))))
+        (local.set $fast (i32.and (local.get $symmetric)
           (i32x4.all_true (f32x4.lt (local.get $inv30) (v128.const f32x4 inf inf inf inf)))))
-        (local.set $inv0 (f32x4.div (v128.const f32x4 1 1 1 1) (local.get $a)))
         (if (local.get $fast)
           (then (local.set $fast (call $prepFast (local.get $xs) (local.get $pe) (local.get $bs) (local.get $inv0) (local.get $inv30)))))
         ;; Ratio 1 (the absmax itself), then each smaller ratio replacing the best on a strictly
         ;; smaller error (ties keep the earlier candidate).
         (local.set $best (local.get $a))
-        (if (local.get $fast)
-          (then (call $errFast (local.get $xs) (local.get $xd) (local.get $pe) (local.get $bs) (local.get $a) (f32x4.div (v128.const f32x4 1 1 1 1) (local.get $a))))
-          (else (call $errPass (local.get $xs) (local.get $xd) (local.get $bs) (local.get $a) (f32x4.div (v128.const f32x4 1 1 1 1) (local.get $a)) (local.get $symmetric))))
+        (call $err (local.get $xs) (local.get $xd) (local.get $pe) (local.get $bs) (local.get $a) (local.get $symmetric)
+          (local.get $fast) (local.get $inv0) (local.get $inv30))
         (local.set $bestA (v128.load offset=640 (i32.const 0)))
         (local.set $bestB (v128.load offset=656 (i32.const 0)))
         (local.set $r (i32.const 1))
         (loop $ratio
           (local.set $s (f32x4.mul (local.get $a) (v128.load32_splat offset=512 (i32.shl (local.get $r) (i32.const 2)))))
-          (if (local.get $fast)
-            (then (call $errFast (local.get $xs) (local.get $xd) (local.get $pe) (local.get $bs) (local.get $s) (f32x4.div (v128.const f32x4 1 1 1 1) (local.get $s))))
-            (else (call $errPass (local.get $xs) (local.get $xd) (local.get $bs) (local.get $s) (f32x4.div (v128.const f32x4 1 1 1 1) (local.get $s)) (local.get $symmetric))))
+          (call $err (local.get $xs) (local.get $xd) (local.get $pe) (local.get $bs) (local.get $s) (local.get $symmetric)
+            (local.get $fast) (local.get $inv0) (local.get $inv30))
           (local.set $eA (v128.load offset=640 (i32.const 0)))
           (local.set $eB (v128.load offset=656 (i32.const 0)))
           (local.set $mA (f64x2.lt (local.get $eA) (local.get $bestA)))
@@ -413,10 +429,8 @@
                             (f64x2.gt (v128.load offset=752 (i32.const 0)) (f64x2.splat (f64.const 0))))
               (f32x4.gt (local.get $s) (f32x4.splat (f32.const 0))))))
             (br_if $refined (i32.eqz (v128.any_true (local.get $act))))
-            (local.set $inv (f32x4.div (v128.const f32x4 1 1 1 1) (local.get $s)))
-            (if (i32.and (local.get $fast) (i32x4.all_true (v128.and (f32x4.ge (local.get $inv) (local.get $inv0)) (f32x4.le (local.get $inv) (local.get $inv30)))))
-              (then (call $errFast (local.get $xs) (local.get $xd) (local.get $pe) (local.get $bs) (local.get $s) (local.get $inv)))
-              (else (call $errPass (local.get $xs) (local.get $xd) (local.get $bs) (local.get $s) (local.get $inv) (local.get $symmetric))))
+            (call $err (local.get $xs) (local.get $xd) (local.get $pe) (local.get $bs) (local.get $s) (local.get $symmetric)
+              (local.get $fast) (local.get $inv0) (local.get $inv30))
             (local.set $eA (v128.load offset=640 (i32.const 0)))
             (local.set $eB (v128.load offset=656 (i32.const 0)))
             (local.set $act (v128.and (local.get $act)
