@@ -215,7 +215,7 @@ function prepare(x: Float32Array, blockSize: number, table: SearchTable, perBloc
   const nb = Math.ceil(x.length / blockSize);
   if (perBlock.length !== nb || !(blockSize >= 2) || blockSize % 2 !== 0) return undefined;
   const chunkBlocks = Math.max(1, Math.floor(CHUNK_FLOATS / blockSize));
-  const input = SCRATCH + 128 * blockSize; // the search's scratch: x, x as f64, $prepFast's lookups
+  const input = SCRATCH + 176 * blockSize; // the search's scratch: x, x as f64, $prepFast's lookups
   const abs = input + 4 * chunkBlocks * blockSize;
   const end = abs + 4 * chunkBlocks + chunkBlocks * blockSize; // + encode's codes
   const mem = k.memory;

@@ -29,7 +29,8 @@
 ;; each splat (padding 0); RATIO 512: the 31 candidate ratios (f32). Results of a pass: ERR 640
 ;; (f64 × 4), LS 704 (Σx·t × 4, Σt² × 4). ABS 768: the four blocks' absolute maxima (f32 × 4).
 ;; CAP2 784 and SIGN 800: i32x4 constants of $errSymmetric (written by the driver). CODES 816,
-;; HALF 832: encode's (below). 848–911: encode's per-lane sums of a group.
+;; HALF 832: encode's (below). 848–911: encode's per-lane sums of a group. ROWS 1024–1215: the
+;; search's table rows for $prepFast (written by $rows).
 (module
   (memory (export "memory") 1)
 
@@ -175,10 +176,11 @@
     (v128.store offset=640 (i32.const 0) (local.get $a0))
     (v128.store offset=656 (i32.const 0) (local.get $a1)))
 
-;; $errSymmetric's error sums (ERR) from per-element lookups prepared by $prepFast at $pe (80
+  ;; $errSymmetric's error sums (ERR) from per-element lookups prepared by $prepFast at $pe (80
   ;; bytes an element: base, T1, D1, T2, D2, each i32x4), for an inverse in $prepFast's range: the
-  ;; value's bits are base + (D1 if k > T1) + (D2 if k > T2) with k = bits(t) << 1 (|t| < 2 there),
-  ;; the value $errSymmetric's seven compares give (see $prepFast), summed in the same order.
+  ;; value's bits are base + (D1 if k > T1) + (D2 if k > T2) with k = bits(t) as a signed integer
+  ;; (T1, T2 in that form, see $prepFast): the value $errSymmetric's seven compares give, summed in
+  ;; the same order.
   ;; $n even.
   (func $errFast (param $xs i32) (param $xd i32) (param $pe i32) (param $n i32) (param $s v128) (param $inv v128)
     (local $i i32) (local $k0 v128) (local $k1 v128) (local $v0 v128) (local $v1 v128)
@@ -186,8 +188,8 @@
     (block $done
       (loop $el
         (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
-        (local.set $k0 (i32x4.shl (f32x4.mul (v128.load offset=0 (local.get $xs)) (local.get $inv)) (i32.const 1)))
-        (local.set $k1 (i32x4.shl (f32x4.mul (v128.load offset=16 (local.get $xs)) (local.get $inv)) (i32.const 1)))
+        (local.set $k0 (f32x4.mul (v128.load offset=0 (local.get $xs)) (local.get $inv)))
+        (local.set $k1 (f32x4.mul (v128.load offset=16 (local.get $xs)) (local.get $inv)))
         (local.set $v0 (i32x4.add (v128.load offset=0 (local.get $pe))
           (v128.and (v128.load offset=32 (local.get $pe)) (i32x4.gt_s (local.get $k0) (v128.load offset=16 (local.get $pe))))))
         (local.set $v0 (i32x4.add (local.get $v0)
@@ -214,7 +216,7 @@
     (v128.store offset=640 (i32.const 0) (local.get $a0))
     (v128.store offset=656 (i32.const 0) (local.get $a1)))
 
-;; $pass's least-squares sums (LS) from $prepFast's lookups, as $errFast its error sums (an
+  ;; $pass's least-squares sums (LS) from $prepFast's lookups, as $errFast its error sums (an
   ;; inverse in $prepFast's range).
   (func $lsFast (param $xs i32) (param $xd i32) (param $pe i32) (param $n i32) (param $inv v128)
     (local $i i32) (local $k v128) (local $v v128) (local $u v128)
@@ -222,7 +224,7 @@
     (block $done
       (loop $el
         (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
-        (local.set $k (i32x4.shl (f32x4.mul (v128.load (local.get $xs)) (local.get $inv)) (i32.const 1)))
+        (local.set $k (f32x4.mul (v128.load (local.get $xs)) (local.get $inv)))
         (local.set $v (i32x4.add (v128.load offset=0 (local.get $pe))
           (v128.and (v128.load offset=32 (local.get $pe)) (i32x4.gt_s (local.get $k) (v128.load offset=16 (local.get $pe))))))
         (local.set $v (i32x4.add (local.get $v)
@@ -260,7 +262,7 @@
       (local.set $j (i32.add (local.get $j) (i32.const 1)))
       (br_if $row (i32.lt_u (local.get $j) (i32.const 10)))))
 
-;; Prepares $errFast / $lsFast for the four blocks at $xs (symmetric table) and every inverse
+  ;; Prepares $errFast / $lsFast for the four blocks at $xs (symmetric table) and every inverse
   ;; inv in [$inv0, $inv30] (finite): for each element, |t| = |f32(x·inv)| and its key
   ;; 2·min(bits(|t|), 2^30 − 1) + sign(t) rise with inv (float32 rounding keeps the order; the
   ;; sign of t is x's, inv > 0), so the thresholds below the key at $inv0 (k_lo of them) are below
@@ -269,12 +271,13 @@
   ;; 1.125 / 0.6875 = 1.64× wide: at most two lie between. The first two past k_lo are kept (T1,
   ;; T2, with their deltas D1, D2; an absent one is 2^31 − 1, never exceeded, delta 0) and base =
   ;; the value's bits at k_lo with x's sign (the deltas add to the magnitude below the sign bit).
-  ;; T1, T2 are stored less sign(x): k > T − sign(x) ⟺ k + sign(x) > T, the full key's compare;
-  ;; and with |t| < 2 at $inv30 the key's clamp never applies. Returns 0 when some element has a
+  ;; With |t| < 2 at $inv30 the key's clamp never applies, and for b = bits(|t|) < 2^30 the key's
+  ;; compare 2b + sign(x) > T is b > (T − sign(x)) >> 1, i.e. bits(t) > ((T − sign(x)) >> 1) less
+  ;; 2^31 for x < 0, as signed integers: T1, T2 are stored so. Returns 0 when some element has a
   ;; third threshold between or |t| ≥ 2 (then $errSymmetric / $pass run).
   (func $prepFast (param $xs i32) (param $pe i32) (param $n i32) (param $inv0 v128) (param $inv30 v128) (result i32)
     (local $i i32) (local $x v128) (local $t v128) (local $sgn v128) (local $klo v128) (local $khi v128)
-    (local $c v128) (local $bl v128) (local $bh v128) (local $bad v128)
+    (local $c v128) (local $bl v128) (local $bh v128) (local $bad v128) (local $neg v128)
     (block $done
       (loop $el
         (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
@@ -303,10 +306,11 @@
           (v128.const i8x16 0 1 2 3 0 1 2 3 0 1 2 3 0 1 2 3)))
         (local.set $bh (i8x16.sub (local.get $bl) (v128.const i8x16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16)))
         (local.set $bad (v128.or (local.get $bad) (i32x4.gt_s (local.get $khi) (v128.or (i8x16.swizzle (v128.load offset=1096 (i32.const 0)) (local.get $bl)) (i8x16.swizzle (v128.load offset=1112 (i32.const 0)) (local.get $bh))))))
-        (v128.store offset=0 (local.get $pe) (v128.or (v128.and (local.get $x) (v128.load offset=800 (i32.const 0))) (v128.or (i8x16.swizzle (v128.load offset=1024 (i32.const 0)) (local.get $bl)) (i8x16.swizzle (v128.load offset=1040 (i32.const 0)) (local.get $bh)))))
-        (v128.store offset=16 (local.get $pe) (i32x4.sub (v128.or (i8x16.swizzle (v128.load offset=1088 (i32.const 0)) (local.get $bl)) (i8x16.swizzle (v128.load offset=1104 (i32.const 0)) (local.get $bh))) (local.get $sgn)))
+        (local.set $neg (v128.and (local.get $x) (v128.load offset=800 (i32.const 0))))
+        (v128.store offset=0 (local.get $pe) (v128.or (local.get $neg) (v128.or (i8x16.swizzle (v128.load offset=1024 (i32.const 0)) (local.get $bl)) (i8x16.swizzle (v128.load offset=1040 (i32.const 0)) (local.get $bh)))))
+        (v128.store offset=16 (local.get $pe) (v128.or (i32x4.shr_s (i32x4.sub (v128.or (i8x16.swizzle (v128.load offset=1088 (i32.const 0)) (local.get $bl)) (i8x16.swizzle (v128.load offset=1104 (i32.const 0)) (local.get $bh))) (local.get $sgn)) (i32.const 1)) (local.get $neg)))
         (v128.store offset=32 (local.get $pe) (v128.or (i8x16.swizzle (v128.load offset=1152 (i32.const 0)) (local.get $bl)) (i8x16.swizzle (v128.load offset=1168 (i32.const 0)) (local.get $bh))))
-        (v128.store offset=48 (local.get $pe) (i32x4.sub (v128.or (i8x16.swizzle (v128.load offset=1092 (i32.const 0)) (local.get $bl)) (i8x16.swizzle (v128.load offset=1108 (i32.const 0)) (local.get $bh))) (local.get $sgn)))
+        (v128.store offset=48 (local.get $pe) (v128.or (i32x4.shr_s (i32x4.sub (v128.or (i8x16.swizzle (v128.load offset=1092 (i32.const 0)) (local.get $bl)) (i8x16.swizzle (v128.load offset=1108 (i32.const 0)) (local.get $bh))) (local.get $sgn)) (i32.const 1)) (local.get $neg)))
         (v128.store offset=64 (local.get $pe) (v128.or (i8x16.swizzle (v128.load offset=1156 (i32.const 0)) (local.get $bl)) (i8x16.swizzle (v128.load offset=1172 (i32.const 0)) (local.get $bh))))
         (local.set $xs (i32.add (local.get $xs) (i32.const 16)))
         (local.set $pe (i32.add (local.get $pe) (i32.const 80)))
