@@ -1,8 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { fp4BnbCodebook, nf4Codebook, type Codebook } from '../quant/codebook.js';
+import { fp4BnbCodebook, makeCodebook, nf4Codebook, type Codebook } from '../quant/codebook.js';
 import { quantizeBnb4 } from '../quant/bnb4-quant.js';
-import { quantizeBnb4Reference } from '../quant/bnb4-reference.test-util.js';
+import { chooseConstantReference, quantizeBnb4Reference } from '../quant/bnb4-reference.test-util.js';
 import {
   bnb4SearchWasmAvailable,
   enableBnb4SearchWasm,
@@ -145,6 +145,29 @@ describe('bnb4 constant search and encoding in WebAssembly = the JS quantizer, b
         ),
         { numRuns: 300, seed: 12 },
       );
+    });
+  }
+
+  // fp4's search prepares, per element, the two thresholds its key can pass over the candidate
+  // constants (absmax · 1.125 … 0.6875); a symmetric table with three thresholds closer than 2×
+  // apart must fall back to the seven-compare pass, one spaced like fp4's must not need to.
+  for (const [name, magnitudes] of [
+    ['thresholds ≤ 1.2× apart (falls back)', [0.5, 0.6, 0.7, 0.8, 0.9, 1]],
+    ['thresholds ≥ 2× apart', [0.125, 0.25, 0.5, 1]],
+    ['fp4 scaled by 3', [1 / 64, 0.5, 0.75, 1, 1.5, 2, 3].map((v) => v / 3)],
+  ] as const) {
+    it(`a symmetric table, ${name}: the constants of the plain search`, () => {
+      const values = Float32Array.from([0, ...magnitudes, ...magnitudes.map((v) => -v)]);
+      const cb = makeCodebook(values);
+      for (const blockSize of [16, 64]) {
+        const w = normal(blockSize * 9 + 5, blockSize);
+        for (let i = 0; i < w.length; i += 7) w[i] = (w[i] as number) * 4; // outliers
+        const got = kernelConstants(w, blockSize, cb);
+        const want = Float32Array.from({ length: got.length }, (_, b) =>
+          chooseConstantReference(w, b * blockSize, Math.min((b + 1) * blockSize, w.length), cb, cb.values),
+        );
+        expect(new Int32Array(got.buffer)).toEqual(new Int32Array(want.buffer));
+      }
     });
   }
 

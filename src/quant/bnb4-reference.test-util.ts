@@ -43,7 +43,14 @@ function blockError(
   return err;
 }
 
-function chooseConstant(x: Float32Array, start: number, end: number, cb: Codebook, table: Float32Array): number {
+/** The constant of block x[start, end) for any codebook (`table`: its values by code); kernel tests. */
+export function chooseConstantReference(
+  x: Float32Array,
+  start: number,
+  end: number,
+  cb: Codebook,
+  table: Float32Array,
+): number {
   let a = 0;
   for (let i = start; i < end; i++) {
     const m = Math.abs(x[i] as number);
@@ -101,7 +108,7 @@ export function quantizeBnb4Reference(wt: Float32Array, o: Bnb4Options): Bnb4Wei
       for (let i = start; i < end; i++) a = Math.max(a, Math.abs(wt[i] as number));
       absmax[b] = a;
     } else {
-      absmax[b] = chooseConstant(wt, start, end, cb, table);
+      absmax[b] = chooseConstantReference(wt, start, end, cb, table);
     }
   }
   let doubleQuantBytes: number | undefined;
