@@ -227,25 +227,19 @@ export async function compareModels(
   const twins = opts.perLayer ? quantizedTwins(a, b) : [];
   const loadHint = (which: string) =>
     `model ${which} must be one ONNX Runtime loads as it is; compare runs the two files unchanged`;
-  const sessionA = await createSession(
-    nodeRuntime,
-    twins.length
-      ? augmentedModelBytes(
-          a,
-          twins.map((t) => t.tensor),
-        )
-      : aBytes,
-    loadHint('a'),
+  const open = (model: typeof a, bytes: Uint8Array, which: string, extra: string[]) =>
+    createSession(nodeRuntime, extra.length ? augmentedModelBytes(model, extra) : bytes, loadHint(which));
+  const sessionA = await open(
+    a,
+    aBytes,
+    'a',
+    twins.map((t) => t.tensor),
   );
-  const sessionB = await createSession(
-    nodeRuntime,
-    twins.length
-      ? augmentedModelBytes(
-          b,
-          twins.map((t) => t.quantized),
-        )
-      : bBytes,
-    loadHint('b'),
+  const sessionB = await open(
+    b,
+    bBytes,
+    'b',
+    twins.map((t) => t.quantized),
   );
 
   const stats = new Map(outputs.map((o) => [o, new DiffStats()]));

@@ -1,4 +1,3 @@
-import { onnxDataType } from '../tensor/dtype.js';
 import {
   GraphProtoSchema,
   ModelProtoSchema,
@@ -6,11 +5,6 @@ import {
   OperatorSetIdProtoSchema,
   StringStringEntryProtoSchema,
   TensorProto_DataLocation,
-  TensorShapeProtoSchema,
-  TensorShapeProto_DimensionSchema,
-  TypeProtoSchema,
-  TypeProto_TensorSchema,
-  ValueInfoProtoSchema,
   create,
   type AttributeProto,
   type ModelProto,
@@ -18,31 +12,15 @@ import {
   type ValueInfoProto,
 } from '../io/onnx/proto.js';
 import { makeAttribute, type AttributeInput } from '../io/onnx/attribute.js';
+import { makeValueInfo } from '../io/onnx/build.js';
 import { tensorToProto } from '../io/onnx/tensor.js';
 import type { Attribute } from './attributes.js';
 import { attributeSource, sourceProto } from './from-onnx.js';
 import type { Initializer, Model, ValueInfo } from './model.js';
 
+/** A value's type and shape; dims undefined = rank unknown (io/onnx/build.ts writes both forms). */
 function valueInfoProto(v: ValueInfo): ValueInfoProto {
-  const tensorType = create(TypeProto_TensorSchema, { elemType: v.dtype ? onnxDataType(v.dtype) : 0 });
-  if (v.dims) {
-    tensorType.shape = create(TensorShapeProtoSchema, {
-      dim: v.dims.map((d) =>
-        create(TensorShapeProto_DimensionSchema, {
-          value:
-            typeof d === 'number'
-              ? { case: 'dimValue', value: BigInt(d) }
-              : typeof d === 'string'
-                ? { case: 'dimParam', value: d }
-                : { case: undefined },
-        }),
-      ),
-    });
-  }
-  return create(ValueInfoProtoSchema, {
-    name: v.name,
-    type: create(TypeProtoSchema, { value: { case: 'tensorType', value: tensorType } }),
-  });
+  return makeValueInfo(v.dims ? { name: v.name, dtype: v.dtype, dims: v.dims } : { name: v.name, dtype: v.dtype });
 }
 
 /**

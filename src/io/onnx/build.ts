@@ -36,7 +36,8 @@ export interface NodeSpec {
 
 export interface ValueSpec {
   readonly name: string;
-  readonly dtype: DType;
+  /** undefined: element type unknown (written as 0, UNDEFINED). */
+  readonly dtype: DType | undefined;
   /** Numbers are fixed sizes, strings symbolic (dim_param), null unknown. Omit for unknown rank. */
   readonly dims?: readonly (number | string | null)[];
 }
@@ -77,7 +78,7 @@ export function makeNode(spec: NodeSpec): NodeProto {
 }
 
 export function makeValueInfo(spec: ValueSpec): ValueInfoProto {
-  const tensorType = create(TypeProto_TensorSchema, { elemType: onnxDataType(spec.dtype) });
+  const tensorType = create(TypeProto_TensorSchema, { elemType: spec.dtype ? onnxDataType(spec.dtype) : 0 });
   if (spec.dims) {
     tensorType.shape = create(TensorShapeProtoSchema, {
       dim: spec.dims.map((d) =>
