@@ -56,7 +56,6 @@ const TESTS = ['src/**/*.test.ts', 'src/**/*.bench.ts'];
 const NODE_FLOWS = [
   'activation-file',
   'calibrate-node',
-  'compare',
   'convert',
   'demo',
   'demo-models',

@@ -139,7 +139,9 @@ export type ErrorCode =
   | 'QK_UNSUPPORTED_OP'
   | 'QK_UNSUPPORTED_QUANT_GRANULARITY'
   | 'QK_WEIGHT_NOT_FLOAT32'
-  | 'QK_WEIGHT_OVERFLOW';
+  | 'QK_WEIGHT_OVERFLOW'
+  | 'QK_GPTQ_NOT_IN_BROWSER'
+  | 'QK_CANCELLED';
 
 export class QuantkitError extends Error {
   readonly code: ErrorCode;

@@ -4,6 +4,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { registerCompare } from '../src/cli/commands/compare.js';
 import { quantizeStatic } from '../src/flows/calibrate-node.js';
 import { compareModels } from '../src/flows/compare.js';
+import { nodeRuntime } from '../src/node/ort-runtime.js';
 import { classifierAccuracy } from '../src/flows/evaluate-node.js';
 import { modelFromProto } from '../src/graph/from-onnx.js';
 import { modelToProto } from '../src/graph/to-onnx.js';
@@ -27,7 +28,12 @@ async function staticCnn(): Promise<Uint8Array> {
 
 describe('quantkit compare', () => {
   it('a model against itself: exact, full agreement, same accuracy as evaluate', async () => {
-    const r = await compareModels(fp32, fp32, { inputs: new Map([['input', x]]), labels: y, batchSize: 100 });
+    const r = await compareModels(
+      fp32,
+      fp32,
+      { inputs: new Map([['input', x]]), labels: y, batchSize: 100 },
+      nodeRuntime,
+    );
     const o = r.outputs[0];
     expect(o?.sqnrDb).toBe(Infinity);
     expect(o?.cosine).toBeCloseTo(1, 12);
@@ -38,12 +44,17 @@ describe('quantkit compare', () => {
 
   it('fp32 vs int8-static: metrics agree with an independent whole-set computation; --per-layer finds every Q/DQ', async () => {
     const q = await staticCnn();
-    const r = await compareModels(fp32, q, {
-      inputs: new Map([['input', x]]),
-      labels: y,
-      perLayer: true,
-      batchSize: 64,
-    });
+    const r = await compareModels(
+      fp32,
+      q,
+      {
+        inputs: new Map([['input', x]]),
+        labels: y,
+        perLayer: true,
+        batchSize: 64,
+      },
+      nodeRuntime,
+    );
     const ref = await classifierAccuracy(fp32, x, y);
     const qa = await classifierAccuracy(q, x, y, ref.logits);
     const o = r.outputs[0];

@@ -5,8 +5,7 @@ import { decodeModel } from '../io/onnx/proto.js';
 import { DQ_SUFFIX } from '../passes/activation/qdq.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { augmentedModelBytes, checkInputNames, createSession, feedBatches, type CalibrationData } from './calibrate.js';
-import { nodeRuntime } from '../node/ort-runtime.js';
-import type { RuntimeSession, RuntimeTensor } from './runtime.js';
+import type { OnnxRuntime, RuntimeSession, RuntimeTensor } from './runtime.js';
 import { checkInputArrays } from './input-check.js';
 
 /**
@@ -198,6 +197,8 @@ export async function compareModels(
   aBytes: Uint8Array,
   bBytes: Uint8Array,
   opts: CompareOptions,
+  /** onnxruntime-node (node/ort-runtime.ts) or onnxruntime-web (web/runtime.ts). */
+  runtime: OnnxRuntime,
 ): Promise<CompareReport> {
   const a = modelFromProto(decodeModel(aBytes, 'model a'), { label: 'model a' });
   const b = modelFromProto(decodeModel(bBytes, 'model b'), { label: 'model b' });
@@ -228,7 +229,7 @@ export async function compareModels(
   const loadHint = (which: string) =>
     `model ${which} must be one ONNX Runtime loads as it is; compare runs the two files unchanged`;
   const open = (model: typeof a, bytes: Uint8Array, which: string, extra: string[]) =>
-    createSession(nodeRuntime, extra.length ? augmentedModelBytes(model, extra) : bytes, loadHint(which));
+    createSession(runtime, extra.length ? augmentedModelBytes(model, extra) : bytes, loadHint(which));
   const sessionA = await open(
     a,
     aBytes,
@@ -249,7 +250,7 @@ export async function compareModels(
   checkInputNames(sessionB, opts.inputs);
   const labelRows = new Map<string, number>(outputs.map((o) => [o, 0]));
   try {
-    for (const { feeds, done, total } of feedBatches(nodeRuntime, opts.inputs, opts.batchSize ?? 32)) {
+    for (const { feeds, done, total } of feedBatches(runtime, opts.inputs, opts.batchSize ?? 32)) {
       const outA = await runOrExplain(sessionA, feeds, [...outputs, ...twins.map((t) => t.tensor)], 'a', a);
       const outB = await runOrExplain(sessionB, feeds, [...outputs, ...twins.map((t) => t.quantized)], 'b', a);
       for (const o of outputs) {

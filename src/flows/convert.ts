@@ -11,13 +11,16 @@ import {
   safetensorsDTypeName,
 } from '../io/safetensors/index.js';
 import { modelFromProto, sourceProto } from '../graph/from-onnx.js';
-import { modelToProto } from '../graph/to-onnx.js';
 import type { Initializer, Model } from '../graph/model.js';
 import { fileSource, writeFileAtomic } from '../node/files.js';
 import { openOnnxFile } from '../node/model-file.js';
 import { dataFileName, writeOnnxModel, type DataFileNaming } from '../node/model-writer.js';
 import type { Verification } from '../node/verify-model.js';
 import { verifyOutput, type VerifyOption } from './verify-output.js';
+import { skeletonOf } from './model-output.js';
+
+/** Moved to model-output.ts (browser-safe); re-exported for existing importers. */
+export { skeletonOf };
 
 /*
  * `quantkit convert`: moves weights between containers without touching their bytes.
@@ -94,11 +97,6 @@ export function tensorsToWriteOf(model: Model, external?: (p: TensorProto) => Ui
       ? tensorFromProtoToWrite(sourceProto(init) as TensorProto, init.dtype, external)
       : tensorToWrite(init.name, init.dtype, init.dims, () => init.load()),
   );
-}
-
-/** The IR model as a ModelProto skeleton without initializers (for planOnnxWrite). */
-export function skeletonOf(model: Model): ModelProto {
-  return modelToProto({ ...model, graph: { ...model.graph, initializers: new Map() } });
 }
 
 export async function convertFile(input: string, output: string, opts: ConvertOptions = {}): Promise<ConvertResult> {

@@ -1,10 +1,8 @@
 import { statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { modelFromProto, sourceProto } from '../graph/from-onnx.js';
-import type { Model } from '../graph/model.js';
+import { modelFromProto } from '../graph/from-onnx.js';
 import { parseExternalDataRef } from '../io/onnx/external.js';
-import { TensorProto_DataLocation, type ModelProto, type TensorProto } from '../io/onnx/proto.js';
-import { planOnnxWrite, tensorFromProtoToWrite, tensorToWrite, type TensorToWrite } from '../io/onnx/write.js';
+import { TensorProto_DataLocation, type ModelProto } from '../io/onnx/proto.js';
 import { readCalibFiles } from '../node/calib-files.js';
 import { modelDirFiles } from '../node/files.js';
 import { openOnnxFile } from '../node/model-file.js';
@@ -14,9 +12,7 @@ import { foldBatchNorm } from '../passes/fold-batchnorm.js';
 import { resolveNonFinite, type NonFinitePolicy } from '../passes/non-finite.js';
 import type { WeightOnlyOptions, WeightOnlyReport } from '../passes/weight-only/index.js';
 import type { PrecomputedWeights } from '../passes/weight-only/types.js';
-import { dtypeInfo, storageBytes } from '../tensor/dtype.js';
-import { elementCount, type Tensor } from '../tensor/tensor.js';
-import { skeletonOf } from './convert.js';
+import { planQuantizedOutput } from './model-output.js';
 import { checkExcludes } from './exclude-check.js';
 import { gptqFromCalibFiles, type GptqFileOptions } from './gptq.js';
 import { quantizeFolded } from './quantize.js';
@@ -57,29 +53,7 @@ export interface QuantizeFileResult {
   readonly verification: Verification;
 }
 
-const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
-export const DEFAULT_EXTERNAL_OUTPUT_BYTES = 2 ** 30;
-
-/** Initializers to write: unchanged ones copied from the input; new ones as raw views, no re-encoding. */
-function tensorsToWrite(model: Model, external: (p: TensorProto) => Uint8Array): TensorToWrite[] {
-  return [...model.graph.initializers.values()].map((init): TensorToWrite => {
-    const source = sourceProto(init);
-    if (source) return tensorFromProtoToWrite(source, init.dtype, external);
-    const { bits, kind } = dtypeInfo(init.dtype);
-    if (!LITTLE_ENDIAN_HOST || bits < 8 || kind === 'string' || kind === 'bool')
-      return tensorToWrite(init.name, init.dtype, init.dims, () => init.load());
-    return {
-      name: init.name,
-      dtype: init.dtype,
-      dims: init.dims,
-      // Byte-wide and wider element types: the typed array's bytes ARE raw_data (little-endian).
-      rawBytes: () => {
-        const d = init.load().data as Exclude<Tensor['data'], string[]>;
-        return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
-      },
-    };
-  });
-}
+export { DEFAULT_EXTERNAL_OUTPUT_BYTES } from './model-output.js';
 
 /** The files a model reads: itself and each distinct external data file. */
 function inputFiles(path: string, proto: ModelProto): string[] {
@@ -126,11 +100,9 @@ export async function quantizeFile(
     const { report } = quantizeFolded(model, folded, { ...options, precomputed });
     if (gptq) report.notes.push(...gptq.notes);
     report.notes.push(...nonFinite.notes);
-    const tensors = tensorsToWrite(model, file.external);
-    const bytesOut = tensors.reduce((sum, t) => sum + storageBytes(t.dtype, elementCount(t.dims)), 0);
-    const external = hadExternal || bytesOut >= (options.externalThreshold ?? DEFAULT_EXTERNAL_OUTPUT_BYTES);
-    const plan = planOnnxWrite(skeletonOf(model), tensors, {
-      externalData: external ? true : 'auto',
+    const plan = planQuantizedOutput(model, file.external, {
+      hadExternal,
+      externalThreshold: options.externalThreshold,
       dataLocation: dataFileName(outPath),
     });
     const written = await writeOnnxModel(outPath, plan, { force: options.force ?? false, inputs });

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { QuantkitError } from '../../errors.js';
 import { compareModels, type CompareReport } from '../../flows/compare.js';
+import { nodeRuntime } from '../../node/ort-runtime.js';
 import { modelFromProto } from '../../graph/from-onnx.js';
 import { decodeModel } from '../../io/onnx/proto.js';
 import type { Tensor } from '../../tensor/tensor.js';
@@ -71,12 +72,17 @@ export function registerCompare(program: Command): void {
       const batch = Number.parseInt(opts.batch, 10);
       if (!(batch > 0))
         throw new QuantkitError('QK_BAD_OPTION', `--batch ${opts.batch} is not a positive integer`, 'e.g. --batch 32');
-      const report = await compareModels(aBytes, bBytes, {
-        inputs,
-        labels: opts.labels ? readTensorFile(opts.labels) : undefined,
-        perLayer: opts.perLayer ?? false,
-        batchSize: batch,
-      });
+      const report = await compareModels(
+        aBytes,
+        bBytes,
+        {
+          inputs,
+          labels: opts.labels ? readTensorFile(opts.labels) : undefined,
+          perLayer: opts.perLayer ?? false,
+          batchSize: batch,
+        },
+        nodeRuntime,
+      );
       process.stdout.write(
         opts.json
           ? `${JSON.stringify(report, (_k, v: unknown) => (v === Infinity ? 'Infinity' : v), 2)}\n`

@@ -1,0 +1,28 @@
+/**
+ * quantkit's library entry for browsers (package.json's "browser" export condition): everything
+ * src/index.ts exports, plus whole-model jobs on bytes or Blobs (web/api.ts) with ONNX Runtime
+ * passed in (ortWebRuntime wraps onnxruntime-web). Nothing reachable from here uses Node APIs.
+ */
+export * from './index.js';
+export {
+  quantizeModelBytes,
+  quantizeModelSource,
+  inspectModelBytes,
+  inlinedModelBytes,
+  externalLocations,
+  openModel,
+  type ModelInput,
+  type CalibInput,
+  type QuantizeBytesOptions,
+  type QuantizeReport,
+  type QuantizedModel,
+} from './web/api.js';
+export { compareModelBytes, randomInputs, type ModelComparison, type CompareBytesOptions } from './web/measure.js';
+export { ortWebRuntime } from './web/runtime.js';
+export { blobSource, canReadBlobsSync } from './web/blob-source.js';
+export { bytesSource, type ByteSource } from './io/source.js';
+export { ALL_SCHEME_NAMES, SCHEME_TABLE, type AnySchemeName } from './flows/schemes.js';
+export type { InspectReport } from './flows/inspect.js';
+export type { OnnxRuntime } from './flows/runtime.js';
+export type { CalibrationData } from './flows/calibrate.js';
+export type { OutputComparison } from './flows/compare.js';
