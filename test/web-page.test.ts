@@ -1,0 +1,195 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { quantizeActivationFile } from '../src/flows/activation-file.js';
+import { lmPerplexity } from '../src/flows/evaluate.js';
+import { quantizeFile } from '../src/flows/quantize-file.js';
+import { readNpy } from '../src/io/npy/npy.js';
+import { nodeRuntime } from '../src/node/ort-runtime.js';
+import { serveWeb, type WebServer } from '../src/node/web-server.js';
+import { REPO, runCli } from './helpers/cli.js';
+
+/*
+ * The web page (scripts/build-web.mjs, served by `quantkit web`'s serveWeb) in Debian's headless
+ * Chromium: the shipped LM picked in the file input, quantized to q4 with the page's buttons,
+ * compared, downloaded; the download is byte for byte `quantkit quantize`'s output and scores
+ * the same perplexity in onnxruntime-node. Then window.quantkit on the CNN (int8, nf4,
+ * int8-dynamic), byte-identical to the CLI's file-to-file path. No console error, no request
+ * leaving the page's origin; screenshots at desktop and phone width in test-output/.
+ */
+
+/** The part of window.quantkit these checks call. */
+interface PageApi {
+  quantizeModelBytes(bytes: Uint8Array, options: { scheme: string }): Promise<{ bytes: Uint8Array }>;
+  compare(a: Uint8Array, b: Uint8Array): Promise<{ outputs: { top1Agreement: number; sqnrDb: number }[] }>;
+}
+
+const CHROMIUM = '/usr/bin/chromium';
+const ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+const OUT = join(REPO, 'test-output');
+const MODELS = join(REPO, 'models');
+
+describe('web page in headless Chromium', () => {
+  let context: BrowserContext | undefined;
+  let web: WebServer | undefined;
+  let page: Page;
+  let tmp = '';
+  const errors: string[] = [];
+  const outside: string[] = [];
+
+  beforeAll(async () => {
+    if (!existsSync(CHROMIUM))
+      throw new Error(`${CHROMIUM} is missing: install Debian's browser with 'apt-get install -y chromium'`);
+    tmp = mkdtempSync(join(tmpdir(), 'qk-web-'));
+    const site = join(tmp, 'site');
+    const built = spawnSync(process.execPath, [join(REPO, 'scripts/build-web.mjs'), site], { encoding: 'utf8' });
+    if (built.status !== 0) throw new Error(`build-web failed: ${built.stderr}`);
+    web = await serveWeb({ root: site, port: 0 });
+    mkdirSync(OUT, { recursive: true });
+    context = await chromium.launchPersistentContext(join(tmp, 'profile'), {
+      executablePath: CHROMIUM,
+      args: ARGS,
+      headless: true,
+      acceptDownloads: true,
+      viewport: { width: 1280, height: 900 },
+    });
+    const origin = web.url;
+    await context.route('**/*', (route) => {
+      const url = route.request().url();
+      if (url.startsWith(origin) || url.startsWith('blob:') || url.startsWith('data:')) return route.continue();
+      outside.push(url);
+      return route.abort();
+    });
+    page = await context.newPage();
+    page.on('console', (m) => {
+      if (m.type() === 'error') errors.push(`console error: ${m.text()}`);
+    });
+    page.on('pageerror', (e) => errors.push(`page error: ${e.message}`));
+    page.on('requestfailed', (r) => {
+      if (r.url().startsWith(origin)) errors.push(`request failed: ${r.url()}`);
+    });
+    await page.goto(web.url);
+    await page.waitForSelector('body[data-ready]');
+  });
+
+  afterAll(async () => {
+    await context?.close();
+    await web?.close();
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('LM → q4 with the buttons: the download equals `quantkit quantize --scheme q4` byte for byte, same perplexity', async () => {
+    const cliOut = join(tmp, 'lm-q4-cli.onnx');
+    const cli = runCli(['quantize', join(MODELS, 'lm.onnx'), '--scheme', 'q4', '-o', cliOut]);
+    expect(cli.code, cli.stderr).toBe(0);
+
+    await page.setInputFiles('#model-files', join(MODELS, 'lm.onnx'));
+    await page.waitForSelector('#inspect:not([hidden])');
+    expect(await page.innerText('#inspect')).toContain('input_ids int64[batch, seq]');
+    await page.selectOption('#scheme', 'q4');
+    await page.setInputFiles('#calib', join(MODELS, 'lm-calib.npy'));
+    await page.click('#quantize');
+    await page.waitForSelector('#report:not([hidden])');
+    const report = await page.innerText('#report');
+    expect(report).toContain('MatMulNBits');
+    expect(report).toContain('/blocks.0/attn/q/MatMul');
+
+    // Compare on the calibration windows in onnxruntime-web.
+    await page.click('#compare');
+    await page.waitForSelector('#comparison:not([hidden])');
+    const comparison = await page.innerText('#comparison');
+    expect(comparison).toContain('32 calibration samples');
+    const sqnr = Number(/logits\s+([0-9.]+)/.exec(comparison)?.[1]);
+    expect(sqnr).toBeGreaterThan(10);
+
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download')]);
+    expect(download.suggestedFilename()).toBe('lm-q4.onnx');
+    const fromPage = readFileSync((await download.path()) as string);
+    const fromCli = readFileSync(cliOut);
+    expect(fromPage.length).toBe(fromCli.length);
+    expect(fromPage.equals(fromCli)).toBe(true);
+
+    const windows = readNpy(readFileSync(join(MODELS, 'lm-eval.npy')));
+    const pagePpl = await lmPerplexity(nodeRuntime, new Uint8Array(fromPage), windows);
+    const cliPpl = await lmPerplexity(nodeRuntime, new Uint8Array(fromCli), windows);
+    const fp32Ppl = await lmPerplexity(nodeRuntime, new Uint8Array(readFileSync(join(MODELS, 'lm.onnx'))), windows);
+    expect(pagePpl.perplexity).toBe(cliPpl.perplexity);
+    expect(pagePpl.perplexity).toBeLessThan(fp32Ppl.perplexity * 1.1);
+
+    await page.screenshot({ path: join(OUT, 'web-desktop.png'), fullPage: true });
+    await page.setViewportSize({ width: 390, height: 844 });
+    // Phone width: nothing wider than the screen but the tables, which scroll inside their boxes.
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth);
+    expect(overflow).toBeLessThanOrEqual(390);
+    await page.screenshot({ path: join(OUT, 'web-phone.png'), fullPage: true });
+    await page.setViewportSize({ width: 1280, height: 900 });
+    expect(errors).toEqual([]);
+    expect(outside).toEqual([]);
+  });
+
+  it('window.quantkit on the CNN: int8, nf4 and int8-dynamic byte-identical to the CLI path; compare runs', async () => {
+    const cnn = readFileSync(join(MODELS, 'cnn.onnx'));
+    for (const scheme of ['int8', 'nf4', 'int8-dynamic'] as const) {
+      const cliOut = join(tmp, `cnn-${scheme}.onnx`);
+      if (scheme === 'int8-dynamic')
+        await quantizeActivationFile(join(MODELS, 'cnn.onnx'), cliOut, { scheme, verify: false });
+      else await quantizeFile(join(MODELS, 'cnn.onnx'), cliOut, { scheme, verify: false });
+      const b64 = await page.evaluate(
+        async ({ model, scheme }) => {
+          const qk = (window as unknown as { quantkit: PageApi }).quantkit;
+          const bin = Uint8Array.from(atob(model), (c) => c.charCodeAt(0));
+          const r = await qk.quantizeModelBytes(bin, { scheme });
+          let s = '';
+          for (let i = 0; i < r.bytes.length; i += 0x8000) s += String.fromCharCode(...r.bytes.subarray(i, i + 0x8000));
+          return btoa(s);
+        },
+        { model: cnn.toString('base64'), scheme },
+      );
+      expect(Buffer.from(b64, 'base64').equals(readFileSync(cliOut)), scheme).toBe(true);
+    }
+    const c = await page.evaluate(async (model) => {
+      const qk = (window as unknown as { quantkit: PageApi }).quantkit;
+      const bin = Uint8Array.from(atob(model), (ch) => ch.charCodeAt(0));
+      const q = await qk.quantizeModelBytes(bin, { scheme: 'int8' });
+      return qk.compare(bin, q.bytes);
+    }, cnn.toString('base64'));
+    expect(c.outputs[0]?.sqnrDb).toBeGreaterThan(20);
+    expect(c.outputs[0]?.top1Agreement).toBeGreaterThan(0.8);
+    expect(errors).toEqual([]);
+    expect(outside).toEqual([]);
+  });
+
+  it('every control has a label and is reachable with the keyboard', async () => {
+    const unlabelled = await page.evaluate(() =>
+      Array.from(document.querySelectorAll('input, select, button'))
+        .filter((el) => !(el as HTMLElement).closest('[hidden]'))
+        .filter((el) => {
+          const labels = (el as HTMLInputElement).labels;
+          return !(labels && labels.length > 0) && !el.getAttribute('aria-label') && !el.textContent?.trim();
+        })
+        .map((el) => el.id || el.outerHTML.slice(0, 60)),
+    );
+    expect(unlabelled).toEqual([]);
+    // Tab from the top reaches the Quantize button.
+    await page.focus('body');
+    const reached: string[] = [];
+    for (let i = 0; i < 40 && !reached.includes('quantize'); i++) {
+      await page.keyboard.press('Tab');
+      reached.push(await page.evaluate(() => document.activeElement?.id ?? ''));
+    }
+    expect(reached).toContain('scheme');
+    expect(reached).toContain('quantize');
+  });
+});
