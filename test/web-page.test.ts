@@ -8,6 +8,8 @@ import { quantizeActivationFile } from '../src/flows/activation-file.js';
 import { lmPerplexity } from '../src/flows/evaluate.js';
 import { quantizeFile } from '../src/flows/quantize-file.js';
 import { readNpy } from '../src/io/npy/npy.js';
+import { decodeModel } from '../src/io/onnx/proto.js';
+import { tensorFromProto } from '../src/io/onnx/tensor.js';
 import { nodeRuntime } from '../src/node/ort-runtime.js';
 import { serveWeb, type WebServer } from '../src/node/web-server.js';
 import { REPO, runCli } from './helpers/cli.js';
@@ -23,8 +25,48 @@ import { REPO, runCli } from './helpers/cli.js';
 
 /** The part of window.quantkit these checks call. */
 interface PageApi {
-  quantizeModelBytes(bytes: Uint8Array, options: { scheme: string }): Promise<{ bytes: Uint8Array }>;
+  quantizeModelBytes(
+    bytes: Uint8Array,
+    options: { scheme: string; calib?: Blob | undefined },
+  ): Promise<{ bytes: Uint8Array }>;
+  quantize(bytes: Uint8Array, options: { scheme: string }): Promise<{ model: Blob }>;
+  cancel(): void;
   compare(a: Uint8Array, b: Uint8Array): Promise<{ outputs: { top1Agreement: number; sqnrDb: number }[] }>;
+}
+
+/**
+ * int8-static calibrates by running the model in ONNX Runtime: onnxruntime-web's WebAssembly
+ * kernels sum in another order than onnxruntime-node's native ones, so an activation range can
+ * differ in its last float32 bit and so the scales derived from it. Everything else is the same:
+ * the graph, every integer tensor (weights, zero points, int32 biases), and floats to 2^-20.
+ */
+function expectSameUpToUlps(page: Uint8Array, cli: Uint8Array): void {
+  const a = decodeModel(page, 'page');
+  const b = decodeModel(cli, 'cli');
+  const nodes = (m: typeof a) =>
+    (m.graph?.node ?? []).map((n) => `${n.opType}(${n.input.join(',')})->${n.output.join(',')}`);
+  expect(nodes(a)).toEqual(nodes(b));
+  const cliTensors = new Map((b.graph?.initializer ?? []).map((t) => [t.name, tensorFromProto(t)]));
+  let floatsDiffering = 0;
+  for (const p of a.graph?.initializer ?? []) {
+    const x = tensorFromProto(p);
+    const y = cliTensors.get(p.name);
+    expect(y?.dtype, p.name).toBe(x.dtype);
+    const xd = x.data as ArrayLike<number | bigint>;
+    const yd = y?.data as ArrayLike<number | bigint>;
+    expect(yd.length, p.name).toBe(xd.length);
+    for (let i = 0; i < xd.length; i++) {
+      if (x.dtype !== 'float32') {
+        expect(xd[i], `${p.name}[${i}]`).toBe(yd[i]);
+        continue;
+      }
+      const u = xd[i] as number;
+      const v = yd[i] as number;
+      if (u !== v) floatsDiffering++;
+      expect(Math.abs(u - v), `${p.name}[${i}]`).toBeLessThanOrEqual(Math.abs(v) * 2 ** -20);
+    }
+  }
+  expect(floatsDiffering).toBeLessThan(100);
 }
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -139,25 +181,37 @@ describe('web page in headless Chromium', () => {
     expect(outside).toEqual([]);
   });
 
-  it('window.quantkit on the CNN: int8, nf4 and int8-dynamic byte-identical to the CLI path; compare runs', async () => {
+  it('window.quantkit on the CNN: int8, nf4, int8-dynamic byte-identical to the CLI path, int8-static to 2^-20 (its calibration runs in ORT Web); compare runs', async () => {
     const cnn = readFileSync(join(MODELS, 'cnn.onnx'));
-    for (const scheme of ['int8', 'nf4', 'int8-dynamic'] as const) {
+    const calibPath = join(MODELS, 'cnn-calib-x.npy');
+    for (const scheme of ['int8', 'nf4', 'int8-dynamic', 'int8-static'] as const) {
       const cliOut = join(tmp, `cnn-${scheme}.onnx`);
-      if (scheme === 'int8-dynamic')
-        await quantizeActivationFile(join(MODELS, 'cnn.onnx'), cliOut, { scheme, verify: false });
+      if (scheme === 'int8-dynamic' || scheme === 'int8-static')
+        await quantizeActivationFile(join(MODELS, 'cnn.onnx'), cliOut, {
+          scheme,
+          calib: scheme === 'int8-static' ? [calibPath] : undefined,
+          verify: false,
+        });
       else await quantizeFile(join(MODELS, 'cnn.onnx'), cliOut, { scheme, verify: false });
       const b64 = await page.evaluate(
-        async ({ model, scheme }) => {
+        async ({ model, scheme, calib }) => {
           const qk = (window as unknown as { quantkit: PageApi }).quantkit;
           const bin = Uint8Array.from(atob(model), (c) => c.charCodeAt(0));
-          const r = await qk.quantizeModelBytes(bin, { scheme });
+          const calibBlob = calib ? new Blob([Uint8Array.from(atob(calib), (c) => c.charCodeAt(0))]) : undefined;
+          const r = await qk.quantizeModelBytes(bin, { scheme, calib: calibBlob });
           let s = '';
           for (let i = 0; i < r.bytes.length; i += 0x8000) s += String.fromCharCode(...r.bytes.subarray(i, i + 0x8000));
           return btoa(s);
         },
-        { model: cnn.toString('base64'), scheme },
+        {
+          model: cnn.toString('base64'),
+          scheme,
+          calib: scheme === 'int8-static' ? readFileSync(calibPath).toString('base64') : undefined,
+        },
       );
-      expect(Buffer.from(b64, 'base64').equals(readFileSync(cliOut)), scheme).toBe(true);
+      const fromPage = Buffer.from(b64, 'base64');
+      if (scheme === 'int8-static') expectSameUpToUlps(fromPage, readFileSync(cliOut));
+      else expect(fromPage.equals(readFileSync(cliOut)), scheme).toBe(true);
     }
     const c = await page.evaluate(async (model) => {
       const qk = (window as unknown as { quantkit: PageApi }).quantkit;
@@ -169,6 +223,26 @@ describe('web page in headless Chromium', () => {
     expect(c.outputs[0]?.top1Agreement).toBeGreaterThan(0.8);
     expect(errors).toEqual([]);
     expect(outside).toEqual([]);
+  });
+
+  it('cancel ends the running job (QK_CANCELLED); the next job runs in a fresh worker', async () => {
+    const r = await page.evaluate(
+      async (model) => {
+        const qk = (window as unknown as { quantkit: PageApi }).quantkit;
+        const bin = Uint8Array.from(atob(model), (c) => c.charCodeAt(0));
+        const job = qk.quantize(bin, { scheme: 'q4' }).then(
+          () => 'finished',
+          (e: { code?: string }) => e.code ?? 'no code',
+        );
+        qk.cancel();
+        const outcome = await job;
+        const again = await qk.quantize(bin, { scheme: 'q4' });
+        return { outcome, size: again.model.size };
+      },
+      readFileSync(join(MODELS, 'lm.onnx')).toString('base64'),
+    );
+    expect(r.outcome).toBe('QK_CANCELLED');
+    expect(r.size).toBe(readFileSync(join(tmp, 'lm-q4-cli.onnx')).length);
   });
 
   it('every control has a label and is reachable with the keyboard', async () => {
