@@ -2,14 +2,16 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { chromium, type BrowserContext, type Download, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { quantizeActivationFile } from '../src/flows/activation-file.js';
+import { convertFile } from '../src/flows/convert.js';
 import { lmPerplexity } from '../src/flows/evaluate.js';
 import { quantizeFile } from '../src/flows/quantize-file.js';
 import { readNpy } from '../src/io/npy/npy.js';
 import { decodeModel } from '../src/io/onnx/proto.js';
 import { tensorFromProto } from '../src/io/onnx/tensor.js';
+import { readOnnxFileInlined } from '../src/node/model-file.js';
 import { nodeRuntime } from '../src/node/ort-runtime.js';
 import { serveWeb, type WebServer } from '../src/node/web-server.js';
 import { REPO, runCli } from './helpers/cli.js';
@@ -221,6 +223,49 @@ describe('web page in headless Chromium', () => {
     }, cnn.toString('base64'));
     expect(c.outputs[0]?.sqnrDb).toBeGreaterThan(20);
     expect(c.outputs[0]?.top1Agreement).toBeGreaterThan(0.8);
+    expect(errors).toEqual([]);
+    expect(outside).toEqual([]);
+  });
+
+  it('a model with external data (the .onnx and its data file picked together): .onnx + .onnx_data as the CLI writes them', async () => {
+    const ext = join(tmp, 'ext');
+    mkdirSync(ext);
+    await convertFile(join(MODELS, 'lm.onnx'), join(ext, 'lm.onnx'), { externalData: true, verify: false });
+    const cliDir = join(tmp, 'ext-cli');
+    mkdirSync(cliDir);
+    await quantizeFile(join(ext, 'lm.onnx'), join(cliDir, 'lm-q4.onnx'), { scheme: 'q4', verify: false });
+
+    await page.setInputFiles('#model-files', [join(ext, 'lm.onnx'), join(ext, 'lm.onnx.data')]);
+    await page.waitForFunction(() => document.querySelector('#model-status')?.textContent?.includes('external data'));
+    expect(await page.textContent('#model-status')).not.toContain('Missing');
+    await page.selectOption('#scheme', 'q4');
+    await page.click('#quantize');
+    await page.waitForFunction(() => document.querySelector('#run-status')?.textContent?.startsWith('Done'));
+    const downloads: Download[] = [];
+    page.on('download', (d) => downloads.push(d));
+    await page.click('#download');
+    await page.waitForFunction(() => document.querySelector('#download-status')?.textContent?.includes('onnx_data'));
+    for (let i = 0; i < 50 && downloads.length < 2; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(downloads.map((d) => d.suggestedFilename())).toEqual(['lm-q4.onnx', 'lm-q4.onnx_data']);
+    const pageDir = join(tmp, 'ext-page');
+    mkdirSync(pageDir);
+    for (const d of downloads) await d.saveAs(join(pageDir, d.suggestedFilename()));
+
+    // The CLI names its data file lm-q4.onnx.data, the page lm-q4.onnx_data (what transformers.js
+    // looks for): the same length, so the .onnx files differ in those bytes only.
+    const pageModel = readFileSync(join(pageDir, 'lm-q4.onnx'));
+    const renamed = Buffer.from(
+      pageModel.toString('latin1').replaceAll('lm-q4.onnx_data', 'lm-q4.onnx.data'),
+      'latin1',
+    );
+    expect(renamed.equals(readFileSync(join(cliDir, 'lm-q4.onnx')))).toBe(true);
+    expect(readFileSync(join(pageDir, 'lm-q4.onnx_data')).equals(readFileSync(join(cliDir, 'lm-q4.onnx.data')))).toBe(
+      true,
+    );
+    const windows = readNpy(readFileSync(join(MODELS, 'lm-eval.npy')));
+    const ppl = async (path: string) =>
+      (await lmPerplexity(nodeRuntime, readOnnxFileInlined(path), windows)).perplexity;
+    expect(await ppl(join(pageDir, 'lm-q4.onnx'))).toBe(await ppl(join(cliDir, 'lm-q4.onnx')));
     expect(errors).toEqual([]);
     expect(outside).toEqual([]);
   });

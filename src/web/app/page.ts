@@ -54,12 +54,23 @@ function table(caption: string, head: string[], rows: (string | number)[][], num
     const tr = body.insertRow();
     r.forEach((c, i) => {
       const td = tr.insertCell();
-      td.textContent = String(c);
+      if (typeof c === 'string' && c.includes('`')) td.append(...Array.from(richText('span', c).childNodes));
+      else td.textContent = String(c);
       if (numeric[i]) td.className = 'num';
     });
   }
   wrap.append(t);
   return wrap;
+}
+
+/** Library text marks option names in backticks: shown as code. */
+function richText(tag: string, content: string): HTMLElement {
+  const e = document.createElement(tag);
+  content.split('`').forEach((part, i) => {
+    if (i % 2 === 1) e.append(text('code', part));
+    else e.append(part);
+  });
+  return e;
 }
 
 function bytes(n: number): string {
@@ -233,7 +244,9 @@ function updateScheme(): void {
   for (const el of Array.from(document.querySelectorAll<HTMLElement>('[data-for]'))) {
     const on = reads(scheme, el.dataset.for as string);
     el.hidden = !on;
-    for (const input of el.matches('input, select') ? [el] : Array.from(el.querySelectorAll<HTMLElement>('input, select')))
+    for (const input of el.matches('input, select')
+      ? [el]
+      : Array.from(el.querySelectorAll<HTMLElement>('input, select')))
       (input as HTMLInputElement).disabled = !on;
   }
   const blocked = ['q4', 'q4-asym', 'q8-block', 'nf4', 'fp4'].includes(scheme);
@@ -335,7 +348,7 @@ function renderReport(r: QuantizeReport, ms: number, out: QuantizeResult): HTMLE
   if (r.notes.length) {
     const ul = document.createElement('ul');
     ul.className = 'notes';
-    for (const n of r.notes) ul.append(text('li', n));
+    for (const n of r.notes) ul.append(richText('li', n));
     box.append(ul);
   }
   return box;
@@ -394,14 +407,10 @@ function renderComparison(c: ModelComparison): HTMLElement {
       ]),
       [false, true, true, true, true],
     ),
-    table(
-      'Latency of one batch (median, ONNX Runtime Web)',
-      ['model', 'ms'],
-      [
-        ['original', c.latencyMs.original.toFixed(2)],
-        ['quantized', c.latencyMs.quantized.toFixed(2)],
-      ],
-      [false, true],
+    text(
+      'p',
+      `Latency of one batch, median of 5 runs in ONNX Runtime Web: original ${c.latencyMs.original.toFixed(1)} ms, ` +
+        `quantized ${c.latencyMs.quantized.toFixed(1)} ms (${(c.latencyMs.quantized / c.latencyMs.original).toFixed(2)}×).`,
     ),
   );
   return box;
