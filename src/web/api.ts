@@ -152,7 +152,7 @@ export async function quantizeModelSource(
       throw new OptionError(
         'QK_GPTQ_NOT_IN_BROWSER',
         `\`calib\` with \`scheme\` ${o.scheme} asks for GPTQ, which runs on Node only (it binds onnxruntime-node)`,
-        'drop `calib` for the data-free rounding, or run `quantkit quantize` with `calib`',
+        'drop `calib` for the data-free rounding, or run quantkit quantize with `calib` on Node',
         ['calib', 'scheme'],
       );
     // The steps of quantizeFile (flows/quantize-file.ts) in its order, so the bytes agree.

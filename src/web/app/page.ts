@@ -237,7 +237,7 @@ const SCHEME_NOTES: Partial<Record<AnySchemeName, string>> = {
   'int8-dynamic': 'Activation scales are found at run time; no calibration data.',
 };
 const GPTQ_NOTE =
-  'Data-free rounding. GPTQ (calibration data with a 4-bit scheme) runs only in the command line: quantkit quantize --calib. Here a calibration file only feeds the comparison.';
+  'Data-free rounding. GPTQ (calibration data with a 4-bit scheme) runs only in the command line (quantkit quantize with calibration inputs). Here a calibration file only feeds the comparison.';
 
 function updateScheme(): void {
   const scheme = schemeSelect().value as AnySchemeName;
