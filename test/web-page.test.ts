@@ -290,6 +290,20 @@ describe('web page in headless Chromium', () => {
     expect(r.size).toBe(readFileSync(join(tmp, 'lm-q4-cli.onnx')).length);
   });
 
+  it('a user error shows in the page with its code and way out, not on the console', async () => {
+    await page.setInputFiles('#model-files', join(MODELS, 'cnn.onnx'));
+    await page.waitForFunction(() => document.querySelector('#model-status')?.textContent?.startsWith('cnn.onnx'));
+    await page.selectOption('#scheme', 'int8-static');
+    await page.setInputFiles('#calib', []);
+    await page.click('#quantize');
+    await page.waitForFunction(() => document.querySelector('#run-status')?.textContent?.startsWith('Error'));
+    const shown = await page.textContent('#run-status');
+    expect(shown).toContain('QK_CALIB_MISSING');
+    expect(shown).toContain('calib');
+    expect(await page.isEnabled('#quantize')).toBe(true);
+    expect(errors).toEqual([]);
+  });
+
   it('every control has a label and is reachable with the keyboard', async () => {
     const unlabelled = await page.evaluate(() =>
       Array.from(document.querySelectorAll('input, select, button'))

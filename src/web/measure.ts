@@ -10,7 +10,7 @@ import type { OnnxRuntime } from '../flows/runtime.js';
 /*
  * The page's comparison of a model with its quantized version: both run in the runtime given
  * (onnxruntime-web there) on the calibration inputs or on random inputs of the declared shapes;
- * the metrics are flows/compare.ts's, plus the median latency of one batch in each model.
+ * the metrics are flows/compare.ts's, plus each model's median latency on one sample.
  */
 
 /** Sizes for dims the model leaves open: the batch axis, and every other one. */
@@ -84,7 +84,7 @@ export interface ModelComparison {
   readonly samples: number;
   readonly inputs: 'given' | 'random';
   readonly outputs: OutputComparison[];
-  /** Median wall time of one batch (ms), after one warm-up run. */
+  /** Median wall time of a run on one sample (ms), after one warm-up run. */
   readonly latencyMs: { readonly original: number; readonly quantized: number };
 }
 
@@ -95,16 +95,11 @@ export interface CompareBytesOptions {
   readonly timedRuns?: number | undefined;
 }
 
-async function medianBatchMs(
-  runtime: OnnxRuntime,
-  bytes: Uint8Array,
-  data: CalibrationData,
-  batch: number,
-  runs: number,
-) {
+/** Latency as a user of the model sees it: one sample (the first) per run. */
+async function medianRunMs(runtime: OnnxRuntime, bytes: Uint8Array, data: CalibrationData, runs: number) {
   const session = await createSession(runtime, bytes);
   try {
-    const first = feedBatches(runtime, data, batch).next();
+    const first = feedBatches(runtime, data, 1).next();
     if (first.done) return NaN;
     const feeds = first.value.feeds;
     await session.run(feeds);
@@ -138,8 +133,8 @@ export async function compareModelBytes(
     inputs: o.inputs ? 'given' : 'random',
     outputs: report.outputs,
     latencyMs: {
-      original: await medianBatchMs(runtime, original, inputs, batch, runs),
-      quantized: await medianBatchMs(runtime, quantized, inputs, batch, runs),
+      original: await medianRunMs(runtime, original, inputs, runs),
+      quantized: await medianRunMs(runtime, quantized, inputs, runs),
     },
   };
 }

@@ -87,11 +87,12 @@ function db(x: number | null): string {
 
 function showError(where: HTMLElement, e: unknown): void {
   const err = e as { code?: string; message?: string; hint?: string };
-  where.textContent =
-    err.code === 'QK_CANCELLED'
-      ? 'Cancelled.'
-      : `Error${err.code ? ` ${err.code}` : ''}: ${err.message ?? String(e)}${err.hint ? ` (${err.hint})` : ''}`;
-  where.classList.toggle('error', err.code !== 'QK_CANCELLED');
+  const cancelled = err.code === 'QK_CANCELLED';
+  const message = cancelled
+    ? 'Cancelled.'
+    : `Error${err.code ? ` ${err.code}` : ''}: ${err.message ?? String(e)}${err.hint ? ` (${err.hint})` : ''}`;
+  where.replaceChildren(...Array.from(richText('span', message).childNodes));
+  where.classList.toggle('error', !cancelled);
 }
 
 function status(where: HTMLElement, message: string): void {
@@ -409,7 +410,7 @@ function renderComparison(c: ModelComparison): HTMLElement {
     ),
     text(
       'p',
-      `Latency of one batch, median of 5 runs in ONNX Runtime Web: original ${c.latencyMs.original.toFixed(1)} ms, ` +
+      `Latency on one sample, median of 5 runs in ONNX Runtime Web: original ${c.latencyMs.original.toFixed(1)} ms, ` +
         `quantized ${c.latencyMs.quantized.toFixed(1)} ms (${(c.latencyMs.quantized / c.latencyMs.original).toFixed(2)}×).`,
     ),
   );
