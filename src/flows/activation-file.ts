@@ -1,22 +1,15 @@
 import { statSync } from 'node:fs';
-import { OptionError } from '../errors.js';
 import { modelFromProto } from '../graph/from-onnx.js';
 import { modelToProto } from '../graph/to-onnx.js';
 import { encodeModel } from '../io/onnx/proto.js';
-import { parseCalibMethod } from '../calib/method.js';
 import { readCalibFiles } from '../node/calib-files.js';
 import { writeFileAtomic } from '../node/files.js';
 import { openOnnxFile } from '../node/model-file.js';
 import { nodeRuntime } from '../node/ort-runtime.js';
 import type { Verification } from '../node/verify-model.js';
-import type { Target } from '../passes/activation/weight-form.js';
-import { resolveNonFinite, type NonFinitePolicy } from '../passes/non-finite.js';
 import type { Tensor } from '../tensor/tensor.js';
-import type { ActivationReport, CalibrationData, CalibrationProgress } from './calibrate.js';
-import { checkExcludes } from './exclude-check.js';
-import { checkedCalibration } from './input-check.js';
-import { ACTIVATION_HANDLERS } from './scheme-handlers.js';
-import { SCHEME_TABLE, type ActivationScheme } from './schemes.js';
+import type { ActivationReport } from './calibrate.js';
+import { quantizeActivationModel, type ActivationQuantizeOptions } from './activation-quantize.js';
 import { firstSamples, verifyOutput, type VerifyOption } from './verify-output.js';
 
 /*
@@ -25,29 +18,10 @@ import { firstSamples, verifyOutput, type VerifyOption } from './verify-output.j
  * onnxruntime-node, the output written atomically and checked in ONNX Runtime.
  */
 
-export interface ActivationFileOptions extends VerifyOption {
-  readonly scheme: ActivationScheme;
+export interface ActivationFileOptions extends ActivationQuantizeOptions, VerifyOption {
   /** `--calib [name=]x.npy`, as given (int8-static). */
   readonly calib?: readonly string[] | undefined;
-  /** `--method` text: minmax | moving-average[:c] | percentile[:p] | entropy | mse. */
-  readonly method?: string | undefined;
-  readonly calibBatch?: number | undefined;
-  /** `--smoothquant [alpha]`: true = 0.5. */
-  readonly smoothQuant?: boolean | number | undefined;
-  /** 'uint8' (default) or 'int8' symmetric activations (int8-static). */
-  readonly activationType?: 'uint8' | 'int8' | undefined;
-  /** int8-dynamic graph form, and per-token activation scales. */
-  readonly dynamicForm?: 'integer' | 'contrib' | undefined;
-  readonly perToken?: boolean | undefined;
-  /** `--target`: the CPU the model runs on, which picks the weight form (passes/activation/weight-form.ts). */
-  readonly target?: Target | undefined;
-  readonly exclude?: readonly string[] | undefined;
-  readonly keepFirstLast?: boolean | undefined;
   readonly force?: boolean | undefined;
-  /** Called after every calibration batch (int8-static). */
-  readonly progress?: CalibrationProgress | undefined;
-  /** NaN/±Inf in the weights: refuse (default), clamp, or keep them unquantized (passes/non-finite.ts). */
-  readonly nonFinite?: NonFinitePolicy | undefined;
 }
 
 /** Quantizes a model file with int8-dynamic or int8-static; writes the output atomically. */
@@ -62,62 +36,20 @@ export async function quantizeActivationFile(
   let samples: Map<string, Tensor> | undefined;
   try {
     const model = modelFromProto(file.proto, { external: file.external, label: inPath });
-    checkExcludes(model, o.exclude, false);
-    const nonFinite = resolveNonFinite(model, o.nonFinite ?? 'error');
-    o = { ...o, exclude: [...(o.exclude ?? []), ...nonFinite.exclude] };
-    let data: CalibrationData = new Map();
-    const calibNotes: string[] = [];
-    if (o.scheme === 'int8-dynamic') {
-      if (o.calib?.length)
-        throw new OptionError(
-          'QK_BAD_OPTION',
-          '`calib` is for int8-static; int8-dynamic finds activation scales at run time',
-          'drop `calib` or use `scheme` int8-static',
-          ['calib', 'scheme'],
-        );
-    } else {
-      if (!o.calib?.length)
-        throw new OptionError(
-          'QK_CALIB_MISSING',
-          'int8-static needs calibration data',
-          'pass `calib` [name=]x.npy (a few hundred representative samples)',
-          ['calib'],
-        );
-      const calib = checkedCalibration(
-        model,
-        readCalibFiles(
-          o.calib,
-          model.graph.inputs.map((v) => v.name),
-        ),
-        o.calibBatch,
-      );
-      data = calib.data;
-      calibNotes.push(...calib.notes);
-      samples = firstSamples(data, model.graph.inputs);
-    }
-    const alpha = o.smoothQuant === true ? 0.5 : o.smoothQuant === false ? undefined : o.smoothQuant;
-    if (o.scheme === 'int8-static' && alpha !== undefined && !(alpha >= 0 && alpha <= 1))
-      throw new OptionError(
-        'QK_BAD_OPTION',
-        `\`smoothQuant\` ${alpha} is outside [0, 1]`,
-        'use e.g. `smoothQuant` 0.5',
-        ['smoothQuant'],
-      );
-    report = await ACTIVATION_HANDLERS[SCHEME_TABLE[o.scheme].handler](nodeRuntime, model, data, {
-      // Parsed for int8-static only: int8-dynamic never read --method.
-      method: o.scheme === 'int8-static' ? parseCalibMethod(o.method ?? 'minmax') : undefined,
-      batchSize: o.calibBatch,
-      progress: o.progress,
-      smoothQuant: alpha,
-      exclude: o.exclude,
-      keepFirstLast: o.keepFirstLast,
-      activationType: o.activationType,
-      target: o.target,
-      dynamicForm: o.dynamicForm,
-      perToken: o.perToken,
-    });
-    report.notes.push(...calibNotes);
-    report.notes.push(...nonFinite.notes);
+    const r = await quantizeActivationModel(
+      nodeRuntime,
+      model,
+      o.calib?.length
+        ? () =>
+            readCalibFiles(
+              o.calib ?? [],
+              model.graph.inputs.map((v) => v.name),
+            )
+        : undefined,
+      o,
+    );
+    report = r.report;
+    if (o.scheme === 'int8-static') samples = firstSamples(r.data, model.graph.inputs);
     bytes = encodeModel(modelToProto(model));
   } finally {
     file.close();

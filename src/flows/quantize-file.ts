@@ -8,14 +8,12 @@ import { modelDirFiles } from '../node/files.js';
 import { openOnnxFile } from '../node/model-file.js';
 import { dataFileName, writeOnnxModel } from '../node/model-writer.js';
 import type { Verification } from '../node/verify-model.js';
-import { foldBatchNorm } from '../passes/fold-batchnorm.js';
-import { resolveNonFinite, type NonFinitePolicy } from '../passes/non-finite.js';
+import type { NonFinitePolicy } from '../passes/non-finite.js';
 import type { WeightOnlyOptions, WeightOnlyReport } from '../passes/weight-only/index.js';
 import type { PrecomputedWeights } from '../passes/weight-only/types.js';
 import { planQuantizedOutput } from './model-output.js';
-import { checkExcludes } from './exclude-check.js';
 import { gptqFromCalibFiles, type GptqFileOptions } from './gptq.js';
-import { quantizeFolded } from './quantize.js';
+import { quantizeLoadedModel } from './quantize.js';
 import { precomputeWeights, type PoolOptions } from './quantize-pool.js';
 import { firstSamples, verifyOutput, type VerifyOption } from './verify-output.js';
 
@@ -81,25 +79,21 @@ export async function quantizeFile(
     const hadExternal = inputs.length > 1;
     // Weights load lazily; an fp32 external one as a view of the bytes just read (io/onnx/tensor.ts).
     const model = modelFromProto(file.proto, { external: file.external, label: inPath });
-    checkExcludes(model, options.exclude, true);
-    // NaN/±Inf weights: refused, clamped or kept out of quantization, one rule for every scheme.
-    const nonFinite = resolveNonFinite(model, options.nonFinite ?? 'error');
-    options = { ...options, exclude: [...(options.exclude ?? []), ...nonFinite.exclude] };
-    const folded = foldBatchNorm(model);
-    // --calib: GPTQ's results (flows/gptq.ts) instead of the data-free ones.
-    const gptq = await gptqFromCalibFiles(model, options);
-    // Big models: the weights are quantized on worker threads first (each reading its own bytes
-    // from the data file), the pass then takes their results instead of loading the weights.
-    const files = modelDirFiles(inPath);
+    let gptq: Awaited<ReturnType<typeof gptqFromCalibFiles>>;
     let precomputed: PrecomputedWeights | undefined;
-    try {
-      precomputed = gptq?.precomputed ?? (await precomputeWeights(model, options, files, options.pool));
-    } finally {
-      files.close();
-    }
-    const { report } = quantizeFolded(model, folded, { ...options, precomputed });
-    if (gptq) report.notes.push(...gptq.notes);
-    report.notes.push(...nonFinite.notes);
+    const report = await quantizeLoadedModel(model, options, async (folded, opts) => {
+      // --calib: GPTQ's results (flows/gptq.ts) instead of the data-free ones.
+      gptq = await gptqFromCalibFiles(folded, opts);
+      // Big models: the weights are quantized on worker threads first (each reading its own bytes
+      // from the data file), the pass then takes their results instead of loading the weights.
+      const files = modelDirFiles(inPath);
+      try {
+        precomputed = gptq?.precomputed ?? (await precomputeWeights(folded, opts, files, opts.pool));
+      } finally {
+        files.close();
+      }
+      return { precomputed, notes: gptq?.notes ?? [] };
+    });
     const plan = planQuantizedOutput(model, file.external, {
       hadExternal,
       externalThreshold: options.externalThreshold,

@@ -4,8 +4,11 @@ import { modelToProto } from '../graph/to-onnx.js';
 import { removeDeadNodes } from '../graph/topology.js';
 import { decodeModel, encodeModel } from '../io/onnx/proto.js';
 import { foldBatchNorm } from '../passes/fold-batchnorm.js';
+import { resolveNonFinite, type NonFinitePolicy } from '../passes/non-finite.js';
 import { opsetRaiseNote, settleOpset } from '../passes/opset-floor.js';
 import type { WeightOnlyOptions, WeightOnlyReport } from '../passes/weight-only/index.js';
+import type { PrecomputedWeights } from '../passes/weight-only/types.js';
+import { checkExcludes } from './exclude-check.js';
 import { WEIGHT_ONLY_HANDLERS } from './scheme-handlers.js';
 import { SCHEME_TABLE } from './schemes.js';
 
@@ -36,6 +39,38 @@ export function quantizeFolded(model: Model, folded: number, options: WeightOnly
       `${folded} BatchNormalization node${folded === 1 ? '' : 's'} folded into the preceding Conv/Gemm`,
     );
   return { model, report };
+}
+
+export interface LoadedModelOptions extends WeightOnlyOptions {
+  /** NaN/±Inf in the weights: refuse (default), clamp, or keep them unquantized (passes/non-finite.ts). */
+  readonly nonFinite?: NonFinitePolicy | undefined;
+}
+
+/** Results computed ahead of the pass (GPTQ, worker threads) and the notes they bring. */
+export interface Precomputation {
+  readonly precomputed: PrecomputedWeights | undefined;
+  readonly notes: readonly string[];
+}
+
+/**
+ * `quantkit quantize`'s weight-only steps on a loaded model, whatever it was read from (files in
+ * quantize-file.ts, bytes or Blobs in web/api.ts, so both write the same bytes): the excludes
+ * checked, NaN/±Inf weights resolved by one rule for every scheme, BatchNorm folded, then the
+ * caller's `precompute` (GPTQ, worker threads), then the pass.
+ */
+export async function quantizeLoadedModel<O extends LoadedModelOptions>(
+  model: Model,
+  options: O,
+  precompute?: (model: Model, options: O) => Promise<Precomputation | undefined>,
+): Promise<WeightOnlyReport> {
+  checkExcludes(model, options.exclude, true);
+  const nonFinite = resolveNonFinite(model, options.nonFinite ?? 'error');
+  const opts: O = { ...options, exclude: [...(options.exclude ?? []), ...nonFinite.exclude] };
+  const folded = foldBatchNorm(model);
+  const pre = await precompute?.(model, opts);
+  const { report } = quantizeFolded(model, folded, { ...opts, precomputed: pre?.precomputed });
+  report.notes.push(...(pre?.notes ?? []), ...nonFinite.notes);
+  return report;
 }
 
 /** Bytes of a model quantized in memory (for tests and the web page). */

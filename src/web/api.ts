@@ -1,5 +1,4 @@
 import { OptionError, QuantkitError } from '../errors.js';
-import { parseCalibMethod } from '../calib/method.js';
 import { modelFromProto } from '../graph/from-onnx.js';
 import type { Model } from '../graph/model.js';
 import { modelToProto } from '../graph/to-onnx.js';
@@ -8,21 +7,18 @@ import { readNpy } from '../io/npy/npy.js';
 import { readExternalTensorBytes, parseExternalDataRef } from '../io/onnx/external.js';
 import { decodeModel, encodeModel, TensorProto_DataLocation, type TensorProto } from '../io/onnx/proto.js';
 import type { OnnxWritePlan } from '../io/onnx/write.js';
-import { foldBatchNorm } from '../passes/fold-batchnorm.js';
-import { resolveNonFinite, type NonFinitePolicy } from '../passes/non-finite.js';
+import type { NonFinitePolicy } from '../passes/non-finite.js';
 import type { Target } from '../passes/activation/weight-form.js';
 import type { WeightOnlyReport } from '../passes/weight-only/index.js';
 import type { SchemeName } from '../passes/weight-only/scheme.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { ActivationReport, CalibrationData } from '../flows/calibrate.js';
-import { checkExcludes } from '../flows/exclude-check.js';
-import { checkedCalibration } from '../flows/input-check.js';
 import { inspectModel, type InspectReport } from '../flows/inspect.js';
 import { planQuantizedOutput } from '../flows/model-output.js';
-import { quantizeFolded } from '../flows/quantize.js';
+import { quantizeLoadedModel } from '../flows/quantize.js';
 import type { OnnxRuntime } from '../flows/runtime.js';
-import { ACTIVATION_HANDLERS } from '../flows/scheme-handlers.js';
-import { SCHEME_TABLE, schemeRow, type AnySchemeName } from '../flows/schemes.js';
+import { quantizeActivationModel } from '../flows/activation-quantize.js';
+import { schemeRow, type ActivationScheme, type AnySchemeName } from '../flows/schemes.js';
 
 /*
  * The library API for browsers: whole models in and out as bytes (or Blob-backed ByteSources),
@@ -155,22 +151,19 @@ export async function quantizeModelSource(
         'drop `calib` for the data-free rounding, or run quantkit quantize with `calib` on Node',
         ['calib', 'scheme'],
       );
-    // The steps of quantizeFile (flows/quantize-file.ts) in its order, so the bytes agree.
-    checkExcludes(model, o.exclude, true);
-    const nonFinite = resolveNonFinite(model, o.nonFinite ?? 'error');
-    const folded = foldBatchNorm(model);
-    const { report } = quantizeFolded(model, folded, {
+    // quantizeFile's steps (flows/quantize-file.ts) without its worker threads and GPTQ.
+    const report = await quantizeLoadedModel(model, {
       scheme: o.scheme as SchemeName,
       blockSize: o.blockSize,
-      exclude: [...(o.exclude ?? []), ...nonFinite.exclude],
+      exclude: o.exclude,
       keepFirstLast: o.keepFirstLast ?? false,
       doubleQuant: o.doubleQuant ?? false,
       format: o.format,
       rtn: o.rtn ?? false,
       quantizeEmbeddings: o.quantizeEmbeddings ?? false,
+      nonFinite: o.nonFinite,
       progress: o.progress,
     });
-    report.notes.push(...nonFinite.notes);
     const plan = planQuantizedOutput(model, external, {
       hadExternal: hadExternal || o.externalData === true,
       externalThreshold: o.externalThreshold,
@@ -178,60 +171,36 @@ export async function quantizeModelSource(
     });
     return { report: { family: 'weight-only', ...report }, plan };
   }
-  // The steps of quantizeActivationFile (flows/activation-file.ts).
-  checkExcludes(model, o.exclude, false);
-  const nonFinite = resolveNonFinite(model, o.nonFinite ?? 'error');
-  const exclude = [...(o.exclude ?? []), ...nonFinite.exclude];
-  let data: CalibrationData = new Map();
-  const calibNotes: string[] = [];
-  if (o.scheme === 'int8-dynamic') {
-    if (o.calib !== undefined)
-      throw new OptionError(
-        'QK_BAD_OPTION',
-        '`calib` is for int8-static; int8-dynamic finds activation scales at run time',
-        'drop `calib` or use `scheme` int8-static',
-        ['calib', 'scheme'],
-      );
-  } else {
-    if (o.calib === undefined)
-      throw new OptionError(
-        'QK_CALIB_MISSING',
-        'int8-static needs calibration data',
-        'pass `calib` [name=]x.npy (a few hundred representative samples)',
-        ['calib'],
-      );
-    if (!runtime)
-      throw new QuantkitError(
-        'QK_BAD_OPTION',
-        'int8-static runs the model to calibrate it and no ONNX Runtime was given',
-        'pass one, e.g. ortWebRuntime(ort) with onnxruntime-web',
-      );
-    const calib = checkedCalibration(model, calibrationData(model, o.calib), o.calibBatch);
-    data = calib.data;
-    calibNotes.push(...calib.notes);
-  }
-  const alpha = o.smoothQuant === true ? 0.5 : o.smoothQuant === false ? undefined : o.smoothQuant;
-  if (o.scheme === 'int8-static' && alpha !== undefined && !(alpha >= 0 && alpha <= 1))
-    throw new OptionError('QK_BAD_OPTION', `\`smoothQuant\` ${alpha} is outside [0, 1]`, 'use e.g. `smoothQuant` 0.5', [
-      'smoothQuant',
-    ]);
-  const handler = ACTIVATION_HANDLERS[SCHEME_TABLE[o.scheme].handler as 'int8-dynamic' | 'int8-static'];
+  if (o.scheme === 'int8-static' && o.calib !== undefined && !runtime)
+    throw new QuantkitError(
+      'QK_BAD_OPTION',
+      'int8-static runs the model to calibrate it and no ONNX Runtime was given',
+      'pass one, e.g. ortWebRuntime(ort) with onnxruntime-web',
+    );
   const progress = o.progress;
-  const report = await handler(runtime as OnnxRuntime, model, data, {
-    method: o.scheme === 'int8-static' ? parseCalibMethod(o.method ?? 'minmax') : undefined,
-    batchSize: o.calibBatch,
-    progress: progress
-      ? (done, total, pass, passes) => progress(done, total, `calibration pass ${pass}/${passes}`)
-      : undefined,
-    smoothQuant: alpha,
-    exclude,
-    keepFirstLast: o.keepFirstLast ?? false,
-    activationType: o.activationType ?? 'uint8',
-    target: o.target,
-    dynamicForm: o.dynamicForm,
-    perToken: o.perToken ?? false,
-  });
-  report.notes.push(...calibNotes, ...nonFinite.notes);
+  const calib = o.calib;
+  // quantizeActivationFile's steps (flows/activation-file.ts), the arrays from bytes.
+  const { report } = await quantizeActivationModel(
+    runtime as OnnxRuntime,
+    model,
+    calib === undefined ? undefined : () => calibrationData(model, calib),
+    {
+      scheme: o.scheme as ActivationScheme,
+      method: o.method,
+      calibBatch: o.calibBatch,
+      smoothQuant: o.smoothQuant,
+      activationType: o.activationType ?? 'uint8',
+      dynamicForm: o.dynamicForm,
+      perToken: o.perToken ?? false,
+      target: o.target,
+      exclude: o.exclude,
+      keepFirstLast: o.keepFirstLast ?? false,
+      nonFinite: o.nonFinite,
+      progress: progress
+        ? (done, total, pass, passes) => progress(done, total, `calibration pass ${pass}/${passes}`)
+        : undefined,
+    },
+  );
   // As the CLI writes these: one self-contained file.
   const bytes = encodeModel(modelToProto(model));
   return { report: { family: 'activation', ...report }, plan: inlinePlan(bytes) };
