@@ -178,8 +178,10 @@ try {
   const baseline = { heap: await probe.sample(), rss: chromiumRss() };
   const peak = { page: 0, worker: 0, sum: 0, rss: 0 };
   let sampling = true;
+  const steps = new Set<string>();
   const sampler = (async () => {
     while (sampling) {
+      steps.add(((await page.textContent('#progress-label')) ?? '').replace(/ \d+\/\d+$/, ''));
       const h = await probe.sample();
       peak.page = Math.max(peak.page, h.page ?? 0);
       peak.worker = Math.max(peak.worker, h.worker ?? 0);
@@ -201,6 +203,7 @@ try {
     `peak JS heap (V8 used + ArrayBuffers): page ${mb(peak.page)}, worker ${mb(peak.worker)}, together ${mb(peak.sum)} = ${(peak.sum / size).toFixed(3)}× the model` +
       ` (before: page ${mb(baseline.heap.page ?? 0)}, worker ${mb(baseline.heap.worker ?? 0)})`,
   );
+  console.log(`progress stages seen on the page: ${[...steps].join(' | ')}`);
   console.log(
     `peak RSS of all Chromium processes: ${mb(peak.rss)} = ${(peak.rss / size).toFixed(3)}× the model (before: ${mb(baseline.rss)})`,
   );

@@ -37,13 +37,15 @@ function modelInput(m: ModelBlobs): ModelInput {
 
 /** Chunks gathered into one Blob, folded every `FOLD_BYTES` so only that much is held in JS. */
 const FOLD_BYTES = 32 * 2 ** 20;
-function blobOf(chunks: Iterable<Uint8Array>, type = 'application/octet-stream'): Blob {
+function blobOf(chunks: Iterable<Uint8Array>, onBytes: (n: number) => void): Blob {
+  const type = 'application/octet-stream';
   let blob = new Blob([], { type });
   let parts: BlobPart[] = [];
   let held = 0;
   for (const c of chunks) {
     parts.push(c as Uint8Array<ArrayBuffer>);
     held += c.length;
+    onBytes(c.length);
     if (held >= FOLD_BYTES) {
       blob = new Blob([blob, ...parts], { type });
       parts = [];
@@ -62,23 +64,31 @@ async function handle(req: WorkerRequest): Promise<WorkerResponse> {
     case 'quantize': {
       const t0 = performance.now();
       let last = 0;
+      const post = (done: number, total: number, step: string) => {
+        const now = performance.now();
+        if (now - last < 50 && done < total) return;
+        last = now;
+        scope.postMessage({ id: req.id, kind: 'progress', done, total, step });
+      };
       const { calib, ...options } = req.options;
       const q = await quantizeModelSource(
         modelInput(req.input),
         {
           ...options,
           calib: calib ? new Uint8Array(await calib.arrayBuffer()) : undefined,
-          progress: (done, total, step) => {
-            const now = performance.now();
-            if (now - last < 50 && done < total) return;
-            last = now;
-            scope.postMessage({ id: req.id, kind: 'progress', done, total, step });
-          },
+          progress: post,
         },
         runtime,
       );
-      const model = blobOf(q.plan.modelChunks());
-      const data = q.plan.external ? blobOf(q.plan.dataChunks()) : undefined;
+      // Writing re-reads the tensors kept as they were: a stage of its own on the bar (MiB).
+      const total = Math.ceil(q.plan.tensors.reduce((n, t) => n + t.bytes, 0) / 2 ** 20);
+      let written = 0;
+      const onBytes = (n: number) => {
+        written += n;
+        post(Math.min(total, Math.floor(written / 2 ** 20)), total, 'writing the output (MiB)');
+      };
+      const model = blobOf(q.plan.modelChunks(), onBytes);
+      const data = q.plan.external ? blobOf(q.plan.dataChunks(), onBytes) : undefined;
       return {
         id: req.id,
         kind: 'quantize',
