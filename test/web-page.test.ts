@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -302,6 +302,32 @@ describe('web page in headless Chromium', () => {
     expect(shown).toContain('calib');
     expect(await page.isEnabled('#quantize')).toBe(true);
     expect(errors).toEqual([]);
+  });
+
+  it('`quantkit web` prints the URL it serves the page at, on 127.0.0.1', async () => {
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', join(REPO, 'src/cli/bin.ts'), 'web', '--port', '0', '--dir', join(tmp, 'site')],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    try {
+      const line = await new Promise<string>((ok, fail) => {
+        let out = '';
+        child.stdout.on('data', (d: Buffer) => {
+          out += d.toString();
+          if (out.includes('\n')) ok(out);
+        });
+        child.once('exit', (code) => fail(new Error(`quantkit web exited (${code})`)));
+      });
+      const url = /http:\/\/127\.0\.0\.1:\d+\//.exec(line)?.[0];
+      expect(url, line).toBeDefined();
+      const res = await fetch(url as string);
+      expect(res.status).toBe(200);
+      expect(await res.text()).toContain('<title>quantkit');
+      expect(res.headers.get('cross-origin-opener-policy')).toBe('same-origin');
+    } finally {
+      child.kill('SIGTERM');
+    }
   });
 
   it('every control has a label and is reachable with the keyboard', async () => {

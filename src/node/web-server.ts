@@ -36,7 +36,9 @@ export interface WebServer {
   close(): Promise<void>;
 }
 
-export async function serveWeb(opts: { root?: string; port?: number; host?: string } = {}): Promise<WebServer> {
+export async function serveWeb(
+  opts: { root?: string | undefined; port?: number; host?: string } = {},
+): Promise<WebServer> {
   const root = resolve(opts.root ?? defaultWebRoot());
   if (!existsSync(join(root, 'index.html')))
     throw new QuantkitError(
