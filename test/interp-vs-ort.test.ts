@@ -42,7 +42,16 @@ function expectClose(got: Float32Array, want: Float32Array, rel = 1e-5) {
   expect(worst).toBeLessThanOrEqual(rel * Math.max(scale, 1e-30));
 }
 
-const CASES: { name: string; node: NodeSpec; inputs: Record<string, number[]>; outDims: number[] }[] = [
+const i64 = (...v: number[]): Tensor => ({ dtype: 'int64', dims: [v.length], data: BigInt64Array.from(v, BigInt) });
+
+const CASES: {
+  name: string;
+  node: NodeSpec;
+  inputs: Record<string, number[]>;
+  outDims: number[];
+  initializers?: Record<string, Tensor>;
+  opset?: number;
+}[] = [
   {
     name: 'MatMul 3-D × 2-D',
     node: { opType: 'MatMul', inputs: ['a', 'b'], outputs: ['y'] },
@@ -100,6 +109,109 @@ const CASES: { name: string; node: NodeSpec; inputs: Record<string, number[]>; o
     inputs: { x: [2, 3, 4], s: [3], b: [3], m: [3], v: [3] },
     outDims: [2, 3, 4],
   },
+  {
+    name: 'Div broadcast',
+    node: { opType: 'Div', inputs: ['a', 'b'], outputs: ['y'] },
+    inputs: { a: [3, 4], b: [4] },
+    outDims: [3, 4],
+  },
+  {
+    name: 'Sub broadcast',
+    node: { opType: 'Sub', inputs: ['a', 'b'], outputs: ['y'] },
+    inputs: { a: [3, 1], b: [2, 1, 4] },
+    outDims: [2, 3, 4],
+  },
+  ...(['Erf', 'Exp', 'Tanh', 'Sigmoid', 'Neg', 'Identity'] as const).map((op) => ({
+    name: op,
+    node: { opType: op, inputs: ['x'], outputs: ['y'] },
+    inputs: { x: [4, 5] },
+    outDims: [4, 5],
+  })),
+  ...(['none', 'tanh'] as const).map((approximate) => ({
+    name: `Gelu (opset 20, approximate ${approximate})`,
+    node: { opType: 'Gelu', inputs: ['x'], outputs: ['y'], attributes: { approximate } },
+    inputs: { x: [3, 7] },
+    outDims: [3, 7],
+    opset: 20,
+  })),
+  {
+    name: 'Softmax axis 1 of 3-D',
+    node: { opType: 'Softmax', inputs: ['x'], outputs: ['y'], attributes: { axis: 1 } },
+    inputs: { x: [2, 5, 3] },
+    outDims: [2, 5, 3],
+  },
+  {
+    name: 'Softmax opset 11 (flattened at axis)',
+    node: { opType: 'Softmax', inputs: ['x'], outputs: ['y'], attributes: { axis: 1 } },
+    inputs: { x: [2, 5, 3] },
+    outDims: [2, 5, 3],
+    opset: 11,
+  },
+  {
+    name: 'LayerNormalization over the last two axes',
+    node: {
+      opType: 'LayerNormalization',
+      inputs: ['x', 's', 'b'],
+      outputs: ['y'],
+      attributes: { axis: -2, epsilon: 1e-3 },
+    },
+    inputs: { x: [2, 3, 4, 5], s: [4, 5], b: [5] },
+    outDims: [2, 3, 4, 5],
+  },
+  {
+    name: 'Gather axis 1, negative and 2-D indices',
+    node: { opType: 'Gather', inputs: ['x', 'idx'], outputs: ['y'], attributes: { axis: 1 } },
+    inputs: { x: [2, 5, 3] },
+    initializers: { idx: { dtype: 'int64', dims: [2, 2], data: BigInt64Array.of(0n, -1n, 3n, 3n) } },
+    outDims: [2, 2, 2, 3],
+  },
+  {
+    name: 'Slice negative steps and clamped ends',
+    node: { opType: 'Slice', inputs: ['x', 'st', 'en', 'ax', 'sp'], outputs: ['y'] },
+    inputs: { x: [4, 6, 5] },
+    initializers: { st: i64(-1, 1), en: i64(-100, 1000), ax: i64(1, 2), sp: i64(-2, 2) },
+    outDims: [4, 3, 2],
+  },
+  {
+    name: 'Concat axis -2',
+    node: { opType: 'Concat', inputs: ['a', 'b'], outputs: ['y'], attributes: { axis: -2 } },
+    inputs: { a: [2, 3, 4], b: [2, 1, 4] },
+    outDims: [2, 4, 4],
+  },
+  {
+    name: 'Expand',
+    node: { opType: 'Expand', inputs: ['x', 'shape'], outputs: ['y'] },
+    inputs: { x: [3, 1] },
+    initializers: { shape: i64(2, 1, 4) },
+    outDims: [2, 3, 4],
+  },
+  {
+    name: 'Where broadcast',
+    node: { opType: 'Where', inputs: ['c', 'a', 'b'], outputs: ['y'] },
+    inputs: { a: [2, 3], b: [3] },
+    initializers: { c: { dtype: 'bool', dims: [3], data: Uint8Array.of(1, 0, 1) } },
+    outDims: [2, 3],
+  },
+  {
+    name: 'Unsqueeze negative axes',
+    node: { opType: 'Unsqueeze', inputs: ['x', 'axes'], outputs: ['y'] },
+    inputs: { x: [3, 4] },
+    initializers: { axes: i64(0, -1) },
+    outDims: [1, 3, 4, 1],
+  },
+  {
+    name: 'Squeeze',
+    node: { opType: 'Squeeze', inputs: ['x', 'axes'], outputs: ['y'] },
+    inputs: { x: [3, 1, 4, 1] },
+    initializers: { axes: i64(-1, 1) },
+    outDims: [3, 4],
+  },
+  {
+    name: 'Transpose perm [1, 2, 0]',
+    node: { opType: 'Transpose', inputs: ['x'], outputs: ['y'], attributes: { perm: [1, 2, 0] } },
+    inputs: { x: [2, 3, 4] },
+    outDims: [3, 4, 2],
+  },
 ];
 
 describe('reference interpreter float ops agree with ONNX Runtime', () => {
@@ -119,7 +231,8 @@ describe('reference interpreter float ops agree with ONNX Runtime', () => {
         nodes: [c.node],
         inputs: Object.entries(c.inputs).map(([name, dims]) => ({ name, dtype: 'float32' as const, dims })),
         outputs: [{ name: 'y', dtype: 'float32', dims: c.outDims }],
-        opsets: { '': 17 },
+        ...(c.initializers ? { initializers: c.initializers } : {}),
+        opsets: { '': c.opset ?? 17 },
         irVersion: 8,
       });
       const bytes = encodeModel(model);

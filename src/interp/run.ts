@@ -17,6 +17,14 @@ export interface RunOptions {
    * patterns ONNX Runtime fuses into integer kernels (qdq-emulation.ts). Default: exact ONNX semantics.
    */
   emulate?: Emulation | undefined;
+  /**
+   * Values that replace what the interpreter computes for these node outputs, e.g. another
+   * runtime's quantized codes, so that a comparison downstream of a rounding boundary is not
+   * thrown off by an input that sat on a tie (each runtime rounds its own float to a code).
+   */
+  pinned?: ReadonlyMap<string, Tensor> | undefined;
+  /** Called with every node output as computed (before `pinned` replaces it). */
+  onValue?: ((name: string, computed: Tensor) => void) | undefined;
 }
 
 /** A decoded ONNX ModelProto (io/onnx/proto.ts decodeModel), named through the graph boundary that reads it. */
@@ -76,7 +84,9 @@ export function runGraph(model: Model, inputs: Map<string, Tensor>, opts: RunOpt
     }
     node.outputs.forEach((name, k) => {
       const t = outputs[k];
-      if (name !== '' && t) values.set(name, t);
+      if (name === '' || !t) return;
+      opts.onValue?.(name, t);
+      values.set(name, opts.pinned?.get(name) ?? t);
     });
   }
   const result = new Map<string, Tensor>();
