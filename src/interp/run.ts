@@ -5,6 +5,7 @@ import type { GraphNode, Model } from '../graph/model.js';
 import { topologicalOrder } from '../graph/topology.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Emulation } from './emulate.js';
+import type { Requantization } from './requant.js';
 import { type FusedSite, fusedSites, withFusedSaturation } from './qdq-emulation.js';
 import type { OpContext } from './op.js';
 import type { OpRegistry } from './registry.js';
@@ -17,6 +18,8 @@ export interface RunOptions {
    * patterns ONNX Runtime fuses into integer kernels (qdq-emulation.ts). Default: exact ONNX semantics.
    */
   emulate?: Emulation | undefined;
+  /** How QLinearMatMul / QLinearConv requantize (requant.ts); default 'float32', as ONNX Runtime. */
+  requantize?: Requantization | undefined;
   /**
    * Values that replace what the interpreter computes for these node outputs, e.g. another
    * runtime's quantized codes, so that a comparison downstream of a rounding boundary is not
@@ -74,7 +77,13 @@ export function runGraph(model: Model, inputs: Map<string, Tensor>, opts: RunOpt
         : runNode(
             node,
             i,
-            { attrs, opset: model.opsets.get(node.domain) ?? 0, where, emulate: opts.emulate },
+            {
+              attrs,
+              opset: model.opsets.get(node.domain) ?? 0,
+              where,
+              emulate: opts.emulate,
+              requantize: opts.requantize,
+            },
             values,
             registry,
           );
