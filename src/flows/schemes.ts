@@ -19,6 +19,7 @@ export type SchemeOption =
   | 'doubleQuant'
   | 'format'
   | 'rtn'
+  | 'accuracyLevel'
   | 'actOrder'
   | 'report'
   | 'method'
@@ -37,6 +38,7 @@ export const WEIGHT_ONLY_OPTIONS = [
   'doubleQuant',
   'format',
   'rtn',
+  'accuracyLevel',
   'actOrder',
   'report',
 ] as const satisfies readonly SchemeOption[];

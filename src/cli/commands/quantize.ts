@@ -34,6 +34,7 @@ interface QuantizeCliOptions {
   doubleQuant?: boolean;
   format?: string;
   rtn?: boolean;
+  accuracyLevel?: string;
   quantizeEmbeddings?: boolean;
   json?: boolean;
   force?: boolean;
@@ -93,6 +94,10 @@ export function registerQuantize(program: Command): void {
       'q4/q4-asym/q8-block/nf4/fp4: quantize Gather embedding tables too (GatherBlockQuantized; int8 rows for nf4/fp4 and tied tables)',
     )
     .option('--rtn', "plain round-to-nearest scales (what ONNX Runtime's quantizer does), no per-block search")
+    .option(
+      '--accuracy-level <n>',
+      'q4/q4-asym/q8-block: MatMulNBits accuracy_level 0-4 (default 0: fp32; 4: ONNX Runtime may quantize activations to int8, approximate)',
+    )
     .option('--json', 'print the report as JSON')
     .option('-f, --force', 'replace an existing output file')
     .option(
@@ -153,6 +158,7 @@ const SCHEME_OPTION_FLAGS: Record<SchemeOption, { key: keyof QuantizeCliOptions;
   doubleQuant: { key: 'doubleQuant', flag: '--double-quant' },
   format: { key: 'format', flag: '--format' },
   rtn: { key: 'rtn', flag: '--rtn' },
+  accuracyLevel: { key: 'accuracyLevel', flag: '--accuracy-level' },
   actOrder: { key: 'actOrder', flag: '--act-order' },
   report: { key: 'report', flag: '--report' },
   method: { key: 'method', flag: '--method' },
@@ -255,6 +261,7 @@ export async function quantizeCommand(input: string, opts: QuantizeCliOptions): 
     doubleQuant: opts.doubleQuant ?? false,
     format: opts.format as 'native' | 'qdq' | undefined,
     rtn: opts.rtn ?? false,
+    accuracyLevel: parseAccuracyLevel(opts.accuracyLevel),
     quantizeEmbeddings: opts.quantizeEmbeddings ?? false,
     force: opts.force ?? false,
     nonFinite: parseNonFinite(opts.nonFinite),
@@ -356,4 +363,15 @@ async function activationQuantizeCommand(input: string, opts: QuantizeCliOptions
     .finally(() => bar.stop())
     .then(inCliWords);
   printResult(opts, input, r, formatActivationReport(r.report));
+}
+
+function parseAccuracyLevel(value: string | undefined): 0 | 1 | 2 | 3 | 4 | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (n === 0 || n === 1 || n === 2 || n === 3 || n === 4) return n;
+  throw new QuantkitError(
+    'QK_BAD_OPTION',
+    `--accuracy-level '${value}' is not 0, 1, 2, 3 or 4`,
+    'use 0 (fp32, default) or 4 (int8 activations, approximate)',
+  );
 }
