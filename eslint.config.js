@@ -62,6 +62,7 @@ const NODE_FLOWS = [
   'demo-models',
   'evaluate-node',
   'gptq',
+  'model-latency-node',
   'quantize-file',
   'quantize-pool',
   'quantize-report',
