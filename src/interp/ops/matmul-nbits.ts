@@ -2,16 +2,18 @@ import { QuantkitError } from '../../errors.js';
 import { NF4_TABLE, FP4_BNB_TABLE } from '../../quant/codebook.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { elementCount, makeTensor } from '../../tensor/tensor.js';
-import { matmulByColumns } from '../kernels.js';
+import { matmulBnb4, matmulNBits } from '../kernels.js';
 import type { OpContext, OpImpl } from '../op.js';
 import { badShape, expectDType, requireInput } from '../op.js';
 import { encodeFloat, toFloat64 } from '../values.js';
 
 /**
  * com.microsoft contrib ops that multiply by a block-quantized weight (ONNX Runtime
- * docs/ContribOperators.md). Both dequantize each weight to fp32 as ONNX Runtime's CPU kernels do
- * at accuracy level 0 — fp32((code − zero point) · scale), fp32(table[code] · absmax) — and
- * multiply; accuracy_level > 0 lets a runtime quantize A too, which the reference does not.
+ * docs/ContribOperators.md): the ops check the attributes and shapes and hand the weight to the
+ * kernels (kernels.ts), which compute what ONNX Runtime's CPU kernels compute at accuracy level
+ * 0 — each weight dequantized to fp32, fp32((code − zero point) · scale) or fp32(table[code] ·
+ * absmax), then multiplied; accuracy_level > 0 lets a runtime quantize A too, which is not done
+ * here (the level-0 result is the one the weights define). A bias is added after the product.
  */
 
 function requiredInt(ctx: OpContext, name: string): number {
@@ -25,26 +27,27 @@ function requiredInt(ctx: OpContext, name: string): number {
   return v;
 }
 
-/** A [..., K] as M rows; the output keeps A's leading dims and ends in N. */
-function rowsOf(a: Tensor, K: number, ctx: OpContext): { values: Float64Array; M: number; outLead: number[] } {
+/** A [..., K] as fp32 rows (fp16 A widens exactly); the output keeps A's leading dims and ends in N. */
+function rowsOf(a: Tensor, K: number, ctx: OpContext): { x: Float32Array; M: number; outLead: number[] } {
   expectDType(a, ['float32', 'float16'], 'A', ctx);
   if (a.dims.length === 0 || a.dims[a.dims.length - 1] !== K)
     throw badShape(ctx, `A [${a.dims.join(', ')}] must end in K = ${K}`);
-  return { values: toFloat64(a), M: elementCount(a.dims) / K, outLead: a.dims.slice(0, -1) };
+  const x = a.dtype === 'float32' ? (a.data as Float32Array) : Float32Array.from(toFloat64(a));
+  return { x, M: elementCount(a.dims) / K, outLead: a.dims.slice(0, -1) };
 }
 
-function addBias(y: Float64Array, bias: Tensor | undefined, N: number, ctx: OpContext): void {
-  if (!bias) return;
-  const b = toFloat64(bias);
-  if (b.length !== N) throw badShape(ctx, `bias must have N = ${N} elements, got [${bias.dims.join(', ')}]`);
-  for (let i = 0; i < y.length; i++) y[i] = (y[i] as number) + (b[i % N] as number);
+/** y (fp32) + bias [N], in float64 and rounded once to A's type, as the output tensor. */
+function output(a: Tensor, outLead: number[], y: Float32Array, bias: Tensor | undefined, N: number, ctx: OpContext) {
+  const v = Float64Array.from(y);
+  if (bias) {
+    const b = toFloat64(bias);
+    if (b.length !== N) throw badShape(ctx, `bias must have N = ${N} elements, got [${bias.dims.join(', ')}]`);
+    for (let i = 0; i < v.length; i++) v[i] = (v[i] as number) + (b[i % N] as number);
+  }
+  return makeTensor(a.dtype, [...outLead, N], encodeFloat(a.dtype, v));
 }
 
-/** The `bits`-wide code at position j of a run of codes packed from `base`, lowest bits first. */
-function codeAt(bytes: Uint8Array, base: number, j: number, bits: number): number {
-  const bit = j * bits;
-  return ((bytes[base + (bit >> 3)] as number) >> (bit & 7)) & ((1 << bits) - 1);
-}
+const float32 = (t: Tensor) => (t.dtype === 'float32' ? (t.data as Float32Array) : Float32Array.from(toFloat64(t)));
 
 /**
  * MatMulNBits: Y = A × Wᵀ, W [N, K] stored as B uint8 [N, k_blocks, block_size·bits/8] (codes of
@@ -74,10 +77,8 @@ export const MatMulNBits: OpImpl = (inputs, ctx) => {
   const blob = (bs * bits) / 8;
   if (b.data.length !== N * kBlocks * blob)
     throw badShape(ctx, `B [${b.dims.join(', ')}] must hold N·k_blocks·blob = ${N}·${kBlocks}·${blob} bytes`);
-  const s = toFloat64(scales);
-  if (s.length !== N * kBlocks) throw badShape(ctx, `scales must have N·k_blocks = ${N * kBlocks} elements`);
+  if (scales.data.length !== N * kBlocks) throw badShape(ctx, `scales must have N·k_blocks = ${N * kBlocks} elements`);
   const zpRow = Math.ceil((kBlocks * bits) / 8);
-  let zp: Uint8Array | undefined;
   if (zeroPoints) {
     if (zeroPoints.dtype !== 'uint8')
       throw new QuantkitError(
@@ -87,22 +88,18 @@ export const MatMulNBits: OpImpl = (inputs, ctx) => {
       );
     if (zeroPoints.data.length !== N * zpRow)
       throw badShape(ctx, `zero_points must hold N·⌈k_blocks·bits/8⌉ = ${N * zpRow} bytes`);
-    zp = zeroPoints.data as Uint8Array;
   }
-  const packed = b.data as Uint8Array;
-  const mid = 1 << (bits - 1);
-  const { values, M, outLead } = rowsOf(a, K, ctx);
-  const y = matmulByColumns(values, M, K, N, (n, col) => {
-    for (let blk = 0; blk < kBlocks; blk++) {
-      const p = n * kBlocks + blk;
-      const z = zp ? codeAt(zp, n * zpRow, blk, bits) : mid;
-      const scale = s[p] as number;
-      const end = Math.min(bs, K - blk * bs);
-      for (let j = 0; j < end; j++) col[blk * bs + j] = Math.fround((codeAt(packed, p * blob, j, bits) - z) * scale);
-    }
+  const { x, M, outLead } = rowsOf(a, K, ctx);
+  const y = matmulNBits(x, M, {
+    K,
+    N,
+    bits,
+    blockSize: bs,
+    packed: b.data as Uint8Array,
+    scales: float32(scales),
+    zeroPoints: zeroPoints?.data as Uint8Array | undefined,
   });
-  addBias(y, inputs[5], N, ctx);
-  return [makeTensor(a.dtype, [...outLead, N], encodeFloat(a.dtype, y))];
+  return [output(a, outLead, y, inputs[5], N, ctx)];
 };
 
 /**
@@ -113,7 +110,7 @@ export const MatMulNBits: OpImpl = (inputs, ctx) => {
 export const MatMulBnb4: OpImpl = (inputs, ctx) => {
   const a = requireInput(inputs, 0, 'A', ctx);
   const b = requireInput(inputs, 1, 'B', ctx);
-  const absmaxT = requireInput(inputs, 2, 'absmax', ctx);
+  const absmax = requireInput(inputs, 2, 'absmax', ctx);
   const K = requiredInt(ctx, 'K');
   const N = requiredInt(ctx, 'N');
   const bs = requiredInt(ctx, 'block_size');
@@ -124,22 +121,19 @@ export const MatMulBnb4: OpImpl = (inputs, ctx) => {
       `${ctx.where}: quant_type = ${quantType}`,
       'MatMulBnb4 takes 0 (FP4) or 1 (NF4)',
     );
-  const table = quantType === 1 ? NF4_TABLE : FP4_BNB_TABLE;
   expectDType(b, ['uint8'], 'B', ctx);
   if (b.data.length !== Math.ceil((N * K) / 2))
     throw badShape(ctx, `B must hold ⌈N·K/2⌉ = ${Math.ceil((N * K) / 2)} bytes`);
-  const absmax = toFloat64(absmaxT);
-  if (absmax.length !== Math.ceil((N * K) / bs))
+  if (absmax.data.length !== Math.ceil((N * K) / bs))
     throw badShape(ctx, `absmax must have ⌈N·K/block_size⌉ = ${Math.ceil((N * K) / bs)} elements`);
-  const packed = b.data as Uint8Array;
-  const { values, M, outLead } = rowsOf(a, K, ctx);
-  const y = matmulByColumns(values, M, K, N, (n, col) => {
-    for (let k = 0; k < K; k++) {
-      const i = n * K + k;
-      const byte = packed[i >> 1] as number;
-      const code = i & 1 ? byte & 0x0f : byte >> 4;
-      col[k] = Math.fround((table[code] as number) * (absmax[Math.floor(i / bs)] as number));
-    }
+  const { x, M, outLead } = rowsOf(a, K, ctx);
+  const y = matmulBnb4(x, M, {
+    K,
+    N,
+    blockSize: bs,
+    packed: b.data as Uint8Array,
+    absmax: float32(absmax),
+    table: quantType === 1 ? NF4_TABLE : FP4_BNB_TABLE,
   });
-  return [makeTensor(a.dtype, [...outLead, N], encodeFloat(a.dtype, y))];
+  return [output(a, outLead, y, undefined, N, ctx)];
 };
