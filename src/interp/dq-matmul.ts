@@ -33,6 +33,13 @@ export function dqMatMulSites(graph: Graph): Map<GraphNode, GraphNode> {
 }
 
 /**
+ * Repacked weights by the identity of the codes' storage (with the scale and zero point they
+ * were packed with): a weight is repacked once however often the model runs, and the kernel sees
+ * the same arrays each time (the WebAssembly kernels cache their copy by that identity).
+ */
+const packedCache = new WeakMap<object, { scale: object; zeroPoint: object | undefined; w: NBitsMatrix }>();
+
+/**
  * Y = A × dequantize(W) through matmulNBits; A [..., K] fp32, W [K, N] 4-bit codes. undefined
  * for what the kernel does not take (A or the scale not fp32): the plain ops run those.
  */
@@ -50,6 +57,20 @@ export function runDqMatMul(
   const kBlocks = Math.ceil(K / blockSize);
   if (scale.dims.length !== 2 || scale.dims[0] !== kBlocks || scale.dims[1] !== N)
     throw badShape(ctx, `blocked scale must be [${kBlocks}, ${N}], got [${scale.dims.join(', ')}]`);
+  const cached = packedCache.get(w.data);
+  const weights =
+    cached && cached.scale === scale.data && cached.zeroPoint === zeroPoint?.data && cached.w.blockSize === blockSize
+      ? cached.w
+      : repack(w, scale, zeroPoint, blockSize);
+  packedCache.set(w.data, { scale: scale.data, zeroPoint: zeroPoint?.data, w: weights });
+  const y = matmulNBits(a.data as Float32Array, elementCount(a.dims) / K, weights);
+  return makeTensor('float32', [...a.dims.slice(0, -1), N], encodeFloat('float32', Float64Array.from(y)));
+}
+
+/** W [K, N] 4-bit codes with blocked scale/zero point [k_blocks, N] in MatMulNBits' layout. */
+function repack(w: Tensor, scale: Tensor, zeroPoint: Tensor | undefined, blockSize: number): NBitsMatrix {
+  const [K, N] = w.dims as [number, number];
+  const kBlocks = Math.ceil(K / blockSize);
   const codes = toFloat64(w);
   const s = scale.data as Float32Array;
   const z = zeroPoint ? toFloat64(zeroPoint) : undefined;
@@ -72,7 +93,5 @@ export function runDqMatMul(
       }
     }
   }
-  const weights: NBitsMatrix = { K, N, bits: 4, blockSize, packed, scales, zeroPoints: zps };
-  const y = matmulNBits(a.data as Float32Array, elementCount(a.dims) / K, weights);
-  return makeTensor('float32', [...a.dims.slice(0, -1), N], encodeFloat('float32', Float64Array.from(y)));
+  return { K, N, bits: 4, blockSize, packed, scales, zeroPoints: zps };
 }
