@@ -36,6 +36,8 @@ export interface ActivationFileOptions extends VerifyOption {
   readonly smoothQuant?: boolean | number | undefined;
   /** 'uint8' (default) or 'int8' symmetric activations (int8-static). */
   readonly activationType?: 'uint8' | 'int8' | undefined;
+  /** int8-static: convs with a shorter reduction stay fp32 (passes/activation/plan.ts). */
+  readonly minConvReduction?: number | undefined;
   /** int8-dynamic graph form, and per-token activation scales. */
   readonly dynamicForm?: 'integer' | 'contrib' | undefined;
   readonly perToken?: boolean | undefined;
@@ -112,6 +114,7 @@ export async function quantizeActivationFile(
       exclude: o.exclude,
       keepFirstLast: o.keepFirstLast,
       activationType: o.activationType,
+      minConvReduction: o.minConvReduction,
       target: o.target,
       dynamicForm: o.dynamicForm,
       perToken: o.perToken,

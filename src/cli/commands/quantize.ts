@@ -35,6 +35,7 @@ interface QuantizeCliOptions {
   format?: string;
   rtn?: boolean;
   accuracyLevel?: string;
+  minConvReduction?: string;
   quantizeEmbeddings?: boolean;
   json?: boolean;
   force?: boolean;
@@ -126,6 +127,10 @@ export function registerQuantize(program: Command): void {
       `int8-static/int8-dynamic: the CPU the model runs on: ${TARGETS.join(', ')} (default any: pair-safe weights exact on every CPU; vnni/arm/wasm: full-range weights, exact only there)`,
     )
     .option(
+      '--min-conv-reduction <n>',
+      "int8-static: keep convs whose reduction C/group·kernel is below n in fp32 (ONNX Runtime's integer conv is slower there; 16 keeps the digits CNN's first conv: 0.94× → 0.71× of fp32's latency at batch 32)",
+    )
+    .option(
       '--progress',
       'show progress bars (calibration, GPTQ, weight quantization) even when stderr is not a terminal',
     )
@@ -167,6 +172,7 @@ const SCHEME_OPTION_FLAGS: Record<SchemeOption, { key: keyof QuantizeCliOptions;
   dynamicForm: { key: 'dynamicForm', flag: '--dynamic-form' },
   perToken: { key: 'perToken', flag: '--per-token' },
   target: { key: 'target', flag: '--target' },
+  minConvReduction: { key: 'minConvReduction', flag: '--min-conv-reduction' },
 };
 
 /** Who reads a flag, for the message: "weight-only schemes", "int8-dynamic and int8-static". */
@@ -350,6 +356,7 @@ async function activationQuantizeCommand(input: string, opts: QuantizeCliOptions
     calibBatch: batch,
     smoothQuant: alpha,
     activationType: opts.activations === 's8' ? 'int8' : 'uint8',
+    minConvReduction: parseMinConvReduction(opts.minConvReduction),
     dynamicForm: opts.dynamicForm as 'integer' | 'contrib' | undefined,
     perToken: opts.perToken ?? false,
     target: opts.target as Target | undefined,
@@ -373,5 +380,16 @@ function parseAccuracyLevel(value: string | undefined): 0 | 1 | 2 | 3 | 4 | unde
     'QK_BAD_OPTION',
     `--accuracy-level '${value}' is not 0, 1, 2, 3 or 4`,
     'use 0 (fp32, default) or 4 (int8 activations, approximate)',
+  );
+}
+
+function parseMinConvReduction(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (Number.isInteger(n) && n >= 0) return n;
+  throw new QuantkitError(
+    'QK_BAD_OPTION',
+    `--min-conv-reduction '${value}' is not a whole number ≥ 0`,
+    'e.g. --min-conv-reduction 16',
   );
 }
