@@ -54,6 +54,7 @@ const TESTS = ['src/**/*.test.ts', 'src/**/*.bench.ts'];
  * the runtime as an argument and reach no Node API, so the web page can bundle them.
  */
 const NODE_FLOWS = [
+  'accuracy-level-node',
   'activation-file',
   'calibrate-node',
   'convert',
@@ -61,6 +62,7 @@ const NODE_FLOWS = [
   'demo-models',
   'evaluate-node',
   'gptq',
+  'model-latency-node',
   'quantize-file',
   'quantize-pool',
   'quantize-report',

@@ -26,6 +26,8 @@ export interface ActivationQuantizeOptions {
   readonly smoothQuant?: boolean | number | undefined;
   /** 'uint8' (default) or 'int8' symmetric activations (int8-static). */
   readonly activationType?: 'uint8' | 'int8' | undefined;
+  /** int8-static: convs with a shorter reduction stay fp32 (passes/activation/plan.ts). */
+  readonly minConvReduction?: number | undefined;
   /** int8-dynamic graph form, and per-token activation scales. */
   readonly dynamicForm?: 'integer' | 'contrib' | undefined;
   readonly perToken?: boolean | undefined;
@@ -89,6 +91,7 @@ export async function quantizeActivationModel(
     exclude,
     keepFirstLast: o.keepFirstLast,
     activationType: o.activationType,
+    minConvReduction: o.minConvReduction,
     target: o.target,
     dynamicForm: o.dynamicForm,
     perToken: o.perToken,

@@ -12,6 +12,7 @@ import type { NonFinitePolicy } from '../passes/non-finite.js';
 import type { WeightOnlyOptions, WeightOnlyReport } from '../passes/weight-only/index.js';
 import type { PrecomputedWeights } from '../passes/weight-only/types.js';
 import { planQuantizedOutput } from './model-output.js';
+import { accuracyLevelCost } from './accuracy-level-node.js';
 import { gptqFromCalibFiles, type GptqFileOptions } from './gptq.js';
 import { quantizeLoadedModel } from './quantize.js';
 import { precomputeWeights, type PoolOptions } from './quantize-pool.js';
@@ -119,6 +120,14 @@ export async function quantizeFile(
       verify: options.verify,
       samples,
     });
+    // accuracy_level > 0 trades exactness for speed: the report says what it cost here, measured.
+    if (verification.status === 'verified' && (options.accuracyLevel ?? 0) !== 0) {
+      const cost = await accuracyLevelCost(written.modelPath, samples);
+      if (cost)
+        report.notes.push(
+          `\`accuracyLevel\` ${options.accuracyLevel} measured in ONNX Runtime on the ${cost.input === 'sample' ? 'first calibration sample' : 'zero input'}: outputs within ${cost.relativeError.toExponential(1)} of level 0's (max |Δ| / max |output|)`,
+        );
+    }
     return { report, inputFileBytes, outputFileBytes, dataPath: written.dataPath, workerResults, verification };
   } finally {
     file.close();

@@ -43,6 +43,7 @@ export interface ActivationJobOptions {
   readonly progress?: CalibrationProgress | undefined;
   readonly smoothQuant?: number | undefined;
   readonly activationType?: 'uint8' | 'int8' | undefined;
+  readonly minConvReduction?: number | undefined;
 }
 
 /** Rewrites `model` in place; `data` are the calibration inputs (int8-dynamic reads none). */
@@ -75,6 +76,7 @@ export const ACTIVATION_HANDLERS = {
         exclude: o.exclude,
         keepFirstLast: o.keepFirstLast,
         activationType: o.activationType,
+        minConvReduction: o.minConvReduction,
         target: o.target,
       })
     ).report,

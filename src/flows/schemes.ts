@@ -19,6 +19,7 @@ export type SchemeOption =
   | 'doubleQuant'
   | 'format'
   | 'rtn'
+  | 'accuracyLevel'
   | 'actOrder'
   | 'report'
   | 'method'
@@ -26,7 +27,8 @@ export type SchemeOption =
   | 'activationType'
   | 'dynamicForm'
   | 'perToken'
-  | 'target';
+  | 'target'
+  | 'minConvReduction';
 
 export type SchemeFamily = 'weight-only' | 'activation';
 
@@ -37,6 +39,7 @@ export const WEIGHT_ONLY_OPTIONS = [
   'doubleQuant',
   'format',
   'rtn',
+  'accuracyLevel',
   'actOrder',
   'report',
 ] as const satisfies readonly SchemeOption[];
@@ -47,6 +50,7 @@ export const ACTIVATION_OPTIONS = [
   'dynamicForm',
   'perToken',
   'target',
+  'minConvReduction',
 ] as const satisfies readonly SchemeOption[];
 
 /** How a scheme's rewrite runs (scheme-handlers.ts): the weight pass or the whole-graph fp16 conversion ... */

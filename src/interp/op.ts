@@ -3,6 +3,7 @@ import type { DType } from '../tensor/dtype.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { AttributeReader, attrsFrom, type AttributeInput } from '../graph/attributes.js';
 import type { Emulation } from './emulate.js';
+import type { Requantization } from './requant.js';
 
 /** What an op implementation gets besides its inputs. */
 export interface OpContext {
@@ -14,6 +15,8 @@ export interface OpContext {
   readonly where: string;
   /** A CPU kernel's integer arithmetic to reproduce (emulate.ts); undefined = exact ONNX semantics. */
   readonly emulate?: Emulation | undefined;
+  /** How QLinear ops requantize (requant.ts); undefined = 'float32', ONNX Runtime's CPU arithmetic. */
+  readonly requantize?: Requantization | undefined;
 }
 
 /**

@@ -3,14 +3,19 @@ import { Cast, CastLike } from './ops/cast.js';
 import { ConvInteger } from './ops/conv-integer.js';
 import { DequantizeLinear } from './ops/dequantize-linear.js';
 import { DynamicQuantizeLinear } from './ops/dynamic-quantize-linear.js';
-import { Add, Mul, Relu } from './ops/elementwise.js';
+import { Add, Div, Mul, Relu, Sub } from './ops/elementwise.js';
+import { Concat, Expand, Gather, Slice, Where } from './ops/indexing.js';
 import { Conv, Gemm, MatMul } from './ops/linear.js';
 import { MatMulInteger } from './ops/matmul-integer.js';
 import { QLinearConv } from './ops/qlinear-conv.js';
 import { QLinearMatMul } from './ops/qlinear-matmul.js';
 import { QuantizeLinear } from './ops/quantize-linear.js';
 import { BatchNormalization, MaxPool } from './ops/pool-norm.js';
-import { Flatten, Reshape, Transpose } from './ops/shape.js';
+import { GatherBlockQuantized } from './ops/gather-block-quantized.js';
+import { MatMulBnb4, MatMulNBits } from './ops/matmul-nbits.js';
+import { LayerNormalization, Softmax } from './ops/normalize.js';
+import { Flatten, Reshape, Shape, Squeeze, Transpose, Unsqueeze } from './ops/shape.js';
+import { Erf, Exp, Gelu, Identity, Neg, Sigmoid, Sqrt, Tanh } from './ops/unary.js';
 
 /** The default ONNX domain is spelled '' in NodeProto; 'ai.onnx' names it too. */
 function domainKey(domain: string): string {
@@ -26,23 +31,46 @@ const DEFAULT_OPS: Record<string, OpImpl> = {
   BatchNormalization,
   Cast,
   CastLike,
+  Concat,
   Conv,
   ConvInteger,
   DequantizeLinear,
+  Div,
   DynamicQuantizeLinear,
+  Erf,
+  Exp,
+  Expand,
   Flatten,
+  Gather,
+  Gelu,
   Gemm,
+  Identity,
+  LayerNormalization,
   MatMul,
   MatMulInteger,
   MaxPool,
   Mul,
+  Neg,
   QLinearConv,
   QLinearMatMul,
   QuantizeLinear,
   Relu,
   Reshape,
+  Shape,
+  Sigmoid,
+  Slice,
+  Softmax,
+  Sqrt,
+  Squeeze,
+  Sub,
+  Tanh,
   Transpose,
+  Unsqueeze,
+  Where,
 };
+
+/** ONNX Runtime's contrib ops that our weight-only schemes write. */
+const MICROSOFT_OPS: Record<string, OpImpl> = { GatherBlockQuantized, MatMulBnb4, MatMulNBits };
 
 /** opType (+ domain) → implementation. `Constant` is handled by the executor itself. */
 export class OpRegistry {
@@ -66,5 +94,6 @@ export class OpRegistry {
 export function defaultRegistry(): OpRegistry {
   const r = new OpRegistry();
   for (const [name, impl] of Object.entries(DEFAULT_OPS)) r.register(name, impl);
+  for (const [name, impl] of Object.entries(MICROSOFT_OPS)) r.register(name, impl, 'com.microsoft');
   return r;
 }

@@ -34,12 +34,12 @@ describe('runModel', () => {
     const model = makeModel({
       inputs: [{ name: 'x', dtype: 'float32' }],
       outputs: [{ name: 'y', dtype: 'float32' }],
-      nodes: [{ opType: 'Softmax', inputs: ['x'], outputs: ['y'], name: 'sm' }],
+      nodes: [{ opType: 'Hardmax', inputs: ['x'], outputs: ['y'], name: 'sm' }],
     });
     expect(() => runModel(model, new Map([['x', x]]))).toThrow(
       expect.objectContaining({
         code: 'QK_UNSUPPORTED_OP',
-        message: "node 'sm' (#0) uses op 'Softmax' which the reference interpreter does not run",
+        message: "node 'sm' (#0) uses op 'Hardmax' which the reference interpreter does not run",
         hint: expect.stringContaining('QuantizeLinear'),
       }),
     );

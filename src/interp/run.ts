@@ -5,7 +5,9 @@ import type { GraphNode, Model } from '../graph/model.js';
 import { topologicalOrder } from '../graph/topology.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Emulation } from './emulate.js';
+import type { Requantization } from './requant.js';
 import { type FusedSite, fusedSites, withFusedSaturation } from './qdq-emulation.js';
+import { dqMatMulSites, runDqMatMul } from './dq-matmul.js';
 import type { OpContext } from './op.js';
 import type { OpRegistry } from './registry.js';
 import { defaultRegistry } from './registry.js';
@@ -17,6 +19,16 @@ export interface RunOptions {
    * patterns ONNX Runtime fuses into integer kernels (qdq-emulation.ts). Default: exact ONNX semantics.
    */
   emulate?: Emulation | undefined;
+  /** How QLinearMatMul / QLinearConv requantize (requant.ts); default 'float32', as ONNX Runtime. */
+  requantize?: Requantization | undefined;
+  /**
+   * Values that replace what the interpreter computes for these node outputs, e.g. another
+   * runtime's quantized codes, so that a comparison downstream of a rounding boundary is not
+   * thrown off by an input that sat on a tie (each runtime rounds its own float to a code).
+   */
+  pinned?: ReadonlyMap<string, Tensor> | undefined;
+  /** Called with every node output as computed (before `pinned` replaces it). */
+  onValue?: ((name: string, computed: Tensor) => void) | undefined;
 }
 
 /** A decoded ONNX ModelProto (io/onnx/proto.ts decodeModel), named through the graph boundary that reads it. */
@@ -56,27 +68,35 @@ export function runGraph(model: Model, inputs: Map<string, Tensor>, opts: RunOpt
   }
   const index = new Map(graph.nodes.map((n, i) => [n, i]));
   const fused = opts.emulate ? fusedSites(graph) : new Map<GraphNode, FusedSite>();
+  const dqMatMuls = dqMatMulSites(graph);
   for (const node of topologicalOrder(graph)) {
     const i = index.get(node) as number;
     const where = `node '${node.name || node.outputs[0] || '?'}' (#${i}, ${node.opType})`;
     const attrs = new AttributeReader(node.attributes, where);
+    const ctx: OpContext = {
+      attrs,
+      opset: model.opsets.get(node.domain) ?? 0,
+      where,
+      emulate: opts.emulate,
+      requantize: opts.requantize,
+    };
+    const dq = dqMatMuls.get(node);
+    const viaKernel = dq ? dqMatMul(node, dq, values, ctx) : undefined;
     const outputs =
       node.opType === 'Constant' && node.domain === ''
         ? [constantValue(attrs, where)]
-        : runNode(
-            node,
-            i,
-            { attrs, opset: model.opsets.get(node.domain) ?? 0, where, emulate: opts.emulate },
-            values,
-            registry,
-          );
+        : viaKernel
+          ? [viaKernel]
+          : runNode(node, i, ctx, values, registry);
     const site = fused.get(node);
     if (site && opts.emulate && outputs[0]) {
       outputs[0] = withFusedSaturation(node, site, outputs[0], values, opts.emulate, { attrs, opset: 0, where });
     }
     node.outputs.forEach((name, k) => {
       const t = outputs[k];
-      if (name !== '' && t) values.set(name, t);
+      if (name === '' || !t) return;
+      opts.onValue?.(name, t);
+      values.set(name, opts.pinned?.get(name) ?? t);
     });
   }
   const result = new Map<string, Tensor>();
@@ -91,6 +111,19 @@ export function runGraph(model: Model, inputs: Map<string, Tensor>, opts: RunOpt
     result.set(out.name, t);
   }
   return result;
+}
+
+/** A DequantizeLinear(4-bit) → MatMul site (dq-matmul.ts) on the MatMulNBits kernel. */
+function dqMatMul(node: GraphNode, dq: GraphNode, values: Map<string, Tensor>, ctx: OpContext): Tensor | undefined {
+  const get = (name: string | undefined) => {
+    const t = name ? values.get(name) : undefined;
+    if (!t)
+      throw new QuantkitError('QK_MISSING_INPUT', `${ctx.where}: input '${name}' has no value`, 'check the model');
+    return t;
+  };
+  const blockSize = new AttributeReader(dq.attributes, ctx.where).int('block_size', 0);
+  const zp = dq.inputs[2] ? get(dq.inputs[2]) : undefined;
+  return runDqMatMul(get(node.inputs[0]), get(dq.inputs[0]), get(dq.inputs[1]), zp, blockSize, ctx);
 }
 
 function runNode(

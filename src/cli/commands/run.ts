@@ -7,6 +7,7 @@ import { decodeModel, encodeTensorProto } from '../../io/onnx/proto.js';
 import { tensorToProto } from '../../io/onnx/tensor.js';
 import { EMULATIONS, isEmulation } from '../../interp/emulate.js';
 import { runModel } from '../../interp/run.js';
+import { isRequantization, REQUANTIZATIONS } from '../../interp/requant.js';
 import { writeFileAtomic } from '../../node/files.js';
 import { parseInputBinding, readTensorFile } from '../inputs.js';
 import { readOnnxFileInlined } from '../../node/model-file.js';
@@ -19,6 +20,7 @@ interface RunOptions {
   out?: string;
   force?: boolean;
   emulate?: string;
+  requantize?: string;
 }
 
 export function registerRun(program: Command): void {
@@ -38,6 +40,10 @@ export function registerRun(program: Command): void {
       '--emulate <kernel>',
       `reproduce a CPU kernel's integer arithmetic: ${EMULATIONS.join(', ')} (x86 u8×s8 without VNNI: pairs of products saturate in int16)`,
     )
+    .option(
+      '--requantize <mode>',
+      `how QLinearMatMul/QLinearConv requantize: ${REQUANTIZATIONS.join(', ')} (default float32, as ONNX Runtime's CPU kernels; float64 as the ONNX reference; fixed-point as gemmlowp/TFLite)`,
+    )
     .action(async (modelPath: string, opts: RunOptions) => {
       await runCommand(modelPath, opts);
     });
@@ -54,6 +60,13 @@ export async function runCommand(modelPath: string, opts: RunOptions): Promise<v
       'QK_BAD_OPTION',
       `--emulate '${emulate}' is not known`,
       `use one of: ${EMULATIONS.join(', ')}`,
+    );
+  const requantize = opts.requantize;
+  if (requantize !== undefined && !isRequantization(requantize))
+    throw new QuantkitError(
+      'QK_BAD_OPTION',
+      `--requantize '${requantize}' is not known`,
+      `use one of: ${REQUANTIZATIONS.join(', ')}`,
     );
   // External data read from the model's own folder: the interpreter takes one self-contained proto.
   const model = decodeModel(readOnnxFileInlined(modelPath), modelPath);
@@ -86,7 +99,7 @@ export async function runCommand(modelPath: string, opts: RunOptions): Promise<v
   }
 
   checkInputArrays(modelFromProto(model, { label: modelPath }), bound, { option: 'inputs' });
-  const outputs = runModel(model, bound, { emulate });
+  const outputs = runModel(model, bound, { emulate, requantize });
   const names = graph.output.map((v) => v.name);
   if (opts.out) mkdirSync(opts.out, { recursive: true });
   for (const [i, name] of names.entries()) {

@@ -1,20 +1,20 @@
-import { allocData, makeTensor } from '../../tensor/tensor.js';
-import { convolve, planConv } from '../conv-plan.js';
+import { makeTensor } from '../../tensor/tensor.js';
+import { planConv } from '../conv-plan.js';
 import type { OpImpl } from '../op.js';
 import { badShape, expectDType, requireInput } from '../op.js';
-import { roundHalfEven } from '../../formats/rounding.js';
-import { clamp } from '../quant-params.js';
 import { toFloat64 } from '../values.js';
-import { convSaturationErrorOf, offsetInput, offsetWeight } from './conv-integer.js';
-import { addInPlace } from './matmul-integer.js';
+import { convInt32, convSaturationErrorOf } from './conv-integer.js';
+import { addSaturation } from './matmul-integer.js';
 import { saturates } from '../emulate.js';
 import { integerRange } from './quantize-linear.js';
 import { scalarValue } from './qlinear-matmul.js';
+import { requantizeCodes } from '../requant.js';
 
 /**
- * ONNX QLinearConv (opset 10): acc = conv(x − x_zp, w − w_zp) + B (int32, B quantized with scale
- * x_scale·w_scale), then y = saturate(round_half_even(acc · x_scale · w_scale[m] / y_scale) + y_zp).
- * The multiplier is formed in float32 (the scales' type) and applied in float64.
+ * ONNX QLinearConv (opset 10): acc = conv(x − x_zp, w − w_zp) + B in int32 (B quantized with scale
+ * x_scale·w_scale), then y = saturate(round_half_even(acc · M[m]) + y_zp) with the multiplier
+ * M[m] = x_scale · w_scale[m] / y_scale formed in fp32 and applied as ctx.requantize says
+ * (requant.ts; by default in fp32, as ONNX Runtime's CPU kernel).
  */
 export const QLinearConv: OpImpl = (inputs, ctx) => {
   const x = requireInput(inputs, 0, 'x', ctx);
@@ -33,27 +33,25 @@ export const QLinearConv: OpImpl = (inputs, ctx) => {
   ] as const)
     expectDType(t, ['int8', 'uint8'], n, ctx);
   const plan = planConv(x.dims, w.dims, ctx);
-  const acc = convolve(offsetInput(x, xZp, ctx), offsetWeight(w, wZp, plan, ctx), plan);
+  const acc = convInt32(x, xZp, w, wZp, plan, ctx);
   // ORT runs QLinearConv on x86 in NHWC: K runs over (kh, kw, c).
-  if (saturates(ctx.emulate, x.dtype, w.dtype)) addInPlace(acc, convSaturationErrorOf(x, xZp, w, plan, 'hwc'));
+  if (saturates(ctx.emulate, x.dtype, w.dtype)) addSaturation(acc, convSaturationErrorOf(x, xZp, w, plan, 'hwc'));
   const { outChannels: M } = plan;
   const ws = toFloat64(wScale);
   if (ws.length !== 1 && ws.length !== M) throw badShape(ctx, `w_scale must be a scalar or have ${M} elements`);
   const b = bias ? toFloat64(bias) : undefined;
   if (b && b.length !== M) throw badShape(ctx, `bias must have ${M} elements`);
+  const perChannel = acc.length / (plan.batch * M);
+  const channelOf = (i: number) => Math.floor(i / perChannel) % M;
+  // The bias joins the int32 accumulator (wrapping as int32 addition does) before requantization.
+  if (b) for (let i = 0; i < acc.length; i++) acc[i] = ((acc[i] as number) + (b[channelOf(i)] as number)) | 0;
   const xs = scalarValue(xScale, 'x_scale', ctx);
   const ys = scalarValue(yScale, 'y_scale', ctx);
   const zp = scalarValue(yZp, 'y_zero_point', ctx);
   const multipliers = new Float64Array(M);
   for (let m = 0; m < M; m++)
     multipliers[m] = Math.fround(Math.fround(xs * (ws[ws.length === 1 ? 0 : m] as number)) / ys);
-  const [lo, hi] = integerRange(yZp.dtype);
-  const perChannel = acc.length / (plan.batch * M);
-  const y = allocData(yZp.dtype, acc.length) as Int8Array | Uint8Array;
-  for (let i = 0; i < acc.length; i++) {
-    const m = Math.floor(i / perChannel) % M;
-    const sum = (acc[i] as number) + (b ? (b[m] as number) : 0);
-    y[i] = clamp(roundHalfEven(sum * (multipliers[m] as number)) + zp, lo, hi);
-  }
-  return [makeTensor(yZp.dtype, plan.outDims, y)];
+  const dtype = yZp.dtype as 'int8' | 'uint8';
+  const y = requantizeCodes(acc, multipliers, channelOf, zp, dtype, integerRange(dtype), ctx.requantize ?? 'float32');
+  return [makeTensor(dtype, plan.outDims, y)];
 };

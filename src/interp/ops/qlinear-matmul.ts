@@ -1,24 +1,21 @@
 import { QuantkitError } from '../../errors.js';
 import type { Tensor } from '../../tensor/tensor.js';
-import { allocData, makeTensor } from '../../tensor/tensor.js';
+import { makeTensor } from '../../tensor/tensor.js';
 import type { OpContext, OpImpl } from '../op.js';
 import { expectDType, requireInput } from '../op.js';
-import { matmulF64 } from '../matmul-kernel.js';
 import { planMatMul } from '../matmul-shape.js';
-import { roundHalfEven } from '../../formats/rounding.js';
-import { clamp } from '../quant-params.js';
 import { roundToFloat, toFloat64 } from '../values.js';
 import { integerRange } from './quantize-linear.js';
-import { addInPlace, offsetByZeroPoint } from './matmul-integer.js';
+import { addSaturation, matmulInt32 } from './matmul-integer.js';
+import { requantizeCodes } from '../requant.js';
 import { kernelCodes, matmulSaturationError, saturates } from '../emulate.js';
 
 /**
- * ONNX QLinearMatMul (opset 10/21), int8/uint8, per-tensor scales, as the ONNX reference computes
- * it (whose outputs the conformance data hold):
- *   C = (a − a_zp) × (b − b_zp) exactly (int32);
+ * ONNX QLinearMatMul (opset 10/21), int8/uint8, per-tensor scales:
+ *   C = (a − a_zp) × (b − b_zp) exactly (int32, the int8 GEMM kernel);
  *   multiplier = a_scale · b_scale / y_scale, each step rounded to the scales' type (fp32/fp16/bf16);
- *   y = saturate(round_half_even(C · multiplier + y_zp)) with C · multiplier in float64
- *   (NumPy promotes int32 × float32 to float64).
+ *   y = saturate(round_half_even(C · multiplier) + y_zp), the product taken as ctx.requantize
+ *   says (requant.ts): in fp32 as ONNX Runtime by default, in float64 as the ONNX reference.
  */
 export const QLinearMatMul: OpImpl = (inputs, ctx) => {
   const a = requireInput(inputs, 0, 'a', ctx);
@@ -36,16 +33,15 @@ export const QLinearMatMul: OpImpl = (inputs, ctx) => {
   ] as const)
     expectDType(t, ['int8', 'uint8'], n, ctx);
   const plan = planMatMul(a.dims, b.dims, ctx);
-  const c = matmulF64(offsetByZeroPoint(a, aZp, true, ctx), offsetByZeroPoint(b, bZp, false, ctx), plan);
+  const c = matmulInt32(a, aZp, b, bZp, plan, ctx);
   // ctx.emulate: the accumulator as the emulated kernel leaves it (emulate.ts), then requantized.
   if (a.dtype === 'uint8' && saturates(ctx.emulate, a.dtype, b.dtype))
-    addInPlace(c, matmulSaturationError(kernelCodes(a), toFloat64(b), plan));
-  const multiplier = requantMultiplier(aScale, bScale, yScale, ctx);
+    addSaturation(c, matmulSaturationError(kernelCodes(a), toFloat64(b), plan));
+  const multiplier = Float64Array.of(requantMultiplier(aScale, bScale, yScale, ctx));
   const zp = scalarValue(yZp, 'y_zero_point', ctx);
-  const [lo, hi] = integerRange(yZp.dtype);
-  const y = allocData(yZp.dtype, c.length) as Int8Array | Uint8Array;
-  for (let i = 0; i < c.length; i++) y[i] = clamp(roundHalfEven((c[i] as number) * multiplier + zp), lo, hi);
-  return [makeTensor(yZp.dtype, plan.outDims, y)];
+  const dtype = yZp.dtype as 'int8' | 'uint8';
+  const y = requantizeCodes(c, multiplier, () => 0, zp, dtype, integerRange(dtype), ctx.requantize ?? 'float32');
+  return [makeTensor(dtype, plan.outDims, y)];
 };
 
 /** a_scale · b_scale / y_scale in the scales' own precision (per-tensor scales only). */

@@ -2,7 +2,7 @@ import { QuantkitError } from '../../errors.js';
 import type { Tensor, TensorData } from '../../tensor/tensor.js';
 import { allocData, elementCount, makeTensor } from '../../tensor/tensor.js';
 import { normalizeAxis, stridesOf } from '../broadcast.js';
-import type { OpImpl } from '../op.js';
+import type { OpContext, OpImpl } from '../op.js';
 import { badShape, requireInput } from '../op.js';
 
 function shapeValues(t: Tensor): number[] {
@@ -79,4 +79,60 @@ export const Transpose: OpImpl = (inputs, ctx) => {
     }
   }
   return [makeTensor(x.dtype, outDims, out)];
+};
+
+/** The int64 axes of Unsqueeze/Squeeze: the `axes` input (opset 13+) or attribute (before). */
+function axesOf(inputs: readonly (Tensor | undefined)[], ctx: OpContext): number[] | undefined {
+  const t = inputs[1];
+  if (t) return shapeValues(t);
+  return ctx.attrs.ints('axes');
+}
+
+/** Shape (opset 15: start/end, clamped, negative counting from the back) as a 1-D int64 tensor. */
+export const Shape: OpImpl = (inputs, ctx) => {
+  const x = requireInput(inputs, 0, 'data', ctx);
+  const rank = x.dims.length;
+  const clampAxis = (a: number) => Math.min(rank, Math.max(0, a < 0 ? a + rank : a));
+  const start = clampAxis(ctx.attrs.int('start', 0));
+  const end = clampAxis(ctx.attrs.int('end', rank));
+  const dims = x.dims.slice(start, Math.max(start, end));
+  return [
+    makeTensor(
+      'int64',
+      [dims.length],
+      BigInt64Array.from(dims, (d) => BigInt(d)),
+    ),
+  ];
+};
+
+/** Unsqueeze: size-1 axes inserted at `axes`, which count in the output's rank. */
+export const Unsqueeze: OpImpl = (inputs, ctx) => {
+  const x = requireInput(inputs, 0, 'data', ctx);
+  const axes = axesOf(inputs, ctx);
+  if (!axes) throw badShape(ctx, 'Unsqueeze needs axes');
+  const rank = x.dims.length + axes.length;
+  const at = new Set(axes.map((a) => normalizeAxis(a, rank, ctx)));
+  if (at.size !== axes.length) throw badShape(ctx, `axes [${axes.join(', ')}] repeat an axis`);
+  const dims: number[] = [];
+  let src = 0;
+  for (let i = 0; i < rank; i++) dims.push(at.has(i) ? 1 : (x.dims[src++] as number));
+  return [makeTensor(x.dtype, dims, x.data)];
+};
+
+/** Squeeze: the listed size-1 axes removed, or every size-1 axis when none are listed. */
+export const Squeeze: OpImpl = (inputs, ctx) => {
+  const x = requireInput(inputs, 0, 'data', ctx);
+  const axes = axesOf(inputs, ctx);
+  const rank = x.dims.length;
+  const drop = new Set(
+    axes ? axes.map((a) => normalizeAxis(a, rank, ctx)) : x.dims.flatMap((d, i) => (d === 1 ? [i] : [])),
+  );
+  for (const a of drop) if (x.dims[a] !== 1) throw badShape(ctx, `axis ${a} has size ${x.dims[a]}, not 1`);
+  return [
+    makeTensor(
+      x.dtype,
+      x.dims.filter((_, i) => !drop.has(i)),
+      x.data,
+    ),
+  ];
 };

@@ -19,6 +19,12 @@ import { intAttr, loadFloat32 } from './graph-util.js';
  *    probabilities would otherwise cut the few large probabilities that carry the signal (the
  *    mass sits near 0): measured on the char LM, entropy cut Softmax outputs to 0.12 and
  *    perplexity rose by 480 %.
+ *  - With `minConvReduction`, a Conv whose reduction (C/group · kernel size) is shorter stays
+ *    float: ONNX Runtime's integer conv pads the reduction to its kernel's width and runs the
+ *    NHWC reorders besides, so there it is slower than fp32 (the digits CNN's first conv, 1
+ *    channel × 3×3: 64 µs as QLinearConv vs 15 µs fp32 at batch 32; keeping it fp32 took the
+ *    int8-static model from ~0.9× to ~0.7× of fp32's latency, scripts/measure/model-latency.ts).
+ *    Off by default: the full-range saturation measurements (README) quantize that conv.
  *  - Mask-like tensors stay float: a source produced by Add/Sub/Where/Mul with a constant whose
  *    magnitude reaches MASK_CONSTANT (the −1e4 causal mask), or any tensor that also feeds a
  *    Softmax. One u8 range over scores ±25 and a −1e4 mask has a step of ~39 and wipes the scores.
@@ -33,6 +39,8 @@ export const VALUE_PRESERVING = new Set([
   'Identity',
 ]);
 export const INTEGER_OPS = new Set(['Conv', 'Gemm', 'MatMul']);
+/** The `minConvReduction` that keeps the digits CNN's 1-channel 3×3 conv in fp32 (see above). */
+export const FAST_MIN_CONV_REDUCTION = 16;
 /** |constant| at or above this marks an additive mask / large offset (masks use −1e4 … −1e9, −inf). */
 export const MASK_CONSTANT = 1e3;
 
@@ -82,6 +90,8 @@ export interface PlanOptions {
   readonly keepFirstLast?: boolean | undefined;
   /** Quantize MatMuls whose both inputs are activations (attention scores, probs·V). Default true. */
   readonly activationMatMul?: boolean | undefined;
+  /** Convs whose reduction C/group · kernel size is below this stay fp32 (see above). Default 0 (none). */
+  readonly minConvReduction?: number | undefined;
 }
 
 function weightAxis(node: GraphNode, rank: number): number {
@@ -195,6 +205,11 @@ export function planStaticQuant(model: Model, opts: PlanOptions = {}): StaticPla
       }
       if (w.dims.length < 2) {
         skip(`weight '${w.name}' of rank ${w.dims.length}`);
+        continue;
+      }
+      const reduction = w.dims.slice(1).reduce((p, d) => p * d, 1);
+      if (n.opType === 'Conv' && reduction < (opts.minConvReduction ?? 0)) {
+        skip(`reduction of ${reduction} (C/group · kernel) is too short for ONNX Runtime's integer conv to beat fp32`);
         continue;
       }
       candidates.push({ node: n, activationSlots: [0], weightSlot: 1, weightAxis: weightAxis(n, w.dims.length) });

@@ -140,6 +140,14 @@ function checkedScheme(options: WeightOnlyOptions): { scheme: WeightOnlyScheme; 
       ['doubleQuant', 'scheme'],
     );
   }
+  if ((options.accuracyLevel ?? 0) !== 0 && (scheme.kind !== 'nbits' || options.format === 'qdq')) {
+    throw new OptionError(
+      'QK_BAD_OPTION',
+      `\`accuracyLevel\` is MatMulNBits's: it applies to q4/q4-asym/q8-block in the native form, not '${options.scheme}'${options.format === 'qdq' ? ' with `format` qdq' : ''}`,
+      "drop `accuracyLevel` (a QDQ model takes ONNX Runtime's session option session.qdq_matmulnbits_accuracy_level instead)",
+      ['accuracyLevel'],
+    );
+  }
   if (options.format === 'qdq' && scheme.kind !== 'nbits') {
     throw new OptionError(
       'QK_BAD_OPTION',

@@ -25,6 +25,14 @@ import type { HandlerContext, WeightHandler, WeightSite } from './types.js';
  * original op — the file then needs no contrib op.
  */
 
+/**
+ * What accuracy_level 4 costs and buys, measured on models/lm.onnx with ONNX Runtime 1.30
+ * (scripts/measure/model-latency.ts; README "Speed of the models we write"): ORT quantizes each
+ * row of activations to int8 per block and multiplies in integers.
+ */
+const ACCURACY_LEVEL_NOTE =
+  'MatMulNBits `accuracyLevel` > 0: ONNX Runtime may quantize the activations to int8 per block, approximate (on the shipped LM, q4 perplexity 3.5490 vs 3.5491 at level 0, q4-asym 3.5316 vs 3.5299; faster than level 0 at one token, slower at 64)';
+
 function quantize(
   view: LinearView,
   bits: 4 | 8,
@@ -85,12 +93,20 @@ function nativeApply(bits: 4 | 8, symmetric: boolean) {
         q = { inputs, sqnr: nbitsSqnrDb(w), bytes, K: view.K, N: view.N };
         done.set(viewId, q);
       }
-      replaceLinear(site, ctx, 'MatMulNBits', q.inputs, { K: q.K, N: q.N, bits, block_size: ctx.blockSize });
+      const level = ctx.options.accuracyLevel ?? 0;
+      replaceLinear(site, ctx, 'MatMulNBits', q.inputs, {
+        K: q.K,
+        N: q.N,
+        bits,
+        block_size: ctx.blockSize,
+        ...(level !== 0 ? { accuracy_level: level } : {}),
+      });
     }
     const all = [...done.values()];
+    const level = ctx.options.accuracyLevel ?? 0;
     return {
       scheme: ctx.options.scheme,
-      form: `MatMulNBits(bits=${bits}, block=${ctx.blockSize}${symmetric ? '' : ', zero points'})`,
+      form: `MatMulNBits(bits=${bits}, block=${ctx.blockSize}${symmetric ? '' : ', zero points'}${level !== 0 ? `, accuracy_level ${level}` : ''})`,
       sqnrDb: Math.min(...all.map((d) => d.sqnr)),
       note: ctx.options.rtn ? 'round-to-nearest (`rtn`)' : '',
       addedBytes: all.reduce((s, d) => s + d.bytes, 0),
@@ -209,6 +225,7 @@ export function nbitsHandler(bits: 4 | 8, symmetric: boolean, format: 'native' |
     reject: (site, ctx) => rejectLinear(site, ctx.graph),
     prepare: (ctx) => {
       if (!ctx.model.opsets.has('com.microsoft')) ctx.model.opsets.set('com.microsoft', 1);
+      if ((ctx.options.accuracyLevel ?? 0) !== 0) ctx.notes.push(ACCURACY_LEVEL_NOTE);
       return undefined;
     },
     apply: nativeApply(bits, symmetric),

@@ -21,6 +21,13 @@ export interface WeightOnlyOptions {
   /** Plain round-to-nearest scales (ONNX Runtime's quantizer), no per-block search. */
   readonly rtn?: boolean | undefined;
   /**
+   * q4/q4-asym/q8-block (MatMulNBits): its accuracy_level attribute, the least precision ONNX
+   * Runtime may compute in. 0 (default, attribute left out): fp32, what the weights promise;
+   * 4: ORT may quantize the activations to int8 per block at run time (faster at batch 1 on x86,
+   * approximate; nbits-handler.ts says what it cost on the shipped LM).
+   */
+  readonly accuracyLevel?: 0 | 1 | 2 | 3 | 4 | undefined;
+  /**
    * q4/q4-asym/q8-block/nf4/fp4: also quantize Gather embedding tables (GatherBlockQuantized at
    * the scheme's bits; int8 rows for nf4/fp4 and for tables tied to a head). Off by default: the
    * table is usually small next to the MatMuls and costs quality.

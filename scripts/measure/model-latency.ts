@@ -1,0 +1,17 @@
+// ONNX Runtime latency of the shipped models' quantized forms as ratios to fp32, measured side by
+// side in one run (src/flows/model-latency-node.ts). `npx tsx scripts/measure/model-latency.ts
+// [--quick] [--json]`; README "Speed of the models we write" holds a run's numbers.
+import { measureShippedModelLatency } from '../../src/flows/model-latency-node.js';
+
+const args = process.argv.slice(2);
+const rows = await measureShippedModelLatency({ quick: args.includes('--quick') });
+if (args.includes('--json')) {
+  process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+} else {
+  const pad = (s: string, n: number) => s.padEnd(n);
+  console.log(`${pad('model', 42)}${pad('input', 22)}${pad('ratio', 8)}${pad('goal', 7)}quantized / fp32 ms`);
+  for (const r of rows)
+    console.log(
+      `${pad(r.model, 42)}${pad(r.input, 22)}${pad(`${r.ratio.toFixed(2)}×`, 8)}${pad(r.goal ? `≤ ${r.goal}` : '', 7)}${r.candidateMs.toFixed(3)} / ${r.baselineMs.toFixed(3)} (median of ${r.rounds})`,
+    );
+}

@@ -1,0 +1,126 @@
+/**
+ * The one place the interpreter's quantized ops reach the compute kernels of kernels/. Ops hand
+ * over plain 2-D problems (row-major codes, zero points, block constants) and get exact results
+ * back; which kernel runs them is decided here alone.
+ *
+ * Today: the JS int8 GEMM of kernels/gemm-int8.ts (zero points folded through row/column sums,
+ * bit-identical to its reference), and plain dequantize-then-multiply loops for the block and
+ * codebook weights, which compute what ONNX Runtime's fp32 paths compute (each weight dequantized
+ * to fp32, products summed; here in float64, rounded once). The weight descriptions below are
+ * the ones the 4-bit / NF4 GEMV kernels take, so those can be dropped in here.
+ */
+import { gemmInt8 } from '../kernels/gemm-int8.js';
+import type { Int8Codes } from '../kernels/gemm-int8.ref.js';
+
+export type { Int8Codes };
+
+/**
+ * C [M, N] int32 = Σ_k (A[m, k] − aZero) · (B[k, n] − bZero[n]): A [M, K] and B [K, N] row-major,
+ * one zero point for A, one per tensor or per column for B. Exact while the sums fit int32
+ * (K ≤ 33025 for any u8/s8 codes), wrapping modulo 2^32 beyond, as an int32 accumulator does.
+ */
+export function int8Gemm(
+  a: Int8Codes,
+  m: number,
+  k: number,
+  aZero: number,
+  b: Int8Codes,
+  n: number,
+  bZero: number | ArrayLike<number>,
+): Int32Array {
+  return gemmInt8({ a, b, m, k, n, aZero, bZero });
+}
+
+/**
+ * MatMulNBits weights as ONNX Runtime stores them: W [K, N] held by column n as `packed` uint8
+ * [N][kBlocks][blockSize·bits/8] (a block's codes packed along K, lowest bits first), `scales`
+ * [N][kBlocks], `zeroPoints` uint8 [N][⌈kBlocks·bits/8⌉] packed alike (absent: 2^(bits−1));
+ * W[k, n] = fp32((code − zero point) · scale). kBlocks = ⌈K / blockSize⌉.
+ */
+export interface NBitsMatrix {
+  readonly K: number;
+  readonly N: number;
+  readonly bits: 2 | 4 | 8;
+  readonly blockSize: number;
+  readonly packed: Uint8Array;
+  readonly scales: Float32Array;
+  readonly zeroPoints?: Uint8Array | undefined;
+}
+
+/**
+ * MatMulBnb4 weights: W taken as [N, K] flattened row-major in blocks of `blockSize`, two codes a
+ * byte with the first in the HIGH nibble; W[k, n] = fp32(table[code] · absmax of the block).
+ */
+export interface Bnb4Matrix {
+  readonly K: number;
+  readonly N: number;
+  readonly blockSize: number;
+  readonly packed: Uint8Array;
+  readonly absmax: Float32Array;
+  readonly table: Float32Array;
+}
+
+/** The `bits`-wide code at position j of a run of codes packed from `base`, lowest bits first. */
+function codeAt(bytes: Uint8Array, base: number, j: number, bits: number): number {
+  const bit = j * bits;
+  return ((bytes[base + (bit >> 3)] as number) >> (bit & 7)) & ((1 << bits) - 1);
+}
+
+/** Y [M, N] = X [M, K] × W for a MatMulNBits weight, fp32 out. */
+export function matmulNBits(x: Float32Array, m: number, w: NBitsMatrix): Float32Array {
+  const { K, N, bits, blockSize: bs, packed, scales, zeroPoints } = w;
+  const kBlocks = Math.ceil(K / bs);
+  const blob = (bs * bits) / 8;
+  const zpRow = Math.ceil((kBlocks * bits) / 8);
+  const mid = 1 << (bits - 1);
+  const y = matmulByColumns(x, m, K, N, (n, col) => {
+    for (let blk = 0; blk < kBlocks; blk++) {
+      const p = n * kBlocks + blk;
+      const z = zeroPoints ? codeAt(zeroPoints, n * zpRow, blk, bits) : mid;
+      const scale = scales[p] as number;
+      const end = Math.min(bs, K - blk * bs);
+      for (let j = 0; j < end; j++) col[blk * bs + j] = Math.fround((codeAt(packed, p * blob, j, bits) - z) * scale);
+    }
+  });
+  return Float32Array.from(y);
+}
+
+/** Y [M, N] = X [M, K] × W for a MatMulBnb4 weight, fp32 out. */
+export function matmulBnb4(x: Float32Array, m: number, w: Bnb4Matrix): Float32Array {
+  const { K, N, blockSize: bs, packed, absmax, table } = w;
+  const y = matmulByColumns(x, m, K, N, (n, col) => {
+    for (let k = 0; k < K; k++) {
+      const i = n * K + k;
+      const byte = packed[i >> 1] as number;
+      const code = i & 1 ? byte & 0x0f : byte >> 4;
+      col[k] = Math.fround((table[code] as number) * (absmax[Math.floor(i / bs)] as number));
+    }
+  });
+  return Float32Array.from(y);
+}
+
+/**
+ * Y [M, N] = A [M, K] × W, W [K, N] given by column: `weight(n, out)` writes column n's K fp32
+ * values into `out`. Sums in float64 (the caller rounds once to fp32). One column of W is
+ * dequantized at a time, so the weight is never held in float whole.
+ */
+function matmulByColumns(
+  a: ArrayLike<number>,
+  m: number,
+  k: number,
+  n: number,
+  weight: (col: number, out: Float64Array) => void,
+): Float64Array {
+  const y = new Float64Array(m * n);
+  const col = new Float64Array(k);
+  for (let j = 0; j < n; j++) {
+    weight(j, col);
+    for (let i = 0; i < m; i++) {
+      let acc = 0;
+      const base = i * k;
+      for (let t = 0; t < k; t++) acc += (a[base + t] as number) * (col[t] as number);
+      y[i * n + j] = acc;
+    }
+  }
+  return y;
+}

@@ -1,0 +1,139 @@
+import { QuantkitError } from '../../errors.js';
+import { NF4_TABLE, FP4_BNB_TABLE } from '../../quant/codebook.js';
+import type { Tensor } from '../../tensor/tensor.js';
+import { elementCount, makeTensor } from '../../tensor/tensor.js';
+import { matmulBnb4, matmulNBits } from '../kernels.js';
+import type { OpContext, OpImpl } from '../op.js';
+import { badShape, expectDType, requireInput } from '../op.js';
+import { encodeFloat, toFloat64 } from '../values.js';
+
+/**
+ * com.microsoft contrib ops that multiply by a block-quantized weight (ONNX Runtime
+ * docs/ContribOperators.md): the ops check the attributes and shapes and hand the weight to the
+ * kernels (kernels.ts), which compute what ONNX Runtime's CPU kernels compute at accuracy level
+ * 0 — each weight dequantized to fp32, fp32((code − zero point) · scale) or fp32(table[code] ·
+ * absmax), then multiplied; accuracy_level > 0 lets a runtime quantize A too, which is not done
+ * here (the level-0 result is the one the weights define). A bias is added after the product.
+ */
+
+function requiredInt(ctx: OpContext, name: string): number {
+  const v = ctx.attrs.int(name);
+  if (v === undefined || v < 0)
+    throw new QuantkitError(
+      'QK_BAD_ATTRIBUTE',
+      `${ctx.where}: attribute '${name}' is missing or negative`,
+      `set ${name} as the contrib op spec requires`,
+    );
+  return v;
+}
+
+/** A [..., K] as fp32 rows (fp16 A widens exactly); the output keeps A's leading dims and ends in N. */
+function rowsOf(a: Tensor, K: number, ctx: OpContext): { x: Float32Array; M: number; outLead: number[] } {
+  expectDType(a, ['float32', 'float16'], 'A', ctx);
+  if (a.dims.length === 0 || a.dims[a.dims.length - 1] !== K)
+    throw badShape(ctx, `A [${a.dims.join(', ')}] must end in K = ${K}`);
+  const x = a.dtype === 'float32' ? (a.data as Float32Array) : Float32Array.from(toFloat64(a));
+  return { x, M: elementCount(a.dims) / K, outLead: a.dims.slice(0, -1) };
+}
+
+/** y (fp32) + bias [N], in float64 and rounded once to A's type, as the output tensor. */
+function output(a: Tensor, outLead: number[], y: Float32Array, bias: Tensor | undefined, N: number, ctx: OpContext) {
+  const v = Float64Array.from(y);
+  if (bias) {
+    const b = toFloat64(bias);
+    if (b.length !== N) throw badShape(ctx, `bias must have N = ${N} elements, got [${bias.dims.join(', ')}]`);
+    for (let i = 0; i < v.length; i++) v[i] = (v[i] as number) + (b[i % N] as number);
+  }
+  return makeTensor(a.dtype, [...outLead, N], encodeFloat(a.dtype, v));
+}
+
+const float32 = (t: Tensor) => (t.dtype === 'float32' ? (t.data as Float32Array) : Float32Array.from(toFloat64(t)));
+
+/**
+ * MatMulNBits: Y = A × Wᵀ, W [N, K] stored as B uint8 [N, k_blocks, block_size·bits/8] (codes of
+ * a block packed along K, lowest bits first), scales [N, k_blocks], zero_points uint8
+ * [N, ⌈k_blocks·bits/8⌉] packed the same way (absent: 2^(bits−1)), optional bias [N]. bits 2, 4
+ * or 8. Float zero points and g_idx are not run.
+ */
+export const MatMulNBits: OpImpl = (inputs, ctx) => {
+  const a = requireInput(inputs, 0, 'A', ctx);
+  const b = requireInput(inputs, 1, 'B', ctx);
+  const scales = requireInput(inputs, 2, 'scales', ctx);
+  const zeroPoints = inputs[3];
+  const K = requiredInt(ctx, 'K');
+  const N = requiredInt(ctx, 'N');
+  const bits = ctx.attrs.int('bits', 4);
+  const bs = requiredInt(ctx, 'block_size');
+  if (bits !== 2 && bits !== 4 && bits !== 8)
+    throw new QuantkitError('QK_BAD_ATTRIBUTE', `${ctx.where}: bits = ${bits}`, 'MatMulNBits runs bits 2, 4 or 8');
+  if (inputs[4])
+    throw new QuantkitError(
+      'QK_UNSUPPORTED_OP',
+      `${ctx.where}: MatMulNBits with g_idx is not run by the reference interpreter`,
+      'reorder the weight rows instead of passing g_idx',
+    );
+  expectDType(b, ['uint8'], 'B', ctx);
+  const kBlocks = Math.ceil(K / bs);
+  const blob = (bs * bits) / 8;
+  if (b.data.length !== N * kBlocks * blob)
+    throw badShape(ctx, `B [${b.dims.join(', ')}] must hold N·k_blocks·blob = ${N}·${kBlocks}·${blob} bytes`);
+  if (scales.data.length !== N * kBlocks) throw badShape(ctx, `scales must have N·k_blocks = ${N * kBlocks} elements`);
+  const zpRow = Math.ceil((kBlocks * bits) / 8);
+  if (zeroPoints) {
+    if (zeroPoints.dtype !== 'uint8')
+      throw new QuantkitError(
+        'QK_UNSUPPORTED_OP',
+        `${ctx.where}: MatMulNBits with ${zeroPoints.dtype} zero points is not run by the reference interpreter`,
+        'store zero points packed as uint8',
+      );
+    if (zeroPoints.data.length !== N * zpRow)
+      throw badShape(ctx, `zero_points must hold N·⌈k_blocks·bits/8⌉ = ${N * zpRow} bytes`);
+  }
+  const { x, M, outLead } = rowsOf(a, K, ctx);
+  const y = matmulNBits(x, M, {
+    K,
+    N,
+    bits,
+    blockSize: bs,
+    packed: b.data as Uint8Array,
+    scales: float32(scales),
+    zeroPoints: zeroPoints?.data as Uint8Array | undefined,
+  });
+  return [output(a, outLead, y, inputs[5], N, ctx)];
+};
+
+/**
+ * MatMulBnb4: Y = A × Wᵀ, W [N, K] flattened row-major into blocks of block_size, two codes a
+ * byte with the FIRST in the HIGH nibble (bitsandbytes' order); value = table[code] · absmax of
+ * the block; quant_type 0 = bitsandbytes FP4, 1 = NF4.
+ */
+export const MatMulBnb4: OpImpl = (inputs, ctx) => {
+  const a = requireInput(inputs, 0, 'A', ctx);
+  const b = requireInput(inputs, 1, 'B', ctx);
+  const absmax = requireInput(inputs, 2, 'absmax', ctx);
+  const K = requiredInt(ctx, 'K');
+  const N = requiredInt(ctx, 'N');
+  const bs = requiredInt(ctx, 'block_size');
+  const quantType = requiredInt(ctx, 'quant_type');
+  if (quantType > 1)
+    throw new QuantkitError(
+      'QK_BAD_ATTRIBUTE',
+      `${ctx.where}: quant_type = ${quantType}`,
+      'MatMulBnb4 takes 0 (FP4) or 1 (NF4)',
+    );
+  expectDType(b, ['uint8'], 'B', ctx);
+  if (b.data.length !== Math.ceil((N * K) / 2))
+    throw badShape(ctx, `B must hold ⌈N·K/2⌉ = ${Math.ceil((N * K) / 2)} bytes`);
+  if (absmax.data.length !== Math.ceil((N * K) / bs))
+    throw badShape(ctx, `absmax must have ⌈N·K/block_size⌉ = ${Math.ceil((N * K) / bs)} elements`);
+  const { x, M, outLead } = rowsOf(a, K, ctx);
+  const y = matmulBnb4(x, M, {
+    K,
+    N,
+    blockSize: bs,
+    packed: b.data as Uint8Array,
+    absmax: float32(absmax),
+    table: quantType === 1 ? NF4_TABLE : FP4_BNB_TABLE,
+  });
+  return [output(a, outLead, y, undefined, N, ctx)];
+};

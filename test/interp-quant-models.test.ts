@@ -1,0 +1,184 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { describe, expect, it } from 'vitest';
+import { parseCalibMethod } from '../src/calib/method.js';
+import { quantizeDynamicModel } from '../src/flows/calibrate.js';
+import { quantizeStatic } from '../src/flows/calibrate-node.js';
+import { quantizeModelBytes } from '../src/flows/quantize.js';
+import { modelFromProto } from '../src/graph/from-onnx.js';
+import { modelToProto } from '../src/graph/to-onnx.js';
+import { runModel } from '../src/interp/run.js';
+import { makeValueInfo } from '../src/io/onnx/build.js';
+import { decodeModel, encodeModel } from '../src/io/onnx/proto.js';
+import { readNpy } from '../src/io/npy/npy.js';
+import type { WeightOnlyOptions } from '../src/passes/weight-only/index.js';
+import type { Tensor } from '../src/tensor/tensor.js';
+import { REPO } from './helpers/cli.js';
+
+/*
+ * `quantkit run` on every quantized form our quantizer writes for the shipped models, against
+ * onnxruntime-node on a few inputs: float outputs within 1e-5 of the output's largest magnitude.
+ * ORT computes the float ops between the quantizers (LayerNorm, Softmax, GELU) in fp32 where the
+ * interpreter works in float64, so a value on a rounding tie may become a different code in each,
+ * and a dynamic range's max may differ by an ulp and move its scale. Where activations are
+ * quantized the comparison therefore reads ORT's values at the quantizers (as extra graph
+ * outputs, chosen so ORT's fusions stay as they were) and pins the interpreter to them:
+ *   int8-static  the codes of every QuantizeLinear (ORT fuses the QDQ into integer kernels, so
+ *                the float before it does not exist there); the interpreter's own codes may differ
+ *                by one step, in at most 1 of 10^4;
+ *   int8-dynamic the float input of every DynamicQuantizeLinear (the interpreter's own within
+ *                1e-5); from the same floats, the codes and the integer matmuls must then agree.
+ * MatMulNBits from a DequantizeLinear(int4) is asked for at accuracy level 0 (ORT's default for
+ * that fusion quantizes A to int8). Weights are pair-safe (the default target), so ORT's AVX2
+ * and VNNI kernels agree.
+ */
+
+const read = (f: string) => readFileSync(join(REPO, 'models', f));
+const REL = 1e-5;
+
+type Maker = (bytes: Uint8Array) => Promise<Uint8Array> | Uint8Array;
+
+const weightOnly =
+  (o: WeightOnlyOptions): Maker =>
+  (bytes) =>
+    quantizeModelBytes(bytes, o).bytes;
+const dynamic: Maker = (bytes) => {
+  const m = modelFromProto(decodeModel(bytes));
+  quantizeDynamicModel(m, {});
+  return encodeModel(modelToProto(m));
+};
+const statics =
+  (input: string, calib: Tensor): Maker =>
+  async (bytes) => {
+    const m = modelFromProto(decodeModel(bytes));
+    await quantizeStatic(m, new Map([[input, calib]]), { method: parseCalibMethod('minmax') });
+    return encodeModel(modelToProto(m));
+  };
+
+type Pin = 'none' | 'codes' | 'dynamic-inputs';
+
+/** `bytes` with the values to pin (see above) also graph outputs; their names. */
+function expose(bytes: Uint8Array, pin: Pin): { bytes: Uint8Array; names: string[] } {
+  const m = decodeModel(bytes);
+  const g = m.graph!;
+  const inits = new Map(g.initializer.map((t) => [t.name, t.dataType]));
+  const names: string[] = [];
+  for (const n of g.node) {
+    if (pin === 'codes' && n.opType === 'QuantizeLinear') {
+      names.push(n.output[0] as string);
+      const dtype = inits.get(n.input[2] ?? '') === 3 ? 'int8' : 'uint8';
+      g.output.push(makeValueInfo({ name: n.output[0] as string, dtype }));
+    }
+    if (pin === 'dynamic-inputs' && n.opType === 'DynamicQuantizeLinear' && !names.includes(n.input[0] as string)) {
+      names.push(n.input[0] as string);
+      g.output.push(makeValueInfo({ name: n.input[0] as string, dtype: 'float32' }));
+    }
+  }
+  return { bytes: encodeModel(m), names };
+}
+
+/** max |got − want| ≤ REL · max |want|. */
+function expectClose(got: Tensor, want: Tensor): void {
+  const g = got.data as Float32Array;
+  const w = want.data as Float32Array;
+  expect(g.length).toBe(w.length);
+  let scale = 0;
+  let worst = 0;
+  for (let i = 0; i < w.length; i++) {
+    scale = Math.max(scale, Math.abs(w[i] as number));
+    worst = Math.max(worst, Math.abs((g[i] as number) - (w[i] as number)));
+  }
+  expect(worst).toBeLessThanOrEqual(REL * scale);
+}
+
+async function ortRun(bytes: Uint8Array, feeds: Map<string, Tensor>): Promise<Map<string, Tensor>> {
+  const session = await ort.InferenceSession.create(bytes, {
+    extra: { session: { qdq_matmulnbits_accuracy_level: '0' } },
+  });
+  const ortFeeds: Record<string, ort.Tensor> = {};
+  for (const [k, t] of feeds) ortFeeds[k] = new ort.Tensor(t.dtype as 'float32', t.data as Float32Array, [...t.dims]);
+  const out = await session.run(ortFeeds);
+  await session.release();
+  return new Map(
+    session.outputNames.map((n) => {
+      const t = out[n]!;
+      return [n, { dtype: t.type as Tensor['dtype'], dims: t.dims as number[], data: t.data as Tensor['data'] }];
+    }),
+  );
+}
+
+async function compare(bytes: Uint8Array, feeds: Map<string, Tensor>, pin: Pin): Promise<void> {
+  const exposed = expose(bytes, pin);
+  const want = await ortRun(exposed.bytes, feeds);
+  const pinned = new Map(exposed.names.map((c) => [c, want.get(c)!]));
+  const computed = new Map<string, Tensor>();
+  const got = runModel(decodeModel(bytes), feeds, { pinned, onValue: (n, t) => pinned.has(n) && computed.set(n, t) });
+  let differ = 0;
+  let total = 0;
+  for (const [name, theirs] of pinned) {
+    const ours = computed.get(name)!;
+    if (pin === 'dynamic-inputs') {
+      expectClose(ours, theirs);
+      continue;
+    }
+    const a = ours.data as Uint8Array;
+    const b = theirs.data as Uint8Array;
+    total += b.length;
+    for (let i = 0; i < b.length; i++) {
+      if (a[i] === b[i]) continue;
+      differ++;
+      expect(Math.abs((a[i] as number) - (b[i] as number))).toBe(1);
+    }
+  }
+  expect(differ).toBeLessThanOrEqual(total * 1e-4);
+  for (const [name, t] of got) expectClose(t, want.get(name)!);
+}
+
+const pinFor = (scheme: string): Pin =>
+  scheme === 'int8-static' ? 'codes' : scheme === 'int8-dynamic' ? 'dynamic-inputs' : 'none';
+
+const cnnX = readNpy(read('cnn-test-x.npy'));
+const cnnFeeds = new Map<string, Tensor>([
+  ['input', { dtype: 'float32', dims: [8, 1, 8, 8], data: (cnnX.data as Float32Array).slice(0, 8 * 64) }],
+]);
+const windows = readNpy(read('lm-eval.npy'));
+const T = 40;
+const ids = new BigInt64Array(2 * T);
+for (let b = 0; b < 2; b++)
+  for (let t = 0; t < T; t++) ids[b * T + t] = (windows.data as BigInt64Array)[b * 65 + t] as bigint;
+const lmFeeds = new Map<string, Tensor>([['input_ids', { dtype: 'int64', dims: [2, T], data: ids }]]);
+
+const COMMON: [string, (calib: Tensor, input: string) => Maker][] = [
+  ['int8-static', (calib, input) => statics(input, calib)],
+  ['int8-dynamic', () => dynamic],
+  ['q4', () => weightOnly({ scheme: 'q4' })],
+  ['q4-asym', () => weightOnly({ scheme: 'q4-asym' })],
+  ['q8-block', () => weightOnly({ scheme: 'q8-block' })],
+  ['nf4', () => weightOnly({ scheme: 'nf4' })],
+  ['fp4', () => weightOnly({ scheme: 'fp4' })],
+];
+const LM_ONLY: [string, Maker][] = [
+  ['q4 --format qdq (DequantizeLinear int4 → MatMul)', weightOnly({ scheme: 'q4', format: 'qdq' })],
+  ['q4-asym --format qdq (DequantizeLinear uint4 → MatMul)', weightOnly({ scheme: 'q4-asym', format: 'qdq' })],
+  ['q4-asym --quantize-embeddings (GatherBlockQuantized)', weightOnly({ scheme: 'q4-asym', quantizeEmbeddings: true })],
+  ['nf4 --quantize-embeddings (int8 rows)', weightOnly({ scheme: 'nf4', quantizeEmbeddings: true })],
+];
+
+describe('quantkit run gives ORT’s outputs on the quantized digits CNN', () => {
+  const calib = readNpy(read('cnn-calib-x.npy'));
+  for (const [name, make] of COMMON) {
+    it(name, async () => {
+      await compare(await make(calib, 'input')(read('cnn.onnx')), cnnFeeds, pinFor(name));
+    });
+  }
+});
+
+describe('quantkit run gives ORT’s outputs on the quantized char LM', () => {
+  const calib = readNpy(read('lm-calib.npy'));
+  for (const [name, make] of [...COMMON.map(([n, m]) => [n, m(calib, 'input_ids')] as const), ...LM_ONLY]) {
+    it(name, async () => {
+      await compare(await make(read('lm.onnx')), lmFeeds, pinFor(name));
+    });
+  }
+});
