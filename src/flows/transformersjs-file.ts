@@ -11,6 +11,7 @@ import { readCalibFiles } from '../node/calib-files.js';
 import { writeFileAtomic } from '../node/files.js';
 import { openOnnxFile } from '../node/model-file.js';
 import { dataFileName, writeOnnxModel } from '../node/model-writer.js';
+import type { Target } from '../passes/activation/weight-form.js';
 import type { PrecomputedWeights } from '../passes/weight-only/types.js';
 import { mulberry32 } from '../quant/prng.js';
 import { storageBytes } from '../tensor/dtype.js';
@@ -45,6 +46,8 @@ export interface TransformersJsOptions {
   readonly force?: boolean | undefined;
   readonly recipe?: TjsRecipe | undefined;
   readonly embeddings?: EmbeddingChoice | undefined;
+  /** q8/int8 weight form by CPU (`target`): pair-safe s8 for any CPU by default. */
+  readonly target?: Target | undefined;
   /** Output weight bytes from which a file gets external data (default 1 GiB). */
   readonly externalThreshold?: number | undefined;
   /** Load and run every written file in ONNX Runtime (default true). */
@@ -381,7 +384,13 @@ export async function writeTransformersJs(dir: string, o: TransformersJsOptions 
       let how: string;
       let rowNotes: string[];
       try {
-        const r = rewriteForDtype(model, dtype, { recipe: o.recipe, modelType, embeddings: o.embeddings, gptq });
+        const r = rewriteForDtype(model, dtype, {
+          recipe: o.recipe,
+          modelType,
+          embeddings: o.embeddings,
+          target: o.target,
+          gptq,
+        });
         how = r.how;
         rowNotes = r.notes;
         const tensors = tensorsToWriteOf(model, file.external);

@@ -1,8 +1,20 @@
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { modelFromProto } from '../graph/from-onnx.js';
+import { makeModel } from '../io/onnx/build.js';
 import { dataFileName } from '../node/model-writer.js';
-import { partOfFile, TJS_DTYPES, TJS_SUFFIX, tjsFileName, updateTjsConfig } from './transformersjs.js';
+import { mulberry32 } from '../quant/prng.js';
+import {
+  partOfFile,
+  rewriteForDtype,
+  TJS_DTYPES,
+  TJS_SUFFIX,
+  tjsFileName,
+  updateTjsConfig,
+  type TjsDtype,
+  type TjsRecipe,
+} from './transformersjs.js';
 
 /*
  * The file conventions against transformers.js's own sources (the loader quantkit writes for):
@@ -82,5 +94,63 @@ describe('transformers.js file conventions, checked against its loader', () => {
     expect(
       updateTjsConfig('{"model_type": "bert"}', [{ file: 'model_q4.onnx', part: 'model', chunks: 0 }], []),
     ).toBeUndefined();
+  });
+});
+
+/** x [1, 8] → MatMul(W [8, 4]) → y, with a 1×1 Conv on a second input when `conv`. */
+function tinyModel(conv: boolean) {
+  const rand = mulberry32(3);
+  const t = (dims: number[]) => ({
+    dtype: 'float32' as const,
+    dims,
+    data: Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => rand() - 0.5),
+  });
+  return modelFromProto(
+    makeModel({
+      nodes: [
+        { opType: 'MatMul', inputs: ['x', 'w'], outputs: ['y'], name: 'mm' },
+        ...(conv ? [{ opType: 'Conv', inputs: ['img', 'k'], outputs: ['z'], name: 'conv' }] : []),
+      ],
+      inputs: [
+        { name: 'x', dtype: 'float32', dims: [1, 8] },
+        ...(conv ? [{ name: 'img', dtype: 'float32' as const, dims: [1, 2, 4, 4] }] : []),
+      ],
+      outputs: [
+        { name: 'y', dtype: 'float32', dims: [1, 4] },
+        ...(conv ? [{ name: 'z', dtype: 'float32' as const, dims: [1, 2, 4, 4] }] : []),
+      ],
+      initializers: { w: t([8, 4]), ...(conv ? { k: t([2, 2, 1, 1]) } : {}) },
+      opsets: { '': 17 },
+    }),
+  );
+}
+
+describe('8-bit dtypes: weight types as the former script chose them', () => {
+  it('q8 takes u8 weights when the model has a Conv (its QUINT8_OPS), s8 otherwise; int8/uint8 force the type', () => {
+    const weightType = (conv: boolean, dtype: TjsDtype, recipe: TjsRecipe) => {
+      const m = tinyModel(conv);
+      rewriteForDtype(m, dtype, { recipe, modelType: 'bert' });
+      return m.graph.initializers.get('w_quantized')?.dtype;
+    };
+    for (const recipe of ['quantkit', 'legacy'] as const) {
+      expect(weightType(false, 'q8', recipe)).toBe('int8');
+      expect(weightType(true, 'q8', recipe)).toBe('uint8');
+      expect(weightType(true, 'int8', recipe)).toBe('int8');
+      expect(weightType(false, 'uint8', recipe)).toBe('uint8');
+    }
+  });
+
+  it('legacy: per-tensor full range for gpt2-type models, per-channel seven-bit otherwise', () => {
+    const codes = (modelType: string) => {
+      const m = tinyModel(false);
+      rewriteForDtype(m, 'int8', { recipe: 'legacy', modelType });
+      const scale = m.graph.initializers.get('w_scale')?.load().data as Float32Array;
+      const q = m.graph.initializers.get('w_quantized')?.load().data as Int8Array;
+      return { scales: new Set(scale), max: Math.max(...q.map(Math.abs)) };
+    };
+    expect(codes('gpt2').scales.size).toBe(1);
+    expect(codes('gpt2').max).toBe(127);
+    expect(codes('bert').scales.size).toBe(4);
+    expect(codes('bert').max).toBe(64);
   });
 });

@@ -1,6 +1,7 @@
 import { QuantkitError } from '../errors.js';
 import type { Model } from '../graph/model.js';
 import type { DynamicReport } from '../passes/activation/dynamic.js';
+import type { Target } from '../passes/activation/weight-form.js';
 import type { PrecomputedWeights, WeightOnlyReport } from '../passes/weight-only/types.js';
 import { quantizeDynamicModel } from './calibrate.js';
 import { quantizeModel } from './quantize.js';
@@ -160,6 +161,8 @@ export interface TjsRewriteOptions {
   /** config.json's model_type (the legacy q8 rule reads it). */
   readonly modelType?: string | undefined;
   readonly embeddings?: EmbeddingChoice | undefined;
+  /** The CPU q8/int8 files are for (passes/activation/weight-form.ts): pair-safe s8 by default, full range for vnni|arm|wasm. */
+  readonly target?: Target | undefined;
   /** GPTQ's results for this part (flows/gptq.ts), used by q4, q4f16 (scheme q4) and bnb4 (nf4). */
   readonly gptq?: { readonly q4?: PrecomputedWeights | undefined; readonly nf4?: PrecomputedWeights | undefined };
 }
@@ -192,7 +195,7 @@ function eightBit(model: Model, dtype: 'q8' | 'int8' | 'uint8', o: TjsRewriteOpt
       : `MatMulInteger, s8 weights per ${perTensor ? 'tensor, full range' : 'channel, seven-bit'}`;
     return { how, notes: r.notes, dynamic: r };
   }
-  const r = quantizeDynamicModel(model, unsigned ? { weightType: 'uint8' } : {});
+  const r = quantizeDynamicModel(model, unsigned ? { weightType: 'uint8' } : { target: o.target });
   return {
     how: unsigned
       ? 'MatMulInteger, u8 weights per channel'

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { QuantkitError } from '../../errors.js';
+import { isTarget, TARGETS, type Target } from '../../passes/activation/weight-form.js';
 import { parseTjsDtypes, TJS_DTYPES, type EmbeddingChoice } from '../../flows/transformersjs.js';
 import { writeTransformersJs, type TjsRow } from '../../flows/transformersjs-file.js';
 import { cliWording, inCliWords } from '../option-flags.js';
@@ -12,6 +13,7 @@ interface TransformersJsFlags {
   force?: boolean;
   embeddings: string;
   externalThreshold?: string;
+  target: string;
   quality: boolean;
   verify: boolean;
   json?: boolean;
@@ -48,6 +50,15 @@ function parseBytes(text: string | undefined): number | undefined {
   return Number(text);
 }
 
+function parseTarget(text: string): Target {
+  if (isTarget(text)) return text;
+  throw new QuantkitError(
+    'QK_BAD_OPTION',
+    `--target ${JSON.stringify(text)} is not a known CPU`,
+    `use one of ${TARGETS.join(', ')}`,
+  );
+}
+
 function qualityCells(r: TjsRow): [string, string] {
   if (!r.quality) return ['—', '—'];
   return [r.quality.cosine.toFixed(5), r.quality.top1 === undefined ? '—' : `${(100 * r.quality.top1).toFixed(1)} %`];
@@ -77,6 +88,11 @@ export function registerTransformersJs(program: Command): void {
       '--external-threshold <bytes>',
       'output weight bytes from which a file gets <file>.onnx_data (default 1 GiB)',
     )
+    .option(
+      '--target <cpu>',
+      `q8/int8 weights for the CPU that runs them: any (pair-safe s8, exact without VNNI) or vnni|arm|wasm (full range)`,
+      'any',
+    )
     .option('-f, --force', 'replace existing dtype files')
     .option('--no-quality', 'skip the comparison with fp32')
     .option('--no-verify', 'do not load and run each written file in ONNX Runtime')
@@ -93,6 +109,7 @@ export function registerTransformersJs(program: Command): void {
           force: flags.force ?? false,
           embeddings: parseEmbeddings(flags.embeddings),
           externalThreshold: parseBytes(flags.externalThreshold),
+          target: parseTarget(flags.target),
           quality: flags.quality,
           verify: flags.verify,
           onStep: bar.progress,
