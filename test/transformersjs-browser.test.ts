@@ -16,7 +16,8 @@ import { REPO } from './helpers/cli.js';
  * backend: a page bundled by esbuild from @huggingface/transformers' browser build, its model
  * folders and ORT's .wasm (its CPU SIMD build) served by request interception (no network: anything else is refused
  * and listed). The encoder's files all carry external data (X.onnx_data, fetched by
- * transformers.js because config.json says so); the LM's are self-contained.
+ * transformers.js because config.json says so) and its q4/q4f16 embedding tables are
+ * GatherBlockQuantized; the LM's files are self-contained.
  */
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -88,7 +89,7 @@ describe('transformers.js in headless Chromium (onnxruntime-web WASM) loads ever
     writeTjsModel('char-lm', REPO, join(dir, 'char-lm'));
     cpSync(join(REPO, 'test', 'fixtures', 'transformersjs', 'tiny-bert'), join(dir, 'tiny-bert'), { recursive: true });
     await writeTransformersJs(join(dir, 'char-lm'), { quality: false });
-    await writeTransformersJs(join(dir, 'tiny-bert'), { quality: false, externalThreshold: 0 });
+    await writeTransformersJs(join(dir, 'tiny-bert'), { quality: false, externalThreshold: 0, embeddings: 'on' });
 
     // fp32 in Node (onnxruntime-node), the reference for the page's fp32.
     env.allowRemoteModels = false;

@@ -214,6 +214,18 @@ describe('quantkit transformersjs, checked with transformers.js', () => {
     await fe.dispose();
   });
 
+  it('--embeddings on: q4f16 with a GatherBlockQuantized table (in fp16) loads in transformers.js, cosine ≥ 0.98', async () => {
+    const folder = join(dir, 'tiny-bert');
+    const r = await writeTransformersJs(folder, { dtypes: ['q4f16'], embeddings: 'on', force: true });
+    expect(r.rows[1]?.how).toContain('GatherBlockQuantized');
+    const g = decodeModel(readFileSync(join(folder, 'onnx', 'model_q4f16.onnx')), 'q4f16').graph;
+    expect(g?.node.filter((n) => n.opType === 'GatherBlockQuantized').length).toBeGreaterThan(0);
+    const fe = (await pipeline('feature-extraction', 'tiny-bert', { dtype: 'q4f16' })) as FeatureExtractionPipeline;
+    const q = cosineAndTop1(embeddings.get('fp32') as Float32Array, await embed(fe), 64);
+    await fe.dispose();
+    expect(q.cosine).toBeGreaterThanOrEqual(0.98);
+  });
+
   it('GPTQ with --calib (8 LM calibration windows): q4 loads in transformers.js, logits top-1 ≥ 85 %', async () => {
     const folder = join(dir, 'char-lm');
     const calib = readNpy(readFileSync(join(REPO, 'models', 'lm-calib.npy')));
