@@ -265,3 +265,30 @@ describe('quantkit transformersjs (CLI)', () => {
     }
   });
 });
+
+describe('quantkit transformersjs: user errors name the file and the way out', () => {
+  it('refuses a folder without config.json or onnx/ parts, a config that is not JSON, and calibration that is not token ids', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'qk-tjs-err-'));
+    try {
+      await expect(writeTransformersJs(dir)).rejects.toMatchObject({ code: 'QK_TJS_NOT_A_MODEL_FOLDER' });
+      cpSync(join(REPO, 'test', 'fixtures', 'transformersjs', 'tiny-bert'), dir, { recursive: true });
+      rmSync(join(dir, 'onnx', 'model.onnx'));
+      await expect(writeTransformersJs(dir)).rejects.toMatchObject({
+        code: 'QK_TJS_NOT_A_MODEL_FOLDER',
+        message: expect.stringContaining('holds no fp32 part') as unknown,
+      });
+      cpSync(join(REPO, 'test', 'fixtures', 'transformersjs', 'tiny-bert'), dir, { recursive: true });
+      writeFileSync(join(dir, 'config.json'), '{"model_type": "bert",');
+      await expect(writeTransformersJs(dir)).rejects.toMatchObject({ code: 'QK_TJS_BAD_CONFIG' });
+      cpSync(join(REPO, 'test', 'fixtures', 'transformersjs', 'tiny-bert'), dir, { recursive: true });
+      const floats = join(dir, 'floats.npy');
+      writeFileSync(floats, writeNpy({ dtype: 'float32', dims: [2, 8], data: new Float32Array(16) }));
+      await expect(writeTransformersJs(dir, { dtypes: ['q4'], calib: [`input_ids=${floats}`] })).rejects.toMatchObject({
+        code: 'QK_TJS_BAD_CALIB',
+      });
+      expect(existsSync(join(dir, 'onnx', 'model_q4.onnx'))).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -3,6 +3,7 @@ import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { modelFromProto } from '../graph/from-onnx.js';
 import { makeModel } from '../io/onnx/build.js';
+import { quantizeDynamic } from '../passes/activation/dynamic.js';
 import { dataFileName } from '../node/model-writer.js';
 import { mulberry32 } from '../quant/prng.js';
 import {
@@ -138,6 +139,12 @@ describe('8-bit dtypes: weight types as the former script chose them', () => {
       expect(weightType(true, 'int8', recipe)).toBe('int8');
       expect(weightType(false, 'uint8', recipe)).toBe('uint8');
     }
+  });
+
+  it('u8 weights with per-token (s8) activations are refused: MatMulInteger has no s8 × u8', () => {
+    expect(() => quantizeDynamic(tinyModel(false), { weightType: 'uint8', perToken: true })).toThrow(
+      expect.objectContaining({ code: 'QK_BAD_OPTION' }) as Error,
+    );
   });
 
   it('legacy: per-tensor full range for gpt2-type models, per-channel seven-bit otherwise', () => {
