@@ -299,6 +299,18 @@ function inputFiles(path: string, proto: ModelProto): string[] {
   return [...files];
 }
 
+/**
+ * config.json's use_external_data_format set for `written` (every other key kept), atomically;
+ * false when it already says so.
+ */
+async function updateConfig(folder: Folder, written: readonly WrittenDataFiles[]): Promise<boolean> {
+  const others = readdirSync(folder.onnxDir).filter((f) => f.endsWith('.onnx') && !written.some((w) => w.file === f));
+  const next = updateTjsConfig(readFileSync(folder.configPath, 'utf8'), written, others);
+  if (next === undefined) return false;
+  await writeFileAtomic(folder.configPath, [new TextEncoder().encode(next)], { force: true });
+  return true;
+}
+
 /** Every output path the run would write, checked before anything is written. */
 function plannedOutputs(folder: Folder, dtypes: readonly TjsDtype[]): string[] {
   return folder.parts.flatMap((part) => dtypes.map((d) => join(folder.onnxDir, tjsFileName(part, d))));
@@ -322,7 +334,7 @@ export async function writeTransformersJs(dir: string, o: TransformersJsOptions 
       );
   }
   const rows: TjsRow[] = [];
-  const written: WrittenDataFiles[] = [];
+  let configUpdated = false;
   const total = folder.parts.length * dtypes.length;
   let done = 0;
   for (const part of folder.parts) {
@@ -405,8 +417,10 @@ export async function writeTransformersJs(dir: string, o: TransformersJsOptions 
         // A data file left from an earlier run of this dtype would be read if config said so.
         const stale = join(folder.onnxDir, `${fileName}_data`);
         if (!dataPath && force && existsSync(stale)) rmSync(stale);
-        written.push({ file: fileName, part, chunks: dataPath ? 1 : 0 });
         await verifyOutput(w, `transformersjs ${dtype}`, { verify: o.verify });
+        // config.json follows each file at once, so a run stopped later leaves every finished file loadable.
+        const entry: WrittenDataFiles = { file: fileName, part, chunks: dataPath ? 1 : 0 };
+        if (await updateConfig(folder, [entry])) configUpdated = true;
       } finally {
         file.close();
       }
@@ -433,10 +447,5 @@ export async function writeTransformersJs(dir: string, o: TransformersJsOptions 
     }
   }
 
-  // config.json: only use_external_data_format changes, and only when a written file needs it.
-  const others = readdirSync(folder.onnxDir).filter((f) => f.endsWith('.onnx') && !written.some((w) => w.file === f));
-  const text = readFileSync(folder.configPath, 'utf8');
-  const next = updateTjsConfig(text, written, others);
-  if (next !== undefined) await writeFileAtomic(folder.configPath, [new TextEncoder().encode(next)], { force: true });
-  return { rows, configUpdated: next !== undefined, notes };
+  return { rows, configUpdated, notes };
 }
