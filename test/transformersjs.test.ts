@@ -1,4 +1,4 @@
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -10,6 +10,7 @@ import {
 } from '@huggingface/transformers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TJS_DTYPES, tjsFileName, type TjsDtype } from '../src/flows/transformersjs.js';
+import { convertFile } from '../src/flows/convert.js';
 import { writeTransformersJs, type TransformersJsResult } from '../src/flows/transformersjs-file.js';
 import { readNpy, writeNpy } from '../src/io/npy/npy.js';
 import { decodeModel } from '../src/io/onnx/proto.js';
@@ -224,6 +225,25 @@ describe('quantkit transformersjs, checked with transformers.js', () => {
     const q = cosineAndTop1(embeddings.get('fp32') as Float32Array, await embed(fe), 64);
     await fe.dispose();
     expect(q.cosine).toBeGreaterThanOrEqual(0.98);
+  });
+
+  it('a part with external data, its 4-bit weights on worker threads: the same files as on the main thread', async () => {
+    const folder = join(dir, 'char-lm-external');
+    writeTjsModel('char-lm', REPO, folder, ['onnx/model.onnx']);
+    mkdirSync(join(folder, 'onnx'));
+    await convertFile(join(dir, 'char-lm', 'onnx', 'model.onnx'), join(folder, 'onnx', 'model.onnx'), {
+      externalData: true,
+      dataNaming: 'onnx_data',
+    });
+    expect(existsSync(join(folder, 'onnx', 'model.onnx_data'))).toBe(true);
+    const r = await writeTransformersJs(folder, { dtypes: ['q4'], pool: { threads: 2, fromBytes: 0 } });
+    const file = tjsFileName('model', 'q4');
+    expect(readFileSync(join(folder, 'onnx', file))).toEqual(readFileSync(join(dir, 'char-lm', 'onnx', file)));
+    // The fp32 row counts the part's data file.
+    const onnx = join(folder, 'onnx');
+    expect(r.rows[0]?.bytes).toBe(
+      statSync(join(onnx, 'model.onnx')).size + statSync(join(onnx, 'model.onnx_data')).size,
+    );
   });
 
   it('GPTQ with --calib (8 LM calibration windows): q4 loads in transformers.js, logits top-1 ≥ 85 %', async () => {

@@ -8,7 +8,7 @@ import { parseExternalDataRef } from '../io/onnx/external.js';
 import { TensorProto_DataLocation, type ModelProto } from '../io/onnx/proto.js';
 import { planOnnxWrite } from '../io/onnx/write.js';
 import { readCalibFiles } from '../node/calib-files.js';
-import { writeFileAtomic } from '../node/files.js';
+import { modelDirFiles, writeFileAtomic } from '../node/files.js';
 import { openOnnxFile } from '../node/model-file.js';
 import { dataFileName, writeOnnxModel } from '../node/model-writer.js';
 import type { Target } from '../passes/activation/weight-form.js';
@@ -19,14 +19,17 @@ import { elementCount, type Tensor } from '../tensor/tensor.js';
 import { skeletonOf, tensorsToWriteOf } from './convert.js';
 import { gptqPrecompute } from './gptq.js';
 import { DEFAULT_EXTERNAL_OUTPUT_BYTES } from './quantize-file.js';
+import { precomputeWeights, type PoolOptions } from './quantize-pool.js';
 import {
   partOfFile,
+  quantizeEmbeddingsFor,
   rewriteForDtype,
   TJS_DTYPES,
   tjsFileName,
   updateTjsConfig,
   type EmbeddingChoice,
   type TjsDtype,
+  type TjsPrecomputed,
   type TjsRecipe,
   type WrittenDataFiles,
 } from './transformersjs.js';
@@ -48,6 +51,8 @@ export interface TransformersJsOptions {
   readonly embeddings?: EmbeddingChoice | undefined;
   /** q8/int8 weight form by CPU (`target`): pair-safe s8 for any CPU by default. */
   readonly target?: Target | undefined;
+  /** Worker threads for the 4-bit weights of big parts (flows/quantize-pool.ts). */
+  readonly pool?: PoolOptions | undefined;
   /** Output weight bytes from which a file gets external data (default 1 GiB). */
   readonly externalThreshold?: number | undefined;
   /** Load and run every written file in ONNX Runtime (default true). */
@@ -347,22 +352,42 @@ export async function writeTransformersJs(dir: string, o: TransformersJsOptions 
     const ref = open();
     const inputs = inputFiles(inPath, ref.file.proto);
     let calib: ReturnType<typeof calibrationFor> | undefined;
-    let gptq: { q4?: PrecomputedWeights; nf4?: PrecomputedWeights } = {};
+    let weights: TjsPrecomputed = { gptq: false };
     let samples: Samples | undefined;
     let refOut: { name: string; tensor: ort.Tensor } | undefined;
     try {
-      if (o.calib?.length && o.recipe !== 'legacy') {
-        calib = calibrationFor(ref.model, o.calib);
-        const wants = (d: TjsDtype[]) => d.some((x) => dtypes.includes(x));
-        if (wants(['q4', 'q4f16'])) {
-          o.onStep?.(done, total, `${part}: GPTQ (q4)`);
-          gptq = { ...gptq, q4: (await gptqPrecompute(open().model, { scheme: 'q4' }, calib.data)).precomputed };
+      const legacy = o.recipe === 'legacy';
+      const wants = (d: TjsDtype[]) => d.some((x) => dtypes.includes(x));
+      const quantizeEmbeddings = !legacy && quantizeEmbeddingsFor(ref.model, o.embeddings ?? 'auto');
+      const ahead = async (scheme: 'q4' | 'nf4'): Promise<PrecomputedWeights | undefined> => {
+        const fresh = open();
+        try {
+          if (calib) {
+            o.onStep?.(done, total, `${part}: GPTQ (${scheme})`);
+            return (await gptqPrecompute(fresh.model, { scheme }, calib.data)).precomputed;
+          }
+          // Big parts: their weights quantized on worker threads, once for q4 and q4f16.
+          const files = modelDirFiles(inPath);
+          try {
+            return await precomputeWeights(
+              fresh.model,
+              { scheme, rtn: legacy && scheme === 'q4', quantizeEmbeddings: scheme === 'q4' && quantizeEmbeddings },
+              files,
+              o.pool,
+            );
+          } finally {
+            files.close();
+          }
+        } finally {
+          fresh.file.close();
         }
-        if (wants(['bnb4'])) {
-          o.onStep?.(done, total, `${part}: GPTQ (nf4)`);
-          gptq = { ...gptq, nf4: (await gptqPrecompute(open().model, { scheme: 'nf4' }, calib.data)).precomputed };
-        }
-      }
+      };
+      if (o.calib?.length && !legacy) calib = calibrationFor(ref.model, o.calib);
+      weights = {
+        q4: wants(['q4', 'q4f16']) ? await ahead('q4') : undefined,
+        nf4: wants(['bnb4']) ? await ahead('nf4') : undefined,
+        gptq: calib !== undefined,
+      };
       if (o.quality !== false) {
         samples = samplesFor(ref.model, folder, calib?.ids);
         if (samples) refOut = await firstOutput(inPath, samples.feeds);
@@ -401,7 +426,7 @@ export async function writeTransformersJs(dir: string, o: TransformersJsOptions 
           modelType,
           embeddings: o.embeddings,
           target: o.target,
-          gptq,
+          weights,
         });
         how = r.how;
         rowNotes = r.notes;

@@ -163,8 +163,19 @@ export interface TjsRewriteOptions {
   readonly embeddings?: EmbeddingChoice | undefined;
   /** The CPU q8/int8 files are for (passes/activation/weight-form.ts): pair-safe s8 by default, full range for vnni|arm|wasm. */
   readonly target?: Target | undefined;
-  /** GPTQ's results for this part (flows/gptq.ts), used by q4, q4f16 (scheme q4) and bnb4 (nf4). */
-  readonly gptq?: { readonly q4?: PrecomputedWeights | undefined; readonly nf4?: PrecomputedWeights | undefined };
+  /**
+   * Weights quantized ahead for this part (GPTQ's, flows/gptq.ts, or worker threads',
+   * flows/quantize-pool.ts), used by q4 and q4f16 (scheme q4) and bnb4 (nf4); the pass quantizes
+   * any weight they lack.
+   */
+  readonly weights?: TjsPrecomputed | undefined;
+}
+
+export interface TjsPrecomputed {
+  readonly q4?: PrecomputedWeights | undefined;
+  readonly nf4?: PrecomputedWeights | undefined;
+  /** They are GPTQ's (the table says so). */
+  readonly gptq: boolean;
 }
 
 export interface TjsRewriteResult {
@@ -221,7 +232,7 @@ export function rewriteForDtype(model: Model, dtype: TjsDtype, o: TjsRewriteOpti
     case 'q4':
     case 'q4f16': {
       const embeddings = !legacy && quantizeEmbeddingsFor(model, o.embeddings ?? 'auto');
-      const precomputed = legacy ? undefined : o.gptq?.q4;
+      const precomputed = o.weights?.q4;
       const r = quantizeModel(model, {
         scheme: 'q4',
         rtn: legacy,
@@ -229,7 +240,7 @@ export function rewriteForDtype(model: Model, dtype: TjsDtype, o: TjsRewriteOpti
         ...(precomputed ? { precomputed } : {}),
       });
       const notes = [...r.report.notes];
-      let how = `MatMulNBits 4-bit/32 ${legacy ? 'RTN' : precomputed ? 'GPTQ' : 'scale search'}${embeddings ? ', GatherBlockQuantized' : ''}`;
+      let how = `MatMulNBits 4-bit/32 ${legacy ? 'RTN' : o.weights?.gptq ? 'GPTQ' : 'scale search'}${embeddings ? ', GatherBlockQuantized' : ''}`;
       if (dtype === 'q4f16') {
         const h = quantizeModel(model, { scheme: 'fp16', fp16BlockList });
         notes.push(...h.report.notes);
@@ -238,9 +249,9 @@ export function rewriteForDtype(model: Model, dtype: TjsDtype, o: TjsRewriteOpti
       return { how, notes, weightOnly: r.report };
     }
     case 'bnb4': {
-      const precomputed = legacy ? undefined : o.gptq?.nf4;
+      const precomputed = o.weights?.nf4;
       const r = quantizeModel(model, { scheme: 'nf4', ...(precomputed ? { precomputed } : {}) });
-      return { how: `MatMulBnb4 NF4/64${precomputed ? ' GPTQ' : ''}`, notes: r.report.notes, weightOnly: r.report };
+      return { how: `MatMulBnb4 NF4/64${o.weights?.gptq ? ' GPTQ' : ''}`, notes: r.report.notes, weightOnly: r.report };
     }
     case 'q8':
     case 'int8':
