@@ -8,7 +8,7 @@ import { stepProgressBar } from '../progress.js';
 import { formatBytes, formatTable } from '../table.js';
 
 interface TransformersJsFlags {
-  dtypes: string[];
+  dtypes?: string[];
   calib?: string[];
   force?: boolean;
   embeddings: string;
@@ -20,7 +20,7 @@ interface TransformersJsFlags {
   progress?: boolean;
 }
 
-function collect(value: string, previous: string[]): string[] {
+function collect(value: string, previous: string[] = []): string[] {
   return [
     ...previous,
     ...value
@@ -74,7 +74,7 @@ export function registerTransformersJs(program: Command): void {
       '<model-folder>',
       'folder with config.json and onnx/<part>.onnx (model, encoder_model, decoder_model_merged, …)',
     )
-    .option('--dtypes <list>', `dtypes to write, comma-separated (default all: ${TJS_DTYPES.join(',')})`, collect, [])
+    .option('--dtypes <list>', `dtypes to write, comma-separated (default all: ${TJS_DTYPES.join(',')})`, collect)
     .option(
       '--calib <files...>',
       '[input_ids=]ids.npy int64 [N, T] token ids: GPTQ for q4/q4f16/bnb4, and the quality inputs',
@@ -99,7 +99,7 @@ export function registerTransformersJs(program: Command): void {
     .option('--json', 'print the rows as JSON')
     .option('--progress', 'show a progress bar even when stderr is not a terminal')
     .action(async (folder: string, flags: TransformersJsFlags) => {
-      const dtypes = flags.dtypes.length > 0 ? parseTjsDtypes(flags.dtypes) : undefined;
+      const dtypes = flags.dtypes?.length ? parseTjsDtypes(flags.dtypes) : undefined;
       const bar = stepProgressBar(flags.progress ?? false);
       let r;
       try {
