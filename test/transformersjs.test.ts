@@ -1,4 +1,16 @@
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  watch,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -8,6 +20,7 @@ import {
   type FeatureExtractionPipeline,
   type TextGenerationPipeline,
 } from '@huggingface/transformers';
+import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TJS_DTYPES, tjsFileName, type TjsDtype } from '../src/flows/transformersjs.js';
 import { convertFile } from '../src/flows/convert.js';
@@ -307,6 +320,45 @@ describe('quantkit transformersjs: user errors name the file and the way out', (
         code: 'QK_TJS_BAD_CALIB',
       });
       expect(existsSync(join(dir, 'onnx', 'model_q4.onnx'))).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('quantkit transformersjs interrupted (SIGINT)', () => {
+  it('leaves only finished files: no temp file, every .onnx present loads, exit 130', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'qk-tjs-int-'));
+    try {
+      cpSync(join(REPO, 'test', 'fixtures', 'transformersjs', 'tiny-bert'), dir, { recursive: true });
+      const onnx = join(dir, 'onnx');
+      const child = spawn(
+        process.execPath,
+        ['--import', 'tsx', join(REPO, 'src/cli/bin.ts'), 'transformersjs', dir, '--dtypes', 'fp16,q8,q4'],
+        { cwd: REPO, env: { ...process.env, QK_DEBUG: '' }, stdio: ['ignore', 'ignore', 'pipe'] },
+      );
+      let stderr = '';
+      child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+      const exited = new Promise<number | null>((done) => child.on('exit', (code) => done(code)));
+      // The second file's temp: the first (fp16) is finished by then.
+      await new Promise<void>((done) => {
+        const w = watch(onnx, (_e, name) => {
+          if (name?.startsWith('.model_quantized.onnx.') && name.endsWith('.tmp')) {
+            w.close();
+            done();
+          }
+        });
+      });
+      child.kill('SIGSTOP');
+      child.kill('SIGINT');
+      child.kill('SIGCONT');
+      expect(await exited, stderr).toBe(130);
+      const left = readdirSync(onnx);
+      expect(left.filter((n) => n.endsWith('.tmp'))).toEqual([]);
+      expect(left).toContain('model_fp16.onnx');
+      expect(left).not.toContain('model_q4.onnx');
+      for (const f of left.filter((n) => n.endsWith('.onnx')))
+        await (await ort.InferenceSession.create(join(onnx, f))).release();
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
