@@ -7,6 +7,7 @@ import { quantizeDynamic } from '../passes/activation/dynamic.js';
 import { dataFileName } from '../node/model-writer.js';
 import { mulberry32 } from '../quant/prng.js';
 import {
+  parseTjsDtypes,
   partOfFile,
   rewriteForDtype,
   TJS_DTYPES,
@@ -43,6 +44,8 @@ describe('transformers.js file conventions, checked against its loader', () => {
     }
     expect(partOfFile('model.onnx_data')).toBeUndefined();
     expect(tjsFileName('encoder_model', 'q8')).toBe('encoder_model_quantized.onnx');
+    expect(parseTjsDtypes(['q4', 'fp16', 'q4'])).toEqual(['q4', 'fp16']);
+    expect(() => parseTjsDtypes(['q3'])).toThrow("unknown transformers.js dtype 'q3'");
   });
 
   it('the data file written beside X.onnx is the first chunk name the loader asks for', async () => {
