@@ -68,6 +68,7 @@ const NODE_FLOWS = [
   'quantize-report',
   'quantize-worker',
   'report-assets',
+  'transformersjs-file',
   'verify-output',
 ].map((m) => `src/flows/${m}.ts`);
 

@@ -18,6 +18,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   quantize: async () => (await import('./commands/quantize.js')).registerQuantize,
   run: async () => (await import('./commands/run.js')).registerRun,
   web: async () => (await import('./commands/web.js')).registerWeb,
+  transformersjs: async () => (await import('./commands/transformersjs.js')).registerTransformersJs,
 };
 
 /**

@@ -37,6 +37,9 @@ export const OPTION_FLAGS: Readonly<Record<string, string>> = {
   port: '--port',
   accuracyLevel: '--accuracy-level',
   minConvReduction: '--min-conv-reduction',
+  perToken: '--per-token',
+  dtypes: '--dtypes',
+  embeddings: '--embeddings',
 };
 
 /** The flag for a marked option, or the mark unchanged when the CLI has no flag of that name. */

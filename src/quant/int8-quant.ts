@@ -54,6 +54,46 @@ export function quantizeWeightPerChannel(
   return { codes, scales: params.scale, reducedChannels };
 }
 
+/**
+ * s8 symmetric weights with one scale for the whole tensor (ONNX Runtime's dynamic quantizer
+ * without `per_channel`, as transformers.js's conversion script ran it for decoder LMs), full
+ * range or seven-bit (`reduce_range`).
+ */
+export function quantizeWeightPerTensor(
+  data: Float32Array,
+  dims: readonly number[],
+  name: string,
+  form: 'full' | 'seven-bit',
+): { codes: Int8Array; scale: number } {
+  const layout = makeLayout(dims, blockShapeFor(dims, {}));
+  const q =
+    form === 'seven-bit' ? { qmin: -64, qmax: 64, symmetric: true } : { qmin: -127, qmax: 127, symmetric: true };
+  const r = blockRanges(data, layout, { kind: 'absmax' }, q, 'error', name);
+  const params = affineParams(r.lo, r.hi, q);
+  const codes = quantizeAffine(data, layout, params, new Int8Array(data.length), { name }) as Int8Array;
+  return { codes, scale: params.scale[0] as number };
+}
+
+/**
+ * u8 asymmetric per-channel weights along `axis` (ONNX Runtime's dynamic quantizer with QUInt8
+ * weights): range [min(0, w), max(0, w)] per channel over all 256 codes, a zero point per channel.
+ * u8 × u8 integer kernels widen both sides to int16 before multiplying, so no CPU saturates them.
+ */
+export function quantizeWeightPerChannelU8(
+  data: Float32Array,
+  dims: readonly number[],
+  axis: number,
+  name: string,
+): { codes: Uint8Array; scales: Float32Array; zeroPoints: Uint8Array } {
+  const layout = makeLayout(dims, blockShapeFor(dims, { axis }));
+  const q = { qmin: 0, qmax: 255, symmetric: false };
+  const r = blockRanges(data, layout, { kind: 'minmax' }, q, 'error', name);
+  const params = affineParams(r.lo, r.hi, q);
+  const codes = quantizeAffine(data, layout, params, new Uint8Array(data.length), { name }) as Uint8Array;
+  const zeroPoints = Uint8Array.from(params.zeroPoint ?? new Int32Array(params.scale.length));
+  return { codes, scales: params.scale, zeroPoints };
+}
+
 /** Dims around `axis`: [outer, channels, inner] (row-major: element (o, c, i) at (o·C + c)·inner + i). */
 function aroundAxis(dims: readonly number[], axis: number): [number, number, number] {
   let outer = 1;

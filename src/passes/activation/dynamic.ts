@@ -1,6 +1,11 @@
+import { QuantkitError } from '../../errors.js';
 import type { GraphNode, Model } from '../../graph/model.js';
 import { topologicalOrder } from '../../graph/topology.js';
-import { quantizeWeightPerChannel } from '../../quant/int8-quant.js';
+import {
+  quantizeWeightPerChannel,
+  quantizeWeightPerChannelU8,
+  quantizeWeightPerTensor,
+} from '../../quant/int8-quant.js';
 import { floatAttr, GraphEditor, intAttr, loadFloat32 } from './graph-util.js';
 import { opsetRaiseNote, settleOpset } from '../opset-floor.js';
 import { dropUnreadInitializers } from './qdq.js';
@@ -48,6 +53,19 @@ export interface DynamicOptions {
   readonly target?: Target | undefined;
   /** Overrides the target's weight form (measurements compare the forms). */
   readonly weightForm?: WeightForm | undefined;
+  /**
+   * MatMul weights as s8 symmetric (default, in the target's weight form) or u8 asymmetric per
+   * output channel with a zero point each (quant/int8-quant.ts quantizeWeightPerChannelU8): the
+   * QUInt8 weights of ONNX Runtime's own dynamic quantizer, which transformers.js's `uint8` files
+   * hold. u8 × u8 does not saturate on any CPU. Not with `perToken` (s8 activations).
+   */
+  readonly weightType?: 'int8' | 'uint8' | undefined;
+  /**
+   * 'tensor': one s8 scale per MatMul weight (stored per column, all equal), full range or
+   * seven-bit by `weightForm` — the form of ONNX Runtime's quantizer without `per_channel`,
+   * kept to measure the older recipe against. Default 'channel'.
+   */
+  readonly weightGranularity?: 'channel' | 'tensor' | undefined;
 }
 
 export interface DynamicReport {
@@ -136,6 +154,13 @@ export function quantizeDynamic(model: Model, opts: DynamicOptions = {}): Dynami
   // CPU (measured on its AVX2 path under qemu: full-range perplexities equal VNNI's), so it keeps
   // full range whatever the target.
   const weightForm = opts.weightForm ?? (opts.perToken ? 'full' : weightFormFor(target));
+  const unsignedWeights = opts.weightType === 'uint8';
+  if (unsignedWeights && opts.perToken)
+    throw new QuantkitError(
+      'QK_BAD_OPTION',
+      '`perToken` quantizes activations to s8, and MatMulInteger takes s8 × s8 or u8 × any, not s8 × u8',
+      'drop `perToken`, or keep int8 weights',
+    );
   let channelsTotal = 0;
   let reducedTotal = 0;
   const report: DynamicReport = {
@@ -192,12 +217,29 @@ export function quantizeDynamic(model: Model, opts: DynamicOptions = {}): Dynami
     }
 
     const { data, K, N } = matmulWeight(model, site);
-    const { codes, scales, reducedChannels } = quantizeWeightPerChannel(data, [K, N], 1, site.weight, weightForm);
+    let wq: string;
+    let ws: string;
+    let wz: string;
     channelsTotal += N;
-    reducedTotal += reducedChannels;
-    const wq = ed.constant(`${site.weight}_quantized`, 'int8', [K, N], codes);
-    const ws = ed.constant(`${site.weight}_scale`, 'float32', [N], scales);
-    const wz = ed.constant(`${site.weight}_zero_point`, 'int8', [N], new Int8Array(N));
+    if (unsignedWeights) {
+      const { codes, scales, zeroPoints } = quantizeWeightPerChannelU8(data, [K, N], 1, site.weight);
+      wq = ed.constant(`${site.weight}_quantized`, 'uint8', [K, N], codes);
+      ws = ed.constant(`${site.weight}_scale`, 'float32', [N], scales);
+      wz = ed.constant(`${site.weight}_zero_point`, 'uint8', [N], zeroPoints);
+    } else if (opts.weightGranularity === 'tensor') {
+      const form = weightForm === 'seven-bit' ? 'seven-bit' : 'full';
+      const { codes, scale } = quantizeWeightPerTensor(data, [K, N], site.weight, form);
+      if (form === 'seven-bit') reducedTotal += N;
+      wq = ed.constant(`${site.weight}_quantized`, 'int8', [K, N], codes);
+      ws = ed.constant(`${site.weight}_scale`, 'float32', [N], new Float32Array(N).fill(scale));
+      wz = ed.constant(`${site.weight}_zero_point`, 'int8', [N], new Int8Array(N));
+    } else {
+      const { codes, scales, reducedChannels } = quantizeWeightPerChannel(data, [K, N], 1, site.weight, weightForm);
+      reducedTotal += reducedChannels;
+      wq = ed.constant(`${site.weight}_quantized`, 'int8', [K, N], codes);
+      ws = ed.constant(`${site.weight}_scale`, 'float32', [N], scales);
+      wz = ed.constant(`${site.weight}_zero_point`, 'int8', [N], new Int8Array(N));
+    }
     if (opts.perToken) {
       const t = perTokenOf(ed, perTokenQ, x, model.opsets.get('') ?? 13);
       const y32 = ed.name(`${base}_int32`);
@@ -236,6 +278,11 @@ export function quantizeDynamic(model: Model, opts: DynamicOptions = {}): Dynami
     reducedTotal,
     opts.perToken === true && opts.weightForm === undefined,
   );
+  if (unsignedWeights)
+    report.weights = {
+      ...report.weights,
+      reason: `u8 asymmetric per output channel (zero point each) on ${channelsTotal} channels: u8 × u8 kernels do not saturate on any CPU`,
+    };
   return report;
 }
 

@@ -76,6 +76,8 @@ function outputTypes(n: GraphNode, input: (i: number) => DType | undefined): (DT
     case 'MatMulInteger':
     case 'ConvInteger':
       return ['int32'];
+    case 'GatherBlockQuantized': // com.microsoft: (data u8/int4, indices, scales T) → T
+      return [input(2)];
     case 'OneHot':
       return [input(2)];
     default:

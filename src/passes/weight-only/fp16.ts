@@ -17,7 +17,7 @@ import type { LayerReport } from './types.js';
  * and fp16 intermediate (mean, variance, exp-sum) lose accuracy. Kernel coverage is not a reason:
  * onnxruntime-node 1.30 on CPU loads and runs every common op in fp16 (Conv, Gemm, MatMul, Erf,
  * pooling, Softmax, LayerNormalization ... checked one by one; ORT inserts its own Casts where a
- * CPU kernel lacks fp16). Nodes of other domains (contrib ops) stay fp32.
+ * CPU kernel lacks fp16). Nodes of other domains (contrib ops) stay fp32 except FP16_CONTRIB_OPS.
  */
 export const DEFAULT_FP16_BLOCK_LIST: readonly string[] = [
   'LayerNormalization',
@@ -31,6 +31,15 @@ export const DEFAULT_FP16_BLOCK_LIST: readonly string[] = [
   'InstanceNormalization',
   'GroupNormalization',
 ];
+
+/**
+ * com.microsoft ops that have a float16 kernel in ONNX Runtime's CPU provider (T: float,
+ * float16), which onnxruntime-web's WebAssembly build shares: converted with the graph (their
+ * float initializers, the scales, become fp16) instead of being kept in fp32 between Casts. A
+ * q4 model converted to fp16 (transformers.js's q4f16) then holds no Cast around its MatMulNBits.
+ * MatMulBnb4 has a float-only CPU kernel and stays fp32.
+ */
+export const FP16_CONTRIB_OPS: readonly string[] = ['MatMulNBits', 'GatherBlockQuantized'];
 
 /** Inputs that stay float32 whatever T is (the type constraint is tensor(float) only). */
 const FP32_SLOTS: Record<string, readonly number[]> = { Resize: [1, 2], Upsample: [1] };
@@ -68,7 +77,9 @@ export function convertToFloat16(model: Model, blockList: readonly string[] = DE
   const g = model.graph;
   const types = inferElemTypes(g);
   const isFloat = (v: string) => types.get(v) === 'float32';
-  const blocked = (n: GraphNode) => n.domain !== '' || blockList.includes(n.opType);
+  const blocked = (n: GraphNode) =>
+    (n.domain !== '' && !(n.domain === 'com.microsoft' && FP16_CONTRIB_OPS.includes(n.opType))) ||
+    blockList.includes(n.opType);
   const taken = usedNames(g);
   const fresh = (base: string) => uniqueName(g, base, taken);
   const readers = consumers(g);
