@@ -9,7 +9,28 @@ import { makeLayout, type BlockLayout } from '../quant/layout.js';
 import { dequantizeAffine, quantizeAffine, type NonFinite } from '../quant/affine.js';
 import { gemmInt8Packed, packB, type PackedB } from './gemm-int8.js';
 import { checkGemmInt8, type Int8Codes } from './gemm-int8.ref.js';
-import { gemvBnb4Ref, gemvNBitsRef, type Bnb4GemvWeights, type NBitsGemvWeights } from './gemv-4bit.ref.js';
+import {
+  computeWasmAvailable,
+  dequantizeWasm,
+  gemmWasm,
+  gemvBnb4Wasm,
+  gemvNBitsWasm,
+  packGemmBWasm,
+  prepareBnb4Wasm,
+  prepareNBitsWasm,
+  quantizeWasm,
+  type WasmBnb4,
+  type WasmGemmB,
+  type WasmNBits,
+} from './compute-wasm.js';
+import {
+  checkBnb4Gemv,
+  checkNBitsGemv,
+  gemvBnb4Ref,
+  gemvNBitsRef,
+  type Bnb4GemvWeights,
+  type NBitsGemvWeights,
+} from './gemv-4bit.ref.js';
 
 export type { Int8Codes } from './gemm-int8.ref.js';
 export type { Bnb4GemvWeights, NBitsGemvWeights } from './gemv-4bit.ref.js';
@@ -31,28 +52,44 @@ export function kernelPath(): KernelPath {
   return env?.['QK_KERNELS'] === 'js' ? 'js' : 'auto';
 }
 
-/** B of an int8 GEMM rearranged once (a weight), for gemmInt8Prepacked. */
+/** B of an int8 GEMM prepared once (a weight), for gemmInt8Prepacked; packed per path on first use. */
 export interface GemmInt8B {
   readonly k: number;
   readonly n: number;
-  readonly js: PackedB;
+  /** @internal the codes and zero points, copied */
+  readonly b: Int8Codes;
+  readonly bZero: number | Int32Array;
+  /** @internal */
+  js?: PackedB;
+  /** @internal */
+  wasm?: WasmGemmB | undefined;
+}
+
+function useWasm(): boolean {
+  return kernelPath() === 'auto' && computeWasmAvailable();
 }
 
 /**
- * Packs B [K, N] (row-major uint8 or int8 codes) with its zero point: one number, or one per
- * column (length N). Pack a weight once and reuse it; the arrays are copied.
+ * Prepares B [K, N] (row-major uint8 or int8 codes) with its zero point: one number, or one per
+ * column (length N). Prepare a weight once and reuse it; the arrays are copied.
  */
 export function packGemmInt8B(b: Int8Codes, bZero: number | ArrayLike<number>, k: number, n: number): GemmInt8B {
   checkGemmInt8({ a: new Uint8Array(0), b, m: 0, k, n, aZero: 0, bZero });
-  return { k, n, js: packB(b, k, n, bZero) };
+  return { k, n, b: b.slice(), bZero: typeof bZero === 'number' ? bZero : Int32Array.from(bZero) };
 }
 
 /**
  * C [M, N] = Σ_k (A[i, k] − aZero)(B[k, j] − bZero[j]) as int32 (ONNX MatMulInteger, 2-D), for B
- * packed by packGemmInt8B. A is [M, K] row-major uint8 or int8; aZero of A's type.
+ * prepared by packGemmInt8B. A is [M, K] row-major uint8 or int8; aZero of A's type.
  */
 export function gemmInt8Prepacked(a: Int8Codes, aZero: number, b: GemmInt8B, m: number): Int32Array {
-  checkGemmInt8({ a, b: new Uint8Array(b.k * b.n), m, k: b.k, n: b.n, aZero, bZero: 0 });
+  checkGemmInt8({ a, b: b.b, m, k: b.k, n: b.n, aZero, bZero: b.bZero });
+  if (useWasm()) {
+    b.wasm ??= packGemmBWasm(b.b, b.k, b.n, b.bZero);
+    const c = b.wasm && gemmWasm(a, aZero, b.wasm, m);
+    if (c) return c;
+  }
+  b.js ??= packB(b.b, b.k, b.n, b.bZero);
   return gemmInt8Packed(a, m, aZero, b.js);
 }
 
@@ -72,24 +109,72 @@ export function gemmInt8(
   n: number,
 ): Int32Array {
   checkGemmInt8({ a, b, m, k, n, aZero, bZero });
+  if (useWasm()) {
+    const packed = packGemmBWasm(b, k, n, bZero);
+    const c = packed && gemmWasm(a, aZero, packed, m);
+    if (c) return c;
+  }
   return gemmInt8Packed(a, m, aZero, packB(b, k, n, bZero));
 }
+
+/*
+ * GEMV weights are copied into WebAssembly memory on first use and cached by the identity of
+ * their packed array (and scales/zero points): a weight's arrays must not change once used.
+ */
+const nbitsCache = new WeakMap<Uint8Array, { w: NBitsGemvWeights; h: WasmNBits | undefined }>();
+const bnb4Cache = new WeakMap<Uint8Array, { w: Bnb4GemvWeights; h: WasmBnb4 | undefined }>();
 
 /**
  * Y [M, N] float32 = X [M, K] · B for a MatMulNBits 4-bit weight (layout in NBitsGemvWeights),
  * dequantizing on the fly; batch-1 decoding (M = 1) and small M. Every path sums in the order
  * gemvNBitsRef fixes, so they agree bit for bit; vs ONNX Runtime's MatMulNBits (accuracy_level 0)
- * within float32 rounding.
+ * within float32 rounding. The weight's arrays are cached in WebAssembly memory (see above).
  */
 export function gemvNBits(x: Float32Array, m: number, w: NBitsGemvWeights): Float32Array {
+  checkNBitsGemv(x, m, w);
+  if (useWasm()) {
+    let e = nbitsCache.get(w.packed);
+    if (
+      !e ||
+      e.w.K !== w.K ||
+      e.w.N !== w.N ||
+      e.w.blockSize !== w.blockSize ||
+      e.w.scales !== w.scales ||
+      e.w.zeroPoints !== w.zeroPoints
+    ) {
+      e = { w: { ...w }, h: prepareNBitsWasm(w) };
+      nbitsCache.set(w.packed, e);
+    }
+    const y = e.h && gemvNBitsWasm(x, m, e.h);
+    if (y) return y;
+  }
   return gemvNBitsRef(x, m, w);
 }
 
 /**
  * Y [M, N] float32 = X [M, K] · B for a MatMulBnb4 weight (NF4 or FP4; layout in
- * Bnb4GemvWeights), codebook lookup on the fly; same order and contract as gemvNBits.
+ * Bnb4GemvWeights), codebook lookup on the fly; same order and contract as gemvNBits. The
+ * WebAssembly kernel takes K a multiple of the block and blocks a multiple of 32 (every real
+ * model's); other shapes take the reference.
  */
 export function gemvBnb4(x: Float32Array, m: number, w: Bnb4GemvWeights): Float32Array {
+  checkBnb4Gemv(x, m, w);
+  if (useWasm()) {
+    let e = bnb4Cache.get(w.packed);
+    if (
+      !e ||
+      e.w.K !== w.K ||
+      e.w.N !== w.N ||
+      e.w.blockSize !== w.blockSize ||
+      e.w.absmax !== w.absmax ||
+      e.w.table !== w.table
+    ) {
+      e = { w: { ...w }, h: prepareBnb4Wasm(w) };
+      bnb4Cache.set(w.packed, e);
+    }
+    const y = e.h && gemvBnb4Wasm(x, m, e.h);
+    if (y) return y;
+  }
   return gemvBnb4Ref(x, m, w);
 }
 
@@ -133,6 +218,9 @@ export function quantizeLinearInt8(x: Float32Array, p: Int8LinearParams): Int8Ar
   const layout = layoutOf(x.length, p);
   const codes = p.signed ? new Int8Array(x.length) : new Uint8Array(x.length);
   const zp = p.zeroPoint ? Int32Array.from(p.zeroPoint) : undefined;
+  // A NaN/±Inf stops the kernel; the reference then names it (or clamps it).
+  if (useWasm() && quantizeWasm(x, { scale: p.scale, zeroPoint: zp, signed: p.signed, inner: p.inner }, codes))
+    return codes;
   quantizeAffine(
     x,
     layout,
@@ -145,8 +233,12 @@ export function quantizeLinearInt8(x: Float32Array, p: Int8LinearParams): Int8Ar
 
 /** ONNX DequantizeLinear of int8/uint8 codes: x = fround((q − zeroPoint) · scale), same layout. */
 export function dequantizeLinearInt8(q: Int8Array | Uint8Array, p: Int8LinearParams): Float32Array {
+  const layout = layoutOf(q.length, p);
   const zp = p.zeroPoint ? Int32Array.from(p.zeroPoint) : undefined;
-  return dequantizeAffine(q, layoutOf(q.length, p), {
+  const out = new Float32Array(q.length);
+  if (useWasm() && dequantizeWasm(q, { scale: p.scale, zeroPoint: zp, signed: p.signed, inner: p.inner }, out))
+    return out;
+  return dequantizeAffine(q, layout, {
     scale: p.scale,
     zeroPoint: zp,
     qmin: p.signed ? -128 : 0,

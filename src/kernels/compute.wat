@@ -1,0 +1,452 @@
+;; Integer and 4-bit compute kernels in WebAssembly SIMD: 8-bit quantize/dequantize (ONNX
+;; QuantizeLinear/DequantizeLinear), the int8 GEMM's raw product sums, and the 4-bit (MatMulNBits)
+;; and codebook (MatMulBnb4) GEMV. Built by scripts/build-wasm.mjs into compute-wasm.generated.ts;
+;; driven by compute-wasm.ts, which owns the memory layout. Each kernel's contract (and the
+;; reference it equals bit for bit) is written above it.
+(module
+  (memory (export "memory") 1)
+
+  ;; ---------------------------------------------------------------------------------------------
+  ;; QuantizeLinear, the MLAS order: q = fround(x / s), clamp to [lo, hi] = [qmin − zp, qmax − zp],
+  ;; round half to even (f32x4.nearest), + zp. Unsigned codes are computed as signed ones 128 lower
+  ;; (zp passed as zp − 128) and flipped back by xor 0x80 ($flip), so one saturating narrow
+  ;; (i32 → i16 → i8, never saturating after the clamp) serves both types. Returns 1 if any x is
+  ;; NaN or ±Inf (the caller then takes the reference, which names or clamps it), else 0.
+  (func $q1 (param $x f32) (param $s f32) (param $lo f32) (param $hi f32) (param $zp i32) (param $flip i32) (result i32)
+    (i32.xor
+      (i32.add
+        (i32.trunc_sat_f32_s
+          (f32.nearest (f32.min (f32.max (f32.div (local.get $x) (local.get $s)) (local.get $lo)) (local.get $hi))))
+        (local.get $zp))
+      (local.get $flip)))
+
+  (func $q4 (param $x v128) (param $s v128) (param $lo v128) (param $hi v128) (param $zp v128) (result v128)
+    (i32x4.add
+      (i32x4.trunc_sat_f32x4_s
+        (f32x4.nearest (f32x4.min (f32x4.max (f32x4.div (local.get $x) (local.get $s)) (local.get $lo)) (local.get $hi))))
+      (local.get $zp)))
+
+  ;; All 0 lanes where every lane of x is finite.
+  (func $finite (param $x v128) (result v128)
+    (f32x4.lt (f32x4.abs (local.get $x)) (v128.const f32x4 inf inf inf inf)))
+
+  ;; One scale and zero point for n floats at $src → n codes at $dst.
+  (func (export "quantizeRun")
+    (param $src i32) (param $dst i32) (param $n i32) (param $scale f32) (param $lo f32) (param $hi f32)
+    (param $zp i32) (param $flip i32) (result i32)
+    (local $end i32) (local $ok v128) (local $S v128) (local $LO v128) (local $HI v128) (local $ZP v128) (local $F v128)
+    (local $bad i32) (local $x f32)
+    (local.set $S (f32x4.splat (local.get $scale)))
+    (local.set $LO (f32x4.splat (local.get $lo)))
+    (local.set $HI (f32x4.splat (local.get $hi)))
+    (local.set $ZP (i32x4.splat (local.get $zp)))
+    (local.set $F (i8x16.splat (local.get $flip)))
+    (local.set $ok (v128.const i32x4 -1 -1 -1 -1))
+    (local.set $end (i32.add (local.get $src) (i32.shl (i32.and (local.get $n) (i32.const -16)) (i32.const 2))))
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $src) (local.get $end)))
+        (local.set $ok (v128.and (local.get $ok)
+          (v128.and
+            (v128.and (call $finite (v128.load (local.get $src))) (call $finite (v128.load offset=16 (local.get $src))))
+            (v128.and (call $finite (v128.load offset=32 (local.get $src))) (call $finite (v128.load offset=48 (local.get $src)))))))
+        (v128.store (local.get $dst)
+          (v128.xor
+            (i8x16.narrow_i16x8_s
+              (i16x8.narrow_i32x4_s
+                (call $q4 (v128.load (local.get $src)) (local.get $S) (local.get $LO) (local.get $HI) (local.get $ZP))
+                (call $q4 (v128.load offset=16 (local.get $src)) (local.get $S) (local.get $LO) (local.get $HI) (local.get $ZP)))
+              (i16x8.narrow_i32x4_s
+                (call $q4 (v128.load offset=32 (local.get $src)) (local.get $S) (local.get $LO) (local.get $HI) (local.get $ZP))
+                (call $q4 (v128.load offset=48 (local.get $src)) (local.get $S) (local.get $LO) (local.get $HI) (local.get $ZP))))
+            (local.get $F)))
+        (local.set $src (i32.add (local.get $src) (i32.const 64)))
+        (local.set $dst (i32.add (local.get $dst) (i32.const 16)))
+        (br $next)))
+    (local.set $bad (i32.eqz (i32x4.all_true (local.get $ok))))
+    (local.set $end (i32.add (local.get $end) (i32.shl (i32.and (local.get $n) (i32.const 15)) (i32.const 2))))
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $src) (local.get $end)))
+        (local.set $x (f32.load (local.get $src)))
+        (local.set $bad (i32.or (local.get $bad) (i32.eqz (f32.lt (f32.abs (local.get $x)) (f32.const inf)))))
+        (i32.store8 (local.get $dst)
+          (call $q1 (local.get $x) (local.get $scale) (local.get $lo) (local.get $hi) (local.get $zp) (local.get $flip)))
+        (local.set $src (i32.add (local.get $src) (i32.const 4)))
+        (local.set $dst (i32.add (local.get $dst) (i32.const 1)))
+        (br $next)))
+    (local.get $bad))
+
+  ;; Per column: `rows` rows of C floats; column j uses scale/lo/hi (f32) and zp (i32, shifted as
+  ;; above) at $params + 16·C·{0,1,2,3}... laid out as four arrays of C entries: scales at $p,
+  ;; lo at $p + 4C, hi at $p + 8C, zp at $p + 12C.
+  (func (export "quantizeColumns")
+    (param $src i32) (param $dst i32) (param $rows i32) (param $c i32) (param $p i32) (param $flip i32) (result i32)
+    (local $r i32) (local $j i32) (local $c16 i32) (local $pj i32) (local $ok v128) (local $F v128) (local $bad i32)
+    (local $x f32) (local $c4 i32)
+    (local.set $F (i8x16.splat (local.get $flip)))
+    (local.set $ok (v128.const i32x4 -1 -1 -1 -1))
+    (local.set $c16 (i32.and (local.get $c) (i32.const -16)))
+    (local.set $c4 (i32.shl (local.get $c) (i32.const 2)))
+    (block $rowsDone
+      (loop $row
+        (br_if $rowsDone (i32.ge_u (local.get $r) (local.get $rows)))
+        (local.set $j (i32.const 0))
+        (local.set $pj (local.get $p))
+        (block $done
+          (loop $next
+            (br_if $done (i32.ge_u (local.get $j) (local.get $c16)))
+            (local.set $ok (v128.and (local.get $ok)
+              (v128.and
+                (v128.and (call $finite (v128.load (local.get $src))) (call $finite (v128.load offset=16 (local.get $src))))
+                (v128.and (call $finite (v128.load offset=32 (local.get $src))) (call $finite (v128.load offset=48 (local.get $src)))))))
+            (v128.store (local.get $dst)
+              (v128.xor
+                (i8x16.narrow_i16x8_s
+                  (i16x8.narrow_i32x4_s
+                    (call $q4 (v128.load (local.get $src)) (v128.load (local.get $pj))
+                      (v128.load (i32.add (local.get $pj) (local.get $c4)))
+                      (v128.load (i32.add (local.get $pj) (i32.shl (local.get $c4) (i32.const 1))))
+                      (v128.load (i32.add (local.get $pj) (i32.mul (local.get $c4) (i32.const 3)))))
+                    (call $q4 (v128.load offset=16 (local.get $src)) (v128.load offset=16 (local.get $pj))
+                      (v128.load offset=16 (i32.add (local.get $pj) (local.get $c4)))
+                      (v128.load offset=16 (i32.add (local.get $pj) (i32.shl (local.get $c4) (i32.const 1))))
+                      (v128.load offset=16 (i32.add (local.get $pj) (i32.mul (local.get $c4) (i32.const 3))))))
+                  (i16x8.narrow_i32x4_s
+                    (call $q4 (v128.load offset=32 (local.get $src)) (v128.load offset=32 (local.get $pj))
+                      (v128.load offset=32 (i32.add (local.get $pj) (local.get $c4)))
+                      (v128.load offset=32 (i32.add (local.get $pj) (i32.shl (local.get $c4) (i32.const 1))))
+                      (v128.load offset=32 (i32.add (local.get $pj) (i32.mul (local.get $c4) (i32.const 3)))))
+                    (call $q4 (v128.load offset=48 (local.get $src)) (v128.load offset=48 (local.get $pj))
+                      (v128.load offset=48 (i32.add (local.get $pj) (local.get $c4)))
+                      (v128.load offset=48 (i32.add (local.get $pj) (i32.shl (local.get $c4) (i32.const 1))))
+                      (v128.load offset=48 (i32.add (local.get $pj) (i32.mul (local.get $c4) (i32.const 3)))))))
+                (local.get $F)))
+            (local.set $src (i32.add (local.get $src) (i32.const 64)))
+            (local.set $dst (i32.add (local.get $dst) (i32.const 16)))
+            (local.set $pj (i32.add (local.get $pj) (i32.const 64)))
+            (local.set $j (i32.add (local.get $j) (i32.const 16)))
+            (br $next)))
+        (block $done
+          (loop $next
+            (br_if $done (i32.ge_u (local.get $j) (local.get $c)))
+            (local.set $x (f32.load (local.get $src)))
+            (local.set $bad (i32.or (local.get $bad) (i32.eqz (f32.lt (f32.abs (local.get $x)) (f32.const inf)))))
+            (i32.store8 (local.get $dst)
+              (call $q1 (local.get $x) (f32.load (local.get $pj))
+                (f32.load (i32.add (local.get $pj) (local.get $c4)))
+                (f32.load (i32.add (local.get $pj) (i32.shl (local.get $c4) (i32.const 1))))
+                (i32.load (i32.add (local.get $pj) (i32.mul (local.get $c4) (i32.const 3))))
+                (local.get $flip)))
+            (local.set $src (i32.add (local.get $src) (i32.const 4)))
+            (local.set $dst (i32.add (local.get $dst) (i32.const 1)))
+            (local.set $pj (i32.add (local.get $pj) (i32.const 4)))
+            (local.set $j (i32.add (local.get $j) (i32.const 1)))
+            (br $next)))
+        (local.set $r (i32.add (local.get $r) (i32.const 1)))
+        (br $row)))
+    (i32.or (local.get $bad) (i32.eqz (i32x4.all_true (local.get $ok)))))
+
+  ;; DequantizeLinear of n codes with one scale: fround((q − zp) · s); codes flipped by $flip to
+  ;; signed first (uint8: q − 128, zp passed as zp − 128), so q − zp is exact in any case.
+  (func (export "dequantizeRun")
+    (param $src i32) (param $dst i32) (param $n i32) (param $scale f32) (param $zp i32) (param $flip i32)
+    (local $end i32) (local $S v128) (local $ZP v128) (local $F v128) (local $v v128) (local $l v128) (local $h v128)
+    (local.set $S (f32x4.splat (local.get $scale)))
+    (local.set $ZP (i32x4.splat (local.get $zp)))
+    (local.set $F (i8x16.splat (local.get $flip)))
+    (local.set $end (i32.add (local.get $src) (i32.and (local.get $n) (i32.const -16))))
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $src) (local.get $end)))
+        (local.set $v (v128.xor (v128.load (local.get $src)) (local.get $F)))
+        (local.set $l (i16x8.extend_low_i8x16_s (local.get $v)))
+        (local.set $h (i16x8.extend_high_i8x16_s (local.get $v)))
+        (v128.store (local.get $dst)
+          (f32x4.mul (f32x4.convert_i32x4_s (i32x4.sub (i32x4.extend_low_i16x8_s (local.get $l)) (local.get $ZP))) (local.get $S)))
+        (v128.store offset=16 (local.get $dst)
+          (f32x4.mul (f32x4.convert_i32x4_s (i32x4.sub (i32x4.extend_high_i16x8_s (local.get $l)) (local.get $ZP))) (local.get $S)))
+        (v128.store offset=32 (local.get $dst)
+          (f32x4.mul (f32x4.convert_i32x4_s (i32x4.sub (i32x4.extend_low_i16x8_s (local.get $h)) (local.get $ZP))) (local.get $S)))
+        (v128.store offset=48 (local.get $dst)
+          (f32x4.mul (f32x4.convert_i32x4_s (i32x4.sub (i32x4.extend_high_i16x8_s (local.get $h)) (local.get $ZP))) (local.get $S)))
+        (local.set $src (i32.add (local.get $src) (i32.const 16)))
+        (local.set $dst (i32.add (local.get $dst) (i32.const 64)))
+        (br $next)))
+    (local.set $end (i32.add (local.get $end) (i32.and (local.get $n) (i32.const 15))))
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $src) (local.get $end)))
+        (f32.store (local.get $dst)
+          (f32.mul
+            (f32.convert_i32_s (i32.sub (i32.extend8_s (i32.xor (i32.load8_u (local.get $src)) (local.get $flip))) (local.get $zp)))
+            (local.get $scale)))
+        (local.set $src (i32.add (local.get $src) (i32.const 1)))
+        (local.set $dst (i32.add (local.get $dst) (i32.const 4)))
+        (br $next))))
+
+  ;; ---------------------------------------------------------------------------------------------
+  ;; int8 GEMM, raw sums: C[i, 4p + c] = Σ_k A[i, k]·B[k, 4p + c] over int8 codes (uint8 operands
+  ;; arrive flipped to int8 by the driver, the 128 folded into their zero points; the zero points
+  ;; never enter this loop). A: rows of K16 bytes (K rounded up to 16, zero padded), at $a with
+  ;; row stride K16. B: panels of 4 columns, [N4/4][K16/16][4][16] bytes, zero padded. C: int32
+  ;; [M][N4] (row stride N4·4 bytes), written, not added to. Products are widened to int16
+  ;; (i16x8.extend_*_i8x16_s) and summed in pairs by i32x4.dot_i16x8_s: exact, the int32 lanes
+  ;; wrap modulo 2^32 as the reference's Int32Array store does. Rows go two at a time against a
+  ;; panel (a 2×4 tile: 8 accumulators), the panel (4·K16 bytes) staying in L1 across the rows.
+
+  ;; The four accumulators' lane sums as one vector [Σacc0, Σacc1, Σacc2, Σacc3].
+  (func $hsum4 (param $a v128) (param $b v128) (param $c v128) (param $d v128) (result v128)
+    (local $ab v128) (local $cd v128)
+    (local.set $ab (i32x4.add
+      (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $a) (local.get $b))
+      (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $a) (local.get $b))))
+    (local.set $cd (i32x4.add
+      (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $c) (local.get $d))
+      (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $c) (local.get $d))))
+    (i32x4.add
+      (i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27 (local.get $ab) (local.get $cd))
+      (i8x16.shuffle 4 5 6 7 12 13 14 15 20 21 22 23 28 29 30 31 (local.get $ab) (local.get $cd))))
+
+  (func (export "gemmS8")
+    (param $a i32) (param $b i32) (param $c i32) (param $m i32) (param $k16 i32) (param $n4 i32)
+    (local $p i32) (local $i i32) (local $pb i32) (local $pa0 i32) (local $pa1 i32) (local $end i32) (local $ldc i32)
+    (local $a0l v128) (local $a0h v128) (local $a1l v128) (local $a1h v128) (local $bl v128) (local $bh v128) (local $v v128)
+    (local $c00 v128) (local $c01 v128) (local $c02 v128) (local $c03 v128)
+    (local $c10 v128) (local $c11 v128) (local $c12 v128) (local $c13 v128)
+    (local $panel i32) (local $out i32)
+    (local.set $ldc (i32.shl (local.get $n4) (i32.const 2)))
+    (local.set $panel (i32.shl (local.get $k16) (i32.const 2)))
+    (block $panelsDone
+      (loop $panelLoop
+        (br_if $panelsDone (i32.ge_u (local.get $p) (local.get $n4)))
+        (local.set $i (i32.const 0))
+        (block $rowsDone
+          (loop $rowLoop
+            (br_if $rowsDone (i32.gt_u (i32.add (local.get $i) (i32.const 2)) (local.get $m)))
+            (local.set $pa0 (i32.add (local.get $a) (i32.mul (local.get $i) (local.get $k16))))
+            (local.set $pa1 (i32.add (local.get $pa0) (local.get $k16)))
+            (local.set $end (i32.add (local.get $pa0) (local.get $k16)))
+            (local.set $pb (i32.add (local.get $b) (i32.mul (i32.shr_u (local.get $p) (i32.const 2)) (local.get $panel))))
+            (local.set $c00 (v128.const i32x4 0 0 0 0)) (local.set $c01 (v128.const i32x4 0 0 0 0))
+            (local.set $c02 (v128.const i32x4 0 0 0 0)) (local.set $c03 (v128.const i32x4 0 0 0 0))
+            (local.set $c10 (v128.const i32x4 0 0 0 0)) (local.set $c11 (v128.const i32x4 0 0 0 0))
+            (local.set $c12 (v128.const i32x4 0 0 0 0)) (local.set $c13 (v128.const i32x4 0 0 0 0))
+            (block $kDone
+              (loop $kLoop
+                (br_if $kDone (i32.ge_u (local.get $pa0) (local.get $end)))
+                (local.set $v (v128.load (local.get $pa0)))
+                (local.set $a0l (i16x8.extend_low_i8x16_s (local.get $v)))
+                (local.set $a0h (i16x8.extend_high_i8x16_s (local.get $v)))
+                (local.set $v (v128.load (local.get $pa1)))
+                (local.set $a1l (i16x8.extend_low_i8x16_s (local.get $v)))
+                (local.set $a1h (i16x8.extend_high_i8x16_s (local.get $v)))
+                (local.set $v (v128.load (local.get $pb)))
+                (local.set $bl (i16x8.extend_low_i8x16_s (local.get $v)))
+                (local.set $bh (i16x8.extend_high_i8x16_s (local.get $v)))
+                (local.set $c00 (i32x4.add (local.get $c00) (i32x4.add (i32x4.dot_i16x8_s (local.get $a0l) (local.get $bl)) (i32x4.dot_i16x8_s (local.get $a0h) (local.get $bh)))))
+                (local.set $c10 (i32x4.add (local.get $c10) (i32x4.add (i32x4.dot_i16x8_s (local.get $a1l) (local.get $bl)) (i32x4.dot_i16x8_s (local.get $a1h) (local.get $bh)))))
+                (local.set $v (v128.load offset=16 (local.get $pb)))
+                (local.set $bl (i16x8.extend_low_i8x16_s (local.get $v)))
+                (local.set $bh (i16x8.extend_high_i8x16_s (local.get $v)))
+                (local.set $c01 (i32x4.add (local.get $c01) (i32x4.add (i32x4.dot_i16x8_s (local.get $a0l) (local.get $bl)) (i32x4.dot_i16x8_s (local.get $a0h) (local.get $bh)))))
+                (local.set $c11 (i32x4.add (local.get $c11) (i32x4.add (i32x4.dot_i16x8_s (local.get $a1l) (local.get $bl)) (i32x4.dot_i16x8_s (local.get $a1h) (local.get $bh)))))
+                (local.set $v (v128.load offset=32 (local.get $pb)))
+                (local.set $bl (i16x8.extend_low_i8x16_s (local.get $v)))
+                (local.set $bh (i16x8.extend_high_i8x16_s (local.get $v)))
+                (local.set $c02 (i32x4.add (local.get $c02) (i32x4.add (i32x4.dot_i16x8_s (local.get $a0l) (local.get $bl)) (i32x4.dot_i16x8_s (local.get $a0h) (local.get $bh)))))
+                (local.set $c12 (i32x4.add (local.get $c12) (i32x4.add (i32x4.dot_i16x8_s (local.get $a1l) (local.get $bl)) (i32x4.dot_i16x8_s (local.get $a1h) (local.get $bh)))))
+                (local.set $v (v128.load offset=48 (local.get $pb)))
+                (local.set $bl (i16x8.extend_low_i8x16_s (local.get $v)))
+                (local.set $bh (i16x8.extend_high_i8x16_s (local.get $v)))
+                (local.set $c03 (i32x4.add (local.get $c03) (i32x4.add (i32x4.dot_i16x8_s (local.get $a0l) (local.get $bl)) (i32x4.dot_i16x8_s (local.get $a0h) (local.get $bh)))))
+                (local.set $c13 (i32x4.add (local.get $c13) (i32x4.add (i32x4.dot_i16x8_s (local.get $a1l) (local.get $bl)) (i32x4.dot_i16x8_s (local.get $a1h) (local.get $bh)))))
+                (local.set $pa0 (i32.add (local.get $pa0) (i32.const 16)))
+                (local.set $pa1 (i32.add (local.get $pa1) (i32.const 16)))
+                (local.set $pb (i32.add (local.get $pb) (i32.const 64)))
+                (br $kLoop)))
+            (local.set $out (i32.add (local.get $c)
+              (i32.add (i32.mul (local.get $i) (local.get $ldc)) (i32.shl (local.get $p) (i32.const 2)))))
+            (v128.store (local.get $out) (call $hsum4 (local.get $c00) (local.get $c01) (local.get $c02) (local.get $c03)))
+            (v128.store (i32.add (local.get $out) (local.get $ldc))
+              (call $hsum4 (local.get $c10) (local.get $c11) (local.get $c12) (local.get $c13)))
+            (local.set $i (i32.add (local.get $i) (i32.const 2)))
+            (br $rowLoop)))
+        ;; The last row when M is odd (and M = 1): a 1×4 tile.
+        (if (i32.lt_u (local.get $i) (local.get $m))
+          (then
+            (local.set $pa0 (i32.add (local.get $a) (i32.mul (local.get $i) (local.get $k16))))
+            (local.set $end (i32.add (local.get $pa0) (local.get $k16)))
+            (local.set $pb (i32.add (local.get $b) (i32.mul (i32.shr_u (local.get $p) (i32.const 2)) (local.get $panel))))
+            (local.set $c00 (v128.const i32x4 0 0 0 0)) (local.set $c01 (v128.const i32x4 0 0 0 0))
+            (local.set $c02 (v128.const i32x4 0 0 0 0)) (local.set $c03 (v128.const i32x4 0 0 0 0))
+            (block $kDone
+              (loop $kLoop
+                (br_if $kDone (i32.ge_u (local.get $pa0) (local.get $end)))
+                (local.set $v (v128.load (local.get $pa0)))
+                (local.set $a0l (i16x8.extend_low_i8x16_s (local.get $v)))
+                (local.set $a0h (i16x8.extend_high_i8x16_s (local.get $v)))
+                (local.set $v (v128.load (local.get $pb)))
+                (local.set $c00 (i32x4.add (local.get $c00) (i32x4.add
+                  (i32x4.dot_i16x8_s (local.get $a0l) (i16x8.extend_low_i8x16_s (local.get $v)))
+                  (i32x4.dot_i16x8_s (local.get $a0h) (i16x8.extend_high_i8x16_s (local.get $v))))))
+                (local.set $v (v128.load offset=16 (local.get $pb)))
+                (local.set $c01 (i32x4.add (local.get $c01) (i32x4.add
+                  (i32x4.dot_i16x8_s (local.get $a0l) (i16x8.extend_low_i8x16_s (local.get $v)))
+                  (i32x4.dot_i16x8_s (local.get $a0h) (i16x8.extend_high_i8x16_s (local.get $v))))))
+                (local.set $v (v128.load offset=32 (local.get $pb)))
+                (local.set $c02 (i32x4.add (local.get $c02) (i32x4.add
+                  (i32x4.dot_i16x8_s (local.get $a0l) (i16x8.extend_low_i8x16_s (local.get $v)))
+                  (i32x4.dot_i16x8_s (local.get $a0h) (i16x8.extend_high_i8x16_s (local.get $v))))))
+                (local.set $v (v128.load offset=48 (local.get $pb)))
+                (local.set $c03 (i32x4.add (local.get $c03) (i32x4.add
+                  (i32x4.dot_i16x8_s (local.get $a0l) (i16x8.extend_low_i8x16_s (local.get $v)))
+                  (i32x4.dot_i16x8_s (local.get $a0h) (i16x8.extend_high_i8x16_s (local.get $v))))))
+                (local.set $pa0 (i32.add (local.get $pa0) (i32.const 16)))
+                (local.set $pb (i32.add (local.get $pb) (i32.const 64)))
+                (br $kLoop)))
+            (v128.store
+              (i32.add (local.get $c) (i32.add (i32.mul (local.get $i) (local.get $ldc)) (i32.shl (local.get $p) (i32.const 2))))
+              (call $hsum4 (local.get $c00) (local.get $c01) (local.get $c02) (local.get $c03)))))
+        (local.set $p (i32.add (local.get $p) (i32.const 4)))
+        (br $panelLoop))))
+
+  ;; ---------------------------------------------------------------------------------------------
+  ;; 4-bit GEMV, the order gemv-4bit.ref.ts fixes: per output n, per block b (`steps` steps of 32
+  ;; elements = 16 bytes), the 32 products x·w in 8 vectors (even elements in vectors 0–3, odd in
+  ;; 4–7) are summed ((P0+P1)+(P2+P3))+((P4+P5)+(P6+P7)) into the block's lanes; the block's lanes
+  ;; times its scale go into four running totals; y[n] = (T0+T1)+(T2+T3). x arrives permuted into
+  ;; that vector order (32 floats a step), so every x load is one v128.load.
+
+  ;; One step's sum from its 8 weight vectors and the permuted x at $xp.
+  (func $step (param $xp i32)
+    (param $w0 v128) (param $w1 v128) (param $w2 v128) (param $w3 v128)
+    (param $w4 v128) (param $w5 v128) (param $w6 v128) (param $w7 v128) (result v128)
+    (f32x4.add
+      (f32x4.add
+        (f32x4.add (f32x4.mul (v128.load (local.get $xp)) (local.get $w0)) (f32x4.mul (v128.load offset=16 (local.get $xp)) (local.get $w1)))
+        (f32x4.add (f32x4.mul (v128.load offset=32 (local.get $xp)) (local.get $w2)) (f32x4.mul (v128.load offset=48 (local.get $xp)) (local.get $w3))))
+      (f32x4.add
+        (f32x4.add (f32x4.mul (v128.load offset=64 (local.get $xp)) (local.get $w4)) (f32x4.mul (v128.load offset=80 (local.get $xp)) (local.get $w5)))
+        (f32x4.add (f32x4.mul (v128.load offset=96 (local.get $xp)) (local.get $w6)) (f32x4.mul (v128.load offset=112 (local.get $xp)) (local.get $w7))))))
+
+  (func $hsumF (param $t v128) (result f32)
+    (f32.add
+      (f32.add (f32x4.extract_lane 0 (local.get $t)) (f32x4.extract_lane 1 (local.get $t)))
+      (f32.add (f32x4.extract_lane 2 (local.get $t)) (f32x4.extract_lane 3 (local.get $t)))))
+
+  ;; MatMulNBits: codes at $w ([N][kBlocks][blockSize/2], low nibble = even element), scales at $s
+  ;; ([N][kBlocks] f32), zero points unpacked at $z ([N][kBlocks] bytes), x permuted at $x, y at $y.
+  (func (export "gemvNBits")
+    (param $x i32) (param $w i32) (param $s i32) (param $z i32) (param $y i32) (param $n i32) (param $kBlocks i32) (param $steps i32)
+    (local $j i32) (local $b i32) (local $t v128) (local $acc v128) (local $zp v128) (local $v v128) (local $lo v128) (local $hi v128)
+    (local $xp i32) (local $st i32) (local $l16 v128) (local $h16 v128) (local $ll16 v128) (local $hl16 v128)
+    (block $nDone
+      (loop $nLoop
+        (br_if $nDone (i32.ge_u (local.get $j) (local.get $n)))
+        (local.set $t (v128.const f32x4 0 0 0 0))
+        (local.set $xp (local.get $x))
+        (local.set $b (i32.const 0))
+        (block $bDone
+          (loop $bLoop
+            (br_if $bDone (i32.ge_u (local.get $b) (local.get $kBlocks)))
+            (local.set $zp (i8x16.splat (i32.load8_u (local.get $z))))
+            (local.set $acc (v128.const f32x4 0 0 0 0))
+            (local.set $st (local.get $steps))
+            (loop $sLoop
+              (local.set $v (v128.load (local.get $w)))
+              (local.set $lo (i8x16.sub (v128.and (local.get $v) (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15)) (local.get $zp)))
+              (local.set $hi (i8x16.sub (i8x16.shr_u (local.get $v) (i32.const 4)) (local.get $zp)))
+              (local.set $l16 (i16x8.extend_low_i8x16_s (local.get $lo)))
+              (local.set $ll16 (i16x8.extend_high_i8x16_s (local.get $lo)))
+              (local.set $h16 (i16x8.extend_low_i8x16_s (local.get $hi)))
+              (local.set $hl16 (i16x8.extend_high_i8x16_s (local.get $hi)))
+              (local.set $acc (f32x4.add (local.get $acc)
+                (call $step (local.get $xp)
+                  (f32x4.convert_i32x4_s (i32x4.extend_low_i16x8_s (local.get $l16)))
+                  (f32x4.convert_i32x4_s (i32x4.extend_high_i16x8_s (local.get $l16)))
+                  (f32x4.convert_i32x4_s (i32x4.extend_low_i16x8_s (local.get $ll16)))
+                  (f32x4.convert_i32x4_s (i32x4.extend_high_i16x8_s (local.get $ll16)))
+                  (f32x4.convert_i32x4_s (i32x4.extend_low_i16x8_s (local.get $h16)))
+                  (f32x4.convert_i32x4_s (i32x4.extend_high_i16x8_s (local.get $h16)))
+                  (f32x4.convert_i32x4_s (i32x4.extend_low_i16x8_s (local.get $hl16)))
+                  (f32x4.convert_i32x4_s (i32x4.extend_high_i16x8_s (local.get $hl16))))))
+              (local.set $w (i32.add (local.get $w) (i32.const 16)))
+              (local.set $xp (i32.add (local.get $xp) (i32.const 128)))
+              (local.set $st (i32.sub (local.get $st) (i32.const 1)))
+              (br_if $sLoop (local.get $st)))
+            (local.set $t (f32x4.add (local.get $t) (f32x4.mul (local.get $acc) (f32x4.splat (f32.load (local.get $s))))))
+            (local.set $s (i32.add (local.get $s) (i32.const 4)))
+            (local.set $z (i32.add (local.get $z) (i32.const 1)))
+            (local.set $b (i32.add (local.get $b) (i32.const 1)))
+            (br $bLoop)))
+        (f32.store (local.get $y) (call $hsumF (local.get $t)))
+        (local.set $y (i32.add (local.get $y) (i32.const 4)))
+        (local.set $j (i32.add (local.get $j) (i32.const 1)))
+        (br $nLoop))))
+
+  ;; MatMulBnb4 with K a multiple of the block and the block a multiple of 32 (every row whole
+  ;; blocks, no padding): codes at $w (row n at n·K/2 bytes, HIGH nibble = even element), absmax
+  ;; at $s (one per block, in row order), the 16 table floats as four byte planes at $planes
+  ;; (plane j = byte j of every entry), x permuted at $x. Codes become floats by four i8x16.swizzle
+  ;; lookups (one per byte plane) and a byte/halfword interleave.
+  (func $lookup4 (param $codes v128) (param $p0 v128) (param $p1 v128) (param $p2 v128) (param $p3 v128)
+    (param $out i32)
+    (local $b0 v128) (local $b1 v128) (local $b2 v128) (local $b3 v128) (local $t01 v128) (local $t23 v128)
+    (local.set $b0 (i8x16.swizzle (local.get $p0) (local.get $codes)))
+    (local.set $b1 (i8x16.swizzle (local.get $p1) (local.get $codes)))
+    (local.set $b2 (i8x16.swizzle (local.get $p2) (local.get $codes)))
+    (local.set $b3 (i8x16.swizzle (local.get $p3) (local.get $codes)))
+    (local.set $t01 (i8x16.shuffle 0 16 1 17 2 18 3 19 4 20 5 21 6 22 7 23 (local.get $b0) (local.get $b1)))
+    (local.set $t23 (i8x16.shuffle 0 16 1 17 2 18 3 19 4 20 5 21 6 22 7 23 (local.get $b2) (local.get $b3)))
+    (v128.store (local.get $out) (i8x16.shuffle 0 1 16 17 2 3 18 19 4 5 20 21 6 7 22 23 (local.get $t01) (local.get $t23)))
+    (v128.store offset=16 (local.get $out) (i8x16.shuffle 8 9 24 25 10 11 26 27 12 13 28 29 14 15 30 31 (local.get $t01) (local.get $t23)))
+    (local.set $t01 (i8x16.shuffle 8 24 9 25 10 26 11 27 12 28 13 29 14 30 15 31 (local.get $b0) (local.get $b1)))
+    (local.set $t23 (i8x16.shuffle 8 24 9 25 10 26 11 27 12 28 13 29 14 30 15 31 (local.get $b2) (local.get $b3)))
+    (v128.store offset=32 (local.get $out) (i8x16.shuffle 0 1 16 17 2 3 18 19 4 5 20 21 6 7 22 23 (local.get $t01) (local.get $t23)))
+    (v128.store offset=48 (local.get $out) (i8x16.shuffle 8 9 24 25 10 11 26 27 12 13 28 29 14 15 30 31 (local.get $t01) (local.get $t23))))
+
+  (func (export "gemvBnb4")
+    (param $x i32) (param $w i32) (param $s i32) (param $planes i32) (param $y i32) (param $n i32) (param $kBlocks i32)
+    (param $steps i32) (param $tmp i32)
+    (local $j i32) (local $b i32) (local $t v128) (local $acc v128) (local $v v128) (local $xp i32) (local $st i32)
+    (local $p0 v128) (local $p1 v128) (local $p2 v128) (local $p3 v128)
+    (local.set $p0 (v128.load (local.get $planes)))
+    (local.set $p1 (v128.load offset=16 (local.get $planes)))
+    (local.set $p2 (v128.load offset=32 (local.get $planes)))
+    (local.set $p3 (v128.load offset=48 (local.get $planes)))
+    (block $nDone
+      (loop $nLoop
+        (br_if $nDone (i32.ge_u (local.get $j) (local.get $n)))
+        (local.set $t (v128.const f32x4 0 0 0 0))
+        (local.set $xp (local.get $x))
+        (local.set $b (i32.const 0))
+        (block $bDone
+          (loop $bLoop
+            (br_if $bDone (i32.ge_u (local.get $b) (local.get $kBlocks)))
+            (local.set $acc (v128.const f32x4 0 0 0 0))
+            (local.set $st (local.get $steps))
+            (loop $sLoop
+              (local.set $v (v128.load (local.get $w)))
+              (call $lookup4 (i8x16.shr_u (local.get $v) (i32.const 4)) (local.get $p0) (local.get $p1) (local.get $p2) (local.get $p3) (local.get $tmp))
+              (call $lookup4 (v128.and (local.get $v) (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15))
+                (local.get $p0) (local.get $p1) (local.get $p2) (local.get $p3) (i32.add (local.get $tmp) (i32.const 64)))
+              (local.set $acc (f32x4.add (local.get $acc)
+                (call $step (local.get $xp)
+                  (v128.load (local.get $tmp)) (v128.load offset=16 (local.get $tmp))
+                  (v128.load offset=32 (local.get $tmp)) (v128.load offset=48 (local.get $tmp))
+                  (v128.load offset=64 (local.get $tmp)) (v128.load offset=80 (local.get $tmp))
+                  (v128.load offset=96 (local.get $tmp)) (v128.load offset=112 (local.get $tmp)))))
+              (local.set $w (i32.add (local.get $w) (i32.const 16)))
+              (local.set $xp (i32.add (local.get $xp) (i32.const 128)))
+              (local.set $st (i32.sub (local.get $st) (i32.const 1)))
+              (br_if $sLoop (local.get $st)))
+            (local.set $t (f32x4.add (local.get $t) (f32x4.mul (local.get $acc) (f32x4.splat (f32.load (local.get $s))))))
+            (local.set $s (i32.add (local.get $s) (i32.const 4)))
+            (local.set $b (i32.add (local.get $b) (i32.const 1)))
+            (br $bLoop)))
+        (f32.store (local.get $y) (call $hsumF (local.get $t)))
+        (local.set $y (i32.add (local.get $y) (i32.const 4)))
+        (local.set $j (i32.add (local.get $j) (i32.const 1)))
+        (br $nLoop))))
+)
