@@ -55,6 +55,7 @@ const TESTS = ['src/**/*.test.ts', 'src/**/*.bench.ts'];
  */
 const NODE_FLOWS = [
   'activation-file',
+  'bench-node',
   'calibrate-node',
   'compare',
   'convert',

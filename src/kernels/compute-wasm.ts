@@ -171,7 +171,7 @@ export function quantizeWasm(x: Float32Array, p: WasmQuantParams, out: Int8Array
         f32[pf + j] = p.scale[j] as number;
         f32[pf + c + j] = qmin - z;
         f32[pf + 2 * c + j] = qmax - z;
-        i32[pf + 3 * c + j] = z - (flip ? 128 : 0);
+        i32[pf + 3 * c + j] = 0x4b400000 - (z - (flip ? 128 : 0));
       }
       let bad = 0;
       for (let i = 0; i < n; i += chunk) {

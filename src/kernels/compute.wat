@@ -8,10 +8,14 @@
 
   ;; ---------------------------------------------------------------------------------------------
   ;; QuantizeLinear, the MLAS order: q = fround(x / s), clamp to [lo, hi] = [qmin − zp, qmax − zp],
-  ;; round half to even (f32x4.nearest), + zp. Unsigned codes are computed as signed ones 128 lower
-  ;; (zp passed as zp − 128) and flipped back by xor 0x80 ($flip), so one saturating narrow
-  ;; (i32 → i16 → i8, never saturating after the clamp) serves both types. Returns 1 if any x is
-  ;; NaN or ±Inf (the caller then takes the reference, which names or clamps it), else 0.
+  ;; round half to even, + zp. Vectors round by adding 1.5·2^23 (the clamped quotient is within
+  ;; ±255, so the float32 sum is the integer nearest it, ties to even, in the low mantissa bits)
+  ;; and read the integer from the bits, the zero point folded into the constant subtracted
+  ;; (0x4B400000 − zp): two ops where f32x4.nearest + i32x4.trunc_sat_f32x4_s take many in V8.
+  ;; Unsigned codes are computed as signed ones 128 lower (zp passed as zp − 128) and flipped back
+  ;; by xor 0x80 ($flip), so one pair of narrows (never saturating after the clamp) serves both.
+  ;; Returns 1 if any x may be NaN or ±Inf (a NaN in Σ 0·x; a huge finite x can overflow the sum
+  ;; and say so too: the caller then takes the reference, which names, clamps or quantizes it).
   (func $q1 (param $x f32) (param $s f32) (param $lo f32) (param $hi f32) (param $zp i32) (param $flip i32) (result i32)
     (i32.xor
       (i32.add
@@ -20,50 +24,43 @@
         (local.get $zp))
       (local.get $flip)))
 
-  (func $q4 (param $x v128) (param $s v128) (param $lo v128) (param $hi v128) (param $zp v128) (result v128)
-    (i32x4.add
-      (i32x4.trunc_sat_f32x4_s
-        (f32x4.nearest (f32x4.min (f32x4.max (f32x4.div (local.get $x) (local.get $s)) (local.get $lo)) (local.get $hi))))
-      (local.get $zp)))
-
-  ;; All 0 lanes where every lane of x is finite.
-  (func $finite (param $x v128) (result v128)
-    (f32x4.lt (f32x4.abs (local.get $x)) (v128.const f32x4 inf inf inf inf)))
-
   ;; One scale and zero point for n floats at $src → n codes at $dst.
   (func (export "quantizeRun")
     (param $src i32) (param $dst i32) (param $n i32) (param $scale f32) (param $lo f32) (param $hi f32)
     (param $zp i32) (param $flip i32) (result i32)
     (local $end i32) (local $ok v128) (local $S v128) (local $LO v128) (local $HI v128) (local $ZP v128) (local $F v128)
     (local $bad i32) (local $x f32)
+    (local $x0 v128) (local $x1 v128) (local $x2 v128) (local $x3 v128) (local $MAGIC v128)
     (local.set $S (f32x4.splat (local.get $scale)))
     (local.set $LO (f32x4.splat (local.get $lo)))
     (local.set $HI (f32x4.splat (local.get $hi)))
-    (local.set $ZP (i32x4.splat (local.get $zp)))
+    (local.set $ZP (i32x4.splat (i32.sub (i32.const 0x4B400000) (local.get $zp))))
+    (local.set $MAGIC (v128.const f32x4 0x1.8p23 0x1.8p23 0x1.8p23 0x1.8p23))
     (local.set $F (i8x16.splat (local.get $flip)))
-    (local.set $ok (v128.const i32x4 -1 -1 -1 -1))
+    (local.set $ok (v128.const f32x4 0 0 0 0))
     (local.set $end (i32.add (local.get $src) (i32.shl (i32.and (local.get $n) (i32.const -16)) (i32.const 2))))
     (block $done
       (loop $next
         (br_if $done (i32.ge_u (local.get $src) (local.get $end)))
-        (local.set $ok (v128.and (local.get $ok)
-          (v128.and
-            (v128.and (call $finite (v128.load (local.get $src))) (call $finite (v128.load offset=16 (local.get $src))))
-            (v128.and (call $finite (v128.load offset=32 (local.get $src))) (call $finite (v128.load offset=48 (local.get $src)))))))
+        (local.set $x0 (v128.load offset=0 (local.get $src)))
+        (local.set $x1 (v128.load offset=16 (local.get $src)))
+        (local.set $x2 (v128.load offset=32 (local.get $src)))
+        (local.set $x3 (v128.load offset=48 (local.get $src)))
+        (local.set $ok (f32x4.add (local.get $ok) (f32x4.mul (f32x4.add (f32x4.add (local.get $x0) (local.get $x1)) (f32x4.add (local.get $x2) (local.get $x3))) (v128.const f32x4 0 0 0 0))))
         (v128.store (local.get $dst)
           (v128.xor
             (i8x16.narrow_i16x8_s
               (i16x8.narrow_i32x4_s
-                (call $q4 (v128.load (local.get $src)) (local.get $S) (local.get $LO) (local.get $HI) (local.get $ZP))
-                (call $q4 (v128.load offset=16 (local.get $src)) (local.get $S) (local.get $LO) (local.get $HI) (local.get $ZP)))
+                (i32x4.sub (f32x4.add (f32x4.min (f32x4.max (f32x4.div (local.get $x0) (local.get $S)) (local.get $LO)) (local.get $HI)) (local.get $MAGIC)) (local.get $ZP))
+                (i32x4.sub (f32x4.add (f32x4.min (f32x4.max (f32x4.div (local.get $x1) (local.get $S)) (local.get $LO)) (local.get $HI)) (local.get $MAGIC)) (local.get $ZP)))
               (i16x8.narrow_i32x4_s
-                (call $q4 (v128.load offset=32 (local.get $src)) (local.get $S) (local.get $LO) (local.get $HI) (local.get $ZP))
-                (call $q4 (v128.load offset=48 (local.get $src)) (local.get $S) (local.get $LO) (local.get $HI) (local.get $ZP))))
+                (i32x4.sub (f32x4.add (f32x4.min (f32x4.max (f32x4.div (local.get $x2) (local.get $S)) (local.get $LO)) (local.get $HI)) (local.get $MAGIC)) (local.get $ZP))
+                (i32x4.sub (f32x4.add (f32x4.min (f32x4.max (f32x4.div (local.get $x3) (local.get $S)) (local.get $LO)) (local.get $HI)) (local.get $MAGIC)) (local.get $ZP))))
             (local.get $F)))
         (local.set $src (i32.add (local.get $src) (i32.const 64)))
         (local.set $dst (i32.add (local.get $dst) (i32.const 16)))
         (br $next)))
-    (local.set $bad (i32.eqz (i32x4.all_true (local.get $ok))))
+    (local.set $bad (i32.eqz (i32x4.all_true (f32x4.eq (local.get $ok) (local.get $ok)))))
     (local.set $end (i32.add (local.get $end) (i32.shl (i32.and (local.get $n) (i32.const 15)) (i32.const 2))))
     (block $done
       (loop $next
@@ -77,17 +74,21 @@
         (br $next)))
     (local.get $bad))
 
-  ;; Per column: `rows` rows of C floats; column j uses scale/lo/hi (f32) and zp (i32, shifted as
-  ;; above) at $params + 16·C·{0,1,2,3}... laid out as four arrays of C entries: scales at $p,
-  ;; lo at $p + 4C, hi at $p + 8C, zp at $p + 12C.
+  ;; Per column: `rows` rows of C floats; column j uses four arrays of C entries at $p: scale
+  ;; (f32) at $p, lo at $p + 4C, hi at $p + 8C, and (i32) 0x4B400000 − zp (zp shifted as above)
+  ;; at $p + 12C.
   (func (export "quantizeColumns")
     (param $src i32) (param $dst i32) (param $rows i32) (param $c i32) (param $p i32) (param $flip i32) (result i32)
     (local $r i32) (local $j i32) (local $c16 i32) (local $pj i32) (local $ok v128) (local $F v128) (local $bad i32)
-    (local $x f32) (local $c4 i32)
+    (local $x f32) (local $c4 i32) (local $c8 i32) (local $c12 i32)
+    (local $x0 v128) (local $x1 v128) (local $x2 v128) (local $x3 v128) (local $MAGIC v128)
+    (local.set $MAGIC (v128.const f32x4 0x1.8p23 0x1.8p23 0x1.8p23 0x1.8p23))
     (local.set $F (i8x16.splat (local.get $flip)))
-    (local.set $ok (v128.const i32x4 -1 -1 -1 -1))
+    (local.set $ok (v128.const f32x4 0 0 0 0))
     (local.set $c16 (i32.and (local.get $c) (i32.const -16)))
     (local.set $c4 (i32.shl (local.get $c) (i32.const 2)))
+    (local.set $c8 (i32.shl (local.get $c) (i32.const 3)))
+    (local.set $c12 (i32.mul (local.get $c) (i32.const 12)))
     (block $rowsDone
       (loop $row
         (br_if $rowsDone (i32.ge_u (local.get $r) (local.get $rows)))
@@ -96,31 +97,20 @@
         (block $done
           (loop $next
             (br_if $done (i32.ge_u (local.get $j) (local.get $c16)))
-            (local.set $ok (v128.and (local.get $ok)
-              (v128.and
-                (v128.and (call $finite (v128.load (local.get $src))) (call $finite (v128.load offset=16 (local.get $src))))
-                (v128.and (call $finite (v128.load offset=32 (local.get $src))) (call $finite (v128.load offset=48 (local.get $src)))))))
+            (local.set $x0 (v128.load offset=0 (local.get $src)))
+            (local.set $x1 (v128.load offset=16 (local.get $src)))
+            (local.set $x2 (v128.load offset=32 (local.get $src)))
+            (local.set $x3 (v128.load offset=48 (local.get $src)))
+            (local.set $ok (f32x4.add (local.get $ok) (f32x4.mul (f32x4.add (f32x4.add (local.get $x0) (local.get $x1)) (f32x4.add (local.get $x2) (local.get $x3))) (v128.const f32x4 0 0 0 0))))
             (v128.store (local.get $dst)
               (v128.xor
                 (i8x16.narrow_i16x8_s
                   (i16x8.narrow_i32x4_s
-                    (call $q4 (v128.load (local.get $src)) (v128.load (local.get $pj))
-                      (v128.load (i32.add (local.get $pj) (local.get $c4)))
-                      (v128.load (i32.add (local.get $pj) (i32.shl (local.get $c4) (i32.const 1))))
-                      (v128.load (i32.add (local.get $pj) (i32.mul (local.get $c4) (i32.const 3)))))
-                    (call $q4 (v128.load offset=16 (local.get $src)) (v128.load offset=16 (local.get $pj))
-                      (v128.load offset=16 (i32.add (local.get $pj) (local.get $c4)))
-                      (v128.load offset=16 (i32.add (local.get $pj) (i32.shl (local.get $c4) (i32.const 1))))
-                      (v128.load offset=16 (i32.add (local.get $pj) (i32.mul (local.get $c4) (i32.const 3))))))
+                    (i32x4.sub (f32x4.add (f32x4.min (f32x4.max (f32x4.div (local.get $x0) (v128.load offset=0 (local.get $pj))) (v128.load offset=0 (i32.add (local.get $pj) (local.get $c4)))) (v128.load offset=0 (i32.add (local.get $pj) (local.get $c8)))) (local.get $MAGIC)) (v128.load offset=0 (i32.add (local.get $pj) (local.get $c12))))
+                    (i32x4.sub (f32x4.add (f32x4.min (f32x4.max (f32x4.div (local.get $x1) (v128.load offset=16 (local.get $pj))) (v128.load offset=16 (i32.add (local.get $pj) (local.get $c4)))) (v128.load offset=16 (i32.add (local.get $pj) (local.get $c8)))) (local.get $MAGIC)) (v128.load offset=16 (i32.add (local.get $pj) (local.get $c12)))))
                   (i16x8.narrow_i32x4_s
-                    (call $q4 (v128.load offset=32 (local.get $src)) (v128.load offset=32 (local.get $pj))
-                      (v128.load offset=32 (i32.add (local.get $pj) (local.get $c4)))
-                      (v128.load offset=32 (i32.add (local.get $pj) (i32.shl (local.get $c4) (i32.const 1))))
-                      (v128.load offset=32 (i32.add (local.get $pj) (i32.mul (local.get $c4) (i32.const 3)))))
-                    (call $q4 (v128.load offset=48 (local.get $src)) (v128.load offset=48 (local.get $pj))
-                      (v128.load offset=48 (i32.add (local.get $pj) (local.get $c4)))
-                      (v128.load offset=48 (i32.add (local.get $pj) (i32.shl (local.get $c4) (i32.const 1))))
-                      (v128.load offset=48 (i32.add (local.get $pj) (i32.mul (local.get $c4) (i32.const 3)))))))
+                    (i32x4.sub (f32x4.add (f32x4.min (f32x4.max (f32x4.div (local.get $x2) (v128.load offset=32 (local.get $pj))) (v128.load offset=32 (i32.add (local.get $pj) (local.get $c4)))) (v128.load offset=32 (i32.add (local.get $pj) (local.get $c8)))) (local.get $MAGIC)) (v128.load offset=32 (i32.add (local.get $pj) (local.get $c12))))
+                    (i32x4.sub (f32x4.add (f32x4.min (f32x4.max (f32x4.div (local.get $x3) (v128.load offset=48 (local.get $pj))) (v128.load offset=48 (i32.add (local.get $pj) (local.get $c4)))) (v128.load offset=48 (i32.add (local.get $pj) (local.get $c8)))) (local.get $MAGIC)) (v128.load offset=48 (i32.add (local.get $pj) (local.get $c12))))))
                 (local.get $F)))
             (local.set $src (i32.add (local.get $src) (i32.const 64)))
             (local.set $dst (i32.add (local.get $dst) (i32.const 16)))
@@ -136,7 +126,7 @@
               (call $q1 (local.get $x) (f32.load (local.get $pj))
                 (f32.load (i32.add (local.get $pj) (local.get $c4)))
                 (f32.load (i32.add (local.get $pj) (i32.shl (local.get $c4) (i32.const 1))))
-                (i32.load (i32.add (local.get $pj) (i32.mul (local.get $c4) (i32.const 3))))
+                (i32.sub (i32.const 0x4B400000) (i32.load (i32.add (local.get $pj) (local.get $c12))))
                 (local.get $flip)))
             (local.set $src (i32.add (local.get $src) (i32.const 4)))
             (local.set $dst (i32.add (local.get $dst) (i32.const 1)))
@@ -145,7 +135,7 @@
             (br $next)))
         (local.set $r (i32.add (local.get $r) (i32.const 1)))
         (br $row)))
-    (i32.or (local.get $bad) (i32.eqz (i32x4.all_true (local.get $ok)))))
+    (i32.or (local.get $bad) (i32.eqz (i32x4.all_true (f32x4.eq (local.get $ok) (local.get $ok))))))
 
   ;; DequantizeLinear of n codes with one scale: fround((q − zp) · s); codes flipped by $flip to
   ;; signed first (uint8: q − 128, zp passed as zp − 128), so q − zp is exact in any case.
