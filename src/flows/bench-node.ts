@@ -45,9 +45,14 @@ import { quantizeModelBytes } from './quantize.js';
 export interface BenchOptions {
   /** A small subset at small sizes (seconds, for a smoke test), not the figures to quote. */
   readonly quick?: boolean;
+  /** Only these groups (default all). */
+  readonly only?: readonly BenchGroup[] | undefined;
   /** Called before each measurement with what it measures. */
   readonly onStep?: ((label: string) => void) | undefined;
 }
+
+export const BENCH_GROUPS = ['quantize', 'gemm', 'gemv', 'models'] as const;
+export type BenchGroup = (typeof BENCH_GROUPS)[number];
 
 export interface BenchRow {
   readonly key: string;
@@ -473,10 +478,11 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchReport> {
     'timings interleaved (ours, theirs, ours, …) and the medians compared, so a shared machine slows both',
   ];
   if (!computeWasmAvailable() || kernelPath() === 'js') notes.push('our kernels ran on the JavaScript path');
-  await benchQuantize(r, quick, checks);
-  await benchGemm(r, quick);
-  await benchGemv(r, quick);
-  await benchModels(r, quick, notes);
+  const on = (g: BenchGroup) => !o.only || o.only.includes(g);
+  if (on('quantize')) await benchQuantize(r, quick, checks);
+  if (on('gemm')) await benchGemm(r, quick);
+  if (on('gemv')) await benchGemv(r, quick);
+  if (on('models')) await benchModels(r, quick, notes);
   return {
     quick,
     kernels: computeWasmAvailable() && kernelPath() === 'auto' ? 'wasm-simd' : 'js',

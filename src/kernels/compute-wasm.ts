@@ -26,6 +26,28 @@ interface Exports {
   readonly quantizeColumns: (src: number, dst: number, rows: number, c: number, p: number, flip: number) => number;
   readonly dequantizeRun: (src: number, dst: number, n: number, scale: number, zp: number, flip: number) => void;
   readonly gemmS8: (a: number, b: number, c: number, m: number, k16: number, n4: number) => void;
+  readonly packAWide: (src: number, dst: number, sums: number, m: number, k: number, k2: number, flip: number) => void;
+  readonly fixUp: (
+    c: number,
+    ldc: number,
+    m: number,
+    n: number,
+    rowSums: number,
+    zero: number,
+    colTerm: number,
+  ) => void;
+  readonly gemmS8Wide: (
+    a: number,
+    aStride: number,
+    b: number,
+    bStride: number,
+    c: number,
+    ldc: number,
+    m: number,
+    pairs: number,
+    cols: number,
+    add: number,
+  ) => void;
   readonly gemvNBits: (
     x: number,
     w: number,
@@ -45,7 +67,6 @@ interface Exports {
     n: number,
     kBlocks: number,
     steps: number,
-    tmp: number,
   ) => void;
 }
 
@@ -256,17 +277,21 @@ export function dequantizeWasm(q: Int8Array | Uint8Array, p: WasmQuantParams, ou
 // ------------------------------------------------------------------------------------------------
 // int8 GEMM
 
-/** B packed in the kernel's memory: [N4/4][K16/16][4][16] int8 (uint8 flipped), with its sums. */
+/**
+ * B in the kernel's memory, in the form each kernel reads, made on first use: `narrow` int8
+ * panels [N4/4][K16/16][4][16] for M < 4 (half the bytes: GEMV is bound by reading B), `wide`
+ * int16 [N8/8][K2][8][2] for the broadcast kernel (M ≥ 4). Codes are int8 (uint8 − 128).
+ */
 export interface WasmGemmB {
   readonly k: number;
   readonly n: number;
-  readonly k16: number;
-  readonly n4: number;
-  readonly at: number;
+  readonly src: Int8Codes;
   /** Σ_k b' of every column, b' the int8 code (uint8 − 128). */
   readonly colSums: Int32Array;
   /** The zero point of every column in b' terms. */
   readonly zero: Int32Array;
+  narrowAt?: number;
+  wideAt?: number;
 }
 
 /** Bytes of an 8-bit code array, and the xor that makes them int8 (0x80 for uint8). */
@@ -274,90 +299,141 @@ function bytesOf(codes: Int8Codes): [Uint8Array, number] {
   return [new Uint8Array(codes.buffer, codes.byteOffset, codes.length), codes instanceof Uint8Array ? 0x80 : 0];
 }
 
+const pad16 = (k: number) => Math.max(16, (k + 15) & ~15);
+const pad4 = (n: number) => Math.max(4, (n + 3) & ~3);
+const pad8 = (n: number) => Math.max(8, (n + 7) & ~7);
+/** K in int16 pairs, rounded up to even (the wide kernel takes two pairs a turn). */
+const pairs = (k: number) => Math.max(2, ((k + 3) >> 2) << 1);
+
+/** Takes B [K, N] (row-major codes) and its zero point(s); the packed forms come on first use. */
 export function packGemmBWasm(
   b: Int8Codes,
   k: number,
   n: number,
   bZero: number | ArrayLike<number>,
 ): WasmGemmB | undefined {
-  const r = ready();
-  if (!r) return undefined;
-  const { k: kern, arena } = r;
-  const k16 = Math.max(16, (k + 15) & ~15);
-  const n4 = Math.max(4, (n + 3) & ~3);
-  const bytes = n4 * k16;
-  const at = arena.alloc(bytes);
+  if (!ready()) return undefined;
   const [src, flip] = bytesOf(b);
-  const dst = new Uint8Array(kern.memory.buffer, at, bytes);
-  dst.fill(0);
   const colSums = new Int32Array(n);
+  for (let t = 0; t < k; t++)
+    for (let j = 0, row = t * n; j < n; j++)
+      colSums[j] = (colSums[j] as number) + ((((src[row + j] as number) ^ flip) << 24) >> 24);
+  const zero = new Int32Array(n);
+  for (let j = 0; j < n; j++) zero[j] = (typeof bZero === 'number' ? bZero : (bZero[j] as number)) - (flip ? 128 : 0);
+  return { k, n, src: b, colSums, zero };
+}
+
+function narrowB(a: Arena, mem: WebAssembly.Memory, b: WasmGemmB): number {
+  if (b.narrowAt !== undefined) return b.narrowAt;
+  const { k, n } = b;
+  const k16 = pad16(k);
+  const bytes = pad4(n) * k16;
+  const at = a.alloc(bytes);
+  const [src, flip] = bytesOf(b.src);
+  const dst = new Uint8Array(mem.buffer, at, bytes);
+  dst.fill(0);
   for (let t = 0; t < k; t++) {
     const row = t * n;
     const tOff = (t >> 4) * 64 + (t & 15);
-    for (let j = 0; j < n; j++) {
-      const v = (src[row + j] as number) ^ flip;
-      dst[(j >> 2) * k16 * 4 + tOff + (j & 3) * 16] = v;
-      colSums[j] = (colSums[j] as number) + ((v << 24) >> 24);
-    }
+    for (let j = 0; j < n; j++) dst[(j >> 2) * k16 * 4 + tOff + (j & 3) * 16] = (src[row + j] as number) ^ flip;
   }
-  const zero = new Int32Array(n);
-  for (let j = 0; j < n; j++) zero[j] = (typeof bZero === 'number' ? bZero : (bZero[j] as number)) - (flip ? 128 : 0);
-  const packed = { k, n, k16, n4, at, colSums, zero };
-  regions.register(packed, [[at, bytes]]);
-  return packed;
+  regions.register(b, [[at, bytes]]);
+  return (b.narrowAt = at);
 }
 
-/** A's rows per kernel call: a block of at most 128 KiB, so it stays in L2 across B's panels. */
-function rowBlock(k16: number): number {
-  return Math.max(2, Math.floor(131072 / k16) & ~1);
+function wideB(a: Arena, mem: WebAssembly.Memory, b: WasmGemmB): number {
+  if (b.wideAt !== undefined) return b.wideAt;
+  const { k, n } = b;
+  const k2 = pairs(k);
+  const bytes = pad8(n) * k2 * 4;
+  const at = a.alloc(bytes);
+  const [src, flip] = bytesOf(b.src);
+  const dst = new Int16Array(mem.buffer, at, bytes / 2);
+  dst.fill(0);
+  for (let t = 0; t < k; t++) {
+    const row = t * n;
+    const tOff = (t >> 1) * 16 + (t & 1);
+    for (let j = 0; j < n; j++)
+      dst[(j >> 3) * k2 * 16 + tOff + (j & 7) * 2] = (((src[row + j] as number) ^ flip) << 24) >> 24;
+  }
+  regions.register(b, [[at, bytes]]);
+  return (b.wideAt = at);
 }
 
-/** C [M, N] = MatMulInteger(A [M, K], B packed by packGemmBWasm), equal to gemmInt8Ref. */
+/** The wide kernel's blocks: K pairs and columns per call. */
+const KC_PAIRS = 256;
+const NC = 256;
+
+/** A's rows per narrow-kernel call: a block of at most 128 KiB, so it stays in L2 across B's panels. */
+function rowBlock(rowBytes: number): number {
+  return Math.max(4, Math.floor(131072 / rowBytes) & ~3);
+}
+
+/** C [M, N] = MatMulInteger(A [M, K], B taken by packGemmBWasm), equal to gemmInt8Ref. */
 export function gemmWasm(a: Int8Codes, aZero: number, b: WasmGemmB, m: number): Int32Array | undefined {
   const r = ready();
   if (!r) return undefined;
   const { k: kern, arena } = r;
-  const { k, n, k16, n4, colSums, zero } = b;
-  const c = new Int32Array(m * n);
-  if (m === 0 || n === 0) return c;
+  const { k, n, colSums, zero } = b;
+  if (m === 0 || n === 0) return new Int32Array(m * n);
+  const wide = m >= 4;
+  const bAt = wide ? wideB(arena, kern.memory, b) : narrowB(arena, kern.memory, b);
   const [src, flip] = bytesOf(a);
   const za = aZero - (flip ? 128 : 0);
-  return withScratch(arena, [m * k16, m * n4 * 4], (aAt, cAt) => {
+  // A: int16 in 4-row tiles for the wide kernel ([⌈M/4⌉][pairs][4][2]), int8 rows for the narrow one.
+  const k2 = pairs(k);
+  const k16 = pad16(k);
+  const aBytes = wide ? ((m + 3) >> 2) * k2 * 16 : m * k16;
+  const ldc = wide ? pad8(n) : pad4(n);
+  const sizes = [m * k, aBytes, m * 4, n * 4, n * 4, m * ldc * 4];
+  return withScratch(arena, sizes, (rawAt, aAt, sumsAt, zeroAt, colAt, cAt) => {
     const mem = kern.memory.buffer;
+    const i32 = new Int32Array(mem);
     const u8 = new Uint8Array(mem);
-    const rowSums = new Int32Array(m);
-    for (let i = 0; i < m; i++) {
-      const d = (aAt as number) + i * k16;
-      let sum = 0;
-      if (flip === 0) {
-        u8.set(src.subarray(i * k, (i + 1) * k), d);
-        for (let t = i * k, e = t + k; t < e; t++) sum += ((src[t] as number) << 24) >> 24;
-      } else
-        for (let t = 0; t < k; t++) {
-          const v = (src[i * k + t] as number) ^ 0x80;
-          u8[d + t] = v;
-          sum += (v << 24) >> 24;
+    if (wide) {
+      u8.set(src, rawAt as number);
+      u8.fill(0, aAt as number, (aAt as number) + aBytes);
+      kern.packAWide(rawAt as number, aAt as number, sumsAt as number, m, k, k2, flip);
+      // Blocks: KC_PAIRS of K (a tile's A, KC_PAIRS·16 bytes, stays in L1) by NC columns (their
+      // panels, NC·KC_PAIRS·4 bytes, stay in L2 while every row tile passes over them).
+      for (let k0 = 0; k0 < k2; k0 += KC_PAIRS)
+        for (let n0 = 0; n0 < ldc; n0 += NC)
+          kern.gemmS8Wide(
+            (aAt as number) + k0 * 16,
+            k2 * 16,
+            bAt + (n0 / 8) * k2 * 32 + k0 * 32,
+            k2 * 32,
+            (cAt as number) + n0 * 4,
+            ldc * 4,
+            m,
+            Math.min(KC_PAIRS, k2 - k0),
+            Math.min(NC, ldc - n0),
+            k0 > 0 ? 1 : 0,
+          );
+    } else {
+      const a8 = new Int8Array(mem, aAt as number, aBytes);
+      for (let i = 0; i < m; i++) {
+        const d = i * k16;
+        let sum = 0;
+        for (let t = 0, s = i * k; t < k; t++, s++) {
+          const v = (((src[s] as number) ^ flip) << 24) >> 24;
+          a8[d + t] = v;
+          sum += v;
         }
-      u8.fill(0, d + k, d + k16);
-      rowSums[i] = sum;
+        a8.fill(0, d + k, d + k16);
+        i32[(sumsAt as number) / 4 + i] = sum;
+      }
+      const mc = rowBlock(k16);
+      for (let i0 = 0; i0 < m; i0 += mc)
+        kern.gemmS8((aAt as number) + i0 * k16, bAt, (cAt as number) + i0 * ldc * 4, Math.min(mc, m - i0), k16, ldc);
     }
-    const mc = rowBlock(k16);
-    for (let i0 = 0; i0 < m; i0 += mc)
-      kern.gemmS8((aAt as number) + i0 * k16, b.at, (cAt as number) + i0 * n4 * 4, Math.min(mc, m - i0), k16, n4);
     // C = Σ a'b' − zb'·rowSum(A') − za'·colSum(B') + K·za'·zb', modulo 2^32.
-    const raw = new Int32Array(mem, cAt as number, m * n4);
-    const colTerm = new Int32Array(n);
+    i32.set(zero, (zeroAt as number) / 4);
     const kza = Math.imul(k, za);
-    for (let j = 0; j < n; j++)
-      colTerm[j] = (Math.imul(kza, zero[j] as number) - Math.imul(za, colSums[j] as number)) | 0;
-    for (let i = 0; i < m; i++) {
-      const rs = rowSums[i] as number;
-      const o = i * n;
-      const ro = i * n4;
-      for (let j = 0; j < n; j++)
-        c[o + j] = (raw[ro + j] as number) - Math.imul(zero[j] as number, rs) + (colTerm[j] as number);
-    }
-    return c;
+    for (let j = 0, o = (colAt as number) / 4; j < n; j++)
+      i32[o + j] = Math.imul(kza, zero[j] as number) - Math.imul(za, colSums[j] as number);
+    kern.fixUp(cAt as number, ldc, m, n, sumsAt as number, zeroAt as number, colAt as number);
+    return new Int32Array(mem.slice(cAt as number, (cAt as number) + m * n * 4));
   });
 }
 
@@ -499,9 +575,5 @@ export function gemvBnb4Wasm(x: Float32Array, m: number, h: WasmBnb4): Float32Ar
   const r = ready();
   if (!r) return undefined;
   const [wAt, sAt, pAt] = h.at as [number, number, number];
-  return withScratch(r.arena, [128], (tmp) =>
-    gemvRows(r.k, r.arena, h, x, m, (xAt, yAt) =>
-      r.k.gemvBnb4(xAt, wAt, sAt, pAt, yAt, h.N, h.kBlocks, h.steps, tmp as number),
-    ),
-  );
+  return gemvRows(r.k, r.arena, h, x, m, (xAt, yAt) => r.k.gemvBnb4(xAt, wAt, sAt, pAt, yAt, h.N, h.kBlocks, h.steps));
 }

@@ -180,8 +180,9 @@
   ;; arrive flipped to int8 by the driver, the 128 folded into their zero points; the zero points
   ;; never enter this loop). A: rows of K16 bytes (K rounded up to 16, zero padded), at $a with
   ;; row stride K16. B: panels of 4 columns, [N4/4][K16/16][4][16] bytes, zero padded. C: int32
-  ;; [M][N4] (row stride N4·4 bytes), written, not added to. Products are widened to int16
-  ;; (i16x8.extend_*_i8x16_s) and summed in pairs by i32x4.dot_i16x8_s: exact, the int32 lanes
+  ;; [M][N4] (row stride N4·4 bytes), written, not added to. Codes are widened to int16 as they
+  ;; load (v128.load8x8_s: one instruction, where extend_high takes two) and summed in pairs by
+  ;; i32x4.dot_i16x8_s: exact, the int32 lanes
   ;; wrap modulo 2^32 as the reference's Int32Array store does. Rows go two at a time against a
   ;; panel (a 2×4 tile: 8 accumulators), the panel (4·K16 bytes) staying in L1 across the rows.
 
@@ -201,7 +202,7 @@
   (func (export "gemmS8")
     (param $a i32) (param $b i32) (param $c i32) (param $m i32) (param $k16 i32) (param $n4 i32)
     (local $p i32) (local $i i32) (local $pb i32) (local $pa0 i32) (local $pa1 i32) (local $end i32) (local $ldc i32)
-    (local $a0l v128) (local $a0h v128) (local $a1l v128) (local $a1h v128) (local $bl v128) (local $bh v128) (local $v v128)
+    (local $a0l v128) (local $a0h v128) (local $a1l v128) (local $a1h v128) (local $bl v128) (local $bh v128)
     (local $c00 v128) (local $c01 v128) (local $c02 v128) (local $c03 v128)
     (local $c10 v128) (local $c11 v128) (local $c12 v128) (local $c13 v128)
     (local $panel i32) (local $out i32)
@@ -218,37 +219,29 @@
             (local.set $pa1 (i32.add (local.get $pa0) (local.get $k16)))
             (local.set $end (i32.add (local.get $pa0) (local.get $k16)))
             (local.set $pb (i32.add (local.get $b) (i32.mul (i32.shr_u (local.get $p) (i32.const 2)) (local.get $panel))))
-            (local.set $c00 (v128.const i32x4 0 0 0 0)) (local.set $c01 (v128.const i32x4 0 0 0 0))
-            (local.set $c02 (v128.const i32x4 0 0 0 0)) (local.set $c03 (v128.const i32x4 0 0 0 0))
-            (local.set $c10 (v128.const i32x4 0 0 0 0)) (local.set $c11 (v128.const i32x4 0 0 0 0))
-            (local.set $c12 (v128.const i32x4 0 0 0 0)) (local.set $c13 (v128.const i32x4 0 0 0 0))
+            (local.set $c00 (v128.const i32x4 0 0 0 0)) (local.set $c01 (v128.const i32x4 0 0 0 0)) (local.set $c02 (v128.const i32x4 0 0 0 0)) (local.set $c03 (v128.const i32x4 0 0 0 0))
+            (local.set $c10 (v128.const i32x4 0 0 0 0)) (local.set $c11 (v128.const i32x4 0 0 0 0)) (local.set $c12 (v128.const i32x4 0 0 0 0)) (local.set $c13 (v128.const i32x4 0 0 0 0))
             (block $kDone
               (loop $kLoop
                 (br_if $kDone (i32.ge_u (local.get $pa0) (local.get $end)))
-                (local.set $v (v128.load (local.get $pa0)))
-                (local.set $a0l (i16x8.extend_low_i8x16_s (local.get $v)))
-                (local.set $a0h (i16x8.extend_high_i8x16_s (local.get $v)))
-                (local.set $v (v128.load (local.get $pa1)))
-                (local.set $a1l (i16x8.extend_low_i8x16_s (local.get $v)))
-                (local.set $a1h (i16x8.extend_high_i8x16_s (local.get $v)))
-                (local.set $v (v128.load (local.get $pb)))
-                (local.set $bl (i16x8.extend_low_i8x16_s (local.get $v)))
-                (local.set $bh (i16x8.extend_high_i8x16_s (local.get $v)))
+                (local.set $a0l (v128.load8x8_s (local.get $pa0)))
+                (local.set $a0h (v128.load8x8_s offset=8 (local.get $pa0)))
+                (local.set $a1l (v128.load8x8_s (local.get $pa1)))
+                (local.set $a1h (v128.load8x8_s offset=8 (local.get $pa1)))
+                (local.set $bl (v128.load8x8_s offset=0 (local.get $pb)))
+                (local.set $bh (v128.load8x8_s offset=8 (local.get $pb)))
                 (local.set $c00 (i32x4.add (local.get $c00) (i32x4.add (i32x4.dot_i16x8_s (local.get $a0l) (local.get $bl)) (i32x4.dot_i16x8_s (local.get $a0h) (local.get $bh)))))
                 (local.set $c10 (i32x4.add (local.get $c10) (i32x4.add (i32x4.dot_i16x8_s (local.get $a1l) (local.get $bl)) (i32x4.dot_i16x8_s (local.get $a1h) (local.get $bh)))))
-                (local.set $v (v128.load offset=16 (local.get $pb)))
-                (local.set $bl (i16x8.extend_low_i8x16_s (local.get $v)))
-                (local.set $bh (i16x8.extend_high_i8x16_s (local.get $v)))
+                (local.set $bl (v128.load8x8_s offset=16 (local.get $pb)))
+                (local.set $bh (v128.load8x8_s offset=24 (local.get $pb)))
                 (local.set $c01 (i32x4.add (local.get $c01) (i32x4.add (i32x4.dot_i16x8_s (local.get $a0l) (local.get $bl)) (i32x4.dot_i16x8_s (local.get $a0h) (local.get $bh)))))
                 (local.set $c11 (i32x4.add (local.get $c11) (i32x4.add (i32x4.dot_i16x8_s (local.get $a1l) (local.get $bl)) (i32x4.dot_i16x8_s (local.get $a1h) (local.get $bh)))))
-                (local.set $v (v128.load offset=32 (local.get $pb)))
-                (local.set $bl (i16x8.extend_low_i8x16_s (local.get $v)))
-                (local.set $bh (i16x8.extend_high_i8x16_s (local.get $v)))
+                (local.set $bl (v128.load8x8_s offset=32 (local.get $pb)))
+                (local.set $bh (v128.load8x8_s offset=40 (local.get $pb)))
                 (local.set $c02 (i32x4.add (local.get $c02) (i32x4.add (i32x4.dot_i16x8_s (local.get $a0l) (local.get $bl)) (i32x4.dot_i16x8_s (local.get $a0h) (local.get $bh)))))
                 (local.set $c12 (i32x4.add (local.get $c12) (i32x4.add (i32x4.dot_i16x8_s (local.get $a1l) (local.get $bl)) (i32x4.dot_i16x8_s (local.get $a1h) (local.get $bh)))))
-                (local.set $v (v128.load offset=48 (local.get $pb)))
-                (local.set $bl (i16x8.extend_low_i8x16_s (local.get $v)))
-                (local.set $bh (i16x8.extend_high_i8x16_s (local.get $v)))
+                (local.set $bl (v128.load8x8_s offset=48 (local.get $pb)))
+                (local.set $bh (v128.load8x8_s offset=56 (local.get $pb)))
                 (local.set $c03 (i32x4.add (local.get $c03) (i32x4.add (i32x4.dot_i16x8_s (local.get $a0l) (local.get $bl)) (i32x4.dot_i16x8_s (local.get $a0h) (local.get $bh)))))
                 (local.set $c13 (i32x4.add (local.get $c13) (i32x4.add (i32x4.dot_i16x8_s (local.get $a1l) (local.get $bl)) (i32x4.dot_i16x8_s (local.get $a1h) (local.get $bh)))))
                 (local.set $pa0 (i32.add (local.get $pa0) (i32.const 16)))
@@ -268,30 +261,24 @@
             (local.set $pa0 (i32.add (local.get $a) (i32.mul (local.get $i) (local.get $k16))))
             (local.set $end (i32.add (local.get $pa0) (local.get $k16)))
             (local.set $pb (i32.add (local.get $b) (i32.mul (i32.shr_u (local.get $p) (i32.const 2)) (local.get $panel))))
-            (local.set $c00 (v128.const i32x4 0 0 0 0)) (local.set $c01 (v128.const i32x4 0 0 0 0))
-            (local.set $c02 (v128.const i32x4 0 0 0 0)) (local.set $c03 (v128.const i32x4 0 0 0 0))
+            (local.set $c00 (v128.const i32x4 0 0 0 0)) (local.set $c01 (v128.const i32x4 0 0 0 0)) (local.set $c02 (v128.const i32x4 0 0 0 0)) (local.set $c03 (v128.const i32x4 0 0 0 0))
             (block $kDone
               (loop $kLoop
                 (br_if $kDone (i32.ge_u (local.get $pa0) (local.get $end)))
-                (local.set $v (v128.load (local.get $pa0)))
-                (local.set $a0l (i16x8.extend_low_i8x16_s (local.get $v)))
-                (local.set $a0h (i16x8.extend_high_i8x16_s (local.get $v)))
-                (local.set $v (v128.load (local.get $pb)))
+                (local.set $a0l (v128.load8x8_s (local.get $pa0)))
+                (local.set $a0h (v128.load8x8_s offset=8 (local.get $pa0)))
                 (local.set $c00 (i32x4.add (local.get $c00) (i32x4.add
-                  (i32x4.dot_i16x8_s (local.get $a0l) (i16x8.extend_low_i8x16_s (local.get $v)))
-                  (i32x4.dot_i16x8_s (local.get $a0h) (i16x8.extend_high_i8x16_s (local.get $v))))))
-                (local.set $v (v128.load offset=16 (local.get $pb)))
+                  (i32x4.dot_i16x8_s (local.get $a0l) (v128.load8x8_s offset=0 (local.get $pb)))
+                  (i32x4.dot_i16x8_s (local.get $a0h) (v128.load8x8_s offset=8 (local.get $pb))))))
                 (local.set $c01 (i32x4.add (local.get $c01) (i32x4.add
-                  (i32x4.dot_i16x8_s (local.get $a0l) (i16x8.extend_low_i8x16_s (local.get $v)))
-                  (i32x4.dot_i16x8_s (local.get $a0h) (i16x8.extend_high_i8x16_s (local.get $v))))))
-                (local.set $v (v128.load offset=32 (local.get $pb)))
+                  (i32x4.dot_i16x8_s (local.get $a0l) (v128.load8x8_s offset=16 (local.get $pb)))
+                  (i32x4.dot_i16x8_s (local.get $a0h) (v128.load8x8_s offset=24 (local.get $pb))))))
                 (local.set $c02 (i32x4.add (local.get $c02) (i32x4.add
-                  (i32x4.dot_i16x8_s (local.get $a0l) (i16x8.extend_low_i8x16_s (local.get $v)))
-                  (i32x4.dot_i16x8_s (local.get $a0h) (i16x8.extend_high_i8x16_s (local.get $v))))))
-                (local.set $v (v128.load offset=48 (local.get $pb)))
+                  (i32x4.dot_i16x8_s (local.get $a0l) (v128.load8x8_s offset=32 (local.get $pb)))
+                  (i32x4.dot_i16x8_s (local.get $a0h) (v128.load8x8_s offset=40 (local.get $pb))))))
                 (local.set $c03 (i32x4.add (local.get $c03) (i32x4.add
-                  (i32x4.dot_i16x8_s (local.get $a0l) (i16x8.extend_low_i8x16_s (local.get $v)))
-                  (i32x4.dot_i16x8_s (local.get $a0h) (i16x8.extend_high_i8x16_s (local.get $v))))))
+                  (i32x4.dot_i16x8_s (local.get $a0l) (v128.load8x8_s offset=48 (local.get $pb)))
+                  (i32x4.dot_i16x8_s (local.get $a0h) (v128.load8x8_s offset=56 (local.get $pb))))))
                 (local.set $pa0 (i32.add (local.get $pa0) (i32.const 16)))
                 (local.set $pb (i32.add (local.get $pb) (i32.const 64)))
                 (br $kLoop)))
@@ -301,24 +288,195 @@
         (local.set $p (i32.add (local.get $p) (i32.const 4)))
         (br $panelLoop))))
 
+  ;; The same raw sums for M ≥ 4, in the broadcast form, over one block of K and of columns. A is
+  ;; int16 in tiles of 4 rows ([pairs][4 rows][2], tile t at $a + t·$aStride; rows past M zero),
+  ;; each row's pair splatted to all four lanes (v128.load32_splat) and dotted with B pre-widened
+  ;; to int16 in panels of 8 columns, [pairs][8 columns][2] (panel p at $b + p·$bStride), so each
+  ;; dot yields four columns' partial sums directly, no horizontal sum. A 4 × 8 tile keeps 8
+  ;; accumulators (15 vector registers are what V8 gives; unrolling by two makes it spill); one
+  ;; pointer walks each operand, so the loop holds no address arithmetic beyond two adds. The driver cuts K and the columns into blocks (a tile's A in L1,
+  ;; the block's panels in L2); C (int32, row stride $ldc bytes) is written by the first K block
+  ;; and added to by the next ($add).
+  (func (export "gemmS8Wide")
+    (param $a i32) (param $aStride i32) (param $b i32) (param $bStride i32) (param $c i32) (param $ldc i32)
+    (param $m i32) (param $pairs i32) (param $cols i32) (param $add i32)
+    (local $p i32) (local $i i32) (local $pb i32) (local $pa i32) (local $end i32) (local $tile i32) (local $out i32)
+    (local $av v128) (local $b0 v128) (local $b1 v128)
+    (local $c00 v128) (local $c01 v128) (local $c10 v128) (local $c11 v128)
+    (local $c20 v128) (local $c21 v128) (local $c30 v128) (local $c31 v128)
+    (local.set $tile (local.get $a))
+    (block $rowsDone
+      (loop $rowLoop
+        (br_if $rowsDone (i32.ge_u (local.get $i) (local.get $m)))
+        (local.set $p (i32.const 0))
+        (block $panelsDone
+          (loop $panelLoop
+            (br_if $panelsDone (i32.ge_u (local.get $p) (local.get $cols)))
+            (local.set $pb (i32.add (local.get $b) (i32.mul (i32.shr_u (local.get $p) (i32.const 3)) (local.get $bStride))))
+            (local.set $c00 (v128.const i32x4 0 0 0 0)) (local.set $c01 (v128.const i32x4 0 0 0 0))
+            (local.set $c10 (v128.const i32x4 0 0 0 0)) (local.set $c11 (v128.const i32x4 0 0 0 0))
+            (local.set $c20 (v128.const i32x4 0 0 0 0)) (local.set $c21 (v128.const i32x4 0 0 0 0))
+            (local.set $c30 (v128.const i32x4 0 0 0 0)) (local.set $c31 (v128.const i32x4 0 0 0 0))
+            (local.set $pa (local.get $tile))
+            (local.set $end (i32.add (local.get $tile) (i32.shl (local.get $pairs) (i32.const 4))))
+            (block $kDone
+              (loop $kLoop
+                (br_if $kDone (i32.ge_u (local.get $pa) (local.get $end)))
+                (local.set $b0 (v128.load (local.get $pb)))
+                (local.set $b1 (v128.load offset=16 (local.get $pb)))
+                (local.set $av (v128.load32_splat (local.get $pa)))
+                (local.set $c00 (i32x4.add (local.get $c00) (i32x4.dot_i16x8_s (local.get $av) (local.get $b0))))
+                (local.set $c01 (i32x4.add (local.get $c01) (i32x4.dot_i16x8_s (local.get $av) (local.get $b1))))
+                (local.set $av (v128.load32_splat offset=4 (local.get $pa)))
+                (local.set $c10 (i32x4.add (local.get $c10) (i32x4.dot_i16x8_s (local.get $av) (local.get $b0))))
+                (local.set $c11 (i32x4.add (local.get $c11) (i32x4.dot_i16x8_s (local.get $av) (local.get $b1))))
+                (local.set $av (v128.load32_splat offset=8 (local.get $pa)))
+                (local.set $c20 (i32x4.add (local.get $c20) (i32x4.dot_i16x8_s (local.get $av) (local.get $b0))))
+                (local.set $c21 (i32x4.add (local.get $c21) (i32x4.dot_i16x8_s (local.get $av) (local.get $b1))))
+                (local.set $av (v128.load32_splat offset=12 (local.get $pa)))
+                (local.set $c30 (i32x4.add (local.get $c30) (i32x4.dot_i16x8_s (local.get $av) (local.get $b0))))
+                (local.set $c31 (i32x4.add (local.get $c31) (i32x4.dot_i16x8_s (local.get $av) (local.get $b1))))
+                (local.set $pa (i32.add (local.get $pa) (i32.const 16)))
+                (local.set $pb (i32.add (local.get $pb) (i32.const 32)))
+                (br $kLoop)))
+            (local.set $out (i32.add (local.get $c)
+              (i32.add (i32.mul (local.get $i) (local.get $ldc)) (i32.shl (local.get $p) (i32.const 2)))))
+            (if (i32.lt_u (i32.add (local.get $i) (i32.const 0)) (local.get $m))
+              (then
+                (if (local.get $add)
+                  (then
+                    (local.set $c00 (i32x4.add (local.get $c00) (v128.load (local.get $out))))
+                    (local.set $c01 (i32x4.add (local.get $c01) (v128.load offset=16 (local.get $out))))))
+                (v128.store (local.get $out) (local.get $c00))
+                (v128.store offset=16 (local.get $out) (local.get $c01))))
+            (local.set $out (i32.add (local.get $out) (local.get $ldc)))
+            (if (i32.lt_u (i32.add (local.get $i) (i32.const 1)) (local.get $m))
+              (then
+                (if (local.get $add)
+                  (then
+                    (local.set $c10 (i32x4.add (local.get $c10) (v128.load (local.get $out))))
+                    (local.set $c11 (i32x4.add (local.get $c11) (v128.load offset=16 (local.get $out))))))
+                (v128.store (local.get $out) (local.get $c10))
+                (v128.store offset=16 (local.get $out) (local.get $c11))))
+            (local.set $out (i32.add (local.get $out) (local.get $ldc)))
+            (if (i32.lt_u (i32.add (local.get $i) (i32.const 2)) (local.get $m))
+              (then
+                (if (local.get $add)
+                  (then
+                    (local.set $c20 (i32x4.add (local.get $c20) (v128.load (local.get $out))))
+                    (local.set $c21 (i32x4.add (local.get $c21) (v128.load offset=16 (local.get $out))))))
+                (v128.store (local.get $out) (local.get $c20))
+                (v128.store offset=16 (local.get $out) (local.get $c21))))
+            (local.set $out (i32.add (local.get $out) (local.get $ldc)))
+            (if (i32.lt_u (i32.add (local.get $i) (i32.const 3)) (local.get $m))
+              (then
+                (if (local.get $add)
+                  (then
+                    (local.set $c30 (i32x4.add (local.get $c30) (v128.load (local.get $out))))
+                    (local.set $c31 (i32x4.add (local.get $c31) (v128.load offset=16 (local.get $out))))))
+                (v128.store (local.get $out) (local.get $c30))
+                (v128.store offset=16 (local.get $out) (local.get $c31))))
+            (local.set $out (i32.add (local.get $out) (local.get $ldc)))
+            (local.set $p (i32.add (local.get $p) (i32.const 8)))
+            (br $panelLoop)))
+        (local.set $tile (i32.add (local.get $tile) (local.get $aStride)))
+        (local.set $i (i32.add (local.get $i) (i32.const 4)))
+        (br $rowLoop))))
+
+  ;; A for the wide kernel: m rows of k raw bytes at $src (flipped to int8 by xor $flip) into
+  ;; int16 4-row tiles at $dst ([⌈m/4⌉][k2][4][2], already zeroed: the padding stays 0), and each
+  ;; row's sum of int8 codes into $sums (int32 [m]).
+  (func (export "packAWide")
+    (param $src i32) (param $dst i32) (param $sums i32) (param $m i32) (param $k i32) (param $k2 i32) (param $flip i32)
+    (local $i i32) (local $t i32) (local $row i32) (local $base i32) (local $p i32) (local $k8 i32) (local $sum i32)
+    (local $F v128) (local $v v128) (local $sv v128)
+    (local.set $F (i8x16.splat (local.get $flip)))
+    (local.set $k8 (i32.and (local.get $k) (i32.const -8)))
+    (block $rowsDone
+      (loop $rowLoop
+        (br_if $rowsDone (i32.ge_u (local.get $i) (local.get $m)))
+        (local.set $row (i32.add (local.get $src) (i32.mul (local.get $i) (local.get $k))))
+        (local.set $base (i32.add (local.get $dst)
+          (i32.add (i32.mul (i32.shr_u (local.get $i) (i32.const 2)) (i32.shl (local.get $k2) (i32.const 4)))
+            (i32.shl (i32.and (local.get $i) (i32.const 3)) (i32.const 2)))))
+        (local.set $sv (v128.const i32x4 0 0 0 0))
+        (local.set $t (i32.const 0))
+        (local.set $p (local.get $base))
+        (block $done
+          (loop $next
+            (br_if $done (i32.ge_u (local.get $t) (local.get $k8)))
+            (local.set $v (i16x8.extend_low_i8x16_s
+              (v128.xor (v128.load64_zero (i32.add (local.get $row) (local.get $t))) (local.get $F))))
+            (local.set $sv (i32x4.add (local.get $sv) (i32x4.extadd_pairwise_i16x8_s (local.get $v))))
+            (v128.store32_lane 0 (local.get $p) (local.get $v))
+            (v128.store32_lane offset=16 1 (local.get $p) (local.get $v))
+            (v128.store32_lane offset=32 2 (local.get $p) (local.get $v))
+            (v128.store32_lane offset=48 3 (local.get $p) (local.get $v))
+            (local.set $p (i32.add (local.get $p) (i32.const 64)))
+            (local.set $t (i32.add (local.get $t) (i32.const 8)))
+            (br $next)))
+        (local.set $sum (i32.add
+          (i32.add (i32x4.extract_lane 0 (local.get $sv)) (i32x4.extract_lane 1 (local.get $sv)))
+          (i32.add (i32x4.extract_lane 2 (local.get $sv)) (i32x4.extract_lane 3 (local.get $sv)))))
+        (block $done
+          (loop $next
+            (br_if $done (i32.ge_u (local.get $t) (local.get $k)))
+            (local.set $p (i32.extend8_s (i32.xor (i32.load8_u (i32.add (local.get $row) (local.get $t))) (local.get $flip))))
+            (local.set $sum (i32.add (local.get $sum) (local.get $p)))
+            (i32.store16
+              (i32.add (local.get $base)
+                (i32.add (i32.shl (i32.shr_u (local.get $t) (i32.const 1)) (i32.const 4)) (i32.shl (i32.and (local.get $t) (i32.const 1)) (i32.const 1))))
+              (local.get $p))
+            (local.set $t (i32.add (local.get $t) (i32.const 1)))
+            (br $next)))
+        (i32.store (i32.add (local.get $sums) (i32.shl (local.get $i) (i32.const 2))) (local.get $sum))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $rowLoop))))
+
+  ;; The zero-point fix-up, in place: row i of the raw sums ($c, stride $ldc int32) becomes
+  ;; C[i, j] = raw − zero[j]·rowSum[i] + colTerm[j] (int32, wrapping), rows packed to stride n.
+  ;; Writes never pass the reads (i·n + j ≤ i·ldc + j), so one buffer serves.
+  (func (export "fixUp")
+    (param $c i32) (param $ldc i32) (param $m i32) (param $n i32) (param $rowSums i32) (param $zero i32) (param $colTerm i32)
+    (local $i i32) (local $j i32) (local $src i32) (local $dst i32) (local $rs i32) (local $RS v128) (local $n4 i32)
+    (local.set $n4 (i32.and (local.get $n) (i32.const -4)))
+    (block $rowsDone
+      (loop $rowLoop
+        (br_if $rowsDone (i32.ge_u (local.get $i) (local.get $m)))
+        (local.set $src (i32.add (local.get $c) (i32.shl (i32.mul (local.get $i) (local.get $ldc)) (i32.const 2))))
+        (local.set $dst (i32.add (local.get $c) (i32.shl (i32.mul (local.get $i) (local.get $n)) (i32.const 2))))
+        (local.set $rs (i32.load (i32.add (local.get $rowSums) (i32.shl (local.get $i) (i32.const 2)))))
+        (local.set $RS (i32x4.splat (local.get $rs)))
+        (local.set $j (i32.const 0))
+        (block $done
+          (loop $next
+            (br_if $done (i32.ge_u (local.get $j) (local.get $n4)))
+            (v128.store (i32.add (local.get $dst) (i32.shl (local.get $j) (i32.const 2)))
+              (i32x4.add
+                (i32x4.sub (v128.load (i32.add (local.get $src) (i32.shl (local.get $j) (i32.const 2))))
+                  (i32x4.mul (v128.load (i32.add (local.get $zero) (i32.shl (local.get $j) (i32.const 2)))) (local.get $RS)))
+                (v128.load (i32.add (local.get $colTerm) (i32.shl (local.get $j) (i32.const 2))))))
+            (local.set $j (i32.add (local.get $j) (i32.const 4)))
+            (br $next)))
+        (block $done
+          (loop $next
+            (br_if $done (i32.ge_u (local.get $j) (local.get $n)))
+            (i32.store (i32.add (local.get $dst) (i32.shl (local.get $j) (i32.const 2)))
+              (i32.add
+                (i32.sub (i32.load (i32.add (local.get $src) (i32.shl (local.get $j) (i32.const 2))))
+                  (i32.mul (i32.load (i32.add (local.get $zero) (i32.shl (local.get $j) (i32.const 2)))) (local.get $rs)))
+                (i32.load (i32.add (local.get $colTerm) (i32.shl (local.get $j) (i32.const 2))))))
+            (local.set $j (i32.add (local.get $j) (i32.const 1)))
+            (br $next)))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $rowLoop))))
+
   ;; ---------------------------------------------------------------------------------------------
   ;; 4-bit GEMV, the order gemv-4bit.ref.ts fixes: per output n, per block b (`steps` steps of 32
   ;; elements = 16 bytes), the 32 products x·w in 8 vectors (even elements in vectors 0–3, odd in
   ;; 4–7) are summed ((P0+P1)+(P2+P3))+((P4+P5)+(P6+P7)) into the block's lanes; the block's lanes
   ;; times its scale go into four running totals; y[n] = (T0+T1)+(T2+T3). x arrives permuted into
   ;; that vector order (32 floats a step), so every x load is one v128.load.
-
-  ;; One step's sum from its 8 weight vectors and the permuted x at $xp.
-  (func $step (param $xp i32)
-    (param $w0 v128) (param $w1 v128) (param $w2 v128) (param $w3 v128)
-    (param $w4 v128) (param $w5 v128) (param $w6 v128) (param $w7 v128) (result v128)
-    (f32x4.add
-      (f32x4.add
-        (f32x4.add (f32x4.mul (v128.load (local.get $xp)) (local.get $w0)) (f32x4.mul (v128.load offset=16 (local.get $xp)) (local.get $w1)))
-        (f32x4.add (f32x4.mul (v128.load offset=32 (local.get $xp)) (local.get $w2)) (f32x4.mul (v128.load offset=48 (local.get $xp)) (local.get $w3))))
-      (f32x4.add
-        (f32x4.add (f32x4.mul (v128.load offset=64 (local.get $xp)) (local.get $w4)) (f32x4.mul (v128.load offset=80 (local.get $xp)) (local.get $w5)))
-        (f32x4.add (f32x4.mul (v128.load offset=96 (local.get $xp)) (local.get $w6)) (f32x4.mul (v128.load offset=112 (local.get $xp)) (local.get $w7))))))
 
   (func $hsumF (param $t v128) (result f32)
     (f32.add
@@ -331,6 +489,7 @@
     (param $x i32) (param $w i32) (param $s i32) (param $z i32) (param $y i32) (param $n i32) (param $kBlocks i32) (param $steps i32)
     (local $j i32) (local $b i32) (local $t v128) (local $acc v128) (local $zp v128) (local $v v128) (local $lo v128) (local $hi v128)
     (local $xp i32) (local $st i32) (local $l16 v128) (local $h16 v128) (local $ll16 v128) (local $hl16 v128)
+    (local $w0 v128) (local $w1 v128) (local $w2 v128) (local $w3 v128) (local $w4 v128) (local $w5 v128) (local $w6 v128) (local $w7 v128)
     (block $nDone
       (loop $nLoop
         (br_if $nDone (i32.ge_u (local.get $j) (local.get $n)))
@@ -351,16 +510,21 @@
               (local.set $ll16 (i16x8.extend_high_i8x16_s (local.get $lo)))
               (local.set $h16 (i16x8.extend_low_i8x16_s (local.get $hi)))
               (local.set $hl16 (i16x8.extend_high_i8x16_s (local.get $hi)))
-              (local.set $acc (f32x4.add (local.get $acc)
-                (call $step (local.get $xp)
-                  (f32x4.convert_i32x4_s (i32x4.extend_low_i16x8_s (local.get $l16)))
-                  (f32x4.convert_i32x4_s (i32x4.extend_high_i16x8_s (local.get $l16)))
-                  (f32x4.convert_i32x4_s (i32x4.extend_low_i16x8_s (local.get $ll16)))
-                  (f32x4.convert_i32x4_s (i32x4.extend_high_i16x8_s (local.get $ll16)))
-                  (f32x4.convert_i32x4_s (i32x4.extend_low_i16x8_s (local.get $h16)))
-                  (f32x4.convert_i32x4_s (i32x4.extend_high_i16x8_s (local.get $h16)))
-                  (f32x4.convert_i32x4_s (i32x4.extend_low_i16x8_s (local.get $hl16)))
-                  (f32x4.convert_i32x4_s (i32x4.extend_high_i16x8_s (local.get $hl16))))))
+              (local.set $w0 (f32x4.convert_i32x4_s (i32x4.extend_low_i16x8_s (local.get $l16))))
+              (local.set $w1 (f32x4.convert_i32x4_s (i32x4.extend_high_i16x8_s (local.get $l16))))
+              (local.set $w2 (f32x4.convert_i32x4_s (i32x4.extend_low_i16x8_s (local.get $ll16))))
+              (local.set $w3 (f32x4.convert_i32x4_s (i32x4.extend_high_i16x8_s (local.get $ll16))))
+              (local.set $w4 (f32x4.convert_i32x4_s (i32x4.extend_low_i16x8_s (local.get $h16))))
+              (local.set $w5 (f32x4.convert_i32x4_s (i32x4.extend_high_i16x8_s (local.get $h16))))
+              (local.set $w6 (f32x4.convert_i32x4_s (i32x4.extend_low_i16x8_s (local.get $hl16))))
+              (local.set $w7 (f32x4.convert_i32x4_s (i32x4.extend_high_i16x8_s (local.get $hl16))))
+              (local.set $acc (f32x4.add (local.get $acc) (f32x4.add
+                (f32x4.add
+                  (f32x4.add (f32x4.mul (v128.load (local.get $xp)) (local.get $w0)) (f32x4.mul (v128.load offset=16 (local.get $xp)) (local.get $w1)))
+                  (f32x4.add (f32x4.mul (v128.load offset=32 (local.get $xp)) (local.get $w2)) (f32x4.mul (v128.load offset=48 (local.get $xp)) (local.get $w3))))
+                (f32x4.add
+                  (f32x4.add (f32x4.mul (v128.load offset=64 (local.get $xp)) (local.get $w4)) (f32x4.mul (v128.load offset=80 (local.get $xp)) (local.get $w5)))
+                  (f32x4.add (f32x4.mul (v128.load offset=96 (local.get $xp)) (local.get $w6)) (f32x4.mul (v128.load offset=112 (local.get $xp)) (local.get $w7)))))))
               (local.set $w (i32.add (local.get $w) (i32.const 16)))
               (local.set $xp (i32.add (local.get $xp) (i32.const 128)))
               (local.set $st (i32.sub (local.get $st) (i32.const 1)))
@@ -380,27 +544,13 @@
   ;; at $s (one per block, in row order), the 16 table floats as four byte planes at $planes
   ;; (plane j = byte j of every entry), x permuted at $x. Codes become floats by four i8x16.swizzle
   ;; lookups (one per byte plane) and a byte/halfword interleave.
-  (func $lookup4 (param $codes v128) (param $p0 v128) (param $p1 v128) (param $p2 v128) (param $p3 v128)
-    (param $out i32)
-    (local $b0 v128) (local $b1 v128) (local $b2 v128) (local $b3 v128) (local $t01 v128) (local $t23 v128)
-    (local.set $b0 (i8x16.swizzle (local.get $p0) (local.get $codes)))
-    (local.set $b1 (i8x16.swizzle (local.get $p1) (local.get $codes)))
-    (local.set $b2 (i8x16.swizzle (local.get $p2) (local.get $codes)))
-    (local.set $b3 (i8x16.swizzle (local.get $p3) (local.get $codes)))
-    (local.set $t01 (i8x16.shuffle 0 16 1 17 2 18 3 19 4 20 5 21 6 22 7 23 (local.get $b0) (local.get $b1)))
-    (local.set $t23 (i8x16.shuffle 0 16 1 17 2 18 3 19 4 20 5 21 6 22 7 23 (local.get $b2) (local.get $b3)))
-    (v128.store (local.get $out) (i8x16.shuffle 0 1 16 17 2 3 18 19 4 5 20 21 6 7 22 23 (local.get $t01) (local.get $t23)))
-    (v128.store offset=16 (local.get $out) (i8x16.shuffle 8 9 24 25 10 11 26 27 12 13 28 29 14 15 30 31 (local.get $t01) (local.get $t23)))
-    (local.set $t01 (i8x16.shuffle 8 24 9 25 10 26 11 27 12 28 13 29 14 30 15 31 (local.get $b0) (local.get $b1)))
-    (local.set $t23 (i8x16.shuffle 8 24 9 25 10 26 11 27 12 28 13 29 14 30 15 31 (local.get $b2) (local.get $b3)))
-    (v128.store offset=32 (local.get $out) (i8x16.shuffle 0 1 16 17 2 3 18 19 4 5 20 21 6 7 22 23 (local.get $t01) (local.get $t23)))
-    (v128.store offset=48 (local.get $out) (i8x16.shuffle 8 9 24 25 10 11 26 27 12 13 28 29 14 15 30 31 (local.get $t01) (local.get $t23))))
-
   (func (export "gemvBnb4")
     (param $x i32) (param $w i32) (param $s i32) (param $planes i32) (param $y i32) (param $n i32) (param $kBlocks i32)
-    (param $steps i32) (param $tmp i32)
+    (param $steps i32)
     (local $j i32) (local $b i32) (local $t v128) (local $acc v128) (local $v v128) (local $xp i32) (local $st i32)
-    (local $p0 v128) (local $p1 v128) (local $p2 v128) (local $p3 v128)
+    (local $p0 v128) (local $p1 v128) (local $p2 v128) (local $p3 v128) (local $hi v128) (local $lo v128)
+    (local $c v128) (local $b1 v128) (local $b2 v128) (local $b3 v128) (local $t01 v128) (local $t23 v128)
+    (local $w0 v128) (local $w1 v128) (local $w2 v128) (local $w3 v128) (local $w4 v128) (local $w5 v128) (local $w6 v128) (local $w7 v128)
     (local.set $p0 (v128.load (local.get $planes)))
     (local.set $p1 (v128.load offset=16 (local.get $planes)))
     (local.set $p2 (v128.load offset=32 (local.get $planes)))
@@ -418,15 +568,39 @@
             (local.set $st (local.get $steps))
             (loop $sLoop
               (local.set $v (v128.load (local.get $w)))
-              (call $lookup4 (i8x16.shr_u (local.get $v) (i32.const 4)) (local.get $p0) (local.get $p1) (local.get $p2) (local.get $p3) (local.get $tmp))
-              (call $lookup4 (v128.and (local.get $v) (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15))
-                (local.get $p0) (local.get $p1) (local.get $p2) (local.get $p3) (i32.add (local.get $tmp) (i32.const 64)))
-              (local.set $acc (f32x4.add (local.get $acc)
-                (call $step (local.get $xp)
-                  (v128.load (local.get $tmp)) (v128.load offset=16 (local.get $tmp))
-                  (v128.load offset=32 (local.get $tmp)) (v128.load offset=48 (local.get $tmp))
-                  (v128.load offset=64 (local.get $tmp)) (v128.load offset=80 (local.get $tmp))
-                  (v128.load offset=96 (local.get $tmp)) (v128.load offset=112 (local.get $tmp)))))
+              (local.set $hi (i8x16.shr_u (local.get $v) (i32.const 4)))
+              (local.set $lo (v128.and (local.get $v) (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15)))
+              (local.set $c (i8x16.swizzle (local.get $p0) (local.get $hi)))
+              (local.set $b1 (i8x16.swizzle (local.get $p1) (local.get $hi)))
+              (local.set $b2 (i8x16.swizzle (local.get $p2) (local.get $hi)))
+              (local.set $b3 (i8x16.swizzle (local.get $p3) (local.get $hi)))
+              (local.set $t01 (i8x16.shuffle 0 16 1 17 2 18 3 19 4 20 5 21 6 22 7 23 (local.get $c) (local.get $b1)))
+              (local.set $t23 (i8x16.shuffle 0 16 1 17 2 18 3 19 4 20 5 21 6 22 7 23 (local.get $b2) (local.get $b3)))
+              (local.set $w0 (i8x16.shuffle 0 1 16 17 2 3 18 19 4 5 20 21 6 7 22 23 (local.get $t01) (local.get $t23)))
+              (local.set $w1 (i8x16.shuffle 8 9 24 25 10 11 26 27 12 13 28 29 14 15 30 31 (local.get $t01) (local.get $t23)))
+              (local.set $t01 (i8x16.shuffle 8 24 9 25 10 26 11 27 12 28 13 29 14 30 15 31 (local.get $c) (local.get $b1)))
+              (local.set $t23 (i8x16.shuffle 8 24 9 25 10 26 11 27 12 28 13 29 14 30 15 31 (local.get $b2) (local.get $b3)))
+              (local.set $w2 (i8x16.shuffle 0 1 16 17 2 3 18 19 4 5 20 21 6 7 22 23 (local.get $t01) (local.get $t23)))
+              (local.set $w3 (i8x16.shuffle 8 9 24 25 10 11 26 27 12 13 28 29 14 15 30 31 (local.get $t01) (local.get $t23)))
+              (local.set $c (i8x16.swizzle (local.get $p0) (local.get $lo)))
+              (local.set $b1 (i8x16.swizzle (local.get $p1) (local.get $lo)))
+              (local.set $b2 (i8x16.swizzle (local.get $p2) (local.get $lo)))
+              (local.set $b3 (i8x16.swizzle (local.get $p3) (local.get $lo)))
+              (local.set $t01 (i8x16.shuffle 0 16 1 17 2 18 3 19 4 20 5 21 6 22 7 23 (local.get $c) (local.get $b1)))
+              (local.set $t23 (i8x16.shuffle 0 16 1 17 2 18 3 19 4 20 5 21 6 22 7 23 (local.get $b2) (local.get $b3)))
+              (local.set $w4 (i8x16.shuffle 0 1 16 17 2 3 18 19 4 5 20 21 6 7 22 23 (local.get $t01) (local.get $t23)))
+              (local.set $w5 (i8x16.shuffle 8 9 24 25 10 11 26 27 12 13 28 29 14 15 30 31 (local.get $t01) (local.get $t23)))
+              (local.set $t01 (i8x16.shuffle 8 24 9 25 10 26 11 27 12 28 13 29 14 30 15 31 (local.get $c) (local.get $b1)))
+              (local.set $t23 (i8x16.shuffle 8 24 9 25 10 26 11 27 12 28 13 29 14 30 15 31 (local.get $b2) (local.get $b3)))
+              (local.set $w6 (i8x16.shuffle 0 1 16 17 2 3 18 19 4 5 20 21 6 7 22 23 (local.get $t01) (local.get $t23)))
+              (local.set $w7 (i8x16.shuffle 8 9 24 25 10 11 26 27 12 13 28 29 14 15 30 31 (local.get $t01) (local.get $t23)))
+              (local.set $acc (f32x4.add (local.get $acc) (f32x4.add
+                (f32x4.add
+                  (f32x4.add (f32x4.mul (v128.load (local.get $xp)) (local.get $w0)) (f32x4.mul (v128.load offset=16 (local.get $xp)) (local.get $w1)))
+                  (f32x4.add (f32x4.mul (v128.load offset=32 (local.get $xp)) (local.get $w2)) (f32x4.mul (v128.load offset=48 (local.get $xp)) (local.get $w3))))
+                (f32x4.add
+                  (f32x4.add (f32x4.mul (v128.load offset=64 (local.get $xp)) (local.get $w4)) (f32x4.mul (v128.load offset=80 (local.get $xp)) (local.get $w5)))
+                  (f32x4.add (f32x4.mul (v128.load offset=96 (local.get $xp)) (local.get $w6)) (f32x4.mul (v128.load offset=112 (local.get $xp)) (local.get $w7)))))))
               (local.set $w (i32.add (local.get $w) (i32.const 16)))
               (local.set $xp (i32.add (local.get $xp) (i32.const 128)))
               (local.set $st (i32.sub (local.get $st) (i32.const 1)))
