@@ -12,6 +12,8 @@
   ;; ±255, so the float32 sum is the integer nearest it, ties to even, in the low mantissa bits)
   ;; and read the integer from the bits, the zero point folded into the constant subtracted
   ;; (0x4B400000 − zp): two ops where f32x4.nearest + i32x4.trunc_sat_f32x4_s take many in V8.
+  ;; The clamp is f32x4.pmax/pmin (one maxps/minps each; f32x4.max/min cost seven in V8 for
+  ;; their NaN and ±0 rules, which do not matter here: a NaN is caught below, ±0 round alike).
   ;; Unsigned codes are computed as signed ones 128 lower (zp passed as zp − 128) and flipped back
   ;; by xor 0x80 ($flip), so one pair of narrows (never saturating after the clamp) serves both.
   ;; Returns 1 if any x may be NaN or ±Inf (a NaN in Σ 0·x; a huge finite x can overflow the sum
@@ -51,11 +53,11 @@
           (v128.xor
             (i8x16.narrow_i16x8_s
               (i16x8.narrow_i32x4_s
-                (i32x4.sub (f32x4.add (f32x4.min (f32x4.max (f32x4.div (local.get $x0) (local.get $S)) (local.get $LO)) (local.get $HI)) (local.get $MAGIC)) (local.get $ZP))
-                (i32x4.sub (f32x4.add (f32x4.min (f32x4.max (f32x4.div (local.get $x1) (local.get $S)) (local.get $LO)) (local.get $HI)) (local.get $MAGIC)) (local.get $ZP)))
+                (i32x4.sub (f32x4.add (f32x4.pmin (f32x4.pmax (f32x4.div (local.get $x0) (local.get $S)) (local.get $LO)) (local.get $HI)) (local.get $MAGIC)) (local.get $ZP))
+                (i32x4.sub (f32x4.add (f32x4.pmin (f32x4.pmax (f32x4.div (local.get $x1) (local.get $S)) (local.get $LO)) (local.get $HI)) (local.get $MAGIC)) (local.get $ZP)))
               (i16x8.narrow_i32x4_s
-                (i32x4.sub (f32x4.add (f32x4.min (f32x4.max (f32x4.div (local.get $x2) (local.get $S)) (local.get $LO)) (local.get $HI)) (local.get $MAGIC)) (local.get $ZP))
-                (i32x4.sub (f32x4.add (f32x4.min (f32x4.max (f32x4.div (local.get $x3) (local.get $S)) (local.get $LO)) (local.get $HI)) (local.get $MAGIC)) (local.get $ZP))))
+                (i32x4.sub (f32x4.add (f32x4.pmin (f32x4.pmax (f32x4.div (local.get $x2) (local.get $S)) (local.get $LO)) (local.get $HI)) (local.get $MAGIC)) (local.get $ZP))
+                (i32x4.sub (f32x4.add (f32x4.pmin (f32x4.pmax (f32x4.div (local.get $x3) (local.get $S)) (local.get $LO)) (local.get $HI)) (local.get $MAGIC)) (local.get $ZP))))
             (local.get $F)))
         (local.set $src (i32.add (local.get $src) (i32.const 64)))
         (local.set $dst (i32.add (local.get $dst) (i32.const 16)))
@@ -106,11 +108,11 @@
               (v128.xor
                 (i8x16.narrow_i16x8_s
                   (i16x8.narrow_i32x4_s
-                    (i32x4.sub (f32x4.add (f32x4.min (f32x4.max (f32x4.div (local.get $x0) (v128.load offset=0 (local.get $pj))) (v128.load offset=0 (i32.add (local.get $pj) (local.get $c4)))) (v128.load offset=0 (i32.add (local.get $pj) (local.get $c8)))) (local.get $MAGIC)) (v128.load offset=0 (i32.add (local.get $pj) (local.get $c12))))
-                    (i32x4.sub (f32x4.add (f32x4.min (f32x4.max (f32x4.div (local.get $x1) (v128.load offset=16 (local.get $pj))) (v128.load offset=16 (i32.add (local.get $pj) (local.get $c4)))) (v128.load offset=16 (i32.add (local.get $pj) (local.get $c8)))) (local.get $MAGIC)) (v128.load offset=16 (i32.add (local.get $pj) (local.get $c12)))))
+                    (i32x4.sub (f32x4.add (f32x4.pmin (f32x4.pmax (f32x4.div (local.get $x0) (v128.load offset=0 (local.get $pj))) (v128.load offset=0 (i32.add (local.get $pj) (local.get $c4)))) (v128.load offset=0 (i32.add (local.get $pj) (local.get $c8)))) (local.get $MAGIC)) (v128.load offset=0 (i32.add (local.get $pj) (local.get $c12))))
+                    (i32x4.sub (f32x4.add (f32x4.pmin (f32x4.pmax (f32x4.div (local.get $x1) (v128.load offset=16 (local.get $pj))) (v128.load offset=16 (i32.add (local.get $pj) (local.get $c4)))) (v128.load offset=16 (i32.add (local.get $pj) (local.get $c8)))) (local.get $MAGIC)) (v128.load offset=16 (i32.add (local.get $pj) (local.get $c12)))))
                   (i16x8.narrow_i32x4_s
-                    (i32x4.sub (f32x4.add (f32x4.min (f32x4.max (f32x4.div (local.get $x2) (v128.load offset=32 (local.get $pj))) (v128.load offset=32 (i32.add (local.get $pj) (local.get $c4)))) (v128.load offset=32 (i32.add (local.get $pj) (local.get $c8)))) (local.get $MAGIC)) (v128.load offset=32 (i32.add (local.get $pj) (local.get $c12))))
-                    (i32x4.sub (f32x4.add (f32x4.min (f32x4.max (f32x4.div (local.get $x3) (v128.load offset=48 (local.get $pj))) (v128.load offset=48 (i32.add (local.get $pj) (local.get $c4)))) (v128.load offset=48 (i32.add (local.get $pj) (local.get $c8)))) (local.get $MAGIC)) (v128.load offset=48 (i32.add (local.get $pj) (local.get $c12))))))
+                    (i32x4.sub (f32x4.add (f32x4.pmin (f32x4.pmax (f32x4.div (local.get $x2) (v128.load offset=32 (local.get $pj))) (v128.load offset=32 (i32.add (local.get $pj) (local.get $c4)))) (v128.load offset=32 (i32.add (local.get $pj) (local.get $c8)))) (local.get $MAGIC)) (v128.load offset=32 (i32.add (local.get $pj) (local.get $c12))))
+                    (i32x4.sub (f32x4.add (f32x4.pmin (f32x4.pmax (f32x4.div (local.get $x3) (v128.load offset=48 (local.get $pj))) (v128.load offset=48 (i32.add (local.get $pj) (local.get $c4)))) (v128.load offset=48 (i32.add (local.get $pj) (local.get $c8)))) (local.get $MAGIC)) (v128.load offset=48 (i32.add (local.get $pj) (local.get $c12))))))
                 (local.get $F)))
             (local.set $src (i32.add (local.get $src) (i32.const 64)))
             (local.set $dst (i32.add (local.get $dst) (i32.const 16)))

@@ -212,11 +212,22 @@ function layoutOf(count: number, p: Int8LinearParams): BlockLayout {
 /**
  * ONNX QuantizeLinear to int8/uint8, per tensor or per channel: q = saturate(round_half_even(
  * fround(x / scale)) + zeroPoint), the division in float32 as ONNX Runtime does it, so codes
- * equal its codes bit for bit (quant/affine.ts quantizeAffine is the reference).
+ * equal its codes bit for bit (quant/affine.ts quantizeAffine is the reference). Writes into
+ * `out` when given (a buffer reused across calls saves allocating and faulting in fresh pages).
  */
-export function quantizeLinearInt8(x: Float32Array, p: Int8LinearParams): Int8Array | Uint8Array {
+export function quantizeLinearInt8(
+  x: Float32Array,
+  p: Int8LinearParams,
+  out?: Int8Array | Uint8Array,
+): Int8Array | Uint8Array {
   const layout = layoutOf(x.length, p);
-  const codes = p.signed ? new Int8Array(x.length) : new Uint8Array(x.length);
+  const codes = out ?? (p.signed ? new Int8Array(x.length) : new Uint8Array(x.length));
+  if (codes.length !== x.length || codes instanceof Int8Array !== p.signed)
+    throw new QuantkitError(
+      'QK_BAD_SHAPE',
+      `8-bit quantize: the output holds ${codes.length} ${codes instanceof Int8Array ? 'int8' : 'uint8'} codes for ${x.length} ${p.signed ? 'int8' : 'uint8'} values`,
+      "pass an output of the codes' type and the input's length, or none",
+    );
   const zp = p.zeroPoint ? Int32Array.from(p.zeroPoint) : undefined;
   // A NaN/±Inf stops the kernel; the reference then names it (or clamps it).
   if (useWasm() && quantizeWasm(x, { scale: p.scale, zeroPoint: zp, signed: p.signed, inner: p.inner }, codes))
