@@ -1,6 +1,13 @@
 import { computeWasmBase64 } from './compute-wasm.generated.js';
 import type { Int8Codes } from './gemm-int8.ref.js';
-import { GEMV_STEP, stepElement, type Bnb4GemvWeights, type NBitsGemvWeights } from './gemv-4bit.ref.js';
+import {
+  BNB4_STEP,
+  GEMV_STEP,
+  NBITS_STEP,
+  type Bnb4GemvWeights,
+  type NBitsGemvWeights,
+  type StepOrder,
+} from './gemv-4bit.ref.js';
 import { lazyWasmExports } from './wasm-instance.js';
 
 /*
@@ -441,10 +448,10 @@ export function gemmWasm(a: Int8Codes, aZero: number, b: WasmGemmB, m: number): 
 // 4-bit and NF4 GEMV
 
 /** For every slot of the kernel's permuted x, the element of x it holds (−1: padding, 0). */
-function stepPermutation(kp: number): Int32Array {
+function stepPermutation(kp: number, order: StepOrder): Int32Array {
   const perm = new Int32Array(kp);
   for (let s = 0; s < kp; s += GEMV_STEP)
-    for (let v = 0; v < 8; v++) for (let l = 0; l < 4; l++) perm[s + v * 4 + l] = s + stepElement(v, l);
+    for (let v = 0; v < 8; v++) for (let l = 0; l < 4; l++) perm[s + v * 4 + l] = s + order(v, l);
   return perm;
 }
 
@@ -516,7 +523,15 @@ export function prepareNBitsWasm(w: NBitsGemvWeights): WasmNBits | undefined {
       }
   }
   const kp = kBlocks * bs;
-  const h: WasmNBits = { K, N, kp, perm: stepPermutation(kp), at: [wAt, sAt, zAt], kBlocks, steps: bs / GEMV_STEP };
+  const h: WasmNBits = {
+    K,
+    N,
+    kp,
+    perm: stepPermutation(kp, NBITS_STEP),
+    at: [wAt, sAt, zAt],
+    kBlocks,
+    steps: bs / GEMV_STEP,
+  };
   holdRegions(h, [
     [wAt, sizes[0]],
     [sAt, sizes[1]],
@@ -558,7 +573,7 @@ export function prepareBnb4Wasm(w: Bnb4GemvWeights): WasmBnb4 | undefined {
     K,
     N,
     kp: K,
-    perm: stepPermutation(K),
+    perm: stepPermutation(K, BNB4_STEP),
     at: [wAt, sAt, pAt],
     kBlocks: K / bs,
     steps: bs / GEMV_STEP,

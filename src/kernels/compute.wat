@@ -475,8 +475,8 @@
 
   ;; ---------------------------------------------------------------------------------------------
   ;; 4-bit GEMV, the order gemv-4bit.ref.ts fixes: per output n, per block b (`steps` steps of 32
-  ;; elements = 16 bytes), the 32 products x·w in 8 vectors (even elements in vectors 0–3, odd in
-  ;; 4–7) are summed ((P0+P1)+(P2+P3))+((P4+P5)+(P6+P7)) into the block's lanes; the block's lanes
+  ;; elements = 16 bytes), the 32 products x·w in 8 vectors (which elements each holds is the
+  ;; kernel's: gemv-4bit.ref.ts names them per kernel) are summed ((P0+P1)+(P2+P3))+((P4+P5)+(P6+P7)) into the block's lanes; the block's lanes
   ;; times its scale go into four running totals; y[n] = (T0+T1)+(T2+T3). x arrives permuted into
   ;; that vector order (32 floats a step), so every x load is one v128.load.
 
@@ -489,9 +489,10 @@
   ;; ([N][kBlocks] f32), zero points unpacked at $z ([N][kBlocks] bytes), x permuted at $x, y at $y.
   (func (export "gemvNBits")
     (param $x i32) (param $w i32) (param $s i32) (param $z i32) (param $y i32) (param $n i32) (param $kBlocks i32) (param $steps i32)
-    (local $j i32) (local $b i32) (local $t v128) (local $acc v128) (local $zp v128) (local $v v128) (local $lo v128) (local $hi v128)
-    (local $xp i32) (local $st i32) (local $l16 v128) (local $h16 v128) (local $ll16 v128) (local $hl16 v128)
-    (local $w0 v128) (local $w1 v128) (local $w2 v128) (local $w3 v128) (local $w4 v128) (local $w5 v128) (local $w6 v128) (local $w7 v128)
+    (local $j i32) (local $b i32) (local $t v128) (local $acc v128) (local $v v128) (local $xp i32) (local $st i32)
+    (local $w0 v128) (local $w4 v128) (local $M4 v128) (local $MAGIC v128) (local $zf v128)
+    (local.set $M4 (v128.const i32x4 15 15 15 15))
+    (local.set $MAGIC (v128.const i32x4 0x4B000000 0x4B000000 0x4B000000 0x4B000000))
     (block $nDone
       (loop $nLoop
         (br_if $nDone (i32.ge_u (local.get $j) (local.get $n)))
@@ -501,32 +502,31 @@
         (block $bDone
           (loop $bLoop
             (br_if $bDone (i32.ge_u (local.get $b) (local.get $kBlocks)))
-            (local.set $zp (i8x16.splat (i32.load8_u (local.get $z))))
+            (local.set $zf (i32x4.splat (i32.add (i32.const 0x4B000000) (i32.load8_u (local.get $z)))))
             (local.set $acc (v128.const f32x4 0 0 0 0))
             (local.set $st (local.get $steps))
             (loop $sLoop
               (local.set $v (v128.load (local.get $w)))
-              (local.set $lo (i8x16.sub (v128.and (local.get $v) (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15)) (local.get $zp)))
-              (local.set $hi (i8x16.sub (i8x16.shr_u (local.get $v) (i32.const 4)) (local.get $zp)))
-              (local.set $l16 (i16x8.extend_low_i8x16_s (local.get $lo)))
-              (local.set $ll16 (i16x8.extend_high_i8x16_s (local.get $lo)))
-              (local.set $h16 (i16x8.extend_low_i8x16_s (local.get $hi)))
-              (local.set $hl16 (i16x8.extend_high_i8x16_s (local.get $hi)))
-              (local.set $w0 (f32x4.convert_i32x4_s (i32x4.extend_low_i16x8_s (local.get $l16))))
-              (local.set $w1 (f32x4.convert_i32x4_s (i32x4.extend_high_i16x8_s (local.get $l16))))
-              (local.set $w2 (f32x4.convert_i32x4_s (i32x4.extend_low_i16x8_s (local.get $ll16))))
-              (local.set $w3 (f32x4.convert_i32x4_s (i32x4.extend_high_i16x8_s (local.get $ll16))))
-              (local.set $w4 (f32x4.convert_i32x4_s (i32x4.extend_low_i16x8_s (local.get $h16))))
-              (local.set $w5 (f32x4.convert_i32x4_s (i32x4.extend_high_i16x8_s (local.get $h16))))
-              (local.set $w6 (f32x4.convert_i32x4_s (i32x4.extend_low_i16x8_s (local.get $hl16))))
-              (local.set $w7 (f32x4.convert_i32x4_s (i32x4.extend_high_i16x8_s (local.get $hl16))))
-              (local.set $acc (f32x4.add (local.get $acc) (f32x4.add
+              ;; Element 8j + r of the step is nibble r of int32 lane j: (v >> 4r) & 15, made a float
+              ;; exactly by or-ing it into the mantissa of 2^23 and subtracting 2^23 + zero point.
+              ;; Shifts, ands and ors only: no byte shuffles, which share one port on x86.
+              (local.set $w0
                 (f32x4.add
-                  (f32x4.add (f32x4.mul (v128.load (local.get $xp)) (local.get $w0)) (f32x4.mul (v128.load offset=16 (local.get $xp)) (local.get $w1)))
-                  (f32x4.add (f32x4.mul (v128.load offset=32 (local.get $xp)) (local.get $w2)) (f32x4.mul (v128.load offset=48 (local.get $xp)) (local.get $w3))))
+                  (f32x4.add
+                    (f32x4.mul (v128.load (local.get $xp)) (f32x4.sub (v128.or (v128.and (local.get $v) (local.get $M4)) (local.get $MAGIC)) (local.get $zf)))
+                    (f32x4.mul (v128.load offset=16 (local.get $xp)) (f32x4.sub (v128.or (v128.and (i32x4.shr_u (local.get $v) (i32.const 4)) (local.get $M4)) (local.get $MAGIC)) (local.get $zf))))
+                  (f32x4.add
+                    (f32x4.mul (v128.load offset=32 (local.get $xp)) (f32x4.sub (v128.or (v128.and (i32x4.shr_u (local.get $v) (i32.const 8)) (local.get $M4)) (local.get $MAGIC)) (local.get $zf)))
+                    (f32x4.mul (v128.load offset=48 (local.get $xp)) (f32x4.sub (v128.or (v128.and (i32x4.shr_u (local.get $v) (i32.const 12)) (local.get $M4)) (local.get $MAGIC)) (local.get $zf))))))
+              (local.set $w4
                 (f32x4.add
-                  (f32x4.add (f32x4.mul (v128.load offset=64 (local.get $xp)) (local.get $w4)) (f32x4.mul (v128.load offset=80 (local.get $xp)) (local.get $w5)))
-                  (f32x4.add (f32x4.mul (v128.load offset=96 (local.get $xp)) (local.get $w6)) (f32x4.mul (v128.load offset=112 (local.get $xp)) (local.get $w7)))))))
+                  (f32x4.add
+                    (f32x4.mul (v128.load offset=64 (local.get $xp)) (f32x4.sub (v128.or (v128.and (i32x4.shr_u (local.get $v) (i32.const 16)) (local.get $M4)) (local.get $MAGIC)) (local.get $zf)))
+                    (f32x4.mul (v128.load offset=80 (local.get $xp)) (f32x4.sub (v128.or (v128.and (i32x4.shr_u (local.get $v) (i32.const 20)) (local.get $M4)) (local.get $MAGIC)) (local.get $zf))))
+                  (f32x4.add
+                    (f32x4.mul (v128.load offset=96 (local.get $xp)) (f32x4.sub (v128.or (v128.and (i32x4.shr_u (local.get $v) (i32.const 24)) (local.get $M4)) (local.get $MAGIC)) (local.get $zf)))
+                    (f32x4.mul (v128.load offset=112 (local.get $xp)) (f32x4.sub (v128.or (i32x4.shr_u (local.get $v) (i32.const 28)) (local.get $MAGIC)) (local.get $zf))))))
+              (local.set $acc (f32x4.add (local.get $acc) (f32x4.add (local.get $w0) (local.get $w4))))
               (local.set $w (i32.add (local.get $w) (i32.const 16)))
               (local.set $xp (i32.add (local.get $xp) (i32.const 128)))
               (local.set $st (i32.sub (local.get $st) (i32.const 1)))
@@ -553,6 +553,8 @@
     (local $p0 v128) (local $p1 v128) (local $p2 v128) (local $p3 v128) (local $hi v128) (local $lo v128)
     (local $c v128) (local $b1 v128) (local $b2 v128) (local $b3 v128) (local $t01 v128) (local $t23 v128)
     (local $w0 v128) (local $w1 v128) (local $w2 v128) (local $w3 v128) (local $w4 v128) (local $w5 v128) (local $w6 v128) (local $w7 v128)
+    (local $M15 v128)
+    (local.set $M15 (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15))
     (local.set $p0 (v128.load (local.get $planes)))
     (local.set $p1 (v128.load offset=16 (local.get $planes)))
     (local.set $p2 (v128.load offset=32 (local.get $planes)))
@@ -570,8 +572,8 @@
             (local.set $st (local.get $steps))
             (loop $sLoop
               (local.set $v (v128.load (local.get $w)))
-              (local.set $hi (i8x16.shr_u (local.get $v) (i32.const 4)))
-              (local.set $lo (v128.and (local.get $v) (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15)))
+              (local.set $hi (v128.and (i16x8.shr_u (local.get $v) (i32.const 4)) (local.get $M15)))
+              (local.set $lo (v128.and (local.get $v) (local.get $M15)))
               (local.set $c (i8x16.swizzle (local.get $p0) (local.get $hi)))
               (local.set $b1 (i8x16.swizzle (local.get $p1) (local.get $hi)))
               (local.set $b2 (i8x16.swizzle (local.get $p2) (local.get $hi)))

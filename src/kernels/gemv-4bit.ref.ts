@@ -42,20 +42,22 @@ const f = Math.fround;
 export const GEMV_STEP = 32;
 
 /**
- * Position in a 32-element step of lane `l` of product vector `v` (v = 0…7, l = 0…3): vectors
- * 0–3 hold the even elements (one nibble of each byte), 4–7 the odd ones, four consecutive bytes
- * per vector. This is the order the WebAssembly kernel produces the weights in, fixed here so
- * every path sums in the same order and agrees bit for bit.
+ * Position in a 32-element step of lane `l` of product vector `v` (v = 0…7, l = 0…3), the order
+ * each WebAssembly kernel produces its weights in, fixed here so every path sums alike and agrees
+ * bit for bit. MatMulNBits: vector v lane l is nibble v of the step's int32 word l, element
+ * 8l + v (the kernel shifts and masks whole words). MatMulBnb4: vectors 0–3 hold the even
+ * elements (high nibbles), 4–7 the odd ones, four consecutive bytes per vector (the kernel looks
+ * codes up a byte at a time).
  */
-export function stepElement(v: number, l: number): number {
-  return v < 4 ? 2 * (4 * v + l) : 2 * (4 * (v - 4) + l) + 1;
-}
+export type StepOrder = (v: number, l: number) => number;
+export const NBITS_STEP: StepOrder = (v, l) => 8 * l + v;
+export const BNB4_STEP: StepOrder = (v, l) => (v < 4 ? 2 * (4 * v + l) : 2 * (4 * (v - 4) + l) + 1);
 
 /**
  * The summation order every path shares, for one output: the row is cut into segments (a block
  * of one scale), each segment into steps of 32 elements from its start up to `stepEnd`
  * (elements past the segment's `end` get x = 0 and the weight `pad` gives them). In a step the 32 products fround(x·w) form 8 vectors of
- * 4 lanes (stepElement) summed as ((P0+P1)+(P2+P3)) + ((P4+P5)+(P6+P7)) into the segment's four
+ * 4 lanes (`order`) summed as ((P0+P1)+(P2+P3)) + ((P4+P5)+(P6+P7)) into the segment's four
  * lane sums; at the segment's end the lanes are scaled and added to four running totals, and the
  * output is (T0+T1) + (T2+T3), every operation rounded to float32.
  */
@@ -65,6 +67,7 @@ function dotRow(
   segments: readonly (readonly [start: number, end: number, stepEnd: number, scale: number])[],
   value: (k: number) => number,
   pad: (k: number, start: number) => number,
+  order: StepOrder,
 ): number {
   const t = [0, 0, 0, 0];
   const p = new Array<number>(8);
@@ -73,7 +76,7 @@ function dotRow(
     for (let s = start; s < stepEnd; s += GEMV_STEP) {
       for (let l = 0; l < 4; l++) {
         for (let v = 0; v < 8; v++) {
-          const k = s + stepElement(v, l);
+          const k = s + order(v, l);
           p[v] = k < end ? f((x[xAt + k] as number) * value(k)) : f(0 * pad(k, start));
         }
         const lo = f(f((p[0] as number) + (p[1] as number)) + f((p[2] as number) + (p[3] as number)));
@@ -164,7 +167,7 @@ export function gemvNBitsRef(x: Float32Array, m: number, w: NBitsGemvWeights): F
     };
     const value = (k: number): number => code(k) - zp(k);
     const pad = (k: number, start: number): number => (k - start < bs ? value(k) : 0);
-    for (let i = 0; i < m; i++) y[i * N + n] = dotRow(x, i * K, segments, value, pad);
+    for (let i = 0; i < m; i++) y[i * N + n] = dotRow(x, i * K, segments, value, pad, NBITS_STEP);
   }
   return y;
 }
@@ -189,7 +192,7 @@ export function gemvBnb4Ref(x: Float32Array, m: number, w: Bnb4GemvWeights): Flo
       const byte = packed[e >> 1] as number;
       return table[e & 1 ? byte & 15 : byte >> 4] as number;
     };
-    for (let i = 0; i < m; i++) y[i * N + n] = dotRow(x, i * K, segments, value, () => 0);
+    for (let i = 0; i < m; i++) y[i * N + n] = dotRow(x, i * K, segments, value, () => 0, BNB4_STEP);
   }
   return y;
 }
