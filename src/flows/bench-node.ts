@@ -502,6 +502,45 @@ async function benchModels(r: Recorder, quick: boolean, notes: string[]): Promis
   notes.push('model latency: ratio = fp32 time / quantized time in onnxruntime-node (above 1: quantized faster)');
 }
 
+/**
+ * Runs every kernel on small inputs for a while, then idles, so V8 has compiled the WebAssembly
+ * with its optimizing tier before anything is timed: its compile threads count in the process
+ * CPU time, and would otherwise land on whichever side happened to be running.
+ */
+async function warmUp(): Promise<void> {
+  const x = floatsRandom(16384, 3, -1, 1);
+  const scale = Float32Array.of(0.01);
+  const cols = floatsRandom(64, 4, 0.01, 0.02);
+  const b = new Int8Array(bytesRandom(256 * 64, 5).buffer);
+  const packed = packGemmInt8B(b, 0, 256, 64);
+  const a = bytesRandom(8 * 256, 6);
+  const q4: NBitsGemvWeights = {
+    K: 256,
+    N: 16,
+    blockSize: 32,
+    packed: bytesRandom(16 * 128, 7),
+    scales: floatsRandom(16 * 8, 8, 0.01, 0.02),
+  };
+  const nf4: Bnb4GemvWeights = {
+    K: 256,
+    N: 16,
+    blockSize: 64,
+    packed: bytesRandom(16 * 128, 9),
+    absmax: floatsRandom(64, 10, 0.1, 1),
+    table: NF4_TABLE,
+  };
+  const start = performance.now();
+  while (performance.now() - start < 400) {
+    quantizeLinearInt8(x, { scale, signed: true, inner: x.length });
+    quantizeLinearInt8(x, { scale: cols, signed: false, zeroPoint: new Uint8Array(64).fill(128), inner: 1 });
+    gemmInt8Prepacked(a, 128, packed, 8);
+    gemmInt8Prepacked(a.subarray(0, 256), 128, packed, 1);
+    gemvNBits(x.subarray(0, 256), 1, q4);
+    gemvBnb4(x.subarray(0, 256), 1, nf4);
+  }
+  await new Promise((resolve) => setTimeout(resolve, 300));
+}
+
 export async function runBench(o: BenchOptions = {}): Promise<BenchReport> {
   const quick = o.quick ?? false;
   const r = new Recorder(o.onStep);
@@ -512,6 +551,7 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchReport> {
   ];
   if (!computeWasmAvailable() || kernelPath() === 'js') notes.push('our kernels ran on the JavaScript path');
   const on = (g: BenchGroup) => !o.only || o.only.includes(g);
+  await warmUp();
   if (on('quantize')) await benchQuantize(r, quick, checks);
   if (on('gemm')) await benchGemm(r, quick);
   if (on('gemv')) await benchGemv(r, quick);
