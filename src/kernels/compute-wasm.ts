@@ -65,6 +65,7 @@ interface Exports {
     kBlocks: number,
     steps: number,
   ) => void;
+  readonly gemvNBitsSym: Exports['gemvNBits'];
   readonly gemvBnb4: (
     x: number,
     w: number,
@@ -497,6 +498,8 @@ function gemvRows(
 export interface WasmNBits extends GemvHandle {
   readonly kBlocks: number;
   readonly steps: number;
+  /** No zero points: codes stored xor 0x88 for gemvNBitsSym. */
+  readonly symmetric: boolean;
 }
 
 /** Copies a MatMulNBits weight into the kernel's memory; undefined where the kernel cannot take it. */
@@ -509,12 +512,17 @@ export function prepareNBitsWasm(w: NBitsGemvWeights): WasmNBits | undefined {
   const sizes: [number, number, number] = [w.packed.length, N * kBlocks * 4, N * kBlocks];
   const [wAt, sAt, zAt] = sizes.map((s) => arena.alloc(s)) as [number, number, number];
   const mem = kern.memory.buffer;
-  new Uint8Array(mem).set(w.packed, wAt);
+  const codes = new Uint8Array(mem, wAt, w.packed.length);
+  codes.set(w.packed);
   new Float32Array(mem).set(w.scales, sAt / 4);
   const z = new Uint8Array(mem, zAt, N * kBlocks);
   const zp = w.zeroPoints;
-  if (!zp) z.fill(8);
-  else {
+  if (!zp) {
+    // Without zero points every code is read as code − 8: stored xor 8 per nibble, the nibble is
+    // that value in 4-bit two's complement (gemvNBitsSym).
+    for (let i = 0; i < codes.length; i++) codes[i] = (codes[i] as number) ^ 0x88;
+    z.fill(8);
+  } else {
     const zRow = Math.ceil(kBlocks / 2);
     for (let n = 0; n < N; n++)
       for (let b = 0; b < kBlocks; b++) {
@@ -531,6 +539,7 @@ export function prepareNBitsWasm(w: NBitsGemvWeights): WasmNBits | undefined {
     at: [wAt, sAt, zAt],
     kBlocks,
     steps: bs / GEMV_STEP,
+    symmetric: !zp,
   };
   holdRegions(h, [
     [wAt, sizes[0]],
@@ -544,7 +553,9 @@ export function gemvNBitsWasm(x: Float32Array, m: number, h: WasmNBits): Float32
   const r = ready();
   if (!r) return undefined;
   const [wAt, sAt, zAt] = h.at as [number, number, number];
-  return gemvRows(r.k, r.arena, h, x, m, (xAt, yAt) => r.k.gemvNBits(xAt, wAt, sAt, zAt, yAt, h.N, h.kBlocks, h.steps));
+  return gemvRows(r.k, r.arena, h, x, m, (xAt, yAt) =>
+    (h.symmetric ? r.k.gemvNBitsSym : r.k.gemvNBits)(xAt, wAt, sAt, zAt, yAt, h.N, h.kBlocks, h.steps),
+  );
 }
 
 export interface WasmBnb4 extends GemvHandle {

@@ -541,6 +541,57 @@
         (local.set $j (i32.add (local.get $j) (i32.const 1)))
         (br $nLoop))))
 
+  ;; The same for a weight without zero points (each code − 8), its bytes stored xor 0x88 by the
+  ;; driver so every nibble is the signed 4-bit value code − 8; $z is not read.
+  (func (export "gemvNBitsSym")
+    (param $x i32) (param $w i32) (param $s i32) (param $z i32) (param $y i32) (param $n i32) (param $kBlocks i32) (param $steps i32)
+    (local $j i32) (local $b i32) (local $t v128) (local $acc v128) (local $v v128) (local $xp i32) (local $st i32)
+    (local $w0 v128) (local $w4 v128)
+    (block $nDone
+      (loop $nLoop
+        (br_if $nDone (i32.ge_u (local.get $j) (local.get $n)))
+        (local.set $t (v128.const f32x4 0 0 0 0))
+        (local.set $xp (local.get $x))
+        (local.set $b (i32.const 0))
+        (block $bDone
+          (loop $bLoop
+            (br_if $bDone (i32.ge_u (local.get $b) (local.get $kBlocks)))
+            (local.set $acc (v128.const f32x4 0 0 0 0))
+            (local.set $st (local.get $steps))
+            (loop $sLoop
+              (local.set $v (v128.load (local.get $w)))
+              ;; Nibble r of int32 lane j, stored xor 8 so it reads as the signed code − 8: two shifts
+              ;; sign-extend it, one conversion makes it a float.
+              (local.set $w0
+                (f32x4.add
+                  (f32x4.add
+                    (f32x4.mul (v128.load (local.get $xp)) (f32x4.convert_i32x4_s (i32x4.shr_s (i32x4.shl (local.get $v) (i32.const 28)) (i32.const 28))))
+                    (f32x4.mul (v128.load offset=16 (local.get $xp)) (f32x4.convert_i32x4_s (i32x4.shr_s (i32x4.shl (local.get $v) (i32.const 24)) (i32.const 28)))))
+                  (f32x4.add
+                    (f32x4.mul (v128.load offset=32 (local.get $xp)) (f32x4.convert_i32x4_s (i32x4.shr_s (i32x4.shl (local.get $v) (i32.const 20)) (i32.const 28))))
+                    (f32x4.mul (v128.load offset=48 (local.get $xp)) (f32x4.convert_i32x4_s (i32x4.shr_s (i32x4.shl (local.get $v) (i32.const 16)) (i32.const 28)))))))
+              (local.set $w4
+                (f32x4.add
+                  (f32x4.add
+                    (f32x4.mul (v128.load offset=64 (local.get $xp)) (f32x4.convert_i32x4_s (i32x4.shr_s (i32x4.shl (local.get $v) (i32.const 12)) (i32.const 28))))
+                    (f32x4.mul (v128.load offset=80 (local.get $xp)) (f32x4.convert_i32x4_s (i32x4.shr_s (i32x4.shl (local.get $v) (i32.const 8)) (i32.const 28)))))
+                  (f32x4.add
+                    (f32x4.mul (v128.load offset=96 (local.get $xp)) (f32x4.convert_i32x4_s (i32x4.shr_s (i32x4.shl (local.get $v) (i32.const 4)) (i32.const 28))))
+                    (f32x4.mul (v128.load offset=112 (local.get $xp)) (f32x4.convert_i32x4_s (i32x4.shr_s (local.get $v) (i32.const 28)))))))
+              (local.set $acc (f32x4.add (local.get $acc) (f32x4.add (local.get $w0) (local.get $w4))))
+              (local.set $w (i32.add (local.get $w) (i32.const 16)))
+              (local.set $xp (i32.add (local.get $xp) (i32.const 128)))
+              (local.set $st (i32.sub (local.get $st) (i32.const 1)))
+              (br_if $sLoop (local.get $st)))
+            (local.set $t (f32x4.add (local.get $t) (f32x4.mul (local.get $acc) (f32x4.splat (f32.load (local.get $s))))))
+            (local.set $s (i32.add (local.get $s) (i32.const 4)))
+            (local.set $b (i32.add (local.get $b) (i32.const 1)))
+            (br $bLoop)))
+        (f32.store (local.get $y) (call $hsumF (local.get $t)))
+        (local.set $y (i32.add (local.get $y) (i32.const 4)))
+        (local.set $j (i32.add (local.get $j) (i32.const 1)))
+        (br $nLoop))))
+
   ;; MatMulBnb4 with K a multiple of the block and the block a multiple of 32 (every row whole
   ;; blocks, no padding): codes at $w (row n at n·K/2 bytes, HIGH nibble = even element), absmax
   ;; at $s (one per block, in row order), the 16 table floats as four byte planes at $planes
