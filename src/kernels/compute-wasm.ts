@@ -298,8 +298,10 @@ export interface WasmGemmB {
   readonly colSums: Int32Array;
   /** The zero point of every column in b' terms. */
   readonly zero: Int32Array;
-  narrowAt?: number;
-  wideAt?: number;
+  narrowAt?: number | undefined;
+  wideAt?: number | undefined;
+  /** The regions the packed forms hold, returned by releaseGemmBWasm or when B is collected. */
+  readonly held: [number, number][];
 }
 
 /** Bytes of an 8-bit code array, and the xor that makes them int8 (0x80 for uint8). */
@@ -328,7 +330,7 @@ export function packGemmBWasm(
       colSums[j] = (colSums[j] as number) + ((((src[row + j] as number) ^ flip) << 24) >> 24);
   const zero = new Int32Array(n);
   for (let j = 0; j < n; j++) zero[j] = (typeof bZero === 'number' ? bZero : (bZero[j] as number)) - (flip ? 128 : 0);
-  return { k, n, src: b, colSums, zero };
+  return { k, n, src: b, colSums, zero, held: [] };
 }
 
 function narrowB(a: Arena, mem: WebAssembly.Memory, b: WasmGemmB): number {
@@ -345,7 +347,8 @@ function narrowB(a: Arena, mem: WebAssembly.Memory, b: WasmGemmB): number {
     const tOff = (t >> 4) * 64 + (t & 15);
     for (let j = 0; j < n; j++) dst[(j >> 2) * k16 * 4 + tOff + (j & 3) * 16] = (src[row + j] as number) ^ flip;
   }
-  regions.register(b, [[at, bytes]]);
+  b.held.push([at, bytes]);
+  regions.register(b, [[at, bytes]], b);
   return (b.narrowAt = at);
 }
 
@@ -364,13 +367,22 @@ function wideB(a: Arena, mem: WebAssembly.Memory, b: WasmGemmB): number {
     for (let j = 0; j < n; j++)
       dst[(j >> 3) * k2 * 16 + tOff + (j & 7) * 2] = (((src[row + j] as number) ^ flip) << 24) >> 24;
   }
-  regions.register(b, [[at, bytes]]);
+  b.held.push([at, bytes]);
+  regions.register(b, [[at, bytes]], b);
   return (b.wideAt = at);
 }
 
 /** The wide kernel's blocks: K pairs and columns per call. */
 const KC_PAIRS = 256;
 const NC = 256;
+
+/** Returns B's packed forms to the arena now (a B used once), rather than when it is collected. */
+export function releaseGemmBWasm(b: WasmGemmB): void {
+  regions.unregister(b);
+  for (const [at, bytes] of b.held.splice(0)) arena?.release(at, bytes);
+  b.narrowAt = undefined;
+  b.wideAt = undefined;
+}
 
 /** A's rows per narrow-kernel call: a block of at most 128 KiB, so it stays in L2 across B's panels. */
 function rowBlock(rowBytes: number): number {

@@ -19,6 +19,7 @@ import {
   prepareBnb4Wasm,
   prepareNBitsWasm,
   quantizeWasm,
+  releaseGemmBWasm,
   type WasmBnb4,
   type WasmGemmB,
   type WasmNBits,
@@ -112,6 +113,7 @@ export function gemmInt8(
   if (useWasm()) {
     const packed = packGemmBWasm(b, k, n, bZero);
     const c = packed && gemmWasm(a, aZero, packed, m);
+    if (packed) releaseGemmBWasm(packed);
     if (c) return c;
   }
   return gemmInt8Packed(a, m, aZero, packB(b, k, n, bZero));
