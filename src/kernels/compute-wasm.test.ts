@@ -61,6 +61,8 @@ for (const path of ['auto', 'js'] as KernelPath[]) {
       [7, 257, 9],
       [16, 100, 24],
       [5, 1000, 3],
+      // The WebAssembly kernel's column blocks (256) and K blocks (512) together.
+      [6, 600, 300],
       [0, 4, 3],
       [2, 0, 3],
     ];
