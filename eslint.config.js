@@ -56,6 +56,7 @@ const TESTS = ['src/**/*.test.ts', 'src/**/*.bench.ts'];
 const NODE_FLOWS = [
   'accuracy-level-node',
   'activation-file',
+  'bench-node',
   'calibrate-node',
   'convert',
   'demo',

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import initWabt from 'wabt';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-const KERNELS = ['nbits', 'bnb4-search'];
+const KERNELS = ['nbits', 'bnb4-search', 'compute'];
 
 async function build(wabt, name) {
   const watPath = join(ROOT, 'src/kernels', `${name}.wat`);

@@ -19,6 +19,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   run: async () => (await import('./commands/run.js')).registerRun,
   web: async () => (await import('./commands/web.js')).registerWeb,
   transformersjs: async () => (await import('./commands/transformersjs.js')).registerTransformersJs,
+  bench: async () => (await import('./commands/bench.js')).registerBench,
 };
 
 /**

@@ -3,14 +3,14 @@
  * over plain 2-D problems (row-major codes, zero points, block constants) and get exact results
  * back; which kernel runs them is decided here alone.
  *
- * Today: the JS int8 GEMM of kernels/gemm-int8.ts (zero points folded through row/column sums,
- * bit-identical to its reference), and plain dequantize-then-multiply loops for the block and
- * codebook weights, which compute what ONNX Runtime's fp32 paths compute (each weight dequantized
- * to fp32, products summed; here in float64, rounded once). The weight descriptions below are
- * the ones the 4-bit / NF4 GEMV kernels take, so those can be dropped in here.
+ * The int8 GEMM is kernels/'s (WebAssembly SIMD where the runtime validates it, else the JS twin;
+ * both bit-identical to the reference loops). The 4-bit MatMulNBits and the MatMulBnb4 products
+ * run on kernels/' GEMV (one fixed float32 summation order, within 1e-5 of ONNX Runtime's); the
+ * 2- and 8-bit MatMulNBits weights take the plain dequantize-then-multiply loop below, which
+ * computes what ONNX Runtime's fp32 path computes (each weight dequantized to fp32, products summed
+ * in float64, rounded once).
  */
-import { gemmInt8 } from '../kernels/gemm-int8.js';
-import type { Int8Codes } from '../kernels/gemm-int8.ref.js';
+import { gemmInt8, gemvBnb4, gemvNBits, type Int8Codes } from '../kernels/index.js';
 
 export type { Int8Codes };
 
@@ -28,7 +28,7 @@ export function int8Gemm(
   n: number,
   bZero: number | ArrayLike<number>,
 ): Int32Array {
-  return gemmInt8({ a, b, m, k, n, aZero, bZero });
+  return gemmInt8(a, aZero, b, bZero, m, k, n);
 }
 
 /**
@@ -68,6 +68,7 @@ function codeAt(bytes: Uint8Array, base: number, j: number, bits: number): numbe
 
 /** Y [M, N] = X [M, K] × W for a MatMulNBits weight, fp32 out. */
 export function matmulNBits(x: Float32Array, m: number, w: NBitsMatrix): Float32Array {
+  if (w.bits === 4) return gemvNBits(x, m, w);
   const { K, N, bits, blockSize: bs, packed, scales, zeroPoints } = w;
   const kBlocks = Math.ceil(K / bs);
   const blob = (bs * bits) / 8;
@@ -87,16 +88,7 @@ export function matmulNBits(x: Float32Array, m: number, w: NBitsMatrix): Float32
 
 /** Y [M, N] = X [M, K] × W for a MatMulBnb4 weight, fp32 out. */
 export function matmulBnb4(x: Float32Array, m: number, w: Bnb4Matrix): Float32Array {
-  const { K, N, blockSize: bs, packed, absmax, table } = w;
-  const y = matmulByColumns(x, m, K, N, (n, col) => {
-    for (let k = 0; k < K; k++) {
-      const i = n * K + k;
-      const byte = packed[i >> 1] as number;
-      const code = i & 1 ? byte & 0x0f : byte >> 4;
-      col[k] = Math.fround((table[code] as number) * (absmax[Math.floor(i / bs)] as number));
-    }
-  });
-  return Float32Array.from(y);
+  return gemvBnb4(x, m, w);
 }
 
 /**

@@ -1,0 +1,617 @@
+import { computeWasmBase64 } from './compute-wasm.generated.js';
+import type { Int8Codes } from './gemm-int8.ref.js';
+import {
+  BNB4_STEP,
+  GEMV_STEP,
+  NBITS_STEP,
+  type Bnb4GemvWeights,
+  type NBitsGemvWeights,
+  type StepOrder,
+} from './gemv-4bit.ref.js';
+import { lazyWasmExports } from './wasm-instance.js';
+
+/*
+ * Driver of the WebAssembly SIMD compute kernels (compute.wat): it owns the module's one memory
+ * (a first-fit allocator over it), stages inputs in, and reads results out. Weights (a packed
+ * GEMM B, a 4-bit or NF4 GEMV weight) are copied in once, into a handle whose memory is returned
+ * when the handle is garbage-collected. Every function here returns undefined where WebAssembly
+ * SIMD is missing; index.ts then takes the JavaScript path.
+ */
+
+interface Exports {
+  readonly memory: WebAssembly.Memory;
+  readonly quantizeRun: (
+    src: number,
+    dst: number,
+    n: number,
+    scale: number,
+    lo: number,
+    hi: number,
+    zp: number,
+    flip: number,
+  ) => number;
+  readonly quantizeColumns: (src: number, dst: number, rows: number, c: number, p: number, flip: number) => number;
+  readonly dequantizeRun: (src: number, dst: number, n: number, scale: number, zp: number, flip: number) => void;
+  readonly gemmS8: (a: number, b: number, c: number, m: number, k16: number, n4: number) => void;
+  readonly packAWide: (src: number, dst: number, sums: number, m: number, k: number, k2: number, flip: number) => void;
+  readonly fixUp: (
+    c: number,
+    ldc: number,
+    m: number,
+    n: number,
+    rowSums: number,
+    zero: number,
+    colTerm: number,
+  ) => void;
+  readonly gemmS8Wide: (
+    a: number,
+    aStride: number,
+    b: number,
+    bStride: number,
+    c: number,
+    ldc: number,
+    m: number,
+    pairs: number,
+    cols: number,
+    add: number,
+  ) => void;
+  readonly gemvNBits: (
+    x: number,
+    w: number,
+    s: number,
+    z: number,
+    y: number,
+    n: number,
+    kBlocks: number,
+    steps: number,
+  ) => void;
+  readonly gemvNBitsSym: Exports['gemvNBits'];
+  readonly gemvBnb4: (
+    x: number,
+    w: number,
+    s: number,
+    planes: number,
+    y: number,
+    n: number,
+    kBlocks: number,
+    steps: number,
+  ) => void;
+}
+
+const kernel = lazyWasmExports<Exports>(computeWasmBase64);
+
+/** True where the WebAssembly SIMD kernels can run. */
+export function computeWasmAvailable(): boolean {
+  return kernel() !== null;
+}
+
+/** First-fit allocation over the module's memory, 16-byte aligned; grows the memory when full. */
+class Arena {
+  private readonly free: { at: number; size: number }[] = [];
+  private end = 256; // the first bytes stay unused, so no region starts at 0
+
+  constructor(private readonly memory: WebAssembly.Memory) {}
+
+  alloc(bytes: number): number {
+    const size = Math.max(16, (bytes + 15) & ~15);
+    for (let i = 0; i < this.free.length; i++) {
+      const f = this.free[i] as { at: number; size: number };
+      if (f.size >= size) {
+        const at = f.at;
+        if (f.size === size) this.free.splice(i, 1);
+        else {
+          f.at += size;
+          f.size -= size;
+        }
+        return at;
+      }
+    }
+    const at = this.end;
+    const need = at + size - this.memory.buffer.byteLength;
+    if (need > 0) this.memory.grow(Math.ceil(need / 65536));
+    this.end = at + size;
+    return at;
+  }
+
+  release(at: number, bytes: number): void {
+    const size = Math.max(16, (bytes + 15) & ~15);
+    let i = 0;
+    while (i < this.free.length && (this.free[i] as { at: number }).at < at) i++;
+    this.free.splice(i, 0, { at, size });
+    // Merge with the neighbours, and give the tail back to `end`.
+    const next = this.free[i + 1];
+    if (next && at + size === next.at) {
+      (this.free[i] as { size: number }).size += next.size;
+      this.free.splice(i + 1, 1);
+    }
+    const prev = this.free[i - 1];
+    if (prev && prev.at + prev.size === at) {
+      prev.size += (this.free[i] as { size: number }).size;
+      this.free.splice(i, 1);
+    }
+    const last = this.free[this.free.length - 1];
+    if (last && last.at + last.size === this.end) {
+      this.end = last.at;
+      this.free.pop();
+    }
+  }
+}
+
+let arena: Arena | undefined;
+function ready(): { k: Exports; arena: Arena } | undefined {
+  const k = kernel();
+  if (!k) return undefined;
+  arena ??= new Arena(k.memory);
+  return { k, arena };
+}
+
+/** Regions a handle holds, returned to the arena when the handle is collected. */
+const regions = new FinalizationRegistry<[number, number][]>((list) => {
+  for (const [at, bytes] of list) arena?.release(at, bytes);
+});
+
+/** Runs `f` with scratch regions of the given sizes, released afterwards. */
+function withScratch<T>(a: Arena, sizes: readonly number[], f: (...at: number[]) => T): T {
+  const at = sizes.map((s) => a.alloc(s));
+  try {
+    return f(...at);
+  } finally {
+    for (let i = at.length - 1; i >= 0; i--) a.release(at[i] as number, sizes[i] as number);
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// 8-bit quantize / dequantize
+
+/** Floats staged per kernel call: 64 KiB in, 16 KiB out, both in L2 while the kernel runs. */
+const CHUNK = 16384;
+
+export interface WasmQuantParams {
+  readonly scale: Float32Array;
+  readonly zeroPoint: Int32Array | undefined;
+  readonly signed: boolean;
+  readonly inner: number;
+}
+
+/**
+ * QuantizeLinear into `out` (x as [outer, C, inner], C = scale.length). Returns false where the
+ * kernel cannot run or met a NaN/±Inf (the caller then runs the reference), true when done.
+ */
+export function quantizeWasm(x: Float32Array, p: WasmQuantParams, out: Int8Array | Uint8Array): boolean {
+  const r = ready();
+  if (!r) return false;
+  const { k, arena } = r;
+  const c = p.scale.length;
+  const flip = p.signed ? 0 : 0x80;
+  const [qmin, qmax] = p.signed ? [-128, 127] : [0, 255];
+  const outBytes = new Uint8Array(out.buffer, out.byteOffset, out.length);
+  const n = x.length;
+  if (c > 1 && p.inner === 1) {
+    const rowsPer = Math.max(1, Math.floor(CHUNK / c));
+    const chunk = rowsPer * c;
+    return withScratch(arena, [chunk * 4, chunk, c * 16], (inAt, outAt, pAt) => {
+      const mem = k.memory.buffer;
+      const f32 = new Float32Array(mem);
+      const i32 = new Int32Array(mem);
+      const u8 = new Uint8Array(mem);
+      const pf = (pAt as number) / 4;
+      for (let j = 0; j < c; j++) {
+        const z = p.zeroPoint ? (p.zeroPoint[j] as number) : 0;
+        f32[pf + j] = p.scale[j] as number;
+        f32[pf + c + j] = qmin - z;
+        f32[pf + 2 * c + j] = qmax - z;
+        i32[pf + 3 * c + j] = 0x4b400000 - (z - (flip ? 128 : 0));
+      }
+      let bad = 0;
+      for (let i = 0; i < n; i += chunk) {
+        const len = Math.min(chunk, n - i);
+        f32.set(x.subarray(i, i + len), (inAt as number) / 4);
+        bad |= k.quantizeColumns(inAt as number, outAt as number, len / c, c, pAt as number, flip);
+        if (bad) return false;
+        outBytes.set(u8.subarray(outAt as number, (outAt as number) + len), i);
+      }
+      return true;
+    });
+  }
+  const run = c === 1 ? n : p.inner;
+  return withScratch(arena, [CHUNK * 4, CHUNK], (inAt, outAt) => {
+    const mem = k.memory.buffer;
+    const f32 = new Float32Array(mem);
+    const u8 = new Uint8Array(mem);
+    for (let i = 0; i < n; i += CHUNK) {
+      const len = Math.min(CHUNK, n - i);
+      f32.set(x.subarray(i, i + len), (inAt as number) / 4);
+      // The runs of one channel inside this chunk.
+      for (let s = i; s < i + len;) {
+        const e = Math.min(i + len, (Math.floor(s / run) + 1) * run);
+        const ch = Math.floor(s / run) % c;
+        const z = p.zeroPoint ? (p.zeroPoint[ch] as number) : 0;
+        const bad = k.quantizeRun(
+          (inAt as number) + (s - i) * 4,
+          (outAt as number) + (s - i),
+          e - s,
+          p.scale[ch] as number,
+          qmin - z,
+          qmax - z,
+          z - (flip ? 128 : 0),
+          flip,
+        );
+        if (bad) return false;
+        s = e;
+      }
+      outBytes.set(u8.subarray(outAt as number, (outAt as number) + len), i);
+    }
+    return true;
+  });
+}
+
+/** DequantizeLinear into `out` for per-tensor or per-channel runs (inner > 1); false: not run. */
+export function dequantizeWasm(q: Int8Array | Uint8Array, p: WasmQuantParams, out: Float32Array): boolean {
+  const r = ready();
+  const c = p.scale.length;
+  if (!r || (c > 1 && p.inner === 1)) return false;
+  const { k, arena } = r;
+  const flip = p.signed ? 0 : 0x80;
+  const bytes = new Uint8Array(q.buffer, q.byteOffset, q.length);
+  const n = q.length;
+  const run = c === 1 ? n : p.inner;
+  withScratch(arena, [CHUNK, CHUNK * 4], (inAt, outAt) => {
+    const mem = k.memory.buffer;
+    const f32 = new Float32Array(mem);
+    const u8 = new Uint8Array(mem);
+    for (let i = 0; i < n; i += CHUNK) {
+      const len = Math.min(CHUNK, n - i);
+      u8.set(bytes.subarray(i, i + len), inAt as number);
+      for (let s = i; s < i + len;) {
+        const e = Math.min(i + len, (Math.floor(s / run) + 1) * run);
+        const ch = Math.floor(s / run) % c;
+        const z = p.zeroPoint ? (p.zeroPoint[ch] as number) : 0;
+        k.dequantizeRun(
+          (inAt as number) + (s - i),
+          (outAt as number) + (s - i) * 4,
+          e - s,
+          p.scale[ch] as number,
+          z - (flip ? 128 : 0),
+          flip,
+        );
+        s = e;
+      }
+      out.set(f32.subarray((outAt as number) / 4, (outAt as number) / 4 + len), i);
+    }
+  });
+  return true;
+}
+
+// ------------------------------------------------------------------------------------------------
+// int8 GEMM
+
+/**
+ * B in the kernel's memory, in the form each kernel reads, made on first use: `narrow` int8
+ * panels [N4/4][K16/16][4][16] for M < 4 (half the bytes: GEMV is bound by reading B), `wide`
+ * int16 [N8/8][K2][8][2] for the broadcast kernel (M ≥ 4). Codes are int8 (uint8 − 128).
+ */
+export interface WasmGemmB {
+  readonly k: number;
+  readonly n: number;
+  readonly src: Int8Codes;
+  /** Σ_k b' of every column, b' the int8 code (uint8 − 128). */
+  readonly colSums: Int32Array;
+  /** The zero point of every column in b' terms. */
+  readonly zero: Int32Array;
+  narrowAt?: number | undefined;
+  wideAt?: number | undefined;
+  /** The regions the packed forms hold, returned by releaseGemmBWasm or when B is collected. */
+  readonly held: [number, number][];
+}
+
+/** Bytes of an 8-bit code array, and the xor that makes them int8 (0x80 for uint8). */
+function bytesOf(codes: Int8Codes): [Uint8Array, number] {
+  return [new Uint8Array(codes.buffer, codes.byteOffset, codes.length), codes instanceof Uint8Array ? 0x80 : 0];
+}
+
+const pad16 = (k: number) => Math.max(16, (k + 15) & ~15);
+const pad4 = (n: number) => Math.max(4, (n + 3) & ~3);
+const pad8 = (n: number) => Math.max(8, (n + 7) & ~7);
+/** K in int16 pairs, rounded up to even (the wide kernel takes two pairs a turn). */
+const pairs = (k: number) => Math.max(2, ((k + 3) >> 2) << 1);
+
+/** Takes B [K, N] (row-major codes) and its zero point(s); the packed forms come on first use. */
+export function packGemmBWasm(
+  b: Int8Codes,
+  k: number,
+  n: number,
+  bZero: number | ArrayLike<number>,
+): WasmGemmB | undefined {
+  if (!ready()) return undefined;
+  const [src, flip] = bytesOf(b);
+  const colSums = new Int32Array(n);
+  for (let t = 0; t < k; t++)
+    for (let j = 0, row = t * n; j < n; j++)
+      colSums[j] = (colSums[j] as number) + ((((src[row + j] as number) ^ flip) << 24) >> 24);
+  const zero = new Int32Array(n);
+  for (let j = 0; j < n; j++) zero[j] = (typeof bZero === 'number' ? bZero : (bZero[j] as number)) - (flip ? 128 : 0);
+  return { k, n, src: b, colSums, zero, held: [] };
+}
+
+function narrowB(a: Arena, mem: WebAssembly.Memory, b: WasmGemmB): number {
+  if (b.narrowAt !== undefined) return b.narrowAt;
+  const { k, n } = b;
+  const k16 = pad16(k);
+  const bytes = pad4(n) * k16;
+  const at = a.alloc(bytes);
+  const [src, flip] = bytesOf(b.src);
+  const dst = new Uint8Array(mem.buffer, at, bytes);
+  dst.fill(0);
+  for (let t = 0; t < k; t++) {
+    const row = t * n;
+    const tOff = (t >> 4) * 64 + (t & 15);
+    for (let j = 0; j < n; j++) dst[(j >> 2) * k16 * 4 + tOff + (j & 3) * 16] = (src[row + j] as number) ^ flip;
+  }
+  b.held.push([at, bytes]);
+  regions.register(b, [[at, bytes]], b);
+  return (b.narrowAt = at);
+}
+
+function wideB(a: Arena, mem: WebAssembly.Memory, b: WasmGemmB): number {
+  if (b.wideAt !== undefined) return b.wideAt;
+  const { k, n } = b;
+  const k2 = pairs(k);
+  const bytes = pad8(n) * k2 * 4;
+  const at = a.alloc(bytes);
+  const [src, flip] = bytesOf(b.src);
+  const dst = new Int16Array(mem.buffer, at, bytes / 2);
+  dst.fill(0);
+  for (let t = 0; t < k; t++) {
+    const row = t * n;
+    const tOff = (t >> 1) * 16 + (t & 1);
+    for (let j = 0; j < n; j++)
+      dst[(j >> 3) * k2 * 16 + tOff + (j & 7) * 2] = (((src[row + j] as number) ^ flip) << 24) >> 24;
+  }
+  b.held.push([at, bytes]);
+  regions.register(b, [[at, bytes]], b);
+  return (b.wideAt = at);
+}
+
+/** The wide kernel's blocks: K pairs and columns per call. */
+const KC_PAIRS = 256;
+const NC = 256;
+
+/** Returns B's packed forms to the arena now (a B used once), rather than when it is collected. */
+export function releaseGemmBWasm(b: WasmGemmB): void {
+  regions.unregister(b);
+  for (const [at, bytes] of b.held.splice(0)) arena?.release(at, bytes);
+  b.narrowAt = undefined;
+  b.wideAt = undefined;
+}
+
+/** A's rows per narrow-kernel call: a block of at most 128 KiB, so it stays in L2 across B's panels. */
+function rowBlock(rowBytes: number): number {
+  return Math.max(4, Math.floor(131072 / rowBytes) & ~3);
+}
+
+/** C [M, N] = MatMulInteger(A [M, K], B taken by packGemmBWasm), equal to gemmInt8Ref. */
+export function gemmWasm(a: Int8Codes, aZero: number, b: WasmGemmB, m: number): Int32Array | undefined {
+  const r = ready();
+  if (!r) return undefined;
+  const { k: kern, arena } = r;
+  const { k, n, colSums, zero } = b;
+  if (m === 0 || n === 0) return new Int32Array(m * n);
+  const wide = m >= 4;
+  const bAt = wide ? wideB(arena, kern.memory, b) : narrowB(arena, kern.memory, b);
+  const [src, flip] = bytesOf(a);
+  const za = aZero - (flip ? 128 : 0);
+  // A: int16 in 4-row tiles for the wide kernel ([⌈M/4⌉][pairs][4][2]), int8 rows for the narrow one.
+  const k2 = pairs(k);
+  const k16 = pad16(k);
+  const aBytes = wide ? ((m + 3) >> 2) * k2 * 16 : m * k16;
+  const ldc = wide ? pad8(n) : pad4(n);
+  const sizes = [m * k, aBytes, m * 4, n * 4, n * 4, m * ldc * 4];
+  return withScratch(arena, sizes, (rawAt, aAt, sumsAt, zeroAt, colAt, cAt) => {
+    const mem = kern.memory.buffer;
+    const i32 = new Int32Array(mem);
+    const u8 = new Uint8Array(mem);
+    if (wide) {
+      u8.set(src, rawAt as number);
+      u8.fill(0, aAt as number, (aAt as number) + aBytes);
+      kern.packAWide(rawAt as number, aAt as number, sumsAt as number, m, k, k2, flip);
+      // Blocks: KC_PAIRS of K (a tile's A, KC_PAIRS·16 bytes, stays in L1) by NC columns (their
+      // panels, NC·KC_PAIRS·4 bytes, stay in L2 while every row tile passes over them).
+      for (let k0 = 0; k0 < k2; k0 += KC_PAIRS)
+        for (let n0 = 0; n0 < ldc; n0 += NC)
+          kern.gemmS8Wide(
+            (aAt as number) + k0 * 16,
+            k2 * 16,
+            bAt + (n0 / 8) * k2 * 32 + k0 * 32,
+            k2 * 32,
+            (cAt as number) + n0 * 4,
+            ldc * 4,
+            m,
+            Math.min(KC_PAIRS, k2 - k0),
+            Math.min(NC, ldc - n0),
+            k0 > 0 ? 1 : 0,
+          );
+    } else {
+      const a8 = new Int8Array(mem, aAt as number, aBytes);
+      for (let i = 0; i < m; i++) {
+        const d = i * k16;
+        let sum = 0;
+        for (let t = 0, s = i * k; t < k; t++, s++) {
+          const v = (((src[s] as number) ^ flip) << 24) >> 24;
+          a8[d + t] = v;
+          sum += v;
+        }
+        a8.fill(0, d + k, d + k16);
+        i32[(sumsAt as number) / 4 + i] = sum;
+      }
+      const mc = rowBlock(k16);
+      for (let i0 = 0; i0 < m; i0 += mc)
+        kern.gemmS8((aAt as number) + i0 * k16, bAt, (cAt as number) + i0 * ldc * 4, Math.min(mc, m - i0), k16, ldc);
+    }
+    // C = Σ a'b' − zb'·rowSum(A') − za'·colSum(B') + K·za'·zb', modulo 2^32.
+    i32.set(zero, (zeroAt as number) / 4);
+    const kza = Math.imul(k, za);
+    for (let j = 0, o = (colAt as number) / 4; j < n; j++)
+      i32[o + j] = Math.imul(kza, zero[j] as number) - Math.imul(za, colSums[j] as number);
+    kern.fixUp(cAt as number, ldc, m, n, sumsAt as number, zeroAt as number, colAt as number);
+    return new Int32Array(mem.slice(cAt as number, (cAt as number) + m * n * 4));
+  });
+}
+
+// ------------------------------------------------------------------------------------------------
+// 4-bit and NF4 GEMV
+
+/** For every slot of the kernel's permuted x, the element of x it holds (−1: padding, 0). */
+function stepPermutation(kp: number, order: StepOrder): Int32Array {
+  const perm = new Int32Array(kp);
+  for (let s = 0; s < kp; s += GEMV_STEP)
+    for (let v = 0; v < 8; v++) for (let l = 0; l < 4; l++) perm[s + v * 4 + l] = s + order(v, l);
+  return perm;
+}
+
+interface GemvHandle {
+  readonly K: number;
+  readonly N: number;
+  readonly kp: number;
+  readonly perm: Int32Array;
+  readonly at: readonly number[];
+}
+
+function holdRegions(h: object, list: [number, number][]): void {
+  regions.register(h, list);
+}
+
+/** Runs one GEMV kernel per row of X: x permuted into place, y read back. */
+function gemvRows(
+  kern: Exports,
+  a: Arena,
+  h: GemvHandle,
+  x: Float32Array,
+  m: number,
+  call: (xAt: number, yAt: number) => void,
+): Float32Array {
+  const { K, N, kp, perm } = h;
+  const y = new Float32Array(m * N);
+  withScratch(a, [kp * 4, N * 4], (xAt, yAt) => {
+    const f32 = new Float32Array(kern.memory.buffer);
+    const xo = (xAt as number) / 4;
+    for (let i = 0; i < m; i++) {
+      const row = i * K;
+      for (let s = 0; s < kp; s++) {
+        const e = perm[s] as number;
+        f32[xo + s] = e < K ? (x[row + e] as number) : 0;
+      }
+      call(xAt as number, yAt as number);
+      y.set(f32.subarray((yAt as number) / 4, (yAt as number) / 4 + N), i * N);
+    }
+  });
+  return y;
+}
+
+export interface WasmNBits extends GemvHandle {
+  readonly kBlocks: number;
+  readonly steps: number;
+  /** No zero points: codes stored xor 0x88 for gemvNBitsSym. */
+  readonly symmetric: boolean;
+}
+
+/** Copies a MatMulNBits weight into the kernel's memory; undefined where the kernel cannot take it. */
+export function prepareNBitsWasm(w: NBitsGemvWeights): WasmNBits | undefined {
+  const r = ready();
+  if (!r || w.blockSize < GEMV_STEP) return undefined;
+  const { k: kern, arena } = r;
+  const { K, N, blockSize: bs } = w;
+  const kBlocks = Math.ceil(K / bs);
+  const sizes: [number, number, number] = [w.packed.length, N * kBlocks * 4, N * kBlocks];
+  const [wAt, sAt, zAt] = sizes.map((s) => arena.alloc(s)) as [number, number, number];
+  const mem = kern.memory.buffer;
+  const codes = new Uint8Array(mem, wAt, w.packed.length);
+  codes.set(w.packed);
+  new Float32Array(mem).set(w.scales, sAt / 4);
+  const z = new Uint8Array(mem, zAt, N * kBlocks);
+  const zp = w.zeroPoints;
+  if (!zp) {
+    // Without zero points every code is read as code − 8: stored xor 8 per nibble, the nibble is
+    // that value in 4-bit two's complement (gemvNBitsSym).
+    for (let i = 0; i < codes.length; i++) codes[i] = (codes[i] as number) ^ 0x88;
+    z.fill(8);
+  } else {
+    const zRow = Math.ceil(kBlocks / 2);
+    for (let n = 0; n < N; n++)
+      for (let b = 0; b < kBlocks; b++) {
+        const byte = zp[n * zRow + (b >> 1)] as number;
+        z[n * kBlocks + b] = b & 1 ? byte >> 4 : byte & 15;
+      }
+  }
+  const kp = kBlocks * bs;
+  const h: WasmNBits = {
+    K,
+    N,
+    kp,
+    perm: stepPermutation(kp, NBITS_STEP),
+    at: [wAt, sAt, zAt],
+    kBlocks,
+    steps: bs / GEMV_STEP,
+    symmetric: !zp,
+  };
+  holdRegions(h, [
+    [wAt, sizes[0]],
+    [sAt, sizes[1]],
+    [zAt, sizes[2]],
+  ]);
+  return h;
+}
+
+export function gemvNBitsWasm(x: Float32Array, m: number, h: WasmNBits): Float32Array | undefined {
+  const r = ready();
+  if (!r) return undefined;
+  const [wAt, sAt, zAt] = h.at as [number, number, number];
+  return gemvRows(r.k, r.arena, h, x, m, (xAt, yAt) =>
+    (h.symmetric ? r.k.gemvNBitsSym : r.k.gemvNBits)(xAt, wAt, sAt, zAt, yAt, h.N, h.kBlocks, h.steps),
+  );
+}
+
+export interface WasmBnb4 extends GemvHandle {
+  readonly kBlocks: number;
+  readonly steps: number;
+}
+
+/**
+ * Copies a MatMulBnb4 weight in; undefined where the kernel cannot take it (K not a multiple of
+ * the block, or a block not a multiple of 32: blocks that cross rows or end mid-step).
+ */
+export function prepareBnb4Wasm(w: Bnb4GemvWeights): WasmBnb4 | undefined {
+  const r = ready();
+  const { K, N, blockSize: bs } = w;
+  if (!r || bs % GEMV_STEP !== 0 || K % bs !== 0) return undefined;
+  const { k: kern, arena } = r;
+  const sizes: [number, number, number] = [w.packed.length, w.absmax.length * 4, 64];
+  const [wAt, sAt, pAt] = sizes.map((s) => arena.alloc(s)) as [number, number, number];
+  const mem = kern.memory.buffer;
+  new Uint8Array(mem).set(w.packed, wAt);
+  new Float32Array(mem).set(w.absmax, sAt / 4);
+  const tableBytes = new Uint8Array(w.table.buffer, w.table.byteOffset, 64);
+  const planes = new Uint8Array(mem, pAt, 64);
+  for (let e = 0; e < 16; e++) for (let j = 0; j < 4; j++) planes[j * 16 + e] = tableBytes[e * 4 + j] as number;
+  const h: WasmBnb4 = {
+    K,
+    N,
+    kp: K,
+    perm: stepPermutation(K, BNB4_STEP),
+    at: [wAt, sAt, pAt],
+    kBlocks: K / bs,
+    steps: bs / GEMV_STEP,
+  };
+  holdRegions(h, [
+    [wAt, sizes[0]],
+    [sAt, sizes[1]],
+    [pAt, sizes[2]],
+  ]);
+  return h;
+}
+
+export function gemvBnb4Wasm(x: Float32Array, m: number, h: WasmBnb4): Float32Array | undefined {
+  const r = ready();
+  if (!r) return undefined;
+  const [wAt, sAt, pAt] = h.at as [number, number, number];
+  return gemvRows(r.k, r.arena, h, x, m, (xAt, yAt) => r.k.gemvBnb4(xAt, wAt, sAt, pAt, yAt, h.N, h.kBlocks, h.steps));
+}

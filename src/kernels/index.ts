@@ -1,0 +1,260 @@
+/**
+ * The integer and 4-bit compute kernels, one stable entry for the interpreter and the bench.
+ * Each function takes the fastest path the host has (WebAssembly SIMD, else JavaScript) and
+ * returns the same bits on every path; `setKernelPath('js')` (or QK_KERNELS=js in Node's
+ * environment) forces the JavaScript path, so tests cover both.
+ */
+import { QuantkitError } from '../errors.js';
+import { makeLayout, type BlockLayout } from '../quant/layout.js';
+import { dequantizeAffine, quantizeAffine, type NonFinite } from '../quant/affine.js';
+import { gemmInt8Packed, packB, type PackedB } from './gemm-int8.js';
+import { checkGemmInt8, type Int8Codes } from './gemm-int8.ref.js';
+import {
+  computeWasmAvailable,
+  dequantizeWasm,
+  gemmWasm,
+  gemvBnb4Wasm,
+  gemvNBitsWasm,
+  packGemmBWasm,
+  prepareBnb4Wasm,
+  prepareNBitsWasm,
+  quantizeWasm,
+  releaseGemmBWasm,
+  type WasmBnb4,
+  type WasmGemmB,
+  type WasmNBits,
+} from './compute-wasm.js';
+import {
+  checkBnb4Gemv,
+  checkNBitsGemv,
+  gemvBnb4Ref,
+  gemvNBitsRef,
+  type Bnb4GemvWeights,
+  type NBitsGemvWeights,
+} from './gemv-4bit.ref.js';
+
+export type { Int8Codes } from './gemm-int8.ref.js';
+export type { Bnb4GemvWeights, NBitsGemvWeights } from './gemv-4bit.ref.js';
+
+/** Which kernels run: 'auto' picks WebAssembly SIMD where the engine validates it. */
+export type KernelPath = 'auto' | 'js';
+
+let forced: KernelPath | undefined;
+
+/** Forces the JavaScript kernels ('js') or restores the automatic choice ('auto'). */
+export function setKernelPath(path: KernelPath): void {
+  forced = path;
+}
+
+/** 'js' when forced by setKernelPath or the QK_KERNELS=js environment variable (Node). */
+export function kernelPath(): KernelPath {
+  if (forced) return forced;
+  const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
+  return env?.['QK_KERNELS'] === 'js' ? 'js' : 'auto';
+}
+
+/** B of an int8 GEMM prepared once (a weight), for gemmInt8Prepacked; packed per path on first use. */
+export interface GemmInt8B {
+  readonly k: number;
+  readonly n: number;
+  /** @internal the codes and zero points, copied */
+  readonly b: Int8Codes;
+  readonly bZero: number | Int32Array;
+  /** @internal */
+  js?: PackedB;
+  /** @internal */
+  wasm?: WasmGemmB | undefined;
+}
+
+function useWasm(): boolean {
+  return kernelPath() === 'auto' && computeWasmAvailable();
+}
+
+/**
+ * Prepares B [K, N] (row-major uint8 or int8 codes) with its zero point: one number, or one per
+ * column (length N). Prepare a weight once and reuse it; the arrays are copied.
+ */
+export function packGemmInt8B(b: Int8Codes, bZero: number | ArrayLike<number>, k: number, n: number): GemmInt8B {
+  checkGemmInt8({ a: new Uint8Array(0), b, m: 0, k, n, aZero: 0, bZero });
+  return { k, n, b: b.slice(), bZero: typeof bZero === 'number' ? bZero : Int32Array.from(bZero) };
+}
+
+/**
+ * C [M, N] = Σ_k (A[i, k] − aZero)(B[k, j] − bZero[j]) as int32 (ONNX MatMulInteger, 2-D), for B
+ * prepared by packGemmInt8B. A is [M, K] row-major uint8 or int8; aZero of A's type.
+ */
+export function gemmInt8Prepacked(a: Int8Codes, aZero: number, b: GemmInt8B, m: number): Int32Array {
+  checkGemmInt8({ a, b: b.b, m, k: b.k, n: b.n, aZero, bZero: b.bZero });
+  if (useWasm()) {
+    b.wasm ??= packGemmBWasm(b.b, b.k, b.n, b.bZero);
+    const c = b.wasm && gemmWasm(a, aZero, b.wasm, m);
+    if (c) return c;
+  }
+  b.js ??= packB(b.b, b.k, b.n, b.bZero);
+  return gemmInt8Packed(a, m, aZero, b.js);
+}
+
+/**
+ * C [M, N] int32 = MatMulInteger(A [M, K], B [K, N]), row-major, codes uint8 or int8 (any mix),
+ * zero points of each operand's type: aZero one number, bZero one number or one per column of B
+ * (Int32Array or any array of length N). Equal bit for bit to gemmInt8Ref (exact int32 sums,
+ * modulo 2^32). Packs B on every call: for a weight, packGemmInt8B once + gemmInt8Prepacked.
+ */
+export function gemmInt8(
+  a: Int8Codes,
+  aZero: number,
+  b: Int8Codes,
+  bZero: number | ArrayLike<number>,
+  m: number,
+  k: number,
+  n: number,
+): Int32Array {
+  checkGemmInt8({ a, b, m, k, n, aZero, bZero });
+  if (useWasm()) {
+    const packed = packGemmBWasm(b, k, n, bZero);
+    const c = packed && gemmWasm(a, aZero, packed, m);
+    if (packed) releaseGemmBWasm(packed);
+    if (c) return c;
+  }
+  return gemmInt8Packed(a, m, aZero, packB(b, k, n, bZero));
+}
+
+/*
+ * GEMV weights are copied into WebAssembly memory on first use and cached by the identity of
+ * their packed array (and scales/zero points): a weight's arrays must not change once used.
+ */
+const nbitsCache = new WeakMap<Uint8Array, { w: NBitsGemvWeights; h: WasmNBits | undefined }>();
+const bnb4Cache = new WeakMap<Uint8Array, { w: Bnb4GemvWeights; h: WasmBnb4 | undefined }>();
+
+/**
+ * Y [M, N] float32 = X [M, K] · B for a MatMulNBits 4-bit weight (layout in NBitsGemvWeights),
+ * dequantizing on the fly; batch-1 decoding (M = 1) and small M. Every path sums in the order
+ * gemvNBitsRef fixes, so they agree bit for bit; vs ONNX Runtime's MatMulNBits (accuracy_level 0)
+ * within float32 rounding. The weight's arrays are cached in WebAssembly memory (see above).
+ */
+export function gemvNBits(x: Float32Array, m: number, w: NBitsGemvWeights): Float32Array {
+  checkNBitsGemv(x, m, w);
+  if (useWasm()) {
+    let e = nbitsCache.get(w.packed);
+    if (
+      !e ||
+      e.w.K !== w.K ||
+      e.w.N !== w.N ||
+      e.w.blockSize !== w.blockSize ||
+      e.w.scales !== w.scales ||
+      e.w.zeroPoints !== w.zeroPoints
+    ) {
+      e = { w: { ...w }, h: prepareNBitsWasm(w) };
+      nbitsCache.set(w.packed, e);
+    }
+    const y = e.h && gemvNBitsWasm(x, m, e.h);
+    if (y) return y;
+  }
+  return gemvNBitsRef(x, m, w);
+}
+
+/**
+ * Y [M, N] float32 = X [M, K] · B for a MatMulBnb4 weight (NF4 or FP4; layout in
+ * Bnb4GemvWeights), codebook lookup on the fly; same order and contract as gemvNBits. The
+ * WebAssembly kernel takes K a multiple of the block and blocks a multiple of 32 (every real
+ * model's); other shapes take the reference.
+ */
+export function gemvBnb4(x: Float32Array, m: number, w: Bnb4GemvWeights): Float32Array {
+  checkBnb4Gemv(x, m, w);
+  if (useWasm()) {
+    let e = bnb4Cache.get(w.packed);
+    if (
+      !e ||
+      e.w.K !== w.K ||
+      e.w.N !== w.N ||
+      e.w.blockSize !== w.blockSize ||
+      e.w.absmax !== w.absmax ||
+      e.w.table !== w.table
+    ) {
+      e = { w: { ...w }, h: prepareBnb4Wasm(w) };
+      bnb4Cache.set(w.packed, e);
+    }
+    const y = e.h && gemvBnb4Wasm(x, m, e.h);
+    if (y) return y;
+  }
+  return gemvBnb4Ref(x, m, w);
+}
+
+/**
+ * Quantization parameters of an 8-bit tensor: x viewed as [outer, C, inner] where C =
+ * scale.length (per-tensor: C = 1, inner = x.length); channel c uses scale[c] and zeroPoint[c].
+ */
+export interface Int8LinearParams {
+  readonly scale: Float32Array;
+  /** One per channel, of the output type's range (int8 −128…127, uint8 0…255); absent: 0. */
+  readonly zeroPoint?: ArrayLike<number> | undefined;
+  /** int8 codes (true) or uint8 (false). */
+  readonly signed: boolean;
+  /** Elements after the channel axis (the product of the dimensions after it); 1 for the last axis. */
+  readonly inner: number;
+  /** NaN/±Inf: 'error' (a QuantkitError naming the element, the default) or 'clamp' (NaN → zero point). */
+  readonly nonFinite?: NonFinite;
+}
+
+function layoutOf(count: number, p: Int8LinearParams): BlockLayout {
+  const c = p.scale.length;
+  const outer = count / (c * p.inner);
+  if (!Number.isInteger(outer) || (p.zeroPoint && p.zeroPoint.length !== c))
+    throw new QuantkitError(
+      'QK_BAD_PARAM_COUNT',
+      `8-bit quantize: ${count} values do not split into [outer, ${c} channels, ${p.inner}]${p.zeroPoint ? ` with ${p.zeroPoint.length} zero points` : ''}`,
+      'pass one scale and zero point per channel and the size of the dimensions after the channel axis',
+    );
+  // The shapes quantizeAffine walks fastest: one run per tensor, per column, or per channel run.
+  if (c === 1) return makeLayout([count], [count]);
+  if (p.inner === 1) return makeLayout([outer, c], [outer, 1]);
+  return makeLayout([outer, c, p.inner], [outer, 1, p.inner]);
+}
+
+/**
+ * ONNX QuantizeLinear to int8/uint8, per tensor or per channel: q = saturate(round_half_even(
+ * fround(x / scale)) + zeroPoint), the division in float32 as ONNX Runtime does it, so codes
+ * equal its codes bit for bit (quant/affine.ts quantizeAffine is the reference). Writes into
+ * `out` when given (a buffer reused across calls saves allocating and faulting in fresh pages).
+ */
+export function quantizeLinearInt8(
+  x: Float32Array,
+  p: Int8LinearParams,
+  out?: Int8Array | Uint8Array,
+): Int8Array | Uint8Array {
+  const layout = layoutOf(x.length, p);
+  const codes = out ?? (p.signed ? new Int8Array(x.length) : new Uint8Array(x.length));
+  if (codes.length !== x.length || codes instanceof Int8Array !== p.signed)
+    throw new QuantkitError(
+      'QK_BAD_SHAPE',
+      `8-bit quantize: the output holds ${codes.length} ${codes instanceof Int8Array ? 'int8' : 'uint8'} codes for ${x.length} ${p.signed ? 'int8' : 'uint8'} values`,
+      "pass an output of the codes' type and the input's length, or none",
+    );
+  const zp = p.zeroPoint ? Int32Array.from(p.zeroPoint) : undefined;
+  // A NaN/±Inf stops the kernel; the reference then names it (or clamps it).
+  if (useWasm() && quantizeWasm(x, { scale: p.scale, zeroPoint: zp, signed: p.signed, inner: p.inner }, codes))
+    return codes;
+  quantizeAffine(
+    x,
+    layout,
+    { scale: p.scale, zeroPoint: zp, qmin: p.signed ? -128 : 0, qmax: p.signed ? 127 : 255 },
+    codes,
+    { nonFinite: p.nonFinite },
+  );
+  return codes;
+}
+
+/** ONNX DequantizeLinear of int8/uint8 codes: x = fround((q − zeroPoint) · scale), same layout. */
+export function dequantizeLinearInt8(q: Int8Array | Uint8Array, p: Int8LinearParams): Float32Array {
+  const layout = layoutOf(q.length, p);
+  const zp = p.zeroPoint ? Int32Array.from(p.zeroPoint) : undefined;
+  const out = new Float32Array(q.length);
+  if (useWasm() && dequantizeWasm(q, { scale: p.scale, zeroPoint: zp, signed: p.signed, inner: p.inner }, out))
+    return out;
+  return dequantizeAffine(q, layout, {
+    scale: p.scale,
+    zeroPoint: zp,
+    qmin: p.signed ? -128 : 0,
+    qmax: p.signed ? 127 : 255,
+  });
+}
