@@ -79,7 +79,7 @@ export async function quantizeActivationFile(
       if (!o.calib?.length)
         throw new OptionError(
           'QK_CALIB_MISSING',
-          'int8-static needs calibration data',
+          `${o.scheme} needs calibration data`,
           'pass `calib` [name=]x.npy (a few hundred representative samples)',
           ['calib'],
         );
@@ -96,7 +96,7 @@ export async function quantizeActivationFile(
       samples = firstSamples(data, model.graph.inputs);
     }
     const alpha = o.smoothQuant === true ? 0.5 : o.smoothQuant === false ? undefined : o.smoothQuant;
-    if (o.scheme === 'int8-static' && alpha !== undefined && !(alpha >= 0 && alpha <= 1))
+    if (o.scheme !== 'int8-dynamic' && alpha !== undefined && !(alpha >= 0 && alpha <= 1))
       throw new OptionError(
         'QK_BAD_OPTION',
         `\`smoothQuant\` ${alpha} is outside [0, 1]`,
@@ -104,8 +104,8 @@ export async function quantizeActivationFile(
         ['smoothQuant'],
       );
     report = await ACTIVATION_HANDLERS[SCHEME_TABLE[o.scheme].handler](nodeRuntime, model, data, {
-      // Parsed for int8-static only: int8-dynamic never read --method.
-      method: o.scheme === 'int8-static' ? parseCalibMethod(o.method ?? 'minmax') : undefined,
+      // Parsed for the static schemes only: int8-dynamic never read --method.
+      method: o.scheme !== 'int8-dynamic' ? parseCalibMethod(o.method ?? 'minmax') : undefined,
       batchSize: o.calibBatch,
       progress: o.progress,
       smoothQuant: alpha,
