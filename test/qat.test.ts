@@ -183,7 +183,7 @@ describe('quantization-aware training (a few steps)', () => {
     expect(loss[loss.length - 1] as number).toBeLessThan(loss[0] as number);
   });
 
-  it('LM 8-bit: two steps on next-token targets; ORT perplexity = the engine perplexity', async () => {
+  it('LM 8-bit (PACT): two steps on next-token targets; ORT perplexity = the engine perplexity', async () => {
     const windows = readNpy(readFileSync('models/lm-calib.npy'));
     const evalWindows = rows(lmEval, 8);
     const r = await qat(
@@ -192,6 +192,7 @@ describe('quantization-aware training (a few steps)', () => {
       {
         task: 'lm',
         bits: 8,
+        method: 'pact',
         epochs: 1,
         maxSteps: 2,
         batchSize: 4,

@@ -175,10 +175,12 @@ export function pactActivationQuantizer(spec: ActivationSpec & { readonly decay:
         ema.observe(x);
         return x;
       }
-      // Broadcast explicitly: tfjs's Minimum/Maximum gradients do not reduce a broadcast operand.
-      const a = tf.broadcastTo(alpha, x.shape);
-      let c = tf.minimum(x, a);
-      c = signed ? tf.maximum(c, tf.neg(a)) : tf.relu(c);
+      // min(x, α) as x − relu(x − α) (and max(c, −α) as c + relu(−α − c)): the same values, and
+      // broadcast-reducing Sub/Add gradients; tfjs's Minimum/Maximum gradients do not reduce a
+      // broadcast operand, and broadcasting α to x's shape first made the LM's backward pass crawl
+      // on the WebAssembly backend (minutes per step).
+      let c = tf.sub(x, tf.relu(tf.sub(x, alpha)));
+      c = signed ? tf.add(c, tf.relu(tf.sub(tf.neg(alpha), c))) : tf.relu(c);
       return fakeQuantSte(c, u8Grid(params()));
     },
     endObservation() {
