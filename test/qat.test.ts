@@ -1,5 +1,6 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -20,6 +21,7 @@ import { makeDataset } from '../src/train/data.js';
 import { trainLoop } from '../src/train/loop.js';
 import { crossEntropy } from '../src/train/losses.js';
 import { tf, useBackend } from '../src/train/tf.js';
+import { runCli } from './helpers/cli.js';
 
 /*
  * Training on the shipped models, kept to a few steps: the trainable graph against ONNX Runtime,
@@ -235,5 +237,38 @@ describe('int4-static / int3-static (the PTQ baseline)', () => {
     expect(g.nodes.filter((n) => n.opType === 'QuantizeLinear').length).toBeGreaterThanOrEqual(3);
     // fp32 99.60 %; 4-bit PTQ loses a little (the README's table), but stays a working classifier.
     expect((await classifierAccuracy(bytes, testX, testY)).accuracy).toBeGreaterThan(0.95);
+  });
+});
+
+describe('quantkit qat', () => {
+  it('writes the QDQ model and prints the run; a classifier without labels is a user error', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'qk-qat-'));
+    try {
+      const out = join(dir, 'q.onnx');
+      const ok = runCli([
+        'qat',
+        'models/cnn.onnx',
+        '--train',
+        'models/cnn-test-x.npy',
+        '--labels',
+        'models/cnn-test-y.npy',
+        '--bits',
+        '4',
+        '--max-steps',
+        '2',
+        '--progress',
+        '-o',
+        out,
+      ]);
+      expect(ok.code, ok.stderr).toBe(0);
+      expect(ok.stdout).toMatch(/2 steps, 64 examples .* on wasm/);
+      expect(ok.stderr).toMatch(/training \[.*\] 2\/2 steps \| epoch 1 \| loss/);
+      expect(decodeModel(readFileSync(out)).graph?.node.some((n) => n.opType === 'DequantizeLinear')).toBe(true);
+      const bad = runCli(['qat', 'models/cnn.onnx', '--train', 'models/cnn-test-x.npy', '-o', join(dir, 'b.onnx')]);
+      expect(bad.code).toBe(1);
+      expect(bad.stderr).toMatch(/QK_TRAIN_DATA.*--labels/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
