@@ -98,6 +98,16 @@ describe('ONNX → trainable TensorFlow.js graph', () => {
     g.dispose();
   });
 
+  it('grouped-conv CNN: forward equals ONNX Runtime (grouped Conv, Pad, AveragePool, GlobalAveragePool, GELU)', async () => {
+    const bytes = readFileSync('models/train/gcnn.onnx');
+    const g = buildTrainable(modelFromProto(decodeModel(bytes)));
+    const x = someX.data as Float32Array;
+    const ours = tf.tidy(() => g.forward({ input: tf.tensor(x, [...someX.dims]) }).get('logits')?.dataSync());
+    const ref = await ortRun(bytes, 'input', new ort.Tensor('float32', x, [...someX.dims]));
+    expect(relativeError(ours as Float32Array, ref)).toBeLessThan(1e-4);
+    g.dispose();
+  });
+
   it('an op outside the set is QK_TRAIN_UNSUPPORTED_OP naming the op and its node', () => {
     const proto = makeModel({
       nodes: [

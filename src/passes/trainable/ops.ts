@@ -433,6 +433,26 @@ function reduce(f: (x: Value, axes: number[] | undefined, keep: boolean) => Valu
   };
 }
 
+/** Pad, constant mode (pads from the input since opset 11, or the attribute before). */
+const pad: OpFn = (node, inputs) => {
+  const x = need(node, inputs, 0);
+  const a = attributesOf(node);
+  const mode = a.string('mode', 'constant');
+  if (mode !== 'constant') throw unsupported(node, `Pad mode ${mode}`);
+  const pads = inputs[1] ? ints(inputs[1]) : a.ints('pads');
+  if (!pads) throw unsupported(node, 'Pad without pads');
+  const value = inputs[2] ? (inputs[2].dataSync()[0] as number) : a.float('value', 0);
+  const axes = (inputs[3] ? ints(inputs[3]) : undefined)?.map((ax) => normAxis(ax, x.rank)) ?? [
+    ...Array(x.rank).keys(),
+  ];
+  const pairs: [number, number][] = x.shape.map(() => [0, 0]);
+  axes.forEach((ax, i) => {
+    pairs[ax] = [pads[i] as number, pads[i + axes.length] as number];
+  });
+  if (pairs.some(([b, e]) => b < 0 || e < 0)) throw unsupported(node, 'a negative pad (a crop)');
+  return [tf.pad(x, pairs, value)];
+};
+
 const globalAveragePool: OpFn = (node, inputs) => {
   const x = need(node, inputs, 0);
   return [
@@ -472,6 +492,7 @@ export const OPS: Readonly<Record<string, OpFn>> = {
   MaxPool: pool('max'),
   AveragePool: pool('avg'),
   GlobalAveragePool: globalAveragePool,
+  Pad: pad,
   Gather: gather,
   LayerNormalization: layerNorm,
   Softmax: softmaxLike((x) => tf.softmax(x)),
