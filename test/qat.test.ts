@@ -102,7 +102,12 @@ describe('ONNX → trainable TensorFlow.js graph', () => {
     const bytes = readFileSync('models/train/gcnn.onnx');
     const g = buildTrainable(modelFromProto(decodeModel(bytes)));
     const x = someX.data as Float32Array;
-    const ours = tf.tidy(() => g.forward({ input: tf.tensor(x, [...someX.dims]) }).get('logits')?.dataSync());
+    const ours = tf.tidy(() =>
+      g
+        .forward({ input: tf.tensor(x, [...someX.dims]) })
+        .get('logits')
+        ?.dataSync(),
+    );
     const ref = await ortRun(bytes, 'input', new ort.Tensor('float32', x, [...someX.dims]));
     expect(relativeError(ours as Float32Array, ref)).toBeLessThan(1e-4);
     g.dispose();

@@ -20,7 +20,12 @@ import { readNpy } from '../../src/io/npy/npy.js';
 import { decodeModel, encodeModel } from '../../src/io/onnx/proto.js';
 import type { WeightBits } from '../../src/passes/activation/qdq.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
+import { buildTrainable, writeBack } from '../../src/passes/trainable/build.js';
+import { makeDataset } from '../../src/train/data.js';
+import { trainLoop } from '../../src/train/loop.js';
+import { LOSSES } from '../../src/train/losses.js';
 import type { QatMethod } from '../../src/train/quantizers.js';
+import { tf, useBackend } from '../../src/train/tf.js';
 
 const wasmPaths = `${join(dirname(createRequire(import.meta.url).resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist')}/`;
 const npy = (p: string) => readNpy(readFileSync(p), p);
@@ -85,6 +90,24 @@ async function ptq(s: Subject, bits: WeightBits): Promise<number> {
   return score(s, encodeModel(modelToProto(model)));
 }
 
+/** The same schedule without quantization: what fine-tuning alone does (QAT's fair fp32 reference). */
+async function fineTunedFloat(s: Subject): Promise<number> {
+  await useBackend('wasm', { wasmPaths });
+  const model = modelFromProto(decodeModel(readFileSync(s.file)));
+  const g = buildTrainable(model);
+  const input = model.graph.inputs[0]?.name as string;
+  const output = model.graph.outputs[0]?.name as string;
+  const optimizer = tf.train.adam(s.settings.lr ?? 1e-4);
+  trainLoop(
+    { variables: () => [...g.variables.values()], forward: (x) => g.forward(x).get(output) as tf.Tensor },
+    makeDataset(s.task, input, s.train),
+    { epochs: s.settings.epochs ?? 3, batchSize: s.settings.batchSize ?? 32, seed: 0, optimizer, loss: LOSSES[s.task] },
+  );
+  writeBack(g);
+  g.dispose();
+  return score(s, encodeModel(modelToProto(model)));
+}
+
 const fmt = (s: Subject, v: number) => (s.task === 'lm' ? v.toFixed(4) : `${(v * 100).toFixed(2)} %`);
 
 async function main(): Promise<void> {
@@ -100,6 +123,7 @@ async function main(): Promise<void> {
     const bytes = readFileSync(s.file);
     const fp32 = await score(s, bytes);
     row({ model: s.name, row: 'fp32', ort: fmt(s, fp32) });
+    row({ model: s.name, row: 'fp32 fine-tuned, QAT schedule', ort: fmt(s, await fineTunedFloat(s)) });
     for (const bits of [8, 4, 3] as const)
       row({ model: s.name, row: `int${bits}-static PTQ`, ort: fmt(s, await ptq(s, bits)) });
     for (const [method, bits] of s.runs) {
