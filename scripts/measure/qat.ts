@@ -114,6 +114,8 @@ async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const only = args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined;
   const jsonOut = args.includes('--json') ? args[args.indexOf('--json') + 1] : undefined;
+  // --float-only: just the fp32 rows (the fine-tuned reference), for a quick re-run.
+  const floatOnly = args.includes('--float-only');
   const results: Record<string, unknown>[] = [];
   const row = (r: Record<string, unknown>) => {
     results.push(r);
@@ -124,6 +126,7 @@ async function main(): Promise<void> {
     const fp32 = await score(s, bytes);
     row({ model: s.name, row: 'fp32', ort: fmt(s, fp32) });
     row({ model: s.name, row: 'fp32 fine-tuned, QAT schedule', ort: fmt(s, await fineTunedFloat(s)) });
+    if (floatOnly) continue;
     for (const bits of [8, 4, 3] as const)
       row({ model: s.name, row: `int${bits}-static PTQ`, ort: fmt(s, await ptq(s, bits)) });
     for (const [method, bits] of s.runs) {
@@ -150,7 +153,7 @@ async function main(): Promise<void> {
     }
   }
   // Training speed: the same CNN QAT job on each backend, one after the other in this process.
-  if (!only || only === 'speed') {
+  if (!floatOnly && (!only || only === 'speed')) {
     for (const [name, file, task, train, batchSize] of [
       ['cnn', 'models/cnn.onnx', 'classify', digits.train, 32],
       ['lm', 'models/lm.onnx', 'lm', { x: npy('models/train/lm-train.npy') }, 16],
