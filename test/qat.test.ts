@@ -113,6 +113,46 @@ describe('ONNX → trainable TensorFlow.js graph', () => {
     g.dispose();
   });
 
+  it('decomposed LayerNormalization (ReduceMean, Sub, Pow, Add, Sqrt, Div) equals ONNX Runtime', async () => {
+    const f = (dims: number[], v: number[]) => makeTensor('float32', dims, Float32Array.from(v));
+    const proto = makeModel({
+      nodes: [
+        { opType: 'ReduceMean', inputs: ['x'], outputs: ['m'], attributes: { axes: [-1] } },
+        { opType: 'Sub', inputs: ['x', 'm'], outputs: ['d'] },
+        { opType: 'Pow', inputs: ['d', 'two'], outputs: ['d2'] },
+        { opType: 'ReduceMean', inputs: ['d2'], outputs: ['v'], attributes: { axes: [-1] } },
+        { opType: 'Add', inputs: ['v', 'eps'], outputs: ['ve'] },
+        { opType: 'Sqrt', inputs: ['ve'], outputs: ['sd'] },
+        { opType: 'Div', inputs: ['d', 'sd'], outputs: ['n'] },
+        { opType: 'Mul', inputs: ['n', 'gamma'], outputs: ['g'] },
+        { opType: 'Add', inputs: ['g', 'beta'], outputs: ['y'] },
+      ],
+      inputs: [{ name: 'x', dtype: 'float32', dims: [2, 3, 4] }],
+      outputs: [{ name: 'y', dtype: 'float32', dims: [2, 3, 4] }],
+      initializers: {
+        two: f([], [2]),
+        eps: f([], [1e-5]),
+        gamma: f([4], [1, 0.5, -2, 3]),
+        beta: f([4], [0, 0.1, 0.2, -0.3]),
+      },
+      opsets: { '': 13 },
+      irVersion: 8,
+    });
+    const bytes = encodeModel(proto);
+    const x = Float32Array.from({ length: 24 }, (_, i) => Math.sin(i * 1.7) * (1 + i / 8));
+    const g = buildTrainable(modelFromProto(decodeModel(bytes)));
+    expect([...g.variables.keys()].sort()).toEqual(['beta', 'gamma']);
+    const ours = tf.tidy(() =>
+      g
+        .forward({ x: tf.tensor(x, [2, 3, 4]) })
+        .get('y')
+        ?.dataSync(),
+    );
+    const ref = await ortRun(bytes, 'x', new ort.Tensor('float32', x, [2, 3, 4]));
+    expect(relativeError(ours as Float32Array, ref)).toBeLessThan(1e-4);
+    g.dispose();
+  });
+
   it('an op outside the set is QK_TRAIN_UNSUPPORTED_OP naming the op and its node', () => {
     const proto = makeModel({
       nodes: [
