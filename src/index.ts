@@ -35,3 +35,5 @@ export { decodeModel, encodeModel, decodeTensorProto, encodeTensorProto } from '
 export { tensorFromProto, tensorToProto } from './io/onnx/tensor.js';
 export { readNpy, writeNpy } from './io/npy/npy.js';
 export { runModel } from './interp/run.js';
+// Quantization-aware training on TensorFlow.js (browser-safe): qat(modelBytes, data, options) → { bytes, history }.
+export { qat, type QatOptions, type QatResult, type QatHistory } from './flows/qat.js';

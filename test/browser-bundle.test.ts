@@ -29,6 +29,18 @@ const quantkitPackage: Plugin = {
 
 const NODE_BUILTINS = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));
 
+/**
+ * True when the importer's own package maps `name` to false in its package.json "browser" field
+ * (TensorFlow.js and seedrandom do for their guarded Node-only requires): bundlers then resolve it
+ * to an empty module, which is no polyfill. Our own sources get no such pass.
+ */
+function emptiedByImporterPackage(importer: string, name: string): boolean {
+  const m = /^(.*\/node_modules\/(?:@[^/]+\/)?[^/]+)\//.exec(importer);
+  if (!m?.[1]) return false;
+  const browser = (JSON.parse(readFileSync(join(m[1], 'package.json'), 'utf8')) as { browser?: unknown }).browser;
+  return typeof browser === 'object' && browser !== null && (browser as Record<string, unknown>)[name] === false;
+}
+
 describe('browser bundle of the library', () => {
   it("'quantkit' under the browser condition bundles with no Node built-in or node: import", async () => {
     const nodeImports: string[] = [];
@@ -53,6 +65,7 @@ describe('browser bundle of the library', () => {
           setup(b) {
             b.onResolve({ filter: /.*/ }, (a) => {
               if (!NODE_BUILTINS.has(a.path) && !a.path.startsWith('node:')) return undefined;
+              if (emptiedByImporterPackage(a.importer, a.path)) return undefined;
               nodeImports.push(`${a.path} (from ${a.importer.replace(REPO, '')})`);
               return { path: a.path, external: true };
             });

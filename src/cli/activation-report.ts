@@ -3,8 +3,8 @@ import type { ActivationReport } from '../flows/calibrate.js';
 /** The terminal text of an activation-scheme report. */
 export function formatActivationReport(r: ActivationReport): string {
   const out: string[] = [];
-  if (r.scheme === 'int8-static') {
-    out.push(`int8-static (${r.method}, ${r.samples} calibration samples)`);
+  if (r.scheme !== 'int8-dynamic') {
+    out.push(`${r.scheme} (${r.method}, ${r.samples} calibration samples)`);
     for (const n of r.quantizedNodes)
       out.push(
         `  quantized ${n.opType} ${n.node}${n.weight ? ` (weight ${n.weight}${n.bias ? ', int32 bias' : ''})` : ' (activation × activation)'}`,

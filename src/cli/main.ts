@@ -16,6 +16,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   footprint: async () => (await import('./commands/footprint.js')).registerFootprint,
   inspect: async () => (await import('./commands/inspect.js')).registerInspect,
   quantize: async () => (await import('./commands/quantize.js')).registerQuantize,
+  qat: async () => (await import('./commands/qat.js')).registerQat,
   run: async () => (await import('./commands/run.js')).registerRun,
   web: async () => (await import('./commands/web.js')).registerWeb,
   transformersjs: async () => (await import('./commands/transformersjs.js')).registerTransformersJs,

@@ -40,6 +40,11 @@ export const OPTION_FLAGS: Readonly<Record<string, string>> = {
   perToken: '--per-token',
   dtypes: '--dtypes',
   embeddings: '--embeddings',
+  epochs: '--epochs',
+  lr: '--lr',
+  labels: '--labels',
+  task: '--task',
+  calibrationBatches: '--calib-batches',
 };
 
 /** The flag for a marked option, or the mark unchanged when the CLI has no flag of that name. */

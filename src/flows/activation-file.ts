@@ -49,7 +49,7 @@ export async function quantizeActivationFile(
       o,
     );
     report = r.report;
-    if (o.scheme === 'int8-static') samples = firstSamples(r.data, model.graph.inputs);
+    if (o.scheme !== 'int8-dynamic') samples = firstSamples(r.data, model.graph.inputs);
     bytes = encodeModel(modelToProto(model));
   } finally {
     file.close();

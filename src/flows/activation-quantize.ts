@@ -69,7 +69,7 @@ export async function quantizeActivationModel(
     if (!calib)
       throw new OptionError(
         'QK_CALIB_MISSING',
-        'int8-static needs calibration data',
+        `${o.scheme} needs calibration data`,
         'pass `calib` [name=]x.npy (a few hundred representative samples)',
         ['calib'],
       );
@@ -78,13 +78,13 @@ export async function quantizeActivationModel(
     calibNotes.push(...checked.notes);
   }
   const alpha = o.smoothQuant === true ? 0.5 : o.smoothQuant === false ? undefined : o.smoothQuant;
-  if (o.scheme === 'int8-static' && alpha !== undefined && !(alpha >= 0 && alpha <= 1))
+  if (o.scheme !== 'int8-dynamic' && alpha !== undefined && !(alpha >= 0 && alpha <= 1))
     throw new OptionError('QK_BAD_OPTION', `\`smoothQuant\` ${alpha} is outside [0, 1]`, 'use e.g. `smoothQuant` 0.5', [
       'smoothQuant',
     ]);
   const report = await ACTIVATION_HANDLERS[SCHEME_TABLE[o.scheme].handler](runtime, model, data, {
-    // Parsed for int8-static only: int8-dynamic never read `method`.
-    method: o.scheme === 'int8-static' ? parseCalibMethod(o.method ?? 'minmax') : undefined,
+    // Parsed for the static schemes only: int8-dynamic never read `method`.
+    method: o.scheme !== 'int8-dynamic' ? parseCalibMethod(o.method ?? 'minmax') : undefined,
     batchSize: o.calibBatch,
     progress: o.progress,
     smoothQuant: alpha,

@@ -336,5 +336,8 @@ export function quantizeDynamicModel(model: Model, opts: DynamicOptions): Dynami
   return r;
 }
 
+/** The static schemes: one QDQ form, 8-bit weights in int8 or 4/3-bit weights in int4 storage. */
+export type StaticScheme = 'int8-static' | 'int4-static' | 'int3-static';
+
 export type ActivationReport =
-  ({ scheme: 'int8-static' } & StaticQuantResult['report']) | ({ scheme: 'int8-dynamic' } & DynamicReport);
+  ({ scheme: StaticScheme } & StaticQuantResult['report']) | ({ scheme: 'int8-dynamic' } & DynamicReport);

@@ -117,6 +117,9 @@ const ACTIVATION_VARIANTS: Readonly<Record<ActivationScheme, () => DemoVariant[]
       smoothQuant: DEMO_SMOOTHQUANT_ALPHA,
     })),
   ],
+  // Low-bit static weights are QAT's PTQ baseline (README, quantization-aware training), not demo rows.
+  'int4-static': () => [],
+  'int3-static': () => [],
 };
 
 /**

@@ -13,8 +13,10 @@ import {
   type ActivationReport,
   type CalibrationData,
   type CalibrationProgress,
+  type StaticScheme,
 } from './calibrate.js';
 import type { OnnxRuntime } from './runtime.js';
+import type { WeightBits } from '../passes/activation/qdq.js';
 import type { ActivationHandlerKind, WeightOnlyHandlerKind } from './schemes.js';
 
 /*
@@ -54,19 +56,9 @@ export type ActivationHandler = (
   o: ActivationJobOptions,
 ) => Promise<ActivationReport>;
 
-export const ACTIVATION_HANDLERS = {
-  'int8-dynamic': async (_runtime, model, _data, o) => ({
-    scheme: 'int8-dynamic',
-    ...quantizeDynamicModel(model, {
-      exclude: o.exclude,
-      keepFirstLast: o.keepFirstLast,
-      form: o.dynamicForm,
-      perToken: o.perToken,
-      target: o.target,
-    }),
-  }),
-  'int8-static': async (runtime, model, data, o) => ({
-    scheme: 'int8-static',
+function staticHandler(scheme: StaticScheme, weightBits: WeightBits): ActivationHandler {
+  return async (runtime, model, data, o) => ({
+    scheme,
     ...(
       await quantizeStatic(runtime, model, data, {
         method: o.method ?? parseCalibMethod('minmax'),
@@ -78,7 +70,25 @@ export const ACTIVATION_HANDLERS = {
         activationType: o.activationType,
         minConvReduction: o.minConvReduction,
         target: o.target,
+        weightBits,
       })
     ).report,
+  });
+}
+
+export const ACTIVATION_HANDLERS = {
+  'int8-dynamic': async (_runtime, model, _data, o) => ({
+    scheme: 'int8-dynamic',
+    ...quantizeDynamicModel(model, {
+      exclude: o.exclude,
+      keepFirstLast: o.keepFirstLast,
+      form: o.dynamicForm,
+      perToken: o.perToken,
+      target: o.target,
+    }),
   }),
+  'int8-static': staticHandler('int8-static', 8),
+  // The int8-static form with 4-bit (3-bit) per-channel weights in int4 storage: QAT's PTQ baseline.
+  'int4-static': staticHandler('int4-static', 4),
+  'int3-static': staticHandler('int3-static', 3),
 } as const satisfies Record<ActivationHandlerKind, ActivationHandler>;

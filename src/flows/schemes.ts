@@ -56,7 +56,7 @@ export const ACTIVATION_OPTIONS = [
 /** How a scheme's rewrite runs (scheme-handlers.ts): the weight pass or the whole-graph fp16 conversion ... */
 export type WeightOnlyHandlerKind = 'weights' | 'fp16';
 /** ... or calibration-side rewrites, one per activation scheme. */
-export type ActivationHandlerKind = 'int8-dynamic' | 'int8-static';
+export type ActivationHandlerKind = 'int8-dynamic' | 'int8-static' | 'int4-static' | 'int3-static';
 
 export type SchemeRow =
   | {
@@ -89,6 +89,8 @@ export const SCHEME_TABLE = {
   'fp8-e5m2': weightOnly(),
   'int8-dynamic': activation('int8-dynamic'),
   'int8-static': activation('int8-static'),
+  'int4-static': activation('int4-static'),
+  'int3-static': activation('int3-static'),
 } as const satisfies Record<WeightOnlySchemeName | ActivationHandlerKind, SchemeRow>;
 
 export type AnySchemeName = keyof typeof SCHEME_TABLE;
