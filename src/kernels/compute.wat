@@ -491,8 +491,91 @@
     (param $x i32) (param $w i32) (param $s i32) (param $z i32) (param $y i32) (param $n i32) (param $kBlocks i32) (param $steps i32)
     (local $j i32) (local $b i32) (local $t v128) (local $acc v128) (local $v v128) (local $xp i32) (local $st i32)
     (local $w0 v128) (local $w4 v128) (local $M4 v128) (local $MAGIC v128) (local $zf v128)
+    (local $w2 i32) (local $row i32) (local $acc2 v128) (local $t2 v128) (local $zf2 v128)
     (local.set $M4 (v128.const i32x4 15 15 15 15))
     (local.set $MAGIC (v128.const i32x4 0x4B000000 0x4B000000 0x4B000000 0x4B000000))
+    (local.set $row (i32.mul (i32.mul (local.get $kBlocks) (local.get $steps)) (i32.const 16)))
+    ;; Two rows a pass, a step of one then the same step of the other: two weight streams in
+    ;; flight (the weight comes from main memory when the model is larger than the cache), each
+    ;; row's sums in the one-row order.
+    (block $pairsDone
+      (loop $pairLoop
+        (br_if $pairsDone (i32.gt_u (i32.add (local.get $j) (i32.const 2)) (local.get $n)))
+        (local.set $t (v128.const f32x4 0 0 0 0))
+        (local.set $t2 (v128.const f32x4 0 0 0 0))
+        (local.set $xp (local.get $x))
+        (local.set $w2 (i32.add (local.get $w) (local.get $row)))
+        (local.set $b (i32.const 0))
+        (block $bDone
+          (loop $bLoop
+            (br_if $bDone (i32.ge_u (local.get $b) (local.get $kBlocks)))
+            (local.set $zf (i32x4.splat (i32.add (i32.const 0x4B000000) (i32.load8_u (local.get $z)))))
+            (local.set $zf2 (i32x4.splat (i32.add (i32.const 0x4B000000) (i32.load8_u (i32.add (local.get $z) (local.get $kBlocks))))))
+            (local.set $acc (v128.const f32x4 0 0 0 0))
+            (local.set $acc2 (v128.const f32x4 0 0 0 0))
+            (local.set $st (local.get $steps))
+            (loop $sLoop
+              (local.set $v (v128.load (local.get $w)))
+              ;; Element 8j + r of the step is nibble r of int32 lane j: (v >> 4r) & 15, made a float
+              ;; exactly by or-ing it into the mantissa of 2^23 and subtracting 2^23 + zero point.
+              ;; Shifts, ands and ors only: no byte shuffles, which share one port on x86.
+              (local.set $w0
+                (f32x4.add
+                  (f32x4.add
+                    (f32x4.mul (v128.load (local.get $xp)) (f32x4.sub (v128.or (v128.and (local.get $v) (local.get $M4)) (local.get $MAGIC)) (local.get $zf)))
+                    (f32x4.mul (v128.load offset=16 (local.get $xp)) (f32x4.sub (v128.or (v128.and (i32x4.shr_u (local.get $v) (i32.const 4)) (local.get $M4)) (local.get $MAGIC)) (local.get $zf))))
+                  (f32x4.add
+                    (f32x4.mul (v128.load offset=32 (local.get $xp)) (f32x4.sub (v128.or (v128.and (i32x4.shr_u (local.get $v) (i32.const 8)) (local.get $M4)) (local.get $MAGIC)) (local.get $zf)))
+                    (f32x4.mul (v128.load offset=48 (local.get $xp)) (f32x4.sub (v128.or (v128.and (i32x4.shr_u (local.get $v) (i32.const 12)) (local.get $M4)) (local.get $MAGIC)) (local.get $zf))))))
+              (local.set $w4
+                (f32x4.add
+                  (f32x4.add
+                    (f32x4.mul (v128.load offset=64 (local.get $xp)) (f32x4.sub (v128.or (v128.and (i32x4.shr_u (local.get $v) (i32.const 16)) (local.get $M4)) (local.get $MAGIC)) (local.get $zf)))
+                    (f32x4.mul (v128.load offset=80 (local.get $xp)) (f32x4.sub (v128.or (v128.and (i32x4.shr_u (local.get $v) (i32.const 20)) (local.get $M4)) (local.get $MAGIC)) (local.get $zf))))
+                  (f32x4.add
+                    (f32x4.mul (v128.load offset=96 (local.get $xp)) (f32x4.sub (v128.or (v128.and (i32x4.shr_u (local.get $v) (i32.const 24)) (local.get $M4)) (local.get $MAGIC)) (local.get $zf)))
+                    (f32x4.mul (v128.load offset=112 (local.get $xp)) (f32x4.sub (v128.or (i32x4.shr_u (local.get $v) (i32.const 28)) (local.get $MAGIC)) (local.get $zf))))))
+              (local.set $acc (f32x4.add (local.get $acc) (f32x4.add (local.get $w0) (local.get $w4))))
+              (local.set $v (v128.load (local.get $w2)))
+              ;; Element 8j + r of the step is nibble r of int32 lane j: (v >> 4r) & 15, made a float
+              ;; exactly by or-ing it into the mantissa of 2^23 and subtracting 2^23 + zero point.
+              ;; Shifts, ands and ors only: no byte shuffles, which share one port on x86.
+              (local.set $w0
+                (f32x4.add
+                  (f32x4.add
+                    (f32x4.mul (v128.load (local.get $xp)) (f32x4.sub (v128.or (v128.and (local.get $v) (local.get $M4)) (local.get $MAGIC)) (local.get $zf2)))
+                    (f32x4.mul (v128.load offset=16 (local.get $xp)) (f32x4.sub (v128.or (v128.and (i32x4.shr_u (local.get $v) (i32.const 4)) (local.get $M4)) (local.get $MAGIC)) (local.get $zf2))))
+                  (f32x4.add
+                    (f32x4.mul (v128.load offset=32 (local.get $xp)) (f32x4.sub (v128.or (v128.and (i32x4.shr_u (local.get $v) (i32.const 8)) (local.get $M4)) (local.get $MAGIC)) (local.get $zf2)))
+                    (f32x4.mul (v128.load offset=48 (local.get $xp)) (f32x4.sub (v128.or (v128.and (i32x4.shr_u (local.get $v) (i32.const 12)) (local.get $M4)) (local.get $MAGIC)) (local.get $zf2))))))
+              (local.set $w4
+                (f32x4.add
+                  (f32x4.add
+                    (f32x4.mul (v128.load offset=64 (local.get $xp)) (f32x4.sub (v128.or (v128.and (i32x4.shr_u (local.get $v) (i32.const 16)) (local.get $M4)) (local.get $MAGIC)) (local.get $zf2)))
+                    (f32x4.mul (v128.load offset=80 (local.get $xp)) (f32x4.sub (v128.or (v128.and (i32x4.shr_u (local.get $v) (i32.const 20)) (local.get $M4)) (local.get $MAGIC)) (local.get $zf2))))
+                  (f32x4.add
+                    (f32x4.mul (v128.load offset=96 (local.get $xp)) (f32x4.sub (v128.or (v128.and (i32x4.shr_u (local.get $v) (i32.const 24)) (local.get $M4)) (local.get $MAGIC)) (local.get $zf2)))
+                    (f32x4.mul (v128.load offset=112 (local.get $xp)) (f32x4.sub (v128.or (i32x4.shr_u (local.get $v) (i32.const 28)) (local.get $MAGIC)) (local.get $zf2))))))
+              (local.set $acc2 (f32x4.add (local.get $acc2) (f32x4.add (local.get $w0) (local.get $w4))))
+              (local.set $w (i32.add (local.get $w) (i32.const 16)))
+              (local.set $w2 (i32.add (local.get $w2) (i32.const 16)))
+              (local.set $xp (i32.add (local.get $xp) (i32.const 128)))
+              (local.set $st (i32.sub (local.get $st) (i32.const 1)))
+              (br_if $sLoop (local.get $st)))
+            (local.set $t (f32x4.add (local.get $t) (f32x4.mul (local.get $acc) (f32x4.splat (f32.load (local.get $s))))))
+            (local.set $t2 (f32x4.add (local.get $t2) (f32x4.mul (local.get $acc2) (f32x4.splat (f32.load (i32.add (local.get $s) (i32.shl (local.get $kBlocks) (i32.const 2))))))))
+            (local.set $s (i32.add (local.get $s) (i32.const 4)))
+            (local.set $z (i32.add (local.get $z) (i32.const 1)))
+            (local.set $b (i32.add (local.get $b) (i32.const 1)))
+            (br $bLoop)))
+        (f32.store (local.get $y) (call $hsumF (local.get $t)))
+        (f32.store offset=4 (local.get $y) (call $hsumF (local.get $t2)))
+        (local.set $w (local.get $w2))
+        (local.set $s (i32.add (local.get $s) (i32.shl (local.get $kBlocks) (i32.const 2))))
+        (local.set $z (i32.add (local.get $z) (local.get $kBlocks)))
+        (local.set $y (i32.add (local.get $y) (i32.const 8)))
+        (local.set $j (i32.add (local.get $j) (i32.const 2)))
+        (br $pairLoop)))
     (block $nDone
       (loop $nLoop
         (br_if $nDone (i32.ge_u (local.get $j) (local.get $n)))
@@ -547,6 +630,63 @@
     (param $x i32) (param $w i32) (param $s i32) (param $z i32) (param $y i32) (param $n i32) (param $kBlocks i32) (param $steps i32)
     (local $j i32) (local $b i32) (local $t v128) (local $acc v128) (local $v v128) (local $xp i32) (local $st i32)
     (local $w0 v128) (local $w4 v128)
+    (local $u v128) (local $acc2 v128) (local $t2 v128) (local $xa v128) (local $xb v128)
+    (local $p0 v128) (local $q0 v128) (local $p4 v128) (local $q4 v128) (local $row i32) (local $rowS i32)
+    ;; Two rows a pass: each x load serves both, and the loop's upkeep is shared (the bound here is
+    ;; the count of operations, not memory). Each row's sums keep the one-row order exactly.
+    (local.set $row (i32.mul (i32.mul (local.get $kBlocks) (local.get $steps)) (i32.const 16)))
+    (local.set $rowS (i32.shl (local.get $kBlocks) (i32.const 2)))
+    (block $pairsDone
+      (loop $pairLoop
+        (br_if $pairsDone (i32.gt_u (i32.add (local.get $j) (i32.const 2)) (local.get $n)))
+        (local.set $t (v128.const f32x4 0 0 0 0))
+        (local.set $t2 (v128.const f32x4 0 0 0 0))
+        (local.set $xp (local.get $x))
+        (local.set $b (i32.const 0))
+        (block $bDone
+          (loop $bLoop
+            (br_if $bDone (i32.ge_u (local.get $b) (local.get $kBlocks)))
+            (local.set $acc (v128.const f32x4 0 0 0 0))
+            (local.set $acc2 (v128.const f32x4 0 0 0 0))
+            (local.set $st (local.get $steps))
+            (loop $sLoop
+              (local.set $v (v128.load (local.get $w)))
+              (local.set $u (v128.load (i32.add (local.get $w) (local.get $row))))
+              (local.set $xa (v128.load offset=0 (local.get $xp)))
+              (local.set $xb (v128.load offset=16 (local.get $xp)))
+              (local.set $p0 (f32x4.add (f32x4.mul (local.get $xa) (f32x4.convert_i32x4_s (i32x4.shr_s (i32x4.shl (local.get $v) (i32.const 28)) (i32.const 28)))) (f32x4.mul (local.get $xb) (f32x4.convert_i32x4_s (i32x4.shr_s (i32x4.shl (local.get $v) (i32.const 24)) (i32.const 28))))))
+              (local.set $q0 (f32x4.add (f32x4.mul (local.get $xa) (f32x4.convert_i32x4_s (i32x4.shr_s (i32x4.shl (local.get $u) (i32.const 28)) (i32.const 28)))) (f32x4.mul (local.get $xb) (f32x4.convert_i32x4_s (i32x4.shr_s (i32x4.shl (local.get $u) (i32.const 24)) (i32.const 28))))))
+              (local.set $xa (v128.load offset=32 (local.get $xp)))
+              (local.set $xb (v128.load offset=48 (local.get $xp)))
+              (local.set $p0 (f32x4.add (local.get $p0) (f32x4.add (f32x4.mul (local.get $xa) (f32x4.convert_i32x4_s (i32x4.shr_s (i32x4.shl (local.get $v) (i32.const 20)) (i32.const 28)))) (f32x4.mul (local.get $xb) (f32x4.convert_i32x4_s (i32x4.shr_s (i32x4.shl (local.get $v) (i32.const 16)) (i32.const 28)))))))
+              (local.set $q0 (f32x4.add (local.get $q0) (f32x4.add (f32x4.mul (local.get $xa) (f32x4.convert_i32x4_s (i32x4.shr_s (i32x4.shl (local.get $u) (i32.const 20)) (i32.const 28)))) (f32x4.mul (local.get $xb) (f32x4.convert_i32x4_s (i32x4.shr_s (i32x4.shl (local.get $u) (i32.const 16)) (i32.const 28)))))))
+              (local.set $xa (v128.load offset=64 (local.get $xp)))
+              (local.set $xb (v128.load offset=80 (local.get $xp)))
+              (local.set $p4 (f32x4.add (f32x4.mul (local.get $xa) (f32x4.convert_i32x4_s (i32x4.shr_s (i32x4.shl (local.get $v) (i32.const 12)) (i32.const 28)))) (f32x4.mul (local.get $xb) (f32x4.convert_i32x4_s (i32x4.shr_s (i32x4.shl (local.get $v) (i32.const 8)) (i32.const 28))))))
+              (local.set $q4 (f32x4.add (f32x4.mul (local.get $xa) (f32x4.convert_i32x4_s (i32x4.shr_s (i32x4.shl (local.get $u) (i32.const 12)) (i32.const 28)))) (f32x4.mul (local.get $xb) (f32x4.convert_i32x4_s (i32x4.shr_s (i32x4.shl (local.get $u) (i32.const 8)) (i32.const 28))))))
+              (local.set $xa (v128.load offset=96 (local.get $xp)))
+              (local.set $xb (v128.load offset=112 (local.get $xp)))
+              (local.set $p4 (f32x4.add (local.get $p4) (f32x4.add (f32x4.mul (local.get $xa) (f32x4.convert_i32x4_s (i32x4.shr_s (i32x4.shl (local.get $v) (i32.const 4)) (i32.const 28)))) (f32x4.mul (local.get $xb) (f32x4.convert_i32x4_s (i32x4.shr_s (local.get $v) (i32.const 28)))))))
+              (local.set $q4 (f32x4.add (local.get $q4) (f32x4.add (f32x4.mul (local.get $xa) (f32x4.convert_i32x4_s (i32x4.shr_s (i32x4.shl (local.get $u) (i32.const 4)) (i32.const 28)))) (f32x4.mul (local.get $xb) (f32x4.convert_i32x4_s (i32x4.shr_s (local.get $u) (i32.const 28)))))))
+              (local.set $acc (f32x4.add (local.get $acc) (f32x4.add (local.get $p0) (local.get $p4))))
+              (local.set $acc2 (f32x4.add (local.get $acc2) (f32x4.add (local.get $q0) (local.get $q4))))
+              (local.set $w (i32.add (local.get $w) (i32.const 16)))
+              (local.set $xp (i32.add (local.get $xp) (i32.const 128)))
+              (local.set $st (i32.sub (local.get $st) (i32.const 1)))
+              (br_if $sLoop (local.get $st)))
+            (local.set $t (f32x4.add (local.get $t) (f32x4.mul (local.get $acc) (f32x4.splat (f32.load (local.get $s))))))
+            (local.set $t2 (f32x4.add (local.get $t2) (f32x4.mul (local.get $acc2) (f32x4.splat (f32.load (i32.add (local.get $s) (local.get $rowS)))))))
+            (local.set $s (i32.add (local.get $s) (i32.const 4)))
+            (local.set $b (i32.add (local.get $b) (i32.const 1)))
+            (br $bLoop)))
+        (f32.store (local.get $y) (call $hsumF (local.get $t)))
+        (f32.store offset=4 (local.get $y) (call $hsumF (local.get $t2)))
+        ;; $w and $s walked row j; row j + 1 is done too.
+        (local.set $w (i32.add (local.get $w) (local.get $row)))
+        (local.set $s (i32.add (local.get $s) (local.get $rowS)))
+        (local.set $y (i32.add (local.get $y) (i32.const 8)))
+        (local.set $j (i32.add (local.get $j) (i32.const 2)))
+        (br $pairLoop)))
     (block $nDone
       (loop $nLoop
         (br_if $nDone (i32.ge_u (local.get $j) (local.get $n)))
