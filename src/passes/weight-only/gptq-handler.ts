@@ -11,12 +11,12 @@ import {
   type GroupParams,
   type GroupQuantizer,
 } from '../../quant/gptq.js';
-import { nbitsWeightsFrom, type NBitsOptions, type NBitsWeights } from '../../quant/nbits-quant.js';
+import { codeRange, nbitsWeightsFrom, type NBitsOptions, type NBitsWeights } from '../../quant/nbits-quant.js';
 import { NonFiniteWeight } from '../../quant/non-finite-weight.js';
 import { findWeightSites, userSkipReason } from './index.js';
 import { linearShape, rejectLinear, type LinearShape, type LinearView } from './linear-site.js';
 import { bnb4Key, nbitsKey, viewIdOf, type Bnb4Key, type NBitsKey } from './result-key.js';
-import { checkBlockSize, schemeByName, type WeightOnlyScheme } from './scheme.js';
+import { checkBlockSize, nbitsOptionsFor, schemeByName, type WeightOnlyScheme } from './scheme.js';
 import type { WeightOnlyOptions, WeightSite } from './types.js';
 
 /*
@@ -57,13 +57,13 @@ export const nbitsOptionsOf = (
   s: Extract<GptqScheme, { kind: 'nbits' }>,
   blockSize: number,
   options: WeightOnlyOptions,
-): NBitsOptions => ({ bits: s.bits, blockSize, symmetric: s.symmetric, rtn: options.rtn ?? false });
+): NBitsOptions => nbitsOptionsFor(s, blockSize, options.rtn ?? false);
 
 const f = Math.fround;
 
 /** MatMulNBits groups: the data-free search picks (scale, zero point); codes round half to even. */
 export function nbitsGroupQuantizer(o: NBitsOptions): GroupQuantizer {
-  const qmax = (1 << o.bits) - 1;
+  const { lo, hi } = codeRange(o);
   return {
     blockSize: o.blockSize,
     encodeBlockScale(values: Float32Array, out: GroupParams) {
@@ -73,7 +73,7 @@ export function nbitsGroupQuantizer(o: NBitsOptions): GroupQuantizer {
     },
     quantizeValue(v, s, z) {
       const q = v / s + ROUNDER - ROUNDER + z;
-      return q < 0 ? 0 : q > qmax ? qmax : q;
+      return q < lo ? lo : q > hi ? hi : q;
     },
     // MatMulNBits: (code − zero point) · scale in float32.
     dequantize: (c, s, z) => f((c - z) * s),

@@ -53,11 +53,15 @@ const HANDLERS: Record<
   'dq-int8': () => int8Handler,
   nbits: (s, o) => {
     const n = s as Extract<WeightOnlyScheme, { kind: 'nbits' }>;
-    const linear = nbitsHandler(n.bits, n.symmetric, o.format ?? 'native');
+    const linear = nbitsHandler(n, o.format ?? 'native');
+    // GatherBlockQuantized takes 4- and 8-bit codes: 2- and 3-bit schemes store tables as int8 rows.
+    if (o.quantizeEmbeddings && (n.bits === 2 || 'codeBits' in n))
+      return withGatherPart(linear, int8RowsGatherPart(`no ${n.bits === 2 ? 2 : 3}-bit Gather`));
+    const bits = n.bits as 4 | 8;
     // Embeddings only when asked (they cost quality: lm.onnx q4 +1.45 % → +1.98 %), and only in
     // the native form: GatherBlockQuantized is a contrib op, which --format qdq promises to avoid.
     return o.quantizeEmbeddings && (o.format ?? 'native') === 'native'
-      ? withGatherPart(linear, blockGatherPart(n.bits, n.symmetric), int8RowsGatherPart('tied embedding'))
+      ? withGatherPart(linear, blockGatherPart(bits, n.symmetric), int8RowsGatherPart('tied embedding'))
       : linear;
   },
   bnb4: (s, o) => {

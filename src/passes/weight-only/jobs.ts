@@ -7,7 +7,7 @@ import { outputChannelAxis, rejectStorage } from './dq-storage.js';
 import { findWeightSites, userSkipReason } from './index.js';
 import { linearShape, rejectLinear } from './linear-site.js';
 import { bnb4Key, int8Key, nbitsKey, type Bnb4Key, type Int8Key, type NBitsKey } from './result-key.js';
-import { checkBlockSize, schemeByName } from './scheme.js';
+import { checkBlockSize, nbitsOptionsFor, schemeByName } from './scheme.js';
 import type { WeightOnlyOptions, WeightSite } from './types.js';
 
 /*
@@ -115,12 +115,11 @@ export function planWeightJobs(model: Model, options: WeightOnlyOptions): Weight
     const bytes = 4 * dims.reduce((a, b) => a * b, 1);
     if (nbits) {
       if (rejectLinear(site, model.graph)) continue;
-      const o: NBitsOptions = {
-        bits: nbits.bits,
-        blockSize: checkBlockSize(options.blockSize ?? nbits.defaultBlockSize),
-        symmetric: nbits.symmetric,
-        rtn: options.rtn ?? false,
-      };
+      const o: NBitsOptions = nbitsOptionsFor(
+        nbits,
+        checkBlockSize(options.blockSize ?? nbits.defaultBlockSize),
+        options.rtn ?? false,
+      );
       const shape = linearShape(site);
       jobs.push({
         kind: 'nbits',

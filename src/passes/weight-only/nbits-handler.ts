@@ -16,6 +16,7 @@ import {
 } from './linear-site.js';
 import { ensureOpset } from './opset.js';
 import { nbitsKey, viewIdOf } from './result-key.js';
+import { nbitsOptionsFor, type WeightOnlyScheme } from './scheme.js';
 import type { HandlerContext, WeightHandler, WeightSite } from './types.js';
 
 /**
@@ -25,14 +26,9 @@ import type { HandlerContext, WeightHandler, WeightSite } from './types.js';
  * original op — the file then needs no contrib op.
  */
 
-function quantize(
-  view: LinearView,
-  bits: 4 | 8,
-  symmetric: boolean,
-  ctx: HandlerContext,
-  weight: string,
-): NBitsWeights {
-  const o: NBitsOptions = { bits, blockSize: ctx.blockSize, symmetric, rtn: ctx.options.rtn ?? false };
+type NBitsScheme = Extract<WeightOnlyScheme, { kind: 'nbits' }>;
+
+function quantize(view: LinearView, o: NBitsOptions, weight: string): NBitsWeights {
   try {
     return quantizeNBitsMatrixAuto(view.data, view.K, view.N, view.transposed, view.alpha, o);
   } catch (e) {
@@ -47,7 +43,8 @@ function quantize(
   }
 }
 
-function nativeApply(bits: 4 | 8, symmetric: boolean) {
+function nativeApply(scheme: NBitsScheme) {
+  const { bits, symmetric } = scheme;
   return (weight: string, sites: readonly WeightSite[], ctx: HandlerContext) => {
     const done = new Map<string, { inputs: string[]; sqnr: number; bytes: number; K: number; N: number }>();
     for (const site of sites) {
@@ -55,10 +52,8 @@ function nativeApply(bits: 4 | 8, symmetric: boolean) {
       const viewId = viewIdOf(view.id);
       let q = done.get(viewId);
       if (!q) {
-        const o: NBitsOptions = { bits, blockSize: ctx.blockSize, symmetric, rtn: ctx.options.rtn ?? false };
-        const w =
-          ctx.options.precomputed?.nbits.get(nbitsKey(view.id, o)) ??
-          quantize(linearView(site), bits, symmetric, ctx, weight);
+        const o = nbitsOptionsFor(scheme, ctx.blockSize, ctx.options.rtn ?? false);
+        const w = ctx.options.precomputed?.nbits.get(nbitsKey(view.id, o)) ?? quantize(linearView(site), o, weight);
         const bName = addInitializer(
           ctx.graph,
           ctx.name(`${weight}_Q${bits}`),
@@ -90,7 +85,7 @@ function nativeApply(bits: 4 | 8, symmetric: boolean) {
     const all = [...done.values()];
     return {
       scheme: ctx.options.scheme,
-      form: `MatMulNBits(bits=${bits}, block=${ctx.blockSize}${symmetric ? '' : ', zero points'})`,
+      form: `MatMulNBits(bits=${bits}${'codeBits' in scheme ? `, ${scheme.codeBits}-bit levels` : ''}, block=${ctx.blockSize}${symmetric ? '' : ', zero points'})`,
       sqnrDb: Math.min(...all.map((d) => d.sqnr)),
       note: ctx.options.rtn ? 'round-to-nearest (`rtn`)' : '',
       addedBytes: all.reduce((s, d) => s + d.bytes, 0),
@@ -99,7 +94,8 @@ function nativeApply(bits: 4 | 8, symmetric: boolean) {
 }
 
 /** QDQ form: one DequantizeLinear for the weight in its original layout, shared by all sites. */
-function qdqApply(symmetric: boolean) {
+function qdqApply(scheme: NBitsScheme) {
+  const symmetric = scheme.symmetric;
   return (weight: string, sites: readonly WeightSite[], ctx: HandlerContext) => {
     const first = sites[0] as WeightSite;
     // The stored weight keeps B's layout; blocks run along its K axis (0 for [K, N], 1 for Gemm transB).
@@ -111,8 +107,8 @@ function qdqApply(symmetric: boolean) {
         `Gemm '${first.node.name}' has alpha ≠ 1, which the QDQ form cannot fold`,
         'use the native form (drop `format` qdq)',
       );
-    const o: NBitsOptions = { bits: 4, blockSize: ctx.blockSize, symmetric, rtn: ctx.options.rtn ?? false };
-    const w = ctx.options.precomputed?.nbits.get(nbitsKey(view.id, o)) ?? quantize(view, 4, symmetric, ctx, weight);
+    const o = nbitsOptionsFor(scheme, ctx.blockSize, ctx.options.rtn ?? false);
+    const w = ctx.options.precomputed?.nbits.get(nbitsKey(view.id, o)) ?? quantize(view, o, weight);
     const { K, N, kBlocks } = w;
     const bs = ctx.blockSize;
     const dims = [...first.weight.dims];
@@ -176,7 +172,8 @@ function qdqApply(symmetric: boolean) {
   };
 }
 
-export function nbitsHandler(bits: 4 | 8, symmetric: boolean, format: 'native' | 'qdq'): WeightHandler {
+export function nbitsHandler(scheme: NBitsScheme, format: 'native' | 'qdq'): WeightHandler {
+  const bits = scheme.bits;
   if (format === 'qdq') {
     if (bits !== 4)
       throw new QuantkitError(
@@ -202,7 +199,7 @@ export function nbitsHandler(bits: 4 | 8, symmetric: boolean, format: 'native' |
           );
         return undefined;
       },
-      apply: qdqApply(symmetric),
+      apply: qdqApply(scheme),
     };
   }
   return {
@@ -211,6 +208,6 @@ export function nbitsHandler(bits: 4 | 8, symmetric: boolean, format: 'native' |
       if (!ctx.model.opsets.has('com.microsoft')) ctx.model.opsets.set('com.microsoft', 1);
       return undefined;
     },
-    apply: nativeApply(bits, symmetric),
+    apply: nativeApply(scheme),
   };
 }

@@ -1,0 +1,145 @@
+import * as ort from 'onnxruntime-node';
+import { describe, expect, it } from 'vitest';
+import { quantizeModelBytesGptq } from '../src/flows/gptq.js';
+import { quantizeModelBytes } from '../src/flows/quantize.js';
+import { makeModel } from '../src/io/onnx/build.js';
+import { encodeModel } from '../src/io/onnx/proto.js';
+import { SCHEMES, type SchemeName } from '../src/passes/weight-only/index.js';
+import { nbitsOptionsFor } from '../src/passes/weight-only/scheme.js';
+import { codeRange, dequantizeNBits, quantizeNBits } from '../src/quant/nbits-quant.js';
+import { makeTensor } from '../src/tensor/tensor.js';
+
+/*
+ * 2-, 3- and 8-bit asymmetric MatMulNBits schemes on tiny synthetic layers: what ONNX Runtime
+ * computes is A · (our dequantized W); codes stay inside their levels; the search never loses to
+ * round-to-nearest; GPTQ through the calibration path lowers the layer's output error.
+ */
+
+function randn(n: number, seed: number, scale = 1): Float32Array {
+  let s = seed >>> 0;
+  const u = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
+  return Float32Array.from({ length: n }, () => scale * (u() + u() + u() + u() - 2));
+}
+
+function matmulModel(K: number, N: number, w: Float32Array): Uint8Array {
+  return encodeModel(
+    makeModel({
+      nodes: [{ opType: 'MatMul', inputs: ['A', 'W'], outputs: ['Y'], name: 'mm' }],
+      inputs: [{ name: 'A', dtype: 'float32', dims: ['M', K] }],
+      outputs: [{ name: 'Y', dtype: 'float32', dims: ['M', N] }],
+      initializers: { W: makeTensor('float32', [K, N], w) },
+      opsets: { '': 17 },
+    }),
+  );
+}
+
+async function run(bytes: Uint8Array, a: Float32Array, M: number, K: number): Promise<Float32Array> {
+  const s = await ort.InferenceSession.create(bytes);
+  const out = await s.run({ A: new ort.Tensor('float32', a, [M, K]) });
+  return out[s.outputNames[0] as string]!.data as Float32Array;
+}
+
+const maxAbs = (x: Float32Array) => x.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+function maxRelDiff(a: Float32Array, b: Float32Array): number {
+  let d = 0;
+  for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs((a[i] as number) - (b[i] as number)));
+  return d / maxAbs(b);
+}
+const sqErr = (a: Float32Array, b: Float32Array) => a.reduce((s, v, i) => s + (v - (b[i] as number)) ** 2, 0);
+
+const LOW_BIT: SchemeName[] = ['q2', 'q2-asym', 'q3', 'q3-asym', 'q8-block-asym'];
+const optionsOf = (scheme: SchemeName, blockSize: number, rtn: boolean) => {
+  const s = SCHEMES[scheme];
+  if (s.kind !== 'nbits') throw new Error(`${scheme} is not an nbits scheme`);
+  return nbitsOptionsFor(s, blockSize, rtn);
+};
+
+describe('2-, 3-bit and asymmetric 8-bit MatMulNBits: ONNX Runtime computes with the weights we dequantize', () => {
+  const K = 70; // a padded last block
+  const N = 12;
+  const M = 3;
+  const w = randn(K * N, 1);
+  w[5] = 6;
+  const a = randn(M * K, 2);
+  const column = (n: number, out: Float32Array) => {
+    for (let k = 0; k < K; k++) out[k] = w[k * N + n] as number;
+  };
+  for (const scheme of LOW_BIT) {
+    for (const rtn of [false, true]) {
+      it(`${scheme}${rtn ? ' --rtn' : ''} block 16: ORT = A · dequantized W (1e-5), codes inside the levels`, async () => {
+        const o = optionsOf(scheme, 16, rtn);
+        const q = quantizeModelBytes(matmulModel(K, N, w), { scheme, blockSize: 16, rtn });
+        expect(q.report.layers[0]!.form).toMatch(new RegExp(`^MatMulNBits\\(bits=${o.bits}`));
+        const nb = quantizeNBits(K, N, column, o);
+        const { lo, hi } = codeRange(o);
+        const used = new Set(nb.codes);
+        for (const c of used) expect(c >= lo && c <= hi).toBe(true);
+        expect(used.size).toBeLessThanOrEqual(2 ** (o.codeBits ?? o.bits));
+        const expected = await run(matmulModel(K, N, dequantizeNBits(nb, 16)), a, M, K);
+        expect(maxRelDiff(await run(q.bytes, a, M, K), expected)).toBeLessThan(1e-5);
+      });
+    }
+  }
+
+  it('3-bit symmetric round-to-nearest, hand-worked: m = −4 → scale 1, codes round(v) + 8 in 4 … 11', () => {
+    const v = Float32Array.from([-4, 1.25, 0, 3.5, -0.75, 0.25, 2.6, -2, 0, 0, 0, 0, 0, 0, 0, 0]);
+    const q = quantizeNBits(16, 1, (_, out) => out.set(v), {
+      bits: 4,
+      codeBits: 3,
+      blockSize: 16,
+      symmetric: true,
+      rtn: true,
+    });
+    expect(q.scales[0]).toBe(1);
+    // roundf(v + 4) + 4 clamped to 4 … 11: 3.5 → 7.5 → 8 → 12 → clamped to 11 (level 3).
+    expect([...q.codes.slice(0, 8)]).toEqual([4, 9, 8, 11, 7, 8, 11, 6]);
+    expect(q.zeroPoints).toBeUndefined(); // the default zero point 8 of 4-bit storage
+  });
+
+  it('the search never loses to round-to-nearest (squared weight error) at 2 and 3 bits', () => {
+    for (const scheme of ['q2', 'q2-asym', 'q3', 'q3-asym'] as const) {
+      const err = (rtn: boolean) =>
+        sqErr(w, dequantizeNBits(quantizeNBits(K, N, column, optionsOf(scheme, 32, rtn)), 32));
+      expect(err(false)).toBeLessThanOrEqual(err(true));
+    }
+  });
+
+  it('more levels, less error: q2 > q3 > q4 squared error, and q8-block-asym below q4-asym', () => {
+    const err = (scheme: SchemeName) =>
+      sqErr(w, dequantizeNBits(quantizeNBits(K, N, column, optionsOf(scheme, 32, false)), 32));
+    expect(err('q2-asym')).toBeGreaterThan(err('q3-asym'));
+    expect(err('q3-asym')).toBeGreaterThan(err('q4-asym'));
+    expect(err('q3')).toBeGreaterThan(err('q4'));
+    expect(err('q8-block-asym')).toBeLessThan(err('q4-asym') / 100);
+  });
+});
+
+describe('GPTQ at 2 and 3 bits through the calibration path', () => {
+  // Correlated inputs (a few strong directions), where GPTQ's compensation has something to use.
+  const K = 64;
+  const N = 16;
+  const rows = 256;
+  const w = randn(K * N, 5);
+  const basis = randn(4 * K, 6);
+  const mix = randn(rows * 4, 7);
+  const noise = randn(rows * K, 8, 0.05);
+  const x = new Float32Array(rows * K);
+  for (let r = 0; r < rows; r++)
+    for (let k = 0; k < K; k++) {
+      let v = noise[r * K + k] as number;
+      for (let j = 0; j < 4; j++) v += (mix[r * 4 + j] as number) * (basis[j * K + k] as number);
+      x[r * K + k] = v;
+    }
+  for (const scheme of ['q2-asym', 'q3', 'q3-asym'] as const) {
+    it(`${scheme}: the output error on the calibration rows is below the data-free model's`, async () => {
+      const bytes = matmulModel(K, N, w);
+      const calib = new Map([['A', makeTensor('float32', [rows, K], x)]]);
+      const g = await quantizeModelBytesGptq(bytes, { scheme }, calib);
+      expect(g.report.layers[0]!.form).toMatch(/ gptq$/);
+      const ref = await run(bytes, x, rows, K);
+      const free = sqErr(await run(quantizeModelBytes(bytes, { scheme }).bytes, x, rows, K), ref);
+      const got = sqErr(await run(g.bytes, x, rows, K), ref);
+      expect(got).toBeLessThan(free);
+    });
+  }
+});
