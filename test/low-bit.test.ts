@@ -7,6 +7,7 @@ import { encodeModel } from '../src/io/onnx/proto.js';
 import { SCHEMES, type SchemeName } from '../src/passes/weight-only/index.js';
 import { nbitsOptionsFor } from '../src/passes/weight-only/scheme.js';
 import { codeRange, dequantizeNBits, quantizeNBits } from '../src/quant/nbits-quant.js';
+import { dequantizeHqq, hqqQuantize, shrinkLp } from '../src/quant/hqq.js';
 import { makeTensor } from '../src/tensor/tensor.js';
 
 /*
@@ -142,4 +143,63 @@ describe('GPTQ at 2 and 3 bits through the calibration path', () => {
       expect(got).toBeLessThan(free);
     });
   }
+});
+
+describe('HQQ (--hqq): half-quadratic zero points, float zero points in MatMulNBits', () => {
+  const K = 70;
+  const N = 12;
+  const M = 3;
+  const w = randn(K * N, 11);
+  w[7] = 5; // an outlier HQQ's ℓ0.7 error lets go
+  const a = randn(M * K, 12);
+  const column = (n: number, out: Float32Array) => {
+    for (let k = 0; k < K; k++) out[k] = w[k * N + n] as number;
+  };
+
+  it('shrink_p, hand-worked: 1 → 1 − 1/β; a small error (|x|^(p−1)/β > |x|) → 0; sign kept', () => {
+    expect(shrinkLp(1, 10, 0.7)).toBeCloseTo(0.9, 12);
+    expect(shrinkLp(-2, 10, 0.7)).toBeCloseTo(-(2 - 2 ** -0.3 / 10), 12);
+    expect(shrinkLp(0.01, 10, 0.7)).toBe(0);
+    expect(shrinkLp(0, 10, 0.7)).toBe(0);
+  });
+
+  it('no steps = the min-max start, hand-worked: [−1, 0, 0.5, 2] at 2 bits → s = 1, z = 1', () => {
+    const v = Float32Array.from([-1, 0, 0.5, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    const q = hqqQuantize(16, 1, (_, out) => out.set(v), { bits: 2, blockSize: 16, iterations: 0 });
+    expect(q.scales[0]).toBe(1); // 1 / (3 / (2 − (−1)))
+    expect(q.zeros[0]).toBe(1);
+    // round(v + 1) half to even: 0.5 + 1 = 1.5 → 2.
+    expect([...q.codes.slice(0, 4)]).toEqual([0, 1, 2, 3]);
+  });
+
+  it('the optimisation lowers mean|W − Wr| from the min-max start, within 20 steps', () => {
+    for (const bits of [2, 4] as const) {
+      const q = hqqQuantize(K, N, column, { bits, blockSize: 32 });
+      expect(q.error).toBeLessThan(q.startError);
+      expect(q.steps).toBeGreaterThan(0);
+      expect(q.steps).toBeLessThanOrEqual(20);
+    }
+  });
+
+  for (const scheme of ['q4', 'q3-asym', 'q2'] as const) {
+    it(`${scheme} --hqq: ORT = A · dequantized W (1e-5) with float zero points`, async () => {
+      const o = optionsOf(scheme, 32, false);
+      const q = quantizeModelBytes(matmulModel(K, N, w), { scheme, blockSize: 32, hqq: true });
+      expect(q.report.layers[0]!.form).toMatch(/float zero points\) hqq$/);
+      const h = hqqQuantize(K, N, column, { bits: o.bits, codeBits: o.codeBits, blockSize: 32 });
+      const expected = await run(matmulModel(K, N, dequantizeHqq(h, 32)), a, M, K);
+      expect(maxRelDiff(await run(q.bytes, a, M, K), expected)).toBeLessThan(1e-5);
+    });
+  }
+
+  it('--hqq with an 8-bit scheme, qdq or rtn is a user error naming the options', () => {
+    const m = matmulModel(K, N, w);
+    expect(() => quantizeModelBytes(m, { scheme: 'q8-block', hqq: true })).toThrow(
+      /`hqq` applies to the 2-, 3- and 4-bit/,
+    );
+    expect(() => quantizeModelBytes(m, { scheme: 'q4', hqq: true, format: 'qdq' })).toThrow(/DequantizeLinear/);
+    expect(() => quantizeModelBytes(m, { scheme: 'q4', hqq: true, rtn: true })).toThrow(
+      /QK_BAD_OPTION|choose the zero points/,
+    );
+  });
 });

@@ -34,6 +34,7 @@ export const OPTION_FLAGS: Readonly<Record<string, string>> = {
   params: '--params',
   rtn: '--rtn',
   quantizeEmbeddings: '--quantize-embeddings',
+  hqq: '--hqq',
 };
 
 /** The flag for a marked option, or the mark unchanged when the CLI has no flag of that name. */

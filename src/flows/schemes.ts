@@ -26,7 +26,8 @@ export type SchemeOption =
   | 'activationType'
   | 'dynamicForm'
   | 'perToken'
-  | 'target';
+  | 'target'
+  | 'hqq';
 
 export type SchemeFamily = 'weight-only' | 'activation';
 
@@ -39,6 +40,7 @@ export const WEIGHT_ONLY_OPTIONS = [
   'rtn',
   'actOrder',
   'report',
+  'hqq',
 ] as const satisfies readonly SchemeOption[];
 export const ACTIVATION_OPTIONS = [
   'method',

@@ -49,6 +49,7 @@ interface QuantizeCliOptions {
   target?: string;
   progress?: boolean;
   actOrder?: boolean; // GPTQ (--calib with q4/q4-asym/q8-block/nf4/fp4)
+  hqq?: boolean;
   nonFinite?: string;
   verify: boolean; // --no-verify turns it off
 }
@@ -128,6 +129,7 @@ export function registerQuantize(program: Command): void {
       '--act-order',
       'GPTQ (--calib with a 4-bit scheme): quantize inputs in order of decreasing activation energy',
     )
+    .option('--hqq', 'q4/q4-asym/q3/q3-asym/q2/q2-asym: HQQ zero points (data-free), stored as float zero points')
     .option(
       '--non-finite <policy>',
       "NaN/±Inf in the weights: 'error' (default), 'clamp' (NaN → 0, ±Inf → the tensor's finite extremes) or 'keep' (leave those tensors unquantized)",
@@ -154,6 +156,7 @@ const SCHEME_OPTION_FLAGS: Record<SchemeOption, { key: keyof QuantizeCliOptions;
   format: { key: 'format', flag: '--format' },
   rtn: { key: 'rtn', flag: '--rtn' },
   actOrder: { key: 'actOrder', flag: '--act-order' },
+  hqq: { key: 'hqq', flag: '--hqq' },
   report: { key: 'report', flag: '--report' },
   method: { key: 'method', flag: '--method' },
   smoothQuant: { key: 'smoothquant', flag: '--smoothquant' },
@@ -255,6 +258,7 @@ export async function quantizeCommand(input: string, opts: QuantizeCliOptions): 
     doubleQuant: opts.doubleQuant ?? false,
     format: opts.format as 'native' | 'qdq' | undefined,
     rtn: opts.rtn ?? false,
+    hqq: opts.hqq ?? false,
     quantizeEmbeddings: opts.quantizeEmbeddings ?? false,
     force: opts.force ?? false,
     nonFinite: parseNonFinite(opts.nonFinite),

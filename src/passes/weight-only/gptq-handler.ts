@@ -40,6 +40,13 @@ export function gptqScheme(options: WeightOnlyOptions): GptqScheme {
       'use `scheme` q4, q4-asym, q8-block, nf4 or fp4 with `calib`, or drop `calib`',
     );
   }
+  if (options.hqq) {
+    throw new QuantkitError(
+      'QK_BAD_OPTION',
+      '`hqq` with `calib`: HQQ is data-free, and GPTQ chooses its own rounding from the calibration data',
+      'drop one of `hqq` and `calib`',
+    );
+  }
   if (s.kind === 'bnb4' && options.doubleQuant) {
     throw new QuantkitError(
       'QK_BAD_OPTION',

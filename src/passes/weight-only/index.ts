@@ -129,6 +129,29 @@ export function userSkipReason(
   return (site) => (firstLast.has(site) ? 'kept fp32 (`keepFirstLast`)' : matchesExclude(site, exclude));
 }
 
+/** HQQ stores float zero points in MatMulNBits, which ONNX Runtime runs for 2- and 4-bit codes. */
+function checkHqq(options: WeightOnlyOptions, scheme: WeightOnlyScheme): void {
+  if (scheme.kind !== 'nbits' || scheme.bits === 8)
+    throw new OptionError(
+      'QK_BAD_OPTION',
+      `\`hqq\` applies to the 2-, 3- and 4-bit MatMulNBits schemes, not '${options.scheme}'`,
+      'use `scheme` q4, q4-asym, q3, q3-asym, q2 or q2-asym, or drop `hqq`',
+      ['hqq', 'scheme'],
+    );
+  if (options.format === 'qdq')
+    throw new OptionError(
+      'QK_BAD_OPTION',
+      '`hqq` writes fractional zero points, which DequantizeLinear cannot hold',
+      'drop `format` qdq or `hqq`',
+      ['hqq', 'format'],
+    );
+  if (options.rtn)
+    throw new OptionError('QK_BAD_OPTION', '`hqq` and `rtn` choose the zero points two ways', 'drop one', [
+      'hqq',
+      'rtn',
+    ]);
+}
+
 /** The scheme of `options` and its block size, refusing options that only other schemes read. */
 function checkedScheme(options: WeightOnlyOptions): { scheme: WeightOnlyScheme; blockSize: number | null } {
   const scheme = schemeByName(options.scheme);
@@ -144,6 +167,7 @@ function checkedScheme(options: WeightOnlyOptions): { scheme: WeightOnlyScheme; 
       ['doubleQuant', 'scheme'],
     );
   }
+  if (options.hqq) checkHqq(options, scheme);
   if (options.format === 'qdq' && scheme.kind !== 'nbits') {
     throw new OptionError(
       'QK_BAD_OPTION',

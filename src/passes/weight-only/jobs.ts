@@ -97,7 +97,9 @@ function externalBytes(init: Initializer): ExternalBytes | undefined {
 /** The jobs the pass would run for `options` (native q4/q4-asym/q8-block, nf4/fp4 and int8 only). */
 export function planWeightJobs(model: Model, options: WeightOnlyOptions): WeightJob[] {
   const scheme = schemeByName(options.scheme);
-  const nbits = scheme.kind === 'nbits' && (options.format ?? 'native') === 'native' ? scheme : undefined;
+  // HQQ is quantized by its handler on the main thread (no worker job kind for it).
+  const nbits =
+    scheme.kind === 'nbits' && (options.format ?? 'native') === 'native' && !options.hqq ? scheme : undefined;
   const bnb4 = scheme.kind === 'bnb4' ? scheme : undefined;
   if (!nbits && !bnb4 && scheme.kind !== 'dq-int8') return [];
   const sites = findWeightSites(model);

@@ -4,6 +4,7 @@ import { quantizeNBitsMatrixAuto } from '../../kernels/nbits-dispatch.js';
 import { sqnrDb } from '../../quant/metrics.js';
 import { nbitsSqnrDb, type NBitsOptions, type NBitsWeights } from '../../quant/nbits-quant.js';
 import { NonFiniteWeight } from '../../quant/non-finite-weight.js';
+import { hqqQuantize, type HqqWeights } from '../../quant/hqq.js';
 import { makeTensor } from '../../tensor/tensor.js';
 import { addInitializer, node, rewireInputs } from './graph-edit.js';
 import {
@@ -43,9 +44,43 @@ function quantize(view: LinearView, o: NBitsOptions, weight: string): NBitsWeigh
   }
 }
 
+/** HQQ: MatMulNBits with float zero points [N, kBlocks] in A's type (float32). */
+function hqqInputs(site: WeightSite, scheme: NBitsScheme, ctx: HandlerContext, weight: string) {
+  const view = linearView(site);
+  const bits = scheme.bits;
+  let w: HqqWeights;
+  try {
+    w = hqqQuantize(view.K, view.N, (n, out) => view.column(n, out), {
+      bits,
+      codeBits: 'codeBits' in scheme ? scheme.codeBits : undefined,
+      blockSize: ctx.blockSize,
+    });
+  } catch (e) {
+    if (e instanceof NonFiniteWeight)
+      throw new QuantkitError(
+        'QK_NONFINITE_WEIGHTS',
+        `weight '${weight}' has a non-finite value (${e.value}) at input ${e.col}, output ${e.row}`,
+        'fix the weights, or `exclude` this tensor',
+      );
+    throw e;
+  }
+  const inputs = [
+    addInitializer(
+      ctx.graph,
+      ctx.name(`${weight}_Q${bits}`),
+      makeTensor('uint8', [view.N, w.kBlocks, (ctx.blockSize * bits) / 8], w.packed),
+    ),
+    addInitializer(ctx.graph, ctx.name(`${weight}_scales`), makeTensor('float32', [view.N, w.kBlocks], w.scales)),
+    addInitializer(ctx.graph, ctx.name(`${weight}_zeros`), makeTensor('float32', [view.N, w.kBlocks], w.zeros)),
+  ];
+  const sqnr = w.noiseSq === 0 ? Infinity : 10 * Math.log10(w.signalSq / w.noiseSq);
+  return { inputs, sqnr, bytes: w.packed.length + 8 * w.scales.length, K: view.K, N: view.N, steps: w.steps };
+}
+
 function nativeApply(scheme: NBitsScheme) {
   const { bits, symmetric } = scheme;
   return (weight: string, sites: readonly WeightSite[], ctx: HandlerContext) => {
+    if (ctx.options.hqq) return hqqApply(scheme, weight, sites, ctx);
     const done = new Map<string, { inputs: string[]; sqnr: number; bytes: number; K: number; N: number }>();
     for (const site of sites) {
       const view = linearShape(site); // K, N and id only: a result computed ahead needs no load
@@ -90,6 +125,33 @@ function nativeApply(scheme: NBitsScheme) {
       note: ctx.options.rtn ? 'round-to-nearest (`rtn`)' : '',
       addedBytes: all.reduce((s, d) => s + d.bytes, 0),
     };
+  };
+}
+
+function hqqApply(scheme: NBitsScheme, weight: string, sites: readonly WeightSite[], ctx: HandlerContext) {
+  const done = new Map<string, ReturnType<typeof hqqInputs>>();
+  for (const site of sites) {
+    const viewId = viewIdOf(linearShape(site).id);
+    let q = done.get(viewId);
+    if (!q) {
+      q = hqqInputs(site, scheme, ctx, weight);
+      done.set(viewId, q);
+    }
+    replaceLinear(site, ctx, 'MatMulNBits', q.inputs, {
+      K: q.K,
+      N: q.N,
+      bits: scheme.bits,
+      block_size: ctx.blockSize,
+    });
+  }
+  const all = [...done.values()];
+  const levels = 'codeBits' in scheme ? `, ${scheme.codeBits}-bit levels` : '';
+  return {
+    scheme: ctx.options.scheme,
+    form: `MatMulNBits(bits=${scheme.bits}${levels}, block=${ctx.blockSize}, float zero points) hqq`,
+    sqnrDb: Math.min(...all.map((d) => d.sqnr)),
+    note: `HQQ zero points (\`hqq\`, ${Math.max(...all.map((d) => d.steps))} steps)`,
+    addedBytes: all.reduce((s, d) => s + d.bytes, 0),
   };
 }
 

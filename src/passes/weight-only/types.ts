@@ -21,6 +21,11 @@ export interface WeightOnlyOptions {
   /** Plain round-to-nearest scales (ONNX Runtime's quantizer), no per-block search. */
   readonly rtn?: boolean | undefined;
   /**
+   * 2/3/4-bit MatMulNBits schemes: HQQ's data-free zero-point optimisation (quant/hqq.ts), stored
+   * as float zero points (asymmetric whatever the scheme's symmetry).
+   */
+  readonly hqq?: boolean | undefined;
+  /**
    * q4/q4-asym/q8-block/nf4/fp4: also quantize Gather embedding tables (GatherBlockQuantized at
    * the scheme's bits; int8 rows for nf4/fp4 and for tables tied to a head). Off by default: the
    * table is usually small next to the MatMuls and costs quality.
