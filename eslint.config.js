@@ -62,6 +62,7 @@ const NODE_FLOWS = [
   'demo-models',
   'evaluate-node',
   'gptq',
+  'awq-node',
   'quantize-file',
   'quantize-pool',
   'quantize-report',

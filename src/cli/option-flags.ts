@@ -35,6 +35,8 @@ export const OPTION_FLAGS: Readonly<Record<string, string>> = {
   rtn: '--rtn',
   quantizeEmbeddings: '--quantize-embeddings',
   hqq: '--hqq',
+  awq: '--awq',
+  awqGptq: '--awq-gptq',
 };
 
 /** The flag for a marked option, or the mark unchanged when the CLI has no flag of that name. */

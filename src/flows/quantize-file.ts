@@ -19,6 +19,7 @@ import { elementCount, type Tensor } from '../tensor/tensor.js';
 import { skeletonOf } from './convert.js';
 import { checkExcludes } from './exclude-check.js';
 import { gptqFromCalibFiles, type GptqFileOptions } from './gptq.js';
+import { awqFromCalibFiles, type AwqFileOptions } from './awq-node.js';
 import { quantizeFolded } from './quantize.js';
 import { precomputeWeights, type PoolOptions } from './quantize-pool.js';
 import { firstSamples, verifyOutput, type VerifyOption } from './verify-output.js';
@@ -29,7 +30,7 @@ import { firstSamples, verifyOutput, type VerifyOption } from './verify-output.j
  * ONNX Runtime. The rewrite itself is quantize.ts's, in memory.
  */
 
-export interface QuantizeFileOptions extends WeightOnlyOptions, GptqFileOptions, VerifyOption {
+export interface QuantizeFileOptions extends WeightOnlyOptions, GptqFileOptions, AwqFileOptions, VerifyOption {
   readonly force?: boolean | undefined;
   /** NaN/±Inf in the weights: refuse (default), clamp, or keep them unquantized (passes/non-finite.ts). */
   readonly nonFinite?: NonFinitePolicy | undefined;
@@ -112,8 +113,11 @@ export async function quantizeFile(
     const nonFinite = resolveNonFinite(model, options.nonFinite ?? 'error');
     options = { ...options, exclude: [...(options.exclude ?? []), ...nonFinite.exclude] };
     const folded = foldBatchNorm(model);
-    // --calib: GPTQ's results (flows/gptq.ts) instead of the data-free ones.
-    const gptq = await gptqFromCalibFiles(model, options);
+    // --awq: the weights scaled and clipped first (flows/awq.ts); the norms are equalized then.
+    const awq = await awqFromCalibFiles(model, options);
+    if (awq) options = { ...options, equalizeNorms: false };
+    // --calib: GPTQ's results (flows/gptq.ts) instead of the data-free ones (after AWQ: --awq-gptq).
+    const gptq = awq && !options.awqGptq ? undefined : await gptqFromCalibFiles(model, options);
     // Big models: the weights are quantized on worker threads first (each reading its own bytes
     // from the data file), the pass then takes their results instead of loading the weights.
     const files = modelDirFiles(inPath);
@@ -125,6 +129,7 @@ export async function quantizeFile(
     }
     const { report } = quantizeFolded(model, folded, { ...options, precomputed });
     if (gptq) report.notes.push(...gptq.notes);
+    if (awq) report.notes.push(...awq.notes);
     report.notes.push(...nonFinite.notes);
     const tensors = tensorsToWrite(model, file.external);
     const bytesOut = tensors.reduce((sum, t) => sum + storageBytes(t.dtype, elementCount(t.dims)), 0);

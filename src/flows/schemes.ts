@@ -27,7 +27,8 @@ export type SchemeOption =
   | 'dynamicForm'
   | 'perToken'
   | 'target'
-  | 'hqq';
+  | 'hqq'
+  | 'awq';
 
 export type SchemeFamily = 'weight-only' | 'activation';
 
@@ -41,6 +42,7 @@ export const WEIGHT_ONLY_OPTIONS = [
   'actOrder',
   'report',
   'hqq',
+  'awq',
 ] as const satisfies readonly SchemeOption[];
 export const ACTIVATION_OPTIONS = [
   'method',

@@ -50,6 +50,8 @@ interface QuantizeCliOptions {
   progress?: boolean;
   actOrder?: boolean; // GPTQ (--calib with q4/q4-asym/q8-block/nf4/fp4)
   hqq?: boolean;
+  awq?: boolean;
+  awqGptq?: boolean;
   nonFinite?: string;
   verify: boolean; // --no-verify turns it off
 }
@@ -129,6 +131,11 @@ export function registerQuantize(program: Command): void {
       '--act-order',
       'GPTQ (--calib with a 4-bit scheme): quantize inputs in order of decreasing activation energy',
     )
+    .option(
+      '--awq',
+      'block-quantized schemes with --calib: AWQ (activation-aware per-channel scales folded into the producer, then clipping) before quantizing',
+    )
+    .option('--awq-gptq', 'with --awq: GPTQ on the AWQ-scaled weights instead of the data-free quantizer')
     .option('--hqq', 'q4/q4-asym/q3/q3-asym/q2/q2-asym: HQQ zero points (data-free), stored as float zero points')
     .option(
       '--non-finite <policy>',
@@ -157,6 +164,7 @@ const SCHEME_OPTION_FLAGS: Record<SchemeOption, { key: keyof QuantizeCliOptions;
   rtn: { key: 'rtn', flag: '--rtn' },
   actOrder: { key: 'actOrder', flag: '--act-order' },
   hqq: { key: 'hqq', flag: '--hqq' },
+  awq: { key: 'awq', flag: '--awq' },
   report: { key: 'report', flag: '--report' },
   method: { key: 'method', flag: '--method' },
   smoothQuant: { key: 'smoothquant', flag: '--smoothquant' },
@@ -259,6 +267,8 @@ export async function quantizeCommand(input: string, opts: QuantizeCliOptions): 
     format: opts.format as 'native' | 'qdq' | undefined,
     rtn: opts.rtn ?? false,
     hqq: opts.hqq ?? false,
+    awq: opts.awq ?? false,
+    awqGptq: opts.awqGptq ?? false,
     quantizeEmbeddings: opts.quantizeEmbeddings ?? false,
     force: opts.force ?? false,
     nonFinite: parseNonFinite(opts.nonFinite),

@@ -215,7 +215,10 @@ export function quantizeWeights(model: Model, options: WeightOnlyOptions): Weigh
   // γ is large (an activation-outlier channel) with correspondingly small weights loses them to
   // the others' scale. Folding the norm's per-channel magnitude into the weights first (exact in
   // fp32; see equalizeNormScales) quantizes the weights the normalized input actually meets.
-  if (scheme.kind === 'dq-int8' || scheme.kind === 'nbits' || scheme.kind === 'bnb4') {
+  if (
+    options.equalizeNorms !== false &&
+    (scheme.kind === 'dq-int8' || scheme.kind === 'nbits' || scheme.kind === 'bnb4')
+  ) {
     const eq = equalizeNormScales(model, { exclude: options.exclude });
     if (eq.groups.length > 0)
       notes.push(

@@ -26,6 +26,11 @@ export interface WeightOnlyOptions {
    */
   readonly hqq?: boolean | undefined;
   /**
+   * Fold outlier norm scales into the weights first (default true). False when that was done
+   * already and the weights rescaled since (AWQ, flows/awq.ts), which a second fold would undo.
+   */
+  readonly equalizeNorms?: boolean | undefined;
+  /**
    * q4/q4-asym/q8-block/nf4/fp4: also quantize Gather embedding tables (GatherBlockQuantized at
    * the scheme's bits; int8 rows for nf4/fp4 and for tables tied to a head). Off by default: the
    * table is usually small next to the MatMuls and costs quality.
