@@ -203,3 +203,23 @@ describe('HQQ (--hqq): half-quadratic zero points, float zero points in MatMulNB
     );
   });
 });
+
+describe('MatMulNBits accuracy_level 4 (`accuracyLevel`): int8 activations per block', () => {
+  it('q4: the attribute is written; ORT output within 2 % of fp32 activations, not bit-equal', async () => {
+    const K = 128;
+    const N = 16;
+    const M = 8;
+    const w = randn(K * N, 21);
+    const a = randn(M * K, 22);
+    const fp = quantizeModelBytes(matmulModel(K, N, w), { scheme: 'q4', blockSize: 32 });
+    const i8 = quantizeModelBytes(matmulModel(K, N, w), { scheme: 'q4', blockSize: 32, accuracyLevel: 4 });
+    const { decodeModel } = await import('../src/io/onnx/proto.js');
+    const node = decodeModel(i8.bytes).graph!.node[0]!;
+    expect(node.attribute.find((x) => x.name === 'accuracy_level')?.i).toBe(4n);
+    const y32 = await run(fp.bytes, a, M, K);
+    const y8 = await run(i8.bytes, a, M, K);
+    const d = maxRelDiff(y8, y32);
+    expect(d).toBeGreaterThan(0);
+    expect(d).toBeLessThan(0.02);
+  });
+});

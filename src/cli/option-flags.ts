@@ -37,6 +37,7 @@ export const OPTION_FLAGS: Readonly<Record<string, string>> = {
   hqq: '--hqq',
   awq: '--awq',
   awqGptq: '--awq-gptq',
+  accuracyLevel: '--accuracy-level',
 };
 
 /** The flag for a marked option, or the mark unchanged when the CLI has no flag of that name. */

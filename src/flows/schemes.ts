@@ -28,7 +28,8 @@ export type SchemeOption =
   | 'perToken'
   | 'target'
   | 'hqq'
-  | 'awq';
+  | 'awq'
+  | 'accuracyLevel';
 
 export type SchemeFamily = 'weight-only' | 'activation';
 
@@ -43,6 +44,7 @@ export const WEIGHT_ONLY_OPTIONS = [
   'report',
   'hqq',
   'awq',
+  'accuracyLevel',
 ] as const satisfies readonly SchemeOption[];
 export const ACTIVATION_OPTIONS = [
   'method',

@@ -52,6 +52,7 @@ interface QuantizeCliOptions {
   hqq?: boolean;
   awq?: boolean;
   awqGptq?: boolean;
+  accuracyLevel?: string;
   nonFinite?: string;
   verify: boolean; // --no-verify turns it off
 }
@@ -135,6 +136,10 @@ export function registerQuantize(program: Command): void {
       '--awq',
       'block-quantized schemes with --calib: AWQ (activation-aware per-channel scales folded into the producer, then clipping) before quantizing',
     )
+    .option(
+      '--accuracy-level <n>',
+      'MatMulNBits schemes: 4 = int8 activations quantized per block at run time (faster, less exact), 0 = fp32 activations (default)',
+    )
     .option('--awq-gptq', 'with --awq: GPTQ on the AWQ-scaled weights instead of the data-free quantizer')
     .option('--hqq', 'q4/q4-asym/q3/q3-asym/q2/q2-asym: HQQ zero points (data-free), stored as float zero points')
     .option(
@@ -165,6 +170,7 @@ const SCHEME_OPTION_FLAGS: Record<SchemeOption, { key: keyof QuantizeCliOptions;
   actOrder: { key: 'actOrder', flag: '--act-order' },
   hqq: { key: 'hqq', flag: '--hqq' },
   awq: { key: 'awq', flag: '--awq' },
+  accuracyLevel: { key: 'accuracyLevel', flag: '--accuracy-level' },
   report: { key: 'report', flag: '--report' },
   method: { key: 'method', flag: '--method' },
   smoothQuant: { key: 'smoothquant', flag: '--smoothquant' },
@@ -240,6 +246,13 @@ function parseNonFinite(s: string | undefined): NonFinitePolicy | undefined {
   throw new QuantkitError('QK_BAD_OPTION', `--non-finite '${s}' is not known`, `use ${NON_FINITE_POLICIES.join(', ')}`);
 }
 
+function parseAccuracyLevel(s: string | undefined): 0 | 1 | 2 | 3 | 4 | undefined {
+  if (s === undefined) return undefined;
+  const n = Number(s);
+  if (n === 0 || n === 1 || n === 2 || n === 3 || n === 4) return n;
+  throw new QuantkitError('QK_BAD_OPTION', `--accuracy-level '${s}' is not 0 … 4`, 'use 4 (int8 activations) or 0');
+}
+
 function parseBlockSize(s: string | undefined): number | undefined {
   if (s === undefined) return undefined;
   const n = Number(s);
@@ -269,6 +282,7 @@ export async function quantizeCommand(input: string, opts: QuantizeCliOptions): 
     hqq: opts.hqq ?? false,
     awq: opts.awq ?? false,
     awqGptq: opts.awqGptq ?? false,
+    accuracyLevel: parseAccuracyLevel(opts.accuracyLevel),
     quantizeEmbeddings: opts.quantizeEmbeddings ?? false,
     force: opts.force ?? false,
     nonFinite: parseNonFinite(opts.nonFinite),

@@ -29,6 +29,15 @@ import type { HandlerContext, WeightHandler, WeightSite } from './types.js';
 
 type NBitsScheme = Extract<WeightOnlyScheme, { kind: 'nbits' }>;
 
+/**
+ * MatMulNBits accuracy_level (`accuracyLevel`): 4 lets ONNX Runtime quantize A to int8 per block
+ * on the fly and multiply in integers (ZeroQuant-style token-wise activations, per-block weights);
+ * absent (0), A stays fp32. ORT falls back to fp32 A where its int8 kernel does not apply (float
+ * zero points).
+ */
+const accuracyAttr = (ctx: HandlerContext): { accuracy_level?: number } =>
+  ctx.options.accuracyLevel ? { accuracy_level: ctx.options.accuracyLevel } : {};
+
 function quantize(view: LinearView, o: NBitsOptions, weight: string): NBitsWeights {
   try {
     return quantizeNBitsMatrixAuto(view.data, view.K, view.N, view.transposed, view.alpha, o);
@@ -115,7 +124,13 @@ function nativeApply(scheme: NBitsScheme) {
         q = { inputs, sqnr: nbitsSqnrDb(w), bytes, K: view.K, N: view.N };
         done.set(viewId, q);
       }
-      replaceLinear(site, ctx, 'MatMulNBits', q.inputs, { K: q.K, N: q.N, bits, block_size: ctx.blockSize });
+      replaceLinear(site, ctx, 'MatMulNBits', q.inputs, {
+        K: q.K,
+        N: q.N,
+        bits,
+        block_size: ctx.blockSize,
+        ...accuracyAttr(ctx),
+      });
     }
     const all = [...done.values()];
     return {
@@ -142,6 +157,7 @@ function hqqApply(scheme: NBitsScheme, weight: string, sites: readonly WeightSit
       N: q.N,
       bits: scheme.bits,
       block_size: ctx.blockSize,
+      ...accuracyAttr(ctx),
     });
   }
   const all = [...done.values()];
