@@ -63,6 +63,7 @@ const NODE_FLOWS = [
   'evaluate-node',
   'gptq',
   'awq-node',
+  'mixed-file',
   'quantize-file',
   'quantize-pool',
   'quantize-report',

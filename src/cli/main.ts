@@ -17,6 +17,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   inspect: async () => (await import('./commands/inspect.js')).registerInspect,
   quantize: async () => (await import('./commands/quantize.js')).registerQuantize,
   run: async () => (await import('./commands/run.js')).registerRun,
+  sensitivity: async () => (await import('./commands/sensitivity.js')).registerSensitivity,
 };
 
 /**

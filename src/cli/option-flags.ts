@@ -38,6 +38,8 @@ export const OPTION_FLAGS: Readonly<Record<string, string>> = {
   awq: '--awq',
   awqGptq: '--awq-gptq',
   accuracyLevel: '--accuracy-level',
+  targetBits: '--target-bits',
+  targetSize: '--target-size',
 };
 
 /** The flag for a marked option, or the mark unchanged when the CLI has no flag of that name. */

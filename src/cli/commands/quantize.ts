@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { QuantkitError } from '../../errors.js';
 import { formatTable } from '../table.js';
 import { quantizeFile } from '../../flows/quantize-file.js';
+import { quantizeMixedFile } from '../../flows/mixed-file.js';
 import type { SchemeName, WeightOnlyReport } from '../../passes/weight-only/index.js';
 // --report: the HTML report of web/report for this run.
 import { writeFileAtomic } from '../../node/files.js';
@@ -27,7 +28,7 @@ import { isTarget, type Target, TARGETS } from '../../passes/activation/weight-f
 
 interface QuantizeCliOptions {
   output: string;
-  scheme: string;
+  scheme?: string;
   blockSize?: string;
   exclude: string[];
   keepFirstLast?: boolean;
@@ -53,6 +54,9 @@ interface QuantizeCliOptions {
   awq?: boolean;
   awqGptq?: boolean;
   accuracyLevel?: string;
+  targetBits?: string;
+  targetSize?: string;
+  schemes?: string[];
   nonFinite?: string;
   verify: boolean; // --no-verify turns it off
 }
@@ -75,7 +79,18 @@ export function registerQuantize(program: Command): void {
     )
     .argument('<in>', 'ONNX model file')
     .requiredOption('-o, --output <file>', 'output ONNX file')
-    .requiredOption('-s, --scheme <scheme>', `one of ${ALL_SCHEME_NAMES.join(', ')}`)
+    .option('-s, --scheme <scheme>', `one of ${ALL_SCHEME_NAMES.join(', ')}`)
+    .option(
+      '--target-bits <b>',
+      'mixed precision instead of --scheme: the scheme per linear weight of least measured loss (needs --calib) within b bits per weight',
+    )
+    .option('--target-size <bytes>', 'mixed precision within this many bytes of linear weights (e.g. 300MB, 2.5e6)')
+    .option(
+      '--schemes <list>',
+      'with --target-bits/--target-size: candidates scheme[:block] (default q2-asym:64,q2-asym:32,q4:128,q4:32,q8-block:128,fp32)',
+      collect,
+      [],
+    )
     .option(
       '--block-size <n>',
       'block size for q4/q4-asym/q8-block (default 32) and nf4/fp4 (default 64): 16, 32, 64, 128, 256',
@@ -148,6 +163,16 @@ export function registerQuantize(program: Command): void {
     )
     .option('--no-verify', 'do not load and run the written model in ONNX Runtime before reporting success')
     .action(async (input: string, opts: QuantizeCliOptions) => {
+      if (opts.targetBits !== undefined || opts.targetSize !== undefined) {
+        await mixedCommand(input, opts);
+        return;
+      }
+      if (opts.scheme === undefined)
+        throw new QuantkitError(
+          'QK_BAD_OPTION',
+          'quantize needs --scheme, or --target-bits / --target-size for mixed precision',
+          `e.g. --scheme q4; schemes: ${ALL_SCHEME_NAMES.join(', ')}`,
+        );
       const row = schemeRow(opts.scheme);
       refuseOptions(opts, row.options);
       await FAMILY_COMMANDS[row.family](input, opts);
@@ -336,6 +361,55 @@ export function formatReport(r: WeightOnlyReport): string {
     ...r.notes.map((n) => `note: ${n}`),
     '',
   ].join('\n');
+}
+
+// ---- mixed precision: options → flows/mixed-file.ts ----
+function parseSize(text: string): number {
+  const m = /^([\d.e+]+)\s*(B|kB|KB|MB|GB)?$/i.exec(text.trim());
+  const units: Record<string, number> = { b: 1, kb: 1e3, mb: 1e6, gb: 1e9 };
+  const n = m ? Number(m[1]) * (units[(m[2] ?? 'b').toLowerCase()] ?? 1) : NaN;
+  if (!(n > 0))
+    throw new QuantkitError('QK_BAD_OPTION', `--target-size '${text}' is not a size`, 'e.g. --target-size 300MB');
+  return n;
+}
+
+async function mixedCommand(input: string, opts: QuantizeCliOptions): Promise<void> {
+  if (opts.scheme !== undefined)
+    throw new QuantkitError(
+      'QK_BAD_OPTION',
+      '--scheme with --target-bits/--target-size: mixed precision picks the scheme per weight',
+      'drop --scheme, or give the candidates with --schemes',
+    );
+  const bits = opts.targetBits === undefined ? undefined : Number(opts.targetBits);
+  if (bits !== undefined && !(bits > 0))
+    throw new QuantkitError('QK_BAD_OPTION', `--target-bits '${opts.targetBits}' is not a positive number`, 'e.g. 4.5');
+  const bar = progressBar('sensitivity', opts.progress ?? false);
+  const r = await quantizeMixedFile(input, opts.output, {
+    calib: opts.calib,
+    schemes: opts.schemes,
+    exclude: opts.exclude,
+    targetBits: bits,
+    targetSize: opts.targetSize === undefined ? undefined : parseSize(opts.targetSize),
+    force: opts.force ?? false,
+    progress: bar.progress && ((done, total) => bar.progress?.(done, total, 1, 1)),
+  })
+    .finally(() => bar.stop())
+    .then(inCliWords);
+  const costOf = (w: string, label: string) =>
+    r.sensitivity.weights.find((x) => x.weight === w)?.costs.find((c) => c.label === label);
+  if (opts.json) {
+    const layers = [...r.plan.choice].map(([w, c]) => ({ weight: w, scheme: c.label, ...costOf(w, c.label) }));
+    process.stdout.write(`${JSON.stringify({ input, output: opts.output, layers, notes: r.notes }, null, 2)}\n`);
+    return;
+  }
+  const rows = [...r.plan.choice].map(([w, c]) => {
+    const cost = costOf(w, c.label);
+    const params = r.sensitivity.weights.find((x) => x.weight === w)?.params ?? 1;
+    return [w, c.label, cost ? ((cost.bytes * 8) / params).toFixed(2) : '-', cost ? cost.kl.toExponential(2) : '-'];
+  });
+  process.stdout.write(`${formatTable(['weight', 'scheme', 'bits', 'KL alone'], rows)}\n`);
+  for (const n of r.notes) process.stdout.write(`note: ${n}\n`);
+  process.stdout.write(`${r.outputFileBytes} bytes written to ${opts.output}\n`);
 }
 
 // ---- int8-dynamic / int8-static: options → flows/activation-file.ts ----
