@@ -8,6 +8,7 @@ import { SCHEMES, type SchemeName } from '../src/passes/weight-only/index.js';
 import { nbitsOptionsFor } from '../src/passes/weight-only/scheme.js';
 import { codeRange, dequantizeNBits, quantizeNBits } from '../src/quant/nbits-quant.js';
 import { dequantizeHqq, hqqQuantize, shrinkLp } from '../src/quant/hqq.js';
+import { quantizeSuperBlocks } from '../src/quant/superblock.js';
 import { makeTensor } from '../src/tensor/tensor.js';
 
 /*
@@ -221,5 +222,48 @@ describe('MatMulNBits accuracy_level 4 (`accuracyLevel`): int8 activations per b
     const d = maxRelDiff(y8, y32);
     expect(d).toBeGreaterThan(0);
     expect(d).toBeLessThan(0.02);
+  });
+});
+
+describe('q4-k: 6-bit sub-block scales and mins under fp16 super-scales (k-quant), run as MatMulNBits', () => {
+  const K = 512; // two super-blocks of 256
+  const N = 6;
+  const M = 3;
+  const w = randn(K * N, 31);
+  const a = randn(M * K, 32);
+  const column = (n: number, out: Float32Array) => {
+    for (let k = 0; k < K; k++) out[k] = w[k * N + n] as number;
+  };
+
+  it('every sub-block scale is d·sc and every min dmin·mi, with d, dmin fp16 and sc, mi in 0 … 63', () => {
+    const q = quantizeSuperBlocks(K, N, column, { bits: 4, blockSize: 32 });
+    for (let n = 0; n < N; n++) {
+      for (let s = 0; s < 2; s++) {
+        const idx = Array.from({ length: 8 }, (_, i) => n * 16 + s * 8 + i);
+        const d = Math.max(...idx.map((p) => q.scales[p] as number)) / 63;
+        const mins = idx.map((p) => (q.scales[p] as number) * (q.zeros[p] as number));
+        const dmin = Math.max(...mins) / 63;
+        for (const [j, p] of idx.entries()) {
+          // Integer multiples of the super-block steps (up to float32 rounding).
+          const sc = (q.scales[p] as number) / d;
+          expect(Math.abs(sc - Math.round(sc))).toBeLessThan(1e-3);
+          expect(Math.abs(mins[j]! / dmin - Math.round(mins[j]! / dmin))).toBeLessThan(1e-3);
+        }
+      }
+    }
+    // 4 bits of codes + 12 bits per 32 + 32 bits per 256 = 4.5 bits per weight.
+    expect((q.trueBytes * 8) / (K * N)).toBe(4.5);
+  });
+
+  it('ORT = A · dequantized W (1e-5); the report gives the packed bytes; error close to q4-asym', async () => {
+    const q = quantizeModelBytes(matmulModel(K, N, w), { scheme: 'q4-k' });
+    const l = q.report.layers[0]!;
+    expect(l.form).toMatch(/k-quant$/);
+    expect(l.trueBytes).toBe((4.5 * K * N) / 8);
+    const sb = quantizeSuperBlocks(K, N, column, { bits: 4, blockSize: 32 });
+    const expected = await run(matmulModel(K, N, dequantizeHqq(sb, 32)), a, M, K);
+    expect(maxRelDiff(await run(q.bytes, a, M, K), expected)).toBeLessThan(1e-5);
+    const asym = sqErr(w, dequantizeNBits(quantizeNBits(K, N, column, optionsOf('q4-asym', 32, false)), 32));
+    expect(sqErr(w, dequantizeHqq(sb, 32))).toBeLessThan(asym * 1.5);
   });
 });

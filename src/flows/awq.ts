@@ -20,6 +20,7 @@ import { awqClip, awqSearchScale, type FakeQuant, type FakeQuantBlock } from '..
 import { dequantizeBnb4, quantizeBnb4 } from '../quant/bnb4-quant.js';
 import { accumulateGram, symmetrize } from '../quant/gptq.js';
 import { dequantizeHqq, hqqQuantize } from '../quant/hqq.js';
+import { quantizeSuperBlocks } from '../quant/superblock.js';
 import { dequantizeNBits } from '../quant/nbits-quant.js';
 import { makeTensor } from '../tensor/tensor.js';
 import { augmentedModelBytes, createSession, runBatches, type CalibrationData } from './calibrate.js';
@@ -92,6 +93,21 @@ function fakeQuantizers(
 ): { fq: FakeQuant; fqBlock: FakeQuantBlock } {
   if (scheme.kind === 'nbits') {
     const o = nbitsOptionsFor(scheme, blockSize, options.rtn ?? false);
+    if ('superBlock' in scheme) {
+      const sb = (w: Float32Array, K: number, N: number) =>
+        dequantizeHqq(
+          quantizeSuperBlocks(
+            K,
+            N,
+            (n, out) => {
+              for (let k = 0; k < K; k++) out[k] = w[k * N + n] as number;
+            },
+            { bits: 4, codeBits: o.codeBits, blockSize, superBlock: scheme.superBlock ?? 256 },
+          ),
+          blockSize,
+        );
+      return { fq: sb, fqBlock: (v) => sb(v, v.length, 1) };
+    }
     if (options.hqq) {
       const hq = (w: Float32Array, K: number, N: number) =>
         dequantizeHqq(

@@ -88,6 +88,7 @@ export const SCHEME_TABLE = {
   'q3-asym': weightOnly(),
   q2: weightOnly(),
   'q2-asym': weightOnly(),
+  'q4-k': weightOnly(),
   nf4: weightOnly(),
   fp4: weightOnly(),
   fp16: weightOnly('fp16'),

@@ -197,7 +197,10 @@ export function hqqQuantize(
 }
 
 /** W[k, n] as MatMulNBits dequantizes it with float zero points, row-major [K, N]. */
-export function dequantizeHqq(w: HqqWeights, blockSize: number): Float32Array {
+export function dequantizeHqq(
+  w: Pick<HqqWeights, 'K' | 'N' | 'kBlocks' | 'codes' | 'scales' | 'zeros'>,
+  blockSize: number,
+): Float32Array {
   const { K, N, kBlocks, codes, scales, zeros } = w;
   const out = new Float32Array(K * N);
   for (let n = 0; n < N; n++) {

@@ -40,6 +40,13 @@ export function gptqScheme(options: WeightOnlyOptions): GptqScheme {
       'use `scheme` q4, q4-asym, q8-block, nf4 or fp4 with `calib`, or drop `calib`',
     );
   }
+  if (s.kind === 'nbits' && 'superBlock' in s) {
+    throw new QuantkitError(
+      'QK_BAD_OPTION',
+      `\`calib\` with '${options.scheme}': GPTQ does not choose k-quant super-block scales`,
+      'use `scheme` q4-asym with `calib`, or drop `calib`',
+    );
+  }
   if (options.hqq) {
     throw new QuantkitError(
       'QK_BAD_OPTION',

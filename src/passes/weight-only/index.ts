@@ -302,6 +302,7 @@ export function quantizeWeights(model: Model, options: WeightOnlyOptions): Weigh
       form,
       sqnrDb: r.sqnrDb,
       bytesAfter: r.addedBytes + (keptOriginal ? before : 0),
+      ...(r.trueBytes === undefined ? {} : { trueBytes: r.trueBytes + (keptOriginal ? before : 0) }),
       note,
     });
   }

@@ -5,6 +5,7 @@ import { sqnrDb } from '../../quant/metrics.js';
 import { nbitsSqnrDb, type NBitsOptions, type NBitsWeights } from '../../quant/nbits-quant.js';
 import { NonFiniteWeight } from '../../quant/non-finite-weight.js';
 import { hqqQuantize, type HqqWeights } from '../../quant/hqq.js';
+import { quantizeSuperBlocks, type SuperBlockWeights } from '../../quant/superblock.js';
 import { makeTensor } from '../../tensor/tensor.js';
 import { addInitializer, node, rewireInputs } from './graph-edit.js';
 import {
@@ -57,13 +58,18 @@ function quantize(view: LinearView, o: NBitsOptions, weight: string): NBitsWeigh
 function hqqInputs(site: WeightSite, scheme: NBitsScheme, ctx: HandlerContext, weight: string) {
   const view = linearView(site);
   const bits = scheme.bits;
-  let w: HqqWeights;
+  let w: HqqWeights | SuperBlockWeights;
   try {
-    w = hqqQuantize(view.K, view.N, (n, out) => view.column(n, out), {
-      bits,
-      codeBits: 'codeBits' in scheme ? scheme.codeBits : undefined,
-      blockSize: ctx.blockSize,
-    });
+    const codeBits = 'codeBits' in scheme ? scheme.codeBits : undefined;
+    w =
+      'superBlock' in scheme && bits === 4
+        ? quantizeSuperBlocks(view.K, view.N, (n, out) => view.column(n, out), {
+            bits,
+            codeBits,
+            blockSize: ctx.blockSize,
+            superBlock: scheme.superBlock ?? 256,
+          })
+        : hqqQuantize(view.K, view.N, (n, out) => view.column(n, out), { bits, codeBits, blockSize: ctx.blockSize });
   } catch (e) {
     if (e instanceof NonFiniteWeight)
       throw new QuantkitError(
@@ -83,13 +89,21 @@ function hqqInputs(site: WeightSite, scheme: NBitsScheme, ctx: HandlerContext, w
     addInitializer(ctx.graph, ctx.name(`${weight}_zeros`), makeTensor('float32', [view.N, w.kBlocks], w.zeros)),
   ];
   const sqnr = w.noiseSq === 0 ? Infinity : 10 * Math.log10(w.signalSq / w.noiseSq);
-  return { inputs, sqnr, bytes: w.packed.length + 8 * w.scales.length, K: view.K, N: view.N, steps: w.steps };
+  return {
+    inputs,
+    sqnr,
+    bytes: w.packed.length + 8 * w.scales.length,
+    trueBytes: 'trueBytes' in w ? w.trueBytes : undefined,
+    K: view.K,
+    N: view.N,
+    steps: 'steps' in w ? w.steps : 0,
+  };
 }
 
 function nativeApply(scheme: NBitsScheme) {
   const { bits, symmetric } = scheme;
   return (weight: string, sites: readonly WeightSite[], ctx: HandlerContext) => {
-    if (ctx.options.hqq) return hqqApply(scheme, weight, sites, ctx);
+    if (ctx.options.hqq || 'superBlock' in scheme) return hqqApply(scheme, weight, sites, ctx);
     const done = new Map<string, { inputs: string[]; sqnr: number; bytes: number; K: number; N: number }>();
     for (const site of sites) {
       const view = linearShape(site); // K, N and id only: a result computed ahead needs no load
@@ -162,12 +176,26 @@ function hqqApply(scheme: NBitsScheme, weight: string, sites: readonly WeightSit
   }
   const all = [...done.values()];
   const levels = 'codeBits' in scheme ? `, ${scheme.codeBits}-bit levels` : '';
+  const sqnrDb = Math.min(...all.map((d) => d.sqnr));
+  const addedBytes = all.reduce((s, d) => s + d.bytes, 0);
+  const form = `MatMulNBits(bits=${scheme.bits}${levels}, block=${ctx.blockSize}, float zero points)`;
+  if ('superBlock' in scheme && !ctx.options.hqq) {
+    const trueBytes = all.reduce((s, d) => s + (d.trueBytes ?? d.bytes), 0);
+    return {
+      scheme: ctx.options.scheme,
+      form: `${form} k-quant`,
+      sqnrDb,
+      note: `6-bit scales and mins under fp16 per ${scheme.superBlock}: ${trueBytes} bytes packed, stored dequantized`,
+      addedBytes,
+      trueBytes,
+    };
+  }
   return {
     scheme: ctx.options.scheme,
-    form: `MatMulNBits(bits=${scheme.bits}${levels}, block=${ctx.blockSize}, float zero points) hqq`,
-    sqnrDb: Math.min(...all.map((d) => d.sqnr)),
+    form: `${form} hqq`,
+    sqnrDb,
     note: `HQQ zero points (\`hqq\`, ${Math.max(...all.map((d) => d.steps))} steps)`,
-    addedBytes: all.reduce((s, d) => s + d.bytes, 0),
+    addedBytes,
   };
 }
 

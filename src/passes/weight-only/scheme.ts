@@ -12,6 +12,8 @@ export type WeightOnlyScheme =
       /** MatMulNBits storage bits; codeBits (3) puts fewer levels in 4-bit storage (quant/nbits-quant.ts). */
       readonly bits: 2 | 4 | 8;
       readonly codeBits?: 3;
+      /** k-quant super-blocks (quant/superblock.ts): 6-bit scales and mins under fp16 per this many weights. */
+      readonly superBlock?: 256;
       readonly symmetric: boolean;
       readonly defaultBlockSize: number;
     }
@@ -30,6 +32,7 @@ export const SCHEMES = {
   q3: { kind: 'nbits', bits: 4, codeBits: 3, symmetric: true, defaultBlockSize: 32 },
   'q3-asym': { kind: 'nbits', bits: 4, codeBits: 3, symmetric: false, defaultBlockSize: 32 },
   q2: { kind: 'nbits', bits: 2, symmetric: true, defaultBlockSize: 32 },
+  'q4-k': { kind: 'nbits', bits: 4, symmetric: false, superBlock: 256, defaultBlockSize: 32 },
   'q2-asym': { kind: 'nbits', bits: 2, symmetric: false, defaultBlockSize: 32 },
   nf4: { kind: 'bnb4', type: 'nf4', defaultBlockSize: 64 },
   fp4: { kind: 'bnb4', type: 'fp4', defaultBlockSize: 64 },

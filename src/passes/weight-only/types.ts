@@ -75,6 +75,11 @@ export interface LayerReport {
   sqnrDb: number | null;
   bytesBefore: number;
   bytesAfter: number;
+  /**
+   * Bytes of the layer in a packed format ONNX Runtime cannot run, when the file stores it
+   * wider (k-quant super-blocks: the file holds the dequantized float scales).
+   */
+  trueBytes?: number;
   /** Why it was left in fp32, or notes (clamped values, double-quant savings). */
   note: string;
 }
