@@ -267,3 +267,56 @@ describe('q4-k: 6-bit sub-block scales and mins under fp16 super-scales (k-quant
     expect(sqErr(w, dequantizeHqq(sb, 32))).toBeLessThan(asym * 1.5);
   });
 });
+
+describe('SpQR-style outliers (`outliers`): the widest input rows in fp16 beside the low-bit weight', () => {
+  const K = 96;
+  const N = 10;
+  const M = 4;
+  const w = randn(K * N, 41);
+  for (let n = 0; n < N; n++) w[17 * N + n] = 8 * (w[17 * N + n] as number); // one wide input row
+  const a = randn(M * K, 42);
+
+  it('q3-asym block 16 + 2 %: row 17 is kept; ORT = A · (dequantized low-bit W + fp16 rows) (1e-5), error below plain q3', async () => {
+    const q = quantizeModelBytes(matmulModel(K, N, w), { scheme: 'q3-asym', blockSize: 16, outliers: 0.02 });
+    const { decodeModel } = await import('../src/io/onnx/proto.js');
+    const { modelFromProto } = await import('../src/graph/from-onnx.js');
+    const g = modelFromProto(decodeModel(q.bytes)).graph;
+    expect(g.nodes.map((n) => n.opType).sort()).toEqual(['Add', 'Cast', 'Gather', 'MatMul', 'MatMulNBits']);
+    const rows = [...(g.initializers.get('W_outlier_rows')!.load().data as BigInt64Array)].map(Number);
+    expect(rows).toHaveLength(2); // ⌈0.02 · 96⌉
+    expect(rows).toContain(17);
+    // Truth: the low-bit weight of W without those rows, plus the rows in fp16.
+    const { encodeFloat16, decodeFloat16 } = await import('../src/formats/float16.js');
+    const low = Float32Array.from(w);
+    for (const k of rows) for (let n = 0; n < N; n++) low[k * N + n] = 0;
+    const o = optionsOf('q3-asym', 16, false);
+    const deq = dequantizeNBits(
+      quantizeNBits(
+        K,
+        N,
+        (n, out) => {
+          for (let k = 0; k < K; k++) out[k] = low[k * N + n] as number;
+        },
+        o,
+      ),
+      16,
+    );
+    for (const k of rows)
+      for (let n = 0; n < N; n++)
+        deq[k * N + n] = (deq[k * N + n] as number) + decodeFloat16(encodeFloat16(w[k * N + n] as number));
+    const expected = await run(matmulModel(K, N, deq), a, M, K);
+    const got = await run(q.bytes, a, M, K);
+    expect(maxRelDiff(got, expected)).toBeLessThan(1e-5);
+    const ref = await run(matmulModel(K, N, w), a, M, K);
+    const plain = await run(
+      quantizeModelBytes(matmulModel(K, N, w), { scheme: 'q3-asym', blockSize: 16 }).bytes,
+      a,
+      M,
+      K,
+    );
+    expect(sqErr(got, ref)).toBeLessThan(sqErr(plain, ref));
+    // True bytes: low-bit part + 2 per kept weight + 8 per index.
+    // codes K·N/2, fp32 scales 6 blocks × N, 4-bit zero points packed 3 bytes per column.
+    expect(q.report.layers[0]!.bytesAfter).toBe((K * N) / 2 + 6 * N * 4 + 3 * N + 2 * 2 * N + 8 * 2);
+  });
+});

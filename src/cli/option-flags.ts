@@ -39,6 +39,7 @@ export const OPTION_FLAGS: Readonly<Record<string, string>> = {
   awqGptq: '--awq-gptq',
   accuracyLevel: '--accuracy-level',
   targetBits: '--target-bits',
+  outliers: '--outliers',
   targetSize: '--target-size',
 };
 

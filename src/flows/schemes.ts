@@ -29,7 +29,8 @@ export type SchemeOption =
   | 'target'
   | 'hqq'
   | 'awq'
-  | 'accuracyLevel';
+  | 'accuracyLevel'
+  | 'outliers';
 
 export type SchemeFamily = 'weight-only' | 'activation';
 
@@ -45,6 +46,7 @@ export const WEIGHT_ONLY_OPTIONS = [
   'hqq',
   'awq',
   'accuracyLevel',
+  'outliers',
 ] as const satisfies readonly SchemeOption[];
 export const ACTIVATION_OPTIONS = [
   'method',

@@ -55,6 +55,7 @@ interface QuantizeCliOptions {
   awqGptq?: boolean;
   accuracyLevel?: string;
   targetBits?: string;
+  outliers?: string;
   targetSize?: string;
   schemes?: string[];
   nonFinite?: string;
@@ -155,6 +156,10 @@ export function registerQuantize(program: Command): void {
       '--accuracy-level <n>',
       'MatMulNBits schemes: 4 = int8 activations quantized per block at run time (faster, less exact), 0 = fp32 activations (default)',
     )
+    .option(
+      '--outliers <fraction>',
+      'MatMulNBits schemes: keep this share of the weights (whole input rows of largest error, e.g. 0.5%) in fp16 beside the low-bit weight',
+    )
     .option('--awq-gptq', 'with --awq: GPTQ on the AWQ-scaled weights instead of the data-free quantizer')
     .option('--hqq', 'q4/q4-asym/q3/q3-asym/q2/q2-asym: HQQ zero points (data-free), stored as float zero points')
     .option(
@@ -196,6 +201,7 @@ const SCHEME_OPTION_FLAGS: Record<SchemeOption, { key: keyof QuantizeCliOptions;
   hqq: { key: 'hqq', flag: '--hqq' },
   awq: { key: 'awq', flag: '--awq' },
   accuracyLevel: { key: 'accuracyLevel', flag: '--accuracy-level' },
+  outliers: { key: 'outliers', flag: '--outliers' },
   report: { key: 'report', flag: '--report' },
   method: { key: 'method', flag: '--method' },
   smoothQuant: { key: 'smoothquant', flag: '--smoothquant' },
@@ -271,6 +277,15 @@ function parseNonFinite(s: string | undefined): NonFinitePolicy | undefined {
   throw new QuantkitError('QK_BAD_OPTION', `--non-finite '${s}' is not known`, `use ${NON_FINITE_POLICIES.join(', ')}`);
 }
 
+/** '0.5%' → 0.005; '0.005' → 0.005. */
+function parseFraction(s: string | undefined): number | undefined {
+  if (s === undefined) return undefined;
+  const pct = s.trim().endsWith('%');
+  const n = Number(pct ? s.trim().slice(0, -1) : s);
+  if (!(n > 0)) throw new QuantkitError('QK_BAD_OPTION', `--outliers '${s}' is not a positive share`, 'e.g. 0.5%');
+  return pct ? n / 100 : n;
+}
+
 function parseAccuracyLevel(s: string | undefined): 0 | 1 | 2 | 3 | 4 | undefined {
   if (s === undefined) return undefined;
   const n = Number(s);
@@ -308,6 +323,7 @@ export async function quantizeCommand(input: string, opts: QuantizeCliOptions): 
     awq: opts.awq ?? false,
     awqGptq: opts.awqGptq ?? false,
     accuracyLevel: parseAccuracyLevel(opts.accuracyLevel),
+    outliers: parseFraction(opts.outliers),
     quantizeEmbeddings: opts.quantizeEmbeddings ?? false,
     force: opts.force ?? false,
     nonFinite: parseNonFinite(opts.nonFinite),

@@ -47,6 +47,13 @@ export function gptqScheme(options: WeightOnlyOptions): GptqScheme {
       'use `scheme` q4-asym with `calib`, or drop `calib`',
     );
   }
+  if (options.outliers) {
+    throw new QuantkitError(
+      'QK_BAD_OPTION',
+      '`outliers` with `calib`: GPTQ rounds every row, the outlier split takes rows out',
+      'drop one of `outliers` and `calib`',
+    );
+  }
   if (options.hqq) {
     throw new QuantkitError(
       'QK_BAD_OPTION',

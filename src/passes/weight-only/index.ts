@@ -168,6 +168,22 @@ function checkedScheme(options: WeightOnlyOptions): { scheme: WeightOnlyScheme; 
     );
   }
   if (options.hqq) checkHqq(options, scheme);
+  if (options.outliers !== undefined && options.outliers !== 0) {
+    if (!(options.outliers > 0 && options.outliers < 1))
+      throw new OptionError(
+        'QK_BAD_OPTION',
+        `\`outliers\` ${options.outliers} is not a fraction in (0, 1)`,
+        'e.g. 0.005 (0.5 %)',
+        ['outliers'],
+      );
+    if (scheme.kind !== 'nbits' || 'superBlock' in scheme || options.hqq || options.format === 'qdq')
+      throw new OptionError(
+        'QK_BAD_OPTION',
+        `\`outliers\` applies to the MatMulNBits schemes in their plain form, not '${options.scheme}'${options.hqq ? ' with `hqq`' : ''}${options.format === 'qdq' ? ' with `format` qdq' : ''}`,
+        'drop `outliers`, or use `scheme` q4, q4-asym, q3, q3-asym, q2 or q2-asym',
+        ['outliers'],
+      );
+  }
   if (options.format === 'qdq' && scheme.kind !== 'nbits') {
     throw new OptionError(
       'QK_BAD_OPTION',

@@ -99,7 +99,11 @@ export function planWeightJobs(model: Model, options: WeightOnlyOptions): Weight
   const scheme = schemeByName(options.scheme);
   // HQQ is quantized by its handler on the main thread (no worker job kind for it).
   const nbits =
-    scheme.kind === 'nbits' && (options.format ?? 'native') === 'native' && !options.hqq && !('superBlock' in scheme)
+    scheme.kind === 'nbits' &&
+    (options.format ?? 'native') === 'native' &&
+    !options.hqq &&
+    !options.outliers &&
+    !('superBlock' in scheme)
       ? scheme
       : undefined;
   const bnb4 = scheme.kind === 'bnb4' ? scheme : undefined;

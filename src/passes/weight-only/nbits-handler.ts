@@ -3,6 +3,8 @@ import { floatAttr } from '../../graph/attributes.js';
 import { quantizeNBitsMatrixAuto } from '../../kernels/nbits-dispatch.js';
 import { sqnrDb } from '../../quant/metrics.js';
 import { nbitsSqnrDb, type NBitsOptions, type NBitsWeights } from '../../quant/nbits-quant.js';
+import { encodeFloat16 } from '../../formats/float16.js';
+import { onnxDataType } from '../../tensor/dtype.js';
 import { NonFiniteWeight } from '../../quant/non-finite-weight.js';
 import { hqqQuantize, type HqqWeights } from '../../quant/hqq.js';
 import { quantizeSuperBlocks, type SuperBlockWeights } from '../../quant/superblock.js';
@@ -100,18 +102,112 @@ function hqqInputs(site: WeightSite, scheme: NBitsScheme, ctx: HandlerContext, w
   };
 }
 
+/**
+ * SpQR-style outliers (`outliers`, a fraction of the weights): the input rows k of W with the
+ * largest Σₙ w² — the rows that set their blocks' scales — are taken out of the low-bit weight
+ * (set to 0 before quantizing, so the other rows of their blocks get finer scales) and kept in
+ * fp16 beside it:
+ *   Y = MatMulNBits(X, W_low) + Gather(X, rows, axis −1) · Cast(W[rows, :] fp16 → fp32)
+ * — stock ONNX ops, the side product over |rows| = ⌈fraction · K⌉ inputs only. (Ranking rows by
+ * their own quantization error picks the wrong ones: a wide row is coded well by the block scale it
+ * sets, and its neighbours pay.) A row holds N weights, so the fraction of weights kept wide is
+ * the fraction of rows. True bytes add 2 per kept weight and 8 per row index (int64).
+ */
+function outlierRows(view: LinearView, fraction: number): Int32Array {
+  const { K, N } = view;
+  const r = Math.min(K, Math.max(1, Math.ceil(fraction * K)));
+  const wt = transposedWeight(view);
+  const energy = new Float64Array(K);
+  for (let n = 0; n < N; n++)
+    for (let k = 0; k < K; k++) energy[k] = (energy[k] as number) + (wt[n * K + k] as number) ** 2;
+  const order = Array.from({ length: K }, (_, k) => k).sort(
+    (x, y) => (energy[y] as number) - (energy[x] as number) || x - y,
+  );
+  return Int32Array.from(order.slice(0, r)).sort();
+}
+
+interface OutlierSide {
+  readonly indices: string;
+  readonly weights: string;
+  readonly rows: number;
+  readonly bytes: number;
+}
+
+/** The low-bit weight without the outlier rows, and the side tensors (indices, fp16 rows → fp32). */
+function splitOutliers(
+  view: LinearView,
+  fraction: number,
+  o: NBitsOptions,
+  ctx: HandlerContext,
+  weight: string,
+): { low: NBitsWeights; side: OutlierSide } {
+  const { K, N } = view;
+  const rows = outlierRows(view, fraction);
+  const wt = transposedWeight(view);
+  const half = new Uint16Array(rows.length * N);
+  for (const [i, k] of rows.entries()) {
+    for (let n = 0; n < N; n++) {
+      half[i * N + n] = encodeFloat16(wt[n * K + k] as number);
+      wt[n * K + k] = 0;
+    }
+  }
+  const low = quantizeNBitsMatrixAuto(wt, K, N, true, 1, o);
+  const indices = addInitializer(
+    ctx.graph,
+    ctx.name(`${weight}_outlier_rows`),
+    makeTensor(
+      'int64',
+      [rows.length],
+      BigInt64Array.from(rows, (k) => BigInt(k)),
+    ),
+  );
+  const h = addInitializer(
+    ctx.graph,
+    ctx.name(`${weight}_outliers_fp16`),
+    makeTensor('float16', [rows.length, N], half),
+  );
+  const f32 = ctx.name(`${weight}_outliers`);
+  ctx.prologue.push(node('Cast', [h], [f32], ctx.name(`${weight}_outliers_Cast`), { to: onnxDataType('float32') }));
+  return { low, side: { indices, weights: f32, rows: rows.length, bytes: 2 * half.length + 8 * rows.length } };
+}
+
+/** Y += Gather(X, rows) · W_rows after the (already replaced) node's first output. */
+function addOutlierProduct(site: WeightSite, side: OutlierSide, ctx: HandlerContext): void {
+  const n = site.node;
+  const x = n.inputs[0] as string;
+  const y = n.outputs[0] as string;
+  const low = ctx.name(`${y}_low_bit`);
+  n.outputs = [low, ...n.outputs.slice(1)];
+  const xs = ctx.name(`${x}_outlier_inputs`);
+  const ys = ctx.name(`${y}_outlier_part`);
+  const extra = [
+    node('Gather', [x, side.indices], [xs], ctx.name(`${n.name}_outlier_Gather`), { axis: -1 }),
+    node('MatMul', [xs, side.weights], [ys], ctx.name(`${n.name}_outlier_MatMul`)),
+    node('Add', [low, ys], [y], ctx.name(`${n.name}_outlier_Add`)),
+  ];
+  ctx.graph.nodes.splice(ctx.graph.nodes.indexOf(n) + 1, 0, ...extra);
+}
+
 function nativeApply(scheme: NBitsScheme) {
   const { bits, symmetric } = scheme;
   return (weight: string, sites: readonly WeightSite[], ctx: HandlerContext) => {
     if (ctx.options.hqq || 'superBlock' in scheme) return hqqApply(scheme, weight, sites, ctx);
-    const done = new Map<string, { inputs: string[]; sqnr: number; bytes: number; K: number; N: number }>();
+    const done = new Map<
+      string,
+      { inputs: string[]; sqnr: number; bytes: number; K: number; N: number; side: OutlierSide | undefined }
+    >();
+    const fraction = ctx.options.outliers ?? 0;
     for (const site of sites) {
       const view = linearShape(site); // K, N and id only: a result computed ahead needs no load
       const viewId = viewIdOf(view.id);
       let q = done.get(viewId);
       if (!q) {
         const o = nbitsOptionsFor(scheme, ctx.blockSize, ctx.options.rtn ?? false);
-        const w = ctx.options.precomputed?.nbits.get(nbitsKey(view.id, o)) ?? quantize(linearView(site), o, weight);
+        const split = fraction > 0 ? splitOutliers(linearView(site), fraction, o, ctx, weight) : undefined;
+        const w =
+          split?.low ??
+          ctx.options.precomputed?.nbits.get(nbitsKey(view.id, o)) ??
+          quantize(linearView(site), o, weight);
         const bName = addInitializer(
           ctx.graph,
           ctx.name(`${weight}_Q${bits}`),
@@ -135,7 +231,14 @@ function nativeApply(scheme: NBitsScheme) {
           bytes += w.zeroPoints.length;
         }
         // SQNR from the sums the quantizer kept: no dequantized copy, no transposed original.
-        q = { inputs, sqnr: nbitsSqnrDb(w), bytes, K: view.K, N: view.N };
+        q = {
+          inputs,
+          sqnr: nbitsSqnrDb(w),
+          bytes: bytes + (split?.side.bytes ?? 0),
+          K: view.K,
+          N: view.N,
+          side: split?.side,
+        };
         done.set(viewId, q);
       }
       replaceLinear(site, ctx, 'MatMulNBits', q.inputs, {
@@ -145,13 +248,20 @@ function nativeApply(scheme: NBitsScheme) {
         block_size: ctx.blockSize,
         ...accuracyAttr(ctx),
       });
+      if (q.side) addOutlierProduct(site, q.side, ctx);
     }
     const all = [...done.values()];
+    const kept = all.reduce((s, d) => s + (d.side?.rows ?? 0), 0);
     return {
       scheme: ctx.options.scheme,
       form: `MatMulNBits(bits=${bits}${'codeBits' in scheme ? `, ${scheme.codeBits}-bit levels` : ''}, block=${ctx.blockSize}${symmetric ? '' : ', zero points'})`,
       sqnrDb: Math.min(...all.map((d) => d.sqnr)),
-      note: ctx.options.rtn ? 'round-to-nearest (`rtn`)' : '',
+      note: [
+        ctx.options.rtn ? 'round-to-nearest (`rtn`)' : '',
+        kept > 0 ? `${kept} input row(s) kept in fp16 beside it (\`outliers\`)` : '',
+      ]
+        .filter(Boolean)
+        .join('; '),
       addedBytes: all.reduce((s, d) => s + d.bytes, 0),
     };
   };

@@ -32,6 +32,8 @@ export interface WeightOnlyOptions {
   readonly equalizeNorms?: boolean | undefined;
   /** MatMulNBits accuracy_level: 0 (fp32 A, default), 1 fp32, 2 fp16, 3 bf16, 4 int8 A per block. */
   readonly accuracyLevel?: 0 | 1 | 2 | 3 | 4 | undefined;
+  /** MatMulNBits schemes: this fraction of the weights (whole input rows) kept in fp16 beside the low-bit weight. */
+  readonly outliers?: number | undefined;
   /**
    * q4/q4-asym/q8-block/nf4/fp4: also quantize Gather embedding tables (GatherBlockQuantized at
    * the scheme's bits; int8 rows for nf4/fp4 and for tables tied to a head). Off by default: the
