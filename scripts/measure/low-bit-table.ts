@@ -64,7 +64,7 @@ const LMS: Record<string, { file: string; eval: string; calib: string; quick?: b
   },
 };
 
-type Method = 'rtn' | 'search' | 'hqq' | 'gptq' | 'awq' | 'awq+gptq' | 'acc4';
+type Method = 'rtn' | 'search' | 'hqq' | 'gptq' | 'awq' | 'awq+gptq' | 'acc4' | 'spqr 0.5%';
 interface Row {
   readonly label: string;
   readonly scheme: SchemeName;
@@ -78,22 +78,38 @@ function rowsFor(quick: boolean): Row[] {
   const add = (scheme: SchemeName, blockSize: number, methods: Method[]) => {
     for (const method of methods) rows.push({ label: `${scheme} g${blockSize} ${method}`, scheme, blockSize, method });
   };
-  add('q4', 32, quick ? ['rtn', 'search', 'hqq', 'gptq', 'awq', 'acc4'] : [...METHODS_FULL, 'acc4']);
-  add('q4', 128, quick ? ['rtn', 'search', 'hqq', 'gptq', 'awq', 'awq+gptq'] : METHODS_FULL);
-  add('q4-k', 32, quick ? ['search'] : ['search', 'awq']);
-  add('nf4', 64, quick ? ['search', 'gptq'] : ['search', 'gptq', 'awq', 'awq+gptq']);
-  add('q3-asym', 32, quick ? ['search', 'hqq', 'gptq'] : ['rtn', 'search', 'hqq', 'gptq', 'awq', 'awq+gptq']);
-  add('q2-asym', 32, quick ? ['search', 'hqq', 'gptq'] : ['rtn', 'search', 'hqq', 'gptq', 'awq', 'awq+gptq']);
+  if (quick) {
+    // The bigger LM: the rows that decide the comparison, within an hour on a busy 2-core machine.
+    add('q4', 32, ['search', 'acc4']);
+    add('q4', 128, ['rtn', 'search', 'hqq', 'gptq', 'awq', 'awq+gptq']);
+    add('q4-k', 32, ['search']);
+    add('q3-asym', 32, ['search', 'gptq']);
+    add('q3-asym', 16, ['spqr 0.5%']);
+    add('q2-asym', 32, ['search', 'gptq']);
+    return rows;
+  }
+  add('q4', 32, [...METHODS_FULL, 'acc4']);
+  add('q4', 128, METHODS_FULL);
+  add('q4-k', 32, ['search', 'awq']);
+  add('nf4', 64, ['search', 'gptq', 'awq', 'awq+gptq']);
+  add('q3-asym', 32, ['rtn', 'search', 'hqq', 'gptq', 'awq', 'awq+gptq']);
+  add('q3-asym', 16, ['spqr 0.5%']);
+  add('q2-asym', 32, ['rtn', 'search', 'hqq', 'gptq', 'awq', 'awq+gptq']);
   return rows;
 }
 
-/** True bits per quantized linear weight: bytes written for them over their parameter count. */
+/**
+ * True bits per quantized linear weight: bytes written for them over their parameter count (a
+ * tied head's fp32 table, kept for the embedding, not counted).
+ */
 function bitsPerWeight(layers: readonly LayerReport[]): number {
   let bytes = 0;
   let params = 0;
   for (const l of layers) {
     if (l.scheme === 'fp32' || !l.opTypes.some((o) => o === 'MatMul' || o === 'Gemm')) continue;
-    bytes += l.trueBytes ?? l.bytesAfter;
+    // A tied head keeps its fp32 table for the embedding Gather: the table is not the head's form.
+    const kept = l.note.includes('fp32 copy kept') ? l.bytesBefore : 0;
+    bytes += (l.trueBytes ?? l.bytesAfter) - kept;
     params += l.dims.reduce((a, b) => a * b, 1);
   }
   return params > 0 ? (bytes * 8) / params : NaN;
@@ -129,6 +145,8 @@ async function quantizeRow(bytes: Uint8Array, row: Row, calib: Map<string, Tenso
       return quantizeModelBytes(bytes, o);
     case 'hqq':
       return quantizeModelBytes(bytes, { ...o, hqq: true });
+    case 'spqr 0.5%':
+      return quantizeModelBytes(bytes, { ...o, outliers: 0.005 });
     case 'acc4':
       return quantizeModelBytes(bytes, { ...o, accuracyLevel: 4 });
     case 'gptq':
@@ -164,14 +182,19 @@ for (const name of names) {
   console.log(`\n${name}: fp32 perplexity ${base.toFixed(4)}, batch latency ${baseMs.toFixed(1)} ms`);
   console.log('| LM | method | bits/weight | perplexity | quantize time | latency vs fp32 |');
   console.log('|---|---|---|---|---|---|');
+  const only = process.env['ROWS']?.split(',');
   for (const row of rowsFor(m.quick ?? false)) {
+    if (only && !only.some((o) => row.label.startsWith(o))) continue;
     const t0 = performance.now();
     const q = await quantizeRow(bytes, row, calib);
     const seconds = (performance.now() - t0) / 1000;
     await record(row.label, q.bytes, bitsPerWeight(q.report.layers), seconds);
   }
   // Mixed precision: one sensitivity measurement, then the knapsack at each budget.
-  const cands = [...DEFAULT_CANDIDATES, 'q4:64'].map(parseCandidate);
+  if (process.env['NO_MIXED']) continue;
+  const cands = (
+    m.quick ? ['q2-asym:64', 'q4:128', 'q4:32', 'q8-block:128', 'fp32'] : [...DEFAULT_CANDIDATES, 'q4:64']
+  ).map(parseCandidate);
   const t0 = performance.now();
   const s = await measureSensitivity(nodeRuntime, bytes, calib, cands);
   const sensSeconds = (performance.now() - t0) / 1000;
