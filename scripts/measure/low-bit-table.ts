@@ -182,37 +182,46 @@ for (const name of names) {
   console.log(`\n${name}: fp32 perplexity ${base.toFixed(4)}, batch latency ${baseMs.toFixed(1)} ms`);
   console.log('| LM | method | bits/weight | perplexity | quantize time | latency vs fp32 |');
   console.log('|---|---|---|---|---|---|');
-  const only = process.env['ROWS']?.split(',');
-  for (const row of rowsFor(m.quick ?? false)) {
-    if (only && !only.some((o) => row.label.startsWith(o))) continue;
+  const quantizedRows = async () => {
+    const only = process.env['ROWS']?.split(',');
+    for (const row of rowsFor(m.quick ?? false)) {
+      if (only && !only.some((o) => row.label.startsWith(o))) continue;
+      const t0 = performance.now();
+      const q = await quantizeRow(bytes, row, calib);
+      const seconds = (performance.now() - t0) / 1000;
+      await record(row.label, q.bytes, bitsPerWeight(q.report.layers), seconds);
+    }
+  };
+  const mixedRows = async () => {
+    // Mixed precision: one sensitivity measurement, then the knapsack at each budget.
+    const cands = (
+      m.quick ? ['q2-asym:64', 'q4:128', 'q4:32', 'q8-block:128', 'fp32'] : [...DEFAULT_CANDIDATES, 'q4:64']
+    ).map(parseCandidate);
     const t0 = performance.now();
-    const q = await quantizeRow(bytes, row, calib);
-    const seconds = (performance.now() - t0) / 1000;
-    await record(row.label, q.bytes, bitsPerWeight(q.report.layers), seconds);
-  }
-  // Mixed precision: one sensitivity measurement, then the knapsack at each budget.
-  if (process.env['NO_MIXED']) continue;
-  const cands = (
-    m.quick ? ['q2-asym:64', 'q4:128', 'q4:32', 'q8-block:128', 'fp32'] : [...DEFAULT_CANDIDATES, 'q4:64']
-  ).map(parseCandidate);
-  const t0 = performance.now();
-  const s = await measureSensitivity(nodeRuntime, bytes, calib, cands);
-  const sensSeconds = (performance.now() - t0) / 1000;
-  const params = s.weights.reduce((a, w) => a + w.params, 0);
-  for (const target of [3.5, 4.25, 5]) {
-    const t1 = performance.now();
-    const plan = planMixed(s, cands, (target * params) / 8);
-    const mixed = mixedModelBytes(bytes, plan);
-    const seconds = sensSeconds + (performance.now() - t1) / 1000;
-    const counts = new Map<string, number>();
-    for (const c of plan.choice.values()) counts.set(c.label, (counts.get(c.label) ?? 0) + 1);
-    await record(
-      `mixed ${target} (${[...counts].map(([l, n]) => `${n}× ${l}`).join(', ')})`,
-      mixed.bytes,
-      (plan.bytes * 8) / plan.params,
-      seconds,
-    );
-  }
+    const s = await measureSensitivity(nodeRuntime, bytes, calib, cands);
+    const sensSeconds = (performance.now() - t0) / 1000;
+    mkdirSync(`${root}.cache`, { recursive: true });
+    writeFileSync(`${root}.cache/sensitivity-${name}.json`, JSON.stringify(s, null, 1));
+    const params = s.weights.reduce((a, w) => a + w.params, 0);
+    for (const target of [3.5, 4.25, 5]) {
+      const t1 = performance.now();
+      const plan = planMixed(s, cands, (target * params) / 8);
+      const mixed = mixedModelBytes(bytes, plan);
+      const seconds = sensSeconds + (performance.now() - t1) / 1000;
+      const counts = new Map<string, number>();
+      for (const c of plan.choice.values()) counts.set(c.label, (counts.get(c.label) ?? 0) + 1);
+      await record(
+        `mixed ${target} (${[...counts].map(([l, n]) => `${n}× ${l}`).join(', ')})`,
+        mixed.bytes,
+        (plan.bytes * 8) / plan.params,
+        seconds,
+      );
+    }
+  };
+  // The bigger LM measures its mixed models first: they are what its layer sensitivities are for.
+  if (m.quick && !process.env['NO_MIXED']) await mixedRows();
+  await quantizedRows();
+  if (!m.quick && !process.env['NO_MIXED']) await mixedRows();
   const best = out.reduce((a, b) => (b.change < a.change ? b : a));
   const fastest = out.reduce((a, b) => (b.latency < a.latency ? b : a));
   console.log(`most accurate: ${best.label} (${pct(best.change)}, latency ${best.latency.toFixed(2)}× fp32)`);
