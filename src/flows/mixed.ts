@@ -61,6 +61,8 @@ export interface WeightCost {
 
 export interface WeightSensitivity {
   readonly weight: string;
+  /** The first node reading it (a readable name where the weight's is an exporter's). */
+  readonly node: string;
   readonly params: number;
   readonly costs: WeightCost[];
 }
@@ -72,16 +74,19 @@ export interface SensitivityResult {
 }
 
 /** The weights the pass would quantize (MatMul/Gemm sites, user exclusions honoured), in order. */
-function linearWeights(model: Model, options: Pick<WeightOnlyOptions, 'exclude' | 'keepFirstLast'>): string[] {
+function linearWeights(
+  model: Model,
+  options: Pick<WeightOnlyOptions, 'exclude' | 'keepFirstLast'>,
+): { weight: string; node: string }[] {
   const sites = findWeightSites(model);
   const skip = userSkipReason(sites, { scheme: 'q4', ...options });
-  const names: string[] = [];
+  const names: { weight: string; node: string }[] = [];
   // A weight also read as an embedding table (tied head) keeps its fp32 table whatever the head
   // takes, so its bytes would not follow the choice: it stays out of the plan (and fp32).
   const tied = new Set(sites.filter((s) => s.node.opType === 'Gather').map((s) => s.weight.name));
   for (const s of sites) {
     if (skip(s) || rejectLinear(s, model.graph) || s.node.opType === 'Gather' || tied.has(s.weight.name)) continue;
-    if (!names.includes(s.weight.name)) names.push(s.weight.name);
+    if (!names.some((x) => x.weight === s.weight.name)) names.push({ weight: s.weight.name, node: s.node.name });
   }
   return names;
 }
@@ -192,7 +197,7 @@ export async function measureSensitivity(
   const weights = linearWeights(base, options);
   const result: WeightSensitivity[] = [];
   let done = 0;
-  for (const w of weights) {
+  for (const { weight: w, node } of weights) {
     const init = base.graph.initializers.get(w);
     const params = (init?.dims ?? []).reduce((a, b) => a * b, 1);
     const costs: WeightCost[] = [];
@@ -212,7 +217,7 @@ export async function measureSensitivity(
       });
       progress?.(++done, weights.length * candidates.length);
     }
-    result.push({ weight: w, params, costs });
+    result.push({ weight: w, node, params, costs });
   }
   return { weights: result, positions: ref.data.length / ref.classes };
 }

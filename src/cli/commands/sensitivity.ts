@@ -23,28 +23,31 @@ function collect(value: string, previous: string[] = []): string[] {
   ];
 }
 
-/** log10 KL as a bar from 1e-7 (empty) to 1 (40 characters): the layers to keep wide stand out. */
-function bar(kl: number): string {
-  const x = kl > 0 ? Math.min(1, Math.max(0, (Math.log10(kl) + 7) / 7)) : 0;
-  return '#'.repeat(Math.round(x * 40));
+/** log10 KL as a bar over the column's range (1 … 40 characters): the layers to keep wide stand out. */
+function bar(kl: number, lo: number, hi: number): string {
+  const x = kl > 0 && hi > lo ? (Math.log10(kl) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo)) : 0;
+  return '#'.repeat(1 + Math.round(Math.min(1, Math.max(0, x)) * 39));
 }
 
 export function formatSensitivity(r: SensitivityResult, labels: readonly string[]): string {
-  const head = ['weight', 'params', ...labels.flatMap((l) => [`${l} bits`, `${l} KL`])];
+  const head = ['weight', 'node', 'params', ...labels.flatMap((l) => [`${l} bits`, `${l} KL`])];
   const rows = r.weights.map((w) => [
     w.weight,
+    w.node,
     String(w.params),
     ...w.costs.flatMap((c) => [((c.bytes * 8) / w.params).toFixed(2), c.kl.toExponential(2)]),
   ]);
   // The plot: each weight's KL under the narrowest candidate, log scale.
   const narrow = labels.findIndex((l) => l !== 'fp32');
-  const plot = r.weights.map(
-    (w) => `${w.weight.padEnd(Math.max(...r.weights.map((x) => x.weight.length)))} ${bar(w.costs[narrow]?.kl ?? 0)}`,
-  );
+  const kls = r.weights.map((w) => w.costs[narrow]?.kl ?? 0).filter((v) => v > 0);
+  const lo = Math.min(...kls);
+  const hi = Math.max(...kls);
+  const width = Math.max(...r.weights.map((x) => x.node.length));
+  const plot = r.weights.map((w) => `${w.node.padEnd(width)} ${bar(w.costs[narrow]?.kl ?? 0, lo, hi)}`);
   return [
     formatTable(head, rows),
     '',
-    `KL under ${labels[narrow] ?? '-'} (log scale, 1e-7 … 1):`,
+    `KL under ${labels[narrow] ?? '-'} (log scale, ${lo.toExponential(1)} … ${hi.toExponential(1)}):`,
     ...plot,
     `KL: mean over ${r.positions} output positions of KL(fp32 ‖ only this weight quantized), nats`,
     '',
