@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { meanKl } from '../src/flows/mixed.js';
+import { meanKl, planMixed, planMixedForLoss, type Candidate, type SensitivityResult } from '../src/flows/mixed.js';
 import { chooseUnderBudget, type KnapsackOption } from '../src/quant/knapsack.js';
 import { runCli } from './helpers/cli.js';
 
@@ -52,6 +52,45 @@ describe('KL of output distributions (flows/mixed.ts meanKl)', () => {
     const q = Float32Array.from([0, 0]);
     expect(meanKl(ref, q, 2)).toBeCloseTo(0.25 * Math.log(0.5) + 0.75 * Math.log(1.5), 6);
     expect(meanKl(ref, ref, 2)).toBe(0);
+  });
+});
+
+describe('planning under a loss limit (planMixedForLoss)', () => {
+  const cands: Candidate[] = [
+    { label: 'q2', scheme: 'q2-asym' },
+    { label: 'q4', scheme: 'q4' },
+    { label: 'fp32', scheme: 'fp32' },
+  ];
+  const u = lcg(9);
+  const s: SensitivityResult = {
+    positions: 1,
+    weights: Array.from({ length: 6 }, (_, i) => {
+      const p = 1000 * (1 + i);
+      return {
+        weight: `w${i}`,
+        node: `n${i}`,
+        params: p,
+        costs: [
+          { label: 'q2', bytes: p / 4, kl: 0.01 + 0.02 * u() },
+          { label: 'q4', bytes: p / 2, kl: 0.001 * u() },
+          { label: 'fp32', bytes: 4 * p, kl: 0 },
+        ],
+      };
+    }),
+  };
+  it('the smallest plan within the limit: within it, and no smaller budget plan is', () => {
+    for (const limit of [0.005, 0.02, 0.06]) {
+      const plan = planMixedForLoss(s, cands, limit);
+      expect(plan.predictedKl).toBeLessThanOrEqual(limit);
+      // 1 % fewer bytes cannot meet the limit.
+      let smaller;
+      try {
+        smaller = planMixed(s, cands, plan.bytes * 0.99);
+      } catch {
+        smaller = undefined;
+      }
+      if (smaller) expect(smaller.predictedKl).toBeGreaterThan(limit);
+    }
   });
 });
 

@@ -40,6 +40,7 @@ export const OPTION_FLAGS: Readonly<Record<string, string>> = {
   accuracyLevel: '--accuracy-level',
   targetBits: '--target-bits',
   outliers: '--outliers',
+  maxLossIncrease: '--max-loss-increase',
   targetSize: '--target-size',
 };
 

@@ -14,6 +14,7 @@ import {
   mixedModelBytes,
   parseCandidate,
   planMixed,
+  planMixedForLoss,
   type Candidate,
   type MixedPlan,
   type SensitivityResult,
@@ -66,8 +67,10 @@ export async function sensitivityFile(
 export interface MixedFileOptions extends SensitivityFileOptions {
   /** Budget as bits per linear weight ... */
   readonly targetBits?: number | undefined;
-  /** ... or as bytes of the linear weights. */
+  /** ... or as bytes of the linear weights ... */
   readonly targetSize?: number | undefined;
+  /** ... or the smallest model whose predicted loss rises by at most this fraction (0.01 = 1 %). */
+  readonly maxLossIncrease?: number | undefined;
   readonly force?: boolean | undefined;
 }
 
@@ -85,20 +88,31 @@ export async function quantizeMixedFile(
   outPath: string,
   o: MixedFileOptions,
 ): Promise<MixedFileResult> {
-  if ((o.targetBits === undefined) === (o.targetSize === undefined))
-    throw new OptionError('QK_BAD_OPTION', 'give one of `targetBits` and `targetSize`', 'e.g. `targetBits` 4.5', [
-      'targetBits',
-      'targetSize',
-    ]);
+  const given = [o.targetBits, o.targetSize, o.maxLossIncrease].filter((v) => v !== undefined).length;
+  if (given !== 1)
+    throw new OptionError(
+      'QK_BAD_OPTION',
+      'give one of `targetBits`, `targetSize` and `maxLossIncrease`',
+      'e.g. `targetBits` 4.5',
+      ['targetBits', 'targetSize', 'maxLossIncrease'],
+    );
   const { bytes, data, candidates, notes } = load(inPath, o);
   const s = await measureSensitivity(nodeRuntime, bytes, data, candidates, { exclude: o.exclude }, o.progress);
   const params = s.weights.reduce((a, w) => a + w.params, 0);
-  const budget = o.targetSize ?? ((o.targetBits as number) * params) / 8;
-  const plan = planMixed(s, candidates, budget);
+  const plan =
+    o.maxLossIncrease !== undefined
+      ? planMixedForLoss(s, candidates, Math.log1p(o.maxLossIncrease))
+      : planMixed(s, candidates, o.targetSize ?? ((o.targetBits as number) * params) / 8);
+  const budget =
+    o.maxLossIncrease !== undefined ? plan.bytes : (o.targetSize ?? ((o.targetBits as number) * params) / 8);
   const m = mixedModelBytes(bytes, plan, { exclude: o.exclude });
   await writeFileAtomic(outPath, [m.bytes], { force: o.force ?? false, inputs: [inPath] });
+  const allowed =
+    o.maxLossIncrease !== undefined
+      ? `summed KL ≤ ln(1 + ${o.maxLossIncrease}) = ${Math.log1p(o.maxLossIncrease).toExponential(3)}`
+      : `${Math.floor(budget)} bytes allowed`;
   notes.push(
-    `mixed precision: ${((plan.bytes * 8) / Math.max(1, plan.params)).toFixed(3)} bits per linear weight (${plan.bytes} bytes of ${Math.floor(budget)} allowed), summed KL of the choices ${plan.predictedKl.toExponential(3)}`,
+    `mixed precision: ${((plan.bytes * 8) / Math.max(1, plan.params)).toFixed(3)} bits per linear weight (${plan.bytes} bytes; ${allowed}), summed KL of the choices ${plan.predictedKl.toExponential(3)}`,
   );
   return { plan, layers: m.layers, sensitivity: s, outputFileBytes: m.bytes.length, notes };
 }

@@ -258,6 +258,40 @@ export function planMixed(s: SensitivityResult, candidates: readonly Candidate[]
   return { choice, bytes, params, predictedKl: kl };
 }
 
+/**
+ * The smallest plan whose summed KL stays within `maxKl`: the least byte budget whose best plan
+ * fits, found by bisection (a bigger budget never has a worse best plan). For a language model the
+ * expected rise of the cross-entropy is the KL, so a perplexity increase p is maxKl = ln(1 + p).
+ */
+export function planMixedForLoss(s: SensitivityResult, candidates: readonly Candidate[], maxKl: number): MixedPlan {
+  const least = s.weights.reduce((sum, w) => sum + Math.min(...w.costs.map((c) => c.bytes)), 0);
+  const most = s.weights.reduce((sum, w) => sum + Math.max(...w.costs.map((c) => c.bytes)), 0);
+  let lo = least;
+  let hi = most;
+  let best = planMixed(s, candidates, most);
+  if (best.predictedKl > maxKl)
+    throw new OptionError(
+      'QK_BAD_OPTION',
+      `even the widest candidates lose ${best.predictedKl.toExponential(2)} nats of KL, over the ${maxKl.toExponential(2)} allowed`,
+      'allow a larger `maxLossIncrease`, or add fp32 to `schemes`',
+      ['maxLossIncrease', 'schemes'],
+    );
+  for (let i = 0; i < 30 && hi - lo > 1; i++) {
+    const mid = (lo + hi) / 2;
+    let plan: MixedPlan | undefined;
+    try {
+      plan = planMixed(s, candidates, mid);
+    } catch {
+      plan = undefined;
+    }
+    if (plan && plan.predictedKl <= maxKl) {
+      best = plan;
+      hi = mid;
+    } else lo = mid;
+  }
+  return best;
+}
+
 /** The mixed model's bytes for a plan (same preparation as the measurements). */
 export function mixedModelBytes(
   bytes: Uint8Array,

@@ -57,6 +57,7 @@ interface QuantizeCliOptions {
   targetBits?: string;
   outliers?: string;
   targetSize?: string;
+  maxLossIncrease?: string;
   schemes?: string[];
   nonFinite?: string;
   verify: boolean; // --no-verify turns it off
@@ -84,6 +85,10 @@ export function registerQuantize(program: Command): void {
     .option(
       '--target-bits <b>',
       'mixed precision instead of --scheme: the scheme per linear weight of least measured loss (needs --calib) within b bits per weight',
+    )
+    .option(
+      '--max-loss-increase <p>',
+      'mixed precision: the smallest model whose predicted loss (perplexity) rises by at most p (e.g. 1%)',
     )
     .option('--target-size <bytes>', 'mixed precision within this many bytes of linear weights (e.g. 300MB, 2.5e6)')
     .option(
@@ -168,7 +173,7 @@ export function registerQuantize(program: Command): void {
     )
     .option('--no-verify', 'do not load and run the written model in ONNX Runtime before reporting success')
     .action(async (input: string, opts: QuantizeCliOptions) => {
-      if (opts.targetBits !== undefined || opts.targetSize !== undefined) {
+      if (opts.targetBits !== undefined || opts.targetSize !== undefined || opts.maxLossIncrease !== undefined) {
         await mixedCommand(input, opts);
         return;
       }
@@ -278,11 +283,11 @@ function parseNonFinite(s: string | undefined): NonFinitePolicy | undefined {
 }
 
 /** '0.5%' → 0.005; '0.005' → 0.005. */
-function parseFraction(s: string | undefined): number | undefined {
+function parseFraction(s: string | undefined, flag = '--outliers'): number | undefined {
   if (s === undefined) return undefined;
   const pct = s.trim().endsWith('%');
   const n = Number(pct ? s.trim().slice(0, -1) : s);
-  if (!(n > 0)) throw new QuantkitError('QK_BAD_OPTION', `--outliers '${s}' is not a positive share`, 'e.g. 0.5%');
+  if (!(n > 0)) throw new QuantkitError('QK_BAD_OPTION', `${flag} '${s}' is not a positive share`, 'e.g. 0.5%');
   return pct ? n / 100 : n;
 }
 
@@ -406,6 +411,7 @@ async function mixedCommand(input: string, opts: QuantizeCliOptions): Promise<vo
     exclude: opts.exclude,
     targetBits: bits,
     targetSize: opts.targetSize === undefined ? undefined : parseSize(opts.targetSize),
+    maxLossIncrease: parseFraction(opts.maxLossIncrease, '--max-loss-increase'),
     force: opts.force ?? false,
     progress: bar.progress && ((done, total) => bar.progress?.(done, total, 1, 1)),
   })
