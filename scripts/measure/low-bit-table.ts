@@ -80,12 +80,14 @@ function rowsFor(quick: boolean): Row[] {
   };
   if (quick) {
     // The bigger LM: the rows that decide the comparison, within an hour on a busy 2-core machine.
+    // Cheapest and most telling first (a run cut short still has them).
+    add('q4', 128, ['rtn', 'search', 'hqq', 'gptq']);
     add('q4', 32, ['search', 'acc4']);
-    add('q4', 128, ['rtn', 'search', 'hqq', 'gptq', 'awq', 'awq+gptq']);
     add('q4-k', 32, ['search']);
     add('q3-asym', 32, ['search', 'gptq']);
-    add('q3-asym', 16, ['spqr 0.5%']);
     add('q2-asym', 32, ['search', 'gptq']);
+    add('q3-asym', 16, ['spqr 0.5%']);
+    add('q4', 128, ['awq', 'awq+gptq']);
     return rows;
   }
   add('q4', 32, [...METHODS_FULL, 'acc4']);
