@@ -204,17 +204,20 @@ async function collectInputStats(
               ['exclude'],
             );
           const rows = t.data.length / a.K;
-          for (let i = 0; i < t.data.length; i++) {
-            const v = t.data[i] as number;
-            if (!Number.isFinite(v))
-              throw new QuantkitError(
-                'QK_CALIB_NON_FINITE',
-                `layer input '${name}' holds NaN or ±Inf on the calibration data`,
-                'check the model on this data in ONNX Runtime; AWQ needs finite layer inputs',
-              );
-            const k = i % a.K;
-            a.abs[k] = (a.abs[k] as number) + Math.abs(v);
+          let sum = 0;
+          for (let r = 0, i = 0; r < rows; r++) {
+            for (let k = 0; k < a.K; k++, i++) {
+              const v = t.data[i] as number;
+              sum += v;
+              a.abs[k] = (a.abs[k] as number) + Math.abs(v);
+            }
           }
+          if (!Number.isFinite(sum))
+            throw new QuantkitError(
+              'QK_CALIB_NON_FINITE',
+              `layer input '${name}' holds NaN or ±Inf on the calibration data`,
+              'check the model on this data in ONNX Runtime; AWQ needs finite layer inputs',
+            );
           accumulateGram(a.h, t.data, rows, a.K);
           a.rows += rows;
         }

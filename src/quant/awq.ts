@@ -35,7 +35,8 @@ export interface AwqScaleResult {
 export function gramOutputError(h: Float64Array, w: Float32Array, wq: Float32Array, K: number, N: number): number {
   const d = new Float64Array(K * N);
   for (let i = 0; i < d.length; i++) d[i] = (w[i] as number) - (wq[i] as number);
-  // Σ_{i,j} H[i,j] · (D·Dᵀ)[i,j], both symmetric: the diagonal once, each pair i < j twice.
+  // Σ_{i,j} H[i,j] · (D·Dᵀ)[i,j], both symmetric: the diagonal once, each pair i < j twice. Four
+  // rows j at a time share the loads of row i.
   let total = 0;
   for (let i = 0; i < K; i++) {
     const ri = i * N;
@@ -43,13 +44,34 @@ export function gramOutputError(h: Float64Array, w: Float32Array, wq: Float32Arr
     let diag = 0;
     for (let n = 0; n < N; n++) diag += (d[ri + n] as number) ** 2;
     let off = 0;
-    for (let j = i + 1; j < K; j++) {
-      const hij = h[hi + j] as number;
-      if (hij === 0) continue;
+    let j = i + 1;
+    for (; j + 3 < K; j += 4) {
+      const r0 = j * N;
+      const r1 = r0 + N;
+      const r2 = r1 + N;
+      const r3 = r2 + N;
+      let s0 = 0,
+        s1 = 0,
+        s2 = 0,
+        s3 = 0;
+      for (let n = 0; n < N; n++) {
+        const a = d[ri + n] as number;
+        s0 += a * (d[r0 + n] as number);
+        s1 += a * (d[r1 + n] as number);
+        s2 += a * (d[r2 + n] as number);
+        s3 += a * (d[r3 + n] as number);
+      }
+      off +=
+        (h[hi + j] as number) * s0 +
+        (h[hi + j + 1] as number) * s1 +
+        (h[hi + j + 2] as number) * s2 +
+        (h[hi + j + 3] as number) * s3;
+    }
+    for (; j < K; j++) {
       const rj = j * N;
       let s = 0;
       for (let n = 0; n < N; n++) s += (d[ri + n] as number) * (d[rj + n] as number);
-      off += hij * s;
+      off += (h[hi + j] as number) * s;
     }
     total += (h[hi + i] as number) * diag + 2 * off;
   }
