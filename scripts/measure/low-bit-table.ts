@@ -186,7 +186,7 @@ for (const name of names) {
   console.log('|---|---|---|---|---|---|');
   const quantizedRows = async () => {
     const only = process.env['ROWS']?.split(',');
-    for (const row of rowsFor(m.quick ?? false)) {
+    for (const row of rowsFor((m.quick ?? false) && !process.env['FULL'])) {
       if (only && !only.some((o) => row.label.startsWith(o))) continue;
       const t0 = performance.now();
       const q = await quantizeRow(bytes, row, calib);
