@@ -64,6 +64,8 @@ const NODE_FLOWS = [
   'evaluate-node',
   'gptq',
   'model-latency-node',
+  'awq-node',
+  'mixed-file',
   'quantize-file',
   'quantize-pool',
   'quantize-report',

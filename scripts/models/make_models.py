@@ -7,6 +7,9 @@ How to run (from the repository root, Debian 12 system Python, NOT a pyenv/venv 
     /usr/bin/python3 scripts/models/make_models.py            # both models (~6 min on 2 cores)
     /usr/bin/python3 scripts/models/make_models.py --only cnn # just the CNN (~15 s)
     npx tsx scripts/models/check-models.ts                    # re-check the files with ONNX Runtime
+    /usr/bin/python3 scripts/models/make_models.py --only lm --lm-size big --out .cache/models
+                                                              # the bigger LM (4 layers, d = 256) of
+                                                              # scripts/measure/low-bit-table.ts, not committed
 
 What it needs:
   * torch 1.13 (Debian's python3-torch; exporter opset 17 for LayerNormalization), scikit-learn, numpy.
@@ -58,6 +61,10 @@ LM_LR = 3e-3
 MASK_NEG = -1e4  # additive causal mask constant, as in real transformer exports
 N_EVAL = 64
 N_CALIB = 32
+# --lm-size big: the same LM, wider and deeper (so that layer sensitivities differ), for the
+# low-bit comparison (scripts/measure/low-bit-table.ts). Kept out of git (~9 MB): it is made on
+# demand into a git-ignored folder. A 2× MLP and small batches keep training to ~10 minutes on 2 busy cores.
+BIG_LM = {"D_MODEL": 256, "N_LAYERS": 4, "D_MLP": 512, "LM_STEPS": 600, "LM_BATCH": 16, "LM_LR": 2e-3}
 
 
 def seed_everything(seed):
@@ -292,18 +299,18 @@ def make_lm(args, metrics):
           f"perplexity {2 ** eval_bpc:.4f}; val sample (1024 windows): {val_bpc:.4f} bits/char; "
           f"training {train_seconds:.0f} s")
 
-    path = os.path.join(OUT, "lm.onnx")
+    path = os.path.join(OUT, f"{args.lm_name}.onnx")
     dummy = torch.from_numpy(eval_windows[:2, :CONTEXT])
     torch.onnx.export(model, (dummy,), path, opset_version=OPSET, input_names=["input_ids"],
                       output_names=["logits"], do_constant_folding=True,
                       dynamic_axes={"input_ids": {0: "batch", 1: "seq"},
                                     "logits": {0: "batch", 1: "seq"}})
-    np.save(os.path.join(OUT, "lm-eval.npy"), eval_windows)
-    np.save(os.path.join(OUT, "lm-calib.npy"), calib)
-    with open(os.path.join(OUT, "lm-vocab.json"), "w", encoding="utf-8") as f:
+    np.save(os.path.join(OUT, f"{args.lm_name}-eval.npy"), eval_windows)
+    np.save(os.path.join(OUT, f"{args.lm_name}-calib.npy"), calib)
+    with open(os.path.join(OUT, f"{args.lm_name}-vocab.json"), "w", encoding="utf-8") as f:
         json.dump({str(i): ch for i, ch in enumerate(itos)}, f, ensure_ascii=False, indent=0)
         f.write("\n")
-    metrics["lm"] = {
+    metrics[args.lm_name.replace("-", "_")] = {
         "parameters": n_params, "vocab": len(itos), "context": CONTEXT, "steps": LM_STEPS,
         "batch": LM_BATCH, "train_seconds": round(train_seconds, 1),
         "eval_bits_per_char": round(eval_bpc, 6), "eval_perplexity": round(2 ** eval_bpc, 6),
@@ -385,7 +392,17 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", choices=["lm", "cnn"], help="make just one of the two models")
     parser.add_argument("--austen-rdb", help="path of janeaustenr's data/Rdata.rdb")
+    parser.add_argument("--lm-size", choices=["small", "big"], default="small",
+                        help="big: 4 layers, d = 256 (BIG_LM), written as lm-big.* into --out")
+    parser.add_argument("--out", help="output folder (default models/)")
     args = parser.parse_args()
+    global OUT
+    if args.out:
+        OUT = os.path.abspath(args.out)
+    args.lm_name = "lm"
+    if args.lm_size == "big":
+        globals().update(BIG_LM)
+        args.lm_name = "lm-big"
     torch.set_num_threads(2)
     torch.use_deterministic_algorithms(True)
     os.makedirs(OUT, exist_ok=True)

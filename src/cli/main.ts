@@ -21,6 +21,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   web: async () => (await import('./commands/web.js')).registerWeb,
   transformersjs: async () => (await import('./commands/transformersjs.js')).registerTransformersJs,
   bench: async () => (await import('./commands/bench.js')).registerBench,
+  sensitivity: async () => (await import('./commands/sensitivity.js')).registerSensitivity,
 };
 
 /**

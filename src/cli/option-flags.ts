@@ -45,6 +45,13 @@ export const OPTION_FLAGS: Readonly<Record<string, string>> = {
   labels: '--labels',
   task: '--task',
   calibrationBatches: '--calib-batches',
+  hqq: '--hqq',
+  awq: '--awq',
+  awqGptq: '--awq-gptq',
+  targetBits: '--target-bits',
+  outliers: '--outliers',
+  maxLossIncrease: '--max-loss-increase',
+  targetSize: '--target-size',
 };
 
 /** The flag for a marked option, or the mark unchanged when the CLI has no flag of that name. */

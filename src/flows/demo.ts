@@ -140,7 +140,9 @@ export function demoVariants(only?: readonly string[]): DemoVariant[] {
     }
     for (const b of DEMO_BLOCK_SIZES)
       out.push({ kind: 'weight-only', label: `${name} b${b}`, scheme: name, blockSize: b });
-    if (s.kind === 'nbits' && s.symmetric && s.bits === 4)
+    // q3 (3-bit levels in 4-bit storage) and q4-k are left out of the extra rows too.
+    const plainQ4 = s.kind === 'nbits' && s.symmetric && s.bits === 4 && !('codeBits' in s) && !('superBlock' in s);
+    if (plainQ4)
       out.push({
         kind: 'weight-only',
         label: `${name}-rtn b${RTN_BLOCK_SIZE}`,
@@ -148,7 +150,7 @@ export function demoVariants(only?: readonly string[]): DemoVariant[] {
         blockSize: RTN_BLOCK_SIZE,
         rtn: true,
       });
-    if ((s.kind === 'nbits' && s.symmetric && s.bits === 4) || s.kind === 'bnb4')
+    if (plainQ4 || s.kind === 'bnb4')
       out.push({
         kind: 'gptq',
         label: `${name} b${s.defaultBlockSize} +gptq`,

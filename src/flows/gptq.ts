@@ -126,7 +126,7 @@ export async function gptqPrecompute(
     );
   // The pass folds outlier norm scales into the weights first (passes/weight-only/index.ts); the
   // statistics must be those of the folded model (its second fold finds nothing left to do).
-  const eq = equalizeNormScales(model, { exclude: options.exclude });
+  const eq = options.equalizeNorms === false ? { groups: [] } : equalizeNormScales(model, { exclude: options.exclude });
   const plan = planGptq(model, options);
   const stages = stagesOf(model, plan.layers, o.sequential ?? true);
   const { work, nodeOf } = workingCopy(model);

@@ -13,6 +13,7 @@ import type { WeightOnlyOptions, WeightOnlyReport } from '../passes/weight-only/
 import type { PrecomputedWeights } from '../passes/weight-only/types.js';
 import { planQuantizedOutput } from './model-output.js';
 import { accuracyLevelCost } from './accuracy-level-node.js';
+import { awqFromCalibFiles, type AwqFileOptions } from './awq-node.js';
 import { gptqFromCalibFiles, type GptqFileOptions } from './gptq.js';
 import { quantizeLoadedModel } from './quantize.js';
 import { precomputeWeights, type PoolOptions } from './quantize-pool.js';
@@ -24,7 +25,7 @@ import { firstSamples, verifyOutput, type VerifyOption } from './verify-output.j
  * ONNX Runtime. The rewrite itself is quantize.ts's, in memory.
  */
 
-export interface QuantizeFileOptions extends WeightOnlyOptions, GptqFileOptions, VerifyOption {
+export interface QuantizeFileOptions extends WeightOnlyOptions, GptqFileOptions, AwqFileOptions, VerifyOption {
   readonly force?: boolean | undefined;
   /** NaN/±Inf in the weights: refuse (default), clamp, or keep them unquantized (passes/non-finite.ts). */
   readonly nonFinite?: NonFinitePolicy | undefined;
@@ -82,9 +83,13 @@ export async function quantizeFile(
     const model = modelFromProto(file.proto, { external: file.external, label: inPath });
     let gptq: Awaited<ReturnType<typeof gptqFromCalibFiles>>;
     let precomputed: PrecomputedWeights | undefined;
-    const report = await quantizeLoadedModel(model, options, async (folded, opts) => {
-      // --calib: GPTQ's results (flows/gptq.ts) instead of the data-free ones.
-      gptq = await gptqFromCalibFiles(folded, opts);
+    const report = await quantizeLoadedModel(model, options, async (folded, given) => {
+      // --awq: the weights scaled and clipped first (flows/awq.ts); the norms are equalized then.
+      const awq = await awqFromCalibFiles(folded, given);
+      const overrides = awq ? { equalizeNorms: false } : undefined;
+      const opts = { ...given, ...overrides };
+      // --calib: GPTQ's results (flows/gptq.ts) instead of the data-free ones (after AWQ: --awq-gptq).
+      gptq = awq && !opts.awqGptq ? undefined : await gptqFromCalibFiles(folded, opts);
       // Big models: the weights are quantized on worker threads first (each reading its own bytes
       // from the data file), the pass then takes their results instead of loading the weights.
       const files = modelDirFiles(inPath);
@@ -93,7 +98,7 @@ export async function quantizeFile(
       } finally {
         files.close();
       }
-      return { precomputed, notes: gptq?.notes ?? [] };
+      return { precomputed, notes: [...(gptq?.notes ?? []), ...(awq?.notes ?? [])], overrides };
     });
     const plan = planQuantizedOutput(model, file.external, {
       hadExternal,

@@ -50,6 +50,8 @@ export interface LoadedModelOptions extends WeightOnlyOptions {
 export interface Precomputation {
   readonly precomputed: PrecomputedWeights | undefined;
   readonly notes: readonly string[];
+  /** Options the pass takes instead of the caller's (AWQ: the norms were equalized already). */
+  readonly overrides?: Partial<WeightOnlyOptions> | undefined;
 }
 
 /**
@@ -68,7 +70,7 @@ export async function quantizeLoadedModel<O extends LoadedModelOptions>(
   const opts: O = { ...options, exclude: [...(options.exclude ?? []), ...nonFinite.exclude] };
   const folded = foldBatchNorm(model);
   const pre = await precompute?.(model, opts);
-  const { report } = quantizeFolded(model, folded, { ...opts, precomputed: pre?.precomputed });
+  const { report } = quantizeFolded(model, folded, { ...opts, ...pre?.overrides, precomputed: pre?.precomputed });
   report.notes.push(...(pre?.notes ?? []), ...nonFinite.notes);
   return report;
 }

@@ -28,7 +28,10 @@ export type SchemeOption =
   | 'dynamicForm'
   | 'perToken'
   | 'target'
-  | 'minConvReduction';
+  | 'minConvReduction'
+  | 'hqq'
+  | 'awq'
+  | 'outliers';
 
 export type SchemeFamily = 'weight-only' | 'activation';
 
@@ -42,6 +45,9 @@ export const WEIGHT_ONLY_OPTIONS = [
   'accuracyLevel',
   'actOrder',
   'report',
+  'hqq',
+  'awq',
+  'outliers',
 ] as const satisfies readonly SchemeOption[];
 export const ACTIVATION_OPTIONS = [
   'method',
@@ -81,6 +87,12 @@ export const SCHEME_TABLE = {
   q4: weightOnly(),
   'q4-asym': weightOnly(),
   'q8-block': weightOnly(),
+  'q8-block-asym': weightOnly(),
+  q3: weightOnly(),
+  'q3-asym': weightOnly(),
+  q2: weightOnly(),
+  'q2-asym': weightOnly(),
+  'q4-k': weightOnly(),
   nf4: weightOnly(),
   fp4: weightOnly(),
   fp16: weightOnly('fp16'),

@@ -16,7 +16,14 @@ export function quantizeNBitsMatrixAuto(
   alpha: number,
   o: NBitsOptions,
 ): NBitsWeights {
-  if (!transposed && alpha === 1 && o.symmetric && !(o.rtn ?? false) && (o.bits === 4 || o.bits === 8)) {
+  if (
+    !transposed &&
+    alpha === 1 &&
+    o.symmetric &&
+    !(o.rtn ?? false) &&
+    (o.bits === 4 || o.bits === 8) &&
+    (o.codeBits ?? o.bits) === o.bits
+  ) {
     const w = quantizeSymBlocksWasm(data, K, N, o.bits, o.blockSize);
     if (w && 'packed' in w) {
       const kBlocks = Math.ceil(K / o.blockSize);

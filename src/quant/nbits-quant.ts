@@ -32,11 +32,26 @@ import { NonFiniteWeight } from './non-finite-weight.js';
  */
 
 export interface NBitsOptions {
+  /** Storage bits per code (MatMulNBits' `bits`). */
   readonly bits: 2 | 4 | 8;
   readonly blockSize: number;
   readonly symmetric: boolean;
   /** Round-to-nearest as ONNX Runtime's quantizer does, no search. */
   readonly rtn?: boolean;
+  /**
+   * Fewer levels than the storage holds: 2^codeBits codes (3 → 8 levels in 4-bit storage, the
+   * q3 schemes). Symmetric codes are centred on the storage's default zero point 2^(bits−1)
+   * (3-bit in 4-bit: codes 4 … 11, levels −4 … 3), so no zero-point tensor is needed; asymmetric
+   * codes and zero points use 0 … 2^codeBits − 1. Default: bits.
+   */
+  readonly codeBits?: number | undefined;
+}
+
+/** The code range [lo, hi] and the symmetric zero point of `o` in storage codes. */
+export function codeRange(o: NBitsOptions): { lo: number; hi: number; mid: number } {
+  const cb = o.codeBits ?? o.bits;
+  const off = o.symmetric ? (1 << (o.bits - 1)) - (1 << (cb - 1)) : 0;
+  return { lo: off, hi: off + (1 << cb) - 1, mid: 1 << (o.bits - 1) };
 }
 
 export interface NBitsWeights {
@@ -299,8 +314,11 @@ class RowEncoder {
   signalSq = 0;
   noiseSq = 0;
   private readonly bits: number;
+  /** Largest code of the levels (2^codeBits − 1) and their symmetric zero point, before `off`. */
   private readonly qmax: number;
   private readonly mid: number;
+  /** Added to every code and zero point when stored (codeBits < bits, symmetric: centres the levels). */
+  private readonly off: number;
   private readonly logPerByte: number;
   // Per-encoder scratch the block searches write their results into (no allocation per block).
   private readonly choice = new BlockChoice();
@@ -316,8 +334,10 @@ class RowEncoder {
     this.bits = o.bits;
     this.kBlocks = Math.ceil(K / o.blockSize);
     this.blob = (o.blockSize * o.bits) / 8;
-    this.qmax = (1 << o.bits) - 1;
-    this.mid = 1 << (o.bits - 1);
+    const cb = o.codeBits ?? o.bits;
+    this.qmax = (1 << cb) - 1;
+    this.mid = 1 << (cb - 1);
+    this.off = codeRange(o).lo;
     this.logPerByte = o.bits === 8 ? 0 : o.bits === 4 ? 1 : 2;
     this.packed = new Uint8Array(N * this.kBlocks * this.blob);
     this.scales = new Float32Array(N * this.kBlocks);
@@ -336,7 +356,7 @@ class RowEncoder {
    * would begin in x (for naming a non-finite element's column only).
    */
   encodeBlock(n: number, b: number, x: Float32Array, xi: Int32Array, start: number, rowOff: number): void {
-    const { K, kBlocks, qmax, mid, bits, logPerByte } = this;
+    const { K, kBlocks, qmax, mid, bits, logPerByte, off } = this;
     const { blockSize, symmetric } = this.o;
     const rtn = this.o.rtn ?? false;
     const perMask = (1 << logPerByte) - 1;
@@ -407,7 +427,7 @@ class RowEncoder {
       }
       const p = n * kBlocks + b;
       this.scales[p] = scale;
-      this.zp[p] = z;
+      this.zp[p] = z + off;
       const byteBase = p * this.blob;
       // Final pass: codes and packing. RTN reproduces MLAS BlockwiseQuantizer bit for bit:
       // roundf(v · (1/scale) + zp), ties away from zero, and sums its error here; the search
@@ -424,24 +444,24 @@ class RowEncoder {
           xc += v * c;
           cc += c * c;
           const byte = byteBase + (i >> logPerByte);
-          packed[byte] = (packed[byte] as number) | (q << ((i & perMask) * bits));
+          packed[byte] = (packed[byte] as number) | ((q + off) << ((i & perMask) * bits));
         }
         noise += Math.max(0, sqErr(xx, scale, xc, cc));
       } else if (fromCodes) {
         // The search's kept codes, packed as they are.
         let i = 0;
-        if (bits === 4)
+        if (bits === 4 && off === 0)
           for (; i + 1 < len; i += 2)
             packed[byteBase + (i >> 1)] = (kept[i] as number) | ((kept[i + 1] as number) << 4);
         for (; i < len; i++) {
           const byte = byteBase + (i >> logPerByte);
-          packed[byte] = (packed[byte] as number) | ((kept[i] as number) << ((i & perMask) * bits));
+          packed[byte] = (packed[byte] as number) | (((kept[i] as number) + off) << ((i & perMask) * bits));
         }
         noise += Math.max(0, choice.err);
       } else {
         const inv = 1 / scale;
         let i = 0;
-        if (bits === 4) {
+        if (bits === 4 && off === 0) {
           // Two codes per byte, one store.
           for (; i + 1 < len; i += 2) {
             let q0 = (x[start + i] as number) * inv + ROUNDER - ROUNDER + z;
@@ -455,13 +475,13 @@ class RowEncoder {
           let q = (x[start + i] as number) * inv + ROUNDER - ROUNDER + z;
           q = q < 0 ? 0 : q > qmax ? qmax : q;
           const byte = byteBase + (i >> logPerByte);
-          packed[byte] = (packed[byte] as number) | (q << ((i & perMask) * bits));
+          packed[byte] = (packed[byte] as number) | ((q + off) << ((i & perMask) * bits));
         }
         noise += Math.max(0, choice.err);
       }
       for (let i = len; i < blockSize; i++) {
         const byte = byteBase + (i >> logPerByte);
-        packed[byte] = (packed[byte] as number) | (z << ((i & perMask) * bits));
+        packed[byte] = (packed[byte] as number) | ((z + off) << ((i & perMask) * bits));
       }
       signal += xx;
     }

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { QuantkitError } from '../../errors.js';
 import { formatTable } from '../table.js';
 import { quantizeFile } from '../../flows/quantize-file.js';
+import { quantizeMixedFile } from '../../flows/mixed-file.js';
 import type { SchemeName, WeightOnlyReport } from '../../passes/weight-only/index.js';
 // --report: the HTML report of web/report for this run.
 import { writeFileAtomic } from '../../node/files.js';
@@ -27,7 +28,7 @@ import { isTarget, type Target, TARGETS } from '../../passes/activation/weight-f
 
 interface QuantizeCliOptions {
   output: string;
-  scheme: string;
+  scheme?: string;
   blockSize?: string;
   exclude: string[];
   keepFirstLast?: boolean;
@@ -51,6 +52,14 @@ interface QuantizeCliOptions {
   target?: string;
   progress?: boolean;
   actOrder?: boolean; // GPTQ (--calib with q4/q4-asym/q8-block/nf4/fp4)
+  hqq?: boolean;
+  awq?: boolean;
+  awqGptq?: boolean;
+  targetBits?: string;
+  outliers?: string;
+  targetSize?: string;
+  maxLossIncrease?: string;
+  schemes?: string[];
   nonFinite?: string;
   verify: boolean; // --no-verify turns it off
 }
@@ -73,7 +82,22 @@ export function registerQuantize(program: Command): void {
     )
     .argument('<in>', 'ONNX model file')
     .requiredOption('-o, --output <file>', 'output ONNX file')
-    .requiredOption('-s, --scheme <scheme>', `one of ${ALL_SCHEME_NAMES.join(', ')}`)
+    .option('-s, --scheme <scheme>', `one of ${ALL_SCHEME_NAMES.join(', ')}`)
+    .option(
+      '--target-bits <b>',
+      'mixed precision instead of --scheme: the scheme per linear weight of least measured loss (needs --calib) within b bits per weight',
+    )
+    .option(
+      '--max-loss-increase <p>',
+      'mixed precision: the smallest model whose predicted loss (perplexity) rises by at most p (e.g. 1%)',
+    )
+    .option('--target-size <bytes>', 'mixed precision within this many bytes of linear weights (e.g. 300MB, 2.5e6)')
+    .option(
+      '--schemes <list>',
+      'with --target-bits/--target-size: candidates scheme[:block] (default q2-asym:64,q2-asym:32,q4:128,q4:32,q8-block:128,fp32)',
+      collect,
+      [],
+    )
     .option(
       '--block-size <n>',
       'block size for q4/q4-asym/q8-block (default 32) and nf4/fp4 (default 64): 16, 32, 64, 128, 256',
@@ -97,7 +121,7 @@ export function registerQuantize(program: Command): void {
     .option('--rtn', "plain round-to-nearest scales (what ONNX Runtime's quantizer does), no per-block search")
     .option(
       '--accuracy-level <n>',
-      'q4/q4-asym/q8-block: MatMulNBits accuracy_level 0-4 (default 0: fp32; 4: ONNX Runtime may quantize activations to int8, approximate)',
+      'MatMulNBits schemes (q2…q8-block): accuracy_level 0-4 (default 0: fp32; 4: ONNX Runtime may quantize activations to int8, approximate)',
     )
     .option('--json', 'print the report as JSON')
     .option('-f, --force', 'replace an existing output file')
@@ -139,11 +163,31 @@ export function registerQuantize(program: Command): void {
       'GPTQ (--calib with a 4-bit scheme): quantize inputs in order of decreasing activation energy',
     )
     .option(
+      '--awq',
+      'block-quantized schemes with --calib: AWQ (activation-aware per-channel scales folded into the producer, then clipping) before quantizing',
+    )
+    .option(
+      '--outliers <fraction>',
+      'MatMulNBits schemes: keep this share of the weights (whole input rows of largest error, e.g. 0.5%) in fp16 beside the low-bit weight',
+    )
+    .option('--awq-gptq', 'with --awq: GPTQ on the AWQ-scaled weights instead of the data-free quantizer')
+    .option('--hqq', 'q4/q4-asym/q3/q3-asym/q2/q2-asym: HQQ zero points (data-free), stored as float zero points')
+    .option(
       '--non-finite <policy>',
       "NaN/±Inf in the weights: 'error' (default), 'clamp' (NaN → 0, ±Inf → the tensor's finite extremes) or 'keep' (leave those tensors unquantized)",
     )
     .option('--no-verify', 'do not load and run the written model in ONNX Runtime before reporting success')
     .action(async (input: string, opts: QuantizeCliOptions) => {
+      if (opts.targetBits !== undefined || opts.targetSize !== undefined || opts.maxLossIncrease !== undefined) {
+        await mixedCommand(input, opts);
+        return;
+      }
+      if (opts.scheme === undefined)
+        throw new QuantkitError(
+          'QK_BAD_OPTION',
+          'quantize needs --scheme, or --target-bits / --target-size for mixed precision',
+          `e.g. --scheme q4; schemes: ${ALL_SCHEME_NAMES.join(', ')}`,
+        );
       const row = schemeRow(opts.scheme);
       refuseOptions(opts, row.options);
       await FAMILY_COMMANDS[row.family](input, opts);
@@ -163,8 +207,11 @@ const SCHEME_OPTION_FLAGS: Record<SchemeOption, { key: keyof QuantizeCliOptions;
   doubleQuant: { key: 'doubleQuant', flag: '--double-quant' },
   format: { key: 'format', flag: '--format' },
   rtn: { key: 'rtn', flag: '--rtn' },
-  accuracyLevel: { key: 'accuracyLevel', flag: '--accuracy-level' },
   actOrder: { key: 'actOrder', flag: '--act-order' },
+  hqq: { key: 'hqq', flag: '--hqq' },
+  awq: { key: 'awq', flag: '--awq' },
+  accuracyLevel: { key: 'accuracyLevel', flag: '--accuracy-level' },
+  outliers: { key: 'outliers', flag: '--outliers' },
   report: { key: 'report', flag: '--report' },
   method: { key: 'method', flag: '--method' },
   smoothQuant: { key: 'smoothquant', flag: '--smoothquant' },
@@ -241,6 +288,15 @@ function parseNonFinite(s: string | undefined): NonFinitePolicy | undefined {
   throw new QuantkitError('QK_BAD_OPTION', `--non-finite '${s}' is not known`, `use ${NON_FINITE_POLICIES.join(', ')}`);
 }
 
+/** '0.5%' → 0.005; '0.005' → 0.005. */
+function parseFraction(s: string | undefined, flag = '--outliers'): number | undefined {
+  if (s === undefined) return undefined;
+  const pct = s.trim().endsWith('%');
+  const n = Number(pct ? s.trim().slice(0, -1) : s);
+  if (!(n > 0)) throw new QuantkitError('QK_BAD_OPTION', `${flag} '${s}' is not a positive share`, 'e.g. 0.5%');
+  return pct ? n / 100 : n;
+}
+
 function parseBlockSize(s: string | undefined): number | undefined {
   if (s === undefined) return undefined;
   const n = Number(s);
@@ -267,7 +323,11 @@ export async function quantizeCommand(input: string, opts: QuantizeCliOptions): 
     doubleQuant: opts.doubleQuant ?? false,
     format: opts.format as 'native' | 'qdq' | undefined,
     rtn: opts.rtn ?? false,
+    hqq: opts.hqq ?? false,
+    awq: opts.awq ?? false,
+    awqGptq: opts.awqGptq ?? false,
     accuracyLevel: parseAccuracyLevel(opts.accuracyLevel),
+    outliers: parseFraction(opts.outliers),
     quantizeEmbeddings: opts.quantizeEmbeddings ?? false,
     force: opts.force ?? false,
     nonFinite: parseNonFinite(opts.nonFinite),
@@ -321,6 +381,56 @@ export function formatReport(r: WeightOnlyReport): string {
     ...r.notes.map((n) => `note: ${n}`),
     '',
   ].join('\n');
+}
+
+// ---- mixed precision: options → flows/mixed-file.ts ----
+function parseSize(text: string): number {
+  const m = /^([\d.e+]+)\s*(B|kB|KB|MB|GB)?$/i.exec(text.trim());
+  const units: Record<string, number> = { b: 1, kb: 1e3, mb: 1e6, gb: 1e9 };
+  const n = m ? Number(m[1]) * (units[(m[2] ?? 'b').toLowerCase()] ?? 1) : NaN;
+  if (!(n > 0))
+    throw new QuantkitError('QK_BAD_OPTION', `--target-size '${text}' is not a size`, 'e.g. --target-size 300MB');
+  return n;
+}
+
+async function mixedCommand(input: string, opts: QuantizeCliOptions): Promise<void> {
+  if (opts.scheme !== undefined)
+    throw new QuantkitError(
+      'QK_BAD_OPTION',
+      '--scheme with --target-bits/--target-size: mixed precision picks the scheme per weight',
+      'drop --scheme, or give the candidates with --schemes',
+    );
+  const bits = opts.targetBits === undefined ? undefined : Number(opts.targetBits);
+  if (bits !== undefined && !(bits > 0))
+    throw new QuantkitError('QK_BAD_OPTION', `--target-bits '${opts.targetBits}' is not a positive number`, 'e.g. 4.5');
+  const bar = progressBar('sensitivity', opts.progress ?? false);
+  const r = await quantizeMixedFile(input, opts.output, {
+    calib: opts.calib,
+    schemes: opts.schemes,
+    exclude: opts.exclude,
+    targetBits: bits,
+    targetSize: opts.targetSize === undefined ? undefined : parseSize(opts.targetSize),
+    maxLossIncrease: parseFraction(opts.maxLossIncrease, '--max-loss-increase'),
+    force: opts.force ?? false,
+    progress: bar.progress && ((done, total) => bar.progress?.(done, total, 1, 1)),
+  })
+    .finally(() => bar.stop())
+    .then(inCliWords);
+  const costOf = (w: string, label: string) =>
+    r.sensitivity.weights.find((x) => x.weight === w)?.costs.find((c) => c.label === label);
+  if (opts.json) {
+    const layers = [...r.plan.choice].map(([w, c]) => ({ weight: w, scheme: c.label, ...costOf(w, c.label) }));
+    process.stdout.write(`${JSON.stringify({ input, output: opts.output, layers, notes: r.notes }, null, 2)}\n`);
+    return;
+  }
+  const rows = [...r.plan.choice].map(([w, c]) => {
+    const cost = costOf(w, c.label);
+    const params = r.sensitivity.weights.find((x) => x.weight === w)?.params ?? 1;
+    return [w, c.label, cost ? ((cost.bytes * 8) / params).toFixed(2) : '-', cost ? cost.kl.toExponential(2) : '-'];
+  });
+  process.stdout.write(`${formatTable(['weight', 'scheme', 'bits', 'KL alone'], rows)}\n`);
+  for (const n of r.notes) process.stdout.write(`note: ${n}\n`);
+  process.stdout.write(`${r.outputFileBytes} bytes written to ${opts.output}\n`);
 }
 
 // ---- int8-dynamic / int8-static: options → flows/activation-file.ts ----

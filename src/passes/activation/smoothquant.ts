@@ -160,7 +160,7 @@ export function applySmoothQuant(
 }
 
 /** The per-channel constants (scale γ, optional bias β) of the node tail that produces X. */
-interface AffineTail {
+export interface AffineTail {
   readonly label: string;
   readonly constants: string[];
   readonly scale: string;
@@ -174,7 +174,7 @@ interface AffineTail {
  * (x·γ + β)/s = x·(γ/s) + β/s, so dividing the constants is exact whatever came before.
  * X must feed only the site's MatMuls (Shape readers see dims only) and not be a graph output.
  */
-function affineTail(
+export function affineTail(
   model: Model,
   site: SmoothSite,
   prod: Map<string, GraphNode>,
@@ -234,7 +234,7 @@ function affineTail(
 }
 
 /** Divides the tail's constants by s (channel k by s[k]). */
-function foldIntoTail(model: Model, tail: AffineTail, s: Float32Array): string {
+export function foldIntoTail(model: Model, tail: AffineTail, s: Float32Array): string {
   const g = model.graph;
   for (const name of tail.constants) {
     const init = g.initializers.get(name);

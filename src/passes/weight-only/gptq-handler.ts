@@ -11,12 +11,12 @@ import {
   type GroupParams,
   type GroupQuantizer,
 } from '../../quant/gptq.js';
-import { nbitsWeightsFrom, type NBitsOptions, type NBitsWeights } from '../../quant/nbits-quant.js';
+import { codeRange, nbitsWeightsFrom, type NBitsOptions, type NBitsWeights } from '../../quant/nbits-quant.js';
 import { NonFiniteWeight } from '../../quant/non-finite-weight.js';
 import { findWeightSites, userSkipReason } from './index.js';
 import { linearShape, rejectLinear, type LinearShape, type LinearView } from './linear-site.js';
 import { bnb4Key, nbitsKey, viewIdOf, type Bnb4Key, type NBitsKey } from './result-key.js';
-import { checkBlockSize, schemeByName, type WeightOnlyScheme } from './scheme.js';
+import { checkBlockSize, nbitsOptionsFor, schemeByName, type WeightOnlyScheme } from './scheme.js';
 import type { WeightOnlyOptions, WeightSite } from './types.js';
 
 /*
@@ -40,6 +40,27 @@ export function gptqScheme(options: WeightOnlyOptions): GptqScheme {
       'use `scheme` q4, q4-asym, q8-block, nf4 or fp4 with `calib`, or drop `calib`',
     );
   }
+  if (s.kind === 'nbits' && 'superBlock' in s) {
+    throw new QuantkitError(
+      'QK_BAD_OPTION',
+      `\`calib\` with '${options.scheme}': GPTQ does not choose k-quant super-block scales`,
+      'use `scheme` q4-asym with `calib`, or drop `calib`',
+    );
+  }
+  if (options.outliers) {
+    throw new QuantkitError(
+      'QK_BAD_OPTION',
+      '`outliers` with `calib`: GPTQ rounds every row, the outlier split takes rows out',
+      'drop one of `outliers` and `calib`',
+    );
+  }
+  if (options.hqq) {
+    throw new QuantkitError(
+      'QK_BAD_OPTION',
+      '`hqq` with `calib`: HQQ is data-free, and GPTQ chooses its own rounding from the calibration data',
+      'drop one of `hqq` and `calib`',
+    );
+  }
   if (s.kind === 'bnb4' && options.doubleQuant) {
     throw new QuantkitError(
       'QK_BAD_OPTION',
@@ -57,13 +78,13 @@ export const nbitsOptionsOf = (
   s: Extract<GptqScheme, { kind: 'nbits' }>,
   blockSize: number,
   options: WeightOnlyOptions,
-): NBitsOptions => ({ bits: s.bits, blockSize, symmetric: s.symmetric, rtn: options.rtn ?? false });
+): NBitsOptions => nbitsOptionsFor(s, blockSize, options.rtn ?? false);
 
 const f = Math.fround;
 
 /** MatMulNBits groups: the data-free search picks (scale, zero point); codes round half to even. */
 export function nbitsGroupQuantizer(o: NBitsOptions): GroupQuantizer {
-  const qmax = (1 << o.bits) - 1;
+  const { lo, hi } = codeRange(o);
   return {
     blockSize: o.blockSize,
     encodeBlockScale(values: Float32Array, out: GroupParams) {
@@ -73,7 +94,7 @@ export function nbitsGroupQuantizer(o: NBitsOptions): GroupQuantizer {
     },
     quantizeValue(v, s, z) {
       const q = v / s + ROUNDER - ROUNDER + z;
-      return q < 0 ? 0 : q > qmax ? qmax : q;
+      return q < lo ? lo : q > hi ? hi : q;
     },
     // MatMulNBits: (code − zero point) · scale in float32.
     dequantize: (c, s, z) => f((c - z) * s),

@@ -53,11 +53,15 @@ const HANDLERS: Record<
   'dq-int8': () => int8Handler,
   nbits: (s, o) => {
     const n = s as Extract<WeightOnlyScheme, { kind: 'nbits' }>;
-    const linear = nbitsHandler(n.bits, n.symmetric, o.format ?? 'native');
+    const linear = nbitsHandler(n, o.format ?? 'native');
+    // GatherBlockQuantized takes 4- and 8-bit codes: 2- and 3-bit schemes store tables as int8 rows.
+    if (o.quantizeEmbeddings && (n.bits === 2 || 'codeBits' in n))
+      return withGatherPart(linear, int8RowsGatherPart(`no ${n.bits === 2 ? 2 : 3}-bit Gather`));
+    const bits = n.bits as 4 | 8;
     // Embeddings only when asked (they cost quality: lm.onnx q4 +1.45 % → +1.98 %), and only in
     // the native form: GatherBlockQuantized is a contrib op, which --format qdq promises to avoid.
     return o.quantizeEmbeddings && (o.format ?? 'native') === 'native'
-      ? withGatherPart(linear, blockGatherPart(n.bits, n.symmetric), int8RowsGatherPart('tied embedding'))
+      ? withGatherPart(linear, blockGatherPart(bits, n.symmetric), int8RowsGatherPart('tied embedding'))
       : linear;
   },
   bnb4: (s, o) => {
@@ -125,6 +129,29 @@ export function userSkipReason(
   return (site) => (firstLast.has(site) ? 'kept fp32 (`keepFirstLast`)' : matchesExclude(site, exclude));
 }
 
+/** HQQ stores float zero points in MatMulNBits, which ONNX Runtime runs for 2- and 4-bit codes. */
+function checkHqq(options: WeightOnlyOptions, scheme: WeightOnlyScheme): void {
+  if (scheme.kind !== 'nbits' || scheme.bits === 8)
+    throw new OptionError(
+      'QK_BAD_OPTION',
+      `\`hqq\` applies to the 2-, 3- and 4-bit MatMulNBits schemes, not '${options.scheme}'`,
+      'use `scheme` q4, q4-asym, q3, q3-asym, q2 or q2-asym, or drop `hqq`',
+      ['hqq', 'scheme'],
+    );
+  if (options.format === 'qdq')
+    throw new OptionError(
+      'QK_BAD_OPTION',
+      '`hqq` writes fractional zero points, which DequantizeLinear cannot hold',
+      'drop `format` qdq or `hqq`',
+      ['hqq', 'format'],
+    );
+  if (options.rtn)
+    throw new OptionError('QK_BAD_OPTION', '`hqq` and `rtn` choose the zero points two ways', 'drop one', [
+      'hqq',
+      'rtn',
+    ]);
+}
+
 /** The scheme of `options` and its block size, refusing options that only other schemes read. */
 function checkedScheme(options: WeightOnlyOptions): { scheme: WeightOnlyScheme; blockSize: number | null } {
   const scheme = schemeByName(options.scheme);
@@ -143,10 +170,27 @@ function checkedScheme(options: WeightOnlyOptions): { scheme: WeightOnlyScheme; 
   if ((options.accuracyLevel ?? 0) !== 0 && (scheme.kind !== 'nbits' || options.format === 'qdq')) {
     throw new OptionError(
       'QK_BAD_OPTION',
-      `\`accuracyLevel\` is MatMulNBits's: it applies to q4/q4-asym/q8-block in the native form, not '${options.scheme}'${options.format === 'qdq' ? ' with `format` qdq' : ''}`,
+      `\`accuracyLevel\` is MatMulNBits's: it applies to the MatMulNBits schemes (q2, q3, q4, q8-block and their -asym forms) in the native form, not '${options.scheme}'${options.format === 'qdq' ? ' with `format` qdq' : ''}`,
       "drop `accuracyLevel` (a QDQ model takes ONNX Runtime's session option session.qdq_matmulnbits_accuracy_level instead)",
       ['accuracyLevel'],
     );
+  }
+  if (options.hqq) checkHqq(options, scheme);
+  if (options.outliers !== undefined && options.outliers !== 0) {
+    if (!(options.outliers > 0 && options.outliers < 1))
+      throw new OptionError(
+        'QK_BAD_OPTION',
+        `\`outliers\` ${options.outliers} is not a fraction in (0, 1)`,
+        'e.g. 0.005 (0.5 %)',
+        ['outliers'],
+      );
+    if (scheme.kind !== 'nbits' || 'superBlock' in scheme || options.hqq || options.format === 'qdq')
+      throw new OptionError(
+        'QK_BAD_OPTION',
+        `\`outliers\` applies to the MatMulNBits schemes in their plain form, not '${options.scheme}'${options.hqq ? ' with `hqq`' : ''}${options.format === 'qdq' ? ' with `format` qdq' : ''}`,
+        'drop `outliers`, or use `scheme` q4, q4-asym, q3, q3-asym, q2 or q2-asym',
+        ['outliers'],
+      );
   }
   if (options.format === 'qdq' && scheme.kind !== 'nbits') {
     throw new OptionError(
@@ -195,7 +239,10 @@ export function quantizeWeights(model: Model, options: WeightOnlyOptions): Weigh
   // γ is large (an activation-outlier channel) with correspondingly small weights loses them to
   // the others' scale. Folding the norm's per-channel magnitude into the weights first (exact in
   // fp32; see equalizeNormScales) quantizes the weights the normalized input actually meets.
-  if (scheme.kind === 'dq-int8' || scheme.kind === 'nbits' || scheme.kind === 'bnb4') {
+  if (
+    options.equalizeNorms !== false &&
+    (scheme.kind === 'dq-int8' || scheme.kind === 'nbits' || scheme.kind === 'bnb4')
+  ) {
     const eq = equalizeNormScales(model, { exclude: options.exclude });
     if (eq.groups.length > 0)
       notes.push(
@@ -279,6 +326,7 @@ export function quantizeWeights(model: Model, options: WeightOnlyOptions): Weigh
       form,
       sqnrDb: r.sqnrDb,
       bytesAfter: r.addedBytes + (keptOriginal ? before : 0),
+      ...(r.trueBytes === undefined ? {} : { trueBytes: r.trueBytes + (keptOriginal ? before : 0) }),
       note,
     });
   }

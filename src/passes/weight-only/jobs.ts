@@ -7,7 +7,7 @@ import { outputChannelAxis, rejectStorage } from './dq-storage.js';
 import { findWeightSites, userSkipReason } from './index.js';
 import { linearShape, rejectLinear } from './linear-site.js';
 import { bnb4Key, int8Key, nbitsKey, type Bnb4Key, type Int8Key, type NBitsKey } from './result-key.js';
-import { checkBlockSize, schemeByName } from './scheme.js';
+import { checkBlockSize, nbitsOptionsFor, schemeByName } from './scheme.js';
 import type { WeightOnlyOptions, WeightSite } from './types.js';
 
 /*
@@ -97,7 +97,15 @@ function externalBytes(init: Initializer): ExternalBytes | undefined {
 /** The jobs the pass would run for `options` (native q4/q4-asym/q8-block, nf4/fp4 and int8 only). */
 export function planWeightJobs(model: Model, options: WeightOnlyOptions): WeightJob[] {
   const scheme = schemeByName(options.scheme);
-  const nbits = scheme.kind === 'nbits' && (options.format ?? 'native') === 'native' ? scheme : undefined;
+  // HQQ is quantized by its handler on the main thread (no worker job kind for it).
+  const nbits =
+    scheme.kind === 'nbits' &&
+    (options.format ?? 'native') === 'native' &&
+    !options.hqq &&
+    !options.outliers &&
+    !('superBlock' in scheme)
+      ? scheme
+      : undefined;
   const bnb4 = scheme.kind === 'bnb4' ? scheme : undefined;
   if (!nbits && !bnb4 && scheme.kind !== 'dq-int8') return [];
   const sites = findWeightSites(model);
@@ -115,12 +123,11 @@ export function planWeightJobs(model: Model, options: WeightOnlyOptions): Weight
     const bytes = 4 * dims.reduce((a, b) => a * b, 1);
     if (nbits) {
       if (rejectLinear(site, model.graph)) continue;
-      const o: NBitsOptions = {
-        bits: nbits.bits,
-        blockSize: checkBlockSize(options.blockSize ?? nbits.defaultBlockSize),
-        symmetric: nbits.symmetric,
-        rtn: options.rtn ?? false,
-      };
+      const o: NBitsOptions = nbitsOptionsFor(
+        nbits,
+        checkBlockSize(options.blockSize ?? nbits.defaultBlockSize),
+        options.rtn ?? false,
+      );
       const shape = linearShape(site);
       jobs.push({
         kind: 'nbits',

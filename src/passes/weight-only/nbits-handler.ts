@@ -3,7 +3,11 @@ import { floatAttr } from '../../graph/attributes.js';
 import { quantizeNBitsMatrixAuto } from '../../kernels/nbits-dispatch.js';
 import { sqnrDb } from '../../quant/metrics.js';
 import { nbitsSqnrDb, type NBitsOptions, type NBitsWeights } from '../../quant/nbits-quant.js';
+import { encodeFloat16 } from '../../formats/float16.js';
+import { onnxDataType } from '../../tensor/dtype.js';
 import { NonFiniteWeight } from '../../quant/non-finite-weight.js';
+import { hqqQuantize, type HqqWeights } from '../../quant/hqq.js';
+import { quantizeSuperBlocks, type SuperBlockWeights } from '../../quant/superblock.js';
 import { makeTensor } from '../../tensor/tensor.js';
 import { addInitializer, node, rewireInputs } from './graph-edit.js';
 import {
@@ -16,6 +20,7 @@ import {
 } from './linear-site.js';
 import { ensureOpset } from './opset.js';
 import { nbitsKey, viewIdOf } from './result-key.js';
+import { nbitsOptionsFor, type WeightOnlyScheme } from './scheme.js';
 import type { HandlerContext, WeightHandler, WeightSite } from './types.js';
 
 /**
@@ -33,14 +38,18 @@ import type { HandlerContext, WeightHandler, WeightSite } from './types.js';
 const ACCURACY_LEVEL_NOTE =
   'MatMulNBits `accuracyLevel` > 0: ONNX Runtime may quantize the activations to int8 per block, approximate (on the shipped LM, q4 perplexity 3.5490 vs 3.5491 at level 0, q4-asym 3.5316 vs 3.5299; faster than level 0 at one token, slower at 64)';
 
-function quantize(
-  view: LinearView,
-  bits: 4 | 8,
-  symmetric: boolean,
-  ctx: HandlerContext,
-  weight: string,
-): NBitsWeights {
-  const o: NBitsOptions = { bits, blockSize: ctx.blockSize, symmetric, rtn: ctx.options.rtn ?? false };
+type NBitsScheme = Extract<WeightOnlyScheme, { kind: 'nbits' }>;
+
+/**
+ * MatMulNBits accuracy_level (`accuracyLevel`): 4 lets ONNX Runtime quantize A to int8 per block
+ * on the fly and multiply in integers (ZeroQuant-style token-wise activations, per-block weights);
+ * absent (0), A stays fp32. ORT falls back to fp32 A where its int8 kernel does not apply (float
+ * zero points).
+ */
+const accuracyAttr = (ctx: HandlerContext): { accuracy_level?: number } =>
+  ctx.options.accuracyLevel ? { accuracy_level: ctx.options.accuracyLevel } : {};
+
+function quantize(view: LinearView, o: NBitsOptions, weight: string): NBitsWeights {
   try {
     return quantizeNBitsMatrixAuto(view.data, view.K, view.N, view.transposed, view.alpha, o);
   } catch (e) {
@@ -55,18 +64,158 @@ function quantize(
   }
 }
 
-function nativeApply(bits: 4 | 8, symmetric: boolean) {
+/** HQQ: MatMulNBits with float zero points [N, kBlocks] in A's type (float32). */
+function hqqInputs(site: WeightSite, scheme: NBitsScheme, ctx: HandlerContext, weight: string) {
+  const view = linearView(site);
+  const bits = scheme.bits;
+  let w: HqqWeights | SuperBlockWeights;
+  try {
+    const codeBits = 'codeBits' in scheme ? scheme.codeBits : undefined;
+    w =
+      'superBlock' in scheme && bits === 4
+        ? quantizeSuperBlocks(view.K, view.N, (n, out) => view.column(n, out), {
+            bits,
+            codeBits,
+            blockSize: ctx.blockSize,
+            superBlock: scheme.superBlock ?? 256,
+          })
+        : hqqQuantize(view.K, view.N, (n, out) => view.column(n, out), { bits, codeBits, blockSize: ctx.blockSize });
+  } catch (e) {
+    if (e instanceof NonFiniteWeight)
+      throw new QuantkitError(
+        'QK_NONFINITE_WEIGHTS',
+        `weight '${weight}' has a non-finite value (${e.value}) at input ${e.col}, output ${e.row}`,
+        'fix the weights, or `exclude` this tensor',
+      );
+    throw e;
+  }
+  const inputs = [
+    addInitializer(
+      ctx.graph,
+      ctx.name(`${weight}_Q${bits}`),
+      makeTensor('uint8', [view.N, w.kBlocks, (ctx.blockSize * bits) / 8], w.packed),
+    ),
+    addInitializer(ctx.graph, ctx.name(`${weight}_scales`), makeTensor('float32', [view.N, w.kBlocks], w.scales)),
+    addInitializer(ctx.graph, ctx.name(`${weight}_zeros`), makeTensor('float32', [view.N, w.kBlocks], w.zeros)),
+  ];
+  const sqnr = w.noiseSq === 0 ? Infinity : 10 * Math.log10(w.signalSq / w.noiseSq);
+  return {
+    inputs,
+    sqnr,
+    bytes: w.packed.length + 8 * w.scales.length,
+    trueBytes: 'trueBytes' in w ? w.trueBytes : undefined,
+    K: view.K,
+    N: view.N,
+    steps: 'steps' in w ? w.steps : 0,
+  };
+}
+
+/**
+ * SpQR-style outliers (`outliers`, a fraction of the weights): the input rows k of W with the
+ * largest Σₙ w² — the rows that set their blocks' scales — are taken out of the low-bit weight
+ * (set to 0 before quantizing, so the other rows of their blocks get finer scales) and kept in
+ * fp16 beside it:
+ *   Y = MatMulNBits(X, W_low) + Gather(X, rows, axis −1) · Cast(W[rows, :] fp16 → fp32)
+ * — stock ONNX ops, the side product over |rows| = ⌈fraction · K⌉ inputs only. (Ranking rows by
+ * their own quantization error picks the wrong ones: a wide row is coded well by the block scale it
+ * sets, and its neighbours pay.) A row holds N weights, so the fraction of weights kept wide is
+ * the fraction of rows. True bytes add 2 per kept weight and 8 per row index (int64).
+ */
+function outlierRows(view: LinearView, fraction: number): Int32Array {
+  const { K, N } = view;
+  const r = Math.min(K, Math.max(1, Math.ceil(fraction * K)));
+  const wt = transposedWeight(view);
+  const energy = new Float64Array(K);
+  for (let n = 0; n < N; n++)
+    for (let k = 0; k < K; k++) energy[k] = (energy[k] as number) + (wt[n * K + k] as number) ** 2;
+  const order = Array.from({ length: K }, (_, k) => k).sort(
+    (x, y) => (energy[y] as number) - (energy[x] as number) || x - y,
+  );
+  return Int32Array.from(order.slice(0, r)).sort();
+}
+
+interface OutlierSide {
+  readonly indices: string;
+  readonly weights: string;
+  readonly rows: number;
+  readonly bytes: number;
+}
+
+/** The low-bit weight without the outlier rows, and the side tensors (indices, fp16 rows → fp32). */
+function splitOutliers(
+  view: LinearView,
+  fraction: number,
+  o: NBitsOptions,
+  ctx: HandlerContext,
+  weight: string,
+): { low: NBitsWeights; side: OutlierSide } {
+  const { K, N } = view;
+  const rows = outlierRows(view, fraction);
+  const wt = transposedWeight(view);
+  const half = new Uint16Array(rows.length * N);
+  for (const [i, k] of rows.entries()) {
+    for (let n = 0; n < N; n++) {
+      half[i * N + n] = encodeFloat16(wt[n * K + k] as number);
+      wt[n * K + k] = 0;
+    }
+  }
+  const low = quantizeNBitsMatrixAuto(wt, K, N, true, 1, o);
+  const indices = addInitializer(
+    ctx.graph,
+    ctx.name(`${weight}_outlier_rows`),
+    makeTensor(
+      'int64',
+      [rows.length],
+      BigInt64Array.from(rows, (k) => BigInt(k)),
+    ),
+  );
+  const h = addInitializer(
+    ctx.graph,
+    ctx.name(`${weight}_outliers_fp16`),
+    makeTensor('float16', [rows.length, N], half),
+  );
+  const f32 = ctx.name(`${weight}_outliers`);
+  ctx.prologue.push(node('Cast', [h], [f32], ctx.name(`${weight}_outliers_Cast`), { to: onnxDataType('float32') }));
+  return { low, side: { indices, weights: f32, rows: rows.length, bytes: 2 * half.length + 8 * rows.length } };
+}
+
+/** Y += Gather(X, rows) · W_rows after the (already replaced) node's first output. */
+function addOutlierProduct(site: WeightSite, side: OutlierSide, ctx: HandlerContext): void {
+  const n = site.node;
+  const x = n.inputs[0] as string;
+  const y = n.outputs[0] as string;
+  const low = ctx.name(`${y}_low_bit`);
+  n.outputs = [low, ...n.outputs.slice(1)];
+  const xs = ctx.name(`${x}_outlier_inputs`);
+  const ys = ctx.name(`${y}_outlier_part`);
+  const extra = [
+    node('Gather', [x, side.indices], [xs], ctx.name(`${n.name}_outlier_Gather`), { axis: -1 }),
+    node('MatMul', [xs, side.weights], [ys], ctx.name(`${n.name}_outlier_MatMul`)),
+    node('Add', [low, ys], [y], ctx.name(`${n.name}_outlier_Add`)),
+  ];
+  ctx.graph.nodes.splice(ctx.graph.nodes.indexOf(n) + 1, 0, ...extra);
+}
+
+function nativeApply(scheme: NBitsScheme) {
+  const { bits, symmetric } = scheme;
   return (weight: string, sites: readonly WeightSite[], ctx: HandlerContext) => {
-    const done = new Map<string, { inputs: string[]; sqnr: number; bytes: number; K: number; N: number }>();
+    if (ctx.options.hqq || 'superBlock' in scheme) return hqqApply(scheme, weight, sites, ctx);
+    const done = new Map<
+      string,
+      { inputs: string[]; sqnr: number; bytes: number; K: number; N: number; side: OutlierSide | undefined }
+    >();
+    const fraction = ctx.options.outliers ?? 0;
     for (const site of sites) {
       const view = linearShape(site); // K, N and id only: a result computed ahead needs no load
       const viewId = viewIdOf(view.id);
       let q = done.get(viewId);
       if (!q) {
-        const o: NBitsOptions = { bits, blockSize: ctx.blockSize, symmetric, rtn: ctx.options.rtn ?? false };
+        const o = nbitsOptionsFor(scheme, ctx.blockSize, ctx.options.rtn ?? false);
+        const split = fraction > 0 ? splitOutliers(linearView(site), fraction, o, ctx, weight) : undefined;
         const w =
+          split?.low ??
           ctx.options.precomputed?.nbits.get(nbitsKey(view.id, o)) ??
-          quantize(linearView(site), bits, symmetric, ctx, weight);
+          quantize(linearView(site), o, weight);
         const bName = addInitializer(
           ctx.graph,
           ctx.name(`${weight}_Q${bits}`),
@@ -90,32 +239,87 @@ function nativeApply(bits: 4 | 8, symmetric: boolean) {
           bytes += w.zeroPoints.length;
         }
         // SQNR from the sums the quantizer kept: no dequantized copy, no transposed original.
-        q = { inputs, sqnr: nbitsSqnrDb(w), bytes, K: view.K, N: view.N };
+        q = {
+          inputs,
+          sqnr: nbitsSqnrDb(w),
+          bytes: bytes + (split?.side.bytes ?? 0),
+          K: view.K,
+          N: view.N,
+          side: split?.side,
+        };
         done.set(viewId, q);
       }
-      const level = ctx.options.accuracyLevel ?? 0;
       replaceLinear(site, ctx, 'MatMulNBits', q.inputs, {
         K: q.K,
         N: q.N,
         bits,
         block_size: ctx.blockSize,
-        ...(level !== 0 ? { accuracy_level: level } : {}),
+        ...accuracyAttr(ctx),
       });
+      if (q.side) addOutlierProduct(site, q.side, ctx);
     }
     const all = [...done.values()];
-    const level = ctx.options.accuracyLevel ?? 0;
+    const kept = all.reduce((s, d) => s + (d.side?.rows ?? 0), 0);
     return {
       scheme: ctx.options.scheme,
-      form: `MatMulNBits(bits=${bits}, block=${ctx.blockSize}${symmetric ? '' : ', zero points'}${level !== 0 ? `, accuracy_level ${level}` : ''})`,
+      form: `MatMulNBits(bits=${bits}${'codeBits' in scheme ? `, ${scheme.codeBits}-bit levels` : ''}, block=${ctx.blockSize}${symmetric ? '' : ', zero points'}${ctx.options.accuracyLevel ? `, accuracy_level ${ctx.options.accuracyLevel}` : ''})`,
       sqnrDb: Math.min(...all.map((d) => d.sqnr)),
-      note: ctx.options.rtn ? 'round-to-nearest (`rtn`)' : '',
+      note: [
+        ctx.options.rtn ? 'round-to-nearest (`rtn`)' : '',
+        kept > 0 ? `${kept} input row(s) kept in fp16 beside it (\`outliers\`)` : '',
+      ]
+        .filter(Boolean)
+        .join('; '),
       addedBytes: all.reduce((s, d) => s + d.bytes, 0),
     };
   };
 }
 
+function hqqApply(scheme: NBitsScheme, weight: string, sites: readonly WeightSite[], ctx: HandlerContext) {
+  const done = new Map<string, ReturnType<typeof hqqInputs>>();
+  for (const site of sites) {
+    const viewId = viewIdOf(linearShape(site).id);
+    let q = done.get(viewId);
+    if (!q) {
+      q = hqqInputs(site, scheme, ctx, weight);
+      done.set(viewId, q);
+    }
+    replaceLinear(site, ctx, 'MatMulNBits', q.inputs, {
+      K: q.K,
+      N: q.N,
+      bits: scheme.bits,
+      block_size: ctx.blockSize,
+      ...accuracyAttr(ctx),
+    });
+  }
+  const all = [...done.values()];
+  const levels = 'codeBits' in scheme ? `, ${scheme.codeBits}-bit levels` : '';
+  const sqnrDb = Math.min(...all.map((d) => d.sqnr));
+  const addedBytes = all.reduce((s, d) => s + d.bytes, 0);
+  const form = `MatMulNBits(bits=${scheme.bits}${levels}, block=${ctx.blockSize}, float zero points)`;
+  if ('superBlock' in scheme && !ctx.options.hqq) {
+    const trueBytes = all.reduce((s, d) => s + (d.trueBytes ?? d.bytes), 0);
+    return {
+      scheme: ctx.options.scheme,
+      form: `${form} k-quant`,
+      sqnrDb,
+      note: `6-bit scales and mins under fp16 per ${scheme.superBlock}: ${trueBytes} bytes packed, stored dequantized`,
+      addedBytes,
+      trueBytes,
+    };
+  }
+  return {
+    scheme: ctx.options.scheme,
+    form: `${form} hqq`,
+    sqnrDb,
+    note: `HQQ zero points (\`hqq\`, ${Math.max(...all.map((d) => d.steps))} steps)`,
+    addedBytes,
+  };
+}
+
 /** QDQ form: one DequantizeLinear for the weight in its original layout, shared by all sites. */
-function qdqApply(symmetric: boolean) {
+function qdqApply(scheme: NBitsScheme) {
+  const symmetric = scheme.symmetric;
   return (weight: string, sites: readonly WeightSite[], ctx: HandlerContext) => {
     const first = sites[0] as WeightSite;
     // The stored weight keeps B's layout; blocks run along its K axis (0 for [K, N], 1 for Gemm transB).
@@ -127,8 +331,8 @@ function qdqApply(symmetric: boolean) {
         `Gemm '${first.node.name}' has alpha ≠ 1, which the QDQ form cannot fold`,
         'use the native form (drop `format` qdq)',
       );
-    const o: NBitsOptions = { bits: 4, blockSize: ctx.blockSize, symmetric, rtn: ctx.options.rtn ?? false };
-    const w = ctx.options.precomputed?.nbits.get(nbitsKey(view.id, o)) ?? quantize(view, 4, symmetric, ctx, weight);
+    const o = nbitsOptionsFor(scheme, ctx.blockSize, ctx.options.rtn ?? false);
+    const w = ctx.options.precomputed?.nbits.get(nbitsKey(view.id, o)) ?? quantize(view, o, weight);
     const { K, N, kBlocks } = w;
     const bs = ctx.blockSize;
     const dims = [...first.weight.dims];
@@ -192,7 +396,8 @@ function qdqApply(symmetric: boolean) {
   };
 }
 
-export function nbitsHandler(bits: 4 | 8, symmetric: boolean, format: 'native' | 'qdq'): WeightHandler {
+export function nbitsHandler(scheme: NBitsScheme, format: 'native' | 'qdq'): WeightHandler {
+  const bits = scheme.bits;
   if (format === 'qdq') {
     if (bits !== 4)
       throw new QuantkitError(
@@ -218,7 +423,7 @@ export function nbitsHandler(bits: 4 | 8, symmetric: boolean, format: 'native' |
           );
         return undefined;
       },
-      apply: qdqApply(symmetric),
+      apply: qdqApply(scheme),
     };
   }
   return {
@@ -228,6 +433,6 @@ export function nbitsHandler(bits: 4 | 8, symmetric: boolean, format: 'native' |
       if ((ctx.options.accuracyLevel ?? 0) !== 0) ctx.notes.push(ACCURACY_LEVEL_NOTE);
       return undefined;
     },
-    apply: nativeApply(bits, symmetric),
+    apply: nativeApply(scheme),
   };
 }

@@ -66,7 +66,15 @@ export function idOf(k: ResultKey): string {
   switch (k.kind) {
     case 'nbits': {
       const o = k.options;
-      return JSON.stringify([k.kind, ...viewFields(k.view), o.bits, o.blockSize, o.symmetric, o.rtn ?? false]);
+      return JSON.stringify([
+        k.kind,
+        ...viewFields(k.view),
+        o.bits,
+        o.blockSize,
+        o.symmetric,
+        o.rtn ?? false,
+        o.codeBits ?? o.bits,
+      ]);
     }
     case 'bnb4':
       return JSON.stringify([k.kind, ...viewFields(k.view), k.type, k.blockSize, k.rtn]);

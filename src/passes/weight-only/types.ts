@@ -28,6 +28,18 @@ export interface WeightOnlyOptions {
    */
   readonly accuracyLevel?: 0 | 1 | 2 | 3 | 4 | undefined;
   /**
+   * 2/3/4-bit MatMulNBits schemes: HQQ's data-free zero-point optimisation (quant/hqq.ts), stored
+   * as float zero points (asymmetric whatever the scheme's symmetry).
+   */
+  readonly hqq?: boolean | undefined;
+  /**
+   * Fold outlier norm scales into the weights first (default true). False when that was done
+   * already and the weights rescaled since (AWQ, flows/awq.ts), which a second fold would undo.
+   */
+  readonly equalizeNorms?: boolean | undefined;
+  /** MatMulNBits schemes: this fraction of the weights (whole input rows) kept in fp16 beside the low-bit weight. */
+  readonly outliers?: number | undefined;
+  /**
    * q4/q4-asym/q8-block/nf4/fp4: also quantize Gather embedding tables (GatherBlockQuantized at
    * the scheme's bits; int8 rows for nf4/fp4 and for tables tied to a head). Off by default: the
    * table is usually small next to the MatMuls and costs quality.
@@ -70,6 +82,11 @@ export interface LayerReport {
   sqnrDb: number | null;
   bytesBefore: number;
   bytesAfter: number;
+  /**
+   * Bytes of the layer in a packed format ONNX Runtime cannot run, when the file stores it
+   * wider (k-quant super-blocks: the file holds the dequantized float scales).
+   */
+  trueBytes?: number;
   /** Why it was left in fp32, or notes (clamped values, double-quant savings). */
   note: string;
 }

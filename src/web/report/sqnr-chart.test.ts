@@ -31,12 +31,14 @@ describe('sqnrPanels', () => {
       row(`${s} b64 +gptq`, weightOnlySeries(s, { blockSize: 64, gptq: true })),
     ]);
     const panels = sqnrPanels(rows);
-    expect(panels.map((p) => p.title)).toEqual(['4-bit formats', '8- and 16-bit formats']);
+    expect(panels.map((p) => p.title)).toEqual(['2- and 4-bit formats', '8- and 16-bit formats']);
     const all = panels.flatMap((p) => p.series);
     expect(all.map((s) => s.scheme).sort()).toEqual(rows.map((r) => r.scheme).sort());
     expect(new Set(all.map(styleKey)).size).toBe(all.length);
     const fourBit = new Set(panels[0]?.series.map((s) => s.scheme.split(' ')[0]));
-    expect([...fourBit].sort()).toEqual(['fp4', 'fp4-rtn', 'nf4', 'nf4-rtn', 'q4', 'q4-asym', 'q4-asym-rtn', 'q4-rtn']);
+    // q3 / q3-asym / q4-k are stored in 4 bits; q2 / q2-asym in 2.
+    const low = ['fp4', 'nf4', 'q2', 'q2-asym', 'q3', 'q3-asym', 'q4', 'q4-asym', 'q4-k'];
+    expect([...fourBit].sort()).toEqual(low.flatMap((f) => [f, `${f}-rtn`]).sort());
     // One colour per family inside a panel; a family's variants share it and differ in point and dash.
     for (const p of panels) {
       const q4 = p.series.filter((s) => s.scheme.startsWith('q4 ') || s.scheme.startsWith('q4-rtn'));

@@ -1,0 +1,233 @@
+// The low-bit comparison on every LM: RTN, the scale search, HQQ, GPTQ, AWQ and AWQ+GPTQ at q4
+// (block 32 and 128), nf4, 3- and 2-bit; MatMulNBits accuracy_level 4; mixed precision at 3.5 /
+// 4.25 / 5 bits per weight. Columns: true bits per linear weight (codes, scales and zero points
+// of the quantized MatMul/Gemm weights over their parameter count), perplexity change against
+// fp32 on the held-out windows, quantize time, and ORT latency of one batch (16 × 64 tokens)
+// relative to fp32 measured in the same run.
+//
+//   npx tsx scripts/measure/low-bit-table.ts [lm | lm-gemm-tied | lm-constants | lm-big ...]
+//
+// lm-big (4 layers, d = 256) is made on first use by scripts/models/make_models.py --lm-size big
+// into .cache/models/ (git-ignored; ~9 MB, a few minutes to an hour of training on a busy
+// 2-core machine) and reused afterwards.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { quantizeModelBytesAwq } from '../../src/flows/awq-node.js';
+import { lmPerplexity, openSession } from '../../src/flows/evaluate-node.js';
+import { quantizeModelBytesGptq } from '../../src/flows/gptq.js';
+import {
+  DEFAULT_CANDIDATES,
+  measureSensitivity,
+  mixedModelBytes,
+  parseCandidate,
+  planMixed,
+} from '../../src/flows/mixed.js';
+import { quantizeModelBytes } from '../../src/flows/quantize.js';
+import { readNpy } from '../../src/io/npy/npy.js';
+import { nodeRuntime } from '../../src/node/ort-runtime.js';
+import type { LayerReport, SchemeName, WeightOnlyOptions } from '../../src/passes/weight-only/index.js';
+import type { Tensor } from '../../src/tensor/tensor.js';
+
+const root = new URL('../../', import.meta.url).pathname;
+const npy = (p: string) => readNpy(readFileSync(root + p));
+
+function ensureBigLm(): void {
+  if (existsSync(`${root}.cache/models/lm-big.onnx`)) return;
+  mkdirSync(`${root}.cache/models`, { recursive: true });
+  execFileSync(
+    '/usr/bin/python3',
+    ['scripts/models/make_models.py', '--only', 'lm', '--lm-size', 'big', '--out', '.cache/models'],
+    {
+      cwd: root,
+      stdio: 'inherit',
+    },
+  );
+}
+
+const LMS: Record<string, { file: string; eval: string; calib: string; quick?: boolean }> = {
+  lm: { file: 'models/lm.onnx', eval: 'models/lm-eval.npy', calib: 'models/lm-calib.npy' },
+  'lm-gemm-tied': {
+    file: 'test/fixtures/variants/lm-gemm-tied.onnx',
+    eval: 'test/fixtures/variants/lm-gemm-tied-eval.npy',
+    calib: 'test/fixtures/variants/lm-gemm-tied-calib.npy',
+  },
+  'lm-constants': {
+    file: 'test/fixtures/variants/lm-constants.onnx',
+    eval: 'models/lm-eval.npy',
+    calib: 'models/lm-calib.npy',
+  },
+  'lm-big': {
+    file: '.cache/models/lm-big.onnx',
+    eval: '.cache/models/lm-big-eval.npy',
+    calib: '.cache/models/lm-big-calib.npy',
+    quick: true,
+  },
+};
+
+type Method = 'rtn' | 'search' | 'hqq' | 'gptq' | 'awq' | 'awq+gptq' | 'acc4' | 'spqr 0.5%';
+interface Row {
+  readonly label: string;
+  readonly scheme: SchemeName;
+  readonly blockSize: number;
+  readonly method: Method;
+}
+
+const METHODS_FULL: Method[] = ['rtn', 'search', 'hqq', 'gptq', 'awq', 'awq+gptq'];
+function rowsFor(quick: boolean): Row[] {
+  const rows: Row[] = [];
+  const add = (scheme: SchemeName, blockSize: number, methods: Method[]) => {
+    for (const method of methods) rows.push({ label: `${scheme} g${blockSize} ${method}`, scheme, blockSize, method });
+  };
+  if (quick) {
+    // The bigger LM: the rows that decide the comparison, within an hour on a busy 2-core machine.
+    // Cheapest and most telling first (a run cut short still has them).
+    add('q4', 128, ['rtn', 'search', 'hqq', 'gptq']);
+    add('q4', 32, ['search', 'acc4']);
+    add('q4-k', 32, ['search']);
+    add('q3-asym', 32, ['search', 'gptq']);
+    add('q2-asym', 32, ['search', 'gptq']);
+    add('q3-asym', 16, ['spqr 0.5%']);
+    add('q4', 128, ['awq', 'awq+gptq']);
+    return rows;
+  }
+  add('q4', 32, [...METHODS_FULL, 'acc4']);
+  add('q4', 128, METHODS_FULL);
+  add('q4-k', 32, ['search', 'awq']);
+  add('nf4', 64, ['search', 'gptq', 'awq', 'awq+gptq']);
+  add('q3-asym', 32, ['rtn', 'search', 'hqq', 'gptq', 'awq', 'awq+gptq']);
+  add('q3-asym', 16, ['spqr 0.5%']);
+  add('q2-asym', 32, ['rtn', 'search', 'hqq', 'gptq', 'awq', 'awq+gptq']);
+  return rows;
+}
+
+/**
+ * True bits per quantized linear weight: bytes written for them over their parameter count (a
+ * tied head's fp32 table, kept for the embedding, not counted).
+ */
+function bitsPerWeight(layers: readonly LayerReport[]): number {
+  let bytes = 0;
+  let params = 0;
+  for (const l of layers) {
+    if (l.scheme === 'fp32' || !l.opTypes.some((o) => o === 'MatMul' || o === 'Gemm')) continue;
+    // A tied head keeps its fp32 table for the embedding Gather: the table is not the head's form.
+    const kept = l.note.includes('fp32 copy kept') ? l.bytesBefore : 0;
+    bytes += (l.trueBytes ?? l.bytesAfter) - kept;
+    params += l.dims.reduce((a, b) => a * b, 1);
+  }
+  return params > 0 ? (bytes * 8) / params : NaN;
+}
+
+async function latencyMs(bytes: Uint8Array, windows: Tensor, runs = 5): Promise<number> {
+  const session = await openSession(bytes);
+  const [count, len] = windows.dims as [number, number];
+  const b = Math.min(16, count);
+  const T = len - 1;
+  const ids = windows.data as BigInt64Array;
+  const input = new BigInt64Array(b * T);
+  for (let i = 0; i < b; i++) input.set(ids.subarray(i * len, i * len + T), i * T);
+  const feeds = { [session.inputNames[0] as string]: nodeRuntime.tensor('int64', input, [b, T]) };
+  await session.run(feeds);
+  const times: number[] = [];
+  for (let r = 0; r < runs; r++) {
+    const t0 = performance.now();
+    await session.run(feeds);
+    times.push(performance.now() - t0);
+  }
+  await session.release();
+  times.sort((x, y) => x - y);
+  return times[Math.floor(times.length / 2)] as number;
+}
+
+async function quantizeRow(bytes: Uint8Array, row: Row, calib: Map<string, Tensor>) {
+  const o: WeightOnlyOptions = { scheme: row.scheme, blockSize: row.blockSize };
+  switch (row.method) {
+    case 'rtn':
+      return quantizeModelBytes(bytes, { ...o, rtn: true });
+    case 'search':
+      return quantizeModelBytes(bytes, o);
+    case 'hqq':
+      return quantizeModelBytes(bytes, { ...o, hqq: true });
+    case 'spqr 0.5%':
+      return quantizeModelBytes(bytes, { ...o, outliers: 0.005 });
+    case 'acc4':
+      return quantizeModelBytes(bytes, { ...o, accuracyLevel: 4 });
+    case 'gptq':
+      return quantizeModelBytesGptq(bytes, o, calib);
+    case 'awq':
+      return quantizeModelBytesAwq(bytes, o, calib);
+    case 'awq+gptq':
+      return quantizeModelBytesAwq(bytes, o, calib, { gptq: true });
+  }
+}
+
+const names =
+  process.argv.slice(2).length > 0 ? process.argv.slice(2) : ['lm', 'lm-gemm-tied', 'lm-constants', 'lm-big'];
+const pct = (x: number) => `${x >= 0 ? '+' : ''}${(x * 100).toFixed(2)} %`;
+for (const name of names) {
+  const m = LMS[name];
+  if (!m) throw new Error(`unknown LM ${name}`);
+  if (name === 'lm-big') ensureBigLm();
+  const bytes = readFileSync(root + m.file);
+  const windows = npy(m.eval);
+  const calib = new Map([['input_ids', npy(m.calib)]]);
+  const base = (await lmPerplexity(bytes, windows)).perplexity;
+  const baseMs = await latencyMs(bytes, windows);
+  const out: { label: string; bits: number; ppl: number; change: number; seconds: number; latency: number }[] = [];
+  const record = async (label: string, q: Uint8Array, bits: number, seconds: number) => {
+    const ppl = (await lmPerplexity(q, windows)).perplexity;
+    const latency = (await latencyMs(q, windows)) / (await latencyMs(bytes, windows));
+    out.push({ label, bits, ppl, change: ppl / base - 1, seconds, latency });
+    console.log(
+      `| ${name} | ${label} | ${bits.toFixed(2)} | ${pct(ppl / base - 1)} | ${seconds.toFixed(1)} s | ${latency.toFixed(2)}× |`,
+    );
+  };
+  console.log(`\n${name}: fp32 perplexity ${base.toFixed(4)}, batch latency ${baseMs.toFixed(1)} ms`);
+  console.log('| LM | method | bits/weight | perplexity | quantize time | latency vs fp32 |');
+  console.log('|---|---|---|---|---|---|');
+  const quantizedRows = async () => {
+    const only = process.env['ROWS']?.split(',');
+    for (const row of rowsFor((m.quick ?? false) && !process.env['FULL'])) {
+      if (only && !only.some((o) => row.label.startsWith(o))) continue;
+      const t0 = performance.now();
+      const q = await quantizeRow(bytes, row, calib);
+      const seconds = (performance.now() - t0) / 1000;
+      await record(row.label, q.bytes, bitsPerWeight(q.report.layers), seconds);
+    }
+  };
+  const mixedRows = async () => {
+    // Mixed precision: one sensitivity measurement, then the knapsack at each budget.
+    const cands = (
+      m.quick ? ['q2-asym:64', 'q4:128', 'q4:32', 'q8-block:128', 'fp32'] : [...DEFAULT_CANDIDATES, 'q4:64']
+    ).map(parseCandidate);
+    const t0 = performance.now();
+    const s = await measureSensitivity(nodeRuntime, bytes, calib, cands);
+    const sensSeconds = (performance.now() - t0) / 1000;
+    mkdirSync(`${root}.cache`, { recursive: true });
+    writeFileSync(`${root}.cache/sensitivity-${name}.json`, JSON.stringify(s, null, 1));
+    const params = s.weights.reduce((a, w) => a + w.params, 0);
+    for (const target of [3.5, 4.25, 5]) {
+      const t1 = performance.now();
+      const plan = planMixed(s, cands, (target * params) / 8);
+      const mixed = mixedModelBytes(bytes, plan);
+      const seconds = sensSeconds + (performance.now() - t1) / 1000;
+      const counts = new Map<string, number>();
+      for (const c of plan.choice.values()) counts.set(c.label, (counts.get(c.label) ?? 0) + 1);
+      await record(
+        `mixed ${target} (${[...counts].map(([l, n]) => `${n}× ${l}`).join(', ')})`,
+        mixed.bytes,
+        (plan.bytes * 8) / plan.params,
+        seconds,
+      );
+    }
+  };
+  // The bigger LM measures its mixed models first: they are what its layer sensitivities are for.
+  if (m.quick && !process.env['NO_MIXED']) await mixedRows();
+  await quantizedRows();
+  if (!m.quick && !process.env['NO_MIXED']) await mixedRows();
+  const best = out.reduce((a, b) => (b.change < a.change ? b : a));
+  const fastest = out.reduce((a, b) => (b.latency < a.latency ? b : a));
+  console.log(`most accurate: ${best.label} (${pct(best.change)}, latency ${best.latency.toFixed(2)}× fp32)`);
+  console.log(`fastest: ${fastest.label} (latency ${fastest.latency.toFixed(2)}× fp32, ${pct(fastest.change)})`);
+  mkdirSync(`${root}.cache`, { recursive: true });
+  writeFileSync(`${root}.cache/low-bit-${name}.json`, JSON.stringify({ name, base, baseMs, rows: out }, null, 2));
+}

@@ -1,0 +1,95 @@
+import type { Command } from 'commander';
+import { sensitivityFile } from '../../flows/mixed-file.js';
+import type { SensitivityResult } from '../../flows/mixed.js';
+import { inCliWords } from '../option-flags.js';
+import { progressBar } from '../progress.js';
+import { formatTable } from '../table.js';
+
+interface SensitivityCliOptions {
+  calib?: string[];
+  schemes?: string[];
+  exclude: string[];
+  json?: boolean;
+  progress?: boolean;
+}
+
+function collect(value: string, previous: string[] = []): string[] {
+  return [
+    ...previous,
+    ...value
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+  ];
+}
+
+/** log10 KL as a bar over the column's range (1 … 40 characters): the layers to keep wide stand out. */
+function bar(kl: number, lo: number, hi: number): string {
+  const x = kl > 0 && hi > lo ? (Math.log10(kl) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo)) : 0;
+  return '#'.repeat(1 + Math.round(Math.min(1, Math.max(0, x)) * 39));
+}
+
+export function formatSensitivity(r: SensitivityResult, labels: readonly string[]): string {
+  const head = ['weight', 'node', 'params', ...labels.flatMap((l) => [`${l} bits`, `${l} KL`])];
+  const rows = r.weights.map((w) => [
+    w.weight,
+    w.node,
+    String(w.params),
+    ...w.costs.flatMap((c) => [((c.bytes * 8) / w.params).toFixed(2), c.kl.toExponential(2)]),
+  ]);
+  // The plot: each weight's KL under the narrowest candidate, log scale.
+  const narrow = labels.findIndex((l) => l !== 'fp32');
+  const kls = r.weights.map((w) => w.costs[narrow]?.kl ?? 0).filter((v) => v > 0);
+  const lo = Math.min(...kls);
+  const hi = Math.max(...kls);
+  const width = Math.max(...r.weights.map((x) => x.node.length));
+  const plot = r.weights.map((w) => `${w.node.padEnd(width)} ${bar(w.costs[narrow]?.kl ?? 0, lo, hi)}`);
+  return [
+    formatTable(head, rows),
+    '',
+    `KL under ${labels[narrow] ?? '-'} (log scale, ${lo.toExponential(1)} … ${hi.toExponential(1)}):`,
+    ...plot,
+    `KL: mean over ${r.positions} output positions of KL(fp32 ‖ only this weight quantized), nats`,
+    '',
+  ].join('\n');
+}
+
+export function registerSensitivity(program: Command): void {
+  program
+    .command('sensitivity')
+    .description(
+      'per linear weight and candidate scheme: the output KL when only that weight is quantized, and its true bits per weight',
+    )
+    .argument('<model>', 'ONNX model file')
+    .option('--calib <[name=]file.npy...>', 'calibration inputs, first axis = samples (repeat per model input)')
+    .option(
+      '--schemes <list>',
+      'candidates scheme[:block], comma-separated (default q2-asym:64,q2-asym:32,q4:128,q4:32,q8-block:128,fp32)',
+      collect,
+    )
+    .option('--exclude <op|name...>', 'leave these weights out (repeatable, comma-separated)', collect, [])
+    .option('--json', 'print the result as JSON')
+    .option('--progress', 'show a progress bar even when stderr is not a terminal')
+    .action(async (model: string, opts: SensitivityCliOptions) => {
+      const bar = progressBar('sensitivity', opts.progress ?? false);
+      const r = await sensitivityFile(model, {
+        calib: opts.calib,
+        schemes: opts.schemes,
+        exclude: opts.exclude,
+        progress: bar.progress && ((done, total) => bar.progress?.(done, total, 1, 1)),
+      })
+        .finally(() => bar.stop())
+        .then(inCliWords);
+      if (opts.json) {
+        process.stdout.write(`${JSON.stringify({ model, ...r }, null, 2)}\n`);
+        return;
+      }
+      process.stdout.write(
+        formatSensitivity(
+          r,
+          r.candidates.map((c) => c.label),
+        ),
+      );
+      for (const n of r.notes) process.stdout.write(`note: ${n}\n`);
+    });
+}

@@ -1,0 +1,118 @@
+import { readFileSync } from 'node:fs';
+import { OptionError } from '../errors.js';
+import { modelFromProto } from '../graph/from-onnx.js';
+import { decodeModel } from '../io/onnx/proto.js';
+import { readCalibFiles } from '../node/calib-files.js';
+import { writeFileAtomic } from '../node/files.js';
+import { nodeRuntime } from '../node/ort-runtime.js';
+import type { LayerReport } from '../passes/weight-only/types.js';
+import type { CalibrationData } from './calibrate.js';
+import { checkedCalibration } from './input-check.js';
+import {
+  DEFAULT_CANDIDATES,
+  measureSensitivity,
+  mixedModelBytes,
+  parseCandidate,
+  planMixed,
+  planMixedForLoss,
+  type Candidate,
+  type MixedPlan,
+  type SensitivityResult,
+} from './mixed.js';
+
+/* `quantkit sensitivity` and `quantize --target-bits/--target-size` on files (flows/mixed.ts). */
+
+export interface SensitivityFileOptions {
+  readonly calib?: readonly string[] | undefined;
+  /** Candidates as `scheme[:block]` (default DEFAULT_CANDIDATES). */
+  readonly schemes?: readonly string[] | undefined;
+  readonly exclude?: readonly string[] | undefined;
+  readonly progress?: ((done: number, total: number) => void) | undefined;
+}
+
+function load(
+  path: string,
+  o: SensitivityFileOptions,
+): { bytes: Uint8Array; data: CalibrationData; candidates: Candidate[]; notes: string[] } {
+  const bytes = readFileSync(path);
+  if (!o.calib?.length)
+    throw new OptionError(
+      'QK_CALIB_MISSING',
+      'sensitivity needs calibration data: each weight is scored by how much quantizing it alone changes the outputs',
+      'pass `calib` [name=]x.npy',
+      ['calib'],
+    );
+  const model = modelFromProto(decodeModel(bytes, path), { label: path });
+  const calib = checkedCalibration(
+    model,
+    readCalibFiles(
+      o.calib,
+      model.graph.inputs.map((v) => v.name),
+    ),
+    undefined,
+  );
+  const candidates = (o.schemes?.length ? o.schemes : DEFAULT_CANDIDATES).map(parseCandidate);
+  return { bytes, data: calib.data, candidates, notes: calib.notes };
+}
+
+export async function sensitivityFile(
+  path: string,
+  o: SensitivityFileOptions,
+): Promise<SensitivityResult & { candidates: Candidate[]; notes: string[] }> {
+  const { bytes, data, candidates, notes } = load(path, o);
+  const r = await measureSensitivity(nodeRuntime, bytes, data, candidates, { exclude: o.exclude }, o.progress);
+  return { ...r, candidates, notes };
+}
+
+export interface MixedFileOptions extends SensitivityFileOptions {
+  /** Budget as bits per linear weight ... */
+  readonly targetBits?: number | undefined;
+  /** ... or as bytes of the linear weights ... */
+  readonly targetSize?: number | undefined;
+  /** ... or the smallest model whose predicted loss rises by at most this fraction (0.01 = 1 %). */
+  readonly maxLossIncrease?: number | undefined;
+  readonly force?: boolean | undefined;
+}
+
+export interface MixedFileResult {
+  readonly plan: MixedPlan;
+  readonly layers: LayerReport[];
+  readonly sensitivity: SensitivityResult;
+  readonly outputFileBytes: number;
+  readonly notes: string[];
+}
+
+/** Sensitivity, the knapsack under the budget, and the mixed model written to `outPath`. */
+export async function quantizeMixedFile(
+  inPath: string,
+  outPath: string,
+  o: MixedFileOptions,
+): Promise<MixedFileResult> {
+  const given = [o.targetBits, o.targetSize, o.maxLossIncrease].filter((v) => v !== undefined).length;
+  if (given !== 1)
+    throw new OptionError(
+      'QK_BAD_OPTION',
+      'give one of `targetBits`, `targetSize` and `maxLossIncrease`',
+      'e.g. `targetBits` 4.5',
+      ['targetBits', 'targetSize', 'maxLossIncrease'],
+    );
+  const { bytes, data, candidates, notes } = load(inPath, o);
+  const s = await measureSensitivity(nodeRuntime, bytes, data, candidates, { exclude: o.exclude }, o.progress);
+  const params = s.weights.reduce((a, w) => a + w.params, 0);
+  const plan =
+    o.maxLossIncrease !== undefined
+      ? planMixedForLoss(s, candidates, Math.log1p(o.maxLossIncrease))
+      : planMixed(s, candidates, o.targetSize ?? ((o.targetBits as number) * params) / 8);
+  const budget =
+    o.maxLossIncrease !== undefined ? plan.bytes : (o.targetSize ?? ((o.targetBits as number) * params) / 8);
+  const m = mixedModelBytes(bytes, plan, { exclude: o.exclude });
+  await writeFileAtomic(outPath, [m.bytes], { force: o.force ?? false, inputs: [inPath] });
+  const allowed =
+    o.maxLossIncrease !== undefined
+      ? `summed KL ≤ ln(1 + ${o.maxLossIncrease}) = ${Math.log1p(o.maxLossIncrease).toExponential(3)}`
+      : `${Math.floor(budget)} bytes allowed`;
+  notes.push(
+    `mixed precision: ${((plan.bytes * 8) / Math.max(1, plan.params)).toFixed(3)} bits per linear weight (${plan.bytes} bytes; ${allowed}), summed KL of the choices ${plan.predictedKl.toExponential(3)}`,
+  );
+  return { plan, layers: m.layers, sensitivity: s, outputFileBytes: m.bytes.length, notes };
+}

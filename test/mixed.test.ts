@@ -1,0 +1,146 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { meanKl, planMixed, planMixedForLoss, type Candidate, type SensitivityResult } from '../src/flows/mixed.js';
+import { chooseUnderBudget, type KnapsackOption } from '../src/quant/knapsack.js';
+import { runCli } from './helpers/cli.js';
+
+/*
+ * Mixed precision: the knapsack against brute force, the KL against a hand-worked value, and the
+ * two commands on the Gemm/tied LM variant.
+ */
+
+function lcg(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
+}
+
+describe('multiple-choice knapsack (quant/knapsack.ts)', () => {
+  it('matches brute force on random instances (within the rounding of one unit per item)', () => {
+    const u = lcg(3);
+    for (let t = 0; t < 40; t++) {
+      const items: KnapsackOption[][] = Array.from({ length: 4 }, () =>
+        Array.from({ length: 3 }, () => ({ bytes: 10 + Math.floor(u() * 90), cost: u() })),
+      );
+      const budget = 150 + Math.floor(u() * 200);
+      let best = Infinity;
+      for (let c = 0; c < 81; c++) {
+        const pick = [c % 3, Math.floor(c / 3) % 3, Math.floor(c / 9) % 3, Math.floor(c / 27) % 3];
+        const bytes = pick.reduce((s, j, i) => s + items[i]![j]!.bytes, 0);
+        if (bytes <= budget)
+          best = Math.min(
+            best,
+            pick.reduce((s, j, i) => s + items[i]![j]!.cost, 0),
+          );
+      }
+      // Exact when one unit is one byte.
+      const got = chooseUnderBudget(items, budget, budget);
+      if (best === Infinity) expect(got).toBeUndefined();
+      else {
+        expect(got).toBeDefined();
+        expect(got!.reduce((s, j, i) => s + items[i]![j]!.bytes, 0)).toBeLessThanOrEqual(budget);
+        expect(got!.reduce((s, j, i) => s + items[i]![j]!.cost, 0)).toBeCloseTo(best, 12);
+      }
+    }
+  });
+});
+
+describe('KL of output distributions (flows/mixed.ts meanKl)', () => {
+  it('hand-worked: logits [0, ln 3] vs [0, 0] → KL(¼,¾ ‖ ½,½) = ¼ ln ½ + ¾ ln(3/2)', () => {
+    const ref = Float32Array.from([0, Math.log(3)]);
+    const q = Float32Array.from([0, 0]);
+    expect(meanKl(ref, q, 2)).toBeCloseTo(0.25 * Math.log(0.5) + 0.75 * Math.log(1.5), 6);
+    expect(meanKl(ref, ref, 2)).toBe(0);
+  });
+});
+
+describe('planning under a loss limit (planMixedForLoss)', () => {
+  const cands: Candidate[] = [
+    { label: 'q2', scheme: 'q2-asym' },
+    { label: 'q4', scheme: 'q4' },
+    { label: 'fp32', scheme: 'fp32' },
+  ];
+  const u = lcg(9);
+  const s: SensitivityResult = {
+    positions: 1,
+    weights: Array.from({ length: 6 }, (_, i) => {
+      const p = 1000 * (1 + i);
+      return {
+        weight: `w${i}`,
+        node: `n${i}`,
+        params: p,
+        costs: [
+          { label: 'q2', bytes: p / 4, kl: 0.01 + 0.02 * u() },
+          { label: 'q4', bytes: p / 2, kl: 0.001 * u() },
+          { label: 'fp32', bytes: 4 * p, kl: 0 },
+        ],
+      };
+    }),
+  };
+  it('the smallest plan within the limit: within it, and no smaller budget plan is', () => {
+    for (const limit of [0.005, 0.02, 0.06]) {
+      const plan = planMixedForLoss(s, cands, limit);
+      expect(plan.predictedKl).toBeLessThanOrEqual(limit);
+      // 1 % fewer bytes cannot meet the limit.
+      let smaller;
+      try {
+        smaller = planMixed(s, cands, plan.bytes * 0.99);
+      } catch {
+        smaller = undefined;
+      }
+      if (smaller) expect(smaller.predictedKl).toBeGreaterThan(limit);
+    }
+  });
+});
+
+describe('quantkit sensitivity / quantize --target-bits (lm-gemm-tied)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'qk-mixed-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const path = (p: string) => new URL(p, import.meta.url).pathname;
+  const model = path('fixtures/variants/lm-gemm-tied.onnx');
+  const calib = path('fixtures/variants/lm-gemm-tied-calib.npy');
+
+  it('sensitivity prints each weight with bits and KL per candidate; quantize --target-bits 4.5 fits and reports the choices', () => {
+    const s = runCli(['sensitivity', model, '--calib', calib, '--schemes', 'q2-asym:64,q4:128,fp32', '--json']);
+    expect(s.stderr).toBe('');
+    expect(s.code).toBe(0);
+    const r = JSON.parse(s.stdout) as {
+      weights: { weight: string; params: number; costs: { label: string; bytes: number; kl: number }[] }[];
+    };
+    expect(r.weights.length).toBeGreaterThan(5);
+    for (const w of r.weights) {
+      const [q2, q4, fp] = w.costs;
+      expect(fp!.kl).toBe(0);
+      expect(q2!.bytes).toBeLessThan(q4!.bytes);
+      expect(q2!.kl).toBeGreaterThan(q4!.kl); // fewer levels, more loss
+    }
+    const out = join(dir, 'mixed.onnx');
+    const q = runCli([
+      'quantize',
+      model,
+      '-o',
+      out,
+      '--target-bits',
+      '3.5',
+      '--calib',
+      calib,
+      '--schemes',
+      'q2-asym:64,q4:128,fp32',
+      '--json',
+    ]);
+    expect(q.stderr).toBe('');
+    expect(q.code).toBe(0);
+    const m = JSON.parse(q.stdout) as { layers: { weight: string; scheme: string; bytes: number }[]; notes: string[] };
+    const schemes = new Set(m.layers.map((l) => l.scheme));
+    expect(schemes.has('q2-asym:64') && schemes.has('q4:128')).toBe(true); // 3.5 bits needs both
+    const params = r.weights.reduce((a, w) => a + w.params, 0);
+    expect((m.layers.reduce((a, l) => a + l.bytes, 0) * 8) / params).toBeLessThanOrEqual(3.5);
+  });
+
+  it('quantize without --scheme or a target is a user error naming both ways', () => {
+    const q = runCli(['quantize', model, '-o', join(dir, 'x.onnx')]);
+    expect(q.code).toBe(1);
+    expect(q.stderr).toContain('--target-bits');
+  });
+});
