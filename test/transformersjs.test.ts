@@ -351,7 +351,10 @@ describe('quantkit transformersjs interrupted (SIGINT)', () => {
       child.kill('SIGCONT');
       expect(await exited, stderr).toBe(130);
       const left = readdirSync(onnx);
-      expect(left.filter((n) => n.endsWith('.tmp'))).toEqual([]);
+      expect(
+        left.filter((n) => n.endsWith('.tmp')),
+        JSON.stringify(left) + stderr,
+      ).toEqual([]);
       expect(left).toContain('model_fp16.onnx');
       expect(left).not.toContain('model_q4.onnx');
       for (const f of left.filter((n) => n.endsWith('.onnx')))

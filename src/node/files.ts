@@ -266,12 +266,16 @@ export async function writeTemp(
 ): Promise<string> {
   const tmp = join(dirname(target), `.${basename(target)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
   let handle: FileHandle | undefined;
+  // Tracked before the open: the file exists as soon as the open runs on libuv's thread pool, and a
+  // signal handled before the await resumes would otherwise leave it behind (the name is ours alone:
+  // pid and random bytes, opened with 'wx').
+  trackTemp(tmp);
   try {
     handle = await open(tmp, 'wx');
   } catch (e) {
+    untrackTemp(tmp);
     throw writeFailed(target, e);
   }
-  trackTemp(tmp);
   try {
     for await (const chunk of chunks) {
       let done = 0;
