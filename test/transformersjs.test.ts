@@ -1,3 +1,4 @@
+import { rowCosineAndTop1 } from '../src/quant/metrics.js';
 import { spawn } from 'node:child_process';
 import {
   cpSync,
@@ -47,31 +48,6 @@ const ALL: readonly Dtype[] = ['fp32', ...TJS_DTYPES];
 interface LmRun {
   text: string;
   logits: Float32Array;
-}
-
-function cosineAndTop1(a: Float32Array, b: Float32Array, width: number): { cosine: number; top1: number } {
-  const rows = a.length / width;
-  let cos = 0;
-  let agree = 0;
-  for (let r = 0; r < rows; r++) {
-    let dot = 0;
-    let na = 0;
-    let nb = 0;
-    let ia = 0;
-    let ib = 0;
-    for (let j = 0; j < width; j++) {
-      const x = a[r * width + j] as number;
-      const y = b[r * width + j] as number;
-      dot += x * y;
-      na += x * x;
-      nb += y * y;
-      if (x > (a[r * width + ia] as number)) ia = j;
-      if (y > (b[r * width + ib] as number)) ib = j;
-    }
-    cos += dot / Math.sqrt(na * nb);
-    if (ia === ib) agree++;
-  }
-  return { cosine: cos / rows, top1: agree / rows };
 }
 
 /** Token embeddings of two sentences, one call each (the char tokenizer has no padding token). */
@@ -200,7 +176,7 @@ describe('quantkit transformersjs, checked with transformers.js', () => {
   it('char LM logits on held-out text vs fp32: cosine ≥ 0.999 / top-1 ≥ 97 % (fp16, 8-bit), ≥ 0.99 / ≥ 85 % (4-bit)', () => {
     const fp32 = (lm.get('fp32') as LmRun).logits;
     for (const d of TJS_DTYPES) {
-      const q = cosineAndTop1(fp32, (lm.get(d) as LmRun).logits, 77);
+      const q = rowCosineAndTop1(fp32, (lm.get(d) as LmRun).logits, 77);
       const four = FOUR_BIT.includes(d);
       expect(q.cosine, d).toBeGreaterThanOrEqual(four ? 0.99 : 0.999);
       expect(q.top1, d).toBeGreaterThanOrEqual(four ? 0.85 : 0.97);
@@ -210,7 +186,7 @@ describe('quantkit transformersjs, checked with transformers.js', () => {
   it('tiny encoder feature-extraction vs fp32: token embedding cosine ≥ 0.999 (fp16, 8-bit), ≥ 0.98 (4-bit)', () => {
     const fp32 = embeddings.get('fp32') as Float32Array;
     for (const d of TJS_DTYPES) {
-      const q = cosineAndTop1(fp32, embeddings.get(d) as Float32Array, 64);
+      const q = rowCosineAndTop1(fp32, embeddings.get(d) as Float32Array, 64);
       expect(q.cosine, d).toBeGreaterThanOrEqual(FOUR_BIT.includes(d) ? 0.98 : 0.999);
     }
   });
@@ -235,7 +211,7 @@ describe('quantkit transformersjs, checked with transformers.js', () => {
     const g = decodeModel(readFileSync(join(folder, 'onnx', 'model_q4f16.onnx')), 'q4f16').graph;
     expect(g?.node.filter((n) => n.opType === 'GatherBlockQuantized').length).toBeGreaterThan(0);
     const fe = (await pipeline('feature-extraction', 'tiny-bert', { dtype: 'q4f16' })) as FeatureExtractionPipeline;
-    const q = cosineAndTop1(embeddings.get('fp32') as Float32Array, await embed(fe), 64);
+    const q = rowCosineAndTop1(embeddings.get('fp32') as Float32Array, await embed(fe), 64);
     await fe.dispose();
     expect(q.cosine).toBeGreaterThanOrEqual(0.98);
   });

@@ -9,6 +9,7 @@
 //   load + first token time (pipeline creation and one generated token / one embedding), median
 //   of interleaved runs.
 // `npx tsx scripts/measure/transformersjs-recipes.ts [--no-avx2] [--runs N]`
+import { rowCosineAndTop1 } from '../../src/quant/metrics.js';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -64,41 +65,8 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)] as number;
 }
 
-function rowsOf(a: Float32Array, width: number): number {
-  return a.length / width;
-}
-
-function cosine(a: Float32Array, b: Float32Array, width: number): number {
-  let sum = 0;
-  for (let r = 0; r < rowsOf(a, width); r++) {
-    let dot = 0;
-    let na = 0;
-    let nb = 0;
-    for (let j = 0; j < width; j++) {
-      const x = a[r * width + j] as number;
-      const y = b[r * width + j] as number;
-      dot += x * y;
-      na += x * x;
-      nb += y * y;
-    }
-    sum += dot / Math.sqrt(na * nb);
-  }
-  return sum / rowsOf(a, width);
-}
-
-function top1(a: Float32Array, b: Float32Array, width: number): number {
-  let agree = 0;
-  for (let r = 0; r < rowsOf(a, width); r++) {
-    let ia = 0;
-    let ib = 0;
-    for (let j = 1; j < width; j++) {
-      if ((a[r * width + j] as number) > (a[r * width + ia] as number)) ia = j;
-      if ((b[r * width + j] as number) > (b[r * width + ib] as number)) ib = j;
-    }
-    if (ia === ib) agree++;
-  }
-  return agree / rowsOf(a, width);
-}
+const cosine = (a: Float32Array, b: Float32Array, width: number): number => rowCosineAndTop1(a, b, width).cosine;
+const top1 = (a: Float32Array, b: Float32Array, width: number): number => rowCosineAndTop1(a, b, width).top1;
 
 /** Mean next-character cross entropy in bits over every position. */
 function bitsPerChar(logits: Float32Array): number {

@@ -1,3 +1,4 @@
+import { rowCosineAndTop1 } from '../quant/metrics.js';
 import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -238,31 +239,9 @@ function asFloat32(t: ort.Tensor): Float32Array {
 
 /** Cosine per last-axis vector, averaged; argmax agreement when `top1`. */
 function compare(ref: ort.Tensor, got: ort.Tensor, top1: boolean): { cosine: number; top1: number | undefined } {
-  const a = asFloat32(ref);
-  const b = asFloat32(got);
   const width = Number(ref.dims[ref.dims.length - 1] ?? 1) || 1;
-  const rows = Math.floor(a.length / width);
-  let cos = 0;
-  let agree = 0;
-  for (let r = 0; r < rows; r++) {
-    let dot = 0;
-    let na = 0;
-    let nb = 0;
-    let ia = 0;
-    let ib = 0;
-    for (let j = 0; j < width; j++) {
-      const x = a[r * width + j] as number;
-      const y = b[r * width + j] as number;
-      dot += x * y;
-      na += x * x;
-      nb += y * y;
-      if (x > (a[r * width + ia] as number)) ia = j;
-      if (y > (b[r * width + ib] as number)) ib = j;
-    }
-    cos += na === 0 && nb === 0 ? 1 : dot / Math.sqrt(na * nb);
-    if (ia === ib) agree++;
-  }
-  return { cosine: rows > 0 ? cos / rows : 1, top1: top1 && rows > 0 ? agree / rows : undefined };
+  const r = rowCosineAndTop1(asFloat32(ref), asFloat32(got), width);
+  return { cosine: r.cosine, top1: top1 ? r.top1 : undefined };
 }
 
 function fileBytes(path: string, dataPath: string | undefined): number {

@@ -64,3 +64,29 @@ export function cosineSimilarity(a: Float32Array, b: Float32Array): number {
   if (aa === 0 || bb === 0) return 0;
   return ab / Math.sqrt(aa * bb);
 }
+
+/**
+ * Both tensors seen as rows of `width` (the last axis: logits over a vocabulary, embedding
+ * features): the mean over rows of each row's cosine (cosineSimilarity's rule for zero rows), and
+ * the fraction of rows whose argmax (first maximum) agrees. An empty input gives 1 and 1.
+ */
+export function rowCosineAndTop1(a: Float32Array, b: Float32Array, width: number): { cosine: number; top1: number } {
+  check(a, b);
+  const rows = width > 0 ? Math.floor(a.length / width) : 0;
+  if (rows === 0) return { cosine: 1, top1: 1 };
+  let cos = 0;
+  let agree = 0;
+  for (let r = 0; r < rows; r++) {
+    const ra = a.subarray(r * width, (r + 1) * width);
+    const rb = b.subarray(r * width, (r + 1) * width);
+    cos += cosineSimilarity(ra, rb);
+    let ia = 0;
+    let ib = 0;
+    for (let j = 1; j < width; j++) {
+      if ((ra[j] as number) > (ra[ia] as number)) ia = j;
+      if ((rb[j] as number) > (rb[ib] as number)) ib = j;
+    }
+    if (ia === ib) agree++;
+  }
+  return { cosine: cos / rows, top1: agree / rows };
+}

@@ -1,3 +1,4 @@
+import { mulberry32 } from '../quant/prng.js';
 import { QuantkitError } from '../errors.js';
 import { modelFromProto } from '../graph/from-onnx.js';
 import type { Model } from '../graph/model.js';
@@ -17,18 +18,6 @@ import type { OnnxRuntime } from '../flows/runtime.js';
 const OPEN_BATCH = 8;
 const OPEN_DIM = 16;
 
-/** mulberry32: a small seeded generator, so random inputs repeat from run to run. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** For integer inputs (token ids): the row count of the table a Gather reads with them, else 2. */
 function idBound(model: Model, input: string): number {
   for (const n of model.graph.nodes) {
@@ -44,7 +33,7 @@ function idBound(model: Model, input: string): number {
  * [-1, 1) for floats, valid row ids for integer inputs that index a table.
  */
 export function randomInputs(model: Model, samples = OPEN_BATCH, seed = 1): CalibrationData {
-  const next = rng(seed);
+  const next = mulberry32(seed);
   const data: CalibrationData = new Map();
   for (const v of model.graph.inputs) {
     if (v.dims === undefined)
