@@ -34,6 +34,9 @@ export const OPTION_FLAGS: Readonly<Record<string, string>> = {
   params: '--params',
   rtn: '--rtn',
   quantizeEmbeddings: '--quantize-embeddings',
+  bits: '--bits',
+  perChannel: '--per-channel',
+  seed: '--seed',
 };
 
 /** The flag for a marked option, or the mark unchanged when the CLI has no flag of that name. */

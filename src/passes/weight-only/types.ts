@@ -26,6 +26,12 @@ export interface WeightOnlyOptions {
    * table is usually small next to the MatMuls and costs quality.
    */
   readonly quantizeEmbeddings?: boolean | undefined;
+  /** kmeans: index width 1…8 (k = 2^bits centroids; default 4). */
+  readonly bits?: number | undefined;
+  /** kmeans: one codebook per output channel instead of one per tensor. */
+  readonly perChannel?: boolean | undefined;
+  /** kmeans: seed of the k-means++ seeding (default 1). */
+  readonly seed?: number | undefined;
   /** fp16: op types kept in fp32 (with Casts around them); default DEFAULT_FP16_BLOCK_LIST. */
   readonly fp16BlockList?: readonly string[] | undefined;
   /**

@@ -36,7 +36,18 @@ describe('sqnrPanels', () => {
     expect(all.map((s) => s.scheme).sort()).toEqual(rows.map((r) => r.scheme).sort());
     expect(new Set(all.map(styleKey)).size).toBe(all.length);
     const fourBit = new Set(panels[0]?.series.map((s) => s.scheme.split(' ')[0]));
-    expect([...fourBit].sort()).toEqual(['fp4', 'fp4-rtn', 'nf4', 'nf4-rtn', 'q4', 'q4-asym', 'q4-asym-rtn', 'q4-rtn']);
+    expect([...fourBit].sort()).toEqual([
+      'fp4',
+      'fp4-rtn',
+      'kmeans',
+      'kmeans-rtn',
+      'nf4',
+      'nf4-rtn',
+      'q4',
+      'q4-asym',
+      'q4-asym-rtn',
+      'q4-rtn',
+    ]);
     // One colour per family inside a panel; a family's variants share it and differ in point and dash.
     for (const p of panels) {
       const q4 = p.series.filter((s) => s.scheme.startsWith('q4 ') || s.scheme.startsWith('q4-rtn'));
