@@ -57,6 +57,7 @@ const NODE_FLOWS = [
   'activation-file',
   'calibrate-node',
   'compare',
+  'compress-file',
   'convert',
   'demo',
   'demo-models',

@@ -139,7 +139,12 @@ export type ErrorCode =
   | 'QK_UNSUPPORTED_OP'
   | 'QK_UNSUPPORTED_QUANT_GRANULARITY'
   | 'QK_WEIGHT_NOT_FLOAT32'
-  | 'QK_WEIGHT_OVERFLOW';
+  | 'QK_WEIGHT_OVERFLOW'
+  | 'QK_COMPRESSED_CORRUPT'
+  | 'QK_COMPRESSED_NOT_CONTAINER'
+  | 'QK_COMPRESSED_VERSION'
+  | 'QK_BAD_SPARSITY'
+  | 'QK_OPTIMIZER_STATE';
 
 export class QuantkitError extends Error {
   readonly code: ErrorCode;

@@ -17,6 +17,8 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   inspect: async () => (await import('./commands/inspect.js')).registerInspect,
   quantize: async () => (await import('./commands/quantize.js')).registerQuantize,
   run: async () => (await import('./commands/run.js')).registerRun,
+  compress: async () => (await import('./commands/compress.js')).registerCompress,
+  decompress: async () => (await import('./commands/compress.js')).registerDecompress,
 };
 
 /**

@@ -37,6 +37,12 @@ export const OPTION_FLAGS: Readonly<Record<string, string>> = {
   bits: '--bits',
   perChannel: '--per-channel',
   seed: '--seed',
+  prune: '--prune',
+  huffman: '--huffman',
+  train: '--train',
+  labels: '--labels',
+  eval: '--eval',
+  evalLabels: '--eval-labels',
 };
 
 /** The flag for a marked option, or the mark unchanged when the CLI has no flag of that name. */

@@ -38,6 +38,8 @@ export interface KMeansWeights {
   readonly bits: number;
   readonly axis: number | undefined;
   readonly dims: readonly number[];
+  /** Code 0 of every codebook is 0, held by exactly the zero weights. */
+  readonly zeroCode: boolean;
 }
 
 /** The slices of `axis`: outer · C · inner = elements, group of element (o·C + c)·inner + i is c. */
@@ -107,7 +109,7 @@ export function quantizeKMeansWeights(
       }
     }
   }
-  return { codes, codebooks, groups: C, k, bits, axis: opts.axis, dims: [...dims] };
+  return { codes, codebooks, groups: C, k, bits, axis: opts.axis, dims: [...dims], zeroCode: zero };
 }
 
 export function dequantizeKMeansWeights(w: KMeansWeights): Float32Array {

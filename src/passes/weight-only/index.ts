@@ -143,8 +143,13 @@ function checkedScheme(options: WeightOnlyOptions): { scheme: WeightOnlyScheme; 
       ['doubleQuant', 'scheme'],
     );
   }
-  const kmeansOnly = { bits: '`bits`', perChannel: '`perChannel`', seed: '`seed`' } as const;
-  for (const option of ['bits', 'perChannel', 'seed'] as const) {
+  const kmeansOnly = {
+    bits: '`bits`',
+    perChannel: '`perChannel`',
+    seed: '`seed`',
+    keepZeros: 'keepZeros (compress)',
+  } as const;
+  for (const option of ['bits', 'perChannel', 'seed', 'keepZeros'] as const) {
     if (options[option] !== undefined && options[option] !== false && scheme.kind !== 'kmeans')
       throw new OptionError(
         'QK_BAD_OPTION',
@@ -286,6 +291,7 @@ export function quantizeWeights(model: Model, options: WeightOnlyOptions): Weigh
       sqnrDb: r.sqnrDb,
       bytesAfter: r.addedBytes + (keptOriginal ? before : 0),
       note,
+      ...(r.kmeans ? { kmeans: r.kmeans } : {}),
     });
   }
   options.progress?.(byWeight.size, byWeight.size, `quantizing weights (${options.scheme})`);

@@ -15,7 +15,7 @@ import { makeTensor } from '../../tensor/tensor.js';
 import { outputChannelAxis, rejectStorage } from './dq-storage.js';
 import { addInitializer, node, rewireInputs } from './graph-edit.js';
 import { ensureOpset } from './opset.js';
-import type { HandlerContext, WeightHandler, WeightSite } from './types.js';
+import type { HandlerContext, KMeansLayout, WeightHandler, WeightSite } from './types.js';
 
 /*
  * k-means weight sharing (quant/kmeans-weights.ts) as a graph stock ONNX Runtime runs: ONNX has
@@ -43,7 +43,7 @@ export function emitKMeansWeight(
   weight: string,
   w: KMeansWeights,
   ctx: Pick<HandlerContext, 'graph' | 'name' | 'prologue'>,
-): { out: string; bytes: number; indexBytes: number; codebookBytes: number; slot: number } {
+): { out: string; bytes: number; indexBytes: number; codebookBytes: number; slot: number; layout: KMeansLayout } {
   const g: Graph = ctx.graph;
   const n = w.codes.length;
   const dims = [...w.dims];
@@ -73,15 +73,18 @@ export function emitKMeansWeight(
 
   const slot = indexSlotBits(w.bits);
   let idx: string;
+  let idxInit: string;
   let indexBytes: number;
   if (slot === 8) {
     indexBytes = n;
     idx = init('indices', makeTensor('uint8', idxShape, Uint8Array.from(w.codes)), n);
+    idxInit = idx;
   } else {
     const per = 8 / slot;
     const packed = packIndices(w.codes, slot);
     indexBytes = packed.length;
     const p = init('indices', makeTensor('uint8', [packed.length, 1], packed), packed.length);
+    idxInit = p;
     const left = init(
       'shl',
       makeTensor(
@@ -102,20 +105,31 @@ export function emitKMeansWeight(
   const long = push('Cast', [idx], { to: onnxDataType('int64') }, 'cast');
   let codebookBytes: number;
   let out: string;
+  let cbInit: string;
   if (!perChannel) {
     codebookBytes = 4 * w.k;
     const cb = init('codebook', makeTensor('float32', [w.k], w.codebooks.slice(0, w.k)), codebookBytes);
+    cbInit = cb;
     out = push('Gather', [cb, long], { axis: 0 }, 'gather');
   } else {
     codebookBytes = 4 * C * w.k;
     // Channel first: [C, k] as stored, indices [C, inner] along axis 1; channel last: [k, C], axis 0.
     const table = outer === 1 ? w.codebooks : transpose(w.codebooks, C, w.k);
     const cb = init('codebook', makeTensor('float32', outer === 1 ? [C, w.k] : [w.k, C], table), codebookBytes);
+    cbInit = cb;
     out = push('GatherElements', [cb, long], { axis: outer === 1 ? 1 : 0 }, 'gather');
     if (idxShape.length !== dims.length || idxShape.some((d, i) => d !== dims[i]))
       out = push('Reshape', [out, shapeConst('shape', dims)], {}, 'weight');
   }
-  return { out, bytes, indexBytes, codebookBytes, slot };
+  const layout: KMeansLayout = {
+    indices: idxInit,
+    codebook: cbInit,
+    count: n,
+    bits: w.bits,
+    slot,
+    zeroCode: w.zeroCode,
+  };
+  return { out, bytes, indexBytes, codebookBytes, slot, layout };
 }
 
 function transpose(a: Float32Array, rows: number, cols: number): Float32Array {
@@ -144,7 +158,8 @@ function apply(weight: string, sites: readonly WeightSite[], ctx: HandlerContext
   const data = loadFloat32(first);
   const bits = ctx.options.bits ?? KMEANS_DEFAULT_BITS;
   const axis = ctx.options.perChannel ? outputChannelAxis(first) : undefined;
-  const w = quantizeKMeansWeights(data, dims, { bits, axis, seed: ctx.options.seed ?? 1, name: weight });
+  const zeroCode = ctx.options.keepZeros ?? false;
+  const w = quantizeKMeansWeights(data, dims, { bits, axis, seed: ctx.options.seed ?? 1, zeroCode, name: weight });
   const r = emitKMeansWeight(weight, w, ctx);
   rewireInputs(
     sites.map((s) => s.node),
@@ -158,6 +173,7 @@ function apply(weight: string, sites: readonly WeightSite[], ctx: HandlerContext
     sqnrDb: sqnrDb(data, dequantizeKMeansWeights(w)),
     note: `${slotNote}: ${r.indexBytes} index + ${r.codebookBytes} codebook + ${r.bytes - r.indexBytes - r.codebookBytes} shape bytes`,
     addedBytes: r.bytes,
+    kmeans: r.layout,
   };
 }
 

@@ -32,6 +32,8 @@ export interface WeightOnlyOptions {
   readonly perChannel?: boolean | undefined;
   /** kmeans: seed of the k-means++ seeding (default 1). */
   readonly seed?: number | undefined;
+  /** kmeans: keep zero weights exactly zero (code 0), clustering the others (pruned models). */
+  readonly keepZeros?: boolean | undefined;
   /** fp16: op types kept in fp32 (with Casts around them); default DEFAULT_FP16_BLOCK_LIST. */
   readonly fp16BlockList?: readonly string[] | undefined;
   /**
@@ -71,6 +73,22 @@ export interface LayerReport {
   bytesAfter: number;
   /** Why it was left in fp32, or notes (clamped values, double-quant savings). */
   note: string;
+  /** kmeans: where its indices and codebook are (flows/compressed-model.ts entropy-codes them). */
+  kmeans?: KMeansLayout;
+}
+
+/** A k-means weight as written (passes/weight-only/kmeans-handler.ts). */
+export interface KMeansLayout {
+  /** uint8 initializer of the indices, packed `8 / slot` to a byte, first in the high bits. */
+  readonly indices: string;
+  /** float32 initializer of the codebooks ([k], [C, k] or [k, C]). */
+  readonly codebook: string;
+  /** Indices (the weight's element count). */
+  readonly count: number;
+  readonly bits: number;
+  readonly slot: number;
+  /** Code 0 is an exact zero that every zero weight takes (pruned weights). */
+  readonly zeroCode: boolean;
 }
 
 export interface WeightOnlyReport {
