@@ -83,6 +83,23 @@ describe('kmeans weights in ONNX Runtime', () => {
     }
   }
 
+  it('a result made ahead (a fine-tuned codebook) is written as given', async () => {
+    const model = modelFromProto(
+      makeModel({
+        nodes: [{ opType: 'MatMul', inputs: ['A', 'W'], outputs: ['Y'], name: 'mm' }],
+        inputs: [{ name: 'A', dtype: 'float32', dims: [K, K] }],
+        outputs: [{ name: 'Y', dtype: 'float32', dims: [K, N] }],
+        initializers: { W: makeTensor('float32', [K, N], w) },
+        opsets: { '': 13 },
+      }),
+    );
+    const q = quantizeKMeansWeights(w, [K, N], { bits: 2 });
+    const tuned = { ...q, codebooks: Float32Array.from(q.codebooks, (c, i) => c + 0.25 * i) };
+    const r = quantizeModel(model, { scheme: 'kmeans', bits: 2, kmeansWeights: new Map([['W', tuned]]) });
+    const y = await runOrt(encodeModel(modelToProto(r.model)), { A: makeTensor('float32', [K, K], eye) });
+    expect(Array.from(y)).toEqual(Array.from(dequantizeKMeansWeights(tuned)));
+  });
+
   /** The model with every weight the scheme touches replaced by its dequantized k-means value. */
   function dequantizedReference(bytes: Uint8Array, bits: number, perChannel: boolean): Uint8Array {
     const model: Model = modelFromProto(decodeModel(bytes, 'ref'), { label: 'ref' });

@@ -159,7 +159,11 @@ function apply(weight: string, sites: readonly WeightSite[], ctx: HandlerContext
   const bits = ctx.options.bits ?? KMEANS_DEFAULT_BITS;
   const axis = ctx.options.perChannel ? outputChannelAxis(first) : undefined;
   const zeroCode = ctx.options.keepZeros ?? false;
-  const w = quantizeKMeansWeights(data, dims, { bits, axis, seed: ctx.options.seed ?? 1, zeroCode, name: weight });
+  const given = ctx.options.kmeansWeights?.get(weight);
+  if (given && (given.dims.length !== dims.length || given.dims.some((d, i) => d !== dims[i])))
+    throw new Error(`k-means result for '${weight}' is [${given.dims.join(', ')}], the weight [${dims.join(', ')}]`);
+  const w =
+    given ?? quantizeKMeansWeights(data, dims, { bits, axis, seed: ctx.options.seed ?? 1, zeroCode, name: weight });
   const r = emitKMeansWeight(weight, w, ctx);
   rewireInputs(
     sites.map((s) => s.node),
@@ -168,8 +172,8 @@ function apply(weight: string, sites: readonly WeightSite[], ctx: HandlerContext
   );
   const slotNote = r.slot === 8 ? 'uint8 indices' : `indices packed ${8 / r.slot} to a byte (${r.slot}-bit slots)`;
   return {
-    scheme: `kmeans${bits}`,
-    form: `${axis === undefined ? 'Gather' : `GatherElements(axis=${axis})`}(k-means ${bits}-bit, ${axis === undefined ? 'per tensor' : 'per channel'})`,
+    scheme: `kmeans${w.bits}`,
+    form: `${w.axis === undefined ? 'Gather' : `GatherElements(axis=${w.axis})`}(k-means ${w.bits}-bit, ${w.axis === undefined ? 'per tensor' : 'per channel'})`,
     sqnrDb: sqnrDb(data, dequantizeKMeansWeights(w)),
     note: `${slotNote}: ${r.indexBytes} index + ${r.codebookBytes} codebook + ${r.bytes - r.indexBytes - r.codebookBytes} shape bytes`,
     addedBytes: r.bytes,

@@ -1,5 +1,6 @@
 import type { Graph, GraphNode, Initializer, Model } from '../../graph/model.js';
 import type { Bnb4Weights } from '../../quant/bnb4-quant.js';
+import type { KMeansWeights } from '../../quant/kmeans-weights.js';
 import type { Int8Weights } from '../../quant/int8-quant.js';
 import type { NBitsWeights } from '../../quant/nbits-quant.js';
 import type { Bnb4Key, Int8Key, NBitsKey, ReadonlyResultMap } from './result-key.js';
@@ -32,6 +33,11 @@ export interface WeightOnlyOptions {
   readonly perChannel?: boolean | undefined;
   /** kmeans: seed of the k-means++ seeding (default 1). */
   readonly seed?: number | undefined;
+  /**
+   * kmeans: results made ahead, by weight name (fine-tuned codebooks: train/compress-finetune.ts);
+   * a weight found here is written as given instead of clustered again.
+   */
+  readonly kmeansWeights?: ReadonlyMap<string, KMeansWeights> | undefined;
   /** kmeans: keep zero weights exactly zero (code 0), clustering the others (pruned models). */
   readonly keepZeros?: boolean | undefined;
   /** fp16: op types kept in fp32 (with Casts around them); default DEFAULT_FP16_BLOCK_LIST. */
