@@ -3,20 +3,15 @@ import type { Model } from '../graph/model.js';
 import { modelToProto } from '../graph/to-onnx.js';
 import { decodeModel, encodeModel } from '../io/onnx/proto.js';
 import { foldBatchNorm } from '../passes/fold-batchnorm.js';
-import { pruneModel, type PrunedWeight } from '../passes/prune.js';
+import { compressibleSites, pruneModel, prunedWeights, type PrunedWeight } from '../passes/prune.js';
+import { outputChannelAxis } from '../passes/weight-only/dq-storage.js';
 import { totalInitializerBytes, type WeightOnlyReport } from '../passes/weight-only/index.js';
 import type { KMeansLayout } from '../passes/weight-only/types.js';
-import { checkKMeansBits } from '../quant/kmeans-weights.js';
+import { checkKMeansBits, indexSlotBits, quantizeKMeansWeights, type KMeansWeights } from '../quant/kmeans-weights.js';
 import { checkSparsity } from '../quant/prune.js';
-import { bestGapBits } from '../quant/sparse-gaps.js';
-import {
-  codedBytes,
-  compressKMeansModel,
-  decompressModel,
-  fixedWidthBits,
-  type CodedTensor,
-} from './compressed-model.js';
-import { quantizeModel } from './quantize.js';
+import { bestGapBits, encodeSparse } from '../quant/sparse-gaps.js';
+import { codedBytes, compressKMeansModel, decompressModel, type CodedTensor } from './compressed-model.js';
+import { quantizeModel, quantizeModelBytes } from './quantize.js';
 
 /*
  * Deep Compression (Han, Mao, Dally 2016) as a pipeline over an ONNX model: magnitude pruning,
@@ -64,9 +59,20 @@ export interface CompressOptions {
   readonly huffman?: boolean | undefined;
   readonly exclude?: readonly string[] | undefined;
   readonly evaluate?: ((onnx: Uint8Array) => Promise<StageQuality>) | undefined;
-  /** Called after pruning and after k-means: a training loop that fine-tunes `model` in place. */
-  readonly finetune?: ((stage: 'pruned' | 'quantized', model: Model) => Promise<string>) | undefined;
+  /** Fine-tuning (flows/compress-train.ts); absent: every stage is data-free. */
+  readonly trainer?: CompressTrainer | undefined;
   readonly progress?: ((done: number, total: number, step: string) => void) | undefined;
+}
+
+/** The training side of the pipeline: both stages change `model` in place. */
+export interface CompressTrainer {
+  /** Prunes `targets` to `sparsity` while training (their zeros written into the model); a note. */
+  prune(model: Model, targets: readonly string[], sparsity: number): Promise<string>;
+  /** Fine-tunes the codebooks of `weights` (indices fixed) and the other float tensors. */
+  kmeans(
+    model: Model,
+    weights: ReadonlyMap<string, KMeansWeights>,
+  ): Promise<{ readonly tuned: ReadonlyMap<string, KMeansWeights>; readonly note: string }>;
 }
 
 export interface CompressResult {
@@ -125,8 +131,12 @@ export async function compressModel(input: Uint8Array, options: CompressOptions 
   let pruned: PrunedWeight[] = [];
   if (sparsity > 0) {
     tick(`pruning to ${sparsity}`);
-    pruned = pruneModel(model, { sparsity, exclude: options.exclude });
-    const tuned = (await options.finetune?.('pruned', model)) ?? 'not fine-tuned';
+    let tuned = 'one shot, not fine-tuned';
+    if (options.trainer) {
+      const targets = compressibleSites(model, { exclude: options.exclude }).map((s) => s.weight.name);
+      tuned = await options.trainer.prune(model, targets, sparsity);
+      pruned = prunedWeights(model, targets);
+    } else pruned = pruneModel(model, { sparsity, exclude: options.exclude });
     let bytes = totalInitializerBytes(model);
     for (const p of pruned) {
       const data = model.graph.initializers.get(p.weight)?.load().data as Float32Array;
@@ -147,25 +157,57 @@ export async function compressModel(input: Uint8Array, options: CompressOptions 
   }
 
   tick(`k-means ${bits}-bit`);
-  const { report } = quantizeModel(model, {
+  // The codebooks, computed here so that training can tune them before they are written.
+  const kmeansWeights = new Map<string, KMeansWeights>();
+  for (const site of compressibleSites(model, { exclude: options.exclude })) {
+    const w = site.weight;
+    kmeansWeights.set(
+      w.name,
+      quantizeKMeansWeights(w.load().data as Float32Array, w.dims, {
+        bits,
+        axis: options.perChannel ? outputChannelAxis(site) : undefined,
+        seed: options.seed ?? 1,
+        zeroCode: sparsity > 0,
+        name: w.name,
+      }),
+    );
+  }
+  const kmeansOptions = {
     scheme: 'kmeans',
     bits,
     perChannel: options.perChannel,
-    seed: options.seed,
     keepZeros: sparsity > 0,
     exclude: options.exclude,
-  });
+  } as const;
+  let tuned = 'not fine-tuned';
+  let weights: ReadonlyMap<string, KMeansWeights> = kmeansWeights;
+  if (options.trainer) {
+    const before = quantizeModelBytes(encodeModel(modelToProto(model)), { ...kmeansOptions, kmeansWeights });
+    const q = await options.evaluate?.(before.bytes);
+    const t = await options.trainer.kmeans(model, kmeansWeights);
+    weights = t.tuned;
+    tuned = `${t.note}${q ? `; before fine-tuning ${qualityText(q)}` : ''}`;
+  }
+  const { report } = quantizeModel(model, { ...kmeansOptions, kmeansWeights: weights });
   const layouts = report.layers.flatMap((l): KMeansLayout[] => (l.kmeans ? [l.kmeans] : []));
-  const tuned = (await options.finetune?.('quantized', model)) ?? 'not fine-tuned';
   const onnx = encodeModel(modelToProto(model));
-  // The fixed-width count needs the sparse entries, which the container's encoder computes.
+  // The Huffman stage's tables and bitstreams, from the container's encoder.
   const probe = compressKMeansModel(onnx, layouts);
   let quantizedBytes = totalInitializerBytes(model);
   let huffmanBytes = quantizedBytes;
   for (const t of probe.tensors) {
     const packed = Math.ceil((t.count * t.slot) / 8);
-    quantizedBytes += Math.ceil(fixedWidthBits(t) / 8) - packed;
     huffmanBytes += codedBytes(t) - packed;
+  }
+  for (const w of weights.values()) {
+    // Fixed-width fields before entropy coding: sparse entries where they are smaller.
+    const slot = indexSlotBits(w.bits);
+    let bitsNeeded = w.codes.length * w.bits;
+    if (w.zeroCode) {
+      const g = bestGapBits(w.codes, 0, w.bits);
+      bitsNeeded = Math.min(bitsNeeded, encodeSparse(w.codes, 0, g).codes.length * (w.bits + g));
+    }
+    quantizedBytes += Math.ceil(bitsNeeded / 8) - Math.ceil((w.codes.length * slot) / 8);
   }
   stages.push(
     row(
@@ -196,6 +238,10 @@ export async function compressModel(input: Uint8Array, options: CompressOptions 
   }
   options.progress?.(steps, steps, 'done');
   return { stages, onnx, container, pruned, report, coded: probe.tensors };
+}
+
+function qualityText(q: StageQuality): string {
+  return q.metric === 'accuracy' ? `accuracy ${(100 * q.value).toFixed(2)} %` : `perplexity ${q.value.toFixed(4)}`;
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
