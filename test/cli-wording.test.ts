@@ -24,7 +24,13 @@ function sourceFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
     const path = join(dir, e.name);
     if (e.isDirectory()) return sourceFiles(path);
-    return e.name.endsWith('.ts') && !e.name.endsWith('.test.ts') && !e.name.endsWith('.bench.ts') ? [path] : [];
+    // Generated files hold vendored code (tfjs's gradients, with its own messages) or bytes, not our text.
+    return e.name.endsWith('.ts') &&
+      !e.name.endsWith('.test.ts') &&
+      !e.name.endsWith('.bench.ts') &&
+      !e.name.endsWith('.generated.ts')
+      ? [path]
+      : [];
   });
 }
 

@@ -16,6 +16,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   footprint: async () => (await import('./commands/footprint.js')).registerFootprint,
   inspect: async () => (await import('./commands/inspect.js')).registerInspect,
   quantize: async () => (await import('./commands/quantize.js')).registerQuantize,
+  qat: async () => (await import('./commands/qat.js')).registerQat,
   run: async () => (await import('./commands/run.js')).registerRun,
   compress: async () => (await import('./commands/compress.js')).registerCompress,
   decompress: async () => (await import('./commands/compress.js')).registerDecompress,

@@ -40,9 +40,13 @@ export const OPTION_FLAGS: Readonly<Record<string, string>> = {
   prune: '--prune',
   huffman: '--huffman',
   train: '--train',
-  labels: '--labels',
   eval: '--eval',
   evalLabels: '--eval-labels',
+  epochs: '--epochs',
+  lr: '--lr',
+  labels: '--labels',
+  task: '--task',
+  calibrationBatches: '--calib-batches',
 };
 
 /** The flag for a marked option, or the mark unchanged when the CLI has no flag of that name. */

@@ -77,3 +77,38 @@ export function stepProgressBar(
     },
   };
 }
+
+/** Training progress: steps with the running loss and accuracy of the epoch (quantkit qat). */
+export function trainProgressBar(force = false): {
+  progress:
+    ((s: { step: number; steps: number; epoch: number; epochLoss: number; epochAccuracy: number }) => void) | undefined;
+  stop: () => void;
+} {
+  if (!force && !process.stderr.isTTY) return { progress: undefined, stop: () => {} };
+  const bar = new SingleBar(
+    {
+      format: 'training [{bar}] {value}/{total} steps | epoch {epoch} | loss {loss} | accuracy {accuracy}',
+      stream: process.stderr,
+      noTTYOutput: force,
+      notTTYSchedule: 500,
+    },
+    Presets.shades_classic,
+  );
+  let started = false;
+  return {
+    progress: (s) => {
+      const payload = {
+        epoch: s.epoch + 1,
+        loss: s.epochLoss.toFixed(4),
+        accuracy: `${(s.epochAccuracy * 100).toFixed(2)} %`,
+      };
+      if (!started) {
+        bar.start(s.steps, s.step, payload);
+        started = true;
+      } else bar.update(s.step, payload);
+    },
+    stop: () => {
+      if (started) bar.stop();
+    },
+  };
+}

@@ -1,8 +1,6 @@
-import '@tensorflow/tfjs-backend-cpu';
-import '@tensorflow/tfjs-core/dist/register_all_gradients';
-import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { BlockwiseAdam } from './tf-adam8bit.js';
+import { tf, useBackend } from './tf.js';
 
 /** A seeded softmax regression, 5000 weights (over min8bitSize) and a bias, trained by `opt`. */
 function train(opt: tf.Optimizer, steps: number): number {
@@ -20,7 +18,7 @@ function train(opt: tf.Optimizer, steps: number): number {
 
 describe('BlockwiseAdam as a TensorFlow.js optimizer', () => {
   beforeAll(async () => {
-    await tf.setBackend('cpu');
+    await useBackend('cpu');
   });
 
   // Loss after 20 steps: the plumbing (tf variables in, gradients, assignment) is what is tested

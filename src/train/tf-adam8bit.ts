@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs-core';
+import { tf } from './tf.js';
 import { QuantkitError } from '../errors.js';
 import { adam32, adam8bit, type Adam8bitConfig, type Optimizer } from './adam8bit.js';
 

@@ -1,7 +1,10 @@
 import type { Model } from '../../graph/model.js';
 import { consumers, topologicalOrder } from '../../graph/topology.js';
 import { paramsFromRange } from '../../quant/affine.js';
+import { affineParams, quantizeAffine } from '../../quant/affine.js';
 import { quantizeWeightPerChannel } from '../../quant/int8-quant.js';
+import { blockShapeFor, makeLayout } from '../../quant/layout.js';
+import { blockRanges } from '../../quant/range.js';
 import { floatAttr, GraphEditor, loadFloat32, rewireInput } from './graph-util.js';
 import { VALUE_PRESERVING, type SkippedSite, type StaticPlan } from './plan.js';
 import {
@@ -25,6 +28,39 @@ export interface QdqOptions {
   readonly target?: Target | undefined;
   /** Overrides the target's weight form (measurements compare the forms). */
   readonly weightForm?: WeightForm | undefined;
+  /**
+   * Weight bits: 8 (int8, default), 4 (int4 [−7, 7]) or 3 (levels [−3, 3] in int4 storage); 4 and
+   * 3 are written as opset-21 int4 DequantizeLinear per channel, which ORT runs as float compute.
+   */
+  readonly weightBits?: WeightBits | undefined;
+  /** Codes and scales made elsewhere (QAT's trained grid), used as given for these weights. */
+  readonly weightCodes?: ReadonlyMap<string, { codes: Int8Array; scales: Float32Array }> | undefined;
+  /** Scale and zero point by range source (QAT's learned ones), used instead of those of `ranges`. */
+  readonly activationParams?: ReadonlyMap<string, { scale: number; zeroPoint: number }> | undefined;
+}
+
+export type WeightBits = 8 | 4 | 3;
+
+/** Largest code of the symmetric narrow weight grid of `bits`. */
+export function weightQmax(bits: WeightBits): number {
+  return 2 ** (bits - 1) - 1;
+}
+
+/** Per-channel symmetric codes in [−qmax, qmax], scale = max|w| / qmax (an all-zero channel: 1). */
+export function quantizeWeightBits(
+  data: Float32Array,
+  dims: readonly number[],
+  axis: number,
+  name: string,
+  bits: WeightBits,
+): { codes: Int8Array; scales: Float32Array } {
+  const qmax = weightQmax(bits);
+  const q = { qmin: -qmax, qmax, symmetric: true };
+  const layout = makeLayout(dims, blockShapeFor(dims, { axis }));
+  const r = blockRanges(data, layout, { kind: 'absmax' }, q, 'error', name);
+  const params = affineParams(r.lo, r.hi, q);
+  const codes = quantizeAffine(data, layout, params, new Int8Array(data.length), { name }) as Int8Array;
+  return { codes, scales: params.scale };
 }
 
 export interface QuantizedTensorReport {
@@ -83,7 +119,7 @@ export function insertStaticQdq(
   const tensorsReport: QuantizedTensorReport[] = [];
   for (const source of plan.sources) {
     const r = ranges.get(source) ?? { lo: 0, hi: 0 };
-    const p = activationParams(r, type);
+    const p = opts.activationParams?.get(source) ?? activationParams(r, type);
     sourceParams.set(source, {
       scale: ed.constant(`${source}_scale`, 'float32', [], Float32Array.of(p.scale)),
       zp: ed.constant(
@@ -131,6 +167,7 @@ export function insertStaticQdq(
   const weightDq = new Map<string, { dq: string; scales: Float32Array }>();
   const target = opts.target ?? DEFAULT_TARGET;
   const form = opts.weightForm ?? weightFormFor(target);
+  const bits = opts.weightBits ?? 8;
   let channelsTotal = 0;
   let reducedTotal = 0;
   const quantizedNodes: StaticReport['quantizedNodes'] = [];
@@ -145,19 +182,19 @@ export function insertStaticQdq(
     if (!w) {
       const init = g.initializers.get(wName);
       if (!init) continue;
-      const { codes, scales, reducedChannels } = quantizeWeightPerChannel(
-        loadFloat32(init),
-        init.dims,
-        site.weightAxis,
-        wName,
-        form,
-      );
+      const given = opts.weightCodes?.get(wName);
+      const { codes, scales, reducedChannels } = given
+        ? { ...given, reducedChannels: 0 }
+        : bits === 8
+          ? quantizeWeightPerChannel(loadFloat32(init), init.dims, site.weightAxis, wName, form)
+          : { ...quantizeWeightBits(loadFloat32(init), init.dims, site.weightAxis, wName, bits), reducedChannels: 0 };
       const channels = scales.length;
       channelsTotal += channels;
       reducedTotal += reducedChannels;
-      const qName = ed.constant(`${wName}_quantized`, 'int8', init.dims, codes);
+      const codeType = bits === 8 ? 'int8' : 'int4';
+      const qName = ed.constant(`${wName}_quantized`, codeType, init.dims, codes);
       const sName = ed.constant(`${wName}_scale`, 'float32', [channels], scales);
-      const zName = ed.constant(`${wName}_zero_point`, 'int8', [channels], new Int8Array(channels));
+      const zName = ed.constant(`${wName}_zero_point`, codeType, [channels], new Int8Array(channels));
       const dq = ed.name(`${wName}${DQ_SUFFIX}`);
       ed.node('DequantizeLinear', [qName, sName, zName], [dq], { axis: site.weightAxis });
       w = { dq, scales };
@@ -216,7 +253,25 @@ export function insertStaticQdq(
     skipped: plan.skipped,
     tensors: tensorsReport,
     notes,
-    weights: weightFormReport(form, target, channelsTotal, reducedTotal),
+    weights: weightsReport(form, target, channelsTotal, reducedTotal, bits, opts.weightCodes !== undefined),
+  };
+}
+
+function weightsReport(
+  form: WeightForm,
+  target: Target,
+  channels: number,
+  reduced: number,
+  bits: WeightBits,
+  given: boolean,
+): WeightFormReport {
+  const report = weightFormReport(form, target, channels, reduced);
+  if (bits === 8 && !given) return report;
+  const grid = `[−${weightQmax(bits)}, ${weightQmax(bits)}]`;
+  const storage = bits === 8 ? 'int8' : 'int4 (opset-21 DequantizeLinear, per channel)';
+  return {
+    ...report,
+    reason: `${bits}-bit per-channel symmetric weights ${grid} in ${storage}${given ? ', codes and scales from training' : ''}`,
   };
 }
 
