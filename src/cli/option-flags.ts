@@ -47,6 +47,8 @@ export const OPTION_FLAGS: Readonly<Record<string, string>> = {
   labels: '--labels',
   task: '--task',
   calibrationBatches: '--calib-batches',
+  finetune: '--finetune',
+  optimizer: '--optimizer',
 };
 
 /** The flag for a marked option, or the mark unchanged when the CLI has no flag of that name. */

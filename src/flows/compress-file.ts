@@ -5,7 +5,15 @@ import { writeFileAtomic } from '../node/files.js';
 import { readOnnxFileInlined } from '../node/model-file.js';
 import type { Verification } from '../node/verify-model.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { compressModel, type CompressOptions, type CompressResult, type StageQuality } from './compress.js';
+import {
+  compressModel,
+  type CompressOptions,
+  type CompressResult,
+  type CompressTrainer,
+  type StageQuality,
+} from './compress.js';
+import { compressTrainer, type OptimizerKind } from './compress-train.js';
+import type { StepInfo } from '../train/loop.js';
 import { decompressModel, type CodedTensor } from './compressed-model.js';
 import { classifierAccuracy, lmPerplexity } from './evaluate-node.js';
 import { verifyOutput, type VerifyOption } from './verify-output.js';
@@ -15,7 +23,7 @@ import { verifyOutput, type VerifyOption } from './verify-output.js';
  * outputs written atomically and the ONNX ones loaded and run in ORT (verify-output.ts).
  */
 
-export interface CompressFileOptions extends Omit<CompressOptions, 'evaluate' | 'finetune'>, VerifyOption {
+export interface CompressFileOptions extends Omit<CompressOptions, 'evaluate' | 'trainer'>, VerifyOption {
   /** Training inputs (and labels): fine-tuning data, and the evaluation set when no `eval` is given. */
   readonly train?: string | undefined;
   readonly labels?: string | undefined;
@@ -23,6 +31,14 @@ export interface CompressFileOptions extends Omit<CompressOptions, 'evaluate' | 
   readonly eval?: string | undefined;
   readonly evalLabels?: string | undefined;
   readonly force?: boolean | undefined;
+  /** Train while pruning and fine-tune the codebooks on `train` (and `labels`; none for an LM). */
+  readonly finetune?: boolean | undefined;
+  readonly epochs?: number | undefined;
+  readonly lr?: number | undefined;
+  readonly batchSize?: number | undefined;
+  readonly maxSteps?: number | undefined;
+  readonly optimizer?: OptimizerKind | undefined;
+  readonly onStep?: ((stage: 'prune' | 'kmeans', s: StepInfo) => void) | undefined;
 }
 
 export interface CompressFileResult extends CompressResult {
@@ -84,7 +100,31 @@ export async function compressFile(
           labelsPath === undefined ? undefined : npy(labelsPath, options.eval !== undefined ? 'evalLabels' : 'labels'),
           evalPath,
         );
-  const r = await compressModel(input, { ...options, evaluate });
+  let trainer: CompressTrainer | undefined;
+  if (options.finetune) {
+    if (options.train === undefined)
+      throw new OptionError(
+        'QK_BAD_OPTION',
+        '`finetune` needs training data',
+        'give `train` (and `labels` for a classifier)',
+        ['finetune', 'train'],
+      );
+    const x = npy(options.train, 'train');
+    const labels = options.labels === undefined ? undefined : npy(options.labels, 'labels');
+    trainer = compressTrainer({
+      task: labels ? 'classify' : 'lm',
+      data: { x, labels },
+      epochs: options.epochs,
+      lr: options.lr,
+      centroidLr: options.lr,
+      batchSize: options.batchSize,
+      maxSteps: options.maxSteps,
+      seed: options.seed,
+      optimizer: options.optimizer,
+      onStep: options.onStep,
+    });
+  }
+  const r = await compressModel(input, { ...options, evaluate, trainer });
   const bytes = r.container ?? r.onnx;
   await writeFileAtomic(outPath, [bytes], { force: options.force ?? false, inputs: [inPath] });
   // A container is checked by compressModel (it decodes to the ONNX model); that model is run here.

@@ -4,7 +4,7 @@ import type { StageRow } from '../../flows/compress.js';
 import { compressFile, decompressFile } from '../../flows/compress-file.js';
 import { describeVerification } from '../../node/verify-model.js';
 import { inCliWords } from '../option-flags.js';
-import { stepProgressBar } from '../progress.js';
+import { stepProgressBar, trainProgressBar } from '../progress.js';
 import { formatTable } from '../table.js';
 
 interface CompressCliOptions {
@@ -23,6 +23,11 @@ interface CompressCliOptions {
   force?: boolean;
   progress?: boolean;
   verify: boolean;
+  finetune?: boolean;
+  epochs?: string;
+  lr?: string;
+  batch?: string;
+  optimizer?: string;
 }
 
 function number(flag: string, s: string | undefined): number | undefined {
@@ -74,13 +79,25 @@ export function registerCompress(program: Command): void {
     .option('--per-channel', 'one codebook per output channel (default one per layer)')
     .option('--seed <n>', 'k-means++ seed (default 1)')
     .option('--huffman', 'Huffman-code the indices and relative indices into a .qkc container')
+    .option('--finetune', 'train while pruning (cubic schedule) and fine-tune the codebooks on --train/--labels')
+    .option('--epochs <n>', 'epochs of each training stage (default 3)')
+    .option('--lr <x>', 'learning rate (default 1e-3)')
+    .option('--batch <n>', 'training batch size (default 32)')
+    .option('--optimizer <kind>', "'adam' (32-bit state, default) or 'adam8bit' (8-bit block-wise state)")
     .option('--exclude <op|name...>', 'keep these op types, node or weight names as they are', collect, [])
     .option('--json', 'print the result as JSON')
     .option('-f, --force', 'replace an existing output file')
     .option('--progress', 'show a progress bar even when stderr is not a terminal')
     .option('--no-verify', 'do not load and run the written model in ONNX Runtime')
     .action(async (input: string, opts: CompressCliOptions) => {
+      if (opts.optimizer !== undefined && opts.optimizer !== 'adam' && opts.optimizer !== 'adam8bit')
+        throw new QuantkitError(
+          'QK_BAD_OPTION',
+          `--optimizer '${opts.optimizer}' is not known`,
+          "use 'adam' or 'adam8bit'",
+        );
       const steps = stepProgressBar(opts.progress ?? false, 0);
+      const training = trainProgressBar(opts.progress ?? false);
       const r = await compressFile(input, opts.output, {
         train: opts.train,
         labels: opts.labels,
@@ -95,8 +112,17 @@ export function registerCompress(program: Command): void {
         force: opts.force ?? false,
         verify: opts.verify,
         progress: steps.progress,
+        finetune: opts.finetune ?? false,
+        epochs: number('--epochs', opts.epochs),
+        lr: number('--lr', opts.lr),
+        batchSize: number('--batch', opts.batch),
+        optimizer: opts.optimizer as 'adam' | 'adam8bit' | undefined,
+        onStep: training.progress ? (_stage, s) => training.progress?.(s) : undefined,
       })
-        .finally(() => steps.stop())
+        .finally(() => {
+          steps.stop();
+          training.stop();
+        })
         .then(inCliWords);
       if (opts.json) {
         const { stages, pruned, coded, output, verification, evaluatedOn } = r;
