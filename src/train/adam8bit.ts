@@ -108,14 +108,7 @@ function checkShapes(sizes: readonly number[], params: readonly Float32Array[], 
  * The update of one slot from float32 moments (read and written in place): the one formula both
  * optimizers run, the 8-bit one on its dequantized state.
  */
-function adamUpdate(
-  c: Hyper,
-  t: number,
-  p: Float32Array,
-  g: Float32Array,
-  m: Float32Array,
-  v: Float32Array,
-): void {
+function adamUpdate(c: Hyper, t: number, p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array): void {
   const bc1 = 1 - c.beta1 ** t;
   const sqrtBc2 = Math.sqrt(1 - c.beta2 ** t);
   const stepSize = c.lr / bc1;
