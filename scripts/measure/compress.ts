@@ -1,5 +1,5 @@
 // The compress pipeline with fine-tuning on a shipped model: size and quality per stage.
-// `npx tsx scripts/measure/compress.ts cnn|lm <prune> <kmeansBits> <epochs> [adam|adam8bit] [maxSteps]`
+// `npx tsx scripts/measure/compress.ts cnn|lm <prune> <kmeansBits> <epochs> [adam|adam8bit] [maxSteps] [centroidLr]`
 // (prune 0: no pruning stage). Training data: models/train/; evaluation: the models' test/eval sets.
 import { readFileSync } from 'node:fs';
 import { compressModel, type StageQuality } from '../../src/flows/compress.js';
@@ -9,7 +9,8 @@ import { readNpy } from '../../src/io/npy/npy.js';
 
 const root = new URL('../../', import.meta.url).pathname;
 const npy = (p: string) => readNpy(readFileSync(root + p));
-const [which = 'cnn', prune = '0.8', bits = '4', epochs = '3', optimizer = 'adam', maxSteps] = process.argv.slice(2);
+const [which = 'cnn', prune = '0.8', bits = '4', epochs = '3', optimizer = 'adam', maxSteps, centroidLr] =
+  process.argv.slice(2);
 const cnn = which === 'cnn';
 const evaluate = cnn
   ? async (b: Uint8Array): Promise<StageQuality> => ({
@@ -27,9 +28,9 @@ const trainer = compressTrainer({
     : { x: npy('models/train/lm-train.npy') },
   epochs: Number(epochs),
   lr: cnn ? 1e-3 : 3e-4,
-  centroidLr: cnn ? 1e-3 : 3e-4,
+  centroidLr: centroidLr !== undefined ? Number(centroidLr) : cnn ? 1e-3 : 3e-4,
   optimizer: optimizer as 'adam' | 'adam8bit',
-  maxSteps: maxSteps === undefined ? undefined : Number(maxSteps),
+  maxSteps: maxSteps === undefined || maxSteps === '-' ? undefined : Number(maxSteps),
 });
 const t0 = performance.now();
 const r = await compressModel(readFileSync(root + (cnn ? 'models/cnn.onnx' : 'models/lm.onnx')), {
