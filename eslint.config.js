@@ -58,6 +58,7 @@ const NODE_FLOWS = [
   'activation-file',
   'bench-node',
   'calibrate-node',
+  'compress-file',
   'convert',
   'demo',
   'demo-models',

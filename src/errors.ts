@@ -147,7 +147,12 @@ export type ErrorCode =
   | 'QK_WEIGHT_NOT_FLOAT32'
   | 'QK_WEIGHT_OVERFLOW'
   | 'QK_GPTQ_NOT_IN_BROWSER'
-  | 'QK_CANCELLED';
+  | 'QK_CANCELLED'
+  | 'QK_COMPRESSED_CORRUPT'
+  | 'QK_COMPRESSED_NOT_CONTAINER'
+  | 'QK_COMPRESSED_VERSION'
+  | 'QK_BAD_SPARSITY'
+  | 'QK_OPTIMIZER_STATE';
 
 export class QuantkitError extends Error {
   readonly code: ErrorCode;

@@ -35,5 +35,7 @@ export { decodeModel, encodeModel, decodeTensorProto, encodeTensorProto } from '
 export { tensorFromProto, tensorToProto } from './io/onnx/tensor.js';
 export { readNpy, writeNpy } from './io/npy/npy.js';
 export { runModel } from './interp/run.js';
+export { adam32, adam8bit, ADAM8BIT_BLOCK } from './train/adam8bit.js';
+export type { AdamConfig, Adam8bitConfig, Optimizer } from './train/adam8bit.js';
 // Quantization-aware training on TensorFlow.js (browser-safe): qat(modelBytes, data, options) → { bytes, history }.
 export { qat, type QatOptions, type QatResult, type QatHistory } from './flows/qat.js';

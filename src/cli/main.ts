@@ -22,6 +22,8 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   transformersjs: async () => (await import('./commands/transformersjs.js')).registerTransformersJs,
   bench: async () => (await import('./commands/bench.js')).registerBench,
   sensitivity: async () => (await import('./commands/sensitivity.js')).registerSensitivity,
+  compress: async () => (await import('./commands/compress.js')).registerCompress,
+  decompress: async () => (await import('./commands/compress.js')).registerDecompress,
 };
 
 /**

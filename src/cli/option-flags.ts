@@ -40,6 +40,14 @@ export const OPTION_FLAGS: Readonly<Record<string, string>> = {
   perToken: '--per-token',
   dtypes: '--dtypes',
   embeddings: '--embeddings',
+  bits: '--bits',
+  perChannel: '--per-channel',
+  seed: '--seed',
+  prune: '--prune',
+  huffman: '--huffman',
+  train: '--train',
+  eval: '--eval',
+  evalLabels: '--eval-labels',
   epochs: '--epochs',
   lr: '--lr',
   labels: '--labels',
@@ -52,6 +60,8 @@ export const OPTION_FLAGS: Readonly<Record<string, string>> = {
   outliers: '--outliers',
   maxLossIncrease: '--max-loss-increase',
   targetSize: '--target-size',
+  finetune: '--finetune',
+  optimizer: '--optimizer',
 };
 
 /** The flag for a marked option, or the mark unchanged when the CLI has no flag of that name. */

@@ -16,6 +16,7 @@ const STORED_BITS: { readonly [K in SchemeSpec['kind']]: (s: Extract<SchemeSpec,
   'cast-store': () => 16,
   'dq-float8': () => 8,
   fp16: () => 16,
+  kmeans: () => 4, // the default `bits`; the index slot is 4 bits for 3 and 4
 };
 
 export function storedBits(scheme: SchemeName): number {

@@ -31,7 +31,10 @@ export type SchemeOption =
   | 'minConvReduction'
   | 'hqq'
   | 'awq'
-  | 'outliers';
+  | 'outliers'
+  | 'bits'
+  | 'perChannel'
+  | 'seed';
 
 export type SchemeFamily = 'weight-only' | 'activation';
 
@@ -58,6 +61,9 @@ export const ACTIVATION_OPTIONS = [
   'target',
   'minConvReduction',
 ] as const satisfies readonly SchemeOption[];
+
+/** What the kmeans scheme reads (codebooks are per tensor or per channel, never blocked). */
+export const KMEANS_OPTIONS = ['bits', 'perChannel', 'seed'] as const satisfies readonly SchemeOption[];
 
 /** How a scheme's rewrite runs (scheme-handlers.ts): the weight pass or the whole-graph fp16 conversion ... */
 export type WeightOnlyHandlerKind = 'weights' | 'fp16';
@@ -99,6 +105,7 @@ export const SCHEME_TABLE = {
   bf16: weightOnly(),
   fp8: weightOnly(),
   'fp8-e5m2': weightOnly(),
+  kmeans: { family: 'weight-only', options: KMEANS_OPTIONS, handler: 'weights' },
   'int8-dynamic': activation('int8-dynamic'),
   'int8-static': activation('int8-static'),
   'int4-static': activation('int4-static'),

@@ -42,4 +42,16 @@ describe('footprint', () => {
   it('a bad parameter count is a named error', () => {
     expect(() => footprint({ params: -1 })).toThrow(/not a non-negative integer/);
   });
+  it('kmeans: indices in their stored slot (3 bits take 4) plus a float32 codebook of 2^bits per tensor', () => {
+    const tensors = [
+      { name: 'w1', dims: [100, 10], dtype: 'float32' as const },
+      { name: 'w2', dims: [7], dtype: 'float32' as const },
+    ];
+    const r3 = footprint({ tensors }, { formats: ['kmeans'], kmeansBits: 3 }).rows[0];
+    expect(r3?.weightBytes).toBe(500 + 4);
+    expect(r3?.constantBytes).toBe(2 * 8 * 4);
+    const r2 = footprint({ tensors }, { formats: ['kmeans'], kmeansBits: 2 }).rows[0];
+    expect(r2?.weightBytes).toBe(250 + 2);
+    expect(() => footprint({ tensors }, { formats: ['kmeans'], kmeansBits: 9 })).toThrow(/1 to 8 bits/);
+  });
 });

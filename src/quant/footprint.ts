@@ -2,13 +2,25 @@ import { OptionError, QuantkitError } from '../errors.js';
 import type { DType } from '../tensor/dtype.js';
 import { dtypeInfo } from '../tensor/dtype.js';
 import { DOUBLE_QUANT_BLOCK } from './double-quant.js';
+import { checkKMeansBits, indexSlotBits } from './kmeans-weights.js';
 import type { ScaleDtype } from './scale-dtype.js';
 
 /** Storage formats the footprint calculator knows (the CLI's --formats names). */
-export type FootprintFormat = 'fp32' | 'fp16' | 'bf16' | 'fp8' | 'int8' | 'int4' | 'nf4';
+export type FootprintFormat = 'fp32' | 'fp16' | 'bf16' | 'fp8' | 'int8' | 'int4' | 'nf4' | 'kmeans';
+/** The formats tabled by default. */
 export const FOOTPRINT_FORMATS: readonly FootprintFormat[] = ['fp32', 'fp16', 'bf16', 'fp8', 'int8', 'int4', 'nf4'];
+/** Every format the calculator knows (kmeans only when asked for). */
+export const ALL_FOOTPRINT_FORMATS: readonly FootprintFormat[] = [...FOOTPRINT_FORMATS, 'kmeans'];
 
-const CODE_BITS: Record<FootprintFormat, number> = { fp32: 32, fp16: 16, bf16: 16, fp8: 8, int8: 8, int4: 4, nf4: 4 };
+const CODE_BITS: Record<Exclude<FootprintFormat, 'kmeans'>, number> = {
+  fp32: 32,
+  fp16: 16,
+  bf16: 16,
+  fp8: 8,
+  int8: 8,
+  int4: 4,
+  nf4: 4,
+};
 /** Formats that carry per-block constants (a scale per group; fp8 here is per-tensor scaled). */
 const BLOCKED: ReadonlySet<FootprintFormat> = new Set(['int8', 'int4', 'nf4']);
 
@@ -28,6 +40,11 @@ export interface FootprintOptions {
   readonly zeroPoint?: boolean | undefined;
   /** QLoRA double quantization of the block constants: 8-bit codes + one fp32 per 256. */
   readonly doubleQuant?: boolean | undefined;
+  /**
+   * kmeans (the quantize scheme): index width (default 4), stored in the slot the scheme's graph
+   * unpacks (1, 2, 4 or 8 bits), plus a float32 codebook of 2^bits per tensor.
+   */
+  readonly kmeansBits?: number | undefined;
   /** How many of the largest tensors to list. Default 10. */
   readonly top?: number | undefined;
 }
@@ -97,11 +114,13 @@ export function footprint(
     } else other += Math.ceil((n * dtypeInfo(t.dtype).bits) / 8);
   }
 
+  const kmeansBits = checkKMeansBits(opts.kmeansBits ?? 4);
   const rows = formats.map((format): FootprintRow => {
-    const bits = CODE_BITS[format];
+    const bits = format === 'kmeans' ? indexSlotBits(kmeansBits) : CODE_BITS[format];
     let weightBytes = 0;
     let constantBytes = 0;
     for (const n of weights) {
+      if (format === 'kmeans') constantBytes += 4 * 2 ** kmeansBits;
       weightBytes += Math.ceil((n * bits) / 8);
       if (format === 'fp8') constantBytes += 4; // one fp32 scale per tensor
       if (!BLOCKED.has(format)) continue;

@@ -1,7 +1,13 @@
 import type { Command } from 'commander';
 import { QuantkitError } from '../../errors.js';
 import { modelFromProto } from '../../graph/from-onnx.js';
-import { FOOTPRINT_FORMATS, footprint, type FootprintFormat, type FootprintReport } from '../../quant/footprint.js';
+import {
+  ALL_FOOTPRINT_FORMATS,
+  FOOTPRINT_FORMATS,
+  footprint,
+  type FootprintFormat,
+  type FootprintReport,
+} from '../../quant/footprint.js';
 import type { ScaleDtype } from '../../quant/scale-dtype.js';
 import { openOnnxFile } from '../../node/model-file.js';
 import { formatTable } from '../table.js';
@@ -13,6 +19,7 @@ interface FootprintOptions {
   scaleDtype: string;
   zeroPoint?: boolean;
   doubleQuant?: boolean;
+  kmeansBits: string;
   json?: boolean;
 }
 
@@ -32,11 +39,11 @@ function parseFormats(text: string | undefined): FootprintFormat[] | undefined {
   if (!text) return undefined;
   return text.split(',').map((f) => {
     const name = f.trim() as FootprintFormat;
-    if (!FOOTPRINT_FORMATS.includes(name)) {
+    if (!ALL_FOOTPRINT_FORMATS.includes(name)) {
       throw new QuantkitError(
         'QK_BAD_FLAG',
         `--formats: unknown format '${f}'`,
-        `use some of ${FOOTPRINT_FORMATS.join(',')}`,
+        `use some of ${ALL_FOOTPRINT_FORMATS.join(',')}`,
       );
     }
     return name;
@@ -63,7 +70,11 @@ export function registerFootprint(program: Command): void {
     )
     .argument('[model]', 'ONNX model file (or give --params)')
     .option('--params <n>', 'a parameter count instead of a model, e.g. 13e9')
-    .option('--formats <list>', `comma-separated subset of ${FOOTPRINT_FORMATS.join(',')}`)
+    .option(
+      '--formats <list>',
+      `comma-separated subset of ${ALL_FOOTPRINT_FORMATS.join(',')} (default ${FOOTPRINT_FORMATS.join(',')})`,
+    )
+    .option('--kmeans-bits <n>', 'kmeans: index width 1…8 (a float32 codebook of 2^bits per tensor)', '4')
     .option('--group-size <n>', 'elements per block of constants (int8/int4/nf4)', '64')
     .option('--scale-dtype <t>', 'storage of each block constant: float32, float16 or bfloat16', 'float32')
     .option('--zero-point', 'asymmetric int formats: count a zero point per block')
@@ -91,6 +102,7 @@ export function registerFootprint(program: Command): void {
         scaleDtype: opts.scaleDtype as ScaleDtype,
         zeroPoint: opts.zeroPoint ?? false,
         doubleQuant: opts.doubleQuant ?? false,
+        kmeansBits: Number(opts.kmeansBits),
       };
       let report: FootprintReport;
       if (modelPath !== undefined) {

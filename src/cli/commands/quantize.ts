@@ -62,6 +62,10 @@ interface QuantizeCliOptions {
   schemes?: string[];
   nonFinite?: string;
   verify: boolean; // --no-verify turns it off
+  // kmeans
+  bits?: string;
+  perChannel?: boolean;
+  seed?: string;
 }
 
 function collect(value: string, previous: string[]): string[] {
@@ -176,6 +180,9 @@ export function registerQuantize(program: Command): void {
       '--non-finite <policy>',
       "NaN/±Inf in the weights: 'error' (default), 'clamp' (NaN → 0, ±Inf → the tensor's finite extremes) or 'keep' (leave those tensors unquantized)",
     )
+    .option('--bits <n>', 'kmeans: index width 1…8 (2^bits shared weights per codebook, default 4)')
+    .option('--per-channel', 'kmeans: one codebook per output channel (default one per tensor)')
+    .option('--seed <n>', 'kmeans: seed of the k-means++ seeding (default 1)')
     .option('--no-verify', 'do not load and run the written model in ONNX Runtime before reporting success')
     .action(async (input: string, opts: QuantizeCliOptions) => {
       if (opts.targetBits !== undefined || opts.targetSize !== undefined || opts.maxLossIncrease !== undefined) {
@@ -220,6 +227,9 @@ const SCHEME_OPTION_FLAGS: Record<SchemeOption, { key: keyof QuantizeCliOptions;
   perToken: { key: 'perToken', flag: '--per-token' },
   target: { key: 'target', flag: '--target' },
   minConvReduction: { key: 'minConvReduction', flag: '--min-conv-reduction' },
+  bits: { key: 'bits', flag: '--bits' },
+  perChannel: { key: 'perChannel', flag: '--per-channel' },
+  seed: { key: 'seed', flag: '--seed' },
 };
 
 /** Who reads a flag, for the message: "weight-only schemes", "int8-dynamic and int8-static". */
@@ -242,10 +252,15 @@ function refuseOptions(opts: QuantizeCliOptions, accepted: readonly SchemeOption
         ),
       ),
     ];
+    // An option only some schemes of a family read (kmeans' --bits) names those schemes.
+    const schemes = ALL_SCHEME_NAMES.filter((n) =>
+      (SCHEME_TABLE[n].options as readonly SchemeOption[]).includes(option),
+    );
+    const some = readers.length === 1 && schemes.length < schemesOf(readers[0] as SchemeFamily).length;
     throw new QuantkitError(
       'QK_OPTION_NOT_FOR_SCHEME',
       `${flag} does not apply to --scheme ${opts.scheme}`,
-      `it is for ${readers.map((f) => FAMILY_WORDS[f]()).join(' and ')}; drop it`,
+      `it is for ${some ? schemes.join(', ') : readers.map((f) => FAMILY_WORDS[f]()).join(' and ')}; drop it`,
     );
   }
 }
@@ -305,6 +320,14 @@ function parseBlockSize(s: string | undefined): number | undefined {
   return n;
 }
 
+function parseInteger(flag: string, s: string | undefined): number | undefined {
+  if (s === undefined) return undefined;
+  const n = Number(s);
+  if (!Number.isInteger(n))
+    throw new QuantkitError('QK_BAD_OPTION', `${flag} '${s}' is not an integer`, `e.g. ${flag} 4`);
+  return n;
+}
+
 export async function quantizeCommand(input: string, opts: QuantizeCliOptions): Promise<WeightOnlyReport> {
   if (opts.format !== undefined && opts.format !== 'native' && opts.format !== 'qdq') {
     throw new QuantkitError('QK_BAD_OPTION', `--format '${opts.format}' is not known`, "use 'native' or 'qdq'");
@@ -333,6 +356,9 @@ export async function quantizeCommand(input: string, opts: QuantizeCliOptions): 
     nonFinite: parseNonFinite(opts.nonFinite),
     progress: steps.progress,
     verify: opts.verify,
+    bits: parseInteger('--bits', opts.bits),
+    perChannel: opts.perChannel,
+    seed: parseInteger('--seed', opts.seed),
   })
     .finally(() => {
       bar.stop();

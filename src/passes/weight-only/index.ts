@@ -2,12 +2,14 @@ import { equalizeNormScales } from '../activation/smoothquant.js';
 import { OptionError } from '../../errors.js';
 import type { Initializer, Model } from '../../graph/model.js';
 import { topologicalOrder, uniqueName, usedNames } from '../../graph/topology.js';
+import { checkKMeansBits } from '../../quant/kmeans-weights.js';
 import { storageBytes } from '../../tensor/dtype.js';
 import { bnb4Handler } from './bnb4-handler.js';
 import { bf16Handler, float8Handler, int8Handler } from './dq-storage.js';
 import { convertToFloat16 } from './fp16.js';
 import { blockGatherPart, int8RowsGatherPart, withGatherPart } from './gather-handler.js';
 import { isRead } from './graph-edit.js';
+import { kmeansHandler } from './kmeans-handler.js';
 import { nbitsHandler } from './nbits-handler.js';
 import { STORE_MIN_ELEMENTS, storeOtherTensors } from './other-tensors.js';
 import { checkBlockSize, schemeByName, type WeightOnlyScheme } from './scheme.js';
@@ -72,6 +74,7 @@ const HANDLERS: Record<
   },
   'cast-store': () => bf16Handler,
   'dq-float8': (s) => float8Handler((s as Extract<WeightOnlyScheme, { kind: 'dq-float8' }>).dtype),
+  kmeans: () => kmeansHandler,
 };
 
 /** Weight input slot of each op type whose weights the schemes quantize. */
@@ -192,6 +195,22 @@ function checkedScheme(options: WeightOnlyOptions): { scheme: WeightOnlyScheme; 
         ['outliers'],
       );
   }
+  const kmeansOnly = {
+    bits: '`bits`',
+    perChannel: '`perChannel`',
+    seed: '`seed`',
+    keepZeros: 'keepZeros (compress)',
+  } as const;
+  for (const option of ['bits', 'perChannel', 'seed', 'keepZeros'] as const) {
+    if (options[option] !== undefined && options[option] !== false && scheme.kind !== 'kmeans')
+      throw new OptionError(
+        'QK_BAD_OPTION',
+        `${kmeansOnly[option]} applies to kmeans, not '${options.scheme}'`,
+        'drop it or use `scheme` kmeans',
+        [option, 'scheme'],
+      );
+  }
+  if (scheme.kind === 'kmeans') checkKMeansBits(options.bits ?? 4);
   if (options.format === 'qdq' && scheme.kind !== 'nbits') {
     throw new OptionError(
       'QK_BAD_OPTION',
@@ -328,6 +347,7 @@ export function quantizeWeights(model: Model, options: WeightOnlyOptions): Weigh
       bytesAfter: r.addedBytes + (keptOriginal ? before : 0),
       ...(r.trueBytes === undefined ? {} : { trueBytes: r.trueBytes + (keptOriginal ? before : 0) }),
       note,
+      ...(r.kmeans ? { kmeans: r.kmeans } : {}),
     });
   }
   options.progress?.(byWeight.size, byWeight.size, `quantizing weights (${options.scheme})`);

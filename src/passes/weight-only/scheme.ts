@@ -20,7 +20,8 @@ export type WeightOnlyScheme =
   | { readonly kind: 'bnb4'; readonly type: 'nf4' | 'fp4'; readonly defaultBlockSize: number }
   | { readonly kind: 'cast-store'; readonly dtype: 'bfloat16' }
   | { readonly kind: 'dq-float8'; readonly dtype: 'float8e4m3fn' | 'float8e5m2' }
-  | { readonly kind: 'fp16' };
+  | { readonly kind: 'fp16' }
+  | { readonly kind: 'kmeans' };
 
 export const SCHEMES = {
   int8: { kind: 'dq-int8' },
@@ -40,6 +41,7 @@ export const SCHEMES = {
   bf16: { kind: 'cast-store', dtype: 'bfloat16' },
   fp8: { kind: 'dq-float8', dtype: 'float8e4m3fn' },
   'fp8-e5m2': { kind: 'dq-float8', dtype: 'float8e5m2' },
+  kmeans: { kind: 'kmeans' },
 } as const satisfies Record<string, WeightOnlyScheme>;
 
 export type SchemeName = keyof typeof SCHEMES;

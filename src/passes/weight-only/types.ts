@@ -1,5 +1,6 @@
 import type { Graph, GraphNode, Initializer, Model } from '../../graph/model.js';
 import type { Bnb4Weights } from '../../quant/bnb4-quant.js';
+import type { KMeansWeights } from '../../quant/kmeans-weights.js';
 import type { Int8Weights } from '../../quant/int8-quant.js';
 import type { NBitsWeights } from '../../quant/nbits-quant.js';
 import type { Bnb4Key, Int8Key, NBitsKey, ReadonlyResultMap } from './result-key.js';
@@ -45,6 +46,19 @@ export interface WeightOnlyOptions {
    * table is usually small next to the MatMuls and costs quality.
    */
   readonly quantizeEmbeddings?: boolean | undefined;
+  /** kmeans: index width 1…8 (k = 2^bits centroids; default 4). */
+  readonly bits?: number | undefined;
+  /** kmeans: one codebook per output channel instead of one per tensor. */
+  readonly perChannel?: boolean | undefined;
+  /** kmeans: seed of the k-means++ seeding (default 1). */
+  readonly seed?: number | undefined;
+  /**
+   * kmeans: results made ahead, by weight name (fine-tuned codebooks: train/compress-finetune.ts);
+   * a weight found here is written as given instead of clustered again.
+   */
+  readonly kmeansWeights?: ReadonlyMap<string, KMeansWeights> | undefined;
+  /** kmeans: keep zero weights exactly zero (code 0), clustering the others (pruned models). */
+  readonly keepZeros?: boolean | undefined;
   /** fp16: op types kept in fp32 (with Casts around them); default DEFAULT_FP16_BLOCK_LIST. */
   readonly fp16BlockList?: readonly string[] | undefined;
   /**
@@ -89,6 +103,22 @@ export interface LayerReport {
   trueBytes?: number;
   /** Why it was left in fp32, or notes (clamped values, double-quant savings). */
   note: string;
+  /** kmeans: where its indices and codebook are (flows/compressed-model.ts entropy-codes them). */
+  kmeans?: KMeansLayout;
+}
+
+/** A k-means weight as written (passes/weight-only/kmeans-handler.ts). */
+export interface KMeansLayout {
+  /** uint8 initializer of the indices, packed `8 / slot` to a byte, first in the high bits. */
+  readonly indices: string;
+  /** float32 initializer of the codebooks ([k], [C, k] or [k, C]). */
+  readonly codebook: string;
+  /** Indices (the weight's element count). */
+  readonly count: number;
+  readonly bits: number;
+  readonly slot: number;
+  /** Code 0 is an exact zero that every zero weight takes (pruned weights). */
+  readonly zeroCode: boolean;
 }
 
 export interface WeightOnlyReport {

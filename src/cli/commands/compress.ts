@@ -1,0 +1,161 @@
+import type { Command } from 'commander';
+import { QuantkitError } from '../../errors.js';
+import type { StageRow } from '../../flows/compress.js';
+import { compressFile, decompressFile } from '../../flows/compress-file.js';
+import { describeVerification } from '../../node/verify-model.js';
+import { inCliWords } from '../option-flags.js';
+import { stepProgressBar, trainProgressBar } from '../progress.js';
+import { formatTable } from '../table.js';
+
+interface CompressCliOptions {
+  output: string;
+  train?: string;
+  labels?: string;
+  eval?: string;
+  evalLabels?: string;
+  prune?: string;
+  kmeans: string;
+  perChannel?: boolean;
+  seed?: string;
+  huffman?: boolean;
+  exclude: string[];
+  json?: boolean;
+  force?: boolean;
+  progress?: boolean;
+  verify: boolean;
+  finetune?: boolean;
+  epochs?: string;
+  lr?: string;
+  batch?: string;
+  optimizer?: string;
+}
+
+function number(flag: string, s: string | undefined): number | undefined {
+  if (s === undefined) return undefined;
+  const n = Number(s);
+  if (!Number.isFinite(n))
+    throw new QuantkitError('QK_BAD_OPTION', `${flag} '${s}' is not a number`, `e.g. ${flag} 0.8`);
+  return n;
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [
+    ...previous,
+    ...value
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+  ];
+}
+
+/** Deep Compression's table: each stage's size, ratio to fp32 and quality. */
+export function formatStages(stages: readonly StageRow[]): string {
+  const quality = (s: StageRow) =>
+    s.quality === undefined
+      ? '-'
+      : s.quality.metric === 'accuracy'
+        ? `acc ${(100 * s.quality.value).toFixed(2)} %`
+        : `ppl ${s.quality.value.toFixed(4)}`;
+  return formatTable(
+    ['stage', 'weight bytes', 'ratio', 'file bytes', 'quality', 'note'],
+    stages.map((s) => [s.stage, String(s.bytes), `${s.ratio.toFixed(2)}×`, String(s.fileBytes), quality(s), s.note]),
+  );
+}
+
+export function registerCompress(program: Command): void {
+  program
+    .command('compress')
+    .description(
+      'Deep Compression: magnitude pruning, k-means weight sharing, Huffman coding; a table of size and quality per stage',
+    )
+    .argument('<model>', 'ONNX model file')
+    .requiredOption('-o, --output <file>', 'output: a .qkc container with --huffman, else the k-means ONNX model')
+    .option('--train <x.npy>', 'training inputs (also the evaluation set when --eval is not given)')
+    .option('--labels <y.npy>', 'training labels (a classifier; an LM takes int64 windows [n, T + 1] alone)')
+    .option('--eval <x.npy>', 'evaluation inputs for the quality column')
+    .option('--eval-labels <y.npy>', 'evaluation labels')
+    .option('--prune <fraction>', 'prune this fraction of each weight by magnitude, e.g. 0.8')
+    .option('--kmeans <bits>', 'k-means index width 2…8 (1 without pruning)', '4')
+    .option('--per-channel', 'one codebook per output channel (default one per layer)')
+    .option('--seed <n>', 'k-means++ seed (default 1)')
+    .option('--huffman', 'Huffman-code the indices and relative indices into a .qkc container')
+    .option('--finetune', 'train while pruning (cubic schedule) and fine-tune the codebooks on --train/--labels')
+    .option('--epochs <n>', 'epochs of each training stage (default 3)')
+    .option('--lr <x>', 'learning rate (default 1e-3)')
+    .option('--batch <n>', 'training batch size (default 32)')
+    .option('--optimizer <kind>', "'adam' (32-bit state, default) or 'adam8bit' (8-bit block-wise state)")
+    .option('--exclude <op|name...>', 'keep these op types, node or weight names as they are', collect, [])
+    .option('--json', 'print the result as JSON')
+    .option('-f, --force', 'replace an existing output file')
+    .option('--progress', 'show a progress bar even when stderr is not a terminal')
+    .option('--no-verify', 'do not load and run the written model in ONNX Runtime')
+    .action(async (input: string, opts: CompressCliOptions) => {
+      if (opts.optimizer !== undefined && opts.optimizer !== 'adam' && opts.optimizer !== 'adam8bit')
+        throw new QuantkitError(
+          'QK_BAD_OPTION',
+          `--optimizer '${opts.optimizer}' is not known`,
+          "use 'adam' or 'adam8bit'",
+        );
+      const steps = stepProgressBar(opts.progress ?? false, 0);
+      const training = trainProgressBar(opts.progress ?? false);
+      const r = await compressFile(input, opts.output, {
+        train: opts.train,
+        labels: opts.labels,
+        eval: opts.eval,
+        evalLabels: opts.evalLabels,
+        prune: number('--prune', opts.prune),
+        kmeansBits: number('--kmeans', opts.kmeans),
+        perChannel: opts.perChannel ?? false,
+        seed: number('--seed', opts.seed),
+        huffman: opts.huffman ?? false,
+        exclude: opts.exclude,
+        force: opts.force ?? false,
+        verify: opts.verify,
+        progress: steps.progress,
+        finetune: opts.finetune ?? false,
+        epochs: number('--epochs', opts.epochs),
+        lr: number('--lr', opts.lr),
+        batchSize: number('--batch', opts.batch),
+        optimizer: opts.optimizer as 'adam' | 'adam8bit' | undefined,
+        onStep: training.progress ? (_stage, s) => training.progress?.(s) : undefined,
+      })
+        .finally(() => {
+          steps.stop();
+          training.stop();
+        })
+        .then(inCliWords);
+      if (opts.json) {
+        const { stages, pruned, coded, output, verification, evaluatedOn } = r;
+        process.stdout.write(
+          `${JSON.stringify({ input, output, evaluatedOn, stages, pruned, coded, verification }, null, 2)}\n`,
+        );
+        return;
+      }
+      process.stdout.write(`${formatStages(r.stages)}\n`);
+      if (r.evaluatedOn === undefined) process.stdout.write('quality: give --eval (or --train) data to measure it\n');
+      process.stdout.write(`written to ${r.output}\n${describeVerification(r.verification)}\n`);
+    });
+}
+
+export function registerDecompress(program: Command): void {
+  program
+    .command('decompress')
+    .description('read a .qkc container back into the ONNX model it was made from (runs in ONNX Runtime)')
+    .argument('<file>', '.qkc file written by quantkit compress --huffman')
+    .requiredOption('-o, --output <file>', 'output ONNX file')
+    .option('-f, --force', 'replace an existing output file')
+    .option('--json', 'print the result as JSON')
+    .option('--no-verify', 'do not load and run the written model in ONNX Runtime')
+    .action(async (input: string, opts: { output: string; force?: boolean; json?: boolean; verify: boolean }) => {
+      const r = await decompressFile(input, opts.output, { force: opts.force ?? false, verify: opts.verify }).then(
+        inCliWords,
+      );
+      if (opts.json) {
+        process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+        return;
+      }
+      process.stdout.write(
+        `${r.tensors.length} Huffman-coded tensors: ${r.inputFileBytes} → ${r.outputFileBytes} bytes written to ${r.output}\n${describeVerification(r.verification)}\n`,
+      );
+    });
+}
