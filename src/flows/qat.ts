@@ -118,7 +118,8 @@ export async function qat(modelBytes: Uint8Array, data: ExampleData, options: Qa
   const calibration = positive(options.calibrationBatches, 4, 'calibrationBatches', true);
   const method = options.method ?? 'ste';
   const quantLrScale = positive(options.quantLrScale, 1, 'quantLrScale', false);
-  const warmup = options.quantWarmup ?? 0;
+  // A library-only option (no CLI flag): fractions round down, negative or NaN means no hold.
+  const warmup = Math.max(0, Math.floor(options.quantWarmup ?? 0)) || 0;
   await useBackend(options.backend ?? 'cpu', { wasmPaths: options.wasmPaths });
   const model = modelFromProto(decodeModel(modelBytes, label), { label });
   const inputName = model.graph.inputs[0]?.name ?? '';
