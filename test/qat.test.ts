@@ -232,6 +232,18 @@ describe('quantization-aware training (a few steps)', () => {
     expect(Math.abs(inOrt.accuracy - (a.history.engine?.accuracy ?? -1))).toBeLessThanOrEqual(0.002);
   });
 
+  it('CNN 4-bit LSQ with the steps on an Adam of their own from the MSE start: deterministic, exported as the engine runs it', async () => {
+    const lsq = { ...opts, method: 'lsq', quantLrScale: 0.1, lsqInit: 'mse' } as const;
+    const evaluate = { x: testX, labels: testY };
+    const a = await qat(cnnBytes, small, { ...lsq, evaluate });
+    const b = await qat(cnnBytes, small, lsq);
+    const plain = await qat(cnnBytes, small, { ...opts, method: 'lsq' });
+    expect(Buffer.from(b.bytes).equals(Buffer.from(a.bytes))).toBe(true);
+    expect(Buffer.from(plain.bytes).equals(Buffer.from(a.bytes))).toBe(false);
+    const inOrt = await classifierAccuracy(a.bytes, testX, testY);
+    expect(Math.abs(inOrt.accuracy - (a.history.engine?.accuracy ?? -1))).toBeLessThanOrEqual(0.002);
+  });
+
   it('CNN 3-bit: the loss on a fixed batch decreases', async () => {
     const fixed = { x: rows(trainX, 32), labels: rows(trainY, 32) };
     const r = await qat(cnnBytes, fixed, { ...opts, bits: 3, epochs: 6, maxSteps: 6, lr: 2e-3, calibrationBatches: 1 });

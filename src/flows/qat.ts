@@ -8,7 +8,7 @@ import { prepareQat, type QatGraph } from '../passes/qat/qat-graph.js';
 import { makeDataset, type ExampleData } from '../train/data.js';
 import { trainLoop, type StepInfo, type TrainDataset, type TrainHistory } from '../train/loop.js';
 import { LOSSES, type TaskKind } from '../train/losses.js';
-import type { QatMethod } from '../train/quantizers.js';
+import type { LsqInit, QatMethod } from '../train/quantizers.js';
 import { tf, useBackend, type TrainBackend } from '../train/tf.js';
 
 /*
@@ -27,6 +27,18 @@ export interface QatOptions {
   readonly epochs?: number | undefined;
   /** Adam's learning rate (default 1e-4: fine-tuning a trained model). */
   readonly lr?: number | undefined;
+  /**
+   * Learning rate of the learned quantizer parameters (PACT's α, LSQ's steps) as a fraction of `lr`
+   * (default 1: one optimizer for all). Adam's update size is its rate whatever the gradient's
+   * scale, so LSQ's gradient scaling 1/√(N·Qp) does not slow the steps; a rate of their own does.
+   * The LM's LSQ 4-bit wants 0.1 with `lsqInit` 'mse'; the digits CNNs lose a test image or two
+   * with it (README, QAT).
+   */
+  readonly quantLrScale?: number | undefined;
+  /** Optimizer steps before the quantizer parameters start to move (default 0). */
+  readonly quantWarmup?: number | undefined;
+  /** Where LSQ's weight steps start (default 'max', the PTQ grid). */
+  readonly lsqInit?: LsqInit | undefined;
   /** Default 32. */
   readonly batchSize?: number | undefined;
   /** Shuffling seed (default 0): the same seed, data and backend give the same bytes. */
@@ -104,6 +116,10 @@ export async function qat(modelBytes: Uint8Array, data: ExampleData, options: Qa
   const lr = positive(options.lr, 1e-4, 'lr', false);
   const batchSize = positive(options.batchSize, 32, 'batchSize', true);
   const calibration = positive(options.calibrationBatches, 4, 'calibrationBatches', true);
+  const method = options.method ?? 'ste';
+  const quantLrScale = positive(options.quantLrScale, 1, 'quantLrScale', false);
+  // A library-only option (no CLI flag): fractions round down, negative or NaN means no hold.
+  const warmup = Math.max(0, Math.floor(options.quantWarmup ?? 0)) || 0;
   await useBackend(options.backend ?? 'cpu', { wasmPaths: options.wasmPaths });
   const model = modelFromProto(decodeModel(modelBytes, label), { label });
   const inputName = model.graph.inputs[0]?.name ?? '';
@@ -111,9 +127,10 @@ export async function qat(modelBytes: Uint8Array, data: ExampleData, options: Qa
   const held = options.evaluate ? makeDataset(options.task, inputName, options.evaluate) : undefined;
   const graph = prepareQat(model, {
     bits: options.bits,
-    method: options.method ?? 'ste',
+    method,
     target: options.target,
     exclude: options.exclude,
+    lsqInit: options.lsqInit,
     label,
   });
   try {
@@ -129,21 +146,31 @@ export async function qat(modelBytes: Uint8Array, data: ExampleData, options: Qa
     }
     graph.endObservation();
     graph.mode = 'train';
+    const separate = quantLrScale !== 1 || warmup > 0;
     const optimizer = tf.train.adam(lr);
+    const quantOptimizer = separate ? tf.train.adam(lr * quantLrScale) : undefined;
     const history = trainLoop(
-      { variables: () => graph.variables(), forward: (x) => graph.forward(x), penalty: () => graph.penalty() },
+      {
+        variables: () => (separate ? graph.weightVariables() : graph.variables()),
+        forward: (x) => graph.forward(x),
+        penalty: () => graph.penalty(),
+      },
       dataset,
       {
         epochs,
         batchSize,
         seed: options.seed ?? 0,
         optimizer,
+        groups: quantOptimizer
+          ? [{ optimizer: quantOptimizer, variables: () => graph.quantizerVariables(), from: warmup }]
+          : undefined,
         loss: LOSSES[options.task],
         maxSteps: options.maxSteps,
         onStep: options.onStep,
       },
     );
     optimizer.dispose();
+    quantOptimizer?.dispose();
     graph.mode = 'eval';
     const engine = held ? scoreEngine(graph, options.task, held, batchSize) : undefined;
     const { report, notes } = graph.exportQdq();

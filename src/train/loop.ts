@@ -49,11 +49,24 @@ export interface EpochInfo {
   readonly seconds: number;
 }
 
+/**
+ * Variables trained by their own optimizer (their own learning rate: Adam's updates are the size of
+ * its rate whatever the gradient's scale), left alone before step `from` (0-based).
+ */
+export interface ParamGroup {
+  readonly optimizer: tf.Optimizer;
+  variables(): tf.Variable[];
+  readonly from?: number | undefined;
+}
+
 export interface TrainLoopOptions {
   readonly epochs: number;
   readonly batchSize: number;
   readonly seed: number;
+  /** Trains `model.variables()`. */
   readonly optimizer: tf.Optimizer;
+  /** Further variables, each group with its own optimizer (disjoint from `model.variables()`). */
+  readonly groups?: readonly ParamGroup[] | undefined;
   readonly loss: LossFn;
   /** Stops after this many steps in all (short runs and tests); default: every batch of every epoch. */
   readonly maxSteps?: number | undefined;
@@ -89,6 +102,34 @@ export function stepsPerEpoch(size: number, batchSize: number): number {
   return Math.ceil(size / batchSize);
 }
 
+/** One step of several optimizers: the gradients of every variable at once, each group applying its own. */
+function stepGroups(
+  objective: () => tf.Scalar,
+  main: tf.Optimizer,
+  variables: tf.Variable[],
+  groups: readonly ParamGroup[],
+  step: number,
+): tf.Scalar {
+  const sets = [{ optimizer: main, variables, active: true }].concat(
+    groups.map((g) => ({ optimizer: g.optimizer, variables: g.variables(), active: step >= (g.from ?? 0) })),
+  );
+  const { value, grads } = tf.variableGrads(
+    objective,
+    sets.flatMap((x) => x.variables),
+  );
+  for (const set of sets) {
+    if (!set.active || set.variables.length === 0) continue;
+    const mine: Record<string, tf.Tensor> = {};
+    for (const v of set.variables) {
+      const g = grads[v.name];
+      if (g) mine[v.name] = g;
+    }
+    set.optimizer.applyGradients(mine);
+  }
+  tf.dispose(Object.values(grads));
+  return value;
+}
+
 export function trainLoop(model: TrainableModel, data: TrainDataset, o: TrainLoopOptions): TrainHistory {
   const clock = o.clock ?? (() => performance.now());
   const random = mulberry32(o.seed);
@@ -110,19 +151,18 @@ export function trainLoop(model: TrainableModel, data: TrainDataset, o: TrainLoo
       let hits = 0;
       let scored = 0;
       const variables = model.variables();
-      const lossValue = o.optimizer.minimize(
-        () => {
-          const r = o.loss(model.forward(batch.inputs), batch.targets);
-          hits = r.correct.dataSync()[0] as number;
-          scored = r.count;
-          const extra = model.penalty?.();
-          return extra ? (tf.add(r.loss, extra) as tf.Scalar) : r.loss;
-        },
-        true,
-        variables,
-      );
-      const loss = (lossValue as tf.Scalar).dataSync()[0] as number;
-      tf.dispose([lossValue as tf.Scalar, ...Object.values(batch.inputs), batch.targets]);
+      const objective = () => {
+        const r = o.loss(model.forward(batch.inputs), batch.targets);
+        hits = r.correct.dataSync()[0] as number;
+        scored = r.count;
+        const extra = model.penalty?.();
+        return extra ? (tf.add(r.loss, extra) as tf.Scalar) : r.loss;
+      };
+      const lossValue = o.groups?.length
+        ? stepGroups(objective, o.optimizer, variables, o.groups, step)
+        : (o.optimizer.minimize(objective, true, variables) as tf.Scalar);
+      const loss = lossValue.dataSync()[0] as number;
+      tf.dispose([lossValue, ...Object.values(batch.inputs), batch.targets]);
       step++;
       epochSteps++;
       lossSum += loss;

@@ -10,7 +10,9 @@ import { tf } from './tf.js';
  *   pact  activations clipped to a learned α per range source (Choi et al. 2018), [0, α] for
  *         non-negative sources and [−α, α] for signed ones, L2 on α; weights as ste
  *   lsq   learned steps (Esser et al. 2020): per channel for weights, per tensor for activations
- *         (zero point fixed at its observed value), gradients scaled by 1/√(N·Qp)
+ *         (zero point fixed at its observed value), gradients scaled by 1/√(N·Qp); weight steps
+ *         start at the PTQ grid or the MSE-optimal clip, and flows/qat can train the steps at a
+ *         rate of their own
  */
 
 export type QatMethod = 'ste' | 'pact' | 'lsq';
@@ -67,14 +69,60 @@ export function steWeightQuantizer(spec: WeightSpec): WeightQuantizer {
   };
 }
 
-/** LSQ weights, the steps starting at max|w|/qmax (the PTQ grid the fine-tuning starts from). */
-export function lsqWeightQuantizer(spec: WeightSpec, initial: tf.Tensor, name: string): WeightQuantizer {
-  const step = tf.variable(
-    tf.tidy(() => maxScale(initial, spec.axis, spec.qmax)),
-    true,
-    `qk/lsq-step/${name}`,
-  );
+/**
+ * Where LSQ's weight steps start, per channel: `max` max|w|/qmax (the PTQ grid), `mse` the clip of
+ * max|w| that minimises the channel's squared rounding error (searched over 0.3 … 1 × max|w|),
+ * `mean` 2·mean|w|/√qmax (Esser et al. 2020).
+ */
+export type LsqInit = 'max' | 'mse' | 'mean';
+export const LSQ_INITS: readonly LsqInit[] = ['max', 'mse', 'mean'];
+
+/** Per-channel step minimising Σ (fq(w) − w)² over clips of max|w| (ties: the larger clip). */
+export function mseStep(w: tf.Tensor, axis: number, qmax: number, candidates = 36): tf.Tensor {
+  return tf.tidy(() => {
+    const others = [...Array(w.rank).keys()].filter((a) => a !== axis);
+    const full = maxScale(w, axis, qmax);
+    let best = full;
+    let bestErr = tf.sum(tf.square(tf.sub(fqRound(w, full, qmax), w)), others, true);
+    for (let k = 1; k < candidates; k++) {
+      const s = tf.mul(full, 1 - (0.7 * k) / (candidates - 1));
+      const err = tf.sum(tf.square(tf.sub(fqRound(w, s, qmax), w)), others, true);
+      const better = tf.less(err, bestErr);
+      best = tf.where(better, s, best);
+      bestErr = tf.where(better, err, bestErr);
+    }
+    return best;
+  });
+}
+
+function fqRound(w: tf.Tensor, s: tf.Tensor, qmax: number): tf.Tensor {
+  return tf.mul(tf.clipByValue(tf.round(tf.div(w, s)), -qmax, qmax), s);
+}
+
+function meanStep(w: tf.Tensor, axis: number, qmax: number): tf.Tensor {
+  return tf.tidy(() => {
+    const others = [...Array(w.rank).keys()].filter((a) => a !== axis);
+    const m = tf.mean(tf.abs(w), others, true);
+    return tf.where(tf.equal(m, 0), tf.onesLike(m), tf.div(tf.mul(m, 2), Math.sqrt(qmax)));
+  });
+}
+
+/** LSQ weights, one learned step per channel, started as `init` says (default: the PTQ grid). */
+export function lsqWeightQuantizer(
+  spec: WeightSpec,
+  initial: tf.Tensor,
+  name: string,
+  init: LsqInit = 'max',
+): WeightQuantizer {
   const perChannel = spec.dims.reduce((p, d) => p * d, 1) / (spec.dims[spec.axis] as number);
+  const start =
+    init === 'mse'
+      ? mseStep(initial, spec.axis, spec.qmax)
+      : init === 'mean'
+        ? meanStep(initial, spec.axis, spec.qmax)
+        : tf.tidy(() => maxScale(initial, spec.axis, spec.qmax));
+  const step = tf.variable(start, true, `qk/lsq-step/${name}`);
+  start.dispose();
   const gradScale = 1 / Math.sqrt(perChannel * spec.qmax);
   const positive = () => tf.maximum(step, 1e-12);
   return {

@@ -7,6 +7,7 @@ import {
   steActivationQuantizer,
   steWeightQuantizer,
   type ActivationQuantizer,
+  type LsqInit,
   type QatMethod,
   type QuantMode,
   type WeightCodes,
@@ -46,6 +47,8 @@ export interface QatGraphOptions {
   readonly target?: Target | undefined;
   /** EMA momentum of observed activation ranges (default 0.9). */
   readonly momentum?: number | undefined;
+  /** Where LSQ's weight steps start (default 'max', the PTQ grid). */
+  readonly lsqInit?: LsqInit | undefined;
   /** PACT's L2 coefficient on α (default 1e-4). */
   readonly pactDecay?: number | undefined;
   readonly exclude?: readonly string[] | undefined;
@@ -64,6 +67,10 @@ export interface QatGraph {
   mode: QuantMode;
   /** Weights and learned quantizer parameters. */
   variables(): tf.Variable[];
+  /** The model's own weights (biases included). */
+  weightVariables(): tf.Variable[];
+  /** Learned quantizer parameters (PACT's α, LSQ's steps); empty before `endObservation` for activations. */
+  quantizerVariables(): tf.Variable[];
   /** The first graph output (logits) for `feeds`. */
   forward(feeds: Readonly<Record<string, tf.Tensor>>): tf.Tensor;
   penalty(): tf.Scalar | undefined;
@@ -124,7 +131,10 @@ export function prepareQat(model: Model, o: QatGraphOptions): QatGraph {
     weightSlots.set(site.node, { slot: site.weightSlot, name });
     if (weightQ.has(name)) continue;
     const spec = { dims: v.shape, axis: site.weightAxis, qmax };
-    weightQ.set(name, o.method === 'lsq' ? lsqWeightQuantizer(spec, v, name) : steWeightQuantizer(spec));
+    weightQ.set(
+      name,
+      o.method === 'lsq' ? lsqWeightQuantizer(spec, v, name, o.lsqInit ?? 'max') : steWeightQuantizer(spec),
+    );
   }
 
   const actQ = new Map<string, ActivationQuantizer>();
@@ -146,8 +156,9 @@ export function prepareQat(model: Model, o: QatGraphOptions): QatGraph {
     trainable,
     plan,
     mode: 'observe',
-    variables: () => [
-      ...trainable.variables.values(),
+    variables: () => [...g.weightVariables(), ...g.quantizerVariables()],
+    weightVariables: () => [...trainable.variables.values()],
+    quantizerVariables: () => [
       ...[...weightQ.values()].flatMap((q) => q.variables),
       ...[...actQ.values()].flatMap((q) => q.variables),
     ],
