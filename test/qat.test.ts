@@ -334,6 +334,13 @@ describe('quantkit qat', () => {
       const bad = runCli(['qat', 'models/cnn.onnx', '--train', 'models/cnn-test-x.npy', '-o', join(dir, 'b.onnx')]);
       expect(bad.code).toBe(1);
       expect(bad.stderr).toMatch(/QK_TRAIN_DATA.*--labels/);
+      const args = ['qat', 'models/cnn.onnx', '--train', 'models/cnn-test-x.npy', '--labels', 'models/cnn-test-y.npy'];
+      const init = runCli([...args, '--method', 'lsq', '--lsq-init', 'median', '-o', join(dir, 'c.onnx')]);
+      expect(init.code).toBe(1);
+      expect(init.stderr).toMatch(/--lsq-init 'median' is not one of max, mse, mean/);
+      const scale = runCli([...args, '--method', 'lsq', '--quant-lr-scale', 'fast', '-o', join(dir, 'd.onnx')]);
+      expect(scale.code).toBe(1);
+      expect(scale.stderr).toMatch(/--quant-lr-scale 'fast' is not a number/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -7,7 +7,7 @@ import { writeFileAtomic } from '../../node/files.js';
 import { isTarget, TARGETS } from '../../passes/activation/weight-form.js';
 import type { WeightBits } from '../../passes/activation/qdq.js';
 import { TASKS, type TaskKind } from '../../train/losses.js';
-import { QAT_METHODS, type QatMethod } from '../../train/quantizers.js';
+import { LSQ_INITS, QAT_METHODS, type LsqInit, type QatMethod } from '../../train/quantizers.js';
 import { TRAIN_BACKENDS, type TrainBackend } from '../../train/tf.js';
 import { formatActivationReport } from '../activation-report.js';
 import { readModelBytes, readTensorFile } from '../inputs.js';
@@ -27,6 +27,9 @@ interface QatCliOptions {
   seed: string;
   maxSteps?: string;
   calibBatches: string;
+  quantLrScale?: string;
+  quantWarmup?: string;
+  lsqInit?: string;
   backend: string;
   target: string;
   eval?: string;
@@ -106,6 +109,12 @@ export function registerQat(program: Command): void {
     .option('--seed <n>', 'shuffling seed (same seed, data and backend: same bytes)', '0')
     .option('--max-steps <n>', 'stop after this many steps')
     .option('--calib-batches <n>', 'batches that observe activation ranges before training', '4')
+    .option(
+      '--quant-lr-scale <x>',
+      "pact/lsq: the learned clips' or steps' learning rate as a fraction of --lr (default 1; the LM's LSQ 4-bit wants 0.1 with --lsq-init mse)",
+    )
+    .option('--quant-warmup <n>', 'pact/lsq: steps before the learned clips or steps start to move (default 0)')
+    .option('--lsq-init <how>', `lsq: where the weight steps start: ${LSQ_INITS.join(', ')} (default max)`)
     .option('--backend <b>', `TensorFlow.js backend: ${TRAIN_BACKENDS.join(' or ')}`, 'wasm')
     .option(
       '--target <cpu>',
@@ -147,6 +156,9 @@ export function registerQat(program: Command): void {
             seed: numberFlag('--seed', opts.seed),
             maxSteps: numberFlag('--max-steps', opts.maxSteps),
             calibrationBatches: numberFlag('--calib-batches', opts.calibBatches),
+            quantLrScale: numberFlag('--quant-lr-scale', opts.quantLrScale),
+            quantWarmup: numberFlag('--quant-warmup', opts.quantWarmup),
+            lsqInit: opts.lsqInit === undefined ? undefined : oneOf<LsqInit>('--lsq-init', opts.lsqInit, LSQ_INITS),
             backend,
             wasmPaths: backend === 'wasm' ? wasmFolder() : undefined,
             target: opts.target as (typeof TARGETS)[number],
