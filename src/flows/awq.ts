@@ -1,4 +1,4 @@
-import { OptionError, QuantkitError } from '../errors.js';
+import { OptionError } from '../errors.js';
 import { memoryInitializer, type GraphNode, type Model } from '../graph/model.js';
 import { consumers, producers, topologicalOrder } from '../graph/topology.js';
 import { quantizeNBitsMatrixAuto } from '../kernels/nbits-dispatch.js';
@@ -18,13 +18,13 @@ import { checkBlockSize, nbitsOptionsFor, schemeByName, type WeightOnlyScheme } 
 import type { WeightOnlyOptions, WeightSite } from '../passes/weight-only/types.js';
 import { awqClip, awqSearchScale, type FakeQuant, type FakeQuantBlock } from '../quant/awq.js';
 import { dequantizeBnb4, quantizeBnb4 } from '../quant/bnb4-quant.js';
-import { accumulateGram, symmetrize } from '../quant/gptq.js';
 import { dequantizeHqq, hqqQuantize } from '../quant/hqq.js';
 import { quantizeSuperBlocks } from '../quant/superblock.js';
 import { dequantizeNBits } from '../quant/nbits-quant.js';
 import { makeTensor } from '../tensor/tensor.js';
 import { augmentedModelBytes, createSession, runBatches, type CalibrationData } from './calibrate.js';
-import type { OnnxRuntime, RuntimeTensor } from './runtime.js';
+import { collectHessians } from './hessian.js';
+import type { OnnxRuntime } from './runtime.js';
 
 /*
  * AWQ on a model (quant/awq.ts holds the math): groups of MatMul/Gemm layers sharing one input are
@@ -173,6 +173,7 @@ interface InputStats {
   readonly rows: number;
 }
 
+/** Each group's shared input: XᵀX and mean |x| per channel, in one run over the calibration data. */
 async function collectInputStats(
   runtime: OnnxRuntime,
   model: Model,
@@ -180,59 +181,11 @@ async function collectInputStats(
   data: CalibrationData,
   batchSize: number | undefined,
 ): Promise<Map<string, InputStats>> {
-  const acc = new Map<string, { h: Float64Array; abs: Float64Array; rows: number; K: number }>();
-  for (const gr of groups) {
-    const K = gr.site.channels;
-    acc.set(gr.site.activation, { h: new Float64Array(K * K), abs: new Float64Array(K), rows: 0, K });
-  }
-  const names = [...acc.keys()];
-  const session = await createSession(runtime, augmentedModelBytes(model, names));
-  try {
-    await runBatches(
-      runtime,
-      session,
-      data,
-      names,
-      (out: Record<string, RuntimeTensor>) => {
-        for (const [name, a] of acc) {
-          const t = out[name];
-          if (!t || !(t.data instanceof Float32Array) || t.dims[t.dims.length - 1] !== a.K)
-            throw new OptionError(
-              'QK_CALIB_NOT_FLOAT',
-              `layer input '${name}' is not a float32 tensor with last axis ${a.K} at run time`,
-              '`exclude` the layers that read it',
-              ['exclude'],
-            );
-          const rows = t.data.length / a.K;
-          let sum = 0;
-          for (let r = 0, i = 0; r < rows; r++) {
-            for (let k = 0; k < a.K; k++, i++) {
-              const v = t.data[i] as number;
-              sum += v;
-              a.abs[k] = (a.abs[k] as number) + Math.abs(v);
-            }
-          }
-          if (!Number.isFinite(sum))
-            throw new QuantkitError(
-              'QK_CALIB_NON_FINITE',
-              `layer input '${name}' holds NaN or ±Inf on the calibration data`,
-              'check the model on this data in ONNX Runtime; AWQ needs finite layer inputs',
-            );
-          accumulateGram(a.h, t.data, rows, a.K);
-          a.rows += rows;
-        }
-      },
-      { batchSize },
-    );
-  } finally {
-    await session.release();
-  }
-  const result = new Map<string, InputStats>();
-  for (const [name, a] of acc) {
-    symmetrize(a.h, a.K);
-    result.set(name, { h: a.h, meanAbs: a.abs.map((v) => v / Math.max(1, a.rows)), rows: a.rows });
-  }
-  return result;
+  const activations = new Map(groups.map((gr) => [gr.site.activation, gr.site.channels]));
+  const stats = await collectHessians(runtime, model, activations, data, { batchSize, meanAbs: true, method: 'AWQ' });
+  return new Map(
+    [...stats].map(([name, s]) => [name, { h: s.h, meanAbs: s.meanAbs ?? new Float64Array(0), rows: s.rows }]),
+  );
 }
 
 /**

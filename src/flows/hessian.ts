@@ -24,6 +24,10 @@ export interface HessianOptions {
   /** For the progress callback: this collection's number and the number of collections. */
   readonly pass?: number;
   readonly passes?: number;
+  /** Also each input channel's mean |x| over the tokens (AWQ's activation scale). */
+  readonly meanAbs?: boolean | undefined;
+  /** The method named in errors ('GPTQ' by default). */
+  readonly method?: string | undefined;
 }
 
 export interface LayerHessian {
@@ -31,6 +35,8 @@ export interface LayerHessian {
   readonly h: Float64Array;
   /** Rows (tokens) summed. */
   readonly rows: number;
+  /** Mean |x| per input channel [K], with `meanAbs`. */
+  readonly meanAbs?: Float64Array | undefined;
 }
 
 function allFinite(d: Float32Array): boolean {
@@ -42,15 +48,23 @@ function allFinite(d: Float32Array): boolean {
  * The calibration data are finite (input-check.ts) and the weights checked (gptq.ts), so NaN/Inf
  * here come from the model's arithmetic on this data: a float32 overflow.
  */
-function nonFiniteActivation(name: string): QuantkitError {
+function nonFiniteActivation(name: string, method: string): QuantkitError {
   return new QuantkitError(
     'QK_CALIB_NON_FINITE',
     `layer input '${name}' holds NaN or ±Inf on the calibration data: the float32 model overflows on it`,
-    'check the model on this data in ONNX Runtime; GPTQ needs finite layer inputs',
+    `check the model on this data in ONNX Runtime; ${method} needs finite layer inputs`,
   );
 }
 
-/** XᵀX of each activation (name → K, its last axis) of `model` over the calibration data. */
+/** abs[k] += Σ_rows |x[row, k]| for x [rows, K] row-major. */
+function addAbs(abs: Float64Array, x: Float32Array, K: number): void {
+  for (let i = 0; i < x.length; i++) abs[i % K] = (abs[i % K] as number) + Math.abs(x[i] as number);
+}
+
+/**
+ * XᵀX of each activation (name → K, its last axis) of `model` over the calibration data, and with
+ * `meanAbs` each channel's mean |x| from the same run.
+ */
 export async function collectHessians(
   runtime: OnnxRuntime,
   model: Model,
@@ -58,8 +72,10 @@ export async function collectHessians(
   data: CalibrationData,
   opts: HessianOptions = {},
 ): Promise<Map<string, LayerHessian>> {
-  const sums = new Map<string, { h: Float64Array; rows: number; K: number }>();
-  for (const [name, K] of activations) sums.set(name, { h: new Float64Array(K * K), rows: 0, K });
+  const method = opts.method ?? 'GPTQ';
+  const sums = new Map<string, { h: Float64Array; abs: Float64Array | undefined; rows: number; K: number }>();
+  for (const [name, K] of activations)
+    sums.set(name, { h: new Float64Array(K * K), abs: opts.meanAbs ? new Float64Array(K) : undefined, rows: 0, K });
   if (sums.size === 0) return new Map();
   const names = [...sums.keys()];
   const session = await createSession(runtime, augmentedModelBytes(model, names));
@@ -76,7 +92,7 @@ export async function collectHessians(
             throw new OptionError(
               'QK_CALIB_NOT_FLOAT',
               `layer input '${name}' is not float32 at run time`,
-              'GPTQ reads float32 layer inputs; `exclude` the layer',
+              `${method} reads float32 layer inputs; \`exclude\` the layer`,
               ['exclude'],
             );
           const last = t.dims[t.dims.length - 1];
@@ -88,7 +104,8 @@ export async function collectHessians(
               ['exclude'],
             );
           const rows = t.data.length / s.K;
-          if (!allFinite(t.data)) throw nonFiniteActivation(name);
+          if (!allFinite(t.data)) throw nonFiniteActivation(name, method);
+          if (s.abs) addAbs(s.abs, t.data, s.K);
           accumulateGram(s.h, t.data, rows, s.K);
           s.rows += rows;
         }
@@ -101,7 +118,8 @@ export async function collectHessians(
   const result = new Map<string, LayerHessian>();
   for (const [name, s] of sums) {
     symmetrize(s.h, s.K);
-    result.set(name, { h: s.h, rows: s.rows });
+    const meanAbs = s.abs?.map((v) => v / Math.max(1, s.rows));
+    result.set(name, { h: s.h, rows: s.rows, meanAbs });
   }
   return result;
 }
