@@ -7,17 +7,15 @@ import { readNpy } from '../io/npy/npy.js';
 import { readExternalTensorBytes, parseExternalDataRef } from '../io/onnx/external.js';
 import { decodeModel, encodeModel, TensorProto_DataLocation, type TensorProto } from '../io/onnx/proto.js';
 import type { OnnxWritePlan } from '../io/onnx/write.js';
-import type { NonFinitePolicy } from '../passes/non-finite.js';
-import type { Target } from '../passes/activation/weight-form.js';
 import type { WeightOnlyReport } from '../passes/weight-only/index.js';
 import type { SchemeName } from '../passes/weight-only/scheme.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { ActivationReport, CalibrationData } from '../flows/calibrate.js';
 import { inspectModel, type InspectReport } from '../flows/inspect.js';
 import { planQuantizedOutput } from '../flows/model-output.js';
-import { quantizeLoadedModel } from '../flows/quantize.js';
+import { quantizeLoadedModel, type LoadedModelOptions } from '../flows/quantize.js';
 import type { OnnxRuntime } from '../flows/runtime.js';
-import { quantizeActivationModel } from '../flows/activation-quantize.js';
+import { quantizeActivationModel, type ActivationQuantizeOptions } from '../flows/activation-quantize.js';
 import { schemeRow, type ActivationScheme, type AnySchemeName } from '../flows/schemes.js';
 
 /*
@@ -38,26 +36,21 @@ export interface ModelInput {
 /** Calibration arrays: .npy bytes or tensors, by input name; one unnamed array binds the first input. */
 export type CalibInput = Uint8Array | Tensor | Readonly<Record<string, Uint8Array | Tensor>>;
 
-/** `quantkit quantize`'s options in library terms (the CLI flag of each: cli/option-flags.ts). */
-export interface QuantizeBytesOptions {
+/**
+ * `quantkit quantize`'s options in library terms (the CLI flag of each: cli/option-flags.ts): the
+ * weight-only pass's and the activation schemes' own option types, so an option either gains
+ * reaches the page too; minus what runs on Node only (GPTQ's results, worker threads) or is internal.
+ */
+type WeightOnlyBytesOptions = Omit<
+  LoadedModelOptions,
+  'scheme' | 'progress' | 'precomputed' | 'kmeansWeights' | 'gptq' | 'equalizeNorms'
+>;
+type ActivationBytesOptions = Omit<ActivationQuantizeOptions, 'scheme' | 'progress'>;
+
+export interface QuantizeBytesOptions extends WeightOnlyBytesOptions, ActivationBytesOptions {
   readonly scheme: AnySchemeName;
-  readonly blockSize?: number | undefined;
-  readonly exclude?: readonly string[] | undefined;
-  readonly keepFirstLast?: boolean | undefined;
-  readonly doubleQuant?: boolean | undefined;
-  readonly format?: 'native' | 'qdq' | undefined;
-  readonly rtn?: boolean | undefined;
-  readonly quantizeEmbeddings?: boolean | undefined;
-  readonly nonFinite?: NonFinitePolicy | undefined;
   /** int8-static calibration inputs (GPTQ for the 4-bit schemes runs on Node only). */
   readonly calib?: CalibInput | undefined;
-  readonly method?: string | undefined;
-  readonly calibBatch?: number | undefined;
-  readonly smoothQuant?: boolean | number | undefined;
-  readonly activationType?: 'uint8' | 'int8' | undefined;
-  readonly dynamicForm?: 'integer' | 'contrib' | undefined;
-  readonly perToken?: boolean | undefined;
-  readonly target?: Target | undefined;
   /** Weights of at least this many bytes put the output's weights in a data file (default 1 GiB). */
   readonly externalThreshold?: number | undefined;
   /** Write a data file whatever the size. */
@@ -142,6 +135,8 @@ export async function quantizeModelSource(
 ): Promise<QuantizedModel> {
   const row = schemeRow(o.scheme);
   const { model, external, hadExternal } = openModel(input);
+  // The passes' own options; the output files, the calibration arrays and progress wording are handled here.
+  const { scheme: _s, calib, externalThreshold: _t, externalData: _d, dataLocation: _l, progress, ...passOptions } = o;
   const dataLocation = o.dataLocation ?? 'model.onnx_data';
   if (row.family === 'weight-only') {
     if (o.calib !== undefined)
@@ -153,16 +148,13 @@ export async function quantizeModelSource(
       );
     // quantizeFile's steps (flows/quantize-file.ts) without its worker threads and GPTQ.
     const report = await quantizeLoadedModel(model, {
+      ...passOptions,
       scheme: o.scheme as SchemeName,
-      blockSize: o.blockSize,
-      exclude: o.exclude,
       keepFirstLast: o.keepFirstLast ?? false,
       doubleQuant: o.doubleQuant ?? false,
-      format: o.format,
       rtn: o.rtn ?? false,
       quantizeEmbeddings: o.quantizeEmbeddings ?? false,
-      nonFinite: o.nonFinite,
-      progress: o.progress,
+      progress,
     });
     const plan = planQuantizedOutput(model, external, {
       hadExternal: hadExternal || o.externalData === true,
@@ -177,25 +169,17 @@ export async function quantizeModelSource(
       'int8-static runs the model to calibrate it and no ONNX Runtime was given',
       'pass one, e.g. ortWebRuntime(ort) with onnxruntime-web',
     );
-  const progress = o.progress;
-  const calib = o.calib;
   // quantizeActivationFile's steps (flows/activation-file.ts), the arrays from bytes.
   const { report } = await quantizeActivationModel(
     runtime as OnnxRuntime,
     model,
     calib === undefined ? undefined : () => calibrationData(model, calib),
     {
+      ...passOptions,
       scheme: o.scheme as ActivationScheme,
-      method: o.method,
-      calibBatch: o.calibBatch,
-      smoothQuant: o.smoothQuant,
       activationType: o.activationType ?? 'uint8',
-      dynamicForm: o.dynamicForm,
       perToken: o.perToken ?? false,
-      target: o.target,
-      exclude: o.exclude,
       keepFirstLast: o.keepFirstLast ?? false,
-      nonFinite: o.nonFinite,
       progress: progress
         ? (done, total, pass, passes) => progress(done, total, `calibration pass ${pass}/${passes}`)
         : undefined,
