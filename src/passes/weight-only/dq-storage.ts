@@ -1,4 +1,4 @@
-import { QuantkitError } from '../../errors.js';
+import { siteWeightFloat32 } from './linear-site.js';
 import { encodeBfloat16, decodeBfloat16 } from '../../formats/bfloat16.js';
 import { decodeFloat8, encodeFloat8, float8Max } from '../../formats/float8.js';
 import { blockShapeFor, makeLayout } from '../../quant/layout.js';
@@ -48,17 +48,6 @@ export function rejectStorage(site: WeightSite): string | undefined {
 }
 
 const FLT_MIN = 2 ** -126;
-
-function loadFloat32(site: WeightSite): Float32Array {
-  const t = site.weight.load();
-  if (!(t.data instanceof Float32Array))
-    throw new QuantkitError(
-      'QK_WEIGHT_NOT_FLOAT32',
-      `weight '${site.weight.name}' is ${t.dtype}, not float32`,
-      'weight-only quantization reads fp32 weights',
-    );
-  return t.data;
-}
 
 /** A float tensor stored narrow: the value that now stands for it (made by a prologue node) and the report's figures. */
 export interface StoredTensor {
@@ -144,7 +133,7 @@ function int8Apply(weight: string, sites: readonly WeightSite[], ctx: HandlerCon
   const axis = outputChannelAxis(first);
   const w =
     ctx.options.precomputed?.int8.get(int8Key(weight, axis)) ??
-    quantizeInt8Channels(loadFloat32(first), dims, axis, weight);
+    quantizeInt8Channels(siteWeightFloat32(first), dims, axis, weight);
   const r = storeInt8With(weight, w, dims, axis, ctx);
   rewireInputs(
     sites.map((s) => s.node),
@@ -210,7 +199,7 @@ export const bf16Store: TensorStore = (weight, data, dims, _axis, ctx) => {
 function applyStore(store: TensorStore) {
   return (weight: string, sites: readonly WeightSite[], ctx: HandlerContext) => {
     const first = sites[0] as WeightSite;
-    const r = store(weight, loadFloat32(first), [...first.weight.dims], outputChannelAxis(first), ctx);
+    const r = store(weight, siteWeightFloat32(first), [...first.weight.dims], outputChannelAxis(first), ctx);
     rewireInputs(
       sites.map((s) => s.node),
       weight,

@@ -1,3 +1,4 @@
+import { siteWeightFloat32 } from './linear-site.js';
 import { QuantkitError } from '../../errors.js';
 import { makeTensor } from '../../tensor/tensor.js';
 import { int8Handler, rejectStorage } from './dq-storage.js';
@@ -54,17 +55,6 @@ function rejectGatherTable(site: WeightSite): string | undefined {
   return undefined;
 }
 
-function loadTable(site: WeightSite): Float32Array {
-  const t = site.weight.load();
-  if (!(t.data instanceof Float32Array))
-    throw new QuantkitError(
-      'QK_WEIGHT_NOT_FLOAT32',
-      `weight '${site.weight.name}' is ${t.dtype}, not float32`,
-      'weight-only quantization reads fp32 weights',
-    );
-  return t.data;
-}
-
 /** Row-packed codes [vocab, d·bits/8] from the quantizer's block-padded layout [vocab, kBlocks, blob]. */
 export function packRows(w: NBitsWeights, blockSize: number, bits: 4 | 8): Uint8Array {
   const { K: d, N: rows, kBlocks } = w;
@@ -112,7 +102,7 @@ export function blockGatherPart(bits: 4 | 8, symmetric: boolean): GatherPart {
         : ctx.options.precomputed?.nbits.get(nbitsKey({ weight, transposed: true, alpha: 1 }, o));
       let w: NBitsWeights;
       try {
-        w = ahead ?? quantizeNBitsMatrixAuto(loadTable(first), d, vocab, true, 1, o);
+        w = ahead ?? quantizeNBitsMatrixAuto(siteWeightFloat32(first), d, vocab, true, 1, o);
       } catch (e) {
         if (e instanceof NonFiniteWeight)
           throw new QuantkitError(

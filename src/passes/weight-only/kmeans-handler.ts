@@ -1,4 +1,4 @@
-import { QuantkitError } from '../../errors.js';
+import { siteWeightFloat32 } from './linear-site.js';
 import type { AttributeInput } from '../../graph/attributes.js';
 import type { Graph } from '../../graph/model.js';
 import {
@@ -138,24 +138,13 @@ function transpose(a: Float32Array, rows: number, cols: number): Float32Array {
   return t;
 }
 
-function loadFloat32(site: WeightSite): Float32Array {
-  const t = site.weight.load();
-  if (!(t.data instanceof Float32Array))
-    throw new QuantkitError(
-      'QK_WEIGHT_NOT_FLOAT32',
-      `weight '${site.weight.name}' is ${t.dtype}, not float32`,
-      'weight-only quantization reads fp32 weights',
-    );
-  return t.data;
-}
-
 /** Default index width of the kmeans scheme. */
 export const KMEANS_DEFAULT_BITS = 4;
 
 function apply(weight: string, sites: readonly WeightSite[], ctx: HandlerContext) {
   const first = sites[0] as WeightSite;
   const dims = [...first.weight.dims];
-  const data = loadFloat32(first);
+  const data = siteWeightFloat32(first);
   const bits = ctx.options.bits ?? KMEANS_DEFAULT_BITS;
   const axis = ctx.options.perChannel ? outputChannelAxis(first) : undefined;
   const zeroCode = ctx.options.keepZeros ?? false;

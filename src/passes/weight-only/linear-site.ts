@@ -54,8 +54,8 @@ export function linearShape(site: WeightSite): LinearShape {
   };
 }
 
-export function linearView(site: WeightSite): LinearView {
-  const { K, N, id, transposed: transB, alpha } = linearShape(site);
+/** The site's weight as stored, which weight-only quantization needs in fp32. */
+export function siteWeightFloat32(site: WeightSite): Float32Array {
   const t = site.weight.load();
   if (!(t.data instanceof Float32Array))
     throw new QuantkitError(
@@ -63,7 +63,12 @@ export function linearView(site: WeightSite): LinearView {
       `weight '${site.weight.name}' is ${t.dtype}, not float32`,
       'weight-only quantization reads fp32 weights',
     );
-  const data = t.data;
+  return t.data;
+}
+
+export function linearView(site: WeightSite): LinearView {
+  const { K, N, id, transposed: transB, alpha } = linearShape(site);
+  const data = siteWeightFloat32(site);
   const column = transB
     ? (n: number, out: Float32Array) => {
         for (let k = 0; k < K; k++) out[k] = alpha * (data[n * K + k] as number);
