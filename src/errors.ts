@@ -152,7 +152,9 @@ export type ErrorCode =
   | 'QK_COMPRESSED_NOT_CONTAINER'
   | 'QK_COMPRESSED_VERSION'
   | 'QK_BAD_SPARSITY'
-  | 'QK_OPTIMIZER_STATE';
+  | 'QK_OPTIMIZER_STATE'
+  | 'QK_LORA_NO_TARGETS'
+  | 'QK_LORA_ADAPTER';
 
 export class QuantkitError extends Error {
   readonly code: ErrorCode;

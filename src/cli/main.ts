@@ -24,6 +24,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   sensitivity: async () => (await import('./commands/sensitivity.js')).registerSensitivity,
   compress: async () => (await import('./commands/compress.js')).registerCompress,
   decompress: async () => (await import('./commands/compress.js')).registerDecompress,
+  lora: async () => (await import('./commands/lora.js')).registerLora,
 };
 
 /**

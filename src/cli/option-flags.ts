@@ -65,6 +65,12 @@ export const OPTION_FLAGS: Readonly<Record<string, string>> = {
   targetSize: '--target-size',
   finetune: '--finetune',
   optimizer: '--optimizer',
+  rank: '--rank',
+  alpha: '--alpha',
+  dropout: '--dropout',
+  mlp: '--mlp',
+  base: '--base',
+  merge: '--merge-scheme',
 };
 
 /** The flag for a marked option, or the mark unchanged when the CLI has no flag of that name. */
