@@ -26,3 +26,15 @@ export type { InspectReport } from './flows/inspect.js';
 export type { OnnxRuntime } from './flows/runtime.js';
 export type { CalibrationData } from './flows/calibrate.js';
 export type { OutputComparison } from './flows/compare.js';
+// LoRA / QLoRA on TensorFlow.js: lora(modelBytes, { x: windows }, options) → { adapter, merged?, history }.
+export {
+  lora,
+  mergeAdapterFile,
+  LORA_BASES,
+  LORA_MERGE_SCHEMES,
+  type LoraOptions,
+  type LoraResult,
+  type LoraHistory,
+  type LoraBase,
+  type LoraMergeScheme,
+} from './flows/lora.js';

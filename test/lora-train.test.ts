@@ -1,6 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isQuantkitError } from '../src/errors.js';
@@ -54,8 +55,10 @@ function setVariable(g: LoraGraph, suffix: string, values: Float32Array): void {
   v.assign(tf.tensor(values, v.shape));
 }
 
+const wasmPaths = `${join(dirname(createRequire(import.meta.url).resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist')}/`;
+
 beforeAll(async () => {
-  await useBackend('cpu');
+  await useBackend('wasm', { wasmPaths });
 });
 
 describe('QLoRA base and adapters', () => {

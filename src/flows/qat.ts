@@ -91,7 +91,12 @@ function positive(value: number | undefined, fallback: number, name: string, int
 }
 
 /** Scores `data` with the graph in its current mode, `batchSize` examples at a time. */
-export function scoreEngine(graph: Pick<QatGraph, 'forward'>, task: TaskKind, data: TrainDataset, batchSize: number): EngineScore {
+export function scoreEngine(
+  graph: Pick<QatGraph, 'forward'>,
+  task: TaskKind,
+  data: TrainDataset,
+  batchSize: number,
+): EngineScore {
   let nll = 0;
   let correct = 0;
   let count = 0;
