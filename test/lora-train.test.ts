@@ -75,20 +75,36 @@ describe('QLoRA base and adapters', () => {
     expect(frozenNf4Bytes(f) / (4 * w.length)).toBeLessThanOrEqual(0.16);
   });
 
-  for (const base of ['fp32', 'nf4'] as const) {
-    it(`${base} base: y = x·W + (α/r)·(x·Aᵀ)·Bᵀ, a hand-worked example; dropout only in training`, () => {
-      // x = [1, 2], W = I (exact in NF4: codes ±1 and 0, one absmax of 1), r = 1, α = 2.
-      // x·Aᵀ = 0.5 − 2 = −1.5; ·Bᵀ = [−3, −1.5]; · α/r = [−6, −3]; + x·W = [−5, −1]; head → [−5, −1, −6].
+  for (const [op, base] of [
+    ['MatMul', 'fp32'],
+    ['MatMul', 'nf4'],
+    ['Gemm', 'nf4'],
+  ] as const) {
+    it(`${op}, ${base} base: y = x·W + (α/r)·(x·Aᵀ)·Bᵀ, a hand-worked example; dropout only in training`, () => {
+      // x = [1, 2], W = [[1, 0], [−1, 1]] as MatMul reads it (exact in NF4: codes ±1 and 0, absmax 1),
+      // r = 1, α = 2: x·W = [−1, 2]; x·Aᵀ = 0.5 − 2 = −1.5; ·Bᵀ = [−3, −1.5]; · α/r = [−6, −3];
+      // y = [−7, −1], head → [−7, −1, −8]. Gemm (transB, W stored [out, in]) adds its bias C = [10, 20]:
+      // y = [3, 19], head → [3, 19, 22].
+      const gemm = op === 'Gemm';
       const model = modelFromProto(
         makeModel({
           nodes: [
-            { opType: 'MatMul', inputs: ['x', 'W'], outputs: ['y'], name: '/proj/MatMul' },
+            gemm
+              ? {
+                  opType: 'Gemm',
+                  inputs: ['x', 'W', 'C'],
+                  outputs: ['y'],
+                  name: '/proj/Gemm',
+                  attributes: { transB: 1 },
+                }
+              : { opType: 'MatMul', inputs: ['x', 'W'], outputs: ['y'], name: '/proj/MatMul' },
             { opType: 'MatMul', inputs: ['y', 'H'], outputs: ['z'], name: '/head/MatMul' },
           ],
           inputs: [{ name: 'x', dtype: 'float32', dims: [1, 2] }],
           outputs: [{ name: 'z', dtype: 'float32', dims: [1, 3] }],
           initializers: {
-            W: makeTensor('float32', [2, 2], Float32Array.of(1, 0, 0, 1)),
+            W: makeTensor('float32', [2, 2], gemm ? Float32Array.of(1, -1, 0, 1) : Float32Array.of(1, 0, -1, 1)),
+            C: makeTensor('float32', [2], Float32Array.of(10, 20)),
             H: makeTensor('float32', [2, 3], Float32Array.of(1, 0, 1, 0, 1, 1)),
           },
           opsets: { '': 17 },
@@ -101,7 +117,7 @@ describe('QLoRA base and adapters', () => {
         setVariable(g, 'proj.lora_B.T', Float32Array.of(2, 1));
         g.mode = 'eval';
         const x = tf.tensor2d([[1, 2]]);
-        expect(Array.from(g.forward({ x }).dataSync())).toEqual([-5, -1, -6]);
+        expect(Array.from(g.forward({ x }).dataSync())).toEqual(gemm ? [3, 19, 22] : [-7, -1, -8]);
         g.mode = 'train';
         const outs = Array.from({ length: 8 }, () => Array.from(g.forward({ x }).dataSync()).join());
         // Inverted dropout of rate 0.5 on x (2 elements): the branch sees x·{0, 2} per element.
@@ -316,5 +332,17 @@ describe('quantkit lora', () => {
     ]);
     expect(cnn.code).toBe(1);
     expect(cnn.stderr).toMatch(/QK_LORA_NO_TARGETS: models\/cnn\.onnx has no MatMul\/Gemm weight .*pass --mlp/);
+    const scheme = runCli([
+      'lora',
+      'models/lm.onnx',
+      '--train',
+      'models/kjv/genesis-eval.npy',
+      '--merge-scheme',
+      'q4',
+      '-o',
+      join(dir, 'e.safetensors'),
+    ]);
+    expect(scheme.code).toBe(1);
+    expect(scheme.stderr).toMatch(/--merge-scheme q4 without --merge \(give --merge out\.onnx/);
   }, 60_000);
 });

@@ -140,7 +140,7 @@ export function prepareLora(model: Model, o: LoraGraphOptions): LoraGraph {
   if (targets.length === 0)
     throw new OptionError(
       'QK_LORA_NO_TARGETS',
-      `${label} has no MatMul/Gemm weight LoRA adapts (its projections are square 2-D initializers${o.mlp ? '' : '; `mlp` adds the others'}, and the last one, the output head, is left alone)`,
+      `${label} has no MatMul/Gemm weight LoRA adapts (the projections are its square 2-D weight initializers${o.mlp ? ', the MLP the others' : ''}; the last one, the output head, is never adapted)`,
       o.mlp ? 'give a model with linear layers' : 'pass `mlp` to adapt the non-square weights too',
       ['mlp'],
     );

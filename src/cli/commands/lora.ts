@@ -129,6 +129,12 @@ export function registerLora(program: Command): void {
       const base = oneOf<LoraBase>('--base', opts.base, LORA_BASES);
       const backend = oneOf<TrainBackend>('--backend', opts.backend, TRAIN_BACKENDS);
       const mergeScheme = oneOf<LoraMergeScheme>('--merge-scheme', opts.mergeScheme, LORA_MERGE_SCHEMES);
+      if (opts.mergeScheme !== 'fp32' && !opts.merge)
+        throw new QuantkitError(
+          'QK_BAD_FLAG',
+          `--merge-scheme ${opts.mergeScheme} without --merge`,
+          'give --merge out.onnx to write the merged model',
+        );
       const evalWindows: Tensor | undefined = opts.eval ? readTensorFile(opts.eval) : undefined;
       const bar = trainProgressBar(opts.progress ?? false);
       let result: LoraResult;
