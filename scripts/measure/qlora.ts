@@ -5,7 +5,7 @@
  * steps, data), each scored by the engine and, merged, by ONNX Runtime (fp32 merge, and the QLoRA
  * merge re-quantized to nf4 and q4); the bytes the adapted base weights hold; steps/s.
  *
- *   npx tsx scripts/measure/qlora.ts [--steps 48] [--rank 8] [--mlp] [--lr 1e-3] [--json out.json]
+ *   npx tsx scripts/measure/qlora.ts [--steps 48] [--rank 8] [--mlp] [--lr 1e-3] [--seed 0] [--json out.json]
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -23,6 +23,7 @@ const steps = Number(flag('--steps', '48'));
 const rank = Number(flag('--rank', '8'));
 const lr = Number(flag('--lr', '1e-3'));
 const mlp = args.includes('--mlp');
+const seed = Number(flag('--seed', '0'));
 const jsonOut = args.includes('--json') ? flag('--json', '') : undefined;
 
 const wasmPaths = `${join(dirname(createRequire(import.meta.url).resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist')}/`;
@@ -44,7 +45,7 @@ async function run(base: LoraBase): Promise<LoraResult> {
       epochs: 100,
       maxSteps: steps,
       batchSize: 32,
-      seed: 0,
+      seed,
       backend: 'wasm',
       wasmPaths,
       evaluate: { x: evalWindows },
@@ -78,7 +79,7 @@ const rows = [
   ['QLoRA merged, re-quantized q4', '—', fmt(qQ4.perplexity)],
 ];
 console.log(
-  `eval: models/kjv/genesis-eval.npy (${baseOrt.tokens} predicted chars); ${steps} steps, batch 32, lr ${lr}, α ${2 * rank}, dropout 0.05, modules ${q.modules.length}${mlp ? ' (with MLP)' : ''}`,
+  `eval: models/kjv/genesis-eval.npy (${baseOrt.tokens} predicted chars); ${steps} steps, batch 32, lr ${lr}, seed ${seed}, α ${2 * rank}, dropout 0.05, modules ${q.modules.length}${mlp ? ' (with MLP)' : ''}`,
 );
 console.log('| model | perplexity (engine) | perplexity (ORT) |\n|---|---|---|');
 for (const r of rows) console.log(`| ${r.join(' | ')} |`);

@@ -239,10 +239,10 @@ export async function lora(modelBytes: Uint8Array, data: ExampleData, options: L
   const inputName = model.graph.inputs[0]?.name ?? '';
   const dataset = makeDataset('lm', inputName, data);
   const held = options.evaluate ? makeDataset('lm', inputName, options.evaluate) : undefined;
-  const graph = prepareLora(model, { rank, alpha, dropout, mlp: options.mlp, base, blockSize, seed, label });
-  const smallest = Math.min(...graph.targets.map((t) => Math.min(t.inFeatures, t.outFeatures)));
+  const smallest = Math.min(
+    ...loraTargets(model, { mlp: options.mlp }).map((t) => Math.min(t.inFeatures, t.outFeatures)),
+  );
   if (rank > smallest) {
-    graph.dispose();
     throw new OptionError(
       'QK_BAD_OPTION',
       `\`rank\` ${rank} exceeds the smallest adapted dimension of ${label} (${smallest})`,
@@ -250,6 +250,7 @@ export async function lora(modelBytes: Uint8Array, data: ExampleData, options: L
       ['rank'],
     );
   }
+  const graph = prepareLora(model, { rank, alpha, dropout, mlp: options.mlp, base, blockSize, seed, label });
   try {
     graph.mode = 'eval';
     const before = held ? scoreEngine(graph, 'lm', held, batchSize) : undefined;

@@ -93,7 +93,7 @@ function addBranch(model: Model, node: GraphNode, t: LoraTarget, label: string):
     throw new QuantkitError(
       'QK_LORA_NO_TARGETS',
       `${label}: Gemm '${node.name}' reads its input transposed (transA), which the adapters do not take`,
-      'export the model with transA 0, or exclude that layer',
+      'export the model with transA 0 (the weight transposed with transB instead)',
     );
   const y = node.outputs[0] as string;
   const x = node.inputs[0] as string;
@@ -151,47 +151,47 @@ export function prepareLora(model: Model, o: LoraGraphOptions): LoraGraph {
   const dropoutNodes = new Set<string>();
   const g = model.graph;
   g.initializers.set(SCALE, memoryInitializer(SCALE, makeTensor('float32', [], Float32Array.of(o.alpha / o.rank))));
-  for (const t of targets) {
-    const init = g.initializers.get(t.weight);
-    if (!init) throw new Error(`LoRA target '${t.weight}' is not an initializer`);
-    const users = consumers(model, t.weight);
-    if (users.some((n) => n.inputs.indexOf(t.weight) !== 1))
-      throw new QuantkitError(
-        'QK_LORA_NO_TARGETS',
-        `${label}: weight '${t.weight}' is read by a node other than as a MatMul/Gemm weight`,
-        'give a model whose adapted weights feed only their linear layers',
-      );
-    const w = init.load().data as Float32Array;
-    const dims = [...init.dims];
-    if (o.base === 'nf4') {
-      // PyTorch's Linear layout [out, in], the one QLoRA quantizes block by block.
-      const wt = t.transposed ? w : transpose2d(w, t.inFeatures, t.outFeatures);
-      frozen.push({ target: t, dims, nf4: freezeNf4(wt, t.outFeatures, t.inFeatures, blockSize) });
-    } else {
-      frozen.push({ target: t, dims, fp32: tf.tensor(Float32Array.from(w), dims, 'float32') });
-    }
-    g.initializers.delete(t.weight);
-    g.inputs.push({ name: t.weight, dtype: 'float32', dims });
-    const A = initA(o.rank, t.inFeatures, random);
-    g.initializers.set(
-      t.module + A_SUFFIX,
-      memoryInitializer(
-        t.module + A_SUFFIX,
-        makeTensor('float32', [t.inFeatures, o.rank], transpose2d(A, o.rank, t.inFeatures)),
-      ),
-    );
-    g.initializers.set(
-      t.module + B_SUFFIX,
-      memoryInitializer(
-        t.module + B_SUFFIX,
-        makeTensor('float32', [o.rank, t.outFeatures], new Float32Array(o.rank * t.outFeatures)),
-      ),
-    );
-    adapterNames.add(t.module + A_SUFFIX).add(t.module + B_SUFFIX);
-    for (const n of users) dropoutNodes.add(addBranch(model, n, t, label));
-  }
   let trainable: TrainableGraph;
   try {
+    for (const t of targets) {
+      const init = g.initializers.get(t.weight);
+      if (!init) throw new Error(`LoRA target '${t.weight}' is not an initializer`);
+      const users = consumers(model, t.weight);
+      if (users.some((n) => n.inputs.indexOf(t.weight) !== 1))
+        throw new QuantkitError(
+          'QK_LORA_NO_TARGETS',
+          `${label}: weight '${t.weight}' is read by a node other than as a MatMul/Gemm weight`,
+          'give a model whose adapted weights feed only their linear layers',
+        );
+      const w = init.load().data as Float32Array;
+      const dims = [...init.dims];
+      if (o.base === 'nf4') {
+        // PyTorch's Linear layout [out, in], the one QLoRA quantizes block by block.
+        const wt = t.transposed ? w : transpose2d(w, t.inFeatures, t.outFeatures);
+        frozen.push({ target: t, dims, nf4: freezeNf4(wt, t.outFeatures, t.inFeatures, blockSize) });
+      } else {
+        frozen.push({ target: t, dims, fp32: tf.tensor(Float32Array.from(w), dims, 'float32') });
+      }
+      g.initializers.delete(t.weight);
+      g.inputs.push({ name: t.weight, dtype: 'float32', dims });
+      const A = initA(o.rank, t.inFeatures, random);
+      g.initializers.set(
+        t.module + A_SUFFIX,
+        memoryInitializer(
+          t.module + A_SUFFIX,
+          makeTensor('float32', [t.inFeatures, o.rank], transpose2d(A, o.rank, t.inFeatures)),
+        ),
+      );
+      g.initializers.set(
+        t.module + B_SUFFIX,
+        memoryInitializer(
+          t.module + B_SUFFIX,
+          makeTensor('float32', [o.rank, t.outFeatures], new Float32Array(o.rank * t.outFeatures)),
+        ),
+      );
+      adapterNames.add(t.module + A_SUFFIX).add(t.module + B_SUFFIX);
+      for (const n of users) dropoutNodes.add(addBranch(model, n, t, label));
+    }
     trainable = buildTrainable(model, { trainable: (init) => adapterNames.has(init.name) }, label);
   } catch (e) {
     for (const f of frozen) f.fp32?.dispose();
