@@ -1,10 +1,19 @@
 // ONNX Runtime latency of the shipped models' quantized forms as ratios to fp32, measured side by
 // side in one run (src/flows/model-latency-node.ts). `npx tsx scripts/measure/model-latency.ts
-// [--quick] [--json]`; README "Speed of the models we write" holds a run's numbers.
+// [--quick] [--json]`; README "Speed of the models we write" holds runs' numbers. The 4-layer
+// d = 256 LM is measured too when .cache/models/lm-big.onnx exists (scripts/models/make_models.py
+// --lm-size big --out .cache/models, or scripts/measure/low-bit-table.ts lm-big, makes it).
+import { existsSync, readFileSync } from 'node:fs';
 import { measureShippedModelLatency } from '../../src/flows/model-latency-node.js';
+import { readNpy } from '../../src/io/npy/npy.js';
 
 const args = process.argv.slice(2);
-const rows = await measureShippedModelLatency({ quick: args.includes('--quick') });
+const root = new URL('../../', import.meta.url);
+const big = new URL('.cache/models/lm-big.onnx', root);
+const bigLm = existsSync(big)
+  ? { model: readFileSync(big), windows: readNpy(readFileSync(new URL('.cache/models/lm-big-calib.npy', root))) }
+  : undefined;
+const rows = await measureShippedModelLatency({ quick: args.includes('--quick'), bigLm });
 if (args.includes('--json')) {
   process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
 } else {
@@ -12,6 +21,7 @@ if (args.includes('--json')) {
   console.log(`${pad('model', 42)}${pad('input', 22)}${pad('ratio', 8)}${pad('goal', 7)}quantized / fp32 ms`);
   for (const r of rows)
     console.log(
-      `${pad(r.model, 42)}${pad(r.input, 22)}${pad(`${r.ratio.toFixed(2)}×`, 8)}${pad(r.goal ? `≤ ${r.goal}` : '', 7)}${r.candidateMs.toFixed(3)} / ${r.baselineMs.toFixed(3)} (median of ${r.rounds})`,
+      `${pad(r.model, 42)}${pad(r.input, 22)}${pad(`${r.ratio.toFixed(2)}×`, 8)}${pad(r.bound ? 'bound' : r.goal ? `≤ ${r.goal}` : '', 7)}${r.candidateMs.toFixed(3)} / ${r.baselineMs.toFixed(3)} (median of ${r.rounds})`,
     );
+  if (!bigLm) console.log('(lm-big not measured: .cache/models/lm-big.onnx is missing)');
 }
