@@ -18,10 +18,12 @@ if (args.includes('--json')) {
   process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
 } else {
   const pad = (s: string, n: number) => s.padEnd(n);
-  console.log(`${pad('model', 42)}${pad('input', 22)}${pad('ratio', 8)}${pad('goal', 7)}quantized / fp32 ms`);
+  console.log(
+    `${pad('model', 42)}${pad('input', 22)}${pad('ratio', 8)}${pad('cpu', 8)}${pad('goal', 7)}quantized / fp32 ms`,
+  );
   for (const r of rows)
     console.log(
-      `${pad(r.model, 42)}${pad(r.input, 22)}${pad(`${r.ratio.toFixed(2)}×`, 8)}${pad(r.bound ? 'bound' : r.goal ? `≤ ${r.goal}` : '', 7)}${r.candidateMs.toFixed(3)} / ${r.baselineMs.toFixed(3)} (median of ${r.rounds})`,
+      `${pad(r.model, 42)}${pad(r.input, 22)}${pad(`${r.ratio.toFixed(2)}×`, 8)}${pad(`${r.cpuRatio.toFixed(2)}×`, 8)}${pad(r.bound ? 'bound' : r.goal ? `≤ ${r.goal}` : '', 7)}${r.candidateMs.toFixed(3)} / ${r.baselineMs.toFixed(3)} (median of ${r.rounds})`,
     );
   if (!bigLm) console.log('(lm-big not measured: .cache/models/lm-big.onnx is missing)');
 }

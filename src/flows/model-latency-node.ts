@@ -35,7 +35,18 @@ export interface LatencyRatio {
   readonly candidateMs: number;
   /** candidate / baseline: below 1 the candidate is faster. */
   readonly ratio: number;
+  /**
+   * The same from process CPU time per run (medians): time the process spends descheduled counts
+   * on neither side. On a loaded machine a long run is descheduled more often than a short one,
+   * which skews wall-clock ratios of long runs towards the faster side.
+   */
+  readonly cpuRatio: number;
   readonly rounds: number;
+}
+
+function cpuMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
 }
 
 function median(xs: number[]): number {
@@ -72,17 +83,23 @@ export async function ortLatencyRatio(
     const rounds = o.rounds ?? 200;
     const ta: number[] = [];
     const tb: number[] = [];
+    const ca: number[] = [];
+    const cb: number[] = [];
     for (let i = 0; i < rounds; i++) {
+      let c = cpuMs();
       let t = performance.now();
       await a.run(f);
       ta.push(performance.now() - t);
+      ca.push(cpuMs() - c);
+      c = cpuMs();
       t = performance.now();
       await b.run(f);
       tb.push(performance.now() - t);
+      cb.push(cpuMs() - c);
     }
     const baselineMs = median(ta);
     const candidateMs = median(tb);
-    return { baselineMs, candidateMs, ratio: candidateMs / baselineMs, rounds };
+    return { baselineMs, candidateMs, ratio: candidateMs / baselineMs, cpuRatio: median(cb) / median(ca), rounds };
   } finally {
     await a.release();
     await b.release();
