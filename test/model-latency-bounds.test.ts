@@ -32,8 +32,17 @@ describe('latency bounds', () => {
     expect(after.nodes.filter((n) => n.opType === 'Concat').length).toBe(
       before.nodes.filter((n) => n.opType === 'Concat').length + 2,
     );
-    const kept = (g: typeof before) => g.nodes.filter((n) => !['MatMul', 'Slice', 'Concat'].includes(n.opType));
+    // Each projection's bias Add goes with it (the fused quantized forms take the bias in); the
+    // residual Adds and every other node stay.
+    const biasAdds = new Set(weightProducts.map((n) => `${n.name.slice(0, -'MatMul'.length)}Add`));
+    expect(biasAdds.size).toBe(13);
+    const kept = (g: typeof before) =>
+      g.nodes.filter((n) => !['MatMul', 'Slice', 'Concat'].includes(n.opType) && !biasAdds.has(n.name));
     expect(kept(after).map((n) => n.name)).toEqual(kept(before).map((n) => n.name));
+    for (const name of biasAdds) {
+      expect(before.nodes.some((n) => n.name === name && n.opType === 'Add')).toBe(true);
+      expect(after.nodes.some((n) => n.name === name)).toBe(false);
+    }
     for (const n of weightProducts) expect(after.initializers.has(n.inputs[1] as string)).toBe(false);
     const ids = new ort.Tensor(
       'int64',

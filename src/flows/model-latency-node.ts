@@ -5,7 +5,8 @@ import { modelFromProto } from '../graph/from-onnx.js';
 import { modelToProto } from '../graph/to-onnx.js';
 import { readNpy } from '../io/npy/npy.js';
 import { decodeModel, encodeModel } from '../io/onnx/proto.js';
-import type { Model } from '../graph/model.js';
+import type { GraphNode, Model } from '../graph/model.js';
+import { consumers } from '../graph/topology.js';
 import { FAST_MIN_CONV_REDUCTION } from '../passes/activation/plan.js';
 import { dropUnreadInitializers } from '../passes/activation/qdq.js';
 import { GraphEditor } from '../passes/activation/graph-util.js';
@@ -139,18 +140,31 @@ function edited(bytes: Uint8Array, edit: (m: Model) => void): Uint8Array {
 
 /**
  * The model with every MatMul by a constant 2-D weight [K, N] replaced by a copy of its input cut
- * or repeated to N columns (Slice; Concat of copies first when N > K): the same graph and shapes,
- * with weight products that cost a memory copy. Its latency bounds from below what quantizing
- * those products can reach, whatever the form; the outputs are meaningless.
+ * or repeated to N columns (Slice; Concat of copies first when N > K), and the Add of a constant
+ * bias [N] that alone reads it dropped (the fused forms take the bias in: MatMulNBits,
+ * DynamicQuantizeMatMul): the same graph and shapes, with weight products that cost a memory copy.
+ * Its latency bounds from below what quantizing those products can reach, whatever the form; the
+ * outputs are meaningless.
  */
 export function projectionsAsCopies(bytes: Uint8Array): Uint8Array {
   return edited(bytes, (m) => {
     const g = m.graph;
     const ed = new GraphEditor(g);
     const i64 = (base: string, v: number) => ed.constant(base, 'int64', [1], BigInt64Array.of(BigInt(v)));
+    const readers = consumers(g);
+    const dropped = new Set<GraphNode>();
+    const biasAdd = (y: string | undefined, N: number): GraphNode | undefined => {
+      const r = readers.get(y ?? '') ?? [];
+      const add = r[0];
+      if (r.length !== 1 || !add || add.opType !== 'Add' || add.domain !== '') return undefined;
+      if (g.outputs.some((o) => o.name === y)) return undefined;
+      const bias = g.initializers.get(add.inputs.find((i) => i !== y) ?? '');
+      return bias && bias.dims.length === 1 && bias.dims[0] === N ? add : undefined;
+    };
     const nodes = [...g.nodes];
     g.nodes = [];
     for (const n of nodes) {
+      if (dropped.has(n)) continue;
       const w = n.domain === '' && n.opType === 'MatMul' ? g.initializers.get(n.inputs[1] ?? '') : undefined;
       const x = n.inputs[0];
       if (!w || w.dims.length !== 2 || x === undefined) {
@@ -162,6 +176,11 @@ export function projectionsAsCopies(bytes: Uint8Array): Uint8Array {
       if (N > K) {
         wide = ed.name(`${n.name}_repeated`);
         ed.node('Concat', Array<string>(Math.ceil(N / K)).fill(x), [wide], { axis: -1 });
+      }
+      const add = biasAdd(n.outputs[0], N);
+      if (add) {
+        dropped.add(add);
+        n.outputs = [...add.outputs];
       }
       n.opType = 'Slice';
       n.attributes = [];
