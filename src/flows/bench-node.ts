@@ -29,6 +29,7 @@ import {
 } from '../kernels/index.js';
 import { foldBatchNorm } from '../passes/fold-batchnorm.js';
 import { quantizeDynamic } from '../passes/activation/dynamic.js';
+import { FAST_MIN_CONV_REDUCTION } from '../passes/activation/plan.js';
 import { NF4_TABLE } from '../quant/codebook.js';
 import { mulberry32 } from '../quant/prng.js';
 import {
@@ -451,17 +452,25 @@ async function benchModels(r: Recorder, quick: boolean, notes: string[]): Promis
   const ids = readNpy(read('lm-eval.npy'));
   const idsData = ids.data as BigInt64Array;
   const window = ids.dims[1] as number;
-  const lmFeeds = (batch: number) => {
-    const out = new BigInt64Array(batch * 64);
-    for (let i = 0; i < batch; i++) out.set(idsData.subarray(i * window, i * window + 64), i * 64);
-    return { input_ids: new ortNode.Tensor('int64', out, [batch, 64]) };
+  const lmTokens = (tokens: number) => (batch: number) => {
+    const out = new BigInt64Array(batch * tokens);
+    for (let i = 0; i < batch; i++) out.set(idsData.subarray(i * window, i * window + tokens), i * tokens);
+    return { input_ids: new ortNode.Tensor('int64', out, [batch, tokens]) };
   };
+  const lmFeeds = lmTokens(64);
   const cnnFeeds = (batch: number) => ({
     input: new ortNode.Tensor('float32', cnnX.subarray(0, batch * 64), [batch, 1, 8, 8]),
   });
   const staticCnn = fresh(cnn);
   await quantizeStatic(staticCnn, new Map([['input', readNpy(read('cnn-calib-x.npy'))]]), {
     method: parseCalibMethod('minmax'),
+  });
+  // The forms that run faster in ONNX Runtime (README "Speed of the models we write"): the CNN with
+  // its 1-channel conv kept fp32, and MatMulNBits at accuracy level 4 decoding one token.
+  const fastCnn = fresh(cnn);
+  await quantizeStatic(fastCnn, new Map([['input', readNpy(read('cnn-calib-x.npy'))]]), {
+    method: parseCalibMethod('minmax'),
+    minConvReduction: FAST_MIN_CONV_REDUCTION,
   });
   const dynLm = fresh(lm);
   foldBatchNorm(dynLm);
@@ -482,6 +491,20 @@ async function benchModels(r: Recorder, quick: boolean, notes: string[]): Promis
       feeds: lmFeeds,
     },
     { key: 'lm_int8_dynamic', label: 'LM int8-dynamic', fp32: lm, q: encodeModel(modelToProto(dynLm)), feeds: lmFeeds },
+    {
+      key: 'cnn_int8_static_min_conv_reduction',
+      label: `CNN int8-static, min conv reduction ${FAST_MIN_CONV_REDUCTION}`,
+      fp32: cnn,
+      q: encodeModel(modelToProto(fastCnn)),
+      feeds: cnnFeeds,
+    },
+    {
+      key: 'lm_q4_level4_one_token',
+      label: 'LM q4 accuracy level 4, one token',
+      fp32: lm,
+      q: quantizeModelBytes(lm, { scheme: 'q4', accuracyLevel: 4 }).bytes,
+      feeds: lmTokens(1),
+    },
   ];
   for (const c of cases)
     for (const batch of quick ? [1] : [1, 32]) {
