@@ -443,7 +443,9 @@ export function nbitsHandler(scheme: NBitsScheme, format: 'native' | 'qdq'): Wei
         if (!r.ok)
           return `q3-spqr's blocked DequantizeLinear needs opset 21, and raising opset ${ctx.model.opsets.get('') ?? 1} would change ${r.blockers.join(', ')}`;
         if (r.raisedFrom !== undefined)
-          ctx.notes.push(`default opset raised from ${r.raisedFrom} to 21 for blocked DequantizeLinear (q3-spqr scales)`);
+          ctx.notes.push(
+            `default opset raised from ${r.raisedFrom} to 21 for blocked DequantizeLinear (q3-spqr scales)`,
+          );
       }
       if ((ctx.options.accuracyLevel ?? 0) !== 0) ctx.notes.push(ACCURACY_LEVEL_NOTE);
       return undefined;
