@@ -91,18 +91,18 @@ describe('q3-spqr: SpQR as stock ONNX Runtime runs it', () => {
   const T = 3;
   const a = randn(B * T * K, 32);
 
-  it('DequantizeLinear scales → MatMulNBits, ScatterElements(add) outliers; ORT = A · Ŵ (1e-5); the planted weight is an outlier', async () => {
+  it('DequantizeLinear scales → MatMulNBits, outliers as Gather · (ScatterND-built dense correction); ORT = A · Ŵ (1e-5); the planted weight is an outlier', async () => {
     const q = quantizeModelBytes(matmulModel(K, N, w), { scheme: 'q3-spqr', outliers: 0.02 });
     const g = modelFromProto(decodeModel(q.bytes)).graph;
     expect(g.nodes.map((n) => n.opType).sort()).toEqual(
-      ['Cast', 'DequantizeLinear', 'Expand', 'Gather', 'MatMulNBits', 'Mul', 'ScatterElements', 'Shape'].sort(),
+      ['Add', 'Cast', 'Cast', 'DequantizeLinear', 'Expand', 'Gather', 'MatMul', 'MatMulNBits', 'ScatterND'].sort(),
     );
     const ref = spqrQuantize(w, K, N, undefined, { blockSize: 16, outliers: 0.02 });
     const nnz = ref.outlierN.length;
     expect(nnz).toBeGreaterThan(0);
     expect(nnz).toBeLessThanOrEqual(Math.round(0.02 * K * N));
-    const at = [...ref.outlierK].findIndex((k, i) => k === 17 && ref.outlierN[i] === 3);
-    expect(at).toBeGreaterThanOrEqual(0);
+    const planted = [...ref.outlierK].findIndex((k, i) => k === 17 && ref.outlierN[i] === 3);
+    expect(planted).toBeGreaterThanOrEqual(0);
     // Ŵ from the file's own tensors: (code − zero) · x · step + correction.
     const init = (suffix: string) => g.initializers.get(`W_${suffix}`)!.load().data;
     const packed = init('Q3') as Uint8Array;
@@ -122,10 +122,11 @@ describe('q3-spqr: SpQR as stock ONNX Runtime runs it', () => {
         fromFile[k * N + n] = Math.fround((code - zero) * scale);
       }
     const ks = init('outlier_inputs') as Int32Array;
-    const ns = init('outlier_outputs') as Int32Array;
+    const at = init('outlier_positions') as Int32Array;
     const vs = init('outlier_fp16') as Uint16Array;
-    for (let i = 0; i < ks.length; i++) {
-      const j = (ks[i] as number) * N + (ns[i] as number);
+    expect(vs.length).toBe(nnz);
+    for (let i = 0; i < nnz; i++) {
+      const j = (ks[at[2 * i] as number] as number) * N + (at[2 * i + 1] as number);
       fromFile[j] = Math.fround((fromFile[j] as number) + decodeFloat16(vs[i] as number));
     }
     expect(maxRelDiff(fromFile, ref.dequantized)).toBe(0);
@@ -145,8 +146,10 @@ describe('q3-spqr: SpQR as stock ONNX Runtime runs it', () => {
     const nnz = spqrQuantize(w, K, N, undefined, { blockSize: 16, outliers: 0.02 }).outlierN.length;
     const bits = 3 * K * N + 3 * N * 6 + 3 * N * 6 + 24 * 2 * 6 + 32 * nnz + 16 * (N + 1);
     expect(q.report.layers[0]!.trueBytes).toBe(Math.ceil(bits / 8));
-    // The file: 4-bit codes, int8 scale codes, fp32 steps, packed zero points, int32 + int32 + fp16 per outlier.
-    expect(q.report.layers[0]!.bytesAfter).toBe((K * N) / 2 + N * 6 + 4 * 2 * 6 + N * 3 + 10 * nnz);
+    // The file: 4-bit codes, int8 scale codes, fp32 steps, packed zero points; per outlier two int32
+    // positions and an fp16 value, an int32 per input holding one, a zero and the dense shape.
+    const inputs = new Set(spqrQuantize(w, K, N, undefined, { blockSize: 16, outliers: 0.02 }).outlierK).size;
+    expect(q.report.layers[0]!.bytesAfter).toBe((K * N) / 2 + N * 6 + 4 * 2 * 6 + N * 3 + 10 * nnz + 4 * inputs + 20);
     // A 4096 × 4096 layer at block 32, 0.5 %: 3 + 6/32 + 24/512 + 0.16 + 16·4097/4096² ≈ 3.40 bits per weight.
     const big = spqrBits(4096, 4096, Math.round(0.005 * 4096 * 4096), { blockSize: 32, outliers: 0.005 });
     expect(big.total / 4096 ** 2).toBeCloseTo(3 + 6 / 32 + 24 / 512 + 0.16 + (16 * 4097) / 4096 ** 2, 6);
