@@ -1,5 +1,6 @@
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
+import { quantizeModelBytesAwq } from '../src/flows/awq-node.js';
 import { quantizeModelBytesGptq } from '../src/flows/gptq.js';
 import { quantizeModelBytes } from '../src/flows/quantize.js';
 import { decodeFloat16 } from '../src/formats/float16.js';
@@ -170,8 +171,10 @@ describe('q3-spqr: SpQR as stock ONNX Runtime runs it', () => {
     expect(sqErr(await run(gq.bytes, xc, 1, rows, Kc), truth)).toBeLessThan(free);
   });
 
-  it('refuses `hqq`, `rtn` and `format` qdq', () => {
+  it('refuses `hqq`, `rtn`, `format` qdq and `awq`', async () => {
     const bytes = matmulModel(K, N, w);
+    const calib = new Map([['A', makeTensor('float32', [1, 8, K], randn(8 * K, 35))]]);
+    await expect(quantizeModelBytesAwq(bytes, { scheme: 'q3-spqr' }, calib)).rejects.toThrow(/does not model SpQR/);
     expect(() => quantizeModelBytes(bytes, { scheme: 'q3-spqr', hqq: true })).toThrow(/SpQR chooses/);
     expect(() => quantizeModelBytes(bytes, { scheme: 'q3-spqr', rtn: true })).toThrow(/SpQR chooses/);
     expect(() => quantizeModelBytes(bytes, { scheme: 'q3-spqr', format: 'qdq' })).toThrow(/SpQR chooses/);

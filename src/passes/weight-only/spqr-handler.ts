@@ -175,7 +175,7 @@ export function spqrApply(scheme: NBitsScheme, weight: string, sites: readonly W
   const noise = sum((w) => w.noiseSq);
   return {
     scheme: ctx.options.scheme,
-    form: `MatMulNBits(bits=4, 3-bit levels, block=${ctx.blockSize}, DequantizeLinear scales) + ScatterElements(add) outliers`,
+    form: `MatMulNBits(bits=4, 3-bit levels, block=${ctx.blockSize}, DequantizeLinear scales) + Gather · MatMul outliers`,
     sqnrDb: noise === 0 ? Infinity : 10 * Math.log10(signal / noise),
     note: `SpQR: ${nnz} outlier(s) (${((100 * nnz) / params).toFixed(2)} %); true bits/weight: codes ${per(sum((w) => w.bits.codes))}, scales ${per(sum((w) => w.bits.scales))}, zeros ${per(sum((w) => w.bits.zeros))}, second level ${per(sum((w) => w.bits.secondLevel))}, outliers ${per(sum((w) => w.bits.outliers))}`,
     addedBytes: all.reduce((s, d) => s + d.fileBytes, 0),
