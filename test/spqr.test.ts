@@ -209,6 +209,26 @@ describe('q4-k with GPTQ: the super-block quantizer inside GPTQ', () => {
   });
 });
 
+describe('q4-k with GPTQ through the calibration path', () => {
+  it('runs in ORT as MatMulNBits with float zero points; output error on the calibration rows below the data-free q4-k', async () => {
+    const K = 96;
+    const N = 16;
+    const rows = 128;
+    const bytes = matmulModel(K, N, randn(K * N, 61, 0.1));
+    const x = correlated(rows, K, 62);
+    const g = await quantizeModelBytesGptq(
+      bytes,
+      { scheme: 'q4-k' },
+      new Map([['A', makeTensor('float32', [1, rows, K], x)]]),
+    );
+    expect(g.report.layers[0]!.form).toMatch(/k-quant gptq$/);
+    expect(g.report.layers[0]!.trueBytes).toBe((K * N) / 2 + (N * 3 * 12) / 8 + N * 4);
+    const truth = await run(bytes, x, 1, rows, K);
+    const free = sqErr(await run(quantizeModelBytes(bytes, { scheme: 'q4-k' }).bytes, x, 1, rows, K), truth);
+    expect(sqErr(await run(g.bytes, x, 1, rows, K), truth)).toBeLessThan(free);
+  });
+});
+
 describe('AWQ scale search: never worse than no scaling on its own objective', () => {
   const K = 64;
   const N = 32;
