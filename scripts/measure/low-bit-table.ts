@@ -88,6 +88,10 @@ function rowsFor(quick: boolean): Row[] {
     add('q2-asym', 32, ['search', 'gptq']);
     add('q3-asym', 16, ['spqr 0.5%']);
     add('q4', 128, ['awq', 'awq+gptq']);
+    add('q3-spqr', 16, ['search', 'gptq']);
+    add('q3-spqr', 32, ['search', 'gptq']);
+    add('q3-asym', 128, ['search', 'gptq']);
+    add('q4-k', 32, ['gptq']);
     return rows;
   }
   add('q4', 32, [...METHODS_FULL, 'acc4']);
@@ -97,6 +101,11 @@ function rowsFor(quick: boolean): Row[] {
   add('q3-asym', 32, ['rtn', 'search', 'hqq', 'gptq', 'awq', 'awq+gptq']);
   add('q3-asym', 16, ['spqr 0.5%']);
   add('q2-asym', 32, ['rtn', 'search', 'hqq', 'gptq', 'awq', 'awq+gptq']);
+  // SpQR (q3-spqr: data-free, then in GPTQ order), q3-asym near its size, q4-k with GPTQ.
+  add('q3-spqr', 16, ['search', 'gptq']);
+  add('q3-spqr', 32, ['search', 'gptq']);
+  add('q3-asym', 128, ['search', 'gptq']);
+  add('q4-k', 32, ['gptq']);
   return rows;
 }
 

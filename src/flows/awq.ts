@@ -80,6 +80,13 @@ export function awqScheme(options: WeightOnlyOptions): AwqScheme {
       'use `scheme` q4, q4-asym, q3, q2, nf4 or fp4 with `awq`',
       ['awq', 'scheme'],
     );
+  if (s.kind === 'nbits' && 'spqr' in s)
+    throw new OptionError(
+      'QK_BAD_OPTION',
+      `\`awq\` with '${options.scheme}': AWQ's search does not model SpQR's second-level scales and outliers`,
+      'drop `awq` (`calib` alone runs SpQR in GPTQ order), or use `scheme` q3-asym with `awq`',
+      ['awq', 'scheme'],
+    );
   if (s.kind === 'bnb4' && options.doubleQuant)
     throw new OptionError('QK_BAD_OPTION', '`awq` with `doubleQuant`', 'drop one of them', ['awq', 'doubleQuant']);
   return s;

@@ -14,6 +14,8 @@ import { ResultMap, type Bnb4Key, type Int8Key, type NBitsKey } from '../passes/
 import type { PrecomputedWeights, WeightOnlyOptions, WeightOnlyReport } from '../passes/weight-only/types.js';
 import type { Bnb4Weights } from '../quant/bnb4-quant.js';
 import type { NBitsWeights } from '../quant/nbits-quant.js';
+import type { SpqrWeights } from '../quant/spqr.js';
+import type { SuperBlockWeights } from '../quant/superblock.js';
 import { makeTensor } from '../tensor/tensor.js';
 import type { CalibrationData, CalibrationProgress } from './calibrate.js';
 import { readCalibFiles } from '../node/calib-files.js';
@@ -132,6 +134,8 @@ export async function gptqPrecompute(
   const { work, nodeOf } = workingCopy(model);
   const nbits = new ResultMap<NBitsKey, NBitsWeights>();
   const bnb4 = new ResultMap<Bnb4Key, Bnb4Weights>();
+  const spqr = new ResultMap<NBitsKey, SpqrWeights>();
+  const superBlock = new ResultMap<NBitsKey, SuperBlockWeights>();
   const gptq = new Set<string>();
   let rows = 0;
   let maxDamp = 0;
@@ -155,7 +159,9 @@ export async function gptqPrecompute(
       }
       const view = linearView(l.sites[0] as (typeof l.sites)[number]);
       const r = gptqLayer(plan, l, view, h, options, o);
-      if (r.kind === 'nbits' && l.key.kind === 'nbits') nbits.set(l.key, r.weights);
+      if (r.kind === 'spqr' && l.key.kind === 'nbits') spqr.set(l.key, r.weights);
+      else if (r.kind === 'superBlock' && l.key.kind === 'nbits') superBlock.set(l.key, r.weights);
+      else if (r.kind === 'nbits' && l.key.kind === 'nbits') nbits.set(l.key, r.weights);
       else if (r.kind === 'bnb4' && l.key.kind === 'bnb4') bnb4.set(l.key, r.weights);
       gptq.add(l.weight);
       maxDamp = Math.max(maxDamp, r.dampUsed);
@@ -190,7 +196,7 @@ export async function gptqPrecompute(
     notes.push(`GPTQ on ${plan.layers.length} weight(s) from ${rows} calibration tokens per layer (${how})`);
   }
   return {
-    precomputed: { nbits, int8: new ResultMap<Int8Key, never>(), bnb4, gptq },
+    precomputed: { nbits, int8: new ResultMap<Int8Key, never>(), bnb4, spqr, superBlock, gptq },
     layers: plan.layers.length,
     stages: stages.length,
     notes,

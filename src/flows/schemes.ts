@@ -99,6 +99,7 @@ export const SCHEME_TABLE = {
   q2: weightOnly(),
   'q2-asym': weightOnly(),
   'q4-k': weightOnly(),
+  'q3-spqr': weightOnly(),
   nf4: weightOnly(),
   fp4: weightOnly(),
   fp16: weightOnly('fp16'),

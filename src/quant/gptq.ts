@@ -44,6 +44,12 @@ export interface GroupQuantizer {
   quantizeValue(v: number, scale: number, zero: number): number;
   /** The value a code stands for, as the runtime dequantizes it. */
   dequantize(code: number, scale: number, zero: number): number;
+  /**
+   * Instead of encodeBlockScale: chooses group (block b, output n) with `current(k)` reading any
+   * row k's working value of column n as GPTQ has updated it so far — for formats whose groups
+   * share a second-level constant fixed from rows not reached yet (k-quant super-blocks).
+   */
+  chooseGroup?(b: number, n: number, values: Float32Array, current: (k: number) => number, out: GroupParams): void;
 }
 
 export interface GptqOptions {
@@ -172,13 +178,18 @@ export function symmetrize(h: Float64Array, K: number): void {
   for (let i = 0; i < K; i++) for (let j = i + 1; j < K; j++) h[j * K + i] = h[i * K + j] as number;
 }
 
-interface Prepared {
+export interface Prepared {
   /** Working weights [K, N] in quantization order (row i holds original row perm[i]). */
   readonly w: Float64Array;
   readonly u: Float64Array;
   /** perm[i]: the original row quantized i-th (identity without act-order). */
   readonly perm: Int32Array;
   readonly dampUsed: number;
+}
+
+/** The working copy and H⁻¹'s upper Cholesky factor every GPTQ variant starts from (SpQR: quant/spqr.ts). */
+export function gptqPrepare(w: Float32Array, K: number, N: number, hessian: Float64Array, o: GptqOptions): Prepared {
+  return prepare(w, K, N, hessian, o);
 }
 
 function prepare(w: Float32Array, K: number, N: number, hessian: Float64Array, o: GptqOptions): Prepared {
@@ -247,7 +258,8 @@ class RowQuantizer {
     const values = this.column.subarray(0, len);
     for (let n = 0; n < N; n++) {
       for (let t = 0; t < len; t++) values[t] = w[rowOf(k0 + t) * N + n] as number;
-      q.encodeBlockScale(values, this.params);
+      if (q.chooseGroup) q.chooseGroup(b, n, values, (k) => w[rowOf(k) * N + n] as number, this.params);
+      else q.encodeBlockScale(values, this.params);
       this.scales[n * kBlocks + b] = this.params.scale;
       this.zeros[n * kBlocks + b] = this.params.zero;
     }

@@ -1,6 +1,7 @@
 import { ROUNDER } from '../formats/rounding.js';
 import { decodeFloat16, encodeFloat16 } from '../formats/float16.js';
 import { NonFiniteWeight } from './non-finite-weight.js';
+import type { GroupParams, GroupQuantizer } from './gptq.js';
 
 /**
  * Super-block scales, the idea of llama.cpp's k-quants (Q4_K): each sub-block of `blockSize`
@@ -51,7 +52,7 @@ const f = Math.fround;
 const SIX_BIT = 63;
 
 /** Best (a, m) of w ≈ a·q − m for one sub-block, into out[0..1]. */
-function fitSubBlock(x: Float32Array, off: number, len: number, qmax: number, out: Float64Array): void {
+export function fitSubBlock(x: Float32Array, off: number, len: number, qmax: number, out: Float64Array): void {
   let lo = 0;
   let hi = -Infinity;
   for (let i = off; i < off + len; i++) {
@@ -182,7 +183,123 @@ export function quantizeSuperBlocks(
       }
     }
   }
-  const codeBytes = Math.ceil((N * K * (o.codeBits ?? o.bits)) / 8);
-  const trueBytes = codeBytes + Math.ceil((N * kBlocks * 12) / 8) + N * kSuper * 4;
+  const trueBytes = superBlockTrueBytes(K, N, o);
   return { K, N, kBlocks, packed, scales, zeros, codes, signalSq, noiseSq, trueBytes };
+}
+
+/** Bytes of the packed k-quant form: codes, 6-bit sc and mi per sub-block, fp16 d and dmin per super-block. */
+export function superBlockTrueBytes(K: number, N: number, o: SuperBlockOptions): number {
+  const kBlocks = Math.ceil(K / o.blockSize);
+  const per = Math.max(1, Math.floor((o.superBlock ?? 256) / o.blockSize));
+  const kSuper = Math.ceil(kBlocks / per);
+  return Math.ceil((N * K * (o.codeBits ?? o.bits)) / 8) + Math.ceil((N * kBlocks * 12) / 8) + N * kSuper * 4;
+}
+
+/**
+ * The k-quant format as GPTQ's group quantizer (quant/gptq.ts): when GPTQ reaches a super-block's
+ * first sub-block, every sub-block of it is fitted on the weights as updated so far and d, dmin
+ * (fp16) fixed from them; each sub-block's (a, m) is fitted again when GPTQ reaches it — on the
+ * values GPTQ has pushed its predecessors' errors into — and rounded to 6 bits under that d,
+ * dmin. Parameters as MatMulNBits stores them: scale a, float zero point m / a.
+ */
+export function superBlockGroupQuantizer(o: SuperBlockOptions, K: number, N: number): GroupQuantizer {
+  const bs = o.blockSize;
+  const per = Math.max(1, Math.floor((o.superBlock ?? 256) / bs));
+  const qmax = (1 << (o.codeBits ?? o.bits)) - 1;
+  const d = new Float64Array(N);
+  const dmin = new Float64Array(N);
+  const fit = new Float64Array(2);
+  const sub = new Float32Array(bs);
+  const kBlocks = Math.ceil(K / bs);
+  return {
+    blockSize: bs,
+    encodeBlockScale() {
+      throw new Error('superBlockGroupQuantizer chooses groups through chooseGroup');
+    },
+    chooseGroup(b: number, n: number, values: Float32Array, current: (k: number) => number, out: GroupParams) {
+      if (b % per === 0) {
+        let amax = 0;
+        let mmax = 0;
+        for (let sb = b; sb < Math.min(kBlocks, b + per); sb++) {
+          const len = Math.min(bs, K - sb * bs);
+          for (let i = 0; i < len; i++) sub[i] = current(sb * bs + i);
+          fitSubBlock(sub, 0, len, qmax, fit);
+          amax = Math.max(amax, fit[0] as number);
+          mmax = Math.max(mmax, fit[1] as number);
+        }
+        d[n] = toHalf(amax / SIX_BIT);
+        dmin[n] = toHalf(mmax / SIX_BIT);
+      }
+      fitSubBlock(values, 0, values.length, qmax, fit);
+      const dn = d[n] as number;
+      const mn = dmin[n] as number;
+      const sc = dn > 0 ? Math.min(SIX_BIT, Math.max(0, Math.round((fit[0] as number) / dn))) : 0;
+      const mi = mn > 0 ? Math.min(SIX_BIT, Math.max(0, Math.round((fit[1] as number) / mn))) : 0;
+      const aq = f(dn * sc);
+      out.scale = aq;
+      out.zero = aq > 0 ? f((mn * mi) / aq) : 0;
+    },
+    quantizeValue(v: number, s: number, z: number) {
+      if (!(s > 0)) return 0;
+      const q = v / s + z + ROUNDER - ROUNDER;
+      return q < 0 ? 0 : q > qmax ? qmax : q;
+    },
+    // MatMulNBits with float zero points: (code − zero) · scale.
+    dequantize: (c: number, s: number, z: number) => f((c - z) * s),
+  };
+}
+
+/** GPTQ's codes and parameters (quant/gptq.ts GptqResult) in the form quantizeSuperBlocks returns. */
+export function superBlockWeightsFrom(
+  r: {
+    readonly K: number;
+    readonly N: number;
+    readonly kBlocks: number;
+    readonly codes: Uint8Array;
+    readonly scales: Float32Array;
+    readonly zeros: Float32Array;
+    readonly dequantized: Float32Array;
+  },
+  w: Float32Array,
+  o: SuperBlockOptions,
+): SuperBlockWeights {
+  const { K, N, kBlocks } = r;
+  const bs = o.blockSize;
+  const bits = o.bits;
+  const qmax = (1 << (o.codeBits ?? bits)) - 1;
+  const blob = (bs * bits) / 8;
+  const packed = new Uint8Array(N * kBlocks * blob);
+  const codes = new Uint8Array(N * kBlocks * bs);
+  let signalSq = 0;
+  let noiseSq = 0;
+  for (let i = 0; i < w.length; i++) {
+    signalSq += (w[i] as number) ** 2;
+    noiseSq += ((w[i] as number) - (r.dequantized[i] as number)) ** 2;
+  }
+  for (let n = 0; n < N; n++) {
+    for (let b = 0; b < kBlocks; b++) {
+      const p = n * kBlocks + b;
+      // Padding past K: the code nearest the zero point (dequantizes to ≈ 0), as quantizeSuperBlocks.
+      const zr = Math.min(qmax, Math.max(0, Math.round(r.zeros[p] as number)));
+      for (let i = 0; i < bs; i++) {
+        const k = b * bs + i;
+        const q = k < K ? (r.codes[n * K + k] as number) : (r.scales[p] as number) > 0 ? zr : 0;
+        codes[p * bs + i] = q;
+        const byte = p * blob + Math.floor(i / (8 / bits));
+        packed[byte] = (packed[byte] as number) | (q << ((i % (8 / bits)) * bits));
+      }
+    }
+  }
+  return {
+    K,
+    N,
+    kBlocks,
+    packed,
+    scales: r.scales,
+    zeros: r.zeros,
+    codes,
+    signalSq,
+    noiseSq,
+    trueBytes: superBlockTrueBytes(K, N, o),
+  };
 }

@@ -13,6 +13,14 @@ import {
 } from '../../quant/gptq.js';
 import { codeRange, nbitsWeightsFrom, type NBitsOptions, type NBitsWeights } from '../../quant/nbits-quant.js';
 import { NonFiniteWeight } from '../../quant/non-finite-weight.js';
+import { spqrQuantize, type SpqrWeights } from '../../quant/spqr.js';
+import {
+  superBlockGroupQuantizer,
+  superBlockWeightsFrom,
+  type SuperBlockOptions,
+  type SuperBlockWeights,
+} from '../../quant/superblock.js';
+import { DEFAULT_SPQR_OUTLIERS } from './spqr-handler.js';
 import { findWeightSites, userSkipReason } from './index.js';
 import { linearShape, rejectLinear, type LinearShape, type LinearView } from './linear-site.js';
 import { bnb4Key, nbitsKey, viewIdOf, type Bnb4Key, type NBitsKey } from './result-key.js';
@@ -40,14 +48,7 @@ export function gptqScheme(options: WeightOnlyOptions): GptqScheme {
       'use `scheme` q4, q4-asym, q8-block, nf4 or fp4 with `calib`, or drop `calib`',
     );
   }
-  if (s.kind === 'nbits' && 'superBlock' in s) {
-    throw new QuantkitError(
-      'QK_BAD_OPTION',
-      `\`calib\` with '${options.scheme}': GPTQ does not choose k-quant super-block scales`,
-      'use `scheme` q4-asym with `calib`, or drop `calib`',
-    );
-  }
-  if (options.outliers) {
+  if (options.outliers && !(s.kind === 'nbits' && 'spqr' in s)) {
     throw new QuantkitError(
       'QK_BAD_OPTION',
       '`outliers` with `calib`: GPTQ rounds every row, the outlier split takes rows out',
@@ -268,6 +269,18 @@ export function planGptq(model: Model, options: WeightOnlyOptions): GptqPlan {
 
 export type GptqLayerWeights =
   | {
+      readonly kind: 'spqr';
+      readonly weights: SpqrWeights;
+      readonly dequantized: Float32Array;
+      readonly dampUsed: number;
+    }
+  | {
+      readonly kind: 'superBlock';
+      readonly weights: SuperBlockWeights;
+      readonly dequantized: Float32Array;
+      readonly dampUsed: number;
+    }
+  | {
       readonly kind: 'nbits';
       readonly weights: NBitsWeights;
       readonly dequantized: Float32Array;
@@ -293,6 +306,24 @@ export function gptqLayer(
   checkFinite(w, layer.weight);
   const { scheme, blockSize } = plan;
   try {
+    if (scheme.kind === 'nbits' && 'spqr' in scheme) {
+      const r = spqrQuantize(w, view.K, view.N, hessian, {
+        blockSize,
+        outliers: options.outliers ?? DEFAULT_SPQR_OUTLIERS,
+        ...(g.damp === undefined ? {} : { damp: g.damp }),
+      });
+      return { kind: 'spqr', weights: r, dequantized: r.dequantized, dampUsed: r.dampUsed };
+    }
+    if (scheme.kind === 'nbits' && 'superBlock' in scheme) {
+      const so: SuperBlockOptions = { bits: 4, blockSize, superBlock: scheme.superBlock };
+      const r = gptqQuantize(w, view.K, view.N, hessian, superBlockGroupQuantizer(so, view.K, view.N), g);
+      return {
+        kind: 'superBlock',
+        weights: superBlockWeightsFrom(r, w, so),
+        dequantized: r.dequantized,
+        dampUsed: r.dampUsed,
+      };
+    }
     if (scheme.kind === 'nbits') {
       const o = nbitsOptionsOf(scheme, blockSize, options);
       const r = gptqQuantize(w, view.K, view.N, hessian, nbitsGroupQuantizer(o), g);

@@ -195,6 +195,15 @@ function checkedScheme(options: WeightOnlyOptions): { scheme: WeightOnlyScheme; 
         ['outliers'],
       );
   }
+  if (scheme.kind === 'nbits' && 'spqr' in scheme && (options.hqq || options.format === 'qdq' || options.rtn)) {
+    const other = options.hqq ? 'hqq' : options.format === 'qdq' ? 'format' : 'rtn';
+    throw new OptionError(
+      'QK_BAD_OPTION',
+      `\`${other}\` with '${options.scheme}': SpQR chooses its own scales, zero points and outliers, written as MatMulNBits`,
+      `drop \`${other}\``,
+      [other],
+    );
+  }
   const kmeansOnly = {
     bits: '`bits`',
     perChannel: '`perChannel`',

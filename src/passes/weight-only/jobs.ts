@@ -103,7 +103,8 @@ export function planWeightJobs(model: Model, options: WeightOnlyOptions): Weight
     (options.format ?? 'native') === 'native' &&
     !options.hqq &&
     !options.outliers &&
-    !('superBlock' in scheme)
+    !('superBlock' in scheme) &&
+    !('spqr' in scheme)
       ? scheme
       : undefined;
   const bnb4 = scheme.kind === 'bnb4' ? scheme : undefined;

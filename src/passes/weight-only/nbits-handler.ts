@@ -10,6 +10,7 @@ import { hqqQuantize, type HqqWeights } from '../../quant/hqq.js';
 import { quantizeSuperBlocks, type SuperBlockWeights } from '../../quant/superblock.js';
 import { makeTensor } from '../../tensor/tensor.js';
 import { addInitializer, node, rewireInputs } from './graph-edit.js';
+import { spqrApply } from './spqr-handler.js';
 import {
   linearShape,
   linearView,
@@ -71,15 +72,20 @@ function hqqInputs(site: WeightSite, scheme: NBitsScheme, ctx: HandlerContext, w
   let w: HqqWeights | SuperBlockWeights;
   try {
     const codeBits = 'codeBits' in scheme ? scheme.codeBits : undefined;
+    const ahead =
+      'superBlock' in scheme && !ctx.options.hqq
+        ? ctx.options.precomputed?.superBlock?.get(nbitsKey(view.id, nbitsOptionsFor(scheme, ctx.blockSize, false)))
+        : undefined;
     w =
-      'superBlock' in scheme && bits === 4
+      ahead ??
+      ('superBlock' in scheme && bits === 4
         ? quantizeSuperBlocks(view.K, view.N, (n, out) => view.column(n, out), {
             bits,
             codeBits,
             blockSize: ctx.blockSize,
             superBlock: scheme.superBlock ?? 256,
           })
-        : hqqQuantize(view.K, view.N, (n, out) => view.column(n, out), { bits, codeBits, blockSize: ctx.blockSize });
+        : hqqQuantize(view.K, view.N, (n, out) => view.column(n, out), { bits, codeBits, blockSize: ctx.blockSize }));
   } catch (e) {
     if (e instanceof NonFiniteWeight)
       throw new QuantkitError(
@@ -199,6 +205,7 @@ function addOutlierProduct(site: WeightSite, side: OutlierSide, ctx: HandlerCont
 function nativeApply(scheme: NBitsScheme) {
   const { bits, symmetric } = scheme;
   return (weight: string, sites: readonly WeightSite[], ctx: HandlerContext) => {
+    if ('spqr' in scheme) return spqrApply(scheme, weight, sites, ctx);
     if (ctx.options.hqq || 'superBlock' in scheme) return hqqApply(scheme, weight, sites, ctx);
     const done = new Map<
       string,
@@ -430,6 +437,16 @@ export function nbitsHandler(scheme: NBitsScheme, format: 'native' | 'qdq'): Wei
     reject: (site, ctx) => rejectLinear(site, ctx.graph),
     prepare: (ctx) => {
       if (!ctx.model.opsets.has('com.microsoft')) ctx.model.opsets.set('com.microsoft', 1);
+      if ('spqr' in scheme) {
+        // Blocked DequantizeLinear (the scales) needs opset 21; ScatterElements' reduction 16.
+        const r = ensureOpset(ctx.model, 21);
+        if (!r.ok)
+          return `q3-spqr's blocked DequantizeLinear needs opset 21, and raising opset ${ctx.model.opsets.get('') ?? 1} would change ${r.blockers.join(', ')}`;
+        if (r.raisedFrom !== undefined)
+          ctx.notes.push(
+            `default opset raised from ${r.raisedFrom} to 21 for blocked DequantizeLinear (q3-spqr scales)`,
+          );
+      }
       if ((ctx.options.accuracyLevel ?? 0) !== 0) ctx.notes.push(ACCURACY_LEVEL_NOTE);
       return undefined;
     },

@@ -14,6 +14,8 @@ export type WeightOnlyScheme =
       readonly codeBits?: 3;
       /** k-quant super-blocks (quant/superblock.ts): 6-bit scales and mins under fp16 per this many weights. */
       readonly superBlock?: 256;
+      /** SpQR (quant/spqr.ts): 3-bit scales in second-level groups, individual fp16 outliers. */
+      readonly spqr?: true;
       readonly symmetric: boolean;
       readonly defaultBlockSize: number;
     }
@@ -35,6 +37,7 @@ export const SCHEMES = {
   q2: { kind: 'nbits', bits: 2, symmetric: true, defaultBlockSize: 32 },
   'q4-k': { kind: 'nbits', bits: 4, symmetric: false, superBlock: 256, defaultBlockSize: 32 },
   'q2-asym': { kind: 'nbits', bits: 2, symmetric: false, defaultBlockSize: 32 },
+  'q3-spqr': { kind: 'nbits', bits: 4, codeBits: 3, symmetric: false, spqr: true, defaultBlockSize: 16 },
   nf4: { kind: 'bnb4', type: 'nf4', defaultBlockSize: 64 },
   fp4: { kind: 'bnb4', type: 'fp4', defaultBlockSize: 64 },
   fp16: { kind: 'fp16' },

@@ -3,6 +3,8 @@ import type { Bnb4Weights } from '../../quant/bnb4-quant.js';
 import type { KMeansWeights } from '../../quant/kmeans-weights.js';
 import type { Int8Weights } from '../../quant/int8-quant.js';
 import type { NBitsWeights } from '../../quant/nbits-quant.js';
+import type { SpqrWeights } from '../../quant/spqr.js';
+import type { SuperBlockWeights } from '../../quant/superblock.js';
 import type { Bnb4Key, Int8Key, NBitsKey, ReadonlyResultMap } from './result-key.js';
 import type { SchemeName, WeightOnlyScheme } from './scheme.js';
 import type { TensorStore } from './dq-storage.js';
@@ -77,6 +79,10 @@ export interface PrecomputedWeights {
   readonly int8: ReadonlyResultMap<Int8Key, Int8Weights>;
   /** By view and options (bnb4-handler.ts): nf4/fp4 results computed ahead (GPTQ). */
   readonly bnb4?: ReadonlyResultMap<Bnb4Key, Bnb4Weights> | undefined;
+  /** q3-spqr results computed ahead (GPTQ order on the calibration data; flows/gptq.ts). */
+  readonly spqr?: ReadonlyResultMap<NBitsKey, SpqrWeights> | undefined;
+  /** q4-k results computed ahead (GPTQ with the super-block quantizer). */
+  readonly superBlock?: ReadonlyResultMap<NBitsKey, SuperBlockWeights> | undefined;
   /** Weights whose results above came from GPTQ (calibration data): the report's form says so. */
   readonly gptq?: ReadonlySet<string> | undefined;
 }

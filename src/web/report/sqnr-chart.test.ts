@@ -37,7 +37,7 @@ describe('sqnrPanels', () => {
     expect(new Set(all.map(styleKey)).size).toBe(all.length);
     const fourBit = new Set(panels[0]?.series.map((s) => s.scheme.split(' ')[0]));
     // q3 / q3-asym / q4-k are stored in 4 bits; q2 / q2-asym in 2; kmeans at its default 4-bit indices.
-    const low = ['fp4', 'kmeans', 'nf4', 'q2', 'q2-asym', 'q3', 'q3-asym', 'q4', 'q4-asym', 'q4-k'];
+    const low = ['fp4', 'kmeans', 'nf4', 'q2', 'q2-asym', 'q3', 'q3-asym', 'q3-spqr', 'q4', 'q4-asym', 'q4-k'];
     expect([...fourBit].sort()).toEqual(low.flatMap((f) => [f, `${f}-rtn`]).sort());
     // One colour per family inside a panel; a family's variants share it and differ in point and dash.
     for (const p of panels) {
