@@ -10,6 +10,8 @@
  * computes what ONNX Runtime's fp32 path computes (each weight dequantized to fp32, products summed
  * in float64, rounded once).
  */
+import { convInt8, prepareConvInt8Weights, preparedFor, type ConvInt8Weights } from '../kernels/conv-int8.js';
+import type { ConvInt8Problem } from '../kernels/conv-int8.ref.js';
 import { gemmInt8, gemvBnb4, gemvNBits, type Int8Codes } from '../kernels/index.js';
 
 export type { Int8Codes };
@@ -29,6 +31,19 @@ export function int8Gemm(
   bZero: number | ArrayLike<number>,
 ): Int32Array {
   return gemmInt8(a, aZero, b, bZero, m, k, n);
+}
+
+/** A weight's GEMM form, kept while its codes live (the same initializer across a model's runs). */
+const convWeights = new WeakMap<Int8Codes, ConvInt8Weights>();
+
+/** ONNX ConvInteger's int32 convolution (kernels/conv-int8.ref.ts states the problem). */
+export function int8Conv(p: ConvInt8Problem): Int32Array {
+  let prepared = convWeights.get(p.w);
+  if (!prepared || !preparedFor(prepared, p)) {
+    prepared = prepareConvInt8Weights(p.w, p.wDims, p.wZero, p.group);
+    convWeights.set(p.w, prepared);
+  }
+  return convInt8(p, prepared);
 }
 
 /**

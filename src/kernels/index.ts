@@ -53,6 +53,15 @@ export function kernelPath(): KernelPath {
   return env?.['QK_KERNELS'] === 'js' ? 'js' : 'auto';
 }
 
+/** Per-call choices of the kernels. */
+export interface KernelOptions {
+  /**
+   * Threads to split the work over (the caller's included); default kernelThreads() (1 unless
+   * setKernelThreads or QK_THREADS says otherwise). Results are the same bits for any count.
+   */
+  readonly threads?: number | undefined;
+}
+
 /** B of an int8 GEMM prepared once (a weight), for gemmInt8Prepacked; packed per path on first use. */
 export interface GemmInt8B {
   readonly k: number;
@@ -83,7 +92,13 @@ export function packGemmInt8B(b: Int8Codes, bZero: number | ArrayLike<number>, k
  * C [M, N] = Σ_k (A[i, k] − aZero)(B[k, j] − bZero[j]) as int32 (ONNX MatMulInteger, 2-D), for B
  * prepared by packGemmInt8B. A is [M, K] row-major uint8 or int8; aZero of A's type.
  */
-export function gemmInt8Prepacked(a: Int8Codes, aZero: number, b: GemmInt8B, m: number): Int32Array {
+export function gemmInt8Prepacked(
+  a: Int8Codes,
+  aZero: number,
+  b: GemmInt8B,
+  m: number,
+  _options: KernelOptions = {},
+): Int32Array {
   checkGemmInt8({ a, b: b.b, m, k: b.k, n: b.n, aZero, bZero: b.bZero });
   if (useWasm()) {
     b.wasm ??= packGemmBWasm(b.b, b.k, b.n, b.bZero);
