@@ -86,18 +86,21 @@ export function convInt32(
       d -
       (padsBegin[i] as number),
   );
-  return int8Conv({
-    x: x.data as Int8Codes,
-    xDims: x.dims,
-    xZero: xZp ? (toFloat64(xZp)[0] as number) : 0,
-    w: w.data as Int8Codes,
-    wDims: w.dims,
-    wZero: wz.length === 1 ? (wz[0] as number) : Array.from(wz),
-    group: plan.group,
-    strides,
-    dilations,
-    pads: [...padsBegin, ...padsEnd.map((e) => Math.max(0, e))],
-  });
+  return int8Conv(
+    {
+      x: x.data as Int8Codes,
+      xDims: x.dims,
+      xZero: xZp ? (toFloat64(xZp)[0] as number) : 0,
+      w: w.data as Int8Codes,
+      wDims: w.dims,
+      wZero: wz.length === 1 ? (wz[0] as number) : Array.from(wz),
+      group: plan.group,
+      strides,
+      dilations,
+      pads: [...padsBegin, ...padsEnd.map((e) => Math.max(0, e))],
+    },
+    ctx.threads,
+  );
 }
 
 /** ONNX ConvInteger (opset 10): int32 convolution of (x − x_zp) with (w − w_zp). */
