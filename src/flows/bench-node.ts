@@ -174,8 +174,9 @@ const wallMs = () => performance.now();
 
 /**
  * The rows of one kernel on T threads (wall clock: CPU time sums over threads): ours against
- * ORT-node's session with intra_op_num_threads = T, and ours against ours on one thread (the
- * speedup threads bring).
+ * ORT-node's session with intra_op_num_threads = T, ours against ours on one thread (the speedup
+ * threads bring), and that pair again in CPU time. On a machine shared with other jobs the
+ * wall-clock rows mostly measure how soon the scheduler runs every thread of a call at once.
  */
 async function threadedRows(
   r: Recorder,
@@ -202,6 +203,15 @@ async function threadedRows(
     o,
     th,
     work,
+  );
+  // The same pair in process CPU time (all threads summed): 1 = the split wastes no work, so on
+  // otherwise idle cores the wall-clock speedup approaches t times this.
+  [o, th] = await sideBySide(runs.oursT, runs.ours1, budget, 3);
+  r.add(
+    `${base}_threads${t}_cpu_vs_ours_1_thread_cpu_ratio`,
+    `${label}: CPU time of ours on ${t} threads vs on 1 (1 = no work wasted)`,
+    o,
+    th,
   );
 }
 

@@ -80,6 +80,9 @@ const READY = 8; // one word per worker: 1 once it has its instance
 const MAX_WORKERS = 56;
 const CTL_INTS = READY + MAX_WORKERS;
 const MAX_PARTS = 0xfff;
+/** How long a worker watches for the next job, and the caller for its workers' last parts, before sleeping. */
+const WORKER_SPIN_MS = 0.5;
+const CALLER_SPIN_MS = 2;
 
 /** The kernels callable in a job, by index. */
 const NAMES: readonly KernelName[] = [
@@ -127,6 +130,10 @@ function start(d) {
   for (;;) {
     if (Atomics.load(I, ${QUIT})) break;
     if (Atomics.sub(I, ${SEATS}, 1) > 0) work(I, fns, d.memory, gen);
+    // Watch for the next job a moment before sleeping: calls in a row (a decoding loop) then
+    // find the worker on its core instead of waiting for the scheduler to wake it.
+    const until = performance.now() + ${WORKER_SPIN_MS};
+    while (Atomics.load(I, ${GEN}) === gen && performance.now() < until);
     Atomics.wait(I, ${GEN}, gen);
     gen = Atomics.load(I, ${GEN});
   }
@@ -243,6 +250,8 @@ class Pool {
       Atomics.store(I, GEN, gen);
     }
     this.work(I, T, gen);
+    const until = performance.now() + CALLER_SPIN_MS;
+    while (Atomics.load(I, DONE) < P && performance.now() < until);
     for (let d = Atomics.load(I, DONE); d < P; d = Atomics.load(I, DONE)) this.wait(I, d);
     let result = 0;
     for (let p = 0; p < P; p++)
