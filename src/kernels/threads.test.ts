@@ -1,5 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { convIntegerModel, matMulIntegerModel } from '../flows/bench-graphs.js';
+import { runModel } from '../interp/run.js';
+import { decodeModel } from '../io/onnx/proto.js';
 import { nodeKernelWorkerHost } from '../node/kernel-workers.js';
+import { makeTensor } from '../tensor/tensor.js';
 import { NF4_TABLE } from '../quant/codebook.js';
 import { mulberry32 } from '../quant/prng.js';
 import { convInt8 } from './conv-int8.js';
@@ -159,5 +163,20 @@ describe('kernels on threads give the bits of one thread', () => {
       setKernelThreads(undefined);
     }
     expect(() => setKernelThreads(0)).toThrow(/`threads` must be a whole number/);
+  });
+
+  it('the interpreter: ConvInteger and MatMulInteger with `threads` give the outputs of one thread', () => {
+    const conv = decodeModel(convIntegerModel([1, 8, 10, 10], bytes(8 * 8 * 9, 21), [8, 8, 3, 3], 1, 3, 250));
+    const convIn = new Map([['x', makeTensor('uint8', [1, 8, 10, 10], bytes(800, 22))]]);
+    const mm = decodeModel(matMulIntegerModel('uint8', new Int8Array(bytes(96 * 80, 23).buffer), 96, 80, 5, -3));
+    const mmIn = new Map([['a', makeTensor('uint8', [9, 96], bytes(9 * 96, 24))]]);
+    for (const [model, inputs] of [
+      [conv, convIn],
+      [mm, mmIn],
+    ] as const) {
+      const one = runModel(model, inputs, { threads: 1 }).get('y');
+      const many = runModel(model, inputs, { threads: THREADS }).get('y');
+      expect(many?.data).toEqual(one?.data);
+    }
   });
 });
