@@ -285,9 +285,9 @@ export function quantizeWasm(
   });
 }
 
-/** Elements staged per round of the threaded quantize (16 MiB of floats), and per part of a round. */
-const ROUND = 1 << 22;
-const PART = 1 << 16;
+/** Elements staged per round of the threaded quantize (1 MiB of floats, kept in L2), and per part. */
+const ROUND = 1 << 18;
+const PART = 1 << 15;
 
 /**
  * quantizeWasm over threads: a round of x staged in the shared memory, its parts (runs of one

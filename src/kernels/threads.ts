@@ -81,8 +81,8 @@ const MAX_WORKERS = 56;
 const CTL_INTS = READY + MAX_WORKERS;
 const MAX_PARTS = 0xfff;
 /** How long a worker watches for the next job, and the caller for its workers' last parts, before sleeping. */
-const WORKER_SPIN_MS = 0.5;
-const CALLER_SPIN_MS = 2;
+const WORKER_SPIN_MS = 0.1;
+const CALLER_SPIN_MS = 0.5;
 
 /** The kernels callable in a job, by index. */
 const NAMES: readonly KernelName[] = [
