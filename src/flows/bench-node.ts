@@ -436,6 +436,23 @@ async function benchGemm(r: Recorder, quick: boolean, threads: number): Promise<
           gop,
         );
         await nodeT.release();
+        // s8×s8, where ORT-node has no VNNI/AMX path either.
+        const nodeS8T = await nodeSession(matMulIntegerModel('int8', b, k, n), threads);
+        [o, t] = await sideBySide(
+          () => gemmInt8Prepacked(aS8, 0, packed, m, { threads }),
+          () => nodeS8T.run(s8Feeds),
+          budget,
+          3,
+          wallMs,
+        );
+        await nodeS8T.release();
+        r.add(
+          `${tag}_s8s8_threads${threads}_vs_ort_node_s8s8_threads${threads}_ratio`,
+          `int8 GEMM s8×s8 ${shape}, ${threads} threads, vs ORT-node s8×s8 ${threads} threads`,
+          o,
+          t,
+          gop,
+        );
       }
       // The fp32 GEMM is slow at the big shapes: a few runs suffice.
       [o, t] = await sideBySide(
