@@ -712,19 +712,20 @@ async function warmUp(threads: number): Promise<void> {
   const b = new Int8Array(bytesRandom(256 * 64, 5).buffer);
   const packed = packGemmInt8B(b, 0, 256, 64);
   const a = bytesRandom(8 * 256, 6);
+  // 64 columns: enough for the threaded GEMV to cut them into parts (it keeps 16 on one thread).
   const q4: NBitsGemvWeights = {
     K: 256,
-    N: 16,
+    N: 64,
     blockSize: 32,
-    packed: bytesRandom(16 * 128, 7),
-    scales: floatsRandom(16 * 8, 8, 0.01, 0.02),
+    packed: bytesRandom(64 * 128, 7),
+    scales: floatsRandom(64 * 8, 8, 0.01, 0.02),
   };
   const nf4: Bnb4GemvWeights = {
     K: 256,
-    N: 16,
+    N: 64,
     blockSize: 64,
-    packed: bytesRandom(16 * 128, 9),
-    absmax: floatsRandom(64, 10, 0.1, 1),
+    packed: bytesRandom(64 * 128, 9),
+    absmax: floatsRandom(256, 10, 0.1, 1),
     table: NF4_TABLE,
   };
   const big = floatsRandom(1 << 18, 11, -1, 1);
