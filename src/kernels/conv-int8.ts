@@ -21,6 +21,8 @@ export interface ConvInt8Weights {
   readonly wZero: number | ArrayLike<number>;
   /** @internal */
   readonly b: readonly GemmInt8B[];
+  /** @internal the window offsets of the last input geometry seen (a model's layer sees one) */
+  offsets?: { readonly key: string; readonly table: Int32Array } | undefined;
 }
 
 /** Prepares w [M, C/group, k1..kn] and its zero point(s) for convInt8 (w itself must not change after). */
@@ -94,7 +96,9 @@ export function convInt8(p: ConvInt8Problem, weights?: ConvInt8Weights, options:
   const make = (n: number) => (p.x instanceof Uint8Array ? new Uint8Array(n) : new Int8Array(n));
   const xt = make(inSize * C);
   const patches = make(outSize * kc);
-  const offsets = windowOffsets(geo, kSize, outSize);
+  const key = [geo.inSpatial, geo.strides, geo.dilations, geo.padsBegin, geo.outSpatial].join(';');
+  if (prepared.offsets?.key !== key) prepared.offsets = { key, table: windowOffsets(geo, kSize, outSize) };
+  const offsets = prepared.offsets.table;
   for (let n = 0; n < batch; n++) {
     // x[n] channels-last: [pixel][C].
     const xn = p.x.subarray(n * C * inSize, (n + 1) * C * inSize);
