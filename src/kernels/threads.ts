@@ -76,6 +76,7 @@ const DONE = 2; // parts finished in this job
 const TABLE = 3; // byte offset of the job's call table (float64)
 const QUIT = 4;
 const SEATS = 5; // workers still allowed to join this job
+const FAILED = 6; // set by a worker whose kernel call threw (a trap: a bug, as it would be on one thread)
 const READY = 8; // one word per worker: 1 once it has its instance
 const MAX_WORKERS = 56;
 const CTL_INTS = READY + MAX_WORKERS;
@@ -112,11 +113,15 @@ function work(I, fns, memory, gen) {
     if (next >= total) return;
     if (Atomics.compareExchange(I, ${CLAIM}, v, v + 1) !== v) continue;
     const T = new Float64Array(memory.buffer, I[${TABLE}]);
-    for (let c = T[next]; c < T[next + 1]; ) {
-      const n = T[c + 1];
-      const r = fns[T[c]].apply(null, Array.from(T.subarray(c + 3, c + 3 + n)));
-      T[c + 2] = r === undefined ? 0 : r;
-      c += 3 + n;
+    try {
+      for (let c = T[next]; c < T[next + 1]; ) {
+        const n = T[c + 1];
+        const r = fns[T[c]].apply(null, Array.from(T.subarray(c + 3, c + 3 + n)));
+        T[c + 2] = r === undefined ? 0 : r;
+        c += 3 + n;
+      }
+    } catch (e) {
+      Atomics.store(I, ${FAILED}, 1);
     }
     if (Atomics.add(I, ${DONE}, 1) + 1 === total) Atomics.notify(I, ${DONE});
   }
@@ -240,6 +245,7 @@ class Pool {
     const gen = (Atomics.load(I, GEN) + 1) | 0;
     Atomics.store(I, TABLE, this.tableAt);
     Atomics.store(I, DONE, 0);
+    Atomics.store(I, FAILED, 0);
     Atomics.store(I, CLAIM, ((gen & 0xff) << 24) | (P << 12));
     if (helpers > 0) {
       Atomics.store(I, SEATS, helpers);
@@ -253,6 +259,7 @@ class Pool {
     const until = performance.now() + CALLER_SPIN_MS;
     while (Atomics.load(I, DONE) < P && performance.now() < until);
     for (let d = Atomics.load(I, DONE); d < P; d = Atomics.load(I, DONE)) this.wait(I, d);
+    if (Atomics.load(I, FAILED)) throw new Error('a kernel call failed on one of the kernel threads');
     let result = 0;
     for (let p = 0; p < P; p++)
       for (let q = T[p] as number; q < (T[p + 1] as number); q += 3 + (T[q + 1] as number))
@@ -269,11 +276,16 @@ class Pool {
       const next = v & 0xfff;
       if (v >>> 24 !== g || next >= total) return;
       if (Atomics.compareExchange(I, CLAIM, v, v + 1) !== v) continue;
-      for (let c = T[next] as number; c < (T[next + 1] as number);) {
-        const n = T[c + 1] as number;
-        const f = this.fns[T[c] as number] as (...a: number[]) => number | undefined;
-        T[c + 2] = f(...T.subarray(c + 3, c + 3 + n)) ?? 0;
-        c += 3 + n;
+      // A trap is a bug either way; recorded, so the job still completes and the caller reports it.
+      try {
+        for (let c = T[next] as number; c < (T[next + 1] as number);) {
+          const n = T[c + 1] as number;
+          const f = this.fns[T[c] as number] as (...a: number[]) => number | undefined;
+          T[c + 2] = f(...T.subarray(c + 3, c + 3 + n)) ?? 0;
+          c += 3 + n;
+        }
+      } catch {
+        Atomics.store(I, FAILED, 1);
       }
       Atomics.add(I, DONE, 1);
     }
