@@ -38,6 +38,7 @@ export const OPTION_FLAGS: Readonly<Record<string, string>> = {
   quantWarmup: '--quant-warmup',
   lsqInit: '--lsq-init',
   port: '--port',
+  threads: '--threads',
   accuracyLevel: '--accuracy-level',
   minConvReduction: '--min-conv-reduction',
   perToken: '--per-token',
@@ -65,7 +66,6 @@ export const OPTION_FLAGS: Readonly<Record<string, string>> = {
   targetSize: '--target-size',
   finetune: '--finetune',
   optimizer: '--optimizer',
-  threads: '--threads',
 };
 
 /** The flag for a marked option, or the mark unchanged when the CLI has no flag of that name. */
