@@ -38,6 +38,7 @@ export const OPTION_FLAGS: Readonly<Record<string, string>> = {
   quantWarmup: '--quant-warmup',
   lsqInit: '--lsq-init',
   port: '--port',
+  threads: '--threads',
   accuracyLevel: '--accuracy-level',
   minConvReduction: '--min-conv-reduction',
   perToken: '--per-token',

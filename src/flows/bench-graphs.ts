@@ -132,3 +132,37 @@ export function matMulBnb4Model(w: Bnb4GemvWeights, quantType: 0 | 1): Uint8Arra
     }),
   );
 }
+
+/**
+ * ConvInteger(x uint8 [N, C, H, W] input 'x', w initializer [M, C, kh, kw], zero points as
+ * given), pads symmetric, stride 1; output 'y' int32.
+ */
+export function convIntegerModel(
+  xDims: readonly number[],
+  w: Uint8Array,
+  wDims: readonly number[],
+  pad: number,
+  xZero: number,
+  wZero: number,
+): Uint8Array {
+  return encodeModel(
+    makeModel({
+      nodes: [
+        {
+          opType: 'ConvInteger',
+          inputs: ['x', 'w', 'xz', 'wz'],
+          outputs: ['y'],
+          attributes: { pads: [pad, pad, pad, pad] },
+        },
+      ],
+      inputs: [{ name: 'x', dtype: 'uint8', dims: [...xDims] }],
+      outputs: [{ name: 'y', dtype: 'int32', dims: [xDims[0] as number, wDims[0] as number, 'H', 'W'] }],
+      initializers: {
+        w: makeTensor('uint8', [...wDims], w),
+        xz: makeTensor('uint8', [], Uint8Array.of(xZero)),
+        wz: makeTensor('uint8', [], Uint8Array.of(wZero)),
+      },
+      opsets: { '': 17 },
+    }),
+  );
+}

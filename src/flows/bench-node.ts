@@ -16,23 +16,30 @@ import { modelToProto } from '../graph/to-onnx.js';
 import { readNpy } from '../io/npy/npy.js';
 import { decodeModel, encodeModel } from '../io/onnx/proto.js';
 import { computeWasmAvailable } from '../kernels/compute-wasm.js';
+import { convInt8, prepareConvInt8Weights } from '../kernels/conv-int8.js';
+import type { ConvInt8Problem } from '../kernels/conv-int8.ref.js';
 import { gemmF32Tiled, packF32 } from '../kernels/gemm-f32.js';
 import {
   gemmInt8Prepacked,
   gemvBnb4,
   gemvNBits,
   kernelPath,
+  kernelThreadsReady,
   packGemmInt8B,
   quantizeLinearInt8,
+  setKernelWorkerHost,
+  stopKernelThreads,
   type Bnb4GemvWeights,
   type NBitsGemvWeights,
 } from '../kernels/index.js';
+import { nodeKernelWorkerHost } from '../node/kernel-workers.js';
 import { foldBatchNorm } from '../passes/fold-batchnorm.js';
 import { quantizeDynamic } from '../passes/activation/dynamic.js';
 import { FAST_MIN_CONV_REDUCTION } from '../passes/activation/plan.js';
 import { NF4_TABLE } from '../quant/codebook.js';
 import { mulberry32 } from '../quant/prng.js';
 import {
+  convIntegerModel,
   matMulBnb4Model,
   matMulF32Model,
   matMulIntegerModel,
@@ -50,9 +57,11 @@ export interface BenchOptions {
   readonly only?: readonly BenchGroup[] | undefined;
   /** Called before each measurement with what it measures. */
   readonly onStep?: ((label: string) => void) | undefined;
+  /** Threads of the "all threads" rows, ours and ORT's alike (default: every core; 1: no such rows). */
+  readonly threads?: number | undefined;
 }
 
-export const BENCH_GROUPS = ['quantize', 'gemm', 'gemv', 'models'] as const;
+export const BENCH_GROUPS = ['quantize', 'gemm', 'gemv', 'conv', 'models'] as const;
 export type BenchGroup = (typeof BENCH_GROUPS)[number];
 
 export interface BenchRow {
@@ -128,7 +137,7 @@ async function sideBySide(
 
 type Session = { run(feeds: Record<string, unknown>): Promise<unknown>; release(): Promise<void> };
 
-async function nodeSession(bytes: Uint8Array, threads: 1 | 0 = 1): Promise<Session> {
+async function nodeSession(bytes: Uint8Array, threads = 1): Promise<Session> {
   return (await ortNode.InferenceSession.create(bytes, {
     graphOptimizationLevel: 'all',
     intraOpNumThreads: threads,
@@ -160,6 +169,51 @@ function floatsRandom(count: number, seed: number, lo: number, hi: number): Floa
   const out = new Float32Array(count);
   for (let i = 0; i < count; i++) out[i] = lo + (hi - lo) * u();
   return out;
+}
+
+const wallMs = () => performance.now();
+
+/**
+ * The rows of one kernel on T threads (wall clock: CPU time sums over threads): ours against
+ * ORT-node's session with intra_op_num_threads = T, ours against ours on one thread (the speedup
+ * threads bring), and that pair again in CPU time. On a machine shared with other jobs the
+ * wall-clock rows mostly measure how soon the scheduler runs every thread of a call at once.
+ */
+async function threadedRows(
+  r: Recorder,
+  t: number,
+  base: string,
+  theirsKey: string,
+  label: string,
+  runs: { readonly ours1: Run; readonly oursT: Run; readonly theirsT: Run },
+  budget: number,
+  work?: { unit: 'GB/s' | 'GOP/s'; amount: number },
+): Promise<void> {
+  let [o, th] = await sideBySide(runs.oursT, runs.theirsT, budget, 3, wallMs);
+  r.add(
+    `${base}_threads${t}_vs_${theirsKey}_threads${t}_ratio`,
+    `${label}, ${t} threads, vs ORT-node ${t} threads`,
+    o,
+    th,
+    work,
+  );
+  [o, th] = await sideBySide(runs.oursT, runs.ours1, budget, 3, wallMs);
+  r.add(
+    `${base}_threads${t}_vs_ours_1_thread_ratio`,
+    `${label}: ours on ${t} threads vs ours on 1 (speedup)`,
+    o,
+    th,
+    work,
+  );
+  // The same pair in process CPU time (all threads summed): 1 = the split wastes no work, so on
+  // otherwise idle cores the wall-clock speedup approaches t times this.
+  [o, th] = await sideBySide(runs.oursT, runs.ours1, budget, 3);
+  r.add(
+    `${base}_threads${t}_cpu_vs_ours_1_thread_cpu_ratio`,
+    `${label}: CPU time of ours on ${t} threads vs on 1 (1 = no work wasted)`,
+    o,
+    th,
+  );
 }
 
 class Recorder {
@@ -198,7 +252,12 @@ class Recorder {
 
 // ------------------------------------------------------------------------------------------------
 
-async function benchQuantize(r: Recorder, quick: boolean, checks: Record<string, boolean>): Promise<void> {
+async function benchQuantize(
+  r: Recorder,
+  quick: boolean,
+  checks: Record<string, boolean>,
+  threads: number,
+): Promise<void> {
   // A weight [N, K] quantized per output channel (axis 0: one scale per row of K), and the
   // same bytes per column (axis 1 of [K, N]: one scale per element along a row).
   const side = quick ? 512 : 4096;
@@ -263,11 +322,36 @@ async function benchQuantize(r: Recorder, quick: boolean, checks: Record<string,
         unit: 'GB/s',
         amount: count * 4,
       });
+      if (threads > 1) {
+        const all = await nodeSession(quantizeLinearModel(dims, scale, zp), threads);
+        const outT = new Int8Array(count);
+        checks[`quantize_per_channel_threads${threads}_bit_exact_vs_1_thread`] =
+          Buffer.compare(
+            Buffer.from(quantizeLinearInt8(x, p, outT, { threads }).buffer),
+            Buffer.from(quantizeLinearInt8(x, p, out).buffer),
+          ) === 0;
+        const theirOutT = new ortNode.Tensor('int8', new Int8Array(count), [...dims]);
+        await threadedRows(
+          r,
+          threads,
+          base,
+          'ort_node_quantizelinear',
+          what,
+          {
+            ours1: () => quantizeLinearInt8(x, p, out),
+            oursT: () => quantizeLinearInt8(x, p, outT, { threads }),
+            theirsT: () => (all.run as (f: unknown, o: unknown) => Promise<unknown>)(feeds, { y: theirOutT }),
+          },
+          budget,
+          { unit: 'GB/s', amount: count * 4 },
+        );
+        await all.release();
+      }
     }
   }
 }
 
-async function benchGemm(r: Recorder, quick: boolean): Promise<void> {
+async function benchGemm(r: Recorder, quick: boolean, threads: number): Promise<void> {
   const sizes = quick ? [256] : [512, 2048, 4096];
   const ms = quick ? [1, 16] : [1, 16, 128];
   for (const kn of sizes) {
@@ -336,6 +420,41 @@ async function benchGemm(r: Recorder, quick: boolean): Promise<void> {
           gop,
         );
       }
+      if (threads > 1 && m === ms[ms.length - 1] && (quick || kn === 2048)) {
+        const nodeT = await nodeSession(matMulIntegerModel('uint8', b, k, n), threads);
+        await threadedRows(
+          r,
+          threads,
+          tag,
+          'ort_node_u8s8',
+          `int8 GEMM u8×s8 ${shape}`,
+          {
+            ours1: ours,
+            oursT: () => gemmInt8Prepacked(aU8, 128, packed, m, { threads }),
+            theirsT: () => nodeT.run(u8Feeds),
+          },
+          budget,
+          gop,
+        );
+        await nodeT.release();
+        // s8×s8, where ORT-node has no VNNI/AMX path either.
+        const nodeS8T = await nodeSession(matMulIntegerModel('int8', b, k, n), threads);
+        [o, t] = await sideBySide(
+          () => gemmInt8Prepacked(aS8, 0, packed, m, { threads }),
+          () => nodeS8T.run(s8Feeds),
+          budget,
+          3,
+          wallMs,
+        );
+        await nodeS8T.release();
+        r.add(
+          `${tag}_s8s8_threads${threads}_vs_ort_node_s8s8_threads${threads}_ratio`,
+          `int8 GEMM s8×s8 ${shape}, ${threads} threads, vs ORT-node s8×s8 ${threads} threads`,
+          o,
+          t,
+          gop,
+        );
+      }
       // The fp32 GEMM is slow at the big shapes: a few runs suffice.
       [o, t] = await sideBySide(
         ours,
@@ -355,7 +474,7 @@ async function benchGemm(r: Recorder, quick: boolean): Promise<void> {
   }
 }
 
-async function benchGemv(r: Recorder, quick: boolean): Promise<void> {
+async function benchGemv(r: Recorder, quick: boolean, threads: number): Promise<void> {
   const side = quick ? 512 : 4096;
   const [K, N] = [side, side];
   const budget = quick ? 40 : 1500;
@@ -395,6 +514,20 @@ async function benchGemv(r: Recorder, quick: boolean): Promise<void> {
       t,
       gop,
     );
+    if (threads > 1 && level === 0) {
+      const nodeT = await nodeSession(matMulNBitsModel(q4, level), threads);
+      await threadedRows(
+        r,
+        threads,
+        `gemv_q4_k${side}`,
+        `ort_node_matmulnbits_level${level}`,
+        `4-bit GEMV K=N=${side} block ${bs}, batch 1`,
+        { ours1: ours, oursT: () => gemvNBits(x, 1, q4, { threads }), theirsT: () => nodeT.run(nodeFeeds) },
+        budget,
+        gop,
+      );
+      await nodeT.release();
+    }
   }
   const nf4: Bnb4GemvWeights = {
     K,
@@ -428,6 +561,20 @@ async function benchGemv(r: Recorder, quick: boolean): Promise<void> {
     t,
     gop,
   );
+  if (threads > 1) {
+    const nodeT = await nodeSession(matMulBnb4Model(nf4, 1), threads);
+    await threadedRows(
+      r,
+      threads,
+      `gemv_nf4_k${side}`,
+      'ort_node_matmulbnb4',
+      `NF4 GEMV K=N=${side} block 64, batch 1`,
+      { ours1: oursNf4, oursT: () => gemvBnb4(x, 1, nf4, { threads }), theirsT: () => nodeT.run(nodeFeeds) },
+      budget,
+      gop,
+    );
+    await nodeT.release();
+  }
   // fp32 for scale: our 4-bit GEMV against ORT's own fp32 MatMul of the same shape.
   const w32 = floatsRandom(K * N, 10, -0.05, 0.05);
   const f32 = await nodeSession(matMulF32Model(w32, K, N));
@@ -440,6 +587,57 @@ async function benchGemv(r: Recorder, quick: boolean): Promise<void> {
     t,
     gop,
   );
+}
+
+/** ConvInteger on a ResNet-like layer: 64 → 64 channels, 3×3, pad 1, 56×56, batch 1 (u8×u8). */
+async function benchConv(r: Recorder, quick: boolean, checks: Record<string, boolean>, threads: number): Promise<void> {
+  const [c, hw] = quick ? [16, 14] : [64, 56];
+  const xDims = [1, c, hw, hw];
+  const wDims = [c, c, 3, 3];
+  const p: ConvInt8Problem = {
+    x: bytesRandom(c * hw * hw, 11),
+    xDims,
+    xZero: 119,
+    w: bytesRandom(c * c * 9, 12),
+    wDims,
+    wZero: 131,
+    pads: [1, 1, 1, 1],
+  };
+  const prepared = prepareConvInt8Weights(p.w, wDims, p.wZero);
+  const what = `int8 conv ${c}→${c} 3×3 pad 1 on ${hw}×${hw}, batch 1`;
+  const base = `conv_int8_c${c}_${hw}x${hw}`;
+  const gop = { unit: 'GOP/s' as const, amount: 2 * c * c * 9 * hw * hw };
+  const budget = quick ? 40 : 1500;
+  const model = convIntegerModel(xDims, p.w as Uint8Array, wDims, 1, p.xZero, p.wZero as number);
+  const ours = () => convInt8(p, prepared);
+  r.step(what);
+  const node = await nodeSession(model);
+  const feeds = { x: new ortNode.Tensor('uint8', p.x, xDims) };
+  const theirs = (await node.run(feeds)) as Record<string, { data: Int32Array }>;
+  checks[`${base}_bit_exact_vs_ort_node`] =
+    Buffer.compare(Buffer.from(ours().buffer), Buffer.from((theirs['y'] as { data: Int32Array }).data.buffer)) === 0;
+  let [o, t] = await sideBySide(ours, () => node.run(feeds), budget);
+  await node.release();
+  r.add(`${base}_vs_ort_node_convinteger_ratio`, `${what} vs onnxruntime-node ConvInteger u8×u8 (1 thread)`, o, t, gop);
+  const web = await webSession(model);
+  const webFeeds = { x: new ortWeb.Tensor('uint8', p.x, xDims) };
+  [o, t] = await sideBySide(ours, () => web.run(webFeeds), budget);
+  await web.release();
+  r.add(`${base}_vs_ort_web_convinteger_ratio`, `${what} vs onnxruntime-web ConvInteger u8×u8`, o, t, gop);
+  if (threads > 1) {
+    const nodeT = await nodeSession(model, threads);
+    await threadedRows(
+      r,
+      threads,
+      base,
+      'ort_node_convinteger',
+      what,
+      { ours1: ours, oursT: () => convInt8(p, prepared, { threads }), theirsT: () => nodeT.run(feeds) },
+      budget,
+      gop,
+    );
+    await nodeT.release();
+  }
 }
 
 /** ORT latency of our quantized shipped models vs their fp32 originals (fp32 time / quantized time). */
@@ -530,36 +728,45 @@ async function benchModels(r: Recorder, quick: boolean, notes: string[]): Promis
  * with its optimizing tier before anything is timed: its compile threads count in the process
  * CPU time, and would otherwise land on whichever side happened to be running.
  */
-async function warmUp(): Promise<void> {
+async function warmUp(threads: number): Promise<void> {
   const x = floatsRandom(16384, 3, -1, 1);
   const scale = Float32Array.of(0.01);
   const cols = floatsRandom(64, 4, 0.01, 0.02);
   const b = new Int8Array(bytesRandom(256 * 64, 5).buffer);
   const packed = packGemmInt8B(b, 0, 256, 64);
   const a = bytesRandom(8 * 256, 6);
+  // 64 columns: enough for the threaded GEMV to cut them into parts (it keeps 16 on one thread).
   const q4: NBitsGemvWeights = {
     K: 256,
-    N: 16,
+    N: 64,
     blockSize: 32,
-    packed: bytesRandom(16 * 128, 7),
-    scales: floatsRandom(16 * 8, 8, 0.01, 0.02),
+    packed: bytesRandom(64 * 128, 7),
+    scales: floatsRandom(64 * 8, 8, 0.01, 0.02),
   };
   const nf4: Bnb4GemvWeights = {
     K: 256,
-    N: 16,
+    N: 64,
     blockSize: 64,
-    packed: bytesRandom(16 * 128, 9),
-    absmax: floatsRandom(64, 10, 0.1, 1),
+    packed: bytesRandom(64 * 128, 9),
+    absmax: floatsRandom(256, 10, 0.1, 1),
     table: NF4_TABLE,
   };
+  const big = floatsRandom(1 << 18, 11, -1, 1);
   const start = performance.now();
-  while (performance.now() - start < 400) {
+  while (performance.now() - start < (threads > 1 ? 800 : 400)) {
     quantizeLinearInt8(x, { scale, signed: true, inner: x.length });
     quantizeLinearInt8(x, { scale: cols, signed: false, zeroPoint: new Uint8Array(64).fill(128), inner: 1 });
     gemmInt8Prepacked(a, 128, packed, 8);
     gemmInt8Prepacked(a.subarray(0, 256), 128, packed, 1);
     gemvNBits(x.subarray(0, 256), 1, q4);
     gemvBnb4(x.subarray(0, 256), 1, nf4);
+    // The threads' shared-memory build is compiled (and tiered up) on its own.
+    if (threads > 1) {
+      quantizeLinearInt8(big, { scale, signed: true, inner: big.length }, undefined, { threads });
+      gemmInt8Prepacked(a, 128, packed, 8, { threads });
+      gemvNBits(x.subarray(0, 256), 1, q4, { threads });
+      gemvBnb4(x.subarray(0, 256), 1, nf4, { threads });
+    }
   }
   await new Promise((resolve) => setTimeout(resolve, 300));
 }
@@ -568,17 +775,28 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchReport> {
   const quick = o.quick ?? false;
   const r = new Recorder(o.onStep);
   const checks: Record<string, boolean> = {};
+  const threads = o.threads ?? cpus().length;
   const notes: string[] = [
-    'one thread on both sides unless a row says "all threads"; our kernels are single-threaded',
+    `one thread on both sides unless a row says "${threads} threads" (ours and ORT-node's intra-op threads alike)`,
     'timings interleaved (ours, theirs, ours, …), lower quartiles compared; single-thread rows time process CPU time (steady on a shared machine), all-thread rows wall-clock time',
   ];
   if (!computeWasmAvailable() || kernelPath() === 'js') notes.push('our kernels ran on the JavaScript path');
   const on = (g: BenchGroup) => !o.only || o.only.includes(g);
-  await warmUp();
-  if (on('quantize')) await benchQuantize(r, quick, checks);
-  if (on('gemm')) await benchGemm(r, quick);
-  if (on('gemv')) await benchGemv(r, quick);
-  if (on('models')) await benchModels(r, quick, notes);
+  if (threads > 1) {
+    setKernelWorkerHost(nodeKernelWorkerHost());
+    const up = await kernelThreadsReady(threads);
+    if (up < threads) notes.push(`only ${up} of ${threads} kernel threads started`);
+  }
+  try {
+    await warmUp(threads);
+    if (on('quantize')) await benchQuantize(r, quick, checks, threads);
+    if (on('gemm')) await benchGemm(r, quick, threads);
+    if (on('gemv')) await benchGemv(r, quick, threads);
+    if (on('conv')) await benchConv(r, quick, checks, threads);
+    if (on('models')) await benchModels(r, quick, notes);
+  } finally {
+    if (threads > 1) stopKernelThreads();
+  }
   return {
     quick,
     kernels: computeWasmAvailable() && kernelPath() === 'auto' ? 'wasm-simd' : 'js',

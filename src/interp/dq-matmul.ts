@@ -63,7 +63,7 @@ export function runDqMatMul(
       ? cached.w
       : repack(w, scale, zeroPoint, blockSize);
   packedCache.set(w.data, { scale: scale.data, zeroPoint: zeroPoint?.data, w: weights });
-  const y = matmulNBits(a.data as Float32Array, elementCount(a.dims) / K, weights);
+  const y = matmulNBits(a.data as Float32Array, elementCount(a.dims) / K, weights, ctx.threads);
   return makeTensor('float32', [...a.dims.slice(0, -1), N], encodeFloat('float32', Float64Array.from(y)));
 }
 

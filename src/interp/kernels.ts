@@ -10,6 +10,8 @@
  * computes what ONNX Runtime's fp32 path computes (each weight dequantized to fp32, products summed
  * in float64, rounded once).
  */
+import { convInt8, prepareConvInt8Weights, preparedFor, type ConvInt8Weights } from '../kernels/conv-int8.js';
+import type { ConvInt8Problem } from '../kernels/conv-int8.ref.js';
 import { gemmInt8, gemvBnb4, gemvNBits, type Int8Codes } from '../kernels/index.js';
 
 export type { Int8Codes };
@@ -27,8 +29,22 @@ export function int8Gemm(
   b: Int8Codes,
   n: number,
   bZero: number | ArrayLike<number>,
+  threads?: number | undefined,
 ): Int32Array {
-  return gemmInt8(a, aZero, b, bZero, m, k, n);
+  return gemmInt8(a, aZero, b, bZero, m, k, n, { threads });
+}
+
+/** A weight's GEMM form, kept while its codes live (the same initializer across a model's runs). */
+const convWeights = new WeakMap<Int8Codes, ConvInt8Weights>();
+
+/** ONNX ConvInteger's int32 convolution (kernels/conv-int8.ref.ts states the problem). */
+export function int8Conv(p: ConvInt8Problem, threads?: number | undefined): Int32Array {
+  let prepared = convWeights.get(p.w);
+  if (!prepared || !preparedFor(prepared, p)) {
+    prepared = prepareConvInt8Weights(p.w, p.wDims, p.wZero, p.group);
+    convWeights.set(p.w, prepared);
+  }
+  return convInt8(p, prepared, { threads });
 }
 
 /**
@@ -67,8 +83,8 @@ function codeAt(bytes: Uint8Array, base: number, j: number, bits: number): numbe
 }
 
 /** Y [M, N] = X [M, K] × W for a MatMulNBits weight, fp32 out. */
-export function matmulNBits(x: Float32Array, m: number, w: NBitsMatrix): Float32Array {
-  if (w.bits === 4) return gemvNBits(x, m, w);
+export function matmulNBits(x: Float32Array, m: number, w: NBitsMatrix, threads?: number | undefined): Float32Array {
+  if (w.bits === 4) return gemvNBits(x, m, w, { threads });
   const { K, N, bits, blockSize: bs, packed, scales, zeroPoints } = w;
   const kBlocks = Math.ceil(K / bs);
   const blob = (bs * bits) / 8;
@@ -87,8 +103,8 @@ export function matmulNBits(x: Float32Array, m: number, w: NBitsMatrix): Float32
 }
 
 /** Y [M, N] = X [M, K] × W for a MatMulBnb4 weight, fp32 out. */
-export function matmulBnb4(x: Float32Array, m: number, w: Bnb4Matrix): Float32Array {
-  return gemvBnb4(x, m, w);
+export function matmulBnb4(x: Float32Array, m: number, w: Bnb4Matrix, threads?: number | undefined): Float32Array {
+  return gemvBnb4(x, m, w, { threads });
 }
 
 /**

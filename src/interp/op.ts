@@ -17,6 +17,8 @@ export interface OpContext {
   readonly emulate?: Emulation | undefined;
   /** How QLinear ops requantize (requant.ts); undefined = 'float32', ONNX Runtime's CPU arithmetic. */
   readonly requantize?: Requantization | undefined;
+  /** Threads the compute kernels may use (kernels/index.ts KernelOptions); undefined = their default. */
+  readonly threads?: number | undefined;
 }
 
 /**

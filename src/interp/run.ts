@@ -22,6 +22,11 @@ export interface RunOptions {
   /** How QLinearMatMul / QLinearConv requantize (requant.ts); default 'float32', as ONNX Runtime. */
   requantize?: Requantization | undefined;
   /**
+   * Threads for the integer and 4-bit kernels (MatMulInteger, ConvInteger, QLinear*, MatMulNBits,
+   * MatMulBnb4); the same outputs for any count. Default: kernels/' default (1, or QK_THREADS).
+   */
+  threads?: number | undefined;
+  /**
    * Values that replace what the interpreter computes for these node outputs, e.g. another
    * runtime's quantized codes, so that a comparison downstream of a rounding boundary is not
    * thrown off by an input that sat on a tie (each runtime rounds its own float to a code).
@@ -79,6 +84,7 @@ export function runGraph(model: Model, inputs: Map<string, Tensor>, opts: RunOpt
       where,
       emulate: opts.emulate,
       requantize: opts.requantize,
+      threads: opts.threads,
     };
     const dq = dqMatMuls.get(node);
     const viaKernel = dq ? dqMatMul(node, dq, values, ctx) : undefined;

@@ -18,7 +18,8 @@ import { lazyWasmExports } from './wasm-instance.js';
  * SIMD is missing; index.ts then takes the JavaScript path.
  */
 
-interface Exports {
+/** The kernel module's exports; compute-shared (its shared-memory build) has the same. */
+export interface ComputeExports {
   readonly memory: WebAssembly.Memory;
   readonly quantizeRun: (
     src: number,
@@ -65,7 +66,7 @@ interface Exports {
     kBlocks: number,
     steps: number,
   ) => void;
-  readonly gemvNBitsSym: Exports['gemvNBits'];
+  readonly gemvNBitsSym: ComputeExports['gemvNBits'];
   readonly gemvBnb4: (
     x: number,
     w: number,
@@ -78,7 +79,32 @@ interface Exports {
   ) => void;
 }
 
-const kernel = lazyWasmExports<Exports>(computeWasmBase64);
+const kernel = lazyWasmExports<ComputeExports>(computeWasmBase64);
+
+/** A kernel and its arguments, for a ParallelCalls runner: exports[name](...args). */
+export type KernelCall = readonly [name: KernelName, ...args: number[]];
+export type KernelName = Exclude<keyof ComputeExports, 'memory'>;
+
+/** Runs lists of kernel calls spread over threads that share one memory (threads.ts). */
+export interface ParallelCalls {
+  readonly threads: number;
+  /**
+   * Runs every part once (a part's calls in order, on one thread; parts in any order, on any
+   * thread) and returns the bitwise or of the calls' results (0 for those that return nothing).
+   */
+  run(parts: readonly (readonly KernelCall[])[]): number;
+}
+
+/**
+ * Where the kernels run: an instance, the allocator over its memory and, for the shared-memory
+ * build, the runner that spreads independent calls over threads. Handles (a packed B, a GEMV
+ * weight) live in one context's memory and are used with that context only.
+ */
+export interface ComputeContext {
+  readonly k: ComputeExports;
+  readonly arena: Arena;
+  readonly parallel?: ParallelCalls | undefined;
+}
 
 /** True where the WebAssembly SIMD kernels can run. */
 export function computeWasmAvailable(): boolean {
@@ -86,11 +112,17 @@ export function computeWasmAvailable(): boolean {
 }
 
 /** First-fit allocation over the module's memory, 16-byte aligned; grows the memory when full. */
-class Arena {
+export class Arena {
   private readonly free: { at: number; size: number }[] = [];
-  private end = 256; // the first bytes stay unused, so no region starts at 0
+  private end: number;
 
-  constructor(private readonly memory: WebAssembly.Memory) {}
+  /** `start`: the bytes below it stay unused (at least 256, so no region starts at 0). */
+  constructor(
+    private readonly memory: WebAssembly.Memory,
+    start = 256,
+  ) {
+    this.end = (Math.max(256, start) + 15) & ~15;
+  }
 
   alloc(bytes: number): number {
     const size = Math.max(16, (bytes + 15) & ~15);
@@ -137,17 +169,19 @@ class Arena {
   }
 }
 
-let arena: Arena | undefined;
-function ready(): { k: Exports; arena: Arena } | undefined {
+let single: ComputeContext | undefined;
+/** `ctx`, or the single-threaded instance (undefined where WebAssembly SIMD is missing). */
+function ready(ctx?: ComputeContext): ComputeContext | undefined {
+  if (ctx) return ctx;
   const k = kernel();
   if (!k) return undefined;
-  arena ??= new Arena(k.memory);
-  return { k, arena };
+  single ??= { k, arena: new Arena(k.memory) };
+  return single;
 }
 
-/** Regions a handle holds, returned to the arena when the handle is collected. */
-const regions = new FinalizationRegistry<[number, number][]>((list) => {
-  for (const [at, bytes] of list) arena?.release(at, bytes);
+/** Regions a handle holds, returned to their arena when the handle is collected. */
+const regions = new FinalizationRegistry<{ arena: Arena; list: [number, number][] }>(({ arena, list }) => {
+  for (const [at, bytes] of list) arena.release(at, bytes);
 });
 
 /** Runs `f` with scratch regions of the given sizes, released afterwards. */
@@ -177,9 +211,15 @@ export interface WasmQuantParams {
  * QuantizeLinear into `out` (x as [outer, C, inner], C = scale.length). Returns false where the
  * kernel cannot run or met a NaN/±Inf (the caller then runs the reference), true when done.
  */
-export function quantizeWasm(x: Float32Array, p: WasmQuantParams, out: Int8Array | Uint8Array): boolean {
-  const r = ready();
+export function quantizeWasm(
+  x: Float32Array,
+  p: WasmQuantParams,
+  out: Int8Array | Uint8Array,
+  ctx?: ComputeContext,
+): boolean {
+  const r = ready(ctx);
   if (!r) return false;
+  if (r.parallel) return quantizeParallel(r, r.parallel, x, p, out);
   const { k, arena } = r;
   const c = p.scale.length;
   const flip = p.signed ? 0 : 0x80;
@@ -245,6 +285,85 @@ export function quantizeWasm(x: Float32Array, p: WasmQuantParams, out: Int8Array
   });
 }
 
+/** Elements staged per round of the threaded quantize (1 MiB of floats, kept in L2), and per part. */
+const ROUND = 1 << 18;
+const PART = 1 << 15;
+
+/**
+ * quantizeWasm over threads: a round of x staged in the shared memory, its parts (runs of one
+ * channel, or whole rows of the per-column form) quantized by whichever thread is free.
+ */
+function quantizeParallel(
+  r: ComputeContext,
+  par: ParallelCalls,
+  x: Float32Array,
+  p: WasmQuantParams,
+  out: Int8Array | Uint8Array,
+): boolean {
+  const { k, arena } = r;
+  const c = p.scale.length;
+  const flip = p.signed ? 0 : 0x80;
+  const [qmin, qmax] = p.signed ? [-128, 127] : [0, 255];
+  const outBytes = new Uint8Array(out.buffer, out.byteOffset, out.length);
+  const n = x.length;
+  const columns = c > 1 && p.inner === 1;
+  const round = columns ? Math.max(1, Math.floor(ROUND / c)) * c : ROUND;
+  const part = columns ? Math.max(1, Math.floor(PART / c)) * c : PART;
+  const staged = Math.min(round, n);
+  return withScratch(arena, [staged * 4, staged, columns ? c * 16 : 16], (inAt, outAt, pAt) => {
+    if (columns) {
+      const f32 = new Float32Array(k.memory.buffer);
+      const i32 = new Int32Array(k.memory.buffer);
+      const pf = (pAt as number) / 4;
+      for (let j = 0; j < c; j++) {
+        const z = p.zeroPoint ? (p.zeroPoint[j] as number) : 0;
+        f32[pf + j] = p.scale[j] as number;
+        f32[pf + c + j] = qmin - z;
+        f32[pf + 2 * c + j] = qmax - z;
+        i32[pf + 3 * c + j] = 0x4b400000 - (z - (flip ? 128 : 0));
+      }
+    }
+    const run = c === 1 ? n : p.inner;
+    for (let i = 0; i < n; i += round) {
+      const len = Math.min(round, n - i);
+      new Float32Array(k.memory.buffer).set(x.subarray(i, i + len), (inAt as number) / 4);
+      const parts: KernelCall[][] = [];
+      for (let s0 = 0; s0 < len; s0 += part) {
+        const e0 = Math.min(len, s0 + part);
+        const at = (inAt as number) + s0 * 4;
+        const to = (outAt as number) + s0;
+        if (columns) {
+          parts.push([['quantizeColumns', at, to, (e0 - s0) / c, c, pAt as number, flip]]);
+          continue;
+        }
+        const calls: KernelCall[] = [];
+        for (let s = i + s0; s < i + e0;) {
+          const e = Math.min(i + e0, (Math.floor(s / run) + 1) * run);
+          const ch = Math.floor(s / run) % c;
+          const z = p.zeroPoint ? (p.zeroPoint[ch] as number) : 0;
+          const off = s - i;
+          calls.push([
+            'quantizeRun',
+            (inAt as number) + off * 4,
+            (outAt as number) + off,
+            e - s,
+            p.scale[ch] as number,
+            qmin - z,
+            qmax - z,
+            z - (flip ? 128 : 0),
+            flip,
+          ]);
+          s = e;
+        }
+        parts.push(calls);
+      }
+      if (par.run(parts)) return false;
+      outBytes.set(new Uint8Array(k.memory.buffer, outAt as number, len), i);
+    }
+    return true;
+  });
+}
+
 /** DequantizeLinear into `out` for per-tensor or per-channel runs (inner > 1); false: not run. */
 export function dequantizeWasm(q: Int8Array | Uint8Array, p: WasmQuantParams, out: Float32Array): boolean {
   const r = ready();
@@ -300,6 +419,8 @@ export interface WasmGemmB {
   readonly zero: Int32Array;
   narrowAt?: number | undefined;
   wideAt?: number | undefined;
+  /** The arena the packed forms were taken from. */
+  arena?: Arena | undefined;
   /** The regions the packed forms hold, returned by releaseGemmBWasm or when B is collected. */
   readonly held: [number, number][];
 }
@@ -321,8 +442,9 @@ export function packGemmBWasm(
   k: number,
   n: number,
   bZero: number | ArrayLike<number>,
+  ctx?: ComputeContext,
 ): WasmGemmB | undefined {
-  if (!ready()) return undefined;
+  if (!ready(ctx)) return undefined;
   const [src, flip] = bytesOf(b);
   const colSums = new Int32Array(n);
   for (let t = 0; t < k; t++)
@@ -348,7 +470,8 @@ function narrowB(a: Arena, mem: WebAssembly.Memory, b: WasmGemmB): number {
     for (let j = 0; j < n; j++) dst[(j >> 2) * k16 * 4 + tOff + (j & 3) * 16] = (src[row + j] as number) ^ flip;
   }
   b.held.push([at, bytes]);
-  regions.register(b, [[at, bytes]], b);
+  b.arena = a;
+  regions.register(b, { arena: a, list: [[at, bytes]] }, b);
   return (b.narrowAt = at);
 }
 
@@ -368,7 +491,8 @@ function wideB(a: Arena, mem: WebAssembly.Memory, b: WasmGemmB): number {
       dst[(j >> 3) * k2 * 16 + tOff + (j & 7) * 2] = (((src[row + j] as number) ^ flip) << 24) >> 24;
   }
   b.held.push([at, bytes]);
-  regions.register(b, [[at, bytes]], b);
+  b.arena = a;
+  regions.register(b, { arena: a, list: [[at, bytes]] }, b);
   return (b.wideAt = at);
 }
 
@@ -379,7 +503,7 @@ const NC = 256;
 /** Returns B's packed forms to the arena now (a B used once), rather than when it is collected. */
 export function releaseGemmBWasm(b: WasmGemmB): void {
   regions.unregister(b);
-  for (const [at, bytes] of b.held.splice(0)) arena?.release(at, bytes);
+  for (const [at, bytes] of b.held.splice(0)) b.arena?.release(at, bytes);
   b.narrowAt = undefined;
   b.wideAt = undefined;
 }
@@ -390,8 +514,14 @@ function rowBlock(rowBytes: number): number {
 }
 
 /** C [M, N] = MatMulInteger(A [M, K], B taken by packGemmBWasm), equal to gemmInt8Ref. */
-export function gemmWasm(a: Int8Codes, aZero: number, b: WasmGemmB, m: number): Int32Array | undefined {
-  const r = ready();
+export function gemmWasm(
+  a: Int8Codes,
+  aZero: number,
+  b: WasmGemmB,
+  m: number,
+  ctx?: ComputeContext,
+): Int32Array | undefined {
+  const r = ready(ctx);
   if (!r) return undefined;
   const { k: kern, arena } = r;
   const { k, n, colSums, zero } = b;
@@ -414,6 +544,10 @@ export function gemmWasm(a: Int8Codes, aZero: number, b: WasmGemmB, m: number): 
       u8.set(src, rawAt as number);
       u8.fill(0, aAt as number, (aAt as number) + aBytes);
       kern.packAWide(rawAt as number, aAt as number, sumsAt as number, m, k, k2, flip);
+      if (r.parallel) {
+        r.parallel.run(wideParts(r.parallel.threads, aAt as number, bAt, cAt as number, m, k2, ldc));
+        return fold();
+      }
       // Blocks: KC_PAIRS of K (a tile's A, KC_PAIRS·16 bytes, stays in L1) by NC columns (their
       // panels, NC·KC_PAIRS·4 bytes, stay in L2 while every row tile passes over them).
       for (let k0 = 0; k0 < k2; k0 += KC_PAIRS)
@@ -447,14 +581,50 @@ export function gemmWasm(a: Int8Codes, aZero: number, b: WasmGemmB, m: number): 
       for (let i0 = 0; i0 < m; i0 += mc)
         kern.gemmS8((aAt as number) + i0 * k16, bAt, (cAt as number) + i0 * ldc * 4, Math.min(mc, m - i0), k16, ldc);
     }
+    return fold();
     // C = Σ a'b' − zb'·rowSum(A') − za'·colSum(B') + K·za'·zb', modulo 2^32.
-    i32.set(zero, (zeroAt as number) / 4);
-    const kza = Math.imul(k, za);
-    for (let j = 0, o = (colAt as number) / 4; j < n; j++)
-      i32[o + j] = Math.imul(kza, zero[j] as number) - Math.imul(za, colSums[j] as number);
-    kern.fixUp(cAt as number, ldc, m, n, sumsAt as number, zeroAt as number, colAt as number);
-    return new Int32Array(mem.slice(cAt as number, (cAt as number) + m * n * 4));
+    function fold(): Int32Array {
+      const i32 = new Int32Array(kern.memory.buffer);
+      i32.set(zero, (zeroAt as number) / 4);
+      const kza = Math.imul(k, za);
+      for (let j = 0, o = (colAt as number) / 4; j < n; j++)
+        i32[o + j] = Math.imul(kza, zero[j] as number) - Math.imul(za, colSums[j] as number);
+      kern.fixUp(cAt as number, ldc, m, n, sumsAt as number, zeroAt as number, colAt as number);
+      return new Int32Array(i32.slice((cAt as number) / 4, (cAt as number) / 4 + m * n));
+    }
   });
+}
+
+/**
+ * The wide kernel's calls cut into tiles of C for threads: column blocks of NC, and row blocks
+ * (whole 4-row tiles) when the columns alone give too few parts. A tile's K blocks stay in order on
+ * one thread (the first writes C, the next add to it).
+ */
+function wideParts(threads: number, aAt: number, bAt: number, cAt: number, m: number, k2: number, ldc: number) {
+  const colBlocks = Math.ceil(ldc / NC);
+  const rowBlocks = Math.min(Math.ceil(m / 4), Math.max(1, Math.ceil((4 * threads) / colBlocks)));
+  const rows = Math.ceil(m / rowBlocks / 4) * 4;
+  const parts: KernelCall[][] = [];
+  for (let i0 = 0; i0 < m; i0 += rows)
+    for (let n0 = 0; n0 < ldc; n0 += NC) {
+      const calls: KernelCall[] = [];
+      for (let k0 = 0; k0 < k2; k0 += KC_PAIRS)
+        calls.push([
+          'gemmS8Wide',
+          aAt + (i0 / 4) * k2 * 16 + k0 * 16,
+          k2 * 16,
+          bAt + (n0 / 8) * k2 * 32 + k0 * 32,
+          k2 * 32,
+          cAt + (i0 * ldc + n0) * 4,
+          ldc * 4,
+          Math.min(rows, m - i0),
+          Math.min(KC_PAIRS, k2 - k0),
+          Math.min(NC, ldc - n0),
+          k0 > 0 ? 1 : 0,
+        ]);
+      parts.push(calls);
+    }
+  return parts;
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -476,22 +646,39 @@ interface GemvHandle {
   readonly at: readonly number[];
 }
 
-function holdRegions(h: object, list: [number, number][]): void {
-  regions.register(h, list);
+function holdRegions(h: object, arena: Arena, list: [number, number][]): void {
+  regions.register(h, { arena, list });
 }
 
-/** Runs one GEMV kernel per row of X: x permuted into place, y read back. */
+/** Calls exports[name](...args). */
+function invoke(k: ComputeExports, [name, ...args]: KernelCall): number {
+  return (k[name] as (...a: number[]) => number | undefined)(...args) ?? 0;
+}
+
+/** Columns per GEMV part: a multiple of 16, about four parts a thread (uneven threads even out). */
+function columnParts(n: number, threads: number, part: (j0: number, cols: number) => KernelCall): KernelCall[][] {
+  const cols = Math.max(16, Math.ceil(n / (4 * threads) / 16) * 16);
+  const parts: KernelCall[][] = [];
+  for (let j0 = 0; j0 < n; j0 += cols) parts.push([part(j0, Math.min(cols, n - j0))]);
+  return parts;
+}
+
+/**
+ * Runs one GEMV kernel per row of X: x permuted into place, y read back. `call` gives the kernel
+ * call for columns [j0, j0 + cols); with threads, the columns are cut into parts (a column's sum
+ * does not depend on which others share the call).
+ */
 function gemvRows(
-  kern: Exports,
-  a: Arena,
+  r: ComputeContext,
   h: GemvHandle,
   x: Float32Array,
   m: number,
-  call: (xAt: number, yAt: number) => void,
+  call: (xAt: number, yAt: number, j0: number, cols: number) => KernelCall,
 ): Float32Array {
   const { K, N, kp, perm } = h;
   const y = new Float32Array(m * N);
-  withScratch(a, [kp * 4, N * 4], (xAt, yAt) => {
+  const kern = r.k;
+  withScratch(r.arena, [kp * 4, N * 4], (xAt, yAt) => {
     const f32 = new Float32Array(kern.memory.buffer);
     const xo = (xAt as number) / 4;
     for (let i = 0; i < m; i++) {
@@ -500,7 +687,9 @@ function gemvRows(
         const e = perm[s] as number;
         f32[xo + s] = e < K ? (x[row + e] as number) : 0;
       }
-      call(xAt as number, yAt as number);
+      if (r.parallel && N > 16)
+        r.parallel.run(columnParts(N, r.parallel.threads, (j0, cols) => call(xAt as number, yAt as number, j0, cols)));
+      else invoke(kern, call(xAt as number, yAt as number, 0, N));
       y.set(f32.subarray((yAt as number) / 4, (yAt as number) / 4 + N), i * N);
     }
   });
@@ -515,8 +704,8 @@ export interface WasmNBits extends GemvHandle {
 }
 
 /** Copies a MatMulNBits weight into the kernel's memory; undefined where the kernel cannot take it. */
-export function prepareNBitsWasm(w: NBitsGemvWeights): WasmNBits | undefined {
-  const r = ready();
+export function prepareNBitsWasm(w: NBitsGemvWeights, ctx?: ComputeContext): WasmNBits | undefined {
+  const r = ready(ctx);
   if (!r || w.blockSize < GEMV_STEP) return undefined;
   const { k: kern, arena } = r;
   const { K, N, blockSize: bs } = w;
@@ -553,7 +742,7 @@ export function prepareNBitsWasm(w: NBitsGemvWeights): WasmNBits | undefined {
     steps: bs / GEMV_STEP,
     symmetric: !zp,
   };
-  holdRegions(h, [
+  holdRegions(h, arena, [
     [wAt, sizes[0]],
     [sAt, sizes[1]],
     [zAt, sizes[2]],
@@ -561,13 +750,27 @@ export function prepareNBitsWasm(w: NBitsGemvWeights): WasmNBits | undefined {
   return h;
 }
 
-export function gemvNBitsWasm(x: Float32Array, m: number, h: WasmNBits): Float32Array | undefined {
-  const r = ready();
+export function gemvNBitsWasm(
+  x: Float32Array,
+  m: number,
+  h: WasmNBits,
+  ctx?: ComputeContext,
+): Float32Array | undefined {
+  const r = ready(ctx);
   if (!r) return undefined;
   const [wAt, sAt, zAt] = h.at as [number, number, number];
-  return gemvRows(r.k, r.arena, h, x, m, (xAt, yAt) =>
-    (h.symmetric ? r.k.gemvNBitsSym : r.k.gemvNBits)(xAt, wAt, sAt, zAt, yAt, h.N, h.kBlocks, h.steps),
-  );
+  const colBytes = h.kBlocks * h.steps * 16;
+  return gemvRows(r, h, x, m, (xAt, yAt, j0, cols) => [
+    h.symmetric ? 'gemvNBitsSym' : 'gemvNBits',
+    xAt,
+    wAt + j0 * colBytes,
+    sAt + j0 * h.kBlocks * 4,
+    zAt + j0 * h.kBlocks,
+    yAt + j0 * 4,
+    cols,
+    h.kBlocks,
+    h.steps,
+  ]);
 }
 
 export interface WasmBnb4 extends GemvHandle {
@@ -579,8 +782,8 @@ export interface WasmBnb4 extends GemvHandle {
  * Copies a MatMulBnb4 weight in; undefined where the kernel cannot take it (K not a multiple of
  * the block, or a block not a multiple of 32: blocks that cross rows or end mid-step).
  */
-export function prepareBnb4Wasm(w: Bnb4GemvWeights): WasmBnb4 | undefined {
-  const r = ready();
+export function prepareBnb4Wasm(w: Bnb4GemvWeights, ctx?: ComputeContext): WasmBnb4 | undefined {
+  const r = ready(ctx);
   const { K, N, blockSize: bs } = w;
   if (!r || bs % GEMV_STEP !== 0 || K % bs !== 0) return undefined;
   const { k: kern, arena } = r;
@@ -601,7 +804,7 @@ export function prepareBnb4Wasm(w: Bnb4GemvWeights): WasmBnb4 | undefined {
     kBlocks: K / bs,
     steps: bs / GEMV_STEP,
   };
-  holdRegions(h, [
+  holdRegions(h, arena, [
     [wAt, sizes[0]],
     [sAt, sizes[1]],
     [pAt, sizes[2]],
@@ -609,9 +812,19 @@ export function prepareBnb4Wasm(w: Bnb4GemvWeights): WasmBnb4 | undefined {
   return h;
 }
 
-export function gemvBnb4Wasm(x: Float32Array, m: number, h: WasmBnb4): Float32Array | undefined {
-  const r = ready();
+export function gemvBnb4Wasm(x: Float32Array, m: number, h: WasmBnb4, ctx?: ComputeContext): Float32Array | undefined {
+  const r = ready(ctx);
   if (!r) return undefined;
   const [wAt, sAt, pAt] = h.at as [number, number, number];
-  return gemvRows(r.k, r.arena, h, x, m, (xAt, yAt) => r.k.gemvBnb4(xAt, wAt, sAt, pAt, yAt, h.N, h.kBlocks, h.steps));
+  return gemvRows(r, h, x, m, (xAt, yAt, j0, cols) => [
+    'gemvBnb4',
+    xAt,
+    wAt + (j0 * h.K) / 2,
+    sAt + j0 * h.kBlocks * 4,
+    pAt,
+    yAt + j0 * 4,
+    cols,
+    h.kBlocks,
+    h.steps,
+  ]);
 }

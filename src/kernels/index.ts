@@ -20,10 +20,12 @@ import {
   prepareNBitsWasm,
   quantizeWasm,
   releaseGemmBWasm,
+  type ComputeContext,
   type WasmBnb4,
   type WasmGemmB,
   type WasmNBits,
 } from './compute-wasm.js';
+import { kernelThreadsAvailable, threadedContext } from './threads.js';
 import {
   checkBnb4Gemv,
   checkNBitsGemv,
@@ -35,6 +37,14 @@ import {
 
 export type { Int8Codes } from './gemm-int8.ref.js';
 export type { Bnb4GemvWeights, NBitsGemvWeights } from './gemv-4bit.ref.js';
+export {
+  kernelThreadsAvailable,
+  kernelThreadsReady,
+  setKernelWorkerHost,
+  stopKernelThreads,
+  type KernelWorker,
+  type KernelWorkerHost,
+} from './threads.js';
 
 /** Which kernels run: 'auto' picks WebAssembly SIMD where the engine validates it. */
 export type KernelPath = 'auto' | 'js';
@@ -53,6 +63,50 @@ export function kernelPath(): KernelPath {
   return env?.['QK_KERNELS'] === 'js' ? 'js' : 'auto';
 }
 
+let forcedThreads: number | undefined;
+
+/** Sets the default thread count of the kernels (undefined: back to QK_THREADS, else 1). */
+export function setKernelThreads(threads: number | undefined): void {
+  if (threads !== undefined) checkThreads(threads, '`threads`');
+  forcedThreads = threads;
+}
+
+/** The default thread count: setKernelThreads, else QK_THREADS in Node's environment, else 1. */
+export function kernelThreads(): number {
+  if (forcedThreads !== undefined) return forcedThreads;
+  const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
+  const text = env?.['QK_THREADS'];
+  if (text === undefined || text === '') return 1;
+  const n = text === 'all' ? kernelThreadsAvailable() : Number(text);
+  checkThreads(n, `QK_THREADS=${text}`);
+  return n;
+}
+
+function checkThreads(n: number, what: string): void {
+  if (!Number.isInteger(n) || n < 1)
+    throw new QuantkitError(
+      'QK_BAD_OPTION',
+      `${what} must be a whole number ≥ 1 (or 'all' for QK_THREADS), got ${n}`,
+      'give the number of threads the kernels may use; 1 runs them on the calling thread',
+    );
+}
+
+/** The threaded context for `options`, or undefined: one thread, or threads cannot run here. */
+function contextFor(options: KernelOptions): ComputeContext | undefined {
+  const threads = options.threads ?? kernelThreads();
+  if (options.threads !== undefined) checkThreads(threads, '`threads`');
+  return threads > 1 ? threadedContext(threads) : undefined;
+}
+
+/** Per-call choices of the kernels. */
+export interface KernelOptions {
+  /**
+   * Threads to split the work over (the caller's included); default kernelThreads() (1 unless
+   * setKernelThreads or QK_THREADS says otherwise). Results are the same bits for any count.
+   */
+  readonly threads?: number | undefined;
+}
+
 /** B of an int8 GEMM prepared once (a weight), for gemmInt8Prepacked; packed per path on first use. */
 export interface GemmInt8B {
   readonly k: number;
@@ -64,6 +118,8 @@ export interface GemmInt8B {
   js?: PackedB;
   /** @internal */
   wasm?: WasmGemmB | undefined;
+  /** @internal B in the threads' shared memory */
+  shared?: WasmGemmB | undefined;
 }
 
 function useWasm(): boolean {
@@ -83,8 +139,21 @@ export function packGemmInt8B(b: Int8Codes, bZero: number | ArrayLike<number>, k
  * C [M, N] = Σ_k (A[i, k] − aZero)(B[k, j] − bZero[j]) as int32 (ONNX MatMulInteger, 2-D), for B
  * prepared by packGemmInt8B. A is [M, K] row-major uint8 or int8; aZero of A's type.
  */
-export function gemmInt8Prepacked(a: Int8Codes, aZero: number, b: GemmInt8B, m: number): Int32Array {
+export function gemmInt8Prepacked(
+  a: Int8Codes,
+  aZero: number,
+  b: GemmInt8B,
+  m: number,
+  options: KernelOptions = {},
+): Int32Array {
   checkGemmInt8({ a, b: b.b, m, k: b.k, n: b.n, aZero, bZero: b.bZero });
+  // Threads take the blocked kernel (M ≥ 4); fewer rows are a GEMV, bound by reading B once.
+  const ctx = m >= 4 && useWasm() ? contextFor(options) : undefined;
+  if (ctx) {
+    b.shared ??= packGemmBWasm(b.b, b.k, b.n, b.bZero, ctx);
+    const c = b.shared && gemmWasm(a, aZero, b.shared, m, ctx);
+    if (c) return c;
+  }
   if (useWasm()) {
     b.wasm ??= packGemmBWasm(b.b, b.k, b.n, b.bZero);
     const c = b.wasm && gemmWasm(a, aZero, b.wasm, m);
@@ -108,11 +177,13 @@ export function gemmInt8(
   m: number,
   k: number,
   n: number,
+  options: KernelOptions = {},
 ): Int32Array {
   checkGemmInt8({ a, b, m, k, n, aZero, bZero });
   if (useWasm()) {
-    const packed = packGemmBWasm(b, k, n, bZero);
-    const c = packed && gemmWasm(a, aZero, packed, m);
+    const ctx = m >= 4 ? contextFor(options) : undefined;
+    const packed = packGemmBWasm(b, k, n, bZero, ctx);
+    const c = packed && gemmWasm(a, aZero, packed, m, ctx);
     if (packed) releaseGemmBWasm(packed);
     if (c) return c;
   }
@@ -125,6 +196,9 @@ export function gemmInt8(
  */
 const nbitsCache = new WeakMap<Uint8Array, { w: NBitsGemvWeights; h: WasmNBits | undefined }>();
 const bnb4Cache = new WeakMap<Uint8Array, { w: Bnb4GemvWeights; h: WasmBnb4 | undefined }>();
+/** The same, in the threads' shared memory. */
+const nbitsShared = new WeakMap<Uint8Array, { w: NBitsGemvWeights; h: WasmNBits | undefined }>();
+const bnb4Shared = new WeakMap<Uint8Array, { w: Bnb4GemvWeights; h: WasmBnb4 | undefined }>();
 
 /**
  * Y [M, N] float32 = X [M, K] · B for a MatMulNBits 4-bit weight (layout in NBitsGemvWeights),
@@ -132,10 +206,12 @@ const bnb4Cache = new WeakMap<Uint8Array, { w: Bnb4GemvWeights; h: WasmBnb4 | un
  * gemvNBitsRef fixes, so they agree bit for bit; vs ONNX Runtime's MatMulNBits (accuracy_level 0)
  * within float32 rounding. The weight's arrays are cached in WebAssembly memory (see above).
  */
-export function gemvNBits(x: Float32Array, m: number, w: NBitsGemvWeights): Float32Array {
+export function gemvNBits(x: Float32Array, m: number, w: NBitsGemvWeights, options: KernelOptions = {}): Float32Array {
   checkNBitsGemv(x, m, w);
   if (useWasm()) {
-    let e = nbitsCache.get(w.packed);
+    const ctx = contextFor(options);
+    const cache = ctx ? nbitsShared : nbitsCache;
+    let e = cache.get(w.packed);
     if (
       !e ||
       e.w.K !== w.K ||
@@ -144,10 +220,10 @@ export function gemvNBits(x: Float32Array, m: number, w: NBitsGemvWeights): Floa
       e.w.scales !== w.scales ||
       e.w.zeroPoints !== w.zeroPoints
     ) {
-      e = { w: { ...w }, h: prepareNBitsWasm(w) };
-      nbitsCache.set(w.packed, e);
+      e = { w: { ...w }, h: prepareNBitsWasm(w, ctx) };
+      cache.set(w.packed, e);
     }
-    const y = e.h && gemvNBitsWasm(x, m, e.h);
+    const y = e.h && gemvNBitsWasm(x, m, e.h, ctx);
     if (y) return y;
   }
   return gemvNBitsRef(x, m, w);
@@ -159,10 +235,12 @@ export function gemvNBits(x: Float32Array, m: number, w: NBitsGemvWeights): Floa
  * WebAssembly kernel takes K a multiple of the block and blocks a multiple of 32 (every real
  * model's); other shapes take the reference.
  */
-export function gemvBnb4(x: Float32Array, m: number, w: Bnb4GemvWeights): Float32Array {
+export function gemvBnb4(x: Float32Array, m: number, w: Bnb4GemvWeights, options: KernelOptions = {}): Float32Array {
   checkBnb4Gemv(x, m, w);
   if (useWasm()) {
-    let e = bnb4Cache.get(w.packed);
+    const ctx = contextFor(options);
+    const cache = ctx ? bnb4Shared : bnb4Cache;
+    let e = cache.get(w.packed);
     if (
       !e ||
       e.w.K !== w.K ||
@@ -171,10 +249,10 @@ export function gemvBnb4(x: Float32Array, m: number, w: Bnb4GemvWeights): Float3
       e.w.absmax !== w.absmax ||
       e.w.table !== w.table
     ) {
-      e = { w: { ...w }, h: prepareBnb4Wasm(w) };
-      bnb4Cache.set(w.packed, e);
+      e = { w: { ...w }, h: prepareBnb4Wasm(w, ctx) };
+      cache.set(w.packed, e);
     }
-    const y = e.h && gemvBnb4Wasm(x, m, e.h);
+    const y = e.h && gemvBnb4Wasm(x, m, e.h, ctx);
     if (y) return y;
   }
   return gemvBnb4Ref(x, m, w);
@@ -221,6 +299,7 @@ export function quantizeLinearInt8(
   x: Float32Array,
   p: Int8LinearParams,
   out?: Int8Array | Uint8Array,
+  options: KernelOptions = {},
 ): Int8Array | Uint8Array {
   const layout = layoutOf(x.length, p);
   const codes = out ?? (p.signed ? new Int8Array(x.length) : new Uint8Array(x.length));
@@ -232,7 +311,9 @@ export function quantizeLinearInt8(
     );
   const zp = p.zeroPoint ? Int32Array.from(p.zeroPoint) : undefined;
   // A NaN/±Inf stops the kernel; the reference then names it (or clamps it).
-  if (useWasm() && quantizeWasm(x, { scale: p.scale, zeroPoint: zp, signed: p.signed, inner: p.inner }, codes))
+  // Threads pay only when the tensor outweighs waking them (tens of microseconds).
+  const ctx = useWasm() && x.length >= PARALLEL_QUANTIZE_FROM ? contextFor(options) : undefined;
+  if (useWasm() && quantizeWasm(x, { scale: p.scale, zeroPoint: zp, signed: p.signed, inner: p.inner }, codes, ctx))
     return codes;
   quantizeAffine(
     x,
@@ -243,6 +324,9 @@ export function quantizeLinearInt8(
   );
   return codes;
 }
+
+/** Elements from which quantizeLinearInt8 uses threads. */
+const PARALLEL_QUANTIZE_FROM = 1 << 18;
 
 /** ONNX DequantizeLinear of int8/uint8 codes: x = fround((q − zeroPoint) · scale), same layout. */
 export function dequantizeLinearInt8(q: Int8Array | Uint8Array, p: Int8LinearParams): Float32Array {

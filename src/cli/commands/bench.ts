@@ -2,11 +2,13 @@ import type { Command } from 'commander';
 import { QuantkitError } from '../../errors.js';
 import { BENCH_GROUPS, runBench, type BenchGroup, type BenchReport } from '../../flows/bench-node.js';
 import { formatTable } from '../table.js';
+import { parseThreadsFlag } from '../threads.js';
 
 interface BenchFlags {
   quick?: boolean;
   only?: string;
   json?: boolean;
+  threads?: string;
 }
 
 export function registerBench(program: Command): void {
@@ -18,10 +20,15 @@ export function registerBench(program: Command): void {
     .option('--quick', 'small sizes and a subset, in seconds (a smoke test, not figures to quote)')
     .option('--only <groups>', `comma-separated subset of ${BENCH_GROUPS.join(',')}`)
     .option('--json', 'print the report as JSON (figures keyed <ours>_vs_<theirs>_ratio)')
+    .option(
+      '--threads <n>',
+      "threads of the multi-thread rows, ours and ORT-node's alike ('all' or default: every core; 1: none)",
+    )
     .action(async (flags: BenchFlags) => {
       const report = await runBench({
         quick: flags.quick ?? false,
         only: parseGroups(flags.only),
+        threads: parseThreadsFlag(flags.threads),
         onStep: process.stderr.isTTY && !flags.json ? (label) => process.stderr.write(`  ${label} …\n`) : undefined,
       });
       process.stdout.write(flags.json ? `${JSON.stringify(report, null, 2)}\n` : renderBench(report));

@@ -14,6 +14,7 @@ import { readOnnxFileInlined } from '../../node/model-file.js';
 import { modelFromProto } from '../../graph/from-onnx.js';
 import { checkInputArrays } from '../../flows/input-check.js';
 import { summarizeTensor } from '../summary.js';
+import { enableKernelWorkers, parseThreadsFlag } from '../threads.js';
 
 interface RunOptions {
   input: string[];
@@ -21,6 +22,7 @@ interface RunOptions {
   force?: boolean;
   emulate?: string;
   requantize?: string;
+  threads?: string;
 }
 
 export function registerRun(program: Command): void {
@@ -43,6 +45,10 @@ export function registerRun(program: Command): void {
     .option(
       '--requantize <mode>',
       `how QLinearMatMul/QLinearConv requantize: ${REQUANTIZATIONS.join(', ')} (default float32, as ONNX Runtime's CPU kernels; float64 as the ONNX reference; fixed-point as gemmlowp/TFLite)`,
+    )
+    .option(
+      '--threads <n>',
+      "threads for the integer and 4-bit kernels ('all': every core; default 1, or QK_THREADS); outputs are the same for any count",
     )
     .action(async (modelPath: string, opts: RunOptions) => {
       await runCommand(modelPath, opts);
@@ -68,6 +74,8 @@ export async function runCommand(modelPath: string, opts: RunOptions): Promise<v
       `--requantize '${requantize}' is not known`,
       `use one of: ${REQUANTIZATIONS.join(', ')}`,
     );
+  const threads = parseThreadsFlag(opts.threads);
+  enableKernelWorkers();
   // External data read from the model's own folder: the interpreter takes one self-contained proto.
   const model = decodeModel(readOnnxFileInlined(modelPath), modelPath);
   const graph = model.graph;
@@ -99,7 +107,7 @@ export async function runCommand(modelPath: string, opts: RunOptions): Promise<v
   }
 
   checkInputArrays(modelFromProto(model, { label: modelPath }), bound, { option: 'inputs' });
-  const outputs = runModel(model, bound, { emulate, requantize });
+  const outputs = runModel(model, bound, { emulate, requantize, threads });
   const names = graph.output.map((v) => v.name);
   if (opts.out) mkdirSync(opts.out, { recursive: true });
   for (const [i, name] of names.entries()) {

@@ -7,9 +7,7 @@ import { badShape, expectDType, requireInput } from '../op.js';
 import { toFloat64 } from '../values.js';
 import { addSaturation, toInt32 } from './matmul-integer.js';
 import { convSaturationError, kernelCodes, saturates } from '../emulate.js';
-import { inputOffset } from '../conv-plan.js';
-import { int8Gemm, type Int8Codes } from '../kernels.js';
-import { allocData } from '../../tensor/tensor.js';
+import { int8Conv, type Int8Codes } from '../kernels.js';
 
 /** x − x_zero_point with a per-tensor zero point (ConvInteger/QLinearConv allow only that for x). */
 export function offsetInput(x: Tensor, zp: Tensor | undefined, ctx: OpContext): Float64Array {
@@ -62,11 +60,9 @@ export function convSaturationErrorOf(
 }
 
 /**
- * The int32 convolution Σ (x − x_zp)(w − w_zp) over each group's channels and window, as im2col
- * and the int8 GEMM kernel (kernels.ts) with the zero points folded: per image and group,
- * A = the patches [out positions, C/group·kernel] (padding holds x_zp, so it contributes 0) with
- * the one x zero point, B = the group's weights transposed [C/group·kernel, M/group] with one
- * zero point per output channel. Output [N, M, out spatial...].
+ * The int32 convolution Σ (x − x_zp)(w − w_zp) over each group's channels and window: kernels/'
+ * integer convolution (im2col and the int8 GEMM, zero points folded), through kernels.ts.
+ * Output [N, M, out spatial...].
  */
 export function convInt32(
   x: Tensor,
@@ -76,70 +72,35 @@ export function convInt32(
   plan: ConvPlan,
   ctx: OpContext,
 ): Int32Array {
-  const { batch, inChannels, outChannels, group, inSpatial, kernel, outSpatial } = plan;
+  const { outChannels, inSpatial, kernel, strides, dilations, padsBegin, outSpatial } = plan;
   if (xZp && xZp.data.length !== 1) throw badShape(ctx, `x zero point must be a scalar, got [${xZp.dims.join(', ')}]`);
-  const xz = xZp ? (toFloat64(xZp)[0] as number) : 0;
   const wz = wZp ? toFloat64(wZp) : new Float64Array(1);
   if (wz.length !== 1 && wz.length !== outChannels)
     throw badShape(ctx, `w zero point must be a scalar or have ${outChannels} elements, got [${wZp?.dims.join(', ')}]`);
-  const cPerGroup = inChannels / group;
-  const mPerGroup = outChannels / group;
-  const inSize = inSpatial.reduce((p, d) => p * d, 1);
-  const kSize = kernel.reduce((p, d) => p * d, 1);
-  const outSize = outSpatial.reduce((p, d) => p * d, 1);
-  const kc = cPerGroup * kSize;
-  const xd = x.data as Int8Codes;
-  const wd = w.data as Int8Codes;
-  const y = new Int32Array(batch * outChannels * outSize);
-  const patches = allocData(x.dtype, outSize * kc) as Int8Codes;
-  const offsets = patchOffsets(plan, kSize, outSize);
-  for (let g = 0; g < group; g++) {
-    const b = allocData(w.dtype, kc * mPerGroup) as Int8Codes;
-    for (let mg = 0; mg < mPerGroup; mg++)
-      for (let t = 0; t < kc; t++) b[t * mPerGroup + mg] = wd[(g * mPerGroup + mg) * kc + t] as number;
-    const bZero = wz.length === 1 ? (wz[0] as number) : wz.subarray(g * mPerGroup, (g + 1) * mPerGroup);
-    for (let n = 0; n < batch; n++) {
-      for (let p = 0; p < outSize; p++) {
-        for (let cg = 0; cg < cPerGroup; cg++) {
-          const xBase = (n * inChannels + g * cPerGroup + cg) * inSize;
-          for (let k = 0; k < kSize; k++) {
-            const off = offsets[p * kSize + k] as number;
-            patches[p * kc + cg * kSize + k] = off >= 0 ? (xd[xBase + off] as number) : xz;
-          }
-        }
-      }
-      const c = int8Gemm(patches, outSize, kc, xz, b, mPerGroup, bZero);
-      for (let mg = 0; mg < mPerGroup; mg++) {
-        const yBase = (n * outChannels + g * mPerGroup + mg) * outSize;
-        for (let p = 0; p < outSize; p++) y[yBase + p] = c[p * mPerGroup + mg] as number;
-      }
-    }
-  }
-  return y;
-}
-
-/** For each (out position, kernel position), the input offset within a channel, or −1 in the padding. */
-function patchOffsets(plan: ConvPlan, kSize: number, outSize: number): Int32Array {
-  const n = plan.inSpatial.length;
-  const out = new Int32Array(outSize * kSize);
-  const o = new Int32Array(n);
-  const k = new Int32Array(n);
-  for (let p = 0; p < outSize; p++) {
-    unravelInto(p, plan.outSpatial, o);
-    for (let j = 0; j < kSize; j++) {
-      unravelInto(j, plan.kernel, k);
-      out[p * kSize + j] = inputOffset(plan, o, k);
-    }
-  }
-  return out;
-}
-
-function unravelInto(flat: number, dims: readonly number[], out: Int32Array): void {
-  for (let ax = dims.length - 1; ax >= 0; ax--) {
-    const d = dims[ax] as number;
-    out[ax] = flat % d;
-    flat = Math.floor(flat / d);
-  }
+  // auto_pad resolved by the plan: the end pads that give its output size.
+  const padsEnd = inSpatial.map(
+    (d, i) =>
+      ((outSpatial[i] as number) - 1) * (strides[i] as number) +
+      ((kernel[i] as number) - 1) * (dilations[i] as number) +
+      1 -
+      d -
+      (padsBegin[i] as number),
+  );
+  return int8Conv(
+    {
+      x: x.data as Int8Codes,
+      xDims: x.dims,
+      xZero: xZp ? (toFloat64(xZp)[0] as number) : 0,
+      w: w.data as Int8Codes,
+      wDims: w.dims,
+      wZero: wz.length === 1 ? (wz[0] as number) : Array.from(wz),
+      group: plan.group,
+      strides,
+      dilations,
+      pads: [...padsBegin, ...padsEnd.map((e) => Math.max(0, e))],
+    },
+    ctx.threads,
+  );
 }
 
 /** ONNX ConvInteger (opset 10): int32 convolution of (x − x_zp) with (w − w_zp). */

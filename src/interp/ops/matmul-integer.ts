@@ -68,7 +68,7 @@ export function matmulInt32(
   for (let t = 0; t < aBatch.length; t++) {
     const aMat = ad.subarray((aBatch[t] as number) * M * K, ((aBatch[t] as number) + 1) * M * K);
     const bMat = bd.subarray((bBatch[t] as number) * K * N, ((bBatch[t] as number) + 1) * K * N);
-    out.set(int8Gemm(aMat, M, K, za, bMat, N, zb), t * M * N);
+    out.set(int8Gemm(aMat, M, K, za, bMat, N, zb, ctx.threads), t * M * N);
   }
   return out;
 }

@@ -90,15 +90,20 @@ export const MatMulNBits: OpImpl = (inputs, ctx) => {
       throw badShape(ctx, `zero_points must hold N·⌈k_blocks·bits/8⌉ = ${N * zpRow} bytes`);
   }
   const { x, M, outLead } = rowsOf(a, K, ctx);
-  const y = matmulNBits(x, M, {
-    K,
-    N,
-    bits,
-    blockSize: bs,
-    packed: b.data as Uint8Array,
-    scales: float32(scales),
-    zeroPoints: zeroPoints?.data as Uint8Array | undefined,
-  });
+  const y = matmulNBits(
+    x,
+    M,
+    {
+      K,
+      N,
+      bits,
+      blockSize: bs,
+      packed: b.data as Uint8Array,
+      scales: float32(scales),
+      zeroPoints: zeroPoints?.data as Uint8Array | undefined,
+    },
+    ctx.threads,
+  );
   return [output(a, outLead, y, inputs[5], N, ctx)];
 };
 
@@ -127,13 +132,18 @@ export const MatMulBnb4: OpImpl = (inputs, ctx) => {
   if (absmax.data.length !== Math.ceil((N * K) / bs))
     throw badShape(ctx, `absmax must have ⌈N·K/block_size⌉ = ${Math.ceil((N * K) / bs)} elements`);
   const { x, M, outLead } = rowsOf(a, K, ctx);
-  const y = matmulBnb4(x, M, {
-    K,
-    N,
-    blockSize: bs,
-    packed: b.data as Uint8Array,
-    absmax: float32(absmax),
-    table: quantType === 1 ? NF4_TABLE : FP4_BNB_TABLE,
-  });
+  const y = matmulBnb4(
+    x,
+    M,
+    {
+      K,
+      N,
+      blockSize: bs,
+      packed: b.data as Uint8Array,
+      absmax: float32(absmax),
+      table: quantType === 1 ? NF4_TABLE : FP4_BNB_TABLE,
+    },
+    ctx.threads,
+  );
   return [output(a, outLead, y, undefined, N, ctx)];
 };
