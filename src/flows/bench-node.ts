@@ -21,7 +21,10 @@ import {
   gemmInt8Prepacked,
   gemvBnb4,
   gemvNBits,
+  allocKernelCodes,
+  allocKernelFloat32,
   kernelPath,
+  quantizeLinearInt8Resident,
   packGemmInt8B,
   quantizeLinearInt8,
   type Bnb4GemvWeights,
@@ -250,7 +253,6 @@ async function benchQuantize(r: Recorder, quick: boolean, checks: Record<string,
       () => session.run(feeds, { y: theirOut }),
       budget,
     );
-    await session.release();
     const base = axisName === 'axis0' ? 'quantize_per_channel' : 'quantize_per_channel_axis1';
     r.add(`${base}_vs_ort_node_quantizelinear_ratio`, `${what} vs onnxruntime-node QuantizeLinear`, ours, ort, {
       unit: 'GB/s',
@@ -272,6 +274,33 @@ async function benchQuantize(r: Recorder, quick: boolean, checks: Record<string,
           amount: count * 4,
         },
       );
+      // The same with x and the codes already where the kernel works (a caller that keeps them there):
+      // no copy in or out on our side; ORT-node too reads its input and writes its output in place.
+      const xs = allocKernelFloat32(count);
+      xs.view().set(x);
+      const codesK = allocKernelCodes(count, true);
+      quantizeLinearInt8Resident(xs, p, codesK);
+      checks[`quantize_per_channel_${axisName}_in_kernel_memory_bit_exact_vs_ort_node`] =
+        Buffer.compare(Buffer.from(codesK.view()), Buffer.from(theirOut.data as Int8Array)) === 0;
+      const resident = () => quantizeLinearInt8Resident(xs, p, codesK);
+      const [ours4, mem2] = await sideBySide(resident, () => copy.set(x), budget);
+      r.add(
+        `${base}_in_kernel_memory_vs_memcpy_ratio`,
+        `${what}, x and codes kept in kernel memory (allocKernelFloat32/allocKernelCodes), vs memcpy of the same fp32 input into another array (TypedArray.set)`,
+        ours4,
+        mem2,
+        { unit: 'GB/s', amount: count * 4 },
+      );
+      const [ours5, ort2] = await sideBySide(resident, () => session.run(feeds, { y: theirOut }), budget);
+      r.add(
+        `${base}_in_kernel_memory_vs_ort_node_quantizelinear_ratio`,
+        `${what}, x and codes kept in kernel memory, vs onnxruntime-node QuantizeLinear`,
+        ours5,
+        ort2,
+        { unit: 'GB/s', amount: count * 4 },
+      );
+      xs.release();
+      codesK.release();
       const web = await webSession(quantizeLinearModel(dims, scale, zp));
       const webFeeds = { x: new ortWeb.Tensor('float32', x, [...dims]) };
       const [ours3, w] = await sideBySide(
@@ -285,6 +314,7 @@ async function benchQuantize(r: Recorder, quick: boolean, checks: Record<string,
         amount: count * 4,
       });
     }
+    await session.release();
   }
 }
 

@@ -245,6 +245,96 @@ export function quantizeWasm(x: Float32Array, p: WasmQuantParams, out: Int8Array
   });
 }
 
+/** A region of the kernels' memory that a caller fills and reads (kernels/index.ts wraps it). */
+export interface KernelRegion {
+  readonly at: number;
+  readonly bytes: number;
+}
+
+/** Holds `bytes` of the kernels' memory (undefined where the kernels cannot run), until released or collected. */
+export function allocKernelRegion(bytes: number, owner: object): KernelRegion | undefined {
+  const r = ready();
+  if (!r) return undefined;
+  const region = { at: r.arena.alloc(bytes), bytes };
+  regions.register(owner, [[region.at, bytes]], owner);
+  return region;
+}
+
+export function releaseKernelRegion(region: KernelRegion, owner: object): void {
+  regions.unregister(owner);
+  arena?.release(region.at, region.bytes);
+}
+
+/** The kernels' memory now (a view made earlier is detached once the memory grows). */
+export function kernelMemory(): ArrayBuffer {
+  const r = ready();
+  if (!r) throw new Error('kernel memory used where the WebAssembly kernels cannot run');
+  return r.k.memory.buffer;
+}
+
+/**
+ * QuantizeLinear of n floats at `xAt` (in the kernels' memory) to codes at `outAt`, both already
+ * there: chunks are staged by copyWithin (a memmove, which streams from memory faster than the
+ * kernel's own loads do) into a scratch region that stays in L2, and the kernel writes the codes
+ * in place. Same contract as quantizeWasm: false where it met a NaN/±Inf (nothing else to undo).
+ */
+export function quantizeResidentWasm(xAt: number, n: number, p: WasmQuantParams, outAt: number): boolean {
+  const r = ready();
+  if (!r) return false;
+  const { k, arena } = r;
+  const c = p.scale.length;
+  const flip = p.signed ? 0 : 0x80;
+  const [qmin, qmax] = p.signed ? [-128, 127] : [0, 255];
+  const zeroOf = (ch: number) => (p.zeroPoint ? (p.zeroPoint[ch] as number) : 0);
+  if (c > 1 && p.inner === 1) {
+    const rowsPer = Math.max(1, Math.floor(CHUNK / c));
+    const chunk = rowsPer * c;
+    return withScratch(arena, [chunk * 4, c * 16], (inAt, pAt) => {
+      const f32 = new Float32Array(k.memory.buffer);
+      const i32 = new Int32Array(k.memory.buffer);
+      const pf = (pAt as number) / 4;
+      for (let j = 0; j < c; j++) {
+        f32[pf + j] = p.scale[j] as number;
+        f32[pf + c + j] = qmin - zeroOf(j);
+        f32[pf + 2 * c + j] = qmax - zeroOf(j);
+        i32[pf + 3 * c + j] = 0x4b400000 - (zeroOf(j) - (flip ? 128 : 0));
+      }
+      for (let i = 0; i < n; i += chunk) {
+        const len = Math.min(chunk, n - i);
+        f32.copyWithin((inAt as number) / 4, xAt / 4 + i, xAt / 4 + i + len);
+        if (k.quantizeColumns(inAt as number, outAt + i, len / c, c, pAt as number, flip)) return false;
+      }
+      return true;
+    });
+  }
+  const run = c === 1 ? n : p.inner;
+  return withScratch(arena, [CHUNK * 4], (inAt) => {
+    const f32 = new Float32Array(k.memory.buffer);
+    for (let i = 0; i < n; i += CHUNK) {
+      const len = Math.min(CHUNK, n - i);
+      f32.copyWithin((inAt as number) / 4, xAt / 4 + i, xAt / 4 + i + len);
+      for (let s = i; s < i + len;) {
+        const e = Math.min(i + len, (Math.floor(s / run) + 1) * run);
+        const ch = Math.floor(s / run) % c;
+        const z = zeroOf(ch);
+        const bad = k.quantizeRun(
+          (inAt as number) + (s - i) * 4,
+          outAt + s,
+          e - s,
+          p.scale[ch] as number,
+          qmin - z,
+          qmax - z,
+          z - (flip ? 128 : 0),
+          flip,
+        );
+        if (bad) return false;
+        s = e;
+      }
+    }
+    return true;
+  });
+}
+
 /** DequantizeLinear into `out` for per-tensor or per-channel runs (inner > 1); false: not run. */
 export function dequantizeWasm(q: Int8Array | Uint8Array, p: WasmQuantParams, out: Float32Array): boolean {
   const r = ready();
