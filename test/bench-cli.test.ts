@@ -26,6 +26,8 @@ describe('quantkit bench --quick --json', () => {
     for (const stem of [
       'quantize_per_channel_vs_ort_node_quantizelinear',
       'quantize_per_channel_vs_memcpy',
+      'quantize_per_channel_in_kernel_memory_vs_memcpy',
+      'quantize_per_channel_in_kernel_memory_vs_ort_node_quantizelinear',
       'gemm_int8_m1_k256_vs_ort_web_matmulinteger',
       'gemm_int8_m16_k256_s8s8_vs_ort_node_s8s8',
       'gemm_int8_m16_k256_vs_js_fp32_gemm',
@@ -39,7 +41,12 @@ describe('quantkit bench --quick --json', () => {
       expect(report.figures, stem).toHaveProperty(`${stem}_ratio`);
     expect(report.figures['gemm_int8_m16_k256_vs_ort_web_matmulinteger_ours_gop_per_s']).toBeGreaterThan(0);
     expect(report.figures['quantize_per_channel_vs_memcpy_ours_gb_per_s']).toBeGreaterThan(0);
-    expect(Object.values(report.checks)).toEqual([true, true]);
+    expect(Object.keys(report.checks).sort()).toEqual([
+      'quantize_per_channel_axis0_bit_exact_vs_ort_node',
+      'quantize_per_channel_axis0_in_kernel_memory_bit_exact_vs_ort_node',
+      'quantize_per_channel_axis1_bit_exact_vs_ort_node',
+    ]);
+    expect(Object.values(report.checks)).toEqual([true, true, true]);
   }, 60_000);
 
   it('names an unknown --only group and the way out', () => {
