@@ -27,6 +27,8 @@ describe('quantkit bench --quick --json', () => {
     for (const stem of [
       'quantize_per_channel_vs_ort_node_quantizelinear',
       'quantize_per_channel_vs_memcpy',
+      'quantize_per_channel_in_kernel_memory_vs_memcpy',
+      'quantize_per_channel_in_kernel_memory_vs_ort_node_quantizelinear',
       'gemm_int8_m1_k256_vs_ort_web_matmulinteger',
       'gemm_int8_m16_k256_s8s8_vs_ort_node_s8s8',
       'gemm_int8_m16_k256_vs_js_fp32_gemm',
@@ -48,6 +50,7 @@ describe('quantkit bench --quick --json', () => {
     expect(report.figures['quantize_per_channel_vs_memcpy_ours_gb_per_s']).toBeGreaterThan(0);
     expect(Object.keys(report.checks)).toContain('conv_int8_c16_14x14_bit_exact_vs_ort_node');
     expect(Object.keys(report.checks)).toContain('quantize_per_channel_threads2_bit_exact_vs_1_thread');
+    expect(Object.keys(report.checks)).toContain('quantize_per_channel_axis0_in_kernel_memory_bit_exact_vs_ort_node');
     expect(Object.values(report.checks).every((v) => v)).toBe(true);
   }, 60_000);
 

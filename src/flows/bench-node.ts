@@ -23,8 +23,11 @@ import {
   gemmInt8Prepacked,
   gemvBnb4,
   gemvNBits,
+  allocKernelCodes,
+  allocKernelFloat32,
   kernelPath,
   kernelThreadsReady,
+  quantizeLinearInt8Resident,
   packGemmInt8B,
   quantizeLinearInt8,
   setKernelWorkerHost,
@@ -118,6 +121,7 @@ async function sideBySide(
   budgetMs: number,
   min = 3,
   clock: () => number = cpuMs,
+  before: () => void = () => {},
 ): Promise<[number, number]> {
   await ours();
   await theirs();
@@ -125,14 +129,29 @@ async function sideBySide(
   const b: number[] = [];
   const start = performance.now();
   while (a.length < min || performance.now() - start < budgetMs) {
+    before();
     let t = clock();
     await ours();
     a.push(clock() - t);
+    before();
     t = clock();
     await theirs();
     b.push(clock() - t);
   }
   return [lowerQuartile(a), lowerQuartile(b)];
+}
+
+/**
+ * Reads 128 MiB (one float per 64-byte line), evicting from every cache level what the next
+ * run reads: run untimed before each timed run where a row measures a weight that comes from
+ * memory, as a decoder's weights do (each is read once per token, and they outgrow the caches).
+ */
+let evictBuffer: Float32Array | undefined;
+function evictCaches(): void {
+  evictBuffer ??= new Float32Array(32 << 20).fill(1);
+  let s = 0;
+  for (let i = 0; i < evictBuffer.length; i += 16) s += evictBuffer[i] as number;
+  evictBuffer[0] = Math.min(1, s); // stored (unchanged: 1), so the reads are not dead code
 }
 
 type Session = { run(feeds: Record<string, unknown>): Promise<unknown>; release(): Promise<void> };
@@ -294,7 +313,6 @@ async function benchQuantize(
       () => session.run(feeds, { y: theirOut }),
       budget,
     );
-    await session.release();
     const base = axisName === 'axis0' ? 'quantize_per_channel' : 'quantize_per_channel_axis1';
     r.add(`${base}_vs_ort_node_quantizelinear_ratio`, `${what} vs onnxruntime-node QuantizeLinear`, ours, ort, {
       unit: 'GB/s',
@@ -306,10 +324,43 @@ async function benchQuantize(
         () => copy.set(x),
         budget,
       );
-      r.add(`${base}_vs_memcpy_ratio`, `${what} vs memcpy of the fp32 input (TypedArray.set)`, ours2, mem, {
-        unit: 'GB/s',
-        amount: count * 4,
-      });
+      r.add(
+        `${base}_vs_memcpy_ratio`,
+        `${what}, JS arrays in and out, vs memcpy of the same fp32 input into another array (TypedArray.set)`,
+        ours2,
+        mem,
+        {
+          unit: 'GB/s',
+          amount: count * 4,
+        },
+      );
+      // The same with x and the codes already where the kernel works (a caller that keeps them there):
+      // no copy in or out on our side; ORT-node too reads its input and writes its output in place.
+      const xs = allocKernelFloat32(count);
+      xs.view().set(x);
+      const codesK = allocKernelCodes(count, true);
+      quantizeLinearInt8Resident(xs, p, codesK);
+      checks[`quantize_per_channel_${axisName}_in_kernel_memory_bit_exact_vs_ort_node`] =
+        Buffer.compare(Buffer.from(codesK.view()), Buffer.from(theirOut.data as Int8Array)) === 0;
+      const resident = () => quantizeLinearInt8Resident(xs, p, codesK);
+      const [ours4, mem2] = await sideBySide(resident, () => copy.set(x), budget);
+      r.add(
+        `${base}_in_kernel_memory_vs_memcpy_ratio`,
+        `${what}, x and codes kept in kernel memory (allocKernelFloat32/allocKernelCodes), vs memcpy of the same fp32 input into another array (TypedArray.set)`,
+        ours4,
+        mem2,
+        { unit: 'GB/s', amount: count * 4 },
+      );
+      const [ours5, ort2] = await sideBySide(resident, () => session.run(feeds, { y: theirOut }), budget);
+      r.add(
+        `${base}_in_kernel_memory_vs_ort_node_quantizelinear_ratio`,
+        `${what}, x and codes kept in kernel memory, vs onnxruntime-node QuantizeLinear`,
+        ours5,
+        ort2,
+        { unit: 'GB/s', amount: count * 4 },
+      );
+      xs.release();
+      codesK.release();
       const web = await webSession(quantizeLinearModel(dims, scale, zp));
       const webFeeds = { x: new ortWeb.Tensor('float32', x, [...dims]) };
       const [ours3, w] = await sideBySide(
@@ -348,6 +399,7 @@ async function benchQuantize(
         await all.release();
       }
     }
+    await session.release();
   }
 }
 
@@ -381,11 +433,31 @@ async function benchGemm(r: Recorder, quick: boolean, threads: number): Promise<
       let [o, t] = await sideBySide(ours, () => web.run(webFeeds), budget);
       r.add(
         `${tag}_vs_ort_web_matmulinteger_ratio`,
-        `int8 GEMM u8×s8 ${shape} vs onnxruntime-web MatMulInteger u8×s8 (1 thread)`,
+        `int8 GEMM u8×s8 ${shape} vs onnxruntime-web MatMulInteger u8×s8 (1 thread${m === 1 ? '; B as the alternating runs leave it' : ''})`,
         o,
         t,
         gop,
       );
+      if (m === 1 && !quick && kn >= 2048) {
+        // Decoding's case: B (K·N bytes) read from memory, both sides' caches emptied before each run.
+        [o, t] = await sideBySide(ours, () => web.run(webFeeds), budget, 5, cpuMs, evictCaches);
+        r.add(
+          `${tag}_b_from_memory_vs_ort_web_matmulinteger_ratio`,
+          `int8 GEMM u8×s8 ${shape}, B from memory (caches emptied before every run), vs onnxruntime-web MatMulInteger (1 thread)`,
+          o,
+          t,
+          gop,
+        );
+        const bCopy = new Int8Array(k * n);
+        [o, t] = await sideBySide(ours, () => bCopy.set(b), budget, 5, cpuMs, evictCaches);
+        r.add(
+          `${tag}_b_from_memory_vs_memcpy_ratio`,
+          `int8 GEMM u8×s8 ${shape}, B from memory, vs memcpy of B's ${k * n} bytes (TypedArray.set, from memory too)`,
+          o,
+          t,
+          { unit: 'GB/s', amount: k * n },
+        );
+      }
       const u8Feeds = { a: new ortNode.Tensor('uint8', aU8, [m, k]) };
       [o, t] = await sideBySide(ours, () => nodeU8.run(u8Feeds), budget);
       r.add(

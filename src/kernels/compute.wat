@@ -16,6 +16,9 @@
   ;; their NaN and ±0 rules, which do not matter here: a NaN is caught below, ±0 round alike).
   ;; Unsigned codes are computed as signed ones 128 lower (zp passed as zp − 128) and flipped back
   ;; by xor 0x80 ($flip), so one pair of narrows (never saturating after the clamp) serves both.
+  ;; Loops are tested at the bottom (if … loop … br_if): V8's optimizing tier then keeps the splats
+  ;; and constants in registers, where with the test at the top it re-made them every iteration
+  ;; (13 of 45 instructions; the kernel ran 1.1× slower).
   ;; Returns 1 if any x may be NaN or ±Inf (a NaN in Σ 0·x; a huge finite x can overflow the sum
   ;; and say so too: the caller then takes the reference, which names, clamps or quantizes it).
   (func $q1 (param $x f32) (param $s f32) (param $lo f32) (param $hi f32) (param $zp i32) (param $flip i32) (result i32)
@@ -41,9 +44,8 @@
     (local.set $F (i8x16.splat (local.get $flip)))
     (local.set $ok (v128.const f32x4 0 0 0 0))
     (local.set $end (i32.add (local.get $src) (i32.shl (i32.and (local.get $n) (i32.const -16)) (i32.const 2))))
-    (block $done
-      (loop $next
-        (br_if $done (i32.ge_u (local.get $src) (local.get $end)))
+    (if (i32.lt_u (local.get $src) (local.get $end))
+      (then (loop $next
         (local.set $x0 (v128.load offset=0 (local.get $src)))
         (local.set $x1 (v128.load offset=16 (local.get $src)))
         (local.set $x2 (v128.load offset=32 (local.get $src)))
@@ -61,7 +63,7 @@
             (local.get $F)))
         (local.set $src (i32.add (local.get $src) (i32.const 64)))
         (local.set $dst (i32.add (local.get $dst) (i32.const 16)))
-        (br $next)))
+        (br_if $next (i32.lt_u (local.get $src) (local.get $end))))))
     (local.set $bad (i32.eqz (i32x4.all_true (f32x4.eq (local.get $ok) (local.get $ok)))))
     (local.set $end (i32.add (local.get $end) (i32.shl (i32.and (local.get $n) (i32.const 15)) (i32.const 2))))
     (block $done
@@ -96,9 +98,8 @@
         (br_if $rowsDone (i32.ge_u (local.get $r) (local.get $rows)))
         (local.set $j (i32.const 0))
         (local.set $pj (local.get $p))
-        (block $done
-          (loop $next
-            (br_if $done (i32.ge_u (local.get $j) (local.get $c16)))
+        (if (i32.lt_u (local.get $j) (local.get $c16))
+          (then (loop $next
             (local.set $x0 (v128.load offset=0 (local.get $src)))
             (local.set $x1 (v128.load offset=16 (local.get $src)))
             (local.set $x2 (v128.load offset=32 (local.get $src)))
@@ -118,7 +119,7 @@
             (local.set $dst (i32.add (local.get $dst) (i32.const 16)))
             (local.set $pj (i32.add (local.get $pj) (i32.const 64)))
             (local.set $j (i32.add (local.get $j) (i32.const 16)))
-            (br $next)))
+            (br_if $next (i32.lt_u (local.get $j) (local.get $c16))))))
         (block $done
           (loop $next
             (br_if $done (i32.ge_u (local.get $j) (local.get $c)))
@@ -148,9 +149,8 @@
     (local.set $ZP (i32x4.splat (local.get $zp)))
     (local.set $F (i8x16.splat (local.get $flip)))
     (local.set $end (i32.add (local.get $src) (i32.and (local.get $n) (i32.const -16))))
-    (block $done
-      (loop $next
-        (br_if $done (i32.ge_u (local.get $src) (local.get $end)))
+    (if (i32.lt_u (local.get $src) (local.get $end))
+      (then (loop $next
         (local.set $v (v128.xor (v128.load (local.get $src)) (local.get $F)))
         (local.set $l (i16x8.extend_low_i8x16_s (local.get $v)))
         (local.set $h (i16x8.extend_high_i8x16_s (local.get $v)))
@@ -164,7 +164,7 @@
           (f32x4.mul (f32x4.convert_i32x4_s (i32x4.sub (i32x4.extend_high_i16x8_s (local.get $h)) (local.get $ZP))) (local.get $S)))
         (local.set $src (i32.add (local.get $src) (i32.const 16)))
         (local.set $dst (i32.add (local.get $dst) (i32.const 64)))
-        (br $next)))
+        (br_if $next (i32.lt_u (local.get $src) (local.get $end))))))
     (local.set $end (i32.add (local.get $end) (i32.and (local.get $n) (i32.const 15))))
     (block $done
       (loop $next

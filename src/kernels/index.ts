@@ -19,8 +19,13 @@ import {
   prepareBnb4Wasm,
   prepareNBitsWasm,
   quantizeWasm,
+  allocKernelRegion,
+  kernelMemory,
+  quantizeResidentWasm,
+  releaseKernelRegion,
   releaseGemmBWasm,
   type ComputeContext,
+  type KernelRegion,
   type WasmBnb4,
   type WasmGemmB,
   type WasmNBits,
@@ -327,6 +332,89 @@ export function quantizeLinearInt8(
 
 /** Elements from which quantizeLinearInt8 uses threads. */
 const PARALLEL_QUANTIZE_FROM = 1 << 18;
+/**
+ * An array for data a kernel reads or writes where it lies (quantizeLinearInt8Resident): kept in
+ * the WebAssembly kernels' memory where they run (a plain typed array where they do not), so no
+ * copy goes in or out. `view()` gives a typed array over it; take a fresh one after any other
+ * kernel call, since the memory may grow and detach views made before. `release()` returns the
+ * memory (else it is returned when the array is garbage-collected).
+ */
+export interface KernelArray<T extends Float32Array | Int8Array | Uint8Array> {
+  readonly length: number;
+  view(): T;
+  release(): void;
+}
+
+type Make<T> = (buffer: ArrayBuffer, at: number, length: number) => T;
+
+class KernelArrayImpl<T extends Float32Array | Int8Array | Uint8Array> implements KernelArray<T> {
+  /** @internal where it lies in the kernels' memory; undefined: a plain array (or released) */
+  region: KernelRegion | undefined;
+  private plain: T | undefined;
+  private released = false;
+  constructor(
+    readonly length: number,
+    bytesPer: number,
+    private readonly make: Make<T>,
+  ) {
+    this.region = useWasm() ? allocKernelRegion(Math.max(1, length * bytesPer), this) : undefined;
+    if (!this.region) this.plain = make(new ArrayBuffer(length * bytesPer), 0, length);
+  }
+  view(): T {
+    if (this.released)
+      throw new QuantkitError('QK_BAD_SHAPE', 'a kernel array was used after release()', 'allocate a new one');
+    return this.plain ?? this.make(kernelMemory(), (this.region as KernelRegion).at, this.length);
+  }
+  release(): void {
+    if (this.region) releaseKernelRegion(this.region, this);
+    this.region = undefined;
+    this.plain = undefined;
+    this.released = true;
+  }
+}
+
+/** `length` floats for a kernel to read in place (see KernelArray). */
+export function allocKernelFloat32(length: number): KernelArray<Float32Array> {
+  return new KernelArrayImpl(length, 4, (b, at, n) => new Float32Array(b, at, n));
+}
+
+/** `length` int8 (signed) or uint8 codes for a kernel to write in place (see KernelArray). */
+export function allocKernelCodes(length: number, signed: true): KernelArray<Int8Array>;
+export function allocKernelCodes(length: number, signed: false): KernelArray<Uint8Array>;
+export function allocKernelCodes(length: number, signed: boolean): KernelArray<Int8Array> | KernelArray<Uint8Array> {
+  return signed
+    ? new KernelArrayImpl(length, 1, (b, at, n) => new Int8Array(b, at, n))
+    : new KernelArrayImpl(length, 1, (b, at, n) => new Uint8Array(b, at, n));
+}
+
+/**
+ * quantizeLinearInt8 of an input into an output that lie where the kernel works
+ * (allocKernelFloat32, allocKernelCodes): the same codes, without copying x in or the codes out.
+ * Where the kernel meets a NaN/±Inf (or does not run) quantizeLinearInt8 does the work, naming
+ * the value, or clamping it with `nonFinite: 'clamp'`.
+ */
+export function quantizeLinearInt8Resident(
+  x: KernelArray<Float32Array>,
+  p: Int8LinearParams,
+  out: KernelArray<Int8Array> | KernelArray<Uint8Array>,
+): void {
+  layoutOf(x.length, p);
+  const signedOut = out.view() instanceof Int8Array;
+  if (out.length !== x.length || signedOut !== p.signed)
+    throw new QuantkitError(
+      'QK_BAD_SHAPE',
+      `8-bit quantize: the output holds ${out.length} ${signedOut ? 'int8' : 'uint8'} codes for ${x.length} ${p.signed ? 'int8' : 'uint8'} values`,
+      "pass an output of the codes' type and the input's length",
+    );
+  const xAt = x instanceof KernelArrayImpl ? x.region : undefined;
+  const outAt = out instanceof KernelArrayImpl ? out.region : undefined;
+  const zp = p.zeroPoint ? Int32Array.from(p.zeroPoint) : undefined;
+  const params = { scale: p.scale, zeroPoint: zp, signed: p.signed, inner: p.inner };
+  if (useWasm() && xAt && outAt && quantizeResidentWasm(xAt.at, x.length, params, outAt.at)) return;
+  // Copied out of the kernels' memory first: quantizeLinearInt8 may grow it, detaching views.
+  const codes = quantizeLinearInt8(xAt ? x.view().slice() : x.view(), p);
+  out.view().set(codes);
+}
 
 /** ONNX DequantizeLinear of int8/uint8 codes: x = fround((q − zeroPoint) · scale), same layout. */
 export function dequantizeLinearInt8(q: Int8Array | Uint8Array, p: Int8LinearParams): Float32Array {
