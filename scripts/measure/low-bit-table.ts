@@ -6,6 +6,8 @@
 // relative to fp32 measured in the same run.
 //
 //   npx tsx scripts/measure/low-bit-table.ts [lm | lm-gemm-tied | lm-constants | lm-big ...]
+//   (env: ROWS=<label prefixes, comma-separated>, NO_MIXED=1, FULL=1 all rows on lm-big,
+//   AWQ_OBJECTIVE=linear)
 //
 // lm-big (4 layers, d = 256) is made on first use by scripts/models/make_models.py --lm-size big
 // into .cache/models/ (git-ignored; ~9 MB, a few minutes to an hour of training on a busy
@@ -163,12 +165,14 @@ async function quantizeRow(bytes: Uint8Array, row: Row, calib: Map<string, Tenso
     case 'gptq':
       return quantizeModelBytesGptq(bytes, o, calib);
     case 'awq':
-      return quantizeModelBytesAwq(bytes, o, calib);
+      return quantizeModelBytesAwq(bytes, o, calib, { objective: awqObjective });
     case 'awq+gptq':
-      return quantizeModelBytesAwq(bytes, o, calib, { gptq: true });
+      return quantizeModelBytesAwq(bytes, o, calib, { gptq: true, objective: awqObjective });
   }
 }
 
+// AWQ_OBJECTIVE=linear: AWQ's scale search scored on each group's own outputs instead of its block's.
+const awqObjective = process.env['AWQ_OBJECTIVE'] === 'linear' ? 'linear' : 'block';
 const names =
   process.argv.slice(2).length > 0 ? process.argv.slice(2) : ['lm', 'lm-gemm-tied', 'lm-constants', 'lm-big'];
 const pct = (x: number) => `${x >= 0 ? '+' : ''}${(x * 100).toFixed(2)} %`;

@@ -16,12 +16,20 @@ import { findWeightSites, userSkipReason } from '../passes/weight-only/index.js'
 import { linearShape, linearView, rejectLinear } from '../passes/weight-only/linear-site.js';
 import { checkBlockSize, nbitsOptionsFor, schemeByName, type WeightOnlyScheme } from '../passes/weight-only/scheme.js';
 import type { WeightOnlyOptions, WeightSite } from '../passes/weight-only/types.js';
-import { awqClip, awqSearchScale, type FakeQuant, type FakeQuantBlock } from '../quant/awq.js';
+import {
+  awqClip,
+  awqSearchScale,
+  awqSearchScaleBy,
+  type AwqScaleResult,
+  type FakeQuant,
+  type FakeQuantBlock,
+} from '../quant/awq.js';
 import { dequantizeBnb4, quantizeBnb4 } from '../quant/bnb4-quant.js';
 import { dequantizeHqq, hqqQuantize } from '../quant/hqq.js';
 import { quantizeSuperBlocks } from '../quant/superblock.js';
 import { dequantizeNBits } from '../quant/nbits-quant.js';
 import { makeTensor } from '../tensor/tensor.js';
+import { BlockScorer, captureBlockFeeds, findAwqBlock, type AwqBlock } from './awq-block.js';
 import { augmentedModelBytes, createSession, runBatches, type CalibrationData } from './calibrate.js';
 import { collectHessians } from './hessian.js';
 import type { OnnxRuntime } from './runtime.js';
@@ -48,6 +56,12 @@ export interface AwqOptions {
   /** Largest clipping shrink (default 0.5); 0 turns the clipping search off. */
   readonly maxShrink?: number | undefined;
   readonly calibBatch?: number | undefined;
+  /**
+   * What scores a candidate s: 'block' (default) the output of the block the group feeds (the
+   * attention after q/k/v, the MLP after fc1; flows/awq-block.ts), 'linear' the group's own
+   * outputs from the Gram matrix (cheaper; the same for groups that feed nothing else).
+   */
+  readonly objective?: 'block' | 'linear' | undefined;
 }
 
 export interface AwqGroupReport {
@@ -56,7 +70,9 @@ export interface AwqGroupReport {
   /** What took 1/s: a norm, a previous layer, an inserted Mul, or nothing (α = 0). */
   readonly foldedInto: string;
   readonly alpha: number;
-  /** Group output error ‖XW − XŴ‖² without scaling and with the chosen s (before clipping). */
+  /** What the errors measure: the block output, or the group's own outputs. */
+  readonly objective: 'block' | 'linear';
+  /** Output error (of the block, or ‖XW − XŴ‖² of the group) without scaling and with the chosen s (before clipping). */
   readonly errorPlain: number;
   readonly error: number;
 }
@@ -357,6 +373,10 @@ export async function applyAwq(
   const original = cloneModel(model);
   const reference = await firstOutputs(runtime, model, data);
   const stats = await collectInputStats(runtime, model, awqGroups(model, options), data, o.calibBatch);
+  const blockResults =
+    (o.objective ?? 'block') === 'block'
+      ? await blockSearches(runtime, model, options, data, stats, fq, o)
+      : new Map<string, AwqScaleResult>();
 
   const run = (target: Model, chainFolds: boolean) => {
     const groups = awqGroups(target, options);
@@ -367,7 +387,8 @@ export async function applyAwq(
       if (!st) continue;
       const K = gr.site.channels;
       const weights = gr.sites.map((s) => ({ w: weightKN(linearView(s)), N: linearShape(s).N }));
-      const r = awqSearchScale(st.h, st.meanAbs, weights, fq, o.grid ?? 20);
+      const block = blockResults.get(gr.site.activation);
+      const r = block ?? awqSearchScale(st.h, st.meanAbs, weights, fq, o.grid ?? 20);
       let foldedInto = '';
       if (r.alpha > 0) {
         const tail = affineTail(target, gr.site, producers(target.graph), consumers(target.graph));
@@ -393,6 +414,7 @@ export async function applyAwq(
         layers: gr.site.matmuls.map((m) => m.name),
         foldedInto,
         alpha: r.alpha,
+        objective: block ? 'block' : 'linear',
         errorPlain: r.errorPlain,
         error: r.error,
       });
@@ -437,8 +459,63 @@ export async function applyAwq(
   model.graph.initializers.clear();
   for (const [k, v] of work.graph.initializers) model.graph.initializers.set(k, v);
   const scaledGroups = phase.reports.filter((r) => r.alpha > 0).length;
+  const onBlocks = phase.reports.filter((r) => r.objective === 'block').length;
   notes.push(
-    `AWQ: ${scaledGroups} of ${phase.reports.length} input group(s) scaled (α ${phase.reports.map((r) => r.alpha.toFixed(2)).join(', ')}), ${clippedBlocks} of ${blocks} block(s) clipped, from ${[...stats.values()][0]?.rows ?? 0} calibration tokens`,
+    `AWQ: ${scaledGroups} of ${phase.reports.length} input group(s) scaled (α ${phase.reports.map((r) => r.alpha.toFixed(2)).join(', ')}), ${clippedBlocks} of ${blocks} block(s) clipped, from ${[...stats.values()][0]?.rows ?? 0} calibration tokens; ${onBlocks} group(s) scored on the block they feed`,
   );
   return { groups: phase.reports, clippedBlocks, blocks, notes };
+}
+
+/**
+ * The scale search of every group that feeds a block beyond its own layers, scored on that
+ * block's output (flows/awq-block.ts), on the original weights; keyed by the group's input.
+ */
+async function blockSearches(
+  runtime: OnnxRuntime,
+  model: Model,
+  options: WeightOnlyOptions,
+  data: CalibrationData,
+  stats: ReadonlyMap<string, InputStats>,
+  fq: FakeQuant,
+  o: AwqOptions,
+): Promise<Map<string, AwqScaleResult>> {
+  const found: { group: Group; block: AwqBlock }[] = [];
+  for (const gr of awqGroups(model, options)) {
+    const block = findAwqBlock(model, gr.site.activation, gr.site.matmuls);
+    if (block && stats.has(gr.site.activation)) found.push({ group: gr, block });
+  }
+  const results = new Map<string, AwqScaleResult>();
+  if (found.length === 0) return results;
+  const feeds = await captureBlockFeeds(
+    runtime,
+    model,
+    found.map((f) => f.block),
+    data,
+    o.calibBatch,
+  );
+  for (const { group, block } of found) {
+    const st = stats.get(group.site.activation) as InputStats;
+    const shapes = group.sites.map((s) => linearShape(s));
+    const weights = group.sites.map((s, i) => ({ w: weightKN(linearView(s)), N: (shapes[i] as { N: number }).N }));
+    const scorer = await BlockScorer.open(
+      runtime,
+      model,
+      block,
+      feeds.get(block) ?? [],
+      group.sites.map((s) => loadFloat32(s.weight)),
+    );
+    try {
+      const r = await awqSearchScaleBy(
+        st.meanAbs,
+        weights,
+        fq,
+        (wq) => scorer.score(wq.map((w, i) => storedLayout(w, shapes[i] as ReturnType<typeof linearShape>))),
+        o.grid ?? 20,
+      );
+      results.set(group.site.activation, r);
+    } finally {
+      await scorer.close();
+    }
+  }
+  return results;
 }

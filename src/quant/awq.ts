@@ -95,7 +95,7 @@ export function awqScales(meanAbs: Float64Array, alpha: number): Float32Array {
 }
 
 /** Ŵ of a scaled weight: diag(1/s) · Q(diag(s) · W). */
-function scaledFakeQuant(w: Float32Array, K: number, N: number, s: Float32Array, fq: FakeQuant): Float32Array {
+export function scaledFakeQuant(w: Float32Array, K: number, N: number, s: Float32Array, fq: FakeQuant): Float32Array {
   const ws = new Float32Array(K * N);
   for (let k = 0; k < K; k++) {
     const sk = s[k] as number;
@@ -132,6 +132,31 @@ export function awqSearchScale(
     if (!best || err < best.error) best = { alpha, s, errorPlain, error: err };
   }
   if (!best) throw new RangeError('awqSearchScale: grid must be ≥ 1');
+  return { ...best, errorPlain };
+}
+
+/**
+ * The same grid search scored by `score` (given each layer's Ŵ [K, N] for a candidate s), e.g.
+ * the output error of the block the group feeds rather than of the group's own outputs.
+ */
+export async function awqSearchScaleBy(
+  meanAbs: Float64Array,
+  weights: readonly { readonly w: Float32Array; readonly N: number }[],
+  fq: FakeQuant,
+  score: (wq: Float32Array[]) => number | Promise<number>,
+  grid = 20,
+): Promise<AwqScaleResult> {
+  const K = meanAbs.length;
+  let best: AwqScaleResult | undefined;
+  let errorPlain = NaN;
+  for (let i = 0; i < grid; i++) {
+    const alpha = i / grid;
+    const s = awqScales(meanAbs, alpha);
+    const err = await score(weights.map(({ w, N }) => scaledFakeQuant(w, K, N, s, fq)));
+    if (i === 0) errorPlain = err;
+    if (!best || err < best.error) best = { alpha, s, errorPlain, error: err };
+  }
+  if (!best) throw new RangeError('awqSearchScaleBy: grid must be ≥ 1');
   return { ...best, errorPlain };
 }
 
