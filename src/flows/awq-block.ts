@@ -3,7 +3,8 @@ import type { GraphNode, Model, ValueInfo } from '../graph/model.js';
 import { producers, topologicalOrder } from '../graph/topology.js';
 import { encodeModel } from '../io/onnx/proto.js';
 import { modelToProto } from '../graph/to-onnx.js';
-import { augmentedModelBytes, createSession, runBatches, type CalibrationData } from './calibrate.js';
+import { inferElemTypes } from '../passes/weight-only/elem-types.js';
+import { createSession, runBatches, type CalibrationData } from './calibrate.js';
 import type { OnnxRuntime, RuntimeSession, RuntimeTensor } from './runtime.js';
 
 /*
@@ -128,7 +129,17 @@ export async function captureBlockFeeds(
   const names = [...new Set(blocks.flatMap((b) => [b.input, ...b.external]))];
   const result = new Map<AwqBlock, BlockFeeds>(blocks.map((b) => [b, []]));
   if (names.length === 0) return result;
-  const session = await createSession(runtime, augmentedModelBytes(model, names));
+  // The extra outputs carry their element types (shape tensors are int64).
+  const types = inferElemTypes(model.graph);
+  const have = new Set(model.graph.outputs.map((v) => v.name));
+  const outputs = [
+    ...model.graph.outputs,
+    ...names
+      .filter((t) => !have.has(t))
+      .map((name) => ({ name, dtype: types.get(name) ?? 'float32', dims: undefined })),
+  ];
+  const bytes = encodeModel(modelToProto({ ...model, graph: { ...model.graph, outputs } }));
+  const session = await createSession(runtime, bytes);
   try {
     await runBatches(
       runtime,
