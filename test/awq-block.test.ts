@@ -162,9 +162,13 @@ describe('AWQ block objective (flows/awq-block.ts)', () => {
     }
   });
 
-  it('applyAwq scores (q, k) on the block and o on itself, never above α = 0', async () => {
+  it('applyAwq with `objective` block scores (q, k) on the block and o on itself, never above α = 0; linear by default', async () => {
     const m = modelFromProto(decodeModel(blockModel()));
-    const r = await applyAwq(nodeRuntime, m, { scheme: 'q4', blockSize: 16 }, calib, { maxShrink: 0, grid: 10 });
+    const r = await applyAwq(nodeRuntime, m, { scheme: 'q4', blockSize: 16 }, calib, {
+      maxShrink: 0,
+      grid: 10,
+      objective: 'block',
+    });
     expect(r.groups.map((g) => [g.activation, g.objective])).toEqual([
       ['n', 'block'],
       ['r', 'linear'],
@@ -178,7 +182,6 @@ describe('AWQ block objective (flows/awq-block.ts)', () => {
       {
         maxShrink: 0,
         grid: 10,
-        objective: 'linear',
       },
     );
     expect(lin.groups.map((g) => g.objective)).toEqual(['linear', 'linear']);

@@ -7,7 +7,7 @@
 //
 //   npx tsx scripts/measure/low-bit-table.ts [lm | lm-gemm-tied | lm-constants | lm-big ...]
 //   (env: ROWS=<label prefixes, comma-separated>, NO_MIXED=1, FULL=1 all rows on lm-big,
-//   AWQ_OBJECTIVE=linear)
+//   AWQ_OBJECTIVE=block)
 //
 // lm-big (4 layers, d = 256) is made on first use by scripts/models/make_models.py --lm-size big
 // into .cache/models/ (git-ignored; ~9 MB, a few minutes to an hour of training on a busy
@@ -171,8 +171,8 @@ async function quantizeRow(bytes: Uint8Array, row: Row, calib: Map<string, Tenso
   }
 }
 
-// AWQ_OBJECTIVE=linear: AWQ's scale search scored on each group's own outputs instead of its block's.
-const awqObjective = process.env['AWQ_OBJECTIVE'] === 'linear' ? 'linear' : 'block';
+// AWQ_OBJECTIVE=block: AWQ's scale search scored on the output of the block each group feeds.
+const awqObjective = process.env['AWQ_OBJECTIVE'] === 'block' ? 'block' : 'linear';
 const names =
   process.argv.slice(2).length > 0 ? process.argv.slice(2) : ['lm', 'lm-gemm-tied', 'lm-constants', 'lm-big'];
 const pct = (x: number) => `${x >= 0 ? '+' : ''}${(x * 100).toFixed(2)} %`;

@@ -57,9 +57,11 @@ export interface AwqOptions {
   readonly maxShrink?: number | undefined;
   readonly calibBatch?: number | undefined;
   /**
-   * What scores a candidate s: 'block' (default) the output of the block the group feeds (the
-   * attention after q/k/v, the MLP after fc1; flows/awq-block.ts), 'linear' the group's own
-   * outputs from the Gram matrix (cheaper; the same for groups that feed nothing else).
+   * What scores a candidate s: 'linear' (default) the group's own outputs from the Gram matrix;
+   * 'block' the output of the block the group feeds (the attention after q/k/v, the MLP after
+   * fc1, as the reference auto_scale does; flows/awq-block.ts; groups that feed nothing else keep
+   * 'linear', which is then the same). On our LMs 'block' won 9 of 24 held-out perplexity rows
+   * (README "Low-bit weights"), so it is not the default.
    */
   readonly objective?: 'block' | 'linear' | undefined;
 }
@@ -374,7 +376,7 @@ export async function applyAwq(
   const reference = await firstOutputs(runtime, model, data);
   const stats = await collectInputStats(runtime, model, awqGroups(model, options), data, o.calibBatch);
   const blockResults =
-    (o.objective ?? 'block') === 'block'
+    o.objective === 'block'
       ? await blockSearches(runtime, model, options, data, stats, fq, o)
       : new Map<string, AwqScaleResult>();
 
@@ -461,7 +463,7 @@ export async function applyAwq(
   const scaledGroups = phase.reports.filter((r) => r.alpha > 0).length;
   const onBlocks = phase.reports.filter((r) => r.objective === 'block').length;
   notes.push(
-    `AWQ: ${scaledGroups} of ${phase.reports.length} input group(s) scaled (α ${phase.reports.map((r) => r.alpha.toFixed(2)).join(', ')}), ${clippedBlocks} of ${blocks} block(s) clipped, from ${[...stats.values()][0]?.rows ?? 0} calibration tokens; ${onBlocks} group(s) scored on the block they feed`,
+    `AWQ: ${scaledGroups} of ${phase.reports.length} input group(s) scaled (α ${phase.reports.map((r) => r.alpha.toFixed(2)).join(', ')}), ${clippedBlocks} of ${blocks} block(s) clipped, from ${[...stats.values()][0]?.rows ?? 0} calibration tokens${onBlocks > 0 ? `; ${onBlocks} group(s) scored on the block they feed` : ''}`,
   );
   return { groups: phase.reports, clippedBlocks, blocks, notes };
 }
