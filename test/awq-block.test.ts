@@ -187,3 +187,24 @@ describe('AWQ block objective (flows/awq-block.ts)', () => {
     expect(lin.groups.map((g) => g.objective)).toEqual(['linear', 'linear']);
   });
 });
+
+describe('quantkit quantize --awq-objective', () => {
+  it('an unknown objective is a user error naming the choices', async () => {
+    const { runCli } = await import('./helpers/cli.js');
+    const model = new URL('../models/lm.onnx', import.meta.url).pathname;
+    const r = runCli([
+      'quantize',
+      model,
+      '-o',
+      '/tmp/never-written-awq-objective.onnx',
+      '--scheme',
+      'q4',
+      '--awq',
+      '--awq-objective',
+      'loss',
+    ]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("--awq-objective 'loss' is not known");
+    expect(r.stderr).toContain('linear or block');
+  });
+});

@@ -55,6 +55,7 @@ interface QuantizeCliOptions {
   hqq?: boolean;
   awq?: boolean;
   awqGptq?: boolean;
+  awqObjective?: string;
   targetBits?: string;
   outliers?: string;
   targetSize?: string;
@@ -175,6 +176,10 @@ export function registerQuantize(program: Command): void {
       'MatMulNBits schemes: keep this share of the weights (whole input rows of largest error, e.g. 0.5%) in fp16 beside the low-bit weight',
     )
     .option('--awq-gptq', 'with --awq: GPTQ on the AWQ-scaled weights instead of the data-free quantizer')
+    .option(
+      '--awq-objective <objective>',
+      "with --awq: what scores each group's scales: linear (the group's own outputs, default) or block (the attention or MLP output the group feeds)",
+    )
     .option('--hqq', 'q4/q4-asym/q3/q3-asym/q2/q2-asym: HQQ zero points (data-free), stored as float zero points')
     .option(
       '--non-finite <policy>',
@@ -303,6 +308,15 @@ function parseNonFinite(s: string | undefined): NonFinitePolicy | undefined {
   throw new QuantkitError('QK_BAD_OPTION', `--non-finite '${s}' is not known`, `use ${NON_FINITE_POLICIES.join(', ')}`);
 }
 
+function awqOption(awq: boolean, objective: string | undefined): boolean | { objective: 'linear' | 'block' } {
+  if (objective === undefined) return awq;
+  if (objective !== 'linear' && objective !== 'block')
+    throw new QuantkitError('QK_BAD_OPTION', `--awq-objective '${objective}' is not known`, 'use linear or block');
+  if (!awq)
+    throw new QuantkitError('QK_BAD_OPTION', '--awq-objective without --awq', 'add --awq, or drop --awq-objective');
+  return { objective };
+}
+
 /** '0.5%' → 0.005; '0.005' → 0.005. */
 function parseFraction(s: string | undefined, flag = '--outliers'): number | undefined {
   if (s === undefined) return undefined;
@@ -347,7 +361,7 @@ export async function quantizeCommand(input: string, opts: QuantizeCliOptions): 
     format: opts.format as 'native' | 'qdq' | undefined,
     rtn: opts.rtn ?? false,
     hqq: opts.hqq ?? false,
-    awq: opts.awq ?? false,
+    awq: awqOption(opts.awq ?? false, opts.awqObjective),
     awqGptq: opts.awqGptq ?? false,
     accuracyLevel: parseAccuracyLevel(opts.accuracyLevel),
     outliers: parseFraction(opts.outliers),
