@@ -60,8 +60,8 @@ export interface AwqOptions {
    * What scores a candidate s: 'linear' (default) the group's own outputs from the Gram matrix;
    * 'block' the output of the block the group feeds (the attention after q/k/v, the MLP after
    * fc1, as the reference auto_scale does; flows/awq-block.ts; groups that feed nothing else keep
-   * 'linear', which is then the same). On our LMs 'block' won 9 of 24 held-out perplexity rows
-   * (README "Low-bit weights"), so it is not the default.
+   * 'linear', which is then the same). On our LMs 'block' was better in 10 of 24 held-out
+   * perplexity rows and worse in 14 (README "Low-bit weights"), so it is not the default.
    */
   readonly objective?: 'block' | 'linear' | undefined;
 }
