@@ -20,8 +20,10 @@ import {
   measureSensitivity,
   mixedModelBytes,
   parseCandidate,
-  planMixed,
+  prepareMixed,
+  refinePlan,
 } from '../../src/flows/mixed.js';
+import { nodeMixedHooks } from '../../src/flows/mixed-file.js';
 import { quantizeModelBytes } from '../../src/flows/quantize.js';
 import { readNpy } from '../../src/io/npy/npy.js';
 import { nodeRuntime } from '../../src/node/ort-runtime.js';
@@ -195,25 +197,32 @@ for (const name of names) {
     }
   };
   const mixedRows = async () => {
-    // Mixed precision: one sensitivity measurement, then the knapsack at each budget.
-    const cands = (
-      m.quick ? ['q2-asym:64', 'q4:128', 'q4:32', 'q8-block:128', 'fp32'] : [...DEFAULT_CANDIDATES, 'q4:64']
-    ).map(parseCandidate);
+    // Mixed precision: GPTQ per candidate and one sensitivity measurement on the calibration
+    // windows, then per budget the knapsack refined on the joint model (flows/mixed.ts refinePlan).
+    // The reported perplexity is on the held-out windows, which nothing here has seen.
+    const cands = (process.env['MIXED_CANDIDATES']?.split(',') ?? DEFAULT_CANDIDATES).map(parseCandidate);
+    const awq = process.env['MIXED_AWQ'] !== '0';
     const t0 = performance.now();
-    const s = await measureSensitivity(nodeRuntime, bytes, calib, cands);
+    const setup = await prepareMixed(bytes, cands, {}, nodeMixedHooks(calib, { awq }));
+    const s = await measureSensitivity(nodeRuntime, bytes, calib, cands, {}, undefined, setup);
     const sensSeconds = (performance.now() - t0) / 1000;
+    console.log(
+      `(mixed: GPTQ per candidate and sensitivity ${sensSeconds.toFixed(0)} s${awq ? ', AWQ-scaled base' : ''})`,
+    );
     mkdirSync(`${root}.cache`, { recursive: true });
     writeFileSync(`${root}.cache/sensitivity-${name}.json`, JSON.stringify(s, null, 1));
     const params = s.weights.reduce((a, w) => a + w.params, 0);
     for (const target of [3.5, 4.25, 5]) {
       const t1 = performance.now();
-      const plan = planMixed(s, cands, (target * params) / 8);
-      const mixed = mixedModelBytes(bytes, plan);
+      const plan = await refinePlan(nodeRuntime, bytes, calib, cands, setup, s, (target * params) / 8, {
+        rounds: Number(process.env['MIXED_ROUNDS'] ?? 1),
+      });
+      const mixed = mixedModelBytes(setup, plan);
       const seconds = sensSeconds + (performance.now() - t1) / 1000;
       const counts = new Map<string, number>();
       for (const c of plan.choice.values()) counts.set(c.label, (counts.get(c.label) ?? 0) + 1);
       await record(
-        `mixed ${target} (${[...counts].map(([l, n]) => `${n}× ${l}`).join(', ')})`,
+        `mixed ${target} (${[...counts].map(([l, n]) => `${n}× ${l}`).join(', ')}; ${plan.source ?? ''})`,
         mixed.bytes,
         (plan.bytes * 8) / plan.params,
         seconds,

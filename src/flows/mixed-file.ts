@@ -6,19 +6,50 @@ import { readCalibFiles } from '../node/calib-files.js';
 import { writeFileAtomic } from '../node/files.js';
 import { nodeRuntime } from '../node/ort-runtime.js';
 import type { LayerReport } from '../passes/weight-only/types.js';
+import { applyAwq } from './awq.js';
 import type { CalibrationData } from './calibrate.js';
+import { gptqPrecompute } from './gptq.js';
 import { checkedCalibration } from './input-check.js';
 import {
   DEFAULT_CANDIDATES,
+  candidateOptions,
   measureSensitivity,
   mixedModelBytes,
   parseCandidate,
-  planMixed,
   planMixedForLoss,
+  prepareMixed,
+  refinePlan,
   type Candidate,
+  type MixedHooks,
   type MixedPlan,
   type SensitivityResult,
 } from './mixed.js';
+
+/**
+ * GPTQ (sequential, on the whole prepared model, per candidate) and, with `awq`, AWQ's activation
+ * scales folded into the fp32 model first (searched for q4 at block 128, the middle of the
+ * candidates; no clipping, which belongs to one scheme): the calibrated methods of mixed precision.
+ */
+export function nodeMixedHooks(
+  data: CalibrationData,
+  o: { readonly awq?: boolean | undefined; readonly exclude?: readonly string[] | undefined } = {},
+): MixedHooks {
+  return {
+    gptq: async (model, c) => (await gptqPrecompute(model, candidateOptions(c, o.exclude), data)).precomputed,
+    rescale: o.awq
+      ? async (model) =>
+          (
+            await applyAwq(
+              nodeRuntime,
+              model,
+              { scheme: 'q4', blockSize: 128, exclude: o.exclude, equalizeNorms: false },
+              data,
+              { maxShrink: 0 },
+            )
+          ).notes
+      : undefined,
+  };
+}
 
 /* `quantkit sensitivity` and `quantize --target-bits/--target-size` on files (flows/mixed.ts). */
 
@@ -27,6 +58,8 @@ export interface SensitivityFileOptions {
   /** Candidates as `scheme[:block]` (default DEFAULT_CANDIDATES). */
   readonly schemes?: readonly string[] | undefined;
   readonly exclude?: readonly string[] | undefined;
+  /** AWQ's scales folded into the fp32 model before every candidate (flows/awq.ts). */
+  readonly awq?: boolean | undefined;
   readonly progress?: ((done: number, total: number) => void) | undefined;
 }
 
@@ -60,8 +93,9 @@ export async function sensitivityFile(
   o: SensitivityFileOptions,
 ): Promise<SensitivityResult & { candidates: Candidate[]; notes: string[] }> {
   const { bytes, data, candidates, notes } = load(path, o);
-  const r = await measureSensitivity(nodeRuntime, bytes, data, candidates, { exclude: o.exclude }, o.progress);
-  return { ...r, candidates, notes };
+  const setup = await prepareMixed(bytes, candidates, { exclude: o.exclude }, nodeMixedHooks(data, o));
+  const r = await measureSensitivity(nodeRuntime, bytes, data, candidates, { exclude: o.exclude }, o.progress, setup);
+  return { ...r, candidates, notes: [...notes, ...setup.notes] };
 }
 
 export interface MixedFileOptions extends SensitivityFileOptions {
@@ -71,6 +105,8 @@ export interface MixedFileOptions extends SensitivityFileOptions {
   readonly targetSize?: number | undefined;
   /** ... or the smallest model whose predicted loss rises by at most this fraction (0.01 = 1 %). */
   readonly maxLossIncrease?: number | undefined;
+  /** Rounds of re-measuring the costs on top of the plan (refinePlan; default 1, 0 = none). */
+  readonly refineRounds?: number | undefined;
   readonly force?: boolean | undefined;
 }
 
@@ -97,22 +133,33 @@ export async function quantizeMixedFile(
       ['targetBits', 'targetSize', 'maxLossIncrease'],
     );
   const { bytes, data, candidates, notes } = load(inPath, o);
-  const s = await measureSensitivity(nodeRuntime, bytes, data, candidates, { exclude: o.exclude }, o.progress);
+  const setup = await prepareMixed(bytes, candidates, { exclude: o.exclude }, nodeMixedHooks(data, o));
+  notes.push(...setup.notes);
+  const s = await measureSensitivity(nodeRuntime, bytes, data, candidates, { exclude: o.exclude }, o.progress, setup);
   const params = s.weights.reduce((a, w) => a + w.params, 0);
   const plan =
     o.maxLossIncrease !== undefined
       ? planMixedForLoss(s, candidates, Math.log1p(o.maxLossIncrease))
-      : planMixed(s, candidates, o.targetSize ?? ((o.targetBits as number) * params) / 8);
+      : await refinePlan(
+          nodeRuntime,
+          bytes,
+          data,
+          candidates,
+          setup,
+          s,
+          o.targetSize ?? ((o.targetBits as number) * params) / 8,
+          { rounds: o.refineRounds },
+        );
   const budget =
     o.maxLossIncrease !== undefined ? plan.bytes : (o.targetSize ?? ((o.targetBits as number) * params) / 8);
-  const m = mixedModelBytes(bytes, plan, { exclude: o.exclude });
+  const m = mixedModelBytes(setup, plan);
   await writeFileAtomic(outPath, [m.bytes], { force: o.force ?? false, inputs: [inPath] });
   const allowed =
     o.maxLossIncrease !== undefined
       ? `summed KL ≤ ln(1 + ${o.maxLossIncrease}) = ${Math.log1p(o.maxLossIncrease).toExponential(3)}`
       : `${Math.floor(budget)} bytes allowed`;
   notes.push(
-    `mixed precision: ${((plan.bytes * 8) / Math.max(1, plan.params)).toFixed(3)} bits per linear weight (${plan.bytes} bytes; ${allowed}), summed KL of the choices ${plan.predictedKl.toExponential(3)}`,
+    `mixed precision: ${((plan.bytes * 8) / Math.max(1, plan.params)).toFixed(3)} bits per linear weight (${plan.bytes} bytes; ${allowed}), summed KL of the choices ${plan.predictedKl.toExponential(3)}${plan.measuredKl === undefined ? '' : `, joint KL ${plan.measuredKl.toExponential(3)} (${plan.source ?? ''})`}`,
   );
   return { plan, layers: m.layers, sensitivity: s, outputFileBytes: m.bytes.length, notes };
 }

@@ -98,7 +98,7 @@ export function registerQuantize(program: Command): void {
     .option('--target-size <bytes>', 'mixed precision within this many bytes of linear weights (e.g. 300MB, 2.5e6)')
     .option(
       '--schemes <list>',
-      'with --target-bits/--target-size: candidates scheme[:block] (default q2-asym:64,q2-asym:32,q4:128,q4:32,q8-block:128,fp32)',
+      'with --target-bits/--target-size: candidates scheme[:block][+gptq] (default q2-asym:64+gptq,q2-asym:32+gptq,q4:256+gptq,q4:128+gptq,q4:64+gptq,q4:32+gptq,q8-block:128,fp32)',
       collect,
       [],
     )
@@ -437,6 +437,7 @@ async function mixedCommand(input: string, opts: QuantizeCliOptions): Promise<vo
     targetBits: bits,
     targetSize: opts.targetSize === undefined ? undefined : parseSize(opts.targetSize),
     maxLossIncrease: parseFraction(opts.maxLossIncrease, '--max-loss-increase'),
+    awq: opts.awq ?? false,
     force: opts.force ?? false,
     progress: bar.progress && ((done, total) => bar.progress?.(done, total, 1, 1)),
   })

@@ -64,7 +64,7 @@ export function registerSensitivity(program: Command): void {
     .option('--calib <[name=]file.npy...>', 'calibration inputs, first axis = samples (repeat per model input)')
     .option(
       '--schemes <list>',
-      'candidates scheme[:block], comma-separated (default q2-asym:64,q2-asym:32,q4:128,q4:32,q8-block:128,fp32)',
+      'candidates scheme[:block][+gptq], comma-separated (default q2-asym:64+gptq,q2-asym:32+gptq,q4:256+gptq,q4:128+gptq,q4:64+gptq,q4:32+gptq,q8-block:128,fp32)',
       collect,
     )
     .option('--exclude <op|name...>', 'leave these weights out (repeatable, comma-separated)', collect, [])
