@@ -16,6 +16,7 @@ import { quantizeModelBytesAwq } from '../../src/flows/awq-node.js';
 import { lmPerplexity, openSession } from '../../src/flows/evaluate-node.js';
 import { quantizeModelBytesGptq } from '../../src/flows/gptq.js';
 import {
+  AWQ_CANDIDATES,
   DEFAULT_CANDIDATES,
   measureSensitivity,
   mixedModelBytes,
@@ -200,8 +201,10 @@ for (const name of names) {
     // Mixed precision: GPTQ per candidate and one sensitivity measurement on the calibration
     // windows, then per budget the knapsack refined on the joint model (flows/mixed.ts refinePlan).
     // The reported perplexity is on the held-out windows, which nothing here has seen.
-    const cands = (process.env['MIXED_CANDIDATES']?.split(',') ?? DEFAULT_CANDIDATES).map(parseCandidate);
     const awq = process.env['MIXED_AWQ'] !== '0';
+    const cands = (
+      process.env['MIXED_CANDIDATES']?.split(',') ?? [...DEFAULT_CANDIDATES, ...(awq ? AWQ_CANDIDATES : [])]
+    ).map(parseCandidate);
     const t0 = performance.now();
     const setup = await prepareMixed(bytes, cands, {}, nodeMixedHooks(calib, { awq }));
     const s = await measureSensitivity(nodeRuntime, bytes, calib, cands, {}, undefined, setup);
@@ -238,5 +241,5 @@ for (const name of names) {
   console.log(`most accurate: ${best.label} (${pct(best.change)}, latency ${best.latency.toFixed(2)}× fp32)`);
   console.log(`fastest: ${fastest.label} (latency ${fastest.latency.toFixed(2)}× fp32, ${pct(fastest.change)})`);
   mkdirSync(`${root}.cache`, { recursive: true });
-  writeFileSync(`${root}.cache/low-bit-${name}.json`, JSON.stringify({ name, base, baseMs, rows: out }, null, 2));
+  writeFileSync(`${root}.cache/low-bit-${name}${process.env['TAG'] ?? ''}.json`, JSON.stringify({ name, base, baseMs, rows: out }, null, 2));
 }

@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { OptionError } from '../errors.js';
 import { modelFromProto } from '../graph/from-onnx.js';
-import { decodeModel } from '../io/onnx/proto.js';
+import { decodeModel, encodeModel } from '../io/onnx/proto.js';
+import { modelToProto } from '../graph/to-onnx.js';
 import { readCalibFiles } from '../node/calib-files.js';
 import { writeFileAtomic } from '../node/files.js';
 import { nodeRuntime } from '../node/ort-runtime.js';
@@ -11,6 +12,7 @@ import type { CalibrationData } from './calibrate.js';
 import { gptqPrecompute } from './gptq.js';
 import { checkedCalibration } from './input-check.js';
 import {
+  AWQ_CANDIDATES,
   DEFAULT_CANDIDATES,
   candidateOptions,
   measureSensitivity,
@@ -27,31 +29,28 @@ import {
 
 /**
  * GPTQ (sequential, on the whole prepared model, per candidate) and, with `awq`, AWQ's activation
- * scales folded into the fp32 model first (searched for q4 at block 128, the middle of the
- * candidates; no clipping, which belongs to one scheme): the calibrated methods of mixed precision.
+ * scales folded into the fp32 model first, searched for q4 at block 128 (the middle of the
+ * candidates). AWQ's clipping search for that scheme is run on a second copy (the same scales, so
+ * the same graph) whose shrunk weights the `+clip` candidates quantize; the others keep the
+ * unclipped weights, which q8 and fp32 want.
  */
 export function nodeMixedHooks(
   data: CalibrationData,
   o: { readonly awq?: boolean | undefined; readonly exclude?: readonly string[] | undefined } = {},
 ): MixedHooks {
+  const awqOptions = { scheme: 'q4', blockSize: 128, exclude: o.exclude, equalizeNorms: false } as const;
   return {
     gptq: async (model, c) => (await gptqPrecompute(model, candidateOptions(c, o.exclude), data)).precomputed,
     rescale: o.awq
-      ? async (model) =>
-          (
-            await applyAwq(
-              nodeRuntime,
-              model,
-              { scheme: 'q4', blockSize: 128, exclude: o.exclude, equalizeNorms: false },
-              data,
-              { maxShrink: 0 },
-            )
-          ).notes
+      ? async (model) => {
+          const clipped = modelFromProto(decodeModel(encodeModel(modelToProto(model))));
+          const notes = (await applyAwq(nodeRuntime, model, awqOptions, data, { maxShrink: 0 })).notes;
+          await applyAwq(nodeRuntime, clipped, awqOptions, data);
+          return { notes, clipped };
+        }
       : undefined,
   };
 }
-
-/* `quantkit sensitivity` and `quantize --target-bits/--target-size` on files (flows/mixed.ts). */
 
 export interface SensitivityFileOptions {
   readonly calib?: readonly string[] | undefined;
@@ -84,7 +83,9 @@ function load(
     ),
     undefined,
   );
-  const candidates = (o.schemes?.length ? o.schemes : DEFAULT_CANDIDATES).map(parseCandidate);
+  const candidates = (o.schemes?.length ? o.schemes : [...DEFAULT_CANDIDATES, ...(o.awq ? AWQ_CANDIDATES : [])]).map(
+    parseCandidate,
+  );
   return { bytes, data: calib.data, candidates, notes: calib.notes };
 }
 

@@ -1,6 +1,6 @@
 import { OptionError } from '../errors.js';
 import { modelFromProto } from '../graph/from-onnx.js';
-import type { Model } from '../graph/model.js';
+import type { Initializer, Model } from '../graph/model.js';
 import { modelToProto } from '../graph/to-onnx.js';
 import { removeDeadNodes } from '../graph/topology.js';
 import { decodeModel, encodeModel } from '../io/onnx/proto.js';
@@ -39,23 +39,31 @@ export interface Candidate {
   readonly blockSize?: number | undefined;
   /** GPTQ on the calibration data instead of the data-free quantizer. */
   readonly gptq?: boolean | undefined;
+  /** Quantizes the weight as AWQ's clipping search left it (MixedHooks.rescale's `clipped`). */
+  readonly clip?: boolean | undefined;
 }
 
-/** `q4:128` → q4 at block 128; `q4:128+gptq` → the same by GPTQ; `fp32` keeps the weight. */
+/**
+ * `q4:128` → q4 at block 128 by the data-free quantizer; `+gptq` → by GPTQ; `+clip` → on the
+ * weights AWQ's clipping search shrank (with `awq`); `fp32` keeps the weight.
+ */
 export function parseCandidate(text: string): Candidate {
-  const gptq = text.endsWith('+gptq');
-  const [name, block] = text.slice(0, gptq ? -'+gptq'.length : undefined).split(':') as [string, string | undefined];
-  if (name === 'fp32' && !gptq) return { label: 'fp32', scheme: 'fp32' };
-  if (!isWeightOnlyScheme(name) || name === 'fp16')
+  const [head, ...flags] = text.split('+') as [string, ...string[]];
+  const gptq = flags.includes('gptq');
+  const clip = flags.includes('clip');
+  const [name, block] = head.split(':') as [string, string | undefined];
+  const unknown = flags.find((f) => f !== 'gptq' && f !== 'clip');
+  if (name === 'fp32' && flags.length === 0) return { label: 'fp32', scheme: 'fp32' };
+  if (!isWeightOnlyScheme(name) || name === 'fp16' || unknown !== undefined)
     throw new OptionError(
       'QK_UNKNOWN_SCHEME',
-      `candidate scheme '${text}' is not a weight-only scheme`,
-      '`schemes` takes e.g. q2-asym:64+gptq,q4:128+gptq,q4:32,q8-block:128,fp32',
+      `candidate '${text}' is not a weight-only scheme[:block][+clip][+gptq]`,
+      '`schemes` takes e.g. q2-asym:64+gptq,q4:128+clip+gptq,q4:32,q8-block:128,fp32',
       ['schemes'],
     );
   const blockSize = block === undefined ? undefined : checkBlockSize(Number(block));
-  const label = `${blockSize === undefined ? name : `${name}:${blockSize}`}${gptq ? '+gptq' : ''}`;
-  return { label, scheme: name, blockSize, gptq };
+  const label = `${blockSize === undefined ? name : `${name}:${blockSize}`}${clip ? '+clip' : ''}${gptq ? '+gptq' : ''}`;
+  return { label, scheme: name, blockSize, gptq, clip };
 }
 
 /** GPTQ at 2 and 4 bits over a range of block sizes, q8 and fp32 for the layers that need them. */
@@ -69,6 +77,9 @@ export const DEFAULT_CANDIDATES = [
   'q8-block:128',
   'fp32',
 ];
+
+/** With `awq`, also q4 g128 on AWQ's clipped weights (the scheme the clipping was searched for). */
+export const AWQ_CANDIDATES = ['q4:128+clip+gptq'];
 
 export interface WeightCost {
   readonly label: string;
@@ -190,8 +201,11 @@ export function candidateOptions(c: Candidate, exclude?: readonly string[]): Wei
 export interface MixedHooks {
   /** GPTQ's results for every linear weight under candidate `c`, on `model` (left unchanged). */
   readonly gptq?: ((model: Model, c: Candidate) => Promise<PrecomputedWeights>) | undefined;
-  /** Rewrites the fp32 model in place before anything is measured (AWQ's scales); notes returned. */
-  readonly rescale?: ((model: Model) => Promise<string[]>) | undefined;
+  /**
+   * Rewrites the fp32 model in place before anything is measured (AWQ's scales); returns notes and
+   * optionally the same graph with some weights clipped (for the `clip` candidates).
+   */
+  readonly rescale?: ((model: Model) => Promise<{ notes: string[]; clipped?: Model | undefined }>) | undefined;
 }
 
 /** The prepared model and each GPTQ candidate's results: what every plan is applied to. */
@@ -199,6 +213,8 @@ export interface MixedSetup {
   /** The prepared fp32 model (AWQ-rescaled when asked), encoded: each plan decodes a fresh copy. */
   readonly base: Uint8Array;
   readonly precomputed: ReadonlyMap<string, PrecomputedWeights>;
+  /** The weights as clipped (same names and graph as `base`), for the `clip` candidates. */
+  readonly clipped: ReadonlyMap<string, Initializer>;
   readonly exclude?: readonly string[] | undefined;
   readonly notes: string[];
 }
@@ -211,8 +227,26 @@ export async function prepareMixed(
   progress?: (done: number, total: number) => void,
 ): Promise<MixedSetup> {
   const model = prepared(bytes, options.exclude);
-  const notes = hooks.rescale ? await hooks.rescale(model) : [];
+  const scaled = hooks.rescale ? await hooks.rescale(model) : { notes: [] };
+  const notes = scaled.notes;
   const base = encodeModel(modelToProto(model));
+  // Only the weights the clipping changed: the rest of a clip candidate is the base's.
+  const clipped = new Map<string, Initializer>();
+  for (const [name, init] of scaled.clipped?.graph.initializers ?? []) {
+    const mine = model.graph.initializers.get(name);
+    if (!mine || init.dtype !== 'float32' || mine.dtype !== 'float32') continue;
+    const a = init.load().data as Float32Array;
+    const b = mine.load().data as Float32Array;
+    if (a.length === b.length && a.some((v, i) => v !== b[i])) clipped.set(name, init);
+  }
+  const clipping = candidates.find((c) => c.clip);
+  if (clipping && !scaled.clipped)
+    throw new OptionError(
+      'QK_BAD_OPTION',
+      `candidate ${clipping.label} needs AWQ's clipped weights`,
+      'add `awq`, or drop `+clip` from `schemes`',
+      ['awq', 'schemes'],
+    );
   const precomputed = new Map<string, PrecomputedWeights>();
   const gptq = candidates.filter((c) => c.gptq);
   if (gptq.length > 0 && !hooks.gptq)
@@ -223,13 +257,12 @@ export async function prepareMixed(
       ['schemes'],
     );
   for (const [i, c] of gptq.entries()) {
-    precomputed.set(
-      c.label,
-      await (hooks.gptq as NonNullable<MixedHooks['gptq']>)(modelFromProto(decodeModel(base)), c),
-    );
+    const m = modelFromProto(decodeModel(base));
+    if (c.clip) for (const [name, init] of clipped) m.graph.initializers.set(name, init);
+    precomputed.set(c.label, await (hooks.gptq as NonNullable<MixedHooks['gptq']>)(m, c));
     progress?.(i + 1, gptq.length);
   }
-  return { base, precomputed, exclude: options.exclude, notes };
+  return { base, precomputed, clipped, exclude: options.exclude, notes };
 }
 
 /** Quantizes `model` in place: each weight by its candidate (weights not in `plan` stay fp32). */
@@ -237,6 +270,7 @@ export function applyPlan(
   model: Model,
   plan: ReadonlyMap<string, Candidate>,
   precomputed: ReadonlyMap<string, PrecomputedWeights> = new Map(),
+  clipped: ReadonlyMap<string, Initializer> = new Map(),
 ): LayerReport[] {
   const layers: LayerReport[] = [];
   const byLabel = new Map<string, { c: Candidate; weights: Set<string> }>();
@@ -250,6 +284,11 @@ export function applyPlan(
     const others = [...model.graph.initializers.keys()].filter((n) => !weights.has(n));
     const pre = precomputed.get(c.label);
     if (c.gptq && !pre) throw new Error(`mixed: no GPTQ results for ${c.label}`);
+    if (c.clip)
+      for (const w of weights) {
+        const init = clipped.get(w);
+        if (init) model.graph.initializers.set(w, init);
+      }
     const r = quantizeWeights(model, { ...candidateOptions(c, others), precomputed: pre });
     layers.push(...r.layers.filter((l) => weights.has(l.weight)));
   }
@@ -260,7 +299,7 @@ export function applyPlan(
 /** The model of `plan` applied to the setup's base, encoded, with its layer reports. */
 export function planModel(setup: MixedSetup, plan: ReadonlyMap<string, Candidate>) {
   const model = modelFromProto(decodeModel(setup.base));
-  const layers = applyPlan(model, plan, setup.precomputed);
+  const layers = applyPlan(model, plan, setup.precomputed, setup.clipped);
   return { bytes: encodeModel(modelToProto(model)), layers };
 }
 
