@@ -221,6 +221,8 @@ for (const name of names) {
         rounds: Number(process.env['MIXED_ROUNDS'] ?? 1),
       });
       const mixed = mixedModelBytes(setup, plan);
+      // Kept for scripts/measure/low-bit-latency.ts (EXTRA=…).
+      writeFileSync(`${root}.cache/mixed-${name}-${target}.onnx`, mixed.bytes);
       const seconds = sensSeconds + (performance.now() - t1) / 1000;
       const counts = new Map<string, number>();
       for (const c of plan.choice.values()) counts.set(c.label, (counts.get(c.label) ?? 0) + 1);
@@ -241,5 +243,8 @@ for (const name of names) {
   console.log(`most accurate: ${best.label} (${pct(best.change)}, latency ${best.latency.toFixed(2)}× fp32)`);
   console.log(`fastest: ${fastest.label} (latency ${fastest.latency.toFixed(2)}× fp32, ${pct(fastest.change)})`);
   mkdirSync(`${root}.cache`, { recursive: true });
-  writeFileSync(`${root}.cache/low-bit-${name}${process.env['TAG'] ?? ''}.json`, JSON.stringify({ name, base, baseMs, rows: out }, null, 2));
+  writeFileSync(
+    `${root}.cache/low-bit-${name}${process.env['TAG'] ?? ''}.json`,
+    JSON.stringify({ name, base, baseMs, rows: out }, null, 2),
+  );
 }
