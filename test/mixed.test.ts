@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import {
+  averageSensitivity,
+  splitCalibration,
   meanKl,
   parseCandidate,
   planMixed,
@@ -18,6 +20,7 @@ import { quantizeModelBytesGptq } from '../src/flows/gptq.js';
 import { readNpy } from '../src/io/npy/npy.js';
 import { nodeRuntime } from '../src/node/ort-runtime.js';
 import { openSession } from '../src/flows/evaluate-node.js';
+import { makeTensor, type Tensor } from '../src/tensor/tensor.js';
 import { chooseUnderBudget, type KnapsackOption } from '../src/quant/knapsack.js';
 import { runCli } from './helpers/cli.js';
 
@@ -82,6 +85,34 @@ describe('candidates (parseCandidate)', () => {
     expect(parseCandidate('q8-block:128')).toMatchObject({ gptq: false, clip: false });
     expect(parseCandidate('fp32')).toEqual({ label: 'fp32', scheme: 'fp32' });
     expect(() => parseCandidate('q4:128+awq')).toThrow(/scheme\[:block\]\[\+clip\]\[\+gptq\]/);
+  });
+});
+
+describe('cross-fitting helpers', () => {
+  it('splitCalibration cuts every input into contiguous runs of samples that concatenate back', () => {
+    const ids = makeTensor('int64', [5, 2], BigInt64Array.from([0n, 1n, 2n, 3n, 4n, 5n, 6n, 7n, 8n, 9n]));
+    const mask = makeTensor('float32', [5, 2], Float32Array.from([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]));
+    const [a, b] = splitCalibration(
+      new Map([
+        ['ids', ids],
+        ['mask', mask],
+      ]),
+      2,
+    ) as [Map<string, Tensor>, Map<string, Tensor>];
+    expect(a.get('ids')!.dims).toEqual([2, 2]);
+    expect(b.get('mask')!.dims).toEqual([3, 2]);
+    expect([...(a.get('ids')!.data as BigInt64Array), ...(b.get('ids')!.data as BigInt64Array)]).toEqual([...ids.data]);
+    expect([...(b.get('mask')!.data as Float32Array)]).toEqual([4, 5, 6, 7, 8, 9]);
+  });
+
+  it('averageSensitivity: the mean KL per weight and candidate, bytes kept', () => {
+    const r = (kl: number): SensitivityResult => ({
+      positions: 10,
+      weights: [{ weight: 'w', node: 'n', params: 8, costs: [{ label: 'q4', bytes: 4, kl }] }],
+    });
+    const m = averageSensitivity([r(1), r(3)]);
+    expect(m.weights[0]!.costs[0]).toEqual({ label: 'q4', bytes: 4, kl: 2 });
+    expect(m.positions).toBe(20);
   });
 });
 

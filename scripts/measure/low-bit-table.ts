@@ -16,6 +16,9 @@ import { quantizeModelBytesAwq } from '../../src/flows/awq-node.js';
 import { lmPerplexity, openSession } from '../../src/flows/evaluate-node.js';
 import { quantizeModelBytesGptq } from '../../src/flows/gptq.js';
 import {
+  averageSensitivity,
+  splitCalibration,
+  type ScoringFold,
   AWQ_CANDIDATES,
   DEFAULT_CANDIDATES,
   measureSensitivity,
@@ -207,10 +210,23 @@ for (const name of names) {
     ).map(parseCandidate);
     const t0 = performance.now();
     const setup = await prepareMixed(bytes, cands, {}, nodeMixedHooks(calib, { awq }));
-    const s = await measureSensitivity(nodeRuntime, bytes, calib, cands, {}, undefined, setup);
+    // MIXED_CROSSFIT=1: GPTQ/AWQ fitted on each half of the calibration windows, scored on the other.
+    const folds: ScoringFold[] = [];
+    if (process.env['MIXED_CROSSFIT'] === '1') {
+      const [a, b] = splitCalibration(calib, 2) as [Map<string, Tensor>, Map<string, Tensor>];
+      folds.push({ setup: await prepareMixed(bytes, cands, {}, nodeMixedHooks(a, { awq })), data: b });
+      folds.push({ setup: await prepareMixed(bytes, cands, {}, nodeMixedHooks(b, { awq })), data: a });
+    }
+    const s =
+      folds.length > 0
+        ? averageSensitivity([
+            await measureSensitivity(nodeRuntime, bytes, folds[0]!.data, cands, {}, undefined, folds[0]!.setup),
+            await measureSensitivity(nodeRuntime, bytes, folds[1]!.data, cands, {}, undefined, folds[1]!.setup),
+          ])
+        : await measureSensitivity(nodeRuntime, bytes, calib, cands, {}, undefined, setup);
     const sensSeconds = (performance.now() - t0) / 1000;
     console.log(
-      `(mixed: GPTQ per candidate and sensitivity ${sensSeconds.toFixed(0)} s${awq ? ', AWQ-scaled base' : ''})`,
+      `(mixed: GPTQ per candidate and sensitivity ${sensSeconds.toFixed(0)} s${awq ? ', AWQ-scaled base' : ''}${folds.length > 0 ? ', cross-fitted' : ''})`,
     );
     mkdirSync(`${root}.cache`, { recursive: true });
     writeFileSync(`${root}.cache/sensitivity-${name}.json`, JSON.stringify(s, null, 1));
@@ -219,10 +235,11 @@ for (const name of names) {
       const t1 = performance.now();
       const plan = await refinePlan(nodeRuntime, bytes, calib, cands, setup, s, (target * params) / 8, {
         rounds: Number(process.env['MIXED_ROUNDS'] ?? 1),
+        folds: folds.length > 0 ? folds : undefined,
       });
       const mixed = mixedModelBytes(setup, plan);
       // Kept for scripts/measure/low-bit-latency.ts (EXTRA=…).
-      writeFileSync(`${root}.cache/mixed-${name}-${target}.onnx`, mixed.bytes);
+      writeFileSync(`${root}.cache/mixed-${name}-${target}${process.env['TAG'] ?? ''}.onnx`, mixed.bytes);
       const seconds = sensSeconds + (performance.now() - t1) / 1000;
       const counts = new Map<string, number>();
       for (const c of plan.choice.values()) counts.set(c.label, (counts.get(c.label) ?? 0) + 1);

@@ -65,6 +65,7 @@ export const OPTION_FLAGS: Readonly<Record<string, string>> = {
   targetSize: '--target-size',
   finetune: '--finetune',
   optimizer: '--optimizer',
+  crossFit: '--cross-fit',
 };
 
 /** The flag for a marked option, or the mark unchanged when the CLI has no flag of that name. */

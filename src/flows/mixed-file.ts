@@ -13,6 +13,9 @@ import { gptqPrecompute } from './gptq.js';
 import { checkedCalibration } from './input-check.js';
 import {
   AWQ_CANDIDATES,
+  averageSensitivity,
+  splitCalibration,
+  type ScoringFold,
   DEFAULT_CANDIDATES,
   candidateOptions,
   measureSensitivity,
@@ -106,9 +109,29 @@ export interface MixedFileOptions extends SensitivityFileOptions {
   readonly targetSize?: number | undefined;
   /** ... or the smallest model whose predicted loss rises by at most this fraction (0.01 = 1 %). */
   readonly maxLossIncrease?: number | undefined;
+  /**
+   * Score the candidates on calibration samples their GPTQ/AWQ did not see: two halves, each fitted
+   * on one and scored on the other (costs averaged); the written model is fitted on all samples.
+   */
+  readonly crossFit?: boolean | undefined;
   /** Rounds of re-measuring the costs on top of the plan (refinePlan; default 1, 0 = none). */
   readonly refineRounds?: number | undefined;
   readonly force?: boolean | undefined;
+}
+
+/** [fit, score] for two folds: each half fitted, the other scored. */
+function pairs(halves: CalibrationData[]): [CalibrationData, CalibrationData][] {
+  const [a, b] = halves as [CalibrationData, CalibrationData];
+  return [
+    [a, b],
+    [b, a],
+  ];
+}
+
+async function sequential<T, R>(items: readonly T[], f: (t: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = [];
+  for (const t of items) out.push(await f(t));
+  return out;
 }
 
 export interface MixedFileResult {
@@ -136,7 +159,22 @@ export async function quantizeMixedFile(
   const { bytes, data, candidates, notes } = load(inPath, o);
   const setup = await prepareMixed(bytes, candidates, { exclude: o.exclude }, nodeMixedHooks(data, o));
   notes.push(...setup.notes);
-  const s = await measureSensitivity(nodeRuntime, bytes, data, candidates, { exclude: o.exclude }, o.progress, setup);
+  // Cross-fitting: each half's GPTQ/AWQ scored on the other half; the written model is fitted on all.
+  const folds: ScoringFold[] = [];
+  if (o.crossFit)
+    for (const [fit, score] of pairs(splitCalibration(data, 2)))
+      folds.push({
+        setup: await prepareMixed(bytes, candidates, { exclude: o.exclude }, nodeMixedHooks(fit, o)),
+        data: score,
+      });
+  const s =
+    folds.length > 0
+      ? averageSensitivity(
+          await sequential(folds, (f) =>
+            measureSensitivity(nodeRuntime, bytes, f.data, candidates, { exclude: o.exclude }, o.progress, f.setup),
+          ),
+        )
+      : await measureSensitivity(nodeRuntime, bytes, data, candidates, { exclude: o.exclude }, o.progress, setup);
   const params = s.weights.reduce((a, w) => a + w.params, 0);
   const plan =
     o.maxLossIncrease !== undefined
@@ -149,7 +187,7 @@ export async function quantizeMixedFile(
           setup,
           s,
           o.targetSize ?? ((o.targetBits as number) * params) / 8,
-          { rounds: o.refineRounds },
+          { rounds: o.refineRounds, folds: folds.length > 0 ? folds : undefined },
         );
   const budget =
     o.maxLossIncrease !== undefined ? plan.bytes : (o.targetSize ?? ((o.targetBits as number) * params) / 8);

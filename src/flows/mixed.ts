@@ -16,6 +16,7 @@ import { chooseUnderBudget } from '../quant/knapsack.js';
 import type { CalibrationData } from './calibrate.js';
 import { createSession, runBatches } from './calibrate.js';
 import type { OnnxRuntime } from './runtime.js';
+import { makeTensor, type Tensor } from '../tensor/tensor.js';
 
 /*
  * Sensitivity analysis and mixed precision under a size budget. A candidate is a weight-only
@@ -454,9 +455,20 @@ function uniformPlan(s: SensitivityResult, c: Candidate, budgetBytes: number): M
   };
 }
 
+/** A setup fitted on some calibration samples and the samples it is scored on. */
+export interface ScoringFold {
+  readonly setup: MixedSetup;
+  readonly data: CalibrationData;
+}
+
 export interface RefineOptions {
   /** Rounds of re-measuring every weight's costs on top of the best plan so far (default 1). */
   readonly rounds?: number | undefined;
+  /**
+   * Cross-fitting: score plans on these folds (each a setup fitted without its samples), averaged,
+   * instead of the setup on the data it was fitted on.
+   */
+  readonly folds?: readonly ScoringFold[] | undefined;
   readonly progress?: ((done: number, total: number) => void) | undefined;
 }
 
@@ -476,12 +488,19 @@ export async function refinePlan(
   budgetBytes: number,
   o: RefineOptions = {},
 ): Promise<MixedPlan> {
-  const original = prepared(bytes, setup.exclude);
-  const ref = await outputs(runtime, encodeModel(modelToProto(original)), data);
-  const measure = async (p: MixedPlan): Promise<MixedPlan> => ({
-    ...p,
-    measuredKl: await klOf(runtime, planModel(setup, p.choice).bytes, data, ref),
-  });
+  const folds = o.folds ?? [{ setup, data }];
+  const original = encodeModel(modelToProto(prepared(bytes, setup.exclude)));
+  const refs: { data: Float32Array; classes: number }[] = [];
+  for (const f of folds) refs.push(await outputs(runtime, original, f.data));
+  const kls = new Map<MixedPlan, number[]>();
+  const measure = async (p: MixedPlan): Promise<MixedPlan> => {
+    const each: number[] = [];
+    for (const [k, f] of folds.entries())
+      each.push(await klOf(runtime, planModel(f.setup, p.choice).bytes, f.data, refs[k] as (typeof refs)[number]));
+    const m = { ...p, measuredKl: each.reduce((a, b) => a + b, 0) / each.length };
+    kls.set(m, each);
+    return m;
+  };
   let best = await measure({ ...planMixed(s, candidates, budgetBytes), source: 'knapsack' });
   for (const c of candidates) {
     const u = uniformPlan(s, c, budgetBytes);
@@ -490,27 +509,59 @@ export async function refinePlan(
     if ((m.measuredKl as number) < (best.measuredKl as number)) best = m;
   }
   for (let round = 1; round <= (o.rounds ?? 1); round++) {
-    const over = await measureSensitivity(
-      runtime,
-      bytes,
-      data,
-      candidates,
-      { exclude: setup.exclude },
-      o.progress,
-      setup,
-      {
-        plan: best.choice,
-        kl: best.measuredKl as number,
-      },
-    );
+    const parts: SensitivityResult[] = [];
+    for (const [k, f] of folds.entries())
+      parts.push(
+        await measureSensitivity(runtime, bytes, f.data, candidates, { exclude: setup.exclude }, o.progress, f.setup, {
+          plan: best.choice,
+          kl: (kls.get(best) as number[])[k] as number,
+        }),
+      );
     const next = await measure({
-      ...planMixed(over, candidates, budgetBytes),
+      ...planMixed(averageSensitivity(parts), candidates, budgetBytes),
       source: `knapsack over a plan, round ${round}`,
     });
     if ((next.measuredKl as number) >= (best.measuredKl as number)) break;
     best = next;
   }
   return best;
+}
+
+/** Calibration samples cut into `parts` contiguous runs along the first axis (every input alike). */
+export function splitCalibration(data: CalibrationData, parts: number): CalibrationData[] {
+  const n = Math.min(...[...data.values()].map((t) => t.dims[0] ?? 0));
+  if (!(n >= parts))
+    throw new OptionError(
+      'QK_CALIB_EMPTY',
+      `cross-fitting needs at least ${parts} calibration samples, got ${n}`,
+      'give more samples in `calib`, or drop `crossFit`',
+      ['calib', 'crossFit'],
+    );
+  return Array.from({ length: parts }, (_, k) => {
+    const [a, b] = [Math.floor((k * n) / parts), Math.floor(((k + 1) * n) / parts)];
+    const out: CalibrationData = new Map();
+    for (const [name, t] of data) {
+      const row = (t.dims.slice(1) as number[]).reduce((x, y) => x * y, 1);
+      const d = t.data as { slice(a: number, b: number): Tensor['data'] };
+      out.set(name, makeTensor(t.dtype, [b - a, ...t.dims.slice(1)], d.slice(a * row, b * row)));
+    }
+    return out;
+  });
+}
+
+/** The mean of several measurements of the same weights and candidates (cross-fitting's folds). */
+export function averageSensitivity(rs: readonly SensitivityResult[]): SensitivityResult {
+  const first = rs[0] as SensitivityResult;
+  return {
+    positions: rs.reduce((a, r) => a + r.positions, 0),
+    weights: first.weights.map((w, i) => ({
+      ...w,
+      costs: w.costs.map((c, j) => ({
+        ...c,
+        kl: rs.reduce((a, r) => a + ((r.weights[i] as WeightSensitivity).costs[j] as WeightCost).kl, 0) / rs.length,
+      })),
+    })),
+  };
 }
 
 /** The mixed model's bytes for a plan (same preparation as the measurements). */

@@ -59,6 +59,7 @@ interface QuantizeCliOptions {
   outliers?: string;
   targetSize?: string;
   maxLossIncrease?: string;
+  crossFit?: boolean;
   schemes?: string[];
   nonFinite?: string;
   verify: boolean; // --no-verify turns it off
@@ -96,6 +97,10 @@ export function registerQuantize(program: Command): void {
       'mixed precision: the smallest model whose predicted loss (perplexity) rises by at most p (e.g. 1%)',
     )
     .option('--target-size <bytes>', 'mixed precision within this many bytes of linear weights (e.g. 300MB, 2.5e6)')
+    .option(
+      '--cross-fit',
+      'with --target-bits/--target-size: score the candidates on calibration samples their GPTQ/AWQ did not see (two halves, each fitted on one and scored on the other)',
+    )
     .option(
       '--schemes <list>',
       'with --target-bits/--target-size: candidates scheme[:block][+gptq] (default q2-asym:64+gptq,q2-asym:32+gptq,q4:256+gptq,q4:128+gptq,q4:64+gptq,q4:32+gptq,q8-block:128,fp32)',
@@ -438,6 +443,7 @@ async function mixedCommand(input: string, opts: QuantizeCliOptions): Promise<vo
     targetSize: opts.targetSize === undefined ? undefined : parseSize(opts.targetSize),
     maxLossIncrease: parseFraction(opts.maxLossIncrease, '--max-loss-increase'),
     awq: opts.awq ?? false,
+    crossFit: opts.crossFit ?? false,
     force: opts.force ?? false,
     progress: bar.progress && ((done, total) => bar.progress?.(done, total, 1, 1)),
   })
