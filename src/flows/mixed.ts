@@ -245,7 +245,7 @@ export async function prepareMixed(
     throw new OptionError(
       'QK_BAD_OPTION',
       `candidate ${clipping.label} needs AWQ's clipped weights`,
-      'add `awq`, or drop `+clip` from `schemes`',
+      "add `awq`, or drop the '+clip' candidates from `schemes`",
       ['awq', 'schemes'],
     );
   const precomputed = new Map<string, PrecomputedWeights>();
@@ -254,7 +254,7 @@ export async function prepareMixed(
     throw new OptionError(
       'QK_BAD_OPTION',
       `candidate ${gptq[0]?.label} needs GPTQ, which runs only in Node`,
-      'drop `+gptq` from `schemes`',
+      "drop the '+gptq' candidates from `schemes`",
       ['schemes'],
     );
   for (const [i, c] of gptq.entries()) {
