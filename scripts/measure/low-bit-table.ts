@@ -7,6 +7,12 @@
 //
 //   npx tsx scripts/measure/low-bit-table.ts [lm | lm-gemm-tied | lm-constants | lm-big ...]
 //
+// Environment: ROWS=prefix,… (only those single-scheme rows; ROWS=none for none), NO_MIXED=1, and for
+// the mixed rows MIXED_AWQ=0 (no AWQ-scaled base), MIXED_CANDIDATES=q4:128+gptq,…, MIXED_ROUNDS=n
+// (refinement rounds, default 1), MIXED_CROSSFIT=1 (score on the other half of the calibration
+// windows); TAG=-x names the JSON and the kept mixed models. README's lm-big mixed rows:
+//   MIXED_ROUNDS=0 MIXED_CANDIDATES=q2-asym:64+gptq,q4:128+gptq,q4:128+clip+gptq,q4:64+gptq,q4:32+gptq,q8-block:128,fp32
+//
 // lm-big (4 layers, d = 256) is made on first use by scripts/models/make_models.py --lm-size big
 // into .cache/models/ (git-ignored; ~9 MB, a few minutes to an hour of training on a busy
 // 2-core machine) and reused afterwards.
