@@ -2,7 +2,25 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { meanKl, planMixed, planMixedForLoss, type Candidate, type SensitivityResult } from '../src/flows/mixed.js';
+import { readFileSync } from 'node:fs';
+import {
+  averageSensitivity,
+  splitCalibration,
+  meanKl,
+  parseCandidate,
+  planMixed,
+  planMixedForLoss,
+  planModel,
+  prepareMixed,
+  type Candidate,
+  type SensitivityResult,
+} from '../src/flows/mixed.js';
+import { nodeMixedHooks } from '../src/flows/mixed-file.js';
+import { quantizeModelBytesGptq } from '../src/flows/gptq.js';
+import { readNpy } from '../src/io/npy/npy.js';
+import { nodeRuntime } from '../src/node/ort-runtime.js';
+import { openSession } from '../src/flows/evaluate-node.js';
+import { makeTensor, type Tensor } from '../src/tensor/tensor.js';
 import { chooseUnderBudget, type KnapsackOption } from '../src/quant/knapsack.js';
 import { runCli } from './helpers/cli.js';
 
@@ -55,6 +73,49 @@ describe('KL of output distributions (flows/mixed.ts meanKl)', () => {
   });
 });
 
+describe('candidates (parseCandidate)', () => {
+  it('reads scheme, block and the +clip/+gptq flags in any order; refuses an unknown flag', () => {
+    expect(parseCandidate('q4:128+gptq')).toMatchObject({
+      label: 'q4:128+gptq',
+      scheme: 'q4',
+      blockSize: 128,
+      gptq: true,
+    });
+    expect(parseCandidate('q4:128+gptq+clip')).toMatchObject({ label: 'q4:128+clip+gptq', gptq: true, clip: true });
+    expect(parseCandidate('q8-block:128')).toMatchObject({ gptq: false, clip: false });
+    expect(parseCandidate('fp32')).toEqual({ label: 'fp32', scheme: 'fp32' });
+    expect(() => parseCandidate('q4:128+awq')).toThrow(/scheme\[:block\]\[\+clip\]\[\+gptq\]/);
+  });
+});
+
+describe('cross-fitting helpers', () => {
+  it('splitCalibration cuts every input into contiguous runs of samples that concatenate back', () => {
+    const ids = makeTensor('int64', [5, 2], BigInt64Array.from([0n, 1n, 2n, 3n, 4n, 5n, 6n, 7n, 8n, 9n]));
+    const mask = makeTensor('float32', [5, 2], Float32Array.from([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]));
+    const [a, b] = splitCalibration(
+      new Map([
+        ['ids', ids],
+        ['mask', mask],
+      ]),
+      2,
+    ) as [Map<string, Tensor>, Map<string, Tensor>];
+    expect(a.get('ids')!.dims).toEqual([2, 2]);
+    expect(b.get('mask')!.dims).toEqual([3, 2]);
+    expect([...(a.get('ids')!.data as BigInt64Array), ...(b.get('ids')!.data as BigInt64Array)]).toEqual([...ids.data]);
+    expect([...(b.get('mask')!.data as Float32Array)]).toEqual([4, 5, 6, 7, 8, 9]);
+  });
+
+  it('averageSensitivity: the mean KL per weight and candidate, bytes kept', () => {
+    const r = (kl: number): SensitivityResult => ({
+      positions: 10,
+      weights: [{ weight: 'w', node: 'n', params: 8, costs: [{ label: 'q4', bytes: 4, kl }] }],
+    });
+    const m = averageSensitivity([r(1), r(3)]);
+    expect(m.weights[0]!.costs[0]).toEqual({ label: 'q4', bytes: 4, kl: 2 });
+    expect(m.positions).toBe(20);
+  });
+});
+
 describe('planning under a loss limit (planMixedForLoss)', () => {
   const cands: Candidate[] = [
     { label: 'q2', scheme: 'q2-asym' },
@@ -102,13 +163,34 @@ describe('quantkit sensitivity / quantize --target-bits (lm-gemm-tied)', () => {
   const calib = path('fixtures/variants/lm-gemm-tied-calib.npy');
 
   it('sensitivity prints each weight with bits and KL per candidate; quantize --target-bits 4.5 fits and reports the choices', () => {
-    const s = runCli(['sensitivity', model, '--calib', calib, '--schemes', 'q2-asym:64,q4:128,fp32', '--json']);
+    const html = join(dir, 'sensitivity.html');
+    const s = runCli([
+      'sensitivity',
+      model,
+      '--calib',
+      calib,
+      '--schemes',
+      'q2-asym:64,q4:128,fp32',
+      '--json',
+      '--report',
+      html,
+    ]);
     expect(s.stderr).toBe('');
     expect(s.code).toBe(0);
+    // The report's chart data: one series per candidate but fp32, one bar per weight.
+    const page = readFileSync(html, 'utf8');
+    const data = JSON.parse(/id="qk-sensitivity-data">([^<]*)</.exec(page)![1]!) as {
+      nodes: string[];
+      series: { label: string; kl: number[] }[];
+    };
+    expect(data.series.map((x) => x.label)).toEqual(['q2-asym:64', 'q4:128']);
+    expect(page).toContain('<canvas id="sensitivity-chart">');
     const r = JSON.parse(s.stdout) as {
       weights: { weight: string; params: number; costs: { label: string; bytes: number; kl: number }[] }[];
     };
     expect(r.weights.length).toBeGreaterThan(5);
+    expect(data.nodes.length).toBe(r.weights.length);
+    expect(data.series[0]!.kl).toEqual(r.weights.map((w) => w.costs[0]!.kl));
     for (const w of r.weights) {
       const [q2, q4, fp] = w.costs;
       expect(fp!.kl).toBe(0);
@@ -136,6 +218,30 @@ describe('quantkit sensitivity / quantize --target-bits (lm-gemm-tied)', () => {
     expect(schemes.has('q2-asym:64') && schemes.has('q4:128')).toBe(true); // 3.5 bits needs both
     const params = r.weights.reduce((a, w) => a + w.params, 0);
     expect((m.layers.reduce((a, l) => a + l.bytes, 0) * 8) / params).toBeLessThanOrEqual(3.5);
+  });
+
+  it('a GPTQ candidate for every weight writes the model the GPTQ flow writes (the form measured is the form written)', async () => {
+    const bytes = readFileSync(model);
+    const data = new Map([['input_ids', readNpy(readFileSync(calib))]]);
+    const c = parseCandidate('q4:64+gptq');
+    const setup = await prepareMixed(bytes, [c], {}, nodeMixedHooks(data));
+    const gptq = await quantizeModelBytesGptq(bytes, { scheme: 'q4', blockSize: 64 }, data);
+    const linear = gptq.report.layers.filter((l) => l.form.includes('gptq')).map((l) => l.weight);
+    expect(linear.length).toBeGreaterThan(5);
+    const mixed = planModel(setup, new Map(linear.map((w) => [w, c])));
+    expect(mixed.layers.every((l) => l.form.includes('gptq'))).toBe(true);
+    const run = async (b: Uint8Array) => {
+      const session = await openSession(b);
+      const ids = data.get('input_ids')!;
+      const x = nodeRuntime.tensor('int64', (ids.data as BigInt64Array).subarray(0, 4 * 64), [4, 64]);
+      const out = await session.run({ [session.inputNames[0]!]: x });
+      await session.release();
+      return out[session.outputNames[0]!]!.data as Float32Array;
+    };
+    const [a, b] = [await run(mixed.bytes), await run(gptq.bytes)];
+    let diff = 0;
+    for (let i = 0; i < a.length; i++) diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
+    expect(diff).toBeLessThan(1e-4);
   });
 
   it('quantize without --scheme or a target is a user error naming both ways', () => {

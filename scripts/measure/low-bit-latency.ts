@@ -1,7 +1,7 @@
 // ORT latency of a few quantized forms of an LM against fp32, interleaved in one run (16 × 64
 // tokens per batch, median of `runs` after a warm-up; 2 intra-op threads). On a shared machine
 // only the ratios mean anything.
-//   npx tsx scripts/measure/low-bit-latency.ts [model.onnx eval.npy calib.npy] [runs]
+//   [EXTRA=a.onnx,b.onnx] npx tsx scripts/measure/low-bit-latency.ts [model.onnx eval.npy calib.npy] [runs]
 import { readFileSync } from 'node:fs';
 import { quantizeModelBytesAwq } from '../../src/flows/awq-node.js';
 import { openSession } from '../../src/flows/evaluate-node.js';
@@ -32,6 +32,8 @@ const forms: [string, Uint8Array][] = [
     quantizeModelBytes(bytes, { scheme: 'q3-asym', blockSize: 16, outliers: 0.005 }).bytes,
   ],
 ];
+// More forms from files, e.g. the mixed models low-bit-table.ts keeps: EXTRA=.cache/mixed-lm-5.onnx
+for (const f of process.env['EXTRA']?.split(',') ?? []) forms.push([f, readFileSync(root + f)]);
 const [count, len] = windows.dims as [number, number];
 const b = Math.min(16, count);
 const T = len - 1;

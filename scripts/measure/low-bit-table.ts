@@ -9,6 +9,12 @@
 //   (env: ROWS=<label prefixes, comma-separated>, NO_MIXED=1, FULL=1 all rows on lm-big,
 //   AWQ_OBJECTIVE=block)
 //
+// Environment: ROWS=prefix,… (only those single-scheme rows; ROWS=none for none), NO_MIXED=1, and for
+// the mixed rows MIXED_AWQ=0 (no AWQ-scaled base), MIXED_CANDIDATES=q4:128+gptq,…, MIXED_ROUNDS=n
+// (refinement rounds, default 1), MIXED_CROSSFIT=1 (score on the other half of the calibration
+// windows); TAG=-x names the JSON and the kept mixed models. README's lm-big mixed rows:
+//   MIXED_ROUNDS=0 MIXED_CANDIDATES=q2-asym:64+gptq,q4:128+gptq,q4:128+clip+gptq,q4:64+gptq,q4:32+gptq,q8-block:128,fp32
+//
 // lm-big (4 layers, d = 256) is made on first use by scripts/models/make_models.py --lm-size big
 // into .cache/models/ (git-ignored; ~9 MB, a few minutes to an hour of training on a busy
 // 2-core machine) and reused afterwards.
@@ -18,12 +24,18 @@ import { quantizeModelBytesAwq } from '../../src/flows/awq-node.js';
 import { lmPerplexity, openSession } from '../../src/flows/evaluate-node.js';
 import { quantizeModelBytesGptq } from '../../src/flows/gptq.js';
 import {
+  averageSensitivity,
+  splitCalibration,
+  type ScoringFold,
+  AWQ_CANDIDATES,
   DEFAULT_CANDIDATES,
   measureSensitivity,
   mixedModelBytes,
   parseCandidate,
-  planMixed,
+  prepareMixed,
+  refinePlan,
 } from '../../src/flows/mixed.js';
+import { nodeMixedHooks } from '../../src/flows/mixed-file.js';
 import { quantizeModelBytes } from '../../src/flows/quantize.js';
 import { readNpy } from '../../src/io/npy/npy.js';
 import { nodeRuntime } from '../../src/node/ort-runtime.js';
@@ -208,25 +220,50 @@ for (const name of names) {
     }
   };
   const mixedRows = async () => {
-    // Mixed precision: one sensitivity measurement, then the knapsack at each budget.
+    // Mixed precision: GPTQ per candidate and one sensitivity measurement on the calibration
+    // windows, then per budget the knapsack refined on the joint model (flows/mixed.ts refinePlan).
+    // The reported perplexity is on the held-out windows, which nothing here has seen.
+    const awq = process.env['MIXED_AWQ'] !== '0';
     const cands = (
-      m.quick ? ['q2-asym:64', 'q4:128', 'q4:32', 'q8-block:128', 'fp32'] : [...DEFAULT_CANDIDATES, 'q4:64']
+      process.env['MIXED_CANDIDATES']?.split(',') ?? [...DEFAULT_CANDIDATES, ...(awq ? AWQ_CANDIDATES : [])]
     ).map(parseCandidate);
     const t0 = performance.now();
-    const s = await measureSensitivity(nodeRuntime, bytes, calib, cands);
+    const setup = await prepareMixed(bytes, cands, {}, nodeMixedHooks(calib, { awq }));
+    // MIXED_CROSSFIT=1: GPTQ/AWQ fitted on each half of the calibration windows, scored on the other.
+    const folds: ScoringFold[] = [];
+    if (process.env['MIXED_CROSSFIT'] === '1') {
+      const [a, b] = splitCalibration(calib, 2) as [Map<string, Tensor>, Map<string, Tensor>];
+      folds.push({ setup: await prepareMixed(bytes, cands, {}, nodeMixedHooks(a, { awq })), data: b });
+      folds.push({ setup: await prepareMixed(bytes, cands, {}, nodeMixedHooks(b, { awq })), data: a });
+    }
+    const s =
+      folds.length > 0
+        ? averageSensitivity([
+            await measureSensitivity(nodeRuntime, bytes, folds[0]!.data, cands, {}, undefined, folds[0]!.setup),
+            await measureSensitivity(nodeRuntime, bytes, folds[1]!.data, cands, {}, undefined, folds[1]!.setup),
+          ])
+        : await measureSensitivity(nodeRuntime, bytes, calib, cands, {}, undefined, setup);
     const sensSeconds = (performance.now() - t0) / 1000;
+    console.log(
+      `(mixed: GPTQ per candidate and sensitivity ${sensSeconds.toFixed(0)} s${awq ? ', AWQ-scaled base' : ''}${folds.length > 0 ? ', cross-fitted' : ''})`,
+    );
     mkdirSync(`${root}.cache`, { recursive: true });
     writeFileSync(`${root}.cache/sensitivity-${name}.json`, JSON.stringify(s, null, 1));
     const params = s.weights.reduce((a, w) => a + w.params, 0);
     for (const target of [3.5, 4.25, 5]) {
       const t1 = performance.now();
-      const plan = planMixed(s, cands, (target * params) / 8);
-      const mixed = mixedModelBytes(bytes, plan);
+      const plan = await refinePlan(nodeRuntime, bytes, calib, cands, setup, s, (target * params) / 8, {
+        rounds: Number(process.env['MIXED_ROUNDS'] ?? 1),
+        folds: folds.length > 0 ? folds : undefined,
+      });
+      const mixed = mixedModelBytes(setup, plan);
+      // Kept for scripts/measure/low-bit-latency.ts (EXTRA=…).
+      writeFileSync(`${root}.cache/mixed-${name}-${target}${process.env['TAG'] ?? ''}.onnx`, mixed.bytes);
       const seconds = sensSeconds + (performance.now() - t1) / 1000;
       const counts = new Map<string, number>();
       for (const c of plan.choice.values()) counts.set(c.label, (counts.get(c.label) ?? 0) + 1);
       await record(
-        `mixed ${target} (${[...counts].map(([l, n]) => `${n}× ${l}`).join(', ')})`,
+        `mixed ${target} (${[...counts].map(([l, n]) => `${n}× ${l}`).join(', ')}; ${plan.source ?? ''})`,
         mixed.bytes,
         (plan.bytes * 8) / plan.params,
         seconds,
@@ -242,5 +279,8 @@ for (const name of names) {
   console.log(`most accurate: ${best.label} (${pct(best.change)}, latency ${best.latency.toFixed(2)}× fp32)`);
   console.log(`fastest: ${fastest.label} (latency ${fastest.latency.toFixed(2)}× fp32, ${pct(fastest.change)})`);
   mkdirSync(`${root}.cache`, { recursive: true });
-  writeFileSync(`${root}.cache/low-bit-${name}.json`, JSON.stringify({ name, base, baseMs, rows: out }, null, 2));
+  writeFileSync(
+    `${root}.cache/low-bit-${name}${process.env['TAG'] ?? ''}.json`,
+    JSON.stringify({ name, base, baseMs, rows: out }, null, 2),
+  );
 }

@@ -72,6 +72,7 @@ export const OPTION_FLAGS: Readonly<Record<string, string>> = {
   mlp: '--mlp',
   base: '--base',
   merge: '--merge-scheme',
+  crossFit: '--cross-fit',
 };
 
 /** The flag for a marked option, or the mark unchanged when the CLI has no flag of that name. */

@@ -1,6 +1,6 @@
 import { OptionError } from '../errors.js';
 import { modelFromProto } from '../graph/from-onnx.js';
-import type { Model } from '../graph/model.js';
+import type { Initializer, Model } from '../graph/model.js';
 import { modelToProto } from '../graph/to-onnx.js';
 import { removeDeadNodes } from '../graph/topology.js';
 import { decodeModel, encodeModel } from '../io/onnx/proto.js';
@@ -11,20 +11,26 @@ import { rejectLinear } from '../passes/weight-only/linear-site.js';
 import { isWeightOnlyScheme } from './schemes.js';
 import type { SchemeName } from '../passes/weight-only/scheme.js';
 import { checkBlockSize } from '../passes/weight-only/scheme.js';
-import type { LayerReport, WeightOnlyOptions } from '../passes/weight-only/types.js';
+import type { LayerReport, PrecomputedWeights, WeightOnlyOptions } from '../passes/weight-only/types.js';
 import { chooseUnderBudget } from '../quant/knapsack.js';
 import type { CalibrationData } from './calibrate.js';
 import { createSession, runBatches } from './calibrate.js';
 import type { OnnxRuntime } from './runtime.js';
+import { makeTensor, type Tensor } from '../tensor/tensor.js';
 
 /*
- * Sensitivity analysis and mixed precision under a size budget. For every linear weight the pass
- * would quantize and every candidate scheme, the model with ONLY that weight quantized is run on
- * the calibration data in ONNX Runtime and its output compared with the fp32 model's: the mean
- * KL divergence of the output distributions (softmax over the last axis, per position). Taking
- * those costs as additive over weights, a multiple-choice knapsack (quant/knapsack.ts) picks one
- * scheme per weight under a byte budget, and the mixed model is written by one pass per chosen
- * scheme, each excluding the weights the others take.
+ * Sensitivity analysis and mixed precision under a size budget. A candidate is a weight-only
+ * scheme at a block size and the method that quantizes it: the data-free quantizer, or GPTQ
+ * (`+gptq`, computed once per candidate on the whole model by a caller-supplied hook, since GPTQ
+ * runs in Node). For every linear weight and candidate, the model with ONLY that weight in the
+ * candidate's form — the very form the mixed model will hold — is run on the calibration data in
+ * ONNX Runtime and its output compared with the fp32 model's: the mean KL divergence of the output
+ * distributions (softmax over the last axis, per position). A multiple-choice knapsack
+ * (quant/knapsack.ts) picks one candidate per weight under a byte budget. The costs do not add
+ * exactly (errors of consecutive layers compound or cancel), so the plan is then refined on the
+ * joint model: every weight's costs measured again on top of the plan (the rest quantized as
+ * planned), the knapsack solved on those, and the candidate plans — these, and every single
+ * candidate applied to all weights that fits the budget — compared by their measured joint KL.
  */
 
 /** A candidate: a weight-only scheme at a block size ('fp32' keeps the weight). */
@@ -32,24 +38,49 @@ export interface Candidate {
   readonly label: string;
   readonly scheme: SchemeName | 'fp32';
   readonly blockSize?: number | undefined;
+  /** GPTQ on the calibration data instead of the data-free quantizer. */
+  readonly gptq?: boolean | undefined;
+  /** Quantizes the weight as AWQ's clipping search left it (MixedHooks.rescale's `clipped`). */
+  readonly clip?: boolean | undefined;
 }
 
-/** `q4:128` → q4 at block 128; `fp32` keeps the weight. */
+/**
+ * `q4:128` → q4 at block 128 by the data-free quantizer; `+gptq` → by GPTQ; `+clip` → on the
+ * weights AWQ's clipping search shrank (with `awq`); `fp32` keeps the weight.
+ */
 export function parseCandidate(text: string): Candidate {
-  const [name, block] = text.split(':') as [string, string | undefined];
-  if (name === 'fp32') return { label: 'fp32', scheme: 'fp32' };
-  if (!isWeightOnlyScheme(name) || name === 'fp16')
+  const [head, ...flags] = text.split('+') as [string, ...string[]];
+  const gptq = flags.includes('gptq');
+  const clip = flags.includes('clip');
+  const [name, block] = head.split(':') as [string, string | undefined];
+  const unknown = flags.find((f) => f !== 'gptq' && f !== 'clip');
+  if (name === 'fp32' && flags.length === 0) return { label: 'fp32', scheme: 'fp32' };
+  if (!isWeightOnlyScheme(name) || name === 'fp16' || unknown !== undefined)
     throw new OptionError(
       'QK_UNKNOWN_SCHEME',
-      `candidate scheme '${text}' is not a weight-only scheme`,
-      '`schemes` takes e.g. q2-asym:64,q4:128,q4:32,q8-block:128,fp32',
+      `candidate '${text}' is not a weight-only scheme[:block][+clip][+gptq]`,
+      '`schemes` takes e.g. q2-asym:64+gptq,q4:128+clip+gptq,q4:32,q8-block:128,fp32',
       ['schemes'],
     );
   const blockSize = block === undefined ? undefined : checkBlockSize(Number(block));
-  return { label: blockSize === undefined ? name : `${name}:${blockSize}`, scheme: name, blockSize };
+  const label = `${blockSize === undefined ? name : `${name}:${blockSize}`}${clip ? '+clip' : ''}${gptq ? '+gptq' : ''}`;
+  return { label, scheme: name, blockSize, gptq, clip };
 }
 
-export const DEFAULT_CANDIDATES = ['q2-asym:64', 'q2-asym:32', 'q4:128', 'q4:32', 'q8-block:128', 'fp32'];
+/** GPTQ at 2 and 4 bits over a range of block sizes, q8 and fp32 for the layers that need them. */
+export const DEFAULT_CANDIDATES = [
+  'q2-asym:64+gptq',
+  'q2-asym:32+gptq',
+  'q4:256+gptq',
+  'q4:128+gptq',
+  'q4:64+gptq',
+  'q4:32+gptq',
+  'q8-block:128',
+  'fp32',
+];
+
+/** With `awq`, also q4 g128 on AWQ's clipped weights (the scheme the clipping was searched for). */
+export const AWQ_CANDIDATES = ['q4:128+clip+gptq'];
 
 export interface WeightCost {
   readonly label: string;
@@ -159,8 +190,89 @@ function prepared(bytes: Uint8Array, exclude: readonly string[] | undefined): Mo
   return model;
 }
 
+/** The weight-only options a candidate is written with (and its GPTQ results computed for). */
+export function candidateOptions(c: Candidate, exclude?: readonly string[]): WeightOnlyOptions {
+  return { scheme: c.scheme as SchemeName, blockSize: c.blockSize, exclude, equalizeNorms: false };
+}
+
+/**
+ * What the calibrated methods need from the caller (Node: flows/mixed-file.ts nodeMixedHooks).
+ * Both receive the prepared fp32 model (norm scales already equalized).
+ */
+export interface MixedHooks {
+  /** GPTQ's results for every linear weight under candidate `c`, on `model` (left unchanged). */
+  readonly gptq?: ((model: Model, c: Candidate) => Promise<PrecomputedWeights>) | undefined;
+  /**
+   * Rewrites the fp32 model in place before anything is measured (AWQ's scales); returns notes and
+   * optionally the same graph with some weights clipped (for the `clip` candidates).
+   */
+  readonly rescale?: ((model: Model) => Promise<{ notes: string[]; clipped?: Model | undefined }>) | undefined;
+}
+
+/** The prepared model and each GPTQ candidate's results: what every plan is applied to. */
+export interface MixedSetup {
+  /** The prepared fp32 model (AWQ-rescaled when asked), encoded: each plan decodes a fresh copy. */
+  readonly base: Uint8Array;
+  readonly precomputed: ReadonlyMap<string, PrecomputedWeights>;
+  /** The weights as clipped (same names and graph as `base`), for the `clip` candidates. */
+  readonly clipped: ReadonlyMap<string, Initializer>;
+  readonly exclude?: readonly string[] | undefined;
+  readonly notes: string[];
+}
+
+export async function prepareMixed(
+  bytes: Uint8Array,
+  candidates: readonly Candidate[],
+  options: Pick<WeightOnlyOptions, 'exclude'> = {},
+  hooks: MixedHooks = {},
+  progress?: (done: number, total: number) => void,
+): Promise<MixedSetup> {
+  const model = prepared(bytes, options.exclude);
+  const scaled = hooks.rescale ? await hooks.rescale(model) : { notes: [] };
+  const notes = scaled.notes;
+  const base = encodeModel(modelToProto(model));
+  // Only the weights the clipping changed: the rest of a clip candidate is the base's.
+  const clipped = new Map<string, Initializer>();
+  for (const [name, init] of scaled.clipped?.graph.initializers ?? []) {
+    const mine = model.graph.initializers.get(name);
+    if (!mine || init.dtype !== 'float32' || mine.dtype !== 'float32') continue;
+    const a = init.load().data as Float32Array;
+    const b = mine.load().data as Float32Array;
+    if (a.length === b.length && a.some((v, i) => v !== b[i])) clipped.set(name, init);
+  }
+  const clipping = candidates.find((c) => c.clip);
+  if (clipping && !scaled.clipped)
+    throw new OptionError(
+      'QK_BAD_OPTION',
+      `candidate ${clipping.label} needs AWQ's clipped weights`,
+      "add `awq`, or drop the '+clip' candidates from `schemes`",
+      ['awq', 'schemes'],
+    );
+  const precomputed = new Map<string, PrecomputedWeights>();
+  const gptq = candidates.filter((c) => c.gptq);
+  if (gptq.length > 0 && !hooks.gptq)
+    throw new OptionError(
+      'QK_BAD_OPTION',
+      `candidate ${gptq[0]?.label} needs GPTQ, which runs only in Node`,
+      "drop the '+gptq' candidates from `schemes`",
+      ['schemes'],
+    );
+  for (const [i, c] of gptq.entries()) {
+    const m = modelFromProto(decodeModel(base));
+    if (c.clip) for (const [name, init] of clipped) m.graph.initializers.set(name, init);
+    precomputed.set(c.label, await (hooks.gptq as NonNullable<MixedHooks['gptq']>)(m, c));
+    progress?.(i + 1, gptq.length);
+  }
+  return { base, precomputed, clipped, exclude: options.exclude, notes };
+}
+
 /** Quantizes `model` in place: each weight by its candidate (weights not in `plan` stay fp32). */
-export function applyPlan(model: Model, plan: ReadonlyMap<string, Candidate>): LayerReport[] {
+export function applyPlan(
+  model: Model,
+  plan: ReadonlyMap<string, Candidate>,
+  precomputed: ReadonlyMap<string, PrecomputedWeights> = new Map(),
+  clipped: ReadonlyMap<string, Initializer> = new Map(),
+): LayerReport[] {
   const layers: LayerReport[] = [];
   const byLabel = new Map<string, { c: Candidate; weights: Set<string> }>();
   for (const [w, c] of plan) {
@@ -171,19 +283,43 @@ export function applyPlan(model: Model, plan: ReadonlyMap<string, Candidate>): L
   }
   for (const { c, weights } of byLabel.values()) {
     const others = [...model.graph.initializers.keys()].filter((n) => !weights.has(n));
-    const r = quantizeWeights(model, {
-      scheme: c.scheme as SchemeName,
-      blockSize: c.blockSize,
-      exclude: others,
-      equalizeNorms: false,
-    });
+    const pre = precomputed.get(c.label);
+    if (c.gptq && !pre) throw new Error(`mixed: no GPTQ results for ${c.label}`);
+    if (c.clip)
+      for (const w of weights) {
+        const init = clipped.get(w);
+        if (init) model.graph.initializers.set(w, init);
+      }
+    const r = quantizeWeights(model, { ...candidateOptions(c, others), precomputed: pre });
     layers.push(...r.layers.filter((l) => weights.has(l.weight)));
   }
   removeDeadNodes(model.graph);
   return layers;
 }
 
-/** Sensitivity of every linear weight of `bytes` to every candidate. */
+/** The model of `plan` applied to the setup's base, encoded, with its layer reports. */
+export function planModel(setup: MixedSetup, plan: ReadonlyMap<string, Candidate>) {
+  const model = modelFromProto(decodeModel(setup.base));
+  const layers = applyPlan(model, plan, setup.precomputed, setup.clipped);
+  return { bytes: encodeModel(modelToProto(model)), layers };
+}
+
+/** The mean KL of one model's outputs from the reference's on the calibration data. */
+async function klOf(
+  runtime: OnnxRuntime,
+  bytes: Uint8Array,
+  data: CalibrationData,
+  ref: { data: Float32Array; classes: number },
+): Promise<number> {
+  const q = await outputs(runtime, bytes, data);
+  return meanKl(ref.data, q.data, ref.classes);
+}
+
+/**
+ * Sensitivity of every linear weight of `bytes` to every candidate. With `on`, each weight's cost
+ * is measured on top of that plan (every other weight as it chooses): the joint model's KL with
+ * this weight in each candidate's form, less the plan's own KL.
+ */
 export async function measureSensitivity(
   runtime: OnnxRuntime,
   bytes: Uint8Array,
@@ -191,30 +327,31 @@ export async function measureSensitivity(
   candidates: readonly Candidate[],
   options: Pick<WeightOnlyOptions, 'exclude' | 'keepFirstLast'> = {},
   progress?: (done: number, total: number) => void,
+  setupGiven?: MixedSetup,
+  on?: { readonly plan: ReadonlyMap<string, Candidate>; readonly kl: number },
 ): Promise<SensitivityResult> {
-  const base = prepared(bytes, options.exclude);
-  const ref = await outputs(runtime, encodeModel(modelToProto(base)), data);
-  const weights = linearWeights(base, options);
+  const setup = setupGiven ?? (await prepareMixed(bytes, candidates, options));
+  const original = prepared(bytes, options.exclude);
+  const ref = await outputs(runtime, encodeModel(modelToProto(original)), data);
+  const weights = linearWeights(original, options);
   const result: WeightSensitivity[] = [];
   let done = 0;
   for (const { weight: w, node } of weights) {
-    const init = base.graph.initializers.get(w);
+    const init = original.graph.initializers.get(w);
     const params = (init?.dims ?? []).reduce((a, b) => a * b, 1);
     const costs: WeightCost[] = [];
     for (const c of candidates) {
-      if (c.scheme === 'fp32') {
-        costs.push({ label: c.label, bytes: 4 * params, kl: 0 });
-        continue;
+      const plan = new Map(on?.plan ?? []);
+      plan.set(w, c);
+      const m = planModel(setup, on ? plan : new Map([[w, c]]));
+      const layer = m.layers.find((l) => l.weight === w);
+      const bytesOf = layer && layer.scheme !== 'fp32' ? layer.bytesAfter : 4 * params;
+      if (on && on.plan.get(w)?.label === c.label) costs.push({ label: c.label, bytes: bytesOf, kl: 0 });
+      else if (!on && c.scheme === 'fp32') costs.push({ label: c.label, bytes: 4 * params, kl: 0 });
+      else {
+        const kl = await klOf(runtime, m.bytes, data, ref);
+        costs.push({ label: c.label, bytes: bytesOf, kl: on ? kl - on.kl : kl });
       }
-      const model = prepared(bytes, options.exclude);
-      const layers = applyPlan(model, new Map([[w, c]]));
-      const layer = layers.find((l) => l.weight === w);
-      const q = await outputs(runtime, encodeModel(modelToProto(model)), data);
-      costs.push({
-        label: c.label,
-        bytes: layer && layer.scheme !== 'fp32' ? layer.bytesAfter : 4 * params,
-        kl: meanKl(ref.data, q.data, ref.classes),
-      });
       progress?.(++done, weights.length * candidates.length);
     }
     result.push({ weight: w, node, params, costs });
@@ -228,6 +365,10 @@ export interface MixedPlan {
   readonly params: number;
   /** Σ of the chosen KL costs (the knapsack's objective). */
   readonly predictedKl: number;
+  /** The joint model's KL on the calibration data, where measured (refinePlan). */
+  readonly measuredKl?: number | undefined;
+  /** How it was found: the knapsack on single-weight costs, on costs over a plan, or one candidate for all. */
+  readonly source?: string | undefined;
 }
 
 /** The scheme per weight of least summed KL within `budgetBytes` (of the linear weights). */
@@ -292,13 +433,138 @@ export function planMixedForLoss(s: SensitivityResult, candidates: readonly Cand
   return best;
 }
 
-/** The mixed model's bytes for a plan (same preparation as the measurements). */
-export function mixedModelBytes(
+/** The plan that puts every weight in candidate `c`, or undefined when that exceeds the budget. */
+function uniformPlan(s: SensitivityResult, c: Candidate, budgetBytes: number): MixedPlan | undefined {
+  let bytes = 0;
+  let kl = 0;
+  let params = 0;
+  for (const w of s.weights) {
+    const cost = w.costs.find((x) => x.label === c.label);
+    if (!cost) return undefined;
+    bytes += cost.bytes;
+    kl += cost.kl;
+    params += w.params;
+  }
+  if (bytes > budgetBytes) return undefined;
+  return {
+    choice: new Map(s.weights.map((w) => [w.weight, c])),
+    bytes,
+    params,
+    predictedKl: kl,
+    source: `all ${c.label}`,
+  };
+}
+
+/** A setup fitted on some calibration samples and the samples it is scored on. */
+export interface ScoringFold {
+  readonly setup: MixedSetup;
+  readonly data: CalibrationData;
+}
+
+export interface RefineOptions {
+  /** Rounds of re-measuring every weight's costs on top of the best plan so far (default 1). */
+  readonly rounds?: number | undefined;
+  /**
+   * Cross-fitting: score plans on these folds (each a setup fitted without its samples), averaged,
+   * instead of the setup on the data it was fitted on.
+   */
+  readonly folds?: readonly ScoringFold[] | undefined;
+  readonly progress?: ((done: number, total: number) => void) | undefined;
+}
+
+/**
+ * The knapsack's plan checked and improved on the joint model: its KL measured; then, per round,
+ * every weight's costs measured on top of the best plan so far and the knapsack solved again on
+ * them; and every candidate that fits the budget for all weights on its own. The plan of least
+ * measured KL wins (all of them fit the budget).
+ */
+export async function refinePlan(
+  runtime: OnnxRuntime,
   bytes: Uint8Array,
-  plan: MixedPlan,
-  options: Pick<WeightOnlyOptions, 'exclude'> = {},
-): { bytes: Uint8Array; layers: LayerReport[] } {
-  const model = prepared(bytes, options.exclude);
-  const layers = applyPlan(model, plan.choice);
-  return { bytes: encodeModel(modelToProto(model)), layers };
+  data: CalibrationData,
+  candidates: readonly Candidate[],
+  setup: MixedSetup,
+  s: SensitivityResult,
+  budgetBytes: number,
+  o: RefineOptions = {},
+): Promise<MixedPlan> {
+  const folds = o.folds ?? [{ setup, data }];
+  const original = encodeModel(modelToProto(prepared(bytes, setup.exclude)));
+  const refs: { data: Float32Array; classes: number }[] = [];
+  for (const f of folds) refs.push(await outputs(runtime, original, f.data));
+  const kls = new Map<MixedPlan, number[]>();
+  const measure = async (p: MixedPlan): Promise<MixedPlan> => {
+    const each: number[] = [];
+    for (const [k, f] of folds.entries())
+      each.push(await klOf(runtime, planModel(f.setup, p.choice).bytes, f.data, refs[k] as (typeof refs)[number]));
+    const m = { ...p, measuredKl: each.reduce((a, b) => a + b, 0) / each.length };
+    kls.set(m, each);
+    return m;
+  };
+  let best = await measure({ ...planMixed(s, candidates, budgetBytes), source: 'knapsack' });
+  for (const c of candidates) {
+    const u = uniformPlan(s, c, budgetBytes);
+    if (!u) continue;
+    const m = await measure(u);
+    if ((m.measuredKl as number) < (best.measuredKl as number)) best = m;
+  }
+  for (let round = 1; round <= (o.rounds ?? 1); round++) {
+    const parts: SensitivityResult[] = [];
+    for (const [k, f] of folds.entries())
+      parts.push(
+        await measureSensitivity(runtime, bytes, f.data, candidates, { exclude: setup.exclude }, o.progress, f.setup, {
+          plan: best.choice,
+          kl: (kls.get(best) as number[])[k] as number,
+        }),
+      );
+    const next = await measure({
+      ...planMixed(averageSensitivity(parts), candidates, budgetBytes),
+      source: `knapsack over a plan, round ${round}`,
+    });
+    if ((next.measuredKl as number) >= (best.measuredKl as number)) break;
+    best = next;
+  }
+  return best;
+}
+
+/** Calibration samples cut into `parts` contiguous runs along the first axis (every input alike). */
+export function splitCalibration(data: CalibrationData, parts: number): CalibrationData[] {
+  const n = Math.min(...[...data.values()].map((t) => t.dims[0] ?? 0));
+  if (!(n >= parts))
+    throw new OptionError(
+      'QK_CALIB_EMPTY',
+      `cross-fitting needs at least ${parts} calibration samples, got ${n}`,
+      'give more samples in `calib`, or drop `crossFit`',
+      ['calib', 'crossFit'],
+    );
+  return Array.from({ length: parts }, (_, k) => {
+    const [a, b] = [Math.floor((k * n) / parts), Math.floor(((k + 1) * n) / parts)];
+    const out: CalibrationData = new Map();
+    for (const [name, t] of data) {
+      const row = (t.dims.slice(1) as number[]).reduce((x, y) => x * y, 1);
+      const d = t.data as { slice(a: number, b: number): Tensor['data'] };
+      out.set(name, makeTensor(t.dtype, [b - a, ...t.dims.slice(1)], d.slice(a * row, b * row)));
+    }
+    return out;
+  });
+}
+
+/** The mean of several measurements of the same weights and candidates (cross-fitting's folds). */
+export function averageSensitivity(rs: readonly SensitivityResult[]): SensitivityResult {
+  const first = rs[0] as SensitivityResult;
+  return {
+    positions: rs.reduce((a, r) => a + r.positions, 0),
+    weights: first.weights.map((w, i) => ({
+      ...w,
+      costs: w.costs.map((c, j) => ({
+        ...c,
+        kl: rs.reduce((a, r) => a + ((r.weights[i] as WeightSensitivity).costs[j] as WeightCost).kl, 0) / rs.length,
+      })),
+    })),
+  };
+}
+
+/** The mixed model's bytes for a plan (same preparation as the measurements). */
+export function mixedModelBytes(setup: MixedSetup, plan: MixedPlan): { bytes: Uint8Array; layers: LayerReport[] } {
+  return planModel(setup, plan.choice);
 }

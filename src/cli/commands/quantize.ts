@@ -60,6 +60,7 @@ interface QuantizeCliOptions {
   outliers?: string;
   targetSize?: string;
   maxLossIncrease?: string;
+  crossFit?: boolean;
   schemes?: string[];
   nonFinite?: string;
   verify: boolean; // --no-verify turns it off
@@ -98,8 +99,12 @@ export function registerQuantize(program: Command): void {
     )
     .option('--target-size <bytes>', 'mixed precision within this many bytes of linear weights (e.g. 300MB, 2.5e6)')
     .option(
+      '--cross-fit',
+      'with --target-bits/--target-size: score the candidates on calibration samples their GPTQ/AWQ did not see (two halves, each fitted on one and scored on the other)',
+    )
+    .option(
       '--schemes <list>',
-      'with --target-bits/--target-size: candidates scheme[:block] (default q2-asym:64,q2-asym:32,q4:128,q4:32,q8-block:128,fp32)',
+      'with --target-bits/--target-size: candidates scheme[:block][+gptq] (default q2-asym:64+gptq,q2-asym:32+gptq,q4:256+gptq,q4:128+gptq,q4:64+gptq,q4:32+gptq,q8-block:128,fp32)',
       collect,
       [],
     )
@@ -451,6 +456,8 @@ async function mixedCommand(input: string, opts: QuantizeCliOptions): Promise<vo
     targetBits: bits,
     targetSize: opts.targetSize === undefined ? undefined : parseSize(opts.targetSize),
     maxLossIncrease: parseFraction(opts.maxLossIncrease, '--max-loss-increase'),
+    awq: opts.awq ?? false,
+    crossFit: opts.crossFit ?? false,
     force: opts.force ?? false,
     progress: bar.progress && ((done, total) => bar.progress?.(done, total, 1, 1)),
   })

@@ -1,5 +1,8 @@
 import type { Command } from 'commander';
 import { sensitivityFile } from '../../flows/mixed-file.js';
+import { loadReportAssets } from '../../flows/report-assets.js';
+import { writeFileAtomic } from '../../node/files.js';
+import { renderSensitivityReport } from '../../web/report/index.js';
 import type { SensitivityResult } from '../../flows/mixed.js';
 import { inCliWords } from '../option-flags.js';
 import { progressBar } from '../progress.js';
@@ -11,6 +14,9 @@ interface SensitivityCliOptions {
   exclude: string[];
   json?: boolean;
   progress?: boolean;
+  report?: string;
+  awq?: boolean;
+  force?: boolean;
 }
 
 function collect(value: string, previous: string[] = []): string[] {
@@ -64,10 +70,13 @@ export function registerSensitivity(program: Command): void {
     .option('--calib <[name=]file.npy...>', 'calibration inputs, first axis = samples (repeat per model input)')
     .option(
       '--schemes <list>',
-      'candidates scheme[:block], comma-separated (default q2-asym:64,q2-asym:32,q4:128,q4:32,q8-block:128,fp32)',
+      'candidates scheme[:block][+gptq], comma-separated (default q2-asym:64+gptq,q2-asym:32+gptq,q4:256+gptq,q4:128+gptq,q4:64+gptq,q4:32+gptq,q8-block:128,fp32)',
       collect,
     )
     .option('--exclude <op|name...>', 'leave these weights out (repeatable, comma-separated)', collect, [])
+    .option('--awq', "AWQ's activation scales folded in first (as quantize --target-bits --awq measures)")
+    .option('--report <file.html>', 'also write a self-contained HTML report: the table and a log-scale bar chart')
+    .option('-f, --force', 'overwrite the report file if it exists')
     .option('--json', 'print the result as JSON')
     .option('--progress', 'show a progress bar even when stderr is not a terminal')
     .action(async (model: string, opts: SensitivityCliOptions) => {
@@ -76,10 +85,17 @@ export function registerSensitivity(program: Command): void {
         calib: opts.calib,
         schemes: opts.schemes,
         exclude: opts.exclude,
+        awq: opts.awq ?? false,
         progress: bar.progress && ((done, total) => bar.progress?.(done, total, 1, 1)),
       })
         .finally(() => bar.stop())
         .then(inCliWords);
+      if (opts.report)
+        await writeFileAtomic(
+          opts.report,
+          [new TextEncoder().encode(renderSensitivityReport(model, r, loadReportAssets()))],
+          { force: opts.force ?? false, inputs: [model] },
+        );
       if (opts.json) {
         process.stdout.write(`${JSON.stringify({ model, ...r }, null, 2)}\n`);
         return;

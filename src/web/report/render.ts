@@ -19,14 +19,14 @@ export function escapeHtml(s: string): string {
  * whatever JS thinks, and `<!--` can switch it into an escaped state (HTML §13.2.5.4), so every
  * `<` in the data becomes the JSON escape \u003c, which JSON.parse reads back unchanged.
  */
-function scriptSafeJson(value: unknown): string {
+export function scriptSafeJson(value: unknown): string {
   return JSON.stringify(value)
     .replace(/</g, '\\u003c')
     .replace(/\u2028/g, '\\u2028')
     .replace(/\u2029/g, '\\u2029');
 }
 
-function scriptSafeCode(code: string, what: string): string {
+export function scriptSafeCode(code: string, what: string): string {
   // Source maps point at files the reader does not have; drop the comment.
   const stripped = code.replace(/\n\/\/# sourceMappingURL=\S+\s*$/, '\n');
   if (/<\/script|<!--/i.test(stripped)) throw new Error(`${what} contains '</script' or '<!--' and cannot be inlined`);
