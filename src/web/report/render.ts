@@ -96,7 +96,7 @@ int4 spaces them evenly.</p>
 <p>${escapeHtml(model.description)}</p>
 ${table(t.header, t.rows)}
 ${t.notes.map((n) => `<p class="note">${escapeHtml(n)}</p>`).join('\n')}
-${model.rows.some((r) => Number.isFinite(r.quality)) ? `<div class="chart tall"><canvas id="scatter-${m}"></canvas></div>` : ''}
+${model.rows.some((r) => Number.isFinite(r.quality)) ? `<div class="chart ${model.rows.length > 36 ? 'taller' : 'tall'}"><canvas id="scatter-${m}"></canvas></div>` : ''}
 ${sqnrPanels(model.rows.slice(1))
   .map((_, p) => `<div class="chart tall"><canvas id="sqnr-${m}-${p}"></canvas></div>`)
   .join('\n')}

@@ -14,6 +14,8 @@ td.num { text-align: right; }
 tbody tr:first-child { background: #f4f7fb; }
 .chart { position: relative; height: 340px; margin: 8px 0; }
 .chart.tall { height: 420px; }
+/* A scatter of many schemes needs the height to name them all without collisions. */
+.chart.taller { height: 600px; }
 .controls { display: flex; flex-wrap: wrap; gap: 14px; align-items: center; }
 .swatch { display: inline-block; width: 14px; height: 3px; vertical-align: middle; margin-right: 4px; }
 .s0 { background: rgba(31,119,180,0.6); } .s1 { background: #d62728; } .s2 { background: #2ca02c; } .s3 { background: #ff7f0e; }
