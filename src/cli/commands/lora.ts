@@ -18,6 +18,7 @@ import { TRAIN_BACKENDS, type TrainBackend } from '../../train/tf.js';
 import { readModelBytes, readTensorFile } from '../inputs.js';
 import { cliWording, inCliWords } from '../option-flags.js';
 import { trainProgressBar } from '../progress.js';
+import { numberFlag, oneOf } from '../flag-values.js';
 
 interface LoraCliOptions {
   output: string;
@@ -40,24 +41,6 @@ interface LoraCliOptions {
   progress?: boolean;
   force?: boolean;
   json?: boolean;
-}
-
-function oneOf<T extends string>(flag: string, value: string, allowed: readonly T[]): T {
-  if (!(allowed as readonly string[]).includes(value))
-    throw new QuantkitError(
-      'QK_BAD_FLAG',
-      `${flag} '${value}' is not one of ${allowed.join(', ')}`,
-      `use ${allowed.join(' or ')}`,
-    );
-  return value as T;
-}
-
-function numberFlag(flag: string, value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isFinite(n) || value.trim() === '')
-    throw new QuantkitError('QK_BAD_FLAG', `${flag} '${value}' is not a number`, `e.g. ${flag} 8`);
-  return n;
 }
 
 /** The installed tfjs-backend-wasm's .wasm files (Node reads them from disk by this prefix). */
