@@ -207,6 +207,43 @@ export interface WasmQuantParams {
   readonly inner: number;
 }
 
+/** Where the clamps and rounding constant of a quantize come from: the codes' type and a zero point. */
+function quantLimits(p: WasmQuantParams, ch: number): [lo: number, hi: number, shift: number, flip: number] {
+  const z = p.zeroPoint ? (p.zeroPoint[ch] as number) : 0;
+  return p.signed ? [-128 - z, 127 - z, z, 0] : [0 - z, 255 - z, z - 128, 0x80];
+}
+
+/** quantizeColumns' table at `at`: C scales, lower clamps, upper clamps and rounding constants. */
+function writeColumnParams(mem: ArrayBuffer, at: number, p: WasmQuantParams): void {
+  const c = p.scale.length;
+  const f32 = new Float32Array(mem);
+  const i32 = new Int32Array(mem);
+  const pf = at / 4;
+  for (let j = 0; j < c; j++) {
+    const [lo, hi, shift] = quantLimits(p, j);
+    f32[pf + j] = p.scale[j] as number;
+    f32[pf + c + j] = lo;
+    f32[pf + 2 * c + j] = hi;
+    i32[pf + 3 * c + j] = 0x4b400000 - shift;
+  }
+}
+
+/**
+ * The runs of one channel among elements [from, to) of x as [outer, C, inner] (n elements), each
+ * with quantizeRun's arguments after its addresses: count, scale, clamps, zero point, flip.
+ */
+function* channelRuns(from: number, to: number, n: number, p: WasmQuantParams) {
+  const c = p.scale.length;
+  const run = c === 1 ? n : p.inner;
+  for (let s = from; s < to;) {
+    const e = Math.min(to, (Math.floor(s / run) + 1) * run);
+    const ch = Math.floor(s / run) % c;
+    const [lo, hi, shift, flip] = quantLimits(p, ch);
+    yield { s, args: [e - s, p.scale[ch] as number, lo, hi, shift, flip] as const };
+    s = e;
+  }
+}
+
 /**
  * QuantizeLinear into `out` (x as [outer, C, inner], C = scale.length). Returns false where the
  * kernel cannot run or met a NaN/±Inf (the caller then runs the reference), true when done.
@@ -223,7 +260,6 @@ export function quantizeWasm(
   const { k, arena } = r;
   const c = p.scale.length;
   const flip = p.signed ? 0 : 0x80;
-  const [qmin, qmax] = p.signed ? [-128, 127] : [0, 255];
   const outBytes = new Uint8Array(out.buffer, out.byteOffset, out.length);
   const n = x.length;
   if (c > 1 && p.inner === 1) {
@@ -232,16 +268,8 @@ export function quantizeWasm(
     return withScratch(arena, [chunk * 4, chunk, c * 16], (inAt, outAt, pAt) => {
       const mem = k.memory.buffer;
       const f32 = new Float32Array(mem);
-      const i32 = new Int32Array(mem);
       const u8 = new Uint8Array(mem);
-      const pf = (pAt as number) / 4;
-      for (let j = 0; j < c; j++) {
-        const z = p.zeroPoint ? (p.zeroPoint[j] as number) : 0;
-        f32[pf + j] = p.scale[j] as number;
-        f32[pf + c + j] = qmin - z;
-        f32[pf + 2 * c + j] = qmax - z;
-        i32[pf + 3 * c + j] = 0x4b400000 - (z - (flip ? 128 : 0));
-      }
+      writeColumnParams(mem, pAt as number, p);
       let bad = 0;
       for (let i = 0; i < n; i += chunk) {
         const len = Math.min(chunk, n - i);
@@ -253,7 +281,6 @@ export function quantizeWasm(
       return true;
     });
   }
-  const run = c === 1 ? n : p.inner;
   return withScratch(arena, [CHUNK * 4, CHUNK], (inAt, outAt) => {
     const mem = k.memory.buffer;
     const f32 = new Float32Array(mem);
@@ -261,24 +288,8 @@ export function quantizeWasm(
     for (let i = 0; i < n; i += CHUNK) {
       const len = Math.min(CHUNK, n - i);
       f32.set(x.subarray(i, i + len), (inAt as number) / 4);
-      // The runs of one channel inside this chunk.
-      for (let s = i; s < i + len;) {
-        const e = Math.min(i + len, (Math.floor(s / run) + 1) * run);
-        const ch = Math.floor(s / run) % c;
-        const z = p.zeroPoint ? (p.zeroPoint[ch] as number) : 0;
-        const bad = k.quantizeRun(
-          (inAt as number) + (s - i) * 4,
-          (outAt as number) + (s - i),
-          e - s,
-          p.scale[ch] as number,
-          qmin - z,
-          qmax - z,
-          z - (flip ? 128 : 0),
-          flip,
-        );
-        if (bad) return false;
-        s = e;
-      }
+      for (const { s, args } of channelRuns(i, i + len, n, p))
+        if (k.quantizeRun((inAt as number) + (s - i) * 4, (outAt as number) + (s - i), ...args)) return false;
       outBytes.set(u8.subarray(outAt as number, (outAt as number) + len), i);
     }
     return true;
@@ -303,7 +314,6 @@ function quantizeParallel(
   const { k, arena } = r;
   const c = p.scale.length;
   const flip = p.signed ? 0 : 0x80;
-  const [qmin, qmax] = p.signed ? [-128, 127] : [0, 255];
   const outBytes = new Uint8Array(out.buffer, out.byteOffset, out.length);
   const n = x.length;
   const columns = c > 1 && p.inner === 1;
@@ -311,19 +321,7 @@ function quantizeParallel(
   const part = columns ? Math.max(1, Math.floor(PART / c)) * c : PART;
   const staged = Math.min(round, n);
   return withScratch(arena, [staged * 4, staged, columns ? c * 16 : 16], (inAt, outAt, pAt) => {
-    if (columns) {
-      const f32 = new Float32Array(k.memory.buffer);
-      const i32 = new Int32Array(k.memory.buffer);
-      const pf = (pAt as number) / 4;
-      for (let j = 0; j < c; j++) {
-        const z = p.zeroPoint ? (p.zeroPoint[j] as number) : 0;
-        f32[pf + j] = p.scale[j] as number;
-        f32[pf + c + j] = qmin - z;
-        f32[pf + 2 * c + j] = qmax - z;
-        i32[pf + 3 * c + j] = 0x4b400000 - (z - (flip ? 128 : 0));
-      }
-    }
-    const run = c === 1 ? n : p.inner;
+    if (columns) writeColumnParams(k.memory.buffer, pAt as number, p);
     for (let i = 0; i < n; i += round) {
       const len = Math.min(round, n - i);
       new Float32Array(k.memory.buffer).set(x.subarray(i, i + len), (inAt as number) / 4);
@@ -337,24 +335,8 @@ function quantizeParallel(
           continue;
         }
         const calls: KernelCall[] = [];
-        for (let s = i + s0; s < i + e0;) {
-          const e = Math.min(i + e0, (Math.floor(s / run) + 1) * run);
-          const ch = Math.floor(s / run) % c;
-          const z = p.zeroPoint ? (p.zeroPoint[ch] as number) : 0;
-          const off = s - i;
-          calls.push([
-            'quantizeRun',
-            (inAt as number) + off * 4,
-            (outAt as number) + off,
-            e - s,
-            p.scale[ch] as number,
-            qmin - z,
-            qmax - z,
-            z - (flip ? 128 : 0),
-            flip,
-          ]);
-          s = e;
-        }
+        for (const { s, args } of channelRuns(i + s0, i + e0, n, p))
+          calls.push(['quantizeRun', (inAt as number) + (s - i) * 4, (outAt as number) + (s - i), ...args]);
         parts.push(calls);
       }
       if (par.run(parts)) return false;
@@ -406,21 +388,12 @@ export function quantizeResidentWasm(xAt: number, n: number, p: WasmQuantParams,
   const { k, arena } = r;
   const c = p.scale.length;
   const flip = p.signed ? 0 : 0x80;
-  const [qmin, qmax] = p.signed ? [-128, 127] : [0, 255];
-  const zeroOf = (ch: number) => (p.zeroPoint ? (p.zeroPoint[ch] as number) : 0);
   if (c > 1 && p.inner === 1) {
     const rowsPer = Math.max(1, Math.floor(RESIDENT_CHUNK / c));
     const chunk = rowsPer * c;
     return withScratch(arena, [chunk * 4, c * 16], (inAt, pAt) => {
       const f32 = new Float32Array(k.memory.buffer);
-      const i32 = new Int32Array(k.memory.buffer);
-      const pf = (pAt as number) / 4;
-      for (let j = 0; j < c; j++) {
-        f32[pf + j] = p.scale[j] as number;
-        f32[pf + c + j] = qmin - zeroOf(j);
-        f32[pf + 2 * c + j] = qmax - zeroOf(j);
-        i32[pf + 3 * c + j] = 0x4b400000 - (zeroOf(j) - (flip ? 128 : 0));
-      }
+      writeColumnParams(k.memory.buffer, pAt as number, p);
       for (let i = 0; i < n; i += chunk) {
         const len = Math.min(chunk, n - i);
         f32.copyWithin((inAt as number) / 4, xAt / 4 + i, xAt / 4 + i + len);
@@ -429,29 +402,13 @@ export function quantizeResidentWasm(xAt: number, n: number, p: WasmQuantParams,
       return true;
     });
   }
-  const run = c === 1 ? n : p.inner;
   return withScratch(arena, [RESIDENT_CHUNK * 4], (inAt) => {
     const f32 = new Float32Array(k.memory.buffer);
     for (let i = 0; i < n; i += RESIDENT_CHUNK) {
       const len = Math.min(RESIDENT_CHUNK, n - i);
       f32.copyWithin((inAt as number) / 4, xAt / 4 + i, xAt / 4 + i + len);
-      for (let s = i; s < i + len;) {
-        const e = Math.min(i + len, (Math.floor(s / run) + 1) * run);
-        const ch = Math.floor(s / run) % c;
-        const z = zeroOf(ch);
-        const bad = k.quantizeRun(
-          (inAt as number) + (s - i) * 4,
-          outAt + s,
-          e - s,
-          p.scale[ch] as number,
-          qmin - z,
-          qmax - z,
-          z - (flip ? 128 : 0),
-          flip,
-        );
-        if (bad) return false;
-        s = e;
-      }
+      for (const { s, args } of channelRuns(i, i + len, n, p))
+        if (k.quantizeRun((inAt as number) + (s - i) * 4, outAt + s, ...args)) return false;
     }
     return true;
   });
