@@ -65,6 +65,11 @@ export const OPTION_FLAGS: Readonly<Record<string, string>> = {
   targetSize: '--target-size',
   finetune: '--finetune',
   optimizer: '--optimizer',
+  validation: '--validation',
+  allocation: '--allocation',
+  kmeansEpochs: '--kmeans-epochs',
+  centroidLr: '--centroid-lr',
+  kmeansInit: '--kmeans-init',
 };
 
 /** The flag for a marked option, or the mark unchanged when the CLI has no flag of that name. */
