@@ -41,7 +41,7 @@ export interface CompressFileOptions extends Omit<CompressOptions, 'evaluate' | 
   readonly batchSize?: number | undefined;
   readonly maxSteps?: number | undefined;
   readonly optimizer?: OptimizerKind | undefined;
-  /** Codebook fine-tuning epochs (default `epochs`) and rate (default `lr`). */
+  /** Codebook fine-tuning epochs (default `epochs`) and rate (default 1e-4). */
   readonly kmeansEpochs?: number | undefined;
   readonly centroidLr?: number | undefined;
   /** Held-out fraction of `train` for sensitivity and keep-best (default 0.1). */
@@ -129,7 +129,7 @@ export async function compressFile(
       epochs: options.epochs,
       kmeansEpochs: options.kmeansEpochs,
       lr: options.lr,
-      centroidLr: options.centroidLr ?? options.lr,
+      centroidLr: options.centroidLr,
       validation: options.validation,
       allocation: options.allocation,
       backend,

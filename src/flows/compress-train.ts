@@ -52,7 +52,10 @@ export interface CompressTrainOptions {
   readonly epochs?: number | undefined;
   /** Epochs of codebook fine-tuning (default `epochs`). */
   readonly kmeansEpochs?: number | undefined;
-  /** Learning rate of the pruning stage (default 1e-3) and of the centroids (default 1e-4). */
+  /**
+   * Learning rate of the pruning stage (default 3e-4) and of the centroids (default 1e-4): below a
+   * trained model's own rate, so fine-tuning stays near the solution that generalized.
+   */
   readonly lr?: number | undefined;
   readonly centroidLr?: number | undefined;
   readonly batchSize?: number | undefined;
@@ -71,6 +74,8 @@ export interface CompressTrainOptions {
 
 /** Levels each layer's sensitivity is measured at. */
 const LEVELS = [0, 0.2, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95];
+/** Predictions (images, or tokens of LM windows) the sensitivity curves are measured on, at most. */
+const SENSITIVITY_TARGETS = 2048;
 /** The rate a cosine schedule ends at, as a fraction of the start. */
 const FINAL_LR = 0.05;
 
@@ -230,7 +235,7 @@ export function compressTrainer(
   const epochs = positive(options.epochs, 3, 'epochs', true);
   const kmeansEpochs = positive(options.kmeansEpochs, epochs, 'kmeansEpochs', true);
   const batchSize = positive(options.batchSize, 32, 'batchSize', true);
-  const lr = positive(options.lr, 1e-3, 'lr', false);
+  const lr = positive(options.lr, 3e-4, 'lr', false);
   const centroidLr = positive(options.centroidLr, 1e-4, 'centroidLr', false);
   const held = fraction(options.validation, 0.1, 'validation');
   const kind = options.optimizer ?? 'adam';
@@ -256,8 +261,12 @@ export function compressTrainer(
   };
 
   /** Each target's sparsity by sensitivity on the validation split (weights restored after). */
-  function allocate(graph: TrainableGraph, targets: readonly string[], sparsity: number, val: TrainDataset): number[] {
+  function allocate(graph: TrainableGraph, targets: readonly string[], sparsity: number, all: TrainDataset): number[] {
     const forward = firstOutput(graph);
+    // One-shot curves need only a loss estimate: at most SENSITIVITY_TARGETS scored predictions.
+    const perExample = options.task === 'lm' ? Math.max(1, (split.validation?.x.dims[1] ?? 2) - 1) : 1;
+    const size = Math.min(all.size, Math.max(1, Math.floor(SENSITIVITY_TARGETS / perExample)));
+    const val: TrainDataset = { size, batch: (idx) => all.batch(idx) };
     const base = datasetLoss(forward, val, options.task, batchSize);
     const layers = targets.map((name) => {
       const v = graph.variables.get(name) as tf.Variable;
