@@ -267,11 +267,13 @@ export function compressTrainer(
     const perExample = options.task === 'lm' ? Math.max(1, (split.validation?.x.dims[1] ?? 2) - 1) : 1;
     const size = Math.min(all.size, Math.max(1, Math.floor(SENSITIVITY_TARGETS / perExample)));
     const val: TrainDataset = { size, batch: (idx) => all.batch(idx) };
+    // A target beyond the top level is reachable only with every layer at it.
+    const levels = sparsity > (LEVELS.at(-1) as number) ? [...LEVELS, sparsity] : LEVELS;
     const base = datasetLoss(forward, val, options.task, batchSize);
     const layers = targets.map((name) => {
       const v = graph.variables.get(name) as tf.Variable;
       const original = Float32Array.from(v.dataSync() as Float32Array);
-      const increase = LEVELS.map((s) => {
+      const increase = levels.map((s) => {
         if (s === 0) return 0;
         const mask = magnitudeMask(original, s);
         const pruned = original.map((x, i) => (mask[i] ? 0 : x));
@@ -281,7 +283,7 @@ export function compressTrainer(
       tf.tidy(() => v.assign(tf.tensor(original, v.shape, 'float32')));
       return { elements: original.length, increase };
     });
-    return allocateSparsity(layers, LEVELS, sparsity);
+    return allocateSparsity(layers, levels, sparsity);
   }
 
   return {
