@@ -2,7 +2,7 @@
 // `npx tsx scripts/measure/compress.ts cnn|lm <prune> <kmeansBits> <epochs> [kmeansEpochs] [seeds] [lr] [centroidLr] [maxSteps]`
 // (prune 0: no pruning stage; seeds e.g. 1,2,3). Training data: models/train/ (10 % of it held out
 // for sensitivity and keep-best); the quality column: the models' test/eval sets, never trained on.
-// Runs on tfjs's wasm backend (BATCH=n sets the batch size, default 32; KMEANS_INIT=kmeans++ the seeding). Each run prints the stage table; the quantized row's note gives the
+// Runs on tfjs's wasm backend (BATCH=n sets the batch size, default 32; KMEANS_INIT=kmeans++ the seeding, DISTILL=0 trains on the labels instead of the fp32 model's outputs). Each run prints the stage table; the quantized row's note gives the
 // test quality of the untuned codebooks, so tuned vs untuned reads off every run.
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -63,6 +63,7 @@ for (const seed of seeds.split(',').map(Number)) {
     centroidLr: centroidLr === undefined || centroidLr === '-' ? undefined : Number(centroidLr),
     seed,
     batchSize: Number(process.env.BATCH ?? 32),
+    distill: process.env.DISTILL !== '0',
     backend: 'wasm',
     wasmPaths,
     maxSteps: maxSteps === undefined || maxSteps === '-' ? undefined : Number(maxSteps),

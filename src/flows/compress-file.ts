@@ -47,6 +47,8 @@ export interface CompressFileOptions extends Omit<CompressOptions, 'evaluate' | 
   /** Held-out fraction of `train` for sensitivity and keep-best (default 0.1). */
   readonly validation?: number | undefined;
   readonly allocation?: PruneAllocation | undefined;
+  /** Train against the uncompressed model's outputs (default) rather than the labels. */
+  readonly distill?: boolean | undefined;
   /** TensorFlow.js backend (default wasm, its .wasm files from the installed package). */
   readonly backend?: TrainBackend | undefined;
   readonly onStep?: ((stage: 'prune' | 'kmeans', s: StepInfo) => void) | undefined;
@@ -132,6 +134,7 @@ export async function compressFile(
       centroidLr: options.centroidLr,
       validation: options.validation,
       allocation: options.allocation,
+      distill: options.distill,
       backend,
       wasmPaths: backend === 'wasm' ? wasmFolder() : undefined,
       batchSize: options.batchSize,

@@ -34,6 +34,7 @@ interface CompressCliOptions {
   allocation?: string;
   kmeansInit?: string;
   backend: string;
+  distill: boolean;
 }
 
 function oneOf<T extends string>(flag: string, value: string | undefined, allowed: readonly T[]): T | undefined {
@@ -101,6 +102,7 @@ export function registerCompress(program: Command): void {
     .option('--allocation <how>', "per-layer sparsity: 'sensitivity' (default) or 'uniform'")
     .option('--kmeans-init <how>', "starting centroids: 'linear' (default) or 'kmeans++' (seeded)")
     .option('--backend <b>', 'TensorFlow.js backend for fine-tuning: wasm or cpu', 'wasm')
+    .option('--no-distill', "train on the labels instead of the uncompressed model's outputs")
     .option('--exclude <op|name...>', 'keep these op types, node or weight names as they are', collect, [])
     .option('--json', 'print the result as JSON')
     .option('-f, --force', 'replace an existing output file')
@@ -150,6 +152,7 @@ export function registerCompress(program: Command): void {
         allocation: oneOf('--allocation', opts.allocation, ['sensitivity', 'uniform'] as const),
         kmeansInit: oneOf('--kmeans-init', opts.kmeansInit, ['linear', 'kmeans++'] as const),
         backend: oneOf('--backend', opts.backend, ['wasm', 'cpu'] as const),
+        distill: opts.distill,
         onStep: training.progress ? onStep : undefined,
       })
         .finally(() => {
