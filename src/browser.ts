@@ -38,3 +38,19 @@ export {
   type LoraBase,
   type LoraMergeScheme,
 } from './flows/lora.js';
+// Deep Compression in the page: compressModel(bytes, { trainer: compressTrainer(...), evaluate }) →
+// stage table, k-means ONNX model and .qkc container; decompressModel reads a container back.
+export {
+  compressModel,
+  type CompressOptions,
+  type CompressResult,
+  type StageRow,
+  type StageQuality,
+} from './flows/compress.js';
+export {
+  compressTrainer,
+  type CompressTrainOptions,
+  type OptimizerKind,
+  type PruneAllocation,
+} from './flows/compress-train.js';
+export { decompressModel } from './flows/compressed-model.js';

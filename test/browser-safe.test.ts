@@ -43,6 +43,8 @@ describe('browser-safe flows', () => {
     'src/flows/activation-quantize.ts',
     'src/flows/model-output.ts',
     'src/flows/compare.ts',
+    'src/flows/compress.ts',
+    'src/flows/compress-train.ts',
     'src/web/api.ts',
   ]) {
     it(`${entry} reaches no Node built-in, onnxruntime-node, node/ or cli/ module`, () => {

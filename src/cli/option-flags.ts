@@ -73,6 +73,11 @@ export const OPTION_FLAGS: Readonly<Record<string, string>> = {
   base: '--base',
   merge: '--merge-scheme',
   crossFit: '--cross-fit',
+  validation: '--validation',
+  allocation: '--allocation',
+  kmeansEpochs: '--kmeans-epochs',
+  centroidLr: '--centroid-lr',
+  kmeansInit: '--kmeans-init',
 };
 
 /** The flag for a marked option, or the mark unchanged when the CLI has no flag of that name. */

@@ -1,4 +1,6 @@
 import { readFileSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import { OptionError, QuantkitError } from '../errors.js';
 import { readNpy } from '../io/npy/npy.js';
 import { writeFileAtomic } from '../node/files.js';
@@ -12,7 +14,8 @@ import {
   type CompressTrainer,
   type StageQuality,
 } from './compress.js';
-import { compressTrainer, type OptimizerKind } from './compress-train.js';
+import { compressTrainer, type OptimizerKind, type PruneAllocation } from './compress-train.js';
+import type { TrainBackend } from '../train/tf.js';
 import type { StepInfo } from '../train/loop.js';
 import { decompressModel, type CodedTensor } from './compressed-model.js';
 import { classifierAccuracy, lmPerplexity } from './evaluate-node.js';
@@ -38,6 +41,16 @@ export interface CompressFileOptions extends Omit<CompressOptions, 'evaluate' | 
   readonly batchSize?: number | undefined;
   readonly maxSteps?: number | undefined;
   readonly optimizer?: OptimizerKind | undefined;
+  /** Codebook fine-tuning epochs (default `epochs`) and rate (default 1e-4). */
+  readonly kmeansEpochs?: number | undefined;
+  readonly centroidLr?: number | undefined;
+  /** Held-out fraction of `train` for sensitivity and keep-best (default 0.1). */
+  readonly validation?: number | undefined;
+  readonly allocation?: PruneAllocation | undefined;
+  /** Train against the uncompressed model's outputs (default) rather than the labels. */
+  readonly distill?: boolean | undefined;
+  /** TensorFlow.js backend (default wasm, its .wasm files from the installed package). */
+  readonly backend?: TrainBackend | undefined;
   readonly onStep?: ((stage: 'prune' | 'kmeans', s: StepInfo) => void) | undefined;
 }
 
@@ -109,14 +122,21 @@ export async function compressFile(
         'give `train` (and `labels` for a classifier)',
         ['finetune', 'train'],
       );
+    const backend = options.backend ?? 'wasm';
     const x = npy(options.train, 'train');
     const labels = options.labels === undefined ? undefined : npy(options.labels, 'labels');
     trainer = compressTrainer({
       task: labels ? 'classify' : 'lm',
       data: { x, labels },
       epochs: options.epochs,
+      kmeansEpochs: options.kmeansEpochs,
       lr: options.lr,
-      centroidLr: options.lr,
+      centroidLr: options.centroidLr,
+      validation: options.validation,
+      allocation: options.allocation,
+      distill: options.distill,
+      backend,
+      wasmPaths: backend === 'wasm' ? wasmFolder() : undefined,
       batchSize: options.batchSize,
       maxSteps: options.maxSteps,
       seed: options.seed,
@@ -132,6 +152,12 @@ export async function compressFile(
     ? await verifyBytes(r.onnx, outPath, 'compress `huffman`', options)
     : await verifyOutput({ modelPath: outPath }, 'compress', options);
   return { ...r, output: outPath, verification, evaluatedOn: evalPath };
+}
+
+/** The installed tfjs-backend-wasm's .wasm files (Node reads them from disk by this prefix). */
+function wasmFolder(): string {
+  const pkg = createRequire(import.meta.url).resolve('@tensorflow/tfjs-backend-wasm/package.json');
+  return `${join(dirname(pkg), 'dist')}/`;
 }
 
 /** ORT run of an ONNX model held in memory (a container's content), through a temp file. */

@@ -54,6 +54,8 @@ export interface CompressOptions {
   /** k-means index width (absent: 4). */
   readonly kmeansBits?: number | undefined;
   readonly perChannel?: boolean | undefined;
+  /** Starting centroids: 'linear' over each codebook's range (default, the paper's) or seeded 'kmeans++'. */
+  readonly kmeansInit?: 'linear' | 'kmeans++' | undefined;
   readonly seed?: number | undefined;
   /** Huffman-code the result into the container (default true). */
   readonly huffman?: boolean | undefined;
@@ -167,6 +169,7 @@ export async function compressModel(input: Uint8Array, options: CompressOptions 
         bits,
         axis: options.perChannel ? outputChannelAxis(site) : undefined,
         seed: options.seed ?? 1,
+        init: options.kmeansInit ?? 'linear',
         zeroCode: sparsity > 0,
         name: w.name,
       }),

@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { kmeans1d } from './kmeans.js';
 import {
   dequantizeKMeansWeights,
   indexSlotBits,
@@ -90,5 +91,14 @@ describe('k-means weight sharing', () => {
     const bad = randn(8, 1);
     bad[3] = NaN;
     expect(() => quantizeKMeansWeights(bad, [8], { bits: 4, name: 'w' })).toThrow(/w/);
+  });
+});
+
+describe('k-means linear initialization', () => {
+  it('starts evenly over [min, max] and runs Lloyd from there (hand-worked; an empty cluster keeps its centre)', () => {
+    // Start 0, 5, 10: {0 … 0.3} → 0.15, nothing near 5, {10} → 10; the midpoints do not move again.
+    const c = kmeans1d(Float32Array.from([0, 0.1, 0.2, 0.3, 10]), { k: 3, init: 'linear' });
+    expect(c[0]).toBeCloseTo(0.15, 6);
+    expect([c[1], c[2]]).toEqual([5, 10]);
   });
 });

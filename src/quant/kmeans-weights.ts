@@ -19,6 +19,8 @@ export interface KMeansWeightOptions {
   readonly axis?: number | undefined;
   readonly seed?: number | undefined;
   readonly maxIterations?: number | undefined;
+  /** Starting centroids (quant/kmeans.ts; default k-means++). */
+  readonly init?: 'kmeans++' | 'linear' | undefined;
   /**
    * Pruned weights: code 0 is reserved for an exact 0 (the zeros keep it), and k-means runs on the
    * non-zeros with k − 1 centroids, so pruning survives sharing (Deep Compression's pipeline).
@@ -98,7 +100,12 @@ export function quantizeKMeansWeights(
       }
     }
     const first = zero ? 1 : 0;
-    const table = kmeans1d(slice.subarray(0, at), { k: k - first, seed: opts.seed, maxIterations: opts.maxIterations });
+    const table = kmeans1d(slice.subarray(0, at), {
+      k: k - first,
+      seed: opts.seed,
+      maxIterations: opts.maxIterations,
+      init: opts.init,
+    });
     codebooks.set(table, c * k + first); // with zeroCode, entry 0 stays 0
     const cb = makeCodebook(table);
     for (let o = 0; o < outer; o++) {

@@ -8,6 +8,11 @@ export interface KMeansOptions {
   readonly maxIterations?: number | undefined;
   /** k-means++ seeding runs on at most this many sampled points (the D² pass is O(sample·k)). */
   readonly initSample?: number | undefined;
+  /**
+   * Starting centroids: 'kmeans++' (default, seeded) or 'linear', evenly spaced over [min, max]
+   * (Deep Compression §3.2: the large weights, few but important, keep centroids of their own).
+   */
+  readonly init?: 'kmeans++' | 'linear' | undefined;
 }
 
 function lowerBound(a: Float32Array, x: number, lo: number, hi: number): number {
@@ -37,7 +42,19 @@ export function kmeans1d(data: Float32Array, opts: KMeansOptions): Float32Array 
   const prefix = new Float64Array(n + 1);
   for (let i = 0; i < n; i++) prefix[i + 1] = (prefix[i] as number) + (sorted[i] as number);
 
-  // k-means++ seeding on a sample: each next centre drawn with probability ∝ D(x)².
+  if (opts.init === 'linear') {
+    const lo = sorted[0] as number;
+    const hi = sorted[n - 1] as number;
+    for (let j = 0; j < k; j++) centroids[j] = lo + ((hi - lo) * j) / (k - 1);
+  } else seedPlusPlus(sorted, centroids, opts);
+  lloyd(sorted, prefix, centroids, opts.maxIterations ?? 100);
+  return Float32Array.from(centroids);
+}
+
+/** k-means++ seeding on a sample: each next centre drawn with probability ∝ D(x)². */
+function seedPlusPlus(sorted: Float32Array, centroids: Float64Array, opts: KMeansOptions): void {
+  const n = sorted.length;
+  const k = centroids.length;
   const rand = mulberry32(opts.seed ?? 1);
   const m = Math.min(n, opts.initSample ?? 16384);
   const sample = new Float64Array(m);
@@ -69,9 +86,12 @@ export function kmeans1d(data: Float32Array, opts: KMeansOptions): Float32Array 
     c = sample[pick] as number;
   }
   centroids.sort();
+}
 
-  // Lloyd iterations on sorted data.
-  const maxIt = opts.maxIterations ?? 100;
+/** Lloyd iterations on sorted data (`centroids` ascending, updated in place). */
+function lloyd(sorted: Float32Array, prefix: Float64Array, centroids: Float64Array, maxIt: number): void {
+  const n = sorted.length;
+  const k = centroids.length;
   for (let it = 0; it < maxIt; it++) {
     let moved = false;
     let start = 0;
@@ -90,5 +110,4 @@ export function kmeans1d(data: Float32Array, opts: KMeansOptions): Float32Array 
     if (!moved) break;
     centroids.sort();
   }
-  return Float32Array.from(centroids);
 }

@@ -49,7 +49,8 @@ export const MIN_8BIT_SIZE = 4096;
 
 /** One step over every slot: params[i] is updated in place from grads[i]. */
 export interface Optimizer {
-  step(params: readonly Float32Array[], grads: readonly Float32Array[]): void;
+  /** One update; `lr` (a schedule's current rate) replaces the configured rate for this step. */
+  step(params: readonly Float32Array[], grads: readonly Float32Array[], lr?: number): void;
   /** Bytes the optimizer state holds now (moments, block constants). */
   stateBytes(): number;
   readonly steps: number;
@@ -135,12 +136,13 @@ export function adam32(sizes: readonly number[], config: AdamConfig): Optimizer 
     get steps() {
       return t;
     },
-    step(params, grads) {
+    step(params, grads, lr) {
       checkShapes(sizes, params, grads);
       t++;
+      const h = lr === undefined ? c : { ...c, lr };
       sizes.forEach((_, i) =>
         adamUpdate(
-          c,
+          h,
           t,
           params[i] as Float32Array,
           grads[i] as Float32Array,
@@ -183,20 +185,21 @@ export function adam8bit(sizes: readonly number[], config: Adam8bitConfig): Opti
     get steps() {
       return t;
     },
-    step(params, grads) {
+    step(params, grads, lr) {
       checkShapes(sizes, params, grads);
       t++;
+      const h = lr === undefined ? c : { ...c, lr };
       sizes.forEach((_, i) => {
         const p = params[i] as Float32Array;
         const g = grads[i] as Float32Array;
         const s = state8[i];
         if (!s) {
-          adamUpdate(c, t, p, g, m32[i] as Float32Array, v32[i] as Float32Array);
+          adamUpdate(h, t, p, g, m32[i] as Float32Array, v32[i] as Float32Array);
           return;
         }
         const m = dequantizeBlockwise(s.m, signed.values);
         const v = dequantizeBlockwise(s.v, unsigned.values);
-        adamUpdate(c, t, p, g, m, v);
+        adamUpdate(h, t, p, g, m, v);
         s.m = quantizeBlockwise(m, signed, { blockSize });
         s.v = quantizeBlockwise(v, unsigned, { blockSize });
       });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { dequantizeKMeansWeights, quantizeKMeansWeights } from '../quant/kmeans-weights.js';
 import { mulberry32 } from '../quant/prng.js';
-import { centroidGradients, sparsityAt } from './compress-finetune.js';
+import { allocateSparsity, centroidGradients, sparsityAt } from './compress-finetune.js';
 
 describe('k-means fine-tuning gradient', () => {
   it('equals central finite differences of a loss through the rebuilt weight (per tensor and per channel, zero centroid fixed)', () => {
@@ -50,5 +50,22 @@ describe('pruning schedule', () => {
     // Every 25 steps: held between pruning steps.
     expect(sparsityAt(34, 200, { ...s, every: 25 })).toBe(sparsityAt(10, 200, s));
     expect(sparsityAt(35, 200, { ...s, every: 25 })).toBeCloseTo(0.8 * (1 - 0.75 ** 3), 12);
+  });
+});
+
+describe('per-layer sparsity by sensitivity', () => {
+  const levels = [0, 0.5, 0.9];
+  const a = { elements: 100, increase: [0, 0.1, 1] };
+  const b = { elements: 1000, increase: [0, 0.2, 0.5] };
+  it('buys the level of least loss per removed weight, the last one cut to the target (hand-worked)', () => {
+    // Need 550: B to 0.5 (0.2/500 per weight) beats A (0.1/50); then B to 0.9 (0.3/400) beats
+    // A to 0.5 (0.1/50), overshooting by 350 weights, so B ends at 0.9 − 0.35.
+    expect(allocateSparsity([a, b], levels, 0.5)).toEqual([0, 0.55]);
+    // Need 990: B 0.9 (900), A 0.5 (950), A 0.9 (990).
+    expect(allocateSparsity([a, b], levels, 0.9)).toEqual([0.9, 0.9]);
+  });
+  it('a noisy curve is made non-decreasing (a level below zero cost is free, not a gain)', () => {
+    const noisy = { elements: 100, increase: [0, -0.05, 0.3] };
+    expect(allocateSparsity([a, noisy], levels, 0.25)).toEqual([0, 0.5]);
   });
 });

@@ -51,3 +51,75 @@ export function sparsityAt(step: number, steps: number, s: PruneSchedule): numbe
   const at = begin + Math.floor((step - begin) / every) * every;
   return s.final + (s0 - s.final) * (1 - (at - begin) / (end - begin)) ** 3;
 }
+
+/** One layer's sensitivity: its size and the loss increase when it alone is pruned to each level. */
+export interface LayerSensitivity {
+  readonly elements: number;
+  /** Loss increase over the unpruned model at each of the common `levels` (same length). */
+  readonly increase: readonly number[];
+}
+
+/**
+ * Per-layer sparsities whose pruned count is `target` of all the layers' weights, chosen by
+ * sensitivity (Han et al. 2015 §3.4 prune each layer by its own sensitivity; here the levels are
+ * bought greedily): every layer starts unpruned, and the next level bought is the one adding the
+ * least loss per weight it removes. A layer's curve is made non-decreasing first (a level can cost
+ * no less than a lower one: noise otherwise buys it for free). The last purchase is cut to land on
+ * the target exactly. A small layer that hurts (the first conv, the classifier) stays dense while
+ * large redundant ones (the big fully connected layers) take most of the pruning.
+ */
+export function allocateSparsity(
+  layers: readonly LayerSensitivity[],
+  levels: readonly number[],
+  target: number,
+): number[] {
+  if (
+    levels[0] !== 0 ||
+    levels.some((l, i) => i > 0 && !(l > (levels[i - 1] as number))) ||
+    (levels[levels.length - 1] ?? 1) >= 1
+  )
+    throw new QuantkitError(
+      'QK_BAD_OPTION',
+      `sparsity levels ${levels.join(', ')}`,
+      'give increasing levels from 0, below 1',
+    );
+  const curves = layers.map((l) => {
+    let top = 0;
+    return levels.map((_, i) => (top = Math.max(top, l.increase[i] ?? Infinity, 0)));
+  });
+  const total = layers.reduce((s, l) => s + l.elements, 0);
+  const need = target * total;
+  const at = layers.map(() => 0);
+  const out = layers.map(() => 0);
+  let pruned = 0;
+  while (pruned < need - 1e-9) {
+    let best = -1;
+    let bestCost = Infinity;
+    layers.forEach((l, i) => {
+      const k = at[i] as number;
+      if (k + 1 >= levels.length || l.elements === 0) return;
+      const c = curves[i] as number[];
+      const removed = l.elements * ((levels[k + 1] as number) - (levels[k] as number));
+      const cost = ((c[k + 1] as number) - (c[k] as number)) / removed;
+      if (
+        cost < bestCost ||
+        (cost === bestCost && best >= 0 && l.elements > (layers[best] as LayerSensitivity).elements)
+      ) {
+        best = i;
+        bestCost = cost;
+      }
+    });
+    if (best < 0) break;
+    const l = layers[best] as LayerSensitivity;
+    const k = (at[best] as number) + 1;
+    at[best] = k;
+    const before = out[best] as number;
+    out[best] = levels[k] as number;
+    pruned += l.elements * ((levels[k] as number) - before);
+    if (pruned > need) {
+      out[best] = (out[best] as number) - (pruned - need) / l.elements;
+      pruned = need;
+    }
+  }
+  return out;
+}

@@ -16,6 +16,8 @@ export class BlockwiseAdam extends tf.Optimizer {
   static className = 'BlockwiseAdam';
   private opt: Optimizer | undefined;
   private names: string[] = [];
+  /** The rate of the next steps (a schedule sets it); undefined: the configured `lr`. */
+  learningRate: number | undefined;
 
   constructor(
     private readonly config: Adam8bitConfig,
@@ -52,7 +54,7 @@ export class BlockwiseAdam extends tf.Optimizer {
       );
     const params = vars.map((v) => Float32Array.from(v.dataSync() as Float32Array));
     const grads = this.names.map((n) => Float32Array.from((byName.get(n) as tf.Tensor).dataSync() as Float32Array));
-    this.opt.step(params, grads);
+    this.opt.step(params, grads, this.learningRate);
     vars.forEach((v, i) => tf.tidy(() => v.assign(tf.tensor(params[i] as Float32Array, v.shape, 'float32'))));
     this.incrementIterations();
   }

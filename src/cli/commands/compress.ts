@@ -28,6 +28,18 @@ interface CompressCliOptions {
   lr?: string;
   batch?: string;
   optimizer?: string;
+  kmeansEpochs?: string;
+  centroidLr?: string;
+  validation?: string;
+  allocation?: string;
+  kmeansInit?: string;
+  backend: string;
+  distill: boolean;
+}
+
+function oneOf<T extends string>(flag: string, value: string | undefined, allowed: readonly T[]): T | undefined {
+  if (value === undefined || (allowed as readonly string[]).includes(value)) return value as T | undefined;
+  throw new QuantkitError('QK_BAD_OPTION', `${flag} '${value}' is not known`, `use ${allowed.join(' or ')}`);
 }
 
 function number(flag: string, s: string | undefined): number | undefined {
@@ -81,9 +93,16 @@ export function registerCompress(program: Command): void {
     .option('--huffman', 'Huffman-code the indices and relative indices into a .qkc container')
     .option('--finetune', 'train while pruning (cubic schedule) and fine-tune the codebooks on --train/--labels')
     .option('--epochs <n>', 'epochs of each training stage (default 3)')
-    .option('--lr <x>', 'learning rate (default 1e-3)')
+    .option('--lr <x>', 'learning rate while pruning (default 3e-4)')
     .option('--batch <n>', 'training batch size (default 32)')
     .option('--optimizer <kind>', "'adam' (32-bit state, default) or 'adam8bit' (8-bit block-wise state)")
+    .option('--kmeans-epochs <n>', 'epochs of codebook fine-tuning (default --epochs)')
+    .option('--centroid-lr <x>', 'learning rate of codebook fine-tuning (default 1e-4)')
+    .option('--validation <fraction>', 'share of --train held out for sensitivity and keep-best (default 0.1)')
+    .option('--allocation <how>', "per-layer sparsity: 'sensitivity' (default) or 'uniform'")
+    .option('--kmeans-init <how>', "starting centroids: 'linear' (default) or 'kmeans++' (seeded)")
+    .option('--backend <b>', 'TensorFlow.js backend for fine-tuning: wasm or cpu', 'wasm')
+    .option('--no-distill', "train on the labels instead of the uncompressed model's outputs")
     .option('--exclude <op|name...>', 'keep these op types, node or weight names as they are', collect, [])
     .option('--json', 'print the result as JSON')
     .option('-f, --force', 'replace an existing output file')
@@ -97,7 +116,17 @@ export function registerCompress(program: Command): void {
           "use 'adam' or 'adam8bit'",
         );
       const steps = stepProgressBar(opts.progress ?? false, 0);
-      const training = trainProgressBar(opts.progress ?? false);
+      // One bar per training stage (their step counts differ), each showing the running loss.
+      let training = trainProgressBar(opts.progress ?? false);
+      let stage: string | undefined;
+      const onStep = (s: string, info: Parameters<NonNullable<typeof training.progress>>[0]) => {
+        if (stage !== undefined && s !== stage) {
+          training.stop();
+          training = trainProgressBar(opts.progress ?? false);
+        }
+        stage = s;
+        training.progress?.(info);
+      };
       const r = await compressFile(input, opts.output, {
         train: opts.train,
         labels: opts.labels,
@@ -117,7 +146,14 @@ export function registerCompress(program: Command): void {
         lr: number('--lr', opts.lr),
         batchSize: number('--batch', opts.batch),
         optimizer: opts.optimizer as 'adam' | 'adam8bit' | undefined,
-        onStep: training.progress ? (_stage, s) => training.progress?.(s) : undefined,
+        kmeansEpochs: number('--kmeans-epochs', opts.kmeansEpochs),
+        centroidLr: number('--centroid-lr', opts.centroidLr),
+        validation: number('--validation', opts.validation),
+        allocation: oneOf('--allocation', opts.allocation, ['sensitivity', 'uniform'] as const),
+        kmeansInit: oneOf('--kmeans-init', opts.kmeansInit, ['linear', 'kmeans++'] as const),
+        backend: oneOf('--backend', opts.backend, ['wasm', 'cpu'] as const),
+        distill: opts.distill,
+        onStep: training.progress ? onStep : undefined,
       })
         .finally(() => {
           steps.stop();
