@@ -206,6 +206,23 @@ const nbitsShared = new WeakMap<Uint8Array, { w: NBitsGemvWeights; h: WasmNBits 
 const bnb4Shared = new WeakMap<Uint8Array, { w: Bnb4GemvWeights; h: WasmBnb4 | undefined }>();
 
 /**
+ * The WebAssembly form of a weight, cached by its packed bytes and made again only when one of
+ * `fields` (its shape or its other arrays) is no longer what it was made from.
+ */
+function prepared<W extends { packed: Uint8Array }, H>(
+  cache: WeakMap<Uint8Array, { w: W; h: H | undefined }>,
+  w: W,
+  fields: readonly (keyof W)[],
+  prepare: () => H | undefined,
+): H | undefined {
+  const e = cache.get(w.packed);
+  if (e && fields.every((f) => e.w[f] === w[f])) return e.h;
+  const made = { w: { ...w }, h: prepare() };
+  cache.set(w.packed, made);
+  return made.h;
+}
+
+/**
  * Y [M, N] float32 = X [M, K] · B for a MatMulNBits 4-bit weight (layout in NBitsGemvWeights),
  * dequantizing on the fly; batch-1 decoding (M = 1) and small M. Every path sums in the order
  * gemvNBitsRef fixes, so they agree bit for bit; vs ONNX Runtime's MatMulNBits (accuracy_level 0)
@@ -216,19 +233,8 @@ export function gemvNBits(x: Float32Array, m: number, w: NBitsGemvWeights, optio
   if (useWasm()) {
     const ctx = contextFor(options);
     const cache = ctx ? nbitsShared : nbitsCache;
-    let e = cache.get(w.packed);
-    if (
-      !e ||
-      e.w.K !== w.K ||
-      e.w.N !== w.N ||
-      e.w.blockSize !== w.blockSize ||
-      e.w.scales !== w.scales ||
-      e.w.zeroPoints !== w.zeroPoints
-    ) {
-      e = { w: { ...w }, h: prepareNBitsWasm(w, ctx) };
-      cache.set(w.packed, e);
-    }
-    const y = e.h && gemvNBitsWasm(x, m, e.h, ctx);
+    const h = prepared(cache, w, ['K', 'N', 'blockSize', 'scales', 'zeroPoints'], () => prepareNBitsWasm(w, ctx));
+    const y = h && gemvNBitsWasm(x, m, h, ctx);
     if (y) return y;
   }
   return gemvNBitsRef(x, m, w);
@@ -245,19 +251,8 @@ export function gemvBnb4(x: Float32Array, m: number, w: Bnb4GemvWeights, options
   if (useWasm()) {
     const ctx = contextFor(options);
     const cache = ctx ? bnb4Shared : bnb4Cache;
-    let e = cache.get(w.packed);
-    if (
-      !e ||
-      e.w.K !== w.K ||
-      e.w.N !== w.N ||
-      e.w.blockSize !== w.blockSize ||
-      e.w.absmax !== w.absmax ||
-      e.w.table !== w.table
-    ) {
-      e = { w: { ...w }, h: prepareBnb4Wasm(w, ctx) };
-      cache.set(w.packed, e);
-    }
-    const y = e.h && gemvBnb4Wasm(x, m, e.h, ctx);
+    const h = prepared(cache, w, ['K', 'N', 'blockSize', 'absmax', 'table'], () => prepareBnb4Wasm(w, ctx));
+    const y = h && gemvBnb4Wasm(x, m, h, ctx);
     if (y) return y;
   }
   return gemvBnb4Ref(x, m, w);
