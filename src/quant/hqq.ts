@@ -38,7 +38,8 @@ export interface HqqOptions {
   readonly iterations?: number;
 }
 
-export interface HqqWeights {
+/** A MatMulNBits weight with float zero points, as HQQ and the super-block scheme make it. */
+export interface FloatZeroNBitsWeights {
   readonly K: number;
   readonly N: number;
   readonly kBlocks: number;
@@ -52,6 +53,9 @@ export interface HqqWeights {
   readonly codes: Uint8Array;
   readonly signalSq: number;
   readonly noiseSq: number;
+}
+
+export interface HqqWeights extends FloatZeroNBitsWeights {
   /** Steps run, and mean|W − Wr| at the start and at the end. */
   readonly steps: number;
   readonly startError: number;

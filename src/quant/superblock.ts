@@ -1,5 +1,6 @@
 import { ROUNDER } from '../formats/rounding.js';
 import { decodeFloat16, encodeFloat16 } from '../formats/float16.js';
+import type { FloatZeroNBitsWeights } from './hqq.js';
 import { NonFiniteWeight } from './non-finite-weight.js';
 import type { GroupParams, GroupQuantizer } from './gptq.js';
 
@@ -32,18 +33,8 @@ export interface SuperBlockOptions {
   readonly superBlock?: number;
 }
 
-export interface SuperBlockWeights {
-  readonly K: number;
-  readonly N: number;
-  readonly kBlocks: number;
-  readonly packed: Uint8Array;
-  /** a = d·sc per sub-block [N · kBlocks] (MatMulNBits scales). */
-  readonly scales: Float32Array;
-  /** m / a per sub-block [N · kBlocks] (MatMulNBits float zero points). */
-  readonly zeros: Float32Array;
-  readonly codes: Uint8Array;
-  readonly signalSq: number;
-  readonly noiseSq: number;
+/** Scales are a = d·sc per sub-block, zero points m / a. */
+export interface SuperBlockWeights extends FloatZeroNBitsWeights {
   /** Bytes of the packed k-quant form: codes, 6-bit sc and mi, fp16 d and dmin per super-block. */
   readonly trueBytes: number;
 }
