@@ -51,12 +51,13 @@ const evaluate = cnn
     });
 const quality = (q: StageQuality | undefined) =>
   q ? (q.metric === 'accuracy' ? `${(100 * q.value).toFixed(2)} %` : q.value.toFixed(4)) : '-';
+let t0 = performance.now();
 for (const seed of seeds.split(',').map(Number)) {
   const trainer = compressTrainer({
     task: cnn ? 'classify' : 'lm',
     data: cnn
       ? { x: npy('models/train/digits-train-x.npy'), labels: npy('models/train/digits-train-y.npy') }
-      : { x: npy('models/train/lm-train.npy') },
+      : { x: npy(process.env.LM_TRAIN ?? 'models/train/lm-train.npy') },
     epochs: Number(epochs),
     kmeansEpochs: Number(kmeansEpochs),
     lr: lr === undefined || lr === '-' ? undefined : Number(lr),
@@ -67,9 +68,16 @@ for (const seed of seeds.split(',').map(Number)) {
     backend: 'wasm',
     wasmPaths,
     maxSteps: maxSteps === undefined || maxSteps === '-' ? undefined : Number(maxSteps),
+    // Progress on stderr every 50 steps, to watch a long run's log.
+    onStep: (stage, s) => {
+      if (s.step % 50 === 0 || s.step === s.steps)
+        console.error(
+          `${stage} step ${s.step}/${s.steps} loss ${s.epochLoss.toFixed(4)} ${((performance.now() - t0) / 1000).toFixed(0)} s`,
+        );
+    },
   });
   testNll.length = 0;
-  const t0 = performance.now();
+  t0 = performance.now();
   const r = await compressModel(readFileSync(root + (cnn ? 'models/cnn.onnx' : 'models/lm.onnx')), {
     prune: Number(prune),
     kmeansBits: Number(bits),
