@@ -4,6 +4,10 @@
 // for sensitivity and keep-best); the quality column: the models' test/eval sets, never trained on.
 // Runs on tfjs's wasm backend (BATCH=n sets the batch size, default 32; KMEANS_INIT=kmeans++ the seeding, DISTILL=0 trains on the labels instead of the fp32 model's outputs). Each run prints the stage table; the quantized row's note gives the
 // test quality of the untuned codebooks, so tuned vs untuned reads off every run.
+// LM_TRAIN=path trains the LM on other windows of its training text than models/train/lm-train.npy's 512, e.g.
+// `/usr/bin/python3 scripts/models/make_train_data.py --lm-windows 8192 --lm-out .cache/lm-train-8192.npy` then
+// `LM_TRAIN=.cache/lm-train-8192.npy BATCH=16 npx tsx scripts/measure/compress.ts lm 0.6 3 1 1 1` (README's LM rows).
+// Progress goes to stderr every 50 steps.
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { readFileSync } from 'node:fs';
