@@ -4,6 +4,10 @@
 // for sensitivity and keep-best); the quality column: the models' test/eval sets, never trained on.
 // Runs on tfjs's wasm backend (BATCH=n sets the batch size, default 32; KMEANS_INIT=kmeans++ the seeding, DISTILL=0 trains on the labels instead of the fp32 model's outputs). Each run prints the stage table; the quantized row's note gives the
 // test quality of the untuned codebooks, so tuned vs untuned reads off every run.
+// LM_TRAIN=path trains the LM on other windows of its training text than models/train/lm-train.npy's 512, e.g.
+// `/usr/bin/python3 scripts/models/make_train_data.py --lm-windows 8192 --lm-out .cache/lm-train-8192.npy` then
+// `LM_TRAIN=.cache/lm-train-8192.npy BATCH=16 npx tsx scripts/measure/compress.ts lm 0.6 3 1 1 1` (README's LM rows).
+// Progress goes to stderr every 50 steps.
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { readFileSync } from 'node:fs';
@@ -51,12 +55,13 @@ const evaluate = cnn
     });
 const quality = (q: StageQuality | undefined) =>
   q ? (q.metric === 'accuracy' ? `${(100 * q.value).toFixed(2)} %` : q.value.toFixed(4)) : '-';
+let t0 = performance.now();
 for (const seed of seeds.split(',').map(Number)) {
   const trainer = compressTrainer({
     task: cnn ? 'classify' : 'lm',
     data: cnn
       ? { x: npy('models/train/digits-train-x.npy'), labels: npy('models/train/digits-train-y.npy') }
-      : { x: npy('models/train/lm-train.npy') },
+      : { x: npy(process.env.LM_TRAIN ?? 'models/train/lm-train.npy') },
     epochs: Number(epochs),
     kmeansEpochs: Number(kmeansEpochs),
     lr: lr === undefined || lr === '-' ? undefined : Number(lr),
@@ -67,9 +72,16 @@ for (const seed of seeds.split(',').map(Number)) {
     backend: 'wasm',
     wasmPaths,
     maxSteps: maxSteps === undefined || maxSteps === '-' ? undefined : Number(maxSteps),
+    // Progress on stderr every 50 steps, to watch a long run's log.
+    onStep: (stage, s) => {
+      if (s.step % 50 === 0 || s.step === s.steps)
+        console.error(
+          `${stage} step ${s.step}/${s.steps} loss ${s.epochLoss.toFixed(4)} ${((performance.now() - t0) / 1000).toFixed(0)} s`,
+        );
+    },
   });
   testNll.length = 0;
-  const t0 = performance.now();
+  t0 = performance.now();
   const r = await compressModel(readFileSync(root + (cnn ? 'models/cnn.onnx' : 'models/lm.onnx')), {
     prune: Number(prune),
     kmeansBits: Number(bits),

@@ -4,6 +4,11 @@ was tuned on. Reuses make_models.py's data sources and splits, so the training d
 what cnn.onnx and lm.onnx were trained on (and disjoint from their test/eval data).
 
     /usr/bin/python3 scripts/models/make_train_data.py      # ~1 min on 2 cores
+    /usr/bin/python3 scripts/models/make_train_data.py --lm-windows 8192 --lm-out .cache/lm-train-8192.npy
+
+The second form writes only LM training windows, as many as asked (up to the ~55k disjoint 65-character
+windows of the training split; seconds), for fine-tuning on more text than the committed 512. Too big
+to commit: it goes to the git-ignored .cache/.
 
 Outputs (under models/train/):
   digits-train-x.npy  float32 [1300, 1, 8, 8]   the CNN's training split (pixels / 16)
@@ -14,6 +19,7 @@ Outputs (under models/train/):
                       tested on models/cnn-test-{x,y}.npy
 """
 
+import argparse
 import os
 import sys
 
@@ -80,16 +86,28 @@ def make_gcnn(x_train, y_train, x_test, y_test):
                       dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
 
 
-def make_lm_windows(rdb):
+def make_lm_windows(rdb, count=512, path=None):
     books, _ = mm.load_corpus(mm.read_austen_rdb(rdb))
     itos = mm.build_vocab(books)
     stoi = {ch: i for i, ch in enumerate(itos)}
     train_ids = np.concatenate([mm.encode(text[:int(len(text) * 0.9)], stoi) for text in books])
-    windows = mm.disjoint_windows(train_ids, 512, mm.CONTEXT + 1, np.random.RandomState(10))
-    np.save(os.path.join(OUT, "lm-train.npy"), windows)
+    windows = mm.disjoint_windows(train_ids, count, mm.CONTEXT + 1, np.random.RandomState(10))
+    path = path or os.path.join(OUT, "lm-train.npy")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    np.save(path, windows)
+    print(f"[lm] {windows.shape[0]} windows of {windows.shape[1]} ids -> {path}")
 
 
 def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("austen_rdb", nargs="?", help="path of janeaustenr's data/Rdata.rdb")
+    parser.add_argument("--lm-windows", type=int, help="write only this many LM training windows")
+    parser.add_argument("--lm-out", help="where --lm-windows writes them (default .cache/lm-train-N.npy)")
+    args = parser.parse_args()
+    if args.lm_windows:
+        out = args.lm_out or os.path.join(mm.OUT, "..", ".cache", f"lm-train-{args.lm_windows}.npy")
+        make_lm_windows(args.austen_rdb, args.lm_windows, out)
+        return
     torch.set_num_threads(2)
     torch.use_deterministic_algorithms(True)
     os.makedirs(OUT, exist_ok=True)
@@ -97,7 +115,7 @@ def main():
     np.save(os.path.join(OUT, "digits-train-x.npy"), np.ascontiguousarray(x_train))
     np.save(os.path.join(OUT, "digits-train-y.npy"), y_train)
     make_gcnn(x_train, y_train, x_test, y_test)
-    make_lm_windows(sys.argv[1] if len(sys.argv) > 1 else None)
+    make_lm_windows(args.austen_rdb)
 
 
 if __name__ == "__main__":
