@@ -8,6 +8,7 @@ import { nodeRuntime } from '../src/node/ort-runtime.js';
 import { awqSearchScaleBy, scaledFakeQuant } from '../src/quant/awq.js';
 import { dequantizeNBits, quantizeNBitsMatrix } from '../src/quant/nbits-quant.js';
 import { makeTensor } from '../src/tensor/tensor.js';
+import { randn } from './helpers/random.js';
 
 /*
  * AWQ's block objective (flows/awq-block.ts): on a residual block
@@ -18,12 +19,6 @@ import { makeTensor } from '../src/tensor/tensor.js';
 const K = 32;
 const H = 48;
 const ROWS = 96;
-
-function randn(n: number, seed: number, scale = 1): Float32Array {
-  let s = seed >>> 0;
-  const u = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
-  return Float32Array.from({ length: n }, () => scale * (u() + u() + u() + u() - 2));
-}
 
 const x = randn(ROWS * K, 11).map((v, i) => v * ((i % K) % 5 === 0 ? 8 : 1 + ((i % K) % 3)));
 const gamma = Float32Array.from({ length: K }, (_, k) => (k % 5 === 0 ? 6 : 1 + (k % 3) * 0.5));

@@ -15,18 +15,13 @@ import { awqClip, awqScales, awqSearchScale, gramOutputError } from '../src/quan
 import { accumulateGram, symmetrize } from '../src/quant/gptq.js';
 import { dequantizeNBits, quantizeNBitsMatrix } from '../src/quant/nbits-quant.js';
 import { makeTensor } from '../src/tensor/tensor.js';
+import { randn } from './helpers/random.js';
 
 /*
  * AWQ: the math against direct computations on small matrices, the graph rewrite against ONNX
  * Runtime (the scaled fp32 model computes what the original does; the quantized one is closer to
  * it than without AWQ), and one LM check.
  */
-
-function randn(n: number, seed: number, scale = 1): Float32Array {
-  let s = seed >>> 0;
-  const u = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
-  return Float32Array.from({ length: n }, () => scale * (u() + u() + u() + u() - 2));
-}
 
 /** X [rows, K] with channel magnitudes spread over 1 … 20 (a few salient channels). */
 function activations(rows: number, K: number, seed: number): Float32Array {

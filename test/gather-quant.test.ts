@@ -11,6 +11,7 @@ import { readNpy } from '../src/io/npy/npy.js';
 import type { SchemeName } from '../src/passes/weight-only/index.js';
 import { sqnrDb } from '../src/quant/metrics.js';
 import { makeTensor, type Tensor } from '../src/tensor/tensor.js';
+import { randn } from './helpers/random.js';
 
 /*
  * Embedding tables (Gather on an fp32 initializer) under the 4-bit schemes: the layout of
@@ -19,12 +20,6 @@ import { makeTensor, type Tensor } from '../src/tensor/tensor.js';
  * along d, low nibble first; scales [vocab, ceil(d / block)]; zero points packed the same way,
  * absent → 8) — then the project's LMs are run.
  */
-
-function randn(n: number, seed: number, scale = 1): Float32Array {
-  let s = seed >>> 0;
-  const u = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
-  return Float32Array.from({ length: n }, () => scale * (u() + u() + u() + u() - 2));
-}
 
 const VOCAB = 100;
 const IDS = BigInt64Array.from([0n, 7n, 99n, 42n, 7n, -1n, 13n, 58n]);

@@ -13,17 +13,12 @@ import { findWeightSites } from '../src/passes/weight-only/index.js';
 import { outputChannelAxis } from '../src/passes/weight-only/dq-storage.js';
 import { dequantizeKMeansWeights, quantizeKMeansWeights } from '../src/quant/kmeans-weights.js';
 import { makeTensor, type Tensor } from '../src/tensor/tensor.js';
+import { randn } from './helpers/random.js';
 
 /*
  * The kmeans scheme's graph (Cast, Gather/GatherElements over the codebook, BitShift unpacking) in
  * stock onnxruntime-node, against the quantizer's own dequantized weights.
  */
-
-function randn(n: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  const u = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
-  return Float32Array.from({ length: n }, () => u() + u() + u() + u() - 2);
-}
 
 async function runOrt(bytes: Uint8Array, feeds: Record<string, Tensor>): Promise<Float32Array> {
   const s = await ort.InferenceSession.create(bytes);

@@ -10,18 +10,13 @@ import { codeRange, dequantizeNBits, quantizeNBits } from '../src/quant/nbits-qu
 import { dequantizeHqq, hqqQuantize, shrinkLp } from '../src/quant/hqq.js';
 import { quantizeSuperBlocks } from '../src/quant/superblock.js';
 import { makeTensor } from '../src/tensor/tensor.js';
+import { randn } from './helpers/random.js';
 
 /*
  * 2-, 3- and 8-bit asymmetric MatMulNBits schemes on tiny synthetic layers: what ONNX Runtime
  * computes is A · (our dequantized W); codes stay inside their levels; the search never loses to
  * round-to-nearest; GPTQ through the calibration path lowers the layer's output error.
  */
-
-function randn(n: number, seed: number, scale = 1): Float32Array {
-  let s = seed >>> 0;
-  const u = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
-  return Float32Array.from({ length: n }, () => scale * (u() + u() + u() + u() - 2));
-}
 
 function matmulModel(K: number, N: number, w: Float32Array): Uint8Array {
   return encodeModel(

@@ -14,18 +14,13 @@ import { dequantizeHqq } from '../src/quant/hqq.js';
 import { spqrBits, spqrQuantize } from '../src/quant/spqr.js';
 import { quantizeSuperBlocks, superBlockGroupQuantizer } from '../src/quant/superblock.js';
 import { makeTensor } from '../src/tensor/tensor.js';
+import { randn } from './helpers/random.js';
 
 /*
  * q3-spqr (SpQR: 3-bit codes, 3-bit scales under second-level steps, individual fp16 outliers) as
  * ONNX Runtime runs it, its true-byte accounting; q4-k with GPTQ; AWQ's scale search against its
  * own α = 0 candidate.
  */
-
-function randn(n: number, seed: number, scale = 1): Float32Array {
-  let s = seed >>> 0;
-  const u = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
-  return Float32Array.from({ length: n }, () => scale * (u() + u() + u() + u() - 2));
-}
 
 /** Y [B, T, N] = A [B, T, K] · W: a rank-3 input, as the LMs feed their MatMuls. */
 function matmulModel(K: number, N: number, w: Float32Array): Uint8Array {

@@ -11,14 +11,9 @@ import { dequantizeBnb4, quantizeBnb4 } from '../src/quant/bnb4-quant.js';
 import { dequantizeNBits, quantizeNBits } from '../src/quant/nbits-quant.js';
 import { makeTensor } from '../src/tensor/tensor.js';
 import type { SchemeName } from '../src/passes/weight-only/index.js';
+import { randn } from './helpers/random.js';
 
 /** Deterministic normal-ish values (sum of uniforms from an LCG). */
-function randn(n: number, seed: number, scale = 1): Float32Array {
-  let s = seed >>> 0;
-  const u = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
-  return Float32Array.from({ length: n }, () => scale * (u() + u() + u() + u() - 2));
-}
-
 async function run(bytes: Uint8Array, feeds: Record<string, ort.Tensor>): Promise<Float32Array> {
   const s = await ort.InferenceSession.create(bytes);
   const out = await s.run(feeds);
