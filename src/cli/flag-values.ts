@@ -23,3 +23,14 @@ export function numberFlag(flag: string, value: string | undefined): number | un
     );
   return n;
 }
+
+/** A repeatable, comma-separated flag's values, gathered in order (commander's argument parser). */
+export function collectList(value: string, previous: string[] = []): string[] {
+  return [
+    ...previous,
+    ...value
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s.length > 0),
+  ];
+}

@@ -6,6 +6,7 @@ import { describeVerification } from '../../node/verify-model.js';
 import { inCliWords } from '../option-flags.js';
 import { stepProgressBar, trainProgressBar } from '../progress.js';
 import { formatTable } from '../table.js';
+import { collectList } from '../flag-values.js';
 
 interface CompressCliOptions {
   output: string;
@@ -48,16 +49,6 @@ function number(flag: string, s: string | undefined): number | undefined {
   if (!Number.isFinite(n))
     throw new QuantkitError('QK_BAD_OPTION', `${flag} '${s}' is not a number`, `e.g. ${flag} 0.8`);
   return n;
-}
-
-function collect(value: string, previous: string[]): string[] {
-  return [
-    ...previous,
-    ...value
-      .split(',')
-      .map((s) => s.trim())
-      .filter(Boolean),
-  ];
 }
 
 /** Deep Compression's table: each stage's size, ratio to fp32 and quality. */
@@ -103,7 +94,7 @@ export function registerCompress(program: Command): void {
     .option('--kmeans-init <how>', "starting centroids: 'linear' (default) or 'kmeans++' (seeded)")
     .option('--backend <b>', 'TensorFlow.js backend for fine-tuning: wasm or cpu', 'wasm')
     .option('--no-distill', "train on the labels instead of the uncompressed model's outputs")
-    .option('--exclude <op|name...>', 'keep these op types, node or weight names as they are', collect, [])
+    .option('--exclude <op|name...>', 'keep these op types, node or weight names as they are', collectList, [])
     .option('--json', 'print the result as JSON')
     .option('-f, --force', 'replace an existing output file')
     .option('--progress', 'show a progress bar even when stderr is not a terminal')

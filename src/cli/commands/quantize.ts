@@ -25,6 +25,7 @@ import {
 } from '../../flows/schemes.js';
 import { NON_FINITE_POLICIES, type NonFinitePolicy } from '../../passes/non-finite.js';
 import { isTarget, type Target, TARGETS } from '../../passes/activation/weight-form.js';
+import { collectList } from '../flag-values.js';
 
 interface QuantizeCliOptions {
   output: string;
@@ -70,16 +71,6 @@ interface QuantizeCliOptions {
   seed?: string;
 }
 
-function collect(value: string, previous: string[]): string[] {
-  return [
-    ...previous,
-    ...value
-      .split(',')
-      .map((s) => s.trim())
-      .filter(Boolean),
-  ];
-}
-
 export function registerQuantize(program: Command): void {
   program
     .command('quantize')
@@ -105,7 +96,7 @@ export function registerQuantize(program: Command): void {
     .option(
       '--schemes <list>',
       'with --target-bits/--target-size: candidates scheme[:block][+gptq] (default q2-asym:64+gptq,q2-asym:32+gptq,q4:256+gptq,q4:128+gptq,q4:64+gptq,q4:32+gptq,q8-block:128,fp32)',
-      collect,
+      collectList,
       [],
     )
     .option(
@@ -115,7 +106,7 @@ export function registerQuantize(program: Command): void {
     .option(
       '--exclude <op|name...>',
       'keep these op types, node names or weight names in fp32 (repeatable, comma-separated)',
-      collect,
+      collectList,
       [],
     )
     .option('--keep-first-last', 'keep the first and last weight layers in fp32')

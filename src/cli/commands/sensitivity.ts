@@ -7,6 +7,7 @@ import type { SensitivityResult } from '../../flows/mixed.js';
 import { inCliWords } from '../option-flags.js';
 import { progressBar } from '../progress.js';
 import { formatTable } from '../table.js';
+import { collectList } from '../flag-values.js';
 
 interface SensitivityCliOptions {
   calib?: string[];
@@ -17,16 +18,6 @@ interface SensitivityCliOptions {
   report?: string;
   awq?: boolean;
   force?: boolean;
-}
-
-function collect(value: string, previous: string[] = []): string[] {
-  return [
-    ...previous,
-    ...value
-      .split(',')
-      .map((s) => s.trim())
-      .filter(Boolean),
-  ];
 }
 
 /** log10 KL as a bar over the column's range (1 … 40 characters): the layers to keep wide stand out. */
@@ -71,9 +62,9 @@ export function registerSensitivity(program: Command): void {
     .option(
       '--schemes <list>',
       'candidates scheme[:block][+gptq], comma-separated (default q2-asym:64+gptq,q2-asym:32+gptq,q4:256+gptq,q4:128+gptq,q4:64+gptq,q4:32+gptq,q8-block:128,fp32)',
-      collect,
+      collectList,
     )
-    .option('--exclude <op|name...>', 'leave these weights out (repeatable, comma-separated)', collect, [])
+    .option('--exclude <op|name...>', 'leave these weights out (repeatable, comma-separated)', collectList, [])
     .option('--awq', "AWQ's activation scales folded in first (as quantize --target-bits --awq measures)")
     .option('--report <file.html>', 'also write a self-contained HTML report: the table and a log-scale bar chart')
     .option('-f, --force', 'overwrite the report file if it exists')

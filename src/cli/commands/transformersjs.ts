@@ -6,6 +6,7 @@ import { writeTransformersJs, type TjsRow } from '../../flows/transformersjs-fil
 import { cliWording, inCliWords } from '../option-flags.js';
 import { stepProgressBar } from '../progress.js';
 import { formatBytes, formatTable } from '../table.js';
+import { collectList } from '../flag-values.js';
 
 interface TransformersJsFlags {
   dtypes?: string[];
@@ -18,16 +19,6 @@ interface TransformersJsFlags {
   verify: boolean;
   json?: boolean;
   progress?: boolean;
-}
-
-function collect(value: string, previous: string[] = []): string[] {
-  return [
-    ...previous,
-    ...value
-      .split(',')
-      .map((s) => s.trim())
-      .filter((s) => s.length > 0),
-  ];
 }
 
 function parseEmbeddings(text: string): EmbeddingChoice {
@@ -74,7 +65,7 @@ export function registerTransformersJs(program: Command): void {
       '<model-folder>',
       'folder with config.json and onnx/<part>.onnx (model, encoder_model, decoder_model_merged, …)',
     )
-    .option('--dtypes <list>', `dtypes to write, comma-separated (default all: ${TJS_DTYPES.join(',')})`, collect)
+    .option('--dtypes <list>', `dtypes to write, comma-separated (default all: ${TJS_DTYPES.join(',')})`, collectList)
     .option(
       '--calib <files...>',
       '[input_ids=]ids.npy int64 [N, T] token ids: GPTQ for q4/q4f16/bnb4, and the quality inputs',
