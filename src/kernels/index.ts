@@ -43,6 +43,13 @@ import {
 export type { Int8Codes } from './gemm-int8.ref.js';
 export type { Bnb4GemvWeights, NBitsGemvWeights } from './gemv-4bit.ref.js';
 export {
+  matmulNBitsInt8Ref,
+  quantizeRowsInt8Blocks,
+  takesInt8Path,
+  type Int8BlockRows,
+  type NBitsInt8Weights,
+} from './nbits-int8.ref.js';
+export {
   kernelThreadsAvailable,
   kernelThreadsReady,
   setKernelWorkerHost,
