@@ -161,6 +161,8 @@ const COMMON: [string, (calib: Tensor, input: string) => Maker][] = [
 const LM_ONLY: [string, Maker][] = [
   ['q4 --format qdq (DequantizeLinear int4 → MatMul)', weightOnly({ scheme: 'q4', format: 'qdq' })],
   ['q4-asym --format qdq (DequantizeLinear uint4 → MatMul)', weightOnly({ scheme: 'q4-asym', format: 'qdq' })],
+  ['q4 --accuracy-level 4 (MatMulNBits with int8 A)', weightOnly({ scheme: 'q4', accuracyLevel: 4 })],
+  ['q4-asym --accuracy-level 4 (MatMulNBits with int8 A)', weightOnly({ scheme: 'q4-asym', accuracyLevel: 4 })],
   ['q4-asym --quantize-embeddings (GatherBlockQuantized)', weightOnly({ scheme: 'q4-asym', quantizeEmbeddings: true })],
   ['nf4 --quantize-embeddings (int8 rows)', weightOnly({ scheme: 'nf4', quantizeEmbeddings: true })],
 ];
