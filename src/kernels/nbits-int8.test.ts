@@ -6,6 +6,7 @@ import { encodeModel } from '../io/onnx/proto.js';
 import { mulberry32 } from '../quant/prng.js';
 import { makeTensor } from '../tensor/tensor.js';
 import { qemuAvailable, runOrtAvx2 } from '../../test/helpers/ort-avx2.js';
+import { matmulNBitsInt8 } from './index.js';
 import { matmulNBitsInt8Ref, quantizeRowsInt8Blocks, takesInt8Path, type NBitsInt8Weights } from './nbits-int8.ref.js';
 
 /**
@@ -203,6 +204,32 @@ describe('MatMulNBits accuracy_level 4 reference', () => {
         const level0 = await ortRun(w, 0, x, m);
         expect(() => expectWithin(level0, ref, tolerance(x, m, w, ref))).toThrow();
       });
+
+  it('the fast path returns the reference bits: bits 2/4/8, K a multiple of the block or not, M = 1…4, weights reused', () => {
+    for (const bits of [2, 4, 8] as const)
+      for (const [K, bs] of [
+        [16, 16],
+        [100, 32],
+        [256, 64],
+        [300, 128],
+        [513, 256],
+      ] as const)
+        for (const zp of [false, true]) {
+          const w = randomWeights(K, 9, bits, bs, zp, K + bits);
+          for (const m of [1, 4]) {
+            const x = randomA(m, K, bs, m + bs);
+            const want = matmulNBitsInt8Ref(x, m, w);
+            expect(matmulNBitsInt8(x, m, w)).toEqual(want);
+            expect(matmulNBitsInt8(x, m, w)).toEqual(want); // from the cached unpacked weight
+          }
+          // A new zero-point array for the same packed bytes is seen (the cache is not stale).
+          if (zp) {
+            const moved = { ...w, zeroPoints: w.zeroPoints!.map((b) => b ^ 0x11) };
+            const x = randomA(2, K, bs, 1);
+            expect(matmulNBitsInt8(x, 2, moved)).toEqual(matmulNBitsInt8Ref(x, 2, moved));
+          }
+        }
+  });
 
   it('2-bit blocks of 16 and 256 have no int8 path in ORT: level 4 = level 0 there, bit for bit', async () => {
     for (const bs of [16, 256]) {
