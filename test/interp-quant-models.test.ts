@@ -29,8 +29,8 @@ import { REPO } from './helpers/cli.js';
  *                by one step, in at most 1 of 10^4;
  *   int8-dynamic the float input of every DynamicQuantizeLinear (the interpreter's own within
  *                1e-5); from the same floats, the codes and the integer matmuls must then agree.
- * MatMulNBits from a DequantizeLinear(int4) is asked for at accuracy level 0 (ORT's default for
- * that fusion quantizes A to int8). Weights are pair-safe (the default target), so ORT's AVX2
+ * A DequantizeLinear(int4) → MatMul runs as ORT's default session makes it, MatMulNBits at
+ * accuracy level 4 (A quantized to int8 per block), in both. Weights are pair-safe (the default target), so ORT's AVX2
  * and VNNI kernels agree.
  */
 
@@ -93,9 +93,7 @@ function expectClose(got: Tensor, want: Tensor): void {
 }
 
 async function ortRun(bytes: Uint8Array, feeds: Map<string, Tensor>): Promise<Map<string, Tensor>> {
-  const session = await ort.InferenceSession.create(bytes, {
-    extra: { session: { qdq_matmulnbits_accuracy_level: '0' } },
-  });
+  const session = await ort.InferenceSession.create(bytes);
   const ortFeeds: Record<string, ort.Tensor> = {};
   for (const [k, t] of feeds) ortFeeds[k] = new ort.Tensor(t.dtype as 'float32', t.data as Float32Array, [...t.dims]);
   const out = await session.run(ortFeeds);
@@ -161,6 +159,8 @@ const COMMON: [string, (calib: Tensor, input: string) => Maker][] = [
 const LM_ONLY: [string, Maker][] = [
   ['q4 --format qdq (DequantizeLinear int4 → MatMul)', weightOnly({ scheme: 'q4', format: 'qdq' })],
   ['q4-asym --format qdq (DequantizeLinear uint4 → MatMul)', weightOnly({ scheme: 'q4-asym', format: 'qdq' })],
+  ['q4 --accuracy-level 4 (MatMulNBits with int8 A)', weightOnly({ scheme: 'q4', accuracyLevel: 4 })],
+  ['q4-asym --accuracy-level 4 (MatMulNBits with int8 A)', weightOnly({ scheme: 'q4-asym', accuracyLevel: 4 })],
   ['q4-asym --quantize-embeddings (GatherBlockQuantized)', weightOnly({ scheme: 'q4-asym', quantizeEmbeddings: true })],
   ['nf4 --quantize-embeddings (int8 rows)', weightOnly({ scheme: 'nf4', quantizeEmbeddings: true })],
 ];

@@ -2,7 +2,7 @@ import { AttributeReader } from '../graph/attributes.js';
 import type { Graph, GraphNode } from '../graph/model.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { elementCount, makeTensor } from '../tensor/tensor.js';
-import { matmulNBits, type NBitsMatrix } from './kernels.js';
+import { matmulNBits, matmulNBitsInt8, type NBitsMatrix } from './kernels.js';
 import type { OpContext } from './op.js';
 import { badShape } from './op.js';
 import { encodeFloat, toFloat64 } from './values.js';
@@ -10,8 +10,10 @@ import { encodeFloat, toFloat64 } from './values.js';
 /**
  * DequantizeLinear(int4/uint4 weight blocked along K) → MatMul, the `--format qdq` form of q4:
  * ONNX Runtime turns it into MatMulNBits, and so does the interpreter — the weight goes to the
- * MatMulNBits kernel (kernels.ts) in that op's layout instead of being multiplied in float. The
- * result is the same product (each weight fp32((code − zero point) · scale), summed).
+ * MatMulNBits kernel (kernels.ts) in that op's layout instead of being multiplied in float. At
+ * accuracy level 0 the result is the same product (each weight fp32((code − zero point) · scale),
+ * summed); ORT gives the MatMulNBits it makes accuracy_level 4 unless its session says otherwise
+ * (session.qdq_matmulnbits_accuracy_level), and level 4 quantizes A to int8 per block.
  * A site: a MatMul whose B is the output of a DequantizeLinear of a 2-D 4-bit initializer with
  * axis 0 and block_size (one scale per block of K rows per column).
  */
@@ -40,8 +42,9 @@ export function dqMatMulSites(graph: Graph): Map<GraphNode, GraphNode> {
 const packedCache = new WeakMap<object, { scale: object; zeroPoint: object | undefined; w: NBitsMatrix }>();
 
 /**
- * Y = A × dequantize(W) through matmulNBits; A [..., K] fp32, W [K, N] 4-bit codes. undefined
- * for what the kernel does not take (A or the scale not fp32): the plain ops run those.
+ * Y = A × dequantize(W) through MatMulNBits at `accuracyLevel`; A [..., K] fp32, W [K, N] 4-bit
+ * codes. undefined for what the kernel does not take (A or the scale not fp32): the plain ops run
+ * those.
  */
 export function runDqMatMul(
   a: Tensor,
@@ -50,6 +53,7 @@ export function runDqMatMul(
   zeroPoint: Tensor | undefined,
   blockSize: number,
   ctx: OpContext,
+  accuracyLevel: 0 | 4 = 0,
 ): Tensor | undefined {
   const [K, N] = w.dims as [number, number];
   if (a.dtype !== 'float32' || scale.dtype !== 'float32') return undefined;
@@ -63,7 +67,8 @@ export function runDqMatMul(
       ? cached.w
       : repack(w, scale, zeroPoint, blockSize);
   packedCache.set(w.data, { scale: scale.data, zeroPoint: zeroPoint?.data, w: weights });
-  const y = matmulNBits(a.data as Float32Array, elementCount(a.dims) / K, weights, ctx.threads);
+  const product = accuracyLevel === 4 ? matmulNBitsInt8 : matmulNBits;
+  const y = product(a.data as Float32Array, elementCount(a.dims) / K, weights, ctx.threads);
   return makeTensor('float32', [...a.dims.slice(0, -1), N], encodeFloat('float32', Float64Array.from(y)));
 }
 

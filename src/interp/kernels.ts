@@ -12,7 +12,14 @@
  */
 import { convInt8, prepareConvInt8Weights, preparedFor, type ConvInt8Weights } from '../kernels/conv-int8.js';
 import type { ConvInt8Problem } from '../kernels/conv-int8.ref.js';
-import { gemmInt8, gemvBnb4, gemvNBits, type Int8Codes } from '../kernels/index.js';
+import {
+  gemmInt8,
+  gemvBnb4,
+  gemvNBits,
+  matmulNBitsInt8 as matmulNBitsInt8Kernel,
+  takesInt8Path,
+  type Int8Codes,
+} from '../kernels/index.js';
 
 export type { Int8Codes };
 
@@ -100,6 +107,22 @@ export function matmulNBits(x: Float32Array, m: number, w: NBitsMatrix, threads?
     }
   });
   return Float32Array.from(y);
+}
+
+/**
+ * Y [M, N] = X [M, K] × W for a MatMulNBits weight at accuracy_level 4: where ONNX Runtime's CPU
+ * kernel quantizes X to int8 per block for this bit width and block size, that product
+ * (kernels/nbits-int8.ref.ts; kernels/index.ts runs it on the int8 GEMM); elsewhere ORT computes as at level 0, and so does this.
+ */
+export function matmulNBitsInt8(
+  x: Float32Array,
+  m: number,
+  w: NBitsMatrix,
+  threads?: number | undefined,
+): Float32Array {
+  return takesInt8Path(w.bits, w.blockSize)
+    ? matmulNBitsInt8Kernel(x, m, w, { threads })
+    : matmulNBits(x, m, w, threads);
 }
 
 /** Y [M, N] = X [M, K] × W for a MatMulBnb4 weight, fp32 out. */

@@ -27,6 +27,12 @@ export interface RunOptions {
    */
   threads?: number | undefined;
   /**
+   * The accuracy_level of the MatMulNBits ONNX Runtime makes of a DequantizeLinear(4-bit) → MatMul
+   * (its session option session.qdq_matmulnbits_accuracy_level), which the interpreter computes
+   * alike (dq-matmul.ts): 4, ORT's default, quantizes A to int8 per block; 0 multiplies in float.
+   */
+  qdqAccuracyLevel?: 0 | 4 | undefined;
+  /**
    * Values that replace what the interpreter computes for these node outputs, e.g. another
    * runtime's quantized codes, so that a comparison downstream of a rounding boundary is not
    * thrown off by an input that sat on a tie (each runtime rounds its own float to a code).
@@ -87,7 +93,7 @@ export function runGraph(model: Model, inputs: Map<string, Tensor>, opts: RunOpt
       threads: opts.threads,
     };
     const dq = dqMatMuls.get(node);
-    const viaKernel = dq ? dqMatMul(node, dq, values, ctx) : undefined;
+    const viaKernel = dq ? dqMatMul(node, dq, values, ctx, opts.qdqAccuracyLevel ?? 4) : undefined;
     const outputs =
       node.opType === 'Constant' && node.domain === ''
         ? [constantValue(attrs, where)]
@@ -120,7 +126,13 @@ export function runGraph(model: Model, inputs: Map<string, Tensor>, opts: RunOpt
 }
 
 /** A DequantizeLinear(4-bit) → MatMul site (dq-matmul.ts) on the MatMulNBits kernel. */
-function dqMatMul(node: GraphNode, dq: GraphNode, values: Map<string, Tensor>, ctx: OpContext): Tensor | undefined {
+function dqMatMul(
+  node: GraphNode,
+  dq: GraphNode,
+  values: Map<string, Tensor>,
+  ctx: OpContext,
+  accuracyLevel: 0 | 4,
+): Tensor | undefined {
   const get = (name: string | undefined) => {
     const t = name ? values.get(name) : undefined;
     if (!t)
@@ -129,7 +141,7 @@ function dqMatMul(node: GraphNode, dq: GraphNode, values: Map<string, Tensor>, c
   };
   const blockSize = new AttributeReader(dq.attributes, ctx.where).int('block_size', 0);
   const zp = dq.inputs[2] ? get(dq.inputs[2]) : undefined;
-  return runDqMatMul(get(node.inputs[0]), get(dq.inputs[0]), get(dq.inputs[1]), zp, blockSize, ctx);
+  return runDqMatMul(get(node.inputs[0]), get(dq.inputs[0]), get(dq.inputs[1]), zp, blockSize, ctx, accuracyLevel);
 }
 
 function runNode(

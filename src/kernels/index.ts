@@ -9,6 +9,7 @@ import { makeLayout, type BlockLayout } from '../quant/layout.js';
 import { dequantizeAffine, quantizeAffine, type NonFinite } from '../quant/affine.js';
 import { gemmInt8Packed, packB, type PackedB } from './gemm-int8.js';
 import { checkGemmInt8, type Int8Codes } from './gemm-int8.ref.js';
+import { quantizeRowsInt8Blocks, type NBitsInt8Weights } from './nbits-int8.ref.js';
 import {
   computeWasmAvailable,
   dequantizeWasm,
@@ -42,6 +43,13 @@ import {
 
 export type { Int8Codes } from './gemm-int8.ref.js';
 export type { Bnb4GemvWeights, NBitsGemvWeights } from './gemv-4bit.ref.js';
+export {
+  matmulNBitsInt8Ref,
+  quantizeRowsInt8Blocks,
+  takesInt8Path,
+  type Int8BlockRows,
+  type NBitsInt8Weights,
+} from './nbits-int8.ref.js';
 export {
   kernelThreadsAvailable,
   kernelThreadsReady,
@@ -256,6 +264,72 @@ export function gemvBnb4(x: Float32Array, m: number, w: Bnb4GemvWeights, options
     if (y) return y;
   }
   return gemvBnb4Ref(x, m, w);
+}
+
+/** A MatMulNBits weight's blocks as int8 GEMM operands, kept while its packed bytes live. */
+const int8BlocksCache = new WeakMap<Uint8Array, { w: NBitsInt8Weights; blocks: GemmInt8B[] }>();
+
+/** Block b of the weight as B [len, N]: the codes (uint8) with each column's zero point. */
+function int8Blocks(w: NBitsInt8Weights): GemmInt8B[] {
+  const hit = int8BlocksCache.get(w.packed);
+  if (hit && (['K', 'N', 'bits', 'blockSize', 'scales', 'zeroPoints'] as const).every((f) => hit.w[f] === w[f]))
+    return hit.blocks;
+  const { K, N, bits, blockSize: bs, packed, zeroPoints } = w;
+  const kBlocks = Math.ceil(K / bs);
+  const blob = (bs * bits) / 8;
+  const zpRow = Math.ceil((kBlocks * bits) / 8);
+  const mask = (1 << bits) - 1;
+  const blocks: GemmInt8B[] = [];
+  for (let blk = 0; blk < kBlocks; blk++) {
+    const len = Math.min(bs, K - blk * bs);
+    const b = new Uint8Array(len * N);
+    const zero = new Int32Array(N);
+    for (let n = 0; n < N; n++) {
+      const zbit = blk * bits;
+      zero[n] = zeroPoints ? ((zeroPoints[n * zpRow + (zbit >> 3)] as number) >> (zbit & 7)) & mask : 1 << (bits - 1);
+      const base = (n * kBlocks + blk) * blob;
+      for (let j = 0; j < len; j++) {
+        const bit = j * bits;
+        b[j * N + n] = ((packed[base + (bit >> 3)] as number) >> (bit & 7)) & mask;
+      }
+    }
+    blocks.push(packGemmInt8B(b, zero, len, N));
+  }
+  int8BlocksCache.set(w.packed, { w: { ...w }, blocks });
+  return blocks;
+}
+
+/**
+ * Y [M, N] float32 = X [M, K] · W for MatMulNBits at accuracy_level 4 (nbits-int8.ref.ts states
+ * the arithmetic): A quantized per block, then each block's integer dots as one int8 GEMM
+ * (gemmInt8Prepacked, the weight's blocks prepared once) and the terms sA·sB·dot added in float64
+ * block by block, the reference's order, so the result is the reference's bits.
+ */
+export function matmulNBitsInt8(
+  x: Float32Array,
+  m: number,
+  w: NBitsInt8Weights,
+  options: KernelOptions = {},
+): Float32Array {
+  const { K, N, blockSize: bs, scales } = w;
+  const kBlocks = Math.ceil(K / bs);
+  const blocks = int8Blocks(w);
+  const { codes, scales: aScales } = quantizeRowsInt8Blocks(x, m, K, bs);
+  const y = new Float64Array(m * N);
+  const a = new Int8Array(m * bs);
+  for (let blk = 0; blk < kBlocks; blk++) {
+    const start = blk * bs;
+    const len = Math.min(bs, K - start);
+    for (let row = 0; row < m; row++) a.set(codes.subarray(row * K + start, row * K + start + len), row * len);
+    const dots = gemmInt8Prepacked(a.subarray(0, m * len), 0, blocks[blk] as GemmInt8B, m, options);
+    for (let row = 0; row < m; row++) {
+      const sA = aScales[row * kBlocks + blk] as number;
+      for (let n = 0; n < N; n++)
+        y[row * N + n] =
+          (y[row * N + n] as number) + sA * (scales[n * kBlocks + blk] as number) * (dots[row * N + n] as number);
+    }
+  }
+  return Float32Array.from(y);
 }
 
 /**

@@ -2,7 +2,7 @@ import { QuantkitError } from '../../errors.js';
 import { NF4_TABLE, FP4_BNB_TABLE } from '../../quant/codebook.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { elementCount, makeTensor } from '../../tensor/tensor.js';
-import { matmulBnb4, matmulNBits } from '../kernels.js';
+import { matmulBnb4, matmulNBits, matmulNBitsInt8 } from '../kernels.js';
 import type { OpContext, OpImpl } from '../op.js';
 import { badShape, expectDType, requireInput } from '../op.js';
 import { encodeFloat, toFloat64 } from '../values.js';
@@ -12,8 +12,10 @@ import { encodeFloat, toFloat64 } from '../values.js';
  * docs/ContribOperators.md): the ops check the attributes and shapes and hand the weight to the
  * kernels (kernels.ts), which compute what ONNX Runtime's CPU kernels compute at accuracy level
  * 0 — each weight dequantized to fp32, fp32((code − zero point) · scale) or fp32(table[code] ·
- * absmax), then multiplied; accuracy_level > 0 lets a runtime quantize A too, which is not done
- * here (the level-0 result is the one the weights define). A bias is added after the product.
+ * absmax), then multiplied — and, for MatMulNBits with accuracy_level 4, what ORT's x86-64 CPU
+ * kernel computes there: A quantized to int8 per block and integer dot products
+ * (kernels/nbits-int8.ref.ts; levels 1–3 are level 0 on that CPU). A bias is added after the
+ * product.
  */
 
 function requiredInt(ctx: OpContext, name: string): number {
@@ -90,7 +92,9 @@ export const MatMulNBits: OpImpl = (inputs, ctx) => {
       throw badShape(ctx, `zero_points must hold N·⌈k_blocks·bits/8⌉ = ${N * zpRow} bytes`);
   }
   const { x, M, outLead } = rowsOf(a, K, ctx);
-  const y = matmulNBits(
+  // ORT: accuracy_level 4 asks for int8 compute where its CPU kernel has one.
+  const product = ctx.attrs.int('accuracy_level', 0) === 4 ? matmulNBitsInt8 : matmulNBits;
+  const y = product(
     x,
     M,
     {
