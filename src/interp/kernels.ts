@@ -125,6 +125,42 @@ export function matmulNBitsInt8(
     : matmulNBits(x, m, w, threads);
 }
 
+/**
+ * A MatMulNBits weight whose zero points are floats (unpacked, [N][kBlocks], in code units), as
+ * HQQ and the super-block schemes store it. ONNX Runtime's CPU kernel never packs such a weight
+ * (contrib_ops/cpu/quantization/matmul_nbits.cc: PrePack returns early on a non-uint8 zero
+ * point), so it runs its dequantize-then-SGEMM path whatever the accuracy_level: each weight
+ * becomes fp32(fp32(code · scale) + fp32(−scale · zero)) (matmul_nbits_impl.cc, two roundings:
+ * the adjustment is formed once per block, then added), and the product is an fp32 SGEMM.
+ */
+export interface FloatZeroNBitsMatrix {
+  readonly K: number;
+  readonly N: number;
+  readonly bits: 2 | 4;
+  readonly blockSize: number;
+  readonly packed: Uint8Array;
+  readonly scales: Float32Array;
+  readonly zeros: Float32Array;
+}
+
+/** Y [M, N] = X [M, K] × W for a float-zero-point MatMulNBits weight (see above), fp32 out. */
+export function matmulNBitsFloatZero(x: Float32Array, m: number, w: FloatZeroNBitsMatrix): Float32Array {
+  const { K, N, bits, blockSize: bs, packed, scales, zeros } = w;
+  const kBlocks = Math.ceil(K / bs);
+  const blob = (bs * bits) / 8;
+  const f = Math.fround;
+  const y = matmulByColumns(x, m, K, N, (n, col) => {
+    for (let blk = 0; blk < kBlocks; blk++) {
+      const p = n * kBlocks + blk;
+      const scale = scales[p] as number;
+      const adjust = f(-scale * (zeros[p] as number));
+      const end = Math.min(bs, K - blk * bs);
+      for (let j = 0; j < end; j++) col[blk * bs + j] = f(f(codeAt(packed, p * blob, j, bits) * scale) + adjust);
+    }
+  });
+  return Float32Array.from(y);
+}
+
 /** Y [M, N] = X [M, K] × W for a MatMulBnb4 weight, fp32 out. */
 export function matmulBnb4(x: Float32Array, m: number, w: Bnb4Matrix, threads?: number | undefined): Float32Array {
   return gemvBnb4(x, m, w, { threads });

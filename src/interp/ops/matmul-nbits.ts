@@ -2,7 +2,7 @@ import { QuantkitError } from '../../errors.js';
 import { NF4_TABLE, FP4_BNB_TABLE } from '../../quant/codebook.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { elementCount, makeTensor } from '../../tensor/tensor.js';
-import { matmulBnb4, matmulNBits, matmulNBitsInt8 } from '../kernels.js';
+import { matmulBnb4, matmulNBits, matmulNBitsFloatZero, matmulNBitsInt8 } from '../kernels.js';
 import type { OpContext, OpImpl } from '../op.js';
 import { badShape, expectDType, requireInput } from '../op.js';
 import { encodeFloat, toFloat64 } from '../values.js';
@@ -55,7 +55,8 @@ const float32 = (t: Tensor) => (t.dtype === 'float32' ? (t.data as Float32Array)
  * MatMulNBits: Y = A × Wᵀ, W [N, K] stored as B uint8 [N, k_blocks, block_size·bits/8] (codes of
  * a block packed along K, lowest bits first), scales [N, k_blocks], zero_points uint8
  * [N, ⌈k_blocks·bits/8⌉] packed the same way (absent: 2^(bits−1)), optional bias [N]. bits 2, 4
- * or 8. Float zero points and g_idx are not run.
+ * or 8; zero points may instead be floats in A's type, unpacked [N, k_blocks] (floatZeroProduct).
+ * g_idx is not run.
  */
 export const MatMulNBits: OpImpl = (inputs, ctx) => {
   const a = requireInput(inputs, 0, 'A', ctx);
@@ -81,13 +82,9 @@ export const MatMulNBits: OpImpl = (inputs, ctx) => {
     throw badShape(ctx, `B [${b.dims.join(', ')}] must hold N·k_blocks·blob = ${N}·${kBlocks}·${blob} bytes`);
   if (scales.data.length !== N * kBlocks) throw badShape(ctx, `scales must have N·k_blocks = ${N * kBlocks} elements`);
   const zpRow = Math.ceil((kBlocks * bits) / 8);
+  if (zeroPoints && zeroPoints.dtype !== 'uint8')
+    return [floatZeroProduct(a, b, scales, zeroPoints, { K, N, bits, bs, kBlocks }, inputs[5], ctx)];
   if (zeroPoints) {
-    if (zeroPoints.dtype !== 'uint8')
-      throw new QuantkitError(
-        'QK_UNSUPPORTED_OP',
-        `${ctx.where}: MatMulNBits with ${zeroPoints.dtype} zero points is not run by the reference interpreter`,
-        'store zero points packed as uint8',
-      );
     if (zeroPoints.data.length !== N * zpRow)
       throw badShape(ctx, `zero_points must hold N·⌈k_blocks·bits/8⌉ = ${N * zpRow} bytes`);
   }
@@ -151,3 +148,50 @@ export const MatMulBnb4: OpImpl = (inputs, ctx) => {
   );
   return [output(a, outLead, y, undefined, N, ctx)];
 };
+
+/**
+ * MatMulNBits with float zero points (HQQ, the super-block schemes) in A's type: computed as
+ * ONNX Runtime's CPU kernel does, dequantized to fp32 then multiplied, at every accuracy_level
+ * (kernels.ts matmulNBitsFloatZero says why); float16 scales and zero points widen exactly to
+ * fp32 first. ORT's dequantizer reads 2- and 4-bit codes only, so 8-bit is refused as ORT
+ * refuses it.
+ */
+function floatZeroProduct(
+  a: Tensor,
+  b: Tensor,
+  scales: Tensor,
+  zeroPoints: Tensor,
+  s: { K: number; N: number; bits: number; bs: number; kBlocks: number },
+  bias: Tensor | undefined,
+  ctx: OpContext,
+): Tensor {
+  const { K, N, bits, bs, kBlocks } = s;
+  if (zeroPoints.dtype !== a.dtype)
+    throw new QuantkitError(
+      'QK_BAD_INPUT_TYPE',
+      `${ctx.where}: zero_points are ${zeroPoints.dtype} but A is ${a.dtype}`,
+      "store float zero points in A's type, or packed as uint8",
+    );
+  if (bits === 8)
+    throw new QuantkitError(
+      'QK_UNSUPPORTED_OP',
+      `${ctx.where}: MatMulNBits with 8-bit codes and float zero points is not run (ONNX Runtime's CPU kernel dequantizes float zero points for 2- and 4-bit codes only)`,
+      'store 8-bit zero points as uint8 (q8-block-asym), or use 4-bit codes for float zero points',
+    );
+  if (zeroPoints.data.length !== N * kBlocks)
+    throw badShape(
+      ctx,
+      `float zero_points must have N·k_blocks = ${N * kBlocks} elements, got [${zeroPoints.dims.join(', ')}]`,
+    );
+  const { x, M, outLead } = rowsOf(a, K, ctx);
+  const y = matmulNBitsFloatZero(x, M, {
+    K,
+    N,
+    bits: bits as 2 | 4,
+    blockSize: bs,
+    packed: b.data as Uint8Array,
+    scales: float32(scales),
+    zeros: float32(zeroPoints),
+  });
+  return output(a, outLead, y, bias, N, ctx);
+}
