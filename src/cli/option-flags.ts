@@ -40,6 +40,7 @@ export const OPTION_FLAGS: Readonly<Record<string, string>> = {
   port: '--port',
   threads: '--threads',
   accuracyLevel: '--accuracy-level',
+  qdqAccuracyLevel: '--qdq-accuracy-level',
   minConvReduction: '--min-conv-reduction',
   perToken: '--per-token',
   dtypes: '--dtypes',

@@ -23,6 +23,7 @@ interface RunOptions {
   emulate?: string;
   requantize?: string;
   threads?: string;
+  qdqAccuracyLevel?: string;
 }
 
 export function registerRun(program: Command): void {
@@ -50,6 +51,10 @@ export function registerRun(program: Command): void {
       '--threads <n>',
       "threads for the integer and 4-bit kernels ('all': every core; default 1, or QK_THREADS); outputs are the same for any count",
     )
+    .option(
+      '--qdq-accuracy-level <level>',
+      "DequantizeLinear(4-bit) → MatMul as ONNX Runtime's session fuses it: 4 (default, as a default ORT session: A quantized to int8 per block) or 0 (exact float product, as session.qdq_matmulnbits_accuracy_level=0)",
+    )
     .action(async (modelPath: string, opts: RunOptions) => {
       await runCommand(modelPath, opts);
     });
@@ -74,6 +79,7 @@ export async function runCommand(modelPath: string, opts: RunOptions): Promise<v
       `--requantize '${requantize}' is not known`,
       `use one of: ${REQUANTIZATIONS.join(', ')}`,
     );
+  const qdqAccuracyLevel = parseQdqAccuracyLevel(opts.qdqAccuracyLevel);
   const threads = parseThreadsFlag(opts.threads);
   enableKernelWorkers();
   // External data read from the model's own folder: the interpreter takes one self-contained proto.
@@ -107,7 +113,7 @@ export async function runCommand(modelPath: string, opts: RunOptions): Promise<v
   }
 
   checkInputArrays(modelFromProto(model, { label: modelPath }), bound, { option: 'inputs' });
-  const outputs = runModel(model, bound, { emulate, requantize, threads });
+  const outputs = runModel(model, bound, { emulate, requantize, threads, qdqAccuracyLevel });
   const names = graph.output.map((v) => v.name);
   if (opts.out) mkdirSync(opts.out, { recursive: true });
   for (const [i, name] of names.entries()) {
@@ -127,4 +133,14 @@ export async function runCommand(modelPath: string, opts: RunOptions): Promise<v
       });
     }
   }
+}
+
+function parseQdqAccuracyLevel(text: string | undefined): 0 | 4 | undefined {
+  if (text === undefined) return undefined;
+  if (text === '0' || text === '4') return Number(text) as 0 | 4;
+  throw new QuantkitError(
+    'QK_BAD_OPTION',
+    `--qdq-accuracy-level '${text}' is not a level the interpreter computes`,
+    'use 4 (what a default ONNX Runtime session computes) or 0 (the exact float product)',
+  );
 }
