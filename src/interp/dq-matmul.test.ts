@@ -61,24 +61,34 @@ describe('DequantizeLinear(4-bit) → MatMul on the MatMulNBits kernel', () => {
     });
   }
 
-  it('finds only MatMuls fed by a 4-bit DequantizeLinear blocked along K', () => {
+  it('finds the MatMuls ORT fuses: 4/8-bit weight blocked along K, per channel or per tensor, B its only use', () => {
     const { w, scale } = case4('int4', 32, 4, 16, 1);
+    const w8 = makeTensor('int8', [32, 4], new Int8Array(128).fill(3));
+    const f32 = (dims: number[]) =>
+      makeTensor('float32', dims, new Float32Array(dims.reduce((p, d) => p * d, 1)).fill(1));
+    const out = (name: string) => ({ name, dtype: 'float32' as const, dims: [1, 4] });
     const model = modelFromProto(
       makeModel({
         inputs: [{ name: 'a', dtype: 'float32', dims: [1, 32] }],
-        outputs: [
-          { name: 'y', dtype: 'float32', dims: [1, 4] },
-          { name: 'z', dtype: 'float32', dims: [1, 4] },
-        ],
-        initializers: { w, s: scale, s1: makeTensor('float32', [4], new Float32Array(4).fill(1)) },
+        outputs: ['y', 'z', 'u', 'v', 'x', 'x2'].map(out),
+        initializers: { w, w8, s: scale, s1: f32([4]), s0: f32([]), r: f32([32]) },
         nodes: [
           { opType: 'DequantizeLinear', inputs: ['w', 's'], outputs: ['wd'], attributes: { axis: 0, block_size: 16 } },
-          { opType: 'MatMul', inputs: ['a', 'wd'], outputs: ['y'], name: 'mm' },
-          { opType: 'DequantizeLinear', inputs: ['w', 's1'], outputs: ['wc'], attributes: { axis: 1 } },
-          { opType: 'MatMul', inputs: ['a', 'wc'], outputs: ['z'], name: 'per-column' },
+          { opType: 'MatMul', inputs: ['a', 'wd'], outputs: ['y'], name: 'blocked' },
+          { opType: 'DequantizeLinear', inputs: ['w8', 's1'], outputs: ['wc'], attributes: { axis: 1 } },
+          { opType: 'MatMul', inputs: ['a', 'wc'], outputs: ['z'], name: 'per-channel' },
+          { opType: 'DequantizeLinear', inputs: ['w8', 's0'], outputs: ['wt'] },
+          { opType: 'MatMul', inputs: ['a', 'wt'], outputs: ['u'], name: 'per-tensor' },
+          { opType: 'DequantizeLinear', inputs: ['w8', 'r'], outputs: ['wr'], attributes: { axis: 0 } },
+          { opType: 'MatMul', inputs: ['a', 'wr'], outputs: ['v'], name: 'per-row' },
+          { opType: 'DequantizeLinear', inputs: ['w8', 's1'], outputs: ['ws'], attributes: { axis: 1 } },
+          { opType: 'MatMul', inputs: ['a', 'ws'], outputs: ['x'], name: 'shared-1' },
+          { opType: 'MatMul', inputs: ['a', 'ws'], outputs: ['x2'], name: 'shared-2' },
         ],
       }),
     );
-    expect([...dqMatMulSites(model.graph).keys()].map((n) => n.name)).toEqual(['mm']);
+    const sites = dqMatMulSites(model.graph);
+    expect([...sites.keys()].map((n) => n.name)).toEqual(['blocked', 'per-channel', 'per-tensor']);
+    expect([...sites.values()].map((s) => s.blockSize)).toEqual([16, 32, 32]);
   });
 });

@@ -7,7 +7,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import type { Emulation } from './emulate.js';
 import type { Requantization } from './requant.js';
 import { type FusedSite, fusedSites, withFusedSaturation } from './qdq-emulation.js';
-import { dqMatMulSites, runDqMatMul } from './dq-matmul.js';
+import { dqMatMulSites, runDqMatMul, type DqMatMulSite } from './dq-matmul.js';
 import type { OpContext } from './op.js';
 import type { OpRegistry } from './registry.js';
 import { defaultRegistry } from './registry.js';
@@ -92,8 +92,8 @@ export function runGraph(model: Model, inputs: Map<string, Tensor>, opts: RunOpt
       requantize: opts.requantize,
       threads: opts.threads,
     };
-    const dq = dqMatMuls.get(node);
-    const viaKernel = dq ? dqMatMul(node, dq, values, ctx, opts.qdqAccuracyLevel ?? 4) : undefined;
+    const dqSite = dqMatMuls.get(node);
+    const viaKernel = dqSite ? dqMatMul(node, dqSite, values, ctx, opts.qdqAccuracyLevel ?? 4) : undefined;
     const outputs =
       node.opType === 'Constant' && node.domain === ''
         ? [constantValue(attrs, where)]
@@ -128,7 +128,7 @@ export function runGraph(model: Model, inputs: Map<string, Tensor>, opts: RunOpt
 /** A DequantizeLinear(4-bit) → MatMul site (dq-matmul.ts) on the MatMulNBits kernel. */
 function dqMatMul(
   node: GraphNode,
-  dq: GraphNode,
+  { dq, blockSize }: DqMatMulSite,
   values: Map<string, Tensor>,
   ctx: OpContext,
   accuracyLevel: 0 | 4,
@@ -139,7 +139,6 @@ function dqMatMul(
       throw new QuantkitError('QK_MISSING_INPUT', `${ctx.where}: input '${name}' has no value`, 'check the model');
     return t;
   };
-  const blockSize = new AttributeReader(dq.attributes, ctx.where).int('block_size', 0);
   const zp = dq.inputs[2] ? get(dq.inputs[2]) : undefined;
   return runDqMatMul(get(node.inputs[0]), get(dq.inputs[0]), get(dq.inputs[1]), zp, blockSize, ctx, accuracyLevel);
 }
