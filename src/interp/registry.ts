@@ -1,3 +1,4 @@
+import { BitShift, GatherElements, ScatterND } from './ops/scatter-gather.js';
 import type { OpImpl } from './op.js';
 import { Cast, CastLike } from './ops/cast.js';
 import { ConvInteger } from './ops/conv-integer.js';
@@ -29,6 +30,7 @@ function key(domain: string, opType: string): string {
 const DEFAULT_OPS: Record<string, OpImpl> = {
   Add,
   BatchNormalization,
+  BitShift,
   Cast,
   CastLike,
   Concat,
@@ -42,6 +44,7 @@ const DEFAULT_OPS: Record<string, OpImpl> = {
   Expand,
   Flatten,
   Gather,
+  GatherElements,
   Gelu,
   Gemm,
   Identity,
@@ -56,6 +59,7 @@ const DEFAULT_OPS: Record<string, OpImpl> = {
   QuantizeLinear,
   Relu,
   Reshape,
+  ScatterND,
   Shape,
   Sigmoid,
   Slice,
