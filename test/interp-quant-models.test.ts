@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import { parseCalibMethod } from '../src/calib/method.js';
-import { quantizeDynamicModel } from '../src/flows/calibrate.js';
+import { quantizeDynamicModel, type StaticQuantOptions } from '../src/flows/calibrate.js';
+import { quantizeModelBytesAwq } from '../src/flows/awq-node.js';
 import { quantizeStatic } from '../src/flows/calibrate-node.js';
 import { quantizeModelBytes } from '../src/flows/quantize.js';
 import { modelFromProto } from '../src/graph/from-onnx.js';
@@ -24,13 +25,15 @@ import { REPO } from './helpers/cli.js';
  * and a dynamic range's max may differ by an ulp and move its scale. Where activations are
  * quantized the comparison therefore reads ORT's values at the quantizers (as extra graph
  * outputs, chosen so ORT's fusions stay as they were) and pins the interpreter to them:
- *   int8-static  the codes of every QuantizeLinear (ORT fuses the QDQ into integer kernels, so
+ *   int8/int4/int3-static  the codes of every QuantizeLinear (ORT fuses the QDQ into integer kernels, so
  *                the float before it does not exist there); the interpreter's own codes may differ
  *                by one step, in at most 1 of 10^4;
  *   int8-dynamic the float input of every DynamicQuantizeLinear (the interpreter's own within
  *                1e-5); from the same floats, the codes and the integer matmuls must then agree.
- * A DequantizeLinear(int4) → MatMul runs as ORT's default session makes it, MatMulNBits at
- * accuracy level 4 (A quantized to int8 per block), in both. Weights are pair-safe (the default target), so ORT's AVX2
+ * A DequantizeLinear(int4, or int8 per channel) → MatMul runs as ORT's default session makes it,
+ * MatMulNBits at accuracy level 4 (A quantized to int8 per block), in both. The forms cover every
+ * scheme and every option that changes the graph (hqq and q4-k's float zero points, outliers,
+ * k-means codebooks, AWQ's folded scales, accuracy levels); mixed precision only combines them. Weights are pair-safe (the default target), so ORT's AVX2
  * and VNNI kernels agree.
  */
 
@@ -49,10 +52,10 @@ const dynamic: Maker = (bytes) => {
   return encodeModel(modelToProto(m));
 };
 const statics =
-  (input: string, calib: Tensor): Maker =>
+  (input: string, calib: Tensor, o: Partial<StaticQuantOptions> = {}): Maker =>
   async (bytes) => {
     const m = modelFromProto(decodeModel(bytes));
-    await quantizeStatic(m, new Map([[input, calib]]), { method: parseCalibMethod('minmax') });
+    await quantizeStatic(m, new Map([[input, calib]]), { method: parseCalibMethod('minmax'), ...o });
     return encodeModel(modelToProto(m));
   };
 
@@ -134,7 +137,7 @@ async function compare(bytes: Uint8Array, feeds: Map<string, Tensor>, pin: Pin):
 }
 
 const pinFor = (scheme: string): Pin =>
-  scheme === 'int8-static' ? 'codes' : scheme === 'int8-dynamic' ? 'dynamic-inputs' : 'none';
+  scheme.includes('-static') ? 'codes' : scheme.startsWith('int8-dynamic') ? 'dynamic-inputs' : 'none';
 
 const cnnX = readNpy(read('cnn-test-x.npy'));
 const cnnFeeds = new Map<string, Tensor>([
@@ -155,7 +158,42 @@ const COMMON: [string, (calib: Tensor, input: string) => Maker][] = [
   ['q8-block', () => weightOnly({ scheme: 'q8-block' })],
   ['nf4', () => weightOnly({ scheme: 'nf4' })],
   ['fp4', () => weightOnly({ scheme: 'fp4' })],
+  // Every other graph form quantize writes (schemes, and the options that change the graph).
+  ['int4-static (int4 weights per channel)', (calib, input) => statics(input, calib, { weightBits: 4 })],
+  ['int3-static', (calib, input) => statics(input, calib, { weightBits: 3 })],
+  [
+    'int8-static --activations s8 --smoothquant',
+    (calib, input) => statics(input, calib, { activationType: 'int8', smoothQuant: 0.5 }),
+  ],
+  ['int8 (DequantizeLinear int8 per channel)', () => weightOnly({ scheme: 'int8' })],
+  ['q8-block-asym', () => weightOnly({ scheme: 'q8-block-asym' })],
+  ['q2', () => weightOnly({ scheme: 'q2' })],
+  ['q2-asym', () => weightOnly({ scheme: 'q2-asym' })],
+  ['q3', () => weightOnly({ scheme: 'q3' })],
+  ['q3-asym', () => weightOnly({ scheme: 'q3-asym' })],
+  ['q4-k (float zero points)', () => weightOnly({ scheme: 'q4-k' })],
+  ['q4 --hqq (float zero points)', () => weightOnly({ scheme: 'q4', hqq: true })],
+  [
+    'q2 --hqq --accuracy-level 4 (float zero points: level 0 in ORT)',
+    () => weightOnly({ scheme: 'q2', hqq: true, accuracyLevel: 4 }),
+  ],
+  ['q3-spqr --outliers (ScatterND)', () => weightOnly({ scheme: 'q3-spqr', outliers: 0.01 })],
+  ['q4 --outliers', () => weightOnly({ scheme: 'q4', outliers: 0.01 })],
+  ['q8-block --accuracy-level 4', () => weightOnly({ scheme: 'q8-block', accuracyLevel: 4 })],
+  ['nf4 --double-quant', () => weightOnly({ scheme: 'nf4', doubleQuant: true })],
+  ['bf16', () => weightOnly({ scheme: 'bf16' })],
+  ['fp8', () => weightOnly({ scheme: 'fp8' })],
+  ['fp8-e5m2', () => weightOnly({ scheme: 'fp8-e5m2' })],
+  ['kmeans (BitShift, Gather)', () => weightOnly({ scheme: 'kmeans' })],
+  ['kmeans --per-channel --bits 3 (GatherElements)', () => weightOnly({ scheme: 'kmeans', perChannel: true, bits: 3 })],
 ];
+// AWQ's search on 8 of the 32 calibration windows: the graph form is what is tested, not the scales.
+const lmCalib = (() => {
+  const t = readNpy(read('lm-calib.npy'));
+  const width = t.dims[1] as number;
+  const head: Tensor = { dtype: 'int64', dims: [8, width], data: (t.data as BigInt64Array).slice(0, 8 * width) };
+  return new Map([['input_ids', head]]);
+})();
 const LM_ONLY: [string, Maker][] = [
   ['q4 --format qdq (DequantizeLinear int4 → MatMul)', weightOnly({ scheme: 'q4', format: 'qdq' })],
   ['q4-asym --format qdq (DequantizeLinear uint4 → MatMul)', weightOnly({ scheme: 'q4-asym', format: 'qdq' })],
@@ -163,6 +201,10 @@ const LM_ONLY: [string, Maker][] = [
   ['q4-asym --accuracy-level 4 (MatMulNBits with int8 A)', weightOnly({ scheme: 'q4-asym', accuracyLevel: 4 })],
   ['q4-asym --quantize-embeddings (GatherBlockQuantized)', weightOnly({ scheme: 'q4-asym', quantizeEmbeddings: true })],
   ['nf4 --quantize-embeddings (int8 rows)', weightOnly({ scheme: 'nf4', quantizeEmbeddings: true })],
+  [
+    'q4 --awq (scales folded into the norms)',
+    (bytes) => quantizeModelBytesAwq(bytes, { scheme: 'q4' }, lmCalib).then((r) => r.bytes),
+  ],
 ];
 
 describe('quantkit run gives ORT’s outputs on the quantized digits CNN', () => {
