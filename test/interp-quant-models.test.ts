@@ -13,6 +13,7 @@ import { runModel } from '../src/interp/run.js';
 import { makeValueInfo } from '../src/io/onnx/build.js';
 import { decodeModel, encodeModel } from '../src/io/onnx/proto.js';
 import { readNpy } from '../src/io/npy/npy.js';
+import type { DynamicOptions } from '../src/passes/activation/dynamic.js';
 import type { WeightOnlyOptions } from '../src/passes/weight-only/index.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import { REPO } from './helpers/cli.js';
@@ -28,8 +29,9 @@ import { REPO } from './helpers/cli.js';
  *   int8/int4/int3-static  the codes of every QuantizeLinear (ORT fuses the QDQ into integer kernels, so
  *                the float before it does not exist there); the interpreter's own codes may differ
  *                by one step, in at most 1 of 10^4;
- *   int8-dynamic the float input of every DynamicQuantizeLinear (the interpreter's own within
- *                1e-5); from the same floats, the codes and the integer matmuls must then agree.
+ *   int8-dynamic the float input of every DynamicQuantizeLinear, DynamicQuantizeMatMul (contrib
+ *                form) or per-token row scale (the interpreter's own within 1e-5); from the same
+ *                floats, the codes and the integer matmuls must then agree.
  * A DequantizeLinear(int4, or int8 per channel) → MatMul runs as ORT's default session makes it,
  * MatMulNBits at accuracy level 4 (A quantized to int8 per block), in both. The forms cover every
  * scheme and every option that changes the graph (hqq and q4-k's float zero points, outliers,
@@ -46,11 +48,14 @@ const weightOnly =
   (o: WeightOnlyOptions): Maker =>
   (bytes) =>
     quantizeModelBytes(bytes, o).bytes;
-const dynamic: Maker = (bytes) => {
-  const m = modelFromProto(decodeModel(bytes));
-  quantizeDynamicModel(m, {});
-  return encodeModel(modelToProto(m));
-};
+const dynamicWith =
+  (o: DynamicOptions): Maker =>
+  (bytes) => {
+    const m = modelFromProto(decodeModel(bytes));
+    quantizeDynamicModel(m, o);
+    return encodeModel(modelToProto(m));
+  };
+const dynamic = dynamicWith({});
 const statics =
   (input: string, calib: Tensor, o: Partial<StaticQuantOptions> = {}): Maker =>
   async (bytes) => {
@@ -60,6 +65,9 @@ const statics =
   };
 
 type Pin = 'none' | 'codes' | 'dynamic-inputs';
+
+/** Where int8-dynamic's forms quantize an activation: the op, or per-token's |x| → row max → scale. */
+const DYNAMIC_QUANTIZERS = new Set(['DynamicQuantizeLinear', 'DynamicQuantizeMatMul', 'Abs']);
 
 /** `bytes` with the values to pin (see above) also graph outputs; their names. */
 function expose(bytes: Uint8Array, pin: Pin): { bytes: Uint8Array; names: string[] } {
@@ -73,7 +81,7 @@ function expose(bytes: Uint8Array, pin: Pin): { bytes: Uint8Array; names: string
       const dtype = inits.get(n.input[2] ?? '') === 3 ? 'int8' : 'uint8';
       g.output.push(makeValueInfo({ name: n.output[0] as string, dtype }));
     }
-    if (pin === 'dynamic-inputs' && n.opType === 'DynamicQuantizeLinear' && !names.includes(n.input[0] as string)) {
+    if (pin === 'dynamic-inputs' && DYNAMIC_QUANTIZERS.has(n.opType) && !names.includes(n.input[0] as string)) {
       names.push(n.input[0] as string);
       g.output.push(makeValueInfo({ name: n.input[0] as string, dtype: 'float32' }));
     }
@@ -153,6 +161,8 @@ const lmFeeds = new Map<string, Tensor>([['input_ids', { dtype: 'int64', dims: [
 const COMMON: [string, (calib: Tensor, input: string) => Maker][] = [
   ['int8-static', (calib, input) => statics(input, calib)],
   ['int8-dynamic', () => dynamic],
+  ['int8-dynamic --per-token', () => dynamicWith({ perToken: true })],
+  ['int8-dynamic --dynamic-form contrib (DynamicQuantizeMatMul)', () => dynamicWith({ form: 'contrib' })],
   ['q4', () => weightOnly({ scheme: 'q4' })],
   ['q4-asym', () => weightOnly({ scheme: 'q4-asym' })],
   ['q8-block', () => weightOnly({ scheme: 'q8-block' })],

@@ -1,3 +1,5 @@
+import { DynamicQuantizeMatMul } from './ops/dynamic-quantize-matmul.js';
+import { Max, ReduceMax } from './ops/reduce.js';
 import { BitShift, GatherElements, ScatterND } from './ops/scatter-gather.js';
 import type { OpImpl } from './op.js';
 import { Cast, CastLike } from './ops/cast.js';
@@ -16,7 +18,7 @@ import { GatherBlockQuantized } from './ops/gather-block-quantized.js';
 import { MatMulBnb4, MatMulNBits } from './ops/matmul-nbits.js';
 import { LayerNormalization, Softmax } from './ops/normalize.js';
 import { Flatten, Reshape, Shape, Squeeze, Transpose, Unsqueeze } from './ops/shape.js';
-import { Erf, Exp, Gelu, Identity, Neg, Sigmoid, Sqrt, Tanh } from './ops/unary.js';
+import { Abs, Erf, Exp, Gelu, Identity, Neg, Round, Sigmoid, Sqrt, Tanh } from './ops/unary.js';
 
 /** The default ONNX domain is spelled '' in NodeProto; 'ai.onnx' names it too. */
 function domainKey(domain: string): string {
@@ -28,6 +30,7 @@ function key(domain: string, opType: string): string {
 }
 
 const DEFAULT_OPS: Record<string, OpImpl> = {
+  Abs,
   Add,
   BatchNormalization,
   BitShift,
@@ -51,14 +54,17 @@ const DEFAULT_OPS: Record<string, OpImpl> = {
   LayerNormalization,
   MatMul,
   MatMulInteger,
+  Max,
   MaxPool,
   Mul,
   Neg,
   QLinearConv,
   QLinearMatMul,
   QuantizeLinear,
+  ReduceMax,
   Relu,
   Reshape,
+  Round,
   ScatterND,
   Shape,
   Sigmoid,
@@ -74,7 +80,12 @@ const DEFAULT_OPS: Record<string, OpImpl> = {
 };
 
 /** ONNX Runtime's contrib ops that our weight-only schemes write. */
-const MICROSOFT_OPS: Record<string, OpImpl> = { GatherBlockQuantized, MatMulBnb4, MatMulNBits };
+const MICROSOFT_OPS: Record<string, OpImpl> = {
+  DynamicQuantizeMatMul,
+  GatherBlockQuantized,
+  MatMulBnb4,
+  MatMulNBits,
+};
 
 /** opType (+ domain) → implementation. `Constant` is handled by the executor itself. */
 export class OpRegistry {

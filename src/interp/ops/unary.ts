@@ -4,6 +4,7 @@ import { makeTensor } from '../../tensor/tensor.js';
 import type { OpContext, OpImpl } from '../op.js';
 import { requireInput } from '../op.js';
 import { encodeFloat, isFloat, toFloat64 } from '../values.js';
+import { roundHalfEven } from '../../formats/rounding.js';
 
 const TWO_OVER_SQRT_PI = 2 / Math.sqrt(Math.PI);
 
@@ -104,3 +105,9 @@ export const Neg: OpImpl = (inputs, ctx) => {
 
 /** Identity: the input itself (tensors are never mutated, so no copy is needed). */
 export const Identity: OpImpl = (inputs, ctx) => [requireInput(inputs, 0, 'input', ctx)];
+
+/** Abs on float types (exact). */
+export const Abs = floatUnary('Abs', Math.abs);
+
+/** Round: to the nearest integer, halves to even (ONNX Round, opset 11; exact in every float type). */
+export const Round = floatUnary('Round', (x) => (Number.isFinite(x) ? roundHalfEven(x) : x));
