@@ -81,6 +81,30 @@ describe('int8-dynamic’s ops give ORT’s outputs exactly', () => {
       { '': 18 },
     );
   });
+  it('DynamicQuantizeLinear rounds max − min to float32 before dividing (the scale ORT gives)', async () => {
+    // fp32(fp32(max − min) / 255) is one ulp above fp32((max − min) / 255) for these two.
+    const x: Tensor = { dtype: 'float32', dims: [2], data: Float32Array.of(-2.9450619220733643, 2.9882912635803223) };
+    const bytes = encodeModel(
+      makeModel({
+        nodes: [{ opType: 'DynamicQuantizeLinear', inputs: ['x'], outputs: ['q', 'y', 'z'] }],
+        inputs: [{ name: 'x', dtype: 'float32', dims: [2] }],
+        outputs: [
+          { name: 'q', dtype: 'uint8' },
+          { name: 'y', dtype: 'float32' },
+          { name: 'z', dtype: 'uint8' },
+        ],
+        opsets: { '': 17 },
+        irVersion: 10,
+      }),
+    );
+    const session = await ort.InferenceSession.create(bytes);
+    const want = (await session.run({ x: new ort.Tensor('float32', x.data as Float32Array, [2]) })).y!
+      .data as Float32Array;
+    await session.release();
+    const got = runModel(decodeModel(bytes), new Map([['x', x]])).get('y')!.data as Float32Array;
+    expect(got[0]).toBe(want[0]);
+    expect(got[0]).not.toBe(Math.fround((2.9882912635803223 + 2.9450619220733643) / 255));
+  });
   // Weights, scales and zero points as initializers, as the quantizer writes them (ORT's kernel
   // forms its per-column multipliers differently for scales given at run time).
   it('DynamicQuantizeMatMul: per-column int8 weights, scales and zero points, bias', async () => {

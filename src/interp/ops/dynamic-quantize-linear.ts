@@ -6,7 +6,7 @@ import { clamp } from '../quant-params.js';
 
 /**
  * ONNX DynamicQuantizeLinear (opset 11), uint8 only, computed in float32 as the spec's reference:
- *   scale = (max(0, max x) − min(0, min x)) / 255            (float32)
+ *   scale = fp32(fp32(max(0, max x) − min(0, min x)) / 255)
  *   zero_point = clip(round(0 − min(0, min x) / scale), 0, 255)
  *   y = clip(round(x / scale) + zero_point, 0, 255)            round = half to even
  * An all-zero input gives scale 0; its zero point is then 0 and y is the zero point (not NaN).
@@ -21,7 +21,9 @@ export const DynamicQuantizeLinear: OpImpl = (inputs, ctx) => {
     if (v < lo) lo = v;
     if (v > hi) hi = v;
   }
-  const scale = Math.fround((hi - lo) / 255);
+  // Both steps in float32, as the spec's reference and ONNX Runtime compute them: max − min is
+  // rounded before the division (rounding once instead moves the scale by an ulp now and then).
+  const scale = Math.fround(Math.fround(hi - lo) / 255);
   const zp = scale === 0 ? 0 : clamp(roundHalfEven(Math.fround((0 - lo) / scale)), 0, 255);
   const y = new Uint8Array(xs.length);
   for (let i = 0; i < xs.length; i++) {
