@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { parseCalibMethod } from '../src/calib/method.js';
 import { quantizeDynamicModel, type StaticQuantOptions } from '../src/flows/calibrate.js';
 import { quantizeModelBytesAwq } from '../src/flows/awq-node.js';
@@ -89,6 +89,15 @@ function expose(bytes: Uint8Array, pin: Pin): { bytes: Uint8Array; names: string
   return { bytes: encodeModel(m), names };
 }
 
+/** Each form's largest max |got − want| / max |want|, printed as a table when QK_SWEEP_TABLE is set. */
+const deviations = new Map<string, number>();
+let current = '';
+afterAll(() => {
+  if (!process.env.QK_SWEEP_TABLE) return;
+  const rows = [...deviations].map(([form, d]) => `| ${form} | ${d.toExponential(1)} | ${REL.toExponential(0)} |`);
+  process.stdout.write(['| model: form | max deviation | tolerance |', '|---|---|---|', ...rows, ''].join('\n'));
+});
+
 /** max |got − want| ≤ REL · max |want|. */
 function expectClose(got: Tensor, want: Tensor): void {
   const g = got.data as Float32Array;
@@ -100,6 +109,7 @@ function expectClose(got: Tensor, want: Tensor): void {
     scale = Math.max(scale, Math.abs(w[i] as number));
     worst = Math.max(worst, Math.abs((g[i] as number) - (w[i] as number)));
   }
+  deviations.set(current, Math.max(deviations.get(current) ?? 0, worst / scale));
   expect(worst).toBeLessThanOrEqual(REL * scale);
 }
 
@@ -221,6 +231,7 @@ describe('quantkit run gives ORT’s outputs on the quantized digits CNN', () =>
   const calib = readNpy(read('cnn-calib-x.npy'));
   for (const [name, make] of COMMON) {
     it(name, async () => {
+      current = `CNN: ${name}`;
       await compare(await make(calib, 'input')(read('cnn.onnx')), cnnFeeds, pinFor(name));
     });
   }
@@ -230,6 +241,7 @@ describe('quantkit run gives ORT’s outputs on the quantized char LM', () => {
   const calib = readNpy(read('lm-calib.npy'));
   for (const [name, make] of [...COMMON.map(([n, m]) => [n, m(calib, 'input_ids')] as const), ...LM_ONLY]) {
     it(name, async () => {
+      current = `LM: ${name}`;
       await compare(await make(read('lm.onnx')), lmFeeds, pinFor(name));
     });
   }

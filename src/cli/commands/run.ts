@@ -53,7 +53,7 @@ export function registerRun(program: Command): void {
     )
     .option(
       '--qdq-accuracy-level <level>',
-      "DequantizeLinear(4-bit) → MatMul as ONNX Runtime's session fuses it: 4 (default, as a default ORT session: A quantized to int8 per block) or 0 (exact float product, as session.qdq_matmulnbits_accuracy_level=0)",
+      "DequantizeLinear(4- or 8-bit) → MatMul as ONNX Runtime's session fuses it into MatMulNBits: 4 (default, as a default ORT session: A quantized to int8 per block) or 0 (exact float product, as session.qdq_matmulnbits_accuracy_level=0)",
     )
     .action(async (modelPath: string, opts: RunOptions) => {
       await runCommand(modelPath, opts);
