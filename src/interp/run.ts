@@ -27,7 +27,7 @@ export interface RunOptions {
    */
   threads?: number | undefined;
   /**
-   * The accuracy_level of the MatMulNBits ONNX Runtime makes of a DequantizeLinear(4-bit) → MatMul
+   * The accuracy_level of the MatMulNBits ONNX Runtime makes of a DequantizeLinear(4/8-bit) → MatMul
    * (its session option session.qdq_matmulnbits_accuracy_level), which the interpreter computes
    * alike (dq-matmul.ts): 4, ORT's default, quantizes A to int8 per block; 0 multiplies in float.
    */
