@@ -134,6 +134,68 @@ describe('MatMulNBits with float zero points gives ORT’s outputs', () => {
       expect(Math.abs((got[i] as number) - (want[i] as number))).toBeLessThanOrEqual(ulp);
     }
   });
+  it('g_idx (4-bit): with float zero points and without, A = I gives ORT’s dequantized weight bit for bit', async () => {
+    const r = mulberry32(21);
+    const w = weights(4, 8);
+    const g: Tensor = {
+      dtype: 'int32',
+      dims: [K],
+      data: Int32Array.from({ length: K }, () => Math.floor(r() * K_BLOCKS)),
+    };
+    for (const zero of [true, false]) {
+      const bytes = encodeModel(
+        makeModel({
+          nodes: [
+            {
+              opType: 'MatMulNBits',
+              domain: 'com.microsoft',
+              inputs: ['a', 'b', 's', zero ? 'z' : '', 'g'],
+              outputs: ['y'],
+              attributes: { K, N, bits: 4, block_size: BS },
+            },
+          ],
+          inputs: [{ name: 'a', dtype: 'float32', dims: [K, K] }],
+          outputs: [{ name: 'y', dtype: 'float32', dims: [K, N] }],
+          initializers: zero ? { b: w.b!, s: w.s!, z: w.z!, g } : { b: w.b!, s: w.s!, g },
+          opsets: { '': 21, 'com.microsoft': 1 },
+          irVersion: 10,
+        }),
+      );
+      const { got, want } = await both(bytes, identity(), K);
+      expect(Array.from(got)).toEqual(Array.from(want));
+    }
+  });
+  it('g_idx with uint8 zero points: refused (ORT reads them as 8), naming the node and the way out', () => {
+    const w = weights(4, 9);
+    const bytes = encodeModel(
+      makeModel({
+        nodes: [
+          {
+            opType: 'MatMulNBits',
+            domain: 'com.microsoft',
+            name: 'mm_gidx',
+            inputs: ['a', 'b', 's', 'z', 'g'],
+            outputs: ['y'],
+            attributes: { K, N, bits: 4, block_size: BS },
+          },
+        ],
+        inputs: [{ name: 'a', dtype: 'float32', dims: [1, K] }],
+        outputs: [{ name: 'y', dtype: 'float32', dims: [1, N] }],
+        initializers: {
+          b: w.b!,
+          s: w.s!,
+          z: { dtype: 'uint8', dims: [N * Math.ceil(K_BLOCKS / 2)], data: new Uint8Array(N * Math.ceil(K_BLOCKS / 2)) },
+          g: { dtype: 'int32', dims: [K], data: new Int32Array(K) },
+        },
+        opsets: { '': 21, 'com.microsoft': 1 },
+        irVersion: 10,
+      }),
+    );
+    const feeds = new Map([['a', { dtype: 'float32', dims: [1, K], data: new Float32Array(K) } as Tensor]]);
+    expect(() => runModel(decodeModel(bytes), feeds)).toThrow(
+      expect.objectContaining({ code: 'QK_UNSUPPORTED_OP', message: expect.stringContaining("'mm_gidx'") }),
+    );
+  });
   it('8-bit codes with float zero points: refused, as ORT refuses them', async () => {
     const bytes = model(8, 0, weights(8, 1), 2, false);
     await expect(

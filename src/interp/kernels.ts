@@ -141,21 +141,26 @@ export interface FloatZeroNBitsMatrix {
   readonly packed: Uint8Array;
   readonly scales: Float32Array;
   readonly zeros: Float32Array;
+  /**
+   * MatMulNBits' g_idx: the block whose scale and zero point row k takes (its code stays where
+   * row k is stored). ORT dequantizes such a weight the same way (4-bit codes only).
+   */
+  readonly gIdx?: Int32Array | undefined;
 }
 
 /** Y [M, N] = X [M, K] × W for a float-zero-point MatMulNBits weight (see above), fp32 out. */
 export function matmulNBitsFloatZero(x: Float32Array, m: number, w: FloatZeroNBitsMatrix): Float32Array {
-  const { K, N, bits, blockSize: bs, packed, scales, zeros } = w;
+  const { K, N, bits, blockSize: bs, packed, scales, zeros, gIdx } = w;
   const kBlocks = Math.ceil(K / bs);
   const blob = (bs * bits) / 8;
   const f = Math.fround;
   const y = matmulByColumns(x, m, K, N, (n, col) => {
-    for (let blk = 0; blk < kBlocks; blk++) {
-      const p = n * kBlocks + blk;
+    for (let k = 0; k < K; k++) {
+      const stored = Math.floor(k / bs);
+      const p = n * kBlocks + (gIdx ? (gIdx[k] as number) : stored);
       const scale = scales[p] as number;
-      const adjust = f(-scale * (zeros[p] as number));
-      const end = Math.min(bs, K - blk * bs);
-      for (let j = 0; j < end; j++) col[blk * bs + j] = f(f(codeAt(packed, p * blob, j, bits) * scale) + adjust);
+      const code = codeAt(packed, (n * kBlocks + stored) * blob, k % bs, bits);
+      col[k] = f(f(code * scale) + f(-scale * (zeros[p] as number)));
     }
   });
   return Float32Array.from(y);

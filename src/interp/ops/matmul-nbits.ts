@@ -55,8 +55,8 @@ const float32 = (t: Tensor) => (t.dtype === 'float32' ? (t.data as Float32Array)
  * MatMulNBits: Y = A × Wᵀ, W [N, K] stored as B uint8 [N, k_blocks, block_size·bits/8] (codes of
  * a block packed along K, lowest bits first), scales [N, k_blocks], zero_points uint8
  * [N, ⌈k_blocks·bits/8⌉] packed the same way (absent: 2^(bits−1)), optional bias [N]. bits 2, 4
- * or 8; zero points may instead be floats in A's type, unpacked [N, k_blocks] (floatZeroProduct).
- * g_idx is not run.
+ * or 8; zero points may instead be floats in A's type, unpacked [N, k_blocks] (floatZeroProduct);
+ * g_idx as ORT's CPU kernel runs it (withGIdx).
  */
 export const MatMulNBits: OpImpl = (inputs, ctx) => {
   const a = requireInput(inputs, 0, 'A', ctx);
@@ -69,12 +69,6 @@ export const MatMulNBits: OpImpl = (inputs, ctx) => {
   const bs = requiredInt(ctx, 'block_size');
   if (bits !== 2 && bits !== 4 && bits !== 8)
     throw new QuantkitError('QK_BAD_ATTRIBUTE', `${ctx.where}: bits = ${bits}`, 'MatMulNBits runs bits 2, 4 or 8');
-  if (inputs[4])
-    throw new QuantkitError(
-      'QK_UNSUPPORTED_OP',
-      `${ctx.where}: MatMulNBits with g_idx is not run by the reference interpreter`,
-      'reorder the weight rows instead of passing g_idx',
-    );
   expectDType(b, ['uint8'], 'B', ctx);
   const kBlocks = Math.ceil(K / bs);
   const blob = (bs * bits) / 8;
@@ -82,6 +76,7 @@ export const MatMulNBits: OpImpl = (inputs, ctx) => {
     throw badShape(ctx, `B [${b.dims.join(', ')}] must hold N·k_blocks·blob = ${N}·${kBlocks}·${blob} bytes`);
   if (scales.data.length !== N * kBlocks) throw badShape(ctx, `scales must have N·k_blocks = ${N * kBlocks} elements`);
   const zpRow = Math.ceil((kBlocks * bits) / 8);
+  if (inputs[4]) return [withGIdx(a, b, scales, zeroPoints, inputs[4], { K, N, bits, bs, kBlocks }, inputs[5], ctx)];
   if (zeroPoints && zeroPoints.dtype !== 'uint8')
     return [floatZeroProduct(a, b, scales, zeroPoints, { K, N, bits, bs, kBlocks }, inputs[5], ctx)];
   if (zeroPoints) {
@@ -192,6 +187,61 @@ function floatZeroProduct(
     packed: b.data as Uint8Array,
     scales: float32(scales),
     zeros: float32(zeroPoints),
+  });
+  return output(a, outLead, y, bias, N, ctx);
+}
+
+/**
+ * MatMulNBits with g_idx (int32 [K]: the block whose scale and zero point row k takes), as ONNX
+ * Runtime 1.30's CPU kernel computes it: 4-bit codes only, dequantized as with float zero points
+ * (fp32(fp32(code · scale) + fp32(−scale · zero))) with zero point 8 when absent, then multiplied
+ * in fp32. That kernel reads uint8 zero points as 8 whatever they hold (measured), a result no
+ * model means, so those are refused rather than reproduced.
+ */
+function withGIdx(
+  a: Tensor,
+  b: Tensor,
+  scales: Tensor,
+  zeroPoints: Tensor | undefined,
+  gIdx: Tensor,
+  s: { K: number; N: number; bits: number; bs: number; kBlocks: number },
+  bias: Tensor | undefined,
+  ctx: OpContext,
+): Tensor {
+  const { K, N, bits, bs, kBlocks } = s;
+  if (bits !== 4)
+    throw new QuantkitError(
+      'QK_UNSUPPORTED_OP',
+      `${ctx.where}: MatMulNBits with g_idx and ${bits}-bit codes is not run (ONNX Runtime's CPU kernel takes g_idx with 4-bit codes only)`,
+      'reorder the weight rows instead of passing g_idx',
+    );
+  if (zeroPoints?.dtype === 'uint8')
+    throw new QuantkitError(
+      'QK_UNSUPPORTED_OP',
+      `${ctx.where}: MatMulNBits with g_idx and uint8 zero points is not run: ONNX Runtime's CPU kernel ignores such zero points (it dequantizes with 8)`,
+      "store the zero points as floats in A's type, or reorder the weight rows instead of passing g_idx",
+    );
+  expectDType(a, ['float32'], 'A', ctx);
+  expectDType(gIdx, ['int32'], 'g_idx', ctx);
+  if (gIdx.data.length !== K) throw badShape(ctx, `g_idx must have K = ${K} elements, got [${gIdx.dims.join(', ')}]`);
+  const blocks = gIdx.data as Int32Array;
+  for (const [k, g] of blocks.entries())
+    if (g < 0 || g >= kBlocks) throw badShape(ctx, `g_idx[${k}] = ${g} is not a block in 0…${kBlocks - 1}`);
+  if (zeroPoints) {
+    expectDType(zeroPoints, ['float32'], 'zero_points', ctx);
+    if (zeroPoints.data.length !== N * kBlocks)
+      throw badShape(ctx, `float zero_points must have N·k_blocks = ${N * kBlocks} elements`);
+  }
+  const { x, M, outLead } = rowsOf(a, K, ctx);
+  const y = matmulNBitsFloatZero(x, M, {
+    K,
+    N,
+    bits: 4,
+    blockSize: bs,
+    packed: b.data as Uint8Array,
+    scales: float32(scales),
+    zeros: zeroPoints ? (zeroPoints.data as Float32Array) : new Float32Array(N * kBlocks).fill(8),
+    gIdx: blocks,
   });
   return output(a, outLead, y, bias, N, ctx);
 }
