@@ -5,6 +5,7 @@ import { decodeModel, encodeModel } from '../src/io/onnx/proto.js';
 import { runModel } from '../src/interp/run.js';
 import { mulberry32 } from '../src/quant/prng.js';
 import { makeTensor, type Tensor } from '../src/tensor/tensor.js';
+import { qemuAvailable, runOrtAvx2 } from './helpers/ort-avx2.js';
 
 /*
  * DequantizeLinear(8-bit, per channel or per tensor) → MatMul against an ONNX Runtime session:
@@ -94,6 +95,18 @@ describe('DequantizeLinear(8-bit) → MatMul gives the MatMulNBits ORT fuses it 
       expect(relDiff(ours(0), want0)).toBeLessThanOrEqual(1e-5);
     });
   }
+  // ORT's 8-bit int8 path on an AVX2-only CPU (no VNNI): full-range uint8 weight codes against
+  // int8 A codes, the case where a kernel pairing u8×s8 products in int16 would saturate.
+  it.skipIf(!qemuAvailable())('uint8 per channel with zero point: ORT on an emulated AVX2 CPU too', async () => {
+    const bytes = dqModel('uint8', true, true, codesSeed('uint8', true, true));
+    const r = mulberry32(9);
+    const a = Float32Array.from({ length: M * K }, () => r() * 2 - 1);
+    const want = runOrtAvx2(bytes, { a: makeTensor('float32', [M, K], a) }).y!.data as Float32Array;
+    const feeds = new Map<string, Tensor>([['a', makeTensor('float32', [M, K], a)]]);
+    const ours = runModel(decodeModel(bytes), feeds).get('y')!.data as Float32Array;
+    expect(relDiff(ours, want)).toBeLessThanOrEqual(1e-5);
+    expect(relDiff(ours, await ortAt(bytes, a, 4))).toBeLessThanOrEqual(1e-5);
+  });
 });
 
 function codesSeed(dtype: string, perChannel: boolean, withZero: boolean): number {
