@@ -74,6 +74,7 @@ function expose(bytes: Uint8Array, pin: Pin): { bytes: Uint8Array; names: string
   const m = decodeModel(bytes);
   const g = m.graph!;
   const inits = new Map(g.initializer.map((t) => [t.name, t.dataType]));
+  const graphInputs = new Set(g.input.map((v) => v.name)); // fed, not computed: nothing to pin
   const names: string[] = [];
   for (const n of g.node) {
     if (pin === 'codes' && n.opType === 'QuantizeLinear') {
@@ -81,7 +82,13 @@ function expose(bytes: Uint8Array, pin: Pin): { bytes: Uint8Array; names: string
       const dtype = inits.get(n.input[2] ?? '') === 3 ? 'int8' : 'uint8';
       g.output.push(makeValueInfo({ name: n.output[0] as string, dtype }));
     }
-    if (pin === 'dynamic-inputs' && DYNAMIC_QUANTIZERS.has(n.opType) && !names.includes(n.input[0] as string)) {
+    const input = n.input[0] as string;
+    if (
+      pin === 'dynamic-inputs' &&
+      DYNAMIC_QUANTIZERS.has(n.opType) &&
+      !names.includes(input) &&
+      !graphInputs.has(input)
+    ) {
       names.push(n.input[0] as string);
       g.output.push(makeValueInfo({ name: n.input[0] as string, dtype: 'float32' }));
     }
@@ -173,6 +180,10 @@ const COMMON: [string, (calib: Tensor, input: string) => Maker][] = [
   ['int8-dynamic', () => dynamic],
   ['int8-dynamic --per-token', () => dynamicWith({ perToken: true })],
   ['int8-dynamic --dynamic-form contrib (DynamicQuantizeMatMul)', () => dynamicWith({ form: 'contrib' })],
+  [
+    'int8-dynamic with ConvInteger and u8 weights (transformers.js recipe)',
+    () => dynamicWith({ conv: true, weightType: 'uint8' }),
+  ],
   ['q4', () => weightOnly({ scheme: 'q4' })],
   ['q4-asym', () => weightOnly({ scheme: 'q4-asym' })],
   ['q8-block', () => weightOnly({ scheme: 'q8-block' })],
