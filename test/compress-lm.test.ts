@@ -6,7 +6,7 @@ import { lmPerplexity } from '../src/flows/evaluate-node.js';
 import { modelFromProto } from '../src/graph/from-onnx.js';
 import { totalInitializerBytes } from '../src/passes/weight-only/index.js';
 import { decodeModel } from '../src/io/onnx/proto.js';
-import { readContainer } from '../src/io/qkcz/container.js';
+import { readContainer, writeContainer, type JsonValue } from '../src/io/qkcz/container.js';
 import { readNpy } from '../src/io/npy/npy.js';
 import { makeTensor } from '../src/tensor/tensor.js';
 
@@ -64,6 +64,37 @@ describe('compress on the char LM: position table, mask, biases and norms', () =
     expect(await perplexity(back.onnx)).toBe(quantized?.quality?.value);
     const pruned = r.stages.find((s) => s.stage === 'pruned')?.quality?.value as number;
     expect(quantized?.quality?.value).toBeLessThan(pruned * 1.05);
+  }, 60_000);
+
+  it('a header whose plain tensors name no float initializer, or another count, is refused by name', async () => {
+    const r = await compressModel(lm, { kmeansBits: 4, tables: false, float16Vectors: false });
+    const c = readContainer(r.container as Uint8Array);
+    const edited = (edit: (p: Record<string, JsonValue>) => void) => {
+      const plain = structuredClone(c.meta.plain) as Record<string, JsonValue>[];
+      edit(plain[0] as Record<string, JsonValue>);
+      return writeContainer({
+        meta: { ...c.meta, plain },
+        sections: [...c.sections].map(([name, bytes]) => ({ name, bytes })),
+      });
+    };
+    expect(() =>
+      decompressModel(
+        edited((p) => void (p.name = 'nope')),
+        'x.qkc',
+      ),
+    ).toThrow(/x\.qkc: tensor nope: the model has no float initializer/);
+    expect(() =>
+      decompressModel(
+        edited((p) => void (p.name = 'input_ids')),
+        'x.qkc',
+      ),
+    ).toThrow(/no float initializer/);
+    expect(() =>
+      decompressModel(
+        edited((p) => void (p.count = 4095)),
+        'x.qkc',
+      ),
+    ).toThrow(/4095 values for 4096 elements/);
   }, 60_000);
 
   it('`tables` and `float16Vectors` off: pos stays fp32, vectors stay float32 (the mask is still stored exactly)', async () => {
