@@ -2,7 +2,8 @@
 // `npx tsx scripts/measure/compress.ts cnn|lm <prune> <kmeansBits> <epochs> [kmeansEpochs] [seeds] [lr] [centroidLr] [maxSteps]`
 // (prune 0: no pruning stage; seeds e.g. 1,2,3). Training data: models/train/ (10 % of it held out
 // for sensitivity and keep-best); the quality column: the models' test/eval sets, never trained on.
-// Runs on tfjs's wasm backend (BATCH=n sets the batch size, default 32; KMEANS_INIT=kmeans++ the seeding, DISTILL=0 trains on the labels instead of the fp32 model's outputs). Each run prints the stage table; the quantized row's note gives the
+// Runs on tfjs's wasm backend (BATCH=n sets the batch size, default 32; KMEANS_INIT=kmeans++ the seeding, DISTILL=0 trains on the labels instead of the fp32 model's outputs;
+// TABLES=0 keeps tables such as the LM's position table fp32, FP16=0 biases and norms float32). Each run prints the stage table; the quantized row's note gives the
 // test quality of the untuned codebooks, so tuned vs untuned reads off every run.
 // LM_TRAIN=path trains the LM on other windows of its training text than models/train/lm-train.npy's 512, e.g.
 // `/usr/bin/python3 scripts/models/make_train_data.py --lm-windows 8192 --lm-out .cache/lm-train-8192.npy` then
@@ -86,6 +87,8 @@ for (const seed of seeds.split(',').map(Number)) {
     prune: Number(prune),
     kmeansBits: Number(bits),
     kmeansInit: (process.env.KMEANS_INIT ?? 'linear') as 'linear' | 'kmeans++',
+    tables: process.env.TABLES !== '0',
+    float16Vectors: process.env.FP16 !== '0',
     seed,
     evaluate,
     trainer,

@@ -17,7 +17,7 @@ import {
 import { compressTrainer, type OptimizerKind, type PruneAllocation } from './compress-train.js';
 import type { TrainBackend } from '../train/tf.js';
 import type { StepInfo } from '../train/loop.js';
-import { decompressModel, type CodedTensor } from './compressed-model.js';
+import { decompressModel, type CodedTensor, type PlainTensor } from './compressed-model.js';
 import { classifierAccuracy, lmPerplexity } from './evaluate-node.js';
 import { verifyOutput, type VerifyOption } from './verify-output.js';
 
@@ -175,6 +175,8 @@ async function verifyBytes(onnx: Uint8Array, near: string, step: string, o: Veri
 export interface DecompressFileResult {
   readonly output: string;
   readonly tensors: readonly CodedTensor[];
+  /** Other tensors the container stored exactly (few values, binary16). */
+  readonly plain: readonly PlainTensor[];
   readonly inputFileBytes: number;
   readonly outputFileBytes: number;
   readonly verification: Verification;
@@ -196,8 +198,8 @@ export async function decompressFile(
       'check the path and its permissions',
     );
   }
-  const { onnx, tensors } = decompressModel(bytes, inPath);
+  const { onnx, tensors, plain } = decompressModel(bytes, inPath);
   await writeFileAtomic(outPath, [onnx], { force: options.force ?? false, inputs: [inPath] });
   const verification = await verifyOutput({ modelPath: outPath }, 'decompress', options);
-  return { output: outPath, tensors, inputFileBytes: bytes.length, outputFileBytes: onnx.length, verification };
+  return { output: outPath, tensors, plain, inputFileBytes: bytes.length, outputFileBytes: onnx.length, verification };
 }

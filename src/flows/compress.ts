@@ -2,26 +2,40 @@ import { modelFromProto } from '../graph/from-onnx.js';
 import type { Model } from '../graph/model.js';
 import { modelToProto } from '../graph/to-onnx.js';
 import { decodeModel, encodeModel } from '../io/onnx/proto.js';
+import { emitKMeansTables, roundVectorsToFloat16, sharedTables } from '../passes/compress-tables.js';
 import { foldBatchNorm } from '../passes/fold-batchnorm.js';
 import { compressibleSites, pruneModel, prunedWeights, type PrunedWeight } from '../passes/prune.js';
 import { outputChannelAxis } from '../passes/weight-only/dq-storage.js';
+import { ensureOpset } from '../passes/weight-only/opset.js';
 import { totalInitializerBytes, type WeightOnlyReport } from '../passes/weight-only/index.js';
 import type { KMeansLayout } from '../passes/weight-only/types.js';
 import { checkKMeansBits, indexSlotBits, quantizeKMeansWeights, type KMeansWeights } from '../quant/kmeans-weights.js';
 import { checkSparsity } from '../quant/prune.js';
 import { bestGapBits, encodeSparse } from '../quant/sparse-gaps.js';
-import { codedBytes, compressKMeansModel, decompressModel, type CodedTensor } from './compressed-model.js';
-import { quantizeModel, quantizeModelBytes } from './quantize.js';
+import {
+  codedBytes,
+  compressKMeansModel,
+  decompressModel,
+  plainBytes,
+  type CodedTensor,
+  type PlainTensor,
+} from './compressed-model.js';
+import { quantizeModel } from './quantize.js';
 
 /*
  * Deep Compression (Han, Mao, Dally 2016) as a pipeline over an ONNX model: magnitude pruning,
  * k-means weight sharing of what is left (zeros kept exact), Huffman coding of the indices and
- * of the sparse entries' relative indices. Each stage's size is counted as the paper counts it:
+ * of the sparse entries' relative indices. Trainable tables read other ways than as a weight (a
+ * learned position table) share codebooks too, unpruned (passes/compress-tables.ts); the other
+ * small trainable tensors (biases, norms) are rounded to binary16 (`float16Vectors`) after
+ * fine-tuning, so their error is in the quantized stage's measured quality. Each stage's size is
+ * counted as the paper counts it:
  *   fp32       every initializer, 4 bytes an element
  *   pruned     a pruned weight as its non-zeros (32 bits each) with relative indices of the
  *              width that stores it smallest (fillers included); other tensors as they are
- *   quantized  indices (bits each, sparse as above) and the fp32 codebooks
- *   huffman    Huffman tables and bitstreams instead of the indices
+ *   quantized  indices (bits each, sparse as above), the fp32 codebooks, rounded tensors at 2 bytes
+ *   huffman    Huffman tables and bitstreams instead of the indices, and what the container stores
+ *              exactly in fewer bytes (compressed-model.ts: a mask's few values, binary16 tensors)
  * and each stage's file (fileBytes): the fp32 and pruned ONNX models, the k-means ONNX model, and
  * the container (docs/compressed-format.md), whose graph and small tensors weigh as much as the
  * ONNX model's.
@@ -60,6 +74,10 @@ export interface CompressOptions {
   /** Huffman-code the result into the container (default true). */
   readonly huffman?: boolean | undefined;
   readonly exclude?: readonly string[] | undefined;
+  /** Share codebooks over trainable tables outside the weight inputs too (default true). */
+  readonly tables?: boolean | undefined;
+  /** Round the small trainable tensors (biases, norms) to binary16 values (default true). */
+  readonly float16Vectors?: boolean | undefined;
   readonly evaluate?: ((onnx: Uint8Array) => Promise<StageQuality>) | undefined;
   /** Fine-tuning (flows/compress-train.ts); absent: every stage is data-free. */
   readonly trainer?: CompressTrainer | undefined;
@@ -86,6 +104,7 @@ export interface CompressResult {
   readonly pruned: PrunedWeight[];
   readonly report: WeightOnlyReport;
   readonly coded: readonly CodedTensor[];
+  readonly plain: readonly PlainTensor[];
 }
 
 /** Bits of a pruned fp32 weight stored as non-zeros with relative indices. */
@@ -159,21 +178,34 @@ export async function compressModel(input: Uint8Array, options: CompressOptions 
   }
 
   tick(`k-means ${bits}-bit`);
+  const kmeansOf = (
+    data: Float32Array,
+    dims: readonly number[],
+    name: string,
+    axis: number | undefined,
+    zero: boolean,
+  ) =>
+    quantizeKMeansWeights(data, dims, {
+      bits,
+      axis,
+      seed: options.seed ?? 1,
+      init: options.kmeansInit ?? 'linear',
+      zeroCode: zero,
+      name,
+    });
   // The codebooks, computed here so that training can tune them before they are written.
   const kmeansWeights = new Map<string, KMeansWeights>();
   for (const site of compressibleSites(model, { exclude: options.exclude })) {
     const w = site.weight;
-    kmeansWeights.set(
-      w.name,
-      quantizeKMeansWeights(w.load().data as Float32Array, w.dims, {
-        bits,
-        axis: options.perChannel ? outputChannelAxis(site) : undefined,
-        seed: options.seed ?? 1,
-        init: options.kmeansInit ?? 'linear',
-        zeroCode: sparsity > 0,
-        name: w.name,
-      }),
-    );
+    const axis = options.perChannel ? outputChannelAxis(site) : undefined;
+    kmeansWeights.set(w.name, kmeansOf(w.load().data as Float32Array, w.dims, w.name, axis, sparsity > 0));
+  }
+  // BitShift (the tables' unpacking) is opset 11; a model that cannot be raised keeps its tables.
+  const tableNames =
+    options.tables !== false && ensureOpset(model, 11).ok ? sharedTables(model, { exclude: options.exclude }) : [];
+  for (const name of tableNames) {
+    const t = model.graph.initializers.get(name);
+    if (t) kmeansWeights.set(name, kmeansOf(t.load().data as Float32Array, t.dims, name, undefined, false));
   }
   const kmeansOptions = {
     scheme: 'kmeans',
@@ -182,17 +214,31 @@ export async function compressModel(input: Uint8Array, options: CompressOptions 
     keepZeros: sparsity > 0,
     exclude: options.exclude,
   } as const;
+  /** The model's weights and tables replaced by codebooks `ws`, its small tensors rounded. */
+  const share = (m: Model, ws: ReadonlyMap<string, KMeansWeights>) => {
+    const { report } = quantizeModel(m, { ...kmeansOptions, kmeansWeights: ws });
+    const tables = new Map(tableNames.flatMap((n) => (ws.has(n) ? [[n, ws.get(n) as KMeansWeights] as const] : [])));
+    const layouts = [
+      ...report.layers.flatMap((l): KMeansLayout[] => (l.kmeans ? [l.kmeans] : [])),
+      ...emitKMeansTables(m, tables),
+    ];
+    const rounded =
+      options.float16Vectors === false
+        ? { names: [], maxRelative: 0 }
+        : roundVectorsToFloat16(m, new Set(layouts.map((l) => l.codebook)));
+    return { report, layouts, rounded };
+  };
   let tuned = 'not fine-tuned';
   let weights: ReadonlyMap<string, KMeansWeights> = kmeansWeights;
   if (options.trainer) {
-    const before = quantizeModelBytes(encodeModel(modelToProto(model)), { ...kmeansOptions, kmeansWeights });
-    const q = await options.evaluate?.(before.bytes);
+    const copy = modelFromProto(decodeModel(encodeModel(modelToProto(model)), 'model'), { label: 'model' });
+    share(copy, kmeansWeights);
+    const q = await options.evaluate?.(encodeModel(modelToProto(copy)));
     const t = await options.trainer.kmeans(model, kmeansWeights);
     weights = t.tuned;
     tuned = `${t.note}${q ? `; before fine-tuning ${qualityText(q)}` : ''}`;
   }
-  const { report } = quantizeModel(model, { ...kmeansOptions, kmeansWeights: weights });
-  const layouts = report.layers.flatMap((l): KMeansLayout[] => (l.kmeans ? [l.kmeans] : []));
+  const { report, layouts, rounded } = share(model, weights);
   const onnx = encodeModel(modelToProto(model));
   // The Huffman stage's tables and bitstreams, from the container's encoder.
   const probe = compressKMeansModel(onnx, layouts);
@@ -201,6 +247,11 @@ export async function compressModel(input: Uint8Array, options: CompressOptions 
   for (const t of probe.tensors) {
     const packed = Math.ceil((t.count * t.slot) / 8);
     huffmanBytes += codedBytes(t) - packed;
+  }
+  for (const p of probe.plain) huffmanBytes += plainBytes(p) - 4 * p.count;
+  for (const name of rounded.names) {
+    const t = model.graph.initializers.get(name);
+    quantizedBytes -= 2 * (t?.dims.reduce((a, b) => a * b, 1) ?? 0);
   }
   for (const w of weights.values()) {
     // Fixed-width fields before entropy coding: sparse entries where they are smaller.
@@ -212,13 +263,18 @@ export async function compressModel(input: Uint8Array, options: CompressOptions 
     }
     quantizedBytes += Math.ceil(bitsNeeded / 8) - Math.ceil((w.codes.length * slot) / 8);
   }
+  const sharedNote = tableNames.length > 0 ? ` (and ${tableNames.join(', ')}, unpruned)` : '';
+  const roundNote =
+    rounded.names.length > 0
+      ? `; ${rounded.names.length} small tensors rounded to binary16 (largest relative change ${rounded.maxRelative.toExponential(1)})`
+      : '';
   stages.push(
     row(
       'quantized',
       quantizedBytes,
       onnx.length,
       await options.evaluate?.(onnx),
-      `${layouts.length} weights, ${bits}-bit codebooks${options.perChannel ? ' per channel' : ''}; ONNX file weights ${totalInitializerBytes(model)} bytes; ${tuned}`,
+      `${layouts.length} weights${sharedNote}, ${bits}-bit codebooks${options.perChannel ? ' per channel' : ''}${roundNote}; ONNX file weights ${totalInitializerBytes(model)} bytes; ${tuned}`,
     ),
   );
 
@@ -240,7 +296,7 @@ export async function compressModel(input: Uint8Array, options: CompressOptions 
     );
   }
   options.progress?.(steps, steps, 'done');
-  return { stages, onnx, container, pruned, report, coded: probe.tensors };
+  return { stages, onnx, container, pruned, report, coded: probe.tensors, plain: probe.plain };
 }
 
 function qualityText(q: StageQuality): string {

@@ -5,6 +5,7 @@ import { tensorFromProto } from '../io/onnx/tensor.js';
 import type { KMeansLayout } from '../passes/weight-only/types.js';
 import { canonicalCode, codeLengths, huffmanDecode, huffmanEncode, symbolCounts } from '../quant/huffman.js';
 import { checkKMeansBits, indexSlotBits, packIndices, unpackIndices } from '../quant/kmeans-weights.js';
+import { checkedPlain, decodePlain, encodePlain, plainBytes, type PlainTensor } from '../quant/plain-tensors.js';
 import { bestGapBits, decodeSparse, encodeSparse, type SparseEntries } from '../quant/sparse-gaps.js';
 
 /*
@@ -17,7 +18,8 @@ import { bestGapBits, decodeSparse, encodeSparse, type SparseEntries } from '../
  * 't<i>' holds the i-th coded tensor: its codebook initializer's float32 bytes, the Huffman code
  * lengths (gap alphabet, then index alphabet), the gap bitstream and the index bitstream, back to
  * back. Reading it back refills those initializers with the very bytes they had, so the ONNX
- * model is the one that was compressed.
+ * model is the one that was compressed. 'p<i>' holds the i-th other float tensor stored exactly in
+ * fewer bytes (plain-tensors.ts: few distinct values, or every value a binary16 one).
  */
 
 export const COMPRESSED_KIND = 'quantkit-deep-compression';
@@ -46,6 +48,8 @@ export interface CodedTensor {
 export interface CompressedResult {
   readonly bytes: Uint8Array;
   readonly tensors: readonly CodedTensor[];
+  /** The other float tensors stored exactly in fewer bytes than float32. */
+  readonly plain: readonly PlainTensor[];
   /** Bytes of the ONNX skeleton (graph, small tensors, codebooks left in). */
   readonly skeletonBytes: number;
 }
@@ -136,13 +140,31 @@ export function compressKMeansModel(onnx: Uint8Array, layouts: readonly KMeansLa
     emptied(idx);
     emptied(cb);
   });
+  const coded = new Set(layouts.flatMap((l) => [l.indices, l.codebook]));
+  const plain: PlainTensor[] = [];
+  for (const p of model.graph?.initializer ?? []) {
+    // Only tensors held as raw bytes: refilling raw_data then gives back the very proto.
+    if (coded.has(p.name) || p.dataType !== FLOAT || p.rawData.length === 0 || p.externalData.length > 0) continue;
+    const e = encodePlain(p.name, new Float32Array(new Uint8Array(p.rawData).buffer));
+    if (!e) continue;
+    sections.push({ name: `p${plain.length}`, bytes: e.bytes });
+    plain.push(e.tensor);
+    emptied(p);
+  }
   const skeleton = encodeModel(model);
   const bytes = writeContainer({
-    meta: { kind: COMPRESSED_KIND, tensors: tensors as unknown as JsonValue[] },
+    meta: {
+      kind: COMPRESSED_KIND,
+      tensors: tensors as unknown as JsonValue[],
+      ...(plain.length > 0 ? { plain: plain as unknown as JsonValue[] } : {}),
+    },
     sections: [{ name: 'model', bytes: skeleton }, ...sections],
   });
-  return { bytes, tensors, skeletonBytes: skeleton.length };
+  return { bytes, tensors, plain, skeletonBytes: skeleton.length };
 }
+
+/** TensorProto.DataType FLOAT. */
+const FLOAT = 1;
 
 function concat(parts: readonly Uint8Array[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
@@ -190,7 +212,7 @@ function codedTensor(v: unknown, file: string, i: number): CodedTensor {
 export function decompressModel(
   bytes: Uint8Array,
   file = '<compressed>',
-): { onnx: Uint8Array; tensors: CodedTensor[] } {
+): { onnx: Uint8Array; tensors: CodedTensor[]; plain: PlainTensor[] } {
   const c = readContainer(bytes, file);
   if (c.meta.kind !== COMPRESSED_KIND || !Array.isArray(c.meta.tensors))
     throw damaged(file, `the container holds '${String(c.meta.kind)}', not a compressed model`);
@@ -258,8 +280,22 @@ export function decompressModel(
     idx.rawData = new Uint8Array(packIndices(dense, t.slot as 1 | 2 | 4 | 8));
     cb.rawData = new Uint8Array(codebook);
   });
-  return { onnx: encodeModel(model), tensors };
+  const plainMeta = c.meta.plain ?? [];
+  if (!Array.isArray(plainMeta)) throw damaged(file, "the header's plain tensor list is not a list");
+  const plain = plainMeta.map((v, i) => checkedPlain(v, i, (why) => damaged(file, why)));
+  plain.forEach((p, i) => {
+    const init = inits.get(p.name);
+    if (!init || init.dataType !== FLOAT)
+      throw damaged(file, `tensor ${p.name}: the model has no float initializer of that name`);
+    const count = init.dims.reduce((a, b) => a * Number(b), 1);
+    if (count !== p.count) throw damaged(file, `tensor ${p.name}: ${p.count} values for ${count} elements`);
+    const values = decodePlain(p, section(`p${i}`), `${file}: tensor ${p.name}`, (why) => damaged(file, why));
+    init.rawData = new Uint8Array(values.buffer, values.byteOffset, values.byteLength).slice();
+  });
+  return { onnx: encodeModel(model), tensors, plain };
 }
+
+export { plainBytes, type PlainTensor };
 
 /** Bytes of one coded tensor's Huffman tables and bitstreams. */
 export function codedBytes(t: CodedTensor): number {

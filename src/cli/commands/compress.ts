@@ -36,6 +36,8 @@ interface CompressCliOptions {
   kmeansInit?: string;
   backend: string;
   distill: boolean;
+  tables: boolean;
+  float16Vectors: boolean;
 }
 
 function oneOf<T extends string>(flag: string, value: string | undefined, allowed: readonly T[]): T | undefined {
@@ -94,6 +96,8 @@ export function registerCompress(program: Command): void {
     .option('--kmeans-init <how>', "starting centroids: 'linear' (default) or 'kmeans++' (seeded)")
     .option('--backend <b>', 'TensorFlow.js backend for fine-tuning: wasm or cpu', 'wasm')
     .option('--no-distill', "train on the labels instead of the uncompressed model's outputs")
+    .option('--no-tables', 'keep trainable tables read outside weight inputs (a position table) fp32, unshared')
+    .option('--no-float16-vectors', 'keep biases and norm scales float32 instead of rounding them to binary16')
     .option('--exclude <op|name...>', 'keep these op types, node or weight names as they are', collectList, [])
     .option('--json', 'print the result as JSON')
     .option('-f, --force', 'replace an existing output file')
@@ -144,6 +148,8 @@ export function registerCompress(program: Command): void {
         kmeansInit: oneOf('--kmeans-init', opts.kmeansInit, ['linear', 'kmeans++'] as const),
         backend: oneOf('--backend', opts.backend, ['wasm', 'cpu'] as const),
         distill: opts.distill,
+        tables: opts.tables,
+        float16Vectors: opts.float16Vectors,
         onStep: training.progress ? onStep : undefined,
       })
         .finally(() => {
@@ -152,9 +158,9 @@ export function registerCompress(program: Command): void {
         })
         .then(inCliWords);
       if (opts.json) {
-        const { stages, pruned, coded, output, verification, evaluatedOn } = r;
+        const { stages, pruned, coded, plain, output, verification, evaluatedOn } = r;
         process.stdout.write(
-          `${JSON.stringify({ input, output, evaluatedOn, stages, pruned, coded, verification }, null, 2)}\n`,
+          `${JSON.stringify({ input, output, evaluatedOn, stages, pruned, coded, plain, verification }, null, 2)}\n`,
         );
         return;
       }
@@ -182,7 +188,7 @@ export function registerDecompress(program: Command): void {
         return;
       }
       process.stdout.write(
-        `${r.tensors.length} Huffman-coded tensors: ${r.inputFileBytes} → ${r.outputFileBytes} bytes written to ${r.output}\n${describeVerification(r.verification)}\n`,
+        `${r.tensors.length} Huffman-coded tensors${r.plain.length > 0 ? `, ${r.plain.length} stored exactly` : ''}: ${r.inputFileBytes} → ${r.outputFileBytes} bytes written to ${r.output}\n${describeVerification(r.verification)}\n`,
       );
     });
 }

@@ -25,7 +25,7 @@ import type { HandlerContext, LayerReport } from './types.js';
 export const STORE_MIN_ELEMENTS = 1024;
 
 /** Readers for which a stored value must equal the original (they branch on it, or make integers of it). */
-const EXACT_READERS = new Set([
+export const EXACT_READERS = new Set([
   'Equal',
   'Less',
   'Greater',
