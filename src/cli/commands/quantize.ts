@@ -62,6 +62,7 @@ interface QuantizeCliOptions {
   targetSize?: string;
   maxLossIncrease?: string;
   crossFit?: boolean;
+  guard: boolean; // --no-guard turns it off
   schemes?: string[];
   nonFinite?: string;
   verify: boolean; // --no-verify turns it off
@@ -92,6 +93,10 @@ export function registerQuantize(program: Command): void {
     .option(
       '--cross-fit',
       'with --target-bits/--target-size: score the candidates on calibration samples their GPTQ/AWQ did not see (two halves, each fitted on one and scored on the other)',
+    )
+    .option(
+      '--no-guard',
+      'with --target-bits/--target-size: skip weighing the mixed plan against each single scheme that fits (fitted on one half of the calibration samples, scored on the other; the better one is written)',
     )
     .option(
       '--schemes <list>',
@@ -449,6 +454,7 @@ async function mixedCommand(input: string, opts: QuantizeCliOptions): Promise<vo
     maxLossIncrease: parseFraction(opts.maxLossIncrease, '--max-loss-increase'),
     awq: opts.awq ?? false,
     crossFit: opts.crossFit ?? false,
+    guard: opts.guard,
     force: opts.force ?? false,
     progress: bar.progress && ((done, total) => bar.progress?.(done, total, 1, 1)),
   })
