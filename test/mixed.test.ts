@@ -311,9 +311,11 @@ describe('held-out guard (pickGuarded, guardCandidates)', () => {
     expect(guardCandidates(s, cands, budget(2))).toEqual([]);
   });
 
-  it('singleForms: each candidate by GPTQ, and by AWQ+GPTQ only with awq', () => {
+  it('singleForms: each candidate by GPTQ, and by AWQ+GPTQ only with awq and where AWQ takes the scheme', () => {
     const c = [parseCandidate('q4:32+gptq')];
     expect(singleForms(c, false).map((f) => f.awq)).toEqual([false]);
     expect(singleForms(c, true).map((f) => f.awq)).toEqual([false, true]);
+    // AWQ's search does not model SpQR: GPTQ alone.
+    expect(singleForms([parseCandidate('q3-spqr:32+gptq')], true).map((f) => f.awq)).toEqual([false]);
   });
 });

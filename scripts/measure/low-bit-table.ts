@@ -12,7 +12,9 @@
 // Environment: ROWS=prefix,… (only those single-scheme rows; ROWS=none for none), NO_MIXED=1, and for
 // the mixed rows MIXED_AWQ=0 (no AWQ-scaled base), MIXED_CANDIDATES=q4:128+gptq,…, MIXED_ROUNDS=n
 // (refinement rounds, default 1), MIXED_CROSSFIT=1 (score on the other half of the calibration
-// windows), MIXED_GUARD=1 (the held-out guard against single schemes); TAG=-x names the JSON and the kept mixed models. README's lm-big mixed rows:
+// windows), CALIB=n (n calibration windows of the LM's training text for every row, made by
+// scripts/models/make_calib_windows.py --windows n), MIXED_GUARD=1 (the held-out guard against
+// single schemes); TAG=-x names the JSON and the kept mixed models. README's lm-big mixed rows:
 //   MIXED_ROUNDS=0 MIXED_CANDIDATES=q2-asym:64+gptq,q4:128+gptq,q4:128+clip+gptq,q4:64+gptq,q4:32+gptq,q8-block:128,fp32
 //
 // lm-big (4 layers, d = 256) is made on first use by scripts/models/make_models.py --lm-size big
@@ -182,7 +184,13 @@ for (const name of names) {
   if (name === 'lm-big') ensureBigLm();
   const bytes = readFileSync(root + m.file);
   const windows = npy(m.eval);
-  const calib = new Map([['input_ids', npy(m.calib)]]);
+  // CALIB=n: n windows of the LM's training text (scripts/models/make_calib_windows.py --windows n)
+  // instead of the committed 32 (16 for lm-gemm-tied), for every row alike.
+  const more = process.env['CALIB'];
+  const calibPath = more
+    ? `.cache/calib/${name === 'lm-gemm-tied' ? 'lm-gemm-tied' : 'lm'}-calib-${more}.npy`
+    : m.calib;
+  const calib = new Map([['input_ids', npy(calibPath)]]);
   const base = (await lmPerplexity(bytes, windows)).perplexity;
   const baseMs = await latencyMs(bytes, windows);
   const out: { label: string; bits: number; ppl: number; change: number; seconds: number; latency: number }[] = [];

@@ -8,7 +8,7 @@ import { writeFileAtomic } from '../node/files.js';
 import { nodeRuntime } from '../node/ort-runtime.js';
 import type { SchemeName } from '../passes/weight-only/scheme.js';
 import type { LayerReport } from '../passes/weight-only/types.js';
-import { applyAwq } from './awq.js';
+import { applyAwq, awqScheme } from './awq.js';
 import { quantizeModelBytesAwq } from './awq-node.js';
 import type { CalibrationData } from './calibrate.js';
 import { gptqPrecompute, quantizeModelBytesGptq } from './gptq.js';
@@ -72,11 +72,21 @@ export interface SingleForm {
   readonly awq: boolean;
 }
 
-/** Each candidate as a whole model by GPTQ and, with `awq`, by AWQ+GPTQ. */
+/** Whether AWQ's search models scheme `c` (not SpQR's second-level scales and outliers). */
+function awqTakes(c: Candidate): boolean {
+  try {
+    awqScheme(candidateOptions(c));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Each candidate as a whole model by GPTQ and, with `awq` where AWQ takes its scheme, by AWQ+GPTQ. */
 export function singleForms(candidates: readonly Candidate[], awq: boolean): SingleForm[] {
   return candidates.flatMap((c) => [
     { label: `all ${c.label}`, candidate: c, awq: false },
-    ...(awq ? [{ label: `all ${c.label} after AWQ for it`, candidate: c, awq: true }] : []),
+    ...(awq && awqTakes(c) ? [{ label: `all ${c.label} after AWQ for it`, candidate: c, awq: true }] : []),
   ]);
 }
 

@@ -68,12 +68,15 @@ export function parseCandidate(text: string): Candidate {
 }
 
 /**
- * GPTQ at 2 and 4 bits over a range of block sizes and the k-quant q4 (the best single 4-bit form on
- * three of the four LMs, so the knapsack can reproduce it), q8 and fp32 for the layers that need them.
+ * GPTQ at 2, 3 and 4 bits over a range of block sizes — with SpQR's 3 bits (q3-spqr, ~3.5–3.7 bits
+ * per weight) and the k-quant q4 (~4.6), each the best single scheme near its size on our LMs, so the
+ * knapsack can reproduce them — q8 and fp32 for the layers that need them.
  */
 export const DEFAULT_CANDIDATES = [
   'q2-asym:64+gptq',
   'q2-asym:32+gptq',
+  'q3-spqr:32+gptq',
+  'q3-spqr:16+gptq',
   'q4:256+gptq',
   'q4:128+gptq',
   'q4:64+gptq',

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { QuantkitError } from '../../errors.js';
 import { formatTable } from '../table.js';
 import { quantizeFile } from '../../flows/quantize-file.js';
+import { DEFAULT_CANDIDATES } from '../../flows/mixed.js';
 import { quantizeMixedFile } from '../../flows/mixed-file.js';
 import type { SchemeName, WeightOnlyReport } from '../../passes/weight-only/index.js';
 // --report: the HTML report of web/report for this run.
@@ -100,7 +101,7 @@ export function registerQuantize(program: Command): void {
     )
     .option(
       '--schemes <list>',
-      'with --target-bits/--target-size: candidates scheme[:block][+gptq] (default q2-asym:64+gptq,q2-asym:32+gptq,q4:256+gptq,q4:128+gptq,q4:64+gptq,q4:32+gptq,q8-block:128,fp32)',
+      `with --target-bits/--target-size: candidates scheme[:block][+gptq] (default ${DEFAULT_CANDIDATES.join(',')})`,
       collectList,
       [],
     )
