@@ -7,6 +7,7 @@ import {
   averageSensitivity,
   guardCandidates,
   pickGuarded,
+  trueLinearBits,
   splitCalibration,
   meanKl,
   parseCandidate,
@@ -17,7 +18,7 @@ import {
   type Candidate,
   type SensitivityResult,
 } from '../src/flows/mixed.js';
-import { nodeMixedHooks, singleForms } from '../src/flows/mixed-file.js';
+import { nodeMixedHooks, quantizeMixedFile, singleForms } from '../src/flows/mixed-file.js';
 import { quantizeModelBytesGptq } from '../src/flows/gptq.js';
 import { readNpy } from '../src/io/npy/npy.js';
 import { nodeRuntime } from '../src/node/ort-runtime.js';
@@ -246,6 +247,24 @@ describe('quantkit sensitivity / quantize --target-bits (lm-gemm-tied)', () => {
     let diff = 0;
     for (let i = 0; i < a.length; i++) diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
     expect(diff).toBeLessThan(1e-4);
+  });
+
+  it('the guard weighs the plan against each single GPTQ scheme that fits on held-out samples; what it writes is within the budget', async () => {
+    const out = join(dir, 'guarded.onnx');
+    const r = await quantizeMixedFile(model, out, {
+      calib: [calib],
+      schemes: ['q2-asym:64+gptq', 'q4:64+gptq'],
+      targetBits: 4.5,
+      refineRounds: 0,
+    });
+    const note = r.notes.find((n) => n.startsWith('held-out guard'));
+    expect(note).toContain('all q4:64+gptq');
+    expect(note).toContain('all q2-asym:64+gptq');
+    const written = /written: (.*)$/.exec(note!)?.[1];
+    expect(r.plan.source).toBe(written === undefined ? r.plan.source : `guard: ${written}`);
+    if (written === undefined) expect(note).toMatch(/→ the mixed plan$/);
+    expect(trueLinearBits(r.layers)).toBeLessThanOrEqual(4.5);
+    expect(readFileSync(out).length).toBe(r.outputFileBytes);
   });
 
   it('quantize without --scheme or a target is a user error naming both ways', () => {
