@@ -5,6 +5,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import {
   averageSensitivity,
+  guardCandidates,
+  pickGuarded,
+  trueLinearBits,
   splitCalibration,
   meanKl,
   parseCandidate,
@@ -15,7 +18,7 @@ import {
   type Candidate,
   type SensitivityResult,
 } from '../src/flows/mixed.js';
-import { nodeMixedHooks } from '../src/flows/mixed-file.js';
+import { nodeMixedHooks, quantizeMixedFile, singleForms } from '../src/flows/mixed-file.js';
 import { quantizeModelBytesGptq } from '../src/flows/gptq.js';
 import { readNpy } from '../src/io/npy/npy.js';
 import { nodeRuntime } from '../src/node/ort-runtime.js';
@@ -216,6 +219,8 @@ describe('quantkit sensitivity / quantize --target-bits (lm-gemm-tied)', () => {
     const m = JSON.parse(q.stdout) as { layers: { weight: string; scheme: string; bytes: number }[]; notes: string[] };
     const schemes = new Set(m.layers.map((l) => l.scheme));
     expect(schemes.has('q2-asym:64') && schemes.has('q4:128')).toBe(true); // 3.5 bits needs both
+    // No GPTQ candidate, so no single scheme to weigh: the guard scores the plan alone and keeps it.
+    expect(m.notes.some((n) => n.startsWith('held-out guard') && n.endsWith('→ the mixed plan'))).toBe(true);
     const params = r.weights.reduce((a, w) => a + w.params, 0);
     expect((m.layers.reduce((a, l) => a + l.bytes, 0) * 8) / params).toBeLessThanOrEqual(3.5);
   });
@@ -244,9 +249,92 @@ describe('quantkit sensitivity / quantize --target-bits (lm-gemm-tied)', () => {
     expect(diff).toBeLessThan(1e-4);
   });
 
+  it('the guard weighs the plan against each single GPTQ scheme that fits on held-out samples; what it writes is within the budget', async () => {
+    const out = join(dir, 'guarded.onnx');
+    const r = await quantizeMixedFile(model, out, {
+      calib: [calib],
+      schemes: ['q2-asym:64+gptq', 'q4:64+gptq'],
+      targetBits: 4.5,
+      refineRounds: 0,
+    });
+    const note = r.notes.find((n) => n.startsWith('held-out guard'));
+    expect(note).toContain('all q4:64+gptq');
+    expect(note).toContain('all q2-asym:64+gptq');
+    const written = /written: (.*)$/.exec(note!)?.[1];
+    expect(r.plan.source).toBe(written === undefined ? r.plan.source : `guard: ${written}`);
+    if (written === undefined) expect(note).toMatch(/→ the mixed plan$/);
+    expect(trueLinearBits(r.layers)).toBeLessThanOrEqual(4.5);
+    expect(readFileSync(out).length).toBe(r.outputFileBytes);
+  });
+
   it('quantize without --scheme or a target is a user error naming both ways', () => {
     const q = runCli(['quantize', model, '-o', join(dir, 'x.onnx')]);
     expect(q.code).toBe(1);
     expect(q.stderr).toContain('--target-bits');
+  });
+});
+
+describe('held-out guard (pickGuarded, guardCandidates)', () => {
+  const entry = (label: string, bits: number, heldOutKl: number) => ({ label, bits, heldOutKl });
+
+  it('returns the single scheme when it loses less on the held-out samples than the mixed plan', () => {
+    const mixed = entry('mixed', 4.98, 0.012);
+    const single = entry('all q4:32+gptq after AWQ for it', 5, 0.011);
+    expect(pickGuarded([mixed, single, entry('all q2-asym:32+gptq', 3.06, 0.2)], 5)).toBe(single);
+  });
+
+  it('keeps the mixed plan on a tie and when the better single scheme is over the budget', () => {
+    const mixed = entry('mixed', 4.24, 0.01);
+    expect(pickGuarded([mixed, entry('all q4:128+gptq', 4.25, 0.01)], 4.25)).toBe(mixed);
+    // 4.5 bits would win but does not fit 4.25: it is never written.
+    expect(pickGuarded([mixed, entry('all q4:64+gptq', 4.5, 0.001)], 4.25)).toBe(mixed);
+    expect(pickGuarded([entry('all q4:64+gptq', 4.5, 0.001)], 4.25)).toBeUndefined();
+    expect(pickGuarded([entry('mixed', 4, NaN), entry('all q4:128+gptq', 4.25, 0.5)], 4.25)?.label).toBe(
+      'all q4:128+gptq',
+    );
+  });
+
+  it('weighs, per scheme, the GPTQ candidate of most bytes that fits for every weight', () => {
+    const cands = [
+      'q2-asym:64+gptq',
+      'q2-asym:32+gptq',
+      'q4:128+gptq',
+      'q4:32+gptq',
+      'q4:128+clip+gptq',
+      'q8-block:128',
+      'fp32',
+    ].map(parseCandidate);
+    // Two weights of 1024 parameters; bytes as bits per weight × 128.
+    const bits: Record<string, number> = {
+      'q2-asym:64+gptq': 2.5,
+      'q2-asym:32+gptq': 3,
+      'q4:128+gptq': 4.25,
+      'q4:32+gptq': 5,
+      'q4:128+clip+gptq': 4.25,
+      'q8-block:128': 8.25,
+      fp32: 32,
+    };
+    const s: SensitivityResult = {
+      positions: 1,
+      weights: ['a', 'b'].map((w) => ({
+        weight: w,
+        node: w,
+        params: 1024,
+        costs: cands.map((c) => ({ label: c.label, bytes: bits[c.label]! * 128, kl: 0 })),
+      })),
+    };
+    const budget = (b: number) => (b * 2048) / 8;
+    expect(guardCandidates(s, cands, budget(5)).map((c) => c.label)).toEqual(['q2-asym:32+gptq', 'q4:32+gptq']);
+    expect(guardCandidates(s, cands, budget(4.25)).map((c) => c.label)).toEqual(['q2-asym:32+gptq', 'q4:128+gptq']);
+    expect(guardCandidates(s, cands, budget(2.9)).map((c) => c.label)).toEqual(['q2-asym:64+gptq']);
+    expect(guardCandidates(s, cands, budget(2))).toEqual([]);
+  });
+
+  it('singleForms: each candidate by GPTQ, and by AWQ+GPTQ only with awq and where AWQ takes the scheme', () => {
+    const c = [parseCandidate('q4:32+gptq')];
+    expect(singleForms(c, false).map((f) => f.awq)).toEqual([false]);
+    expect(singleForms(c, true).map((f) => f.awq)).toEqual([false, true]);
+    // AWQ's search does not model SpQR: GPTQ alone.
+    expect(singleForms([parseCandidate('q3-spqr:32+gptq')], true).map((f) => f.awq)).toEqual([false]);
   });
 });

@@ -12,7 +12,9 @@
 // Environment: ROWS=prefix,… (only those single-scheme rows; ROWS=none for none), NO_MIXED=1, and for
 // the mixed rows MIXED_AWQ=0 (no AWQ-scaled base), MIXED_CANDIDATES=q4:128+gptq,…, MIXED_ROUNDS=n
 // (refinement rounds, default 1), MIXED_CROSSFIT=1 (score on the other half of the calibration
-// windows); TAG=-x names the JSON and the kept mixed models. README's lm-big mixed rows:
+// windows), CALIB=n (n calibration windows of the LM's training text for every row, made by
+// scripts/models/make_calib_windows.py --windows n), MIXED_GUARD=1 (the held-out guard against
+// single schemes); TAG=-x names the JSON and the kept mixed models. README's lm-big mixed rows:
 //   MIXED_ROUNDS=0 MIXED_CANDIDATES=q2-asym:64+gptq,q4:128+gptq,q4:128+clip+gptq,q4:64+gptq,q4:32+gptq,q8-block:128,fp32
 //
 // lm-big (4 layers, d = 256) is made on first use by scripts/models/make_models.py --lm-size big
@@ -34,12 +36,15 @@ import {
   parseCandidate,
   prepareMixed,
   refinePlan,
+  guardCandidates,
+  trueLinearBits,
+  type GuardEntry,
 } from '../../src/flows/mixed.js';
-import { nodeMixedHooks } from '../../src/flows/mixed-file.js';
+import { guardPlan, nodeMixedHooks, singleFormModel, singleForms } from '../../src/flows/mixed-file.js';
 import { quantizeModelBytes } from '../../src/flows/quantize.js';
 import { readNpy } from '../../src/io/npy/npy.js';
 import { nodeRuntime } from '../../src/node/ort-runtime.js';
-import type { LayerReport, SchemeName, WeightOnlyOptions } from '../../src/passes/weight-only/index.js';
+import type { SchemeName, WeightOnlyOptions } from '../../src/passes/weight-only/index.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 
 const root = new URL('../../', import.meta.url).pathname;
@@ -123,22 +128,7 @@ function rowsFor(quick: boolean): Row[] {
   return rows;
 }
 
-/**
- * True bits per quantized linear weight: bytes written for them over their parameter count (a
- * tied head's fp32 table, kept for the embedding, not counted).
- */
-function bitsPerWeight(layers: readonly LayerReport[]): number {
-  let bytes = 0;
-  let params = 0;
-  for (const l of layers) {
-    if (l.scheme === 'fp32' || !l.opTypes.some((o) => o === 'MatMul' || o === 'Gemm')) continue;
-    // A tied head keeps its fp32 table for the embedding Gather: the table is not the head's form.
-    const kept = l.note.includes('fp32 copy kept') ? l.bytesBefore : 0;
-    bytes += (l.trueBytes ?? l.bytesAfter) - kept;
-    params += l.dims.reduce((a, b) => a * b, 1);
-  }
-  return params > 0 ? (bytes * 8) / params : NaN;
-}
+const bitsPerWeight = trueLinearBits;
 
 async function latencyMs(bytes: Uint8Array, windows: Tensor, runs = 5): Promise<number> {
   const session = await openSession(bytes);
@@ -194,7 +184,13 @@ for (const name of names) {
   if (name === 'lm-big') ensureBigLm();
   const bytes = readFileSync(root + m.file);
   const windows = npy(m.eval);
-  const calib = new Map([['input_ids', npy(m.calib)]]);
+  // CALIB=n: n windows of the LM's training text (scripts/models/make_calib_windows.py --windows n)
+  // instead of the committed 32 (16 for lm-gemm-tied), for every row alike.
+  const more = process.env['CALIB'];
+  const calibPath = more
+    ? `.cache/calib/${name === 'lm-gemm-tied' ? 'lm-gemm-tied' : 'lm'}-calib-${more}.npy`
+    : m.calib;
+  const calib = new Map([['input_ids', npy(calibPath)]]);
   const base = (await lmPerplexity(bytes, windows)).perplexity;
   const baseMs = await latencyMs(bytes, windows);
   const out: { label: string; bits: number; ppl: number; change: number; seconds: number; latency: number }[] = [];
@@ -250,22 +246,49 @@ for (const name of names) {
     mkdirSync(`${root}.cache`, { recursive: true });
     writeFileSync(`${root}.cache/sensitivity-${name}.json`, JSON.stringify(s, null, 1));
     const params = s.weights.reduce((a, w) => a + w.params, 0);
+    const guardCache = new Map<string, GuardEntry>();
     for (const target of [3.5, 4.25, 5]) {
       const t1 = performance.now();
       const plan = await refinePlan(nodeRuntime, bytes, calib, cands, setup, s, (target * params) / 8, {
         rounds: Number(process.env['MIXED_ROUNDS'] ?? 1),
         folds: folds.length > 0 ? folds : undefined,
       });
-      const mixed = mixedModelBytes(setup, plan);
+      // MIXED_GUARD=1: the held-out guard of `quantize --target-bits` (flows/mixed-file.ts guardPlan).
+      const guarded =
+        process.env['MIXED_GUARD'] === '1'
+          ? await guardPlan(
+              bytes,
+              calib,
+              plan,
+              singleForms(guardCandidates(s, cands, (target * params) / 8), awq),
+              target,
+              {
+                awq,
+                crossFitted: folds.length > 0,
+                cache: guardCache,
+              },
+            )
+          : undefined;
+      if (guarded)
+        console.log(
+          `(guard at ${target}: ${guarded.entries.map((e) => `${e.label} ${e.bits.toFixed(2)} b ${e.heldOutKl.toExponential(3)}`).join('; ')})`,
+        );
+      const mixed = guarded?.single
+        ? await singleFormModel(bytes, guarded.single, calib)
+        : mixedModelBytes(setup, plan);
       // Kept for scripts/measure/low-bit-latency.ts (EXTRA=…).
       writeFileSync(`${root}.cache/mixed-${name}-${target}${process.env['TAG'] ?? ''}.onnx`, mixed.bytes);
       const seconds = sensSeconds + (performance.now() - t1) / 1000;
       const counts = new Map<string, number>();
       for (const c of plan.choice.values()) counts.set(c.label, (counts.get(c.label) ?? 0) + 1);
+      const bits = bitsPerWeight(mixed.layers);
+      if (!(bits <= target)) throw new Error(`mixed ${target}: ${bits} true bits per weight, over the budget`);
       await record(
-        `mixed ${target} (${[...counts].map(([l, n]) => `${n}× ${l}`).join(', ')}; ${plan.source ?? ''})`,
+        guarded?.single
+          ? `mixed ${target} (guard: ${guarded.single.label})`
+          : `mixed ${target} (${[...counts].map(([l, n]) => `${n}× ${l}`).join(', ')}; ${plan.source ?? ''})`,
         mixed.bytes,
-        (plan.bytes * 8) / plan.params,
+        bits,
         seconds,
       );
     }

@@ -6,10 +6,12 @@ import { modelToProto } from '../graph/to-onnx.js';
 import { readCalibFiles } from '../node/calib-files.js';
 import { writeFileAtomic } from '../node/files.js';
 import { nodeRuntime } from '../node/ort-runtime.js';
+import type { SchemeName } from '../passes/weight-only/scheme.js';
 import type { LayerReport } from '../passes/weight-only/types.js';
-import { applyAwq } from './awq.js';
+import { applyAwq, awqScheme } from './awq.js';
+import { quantizeModelBytesAwq } from './awq-node.js';
 import type { CalibrationData } from './calibrate.js';
-import { gptqPrecompute } from './gptq.js';
+import { gptqPrecompute, quantizeModelBytesGptq } from './gptq.js';
 import { checkedCalibration } from './input-check.js';
 import {
   AWQ_CANDIDATES,
@@ -18,7 +20,14 @@ import {
   type ScoringFold,
   DEFAULT_CANDIDATES,
   candidateOptions,
+  guardCandidates,
+  klFromReference,
   measureSensitivity,
+  pickGuarded,
+  planModel,
+  referenceOutputs,
+  trueLinearBits,
+  type GuardEntry,
   mixedModelBytes,
   parseCandidate,
   planMixedForLoss,
@@ -53,6 +62,109 @@ export function nodeMixedHooks(
         }
       : undefined,
   };
+}
+
+/** One scheme for every weight, by GPTQ or AWQ+GPTQ: what the guard weighs a mixed plan against. */
+export interface SingleForm {
+  readonly label: string;
+  readonly candidate: Candidate;
+  /** AWQ searched for this very scheme and block size, then GPTQ (as `quantize --awq --calib`). */
+  readonly awq: boolean;
+}
+
+/** Whether AWQ's search models scheme `c` (not SpQR's second-level scales and outliers). */
+function awqTakes(c: Candidate): boolean {
+  try {
+    awqScheme(candidateOptions(c));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Each candidate as a whole model by GPTQ and, with `awq` where AWQ takes its scheme, by AWQ+GPTQ. */
+export function singleForms(candidates: readonly Candidate[], awq: boolean): SingleForm[] {
+  return candidates.flatMap((c) => [
+    { label: `all ${c.label}`, candidate: c, awq: false },
+    ...(awq && awqTakes(c) ? [{ label: `all ${c.label} after AWQ for it`, candidate: c, awq: true }] : []),
+  ]);
+}
+
+/** The single-scheme model the quantize flows write for `form`, fitted on `data`. */
+export async function singleFormModel(
+  bytes: Uint8Array,
+  form: SingleForm,
+  data: CalibrationData,
+  exclude?: readonly string[],
+): Promise<{ bytes: Uint8Array; layers: LayerReport[] }> {
+  const o = { scheme: form.candidate.scheme as SchemeName, blockSize: form.candidate.blockSize, exclude };
+  const q = form.awq
+    ? await quantizeModelBytesAwq(bytes, o, data, { gptq: true })
+    : await quantizeModelBytesGptq(bytes, o, data);
+  return { bytes: q.bytes, layers: q.report.layers };
+}
+
+export interface GuardResult {
+  /** The mixed plan's entry, then every single form's that was fitted (over the budget ones with bits only). */
+  readonly entries: GuardEntry[];
+  /** The winner: undefined for the mixed plan, else the single form to write. */
+  readonly single?: SingleForm | undefined;
+}
+
+/**
+ * The held-out guard: the mixed plan and every single form are fitted on one half of the
+ * calibration samples and scored on the other (both ways, KLs averaged); the one of least KL within
+ * `budgetBits` wins. `folds` given (cross-fitting), the plan's own score on them is `plan.measuredKl`;
+ * otherwise its candidates are fitted on each half here. `cache` keeps the single forms' scores
+ * across budgets (they do not depend on it).
+ */
+export async function guardPlan(
+  bytes: Uint8Array,
+  data: CalibrationData,
+  plan: MixedPlan,
+  forms: readonly SingleForm[],
+  budgetBits: number,
+  o: {
+    readonly awq?: boolean | undefined;
+    readonly exclude?: readonly string[] | undefined;
+    readonly crossFitted?: boolean | undefined;
+    readonly cache?: Map<string, GuardEntry> | undefined;
+  } = {},
+): Promise<GuardResult> {
+  const halves = pairs(splitCalibration(data, 2));
+  const refs = await sequential(halves, ([, score]) => referenceOutputs(nodeRuntime, bytes, score, o.exclude));
+  const heldOut = async (fit: (d: CalibrationData) => Promise<Uint8Array>) => {
+    let sum = 0;
+    for (const [k, [train, score]] of halves.entries())
+      sum += await klFromReference(nodeRuntime, await fit(train), score, refs[k] as (typeof refs)[number]);
+    return sum / halves.length;
+  };
+  const used = [...new Map([...plan.choice.values()].map((c) => [c.label, c])).values()];
+  const mixedKl =
+    o.crossFitted && plan.measuredKl !== undefined
+      ? plan.measuredKl
+      : await heldOut(async (d) => {
+          const setup = await prepareMixed(bytes, used, { exclude: o.exclude }, nodeMixedHooks(d, o));
+          return planModel(setup, plan.choice).bytes;
+        });
+  const mixedBits = (plan.bytes * 8) / Math.max(1, plan.params);
+  const entries: GuardEntry[] = [{ label: 'mixed', bits: mixedBits, heldOutKl: mixedKl }];
+  for (const form of forms) {
+    let e = o.cache?.get(form.label);
+    if (!e) {
+      let bits = NaN;
+      const kl = await heldOut(async (d) => {
+        const m = await singleFormModel(bytes, form, d, o.exclude);
+        bits = trueLinearBits(m.layers);
+        return m.bytes;
+      });
+      e = { label: form.label, bits, heldOutKl: kl };
+      o.cache?.set(form.label, e);
+    }
+    entries.push(e);
+  }
+  const best = pickGuarded(entries, budgetBits);
+  return { entries, single: forms.find((f) => f.label === best?.label) };
 }
 
 export interface SensitivityFileOptions {
@@ -116,6 +228,11 @@ export interface MixedFileOptions extends SensitivityFileOptions {
   readonly crossFit?: boolean | undefined;
   /** Rounds of re-measuring the costs on top of the plan (refinePlan; default 1, 0 = none). */
   readonly refineRounds?: number | undefined;
+  /**
+   * With `targetBits`/`targetSize` (default on): weigh the plan against each single scheme that fits
+   * (guardPlan) on samples nothing was fitted on, and write the single scheme if it loses less.
+   */
+  readonly guard?: boolean | undefined;
   readonly force?: boolean | undefined;
 }
 
@@ -191,8 +308,43 @@ export async function quantizeMixedFile(
         );
   const budget =
     o.maxLossIncrease !== undefined ? plan.bytes : (o.targetSize ?? ((o.targetBits as number) * params) / 8);
-  const m = mixedModelBytes(setup, plan);
+  const guarded =
+    o.maxLossIncrease === undefined && o.guard !== false
+      ? await guardPlan(
+          bytes,
+          data,
+          plan,
+          singleForms(guardCandidates(s, candidates, budget), o.awq ?? false),
+          (budget * 8) / params,
+          {
+            awq: o.awq,
+            exclude: o.exclude,
+            crossFitted: folds.length > 0,
+          },
+        )
+      : undefined;
+  const single = guarded?.single;
+  const m = single ? await singleFormModel(bytes, single, data, o.exclude) : mixedModelBytes(setup, plan);
   await writeFileAtomic(outPath, [m.bytes], { force: o.force ?? false, inputs: [inPath] });
+  if (guarded)
+    notes.push(
+      `held-out guard (fitted on one half of the calibration samples, scored on the other): ${guarded.entries
+        .map((e) => `${e.label} ${e.bits.toFixed(2)} bits KL ${e.heldOutKl.toExponential(3)}`)
+        .join('; ')} → ${single ? `written: ${single.label}` : 'the mixed plan'}`,
+    );
+  if (single)
+    return {
+      plan: {
+        ...plan,
+        choice: new Map([...plan.choice.keys()].map((w) => [w, single.candidate])),
+        bytes: (trueLinearBits(m.layers) * params) / 8,
+        source: `guard: ${single.label}`,
+      },
+      layers: m.layers,
+      sensitivity: s,
+      outputFileBytes: m.bytes.length,
+      notes,
+    };
   const allowed =
     o.maxLossIncrease !== undefined
       ? `summed KL ≤ ln(1 + ${o.maxLossIncrease}) = ${Math.log1p(o.maxLossIncrease).toExponential(3)}`

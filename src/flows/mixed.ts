@@ -67,14 +67,21 @@ export function parseCandidate(text: string): Candidate {
   return { label, scheme: name, blockSize, gptq, clip };
 }
 
-/** GPTQ at 2 and 4 bits over a range of block sizes, q8 and fp32 for the layers that need them. */
+/**
+ * GPTQ at 2, 3 and 4 bits over a range of block sizes — with SpQR's 3 bits (q3-spqr, ~3.5–3.7 bits
+ * per weight) and the k-quant q4 (~4.6), each the best single scheme near its size on our LMs, so the
+ * knapsack can reproduce them — q8 and fp32 for the layers that need them.
+ */
 export const DEFAULT_CANDIDATES = [
   'q2-asym:64+gptq',
   'q2-asym:32+gptq',
+  'q3-spqr:32+gptq',
+  'q3-spqr:16+gptq',
   'q4:256+gptq',
   'q4:128+gptq',
   'q4:64+gptq',
   'q4:32+gptq',
+  'q4-k:32+gptq',
   'q8-block:128',
   'fp32',
 ];
@@ -84,7 +91,7 @@ export const AWQ_CANDIDATES = ['q4:128+clip+gptq'];
 
 export interface WeightCost {
   readonly label: string;
-  /** Stored bytes of the weight in this form (true bytes: codes, scales, zero points). */
+  /** Bytes of the weight in this form (true bytes: codes, scales, zero points, as packed). */
   readonly bytes: number;
   /** Mean KL(fp32 ‖ this) per output position, nats. */
   readonly kl: number;
@@ -345,7 +352,8 @@ export async function measureSensitivity(
       plan.set(w, c);
       const m = planModel(setup, on ? plan : new Map([[w, c]]));
       const layer = m.layers.find((l) => l.weight === w);
-      const bytesOf = layer && layer.scheme !== 'fp32' ? layer.bytesAfter : 4 * params;
+      // True bytes, as every single-scheme size is counted (q4-k stores its 6-bit scales dequantized).
+      const bytesOf = layer && layer.scheme !== 'fp32' ? (layer.trueBytes ?? layer.bytesAfter) : 4 * params;
       if (on && on.plan.get(w)?.label === c.label) costs.push({ label: c.label, bytes: bytesOf, kl: 0 });
       else if (!on && c.scheme === 'fp32') costs.push({ label: c.label, bytes: 4 * params, kl: 0 });
       else {
@@ -562,6 +570,88 @@ export function averageSensitivity(rs: readonly SensitivityResult[]): Sensitivit
       })),
     })),
   };
+}
+
+/**
+ * True bits per quantized linear weight of a written model: the bytes its codes, scales and zero
+ * points need (`trueBytes` where the stored form is wider, as for q4-k's dequantized scales) over
+ * the parameters of the quantized MatMul/Gemm weights. A tied head's fp32 table, kept for the
+ * embedding Gather, is not the head's form and is not counted.
+ */
+export function trueLinearBits(layers: readonly LayerReport[]): number {
+  let bytes = 0;
+  let params = 0;
+  for (const l of layers) {
+    if (l.scheme === 'fp32' || !l.opTypes.some((o) => o === 'MatMul' || o === 'Gemm')) continue;
+    const kept = l.note.includes('fp32 copy kept') ? l.bytesBefore : 0;
+    bytes += (l.trueBytes ?? l.bytesAfter) - kept;
+    params += l.dims.reduce((a, b) => a * b, 1);
+  }
+  return params > 0 ? (bytes * 8) / params : NaN;
+}
+
+/** A model the guard weighs: the mixed plan, or one scheme for every weight. */
+export interface GuardEntry {
+  readonly label: string;
+  /** True bits per linear weight (trueLinearBits). */
+  readonly bits: number;
+  /** Mean KL from fp32 on calibration samples the model's fitting (GPTQ, AWQ) did not see. */
+  readonly heldOutKl: number;
+}
+
+/**
+ * The entry of least held-out KL among those within `budgetBits`, the earlier one on a tie (the
+ * mixed plan goes first). Undefined when none fits. The guard exists because the knapsack's costs
+ * are measured on the samples GPTQ was fitted on, which favours GPTQ's own forms: weighed on samples
+ * nothing was fitted on, the mixed plan must beat every single scheme it could have been, or the
+ * single scheme is written instead.
+ */
+export function pickGuarded(entries: readonly GuardEntry[], budgetBits: number): GuardEntry | undefined {
+  let best: GuardEntry | undefined;
+  for (const e of entries)
+    if (e.bits <= budgetBits && Number.isFinite(e.heldOutKl) && (!best || e.heldOutKl < best.heldOutKl)) best = e;
+  return best;
+}
+
+/**
+ * The single-scheme forms worth weighing against a plan within `budgetBytes`: per scheme, the GPTQ
+ * candidate of most bytes that still fits for every weight (a smaller block of the same scheme is the
+ * better single model nearly always, and each form costs two GPTQ/AWQ fits).
+ */
+export function guardCandidates(
+  s: SensitivityResult,
+  candidates: readonly Candidate[],
+  budgetBytes: number,
+): Candidate[] {
+  const widest = new Map<string, { c: Candidate; bytes: number }>();
+  for (const c of candidates) {
+    if (!c.gptq || c.clip || c.scheme === 'fp32') continue;
+    const u = uniformPlan(s, c, budgetBytes);
+    if (!u) continue;
+    const seen = widest.get(c.scheme);
+    if (!seen || u.bytes > seen.bytes) widest.set(c.scheme, { c, bytes: u.bytes });
+  }
+  return [...widest.values()].map((x) => x.c);
+}
+
+/** The fp32 reference's outputs on `data` (prepared as every plan's base is). */
+export async function referenceOutputs(
+  runtime: OnnxRuntime,
+  bytes: Uint8Array,
+  data: CalibrationData,
+  exclude?: readonly string[],
+): Promise<{ data: Float32Array; classes: number }> {
+  return outputs(runtime, encodeModel(modelToProto(prepared(bytes, exclude))), data);
+}
+
+/** The mean KL of a model's outputs from `ref` (referenceOutputs) on `data`. */
+export async function klFromReference(
+  runtime: OnnxRuntime,
+  bytes: Uint8Array,
+  data: CalibrationData,
+  ref: { data: Float32Array; classes: number },
+): Promise<number> {
+  return klOf(runtime, bytes, data, ref);
 }
 
 /** The mixed model's bytes for a plan (same preparation as the measurements). */

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { QuantkitError } from '../../errors.js';
 import { formatTable } from '../table.js';
 import { quantizeFile } from '../../flows/quantize-file.js';
+import { DEFAULT_CANDIDATES } from '../../flows/mixed.js';
 import { quantizeMixedFile } from '../../flows/mixed-file.js';
 import type { SchemeName, WeightOnlyReport } from '../../passes/weight-only/index.js';
 // --report: the HTML report of web/report for this run.
@@ -62,6 +63,7 @@ interface QuantizeCliOptions {
   targetSize?: string;
   maxLossIncrease?: string;
   crossFit?: boolean;
+  guard: boolean; // --no-guard turns it off
   schemes?: string[];
   nonFinite?: string;
   verify: boolean; // --no-verify turns it off
@@ -94,8 +96,12 @@ export function registerQuantize(program: Command): void {
       'with --target-bits/--target-size: score the candidates on calibration samples their GPTQ/AWQ did not see (two halves, each fitted on one and scored on the other)',
     )
     .option(
+      '--no-guard',
+      'with --target-bits/--target-size: skip weighing the mixed plan against each single scheme that fits (fitted on one half of the calibration samples, scored on the other; the better one is written)',
+    )
+    .option(
       '--schemes <list>',
-      'with --target-bits/--target-size: candidates scheme[:block][+gptq] (default q2-asym:64+gptq,q2-asym:32+gptq,q4:256+gptq,q4:128+gptq,q4:64+gptq,q4:32+gptq,q8-block:128,fp32)',
+      `with --target-bits/--target-size: candidates scheme[:block][+gptq] (default ${DEFAULT_CANDIDATES.join(',')})`,
       collectList,
       [],
     )
@@ -449,6 +455,7 @@ async function mixedCommand(input: string, opts: QuantizeCliOptions): Promise<vo
     maxLossIncrease: parseFraction(opts.maxLossIncrease, '--max-loss-increase'),
     awq: opts.awq ?? false,
     crossFit: opts.crossFit ?? false,
+    guard: opts.guard,
     force: opts.force ?? false,
     progress: bar.progress && ((done, total) => bar.progress?.(done, total, 1, 1)),
   })

@@ -3,7 +3,7 @@ import { sensitivityFile } from '../../flows/mixed-file.js';
 import { loadReportAssets } from '../../flows/report-assets.js';
 import { writeFileAtomic } from '../../node/files.js';
 import { renderSensitivityReport } from '../../web/report/index.js';
-import type { SensitivityResult } from '../../flows/mixed.js';
+import { DEFAULT_CANDIDATES, type SensitivityResult } from '../../flows/mixed.js';
 import { inCliWords } from '../option-flags.js';
 import { progressBar } from '../progress.js';
 import { formatTable } from '../table.js';
@@ -61,7 +61,7 @@ export function registerSensitivity(program: Command): void {
     .option('--calib <[name=]file.npy...>', 'calibration inputs, first axis = samples (repeat per model input)')
     .option(
       '--schemes <list>',
-      'candidates scheme[:block][+gptq], comma-separated (default q2-asym:64+gptq,q2-asym:32+gptq,q4:256+gptq,q4:128+gptq,q4:64+gptq,q4:32+gptq,q8-block:128,fp32)',
+      `candidates scheme[:block][+gptq], comma-separated (default ${DEFAULT_CANDIDATES.join(',')})`,
       collectList,
     )
     .option('--exclude <op|name...>', 'leave these weights out (repeatable, comma-separated)', collectList, [])
