@@ -58,6 +58,8 @@ export interface StageRow {
   readonly ratio: number;
   /** Bytes of the file this stage writes (ONNX, or the container), graph included. */
   readonly fileBytes: number;
+  /** The input ONNX file's bytes / fileBytes: what a user comparing file sizes sees. */
+  readonly fileRatio: number;
   readonly quality: StageQuality | undefined;
   readonly note: string;
 }
@@ -144,7 +146,15 @@ export async function compressModel(input: Uint8Array, options: CompressOptions 
     fileBytes: number,
     quality: StageQuality | undefined,
     note: string,
-  ): StageRow => ({ stage, bytes, ratio: fp32Bytes / bytes, fileBytes, quality, note });
+  ): StageRow => ({
+    stage,
+    bytes,
+    ratio: fp32Bytes / bytes,
+    fileBytes,
+    fileRatio: input.length / fileBytes,
+    quality,
+    note,
+  });
   tick('evaluating fp32');
   stages.push(row('fp32', fp32Bytes, input.length, await options.evaluate?.(input), ''));
 
