@@ -37,8 +37,8 @@ import { quantizeModel } from './quantize.js';
  *   huffman    Huffman tables and bitstreams instead of the indices, and what the container stores
  *              exactly in fewer bytes (compressed-model.ts: a mask's few values, binary16 tensors)
  * and each stage's file (fileBytes): the fp32 and pruned ONNX models, the k-means ONNX model, and
- * the container (docs/compressed-format.md), whose graph and small tensors weigh as much as the
- * ONNX model's.
+ * the container (docs/compressed-format.md), whose graph and header it stores deflated; fileRatio
+ * is the input file's bytes over each, the ratio a user comparing files sees.
  * Quality after each stage comes from `evaluate` (ONNX Runtime on the caller's data). Without
  * fine-tuning (`finetune` absent) the stages are data-free: prune and cluster, nothing retrained.
  */
