@@ -23,17 +23,27 @@ describe('quantkit compress, decompress', () => {
     const r = runCli(['compress', ...args, ...labels, '--huffman', '-o', qkc, '--json']);
     expect(r.code, r.stderr).toBe(0);
     const out = JSON.parse(r.stdout) as {
-      stages: { stage: string; ratio: number; quality: { metric: string; value: number } }[];
+      stages: {
+        stage: string;
+        ratio: number;
+        fileBytes: number;
+        fileRatio: number;
+        quality: { metric: string; value: number };
+      }[];
       verification: { status: string };
     };
     expect(out.stages.map((s) => s.stage)).toEqual(['fp32', 'pruned', 'quantized', 'huffman']);
+    // The whole-file ratio beside the weights' one: the written file's real bytes against the input's.
+    const huffman = out.stages[3];
+    expect(huffman?.fileBytes).toBe(readFileSync(qkc).length);
+    expect(huffman?.fileRatio).toBe(readFileSync('models/cnn.onnx').length / readFileSync(qkc).length);
     const ratios = out.stages.map((s) => s.ratio);
     for (let i = 1; i < ratios.length; i++) expect(ratios[i]).toBeGreaterThan(ratios[i - 1] as number);
     expect(out.stages[0]?.quality.metric).toBe('accuracy');
     expect(out.verification.status).toBe('verified');
     const plain = runCli(['compress', ...args, ...labels, '-o', onnx]);
     expect(plain.code, plain.stderr).toBe(0);
-    expect(plain.stdout).toMatch(/quantized\s+\d+\s+[\d.]+×/);
+    expect(plain.stdout).toMatch(/quantized\s+\d+\s+[\d.]+×\s+\d+\s+[\d.]+×/);
   });
 
   it('decompress gives the k-means ONNX model byte for byte, and ORT runs it to the same logits', async () => {

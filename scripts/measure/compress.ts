@@ -96,11 +96,11 @@ for (const seed of seeds.split(',').map(Number)) {
   console.log(
     `\n${which} prune ${prune} kmeans ${bits} epochs ${epochs}+${kmeansEpochs} seed ${seed}: ${((performance.now() - t0) / 1000).toFixed(0)} s (wasm, shared machine)`,
   );
-  console.log('| stage | weight bytes | ratio | file bytes | quality | note |');
-  console.log('|---|---|---|---|---|---|');
+  console.log('| stage | weight bytes | ratio | file bytes | file ratio | quality | note |');
+  console.log('|---|---|---|---|---|---|---|');
   for (const s of r.stages)
     console.log(
-      `| ${s.stage} | ${s.bytes} | ${s.ratio.toFixed(2)}× | ${s.fileBytes} | ${quality(s.quality)} | ${s.note} |`,
+      `| ${s.stage} | ${s.bytes} | ${s.ratio.toFixed(2)}× | ${s.fileBytes} | ${s.fileRatio.toFixed(2)}× | ${quality(s.quality)} | ${s.note} |`,
     );
   if (cnn) console.log(`test cross-entropy per evaluation: ${testNll.map((v) => v.toFixed(4)).join(' → ')}`);
 }

@@ -37,8 +37,8 @@ import { quantizeModel } from './quantize.js';
  *   huffman    Huffman tables and bitstreams instead of the indices, and what the container stores
  *              exactly in fewer bytes (compressed-model.ts: a mask's few values, binary16 tensors)
  * and each stage's file (fileBytes): the fp32 and pruned ONNX models, the k-means ONNX model, and
- * the container (docs/compressed-format.md), whose graph and small tensors weigh as much as the
- * ONNX model's.
+ * the container (docs/compressed-format.md), whose graph and header it stores deflated; fileRatio
+ * is the input file's bytes over each, the ratio a user comparing files sees.
  * Quality after each stage comes from `evaluate` (ONNX Runtime on the caller's data). Without
  * fine-tuning (`finetune` absent) the stages are data-free: prune and cluster, nothing retrained.
  */
@@ -58,6 +58,8 @@ export interface StageRow {
   readonly ratio: number;
   /** Bytes of the file this stage writes (ONNX, or the container), graph included. */
   readonly fileBytes: number;
+  /** The input ONNX file's bytes / fileBytes: what a user comparing file sizes sees. */
+  readonly fileRatio: number;
   readonly quality: StageQuality | undefined;
   readonly note: string;
 }
@@ -144,7 +146,15 @@ export async function compressModel(input: Uint8Array, options: CompressOptions 
     fileBytes: number,
     quality: StageQuality | undefined,
     note: string,
-  ): StageRow => ({ stage, bytes, ratio: fp32Bytes / bytes, fileBytes, quality, note });
+  ): StageRow => ({
+    stage,
+    bytes,
+    ratio: fp32Bytes / bytes,
+    fileBytes,
+    fileRatio: input.length / fileBytes,
+    quality,
+    note,
+  });
   tick('evaluating fp32');
   stages.push(row('fp32', fp32Bytes, input.length, await options.evaluate?.(input), ''));
 

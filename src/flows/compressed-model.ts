@@ -158,7 +158,9 @@ export function compressKMeansModel(onnx: Uint8Array, layouts: readonly KMeansLa
       tensors: tensors as unknown as JsonValue[],
       ...(plain.length > 0 ? { plain: plain as unknown as JsonValue[] } : {}),
     },
-    sections: [{ name: 'model', bytes: skeleton }, ...sections],
+    // Deflate pays on the graph (names, small tensors) and a plain tensor's values; the container
+    // keeps a section as it is when deflating does not shrink it (Huffman streams).
+    sections: [{ name: 'model', bytes: skeleton }, ...sections].map((s) => ({ ...s, deflate: true })),
   });
   return { bytes, tensors, plain, skeletonBytes: skeleton.length };
 }

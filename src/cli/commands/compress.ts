@@ -62,8 +62,16 @@ export function formatStages(stages: readonly StageRow[]): string {
         ? `acc ${(100 * s.quality.value).toFixed(2)} %`
         : `ppl ${s.quality.value.toFixed(4)}`;
   return formatTable(
-    ['stage', 'weight bytes', 'ratio', 'file bytes', 'quality', 'note'],
-    stages.map((s) => [s.stage, String(s.bytes), `${s.ratio.toFixed(2)}×`, String(s.fileBytes), quality(s), s.note]),
+    ['stage', 'weight bytes', 'ratio', 'file bytes', 'file ratio', 'quality', 'note'],
+    stages.map((s) => [
+      s.stage,
+      String(s.bytes),
+      `${s.ratio.toFixed(2)}×`,
+      String(s.fileBytes),
+      `${s.fileRatio.toFixed(2)}×`,
+      quality(s),
+      s.note,
+    ]),
   );
 }
 

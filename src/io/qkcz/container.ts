@@ -1,3 +1,4 @@
+import { deflateSync, inflateSync } from 'fflate';
 import { QuantkitError } from '../../errors.js';
 import { crc32 } from './crc32.js';
 
@@ -11,51 +12,98 @@ import { crc32 } from './crc32.js';
  *   0        4      magic "QKCZ" (51 4B 43 5A)
  *   4        2      format version, u16 little-endian (CONTAINER_VERSION)
  *   6        2      reserved, 0
- *   8        4      H, the header's byte length, u32 little-endian
- *   12       H      header, UTF-8 JSON object:
- *                     { "sections": [{ "name", "offset", "length", "crc32" }, …],
+ *   8        4      H, the stored header's byte length, u32 little-endian
+ *   12       4      U, the header's byte length once inflated, u32 little-endian
+ *   16       H      header, a raw DEFLATE stream (RFC 1951) of a UTF-8 JSON object:
+ *                     { "sections": [{ "name", "offset", "length", "crc32", "inflated"? }, …],
  *                       "payloadBytes": N, "meta": { … } }
- *   12 + H   4      CRC-32 of the H header bytes, u32 little-endian
- *   16 + H   N      payload: the sections; offsets relative to the payload's start, in order,
+ *   16 + H   4      CRC-32 of the H stored header bytes, u32 little-endian
+ *   20 + H   N      payload: the sections; offsets relative to the payload's start, in order,
  *                   back to back (no hole, no overlap), the last one ending at N
- * The file ends at 16 + H + N exactly.
+ * The file ends at 20 + H + N exactly. A section with "inflated" is stored as a raw DEFLATE
+ * stream of that many bytes; its length and CRC-32 are those of the stored stream, so damage is
+ * found before anything is inflated. Version 1 (still read) had no U field, a plain JSON header
+ * at offset 12 and no deflated sections.
  */
 
 export const CONTAINER_MAGIC = Uint8Array.of(0x51, 0x4b, 0x43, 0x5a);
-export const CONTAINER_VERSION = 1;
-/** Headers above this are refused before they are decoded. */
+export const CONTAINER_VERSION = 2;
+/** Headers above this (inflated) are refused before they are decoded. */
 export const MAX_HEADER_BYTES = 64 * 1024 * 1024;
+/** Sections above this (inflated) are refused before they are inflated. */
+export const MAX_INFLATED_SECTION_BYTES = 1024 * 1024 * 1024;
+/**
+ * DEFLATE's largest expansion: a 258-byte match coded in 2 bits (zlib's technical notes give
+ * 1032:1), so a declared length above 1032 × the stored bytes cannot be honest.
+ */
+const DEFLATE_MAX_RATIO = 1032;
 
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
 
 export interface ContainerContent {
   /** The writer's own description of the sections. */
   readonly meta: { [key: string]: JsonValue };
-  readonly sections: readonly { readonly name: string; readonly bytes: Uint8Array }[];
+  readonly sections: readonly {
+    readonly name: string;
+    readonly bytes: Uint8Array;
+    /** Store the section deflated when that is smaller. */
+    readonly deflate?: boolean;
+  }[];
 }
+
+const deflated = (bytes: Uint8Array): Uint8Array => deflateSync(bytes, { level: 9 });
 
 export function writeContainer(content: ContainerContent): Uint8Array {
   let offset = 0;
-  const entries = content.sections.map((s) => {
-    const e = { name: s.name, offset, length: s.bytes.length, crc32: crc32(s.bytes) };
-    offset += s.bytes.length;
+  const stored = content.sections.map((s) => {
+    const d = s.deflate ? deflated(s.bytes) : undefined;
+    return d && d.length < s.bytes.length ? { bytes: d, inflated: s.bytes.length } : { bytes: s.bytes };
+  });
+  const entries = content.sections.map((s, i) => {
+    const { bytes, inflated } = stored[i] as { bytes: Uint8Array; inflated?: number };
+    const e = { name: s.name, offset, length: bytes.length, crc32: crc32(bytes), ...(inflated ? { inflated } : {}) };
+    offset += bytes.length;
     return e;
   });
-  const header = new TextEncoder().encode(
+  const json = new TextEncoder().encode(
     JSON.stringify({ sections: entries, payloadBytes: offset, meta: content.meta }),
   );
-  const out = new Uint8Array(16 + header.length + offset);
+  const header = deflated(json);
+  const out = new Uint8Array(20 + header.length + offset);
   const view = new DataView(out.buffer);
   out.set(CONTAINER_MAGIC, 0);
   view.setUint16(4, CONTAINER_VERSION, true);
   view.setUint32(8, header.length, true);
-  out.set(header, 12);
-  view.setUint32(12 + header.length, crc32(header), true);
-  let at = 16 + header.length;
-  for (const s of content.sections) {
+  view.setUint32(12, json.length, true);
+  out.set(header, 16);
+  view.setUint32(16 + header.length, crc32(header), true);
+  let at = 20 + header.length;
+  for (const s of stored) {
     out.set(s.bytes, at);
     at += s.bytes.length;
   }
+  return out;
+}
+
+/**
+ * Inflates a raw DEFLATE stream that MUST give exactly `length` bytes: the output buffer is
+ * allocated from the declared length (capped by the caller), one byte longer so a stream that
+ * runs past it shows (fflate drops what overflows a given buffer).
+ */
+function inflateExactly(stream: Uint8Array, length: number, what: string, file: string): Uint8Array {
+  if (length > DEFLATE_MAX_RATIO * stream.length)
+    throw corrupt(file, `${what}: ${stream.length} deflated bytes cannot inflate to the ${length} declared`);
+  let out: Uint8Array;
+  try {
+    out = inflateSync(stream, { out: new Uint8Array(length + 1) });
+  } catch (e) {
+    throw corrupt(file, `${what} is not a valid deflate stream (${e instanceof Error ? e.message : String(e)})`);
+  }
+  if (out.length !== length)
+    throw corrupt(
+      file,
+      `${what} inflates to ${out.length > length ? `more than ${length}` : out.length} bytes, not ${length}`,
+    );
   return out;
 }
 
@@ -86,18 +134,28 @@ export function readContainer(bytes: Uint8Array, file = '<container>'): Containe
     );
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const version = view.getUint16(4, true);
-  if (version !== CONTAINER_VERSION)
+  if (version !== 1 && version !== CONTAINER_VERSION)
     throw new QuantkitError(
       'QK_COMPRESSED_VERSION',
-      `${file} is container version ${version}; this quantkit reads version ${CONTAINER_VERSION}`,
+      `${file} is container version ${version}; this quantkit reads versions 1 and ${CONTAINER_VERSION}`,
       'use the quantkit that wrote it, or compress the model again',
     );
   if (view.getUint16(6, true) !== 0) throw corrupt(file, 'the reserved field is not 0');
+  // Version 1: no inflated-length field, a plain header.
+  const start = version === 1 ? 12 : 16;
+  if (bytes.length < start + 4) throw corrupt(file, `${bytes.length} bytes hold no header`);
   const h = view.getUint32(8, true);
-  if (h > MAX_HEADER_BYTES || 16 + h > bytes.length)
+  if (h > MAX_HEADER_BYTES || start + 4 + h > bytes.length)
     throw corrupt(file, `a header of ${h} bytes in a file of ${bytes.length}`);
-  const headerBytes = bytes.subarray(12, 12 + h);
-  if (crc32(headerBytes) !== view.getUint32(12 + h, true)) throw corrupt(file, 'the header fails its CRC-32');
+  const storedHeader = bytes.subarray(start, start + h);
+  if (crc32(storedHeader) !== view.getUint32(start + h, true)) throw corrupt(file, 'the header fails its CRC-32');
+  let headerBytes = storedHeader;
+  if (version !== 1) {
+    const u = view.getUint32(12, true);
+    if (u > MAX_HEADER_BYTES)
+      throw corrupt(file, `a header declared as ${u} bytes inflated (at most ${MAX_HEADER_BYTES})`);
+    headerBytes = inflateExactly(storedHeader, u, 'the header', file);
+  }
   let header: unknown;
   try {
     header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(headerBytes));
@@ -106,10 +164,12 @@ export function readContainer(bytes: Uint8Array, file = '<container>'): Containe
   }
   if (!isObject(header) || !Array.isArray(header.sections) || !isCount(header.payloadBytes) || !isObject(header.meta))
     throw corrupt(file, 'the header lacks sections, payloadBytes or meta');
-  const payload = 16 + h;
+  const payload = start + 4 + h;
   if (payload + header.payloadBytes !== bytes.length)
     throw corrupt(file, `the payload is ${bytes.length - payload} bytes, the header says ${header.payloadBytes}`);
   const sections = new Map<string, Uint8Array>();
+  const stored: { name: string; data: Uint8Array; inflated: number | undefined }[] = [];
+  const names = new Set<string>();
   let expected = 0;
   for (const s of header.sections as unknown[]) {
     if (!isObject(s) || typeof s.name !== 'string' || !isCount(s.offset) || !isCount(s.length) || !isCount(s.crc32))
@@ -119,13 +179,27 @@ export function readContainer(bytes: Uint8Array, file = '<container>'): Containe
         file,
         `section '${s.name}' at ${s.offset}+${s.length} does not follow the one before (${expected})`,
       );
-    if (sections.has(s.name)) throw corrupt(file, `section '${s.name}' appears twice`);
+    if (names.has(s.name)) throw corrupt(file, `section '${s.name}' appears twice`);
+    names.add(s.name);
+    if (s.inflated !== undefined && (version === 1 || !isCount(s.inflated)))
+      throw corrupt(file, `section '${s.name}' has an inflated length of ${JSON.stringify(s.inflated)}`);
+    if (s.inflated !== undefined && s.inflated > MAX_INFLATED_SECTION_BYTES)
+      throw corrupt(
+        file,
+        `section '${s.name}' declares ${s.inflated} bytes inflated (at most ${MAX_INFLATED_SECTION_BYTES})`,
+      );
     const data = bytes.subarray(payload + s.offset, payload + s.offset + s.length);
     if (crc32(data) !== s.crc32) throw corrupt(file, `section '${s.name}' fails its CRC-32`);
-    sections.set(s.name, data);
+    stored.push({ name: s.name, data, inflated: s.inflated });
     expected = s.offset + s.length;
   }
   if (expected !== header.payloadBytes)
     throw corrupt(file, `${header.payloadBytes - expected} payload bytes belong to no section`);
+  // Inflated only once every section's place and CRC are checked.
+  for (const s of stored)
+    sections.set(
+      s.name,
+      s.inflated === undefined ? s.data : inflateExactly(s.data, s.inflated, `section '${s.name}'`, file),
+    );
   return { meta: header.meta as { [key: string]: JsonValue }, sections };
 }
