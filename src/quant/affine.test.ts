@@ -224,8 +224,9 @@ describe('affine quantize / dequantize properties', () => {
           const bs = blockSize ?? data.length;
           for (let i = 0; i < data.length; i++) {
             const s = q.scales[Math.floor(i / bs)] as number;
-            // float32 evaluation of x/s and (q−zp)·s adds a few ulps of |x| on top of s/2.
-            const tol = s / 2 + Math.abs(data[i] as number) * 2 ** -22 + 1e-30;
+            // float32 evaluation of x/s + zp and (q−zp)·s adds a few ulps of |x| and of the code
+            // (up to 2^bits steps when the zero point is far from 0) on top of s/2.
+            const tol = s / 2 + (Math.abs(data[i] as number) + s * 2 ** (f.bits ?? 8)) * 2 ** -22 + 1e-30;
             expect(Math.abs((back[i] as number) - (data[i] as number))).toBeLessThanOrEqual(tol);
           }
         },
