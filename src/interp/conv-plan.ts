@@ -1,3 +1,4 @@
+import { unravel } from '../kernels/conv-int8.ref.js';
 import type { OpContext } from './op.js';
 import { badShape } from './op.js';
 
@@ -144,12 +145,4 @@ export function convolve(x: Float64Array, w: Float64Array, plan: ConvPlan): Floa
     }
   }
   return y;
-}
-
-function unravel(flat: number, dims: readonly number[], out: Int32Array): void {
-  for (let ax = dims.length - 1; ax >= 0; ax--) {
-    const d = dims[ax] as number;
-    out[ax] = flat % d;
-    flat = Math.floor(flat / d);
-  }
 }

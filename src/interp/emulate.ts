@@ -1,4 +1,5 @@
 import type { Tensor } from '../tensor/tensor.js';
+import { unravel } from '../kernels/conv-int8.ref.js';
 import { inputOffset, type ConvPlan } from './conv-plan.js';
 import type { MatMulPlan } from './matmul-shape.js';
 import { toFloat64 } from './values.js';
@@ -133,12 +134,4 @@ export function convSaturationError(
     }
   }
   return out;
-}
-
-function unravel(flat: number, dims: readonly number[], out: Int32Array): void {
-  for (let ax = dims.length - 1; ax >= 0; ax--) {
-    const d = dims[ax] as number;
-    out[ax] = flat % d;
-    flat = Math.floor(flat / d);
-  }
 }
