@@ -1,28 +1,17 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Command } from 'commander';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { registerQuantize } from '../src/cli/commands/quantize.js';
 import { classifierAccuracy, lmPerplexity } from '../src/flows/evaluate-node.js';
 import { readNpy } from '../src/io/npy/npy.js';
-
-function program(): Command {
-  const p = new Command('quantkit').exitOverride();
-  registerQuantize(p);
-  return p;
-}
+import { captureStdout, quantizeProgram } from './helpers/in-process-cli.js';
 
 describe('quantkit quantize --scheme int8-static | int8-dynamic', () => {
   let dir: string;
   let out: string[];
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'qk-act-'));
-    out = [];
-    vi.spyOn(process.stdout, 'write').mockImplementation((s) => {
-      out.push(String(s));
-      return true;
-    });
+    out = captureStdout();
   });
   afterEach(() => {
     vi.restoreAllMocks();
@@ -31,7 +20,7 @@ describe('quantkit quantize --scheme int8-static | int8-dynamic', () => {
 
   it('int8-static --method entropy on the CNN: a model ORT runs at fp32 accuracy, JSON report', async () => {
     const target = join(dir, 'cnn-static.onnx');
-    await program().parseAsync([
+    await quantizeProgram().parseAsync([
       'node',
       'quantkit',
       'quantize',
@@ -66,7 +55,7 @@ describe('quantkit quantize --scheme int8-static | int8-dynamic', () => {
 
   it('int8-dynamic on the LM, text report; a bad --method and a missing --calib are user errors', async () => {
     const target = join(dir, 'lm-dyn.onnx');
-    await program().parseAsync([
+    await quantizeProgram().parseAsync([
       'node',
       'quantkit',
       'quantize',
@@ -80,7 +69,7 @@ describe('quantkit quantize --scheme int8-static | int8-dynamic', () => {
     const ppl = await lmPerplexity(readFileSync(target), readNpy(readFileSync('models/lm-eval.npy')));
     expect(ppl.perplexity).toBeLessThan(3.4949 * 1.01);
     await expect(
-      program().parseAsync([
+      quantizeProgram().parseAsync([
         'node',
         'quantkit',
         'quantize',
@@ -96,7 +85,7 @@ describe('quantkit quantize --scheme int8-static | int8-dynamic', () => {
       ]),
     ).rejects.toMatchObject({ code: 'QK_BAD_METHOD' });
     await expect(
-      program().parseAsync([
+      quantizeProgram().parseAsync([
         'node',
         'quantkit',
         'quantize',
