@@ -1,24 +1,13 @@
-import { unravel } from '../kernels/conv-int8.ref.js';
+import { unravel, type ConvInt8Geometry } from '../kernels/conv-int8.ref.js';
 import type { OpContext } from './op.js';
 import { badShape } from './op.js';
 
 /**
  * Geometry of an N-D convolution (ONNX Conv / ConvInteger / QLinearConv share it): x is
  * [N, C, D1..Dn], w is [M, C/group, k1..kn]; pads/auto_pad/strides/dilations/group as in the spec.
+ * The same sizes kernels/' integer convolution iterates over.
  */
-export interface ConvPlan {
-  readonly batch: number;
-  readonly inChannels: number;
-  readonly outChannels: number;
-  readonly group: number;
-  readonly inSpatial: number[];
-  readonly kernel: number[];
-  readonly strides: number[];
-  readonly dilations: number[];
-  readonly padsBegin: number[];
-  readonly outSpatial: number[];
-  readonly outDims: number[];
-}
+export type ConvPlan = ConvInt8Geometry;
 
 export function planConv(xDims: readonly number[], wDims: readonly number[], ctx: OpContext): ConvPlan {
   const { attrs } = ctx;
