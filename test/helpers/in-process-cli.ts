@@ -9,6 +9,11 @@ export function quantizeProgram(): Command {
   return p;
 }
 
+/** Runs `quantkit quantize <args>` in this process. */
+export function runQuantize(...args: string[]): Promise<Command> {
+  return quantizeProgram().parseAsync(['node', 'quantkit', 'quantize', ...args]);
+}
+
 /** Collects what is written to stdout (and keeps it off the test log) until vi.restoreAllMocks(). */
 export function captureStdout(): string[] {
   const out: string[] = [];
