@@ -96,6 +96,24 @@ export function inputOffset(plan: ConvPlan, outIdx: Int32Array, kIdx: Int32Array
   return off;
 }
 
+/** Channels per group (in and out) and the element counts of one input, kernel and output plane. */
+export function convSizes(plan: ConvPlan): {
+  cPerGroup: number;
+  mPerGroup: number;
+  inSize: number;
+  kSize: number;
+  outSize: number;
+} {
+  const count = (dims: readonly number[]) => dims.reduce((p, d) => p * d, 1);
+  return {
+    cPerGroup: plan.inChannels / plan.group,
+    mPerGroup: plan.outChannels / plan.group,
+    inSize: count(plan.inSpatial),
+    kSize: count(plan.kernel),
+    outSize: count(plan.outSpatial),
+  };
+}
+
 /**
  * The plain convolution loop on exact values: y[n, m, o...] = Σ x[n, c, o·s + k·d − pad] · w[m, c, k]
  * over the group's channels and the kernel window, padding reading as zero. Accumulates in float64,
@@ -103,13 +121,9 @@ export function inputOffset(plan: ConvPlan, outIdx: Int32Array, kIdx: Int32Array
  * `x` and `w` are already offset by their zero points where that applies.
  */
 export function convolve(x: Float64Array, w: Float64Array, plan: ConvPlan): Float64Array {
-  const { batch, inChannels, outChannels, group, inSpatial, kernel, outSpatial } = plan;
+  const { batch, inChannels, outChannels, inSpatial, kernel, outSpatial } = plan;
   const nSpatial = inSpatial.length;
-  const cPerGroup = inChannels / group;
-  const mPerGroup = outChannels / group;
-  const inSize = inSpatial.reduce((p, d) => p * d, 1);
-  const kSize = kernel.reduce((p, d) => p * d, 1);
-  const outSize = outSpatial.reduce((p, d) => p * d, 1);
+  const { cPerGroup, mPerGroup, inSize, kSize, outSize } = convSizes(plan);
   const y = new Float64Array(batch * outChannels * outSize);
   const outIdx = new Int32Array(nSpatial);
   const kIdx = new Int32Array(nSpatial);
