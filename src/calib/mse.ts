@@ -1,6 +1,5 @@
 import type { IntRange } from '../quant/affine.js';
-import { paramsFromRange } from '../quant/affine.js';
-import { fakeQuantSquaredError } from '../quant/range.js';
+import { fakeQuantGrid, fakeQuantSquaredError } from '../quant/range.js';
 import type { Histogram } from './histogram.js';
 import type { Range } from './minmax.js';
 
@@ -19,9 +18,7 @@ export function histogramFakeQuantMse(
   hi: number,
   q: IntRange & { symmetric: boolean },
 ): number {
-  const { scale, zeroPoint } = paramsFromRange(lo, hi, q);
-  const a = q.qmin - zeroPoint;
-  const b = q.qmax - zeroPoint;
+  const { scale, a, b } = fakeQuantGrid(lo, hi, q);
   const abs = h.kind === 'abs';
   let err = 0;
   let total = 0;

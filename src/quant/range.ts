@@ -104,12 +104,20 @@ export function fakeQuantMse(
   hi: number,
   q: IntRange & { symmetric: boolean },
 ): number {
-  const { scale, zeroPoint } = paramsFromRange(lo, hi, q);
-  const a = q.qmin - zeroPoint;
-  const b = q.qmax - zeroPoint;
+  const { scale, a, b } = fakeQuantGrid(lo, hi, q);
   let err = 0;
   for (let i = 0; i < values.length; i++) err += fakeQuantSquaredError(values[i] as number, scale, a, b);
   return values.length === 0 ? 0 : err / values.length;
+}
+
+/** The scale for [lo, hi] and the code range with the zero point taken out: fakeQuantSquaredError's a, b. */
+export function fakeQuantGrid(
+  lo: number,
+  hi: number,
+  q: IntRange & { symmetric: boolean },
+): { scale: number; a: number; b: number } {
+  const { scale, zeroPoint } = paramsFromRange(lo, hi, q);
+  return { scale, a: q.qmin - zeroPoint, b: q.qmax - zeroPoint };
 }
 
 /**
