@@ -4,22 +4,15 @@ import { fileURLToPath } from 'node:url';
 import { quantizeNBitsMatrixAuto } from '../src/kernels/nbits-dispatch.js';
 import { nbitsWasmAvailable } from '../src/kernels/nbits-wasm.js';
 import { quantizeNBitsMatrix, type NBitsOptions } from '../src/quant/nbits-quant.js';
+import { fillWeights } from '../test/helpers/matmul-stack.js';
 
 const SIDE = 4096;
 const RUNS = 5;
 
+/** Layer 0 of the MatMul stack the other weight benches quantize: ≈ N(0, 1/SIDE). */
 function weight(): Float32Array {
   const w = new Float32Array(SIDE * SIDE);
-  let s = 0x9e3779b1;
-  const k = Math.sqrt(3) / SIDE ** 0.5 / 2 ** 32;
-  for (let i = 0; i < w.length; i++) {
-    let u = 0;
-    for (let j = 0; j < 4; j++) {
-      s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-      u += s;
-    }
-    w[i] = (u - 2 * 2 ** 32) * k;
-  }
+  fillWeights(w, 0, SIDE, 'normal');
   return w;
 }
 

@@ -9,6 +9,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
 import { writeMatMulStack } from '../test/helpers/matmul-stack.js';
+import { cosineSimilarity } from '../src/quant/metrics.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, '..');
@@ -118,18 +119,6 @@ function freeBytes(dir: string): number {
   return s.bavail * s.bsize;
 }
 
-function cosine(a: Float32Array, b: Float32Array): number {
-  let ab = 0,
-    aa = 0,
-    bb = 0;
-  for (let i = 0; i < a.length; i++) {
-    ab += (a[i] as number) * (b[i] as number);
-    aa += (a[i] as number) ** 2;
-    bb += (b[i] as number) ** 2;
-  }
-  return ab / Math.sqrt(aa * bb);
-}
-
 async function runOnce(path: string, x: Float32Array, batch: number): Promise<Float32Array> {
   const s = await ort.InferenceSession.create(path);
   const out = await s.run({ x: new ort.Tensor('float32', x, [batch, SIDE]) });
@@ -193,7 +182,7 @@ export async function run(): Promise<{ name: string; ratio: number; detail: stri
       const r = { wallS: Math.min(...runs.map((x) => x.wallS)), peakRss: Math.max(...runs.map((x) => x.peakRss)) };
       const outBytes = statSync(out).size + (existsSync(`${out}.data`) ? statSync(`${out}.data`).size : 0);
       const y = await runOnce(out, x, batch);
-      const cos = cosine(y, yRef);
+      const cos = cosineSimilarity(y, yRef);
       const wallMbs = mb / r.wallS;
       const jobS = r.wallS - startup.wallS;
       const jobMbs = mb / jobS;

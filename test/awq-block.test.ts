@@ -9,6 +9,7 @@ import { awqSearchScaleBy, scaledFakeQuant } from '../src/quant/awq.js';
 import { dequantizeNBits, quantizeNBitsMatrix } from '../src/quant/nbits-quant.js';
 import { makeTensor } from '../src/tensor/tensor.js';
 import { randn } from './helpers/random.js';
+import { lnQkReluNodes } from './helpers/awq-block-model.js';
 
 /*
  * AWQ's block objective (flows/awq-block.ts): on a residual block
@@ -30,21 +31,7 @@ const wo = randn(H * K, 15, 0.3);
 function blockModel(): Uint8Array {
   return encodeModel(
     makeModel({
-      nodes: [
-        {
-          opType: 'LayerNormalization',
-          inputs: ['X', 'gamma', 'beta'],
-          outputs: ['n'],
-          name: 'ln',
-          attributes: { axis: -1 },
-        },
-        { opType: 'MatMul', inputs: ['n', 'Wq'], outputs: ['q'], name: 'q' },
-        { opType: 'MatMul', inputs: ['n', 'Wk'], outputs: ['k'], name: 'k' },
-        { opType: 'Add', inputs: ['q', 'k'], outputs: ['s'], name: 'add' },
-        { opType: 'Relu', inputs: ['s'], outputs: ['r'], name: 'relu' },
-        { opType: 'MatMul', inputs: ['r', 'Wo'], outputs: ['o'], name: 'o' },
-        { opType: 'Add', inputs: ['X', 'o'], outputs: ['Y'], name: 'residual' },
-      ],
+      nodes: [...lnQkReluNodes('o', 'o'), { opType: 'Add', inputs: ['X', 'o'], outputs: ['Y'], name: 'residual' }],
       inputs: [{ name: 'X', dtype: 'float32', dims: ['M', K] }],
       outputs: [{ name: 'Y', dtype: 'float32', dims: ['M', K] }],
       initializers: {

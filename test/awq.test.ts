@@ -16,6 +16,7 @@ import { accumulateGram, symmetrize } from '../src/quant/gptq.js';
 import { dequantizeNBits, quantizeNBitsMatrix } from '../src/quant/nbits-quant.js';
 import { makeTensor } from '../src/tensor/tensor.js';
 import { randn } from './helpers/random.js';
+import { lnQkReluNodes } from './helpers/awq-block-model.js';
 
 /*
  * AWQ: the math against direct computations on small matrices, the graph rewrite against ONNX
@@ -99,20 +100,7 @@ function tinyModel(K: number): Uint8Array {
   const gamma = Float32Array.from({ length: K }, (_, k) => 1 + (k % 4) * 0.5);
   return encodeModel(
     makeModel({
-      nodes: [
-        {
-          opType: 'LayerNormalization',
-          inputs: ['X', 'gamma', 'beta'],
-          outputs: ['n'],
-          name: 'ln',
-          attributes: { axis: -1 },
-        },
-        { opType: 'MatMul', inputs: ['n', 'Wq'], outputs: ['q'], name: 'q' },
-        { opType: 'MatMul', inputs: ['n', 'Wk'], outputs: ['k'], name: 'k' },
-        { opType: 'Add', inputs: ['q', 'k'], outputs: ['s'], name: 'add' },
-        { opType: 'Relu', inputs: ['s'], outputs: ['r'], name: 'relu' },
-        { opType: 'MatMul', inputs: ['r', 'Wo'], outputs: ['Y'], name: 'fc' },
-      ],
+      nodes: lnQkReluNodes('Y', 'fc'),
       inputs: [{ name: 'X', dtype: 'float32', dims: ['M', K] }],
       outputs: [{ name: 'Y', dtype: 'float32', dims: ['M', 8] }],
       initializers: {

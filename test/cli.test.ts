@@ -17,24 +17,19 @@ function expectOneLineUserError(r: { code: number; stderr: string }, code: RegEx
   expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
 }
 
+/** `quantkit run` on the conformance case with its three test inputs, outputs to `out`. */
+function runCaseArgs(out: string): string[] {
+  const input = (i: number) => ['--input', join(CASE, 'test_data_set_0', `input_${i}.pb`)];
+  return ['run', join(CASE, 'model.onnx'), ...input(0), ...input(1), ...input(2), '--out', out];
+}
+
 describe('quantkit CLI', () => {
   const dir = mkdtempSync(join(tmpdir(), 'qk-cli-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it('runs a conformance model and writes output_0.pb equal to the expected bytes', () => {
     const out = join(dir, 'run-out');
-    const r = runCli([
-      'run',
-      join(CASE, 'model.onnx'),
-      '--input',
-      join(CASE, 'test_data_set_0', 'input_0.pb'),
-      '--input',
-      join(CASE, 'test_data_set_0', 'input_1.pb'),
-      '--input',
-      join(CASE, 'test_data_set_0', 'input_2.pb'),
-      '--out',
-      out,
-    ]);
+    const r = runCli(runCaseArgs(out));
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^output 0 /);
@@ -47,18 +42,7 @@ describe('quantkit CLI', () => {
 
   it('refuses to replace an existing output without --force', () => {
     const out = join(dir, 'run-out');
-    const args = [
-      'run',
-      join(CASE, 'model.onnx'),
-      '--input',
-      join(CASE, 'test_data_set_0', 'input_0.pb'),
-      '--input',
-      join(CASE, 'test_data_set_0', 'input_1.pb'),
-      '--input',
-      join(CASE, 'test_data_set_0', 'input_2.pb'),
-      '--out',
-      out,
-    ];
+    const args = runCaseArgs(out);
     expectOneLineUserError(runCli(args), /QK_OUTPUT_EXISTS/);
     expect(runCli([...args, '--force']).code).toBe(0);
   });

@@ -5,6 +5,7 @@ import { decodeModel, encodeModel } from '../src/io/onnx/proto.js';
 import { runModel } from '../src/interp/run.js';
 import { mulberry32 } from '../src/quant/prng.js';
 import type { Tensor } from '../src/tensor/tensor.js';
+import { expectInterpEqualsOrt } from './helpers/one-node-vs-ort.js';
 
 /*
  * The ops of int8-dynamic's per-token form (Abs, ReduceMax, Max, Round) and of its contrib form
@@ -12,31 +13,13 @@ import type { Tensor } from '../src/tensor/tensor.js';
  * stay within ±64 so no u8×s8 pair saturates on AVX2 and the integer sums agree on every CPU.
  */
 
-async function both(
+function both(
   node: NodeSpec,
   feeds: Record<string, Tensor>,
   opsets: Record<string, number> = { '': 17 },
   initializers: Record<string, Tensor> = {},
-) {
-  const bytes = encodeModel(
-    makeModel({
-      nodes: [node],
-      inputs: Object.entries(feeds).map(([name, t]) => ({ name, dtype: t.dtype, dims: [...t.dims] })),
-      outputs: [{ name: 'y', dtype: 'float32' }],
-      initializers,
-      opsets,
-      irVersion: 10,
-    }),
-  );
-  const session = await ort.InferenceSession.create(bytes);
-  const ortFeeds: Record<string, ort.Tensor> = {};
-  for (const [k, t] of Object.entries(feeds))
-    ortFeeds[k] = new ort.Tensor(t.dtype as 'float32', t.data as Float32Array, [...t.dims]);
-  const y = (await session.run(ortFeeds)).y!;
-  await session.release();
-  const got = runModel(decodeModel(bytes), new Map(Object.entries(feeds))).get('y')!;
-  expect(got.dims).toEqual(y.dims);
-  expect(Array.from(got.data as Float32Array)).toEqual(Array.from(y.data as Float32Array));
+): Promise<void> {
+  return expectInterpEqualsOrt(node, feeds, { out: 'float32', opsets, initializers });
 }
 
 const r = mulberry32(17);

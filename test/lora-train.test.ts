@@ -1,7 +1,6 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isQuantkitError } from '../src/errors.js';
@@ -25,6 +24,7 @@ import { makeTensor, type Tensor } from '../src/tensor/tensor.js';
 import { dequantizeFrozenNf4, freezeNf4, frozenNf4Bytes } from '../src/train/nf4-base.js';
 import { tf, useBackend } from '../src/train/tf.js';
 import { runCli } from './helpers/cli.js';
+import { tfjsWasmFolder } from '../src/node/tfjs-wasm.js';
 
 /*
  * LoRA / QLoRA: the adapter branch against a hand-worked example, the NF4 base against its plain
@@ -55,7 +55,7 @@ function setVariable(g: LoraGraph, suffix: string, values: Float32Array): void {
   v.assign(tf.tensor(values, v.shape));
 }
 
-const wasmPaths = `${join(dirname(createRequire(import.meta.url).resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist')}/`;
+const wasmPaths = tfjsWasmFolder();
 
 beforeAll(async () => {
   await useBackend('wasm', { wasmPaths });

@@ -1,7 +1,6 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { isQuantkitError } from '../src/errors.js';
@@ -22,6 +21,7 @@ import { trainLoop } from '../src/train/loop.js';
 import { crossEntropy } from '../src/train/losses.js';
 import { tf, useBackend } from '../src/train/tf.js';
 import { runCli } from './helpers/cli.js';
+import { tfjsWasmFolder } from '../src/node/tfjs-wasm.js';
 
 /*
  * Training on the shipped models, kept to a few steps: the trainable graph against ONNX Runtime,
@@ -60,7 +60,7 @@ async function ortRun(bytes: Uint8Array, name: string, t: ort.Tensor): Promise<F
   return out[s.outputNames[0] as string]?.data as Float32Array;
 }
 
-const wasmPaths = `${join(dirname(createRequire(import.meta.url).resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist')}/`;
+const wasmPaths = tfjsWasmFolder();
 
 // The WebAssembly backend: 5–10× the CPU backend's speed here (scripts/measure/qat.ts).
 beforeAll(async () => {

@@ -1,8 +1,8 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { chromium, type BrowserContext } from 'playwright-core';
+import type { BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demoReportData, runDemo, type DemoResult } from '../src/flows/demo.js';
 import { quantizeFile } from '../src/flows/quantize-file.js';
@@ -11,6 +11,7 @@ import { loadReportAssets } from '../src/flows/report-assets.js';
 import { renderReport } from '../src/web/report/index.js';
 import { sqnrPanels } from '../src/web/report/sqnr-chart.js';
 import { decodeModel } from '../src/io/onnx/proto.js';
+import { launchChromium, requireChromium } from './helpers/chromium.js';
 import { REPO } from './helpers/cli.js';
 
 /*
@@ -20,17 +21,6 @@ import { REPO } from './helpers/cli.js';
  * test-output/report.png for a person to look at.
  */
 
-const CHROMIUM = '/usr/bin/chromium';
-const ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const OUT = join(REPO, 'test-output');
 
 describe('HTML report in headless Chromium', () => {
@@ -42,22 +32,13 @@ describe('HTML report in headless Chromium', () => {
   const requests: string[] = [];
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) {
-      throw new Error(
-        `${CHROMIUM} is missing: install Debian's browser with 'apt-get install -y chromium' (.ci/run does it)`,
-      );
-    }
+    requireChromium();
     result = await runDemo({ models: ['cnn', 'lm'], warmRuns: 1, timedRuns: 3 });
     mkdirSync(OUT, { recursive: true });
     file = join(OUT, 'report.html');
     writeFileSync(file, renderReport(demoReportData(result), loadReportAssets()));
     profile = mkdtempSync(join(tmpdir(), 'qk-chromium-'));
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      args: ARGS,
-      headless: true,
-      viewport: { width: 1280, height: 900 },
-    });
+    context = await launchChromium(profile);
     // Self-contained means no request but the file itself.
     await context.route('**/*', (route) => {
       const url = route.request().url();

@@ -1,35 +1,16 @@
-import * as ort from 'onnxruntime-node';
-import { describe, expect, it } from 'vitest';
-import { makeModel, type NodeSpec } from '../src/io/onnx/build.js';
-import { decodeModel, encodeModel } from '../src/io/onnx/proto.js';
-import { runModel } from '../src/interp/run.js';
+import { describe, it } from 'vitest';
+import type { NodeSpec } from '../src/io/onnx/build.js';
 import { mulberry32 } from '../src/quant/prng.js';
 import type { Tensor } from '../src/tensor/tensor.js';
+import { expectInterpEqualsOrt } from './helpers/one-node-vs-ort.js';
 
 /*
  * BitShift, GatherElements and ScatterND (what k-means codebooks and sparse outliers rebuild their
  * weights with) against ONNX Runtime's operators: they move values, so the outputs must be equal.
  */
 
-async function both(node: NodeSpec, feeds: Record<string, Tensor>, out: Tensor['dtype']) {
-  const bytes = encodeModel(
-    makeModel({
-      nodes: [node],
-      inputs: Object.entries(feeds).map(([name, t]) => ({ name, dtype: t.dtype, dims: [...t.dims] })),
-      outputs: [{ name: 'y', dtype: out }],
-      opsets: { '': 18 },
-      irVersion: 10,
-    }),
-  );
-  const session = await ort.InferenceSession.create(bytes);
-  const ortFeeds: Record<string, ort.Tensor> = {};
-  for (const [k, t] of Object.entries(feeds))
-    ortFeeds[k] = new ort.Tensor(t.dtype as 'float32', t.data as Float32Array, [...t.dims]);
-  const y = (await session.run(ortFeeds)).y!;
-  await session.release();
-  const got = runModel(decodeModel(bytes), new Map(Object.entries(feeds))).get('y')!;
-  expect(got.dims).toEqual(y.dims);
-  expect(Array.from(got.data as ArrayLike<number | bigint>)).toEqual(Array.from(y.data as ArrayLike<number | bigint>));
+function both(node: NodeSpec, feeds: Record<string, Tensor>, out: Tensor['dtype']): Promise<void> {
+  return expectInterpEqualsOrt(node, feeds, { out, opsets: { '': 18 } });
 }
 
 const r = mulberry32(3);

@@ -1,28 +1,17 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Command } from 'commander';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { registerQuantize } from '../src/cli/commands/quantize.js';
 import { classifierAccuracy, lmPerplexity } from '../src/flows/evaluate-node.js';
 import { readNpy } from '../src/io/npy/npy.js';
-
-function program(): Command {
-  const p = new Command('quantkit').exitOverride();
-  registerQuantize(p);
-  return p;
-}
+import { captureStdout, runQuantize } from './helpers/in-process-cli.js';
 
 describe('quantkit quantize --scheme int8-static | int8-dynamic', () => {
   let dir: string;
   let out: string[];
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'qk-act-'));
-    out = [];
-    vi.spyOn(process.stdout, 'write').mockImplementation((s) => {
-      out.push(String(s));
-      return true;
-    });
+    out = captureStdout();
   });
   afterEach(() => {
     vi.restoreAllMocks();
@@ -31,10 +20,7 @@ describe('quantkit quantize --scheme int8-static | int8-dynamic', () => {
 
   it('int8-static --method entropy on the CNN: a model ORT runs at fp32 accuracy, JSON report', async () => {
     const target = join(dir, 'cnn-static.onnx');
-    await program().parseAsync([
-      'node',
-      'quantkit',
-      'quantize',
+    await runQuantize(
       'models/cnn.onnx',
       '-o',
       target,
@@ -47,7 +33,7 @@ describe('quantkit quantize --scheme int8-static | int8-dynamic', () => {
       '--calib-batch',
       '50',
       '--json',
-    ]);
+    );
     const report = JSON.parse(out.join('')) as {
       scheme: string;
       method: string;
@@ -66,24 +52,12 @@ describe('quantkit quantize --scheme int8-static | int8-dynamic', () => {
 
   it('int8-dynamic on the LM, text report; a bad --method and a missing --calib are user errors', async () => {
     const target = join(dir, 'lm-dyn.onnx');
-    await program().parseAsync([
-      'node',
-      'quantkit',
-      'quantize',
-      'models/lm.onnx',
-      '-o',
-      target,
-      '--scheme',
-      'int8-dynamic',
-    ]);
+    await runQuantize('models/lm.onnx', '-o', target, '--scheme', 'int8-dynamic');
     expect(out.join('')).toMatch(/int8-dynamic \(integer\)/);
     const ppl = await lmPerplexity(readFileSync(target), readNpy(readFileSync('models/lm-eval.npy')));
     expect(ppl.perplexity).toBeLessThan(3.4949 * 1.01);
     await expect(
-      program().parseAsync([
-        'node',
-        'quantkit',
-        'quantize',
+      runQuantize(
         'models/cnn.onnx',
         '-o',
         join(dir, 'x.onnx'),
@@ -93,19 +67,10 @@ describe('quantkit quantize --scheme int8-static | int8-dynamic', () => {
         'models/cnn-calib-x.npy',
         '--method',
         'kl',
-      ]),
+      ),
     ).rejects.toMatchObject({ code: 'QK_BAD_METHOD' });
     await expect(
-      program().parseAsync([
-        'node',
-        'quantkit',
-        'quantize',
-        'models/cnn.onnx',
-        '-o',
-        join(dir, 'y.onnx'),
-        '--scheme',
-        'int8-static',
-      ]),
+      runQuantize('models/cnn.onnx', '-o', join(dir, 'y.onnx'), '--scheme', 'int8-static'),
     ).rejects.toMatchObject({ code: 'QK_CALIB_MISSING' });
   });
 });

@@ -318,33 +318,9 @@ describe('NaN and Inf', () => {
     expect(kr.notes.join('\n')).toMatch(/--non-finite keep.*'W1'/);
   });
 
-  it('GPTQ on a NaN bias is refused up front, naming the bias', async () => {
-    const m = mlp('nan-bias.onnx', (_w, b) => {
-      b[3] = NaN;
-    });
-    expectUserError(
-      await cli(
-        'quantize',
-        m,
-        '-o',
-        join(dir, 'g.onnx'),
-        '--scheme',
-        'q4',
-        '--block-size',
-        '16',
-        '--calib',
-        npy('mlp-calib.npy', mlpCalib()),
-      ),
-      'QK_NONFINITE_WEIGHTS',
-      "'B1'",
-    );
-  });
-
-  it('GPTQ on a 3e38 weight is refused up front, naming the weight', async () => {
-    const m = mlp('huge-w1.onnx', (w1) => {
-      w1[0] = 3e38;
-    });
-    const r = await cli(
+  /** q4 with GPTQ (calibration data given) on the MLP file `m`. */
+  const gptqCli = (m: string) =>
+    cli(
       'quantize',
       m,
       '-o',
@@ -356,6 +332,19 @@ describe('NaN and Inf', () => {
       '--calib',
       npy('mlp-calib.npy', mlpCalib()),
     );
+
+  it('GPTQ on a NaN bias is refused up front, naming the bias', async () => {
+    const m = mlp('nan-bias.onnx', (_w, b) => {
+      b[3] = NaN;
+    });
+    expectUserError(await gptqCli(m), 'QK_NONFINITE_WEIGHTS', "'B1'");
+  });
+
+  it('GPTQ on a 3e38 weight is refused up front, naming the weight', async () => {
+    const m = mlp('huge-w1.onnx', (w1) => {
+      w1[0] = 3e38;
+    });
+    const r = await gptqCli(m);
     expectUserError(r, 'QK_WEIGHT_OVERFLOW', "'W1' holds 3");
     expect(r.stderr).not.toMatch(/positive definite/);
   });

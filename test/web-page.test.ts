@@ -1,8 +1,8 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type BrowserContext, type Download, type Page } from 'playwright-core';
+import type { BrowserContext, Download, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { quantizeActivationFile } from '../src/flows/activation-file.js';
 import { convertFile } from '../src/flows/convert.js';
@@ -14,6 +14,7 @@ import { tensorFromProto } from '../src/io/onnx/tensor.js';
 import { readOnnxFileInlined } from '../src/node/model-file.js';
 import { nodeRuntime } from '../src/node/ort-runtime.js';
 import { serveWeb, type WebServer } from '../src/node/web-server.js';
+import { launchChromium, requireChromium } from './helpers/chromium.js';
 import { REPO, runCli } from './helpers/cli.js';
 
 /*
@@ -71,17 +72,6 @@ function expectSameUpToUlps(page: Uint8Array, cli: Uint8Array): void {
   expect(floatsDiffering).toBeLessThan(100);
 }
 
-const CHROMIUM = '/usr/bin/chromium';
-const ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const OUT = join(REPO, 'test-output');
 const MODELS = join(REPO, 'models');
 
@@ -94,21 +84,14 @@ describe('web page in headless Chromium', () => {
   const outside: string[] = [];
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM))
-      throw new Error(`${CHROMIUM} is missing: install Debian's browser with 'apt-get install -y chromium'`);
+    requireChromium();
     tmp = mkdtempSync(join(tmpdir(), 'qk-web-'));
     const site = join(tmp, 'site');
     const built = spawnSync(process.execPath, [join(REPO, 'scripts/build-web.mjs'), site], { encoding: 'utf8' });
     if (built.status !== 0) throw new Error(`build-web failed: ${built.stderr}`);
     web = await serveWeb({ root: site, port: 0 });
     mkdirSync(OUT, { recursive: true });
-    context = await chromium.launchPersistentContext(join(tmp, 'profile'), {
-      executablePath: CHROMIUM,
-      args: ARGS,
-      headless: true,
-      acceptDownloads: true,
-      viewport: { width: 1280, height: 900 },
-    });
+    context = await launchChromium(join(tmp, 'profile'), { acceptDownloads: true });
     const origin = web.url;
     await context.route('**/*', (route) => {
       const url = route.request().url();

@@ -1,19 +1,12 @@
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Command } from 'commander';
 import * as ort from 'onnxruntime-node';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { registerQuantize } from '../src/cli/commands/quantize.js';
 import { makeModel } from '../src/io/onnx/build.js';
 import { encodeModel } from '../src/io/onnx/proto.js';
 import { makeTensor } from '../src/tensor/tensor.js';
-
-function program(): Command {
-  const p = new Command('quantkit').exitOverride();
-  registerQuantize(p);
-  return p;
-}
+import { captureStdout, runQuantize } from './helpers/in-process-cli.js';
 
 describe('quantkit quantize', () => {
   let dir: string;
@@ -41,11 +34,7 @@ describe('quantkit quantize', () => {
         }),
       ),
     );
-    out = [];
-    vi.spyOn(process.stdout, 'write').mockImplementation((s) => {
-      out.push(String(s));
-      return true;
-    });
+    out = captureStdout();
   });
   afterEach(() => {
     vi.restoreAllMocks();
@@ -54,19 +43,7 @@ describe('quantkit quantize', () => {
 
   it('writes a model ORT runs and prints a --json report with stable keys', async () => {
     const target = join(dir, 'q4.onnx');
-    await program().parseAsync([
-      'node',
-      'quantkit',
-      'quantize',
-      input,
-      '-o',
-      target,
-      '--scheme',
-      'q4',
-      '--block-size',
-      '16',
-      '--json',
-    ]);
+    await runQuantize(input, '-o', target, '--scheme', 'q4', '--block-size', '16', '--json');
     const report = JSON.parse(out.join(''));
     expect(Object.keys(report)).toEqual([
       'input',
@@ -111,36 +88,25 @@ describe('quantkit quantize', () => {
 
   it('prints a table by default; an existing output is replaced only with --force; the input never', async () => {
     const target = join(dir, 'int8.onnx');
-    await program().parseAsync(['node', 'quantkit', 'quantize', input, '-o', target, '--scheme', 'int8']);
+    await runQuantize(input, '-o', target, '--scheme', 'int8');
     expect(out.join('')).toMatch(/W\s+(\S+\s+)?MatMul\s+int8\s+DequantizeLinear\(axis=1\)/);
-    await expect(
-      program().parseAsync(['node', 'quantkit', 'quantize', input, '-o', target, '--scheme', 'int8']),
-    ).rejects.toMatchObject({ code: 'QK_OUTPUT_EXISTS' });
-    await program().parseAsync(['node', 'quantkit', 'quantize', input, '-o', target, '--scheme', 'int8', '--force']);
+    await expect(runQuantize(input, '-o', target, '--scheme', 'int8')).rejects.toMatchObject({
+      code: 'QK_OUTPUT_EXISTS',
+    });
+    await runQuantize(input, '-o', target, '--scheme', 'int8', '--force');
     const before = readFileSync(input);
-    await expect(
-      program().parseAsync(['node', 'quantkit', 'quantize', input, '-o', input, '--scheme', 'int8', '--force']),
-    ).rejects.toMatchObject({ code: 'QK_OUTPUT_IS_INPUT' });
+    await expect(runQuantize(input, '-o', input, '--scheme', 'int8', '--force')).rejects.toMatchObject({
+      code: 'QK_OUTPUT_IS_INPUT',
+    });
     expect(readFileSync(input)).toEqual(before);
   });
 
   it('refuses an unknown scheme and a bad block size with named errors', async () => {
+    await expect(runQuantize(input, '-o', join(dir, 'x.onnx'), '--scheme', 'int3')).rejects.toMatchObject({
+      code: 'QK_UNKNOWN_SCHEME',
+    });
     await expect(
-      program().parseAsync(['node', 'quantkit', 'quantize', input, '-o', join(dir, 'x.onnx'), '--scheme', 'int3']),
-    ).rejects.toMatchObject({ code: 'QK_UNKNOWN_SCHEME' });
-    await expect(
-      program().parseAsync([
-        'node',
-        'quantkit',
-        'quantize',
-        input,
-        '-o',
-        join(dir, 'x.onnx'),
-        '--scheme',
-        'q4',
-        '--block-size',
-        '48',
-      ]),
+      runQuantize(input, '-o', join(dir, 'x.onnx'), '--scheme', 'q4', '--block-size', '48'),
     ).rejects.toMatchObject({ code: 'QK_BAD_BLOCK_SIZE' });
   });
 });

@@ -6,6 +6,7 @@ import { pathToFileURL } from 'node:url';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeMatMulStack } from './helpers/matmul-stack.js';
+import { cosineSimilarity } from '../src/quant/metrics.js';
 
 /*
  * quantizeFile streams: a 537 MB fp32 MatMul stack with external data is quantized by the CLI in
@@ -73,15 +74,7 @@ describe.skipIf(!enoughDisk)(
       expect(existsSync(`${out}.data`)).toBe(true);
       const x = new Float32Array(2 * SIDE).map((_, i) => Math.cos(i * 0.11));
       const [a, b] = [await run(input, x), await run(out, x)];
-      let ab = 0,
-        aa = 0,
-        bb = 0;
-      for (let i = 0; i < a.length; i++) {
-        ab += (a[i] as number) * (b[i] as number);
-        aa += (a[i] as number) ** 2;
-        bb += (b[i] as number) ** 2;
-      }
-      expect(ab / Math.sqrt(aa * bb)).toBeGreaterThanOrEqual(0.97);
+      expect(cosineSimilarity(a, b)).toBeGreaterThanOrEqual(0.97);
     }, 60_000);
   },
 );

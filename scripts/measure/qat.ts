@@ -8,8 +8,6 @@
  *   npx tsx scripts/measure/qat.ts [--only cnn|gcnn|lm] [--json out.json]
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
 import { parseCalibMethod } from '../../src/calib/method.js';
 import { quantizeStatic } from '../../src/flows/calibrate-node.js';
 import { classifierAccuracy, lmPerplexity } from '../../src/flows/evaluate-node.js';
@@ -26,8 +24,9 @@ import { trainLoop } from '../../src/train/loop.js';
 import { LOSSES } from '../../src/train/losses.js';
 import type { QatMethod } from '../../src/train/quantizers.js';
 import { tf, useBackend } from '../../src/train/tf.js';
+import { tfjsWasmFolder } from '../../src/node/tfjs-wasm.js';
 
-const wasmPaths = `${join(dirname(createRequire(import.meta.url).resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist')}/`;
+const wasmPaths = tfjsWasmFolder();
 const npy = (p: string) => readNpy(readFileSync(p), p);
 
 interface Subject {

@@ -8,11 +8,10 @@
  *   npx tsx scripts/measure/qlora.ts [--steps 48] [--rank 8] [--mlp] [--lr 1e-3] [--seed 0] [--json out.json]
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
 import { lmPerplexity } from '../../src/flows/evaluate-node.js';
 import { lora, mergeAdapterFile, type LoraBase, type LoraResult } from '../../src/flows/lora.js';
 import { readNpy } from '../../src/io/npy/npy.js';
+import { tfjsWasmFolder } from '../../src/node/tfjs-wasm.js';
 
 const args = process.argv.slice(2);
 const flag = (name: string, fallback: string) => {
@@ -26,7 +25,7 @@ const mlp = args.includes('--mlp');
 const seed = Number(flag('--seed', '0'));
 const jsonOut = args.includes('--json') ? flag('--json', '') : undefined;
 
-const wasmPaths = `${join(dirname(createRequire(import.meta.url).resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist')}/`;
+const wasmPaths = tfjsWasmFolder();
 const npy = (p: string) => readNpy(readFileSync(p), p);
 const modelBytes = readFileSync('models/lm.onnx');
 const train = npy('models/kjv/genesis-train.npy');

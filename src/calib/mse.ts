@@ -1,5 +1,5 @@
 import type { IntRange } from '../quant/affine.js';
-import { paramsFromRange } from '../quant/affine.js';
+import { fakeQuantGrid, fakeQuantSquaredError } from '../quant/range.js';
 import type { Histogram } from './histogram.js';
 import type { Range } from './minmax.js';
 
@@ -18,9 +18,7 @@ export function histogramFakeQuantMse(
   hi: number,
   q: IntRange & { symmetric: boolean },
 ): number {
-  const { scale, zeroPoint } = paramsFromRange(lo, hi, q);
-  const a = q.qmin - zeroPoint;
-  const b = q.qmax - zeroPoint;
+  const { scale, a, b } = fakeQuantGrid(lo, hi, q);
   const abs = h.kind === 'abs';
   let err = 0;
   let total = 0;
@@ -31,22 +29,13 @@ export function histogramFakeQuantMse(
     let e = 0;
     for (let s = 0; s < SUBSAMPLES; s++) {
       const x = h.edge(i) + ((s + 0.5) / SUBSAMPLES) * h.width;
-      e += sqErr(x, scale, zeroPoint, a, b);
+      e += fakeQuantSquaredError(x, scale, a, b);
       // An 'abs' histogram merged x and -x; when the range is asymmetric they differ.
-      if (abs && lo < 0) e += sqErr(-x, scale, zeroPoint, a, b);
+      if (abs && lo < 0) e += fakeQuantSquaredError(-x, scale, a, b);
     }
     err += (c * e) / (abs && lo < 0 ? 2 * SUBSAMPLES : SUBSAMPLES);
   }
   return total === 0 ? 0 : err / total;
-}
-
-function sqErr(x: number, scale: number, _zp: number, a: number, b: number): number {
-  let v = Math.fround(x / scale);
-  v = v < a ? a : v > b ? b : v;
-  let r = Math.round(v);
-  if (r - v === 0.5 && (r & 1) !== 0) r -= 1;
-  const d = x - Math.fround(r * scale);
-  return d * d;
 }
 
 /**

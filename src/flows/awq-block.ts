@@ -4,7 +4,7 @@ import { producers, topologicalOrder } from '../graph/topology.js';
 import { encodeModel } from '../io/onnx/proto.js';
 import { modelToProto } from '../graph/to-onnx.js';
 import { inferElemTypes } from '../passes/weight-only/elem-types.js';
-import { createSession, runBatches, type CalibrationData } from './calibrate.js';
+import { createSession, runModelBatches, type CalibrationData } from './calibrate.js';
 import type { OnnxRuntime, RuntimeSession, RuntimeTensor } from './runtime.js';
 
 /*
@@ -139,40 +139,35 @@ export async function captureBlockFeeds(
       .map((name) => ({ name, dtype: types.get(name) ?? 'float32', dims: undefined })),
   ];
   const bytes = encodeModel(modelToProto({ ...model, graph: { ...model.graph, outputs } }));
-  const session = await createSession(runtime, bytes);
-  try {
-    await runBatches(
-      runtime,
-      session,
-      data,
-      names,
-      (out: Record<string, RuntimeTensor>) => {
-        const copy = new Map<string, BlockFeeds[number][number]>();
-        for (const n of names) {
-          const t = out[n];
-          const d = t?.data;
-          if (!t) continue;
-          const type =
-            d instanceof Float32Array
-              ? 'float32'
-              : d instanceof BigInt64Array
-                ? 'int64'
-                : d instanceof Int32Array
-                  ? 'int32'
-                  : undefined;
-          if (!type) continue;
-          copy.set(n, { name: n, type, data: (d as Float32Array).slice(), dims: [...t.dims] });
-        }
-        for (const b of blocks) {
-          const rec = [b.input, ...b.external].map((n) => copy.get(n));
-          if (rec.every((r) => r)) result.get(b)?.push(rec as BlockFeeds[number]);
-        }
-      },
-      { batchSize },
-    );
-  } finally {
-    await session.release();
-  }
+  await runModelBatches(
+    runtime,
+    bytes,
+    data,
+    names,
+    (out: Record<string, RuntimeTensor>) => {
+      const copy = new Map<string, BlockFeeds[number][number]>();
+      for (const n of names) {
+        const t = out[n];
+        const d = t?.data;
+        if (!t) continue;
+        const type =
+          d instanceof Float32Array
+            ? 'float32'
+            : d instanceof BigInt64Array
+              ? 'int64'
+              : d instanceof Int32Array
+                ? 'int32'
+                : undefined;
+        if (!type) continue;
+        copy.set(n, { name: n, type, data: (d as Float32Array).slice(), dims: [...t.dims] });
+      }
+      for (const b of blocks) {
+        const rec = [b.input, ...b.external].map((n) => copy.get(n));
+        if (rec.every((r) => r)) result.get(b)?.push(rec as BlockFeeds[number]);
+      }
+    },
+    { batchSize },
+  );
   return result;
 }
 

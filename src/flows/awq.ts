@@ -30,7 +30,7 @@ import { quantizeSuperBlocks } from '../quant/superblock.js';
 import { dequantizeNBits } from '../quant/nbits-quant.js';
 import { makeTensor } from '../tensor/tensor.js';
 import { BlockScorer, captureBlockFeeds, findAwqBlock, type AwqBlock } from './awq-block.js';
-import { augmentedModelBytes, createSession, runBatches, type CalibrationData } from './calibrate.js';
+import { augmentedModelBytes, runModelBatches, type CalibrationData } from './calibrate.js';
 import { collectHessians } from './hessian.js';
 import type { OnnxRuntime } from './runtime.js';
 
@@ -301,29 +301,24 @@ function setWeight(site: WeightSite, model: Model, wKN: Float32Array): void {
 
 /** Output of the model on the first calibration batch (for the fold check). */
 async function firstOutputs(runtime: OnnxRuntime, model: Model, data: CalibrationData): Promise<Float32Array[]> {
-  const session = await createSession(runtime, augmentedModelBytes(model, []));
   const names = model.graph.outputs.map((o) => o.name);
   const outs: Float32Array[] = [];
   let first = true;
-  try {
-    await runBatches(
-      runtime,
-      session,
-      data,
-      names,
-      (out) => {
-        if (!first) return;
-        first = false;
-        for (const n of names) {
-          const t = out[n];
-          if (t && t.data instanceof Float32Array) outs.push(Float32Array.from(t.data));
-        }
-      },
-      { batchSize: 4 },
-    );
-  } finally {
-    await session.release();
-  }
+  await runModelBatches(
+    runtime,
+    augmentedModelBytes(model, []),
+    data,
+    names,
+    (out) => {
+      if (!first) return;
+      first = false;
+      for (const n of names) {
+        const t = out[n];
+        if (t && t.data instanceof Float32Array) outs.push(Float32Array.from(t.data));
+      }
+    },
+    { batchSize: 4 },
+  );
   return outs;
 }
 

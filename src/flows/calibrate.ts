@@ -162,6 +162,23 @@ export async function runBatches(
   }
 }
 
+/** runBatches on a fresh session of the model `bytes`, released whether or not the run succeeds. */
+export async function runModelBatches(
+  runtime: OnnxRuntime,
+  bytes: Uint8Array,
+  data: CalibrationData,
+  outputs: readonly string[],
+  visit: (out: Record<string, RuntimeTensor>) => void,
+  opts: RunBatchesOptions = {},
+): Promise<void> {
+  const session = await createSession(runtime, bytes);
+  try {
+    await runBatches(runtime, session, data, outputs, visit, opts);
+  } finally {
+    await session.release();
+  }
+}
+
 export interface CalibrateOptions {
   readonly method: CalibMethod;
   /** Activation integer range: u8 asymmetric [0, 255] by default. */
@@ -244,24 +261,19 @@ export async function calibrateChannelAbsMax(
   const result = new Map<string, Float32Array>();
   if (tensors.length === 0) return result;
   const observers = new Map(tensors.map((t) => [t, new ChannelAbsMaxObserver()]));
-  const session = await createSession(runtime, augmentedModelBytes(model, tensors));
-  try {
-    await runBatches(
-      runtime,
-      session,
-      data,
-      tensors,
-      (out) => {
-        for (const [t, o] of observers) {
-          const v = out[t];
-          if (v && v.data instanceof Float32Array) o.observe(v.data, v.dims[v.dims.length - 1] ?? 1);
-        }
-      },
-      { batchSize: opts.batchSize, progress: opts.progress },
-    );
-  } finally {
-    await session.release();
-  }
+  await runModelBatches(
+    runtime,
+    augmentedModelBytes(model, tensors),
+    data,
+    tensors,
+    (out) => {
+      for (const [t, o] of observers) {
+        const v = out[t];
+        if (v && v.data instanceof Float32Array) o.observe(v.data, v.dims[v.dims.length - 1] ?? 1);
+      }
+    },
+    { batchSize: opts.batchSize, progress: opts.progress },
+  );
   for (const [t, o] of observers) if (o.absMax) result.set(t, o.absMax);
   return result;
 }

@@ -1,13 +1,7 @@
 import { OptionError, QuantkitError } from '../errors.js';
 import type { Model } from '../graph/model.js';
 import { accumulateGram, symmetrize } from '../quant/gptq.js';
-import {
-  augmentedModelBytes,
-  createSession,
-  runBatches,
-  type CalibrationData,
-  type CalibrationProgress,
-} from './calibrate.js';
+import { augmentedModelBytes, runModelBatches, type CalibrationData, type CalibrationProgress } from './calibrate.js';
 import type { OnnxRuntime, RuntimeTensor } from './runtime.js';
 
 /*
@@ -78,43 +72,38 @@ export async function collectHessians(
     sums.set(name, { h: new Float64Array(K * K), abs: opts.meanAbs ? new Float64Array(K) : undefined, rows: 0, K });
   if (sums.size === 0) return new Map();
   const names = [...sums.keys()];
-  const session = await createSession(runtime, augmentedModelBytes(model, names));
-  try {
-    await runBatches(
-      runtime,
-      session,
-      data,
-      names,
-      (out: Record<string, RuntimeTensor>) => {
-        for (const [name, s] of sums) {
-          const t = out[name];
-          if (!t || !(t.data instanceof Float32Array))
-            throw new OptionError(
-              'QK_CALIB_NOT_FLOAT',
-              `layer input '${name}' is not float32 at run time`,
-              `${method} reads float32 layer inputs; \`exclude\` the layer`,
-              ['exclude'],
-            );
-          const last = t.dims[t.dims.length - 1];
-          if (last !== s.K)
-            throw new OptionError(
-              'QK_GPTQ_SHAPE',
-              `layer input '${name}' has last axis ${String(last)}, the weight it meets has K = ${s.K}`,
-              '`exclude` the layer',
-              ['exclude'],
-            );
-          const rows = t.data.length / s.K;
-          if (!allFinite(t.data)) throw nonFiniteActivation(name, method);
-          if (s.abs) addAbs(s.abs, t.data, s.K);
-          accumulateGram(s.h, t.data, rows, s.K);
-          s.rows += rows;
-        }
-      },
-      { batchSize: opts.batchSize, progress: opts.progress, pass: opts.pass ?? 1, passes: opts.passes ?? 1 },
-    );
-  } finally {
-    await session.release();
-  }
+  await runModelBatches(
+    runtime,
+    augmentedModelBytes(model, names),
+    data,
+    names,
+    (out: Record<string, RuntimeTensor>) => {
+      for (const [name, s] of sums) {
+        const t = out[name];
+        if (!t || !(t.data instanceof Float32Array))
+          throw new OptionError(
+            'QK_CALIB_NOT_FLOAT',
+            `layer input '${name}' is not float32 at run time`,
+            `${method} reads float32 layer inputs; \`exclude\` the layer`,
+            ['exclude'],
+          );
+        const last = t.dims[t.dims.length - 1];
+        if (last !== s.K)
+          throw new OptionError(
+            'QK_GPTQ_SHAPE',
+            `layer input '${name}' has last axis ${String(last)}, the weight it meets has K = ${s.K}`,
+            '`exclude` the layer',
+            ['exclude'],
+          );
+        const rows = t.data.length / s.K;
+        if (!allFinite(t.data)) throw nonFiniteActivation(name, method);
+        if (s.abs) addAbs(s.abs, t.data, s.K);
+        accumulateGram(s.h, t.data, rows, s.K);
+        s.rows += rows;
+      }
+    },
+    { batchSize: opts.batchSize, progress: opts.progress, pass: opts.pass ?? 1, passes: opts.passes ?? 1 },
+  );
   const result = new Map<string, LayerHessian>();
   for (const [name, s] of sums) {
     symmetrize(s.h, s.K);

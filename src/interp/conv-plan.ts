@@ -1,23 +1,13 @@
+import { unravel, type ConvInt8Geometry } from '../kernels/conv-int8.ref.js';
 import type { OpContext } from './op.js';
 import { badShape } from './op.js';
 
 /**
  * Geometry of an N-D convolution (ONNX Conv / ConvInteger / QLinearConv share it): x is
  * [N, C, D1..Dn], w is [M, C/group, k1..kn]; pads/auto_pad/strides/dilations/group as in the spec.
+ * The same sizes kernels/' integer convolution iterates over.
  */
-export interface ConvPlan {
-  readonly batch: number;
-  readonly inChannels: number;
-  readonly outChannels: number;
-  readonly group: number;
-  readonly inSpatial: number[];
-  readonly kernel: number[];
-  readonly strides: number[];
-  readonly dilations: number[];
-  readonly padsBegin: number[];
-  readonly outSpatial: number[];
-  readonly outDims: number[];
-}
+export type ConvPlan = ConvInt8Geometry;
 
 export function planConv(xDims: readonly number[], wDims: readonly number[], ctx: OpContext): ConvPlan {
   const { attrs } = ctx;
@@ -106,6 +96,24 @@ export function inputOffset(plan: ConvPlan, outIdx: Int32Array, kIdx: Int32Array
   return off;
 }
 
+/** Channels per group (in and out) and the element counts of one input, kernel and output plane. */
+export function convSizes(plan: ConvPlan): {
+  cPerGroup: number;
+  mPerGroup: number;
+  inSize: number;
+  kSize: number;
+  outSize: number;
+} {
+  const count = (dims: readonly number[]) => dims.reduce((p, d) => p * d, 1);
+  return {
+    cPerGroup: plan.inChannels / plan.group,
+    mPerGroup: plan.outChannels / plan.group,
+    inSize: count(plan.inSpatial),
+    kSize: count(plan.kernel),
+    outSize: count(plan.outSpatial),
+  };
+}
+
 /**
  * The plain convolution loop on exact values: y[n, m, o...] = Σ x[n, c, o·s + k·d − pad] · w[m, c, k]
  * over the group's channels and the kernel window, padding reading as zero. Accumulates in float64,
@@ -113,13 +121,9 @@ export function inputOffset(plan: ConvPlan, outIdx: Int32Array, kIdx: Int32Array
  * `x` and `w` are already offset by their zero points where that applies.
  */
 export function convolve(x: Float64Array, w: Float64Array, plan: ConvPlan): Float64Array {
-  const { batch, inChannels, outChannels, group, inSpatial, kernel, outSpatial } = plan;
+  const { batch, inChannels, outChannels, inSpatial, kernel, outSpatial } = plan;
   const nSpatial = inSpatial.length;
-  const cPerGroup = inChannels / group;
-  const mPerGroup = outChannels / group;
-  const inSize = inSpatial.reduce((p, d) => p * d, 1);
-  const kSize = kernel.reduce((p, d) => p * d, 1);
-  const outSize = outSpatial.reduce((p, d) => p * d, 1);
+  const { cPerGroup, mPerGroup, inSize, kSize, outSize } = convSizes(plan);
   const y = new Float64Array(batch * outChannels * outSize);
   const outIdx = new Int32Array(nSpatial);
   const kIdx = new Int32Array(nSpatial);
@@ -144,12 +148,4 @@ export function convolve(x: Float64Array, w: Float64Array, plan: ConvPlan): Floa
     }
   }
   return y;
-}
-
-function unravel(flat: number, dims: readonly number[], out: Int32Array): void {
-  for (let ax = dims.length - 1; ax >= 0; ax--) {
-    const d = dims[ax] as number;
-    out[ax] = flat % d;
-    flat = Math.floor(flat / d);
-  }
 }

@@ -1,5 +1,6 @@
 import type { Tensor } from '../tensor/tensor.js';
-import { inputOffset, type ConvPlan } from './conv-plan.js';
+import { unravel } from '../kernels/conv-int8.ref.js';
+import { convSizes, inputOffset, type ConvPlan } from './conv-plan.js';
 import type { MatMulPlan } from './matmul-shape.js';
 import { toFloat64 } from './values.js';
 
@@ -97,11 +98,7 @@ export function convSaturationError(
 ): Float64Array {
   const { batch, inChannels, outChannels, group, inSpatial, kernel, outSpatial } = plan;
   const nSpatial = inSpatial.length;
-  const cPerGroup = inChannels / group;
-  const mPerGroup = outChannels / group;
-  const inSize = inSpatial.reduce((p, d) => p * d, 1);
-  const kSize = kernel.reduce((p, d) => p * d, 1);
-  const outSize = outSpatial.reduce((p, d) => p * d, 1);
+  const { cPerGroup, mPerGroup, inSize, kSize, outSize } = convSizes(plan);
   const K = cPerGroup * kSize;
   // Position in the reduction vector of (channel cg, kernel offset k).
   const slot = (cg: number, k: number) => (order === 'hwc' ? k * cPerGroup + cg : cg * kSize + k);
@@ -133,12 +130,4 @@ export function convSaturationError(
     }
   }
   return out;
-}
-
-function unravel(flat: number, dims: readonly number[], out: Int32Array): void {
-  for (let ax = dims.length - 1; ax >= 0; ax--) {
-    const d = dims[ax] as number;
-    out[ax] = flat % d;
-    flat = Math.floor(flat / d);
-  }
 }

@@ -19,6 +19,7 @@ import {
   matmulNBitsInt8 as matmulNBitsInt8Kernel,
   takesInt8Path,
   type Int8Codes,
+  type NBitsInt8Weights,
 } from '../kernels/index.js';
 
 export type { Int8Codes };
@@ -55,20 +56,10 @@ export function int8Conv(p: ConvInt8Problem, threads?: number | undefined): Int3
 }
 
 /**
- * MatMulNBits weights as ONNX Runtime stores them: W [K, N] held by column n as `packed` uint8
- * [N][kBlocks][blockSize·bits/8] (a block's codes packed along K, lowest bits first), `scales`
- * [N][kBlocks], `zeroPoints` uint8 [N][⌈kBlocks·bits/8⌉] packed alike (absent: 2^(bits−1));
- * W[k, n] = fp32((code − zero point) · scale). kBlocks = ⌈K / blockSize⌉.
+ * MatMulNBits weights as ONNX Runtime stores them (kernels/' NBitsInt8Weights): W [K, N] held by
+ * column n; W[k, n] = fp32((code − zero point) · scale). kBlocks = ⌈K / blockSize⌉.
  */
-export interface NBitsMatrix {
-  readonly K: number;
-  readonly N: number;
-  readonly bits: 2 | 4 | 8;
-  readonly blockSize: number;
-  readonly packed: Uint8Array;
-  readonly scales: Float32Array;
-  readonly zeroPoints?: Uint8Array | undefined;
-}
+export type NBitsMatrix = NBitsInt8Weights;
 
 /**
  * MatMulBnb4 weights: W taken as [N, K] flattened row-major in blocks of `blockSize`, two codes a

@@ -4,6 +4,7 @@ import type { DType } from '../tensor/dtype.js';
 import { dtypeInfo } from '../tensor/dtype.js';
 import type { Tensor, TensorData } from '../tensor/tensor.js';
 import { makeTensor } from '../tensor/tensor.js';
+import type { OpContext } from './op.js';
 
 /**
  * Every element of `t` as its exact value in a float64 (all fp8/fp4/fp16/bf16/fp32 values and all
@@ -57,4 +58,15 @@ export function roundToFloat(dtype: DType, values: Float64Array): Float64Array {
 
 export function isFloat(dtype: DType): boolean {
   return dtypeInfo(dtype).kind === 'float';
+}
+
+/** An op's float input as float64, or the node and input named when it is not float. */
+export function floatInput(t: Tensor, name: string, ctx: OpContext): Float64Array {
+  if (!isFloat(t.dtype))
+    throw new QuantkitError(
+      'QK_BAD_INPUT_TYPE',
+      `${ctx.where}: input '${name}' has type ${t.dtype}`,
+      'this op takes float inputs',
+    );
+  return toFloat64(t);
 }

@@ -1,4 +1,5 @@
 import { QuantkitError } from '../errors.js';
+import { ROUNDER } from '../formats/rounding.js';
 import type { IntRange, NonFinite } from './affine.js';
 import { nonFiniteError, paramsFromRange } from './affine.js';
 import type { BlockLayout } from './layout.js';
@@ -103,20 +104,32 @@ export function fakeQuantMse(
   hi: number,
   q: IntRange & { symmetric: boolean },
 ): number {
-  const { scale, zeroPoint } = paramsFromRange(lo, hi, q);
-  const a = q.qmin - zeroPoint;
-  const b = q.qmax - zeroPoint;
+  const { scale, a, b } = fakeQuantGrid(lo, hi, q);
   let err = 0;
-  for (let i = 0; i < values.length; i++) {
-    const x = values[i] as number;
-    let v = Math.fround(x / scale);
-    v = v < a ? a : v > b ? b : v;
-    let r = Math.round(v);
-    if (r - v === 0.5 && (r & 1) !== 0) r -= 1;
-    const d = x - Math.fround(r * scale);
-    err += d * d;
-  }
+  for (let i = 0; i < values.length; i++) err += fakeQuantSquaredError(values[i] as number, scale, a, b);
   return values.length === 0 ? 0 : err / values.length;
+}
+
+/** The scale for [lo, hi] and the code range with the zero point taken out: fakeQuantSquaredError's a, b. */
+export function fakeQuantGrid(
+  lo: number,
+  hi: number,
+  q: IntRange & { symmetric: boolean },
+): { scale: number; a: number; b: number } {
+  const { scale, zeroPoint } = paramsFromRange(lo, hi, q);
+  return { scale, a: q.qmin - zeroPoint, b: q.qmax - zeroPoint };
+}
+
+/**
+ * (x − dequantize(quantize(x)))² in float32 as QuantizeLinear computes it (half-even rounding,
+ * saturation), the zero point already taken out of the code range: a = qmin − zp, b = qmax − zp.
+ */
+export function fakeQuantSquaredError(x: number, scale: number, a: number, b: number): number {
+  let v = Math.fround(x / scale);
+  v = v < a ? a : v > b ? b : v;
+  // v is clamped to the code range, so ROUNDER's half-even rounding is exact.
+  const d = x - Math.fround((v + ROUNDER - ROUNDER) * scale);
+  return d * d;
 }
 
 /**

@@ -2,7 +2,7 @@ import { ROUNDER } from '../formats/rounding.js';
 import { decodeFloat16, encodeFloat16 } from '../formats/float16.js';
 import type { FloatZeroNBitsWeights } from './hqq.js';
 import { NonFiniteWeight } from './non-finite-weight.js';
-import type { GroupParams, GroupQuantizer } from './gptq.js';
+import type { GptqResult, GroupParams, GroupQuantizer } from './gptq.js';
 
 /**
  * Super-block scales, the idea of llama.cpp's k-quants (Q4_K): each sub-block of `blockSize`
@@ -242,15 +242,7 @@ export function superBlockGroupQuantizer(o: SuperBlockOptions, K: number, N: num
 
 /** GPTQ's codes and parameters (quant/gptq.ts GptqResult) in the form quantizeSuperBlocks returns. */
 export function superBlockWeightsFrom(
-  r: {
-    readonly K: number;
-    readonly N: number;
-    readonly kBlocks: number;
-    readonly codes: Uint8Array;
-    readonly scales: Float32Array;
-    readonly zeros: Float32Array;
-    readonly dequantized: Float32Array;
-  },
+  r: Omit<GptqResult, 'dampUsed'>,
   w: Float32Array,
   o: SuperBlockOptions,
 ): SuperBlockWeights {

@@ -131,28 +131,12 @@ export function adam32(sizes: readonly number[], config: AdamConfig): Optimizer 
   const c = checkConfig(config);
   const m = sizes.map((n) => new Float32Array(n));
   const v = sizes.map((n) => new Float32Array(n));
-  let t = 0;
-  return {
-    get steps() {
-      return t;
-    },
-    step(params, grads, lr) {
-      checkShapes(sizes, params, grads);
-      t++;
-      const h = lr === undefined ? c : { ...c, lr };
-      sizes.forEach((_, i) =>
-        adamUpdate(
-          h,
-          t,
-          params[i] as Float32Array,
-          grads[i] as Float32Array,
-          m[i] as Float32Array,
-          v[i] as Float32Array,
-        ),
-      );
-    },
-    stateBytes: () => sizes.reduce((s, n) => s + 8 * n, 0),
-  };
+  return stepper(
+    sizes,
+    c,
+    (h, t, i, p, g) => adamUpdate(h, t, p, g, m[i] as Float32Array, v[i] as Float32Array),
+    () => sizes.reduce((s, n) => s + 8 * n, 0),
+  );
 }
 
 /** One slot's 8-bit state: codes and per-block absmax of m (signed map) and v (unsigned map). */
@@ -180,6 +164,39 @@ export function adam8bit(sizes: readonly number[], config: Adam8bitConfig): Opti
   const state8: (State8 | undefined)[] = sizes.map((n, i) => (eightBit[i] ? { m: empty(n), v: empty(n) } : undefined));
   const m32 = sizes.map((n, i) => (eightBit[i] ? undefined : new Float32Array(n)));
   const v32 = sizes.map((n, i) => (eightBit[i] ? undefined : new Float32Array(n)));
+  return stepper(
+    sizes,
+    c,
+    (h, t, i, p, g) => {
+      const s = state8[i];
+      if (!s) {
+        adamUpdate(h, t, p, g, m32[i] as Float32Array, v32[i] as Float32Array);
+        return;
+      }
+      const m = dequantizeBlockwise(s.m, signed.values);
+      const v = dequantizeBlockwise(s.v, unsigned.values);
+      adamUpdate(h, t, p, g, m, v);
+      s.m = quantizeBlockwise(m, signed, { blockSize });
+      s.v = quantizeBlockwise(v, unsigned, { blockSize });
+    },
+    () =>
+      sizes.reduce((sum, n, i) => {
+        const s = state8[i];
+        return sum + (s ? 2 * n + 4 * (s.m.absmax.length + s.v.absmax.length) : 8 * n);
+      }, 0),
+  );
+}
+
+/**
+ * The Optimizer both Adams are: counts the steps, checks each step's tensors against `sizes`, and
+ * hands every slot to `update` with the step's hyper-parameters (the schedule's lr, if given).
+ */
+function stepper(
+  sizes: readonly number[],
+  c: Hyper,
+  update: (h: Hyper, t: number, i: number, p: Float32Array, g: Float32Array) => void,
+  stateBytes: () => number,
+): Optimizer {
   let t = 0;
   return {
     get steps() {
@@ -189,25 +206,8 @@ export function adam8bit(sizes: readonly number[], config: Adam8bitConfig): Opti
       checkShapes(sizes, params, grads);
       t++;
       const h = lr === undefined ? c : { ...c, lr };
-      sizes.forEach((_, i) => {
-        const p = params[i] as Float32Array;
-        const g = grads[i] as Float32Array;
-        const s = state8[i];
-        if (!s) {
-          adamUpdate(h, t, p, g, m32[i] as Float32Array, v32[i] as Float32Array);
-          return;
-        }
-        const m = dequantizeBlockwise(s.m, signed.values);
-        const v = dequantizeBlockwise(s.v, unsigned.values);
-        adamUpdate(h, t, p, g, m, v);
-        s.m = quantizeBlockwise(m, signed, { blockSize });
-        s.v = quantizeBlockwise(v, unsigned, { blockSize });
-      });
+      sizes.forEach((_, i) => update(h, t, i, params[i] as Float32Array, grads[i] as Float32Array));
     },
-    stateBytes: () =>
-      sizes.reduce((sum, n, i) => {
-        const s = state8[i];
-        return sum + (s ? 2 * n + 4 * (s.m.absmax.length + s.v.absmax.length) : 8 * n);
-      }, 0),
+    stateBytes,
   };
 }

@@ -13,7 +13,8 @@ export interface MatMulStackOptions {
   readonly fill: 'normal' | 'sparse';
 }
 
-function fillWeights(w: Float32Array, layer: number, side: number, fill: MatMulStackOptions['fill']): void {
+/** Layer `layer`'s [side, side] weights, the same numbers every run. */
+export function fillWeights(w: Float32Array, layer: number, side: number, fill: MatMulStackOptions['fill']): void {
   if (fill === 'sparse') {
     for (let k = 0; k < w.length; k += 1024) w[k] = (layer + 1) * 1e-3;
     return;

@@ -1,5 +1,3 @@
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import { QuantkitError } from '../../errors.js';
 import { lmPerplexity } from '../../flows/evaluate-node.js';
@@ -19,6 +17,7 @@ import { readModelBytes, readTensorFile } from '../inputs.js';
 import { cliWording, inCliWords } from '../option-flags.js';
 import { trainProgressBar } from '../progress.js';
 import { numberFlag, oneOf } from '../flag-values.js';
+import { tfjsWasmFolder } from '../../node/tfjs-wasm.js';
 
 interface LoraCliOptions {
   output: string;
@@ -41,12 +40,6 @@ interface LoraCliOptions {
   progress?: boolean;
   force?: boolean;
   json?: boolean;
-}
-
-/** The installed tfjs-backend-wasm's .wasm files (Node reads them from disk by this prefix). */
-function wasmFolder(): string {
-  const pkg = createRequire(import.meta.url).resolve('@tensorflow/tfjs-backend-wasm/package.json');
-  return `${join(dirname(pkg), 'dist')}/`;
 }
 
 interface MergedReport {
@@ -138,7 +131,7 @@ export function registerLora(program: Command): void {
             seed: numberFlag('--seed', opts.seed),
             maxSteps: numberFlag('--max-steps', opts.maxSteps),
             backend,
-            wasmPaths: backend === 'wasm' ? wasmFolder() : undefined,
+            wasmPaths: backend === 'wasm' ? tfjsWasmFolder() : undefined,
             evaluate: evalWindows ? { x: evalWindows } : undefined,
             merge: opts.merge ? mergeScheme : undefined,
             onStep: bar.progress,

@@ -1,5 +1,3 @@
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import { QuantkitError } from '../../errors.js';
 import { qat, type QatResult } from '../../flows/qat.js';
@@ -14,6 +12,7 @@ import { readModelBytes, readTensorFile } from '../inputs.js';
 import { cliWording, inCliWords } from '../option-flags.js';
 import { trainProgressBar } from '../progress.js';
 import { numberFlag, oneOf } from '../flag-values.js';
+import { tfjsWasmFolder } from '../../node/tfjs-wasm.js';
 
 interface QatCliOptions {
   output: string;
@@ -39,12 +38,6 @@ interface QatCliOptions {
   progress?: boolean;
   force?: boolean;
   json?: boolean;
-}
-
-/** The installed tfjs-backend-wasm's .wasm files (Node reads them from disk by this prefix). */
-function wasmFolder(): string {
-  const pkg = createRequire(import.meta.url).resolve('@tensorflow/tfjs-backend-wasm/package.json');
-  return `${join(dirname(pkg), 'dist')}/`;
 }
 
 function summary(r: QatResult, o: { task: TaskKind; bits: WeightBits; method: QatMethod; backend: string }): string {
@@ -143,7 +136,7 @@ export function registerQat(program: Command): void {
             quantWarmup: numberFlag('--quant-warmup', opts.quantWarmup),
             lsqInit: opts.lsqInit === undefined ? undefined : oneOf<LsqInit>('--lsq-init', opts.lsqInit, LSQ_INITS),
             backend,
-            wasmPaths: backend === 'wasm' ? wasmFolder() : undefined,
+            wasmPaths: backend === 'wasm' ? tfjsWasmFolder() : undefined,
             target: opts.target as (typeof TARGETS)[number],
             exclude: opts.exclude,
             evaluate: opts.eval

@@ -1,23 +1,11 @@
-import { QuantkitError } from '../../errors.js';
-import type { Tensor } from '../../tensor/tensor.js';
 import { makeTensor } from '../../tensor/tensor.js';
 import { broadcastDims, broadcastIndex } from '../broadcast.js';
 import { convolve, planConv } from '../conv-plan.js';
 import { matmulF64 } from '../matmul-kernel.js';
 import { planMatMul } from '../matmul-shape.js';
-import type { OpContext, OpImpl } from '../op.js';
+import type { OpImpl } from '../op.js';
 import { badShape, requireInput } from '../op.js';
-import { encodeFloat, isFloat, toFloat64 } from '../values.js';
-
-function floatInput(t: Tensor, name: string, ctx: OpContext): Float64Array {
-  if (!isFloat(t.dtype))
-    throw new QuantkitError(
-      'QK_BAD_INPUT_TYPE',
-      `${ctx.where}: input '${name}' has type ${t.dtype}`,
-      'this op takes float inputs',
-    );
-  return toFloat64(t);
-}
+import { encodeFloat, floatInput } from '../values.js';
 
 /**
  * MatMul (numpy.matmul shapes) on float types. Sums are accumulated in float64 and rounded once

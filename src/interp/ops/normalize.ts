@@ -1,20 +1,9 @@
-import { QuantkitError } from '../../errors.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { elementCount, makeTensor } from '../../tensor/tensor.js';
 import { broadcastIndex, normalizeAxis } from '../broadcast.js';
-import type { OpContext, OpImpl } from '../op.js';
+import type { OpImpl } from '../op.js';
 import { badShape, requireInput } from '../op.js';
-import { encodeFloat, isFloat, toFloat64 } from '../values.js';
-
-function floatInput(t: Tensor, name: string, ctx: OpContext): Float64Array {
-  if (!isFloat(t.dtype))
-    throw new QuantkitError(
-      'QK_BAD_INPUT_TYPE',
-      `${ctx.where}: input '${name}' has type ${t.dtype}`,
-      'this op takes float inputs',
-    );
-  return toFloat64(t);
-}
+import { encodeFloat, floatInput } from '../values.js';
 
 /**
  * Softmax: exp(x − max) / Σ exp(x − max) over the normalized axis, in float64, rounded once.

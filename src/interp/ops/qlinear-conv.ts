@@ -1,13 +1,13 @@
 import { makeTensor } from '../../tensor/tensor.js';
 import { planConv } from '../conv-plan.js';
 import type { OpImpl } from '../op.js';
-import { badShape, expectDType, requireInput } from '../op.js';
+import { badShape } from '../op.js';
 import { toFloat64 } from '../values.js';
 import { convInt32, convSaturationErrorOf } from './conv-integer.js';
 import { addSaturation } from './matmul-integer.js';
 import { saturates } from '../emulate.js';
 import { integerRange } from './quantize-linear.js';
-import { scalarValue } from './qlinear-matmul.js';
+import { qlinearOperands, scalarValue } from './qlinear-matmul.js';
 import { requantizeCodes } from '../requant.js';
 
 /**
@@ -17,21 +17,8 @@ import { requantizeCodes } from '../requant.js';
  * (requant.ts; by default in fp32, as ONNX Runtime's CPU kernel).
  */
 export const QLinearConv: OpImpl = (inputs, ctx) => {
-  const x = requireInput(inputs, 0, 'x', ctx);
-  const xScale = requireInput(inputs, 1, 'x_scale', ctx);
-  const xZp = requireInput(inputs, 2, 'x_zero_point', ctx);
-  const w = requireInput(inputs, 3, 'w', ctx);
-  const wScale = requireInput(inputs, 4, 'w_scale', ctx);
-  const wZp = requireInput(inputs, 5, 'w_zero_point', ctx);
-  const yScale = requireInput(inputs, 6, 'y_scale', ctx);
-  const yZp = requireInput(inputs, 7, 'y_zero_point', ctx);
+  const [x, xScale, xZp, w, wScale, wZp, yScale, yZp] = qlinearOperands(inputs, 'x', 'w', ctx);
   const bias = inputs[8];
-  for (const [t, n] of [
-    [x, 'x'],
-    [w, 'w'],
-    [yZp, 'y_zero_point'],
-  ] as const)
-    expectDType(t, ['int8', 'uint8'], n, ctx);
   const plan = planConv(x.dims, w.dims, ctx);
   const acc = convInt32(x, xZp, w, wZp, plan, ctx);
   // ORT runs QLinearConv on x86 in NHWC: K runs over (kh, kw, c).

@@ -18,20 +18,7 @@ import { kernelCodes, matmulSaturationError, saturates } from '../emulate.js';
  *   says (requant.ts): in fp32 as ONNX Runtime by default, in float64 as the ONNX reference.
  */
 export const QLinearMatMul: OpImpl = (inputs, ctx) => {
-  const a = requireInput(inputs, 0, 'a', ctx);
-  const aScale = requireInput(inputs, 1, 'a_scale', ctx);
-  const aZp = requireInput(inputs, 2, 'a_zero_point', ctx);
-  const b = requireInput(inputs, 3, 'b', ctx);
-  const bScale = requireInput(inputs, 4, 'b_scale', ctx);
-  const bZp = requireInput(inputs, 5, 'b_zero_point', ctx);
-  const yScale = requireInput(inputs, 6, 'y_scale', ctx);
-  const yZp = requireInput(inputs, 7, 'y_zero_point', ctx);
-  for (const [t, n] of [
-    [a, 'a'],
-    [b, 'b'],
-    [yZp, 'y_zero_point'],
-  ] as const)
-    expectDType(t, ['int8', 'uint8'], n, ctx);
+  const [a, aScale, aZp, b, bScale, bZp, yScale, yZp] = qlinearOperands(inputs, 'a', 'b', ctx);
   const plan = planMatMul(a.dims, b.dims, ctx);
   const c = matmulInt32(a, aZp, b, bZp, plan, ctx);
   // ctx.emulate: the accumulator as the emulated kernel leaves it (emulate.ts), then requantized.
@@ -43,6 +30,23 @@ export const QLinearMatMul: OpImpl = (inputs, ctx) => {
   const y = requantizeCodes(c, multiplier, () => 0, zp, dtype, integerRange(dtype), ctx.requantize ?? 'float32');
   return [makeTensor(dtype, plan.outDims, y)];
 };
+
+/**
+ * The eight inputs QLinearMatMul and QLinearConv share — a, a_scale, a_zero_point, b, b_scale,
+ * b_zero_point, y_scale, y_zero_point, with a and b named as the op names them — all required, and
+ * a, b and y_zero_point checked to be 8-bit codes.
+ */
+export function qlinearOperands(
+  inputs: readonly (Tensor | undefined)[],
+  a: string,
+  b: string,
+  ctx: OpContext,
+): [Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor] {
+  const names = [a, `${a}_scale`, `${a}_zero_point`, b, `${b}_scale`, `${b}_zero_point`, 'y_scale', 'y_zero_point'];
+  const t = names.map((n, i) => requireInput(inputs, i, n, ctx));
+  for (const i of [0, 3, 7]) expectDType(t[i] as Tensor, ['int8', 'uint8'], names[i] as string, ctx);
+  return t as [Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor];
+}
 
 /** a_scale · b_scale / y_scale in the scales' own precision (per-tensor scales only). */
 export function requantMultiplier(aScale: Tensor, bScale: Tensor, yScale: Tensor, ctx: OpContext): number {

@@ -5,7 +5,7 @@ import type { NBitsOptions, NBitsParts } from '../../quant/nbits-quant.js';
 import { dataFreeBnb4Options } from './bnb4-handler.js';
 import { outputChannelAxis, rejectStorage } from './dq-storage.js';
 import { findWeightSites, userSkipReason } from './index.js';
-import { linearShape, rejectLinear } from './linear-site.js';
+import { linearShape, rejectLinear, type LinearShape } from './linear-site.js';
 import { bnb4Key, int8Key, nbitsKey, type Bnb4Key, type Int8Key, type NBitsKey } from './result-key.js';
 import { checkBlockSize, nbitsOptionsFor, schemeByName } from './scheme.js';
 import type { WeightOnlyOptions, WeightSite } from './types.js';
@@ -28,32 +28,33 @@ interface JobBase {
   readonly bytes: number;
 }
 
+/** What a worker needs of a linear weight's view: its [K, N] shape, layout and Gemm alpha. */
+type LinearFields = Pick<LinearShape, 'K' | 'N' | 'transposed' | 'alpha'>;
+
+function linearFields({ K, N, transposed, alpha }: LinearShape): LinearFields {
+  return { K, N, transposed, alpha };
+}
+
 /** Each job carries the key the handler looks its result up by (result-key.ts). */
 export type WeightJob =
-  | (JobBase & {
-      readonly kind: 'nbits';
-      readonly key: NBitsKey;
-      readonly K: number;
-      readonly N: number;
-      readonly transposed: boolean;
-      readonly alpha: number;
-      readonly o: NBitsOptions;
-    })
+  | (JobBase &
+      LinearFields & {
+        readonly kind: 'nbits';
+        readonly key: NBitsKey;
+        readonly o: NBitsOptions;
+      })
   | (JobBase & { readonly kind: 'int8'; readonly key: Int8Key; readonly axis: number })
-  | (JobBase & {
-      readonly kind: 'bnb4';
-      readonly key: Bnb4Key;
-      readonly K: number;
-      readonly N: number;
-      readonly transposed: boolean;
-      readonly alpha: number;
-      readonly o: Bnb4Options;
-      /** Part `part` of `parts`: elements [start, end) of the [N, K] layout, whole blocks. */
-      readonly part: number;
-      readonly parts: number;
-      readonly start: number;
-      readonly end: number;
-    });
+  | (JobBase &
+      LinearFields & {
+        readonly kind: 'bnb4';
+        readonly key: Bnb4Key;
+        readonly o: Bnb4Options;
+        /** Part `part` of `parts`: elements [start, end) of the [N, K] layout, whole blocks. */
+        readonly part: number;
+        readonly parts: number;
+        readonly start: number;
+        readonly end: number;
+      });
 
 /**
  * What a worker sends back of a bnb4 result (codes are unpacked from `packed` when needed); for
@@ -137,10 +138,7 @@ export function planWeightJobs(model: Model, options: WeightOnlyOptions): Weight
         dims,
         ...where,
         bytes,
-        K: shape.K,
-        N: shape.N,
-        transposed: shape.transposed,
-        alpha: shape.alpha,
+        ...linearFields(shape),
         o,
       });
     } else if (bnb4) {
@@ -166,10 +164,7 @@ export function planWeightJobs(model: Model, options: WeightOnlyOptions): Weight
           dims,
           ...where,
           bytes,
-          K: shape.K,
-          N: shape.N,
-          transposed: shape.transposed,
-          alpha: shape.alpha,
+          ...linearFields(shape),
           o,
         });
       }

@@ -5,7 +5,6 @@ import { sqnrDb } from '../../quant/metrics.js';
 import { nbitsSqnrDb, type NBitsOptions, type NBitsWeights } from '../../quant/nbits-quant.js';
 import { encodeFloat16 } from '../../formats/float16.js';
 import { onnxDataType } from '../../tensor/dtype.js';
-import { NonFiniteWeight } from '../../quant/non-finite-weight.js';
 import { hqqQuantize, type HqqWeights } from '../../quant/hqq.js';
 import { quantizeSuperBlocks, type SuperBlockWeights } from '../../quant/superblock.js';
 import { makeTensor } from '../../tensor/tensor.js';
@@ -19,6 +18,7 @@ import {
   transposedWeight,
   type LinearView,
 } from './linear-site.js';
+import { quantizingWeight } from './non-finite.js';
 import { ensureOpset } from './opset.js';
 import { nbitsKey, viewIdOf } from './result-key.js';
 import { nbitsOptionsFor, type WeightOnlyScheme } from './scheme.js';
@@ -51,32 +51,22 @@ const accuracyAttr = (ctx: HandlerContext): { accuracy_level?: number } =>
   ctx.options.accuracyLevel ? { accuracy_level: ctx.options.accuracyLevel } : {};
 
 function quantize(view: LinearView, o: NBitsOptions, weight: string): NBitsWeights {
-  try {
-    return quantizeNBitsMatrixAuto(view.data, view.K, view.N, view.transposed, view.alpha, o);
-  } catch (e) {
-    if (e instanceof NonFiniteWeight) {
-      throw new QuantkitError(
-        'QK_NONFINITE_WEIGHTS',
-        `weight '${weight}' has a non-finite value (${e.value}) at input ${e.col}, output ${e.row}`,
-        'fix the weights, or `exclude` this tensor',
-      );
-    }
-    throw e;
-  }
+  return quantizingWeight(weight, () =>
+    quantizeNBitsMatrixAuto(view.data, view.K, view.N, view.transposed, view.alpha, o),
+  );
 }
 
 /** HQQ: MatMulNBits with float zero points [N, kBlocks] in A's type (float32). */
 function hqqInputs(site: WeightSite, scheme: NBitsScheme, ctx: HandlerContext, weight: string) {
   const view = linearView(site);
   const bits = scheme.bits;
-  let w: HqqWeights | SuperBlockWeights;
-  try {
+  const w: HqqWeights | SuperBlockWeights = quantizingWeight(weight, () => {
     const codeBits = 'codeBits' in scheme ? scheme.codeBits : undefined;
     const ahead =
       'superBlock' in scheme && !ctx.options.hqq
         ? ctx.options.precomputed?.superBlock?.get(nbitsKey(view.id, nbitsOptionsFor(scheme, ctx.blockSize, false)))
         : undefined;
-    w =
+    return (
       ahead ??
       ('superBlock' in scheme && bits === 4
         ? quantizeSuperBlocks(view.K, view.N, (n, out) => view.column(n, out), {
@@ -85,16 +75,9 @@ function hqqInputs(site: WeightSite, scheme: NBitsScheme, ctx: HandlerContext, w
             blockSize: ctx.blockSize,
             superBlock: scheme.superBlock ?? 256,
           })
-        : hqqQuantize(view.K, view.N, (n, out) => view.column(n, out), { bits, codeBits, blockSize: ctx.blockSize }));
-  } catch (e) {
-    if (e instanceof NonFiniteWeight)
-      throw new QuantkitError(
-        'QK_NONFINITE_WEIGHTS',
-        `weight '${weight}' has a non-finite value (${e.value}) at input ${e.col}, output ${e.row}`,
-        'fix the weights, or `exclude` this tensor',
-      );
-    throw e;
-  }
+        : hqqQuantize(view.K, view.N, (n, out) => view.column(n, out), { bits, codeBits, blockSize: ctx.blockSize }))
+    );
+  });
   const inputs = [
     addInitializer(
       ctx.graph,

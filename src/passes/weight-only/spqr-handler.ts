@@ -1,9 +1,8 @@
-import { QuantkitError } from '../../errors.js';
-import { NonFiniteWeight } from '../../quant/non-finite-weight.js';
 import { spqrQuantize, type SpqrWeights } from '../../quant/spqr.js';
 import { onnxDataType } from '../../tensor/dtype.js';
 import { makeTensor } from '../../tensor/tensor.js';
 import { addInitializer, node } from './graph-edit.js';
+import { quantizingWeight } from './non-finite.js';
 import { linearShape, linearView, replaceLinear, type LinearView } from './linear-site.js';
 import { nbitsKey, viewIdOf } from './result-key.js';
 import { nbitsOptionsFor, type WeightOnlyScheme } from './scheme.js';
@@ -41,17 +40,9 @@ function weightKN(view: LinearView): Float32Array {
 
 /** The data-free form (identity Hessian): round-to-nearest with outliers by weight error. */
 export function spqrDataFree(view: LinearView, blockSize: number, outliers: number, weight: string): SpqrWeights {
-  try {
-    return spqrQuantize(weightKN(view), view.K, view.N, undefined, { blockSize, outliers });
-  } catch (e) {
-    if (e instanceof NonFiniteWeight)
-      throw new QuantkitError(
-        'QK_NONFINITE_WEIGHTS',
-        `weight '${weight}' has a non-finite value (${e.value}) at input ${e.col}, output ${e.row}`,
-        'fix the weights, or `exclude` this tensor',
-      );
-    throw e;
-  }
+  return quantizingWeight(weight, () =>
+    spqrQuantize(weightKN(view), view.K, view.N, undefined, { blockSize, outliers }),
+  );
 }
 
 interface Written {
