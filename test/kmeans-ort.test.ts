@@ -148,4 +148,48 @@ describe('kmeans weights in ONNX Runtime', () => {
       expect(Array.from(got)).toEqual(Array.from(want));
     });
   }
+
+  it('weights of one slot width share one set of unpacking constants, unnamed nodes; a model tensor of that name stays its own', async () => {
+    // Y = A · W1 · W2 + kmeans_shl4: the model already holds a (float) tensor under the name the
+    // shared shift constant would take.
+    const w1 = randn(K * K, 12);
+    const w2 = randn(K * N, 13);
+    const model = modelFromProto(
+      makeModel({
+        nodes: [
+          { opType: 'MatMul', inputs: ['A', 'W1'], outputs: ['H'], name: 'mm1' },
+          { opType: 'MatMul', inputs: ['H', 'W2'], outputs: ['P'], name: 'mm2' },
+          { opType: 'Add', inputs: ['P', 'kmeans_shl4'], outputs: ['Y'], name: 'add' },
+        ],
+        inputs: [{ name: 'A', dtype: 'float32', dims: [K, K] }],
+        outputs: [{ name: 'Y', dtype: 'float32', dims: [K, N] }],
+        initializers: {
+          W1: makeTensor('float32', [K, K], w1),
+          W2: makeTensor('float32', [K, N], w2),
+          kmeans_shl4: makeTensor('float32', [1], Float32Array.of(0.5)),
+        },
+        opsets: { '': 13 },
+      }),
+    );
+    const r = quantizeModel(model, { scheme: 'kmeans', bits: 4, seed: 3 });
+    const g = r.model.graph;
+    const shifts = g.nodes.filter((n) => n.opType === 'BitShift');
+    expect(shifts).toHaveLength(4);
+    expect(g.nodes.filter((n) => n.name === '').map((n) => n.opType)).toEqual(
+      expect.arrayContaining(['BitShift', 'Reshape', 'Cast', 'Gather']),
+    );
+    const shiftInputs = new Set(shifts.map((n) => n.inputs[1]));
+    expect(shiftInputs.size).toBe(2);
+    expect(shiftInputs.has('kmeans_shl4')).toBe(false);
+    expect(Array.from(g.initializers.get('kmeans_shl4')?.load().data as Float32Array)).toEqual([0.5]);
+    const y = await runOrt(encodeModel(modelToProto(r.model)), { A: makeTensor('float32', [K, K], eye) });
+    const d1 = dequantizeKMeansWeights(quantizeKMeansWeights(w1, [K, K], { bits: 4, seed: 3, name: 'W1' }));
+    const d2 = dequantizeKMeansWeights(quantizeKMeansWeights(w2, [K, N], { bits: 4, seed: 3, name: 'W2' }));
+    for (let i = 0; i < K; i++)
+      for (let j = 0; j < N; j++) {
+        let sum = 0;
+        for (let k = 0; k < K; k++) sum += (d1[i * K + k] as number) * (d2[k * N + j] as number);
+        expect(y[i * N + j]).toBeCloseTo(sum + 0.5, 4);
+      }
+  });
 });

@@ -11,7 +11,7 @@ import {
 } from '../../quant/kmeans-weights.js';
 import { sqnrDb } from '../../quant/metrics.js';
 import { onnxDataType } from '../../tensor/dtype.js';
-import { makeTensor } from '../../tensor/tensor.js';
+import { makeTensor, type Tensor } from '../../tensor/tensor.js';
 import { outputChannelAxis, rejectStorage } from './dq-storage.js';
 import { addInitializer, node, rewireInputs } from './graph-edit.js';
 import { ensureOpset } from './opset.js';
@@ -61,7 +61,9 @@ export function emitKMeansWeight(
     label = opType,
   ): string => {
     const out = ctx.name(`${weight}_kmeans_${label}`);
-    ctx.prologue.push(node(opType, inputs, [out], ctx.name(`${weight}_kmeans_${label}_node`), attrs));
+    // Unnamed (ONNX names are optional; messages name a node by its output): the names cost a
+    // small compressed container (compress --huffman) about 100 deflated bytes on the digits CNN.
+    ctx.prologue.push(node(opType, inputs, [out], '', attrs));
     return out;
   };
   const init = (label: string, t: ReturnType<typeof makeTensor>, bytesOf: number): string => {
@@ -70,6 +72,17 @@ export function emitKMeansWeight(
   };
   const shapeConst = (label: string, s: readonly number[]) =>
     init(label, makeTensor('int64', [s.length], int64(s)), 8 * s.length);
+  // The unpacking constants depend on the slot width only: one copy serves every weight.
+  const shared = (label: string, t: ReturnType<typeof makeTensor>, bytesOf: number): string => {
+    const name = `kmeans_${label}`;
+    // Only a tensor this pass made (held in memory, no source file) is taken as the same one; a
+    // model's own tensor of that name has pushed ours to a suffixed name.
+    for (const [have, init] of g.initializers)
+      if ((have === name || have.startsWith(`${name}_`)) && init.source === undefined && sameTensor(init.load(), t))
+        return have;
+    bytes += bytesOf;
+    return addInitializer(g, ctx.name(name), t);
+  };
 
   const slot = indexSlotBits(w.bits);
   let idx: string;
@@ -85,8 +98,8 @@ export function emitKMeansWeight(
     indexBytes = packed.length;
     const p = init('indices', makeTensor('uint8', [packed.length, 1], packed), packed.length);
     idxInit = p;
-    const left = init(
-      'shl',
+    const left = shared(
+      `shl${slot}`,
       makeTensor(
         'uint8',
         [1, per],
@@ -94,10 +107,10 @@ export function emitKMeansWeight(
       ),
       per,
     );
-    const right = init('shr', makeTensor('uint8', [], Uint8Array.of(8 - slot)), 1);
+    const right = shared(`shr${slot}`, makeTensor('uint8', [], Uint8Array.of(8 - slot)), 1);
     const hi = push('BitShift', [p, left], { direction: 'LEFT' }, 'shl');
     const lo = push('BitShift', [hi, right], { direction: 'RIGHT' }, 'shr');
-    let flat = push('Reshape', [lo, shapeConst('flat', [-1])], {}, 'flat');
+    let flat = push('Reshape', [lo, shared('flat', makeTensor('int64', [1], int64([-1])), 8)], {}, 'flat');
     if (packed.length * per !== n)
       flat = push('Slice', [flat, shapeConst('start', [0]), shapeConst('end', [n])], {}, 'slice');
     idx = push('Reshape', [flat, shapeConst('index_shape', idxShape)], {}, 'index');
@@ -130,6 +143,17 @@ export function emitKMeansWeight(
     zeroCode: w.zeroCode,
   };
   return { out, bytes, indexBytes, codebookBytes, slot, layout };
+}
+
+function sameTensor(a: Tensor, b: Tensor): boolean {
+  if (a.dtype !== b.dtype || a.dims.length !== b.dims.length || a.dims.some((d, i) => d !== b.dims[i])) return false;
+  const bytes = (t: Tensor) => {
+    const d = t.data as Uint8Array;
+    return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
+  };
+  const x = bytes(a);
+  const y = bytes(b);
+  return x.length === y.length && x.every((v, i) => v === y[i]);
 }
 
 function transpose(a: Float32Array, rows: number, cols: number): Float32Array {
