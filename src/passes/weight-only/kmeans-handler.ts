@@ -25,7 +25,8 @@ import type { HandlerContext, KMeansLayout, WeightHandler, WeightSite } from './
  *   indices  uint8, one per byte (5–8 bits), or packed 8/slot to a byte (slot = 1, 2 or 4 bits;
  *            3-bit indices take 4-bit slots), first index in the high bits, as [bytes, 1]
  *   unpack   BitShift LEFT by [0, slot, 2·slot, …] (broadcast to [bytes, 8/slot]; uint8 drops the
- *            bits shifted out), BitShift RIGHT by 8 − slot, Reshape, Slice off the padding
+ *            bits shifted out), BitShift RIGHT by 8 − slot; flattened and the padding sliced
+ *            off when the last byte has any
  *   Cast     to int64
  *   Gather   over the fp32 codebook [k] (one per tensor), or GatherElements over [C, k] / [k, C]
  *            (one per output channel: axis 0 for Conv and Gemm transB, the last axis for MatMul)
@@ -110,9 +111,12 @@ export function emitKMeansWeight(
     const right = shared(`shr${slot}`, makeTensor('uint8', [], Uint8Array.of(8 - slot)), 1);
     const hi = push('BitShift', [p, left], { direction: 'LEFT' }, 'shl');
     const lo = push('BitShift', [hi, right], { direction: 'RIGHT' }, 'shr');
-    let flat = push('Reshape', [lo, shared('flat', makeTensor('int64', [1], int64([-1])), 8)], {}, 'flat');
-    if (packed.length * per !== n)
+    // [bytes, 8/slot] reshapes straight to the index shape unless padding has to be sliced off.
+    let flat = lo;
+    if (packed.length * per !== n) {
+      flat = push('Reshape', [lo, shared('flat', makeTensor('int64', [1], int64([-1])), 8)], {}, 'flat');
       flat = push('Slice', [flat, shapeConst('start', [0]), shapeConst('end', [n])], {}, 'slice');
+    }
     idx = push('Reshape', [flat, shapeConst('index_shape', idxShape)], {}, 'index');
   }
   const long = push('Cast', [idx], { to: onnxDataType('int64') }, 'cast');
