@@ -48,6 +48,16 @@ describe('compressed model container', () => {
     });
   }
 
+  // The file beyond the coded tensors' sections (graph with its unpacking nodes, header, framing):
+  // on a model this small it is a fifth of the file, so the unpacking graph is kept lean.
+  it('prune 0.8, 4-bit: graph, header and framing take ≤ 2,150 bytes of the file (2,322 with one unpacking constant set per weight)', () => {
+    const { onnx, layouts } = kmeansCnn(0.8, 4);
+    const c = compressKMeansModel(onnx, layouts);
+    const sections = readContainer(c.bytes).sections;
+    const tensorBytes = [...sections].filter(([name]) => name !== 'model').reduce((n, [, b]) => n + b.length, 0);
+    expect(c.bytes.length - tensorBytes).toBeLessThanOrEqual(2150);
+  });
+
   /** A container whose header is rewritten (CRCs recomputed): what a hostile writer can make. */
   function rewritten(bytes: Uint8Array, edit: (tensors: Record<string, JsonValue>[]) => void): Uint8Array {
     const c = readContainer(bytes);
