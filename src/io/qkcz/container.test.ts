@@ -60,7 +60,33 @@ describe('compressed container', () => {
     // The header is a raw DEFLATE stream (fflate's inflate, not our reader, decodes it).
     const json = inflateSync(bytes.subarray(16, 16 + h));
     expect(json.length).toBe(view.getUint32(12, true));
-    expect(JSON.parse(new TextDecoder().decode(json)).meta).toEqual({ kind: 'test', n: 3 });
+    const header = JSON.parse(new TextDecoder().decode(json)) as { meta: unknown; sections: object[] };
+    expect(header.meta).toEqual({ kind: 'test', n: 3 });
+    // Version 3: offsets and the payload length follow from the lengths, so the header omits them.
+    expect(Object.keys(header)).toEqual(['sections', 'meta']);
+    expect(header.sections.map((e) => Object.keys(e))).toEqual([
+      ['name', 'length', 'crc32'],
+      ['name', 'length', 'crc32'],
+      ['name', 'length', 'crc32'],
+    ]);
+  });
+
+  it('reads version 2 containers (offsets and payloadBytes in the header) and checks them', () => {
+    const a = Uint8Array.of(1, 2, 3);
+    const b = Uint8Array.of(9);
+    const sections = [
+      { name: 'a', offset: 0, length: 3, crc32: crc32(a) },
+      { name: 'b', offset: 3, length: 1, crc32: crc32(b) },
+    ];
+    const payload = Uint8Array.of(...a, ...b);
+    const c = readContainer(handMade(2, { sections, payloadBytes: 4, meta: { k: 2 } }, payload));
+    expect(c.meta).toEqual({ k: 2 });
+    expect(Array.from(c.sections.get('b') ?? [])).toEqual([9]);
+    const gap = [sections[0], { ...sections[1], offset: 2 }];
+    expect(() => readContainer(handMade(2, { sections: gap, payloadBytes: 4, meta: {} }, payload))).toThrow(
+      /section 'b' at 2\+1 does not follow the one before \(3\)/,
+    );
+    expect(() => readContainer(handMade(2, { sections, meta: {} }, payload))).toThrow(/lacks sections, payloadBytes/);
   });
 
   it('a section marked deflate is stored deflated when that is smaller, and read back as it was', () => {
@@ -174,9 +200,9 @@ describe('compressed container', () => {
     expect(() => readContainer(new TextEncoder().encode('PK\u0003\u0004 not ours at all'), 'a.zip')).toThrow(
       expect.objectContaining({ code: 'QK_COMPRESSED_NOT_CONTAINER' }),
     );
-    const v2 = writeContainer(content);
-    v2[4] = 3;
-    expect(() => readContainer(v2)).toThrow(expect.objectContaining({ code: 'QK_COMPRESSED_VERSION' }));
+    const v4 = writeContainer(content);
+    v4[4] = 4;
+    expect(() => readContainer(v4)).toThrow(expect.objectContaining({ code: 'QK_COMPRESSED_VERSION' }));
     const longer = new Uint8Array(writeContainer(content).length + 1);
     longer.set(writeContainer(content));
     expect(() => readContainer(longer)).toThrow(/payload is 5 bytes, the header says 4/);

@@ -15,19 +15,20 @@ import { crc32 } from './crc32.js';
  *   8        4      H, the stored header's byte length, u32 little-endian
  *   12       4      U, the header's byte length once inflated, u32 little-endian
  *   16       H      header, a raw DEFLATE stream (RFC 1951) of a UTF-8 JSON object:
- *                     { "sections": [{ "name", "offset", "length", "crc32", "inflated"? }, …],
- *                       "payloadBytes": N, "meta": { … } }
+ *                     { "sections": [{ "name", "length", "crc32", "inflated"? }, …], "meta": { … } }
  *   16 + H   4      CRC-32 of the H stored header bytes, u32 little-endian
  *   20 + H   N      payload: the sections; offsets relative to the payload's start, in order,
  *                   back to back (no hole, no overlap), the last one ending at N
  * The file ends at 20 + H + N exactly. A section with "inflated" is stored as a raw DEFLATE
  * stream of that many bytes; its length and CRC-32 are those of the stored stream, so damage is
- * found before anything is inflated. Version 1 (still read) had no U field, a plain JSON header
- * at offset 12 and no deflated sections.
+ * found before anything is inflated. Offsets and N follow from the lengths (the sections are
+ * back to back). Versions 2 (still read) gave each section's "offset" and the header's
+ * "payloadBytes" too, which a small model paid for in header bytes; version 1 (still read) had
+ * no U field either, a plain JSON header at offset 12 and no deflated sections.
  */
 
 export const CONTAINER_MAGIC = Uint8Array.of(0x51, 0x4b, 0x43, 0x5a);
-export const CONTAINER_VERSION = 2;
+export const CONTAINER_VERSION = 3;
 /** Headers above this (inflated) are refused before they are decoded. */
 export const MAX_HEADER_BYTES = 64 * 1024 * 1024;
 /** Sections above this (inflated) are refused before they are inflated. */
@@ -61,13 +62,11 @@ export function writeContainer(content: ContainerContent): Uint8Array {
   });
   const entries = content.sections.map((s, i) => {
     const { bytes, inflated } = stored[i] as { bytes: Uint8Array; inflated?: number };
-    const e = { name: s.name, offset, length: bytes.length, crc32: crc32(bytes), ...(inflated ? { inflated } : {}) };
+    const e = { name: s.name, length: bytes.length, crc32: crc32(bytes), ...(inflated ? { inflated } : {}) };
     offset += bytes.length;
     return e;
   });
-  const json = new TextEncoder().encode(
-    JSON.stringify({ sections: entries, payloadBytes: offset, meta: content.meta }),
-  );
+  const json = new TextEncoder().encode(JSON.stringify({ sections: entries, meta: content.meta }));
   const header = deflated(json);
   const out = new Uint8Array(20 + header.length + offset);
   const view = new DataView(out.buffer);
@@ -134,10 +133,10 @@ export function readContainer(bytes: Uint8Array, file = '<container>'): Containe
     );
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const version = view.getUint16(4, true);
-  if (version !== 1 && version !== CONTAINER_VERSION)
+  if (version < 1 || version > CONTAINER_VERSION)
     throw new QuantkitError(
       'QK_COMPRESSED_VERSION',
-      `${file} is container version ${version}; this quantkit reads versions 1 and ${CONTAINER_VERSION}`,
+      `${file} is container version ${version}; this quantkit reads versions 1 to ${CONTAINER_VERSION}`,
       'use the quantkit that wrote it, or compress the model again',
     );
   if (view.getUint16(6, true) !== 0) throw corrupt(file, 'the reserved field is not 0');
@@ -162,23 +161,38 @@ export function readContainer(bytes: Uint8Array, file = '<container>'): Containe
   } catch {
     throw corrupt(file, 'the header is not UTF-8 JSON');
   }
-  if (!isObject(header) || !Array.isArray(header.sections) || !isCount(header.payloadBytes) || !isObject(header.meta))
-    throw corrupt(file, 'the header lacks sections, payloadBytes or meta');
+  // Version 3 leaves offsets and the payload length to follow from the section lengths.
+  const derived = version >= 3;
+  if (
+    !isObject(header) ||
+    !Array.isArray(header.sections) ||
+    (!derived && !isCount(header.payloadBytes)) ||
+    !isObject(header.meta)
+  )
+    throw corrupt(file, `the header lacks sections${derived ? '' : ', payloadBytes'} or meta`);
+  const entries = header.sections as unknown[];
+  for (const s of entries)
+    if (
+      !isObject(s) ||
+      typeof s.name !== 'string' ||
+      (!derived && !isCount(s.offset)) ||
+      !isCount(s.length) ||
+      !isCount(s.crc32)
+    )
+      throw corrupt(file, `a section entry lacks name, ${derived ? '' : 'offset, '}length or crc32`);
+  const checked = entries as { name: string; offset?: number; length: number; crc32: number; inflated?: unknown }[];
+  const payloadBytes = derived ? checked.reduce((n, s) => n + s.length, 0) : (header.payloadBytes as number);
   const payload = start + 4 + h;
-  if (payload + header.payloadBytes !== bytes.length)
-    throw corrupt(file, `the payload is ${bytes.length - payload} bytes, the header says ${header.payloadBytes}`);
+  if (payload + payloadBytes !== bytes.length)
+    throw corrupt(file, `the payload is ${bytes.length - payload} bytes, the header says ${payloadBytes}`);
   const sections = new Map<string, Uint8Array>();
   const stored: { name: string; data: Uint8Array; inflated: number | undefined }[] = [];
   const names = new Set<string>();
   let expected = 0;
-  for (const s of header.sections as unknown[]) {
-    if (!isObject(s) || typeof s.name !== 'string' || !isCount(s.offset) || !isCount(s.length) || !isCount(s.crc32))
-      throw corrupt(file, 'a section entry lacks name, offset, length or crc32');
-    if (s.offset !== expected || s.offset + s.length > header.payloadBytes)
-      throw corrupt(
-        file,
-        `section '${s.name}' at ${s.offset}+${s.length} does not follow the one before (${expected})`,
-      );
+  for (const s of checked) {
+    const offset = s.offset ?? expected;
+    if (offset !== expected || offset + s.length > payloadBytes)
+      throw corrupt(file, `section '${s.name}' at ${offset}+${s.length} does not follow the one before (${expected})`);
     if (names.has(s.name)) throw corrupt(file, `section '${s.name}' appears twice`);
     names.add(s.name);
     if (s.inflated !== undefined && (version === 1 || !isCount(s.inflated)))
@@ -188,13 +202,12 @@ export function readContainer(bytes: Uint8Array, file = '<container>'): Containe
         file,
         `section '${s.name}' declares ${s.inflated} bytes inflated (at most ${MAX_INFLATED_SECTION_BYTES})`,
       );
-    const data = bytes.subarray(payload + s.offset, payload + s.offset + s.length);
+    const data = bytes.subarray(payload + offset, payload + offset + s.length);
     if (crc32(data) !== s.crc32) throw corrupt(file, `section '${s.name}' fails its CRC-32`);
     stored.push({ name: s.name, data, inflated: s.inflated });
-    expected = s.offset + s.length;
+    expected = offset + s.length;
   }
-  if (expected !== header.payloadBytes)
-    throw corrupt(file, `${header.payloadBytes - expected} payload bytes belong to no section`);
+  if (expected !== payloadBytes) throw corrupt(file, `${payloadBytes - expected} payload bytes belong to no section`);
   // Inflated only once every section's place and CRC are checked.
   for (const s of stored)
     sections.set(
