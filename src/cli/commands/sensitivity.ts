@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { sensitivityFile } from '../../flows/mixed-file.js';
 import { loadReportAssets } from '../../flows/report-assets.js';
 import { writeFileAtomic } from '../../node/files.js';
-import { renderSensitivityReport } from '../../web/report/index.js';
+import { renderSensitivityReport, sensitivityTableCells } from '../../web/report/index.js';
 import { DEFAULT_CANDIDATES, type SensitivityResult } from '../../flows/mixed.js';
 import { inCliWords } from '../option-flags.js';
 import { progressBar } from '../progress.js';
@@ -27,13 +27,7 @@ function bar(kl: number, lo: number, hi: number): string {
 }
 
 export function formatSensitivity(r: SensitivityResult, labels: readonly string[]): string {
-  const head = ['weight', 'node', 'params', ...labels.flatMap((l) => [`${l} bits`, `${l} KL`])];
-  const rows = r.weights.map((w) => [
-    w.weight,
-    w.node,
-    String(w.params),
-    ...w.costs.flatMap((c) => [((c.bytes * 8) / w.params).toFixed(2), c.kl.toExponential(2)]),
-  ]);
+  const { head, rows } = sensitivityTableCells(r, labels);
   // The plot: each weight's KL under the narrowest candidate, log scale.
   const narrow = labels.findIndex((l) => l !== 'fp32');
   const kls = r.weights.map((w) => w.costs[narrow]?.kl ?? 0).filter((v) => v > 0);

@@ -2,4 +2,4 @@
 export { renderReport, escapeHtml } from './render.js';
 export type { ReportAssets } from './render.js';
 export { formatSize, formatQuality, formatChange, formatSqnr, formatRatio, schemeTable } from './format.js';
-export { renderSensitivityReport, sensitivitySeries } from './sensitivity.js';
+export { renderSensitivityReport, sensitivitySeries, sensitivityTableCells } from './sensitivity.js';

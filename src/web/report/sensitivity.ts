@@ -47,8 +47,11 @@ export function sensitivitySeries(r: SensitivityResult): {
   };
 }
 
-export function renderSensitivityReport(model: string, r: SensitivityResult, assets: ReportAssets): string {
-  const labels = (r.weights[0]?.costs ?? []).map((c) => c.label);
+/** The sensitivity table's header and rows (bits per weight and KL per candidate), for text and HTML. */
+export function sensitivityTableCells(
+  r: SensitivityResult,
+  labels: readonly string[],
+): { head: string[]; rows: string[][] } {
   const head = ['weight', 'node', 'params', ...labels.flatMap((l) => [`${l} bits`, `${l} KL`])];
   const rows = r.weights.map((w) => [
     w.weight,
@@ -56,6 +59,12 @@ export function renderSensitivityReport(model: string, r: SensitivityResult, ass
     String(w.params),
     ...w.costs.flatMap((c) => [((c.bytes * 8) / w.params).toFixed(2), c.kl.toExponential(2)]),
   ]);
+  return { head, rows };
+}
+
+export function renderSensitivityReport(model: string, r: SensitivityResult, assets: ReportAssets): string {
+  const labels = (r.weights[0]?.costs ?? []).map((c) => c.label);
+  const { head, rows } = sensitivityTableCells(r, labels);
   const th = head.map((h) => `<th>${escapeHtml(h)}</th>`).join('');
   const trs = rows
     .map((row) => `<tr>${row.map((c, i) => `<td${i >= 2 ? ' class="num"' : ''}>${escapeHtml(c)}</td>`).join('')}</tr>`)
