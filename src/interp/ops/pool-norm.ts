@@ -1,3 +1,4 @@
+import { unravel } from '../../kernels/conv-int8.ref.js';
 import type { OpImpl } from '../op.js';
 import { badShape, requireInput } from '../op.js';
 import { makeTensor } from '../../tensor/tensor.js';
@@ -39,16 +40,10 @@ export const MaxPool: OpImpl = (inputs, ctx) => {
   const k = new Int32Array(nSpatial);
   for (let nc = 0; nc < batch * channels; nc++) {
     for (let flat = 0; flat < outSize; flat++) {
-      for (let ax = nSpatial - 1, f = flat; ax >= 0; ax--) {
-        o[ax] = f % (outSpatial[ax] as number);
-        f = Math.floor(f / (outSpatial[ax] as number));
-      }
+      unravel(flat, outSpatial, o);
       let best = -Infinity;
       for (let kf = 0; kf < kSize; kf++) {
-        for (let ax = nSpatial - 1, f = kf; ax >= 0; ax--) {
-          k[ax] = f % (kernel[ax] as number);
-          f = Math.floor(f / (kernel[ax] as number));
-        }
+        unravel(kf, kernel, k);
         let off = 0;
         let inside = true;
         for (let ax = 0; ax < nSpatial; ax++) {
