@@ -13,7 +13,8 @@
 // the mixed rows MIXED_AWQ=0 (no AWQ-scaled base), MIXED_CANDIDATES=q4:128+gptq,…, MIXED_ROUNDS=n
 // (refinement rounds, default 1), MIXED_CROSSFIT=1 (score on the other half of the calibration
 // windows), CALIB=n (n calibration windows of the LM's training text for every row, made by
-// scripts/models/make_calib_windows.py --windows n), MIXED_GUARD=1 (the held-out guard against
+// scripts/models/make_calib_windows.py --windows n), EVAL=n (n held-out evaluation windows, made by
+// make_calib_windows.py --eval n; the standard errors then shrink by √(n/64)), MIXED_GUARD=1 (the held-out guard against
 // single schemes); TAG=-x names the JSON and the kept mixed models. README's lm-big mixed rows:
 //   MIXED_ROUNDS=0 MIXED_CANDIDATES=q2-asym:64+gptq,q4:128+gptq,q4:128+clip+gptq,q4:64+gptq,q4:32+gptq,q8-block:128,fp32
 //
@@ -23,7 +24,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { quantizeModelBytesAwq } from '../../src/flows/awq-node.js';
-import { lmPerplexity, openSession } from '../../src/flows/evaluate-node.js';
+import { lmPerplexity, openSession, perplexityDifference } from '../../src/flows/evaluate-node.js';
 import { quantizeModelBytesGptq } from '../../src/flows/gptq.js';
 import {
   averageSensitivity,
@@ -183,7 +184,12 @@ for (const name of names) {
   if (!m) throw new Error(`unknown LM ${name}`);
   if (name === 'lm-big') ensureBigLm();
   const bytes = readFileSync(root + m.file);
-  const windows = npy(m.eval);
+  // EVAL=n: n windows of the held-out text (make_calib_windows.py --eval n) instead of the committed
+  // 64 (32 for lm-gemm-tied): the paired standard errors printed at the end say what that resolves.
+  const evalCount = process.env['EVAL'];
+  const windows = npy(
+    evalCount ? `.cache/calib/${name === 'lm-gemm-tied' ? 'lm-gemm-tied' : 'lm'}-eval-${evalCount}.npy` : m.eval,
+  );
   // CALIB=n: n windows of the LM's training text (scripts/models/make_calib_windows.py --windows n)
   // instead of the committed 32 (16 for lm-gemm-tied), for every row alike.
   const more = process.env['CALIB'];
@@ -191,18 +197,41 @@ for (const name of names) {
     ? `.cache/calib/${name === 'lm-gemm-tied' ? 'lm-gemm-tied' : 'lm'}-calib-${more}.npy`
     : m.calib;
   const calib = new Map([['input_ids', npy(calibPath)]]);
-  const base = (await lmPerplexity(bytes, windows)).perplexity;
+  const baseResult = await lmPerplexity(bytes, windows);
+  const base = baseResult.perplexity;
   const baseMs = await latencyMs(bytes, windows);
-  const out: { label: string; bits: number; ppl: number; change: number; seconds: number; latency: number }[] = [];
+  const out: {
+    label: string;
+    bits: number;
+    ppl: number;
+    change: number;
+    standardError: number;
+    seconds: number;
+    latency: number;
+    windowNll: number[];
+  }[] = [];
   const record = async (label: string, q: Uint8Array, bits: number, seconds: number) => {
-    const ppl = (await lmPerplexity(q, windows)).perplexity;
+    const result = await lmPerplexity(q, windows);
+    const ppl = result.perplexity;
     const latency = (await latencyMs(q, windows)) / (await latencyMs(bytes, windows));
-    out.push({ label, bits, ppl, change: ppl / base - 1, seconds, latency });
+    const { standardError } = perplexityDifference(result, baseResult);
+    out.push({
+      label,
+      bits,
+      ppl,
+      change: ppl / base - 1,
+      standardError,
+      seconds,
+      latency,
+      windowNll: [...result.windowNll],
+    });
     console.log(
       `| ${name} | ${label} | ${bits.toFixed(2)} | ${pct(ppl / base - 1)} | ${seconds.toFixed(1)} s | ${latency.toFixed(2)}× |`,
     );
   };
-  console.log(`\n${name}: fp32 perplexity ${base.toFixed(4)}, batch latency ${baseMs.toFixed(1)} ms`);
+  console.log(
+    `\n${name}: fp32 perplexity ${base.toFixed(4)} on ${baseResult.tokens} tokens (${windows.dims[0]} windows), batch latency ${baseMs.toFixed(1)} ms`,
+  );
   console.log('| LM | method | bits/weight | perplexity | quantize time | latency vs fp32 |');
   console.log('|---|---|---|---|---|---|');
   const quantizedRows = async () => {
@@ -301,9 +330,35 @@ for (const name of names) {
   const fastest = out.reduce((a, b) => (b.latency < a.latency ? b : a));
   console.log(`most accurate: ${best.label} (${pct(best.change)}, latency ${best.latency.toFixed(2)}× fp32)`);
   console.log(`fastest: ${fastest.label} (latency ${fastest.latency.toFixed(2)}× fp32, ${pct(fastest.change)})`);
+  // Each mixed row against the best single-scheme row within its budget measured in this run,
+  // paired on the same windows: the difference and its standard error.
+  const asResult = (r: (typeof out)[number]) => ({
+    crossEntropy: Math.log(r.ppl),
+    perplexity: r.ppl,
+    tokens: baseResult.tokens,
+    windowNll: Float64Array.from(r.windowNll),
+  });
+  for (const mixed of out.filter((r) => r.label.startsWith('mixed'))) {
+    const budget = Number(mixed.label.split(' ')[1]);
+    const singles = out.filter((r) => !r.label.startsWith('mixed') && r.bits <= budget + 1e-9);
+    if (singles.length === 0) continue;
+    const rival = singles.reduce((a, b) => (b.change < a.change ? b : a));
+    const d = perplexityDifference(asResult(mixed), asResult(rival));
+    console.log(
+      `${mixed.label.split(' (')[0]}: ${pct(mixed.change)} vs ${rival.label} ${pct(rival.change)} (${rival.bits.toFixed(2)} b): ` +
+        `ratio ${pct(d.change)} ± ${(d.standardError * 100).toFixed(2)} % (one standard error, paired over windows)`,
+    );
+  }
   mkdirSync(`${root}.cache`, { recursive: true });
   writeFileSync(
     `${root}.cache/low-bit-${name}${process.env['TAG'] ?? ''}.json`,
-    JSON.stringify({ name, base, baseMs, rows: out }, null, 2),
+    JSON.stringify({
+      name,
+      base,
+      baseMs,
+      evalWindows: windows.dims[0],
+      baseWindowNll: [...baseResult.windowNll],
+      rows: out,
+    }),
   );
 }

@@ -6,7 +6,13 @@ import type { RuntimeSession } from './runtime.js';
 
 /* evaluate.ts on onnxruntime-node, with the runtime bound: the Node side's (and the tests') API. */
 
-export { windowsNll, type ClassifierResult, type PerplexityResult } from './evaluate.js';
+export {
+  perplexityDifference,
+  windowsNll,
+  type ClassifierResult,
+  type PerplexityDifference,
+  type PerplexityResult,
+} from './evaluate.js';
 
 export function openSession(model: Uint8Array): Promise<RuntimeSession> {
   return evaluate.openSession(nodeRuntime, model);

@@ -37,6 +37,8 @@ export interface PerplexityResult {
   readonly crossEntropy: number;
   readonly perplexity: number;
   readonly tokens: number;
+  /** Summed NLL of each window: what a paired comparison of two models on the same windows needs. */
+  readonly windowNll: Float64Array;
 }
 
 /**
@@ -57,6 +59,7 @@ export async function lmPerplexity(
   const outName = session.outputNames[0] as string;
   let nll = 0;
   let tokens = 0;
+  const windowNll = new Float64Array(count);
   for (let start = 0; start < count; start += batch) {
     const b = Math.min(batch, count - start);
     const input = new BigInt64Array(b * T);
@@ -66,9 +69,10 @@ export async function lmPerplexity(
     const scored = windowsNll(logits.data as Float32Array, logits.dims[2] as number, ids, len, start, b);
     nll += scored.nll;
     tokens += scored.tokens;
+    windowNll.set(scored.perWindow, start);
   }
   const crossEntropy = nll / tokens;
-  return { crossEntropy, perplexity: Math.exp(crossEntropy), tokens };
+  return { crossEntropy, perplexity: Math.exp(crossEntropy), tokens, windowNll };
 }
 
 /**
@@ -82,10 +86,12 @@ export function windowsNll(
   len: number,
   start: number,
   b: number,
-): { nll: number; tokens: number } {
+): { nll: number; tokens: number; perWindow: Float64Array } {
   const T = len - 1;
   let nll = 0;
+  const perWindow = new Float64Array(b);
   for (let i = 0; i < b; i++) {
+    let window = 0;
     for (let t = 0; t < T; t++) {
       const row = (i * T + t) * vocab;
       let max = -Infinity;
@@ -93,10 +99,13 @@ export function windowsNll(
       let sum = 0;
       for (let v = 0; v < vocab; v++) sum += Math.exp((data[row + v] as number) - max);
       const target = Number(ids[(start + i) * len + t + 1]);
-      nll += Math.log(sum) + max - (data[row + target] as number);
+      const loss = Math.log(sum) + max - (data[row + target] as number);
+      nll += loss;
+      window += loss;
     }
+    perWindow[i] = window;
   }
-  return { nll, tokens: b * T };
+  return { nll, tokens: b * T, perWindow };
 }
 
 export interface ClassifierResult {
@@ -135,4 +144,29 @@ export async function classifierAccuracy(
     diff = s / logits.length;
   }
   return { accuracy: correct / n, logits, classes, meanAbsLogitDiff: diff };
+}
+
+export interface PerplexityDifference {
+  /** perplexity(a) / perplexity(b) − 1. */
+  readonly change: number;
+  /** Standard error of ln(perplexity(a) / perplexity(b)), windows taken as independent samples. */
+  readonly standardError: number;
+}
+
+/**
+ * a against b, evaluated on the same windows: the difference of their per-window NLLs is what varies
+ * from window to window, so the paired standard error is far smaller than either model's own.
+ * Tokens inside one window are not independent, which is why the window is the sample.
+ */
+export function perplexityDifference(a: PerplexityResult, b: PerplexityResult): PerplexityDifference {
+  const n = a.windowNll.length;
+  if (n !== b.windowNll.length || a.tokens !== b.tokens || n === 0)
+    throw new Error('perplexityDifference: the two results are not on the same windows');
+  let mean = 0;
+  for (let i = 0; i < n; i++) mean += ((a.windowNll[i] as number) - (b.windowNll[i] as number)) / n;
+  let squares = 0;
+  for (let i = 0; i < n; i++) squares += ((a.windowNll[i] as number) - (b.windowNll[i] as number) - mean) ** 2;
+  const perToken = n / a.tokens;
+  const standardError = n > 1 ? (Math.sqrt(squares / (n - 1)) / Math.sqrt(n)) * perToken : NaN;
+  return { change: Math.exp(mean * perToken) - 1, standardError };
 }
