@@ -107,6 +107,11 @@ describe('refitted mixed model (refitModel, lm-gemm-tied)', () => {
       expect(formOf(ir, w).length).toBeGreaterThan(0);
       expect(formOf(ir, w).some((n) => !same(ir.get(n), ia.get(n)))).toBe(true);
     }
+    // The data-free v is what attn.o's statistics saw: with v left fp32 instead, attn.o comes out otherwise.
+    const vFp32 = await refitModel(setup, new Map([...plan, ['blocks.0.attn.v.weight', parseCandidate('fp32')]]));
+    const iv = initializers(vFp32.bytes);
+    expect(formOf(ir, 'blocks.0.attn.o.weight').some((n) => !same(ir.get(n), iv.get(n)))).toBe(true);
+    for (const n of formOf(ir, 'blocks.0.attn.q.weight')) expect(same(ir.get(n), iv.get(n))).toBe(true);
     const session = await openSession(refit.bytes);
     const ids = data.get('input_ids')!;
     const x = nodeRuntime.tensor('int64', (ids.data as BigInt64Array).subarray(0, 4 * 64), [4, 64]);
