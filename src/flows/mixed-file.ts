@@ -40,11 +40,10 @@ import {
 
 /**
  * GPTQ (sequential, on the whole prepared model, per candidate; or once over a plan, each weight
- * in its candidate's scheme) and, with `awq`, AWQ's activation
- * scales folded into the fp32 model first, searched for q4 at block 128 (the middle of the
- * candidates). AWQ's clipping search for that scheme is run on a second copy (the same scales, so
- * the same graph) whose shrunk weights the `+clip` candidates quantize; the others keep the
- * unclipped weights, which q8 and fp32 want.
+ * in its candidate's scheme) and, with `awq`, AWQ's activation scales folded into the fp32 model
+ * first, searched for q4 at block 128 (the middle of the candidates). AWQ's clipping search for
+ * that scheme is run on a second copy (the same scales, so the same graph) whose shrunk weights the
+ * `+clip` candidates quantize; the others keep the unclipped weights, which q8 and fp32 want.
  */
 export function nodeMixedHooks(
   data: CalibrationData,
