@@ -14,8 +14,11 @@
 // (refinement rounds, default 1), MIXED_CROSSFIT=1 (score on the other half of the calibration
 // windows), CALIB=n (n calibration windows of the LM's training text for every row, made by
 // scripts/models/make_calib_windows.py --windows n), EVAL=n (n held-out evaluation windows, made by
-// make_calib_windows.py --eval n; the standard errors then shrink by √(n/64)), MIXED_GUARD=1 (the held-out guard against
-// single schemes); TAG=-x names the JSON and the kept mixed models. README's lm-big mixed rows:
+// make_calib_windows.py --eval n; the standard errors then shrink by √(n/64)), MIXED_GUARD=1 (the
+// held-out guard against single schemes), MIXED_REFIT=0 (each plan written, and fitted in the guard,
+// assembled from the candidates' runs instead of refitted by one GPTQ pass over it), MIXED_PLAN_ROWS=1
+// (a row for the plan too where the guard writes a single scheme); TAG=-x names the JSON and the kept
+// mixed models. README's lm-big mixed rows:
 //   MIXED_ROUNDS=0 MIXED_CANDIDATES=q2-asym:64+gptq,q4:128+gptq,q4:128+clip+gptq,q4:64+gptq,q4:32+gptq,q8-block:128,fp32
 //
 // lm-big (4 layers, d = 256) is made on first use by scripts/models/make_models.py --lm-size big
@@ -33,7 +36,7 @@ import {
   AWQ_CANDIDATES,
   DEFAULT_CANDIDATES,
   measureSensitivity,
-  mixedModelBytes,
+  writtenModelBytes,
   parseCandidate,
   prepareMixed,
   refinePlan,
@@ -249,6 +252,7 @@ for (const name of names) {
     // windows, then per budget the knapsack refined on the joint model (flows/mixed.ts refinePlan).
     // The reported perplexity is on the held-out windows, which nothing here has seen.
     const awq = process.env['MIXED_AWQ'] !== '0';
+    const refit = process.env['MIXED_REFIT'] !== '0';
     const cands = (
       process.env['MIXED_CANDIDATES']?.split(',') ?? [...DEFAULT_CANDIDATES, ...(awq ? AWQ_CANDIDATES : [])]
     ).map(parseCandidate);
@@ -295,6 +299,7 @@ for (const name of names) {
                 awq,
                 crossFitted: folds.length > 0,
                 cache: guardCache,
+                refit,
               },
             )
           : undefined;
@@ -302,9 +307,15 @@ for (const name of names) {
         console.log(
           `(guard at ${target}: ${guarded.entries.map((e) => `${e.label} ${e.bits.toFixed(2)} b ${e.heldOutKl.toExponential(3)}`).join('; ')})`,
         );
+      const t2 = performance.now();
+      const planned =
+        guarded?.single && !process.env['MIXED_PLAN_ROWS'] ? undefined : await writtenModelBytes(setup, plan, refit);
+      console.log(
+        `(plan at ${target} ${refit ? 'refitted' : 'assembled'} in ${((performance.now() - t2) / 1000).toFixed(1)} s)`,
+      );
       const mixed = guarded?.single
         ? await singleFormModel(bytes, guarded.single, calib)
-        : mixedModelBytes(setup, plan);
+        : (planned as NonNullable<typeof planned>);
       // Kept for scripts/measure/low-bit-latency.ts (EXTRA=…).
       writeFileSync(`${root}.cache/mixed-${name}-${target}${process.env['TAG'] ?? ''}.onnx`, mixed.bytes);
       const seconds = sensSeconds + (performance.now() - t1) / 1000;
@@ -312,10 +323,16 @@ for (const name of names) {
       for (const c of plan.choice.values()) counts.set(c.label, (counts.get(c.label) ?? 0) + 1);
       const bits = bitsPerWeight(mixed.layers);
       if (!(bits <= target)) throw new Error(`mixed ${target}: ${bits} true bits per weight, over the budget`);
+      const planLabel = `${[...counts].map(([l, n]) => `${n}× ${l}`).join(', ')}; ${plan.source ?? ''}`;
+      if (guarded?.single && planned)
+        await record(
+          `mixed ${target} plan, not written (${planLabel})`,
+          planned.bytes,
+          bitsPerWeight(planned.layers),
+          seconds,
+        );
       await record(
-        guarded?.single
-          ? `mixed ${target} (guard: ${guarded.single.label})`
-          : `mixed ${target} (${[...counts].map(([l, n]) => `${n}× ${l}`).join(', ')}; ${plan.source ?? ''})`,
+        guarded?.single ? `mixed ${target} (guard: ${guarded.single.label})` : `mixed ${target} (${planLabel})`,
         mixed.bytes,
         bits,
         seconds,

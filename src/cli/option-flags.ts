@@ -75,6 +75,7 @@ export const OPTION_FLAGS: Readonly<Record<string, string>> = {
   merge: '--merge-scheme',
   crossFit: '--cross-fit',
   guard: '--no-guard',
+  refit: '--no-refit',
   validation: '--validation',
   allocation: '--allocation',
   kmeansEpochs: '--kmeans-epochs',

@@ -1,13 +1,20 @@
 import { modelFromProto } from '../graph/from-onnx.js';
 import { memoryInitializer, type GraphNode, type Model } from '../graph/model.js';
 import { modelToProto } from '../graph/to-onnx.js';
-import { consumers, removeDeadNodes, uniqueName } from '../graph/topology.js';
+import { consumers, removeDeadNodes, topologicalOrder, uniqueName } from '../graph/topology.js';
 import { decodeModel, encodeModel } from '../io/onnx/proto.js';
 import type { GptqOptions } from '../quant/gptq.js';
 import { equalizeNormScales } from '../passes/activation/smoothquant.js';
 import { foldBatchNorm } from '../passes/fold-batchnorm.js';
 import { opsetRaiseNote, settleOpset } from '../passes/opset-floor.js';
-import { gptqLayer, gptqScheme, planGptq, storedLayout, type GptqLayer } from '../passes/weight-only/gptq-handler.js';
+import {
+  gptqLayer,
+  gptqScheme,
+  planGptq,
+  storedLayout,
+  type GptqLayer,
+  type GptqPlan,
+} from '../passes/weight-only/gptq-handler.js';
 import { linearView } from '../passes/weight-only/linear-site.js';
 import { quantizeWeights } from '../passes/weight-only/index.js';
 import { ResultMap, type Bnb4Key, type Int8Key, type NBitsKey } from '../passes/weight-only/result-key.js';
@@ -70,23 +77,30 @@ function downstreamValues(cons: Map<string, GraphNode[]>, from: Iterable<GraphNo
   return seen;
 }
 
+/** One weight's share of a sequential pass: the layer, the scheme's plan and options it is quantized in. */
+interface GptqTask {
+  readonly layer: GptqLayer;
+  readonly plan: GptqPlan;
+  readonly options: WeightOnlyOptions;
+}
+
 /** The layers cut into stages: each stage's inputs depend on no layer of its own or a later stage. */
-function stagesOf(model: Model, layers: readonly GptqLayer[], sequential: boolean): GptqLayer[][] {
-  if (!sequential) return layers.length > 0 ? [[...layers]] : [];
+function stagesOf(model: Model, tasks: readonly GptqTask[], sequential: boolean): GptqTask[][] {
+  if (!sequential) return tasks.length > 0 ? [[...tasks]] : [];
   const cons = consumers(model.graph);
-  const stages: GptqLayer[][] = [];
-  let remaining = [...layers];
+  const stages: GptqTask[][] = [];
+  let remaining = [...tasks];
   while (remaining.length > 0) {
     const after = downstreamValues(
       cons,
-      remaining.flatMap((l) => l.sites.map((s) => s.node)),
+      remaining.flatMap((t) => t.layer.sites.map((s) => s.node)),
     );
-    let ready = remaining.filter((l) => l.activations.every((a) => !after.has(a)));
+    let ready = remaining.filter((t) => t.layer.activations.every((a) => !after.has(a)));
     // A weight read again downstream of itself (a shared recurrent layer) never gets ready: take
     // the first remaining layer on its own then.
-    if (ready.length === 0) ready = [remaining[0] as GptqLayer];
+    if (ready.length === 0) ready = [remaining[0] as GptqTask];
     stages.push(ready);
-    remaining = remaining.filter((l) => !ready.includes(l));
+    remaining = remaining.filter((t) => !ready.includes(t));
   }
   return stages;
 }
@@ -106,18 +120,10 @@ function workingCopy(model: Model): { work: Model; nodeOf: Map<GraphNode, GraphN
 }
 
 /**
- * Norm scales folded (as the pass would), then GPTQ on every eligible MatMul/Gemm weight; the
- * results keyed for the pass. Changes `model` only by the norm-scale folding the pass does anyway.
+ * XᵀX and the layer outputs are float32 in ONNX Runtime: a weight whose products overflow would
+ * surface as a matrix that is not positive definite, far from its cause, so it is refused first.
  */
-export async function gptqPrecompute(
-  model: Model,
-  options: WeightOnlyOptions,
-  data: CalibrationData,
-  o: GptqFlowOptions = {},
-): Promise<GptqPrecomputed> {
-  gptqScheme(options); // refuses other schemes before any work
-  // XᵀX and the layer outputs are float32 in ONNX Runtime: a weight whose products overflow would
-  // surface as a matrix that is not positive definite, far from its cause.
+function refuseOverflow(model: Model): void {
   const huge = overflowingWeight(model);
   if (huge)
     throw new OptionError(
@@ -126,11 +132,20 @@ export async function gptqPrecompute(
       "fix the model's weights, or quantize without `calib`",
       ['calib'],
     );
-  // The pass folds outlier norm scales into the weights first (passes/weight-only/index.ts); the
-  // statistics must be those of the folded model (its second fold finds nothing left to do).
-  const eq = options.equalizeNorms === false ? { groups: [] } : equalizeNormScales(model, { exclude: options.exclude });
-  const plan = planGptq(model, options);
-  const stages = stagesOf(model, plan.layers, o.sequential ?? true);
+}
+
+/**
+ * The sequential pass over `tasks` (in execution order): per stage, the inputs collected on the
+ * working copy, each layer quantized by GPTQ in its own task's scheme, and its dequantized weight
+ * put in the working copy for the stages after it.
+ */
+async function runGptqTasks(
+  model: Model,
+  tasks: readonly GptqTask[],
+  data: CalibrationData,
+  o: GptqFlowOptions,
+): Promise<{ precomputed: PrecomputedWeights; stages: number; rows: number; maxDamp: number }> {
+  const stages = stagesOf(model, tasks, o.sequential ?? true);
   const { work, nodeOf } = workingCopy(model);
   const nbits = new ResultMap<NBitsKey, NBitsWeights>();
   const bnb4 = new ResultMap<Bnb4Key, Bnb4Weights>();
@@ -141,14 +156,14 @@ export async function gptqPrecompute(
   let maxDamp = 0;
   for (const [si, stage] of stages.entries()) {
     const wanted = new Map<string, number>();
-    for (const l of stage) for (const a of l.activations) wanted.set(a, l.shape.K);
+    for (const { layer: l } of stage) for (const a of l.activations) wanted.set(a, l.shape.K);
     const hs = await collectHessians(nodeRuntime, work, wanted, data, {
       batchSize: o.calibBatch,
       progress: o.progress,
       pass: si + 1,
       passes: stages.length,
     });
-    for (const l of stage) {
+    for (const { layer: l, plan, options } of stage) {
       const K = l.shape.K;
       const h = new Float64Array(K * K);
       for (const a of l.activations) {
@@ -180,27 +195,85 @@ export async function gptqPrecompute(
       if (!work.graph.nodes.some((n) => n.inputs.includes(l.weight))) work.graph.initializers.delete(l.weight);
     }
   }
+  return {
+    precomputed: { nbits, int8: new ResultMap<Int8Key, never>(), bnb4, spqr, superBlock, gptq },
+    stages: stages.length,
+    rows,
+    maxDamp,
+  };
+}
+
+/** The note saying how GPTQ ran. */
+function gptqNote(layers: number, rows: number, stages: number, maxDamp: number, o: GptqFlowOptions): string {
+  const how = [
+    (o.sequential ?? true) ? `sequential, ${stages} stages` : 'one pass on the fp32 model',
+    `damp ${maxDamp.toPrecision(2)}`,
+    o.actOrder ? 'act-order' : '',
+  ]
+    .filter(Boolean)
+    .join(', ');
+  return `GPTQ on ${layers} weight(s) from ${rows} calibration tokens per layer (${how})`;
+}
+
+/**
+ * Norm scales folded (as the pass would), then GPTQ on every eligible MatMul/Gemm weight; the
+ * results keyed for the pass. Changes `model` only by the norm-scale folding the pass does anyway.
+ */
+export async function gptqPrecompute(
+  model: Model,
+  options: WeightOnlyOptions,
+  data: CalibrationData,
+  o: GptqFlowOptions = {},
+): Promise<GptqPrecomputed> {
+  gptqScheme(options); // refuses other schemes before any work
+  refuseOverflow(model);
+  // The pass folds outlier norm scales into the weights first (passes/weight-only/index.ts); the
+  // statistics must be those of the folded model (its second fold finds nothing left to do).
+  const eq = options.equalizeNorms === false ? { groups: [] } : equalizeNormScales(model, { exclude: options.exclude });
+  const plan = planGptq(model, options);
+  const run = await runGptqTasks(
+    model,
+    plan.layers.map((layer) => ({ layer, plan, options })),
+    data,
+    o,
+  );
   const notes = [...plan.notes];
   if (eq.groups.length > 0)
     notes.push(
       `${eq.groups.length} normalization scale(s) folded into the weights they feed before GPTQ (${eq.groups.map((gr) => gr.foldedInto).join(', ')})`,
     );
-  if (plan.layers.length > 0) {
-    const how = [
-      (o.sequential ?? true) ? `sequential, ${stages.length} stages` : 'one pass on the fp32 model',
-      `damp ${maxDamp.toPrecision(2)}`,
-      o.actOrder ? 'act-order' : '',
-    ]
-      .filter(Boolean)
-      .join(', ');
-    notes.push(`GPTQ on ${plan.layers.length} weight(s) from ${rows} calibration tokens per layer (${how})`);
-  }
-  return {
-    precomputed: { nbits, int8: new ResultMap<Int8Key, never>(), bnb4, spqr, superBlock, gptq },
-    layers: plan.layers.length,
-    stages: stages.length,
-    notes,
-  };
+  if (plan.layers.length > 0) notes.push(gptqNote(plan.layers.length, run.rows, run.stages, run.maxDamp, o));
+  return { precomputed: run.precomputed, layers: plan.layers.length, stages: run.stages, notes };
+}
+
+/**
+ * One sequential GPTQ pass in which each weight is quantized in its own scheme: `groups` are the
+ * schemes' options, each one's `exclude` leaving out the weights it does not take (no weight in
+ * two groups). A stage's inputs are collected on the model whose earlier stages hold their own
+ * groups' quantized weights, and on whatever `model` already holds elsewhere (weights a
+ * data-free quantizer has rewritten stay as written). Norm scales are taken as they are: the
+ * caller has equalized them (mixed precision does once, for every plan).
+ */
+export async function gptqPrecomputeGroups(
+  model: Model,
+  groups: readonly WeightOnlyOptions[],
+  data: CalibrationData,
+  o: GptqFlowOptions = {},
+): Promise<GptqPrecomputed> {
+  for (const g of groups) gptqScheme(g);
+  refuseOverflow(model);
+  const order = new Map(topologicalOrder(model.graph).map((n, i) => [n, i]));
+  const first = (t: GptqTask) => order.get(t.layer.sites[0]?.node as GraphNode) ?? 0;
+  const plans = groups.map((options) => ({ options, plan: planGptq(model, options) }));
+  const tasks = plans
+    .flatMap(({ options, plan }) => plan.layers.map((layer) => ({ layer, plan, options })))
+    .sort((a, b) => first(a) - first(b));
+  const twice = tasks.find((t, i) => tasks.findIndex((u) => u.layer.weight === t.layer.weight) !== i);
+  if (twice) throw new Error(`GPTQ groups: '${twice.layer.weight}' is in two of them`);
+  const run = await runGptqTasks(model, tasks, data, o);
+  const notes = plans.flatMap((p) => p.plan.notes);
+  if (tasks.length > 0) notes.push(gptqNote(tasks.length, run.rows, run.stages, run.maxDamp, o));
+  return { precomputed: run.precomputed, layers: tasks.length, stages: run.stages, notes };
 }
 
 /**

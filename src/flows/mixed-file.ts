@@ -11,7 +11,7 @@ import type { LayerReport } from '../passes/weight-only/types.js';
 import { applyAwq, awqScheme } from './awq.js';
 import { quantizeModelBytesAwq } from './awq-node.js';
 import type { CalibrationData } from './calibrate.js';
-import { gptqPrecompute, quantizeModelBytesGptq } from './gptq.js';
+import { gptqPrecompute, gptqPrecomputeGroups, quantizeModelBytesGptq } from './gptq.js';
 import { checkedCalibration } from './input-check.js';
 import {
   AWQ_CANDIDATES,
@@ -24,15 +24,14 @@ import {
   klFromReference,
   measureSensitivity,
   pickGuarded,
-  planModel,
   referenceOutputs,
   trueLinearBits,
   type GuardEntry,
-  mixedModelBytes,
   parseCandidate,
   planMixedForLoss,
   prepareMixed,
   refinePlan,
+  writtenModelBytes,
   type Candidate,
   type MixedHooks,
   type MixedPlan,
@@ -40,11 +39,11 @@ import {
 } from './mixed.js';
 
 /**
- * GPTQ (sequential, on the whole prepared model, per candidate) and, with `awq`, AWQ's activation
- * scales folded into the fp32 model first, searched for q4 at block 128 (the middle of the
- * candidates). AWQ's clipping search for that scheme is run on a second copy (the same scales, so
- * the same graph) whose shrunk weights the `+clip` candidates quantize; the others keep the
- * unclipped weights, which q8 and fp32 want.
+ * GPTQ (sequential, on the whole prepared model, per candidate; or once over a plan, each weight
+ * in its candidate's scheme) and, with `awq`, AWQ's activation scales folded into the fp32 model
+ * first, searched for q4 at block 128 (the middle of the candidates). AWQ's clipping search for
+ * that scheme is run on a second copy (the same scales, so the same graph) whose shrunk weights the
+ * `+clip` candidates quantize; the others keep the unclipped weights, which q8 and fp32 want.
  */
 export function nodeMixedHooks(
   data: CalibrationData,
@@ -53,6 +52,7 @@ export function nodeMixedHooks(
   const awqOptions = { scheme: 'q4', blockSize: 128, exclude: o.exclude, equalizeNorms: false } as const;
   return {
     gptq: async (model, c) => (await gptqPrecompute(model, candidateOptions(c, o.exclude), data)).precomputed,
+    gptqGroups: async (model, groups) => (await gptqPrecomputeGroups(model, groups, data)).precomputed,
     rescale: o.awq
       ? async (model) => {
           const clipped = modelFromProto(decodeModel(encodeModel(modelToProto(model))));
@@ -116,7 +116,9 @@ export interface GuardResult {
  * calibration samples and scored on the other (both ways, KLs averaged); the one of least KL within
  * `budgetBits` wins. `folds` given (cross-fitting), the plan's own score on them is `plan.measuredKl`;
  * otherwise its candidates are fitted on each half here. `cache` keeps the single forms' scores
- * across budgets (they do not depend on it).
+ * across budgets (they do not depend on it). With `refit` (default) the plan is fitted on each half
+ * as it is written (refitModel: one sequential GPTQ pass over the plan), and so scored here even
+ * when cross-fitted, since the folds' measurements are of the assembled models.
  */
 export async function guardPlan(
   bytes: Uint8Array,
@@ -129,6 +131,7 @@ export async function guardPlan(
     readonly exclude?: readonly string[] | undefined;
     readonly crossFitted?: boolean | undefined;
     readonly cache?: Map<string, GuardEntry> | undefined;
+    readonly refit?: boolean | undefined;
   } = {},
 ): Promise<GuardResult> {
   const halves = pairs(splitCalibration(data, 2));
@@ -140,12 +143,14 @@ export async function guardPlan(
     return sum / halves.length;
   };
   const used = [...new Map([...plan.choice.values()].map((c) => [c.label, c])).values()];
+  const refit = o.refit ?? true;
   const mixedKl =
-    o.crossFitted && plan.measuredKl !== undefined
+    o.crossFitted && plan.measuredKl !== undefined && !refit
       ? plan.measuredKl
       : await heldOut(async (d) => {
-          const setup = await prepareMixed(bytes, used, { exclude: o.exclude }, nodeMixedHooks(d, o));
-          return planModel(setup, plan.choice).bytes;
+          const prep = { exclude: o.exclude, candidateRuns: !refit };
+          const setup = await prepareMixed(bytes, used, prep, nodeMixedHooks(d, o));
+          return (await writtenModelBytes(setup, plan, refit)).bytes;
         });
   const mixedBits = (plan.bytes * 8) / Math.max(1, plan.params);
   const entries: GuardEntry[] = [{ label: 'mixed', bits: mixedBits, heldOutKl: mixedKl }];
@@ -233,6 +238,12 @@ export interface MixedFileOptions extends SensitivityFileOptions {
    * (guardPlan) on samples nothing was fitted on, and write the single scheme if it loses less.
    */
   readonly guard?: boolean | undefined;
+  /**
+   * Write the plan refitted (default on): one sequential GPTQ pass in which each weight takes its
+   * planned form on top of the layers before it in theirs (refitModel); false: assembled from the
+   * candidates' whole-model runs, as the plan was measured.
+   */
+  readonly refit?: boolean | undefined;
   readonly force?: boolean | undefined;
 }
 
@@ -320,11 +331,15 @@ export async function quantizeMixedFile(
             awq: o.awq,
             exclude: o.exclude,
             crossFitted: folds.length > 0,
+            refit: o.refit,
           },
         )
       : undefined;
   const single = guarded?.single;
-  const m = single ? await singleFormModel(bytes, single, data, o.exclude) : mixedModelBytes(setup, plan);
+  const refit = o.refit ?? true;
+  const m = single
+    ? await singleFormModel(bytes, single, data, o.exclude)
+    : await writtenModelBytes(setup, plan, refit);
   await writeFileAtomic(outPath, [m.bytes], { force: o.force ?? false, inputs: [inPath] });
   if (guarded)
     notes.push(
@@ -349,6 +364,10 @@ export async function quantizeMixedFile(
     o.maxLossIncrease !== undefined
       ? `summed KL ≤ ln(1 + ${o.maxLossIncrease}) = ${Math.log1p(o.maxLossIncrease).toExponential(3)}`
       : `${Math.floor(budget)} bytes allowed`;
+  if (refit && [...plan.choice.values()].some((c) => c.gptq))
+    notes.push(
+      'refitted: one sequential GPTQ pass over the plan, each weight in its planned form on top of the layers before it in theirs',
+    );
   notes.push(
     `mixed precision: ${((plan.bytes * 8) / Math.max(1, plan.params)).toFixed(3)} bits per linear weight (${plan.bytes} bytes; ${allowed}), summed KL of the choices ${plan.predictedKl.toExponential(3)}${plan.measuredKl === undefined ? '' : `, joint KL ${plan.measuredKl.toExponential(3)} (${plan.source ?? ''})`}`,
   );

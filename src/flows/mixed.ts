@@ -31,6 +31,11 @@ import { makeTensor, type Tensor } from '../tensor/tensor.js';
  * joint model: every weight's costs measured again on top of the plan (the rest quantized as
  * planned), the knapsack solved on those, and the candidate plans — these, and every single
  * candidate applied to all weights that fits the budget — compared by their measured joint KL.
+ *
+ * Every measurement assembles its model from the candidates' whole-model GPTQ runs: a weight's
+ * GPTQ form there compensates for upstream layers in its own candidate's form, not in the plan's.
+ * The written model is refitted instead (refitModel): one sequential GPTQ pass in which every
+ * layer is quantized in its planned form on top of the upstream layers in theirs.
  */
 
 /** A candidate: a weight-only scheme at a block size ('fp32' keeps the weight). */
@@ -210,6 +215,12 @@ export interface MixedHooks {
   /** GPTQ's results for every linear weight under candidate `c`, on `model` (left unchanged). */
   readonly gptq?: ((model: Model, c: Candidate) => Promise<PrecomputedWeights>) | undefined;
   /**
+   * One sequential GPTQ pass over `model`, each weight in the scheme of the group whose options
+   * take it (their `exclude` leaves out the others' weights): what refitModel writes a plan with.
+   */
+  readonly gptqGroups?:
+    ((model: Model, groups: readonly WeightOnlyOptions[]) => Promise<PrecomputedWeights>) | undefined;
+  /**
    * Rewrites the fp32 model in place before anything is measured (AWQ's scales); returns notes and
    * optionally the same graph with some weights clipped (for the `clip` candidates).
    */
@@ -225,12 +236,22 @@ export interface MixedSetup {
   readonly clipped: ReadonlyMap<string, Initializer>;
   readonly exclude?: readonly string[] | undefined;
   readonly notes: string[];
+  /** The hook refitModel runs its one pass with (MixedHooks.gptqGroups). */
+  readonly gptqGroups?: MixedHooks['gptqGroups'];
+}
+
+export interface PrepareOptions extends Pick<WeightOnlyOptions, 'exclude'> {
+  /**
+   * GPTQ on the whole model for every `+gptq` candidate (default true), which every measured plan
+   * is assembled from; false when the setup only refits a plan already chosen (refitModel).
+   */
+  readonly candidateRuns?: boolean | undefined;
 }
 
 export async function prepareMixed(
   bytes: Uint8Array,
   candidates: readonly Candidate[],
-  options: Pick<WeightOnlyOptions, 'exclude'> = {},
+  options: PrepareOptions = {},
   hooks: MixedHooks = {},
   progress?: (done: number, total: number) => void,
 ): Promise<MixedSetup> {
@@ -264,13 +285,13 @@ export async function prepareMixed(
       "drop the '+gptq' candidates from `schemes`",
       ['schemes'],
     );
-  for (const [i, c] of gptq.entries()) {
+  for (const [i, c] of (options.candidateRuns === false ? [] : gptq).entries()) {
     const m = modelFromProto(decodeModel(base));
     if (c.clip) for (const [name, init] of clipped) m.graph.initializers.set(name, init);
     precomputed.set(c.label, await (hooks.gptq as NonNullable<MixedHooks['gptq']>)(m, c));
     progress?.(i + 1, gptq.length);
   }
-  return { base, precomputed, clipped, exclude: options.exclude, notes };
+  return { base, precomputed, clipped, exclude: options.exclude, notes, gptqGroups: hooks.gptqGroups };
 }
 
 /** Quantizes `model` in place: each weight by its candidate (weights not in `plan` stay fp32). */
@@ -308,6 +329,48 @@ export function applyPlan(
 export function planModel(setup: MixedSetup, plan: ReadonlyMap<string, Candidate>) {
   const model = modelFromProto(decodeModel(setup.base));
   const layers = applyPlan(model, plan, setup.precomputed, setup.clipped);
+  return { bytes: encodeModel(modelToProto(model)), layers };
+}
+
+/**
+ * The model of `plan` on the setup's base, fitted as written: the data-free forms first (they do
+ * not depend on the layers before them), then one sequential GPTQ pass (setup.gptqGroups) over the
+ * `+gptq` weights, each in its own candidate's scheme and block size (on AWQ's clipped weights for
+ * `+clip`), each stage's inputs collected on the model whose earlier layers already hold their
+ * planned forms. A plan of one `+gptq` candidate comes out as that candidate's own run.
+ */
+export async function refitModel(
+  setup: MixedSetup,
+  plan: ReadonlyMap<string, Candidate>,
+): Promise<{ bytes: Uint8Array; layers: LayerReport[] }> {
+  const model = modelFromProto(decodeModel(setup.base));
+  const byLabel = new Map<string, { c: Candidate; weights: Set<string> }>();
+  for (const [w, c] of plan) {
+    if (!c.gptq || c.scheme === 'fp32') continue;
+    const e = byLabel.get(c.label) ?? { c, weights: new Set<string>() };
+    e.weights.add(w);
+    byLabel.set(c.label, e);
+  }
+  const layers = applyPlan(model, new Map([...plan].filter(([, c]) => !c.gptq)), new Map(), setup.clipped);
+  if (byLabel.size === 0) return { bytes: encodeModel(modelToProto(model)), layers };
+  if (!setup.gptqGroups) throw new Error('mixed: refitting a +gptq plan needs the gptqGroups hook');
+  // GPTQ starts a `+clip` weight from its clipped values, as the candidate's own run does.
+  for (const { c, weights } of byLabel.values())
+    if (c.clip)
+      for (const w of weights) {
+        const init = setup.clipped.get(w);
+        if (init) model.graph.initializers.set(w, init);
+      }
+  const names = [...model.graph.initializers.keys()];
+  const groups = [...byLabel.values()].map(({ c, weights }) =>
+    candidateOptions(
+      c,
+      names.filter((n) => !weights.has(n)),
+    ),
+  );
+  const fitted = await setup.gptqGroups(model, groups);
+  const gptqPlan = new Map([...plan].filter(([, c]) => c.gptq));
+  layers.push(...applyPlan(model, gptqPlan, new Map([...byLabel.keys()].map((l) => [l, fitted])), setup.clipped));
   return { bytes: encodeModel(modelToProto(model)), layers };
 }
 
@@ -654,7 +717,16 @@ export async function klFromReference(
   return klOf(runtime, bytes, data, ref);
 }
 
-/** The mixed model's bytes for a plan (same preparation as the measurements). */
+/** The mixed model's bytes for a plan, assembled from the candidates' runs as every measurement is. */
 export function mixedModelBytes(setup: MixedSetup, plan: MixedPlan): { bytes: Uint8Array; layers: LayerReport[] } {
   return planModel(setup, plan.choice);
+}
+
+/** The model written for a plan: refitted (refitModel; default), or assembled as measured. */
+export async function writtenModelBytes(
+  setup: MixedSetup,
+  plan: MixedPlan,
+  refit = true,
+): Promise<{ bytes: Uint8Array; layers: LayerReport[] }> {
+  return refit ? refitModel(setup, plan.choice) : mixedModelBytes(setup, plan);
 }

@@ -64,6 +64,7 @@ interface QuantizeCliOptions {
   maxLossIncrease?: string;
   crossFit?: boolean;
   guard: boolean; // --no-guard turns it off
+  refit: boolean; // --no-refit turns it off
   schemes?: string[];
   nonFinite?: string;
   verify: boolean; // --no-verify turns it off
@@ -98,6 +99,10 @@ export function registerQuantize(program: Command): void {
     .option(
       '--no-guard',
       'with --target-bits/--target-size: skip weighing the mixed plan against each single scheme that fits (fitted on one half of the calibration samples, scored on the other; the better one is written)',
+    )
+    .option(
+      '--no-refit',
+      "with --target-bits/--target-size/--max-loss-increase: write the plan assembled from each candidate's whole-model GPTQ run instead of refitting it (one sequential GPTQ pass, each weight in its planned form on top of the layers before it in theirs)",
     )
     .option(
       '--schemes <list>',
@@ -456,6 +461,7 @@ async function mixedCommand(input: string, opts: QuantizeCliOptions): Promise<vo
     awq: opts.awq ?? false,
     crossFit: opts.crossFit ?? false,
     guard: opts.guard,
+    refit: opts.refit,
     force: opts.force ?? false,
     progress: bar.progress && ((done, total) => bar.progress?.(done, total, 1, 1)),
   })
