@@ -21,6 +21,7 @@ import { makeModel } from '../src/io/onnx/build.js';
 import { readNpy, writeNpy } from '../src/io/npy/npy.js';
 import { chooseUnderBudget } from '../src/quant/knapsack.js';
 import { makeTensor } from '../src/tensor/tensor.js';
+import { formatSensitivity } from '../src/cli/commands/sensitivity.js';
 import { runCli } from './helpers/cli.js';
 
 /*
@@ -157,12 +158,18 @@ async function singleWeightModel(bytes: Uint8Array, weight: string, c: Candidate
 }
 
 describe('sensitivity --loss task on the shipped models', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'qk-task-models-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
   it('CNN on labelled test digits: the cost is the cross-entropy rise measured from the logits apart', async () => {
     const model = path('../models/cnn.onnx');
     const [xPath, yPath] = [path('../models/cnn-test-x.npy'), path('../models/cnn-test-y.npy')];
+    const html = join(dir, 'cnn.html');
     const r = runCli([
       'sensitivity',
       model,
+      '--report',
+      html,
       '--calib',
       xPath,
       '--labels',
@@ -177,6 +184,13 @@ describe('sensitivity --loss task on the shipped models', () => {
     expect(r.code).toBe(0);
     const s = JSON.parse(r.stdout) as SensitivityJson;
     expect(s.loss).toBe('task');
+    // The table, the plot and the HTML report name the objective.
+    const text = formatSensitivity(s as unknown as SensitivityResult, ['q2-asym:64', 'fp32']);
+    expect(text).toContain('q2-asym:64 Δloss');
+    expect(text).not.toContain(' KL');
+    const page = readFileSync(html, 'utf8');
+    expect(page).toContain('<th>q2-asym:64 Δloss</th>');
+    expect(page).toContain('cross-entropy with only this weight quantized − fp32, nats');
     const x = readNpy(readFileSync(xPath));
     const y = readNpy(readFileSync(yPath));
     expect(s.positions).toBe(x.dims[0]);
@@ -201,6 +215,32 @@ describe('sensitivity --loss task on the shipped models', () => {
       expect(w.costs[0]!.kl).toBeCloseTo(rise, 5);
       expect(w.costs[1]).toMatchObject({ label: 'fp32', kl: 0 });
     }
+  });
+
+  it('quantize --target-bits --loss task on the CNN: plan, refinement and guard scored by the labelled loss', () => {
+    const out = join(dir, 'mixed.onnx');
+    const q = runCli([
+      'quantize',
+      path('../models/cnn.onnx'),
+      '-o',
+      out,
+      '--target-bits',
+      '4',
+      '--calib',
+      path('../models/cnn-test-x.npy'),
+      '--labels',
+      path('../models/cnn-test-y.npy'),
+      '--loss',
+      'task',
+      '--schemes',
+      'q2-asym:64,q4:128,fp32',
+      '--json',
+    ]);
+    expect(q.stderr).toBe('');
+    expect(q.code).toBe(0);
+    const m = JSON.parse(q.stdout) as { notes: string[] };
+    expect(m.notes.some((n) => n.startsWith('held-out guard') && /mixed [\d.]+ bits Δloss /.test(n))).toBe(true);
+    expect(m.notes.some((n) => n.includes('joint Δloss'))).toBe(true);
   });
 
   it('LM on its calibration windows: the cost is the perplexity change of the next tokens measured apart', async () => {
