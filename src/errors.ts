@@ -154,7 +154,10 @@ export type ErrorCode =
   | 'QK_BAD_SPARSITY'
   | 'QK_OPTIMIZER_STATE'
   | 'QK_LORA_NO_TARGETS'
-  | 'QK_LORA_ADAPTER';
+  | 'QK_LORA_ADAPTER'
+  | 'QK_LABELS_COUNT'
+  | 'QK_LABELS_RANGE'
+  | 'QK_TASK_LOSS_MODEL';
 
 export class QuantkitError extends Error {
   readonly code: ErrorCode;

@@ -17,7 +17,8 @@
 // make_calib_windows.py --eval n; the standard errors then shrink by √(n/64)), MIXED_GUARD=1 (the
 // held-out guard against single schemes), MIXED_REFIT=0 (each plan written, and fitted in the guard,
 // assembled from the candidates' runs instead of refitted by one GPTQ pass over it), MIXED_PLAN_ROWS=1
-// (a row for the plan too where the guard writes a single scheme); TAG=-x names the JSON and the kept
+// (a row for the plan too where the guard writes a single scheme), MIXED_LOSS=task (the candidates,
+// plans and guard scored by the rise of the next-token cross-entropy instead of the KL); TAG=-x names the JSON and the kept
 // mixed models. README's lm-big mixed rows:
 //   MIXED_ROUNDS=0 MIXED_CANDIDATES=q2-asym:64+gptq,q4:128+gptq,q4:128+clip+gptq,q4:64+gptq,q4:32+gptq,q8-block:128,fp32
 //
@@ -256,6 +257,7 @@ for (const name of names) {
     const cands = (
       process.env['MIXED_CANDIDATES']?.split(',') ?? [...DEFAULT_CANDIDATES, ...(awq ? AWQ_CANDIDATES : [])]
     ).map(parseCandidate);
+    const objective = { loss: process.env['MIXED_LOSS'] === 'task' ? 'task' : 'kl' } as const;
     const t0 = performance.now();
     const setup = await prepareMixed(bytes, cands, {}, nodeMixedHooks(calib, { awq }));
     // MIXED_CROSSFIT=1: GPTQ/AWQ fitted on each half of the calibration windows, scored on the other.
@@ -268,13 +270,29 @@ for (const name of names) {
     const s =
       folds.length > 0
         ? averageSensitivity([
-            await measureSensitivity(nodeRuntime, bytes, folds[0]!.data, cands, {}, undefined, folds[0]!.setup),
-            await measureSensitivity(nodeRuntime, bytes, folds[1]!.data, cands, {}, undefined, folds[1]!.setup),
+            await measureSensitivity(
+              nodeRuntime,
+              bytes,
+              folds[0]!.data,
+              cands,
+              { objective },
+              undefined,
+              folds[0]!.setup,
+            ),
+            await measureSensitivity(
+              nodeRuntime,
+              bytes,
+              folds[1]!.data,
+              cands,
+              { objective },
+              undefined,
+              folds[1]!.setup,
+            ),
           ])
-        : await measureSensitivity(nodeRuntime, bytes, calib, cands, {}, undefined, setup);
+        : await measureSensitivity(nodeRuntime, bytes, calib, cands, { objective }, undefined, setup);
     const sensSeconds = (performance.now() - t0) / 1000;
     console.log(
-      `(mixed: GPTQ per candidate and sensitivity ${sensSeconds.toFixed(0)} s${awq ? ', AWQ-scaled base' : ''}${folds.length > 0 ? ', cross-fitted' : ''})`,
+      `(mixed: GPTQ per candidate and sensitivity ${sensSeconds.toFixed(0)} s${awq ? ', AWQ-scaled base' : ''}${folds.length > 0 ? ', cross-fitted' : ''}, scored by ${objective.loss})`,
     );
     mkdirSync(`${root}.cache`, { recursive: true });
     writeFileSync(`${root}.cache/sensitivity-${name}.json`, JSON.stringify(s, null, 1));
@@ -285,6 +303,7 @@ for (const name of names) {
       const plan = await refinePlan(nodeRuntime, bytes, calib, cands, setup, s, (target * params) / 8, {
         rounds: Number(process.env['MIXED_ROUNDS'] ?? 1),
         folds: folds.length > 0 ? folds : undefined,
+        objective,
       });
       // MIXED_GUARD=1: the held-out guard of `quantize --target-bits` (flows/mixed-file.ts guardPlan).
       const guarded =
@@ -300,6 +319,7 @@ for (const name of names) {
                 crossFitted: folds.length > 0,
                 cache: guardCache,
                 refit,
+                objective,
               },
             )
           : undefined;

@@ -74,6 +74,7 @@ export const OPTION_FLAGS: Readonly<Record<string, string>> = {
   base: '--base',
   merge: '--merge-scheme',
   crossFit: '--cross-fit',
+  loss: '--loss',
   guard: '--no-guard',
   refit: '--no-refit',
   validation: '--validation',

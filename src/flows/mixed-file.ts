@@ -4,6 +4,7 @@ import { modelFromProto } from '../graph/from-onnx.js';
 import { decodeModel, encodeModel } from '../io/onnx/proto.js';
 import { modelToProto } from '../graph/to-onnx.js';
 import { readCalibFiles } from '../node/calib-files.js';
+import { readNpy } from '../io/npy/npy.js';
 import { writeFileAtomic } from '../node/files.js';
 import { nodeRuntime } from '../node/ort-runtime.js';
 import type { SchemeName } from '../passes/weight-only/scheme.js';
@@ -36,7 +37,11 @@ import {
   type MixedHooks,
   type MixedPlan,
   type SensitivityResult,
+  type Objective,
+  objectiveName,
+  splitObjective,
 } from './mixed.js';
+import { checkLabelCount } from './task-loss.js';
 
 /**
  * GPTQ (sequential, on the whole prepared model, per candidate; or once over a plan, each weight
@@ -113,7 +118,8 @@ export interface GuardResult {
 
 /**
  * The held-out guard: the mixed plan and every single form are fitted on one half of the
- * calibration samples and scored on the other (both ways, KLs averaged); the one of least KL within
+ * calibration samples and scored on the other (both ways, costs averaged, by `objective`: KL by
+ * default); the one of least cost within
  * `budgetBits` wins. `folds` given (cross-fitting), the plan's own score on them is `plan.measuredKl`;
  * otherwise its candidates are fitted on each half here. `cache` keeps the single forms' scores
  * across budgets (they do not depend on it). With `refit` (default) the plan is fitted on each half
@@ -132,10 +138,14 @@ export async function guardPlan(
     readonly crossFitted?: boolean | undefined;
     readonly cache?: Map<string, GuardEntry> | undefined;
     readonly refit?: boolean | undefined;
+    readonly objective?: Objective | undefined;
   } = {},
 ): Promise<GuardResult> {
   const halves = pairs(splitCalibration(data, 2));
-  const refs = await sequential(halves, ([, score]) => referenceOutputs(nodeRuntime, bytes, score, o.exclude));
+  const scored = o.objective ? pairs(splitObjective(o.objective, 2)).map(([, score]) => score) : [];
+  const refs = await sequential([...halves.entries()], ([k, [, score]]) =>
+    referenceOutputs(nodeRuntime, bytes, score, o.exclude, scored[k]),
+  );
   const heldOut = async (fit: (d: CalibrationData) => Promise<Uint8Array>) => {
     let sum = 0;
     for (const [k, [train, score]] of halves.entries())
@@ -179,13 +189,38 @@ export interface SensitivityFileOptions {
   readonly exclude?: readonly string[] | undefined;
   /** AWQ's scales folded into the fp32 model before every candidate (flows/awq.ts). */
   readonly awq?: boolean | undefined;
+  /**
+   * What a choice costs: 'kl' (default), the mean KL of the outputs from fp32's; 'task', the rise of
+   * the mean cross-entropy against `labels` (a classifier) or the next tokens (a causal LM).
+   */
+  readonly loss?: string | undefined;
+  /** With `loss` task on a classifier: .npy of one int class per calibration sample. */
+  readonly labels?: string | undefined;
   readonly progress?: ((done: number, total: number) => void) | undefined;
+}
+
+/** The objective the options ask for, its labels read and counted against the samples. */
+function objectiveOf(o: SensitivityFileOptions, data: CalibrationData): Objective {
+  const loss = o.loss ?? 'kl';
+  if (loss !== 'kl' && loss !== 'task')
+    throw new OptionError('QK_BAD_OPTION', `\`loss\` '${loss}' is not kl or task`, 'give `loss` kl or task', ['loss']);
+  if (o.labels === undefined) return { loss };
+  if (loss !== 'task')
+    throw new OptionError(
+      'QK_BAD_OPTION',
+      '`labels` are scored only by the task loss',
+      'add `loss` task, or drop `labels`',
+      ['labels', 'loss'],
+    );
+  const labels = readNpy(readFileSync(o.labels), o.labels);
+  checkLabelCount(labels, Math.min(...[...data.values()].map((t) => t.dims[0] ?? 0)));
+  return { loss, labels };
 }
 
 function load(
   path: string,
   o: SensitivityFileOptions,
-): { bytes: Uint8Array; data: CalibrationData; candidates: Candidate[]; notes: string[] } {
+): { bytes: Uint8Array; data: CalibrationData; candidates: Candidate[]; notes: string[]; objective: Objective } {
   const bytes = readFileSync(path);
   if (!o.calib?.length)
     throw new OptionError(
@@ -206,16 +241,35 @@ function load(
   const candidates = (o.schemes?.length ? o.schemes : [...DEFAULT_CANDIDATES, ...(o.awq ? AWQ_CANDIDATES : [])]).map(
     parseCandidate,
   );
-  return { bytes, data: calib.data, candidates, notes: calib.notes };
+  return { bytes, data: calib.data, candidates, notes: calib.notes, objective: objectiveOf(o, calib.data) };
+}
+
+/** Whether the task loss applies to this model and data: one fp32 pass, before any fitting. */
+async function checkObjective(
+  bytes: Uint8Array,
+  data: CalibrationData,
+  o: SensitivityFileOptions,
+  objective: Objective,
+) {
+  if (objective.loss === 'task') await referenceOutputs(nodeRuntime, bytes, data, o.exclude, objective);
 }
 
 export async function sensitivityFile(
   path: string,
   o: SensitivityFileOptions,
 ): Promise<SensitivityResult & { candidates: Candidate[]; notes: string[] }> {
-  const { bytes, data, candidates, notes } = load(path, o);
+  const { bytes, data, candidates, notes, objective } = load(path, o);
+  await checkObjective(bytes, data, o, objective);
   const setup = await prepareMixed(bytes, candidates, { exclude: o.exclude }, nodeMixedHooks(data, o));
-  const r = await measureSensitivity(nodeRuntime, bytes, data, candidates, { exclude: o.exclude }, o.progress, setup);
+  const r = await measureSensitivity(
+    nodeRuntime,
+    bytes,
+    data,
+    candidates,
+    { exclude: o.exclude, objective },
+    o.progress,
+    setup,
+  );
   return { ...r, candidates, notes: [...notes, ...setup.notes] };
 }
 
@@ -248,8 +302,8 @@ export interface MixedFileOptions extends SensitivityFileOptions {
 }
 
 /** [fit, score] for two folds: each half fitted, the other scored. */
-function pairs(halves: CalibrationData[]): [CalibrationData, CalibrationData][] {
-  const [a, b] = halves as [CalibrationData, CalibrationData];
+function pairs<T>(halves: T[]): [T, T][] {
+  const [a, b] = halves as [T, T];
   return [
     [a, b],
     [b, a],
@@ -284,25 +338,44 @@ export async function quantizeMixedFile(
       'e.g. `targetBits` 4.5',
       ['targetBits', 'targetSize', 'maxLossIncrease'],
     );
-  const { bytes, data, candidates, notes } = load(inPath, o);
+  const { bytes, data, candidates, notes, objective } = load(inPath, o);
+  await checkObjective(bytes, data, o, objective);
   const setup = await prepareMixed(bytes, candidates, { exclude: o.exclude }, nodeMixedHooks(data, o));
   notes.push(...setup.notes);
   // Cross-fitting: each half's GPTQ/AWQ scored on the other half; the written model is fitted on all.
   const folds: ScoringFold[] = [];
+  const foldObjectives = pairs(splitObjective(objective, 2)).map(([, score]) => score);
   if (o.crossFit)
-    for (const [fit, score] of pairs(splitCalibration(data, 2)))
+    for (const [k, [fit, score]] of pairs(splitCalibration(data, 2)).entries())
       folds.push({
         setup: await prepareMixed(bytes, candidates, { exclude: o.exclude }, nodeMixedHooks(fit, o)),
         data: score,
+        objective: foldObjectives[k],
       });
   const s =
     folds.length > 0
       ? averageSensitivity(
           await sequential(folds, (f) =>
-            measureSensitivity(nodeRuntime, bytes, f.data, candidates, { exclude: o.exclude }, o.progress, f.setup),
+            measureSensitivity(
+              nodeRuntime,
+              bytes,
+              f.data,
+              candidates,
+              { exclude: o.exclude, objective: f.objective },
+              o.progress,
+              f.setup,
+            ),
           ),
         )
-      : await measureSensitivity(nodeRuntime, bytes, data, candidates, { exclude: o.exclude }, o.progress, setup);
+      : await measureSensitivity(
+          nodeRuntime,
+          bytes,
+          data,
+          candidates,
+          { exclude: o.exclude, objective },
+          o.progress,
+          setup,
+        );
   const params = s.weights.reduce((a, w) => a + w.params, 0);
   const plan =
     o.maxLossIncrease !== undefined
@@ -315,7 +388,7 @@ export async function quantizeMixedFile(
           setup,
           s,
           o.targetSize ?? ((o.targetBits as number) * params) / 8,
-          { rounds: o.refineRounds, folds: folds.length > 0 ? folds : undefined },
+          { rounds: o.refineRounds, folds: folds.length > 0 ? folds : undefined, objective },
         );
   const budget =
     o.maxLossIncrease !== undefined ? plan.bytes : (o.targetSize ?? ((o.targetBits as number) * params) / 8);
@@ -332,10 +405,12 @@ export async function quantizeMixedFile(
             exclude: o.exclude,
             crossFitted: folds.length > 0,
             refit: o.refit,
+            objective,
           },
         )
       : undefined;
   const single = guarded?.single;
+  const name = objectiveName(objective.loss);
   const refit = o.refit ?? true;
   const m = single
     ? await singleFormModel(bytes, single, data, o.exclude)
@@ -344,7 +419,7 @@ export async function quantizeMixedFile(
   if (guarded)
     notes.push(
       `held-out guard (fitted on one half of the calibration samples, scored on the other): ${guarded.entries
-        .map((e) => `${e.label} ${e.bits.toFixed(2)} bits KL ${e.heldOutKl.toExponential(3)}`)
+        .map((e) => `${e.label} ${e.bits.toFixed(2)} bits ${name} ${e.heldOutKl.toExponential(3)}`)
         .join('; ')} → ${single ? `written: ${single.label}` : 'the mixed plan'}`,
     );
   if (single)
@@ -362,14 +437,14 @@ export async function quantizeMixedFile(
     };
   const allowed =
     o.maxLossIncrease !== undefined
-      ? `summed KL ≤ ln(1 + ${o.maxLossIncrease}) = ${Math.log1p(o.maxLossIncrease).toExponential(3)}`
+      ? `summed ${name} (negative ones counted as 0) ≤ ln(1 + ${o.maxLossIncrease}) = ${Math.log1p(o.maxLossIncrease).toExponential(3)}`
       : `${Math.floor(budget)} bytes allowed`;
   if (refit && [...plan.choice.values()].some((c) => c.gptq))
     notes.push(
       'refitted: one sequential GPTQ pass over the plan, each weight in its planned form on top of the layers before it in theirs',
     );
   notes.push(
-    `mixed precision: ${((plan.bytes * 8) / Math.max(1, plan.params)).toFixed(3)} bits per linear weight (${plan.bytes} bytes; ${allowed}), summed KL of the choices ${plan.predictedKl.toExponential(3)}${plan.measuredKl === undefined ? '' : `, joint KL ${plan.measuredKl.toExponential(3)} (${plan.source ?? ''})`}`,
+    `mixed precision: ${((plan.bytes * 8) / Math.max(1, plan.params)).toFixed(3)} bits per linear weight (${plan.bytes} bytes; ${allowed}), summed ${name} of the choices ${plan.predictedKl.toExponential(3)}${plan.measuredKl === undefined ? '' : `, joint ${name} ${plan.measuredKl.toExponential(3)} (${plan.source ?? ''})`}`,
   );
   return { plan, layers: m.layers, sensitivity: s, outputFileBytes: m.bytes.length, notes };
 }

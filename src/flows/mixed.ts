@@ -17,6 +17,7 @@ import type { CalibrationData } from './calibrate.js';
 import { createSession, runBatches } from './calibrate.js';
 import type { OnnxRuntime } from './runtime.js';
 import { makeTensor, type Tensor } from '../tensor/tensor.js';
+import { meanCrossEntropy, taskTargets } from './task-loss.js';
 
 /*
  * Sensitivity analysis and mixed precision under a size budget. A candidate is a weight-only
@@ -24,8 +25,11 @@ import { makeTensor, type Tensor } from '../tensor/tensor.js';
  * (`+gptq`, computed once per candidate on the whole model by a caller-supplied hook, since GPTQ
  * runs in Node). For every linear weight and candidate, the model with ONLY that weight in the
  * candidate's form — the very form the mixed model will hold — is run on the calibration data in
- * ONNX Runtime and its output compared with the fp32 model's: the mean KL divergence of the output
- * distributions (softmax over the last axis, per position). A multiple-choice knapsack
+ * ONNX Runtime and its output compared with the fp32 model's by the objective: the mean KL divergence
+ * of the output distributions (softmax over the last axis, per position), or the rise of the task
+ * loss, the mean cross-entropy against labels (flows/task-loss.ts), over fp32's. The latter can be
+ * negative (a quantized weight may fit the samples better); the knapsack takes such a cost as a
+ * gain. Every cost, plan score and guard score below is the objective's. A multiple-choice knapsack
  * (quant/knapsack.ts) picks one candidate per weight under a byte budget. The costs do not add
  * exactly (errors of consecutive layers compound or cancel), so the plan is then refined on the
  * joint model: every weight's costs measured again on top of the plan (the rest quantized as
@@ -98,7 +102,10 @@ export interface WeightCost {
   readonly label: string;
   /** Bytes of the weight in this form (true bytes: codes, scales, zero points, as packed). */
   readonly bytes: number;
-  /** Mean KL(fp32 ‖ this) per output position, nats. */
+  /**
+   * The objective's cost, nats: mean KL(fp32 ‖ this) per output position, or (`loss` task) the
+   * mean cross-entropy per labelled position less fp32's, which may be negative.
+   */
   readonly kl: number;
 }
 
@@ -112,8 +119,33 @@ export interface WeightSensitivity {
 
 export interface SensitivityResult {
   readonly weights: WeightSensitivity[];
-  /** Positions (output rows) the KL is averaged over. */
+  /** Positions (output rows; with `loss` task, the labelled ones) the cost is averaged over. */
   readonly positions: number;
+  /** What the costs measure (absent: kl). */
+  readonly loss?: LossObjective | undefined;
+}
+
+/** How a model's outputs are scored against the fp32 model's on the calibration samples. */
+export type LossObjective = 'kl' | 'task';
+
+export interface Objective {
+  readonly loss: LossObjective;
+  /** With `loss` task on a classifier: the class of each calibration sample (first axis). */
+  readonly labels?: Tensor | undefined;
+}
+
+export const KL_OBJECTIVE: Objective = { loss: 'kl' };
+
+/** The objective's name in tables and notes. */
+export function objectiveName(loss: LossObjective | undefined): string {
+  return loss === 'task' ? 'Δloss' : 'KL';
+}
+
+/** One objective per part of splitCalibration(data, parts): the labels cut at the same samples. */
+export function splitObjective(o: Objective, parts: number): Objective[] {
+  const labels = o.labels;
+  if (!labels) return Array.from({ length: parts }, () => o);
+  return splitCalibration(new Map([['labels', labels]]), parts).map((m) => ({ ...o, labels: m.get('labels') }));
 }
 
 /** The weights the pass would quantize (MatMul/Gemm sites, user exclusions honoured), in order. */
@@ -134,21 +166,23 @@ function linearWeights(
   return names;
 }
 
-/** Output logits (first output) on the calibration data, concatenated. */
+/** Output logits (first output) on the calibration data, concatenated, and their shape per sample. */
 async function outputs(
   runtime: OnnxRuntime,
   bytes: Uint8Array,
   data: CalibrationData,
-): Promise<{ data: Float32Array; classes: number }> {
+): Promise<{ data: Float32Array; classes: number; sampleDims: number[] }> {
   const session = await createSession(runtime, bytes);
   const parts: Float32Array[] = [];
   let classes = 1;
+  let sampleDims: number[] = [];
   try {
     const name = session.outputNames[0] as string;
     await runBatches(runtime, session, data, [name], (out) => {
       const t = out[name];
       if (!t || !(t.data instanceof Float32Array)) return;
       classes = t.dims[t.dims.length - 1] as number;
+      sampleDims = t.dims.slice(1);
       parts.push(Float32Array.from(t.data));
     });
   } finally {
@@ -160,7 +194,39 @@ async function outputs(
     all.set(p, o);
     o += p.length;
   }
-  return { data: all, classes };
+  return { data: all, classes, sampleDims };
+}
+
+/** The fp32 model's outputs on some samples, with what a model is scored by against them. */
+export interface Reference {
+  readonly data: Float32Array;
+  readonly classes: number;
+  /** `loss` task: each output row's class (NO_LABEL: unscored) and fp32's mean cross-entropy on them. */
+  readonly task?: { readonly targets: Int32Array; readonly crossEntropy: number } | undefined;
+}
+
+/** Output rows the cost is averaged over. */
+function scoredPositions(ref: Reference): number {
+  return ref.task ? ref.task.targets.reduce((n, t) => n + (t >= 0 ? 1 : 0), 0) : ref.data.length / ref.classes;
+}
+
+async function reference(
+  runtime: OnnxRuntime,
+  bytes: Uint8Array,
+  data: CalibrationData,
+  objective: Objective,
+): Promise<Reference> {
+  const out = await outputs(runtime, bytes, data);
+  if (objective.loss !== 'task') return { data: out.data, classes: out.classes };
+  const targets = taskTargets(data, out.sampleDims, objective.labels);
+  return { ...out, task: { targets, crossEntropy: meanCrossEntropy(out.data, out.classes, targets) } };
+}
+
+/** The objective's cost of outputs `q` against the reference: KL from it, or the cross-entropy over its. */
+export function costAgainst(ref: Reference, q: Float32Array): number {
+  return ref.task
+    ? meanCrossEntropy(q, ref.classes, ref.task.targets) - ref.task.crossEntropy
+    : meanKl(ref.data, q, ref.classes);
 }
 
 /** Mean over rows of KL(softmax(ref) ‖ softmax(q)), in float64. */
@@ -374,35 +440,30 @@ export async function refitModel(
   return { bytes: encodeModel(modelToProto(model)), layers };
 }
 
-/** The mean KL of one model's outputs from the reference's on the calibration data. */
-async function klOf(
-  runtime: OnnxRuntime,
-  bytes: Uint8Array,
-  data: CalibrationData,
-  ref: { data: Float32Array; classes: number },
-): Promise<number> {
-  const q = await outputs(runtime, bytes, data);
-  return meanKl(ref.data, q.data, ref.classes);
+/** The objective's cost of one model against the reference on the calibration data. */
+async function costOf(runtime: OnnxRuntime, bytes: Uint8Array, data: CalibrationData, ref: Reference): Promise<number> {
+  return costAgainst(ref, (await outputs(runtime, bytes, data)).data);
 }
 
 /**
  * Sensitivity of every linear weight of `bytes` to every candidate. With `on`, each weight's cost
- * is measured on top of that plan (every other weight as it chooses): the joint model's KL with
- * this weight in each candidate's form, less the plan's own KL.
+ * is measured on top of that plan (every other weight as it chooses): the joint model's cost with
+ * this weight in each candidate's form, less the plan's own. `objective` (default KL) scores them.
  */
 export async function measureSensitivity(
   runtime: OnnxRuntime,
   bytes: Uint8Array,
   data: CalibrationData,
   candidates: readonly Candidate[],
-  options: Pick<WeightOnlyOptions, 'exclude' | 'keepFirstLast'> = {},
+  options: Pick<WeightOnlyOptions, 'exclude' | 'keepFirstLast'> & { readonly objective?: Objective | undefined } = {},
   progress?: (done: number, total: number) => void,
   setupGiven?: MixedSetup,
   on?: { readonly plan: ReadonlyMap<string, Candidate>; readonly kl: number },
 ): Promise<SensitivityResult> {
   const setup = setupGiven ?? (await prepareMixed(bytes, candidates, options));
   const original = prepared(bytes, options.exclude);
-  const ref = await outputs(runtime, encodeModel(modelToProto(original)), data);
+  const objective = options.objective ?? KL_OBJECTIVE;
+  const ref = await reference(runtime, encodeModel(modelToProto(original)), data, objective);
   const weights = linearWeights(original, options);
   const result: WeightSensitivity[] = [];
   let done = 0;
@@ -420,29 +481,32 @@ export async function measureSensitivity(
       if (on && on.plan.get(w)?.label === c.label) costs.push({ label: c.label, bytes: bytesOf, kl: 0 });
       else if (!on && c.scheme === 'fp32') costs.push({ label: c.label, bytes: 4 * params, kl: 0 });
       else {
-        const kl = await klOf(runtime, m.bytes, data, ref);
+        const kl = await costOf(runtime, m.bytes, data, ref);
         costs.push({ label: c.label, bytes: bytesOf, kl: on ? kl - on.kl : kl });
       }
       progress?.(++done, weights.length * candidates.length);
     }
     result.push({ weight: w, node, params, costs });
   }
-  return { weights: result, positions: ref.data.length / ref.classes };
+  return { weights: result, positions: scoredPositions(ref), loss: objective.loss };
 }
 
 export interface MixedPlan {
   readonly choice: Map<string, Candidate>;
   readonly bytes: number;
   readonly params: number;
-  /** Σ of the chosen KL costs (the knapsack's objective). */
+  /** Σ of the chosen costs (the knapsack's objective: KL, or the task loss's rise). */
   readonly predictedKl: number;
-  /** The joint model's KL on the calibration data, where measured (refinePlan). */
+  /** The joint model's cost on the calibration data, where measured (refinePlan). */
   readonly measuredKl?: number | undefined;
   /** How it was found: the knapsack on single-weight costs, on costs over a plan, or one candidate for all. */
   readonly source?: string | undefined;
 }
 
-/** The scheme per weight of least summed KL within `budgetBytes` (of the linear weights). */
+/**
+ * The scheme per weight of least summed cost within `budgetBytes` (of the linear weights). A negative
+ * cost (a task loss that fell) is a gain like any other: the knapsack's recurrence needs no sign.
+ */
 export function planMixed(s: SensitivityResult, candidates: readonly Candidate[], budgetBytes: number): MixedPlan {
   const items = s.weights.map((w) => w.costs.map((c) => ({ bytes: c.bytes, cost: c.kl })));
   const pick = chooseUnderBudget(items, budgetBytes);
@@ -471,11 +535,22 @@ export function planMixed(s: SensitivityResult, candidates: readonly Candidate[]
 }
 
 /**
- * The smallest plan whose summed KL stays within `maxKl`: the least byte budget whose best plan
+ * The smallest plan whose summed cost stays within `maxKl`: the least byte budget whose best plan
  * fits, found by bisection (a bigger budget never has a worse best plan). For a language model the
- * expected rise of the cross-entropy is the KL, so a perplexity increase p is maxKl = ln(1 + p).
+ * expected rise of the cross-entropy is the KL, and the task cost is that rise itself, so a
+ * perplexity increase p is maxKl = ln(1 + p) under either objective. A negative task cost counts as
+ * 0 here: a loss that fell on the calibration samples must not pay for another weight's rise, or
+ * the limit would rest on a gain the samples' noise can make up.
  */
-export function planMixedForLoss(s: SensitivityResult, candidates: readonly Candidate[], maxKl: number): MixedPlan {
+export function planMixedForLoss(
+  measured: SensitivityResult,
+  candidates: readonly Candidate[],
+  maxKl: number,
+): MixedPlan {
+  const s: SensitivityResult = {
+    ...measured,
+    weights: measured.weights.map((w) => ({ ...w, costs: w.costs.map((c) => ({ ...c, kl: Math.max(0, c.kl) })) })),
+  };
   const least = s.weights.reduce((sum, w) => sum + Math.min(...w.costs.map((c) => c.bytes)), 0);
   const most = s.weights.reduce((sum, w) => sum + Math.max(...w.costs.map((c) => c.bytes)), 0);
   let lo = least;
@@ -484,7 +559,7 @@ export function planMixedForLoss(s: SensitivityResult, candidates: readonly Cand
   if (best.predictedKl > maxKl)
     throw new OptionError(
       'QK_BAD_OPTION',
-      `even the widest candidates lose ${best.predictedKl.toExponential(2)} nats of KL, over the ${maxKl.toExponential(2)} allowed`,
+      `even the widest candidates lose ${best.predictedKl.toExponential(2)} nats of ${objectiveName(s.loss)}, over the ${maxKl.toExponential(2)} allowed`,
       'allow a larger `maxLossIncrease`, or add fp32 to `schemes`',
       ['maxLossIncrease', 'schemes'],
     );
@@ -530,6 +605,8 @@ function uniformPlan(s: SensitivityResult, c: Candidate, budgetBytes: number): M
 export interface ScoringFold {
   readonly setup: MixedSetup;
   readonly data: CalibrationData;
+  /** The objective on these samples (their labels); default RefineOptions.objective. */
+  readonly objective?: Objective | undefined;
 }
 
 export interface RefineOptions {
@@ -540,14 +617,16 @@ export interface RefineOptions {
    * instead of the setup on the data it was fitted on.
    */
   readonly folds?: readonly ScoringFold[] | undefined;
+  /** What plans are scored by (default KL), with the labels of `data` where it needs them. */
+  readonly objective?: Objective | undefined;
   readonly progress?: ((done: number, total: number) => void) | undefined;
 }
 
 /**
- * The knapsack's plan checked and improved on the joint model: its KL measured; then, per round,
+ * The knapsack's plan checked and improved on the joint model: its cost measured; then, per round,
  * every weight's costs measured on top of the best plan so far and the knapsack solved again on
  * them; and every candidate that fits the budget for all weights on its own. The plan of least
- * measured KL wins (all of them fit the budget).
+ * measured cost (by the objective) wins (all of them fit the budget).
  */
 export async function refinePlan(
   runtime: OnnxRuntime,
@@ -559,15 +638,16 @@ export async function refinePlan(
   budgetBytes: number,
   o: RefineOptions = {},
 ): Promise<MixedPlan> {
-  const folds = o.folds ?? [{ setup, data }];
+  const objective = o.objective ?? KL_OBJECTIVE;
+  const folds = o.folds ?? [{ setup, data, objective }];
   const original = encodeModel(modelToProto(prepared(bytes, setup.exclude)));
-  const refs: { data: Float32Array; classes: number }[] = [];
-  for (const f of folds) refs.push(await outputs(runtime, original, f.data));
+  const refs: Reference[] = [];
+  for (const f of folds) refs.push(await reference(runtime, original, f.data, f.objective ?? objective));
   const kls = new Map<MixedPlan, number[]>();
   const measure = async (p: MixedPlan): Promise<MixedPlan> => {
     const each: number[] = [];
     for (const [k, f] of folds.entries())
-      each.push(await klOf(runtime, planModel(f.setup, p.choice).bytes, f.data, refs[k] as (typeof refs)[number]));
+      each.push(await costOf(runtime, planModel(f.setup, p.choice).bytes, f.data, refs[k] as Reference));
     const m = { ...p, measuredKl: each.reduce((a, b) => a + b, 0) / each.length };
     kls.set(m, each);
     return m;
@@ -583,10 +663,16 @@ export async function refinePlan(
     const parts: SensitivityResult[] = [];
     for (const [k, f] of folds.entries())
       parts.push(
-        await measureSensitivity(runtime, bytes, f.data, candidates, { exclude: setup.exclude }, o.progress, f.setup, {
-          plan: best.choice,
-          kl: (kls.get(best) as number[])[k] as number,
-        }),
+        await measureSensitivity(
+          runtime,
+          bytes,
+          f.data,
+          candidates,
+          { exclude: setup.exclude, objective: f.objective ?? objective },
+          o.progress,
+          f.setup,
+          { plan: best.choice, kl: (kls.get(best) as number[])[k] as number },
+        ),
       );
     const next = await measure({
       ...planMixed(averageSensitivity(parts), candidates, budgetBytes),
@@ -625,6 +711,7 @@ export function averageSensitivity(rs: readonly SensitivityResult[]): Sensitivit
   const first = rs[0] as SensitivityResult;
   return {
     positions: rs.reduce((a, r) => a + r.positions, 0),
+    loss: first.loss,
     weights: first.weights.map((w, i) => ({
       ...w,
       costs: w.costs.map((c, j) => ({
@@ -658,7 +745,7 @@ export interface GuardEntry {
   readonly label: string;
   /** True bits per linear weight (trueLinearBits). */
   readonly bits: number;
-  /** Mean KL from fp32 on calibration samples the model's fitting (GPTQ, AWQ) did not see. */
+  /** The objective's cost (mean KL from fp32, or the task loss's rise) on calibration samples the model's fitting (GPTQ, AWQ) did not see. */
   readonly heldOutKl: number;
 }
 
@@ -697,24 +784,25 @@ export function guardCandidates(
   return [...widest.values()].map((x) => x.c);
 }
 
-/** The fp32 reference's outputs on `data` (prepared as every plan's base is). */
+/** The fp32 reference's outputs on `data` (prepared as every plan's base is), scored by `objective`. */
 export async function referenceOutputs(
   runtime: OnnxRuntime,
   bytes: Uint8Array,
   data: CalibrationData,
   exclude?: readonly string[],
-): Promise<{ data: Float32Array; classes: number }> {
-  return outputs(runtime, encodeModel(modelToProto(prepared(bytes, exclude))), data);
+  objective: Objective = KL_OBJECTIVE,
+): Promise<Reference> {
+  return reference(runtime, encodeModel(modelToProto(prepared(bytes, exclude))), data, objective);
 }
 
-/** The mean KL of a model's outputs from `ref` (referenceOutputs) on `data`. */
+/** The objective's cost of a model against `ref` (referenceOutputs) on `data`: KL, or the task loss's rise. */
 export async function klFromReference(
   runtime: OnnxRuntime,
   bytes: Uint8Array,
   data: CalibrationData,
-  ref: { data: Float32Array; classes: number },
+  ref: Reference,
 ): Promise<number> {
-  return klOf(runtime, bytes, data, ref);
+  return costOf(runtime, bytes, data, ref);
 }
 
 /** The mixed model's bytes for a plan, assembled from the candidates' runs as every measurement is. */

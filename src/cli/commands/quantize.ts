@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { QuantkitError } from '../../errors.js';
 import { formatTable } from '../table.js';
 import { quantizeFile } from '../../flows/quantize-file.js';
-import { DEFAULT_CANDIDATES } from '../../flows/mixed.js';
+import { DEFAULT_CANDIDATES, objectiveName } from '../../flows/mixed.js';
 import { quantizeMixedFile } from '../../flows/mixed-file.js';
 import type { SchemeName, WeightOnlyReport } from '../../passes/weight-only/index.js';
 // --report: the HTML report of web/report for this run.
@@ -63,6 +63,8 @@ interface QuantizeCliOptions {
   targetSize?: string;
   maxLossIncrease?: string;
   crossFit?: boolean;
+  loss?: string;
+  labels?: string;
   guard: boolean; // --no-guard turns it off
   refit: boolean; // --no-refit turns it off
   schemes?: string[];
@@ -95,6 +97,14 @@ export function registerQuantize(program: Command): void {
     .option(
       '--cross-fit',
       'with --target-bits/--target-size: score the candidates on calibration samples their GPTQ/AWQ did not see (two halves, each fitted on one and scored on the other)',
+    )
+    .option(
+      '--loss <kl|task>',
+      "mixed precision: what a choice costs, 'kl' (default, output KL from fp32) or 'task' (cross-entropy rise against --labels, or a causal LM's next tokens)",
+    )
+    .option(
+      '--labels <y.npy>',
+      'mixed precision with --loss task on a classifier: one int class per calibration sample',
     )
     .option(
       '--no-guard',
@@ -201,6 +211,12 @@ export function registerQuantize(program: Command): void {
         await mixedCommand(input, opts);
         return;
       }
+      if (opts.loss !== undefined || opts.labels !== undefined)
+        throw new QuantkitError(
+          'QK_BAD_OPTION',
+          `--${opts.loss !== undefined ? 'loss' : 'labels'} scores the candidates of mixed precision`,
+          'add --target-bits, --target-size or --max-loss-increase, or drop it',
+        );
       if (opts.scheme === undefined)
         throw new QuantkitError(
           'QK_BAD_OPTION',
@@ -460,6 +476,8 @@ async function mixedCommand(input: string, opts: QuantizeCliOptions): Promise<vo
     maxLossIncrease: parseFraction(opts.maxLossIncrease, '--max-loss-increase'),
     awq: opts.awq ?? false,
     crossFit: opts.crossFit ?? false,
+    loss: opts.loss,
+    labels: opts.labels,
     guard: opts.guard,
     refit: opts.refit,
     force: opts.force ?? false,
@@ -479,7 +497,9 @@ async function mixedCommand(input: string, opts: QuantizeCliOptions): Promise<vo
     const params = r.sensitivity.weights.find((x) => x.weight === w)?.params ?? 1;
     return [w, c.label, cost ? ((cost.bytes * 8) / params).toFixed(2) : '-', cost ? cost.kl.toExponential(2) : '-'];
   });
-  process.stdout.write(`${formatTable(['weight', 'scheme', 'bits', 'KL alone'], rows)}\n`);
+  process.stdout.write(
+    `${formatTable(['weight', 'scheme', 'bits', `${objectiveName(r.sensitivity.loss)} alone`], rows)}\n`,
+  );
   for (const n of r.notes) process.stdout.write(`note: ${n}\n`);
   process.stdout.write(`${r.outputFileBytes} bytes written to ${opts.output}\n`);
 }

@@ -3,7 +3,7 @@ import { sensitivityFile } from '../../flows/mixed-file.js';
 import { loadReportAssets } from '../../flows/report-assets.js';
 import { writeFileAtomic } from '../../node/files.js';
 import { renderSensitivityReport, sensitivityTableCells } from '../../web/report/index.js';
-import { DEFAULT_CANDIDATES, type SensitivityResult } from '../../flows/mixed.js';
+import { DEFAULT_CANDIDATES, objectiveName, type SensitivityResult } from '../../flows/mixed.js';
 import { inCliWords } from '../option-flags.js';
 import { progressBar } from '../progress.js';
 import { formatTable } from '../table.js';
@@ -17,18 +17,22 @@ interface SensitivityCliOptions {
   progress?: boolean;
   report?: string;
   awq?: boolean;
+  loss?: string;
+  labels?: string;
   force?: boolean;
 }
 
-/** log10 KL as a bar over the column's range (1 … 40 characters): the layers to keep wide stand out. */
+/** log10 cost as a bar over the column's range (1 … 40 characters): the layers to keep wide stand out. */
 function bar(kl: number, lo: number, hi: number): string {
+  if (kl <= 0) return `(${kl.toExponential(1)}: no rise)`;
   const x = kl > 0 && hi > lo ? (Math.log10(kl) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo)) : 0;
   return '#'.repeat(1 + Math.round(Math.min(1, Math.max(0, x)) * 39));
 }
 
 export function formatSensitivity(r: SensitivityResult, labels: readonly string[]): string {
   const { head, rows } = sensitivityTableCells(r, labels);
-  // The plot: each weight's KL under the narrowest candidate, log scale.
+  // The plot: each weight's cost under the narrowest candidate, log scale.
+  const name = objectiveName(r.loss);
   const narrow = labels.findIndex((l) => l !== 'fp32');
   const kls = r.weights.map((w) => w.costs[narrow]?.kl ?? 0).filter((v) => v > 0);
   const lo = Math.min(...kls);
@@ -38,9 +42,11 @@ export function formatSensitivity(r: SensitivityResult, labels: readonly string[
   return [
     formatTable(head, rows),
     '',
-    `KL under ${labels[narrow] ?? '-'} (log scale, ${lo.toExponential(1)} … ${hi.toExponential(1)}):`,
+    `${name} under ${labels[narrow] ?? '-'} (log scale, ${lo.toExponential(1)} … ${hi.toExponential(1)}):`,
     ...plot,
-    `KL: mean over ${r.positions} output positions of KL(fp32 ‖ only this weight quantized), nats`,
+    r.loss === 'task'
+      ? `Δloss: mean cross-entropy over ${r.positions} labelled output positions with only this weight quantized, less fp32's, nats (negative: the loss fell)`
+      : `KL: mean over ${r.positions} output positions of KL(fp32 ‖ only this weight quantized), nats`,
     '',
   ].join('\n');
 }
@@ -49,7 +55,7 @@ export function registerSensitivity(program: Command): void {
   program
     .command('sensitivity')
     .description(
-      'per linear weight and candidate scheme: the output KL when only that weight is quantized, and its true bits per weight',
+      'per linear weight and candidate scheme: the output KL (or task-loss rise) when only that weight is quantized, and its true bits per weight',
     )
     .argument('<model>', 'ONNX model file')
     .option('--calib <[name=]file.npy...>', 'calibration inputs, first axis = samples (repeat per model input)')
@@ -60,6 +66,11 @@ export function registerSensitivity(program: Command): void {
     )
     .option('--exclude <op|name...>', 'leave these weights out (repeatable, comma-separated)', collectList, [])
     .option('--awq', "AWQ's activation scales folded in first (as quantize --target-bits --awq measures)")
+    .option(
+      '--loss <kl|task>',
+      "what a choice costs: 'kl' (default) the output KL from fp32; 'task' the rise of the cross-entropy against --labels (a classifier) or the next tokens (a causal LM)",
+    )
+    .option('--labels <y.npy>', 'with --loss task on a classifier: one int class per calibration sample')
     .option('--report <file.html>', 'also write a self-contained HTML report: the table and a log-scale bar chart')
     .option('-f, --force', 'overwrite the report file if it exists')
     .option('--json', 'print the result as JSON')
@@ -71,6 +82,8 @@ export function registerSensitivity(program: Command): void {
         schemes: opts.schemes,
         exclude: opts.exclude,
         awq: opts.awq ?? false,
+        loss: opts.loss,
+        labels: opts.labels,
         progress: bar.progress && ((done, total) => bar.progress?.(done, total, 1, 1)),
       })
         .finally(() => bar.stop())

@@ -1,4 +1,4 @@
-import type { SensitivityResult } from '../../flows/mixed.js';
+import { objectiveName, type SensitivityResult } from '../../flows/mixed.js';
 import { escapeHtml, scriptSafeCode, scriptSafeJson, type ReportAssets } from './render.js';
 import { REPORT_CSS } from './style.js';
 
@@ -22,20 +22,28 @@ new Chart(document.getElementById('sensitivity-chart'), {
     animation: false,
     maintainAspectRatio: false,
     scales: {
-      y: { type: 'logarithmic', title: { display: true, text: 'KL(fp32 ‖ only this weight quantized), nats' } },
+      y: { type: 'logarithmic', title: { display: true, text: d.axis } },
       x: { ticks: { autoSkip: false, maxRotation: 60 } },
     },
   },
 });
 `;
 
-/** The plotted series: every candidate but fp32 (whose KL is 0, off a log axis), per weight. */
+/**
+ * The plotted series: every candidate but fp32 (whose cost is 0, off a log axis), per weight; a
+ * task cost ≤ 0 (the loss fell) is left off the log axis too.
+ */
 export function sensitivitySeries(r: SensitivityResult): {
+  axis: string;
   nodes: string[];
   series: { label: string; kl: (number | null)[] }[];
 } {
   const labels = (r.weights[0]?.costs ?? []).map((c) => c.label).filter((l) => l !== 'fp32');
   return {
+    axis:
+      r.loss === 'task'
+        ? 'cross-entropy with only this weight quantized − fp32, nats'
+        : 'KL(fp32 ‖ only this weight quantized), nats',
     nodes: r.weights.map((w) => w.node || w.weight),
     series: labels.map((label) => ({
       label,
@@ -52,7 +60,8 @@ export function sensitivityTableCells(
   r: SensitivityResult,
   labels: readonly string[],
 ): { head: string[]; rows: string[][] } {
-  const head = ['weight', 'node', 'params', ...labels.flatMap((l) => [`${l} bits`, `${l} KL`])];
+  const name = objectiveName(r.loss);
+  const head = ['weight', 'node', 'params', ...labels.flatMap((l) => [`${l} bits`, `${l} ${name}`])];
   const rows = r.weights.map((w) => [
     w.weight,
     w.node,
@@ -78,7 +87,7 @@ export function renderSensitivityReport(model: string, r: SensitivityResult, ass
 <style>${REPORT_CSS}</style>
 </head>
 <body>
-<header><h1>Sensitivity: ${escapeHtml(model)}</h1><p>Each linear weight quantized alone to each candidate; KL of the output distributions from the fp32 model's, mean over ${r.positions} calibration positions.</p></header>
+<header><h1>Sensitivity: ${escapeHtml(model)}</h1><p>Each linear weight quantized alone to each candidate; ${r.loss === 'task' ? `the rise of the task loss (cross-entropy against the labels) over the fp32 model's, mean over ${r.positions} labelled calibration positions` : `KL of the output distributions from the fp32 model's, mean over ${r.positions} calibration positions`}.</p></header>
 <main>
 <section>
 <div class="chart tall"><canvas id="sensitivity-chart"></canvas></div>
