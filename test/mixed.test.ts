@@ -265,6 +265,8 @@ describe('quantkit sensitivity / quantize --target-bits (lm-gemm-tied)', () => {
     if (written === undefined) expect(note).toMatch(/→ the mixed plan$/);
     expect(trueLinearBits(r.layers)).toBeLessThanOrEqual(4.5);
     expect(readFileSync(out).length).toBe(r.outputFileBytes);
+    // 16 calibration windows: the note says each half had 8 and asks for more.
+    expect(r.notes.find((n) => n.startsWith('the guard scored each half on'))).toMatch(/on 8 samples.*128 or more/);
   });
 
   it('quantize without --scheme or a target is a user error naming both ways', () => {

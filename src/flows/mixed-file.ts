@@ -301,6 +301,9 @@ export interface MixedFileOptions extends SensitivityFileOptions {
   readonly force?: boolean | undefined;
 }
 
+/** Fewer calibration samples than this and the guard's held-out comparison is noted as coarse. */
+const FEW_GUARD_SAMPLES = 128;
+
 /** [fit, score] for two folds: each half fitted, the other scored. */
 function pairs<T>(halves: T[]): [T, T][] {
   const [a, b] = halves as [T, T];
@@ -421,6 +424,11 @@ export async function quantizeMixedFile(
       `held-out guard (fitted on one half of the calibration samples, scored on the other): ${guarded.entries
         .map((e) => `${e.label} ${e.bits.toFixed(2)} bits ${name} ${e.heldOutKl.toExponential(3)}`)
         .join('; ')} → ${single ? `written: ${single.label}` : 'the mixed plan'}`,
+    );
+  const samples = Math.min(...[...data.values()].map((t) => t.dims[0] ?? 0));
+  if (guarded && samples < FEW_GUARD_SAMPLES)
+    notes.push(
+      `the guard scored each half on ${Math.floor(samples / 2)} samples: margins of a few percent between its entries are within what so few resolve; pass more \`calib\` samples (${FEW_GUARD_SAMPLES} or more) for a choice that holds on unseen data`,
     );
   if (single)
     return {
