@@ -27,6 +27,8 @@ const forms: [string, Uint8Array][] = [
     'q4 g128 awq+gptq',
     (await quantizeModelBytesAwq(bytes, { scheme: 'q4', blockSize: 128 }, calib, { gptq: true })).bytes,
   ],
+  ['q4-k g32 gptq', (await quantizeModelBytesGptq(bytes, { scheme: 'q4-k', blockSize: 32 }, calib)).bytes],
+  ['q3-spqr g32 gptq', (await quantizeModelBytesGptq(bytes, { scheme: 'q3-spqr', blockSize: 32 }, calib)).bytes],
   [
     'q3-asym g16 + 0.5 % outliers',
     quantizeModelBytes(bytes, { scheme: 'q3-asym', blockSize: 16, outliers: 0.005 }).bytes,
