@@ -1,7 +1,7 @@
 // ORT latency of a few quantized forms of an LM against fp32, interleaved in one run (16 × 64
 // tokens per batch, median of `runs` after a warm-up; 2 intra-op threads). On a shared machine
 // only the ratios mean anything.
-//   [EXTRA=a.onnx,b.onnx] npx tsx scripts/measure/low-bit-latency.ts [model.onnx eval.npy calib.npy] [runs]
+//   [EXTRA=a.onnx,b.onnx] [BATCH=16 TOKENS=64] npx tsx scripts/measure/low-bit-latency.ts [model.onnx eval.npy calib.npy] [runs]
 import { readFileSync } from 'node:fs';
 import { quantizeModelBytesAwq } from '../../src/flows/awq-node.js';
 import { openSession } from '../../src/flows/evaluate-node.js';
@@ -37,8 +37,9 @@ const forms: [string, Uint8Array][] = [
 // More forms from files, e.g. the mixed models low-bit-table.ts keeps: EXTRA=.cache/mixed-lm-5.onnx
 for (const f of process.env['EXTRA']?.split(',') ?? []) forms.push([f, readFileSync(root + f)]);
 const [count, len] = windows.dims as [number, number];
-const b = Math.min(16, count);
-const T = len - 1;
+// BATCH=b TOKENS=t: b sequences of t tokens per run instead of 16 × 64 (BATCH=1 TOKENS=1: one token).
+const b = Math.min(Number(process.env['BATCH'] ?? 16), count);
+const T = Math.min(Number(process.env['TOKENS'] ?? len - 1), len - 1);
 const ids = windows.data as BigInt64Array;
 const input = new BigInt64Array(b * T);
 for (let i = 0; i < b; i++) input.set(ids.subarray(i * len, i * len + T), i * T);
