@@ -22,12 +22,21 @@ const forms: [string, Uint8Array][] = [
   ['q4 g32 accuracy_level 4', quantizeModelBytes(bytes, { scheme: 'q4', accuracyLevel: 4 }).bytes],
   ['q2-asym g32', quantizeModelBytes(bytes, { scheme: 'q2-asym' }).bytes],
   ['q4 g128 hqq', quantizeModelBytes(bytes, { scheme: 'q4', blockSize: 128, hqq: true }).bytes],
+  [
+    'q4 g128 hqq, float zero points inline',
+    quantizeModelBytes(bytes, { scheme: 'q4', blockSize: 128, hqq: true, floatZeroPoints: 'inline' }).bytes,
+  ],
   ['q4 g128 gptq', (await quantizeModelBytesGptq(bytes, { scheme: 'q4', blockSize: 128 }, calib)).bytes],
   [
     'q4 g128 awq+gptq',
     (await quantizeModelBytesAwq(bytes, { scheme: 'q4', blockSize: 128 }, calib, { gptq: true })).bytes,
   ],
   ['q4-k g32 gptq', (await quantizeModelBytesGptq(bytes, { scheme: 'q4-k', blockSize: 32 }, calib)).bytes],
+  [
+    'q4-k g32 gptq, float zero points inline',
+    (await quantizeModelBytesGptq(bytes, { scheme: 'q4-k', blockSize: 32, floatZeroPoints: 'inline' }, calib)).bytes,
+  ],
+  ['q2-asym g32 accuracy_level 4', quantizeModelBytes(bytes, { scheme: 'q2-asym', accuracyLevel: 4 }).bytes],
   ['q3-spqr g32 gptq', (await quantizeModelBytesGptq(bytes, { scheme: 'q3-spqr', blockSize: 32 }, calib)).bytes],
   [
     'q3-asym g16 + 0.5 % outliers',

@@ -85,11 +85,23 @@ function hqqInputs(site: WeightSite, scheme: NBitsScheme, ctx: HandlerContext, w
       makeTensor('uint8', [view.N, w.kBlocks, (ctx.blockSize * bits) / 8], w.packed),
     ),
     addInitializer(ctx.graph, ctx.name(`${weight}_scales`), makeTensor('float32', [view.N, w.kBlocks], w.scales)),
-    addInitializer(ctx.graph, ctx.name(`${weight}_zeros`), makeTensor('float32', [view.N, w.kBlocks], w.zeros)),
   ];
+  const split = splitsZeroPoints(bits, ctx);
+  if (!split)
+    inputs.push(
+      addInitializer(ctx.graph, ctx.name(`${weight}_zeros`), makeTensor('float32', [view.N, w.kBlocks], w.zeros)),
+    );
+  const correction = split
+    ? addInitializer(
+        ctx.graph,
+        ctx.name(`${weight}_zero_correction`),
+        makeTensor('float32', [w.kBlocks, view.N], zeroPointCorrection(w.scales, w.zeros, view.N, w.kBlocks)),
+      )
+    : undefined;
   const sqnr = w.noiseSq === 0 ? Infinity : 10 * Math.log10(w.signalSq / w.noiseSq);
   return {
     inputs,
+    correction,
     sqnr,
     bytes: w.packed.length + 8 * w.scales.length,
     trueBytes: 'trueBytes' in w ? w.trueBytes : undefined,
@@ -97,6 +109,85 @@ function hqqInputs(site: WeightSite, scheme: NBitsScheme, ctx: HandlerContext, w
     N: view.N,
     steps: 'steps' in w ? w.steps : 0,
   };
+}
+
+/**
+ * Float zero points written apart (`floatZeroPoints` 'split', the default for 4 bits): ONNX
+ * Runtime 1.30's MatMulNBits with float zero points dequantizes on a slow path at one row of A
+ * (scripts/measure/nbits-one-node.ts: ~11× its time without zero points at 512 × 2048, ~34× at
+ * accuracy_level 4), while without zero points (the default 8) it takes its fast kernels. Exactly
+ * in real arithmetic, s·(q − z) = s·(q − 8) + s·(8 − z), and the second term is constant within a
+ * block, so
+ *   Y = MatMulNBits(X, q, s) + (X · R) · C,   R[k, b] = [k in block b],  C[b, n] = s_b,n · (8 − z_b,n)
+ * — the correction a MatMul of K/block columns. R is Gather(identity, block of k), folded by
+ * ORT at load; a K that is not a multiple of the block needs no padding this way. 2-bit weights
+ * keep the inline form: their default-zero-point kernel is the slower one at one row.
+ */
+function splitsZeroPoints(bits: number, ctx: HandlerContext): boolean {
+  return bits === 4 && (ctx.options.floatZeroPoints ?? 'split') === 'split';
+}
+
+/** C [kBlocks, N] from scales and float zero points [N, kBlocks]: s · (8 − z), rounded to fp32 once. */
+export function zeroPointCorrection(
+  scales: Float32Array,
+  zeros: Float32Array,
+  N: number,
+  kBlocks: number,
+): Float32Array {
+  const c = new Float32Array(kBlocks * N);
+  for (let n = 0; n < N; n++)
+    for (let b = 0; b < kBlocks; b++)
+      c[b * N + n] = (scales[n * kBlocks + b] as number) * (8 - (zeros[n * kBlocks + b] as number));
+  return c;
+}
+
+/** R [K, kBlocks] (1 where row k lies in block b), one per K and block size in the graph. */
+const blockSums = new WeakMap<HandlerContext['graph'], Map<string, string>>();
+function blockSumMatrix(K: number, ctx: HandlerContext): string {
+  const bs = ctx.blockSize;
+  const kBlocks = Math.ceil(K / bs);
+  let made = blockSums.get(ctx.graph);
+  if (!made) blockSums.set(ctx.graph, (made = new Map()));
+  const key = `${K}/${bs}`;
+  const have = made.get(key);
+  if (have) return have;
+  const eye = new Float32Array(kBlocks * kBlocks);
+  for (let b = 0; b < kBlocks; b++) eye[b * kBlocks + b] = 1;
+  const rows = addInitializer(
+    ctx.graph,
+    ctx.name(`block_identity_${kBlocks}`),
+    makeTensor('float32', [kBlocks, kBlocks], eye),
+  );
+  const blockOf = addInitializer(
+    ctx.graph,
+    ctx.name(`block_of_row_${K}_${bs}`),
+    makeTensor(
+      'int64',
+      [K],
+      BigInt64Array.from({ length: K }, (_, k) => BigInt(Math.floor(k / bs))),
+    ),
+  );
+  const r = ctx.name(`block_sum_${K}_${bs}`);
+  ctx.prologue.push(node('Gather', [rows, blockOf], [r], ctx.name(`block_sum_${K}_${bs}_Gather`), { axis: 0 }));
+  made.set(key, r);
+  return r;
+}
+
+/** Y += (X · R) · C after the (already replaced) node's first output. */
+function addZeroPointCorrection(site: WeightSite, K: number, correction: string, ctx: HandlerContext): void {
+  const n = site.node;
+  const x = n.inputs[0] as string;
+  const y = n.outputs[0] as string;
+  const main = ctx.name(`${y}_zero_point_8`);
+  n.outputs = [main, ...n.outputs.slice(1)];
+  const sums = ctx.name(`${x}_block_sums`);
+  const part = ctx.name(`${y}_zero_point_part`);
+  const extra = [
+    node('MatMul', [x, blockSumMatrix(K, ctx)], [sums], ctx.name(`${n.name}_block_sums_MatMul`)),
+    node('MatMul', [sums, correction], [part], ctx.name(`${n.name}_zero_point_MatMul`)),
+    node('Add', [main, part], [y], ctx.name(`${n.name}_zero_point_Add`)),
+  ];
+  ctx.graph.nodes.splice(ctx.graph.nodes.indexOf(n) + 1, 0, ...extra);
 }
 
 /**
@@ -281,12 +372,16 @@ function hqqApply(scheme: NBitsScheme, weight: string, sites: readonly WeightSit
       block_size: ctx.blockSize,
       ...accuracyAttr(ctx),
     });
+    if (q.correction) addZeroPointCorrection(site, q.K, q.correction, ctx);
   }
   const all = [...done.values()];
   const levels = 'codeBits' in scheme ? `, ${scheme.codeBits}-bit levels` : '';
   const sqnrDb = Math.min(...all.map((d) => d.sqnr));
   const addedBytes = all.reduce((s, d) => s + d.bytes, 0);
-  const form = `MatMulNBits(bits=${scheme.bits}${levels}, block=${ctx.blockSize}, float zero points)`;
+  const zeros = splitsZeroPoints(scheme.bits, ctx)
+    ? 'float zero points as a per-block correction'
+    : 'float zero points';
+  const form = `MatMulNBits(bits=${scheme.bits}${levels}, block=${ctx.blockSize}, ${zeros})`;
   if ('superBlock' in scheme && !ctx.options.hqq) {
     const trueBytes = all.reduce((s, d) => s + (d.trueBytes ?? d.bytes), 0);
     return {

@@ -36,6 +36,13 @@ export interface WeightOnlyOptions {
    */
   readonly hqq?: boolean | undefined;
   /**
+   * 4-bit weights with float zero points (HQQ, q4-k): 'split' (default) writes MatMulNBits with
+   * its default zero point 8 plus a per-block correction X·R·C (R sums X over each block, C[b, n]
+   * = s·(8 − z)), which ONNX Runtime runs on its fast path at one row; 'inline' writes the float
+   * zero points as MatMulNBits' fourth input (exactly ORT's dequantization, ~10–30× slower at one row).
+   */
+  readonly floatZeroPoints?: 'split' | 'inline' | undefined;
+  /**
    * Fold outlier norm scales into the weights first (default true). False when that was done
    * already and the weights rescaled since (AWQ, flows/awq.ts), which a second fold would undo.
    */
