@@ -1,5 +1,6 @@
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
+import { applyPlan, parseCandidate } from '../src/flows/mixed.js';
 import { quantizeModelBytes } from '../src/flows/quantize.js';
 import { modelFromProto } from '../src/graph/from-onnx.js';
 import { memoryInitializer } from '../src/graph/model.js';
@@ -126,6 +127,45 @@ describe('4-bit float zero points as a per-block correction', () => {
           expect(maxDiff(interp, got)).toBeLessThanOrEqual(1e-5 * maxAbs(got));
         }
       });
+
+  it('mixed precision: the q4-k weights of a plan get the split form, the q4 ones stay plain', async () => {
+    const stack = modelFromProto(
+      decodeModel(
+        encodeModel(
+          makeModel({
+            nodes: [
+              { opType: 'MatMul', inputs: ['A', 'W1'], outputs: ['H'], name: 'mm1' },
+              { opType: 'MatMul', inputs: ['H', 'W2'], outputs: ['Y'], name: 'mm2' },
+            ],
+            inputs: [{ name: 'A', dtype: 'float32', dims: ['M', K] }],
+            outputs: [{ name: 'Y', dtype: 'float32', dims: ['M', K] }],
+            initializers: {
+              W1: makeTensor('float32', [K, K], randn(K * K, 1)),
+              W2: makeTensor('float32', [K, K], randn(K * K, 2)),
+            },
+            opsets: { '': 17 },
+          }),
+        ),
+      ),
+    );
+    const layers = applyPlan(
+      stack,
+      new Map([
+        ['W1', parseCandidate('q4-k:32')],
+        ['W2', parseCandidate('q4:32')],
+      ]),
+    );
+    expect(layers.map((l) => l.form)).toEqual([
+      expect.stringMatching(/per-block correction\) k-quant$/),
+      expect.stringMatching(/^MatMulNBits\(bits=4, block=32\)$/),
+    ]);
+    const nbits = stack.graph.nodes.filter((n) => n.opType === 'MatMulNBits');
+    expect(nbits.map((n) => n.inputs.length)).toEqual([3, 3]);
+    expect(stack.graph.nodes.filter((n) => n.opType === 'MatMul')).toHaveLength(2); // X · R, then · C
+    const a = randn(2 * K, 3);
+    const y = await ortRun(encodeModel(modelToProto(stack)), a, [2, K]);
+    expect(y.every(Number.isFinite)).toBe(true);
+  });
 
   it('2-bit HQQ keeps its float zero points inline (the default-zero-point 2-bit kernel is the slow one at one row)', () => {
     const m = model(randn(K * N, 3), false);

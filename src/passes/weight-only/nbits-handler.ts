@@ -141,13 +141,16 @@ export function zeroPointCorrection(
   return c;
 }
 
-/** R [K, kBlocks] (1 where row k lies in block b), one per K and block size in the graph. */
-const blockSums = new WeakMap<HandlerContext['graph'], Map<string, string>>();
+/**
+ * R [K, kBlocks] (1 where row k lies in block b), one per K and block size in a pass (keyed by
+ * the pass's prologue, where its Gather goes: a later pass over the same graph makes its own).
+ */
+const blockSums = new WeakMap<HandlerContext['prologue'], Map<string, string>>();
 function blockSumMatrix(K: number, ctx: HandlerContext): string {
   const bs = ctx.blockSize;
   const kBlocks = Math.ceil(K / bs);
-  let made = blockSums.get(ctx.graph);
-  if (!made) blockSums.set(ctx.graph, (made = new Map()));
+  let made = blockSums.get(ctx.prologue);
+  if (!made) blockSums.set(ctx.prologue, (made = new Map()));
   const key = `${K}/${bs}`;
   const have = made.get(key);
   if (have) return have;
