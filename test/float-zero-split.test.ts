@@ -167,6 +167,16 @@ describe('4-bit float zero points as a per-block correction', () => {
     expect(y.every(Number.isFinite)).toBe(true);
   });
 
+  it('`floatZeroPoints` elsewhere, or an unknown form, is a user error', () => {
+    const m = model(randn(K * N, 4), false);
+    expect(() => quantizeModelBytes(m, { scheme: 'q4', floatZeroPoints: 'inline' })).toThrow(
+      /forms with float zero points .*not 'q4' without `hqq`/,
+    );
+    expect(() => quantizeModelBytes(m, { scheme: 'q4-k', floatZeroPoints: 'both' as unknown as 'inline' })).toThrow(
+      /'both' is not known/,
+    );
+  });
+
   it('2-bit HQQ keeps its float zero points inline (the default-zero-point 2-bit kernel is the slow one at one row)', () => {
     const m = model(randn(K * N, 3), false);
     const q = quantizeModelBytes(m, { scheme: 'q2', hqq: true, blockSize: 32 });

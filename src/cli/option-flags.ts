@@ -59,6 +59,7 @@ export const OPTION_FLAGS: Readonly<Record<string, string>> = {
   task: '--task',
   calibrationBatches: '--calib-batches',
   hqq: '--hqq',
+  floatZeroPoints: '--float-zero-points',
   awq: '--awq',
   awqGptq: '--awq-gptq',
   targetBits: '--target-bits',

@@ -55,6 +55,7 @@ interface QuantizeCliOptions {
   progress?: boolean;
   actOrder?: boolean; // GPTQ (--calib with q4/q4-asym/q8-block/nf4/fp4)
   hqq?: boolean;
+  floatZeroPoints?: string;
   awq?: boolean;
   awqGptq?: boolean;
   awqObjective?: string;
@@ -198,6 +199,10 @@ export function registerQuantize(program: Command): void {
       "with --awq: what scores each group's scales: linear (the group's own outputs, default) or block (the attention or MLP output the group feeds)",
     )
     .option('--hqq', 'q4/q4-asym/q3/q3-asym/q2/q2-asym: HQQ zero points (data-free), stored as float zero points')
+    .option(
+      '--float-zero-points <form>',
+      "--hqq at 4 bits and q4-k: 'split' (default: MatMulNBits at zero point 8 plus a per-block correction, fast at one token in ONNX Runtime) or 'inline' (float zero points in MatMulNBits, slow at one token)",
+    )
     .option(
       '--non-finite <policy>',
       "NaN/±Inf in the weights: 'error' (default), 'clamp' (NaN → 0, ±Inf → the tensor's finite extremes) or 'keep' (leave those tensors unquantized)",
@@ -384,6 +389,7 @@ export async function quantizeCommand(input: string, opts: QuantizeCliOptions): 
     format: opts.format as 'native' | 'qdq' | undefined,
     rtn: opts.rtn ?? false,
     hqq: opts.hqq ?? false,
+    floatZeroPoints: opts.floatZeroPoints as 'split' | 'inline' | undefined,
     awq: awqOption(opts.awq ?? false, opts.awqObjective),
     awqGptq: opts.awqGptq ?? false,
     accuracyLevel: parseAccuracyLevel(opts.accuracyLevel),

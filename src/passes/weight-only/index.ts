@@ -132,6 +132,24 @@ export function userSkipReason(
   return (site) => (firstLast.has(site) ? 'kept fp32 (`keepFirstLast`)' : matchesExclude(site, exclude));
 }
 
+/** `floatZeroPoints` chooses how float zero points are written: only HQQ and q4-k write them. */
+function checkFloatZeroPoints(options: WeightOnlyOptions, scheme: WeightOnlyScheme): void {
+  if (options.floatZeroPoints !== 'split' && options.floatZeroPoints !== 'inline')
+    throw new OptionError(
+      'QK_BAD_OPTION',
+      `\`floatZeroPoints\` '${String(options.floatZeroPoints)}' is not known`,
+      "use 'split' (the default) or 'inline'",
+      ['floatZeroPoints'],
+    );
+  if (scheme.kind !== 'nbits' || !(options.hqq || 'superBlock' in scheme))
+    throw new OptionError(
+      'QK_BAD_OPTION',
+      `\`floatZeroPoints\` applies to the forms with float zero points (\`hqq\`, q4-k), not '${options.scheme}'${options.hqq ? '' : ' without `hqq`'}`,
+      'drop `floatZeroPoints`, or add `hqq`',
+      ['floatZeroPoints'],
+    );
+}
+
 /** HQQ stores float zero points in MatMulNBits, which ONNX Runtime runs for 2- and 4-bit codes. */
 function checkHqq(options: WeightOnlyOptions, scheme: WeightOnlyScheme): void {
   if (scheme.kind !== 'nbits' || scheme.bits === 8)
@@ -179,6 +197,7 @@ function checkedScheme(options: WeightOnlyOptions): { scheme: WeightOnlyScheme; 
     );
   }
   if (options.hqq) checkHqq(options, scheme);
+  if (options.floatZeroPoints !== undefined) checkFloatZeroPoints(options, scheme);
   if (options.outliers !== undefined && options.outliers !== 0) {
     if (!(options.outliers > 0 && options.outliers < 1))
       throw new OptionError(

@@ -165,9 +165,9 @@ function blockSumMatrix(K: number, ctx: HandlerContext): string {
     ctx.graph,
     ctx.name(`block_of_row_${K}_${bs}`),
     makeTensor(
-      'int64',
+      'int32',
       [K],
-      BigInt64Array.from({ length: K }, (_, k) => BigInt(Math.floor(k / bs))),
+      Int32Array.from({ length: K }, (_, k) => Math.floor(k / bs)),
     ),
   );
   const r = ctx.name(`block_sum_${K}_${bs}`);
