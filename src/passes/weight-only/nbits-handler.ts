@@ -45,7 +45,7 @@ type NBitsScheme = Extract<WeightOnlyScheme, { kind: 'nbits' }>;
  * MatMulNBits accuracy_level (`accuracyLevel`): 4 lets ONNX Runtime quantize A to int8 per block
  * on the fly and multiply in integers (ZeroQuant-style token-wise activations, per-block weights);
  * absent (0), A stays fp32. ORT falls back to fp32 A where its int8 kernel does not apply (float
- * zero points).
+ * zero points written inline; 4-bit ones written apart, the default, take the int8 kernel).
  */
 const accuracyAttr = (ctx: HandlerContext): { accuracy_level?: number } =>
   ctx.options.accuracyLevel ? { accuracy_level: ctx.options.accuracyLevel } : {};
