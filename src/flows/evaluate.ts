@@ -75,6 +75,15 @@ export async function lmPerplexity(
   return { crossEntropy, perplexity: Math.exp(crossEntropy), tokens, windowNll };
 }
 
+/** −log softmax(row)[target] of the row of `classes` logits at `offset`, with a stable log-sum-exp. */
+export function rowNll(logits: Float32Array, offset: number, classes: number, target: number): number {
+  let max = -Infinity;
+  for (let c = 0; c < classes; c++) max = Math.max(max, logits[offset + c] as number);
+  let sum = 0;
+  for (let c = 0; c < classes; c++) sum += Math.exp((logits[offset + c] as number) - max);
+  return Math.log(sum) + max - (logits[offset + target] as number);
+}
+
 /**
  * Negative log-likelihood of windows start … start + b − 1 given their logits [b, T, vocab]
  * (position t scored against id t + 1), in float64 with a stable log-sum-exp.
@@ -93,13 +102,7 @@ export function windowsNll(
   for (let i = 0; i < b; i++) {
     let window = 0;
     for (let t = 0; t < T; t++) {
-      const row = (i * T + t) * vocab;
-      let max = -Infinity;
-      for (let v = 0; v < vocab; v++) max = Math.max(max, data[row + v] as number);
-      let sum = 0;
-      for (let v = 0; v < vocab; v++) sum += Math.exp((data[row + v] as number) - max);
-      const target = Number(ids[(start + i) * len + t + 1]);
-      const loss = Math.log(sum) + max - (data[row + target] as number);
+      const loss = rowNll(data, (i * T + t) * vocab, vocab, Number(ids[(start + i) * len + t + 1]));
       nll += loss;
       window += loss;
     }

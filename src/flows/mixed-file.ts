@@ -261,16 +261,26 @@ export async function sensitivityFile(
   const { bytes, data, candidates, notes, objective } = load(path, o);
   await checkObjective(bytes, data, o, objective);
   const setup = await prepareMixed(bytes, candidates, { exclude: o.exclude }, nodeMixedHooks(data, o));
-  const r = await measureSensitivity(
+  const r = await foldSensitivity(bytes, candidates, o, { setup, data, objective });
+  return { ...r, candidates, notes: [...notes, ...setup.notes] };
+}
+
+/** Every weight's costs under every candidate, scored on one fold (or on all samples as one). */
+function foldSensitivity(
+  bytes: Uint8Array,
+  candidates: readonly Candidate[],
+  o: SensitivityFileOptions,
+  f: ScoringFold,
+): Promise<SensitivityResult> {
+  return measureSensitivity(
     nodeRuntime,
     bytes,
-    data,
+    f.data,
     candidates,
-    { exclude: o.exclude, objective },
+    { exclude: o.exclude, objective: f.objective },
     o.progress,
-    setup,
+    f.setup,
   );
-  return { ...r, candidates, notes: [...notes, ...setup.notes] };
 }
 
 export interface MixedFileOptions extends SensitivityFileOptions {
@@ -357,28 +367,8 @@ export async function quantizeMixedFile(
       });
   const s =
     folds.length > 0
-      ? averageSensitivity(
-          await sequential(folds, (f) =>
-            measureSensitivity(
-              nodeRuntime,
-              bytes,
-              f.data,
-              candidates,
-              { exclude: o.exclude, objective: f.objective },
-              o.progress,
-              f.setup,
-            ),
-          ),
-        )
-      : await measureSensitivity(
-          nodeRuntime,
-          bytes,
-          data,
-          candidates,
-          { exclude: o.exclude, objective },
-          o.progress,
-          setup,
-        );
+      ? averageSensitivity(await sequential(folds, (f) => foldSensitivity(bytes, candidates, o, f)))
+      : await foldSensitivity(bytes, candidates, o, { setup, data, objective });
   const params = s.weights.reduce((a, w) => a + w.params, 0);
   const plan =
     o.maxLossIncrease !== undefined

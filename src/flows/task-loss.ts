@@ -1,5 +1,6 @@
 import { OptionError } from '../errors.js';
 import type { Tensor } from '../tensor/tensor.js';
+import { rowNll } from './evaluate.js';
 
 /*
  * The task loss of a model on labelled calibration data: the mean cross-entropy of its output rows
@@ -19,12 +20,7 @@ export function meanCrossEntropy(logits: Float32Array, classes: number, targets:
   for (let r = 0; r < targets.length; r++) {
     const target = targets[r] as number;
     if (target === NO_LABEL) continue;
-    const o = r * classes;
-    let max = -Infinity;
-    for (let c = 0; c < classes; c++) max = Math.max(max, logits[o + c] as number);
-    let sum = 0;
-    for (let c = 0; c < classes; c++) sum += Math.exp((logits[o + c] as number) - max);
-    total += Math.log(sum) + max - (logits[o + target] as number);
+    total += rowNll(logits, r * classes, classes, target);
     count++;
   }
   return count > 0 ? total / count : 0;
